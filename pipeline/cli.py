@@ -1,0 +1,79 @@
+"""The ``reid-pipeline`` console script: an explicit table of subcommands.
+
+Errors that are the user's (bad config, missing file, malformed data) are
+:class:`~pipeline.errors.ReidPipelineError`; they are printed as one line and
+the process exits with status 2. Ctrl-C exits with 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from types import ModuleType
+
+from pipeline.errors import ReidPipelineError
+
+#: subcommand name -> module implementing it (see pipeline/commands/__init__.py)
+COMMANDS: dict[str, str] = {
+    "run": "pipeline.commands.run",
+    "query": "pipeline.commands.query",
+    "track": "pipeline.commands.track",
+    "eval": "pipeline.commands.evaluate",
+    "benchmark": "pipeline.commands.benchmark",
+    "eval-mc": "pipeline.commands.eval_mc",
+    "detect": "pipeline.commands.detect",
+    "make-triplets": "pipeline.commands.make_triplets",
+    "train": "pipeline.commands.train",
+    "eval-reid": "pipeline.commands.eval_reid",
+    "export": "pipeline.commands.export",
+    "adapt": "pipeline.commands.adapt",
+    "virtual-cameras": "pipeline.commands.virtual_cameras",
+}
+
+
+def _load(module_path: str) -> ModuleType | None:
+    try:
+        return importlib.import_module(module_path)
+    except ModuleNotFoundError as exc:
+        if exc.name == module_path:  # the command is not part of this build
+            return None
+        raise
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="reid-pipeline",
+        description="Multi-camera person tracking and re-identification.",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, module_path in COMMANDS.items():
+        module = _load(module_path)
+        if module is None:
+            continue
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose + 1, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args._run(args) or 0)
+    except ReidPipelineError as exc:
+        print(f"reid-pipeline: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("reid-pipeline: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

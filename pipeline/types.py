@@ -1,0 +1,174 @@
+"""Value types that cross package borders.
+
+This is a leaf module: it imports only the standard library and numpy, so
+``trackers/`` and ``reid_models/`` may import it without pulling in the
+application. Box formats are named in every identifier:
+
+* ``tlwh``: (top-left x, top-left y, width, height) in pixels
+* ``tlbr``: (top-left x, top-left y, bottom-right x, bottom-right y)
+* ``xyah``: (centre x, centre y, aspect ratio w/h, height)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+def tlwh_to_tlbr(tlwh: np.ndarray) -> np.ndarray:
+    """(..., 4) tlwh -> (..., 4) tlbr, float64."""
+    tlwh = np.asarray(tlwh, dtype=np.float64)
+    out = tlwh.copy()
+    out[..., 2:] = tlwh[..., :2] + tlwh[..., 2:]
+    return out
+
+
+def tlbr_to_tlwh(tlbr: np.ndarray) -> np.ndarray:
+    """(..., 4) tlbr -> (..., 4) tlwh, float64."""
+    tlbr = np.asarray(tlbr, dtype=np.float64)
+    out = tlbr.copy()
+    out[..., 2:] = tlbr[..., 2:] - tlbr[..., :2]
+    return out
+
+
+def tlwh_to_xyah(tlwh: np.ndarray) -> np.ndarray:
+    """(..., 4) tlwh -> (..., 4) xyah (centre x, centre y, w/h, h), float64."""
+    tlwh = np.asarray(tlwh, dtype=np.float64)
+    out = tlwh.copy()
+    out[..., :2] = tlwh[..., :2] + tlwh[..., 2:] / 2.0
+    out[..., 2] = tlwh[..., 2] / np.maximum(tlwh[..., 3], 1e-12)
+    return out
+
+
+def xyah_to_tlwh(xyah: np.ndarray) -> np.ndarray:
+    """(..., 4) xyah -> (..., 4) tlwh, float64."""
+    xyah = np.asarray(xyah, dtype=np.float64)
+    out = xyah.copy()
+    out[..., 2] = xyah[..., 2] * xyah[..., 3]
+    out[..., :2] = xyah[..., :2] - out[..., 2:] / 2.0
+    return out
+
+
+def iou_matrix_tlbr(a_tlbr: np.ndarray, b_tlbr: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of (N, 4) and (M, 4) tlbr boxes -> (N, M) float64.
+
+    Boxes with zero area have IoU 0 with everything. The single IoU routine of
+    the project: trackers, NMS and the evaluator all call this one.
+    """
+    a = np.asarray(a_tlbr, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b_tlbr, dtype=np.float64).reshape(-1, 4)
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)), dtype=np.float64)
+    tl = np.maximum(a[:, None, :2], b[None, :, :2])
+    br = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(br - tl, 0.0, None), axis=2)
+    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0.0, None), axis=1)
+    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0.0, None), axis=1)
+    union = area_a[:, None] + area_b[None, :] - inter
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iou = np.where(union > 0, inter / union, 0.0)
+    return iou
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded image from one camera.
+
+    image: (H, W, 3) uint8 BGR (OpenCV order). ``index`` is 0-based within the
+    source; ``timestamp`` is wall-clock seconds (time.time()) for live sources
+    and ``index / fps`` for recorded ones.
+    """
+
+    cam_id: str
+    index: int
+    timestamp: float
+    image: np.ndarray
+
+
+@dataclass
+class Detection:
+    """A person detection in one frame.
+
+    tlwh: (4,) float64 pixels; score in [0, 1]; embedding: (D,) float32
+    L2-normalised appearance feature or None when no encoder ran.
+    """
+
+    tlwh: np.ndarray
+    score: float
+    class_id: int = 0
+    embedding: np.ndarray | None = None
+
+    @property
+    def tlbr(self) -> np.ndarray:
+        return tlwh_to_tlbr(self.tlwh)
+
+    @property
+    def xyah(self) -> np.ndarray:
+        return tlwh_to_xyah(self.tlwh)
+
+
+@dataclass(frozen=True)
+class TrackOutput:
+    """One confirmed track's box in one frame, as a tracker reports it.
+
+    frame is the 1-based MOTChallenge frame number; tlwh: (4,) float64.
+    """
+
+    cam_id: str
+    track_id: int
+    frame: int
+    tlwh: np.ndarray
+    score: float
+    embedding: np.ndarray | None = None
+
+
+@dataclass
+class Tracklet:
+    """A finished (or long-running) single-camera track.
+
+    frames: (T,) int64 1-based frame numbers; timestamps: (T,) float64
+    seconds; boxes_tlwh: (T, 4) float64; embeddings: (T, D) float32 per-frame
+    features (rows may be sub-sampled, see ``embedding_frames``).
+    """
+
+    cam_id: str
+    track_id: int
+    frames: np.ndarray
+    timestamps: np.ndarray
+    boxes_tlwh: np.ndarray
+    embeddings: np.ndarray
+    embedding_frames: np.ndarray | None = None
+
+    @property
+    def start_time(self) -> float:
+        return float(self.timestamps[0])
+
+    @property
+    def end_time(self) -> float:
+        return float(self.timestamps[-1])
+
+    def __len__(self) -> int:
+        return int(len(self.frames))
+
+
+@dataclass(frozen=True)
+class TrackletEmbedding:
+    """One aggregated, L2-normalised descriptor for a tracklet: (D,) float32."""
+
+    cam_id: str
+    track_id: int
+    start_time: float
+    end_time: float
+    vector: np.ndarray
+
+
+@dataclass
+class GlobalIdentity:
+    """A cross-camera identity: its member tracklets and its prototype (D,)."""
+
+    global_id: int
+    prototype: np.ndarray
+    members: list[tuple[str, int]] = field(default_factory=list)
+    last_seen: float = 0.0
+    last_cam: str | None = None

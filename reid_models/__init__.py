@@ -1,0 +1,1 @@
+"""Re-id networks, losses, samplers, MOT-derived datasets, training and re-id metrics."""

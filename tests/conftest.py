@@ -1,0 +1,32 @@
+"""Shared fixtures: the real development data in ../shared (or $REID_SHARED)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.paths import shared_dir
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    """The shared data folder; tests that need it fail loudly when it is missing."""
+    p = shared_dir()
+    if p is None:
+        pytest.fail(
+            "shared data folder not found: clone beside ../shared or set REID_SHARED=/path/to/shared",
+            pytrace=False,
+        )
+    return p
+
+
+@pytest.fixture(scope="session")
+def pets_dir(shared: Path) -> Path:
+    """MOT15 PETS09-S2L1: the only sequence with frames (795 x 768x576 JPEGs)."""
+    return shared / "data" / "MOT15" / "train" / "PETS09-S2L1"
+
+
+@pytest.fixture(scope="session")
+def mot17_train(shared: Path) -> Path:
+    return shared / "data" / "MOT17" / "train"

@@ -1,0 +1,1 @@
+"""Multi-object trackers: Kalman filter, track state machine, cost functions, assignment."""
