@@ -1,0 +1,150 @@
+"""Pseudo-label mining for practically unsupervised fine-tuning (seed 002 §3.2.1-3.2.2).
+
+Works on tracklets, not labels:
+
+* **Presumed positives** (§3.2.1): for each pair of cameras, every cross-camera
+  pair of tracklets is ranked by the distance of their aggregated embeddings
+  and the ``N_p = alpha * min(N1, N2)`` closest pairs are taken as positives.
+* **Negatives** (§3.2.2): tracklets seen at the same time in the same camera
+  are different people; when two cameras do not overlap, tracklets seen at
+  the same time in both cameras are different people too.
+* **Tracker-continuity pairs** (guardrail, not in the paper): the two halves of
+  one long single-camera tracklet are a positive the tracker vouches for;
+  they give a hold-out check of a model that never used them for training.
+
+All functions are pure: inputs are :class:`pipeline.types.TrackletEmbedding`
+items (aggregated, L2-normalised ``vector`` of shape (D,)).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import combinations
+
+import numpy as np
+
+from pipeline.types import TrackletEmbedding
+
+
+@dataclass(frozen=True)
+class PositivePair:
+    """Indices ``a``, ``b`` into the item list (different cameras) and their cosine distance."""
+
+    a: int
+    b: int
+    distance: float
+
+
+def cosine_distance_matrix(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """(N, D) x (M, D) L2-normalised rows -> (N, M) cosine distance in [0, 2]."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    return np.clip(1.0 - x @ y.T, 0.0, 2.0)
+
+
+def overlaps_in_time(a: TrackletEmbedding, b: TrackletEmbedding, slack_s: float = 0.0) -> bool:
+    """True when the time spans [start, end] of ``a`` and ``b`` intersect (within ``slack_s``)."""
+    return a.start_time <= b.end_time + slack_s and b.start_time <= a.end_time + slack_s
+
+
+def presumed_positives(
+    items: Sequence[TrackletEmbedding],
+    alpha: float = 0.1,
+    mutual_nearest: bool = False,
+    min_pairs_per_camera_pair: int = 1,
+) -> list[PositivePair]:
+    """The ``N_p = alpha * min(N1, N2)`` closest cross-camera pairs for every camera pair.
+
+    ``N_p`` is rounded down but at least ``min_pairs_per_camera_pair`` when
+    both cameras have tracklets. Pairs that overlap in time are skipped: one
+    person is not in two non-overlapping cameras at once (the caller passes
+    only cameras whose views do not overlap). With ``mutual_nearest`` a pair is
+    kept only when each member is the other's nearest tracklet in the other
+    camera (fewer, cleaner positives). Result sorted by distance.
+    """
+    by_cam: dict[str, list[int]] = {}
+    for i, it in enumerate(items):
+        by_cam.setdefault(it.cam_id, []).append(i)
+    pairs: list[PositivePair] = []
+    for cam_a, cam_b in combinations(sorted(by_cam), 2):
+        ia, ib = by_cam[cam_a], by_cam[cam_b]
+        dist = cosine_distance_matrix(
+            np.stack([items[i].vector for i in ia]), np.stack([items[j].vector for j in ib])
+        )
+        for r, i in enumerate(ia):
+            for c, j in enumerate(ib):
+                if overlaps_in_time(items[i], items[j]):
+                    dist[r, c] = np.inf
+        n_p = max(int(alpha * min(len(ia), len(ib))), min_pairs_per_camera_pair)
+        order = np.argsort(dist, axis=None, kind="stable")
+        chosen: list[PositivePair] = []
+        for flat in order:
+            r, c = np.unravel_index(flat, dist.shape)
+            if not np.isfinite(dist[r, c]) or len(chosen) >= n_p:
+                break
+            if mutual_nearest and not (dist[r].argmin() == c and dist[:, c].argmin() == r):
+                continue
+            chosen.append(PositivePair(ia[r], ib[c], float(dist[r, c])))
+        pairs.extend(chosen)
+    pairs.sort(key=lambda p: p.distance)
+    return pairs
+
+
+def negatives_for(
+    index: int,
+    items: Sequence[TrackletEmbedding],
+    non_overlapping_cameras: bool = True,
+    exclude: Sequence[int] = (),
+) -> list[int]:
+    """Indices of tracklets that must be other people than ``items[index]``.
+
+    Same camera and overlapping in time -> a different person (two boxes of
+    one frame). Other camera and overlapping in time -> a different person,
+    valid only when the cameras' views do not overlap.
+    """
+    me = items[index]
+    skip = set(exclude) | {index}
+    out = []
+    for j, other in enumerate(items):
+        if j in skip or not overlaps_in_time(me, other):
+            continue
+        if other.cam_id == me.cam_id or non_overlapping_cameras:
+            out.append(j)
+    return out
+
+
+def pair_negatives(
+    pair: PositivePair,
+    items: Sequence[TrackletEmbedding],
+    max_negatives: int = 10,
+    non_overlapping_cameras: bool = True,
+    rng: np.random.Generator | None = None,
+) -> list[int]:
+    """Up to ``max_negatives`` negatives of either member of a presumed positive pair."""
+    cand = sorted(
+        set(negatives_for(pair.a, items, non_overlapping_cameras, exclude=(pair.b,)))
+        | set(negatives_for(pair.b, items, non_overlapping_cameras, exclude=(pair.a,)))
+    )
+    if len(cand) <= max_negatives:
+        return cand
+    rng = rng or np.random.default_rng(0)
+    return sorted(int(i) for i in rng.choice(cand, size=max_negatives, replace=False))
+
+
+def true_positive_fraction(
+    pairs: Sequence[PositivePair], identity_of: Sequence[int | None]
+) -> float:
+    """Share of presumed positives whose two members have the same ground-truth identity.
+
+    ``identity_of[i]`` is the gt identity of item i (None when unknown: counted
+    as wrong). Used only for measuring, never for training. Empty -> nan.
+    """
+    if not pairs:
+        return float("nan")
+    ok = sum(
+        1
+        for p in pairs
+        if identity_of[p.a] is not None and identity_of[p.a] == identity_of[p.b]
+    )
+    return ok / len(pairs)
