@@ -165,10 +165,15 @@ class TrackletEmbedding:
 
 @dataclass
 class GlobalIdentity:
-    """A cross-camera identity: its member tracklets and its prototype (D,)."""
+    """A cross-camera identity: its member tracklets and its prototype (D,).
+
+    ``spans``: recent (cam_id, start_time, end_time) of its member tracklets,
+    used by the cross-camera matcher for its space-time constraints.
+    """
 
     global_id: int
     prototype: np.ndarray
     members: list[tuple[str, int]] = field(default_factory=list)
     last_seen: float = 0.0
     last_cam: str | None = None
+    spans: list[tuple[str, float, float]] = field(default_factory=list)

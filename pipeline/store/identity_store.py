@@ -1,0 +1,212 @@
+"""IdentityStore: runs, cameras, tracklets, identities, assignments and events in SQLite.
+
+Atomicity: :meth:`IdentityStore.record_tracklet` writes one finished
+tracklet, its embedding, its identity's new prototype, its assignment and its
+events in ONE transaction, so a kill -9 loses at most the tracklets that were
+still open and never leaves half a tracklet. Idempotence: a tracklet is
+unique on (run, camera, track id, first frame), runs on their ``run_key``,
+events on (kind, global id, camera, time); writes use INSERT OR IGNORE or
+upserts, so re-running a batch job under the same run key resumes without
+duplicating rows (the runner asks :meth:`find_tracklet` before matching).
+
+Model versions, per-version embeddings and crops (for online adaptation) live
+in :class:`~pipeline.store.versions.VersionsMixin`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.store.connection import Database
+from pipeline.store.queries import QueriesMixin
+from pipeline.store.records import to_blob
+from pipeline.store.versions import VersionsMixin
+from pipeline.types import GlobalIdentity, Tracklet
+
+
+class IdentityStore(QueriesMixin, VersionsMixin):
+    """The persistent identity store (SQLite, WAL). ``path`` is created when missing."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.db = Database(path)
+        self.path = self.db.path
+
+    # ------------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> IdentityStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def transaction(self):
+        """Group several writes into one atomic transaction (re-entrant)."""
+        return self.db.transaction()
+
+    def integrity_check(self) -> str:
+        return self.db.integrity_check()
+
+    # ------------------------------------------------------------------ runs, cameras
+    def begin_run(self, run_key: str, config_json: str = "{}") -> int:
+        """Start (or resume, when ``run_key`` exists) a run; returns its run_id."""
+        with self.db.transaction() as c:
+            cur = c.execute(
+                "INSERT OR IGNORE INTO runs (run_key, config_json, started) VALUES (?, ?, ?)",
+                (run_key, config_json, time.time()),
+            )
+            if cur.rowcount == 0:
+                c.execute("UPDATE runs SET resumed = resumed + 1, finished = NULL WHERE run_key = ?", (run_key,))
+            return int(c.execute("SELECT run_id FROM runs WHERE run_key = ?", (run_key,)).fetchone()[0])
+
+    def finish_run(self, run_id: int) -> None:
+        with self.db.transaction() as c:
+            c.execute("UPDATE runs SET finished = ? WHERE run_id = ?", (time.time(), run_id))
+
+    def ensure_camera(self, cam_id: str, meta: dict | None = None, t: float | None = None) -> None:
+        """Register a camera once (later calls keep the first record)."""
+        with self.db.transaction() as c:
+            c.execute(
+                "INSERT OR IGNORE INTO cameras (cam_id, first_seen, meta_json) VALUES (?, ?, ?)",
+                (cam_id, t, json.dumps(meta or {})),
+            )
+
+    # ------------------------------------------------------------------ tracklets
+    def add_tracklet(
+        self, run_id: int, tracklet: Tracklet, embedding: np.ndarray | None, model_version: str
+    ) -> int:
+        """Store a tracklet (+ its aggregated (D,) embedding for ``model_version``); idempotent.
+
+        Returns the tracklet_id, the existing one when (run, cam, track, first
+        frame) was stored before.
+        """
+        if len(tracklet) == 0:
+            raise ValueError(f"empty tracklet {tracklet.cam_id}/{tracklet.track_id}")
+        with self.db.transaction() as c:
+            self.ensure_camera(tracklet.cam_id, t=tracklet.start_time)
+            frames = np.asarray(tracklet.frames, dtype=np.int64)
+            emb = tracklet.embeddings
+            has_emb = emb is not None and np.asarray(emb).size > 0
+            c.execute(
+                "INSERT OR IGNORE INTO tracklets (run_id, cam_id, track_id, start_frame, end_frame, start_time,"
+                " end_time, n_frames, frames, timestamps, boxes_tlwh, frame_embeddings, embedding_frames)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id, tracklet.cam_id, int(tracklet.track_id), int(frames[0]), int(frames[-1]),
+                    tracklet.start_time, tracklet.end_time, len(frames), to_blob(frames),
+                    to_blob(np.asarray(tracklet.timestamps, dtype=np.float64)),
+                    to_blob(np.asarray(tracklet.boxes_tlwh, dtype=np.float64).reshape(-1, 4)),
+                    to_blob(np.asarray(emb, dtype=np.float32)) if has_emb else None,
+                    to_blob(np.asarray(tracklet.embedding_frames, dtype=np.int64))
+                    if tracklet.embedding_frames is not None else None,
+                ),
+            )
+            tid = int(c.execute(
+                "SELECT tracklet_id FROM tracklets WHERE run_id=? AND cam_id=? AND track_id=? AND start_frame=?",
+                (run_id, tracklet.cam_id, int(tracklet.track_id), int(frames[0])),
+            ).fetchone()[0])
+            if embedding is not None:
+                vec = np.asarray(embedding, dtype=np.float32).reshape(-1)
+                c.execute(
+                    "INSERT OR IGNORE INTO embeddings (tracklet_id, model_version, dim, vector) VALUES (?, ?, ?, ?)",
+                    (tid, model_version, len(vec), to_blob(vec)),
+                )
+            return tid
+
+    def find_tracklet(self, run_id: int, cam_id: str, track_id: int, start_frame: int) -> tuple[int, int | None] | None:
+        """(tracklet_id, global_id or None) when that tracklet is already stored, else None."""
+        rows = self.db.query(
+            "SELECT t.tracklet_id, a.global_id FROM tracklets t LEFT JOIN assignments a USING (tracklet_id)"
+            " WHERE t.run_id=? AND t.cam_id=? AND t.track_id=? AND t.start_frame=?",
+            (run_id, cam_id, int(track_id), int(start_frame)),
+        )
+        if not rows:
+            return None
+        return int(rows[0][0]), (None if rows[0][1] is None else int(rows[0][1]))
+
+    def assign(self, tracklet_id: int, global_id: int, distance: float | None = None) -> None:
+        """Assign a tracklet to an identity (re-assigning replaces the previous one)."""
+        with self.db.transaction() as c:
+            c.execute(
+                "INSERT INTO assignments (tracklet_id, global_id, distance, assigned_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT(tracklet_id) DO UPDATE SET global_id=excluded.global_id,"
+                " distance=excluded.distance, assigned_at=excluded.assigned_at",
+                (tracklet_id, global_id, distance, time.time()),
+            )
+
+    # ------------------------------------------------------------------ identities
+    def next_global_id(self) -> int:
+        """max(global id) + 1 (1 for an empty store): a restart continues the numbering."""
+        row = self.db.query("SELECT MAX(global_id) FROM identities")[0]
+        return 1 if row[0] is None else int(row[0]) + 1
+
+    def new_identity(
+        self, prototype: np.ndarray, t: float, cam_id: str,
+        global_id: int | None = None, model_version: str | None = None,
+    ) -> int:
+        """Create an identity (id = ``global_id`` or max+1) seen at ``t`` in ``cam_id``; returns its id.
+
+        With an explicit id that already exists, this updates it instead (idempotent).
+        """
+        with self.db.transaction() as c:
+            gid = self.next_global_id() if global_id is None else int(global_id)
+            c.execute(
+                "INSERT INTO identities (global_id, prototype, model_version, first_seen, last_seen, first_cam,"
+                " last_cam) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(global_id) DO NOTHING",
+                (gid, to_blob(np.asarray(prototype, np.float32)), model_version, t, t, cam_id, cam_id),
+            )
+            self.update_identity(gid, prototype, t, cam_id)
+            return gid
+
+    def update_identity(self, global_id: int, prototype: np.ndarray, t: float, cam_id: str) -> None:
+        """New prototype; last_seen/last_cam move forward only (first_seen/first_cam move back only)."""
+        with self.db.transaction() as c:
+            cur = c.execute(
+                "UPDATE identities SET prototype=?,"
+                " last_cam=CASE WHEN ? >= last_seen THEN ? ELSE last_cam END, last_seen=MAX(last_seen, ?),"
+                " first_cam=CASE WHEN ? < first_seen THEN ? ELSE first_cam END, first_seen=MIN(first_seen, ?)"
+                " WHERE global_id=?",
+                (to_blob(np.asarray(prototype, np.float32)), t, cam_id, t, t, cam_id, t, int(global_id)),
+            )
+            if cur.rowcount == 0:
+                raise KeyError(f"no identity {global_id} in {self.path}")
+
+    def add_event(self, kind: str, global_id: int, cam_id: str, t: float, payload: dict | None = None) -> None:
+        """Append an event; the same (kind, id, camera, time) twice is stored once."""
+        with self.db.transaction() as c:
+            c.execute(
+                "INSERT OR IGNORE INTO events (kind, global_id, cam_id, t, payload_json) VALUES (?, ?, ?, ?, ?)",
+                (kind, int(global_id), cam_id, float(t), json.dumps(payload or {}, default=str)),
+            )
+
+    def record_tracklet(
+        self,
+        run_id: int,
+        tracklet: Tracklet,
+        embedding: np.ndarray,
+        model_version: str,
+        identity: GlobalIdentity,
+        distance: float | None = None,
+        events: Iterable[tuple[str, dict]] = (),
+    ) -> int:
+        """Atomically store a finished tracklet, its identity (prototype, times) and assignment.
+
+        ``events``: (kind, payload) pairs stored for this identity at the
+        tracklet's camera and start time (e.g. ("appear", {}), ("handover",
+        {"from_cam": "a"})). Returns the tracklet_id.
+        """
+        with self.db.transaction():
+            tid = self.add_tracklet(run_id, tracklet, embedding, model_version)
+            gid = identity.global_id
+            self.new_identity(identity.prototype, tracklet.start_time, tracklet.cam_id, gid, model_version)
+            self.update_identity(gid, identity.prototype, tracklet.end_time, tracklet.cam_id)
+            self.assign(tid, gid, distance)
+            for kind, payload in events:
+                self.add_event(kind, gid, tracklet.cam_id, tracklet.start_time, dict(payload, tracklet_id=tid))
+            return tid

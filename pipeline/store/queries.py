@@ -1,0 +1,198 @@
+"""Read side of the identity store: gallery, tracklets, identity history, events, summaries."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from pipeline.store.records import Event, IdentityRow, Sighting, StoredTracklet, from_blob
+from pipeline.types import GlobalIdentity
+
+if TYPE_CHECKING:
+    from pipeline.store.connection import Database
+
+_TRACKLET_COLS = (
+    "t.tracklet_id, t.run_id, t.cam_id, t.track_id, t.start_time, t.end_time, t.start_frame, t.end_frame,"
+    " a.global_id"
+)
+
+
+class QueriesMixin:
+    db: Database
+
+    def load_gallery(
+        self, since: float | None = None, limit: int | None = None, max_spans: int = 16
+    ) -> list[GlobalIdentity]:
+        """Identities (most recently seen first), with their last ``max_spans`` member spans.
+
+        since: only identities with last_seen >= since; limit: at most that many.
+        GlobalIdentity.spans: [(cam_id, start_time, end_time)] oldest first;
+        members: [(cam_id, track_id)] for the same tracklets.
+        """
+        where, params = ("WHERE last_seen >= ?", [since]) if since is not None else ("", [])
+        lim = f" LIMIT {int(limit)}" if limit is not None else ""
+        rows = self.db.query(
+            f"SELECT global_id, prototype, last_seen, last_cam FROM identities {where}"
+            f" ORDER BY last_seen DESC, global_id DESC{lim}",
+            params,
+        )
+        gallery = {
+            int(g): GlobalIdentity(int(g), from_blob(p), [], float(ls), lc, []) for g, p, ls, lc in rows
+        }
+        if not gallery:
+            return []
+        span_rows = self.db.query(
+            "SELECT global_id, cam_id, track_id, start_time, end_time FROM ("
+            " SELECT a.global_id, t.cam_id, t.track_id, t.start_time, t.end_time, ROW_NUMBER() OVER"
+            " (PARTITION BY a.global_id ORDER BY t.end_time DESC) AS rn"
+            " FROM assignments a JOIN tracklets t USING (tracklet_id)) WHERE rn <= ?"
+            " ORDER BY global_id, end_time",
+            (max_spans,),
+        )
+        for gid, cam, track, start, end in span_rows:
+            ident = gallery.get(int(gid))
+            if ident is not None:
+                ident.members.append((cam, int(track)))
+                ident.spans.append((cam, float(start), float(end)))
+        return list(gallery.values())
+
+    def tracklets(
+        self,
+        cam_id: str | None = None,
+        run_id: int | None = None,
+        global_id: int | None = None,
+        model_version: str | None = None,
+        t0: float | None = None,
+        t1: float | None = None,
+        tracklet_ids: list[int] | None = None,
+        with_arrays: bool = True,
+        with_frame_embeddings: bool = False,
+    ) -> list[StoredTracklet]:
+        """Stored tracklets ordered by start time, filtered by any of the arguments.
+
+        model_version: load only that version's embedding (tracklets lacking it
+        are still returned, with an empty ``embeddings`` dict); None loads all
+        versions. t0/t1: tracklets whose span intersects [t0, t1].
+        """
+        conds, params = [], []
+        for col, val in (("t.cam_id", cam_id), ("t.run_id", run_id), ("a.global_id", global_id)):
+            if val is not None:
+                conds.append(f"{col} = ?")
+                params.append(val)
+        if t0 is not None:
+            conds.append("t.end_time >= ?")
+            params.append(t0)
+        if t1 is not None:
+            conds.append("t.start_time <= ?")
+            params.append(t1)
+        if tracklet_ids is not None:
+            conds.append(f"t.tracklet_id IN ({','.join('?' * len(tracklet_ids))})")
+            params.extend(int(i) for i in tracklet_ids)
+        extra = ", t.frames, t.timestamps, t.boxes_tlwh" if with_arrays else ""
+        extra += ", t.frame_embeddings, t.embedding_frames" if with_frame_embeddings else ""
+        where = f"WHERE {' AND '.join(conds)}" if conds else ""
+        rows = self.db.query(
+            f"SELECT {_TRACKLET_COLS}{extra} FROM tracklets t LEFT JOIN assignments a USING (tracklet_id)"
+            f" {where} ORDER BY t.start_time, t.tracklet_id",
+            params,
+        )
+        out = [self._tracklet_from_row(r, with_arrays, with_frame_embeddings) for r in rows]
+        self._attach_embeddings(out, model_version)
+        return out
+
+    @staticmethod
+    def _tracklet_from_row(r: tuple, with_arrays: bool, with_frame_embeddings: bool) -> StoredTracklet:
+        st = StoredTracklet(
+            tracklet_id=int(r[0]), run_id=int(r[1]), cam_id=r[2], track_id=int(r[3]),
+            start_time=float(r[4]), end_time=float(r[5]), start_frame=int(r[6]), end_frame=int(r[7]),
+            global_id=None if r[8] is None else int(r[8]),
+        )
+        k = 9
+        if with_arrays:
+            st.frames, st.timestamps, st.boxes_tlwh = (from_blob(b) for b in r[k:k + 3])
+            k += 3
+        if with_frame_embeddings:
+            st.frame_embeddings, st.embedding_frames = from_blob(r[k]), from_blob(r[k + 1])
+        return st
+
+    def _attach_embeddings(self, items: list[StoredTracklet], model_version: str | None) -> None:
+        if not items:
+            return
+        by_id = {s.tracklet_id: s for s in items}
+        sql = "SELECT tracklet_id, model_version, vector FROM embeddings"
+        params: list = []
+        if model_version is not None:
+            sql += " WHERE model_version = ?"
+            params.append(model_version)
+        if len(by_id) < 500:
+            sql += (" AND" if params else " WHERE") + f" tracklet_id IN ({','.join('?' * len(by_id))})"
+            params.extend(by_id)
+        for tid, ver, blob in self.db.query(sql, params):
+            s = by_id.get(int(tid))
+            if s is not None:
+                s.embeddings[ver] = from_blob(blob)
+
+    def identity_history(self, global_id: int) -> list[Sighting]:
+        """Where and when an identity was seen: its tracklets in time order."""
+        rows = self.db.query(
+            "SELECT a.global_id, t.cam_id, t.tracklet_id, t.track_id, t.start_time, t.end_time,"
+            " t.start_frame, t.end_frame, t.run_id FROM assignments a JOIN tracklets t USING (tracklet_id)"
+            " WHERE a.global_id = ? ORDER BY t.start_time, t.tracklet_id",
+            (int(global_id),),
+        )
+        return [
+            Sighting(int(g), c, int(tid), int(tr), float(s), float(e), int(sf), int(ef), int(run))
+            for g, c, tid, tr, s, e, sf, ef, run in rows
+        ]
+
+    def identities(self) -> list[IdentityRow]:
+        """All identities with their tracklet counts, by global id."""
+        rows = self.db.query(
+            "SELECT i.global_id, i.first_seen, i.last_seen, i.first_cam, i.last_cam,"
+            " (SELECT COUNT(*) FROM assignments a WHERE a.global_id = i.global_id), i.model_version"
+            " FROM identities i ORDER BY i.global_id"
+        )
+        return [IdentityRow(int(g), float(f), float(lt), fc, lc, int(n), mv) for g, f, lt, fc, lc, n, mv in rows]
+
+    def events(self, global_id: int | None = None, kind: str | None = None) -> list[Event]:
+        """Events in time order, optionally for one identity and/or kind."""
+        conds, params = [], []
+        if global_id is not None:
+            conds.append("global_id = ?")
+            params.append(int(global_id))
+        if kind is not None:
+            conds.append("kind = ?")
+            params.append(kind)
+        where = f"WHERE {' AND '.join(conds)}" if conds else ""
+        rows = self.db.query(
+            f"SELECT event_id, kind, global_id, cam_id, t, payload_json FROM events {where} ORDER BY t, event_id",
+            params,
+        )
+        return [Event(int(i), k, int(g), c, float(t), json.loads(p)) for i, k, g, c, t, p in rows]
+
+    def cameras(self) -> list[str]:
+        return [r[0] for r in self.db.query("SELECT cam_id FROM cameras ORDER BY cam_id")]
+
+    def runs(self) -> list[dict]:
+        """[{run_id, run_key, started, finished, resumed}] by run_id."""
+        rows = self.db.query("SELECT run_id, run_key, started, finished, resumed FROM runs ORDER BY run_id")
+        return [dict(zip(("run_id", "run_key", "started", "finished", "resumed"), r)) for r in rows]
+
+    def counts(self) -> dict[str, int]:
+        """Row count per table (for summaries and tests)."""
+        tables = ("cameras", "runs", "tracklets", "embeddings", "identities", "assignments", "events",
+                  "model_versions", "crops")
+        return {t: int(self.db.query(f"SELECT COUNT(*) FROM {t}")[0][0]) for t in tables}
+
+    def aggregated_embeddings(self, model_version: str) -> tuple[np.ndarray, np.ndarray]:
+        """(tracklet_ids (N,) int64, vectors (N, D) float32) of one model version."""
+        rows = self.db.query(
+            "SELECT tracklet_id, vector FROM embeddings WHERE model_version = ? ORDER BY tracklet_id",
+            (model_version,),
+        )
+        if not rows:
+            return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        return ids, np.stack([from_blob(r[1]) for r in rows]).astype(np.float32)

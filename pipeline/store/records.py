@@ -1,0 +1,106 @@
+"""Rows read back from the identity store, and array <-> blob conversion.
+
+Arrays travel as ``.npy`` bytes (``numpy.save`` without pickle), so dtype and
+shape are self-described and a blob read back is bit-identical.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+def to_blob(array: np.ndarray) -> bytes:
+    """Any numeric array -> ``.npy`` bytes."""
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
+    return buf.getvalue()
+
+
+def from_blob(blob: bytes | None) -> np.ndarray | None:
+    """``.npy`` bytes -> array (None stays None)."""
+    if blob is None:
+        return None
+    return np.load(io.BytesIO(blob), allow_pickle=False)
+
+
+@dataclass
+class StoredTracklet:
+    """A tracklet as stored.
+
+    frames: (T,) int64 1-based; timestamps: (T,) float64 s; boxes_tlwh: (T, 4)
+    float64; embeddings: model version -> (D,) float32 aggregated L2-normalised
+    vector; frame_embeddings: (T', D) float32 per-frame features or None
+    (only loaded when asked for); global_id: assigned identity or None.
+    """
+
+    tracklet_id: int
+    run_id: int
+    cam_id: str
+    track_id: int
+    start_time: float
+    end_time: float
+    start_frame: int
+    end_frame: int
+    global_id: int | None
+    frames: np.ndarray | None = None
+    timestamps: np.ndarray | None = None
+    boxes_tlwh: np.ndarray | None = None
+    embeddings: dict[str, np.ndarray] = field(default_factory=dict)
+    frame_embeddings: np.ndarray | None = None
+    embedding_frames: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """Where and when an identity was seen: one tracklet's camera and time span."""
+
+    global_id: int
+    cam_id: str
+    tracklet_id: int
+    track_id: int
+    start_time: float
+    end_time: float
+    start_frame: int
+    end_frame: int
+    run_id: int
+
+
+@dataclass(frozen=True)
+class IdentityRow:
+    """Summary of one identity (no members): first/last seen and where."""
+
+    global_id: int
+    first_seen: float
+    last_seen: float
+    first_cam: str
+    last_cam: str
+    n_tracklets: int  # tracklets assigned to it
+    model_version: str | None
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """A re-id model version: weights as bytes or a path, metrics, parent, deployed flag."""
+
+    version: str
+    parent: str | None
+    created: float
+    weights_path: str | None
+    metrics: dict
+    deployed: bool
+    has_blob: bool
+
+
+@dataclass(frozen=True)
+class Event:
+    """An identity event (appear / leave / handover / ...) with a JSON payload."""
+
+    event_id: int
+    kind: str
+    global_id: int
+    cam_id: str
+    t: float
+    payload: dict
