@@ -4,7 +4,8 @@ Atomicity: :meth:`IdentityStore.record_tracklet` writes one finished
 tracklet, its embedding, its identity's new prototype, its assignment and its
 events in ONE transaction, so a kill -9 loses at most the tracklets that were
 still open and never leaves half a tracklet. Idempotence: a tracklet is
-unique on (run, camera, track id, first frame), runs on their ``run_key``,
+unique on (run, camera, track id, first frame) (a longer cumulative partial
+supersedes the shorter one in place), runs on their ``run_key``,
 events on (kind, global id, camera, time); writes use INSERT OR IGNORE or
 upserts, so re-running a batch job under the same run key resumes without
 duplicating rows (the runner asks :meth:`find_tracklet` before matching).
@@ -83,41 +84,51 @@ class IdentityStore(QueriesMixin, VersionsMixin):
     ) -> int:
         """Store a tracklet (+ its aggregated (D,) embedding for ``model_version``); idempotent.
 
-        Returns the tracklet_id, the existing one when (run, cam, track, first
-        frame) was stored before.
+        The key is (run, cam, track id, first frame). A cumulative partial
+        tracklet (see :mod:`pipeline.tracklets`) is superseded in place by a
+        longer version of the same key (arrays and embedding replaced); a
+        shorter or equal one changes nothing. Returns the tracklet_id.
         """
         if len(tracklet) == 0:
             raise ValueError(f"empty tracklet {tracklet.cam_id}/{tracklet.track_id}")
+        frames = np.asarray(tracklet.frames, dtype=np.int64)
+        key = (run_id, tracklet.cam_id, int(tracklet.track_id), int(frames[0]))
         with self.db.transaction() as c:
             self.ensure_camera(tracklet.cam_id, t=tracklet.start_time)
-            frames = np.asarray(tracklet.frames, dtype=np.int64)
-            emb = tracklet.embeddings
-            has_emb = emb is not None and np.asarray(emb).size > 0
-            c.execute(
-                "INSERT OR IGNORE INTO tracklets (run_id, cam_id, track_id, start_frame, end_frame, start_time,"
-                " end_time, n_frames, frames, timestamps, boxes_tlwh, frame_embeddings, embedding_frames)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    run_id, tracklet.cam_id, int(tracklet.track_id), int(frames[0]), int(frames[-1]),
-                    tracklet.start_time, tracklet.end_time, len(frames), to_blob(frames),
-                    to_blob(np.asarray(tracklet.timestamps, dtype=np.float64)),
-                    to_blob(np.asarray(tracklet.boxes_tlwh, dtype=np.float64).reshape(-1, 4)),
-                    to_blob(np.asarray(emb, dtype=np.float32)) if has_emb else None,
-                    to_blob(np.asarray(tracklet.embedding_frames, dtype=np.int64))
-                    if tracklet.embedding_frames is not None else None,
-                ),
-            )
-            tid = int(c.execute(
-                "SELECT tracklet_id FROM tracklets WHERE run_id=? AND cam_id=? AND track_id=? AND start_frame=?",
-                (run_id, tracklet.cam_id, int(tracklet.track_id), int(frames[0])),
-            ).fetchone()[0])
-            if embedding is not None:
-                vec = np.asarray(embedding, dtype=np.float32).reshape(-1)
+            old = c.execute(
+                "SELECT tracklet_id, n_frames FROM tracklets WHERE run_id=? AND cam_id=? AND track_id=?"
+                " AND start_frame=?", key).fetchone()
+            if old is not None and old[1] >= len(frames):
+                return int(old[0])
+            values = self._tracklet_values(tracklet, frames)
+            if old is None:
+                cur = c.execute(
+                    "INSERT INTO tracklets (run_id, cam_id, track_id, start_frame, end_frame, start_time, end_time,"
+                    " n_frames, frames, timestamps, boxes_tlwh, frame_embeddings, embedding_frames)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", key + values)
+                tid = int(cur.lastrowid)
+            else:
+                tid = int(old[0])
                 c.execute(
-                    "INSERT OR IGNORE INTO embeddings (tracklet_id, model_version, dim, vector) VALUES (?, ?, ?, ?)",
-                    (tid, model_version, len(vec), to_blob(vec)),
-                )
+                    "UPDATE tracklets SET end_frame=?, start_time=?, end_time=?, n_frames=?, frames=?, timestamps=?,"
+                    " boxes_tlwh=?, frame_embeddings=?, embedding_frames=? WHERE tracklet_id=?", values + (tid,))
+            if embedding is not None:
+                self.put_embedding(tid, model_version, embedding)
             return tid
+
+    @staticmethod
+    def _tracklet_values(tracklet: Tracklet, frames: np.ndarray) -> tuple:
+        """(end_frame, start_time, end_time, n_frames, frames, timestamps, boxes, frame embs, emb frames)."""
+        emb = tracklet.embeddings
+        has_emb = emb is not None and np.asarray(emb).size > 0
+        ef = tracklet.embedding_frames
+        return (
+            int(frames[-1]), tracklet.start_time, tracklet.end_time, len(frames), to_blob(frames),
+            to_blob(np.asarray(tracklet.timestamps, dtype=np.float64)),
+            to_blob(np.asarray(tracklet.boxes_tlwh, dtype=np.float64).reshape(-1, 4)),
+            to_blob(np.asarray(emb, dtype=np.float32)) if has_emb else None,
+            to_blob(np.asarray(ef, dtype=np.int64)) if ef is not None else None,
+        )
 
     def find_tracklet(self, run_id: int, cam_id: str, track_id: int, start_frame: int) -> tuple[int, int | None] | None:
         """(tracklet_id, global_id or None) when that tracklet is already stored, else None."""

@@ -185,3 +185,21 @@ def test_kill_9_mid_run_keeps_every_committed_tracklet(tmp_path: Path) -> None:
         # every stored tracklet is complete: its embedding, identity, assignment and event came with it
         assert n["tracklets"] == n["embeddings"] == n["assignments"] == n["identities"] == n["events"]
         assert store.next_global_id() == n["identities"] + 1
+
+
+def test_cumulative_partial_is_superseded_in_place(tmp_path: Path) -> None:
+    with IdentityStore(tmp_path / "s.db") as store:
+        run = store.begin_run("r")
+        full = _tracklet("a", 1, 10, n=8)
+        partial = Tracklet("a", 1, full.frames[:3], full.timestamps[:3], full.boxes_tlwh[:3], full.embeddings[:3])
+        tid = store.record_tracklet(run, partial, _unit(8, 0), "v0", GlobalIdentity(1, _unit(8, 0)), 0.0,
+                                    [("appear", {})])
+        assert store.record_tracklet(run, full, _unit(8, 1), "v0", GlobalIdentity(1, _unit(8, 1)), 0.0,
+                                     [("appear", {})]) == tid
+        assert store.add_tracklet(run, partial, _unit(8, 2), "v0") == tid  # shorter again: no change
+        (st,) = store.tracklets()
+        assert st.end_frame == 17 and len(st.frames) == 8
+        np.testing.assert_array_equal(st.embeddings["v0"], _unit(8, 1))
+        n = store.counts()
+        assert (n["tracklets"], n["assignments"], n["events"], n["identities"]) == (1, 1, 1, 1)
+        assert store.identities()[0].last_seen == pytest.approx(full.end_time)
