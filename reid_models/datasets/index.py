@@ -1,0 +1,158 @@
+"""The on-disk re-id dataset format and folder loaders.
+
+A dataset folder (written by ``reid-pipeline make-triplets``) holds::
+
+    crops/<seq>/<pid>_<frame>.jpg     resized crops (128x64 by default), BGR JPEG
+    index.csv                         path,pid,camid,seq,frame,split[,local_id]
+    pairs_test.csv                    a,b,same         (balanced, seed 000 §5.1)
+    triplets_train.csv                anchor,positive,negative
+    triplets_test.csv                 anchor,positive,negative (for Eq. 5 accuracy)
+    tracklets.json                    [{pid, camid, seq, split, frames: [...], paths: [...]}]
+    summary.json                      identities / crops / pairs / triplets / tracklets per split
+
+Paths inside the CSV/JSON files are relative to the dataset folder.
+Market-1501-style folders (``0002_c1s1_000451_03.jpg``) load with
+:func:`load_market_folder`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.errors import DataError
+
+INDEX_COLUMNS = ("path", "pid", "camid", "seq", "frame", "split")
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+@dataclass(frozen=True)
+class CropItem:
+    """One person crop: absolute image path, global identity, camera, sequence, frame, split."""
+
+    path: Path
+    pid: int
+    camid: int
+    seq: str
+    frame: int
+    split: str
+
+
+def _read_csv(path: Path, required: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
+    if not path.is_file():
+        raise DataError(path, "no such file (is this a dataset written by make-triplets?)")
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        missing = [c for c in required if c not in (reader.fieldnames or [])]
+        if missing:
+            raise DataError(path, f"missing column(s) {', '.join(missing)}", line=1)
+        return [(i + 2, row) for i, row in enumerate(reader)]
+
+
+def load_index(dataset_dir: Path, split: str | None = None) -> list[CropItem]:
+    """Crops listed in ``dataset_dir/index.csv`` (optionally one split), in file order."""
+    dataset_dir = Path(dataset_dir)
+    path = dataset_dir / "index.csv"
+    items = []
+    for line, row in _read_csv(path, INDEX_COLUMNS):
+        try:
+            item = CropItem(
+                dataset_dir / row["path"], int(row["pid"]), int(row["camid"]),
+                row["seq"], int(row["frame"]), row["split"],
+            )
+        except (TypeError, ValueError) as exc:
+            raise DataError(path, f"bad value: {exc}", line=line) from None
+        if split is None or item.split == split:
+            items.append(item)
+    return items
+
+
+def load_pairs(dataset_dir: Path, name: str = "pairs_test.csv") -> list[tuple[Path, Path, int]]:
+    """``(path_a, path_b, same)`` rows of a pairs file (paths made absolute)."""
+    dataset_dir = Path(dataset_dir)
+    path = dataset_dir / name
+    out = []
+    for line, row in _read_csv(path, ("a", "b", "same")):
+        try:
+            out.append((dataset_dir / row["a"], dataset_dir / row["b"], int(row["same"])))
+        except (TypeError, ValueError) as exc:
+            raise DataError(path, f"bad value: {exc}", line=line) from None
+    return out
+
+
+def load_triplets(dataset_dir: Path, name: str = "triplets_train.csv") -> list[tuple[Path, Path, Path]]:
+    """``(anchor, positive, negative)`` absolute paths of a triplets file."""
+    dataset_dir = Path(dataset_dir)
+    rows = _read_csv(dataset_dir / name, ("anchor", "positive", "negative"))
+    return [(dataset_dir / r["anchor"], dataset_dir / r["positive"], dataset_dir / r["negative"]) for _, r in rows]
+
+
+def load_tracklets(dataset_dir: Path, split: str | None = None) -> list[dict]:
+    """Tracklets of ``tracklets.json`` (paths made absolute), optionally one split."""
+    path = Path(dataset_dir) / "tracklets.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(path, "no such file") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(path, f"invalid JSON: {exc.msg}", line=exc.lineno) from None
+    out = []
+    for t in data:
+        if split is None or t.get("split") == split:
+            out.append({**t, "paths": [Path(dataset_dir) / p for p in t["paths"]]})
+    return out
+
+
+#: 0002_c1s1_000451_03.jpg -> pid 2, camera 1, sequence 1, frame 451; also DukeMTMC 0005_c2_f0046985.jpg
+_MARKET_RE = re.compile(r"^(-?\d+)_c(\d+)(?:s(\d+))?_f?(\d+)")
+
+
+def _market_files(folder: Path, split: str) -> list[CropItem]:
+    items = []
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() not in IMAGE_EXTS:
+            continue
+        m = _MARKET_RE.match(path.name)
+        if m is None:
+            raise DataError(path, "file name is not Market-1501 style <pid>_c<cam>s<seq>_<frame>_<n>.jpg")
+        pid = int(m.group(1))
+        if pid <= 0:  # -1 = junk, 0000 = distractor in Market-1501
+            continue
+        seq = f"c{m.group(2)}s{m.group(3) or 1}"
+        items.append(CropItem(path, pid, int(m.group(2)), seq, int(m.group(4)), split))
+    return items
+
+
+def load_market_folder(folder: Path, split: str = "train") -> list[CropItem]:
+    """Crops of a Market-1501-style folder; junk (-1) and distractor (0000) ids skipped.
+
+    If ``folder`` has the Market-1501 sub-folders, they are loaded as splits
+    ``bounding_box_train`` -> train, ``query`` -> query, ``bounding_box_test`` -> gallery;
+    otherwise the images directly in ``folder`` are loaded with ``split``.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(folder, "no such folder")
+    subs = {"bounding_box_train": "train", "query": "query", "bounding_box_test": "gallery"}
+    if any((folder / s).is_dir() for s in subs):
+        items: list[CropItem] = []
+        for sub, sp in subs.items():
+            if (folder / sub).is_dir():
+                items += _market_files(folder / sub, sp)
+        return items
+    items = _market_files(folder, split)
+    if not items:
+        raise DataError(folder, "no Market-1501-style images with a valid id")
+    return items
+
+
+def write_csv(path: Path, header: tuple[str, ...], rows: list[tuple]) -> None:
+    """Write rows under a header (creating the parent folder)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows(rows)

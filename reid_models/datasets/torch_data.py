@@ -1,0 +1,97 @@
+"""PyTorch datasets over :class:`~reid_models.datasets.index.CropItem` lists.
+
+Images are read with OpenCV (BGR) and converted to RGB uint8 tensors (3, H, W)
+before the transform (see ``reid_models/transforms.py``), which returns float
+(3, H, W). ``cache=True`` keeps decoded crops in memory (they are small: the
+generator already resized them), so epochs after the first skip JPEG decoding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from pipeline.errors import DataError
+from reid_models.datasets.index import CropItem
+
+
+def read_rgb_tensor(path: Path) -> torch.Tensor:
+    """(3, H, W) uint8 RGB tensor of an image file; DataError when unreadable."""
+    import cv2
+
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise DataError(path, "cannot read image")
+    return torch.from_numpy(np.ascontiguousarray(img[:, :, ::-1])).permute(2, 0, 1).contiguous()
+
+
+class _ImageCache:
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._data: dict[Path, torch.Tensor] = {}
+
+    def get(self, path: Path) -> torch.Tensor:
+        if not self.enabled:
+            return read_rgb_tensor(path)
+        img = self._data.get(path)
+        if img is None:
+            img = self._data[path] = read_rgb_tensor(path)
+        return img
+
+
+class ReidImageDataset(Dataset):
+    """``(image (3,H,W) float, pid, camid)`` per crop; ``.pids`` lists the pid of every item."""
+
+    def __init__(self, items: Sequence[CropItem], transform: Callable[[torch.Tensor], torch.Tensor],
+                 cache: bool = True) -> None:
+        self.items = list(items)
+        self.transform = transform
+        self.pids = [it.pid for it in self.items]
+        self.camids = [it.camid for it in self.items]
+        self._cache = _ImageCache(cache)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:
+        it = self.items[i]
+        return self.transform(self._cache.get(it.path)), it.pid, it.camid
+
+
+class TrackletDataset(Dataset):
+    """``(seq (T,3,H,W) float, pid, camid)`` per tracklet (T varies; use :func:`collate_tracklets`).
+
+    tracklets: dicts from :func:`~reid_models.datasets.index.load_tracklets`. Runs
+    longer than ``max_len`` are cut into consecutive chunks of ``max_len`` frames
+    (a last chunk shorter than ``min_len`` is dropped).
+    """
+
+    def __init__(self, tracklets: Sequence[dict], transform: Callable[[torch.Tensor], torch.Tensor],
+                 max_len: int | None = 16, min_len: int = 2, cache: bool = True) -> None:
+        self.transform = transform
+        self.chunks: list[dict] = []
+        for t in tracklets:
+            step = max_len or len(t["paths"])
+            for s in range(0, len(t["paths"]), step):
+                if len(t["paths"][s:s + step]) >= min_len:
+                    self.chunks.append({**t, "paths": t["paths"][s:s + step], "frames": t["frames"][s:s + step]})
+        self.pids = [c["pid"] for c in self.chunks]
+        self._cache = _ImageCache(cache)
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:
+        c = self.chunks[i]
+        seq = torch.stack([self.transform(self._cache.get(p)) for p in c["paths"]])
+        return seq, c["pid"], c["camid"]
+
+
+def collate_tracklets(batch: list[tuple[torch.Tensor, int, int]]) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+    """Keep variable-length sequences as a list; pids and camids as (B,) int64 tensors."""
+    seqs = [b[0] for b in batch]
+    return seqs, torch.tensor([b[1] for b in batch]), torch.tensor([b[2] for b in batch])
