@@ -1,0 +1,59 @@
+"""Per-camera timeline PNG: one row per global identity, a bar per tracklet (time on x)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+
+class TimelineRecorder:
+    """Collects (global id, start s, end s) spans per camera; a later span of the same
+    (camera, track) replaces the earlier one (partial -> final tracklets)."""
+
+    def __init__(self) -> None:
+        self._spans: dict[str, dict[int, tuple[int, float, float]]] = defaultdict(dict)
+
+    def record(self, cam_id: str, track_id: int, global_id: int, start_s: float, end_s: float) -> None:
+        self._spans[cam_id][int(track_id)] = (int(global_id), float(start_s), float(end_s))
+
+    def spans(self, cam_id: str) -> list[tuple[int, float, float]]:
+        return sorted(self._spans.get(cam_id, {}).values(), key=lambda s: (s[1], s[0]))
+
+    def cameras(self) -> list[str]:
+        return sorted(self._spans)
+
+    def write_all(self, out_dir: Path, t0: float = 0.0) -> list[Path]:
+        """One ``timeline_<cam>.png`` per camera; times shown relative to ``t0``."""
+        paths = []
+        for cam in self.cameras():
+            p = Path(out_dir) / f"timeline_{cam}.png"
+            write_timeline_png(p, cam, [(g, a - t0, b - t0) for g, a, b in self.spans(cam)])
+            paths.append(p)
+        return paths
+
+
+def write_timeline_png(path: Path, cam_id: str, spans: list[tuple[int, float, float]]) -> Path:
+    """spans: (global id, start s, end s). Writes a PNG; returns its path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ids = sorted({g for g, _, _ in spans})
+    row = {g: i for i, g in enumerate(ids)}
+    fig, ax = plt.subplots(figsize=(10, max(2.0, 0.3 * len(ids) + 1.2)))
+    cmap = plt.get_cmap("tab20")
+    for g, a, b in spans:
+        ax.barh(row[g], max(b - a, 0.05), left=a, height=0.7, color=cmap(g % 20))
+    ax.set_yticks(range(len(ids)))
+    ax.set_yticklabels([str(g) for g in ids], fontsize=7)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("global id")
+    ax.set_title(f"camera {cam_id}: {len(ids)} identities, {len(spans)} tracklets")
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
