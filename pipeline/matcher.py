@@ -1,0 +1,251 @@
+"""Cross-camera identity matching: a gallery of prototypes + Hungarian assignment with constraints.
+
+Each identity has a prototype (EMA of its tracklets' aggregated embeddings,
+L2-normalised) and its recent member spans (cam_id, start, end). A batch of
+new tracklet embeddings is matched to the gallery in one Hungarian assignment
+(scipy ``linear_sum_assignment``) on cosine distances, so two tracklets of a
+batch never take the same identity. A pair is *forbidden* when
+
+* the tracklet overlaps in time a member of the identity in the same camera
+  (one person is not two tracks at once in one camera);
+* it overlaps a member in another camera and the two views are not declared
+  overlapping (one person is not in two non-overlapping cameras at once);
+* a topology is given and the hand-over from the identity's previous (or to
+  its next) sighting breaks it: cameras not linked, or transit time outside the
+  link's [min_s, max_s] window (or, when configured, such pairs are penalised);
+* it is a re-entry in the same camera after more than ``reentry_max_gap_s``.
+
+Re-entry in the camera of the previous sighting uses ``reentry_threshold``.
+A tracklet whose (cam_id, track_id) already has an identity in this session
+(a cumulative partial followed by its final tracklet) keeps that identity.
+Unmatched tracklets open new identities, numbered from ``next_id`` upward in
+start-time order. The gallery ages: see :class:`~pipeline.matcher_config.MatcherConfig`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from pipeline.matcher_config import MatcherConfig, TopologyConfig, TransitLink
+from pipeline.types import GlobalIdentity, TrackletEmbedding
+
+#: cost of a forbidden or above-threshold pair inside the assignment problem
+_GATED = 1e5
+
+__all__ = ["CrossCameraMatcher", "MatchResult", "MatcherConfig", "TopologyConfig", "TransitLink"]
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    """Outcome for one tracklet.
+
+    distance: cosine distance to the matched prototype (None for a new identity);
+    previous_cam / previous_end: the identity's sighting just before this
+    tracklet (None when new) — a different camera means a hand-over.
+    """
+
+    global_id: int
+    is_new: bool
+    distance: float | None
+    previous_cam: str | None = None
+    previous_end: float | None = None
+    continuation: bool = False
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    v = np.asarray(v, dtype=np.float32).reshape(-1)
+    n = float(np.linalg.norm(v))
+    return v / n if n > 0 else v
+
+
+class CrossCameraMatcher:
+    """Assign global identities to tracklet embeddings (one instance for all cameras)."""
+
+    def __init__(self, config: MatcherConfig, gallery: list[GlobalIdentity] | None = None, next_id: int = 1) -> None:
+        self.config = config
+        self._gallery: dict[int, GlobalIdentity] = {}
+        for ident in gallery or []:
+            ident.prototype = _unit(ident.prototype)
+            if len(ident.members) != len(ident.spans):  # keep members[i] <-> spans[i] aligned
+                ident.members = [("", -1 - i) for i in range(len(ident.spans))]
+            self._gallery[ident.global_id] = ident
+        self.next_id = max([int(next_id)] + [g + 1 for g in self._gallery])
+        self._track_gid: dict[tuple[str, int], int] = {}
+        self._clock = max([g.last_seen for g in self._gallery.values()], default=-math.inf)
+        self._overlap = {frozenset((a, b)) for grp in config.overlapping_cameras for a in grp for b in grp if a != b}
+        self._links: dict[tuple[str, str], TransitLink] = {}
+        if config.topology is not None:
+            for link in config.topology.links:
+                self._links[(link.a, link.b)] = link
+                if link.bidirectional:
+                    self._links.setdefault((link.b, link.a), link)
+
+    # ------------------------------------------------------------------ public
+    @property
+    def gallery(self) -> list[GlobalIdentity]:
+        """Identities currently in memory (after ageing)."""
+        return list(self._gallery.values())
+
+    def identity(self, global_id: int) -> GlobalIdentity | None:
+        return self._gallery.get(global_id)
+
+    def bind(self, cam_id: str, track_id: int, global_id: int) -> None:
+        """Declare that track (cam_id, track_id) of this session is ``global_id`` (e.g. on resume)."""
+        self._track_gid[(cam_id, int(track_id))] = int(global_id)
+
+    def match(self, items: list[TrackletEmbedding]) -> list[int]:
+        """Global id per item, in item order (new ids created as needed)."""
+        return [r.global_id for r in self.match_detailed(items)]
+
+    def match_detailed(self, items: list[TrackletEmbedding]) -> list[MatchResult]:
+        """Match a batch; update prototypes, spans and ageing; one MatchResult per item."""
+        if not items:
+            return []
+        self._clock = max([self._clock] + [it.end_time for it in items])
+        self._age()
+        results: list[MatchResult | None] = [None] * len(items)
+        fresh = []
+        for i, it in enumerate(items):
+            gid = self._track_gid.get((it.cam_id, int(it.track_id)))
+            if gid is not None and gid in self._gallery:
+                results[i] = self._continue(it, gid)
+            else:
+                fresh.append(i)
+        for i, res in zip(fresh, self._assign([items[i] for i in fresh])):
+            results[i] = res
+        self._age()
+        return [r for r in results if r is not None]
+
+    # ------------------------------------------------------------------ assignment
+    def _assign(self, items: list[TrackletEmbedding]) -> list[MatchResult]:
+        ids = list(self._gallery)
+        matched: dict[int, tuple[int, float]] = {}
+        if items and ids:
+            cost, ok = self.cost_matrix(items, [self._gallery[g] for g in ids])
+            rows, cols = linear_sum_assignment(np.where(ok, cost, _GATED))
+            matched = {int(r): (ids[c], float(cost[r, c])) for r, c in zip(rows, cols) if ok[r, c]}
+        out: list[MatchResult | None] = [None] * len(items)
+        for r, (gid, dist) in matched.items():
+            out[r] = self._attach(items[r], gid, dist)
+        for r in sorted((r for r in range(len(items)) if r not in matched), key=lambda r: items[r].start_time):
+            out[r] = self._create(items[r])
+        return [o for o in out if o is not None]
+
+    def cost_matrix(
+        self, items: list[TrackletEmbedding], identities: list[GlobalIdentity]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(N, M) float64 costs (cosine distance + penalties) and (N, M) bool admissible mask."""
+        vecs = np.stack([_unit(it.vector) for it in items]).astype(np.float64)
+        protos = np.stack([g.prototype for g in identities]).astype(np.float64)
+        dist = 1.0 - vecs @ protos.T
+        cost = np.empty_like(dist)
+        ok = np.zeros(dist.shape, dtype=bool)
+        for r, it in enumerate(items):
+            for c, ident in enumerate(identities):
+                extra, thr = self._constraint(it, ident)
+                cost[r, c] = dist[r, c] + extra
+                ok[r, c] = math.isfinite(extra) and cost[r, c] <= thr
+        return cost, ok
+
+    def _overlaps(self, s0: float, e0: float, s1: float, e1: float) -> bool:
+        """Spans share at least ``time_slack_s`` seconds (with 0: any common instant)."""
+        return min(e0, e1) - max(s0, s1) >= self.config.time_slack_s
+
+    def _constraint(self, it: TrackletEmbedding, ident: GlobalIdentity) -> tuple[float, float]:
+        """(penalty or inf, threshold) for tracklet ``it`` joining ``ident``."""
+        cfg = self.config
+        prev = nxt = None
+        for cam, s, e in ident.spans:
+            if self._overlaps(it.start_time, it.end_time, s, e):
+                if cam == it.cam_id or frozenset((cam, it.cam_id)) not in self._overlap:
+                    return math.inf, cfg.threshold
+                continue
+            if e < it.start_time and (prev is None or e > prev[2]):
+                prev = (cam, s, e)
+            if s > it.end_time and (nxt is None or s < nxt[1]):
+                nxt = (cam, s, e)
+        penalty, thr = 0.0, cfg.threshold
+        if prev is not None and prev[0] == it.cam_id:
+            thr = cfg.reentry_threshold if cfg.reentry_threshold is not None else cfg.threshold
+            if cfg.reentry_max_gap_s is not None and it.start_time - prev[2] > cfg.reentry_max_gap_s:
+                return math.inf, thr
+        elif prev is not None:
+            penalty += self._transit(prev[0], it.cam_id, it.start_time - prev[2])
+        if nxt is not None and nxt[0] != it.cam_id:
+            penalty += self._transit(it.cam_id, nxt[0], nxt[1] - it.end_time)
+        return penalty, thr
+
+    def _transit(self, cam_from: str, cam_to: str, gap_s: float) -> float:
+        """Penalty (0, ``penalty`` or inf) of a hand-over cam_from -> cam_to after ``gap_s`` seconds."""
+        topo = self.config.topology
+        if topo is None or frozenset((cam_from, cam_to)) in self._overlap:
+            return 0.0
+        link = self._links.get((cam_from, cam_to))
+        if link is None:
+            return math.inf if topo.non_adjacent == "forbid" else topo.penalty
+        if link.min_s <= gap_s <= link.max_s:
+            return 0.0
+        return math.inf if topo.outside_window == "forbid" else topo.penalty
+
+    # ------------------------------------------------------------------ gallery updates
+    def _create(self, it: TrackletEmbedding) -> MatchResult:
+        gid = self.next_id
+        self.next_id += 1
+        self._gallery[gid] = GlobalIdentity(
+            gid, _unit(it.vector), [(it.cam_id, int(it.track_id))], it.end_time, it.cam_id,
+            [(it.cam_id, it.start_time, it.end_time)],
+        )
+        self._track_gid[(it.cam_id, int(it.track_id))] = gid
+        return MatchResult(gid, True, None)
+
+    def _attach(self, it: TrackletEmbedding, gid: int, dist: float) -> MatchResult:
+        ident = self._gallery[gid]
+        before = [sp for sp in ident.spans if sp[2] < it.start_time]
+        prev = max(before, key=lambda sp: sp[2]) if before else None
+        self._update(ident, it)
+        self._add_span(ident, it)
+        self._track_gid[(it.cam_id, int(it.track_id))] = gid
+        return MatchResult(gid, False, dist, prev[0] if prev else None, prev[2] if prev else None)
+
+    def _continue(self, it: TrackletEmbedding, gid: int) -> MatchResult:
+        """A longer version of a tracklet already matched this session: replace its span."""
+        ident = self._gallery[gid]
+        dist = float(1.0 - np.dot(_unit(it.vector), ident.prototype))
+        self._update(ident, it)
+        self._add_span(ident, it)
+        return MatchResult(gid, False, dist, continuation=True)
+
+    def _add_span(self, ident: GlobalIdentity, it: TrackletEmbedding) -> None:
+        """Add (or replace, same member) the tracklet's span; keep the last max_spans by end time.
+
+        ``members[i]`` and ``spans[i]`` describe the same tracklet.
+        """
+        key = (it.cam_id, int(it.track_id))
+        pairs = [(m, sp) for m, sp in zip(ident.members, ident.spans) if m != key]
+        pairs.append((key, (it.cam_id, it.start_time, it.end_time)))
+        pairs = sorted(pairs, key=lambda p: p[1][2])[-self.config.max_spans:]
+        ident.members = [p[0] for p in pairs]
+        ident.spans = [p[1] for p in pairs]
+
+    def _update(self, ident: GlobalIdentity, it: TrackletEmbedding) -> None:
+        m = self.config.momentum
+        ident.prototype = _unit(m * ident.prototype + (1.0 - m) * _unit(it.vector))
+        if it.end_time >= ident.last_seen:
+            ident.last_seen, ident.last_cam = it.end_time, it.cam_id
+
+    def _age(self) -> None:
+        """Drop identities unseen for ttl_s, then the oldest beyond max_gallery."""
+        cfg = self.config
+        drop = set()
+        if cfg.ttl_s is not None:
+            drop = {g for g, ident in self._gallery.items() if ident.last_seen < self._clock - cfg.ttl_s}
+        keep = sorted((g for g in self._gallery if g not in drop), key=lambda g: (self._gallery[g].last_seen, g))
+        drop.update(keep[: max(0, len(keep) - cfg.max_gallery)])
+        for g in drop:
+            del self._gallery[g]
+        if drop:
+            self._track_gid = {k: g for k, g in self._track_gid.items() if g not in drop}

@@ -1,0 +1,74 @@
+"""Configuration of the cross-camera matcher (validated once, at the entry point).
+
+Distances are cosine distances ``1 - cos`` in [0, 2] between L2-normalised
+vectors; times are seconds on the common clock of all cameras.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from pipeline.configio import StrictModel
+
+
+class TransitLink(StrictModel):
+    """Cameras ``a`` and ``b`` are adjacent: a person leaving one appears in the other
+    between ``min_s`` and ``max_s`` seconds later (both directions unless ``bidirectional`` is false)."""
+
+    a: str
+    b: str
+    min_s: float = Field(0.0, ge=0.0)
+    max_s: float = Field(120.0, gt=0.0)
+    bidirectional: bool = True
+
+    @model_validator(mode="after")
+    def _check_window(self) -> TransitLink:
+        if self.max_s < self.min_s:
+            raise ValueError(f"max_s ({self.max_s}) < min_s ({self.min_s})")
+        return self
+
+
+class TopologyConfig(StrictModel):
+    """Camera adjacency with transit-time windows.
+
+    non_adjacent: what a hand-over between two cameras without a link gets;
+    outside_window: what a transit time outside [min_s, max_s] gets.
+    "forbid" = no match; "penalize" = ``penalty`` added to the distance.
+    """
+
+    links: list[TransitLink] = Field(default_factory=list)
+    non_adjacent: Literal["forbid", "penalize"] = "forbid"
+    outside_window: Literal["forbid", "penalize"] = "forbid"
+    penalty: float = Field(0.1, ge=0.0)
+
+
+class MatcherConfig(StrictModel):
+    """Thresholds and constraints of :class:`pipeline.matcher.CrossCameraMatcher`.
+
+    threshold: max cosine distance tracklet <-> identity prototype for a match.
+    reentry_threshold / reentry_max_gap_s: the same for a person re-entering
+        the camera where they were last seen (None = ``threshold`` / no limit).
+    momentum: prototype EMA weight of the old prototype (p = m p + (1-m) v, renormalised).
+    max_gallery / ttl_s: gallery ageing; identities unseen for ``ttl_s`` seconds
+        (matcher clock = latest tracklet end) or beyond ``max_gallery`` (oldest
+        first) leave the in-memory gallery (they stay in the store).
+    overlapping_cameras: groups of cameras whose views overlap; only between
+        those may one identity be seen in two cameras at the same time.
+    time_slack_s: two tracklets overlap in time when they share at least this
+        many seconds (0: any common instant).
+    max_spans: recent member spans kept per identity for the constraints.
+    topology: optional adjacency and transit-time windows.
+    """
+
+    threshold: float = Field(0.35, ge=0.0, le=2.0)
+    reentry_threshold: float | None = Field(None, ge=0.0, le=2.0)
+    reentry_max_gap_s: float | None = Field(None, gt=0.0)
+    momentum: float = Field(0.8, ge=0.0, lt=1.0)
+    max_gallery: int = Field(5000, ge=1)
+    ttl_s: float | None = Field(3600.0, gt=0.0)
+    overlapping_cameras: list[list[str]] = Field(default_factory=list)
+    time_slack_s: float = Field(0.0, ge=0.0)
+    max_spans: int = Field(16, ge=1)
+    topology: TopologyConfig | None = None

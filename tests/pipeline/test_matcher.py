@@ -1,0 +1,162 @@
+"""Cross-camera matcher on hand-made 2-D embeddings: cosine distance = 1 - cos(angle difference).
+
+Reference distances: 10 deg -> 0.015, 20 deg -> 0.060, 25 deg -> 0.094, 30 deg -> 0.134, 40 deg -> 0.234, 50 deg -> 0.357, 90 deg -> 1.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.configio import validate
+from pipeline.errors import ConfigError
+from pipeline.matcher import CrossCameraMatcher, MatcherConfig
+from pipeline.matcher_config import TopologyConfig, TransitLink
+from pipeline.store import IdentityStore
+from pipeline.types import GlobalIdentity, Tracklet, TrackletEmbedding
+
+
+def vec(deg: float) -> np.ndarray:
+    return np.array([math.cos(math.radians(deg)), math.sin(math.radians(deg))], dtype=np.float32)
+
+
+def te(cam: str, track: int, start: float, end: float, deg: float) -> TrackletEmbedding:
+    return TrackletEmbedding(cam, track, start, end, vec(deg))
+
+
+def ident(gid: int, deg: float, spans: list[tuple[str, float, float]]) -> GlobalIdentity:
+    return GlobalIdentity(gid, vec(deg), [(c, i) for i, (c, _, _) in enumerate(spans)],
+                          max(e for _, _, e in spans), spans[-1][0], list(spans))
+
+
+def test_new_identities_then_cross_camera_matches() -> None:
+    m = CrossCameraMatcher(MatcherConfig(threshold=0.3))
+    assert m.match([te("c1", 1, 0, 10, 0), te("c1", 2, 0, 10, 90)]) == [1, 2]
+    res = m.match_detailed([te("c2", 7, 20, 30, 85), te("c2", 8, 20, 30, 10), te("c2", 9, 21, 30, 200)])
+    assert [r.global_id for r in res] == [2, 1, 3]
+    assert [r.is_new for r in res] == [False, False, True]
+    assert res[0].previous_cam == "c1" and res[0].previous_end == 10
+    assert res[0].distance == pytest.approx(1 - math.cos(math.radians(5)), abs=1e-6)
+    # prototype of identity 1 = EMA(0.8) of 0 deg and 10 deg, renormalised
+    expect = 0.8 * vec(0) + 0.2 * vec(10)
+    np.testing.assert_allclose(m.identity(1).prototype, expect / np.linalg.norm(expect), atol=1e-6)
+    assert m.identity(1).spans == [("c1", 0, 10), ("c2", 20, 30)]
+
+
+def test_hungarian_is_optimal_and_one_identity_per_batch() -> None:
+    gallery = [ident(1, 0, [("c1", 0, 10)]), ident(2, 40, [("c1", 0, 10)])]
+    m = CrossCameraMatcher(MatcherConfig(threshold=0.3), gallery, next_id=3)
+    # X (15 deg) is closer to 1 (0.034) than to 2 (0.094); Y (-10 deg) fits only 1 (0.015; to 2: 0.357)
+    assert m.match([te("c2", 1, 20, 30, 15), te("c2", 2, 20, 30, -10)]) == [2, 1]
+    m = CrossCameraMatcher(MatcherConfig(threshold=0.3), [ident(1, 0, [("c1", 0, 10)])], next_id=2)
+    # both fit identity 1 only: the closer one takes it, the other opens identity 2
+    assert m.match([te("c2", 1, 20, 30, 20), te("c2", 2, 20, 30, 5)]) == [2, 1]
+
+
+def test_no_identity_in_two_non_overlapping_cameras_at_once() -> None:
+    gallery = [ident(1, 0, [("c1", 0, 10)])]
+    m = CrossCameraMatcher(MatcherConfig(threshold=0.3), [g for g in gallery], next_id=2)
+    assert m.match([te("c2", 1, 5, 15, 0)]) == [2]  # same look, but c1 and c2 at the same time
+    m = CrossCameraMatcher(MatcherConfig(threshold=0.3, overlapping_cameras=[["c1", "c2"]]),
+                           [ident(1, 0, [("c1", 0, 10)])], next_id=2)
+    assert m.match([te("c2", 1, 5, 15, 0)]) == [1]  # declared overlapping views
+    # the slack tolerates a short overlap (tracker end lag): 0.5 s shared < 1 s slack
+    m = CrossCameraMatcher(MatcherConfig(threshold=0.3, time_slack_s=1.0), [ident(1, 0, [("c1", 0, 10)])], 2)
+    assert m.match([te("c2", 1, 9.5, 15, 0)]) == [1]
+
+
+def test_never_two_overlapping_tracklets_of_one_identity_in_one_camera() -> None:
+    m = CrossCameraMatcher(MatcherConfig(threshold=0.3, overlapping_cameras=[["c1", "c2"]]),
+                           [ident(1, 0, [("c1", 0, 10)])], next_id=2)
+    assert m.match([te("c1", 9, 5, 8, 0)]) == [2]
+    assert m.match([te("c1", 10, 11, 20, 0)]) == [1]  # after it: a re-entry is allowed
+
+
+def test_topology_transit_windows_forbid() -> None:
+    topo = TopologyConfig(links=[TransitLink(a="c1", b="c2", min_s=5, max_s=20)])
+    cfg = MatcherConfig(threshold=0.3, topology=topo)
+
+    def one(item: TrackletEmbedding) -> int:
+        return CrossCameraMatcher(cfg, [ident(1, 0, [("c1", 0, 10)])], next_id=2).match([item])[0]
+
+    assert one(te("c2", 1, 12, 20, 0)) == 2  # 2 s: faster than min_s
+    assert one(te("c2", 1, 15, 20, 0)) == 1  # 5 s: inside [5, 20]
+    assert one(te("c2", 1, 30, 40, 0)) == 1  # 20 s
+    assert one(te("c2", 1, 31, 40, 0)) == 2  # 21 s: too late
+    assert one(te("c3", 1, 20, 30, 0)) == 2  # c1 -> c3 not adjacent
+    # bidirectional: an item in c2 BEFORE the c1 sighting hands over c2 -> c1
+    assert one(te("c2", 1, -20, -8, 0)) == 1  # 8 s before
+    assert one(te("c2", 1, -20, -2, 0)) == 2  # 2 s before
+
+
+def test_topology_penalize_adds_penalty() -> None:
+    topo = TopologyConfig(links=[TransitLink(a="c1", b="c2", min_s=5, max_s=20)], non_adjacent="penalize",
+                          outside_window="penalize", penalty=0.2)
+    cfg = MatcherConfig(threshold=0.3, topology=topo)
+
+    def res(item: TrackletEmbedding):
+        return CrossCameraMatcher(cfg, [ident(1, 0, [("c1", 0, 10)])], next_id=2).match_detailed([item])[0]
+
+    r = res(te("c3", 1, 20, 30, 10))  # 0.015 + 0.2 <= 0.3
+    assert r.global_id == 1 and r.distance == pytest.approx(1 - math.cos(math.radians(10)) + 0.2, abs=1e-6)
+    assert res(te("c3", 1, 20, 30, 30)).global_id == 2  # 0.134 + 0.2 > 0.3
+    assert res(te("c2", 1, 11, 20, 30)).global_id == 2  # 1 s transit, penalised
+    assert res(te("c2", 1, 16, 20, 30)).global_id == 1  # 6 s transit, no penalty
+
+
+def test_reentry_threshold_and_gap() -> None:
+    cfg = MatcherConfig(threshold=0.3, reentry_threshold=0.1, reentry_max_gap_s=30)
+
+    def one(item: TrackletEmbedding) -> int:
+        return CrossCameraMatcher(cfg, [ident(1, 0, [("c1", 0, 10)])], next_id=2).match([item])[0]
+
+    assert one(te("c1", 5, 20, 30, 25)) == 1  # re-entry at 0.094 <= 0.1
+    assert one(te("c1", 5, 20, 30, 40)) == 2  # ...0.234 > reentry threshold 0.1
+    assert one(te("c1", 5, 20, 30, 20)) == 1  # 0.060 <= 0.1
+    assert one(te("c2", 5, 20, 30, 40)) == 1  # another camera: 0.234 <= 0.3
+    assert one(te("c1", 5, 41, 50, 0)) == 2  # 31 s after leaving: beyond reentry_max_gap_s
+
+
+def test_gallery_ageing_ttl_and_max_size() -> None:
+    m = CrossCameraMatcher(MatcherConfig(threshold=0.3, ttl_s=100), [ident(1, 0, [("c1", 0, 10)])], next_id=2)
+    assert m.match([te("c2", 1, 111, 120, 0)]) == [2]  # identity 1 last seen at 10 < 120 - 100
+    assert [g.global_id for g in m.gallery] == [2]
+    m = CrossCameraMatcher(MatcherConfig(threshold=0.3, max_gallery=2, ttl_s=None))
+    assert m.match([te("c1", i, i, i + 0.5, 100 * i) for i in range(4)]) == [1, 2, 3, 4]
+    assert sorted(g.global_id for g in m.gallery) == [3, 4]
+    assert m.match([te("c2", 9, 10, 11, 0)]) == [5]  # identity 1 was evicted; ids are never reused
+
+
+def test_cumulative_partial_keeps_its_identity() -> None:
+    m = CrossCameraMatcher(MatcherConfig(threshold=0.3))
+    assert m.match([te("c1", 5, 0, 10, 0)]) == [1]
+    r = m.match_detailed([te("c1", 5, 0, 30, 60)])[0]  # final version of the same track, other look
+    assert (r.global_id, r.continuation) == (1, True)
+    assert m.identity(1).spans == [("c1", 0, 30)] and m.identity(1).members == [("c1", 5)]
+
+
+def test_restart_from_store_continues_ids(tmp_path: Path) -> None:
+    with IdentityStore(tmp_path / "s.db") as store:
+        run = store.begin_run("day-1")
+        m = CrossCameraMatcher(MatcherConfig(threshold=0.3), store.load_gallery(), store.next_global_id())
+        for deg, cam, tr in ((0, "c1", 1), (90, "c1", 2)):
+            item = te(cam, tr, 0, 10, deg)
+            (res,) = m.match_detailed([item])
+            t = Tracklet(cam, tr, np.arange(1, 11), np.linspace(0, 10, 10), np.zeros((10, 4)), np.zeros((10, 2)))
+            store.record_tracklet(run, t, item.vector, "v0", m.identity(res.global_id), res.distance)
+    with IdentityStore(tmp_path / "s.db") as store:
+        m = CrossCameraMatcher(MatcherConfig(threshold=0.3), store.load_gallery(), store.next_global_id())
+        assert m.next_id == 3
+        # c2 at 5..8 overlaps the c1 sightings reloaded from the store: forbidden; later it matches
+        assert m.match([te("c2", 1, 5, 8, 88), te("c2", 2, 20, 30, 2)]) == [3, 1]
+
+
+def test_config_rejects_bad_values() -> None:
+    with pytest.raises(ConfigError, match="matching: topology.links.0: Value error, max_s"):
+        validate(MatcherConfig, {"topology": {"links": [{"a": "x", "b": "y", "min_s": 5, "max_s": 1}]}},
+                 "matching")
+    with pytest.raises(ConfigError, match="unknown key"):
+        validate(MatcherConfig, {"treshold": 0.2}, "matching")
