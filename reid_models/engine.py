@@ -1,0 +1,330 @@
+"""The training loop (one loop; each loss variant overrides only :meth:`Engine.loss_step`).
+
+Modelled on torchreid's ``Engine``: an epoch walks over P x K batches, the
+subclass turns a batch of embeddings into a loss, the base class does the
+optimiser step, the per-epoch learning-rate schedule, validation (rank-1 /
+mAP on the validation split via ``reid_models.metrics``) and checkpoints
+(``last.pt`` every epoch, ``best.pt`` at the best validation rank-1; both hold
+config, metric history, optimizer/heads/scheduler state). ``fit(resume=...)``
+continues a run exactly where a checkpoint left it: epoch e is seeded with
+``(seed, e)`` so a resumed run draws the same batches as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from reid_models import losses
+from reid_models.backbones import EmbeddingNet
+from reid_models.batch_mining import pairs_from_batch, triplets_from_batch
+from reid_models.checkpoint import read_checkpoint, save_checkpoint
+from reid_models.config import TrainConfig
+from reid_models.heads import AttributeHeads, IdentificationHead, VerificationHead
+from reid_models.transfer import freeze_frozen_batchnorm
+
+
+def resolve_device(requested: str = "auto") -> str:
+    """'auto' -> 'cuda' when available else 'cpu' (same rule as ``pipeline.paths.torch_device``)."""
+    if requested != "auto":
+        return requested
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def lr_factor(kind: str, epoch: int, epochs: int, decay_start: int, lr: float, final_lr: float) -> float:
+    """Multiplier of the base lr at ``epoch`` (0-based) for the schedules of ScheduleSpec."""
+    if kind == "constant" or epochs <= 1:
+        return 1.0
+    ratio = final_lr / lr
+    if kind == "linear":
+        return 1.0 + (ratio - 1.0) * epoch / (epochs - 1)
+    span = max(1, epochs - 1 - decay_start)  # exp_decay
+    t = min(max(epoch - decay_start, 0), span) / span
+    return math.exp(t * math.log(ratio))
+
+
+class Engine:
+    """Base engine: subclasses implement :meth:`build_heads` (optional) and :meth:`loss_step`."""
+
+    def __init__(self, cfg: TrainConfig, model: EmbeddingNet, num_classes: int, device: str,
+                 out_dir: Path, attributes: torch.Tensor | None = None) -> None:
+        self.cfg, self.model, self.device, self.out_dir = cfg, model.to(device), device, Path(out_dir)
+        self.num_classes = num_classes
+        self.attributes = attributes
+        self.heads = self.build_heads(model.embedding_dim, num_classes).to(device)
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+        params = [p for p in model.parameters() if p.requires_grad] + list(self.heads.parameters())
+        o = cfg.optim
+        if o.name == "adam":
+            self.optimizer: torch.optim.Optimizer = torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay)
+        elif o.name == "rmsprop":
+            self.optimizer = torch.optim.RMSprop(params, lr=o.lr, weight_decay=o.weight_decay)
+        else:
+            self.optimizer = torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+        s = cfg.schedule
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda e: lr_factor(s.kind, e, cfg.epochs, s.decay_start, o.lr, s.final_lr)
+        )
+        self.history: list[dict[str, Any]] = []
+        self.start_epoch = 0
+
+    # -- the override points -------------------------------------------------
+    def build_heads(self, dim: int, num_classes: int) -> nn.ModuleDict:
+        """Training-only heads (identification, verification, attributes). None by default."""
+        return nn.ModuleDict()
+
+    def loss_step(self, emb: torch.Tensor, pids: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """(B, D) embeddings, (B,) labels, (B,) dataset row numbers -> (scalar loss, stats)."""
+        raise NotImplementedError
+
+    # -- the loop ------------------------------------------------------------
+    def train_epoch(self, loader, epoch: int) -> dict[str, float]:
+        from tqdm import tqdm
+
+        seed_everything(self.cfg.seed * 1000 + epoch)
+        self.generator.manual_seed(self.cfg.seed * 1000 + epoch)
+        if hasattr(loader.batch_sampler, "set_epoch"):
+            loader.batch_sampler.set_epoch(epoch)
+        self.model.train()
+        self.heads.train()
+        freeze_frozen_batchnorm(self.model)
+        total, n = 0.0, 0
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{self.cfg.epochs}", leave=False, dynamic_ncols=True)
+        for imgs, pids, _cams, index in bar:
+            imgs, pids = imgs.to(self.device), pids.to(self.device)
+            loss, _stats = self.loss_step(self.model(imgs), pids, index)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            total += float(loss.detach())
+            n += 1
+            bar.set_postfix(loss=f"{total / n:.4f}")
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.scheduler.step()
+        return {"loss": total / max(n, 1), "lr": lr}
+
+    @torch.no_grad()
+    def embed_items(self, items: list, batch_size: int = 64) -> np.ndarray:
+        """(N, D) float32 L2-normalised embeddings of crop items (test transform)."""
+        from reid_models.datasets.torch_data import ReidImageDataset
+        from reid_models.transforms import build_test_transform
+
+        ds = ReidImageDataset(items, build_test_transform(tuple(self.model.input_size)), cache=False)
+        self.model.eval()
+        out = []
+        for s in range(0, len(ds), batch_size):
+            batch = torch.stack([ds[i][0] for i in range(s, min(s + batch_size, len(ds)))]).to(self.device)
+            out.append(torch.nn.functional.normalize(self.model(batch).float(), dim=1).cpu())
+        return torch.cat(out).numpy() if out else np.zeros((0, self.model.embedding_dim), np.float32)
+
+    def validate(self, items: list) -> dict[str, float]:
+        """All-vs-all rank-1 / mAP over validation crops (self and same-track neighbours within
+        ``val_min_gap`` frames ignored, so a query cannot match its own near-duplicates)."""
+        from reid_models.metrics import cmc_map
+
+        spec = self.cfg.data
+        if len(items) > spec.val_max_items:
+            keep = np.random.default_rng(self.cfg.seed).choice(len(items), spec.val_max_items, replace=False)
+            items = [items[i] for i in sorted(keep)]
+        feats = self.embed_items(items)
+        pids = np.array([it.pid for it in items])
+        seqs = np.array([it.seq for it in items])
+        frames = np.array([it.frame for it in items])
+        near = (pids[:, None] == pids[None, :]) & (seqs[:, None] == seqs[None, :]) & (
+            np.abs(frames[:, None] - frames[None, :]) < max(spec.val_min_gap, 1)
+        )
+        res = cmc_map(feats, pids, None, feats, pids, None, ignore=near)
+        return {"val_rank1": float(res["rank1"]), "val_mAP": float(res["mAP"]), "val_queries": int(res["num_queries"])}
+
+    def checkpoint(self, path: Path, epoch: int) -> None:
+        extra = {"heads": {k: v.cpu() for k, v in self.heads.state_dict().items()},
+                 "scheduler": self.scheduler.state_dict(), "history": self.history}
+        metrics = self.history[-1] if self.history else {}
+        save_checkpoint(path, self.model, self.cfg.model_dump(mode="json"), metrics, epoch, self.optimizer, extra)
+
+    def resume(self, path: Path) -> None:
+        """Load model, heads, optimizer, scheduler and history; continue after the saved epoch."""
+        blob = read_checkpoint(path)
+        self.model.load_state_dict(blob["state_dict"])
+        self.heads.load_state_dict(blob["extra"].get("heads", {}))
+        if blob.get("optimizer"):
+            self.optimizer.load_state_dict(blob["optimizer"])
+        if "scheduler" in blob["extra"]:
+            self.scheduler.load_state_dict(blob["extra"]["scheduler"])
+        self.history = list(blob["extra"].get("history", []))
+        self.start_epoch = int(blob["epoch"]) + 1
+
+    def fit(self, loader, val_items: list) -> dict[str, Any]:
+        """Train ``cfg.epochs`` epochs from ``start_epoch``; returns the final summary."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        best = max((h.get("val_rank1", -1.0) for h in self.history), default=-1.0)
+        for epoch in range(self.start_epoch, self.cfg.epochs):
+            row: dict[str, Any] = {"epoch": epoch, **self.train_epoch(loader, epoch)}
+            if val_items and ((epoch + 1) % self.cfg.eval_every == 0 or epoch + 1 == self.cfg.epochs):
+                row.update(self.validate(val_items))
+            self.history.append(row)
+            print(json.dumps(row), flush=True)
+            self.checkpoint(self.out_dir / "last.pt", epoch)
+            if row.get("val_rank1", -1.0) > best or (not val_items and epoch + 1 == self.cfg.epochs):
+                best = row.get("val_rank1", -1.0)
+                self.checkpoint(self.out_dir / "best.pt", epoch)
+        summary = {"history": self.history, "out_dir": str(self.out_dir), "best_val_rank1": best}
+        (self.out_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
+        return summary
+
+
+class BatchHardEngine(Engine):
+    """Seed 002: batch-hard triplet loss (soft margin by default), plus identification if id_weight > 0."""
+
+    def build_heads(self, dim: int, num_classes: int) -> nn.ModuleDict:
+        h = nn.ModuleDict()
+        if self.cfg.loss.id_weight > 0:
+            h["ident"] = IdentificationHead(dim, num_classes, self.cfg.loss.feature_dropout)
+        return h
+
+    def _ident(self, emb: torch.Tensor, pids: torch.Tensor) -> torch.Tensor:
+        if "ident" not in self.heads:
+            return emb.new_zeros(())
+        return self.cfg.loss.id_weight * losses.identification(self.heads["ident"](emb), pids)
+
+    def loss_step(self, emb, pids, index):
+        loss = losses.batch_hard_triplet(emb, pids, self.cfg.loss.margin) + self._ident(emb, pids)
+        return loss, {}
+
+
+class TripletEngine(BatchHardEngine):
+    """Seed 000: triplet loss on one random (anchor, positive, negative) per anchor of the batch."""
+
+    def loss_step(self, emb, pids, index):
+        a, p, n = (t.to(emb.device) for t in triplets_from_batch(pids, self.generator))
+        return losses.triplet(emb[a], emb[p], emb[n], self.cfg.loss.margin) + self._ident(emb, pids), {}
+
+
+class IdentificationEngine(Engine):
+    """Softmax identification over the training identities."""
+
+    def build_heads(self, dim: int, num_classes: int) -> nn.ModuleDict:
+        return nn.ModuleDict({"ident": IdentificationHead(dim, num_classes, self.cfg.loss.feature_dropout)})
+
+    def loss_step(self, emb, pids, index):
+        return losses.identification(self.heads["ident"](emb), pids), {}
+
+
+class ContrastiveEngine(Engine):
+    """Seed 001: Siamese contrastive cost on balanced in-batch pairs; multi-task with identification
+    (``id_weight``) and entropy-weighted attribute heads when ``loss.attributes`` are given."""
+
+    def build_heads(self, dim: int, num_classes: int) -> nn.ModuleDict:
+        h = nn.ModuleDict()
+        if self.cfg.loss.id_weight > 0:
+            h["ident"] = IdentificationHead(dim, num_classes)
+        if self.attributes is not None:
+            n_labels = [int(self.attributes[:, a].max().clamp_min(1)) + 1 for a in range(self.attributes.shape[1])]
+            h["attr"] = AttributeHeads(dim, n_labels)
+            self.attr_weights = losses.entropy_weights(self.attributes)
+        return h
+
+    def loss_step(self, emb, pids, index):
+        ia, ib, same = (t.to(emb.device) for t in pairs_from_batch(pids, self.generator))
+        verif = losses.contrastive(emb[ia], emb[ib], same, self.cfg.loss.contrastive_margin)
+        id_logits = self.heads["ident"](emb) if "ident" in self.heads else None
+        attr_logits, attr_labels = (), None
+        if "attr" in self.heads and self.attributes is not None:
+            attr_logits = self.heads["attr"](emb)
+            attr_labels = self.attributes[index].to(emb.device)
+        loss = losses.multitask_entropy_weighted(
+            verif, id_logits, pids, attr_logits, attr_labels,
+            getattr(self, "attr_weights", None), id_weight=self.cfg.loss.id_weight,
+        )
+        return loss, {}
+
+
+class FusionEngine(Engine):
+    """Seed 003: lambda * verification (Square Layer + 2-way softmax) + identification of both images."""
+
+    def build_heads(self, dim: int, num_classes: int) -> nn.ModuleDict:
+        return nn.ModuleDict({
+            "ident": IdentificationHead(dim, num_classes),
+            "verif": VerificationHead(dim),
+            "dropout": nn.Dropout(self.cfg.loss.feature_dropout),
+        })
+
+    def loss_step(self, emb, pids, index):
+        ia, ib, same = (t.to(emb.device) for t in pairs_from_batch(pids, self.generator))
+        mask = self.heads["dropout"](torch.ones_like(emb[ia]))  # the same dropout mask on both images
+        x1, x2 = emb[ia] * mask, emb[ib] * mask
+        return losses.verification_identification_fusion(
+            self.heads["verif"](x1, x2), same, self.heads["ident"](x1), pids[ia], self.heads["ident"](x2), pids[ib],
+            lam=self.cfg.loss.fusion_lambda,
+        ), {}
+
+
+ENGINES: dict[str, type[Engine]] = {
+    "batch_hard": BatchHardEngine,
+    "triplet": TripletEngine,
+    "identification": IdentificationEngine,
+    "contrastive": ContrastiveEngine,
+    "fusion": FusionEngine,
+}
+
+
+def build_engine_model(cfg: TrainConfig) -> EmbeddingNet:
+    """The network of ``cfg.model``, with the transfer levels of ``cfg.transfer`` applied."""
+    from reid_models.backbones import build_model
+    from reid_models.checkpoint import load_checkpoint
+    from reid_models.transfer import apply_transfer
+
+    kwargs = dict(cfg.model.kwargs)
+    if "input_size" in kwargs:
+        kwargs["input_size"] = tuple(kwargs["input_size"])
+    if cfg.model.name.startswith("mobilenetv2"):
+        kwargs["pretrained"] = cfg.model.pretrained
+    model = build_model(cfg.model.name, **kwargs)
+    t = cfg.transfer
+    if t.l_t is not None and t.l_u is not None:
+        source = load_checkpoint(t.source)[0] if t.source else None
+        info = apply_transfer(model, source, t.l_t, t.l_u)
+        print(json.dumps({"transfer": info}), flush=True)
+    return model
+
+
+def train_from_config(cfg: TrainConfig, resume: str | Path | None = None, out_dir: str | Path | None = None) -> dict[str, Any]:
+    """Train as configured (``task: image``: embedding net; ``task: lstm``: tracklet aggregator).
+
+    Writes ``last.pt`` / ``best.pt`` / ``metrics.json`` under ``out_dir`` (default
+    ``cfg.output_dir``) and returns the summary (metric history, out_dir).
+    """
+    out = Path(out_dir or cfg.output_dir)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    seed_everything(cfg.seed)
+    if cfg.task == "lstm":
+        from reid_models.aggregator_training import train_aggregator
+
+        return train_aggregator(cfg, device, out, resume)
+    from reid_models.train_data import build_image_data, build_train_loader
+
+    data = build_image_data(cfg.data, cfg.loss.attributes)
+    model = build_engine_model(cfg)
+    loader = build_train_loader(data, cfg.data, cfg.sampler, model.input_size, cfg.seed)
+    engine = ENGINES[cfg.loss.kind](cfg, model, data.num_classes, device, out, data.attributes)
+    if resume:
+        engine.resume(Path(resume))
+    print(json.dumps({"device": device, "train_items": len(data.train_items), "identities": data.num_classes,
+                      "val_items": len(data.val_items), "batches_per_epoch": len(loader),
+                      "start_epoch": engine.start_epoch}), flush=True)
+    return engine.fit(loader, data.val_items)

@@ -1,0 +1,112 @@
+"""Training / validation data for the engine, built from ``TrainConfig.data``.
+
+Identities of every dataset are relabelled to contiguous class labels
+``0..C-1`` over all training datasets (needed by identification heads), so
+identities of different datasets never collide. Each training item also
+carries its dataset number (for BH-switch batches) and its row number (for
+looking up attribute labels).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from pipeline.errors import ConfigError, DataError
+from reid_models.config import DataSpec, SamplerSpec
+from reid_models.samplers import MultiDatasetBatchSampler
+
+
+@dataclass
+class ImageData:
+    """Relabelled training items and validation items (CropItem lists)."""
+
+    train_items: list
+    dataset_ids: list[int]
+    num_classes: int
+    val_items: list
+    attributes: torch.Tensor | None  # (N_train, A) int64, -1 = unknown
+
+
+def _load_items(folder: Path, fmt: str, split: str) -> list:
+    from reid_models.datasets import load_index, load_market_folder
+
+    if not folder.is_dir():
+        raise DataError(folder, "no such dataset folder")
+    if fmt == "market":
+        return [it for it in load_market_folder(folder, split=split) if it.split == split]
+    return load_index(folder, split=split)
+
+
+def _attribute_table(folder: Path, names: list[str], items: list) -> np.ndarray:
+    """(len(items), A) int labels from extra columns of ``folder/index.csv`` (-1 when empty)."""
+    path = folder / "index.csv"
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        missing = [n for n in names if n not in (reader.fieldnames or [])]
+        if missing:
+            raise DataError(path, f"attribute column(s) {', '.join(missing)} not found", line=1)
+        by_path = {}
+        for line, row in enumerate(reader, start=2):
+            try:
+                by_path[(folder / row["path"]).resolve()] = [int(row[n]) if row[n] != "" else -1 for n in names]
+            except ValueError:
+                raise DataError(path, "attribute values must be integers", line=line) from None
+    return np.array([by_path.get(Path(it.path).resolve(), [-1] * len(names)) for it in items], dtype=np.int64)
+
+
+def build_image_data(spec: DataSpec, attributes: list[str]) -> ImageData:
+    """Load every dataset's train and val items; relabel train identities 0..C-1."""
+    train, ds_ids, val, attrs = [], [], [], []
+    label_of: dict[tuple[int, int], int] = {}
+    for d, name in enumerate(spec.datasets):
+        folder = Path(name)
+        items = _load_items(folder, spec.format, spec.train_split)
+        if not items:
+            raise DataError(folder, f"no items in split {spec.train_split!r}")
+        for it in items:
+            label = label_of.setdefault((d, it.pid), len(label_of))
+            train.append(dataclasses.replace(it, pid=label))
+            ds_ids.append(d)
+        if attributes:
+            attrs.append(_attribute_table(folder, attributes, items))
+        if spec.val_split:
+            val += [dataclasses.replace(it, pid=d * 1_000_000 + it.pid) for it in _load_items(folder, spec.format, spec.val_split)]
+    table = torch.from_numpy(np.concatenate(attrs)) if attrs else None
+    return ImageData(train, ds_ids, len(label_of), val, table)
+
+
+class IndexedDataset(Dataset):
+    """Wraps a dataset returning ``(img, pid, camid)`` to return ``(img, pid, camid, index)``."""
+
+    def __init__(self, base: Dataset) -> None:
+        self.base = base
+
+    def __len__(self) -> int:
+        return len(self.base)  # type: ignore[arg-type]
+
+    def __getitem__(self, i: int):
+        img, pid, camid = self.base[i]
+        return img, pid, camid, i
+
+
+def build_train_loader(data: ImageData, spec: DataSpec, sampler: SamplerSpec, input_size: tuple[int, int], seed: int) -> DataLoader:
+    """P x K batches (BH-switch / BH-merge when several datasets) of transformed training crops."""
+    from reid_models.datasets.torch_data import ReidImageDataset
+    from reid_models.transforms import build_train_transform
+
+    if data.num_classes < 2:
+        raise ConfigError(f"data.datasets: need at least 2 training identities, found {data.num_classes}")
+    transform = build_train_transform(tuple(input_size), flip=spec.flip, random_crop=spec.random_crop, pad=spec.pad)
+    dataset = IndexedDataset(ReidImageDataset(data.train_items, transform, cache=spec.cache_images))
+    batch_sampler = MultiDatasetBatchSampler(
+        [it.pid for it in data.train_items], data.dataset_ids, sampler.p, sampler.k,
+        mode=sampler.multi_dataset, seed=seed, batches_per_epoch=sampler.batches_per_epoch,
+    )
+    return DataLoader(dataset, batch_sampler=batch_sampler, num_workers=spec.num_workers)
