@@ -108,15 +108,22 @@ class CrossCameraMatcher:
         self._clock = max([self._clock] + [it.end_time for it in items])
         self._age()
         results: list[MatchResult | None] = [None] * len(items)
-        fresh = []
+        fresh, later, keys = [], [], set()
         for i, it in enumerate(items):
-            gid = self._track_gid.get((it.cam_id, int(it.track_id)))
-            if gid is not None and gid in self._gallery:
+            key = (it.cam_id, int(it.track_id))
+            gid = self._track_gid.get(key)
+            if key in keys:  # the same track twice in one batch (partial + final): follows the first
+                later.append(i)
+            elif gid is not None and gid in self._gallery:
                 results[i] = self._continue(it, gid)
             else:
                 fresh.append(i)
+            keys.add(key)
         for i, res in zip(fresh, self._assign([items[i] for i in fresh])):
             results[i] = res
+        for i in later:
+            key = (items[i].cam_id, int(items[i].track_id))
+            results[i] = self._continue(items[i], self._track_gid[key])
         self._age()
         return [r for r in results if r is not None]
 

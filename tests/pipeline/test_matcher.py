@@ -160,3 +160,10 @@ def test_config_rejects_bad_values() -> None:
                  "matching")
     with pytest.raises(ConfigError, match="unknown key"):
         validate(MatcherConfig, {"treshold": 0.2}, "matching")
+
+
+def test_partial_and_final_of_one_track_in_one_batch_share_the_identity() -> None:
+    m = CrossCameraMatcher(MatcherConfig(threshold=0.3), [ident(1, 0, [("c1", 0, 10)])], next_id=2)
+    res = m.match_detailed([te("c2", 4, 20, 25, 90), te("c2", 4, 20, 40, 95)])
+    assert [(r.global_id, r.is_new, r.continuation) for r in res] == [(2, True, False), (2, False, True)]
+    assert m.identity(2).spans == [("c2", 20, 40)]
