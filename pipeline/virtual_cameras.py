@@ -1,0 +1,264 @@
+"""Virtual multi-camera data from one MOTChallenge sequence (no real multi-camera set is obtainable).
+
+A *cut* is one virtual camera: a rectangular region of the source frame
+(tlbr pixels, ``x1``/``y1`` exclusive) and a window of source frames. Layouts:
+
+* ``two-regions``: left and right parts of the frame with a vertical gap strip
+  (``gap`` = fraction of the width) between them; people walking across cross
+  the blind strip, so hand-overs take a moment;
+* ``grid``: 2 x 2 regions with gap strips in both directions;
+* ``time-windows``: the full frame cut into ``n`` windows of frames with gaps
+  (``gap`` = fraction of the length) between them; camera k starts
+  ``time_offset_s`` later on the common clock.
+
+Ground truth is re-expressed in each camera's coordinates: boxes clipped to
+the region and kept only when at least ``min_visible`` of their area lies
+inside; frames renumbered from 1. Gt ids of the source are global already;
+``identities.json`` writes the local -> global map explicitly.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.errors import ConfigError
+
+LAYOUTS = ("two-regions", "time-windows", "grid")
+
+
+@dataclass(frozen=True)
+class CameraCut:
+    """One virtual camera: region [x0, x1) x [y0, y1) of the source, source frames [f0, f1] (1-based)."""
+
+    cam_id: str
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+    f0: int
+    f1: int
+    time_offset_s: float = 0.0
+
+    @property
+    def width(self) -> int:
+        return self.x1 - self.x0
+
+    @property
+    def height(self) -> int:
+        return self.y1 - self.y0
+
+    @property
+    def length(self) -> int:
+        return self.f1 - self.f0 + 1
+
+
+def _even(v: float) -> int:
+    """Largest even int <= v (video encoders want even sizes)."""
+    i = int(np.floor(v))
+    return i - i % 2
+
+
+def plan_layout(
+    layout: str, width: int, height: int, f0: int, f1: int, fps: float, gap: float = 0.1, n: int = 2
+) -> list[CameraCut]:
+    """The cuts of a layout over source frames [f0, f1]; ConfigError for a bad layout/gap."""
+    if layout not in LAYOUTS:
+        raise ConfigError(f"layout: unknown layout {layout!r}; valid: {', '.join(LAYOUTS)}")
+    if not 0.0 <= gap < 1.0:
+        raise ConfigError(f"gap: must be in [0, 1), got {gap}")
+    if layout == "two-regions":
+        w = _even(width * (1.0 - gap) / 2.0)
+        return [CameraCut("left", 0, 0, w, height, f0, f1), CameraCut("right", width - w, 0, width, height, f0, f1)]
+    if layout == "grid":
+        w, h = _even(width * (1.0 - gap) / 2.0), _even(height * (1.0 - gap) / 2.0)
+        xs, ys = ((0, w), (width - w, width)), ((0, h), (height - h, height))
+        names = (("top_left", "top_right"), ("bottom_left", "bottom_right"))
+        return [CameraCut(names[r][c], xs[c][0], ys[r][0], xs[c][1], ys[r][1], f0, f1)
+                for r in range(2) for c in range(2)]
+    if n < 2:
+        raise ConfigError(f"cams: time-windows needs >= 2 cameras, got {n}")
+    total = f1 - f0 + 1
+    length = int(np.floor(total * (1.0 - gap) / n))
+    if length < 1:
+        raise ConfigError(f"frames: {total} frames are too few for {n} windows")
+    step = length + (total - n * length) // (n - 1)
+    return [
+        CameraCut(f"window{k + 1}", 0, 0, width, height, f0 + k * step, f0 + k * step + length - 1,
+                  time_offset_s=(k * step) / fps)
+        for k in range(n)
+    ]
+
+
+def cut_boxes(
+    frames: np.ndarray, ids: np.ndarray, tlwh: np.ndarray, cut: CameraCut, min_visible: float = 0.5
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Re-express source gt rows in a cut's coordinates.
+
+    frames: (N,) 1-based source frames; ids: (N,); tlwh: (N, 4) source pixels.
+    Returns (local frames (K,), ids (K,), tlwh (K, 4) clipped to the region, in
+    region pixels) for rows inside the frame window whose clipped area is at
+    least ``min_visible`` of their full area.
+    """
+    frames = np.asarray(frames, dtype=np.int64)
+    tlwh = np.asarray(tlwh, dtype=np.float64).reshape(-1, 4)
+    x0 = np.clip(tlwh[:, 0], cut.x0, cut.x1)
+    y0 = np.clip(tlwh[:, 1], cut.y0, cut.y1)
+    x1 = np.clip(tlwh[:, 0] + tlwh[:, 2], cut.x0, cut.x1)
+    y1 = np.clip(tlwh[:, 1] + tlwh[:, 3], cut.y0, cut.y1)
+    area = tlwh[:, 2] * tlwh[:, 3]
+    inside = (x1 - x0) * (y1 - y0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = np.where(area > 0, inside / area, 0.0)
+    keep = (frames >= cut.f0) & (frames <= cut.f1) & (frac >= min_visible) & (inside > 0)
+    local = np.stack([x0 - cut.x0, y0 - cut.y0, x1 - x0, y1 - y0], axis=1)[keep]
+    return frames[keep] - cut.f0 + 1, np.asarray(ids, dtype=np.int64)[keep], local
+
+
+def write_seqinfo(path: Path, name: str, fps: float, length: int, width: int, height: int,
+                  im_dir: str = "img1", im_ext: str = ".jpg") -> None:
+    """A MOTChallenge ``seqinfo.ini``."""
+    path.write_text(
+        f"[Sequence]\nname={name}\nimDir={im_dir}\nframeRate={fps:g}\nseqLength={length}\n"
+        f"imWidth={width}\nimHeight={height}\nimExt={im_ext}\n",
+        encoding="utf-8",
+    )
+
+
+def write_gt(path: Path, frames: np.ndarray, ids: np.ndarray, tlwh: np.ndarray) -> None:
+    """MOT15-style gt rows ``frame,id,x,y,w,h,1,-1,-1,-1`` sorted by frame then id."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    order = np.lexsort((ids, frames))
+    with open(path, "w", encoding="utf-8") as fh:
+        for i in order:
+            x, y, w, h = tlwh[i]
+            fh.write(f"{frames[i]},{ids[i]},{x:.3f},{y:.3f},{w:.3f},{h:.3f},1,-1,-1,-1\n")
+
+
+def write_identities(out_dir: Path, source: str, layout: str, cuts: list[CameraCut],
+                     ids_per_cam: dict[str, np.ndarray]) -> Path:
+    """``identities.json``: {"cameras": {cam: {"local id": global id}}, "source", "layout", "cuts"}."""
+    data = {
+        "source": source,
+        "layout": layout,
+        "cameras": {cam: {str(int(i)): int(i) for i in np.unique(ids)} for cam, ids in ids_per_cam.items()},
+        "cuts": {c.cam_id: asdict(c) for c in cuts},
+    }
+    path = out_dir / "identities.json"
+    path.write_text(json.dumps(data, indent=1), encoding="utf-8")
+    return path
+
+
+def write_cams_yaml(out_dir: Path, cuts: list[CameraCut], sources: dict[str, Path], extra: dict | None = None) -> Path:
+    """A minimal ``cams.yaml`` for the runner: one camera per cut (absolute paths).
+
+    ``time_offset_s`` is written only for cuts that start later on the common clock.
+    """
+    import yaml
+
+    cams = []
+    for c in cuts:
+        entry: dict = {"id": c.cam_id, "source": str(sources[c.cam_id].resolve())}
+        if c.time_offset_s:
+            entry["time_offset_s"] = round(c.time_offset_s, 6)
+        cams.append(entry)
+    data = {"mode": "batch", "run_key": f"virtual-{out_dir.name}", "cameras": cams,
+            "store": {"path": str((out_dir / "identities.sqlite").resolve())},
+            "outputs": {"dir": str((out_dir / "outputs").resolve())}}
+    data.update(extra or {})
+    path = out_dir / "cams.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def _open_writers(cuts: list[CameraCut], out_dir: Path, fmt: str, fps: float) -> dict[str, object]:
+    """Per cut: a cv2.VideoWriter (fmt 'mp4') or the image folder Path (fmt 'images')."""
+    import cv2
+
+    writers: dict[str, object] = {}
+    for c in cuts:
+        cam_dir = out_dir / c.cam_id
+        if fmt == "mp4":
+            path = cam_dir / "video.mp4"
+            w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (c.width, c.height))
+            if not w.isOpened():
+                raise ConfigError(f"{path}: cv2.VideoWriter cannot write mp4v")
+            writers[c.cam_id] = w
+        else:
+            (cam_dir / "img1").mkdir(parents=True, exist_ok=True)
+            writers[c.cam_id] = cam_dir / "img1"
+    return writers
+
+
+def write_media(frames, cuts: list[CameraCut], out_dir: Path, fmt: str, fps: float) -> dict[str, Path]:
+    """Crop every source frame into the cuts it belongs to; returns cam -> video file or image folder.
+
+    frames: iterable of (1-based source frame, BGR image) covering the cuts' windows in order.
+    """
+    import cv2
+
+    writers = _open_writers(cuts, out_dir, fmt, fps)
+    try:
+        for f, image in frames:
+            for c in cuts:
+                if not c.f0 <= f <= c.f1:
+                    continue
+                crop = np.ascontiguousarray(image[c.y0:c.y1, c.x0:c.x1])
+                w = writers[c.cam_id]
+                if isinstance(w, Path):
+                    cv2.imwrite(str(w / f"{f - c.f0 + 1:06d}.jpg"), crop)
+                else:
+                    w.write(crop)
+    finally:
+        for w in writers.values():
+            if not isinstance(w, Path):
+                w.release()
+    return {c.cam_id: (out_dir / c.cam_id / ("video.mp4" if fmt == "mp4" else "img1")) for c in cuts}
+
+
+def build_virtual_cameras(
+    seq_dir: Path, out_dir: Path, layout: str = "two-regions", gap: float = 0.1, n: int = 2,
+    frame_range: tuple[int, int] | None = None, fmt: str = "mp4", min_visible: float = 0.5,
+    video: Path | None = None, progress: bool = True,
+) -> dict:
+    """Write the virtual cameras of ``seq_dir`` under ``out_dir``; returns a summary dict.
+
+    Layout per camera: out_dir/<cam>/{seqinfo.ini, gt/gt.txt, video.mp4 | img1/}; plus
+    out_dir/identities.json and out_dir/cams.yaml.
+    """
+    from pipeline.motchallenge import MOTSequence
+
+    seq = MOTSequence(Path(seq_dir), video=video)
+    info = seq.info
+    f0, f1 = frame_range or (1, info.seq_length)
+    f0, f1 = max(1, f0), min(info.seq_length, f1)
+    if f1 < f0:
+        raise ConfigError(f"frames: empty range {f0}:{f1} for {info.name} ({info.seq_length} frames)")
+    cuts = plan_layout(layout, info.im_width, info.im_height, f0, f1, info.frame_rate, gap, n)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    gt = seq.gt()
+    ids_per_cam: dict[str, np.ndarray] = {}
+    summary: dict = {"source": info.name, "layout": layout, "frames": [f0, f1], "cameras": {}}
+    for c in cuts:
+        lf, ids, box = cut_boxes(gt.frame, gt.ids, gt.tlwh, c, min_visible)
+        write_gt(out_dir / c.cam_id / "gt" / "gt.txt", lf, ids, box)
+        im_ext = ".jpg"
+        write_seqinfo(out_dir / c.cam_id / "seqinfo.ini", c.cam_id, info.frame_rate, c.length, c.width, c.height,
+                      "img1", im_ext)
+        ids_per_cam[c.cam_id] = ids
+        summary["cameras"][c.cam_id] = {"boxes": int(len(ids)), "ids": int(len(np.unique(ids))),
+                                        "region_tlbr": [c.x0, c.y0, c.x1, c.y1], "frames": [c.f0, c.f1]}
+    start, end = min(c.f0 for c in cuts), max(c.f1 for c in cuts)
+    frames = seq.iter_frames(start, end)
+    if progress:
+        from tqdm import tqdm
+
+        frames = tqdm(frames, total=end - start + 1, desc=f"virtual cameras {info.name}", unit="frame")
+    sources = write_media(frames, cuts, out_dir, fmt, info.frame_rate)
+    write_identities(out_dir, info.name, layout, cuts, ids_per_cam)
+    write_cams_yaml(out_dir, cuts, sources)
+    summary["shared_ids"] = sorted(set.intersection(*(set(map(int, v)) for v in ids_per_cam.values())))
+    return summary
