@@ -1,0 +1,206 @@
+"""Re-id evaluation of an embedding function on a generator dataset's test split.
+
+Protocols (stated in the metrics JSON under ``"protocol"``):
+
+* **Image query/gallery.** ``camera`` protocol when test identities are seen by
+  >= 2 cameras (sequences): per (identity, camera) the median-frame crop is a
+  query; the gallery is every other test crop; same-identity-same-camera gallery
+  entries are excluded (Market-1501). ``time`` protocol for a single camera
+  (PETS09-S2L1): each identity's crops are cut into ``segments`` time segments of
+  equal size, the median-frame crop of each is a query; the gallery is every
+  other test crop, except crops of the same identity within ``exclude_frames``
+  frames of the query (near-duplicates of the same track moment).
+* **Pair verification**: ROC over ``pairs_test.csv`` (balanced), Euclidean
+  distance of L2-normalised embeddings, "same" when distance <= th.
+* **Triplet accuracy** (seed 000 Eq. 5) over ``triplets_test.csv``.
+* **Tracklet-to-tracklet**: test tracklets cut into chunks of ``chunk_len``
+  crops, aggregated (mean / LSTM); every chunk queries all others, same-identity
+  chunks within ``exclude_frames`` frames of the query's span are ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.errors import DataError
+from reid_models.datasets.index import CropItem, load_index, load_pairs, load_tracklets, load_triplets
+from reid_models.metrics import cmc_map_from_distances, pairwise_distances, roc_table, roc_verification, triplet_accuracy
+
+PROTOCOL_NOTE = (
+    "image query/gallery: camera protocol (per identity and camera the median-frame crop is a query, "
+    "same-id-same-camera gallery excluded) when test ids span >= 2 cameras, else time protocol (per identity "
+    "{cfg.segments} time segments, median-frame crop of each is a query, same-id gallery crops within "
+    "{cfg.exclude_frames} frames of the query ignored); euclidean distance of L2-normalised embeddings; "
+    "tracklets: chunks of {cfg.chunk_len} crops, same-id chunks within {cfg.exclude_frames} frames ignored"
+)
+EmbedFn = Callable[[list[np.ndarray]], np.ndarray]  # list of BGR crops -> (N, D)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    protocol: str = "auto"  # auto | camera | time
+    segments: int = 5
+    exclude_frames: int = 35
+    chunk_len: int = 8
+    ten_crop: bool = False
+    batch_size: int = 64
+    max_fpr: float = 0.1
+    triplet_margin: float = 0.0
+
+
+def ten_crop_images(img: np.ndarray, scale: float = 0.875) -> list[np.ndarray]:
+    """10 variants of an (H, W, 3) crop (4 corners, centre, and their flips), each resized to (H, W)."""
+    import cv2
+
+    h, w = img.shape[:2]
+    ch, cw = max(1, round(h * scale)), max(1, round(w * scale))
+    origins = [(0, 0), (0, w - cw), (h - ch, 0), (h - ch, w - cw), ((h - ch) // 2, (w - cw) // 2)]
+    crops = [cv2.resize(img[t:t + ch, l:l + cw], (w, h), interpolation=cv2.INTER_LINEAR) for t, l in origins]
+    return crops + [np.ascontiguousarray(c[:, ::-1]) for c in crops]
+
+
+def _l2n(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def embed_paths(embed: EmbedFn, paths: Sequence[Path], cfg: EvalConfig, progress: bool = True) -> np.ndarray:
+    """(N, D) float32 L2-normalised embeddings of image files (10-crop averaged when cfg.ten_crop)."""
+    import cv2
+    from tqdm import tqdm
+
+    out = []
+    for s in tqdm(range(0, len(paths), cfg.batch_size), desc="embed", unit="batch", disable=not progress):
+        imgs = []
+        for p in paths[s:s + cfg.batch_size]:
+            img = cv2.imread(str(p), cv2.IMREAD_COLOR)
+            if img is None:
+                raise DataError(p, "cannot read image")
+            imgs.append(img)
+        if cfg.ten_crop:
+            many = [c for img in imgs for c in ten_crop_images(img)]
+            f = _l2n(np.asarray(embed(many), dtype=np.float32)).reshape(len(imgs), 10, -1).mean(1)
+        else:
+            f = np.asarray(embed(imgs), dtype=np.float32)
+        out.append(_l2n(f))
+    return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 0), np.float32)
+
+
+def query_gallery(items: Sequence[CropItem], cfg: EvalConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, str]:
+    """Indices of queries and gallery, the (Q, G) ignore mask (time protocol) and the protocol name."""
+    pids = np.array([it.pid for it in items])
+    cams = np.array([it.camid for it in items])
+    frames = np.array([it.frame for it in items])
+    multi = any(len(np.unique(cams[pids == p])) > 1 for p in np.unique(pids))
+    protocol = cfg.protocol if cfg.protocol != "auto" else ("camera" if multi else "time")
+    queries = []
+    for p in np.unique(pids):
+        idx = np.nonzero(pids == p)[0]
+        groups = [idx[cams[idx] == c] for c in np.unique(cams[idx])] if protocol == "camera" else [idx]
+        for g in groups:
+            g = g[np.argsort(frames[g], kind="stable")]
+            parts = [g] if protocol == "camera" else np.array_split(g, min(cfg.segments, len(g)))
+            queries += [int(part[len(part) // 2]) for part in parts if len(part)]
+    q = np.array(sorted(queries))
+    g = np.setdiff1d(np.arange(len(items)), q)
+    ignore = None
+    if protocol == "time":
+        same = pids[q][:, None] == pids[g][None, :]
+        near = np.abs(frames[q][:, None] - frames[g][None, :]) < cfg.exclude_frames
+        ignore = same & near & (cams[q][:, None] == cams[g][None, :])
+    return q, g, ignore, protocol
+
+
+def image_retrieval(items: Sequence[CropItem], feats: np.ndarray, cfg: EvalConfig) -> dict[str, Any]:
+    """CMC / mAP under the protocol of :func:`query_gallery`."""
+    q, g, ignore, protocol = query_gallery(items, cfg)
+    pids = np.array([it.pid for it in items])
+    cams = np.array([it.camid for it in items])
+    dist = pairwise_distances(feats[q], feats[g])
+    use_cams = protocol == "camera"
+    res = cmc_map_from_distances(dist, pids[q], pids[g], cams[q] if use_cams else None,
+                                 cams[g] if use_cams else None, 20, ignore)
+    res.update(protocol=protocol, num_gallery=int(len(g)))
+    return res
+
+
+def tracklet_retrieval(
+    tracklets: list[dict], feat_of: dict[Path, np.ndarray], aggregate: Callable[[np.ndarray], np.ndarray],
+    cfg: EvalConfig,
+) -> dict[str, Any]:
+    """Tracklet-to-tracklet CMC / mAP: chunks of ``chunk_len`` crops, each chunk a query against the rest."""
+    vecs, pids, spans = [], [], []
+    for t in tracklets:
+        for s in range(0, len(t["paths"]) - cfg.chunk_len + 1, cfg.chunk_len):
+            seq = np.stack([feat_of[p] for p in t["paths"][s:s + cfg.chunk_len]])
+            vecs.append(np.asarray(aggregate(seq), dtype=np.float32))
+            pids.append(t["pid"])
+            spans.append((t["camid"], t["frames"][s], t["frames"][s + cfg.chunk_len - 1]))
+    if len(vecs) < 2:
+        return {"num_queries": 0}
+    pids_a = np.array(pids)
+    sp = np.array(spans)
+    gap = np.maximum(sp[:, 1][:, None] - sp[:, 2][None, :], sp[:, 1][None, :] - sp[:, 2][:, None])
+    ignore = (pids_a[:, None] == pids_a[None, :]) & (sp[:, 0][:, None] == sp[:, 0][None, :]) & (gap < cfg.exclude_frames)
+    np.fill_diagonal(ignore, True)
+    res = cmc_map_from_distances(pairwise_distances(np.stack(vecs), np.stack(vecs)), pids_a, pids_a, ignore=ignore)
+    res["num_chunks"] = len(vecs)
+    return res
+
+
+def evaluate_dataset(
+    dataset_dir: Path, embed: EmbedFn, cfg: EvalConfig,
+    aggregators: dict[str, Callable[[np.ndarray], np.ndarray]] | None = None, progress: bool = True,
+) -> dict[str, Any]:
+    """All re-id metrics of ``embed`` on the test split of a make-triplets dataset."""
+    dataset_dir = Path(dataset_dir)
+    items = load_index(dataset_dir, "test")
+    if not items:
+        raise DataError(dataset_dir / "index.csv", "no crops in the test split")
+    feats = embed_paths(embed, [it.path for it in items], cfg, progress)
+    feat_of = {it.path: feats[i] for i, it in enumerate(items)}
+    out: dict[str, Any] = {"dataset": str(dataset_dir), "config": asdict(cfg),
+                           "num_test_crops": len(items), "num_test_ids": len({it.pid for it in items})}
+    out["retrieval"] = image_retrieval(items, feats, cfg)
+    out["protocol_note"] = PROTOCOL_NOTE.format(cfg=cfg)
+    pairs = load_pairs(dataset_dir)
+    if pairs:
+        d = np.array([np.linalg.norm(feat_of[a] - feat_of[b]) for a, b, _ in pairs])
+        same = np.array([s for _, _, s in pairs])
+        out["roc"] = roc_verification(d, same, cfg.max_fpr)
+        out["roc_table"] = roc_table(d, same, np.round(np.arange(0, 2.01, 0.1), 2))
+    if (dataset_dir / "triplets_test.csv").is_file():
+        trip = load_triplets(dataset_dir, "triplets_test.csv")
+        if trip:
+            d_ap = np.array([np.linalg.norm(feat_of[a] - feat_of[p]) for a, p, _ in trip])
+            d_an = np.array([np.linalg.norm(feat_of[a] - feat_of[n]) for a, _, n in trip])
+            out["triplet_accuracy"] = triplet_accuracy(d_ap, d_an, cfg.triplet_margin)
+            out["num_triplets"] = len(trip)
+    tracklets = load_tracklets(dataset_dir, "test") if (dataset_dir / "tracklets.json").is_file() else []
+    out["tracklets"] = {name: tracklet_retrieval(tracklets, feat_of, agg, cfg)
+                        for name, agg in (aggregators or {"mean": mean_pool}).items()}
+    return out
+
+
+def mean_pool(seq: np.ndarray) -> np.ndarray:
+    """(T, D) -> (D,) mean of the embeddings, L2-normalised."""
+    m = np.asarray(seq, dtype=np.float64).mean(0)
+    return (m / max(np.linalg.norm(m), 1e-12)).astype(np.float32)
+
+
+def summary_line(m: dict[str, Any]) -> str:
+    """One line with the headline figures of :func:`evaluate_dataset`'s result."""
+    r = m["retrieval"]
+    s = f"rank1 {r['rank1']:.1f}  rank5 {r['rank5']:.1f}  mAP {r['mAP']:.1f}"
+    if "roc" in m:
+        s += f"  TPR@FPR<={m['roc']['max_fpr']:g} {m['roc']['tpr_at_fpr']:.3f}  AUC {m['roc']['auc']:.3f}  EER {m['roc']['eer']:.3f}"
+    if "triplet_accuracy" in m:
+        s += f"  triplet-acc {m['triplet_accuracy']:.3f}"
+    for name, t in m.get("tracklets", {}).items():
+        if t.get("num_queries"):
+            s += f"  tracklet-rank1[{name}] {t['rank1']:.1f}"
+    return s

@@ -1,0 +1,47 @@
+"""Train/test transforms and the 10-crop test-time averaging of seed 001."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from reid_models.evaluate import ten_crop_images
+from reid_models.transforms import build_test_transform, build_train_transform, ten_crop_batch, ten_crop_features
+
+
+def test_train_and_test_transforms_shapes_and_normalisation():
+    img = torch.full((3, 100, 40), 255, dtype=torch.uint8)
+    out = build_test_transform((128, 64))(img)
+    assert out.shape == (3, 128, 64) and out.dtype == torch.float32
+    assert torch.allclose(out[0], torch.full((128, 64), (1 - 0.485) / 0.229), atol=1e-5)
+    torch.manual_seed(0)
+    aug = build_train_transform((128, 64), pad=10)
+    outs = [aug(img) for _ in range(8)]
+    assert all(o.shape == (3, 128, 64) for o in outs)
+    # random crop of the zero-padded image shows padding (black) in some outputs
+    assert any((o[0] < 0).any() for o in outs)
+
+
+def test_ten_crop_batch_corners_centre_and_flips():
+    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).reshape(2, 3, 8, 8)
+    crops = ten_crop_batch(x, scale=0.5)
+    assert crops.shape == (10, 2, 3, 8, 8)
+    assert torch.equal(crops[5], torch.flip(crops[0], dims=[3]))
+    assert torch.equal(crops[9], torch.flip(crops[4], dims=[3]))
+    assert crops[0].mean() < crops[4].mean() < crops[3].mean()  # TL < centre < BR on a ramp
+
+
+def test_ten_crop_features_of_constant_image_equal_plain_features():
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 16 * 8, 5))
+    x = torch.ones(1, 3, 16, 8) * torch.tensor([0.2, -0.3, 0.7]).view(1, 3, 1, 1)
+    plain = torch.nn.functional.normalize(model(x), dim=1)
+    assert torch.allclose(ten_crop_features(model, x), plain, atol=1e-5)
+
+
+def test_ten_crop_images_on_bgr_crop():
+    img = np.zeros((16, 8, 3), np.uint8)
+    img[:, :4] = 200  # left half bright
+    crops = ten_crop_images(img, scale=0.5)
+    assert len(crops) == 10 and all(c.shape == img.shape for c in crops)
+    assert crops[0].mean() == 200 and crops[1].mean() == 0  # top-left / top-right corner
+    assert np.array_equal(crops[6], crops[1][:, ::-1])
