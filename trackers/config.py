@@ -1,0 +1,121 @@
+"""Tracker configuration schema: every threshold lives here (and in configs/tracker/*.yaml).
+
+Validated once at the entry point (``pipeline.configio.load_config(TrackerConfig, path)``);
+unknown keys and bad values raise ConfigError naming the key path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from pipeline.configio import StrictModel, load_config
+
+
+class DetectionConfig(StrictModel):
+    """How detection scores are read and split into high/low passes (scores after normalisation)."""
+
+    score_range: tuple[float, float] = (0.0, 1.0)
+    """Raw scores are mapped linearly from [lo, hi] to [0, 1] and clipped (ACF det.txt scores are not in [0, 1])."""
+    high_thresh: float = Field(0.6, ge=0.0, le=1.0)
+    """Detections at or above this go to the first association pass."""
+    low_thresh: float = Field(0.1, ge=0.0, le=1.0)
+    """Detections in [low_thresh, high_thresh) only go to the second (ByteTrack) pass; below are dropped."""
+    new_track_thresh: float = Field(0.7, ge=0.0, le=1.0)
+    """Unmatched high detections at or above this start a new track."""
+    min_box_area: float = Field(0.0, ge=0.0)
+    """Detections with smaller w*h (pixels^2) are ignored."""
+
+    @model_validator(mode="after")
+    def _check(self) -> "DetectionConfig":
+        lo, hi = self.score_range
+        if not hi > lo:
+            raise ValueError("score_range must be [lo, hi] with hi > lo")
+        if self.low_thresh > self.high_thresh:
+            raise ValueError("low_thresh must be <= high_thresh")
+        return self
+
+
+class KalmanConfig(StrictModel):
+    representation: Literal["xyah", "xywh"] = "xyah"
+    std_weight_position: float = Field(1.0 / 20, gt=0.0)
+    std_weight_velocity: float = Field(1.0 / 160, gt=0.0)
+
+
+class LifecycleConfig(StrictModel):
+    n_init: int = Field(2, ge=1)
+    """Consecutive hits for a tentative track to become confirmed."""
+    max_age: int = Field(30, ge=1)
+    """Frames a confirmed track survives without a match (at ``max_age_reference_fps``)."""
+    max_age_reference_fps: float | None = Field(30.0, gt=0.0)
+    """If set, max_age is rescaled to the sequence frame rate: round(max_age * fps / ref). null = frames as given."""
+    confirm_on_first_frame: bool = True
+    """Tracks born in the tracker's first frame are confirmed at once (ByteTrack)."""
+    output_coasting_frames: int = Field(0, ge=0)
+    """Also output confirmed tracks missed for up to this many frames (predicted box). 0 = updated tracks only."""
+    output_box: Literal["kalman", "detection"] = "kalman"
+    """Report the filtered state or the matched detection box."""
+
+
+class AssociationConfig(StrictModel):
+    first_match_thresh: float = Field(0.8, gt=0.0)
+    """Max fused cost in the first pass (confirmed + lost tracks vs high detections)."""
+    second_match_thresh: float = Field(0.5, gt=0.0)
+    """Max IoU distance in the second pass (still-tracked tracks vs low detections)."""
+    unconfirmed_match_thresh: float = Field(0.7, gt=0.0)
+    """Max IoU distance for tentative tracks vs the remaining high detections."""
+    fuse_score: bool = True
+    """Multiply IoU similarity by the detection score in the first and tentative passes (ByteTrack MOT17)."""
+    mahalanobis_gate: bool = False
+    """Forbid pairs whose squared Mahalanobis distance exceeds the chi-square 0.95 quantile (4 dof)."""
+    ocm_weight: float = Field(0.0, ge=0.0)
+    """OC-SORT observation-centric momentum: weight of the direction-consistency cost (0 = off)."""
+    ocm_delta_t: int = Field(3, ge=1)
+    """Frames back used to estimate a track's direction for OCM."""
+    oru: bool = True
+    """OC-SORT observation-centric re-update: replay a virtual trajectory after a gap."""
+    remove_duplicates_iou: float = Field(0.85, ge=0.0, le=1.0)
+    """Drop the younger of a tracked/lost pair overlapping more than this (ByteTrack); 1.0 = off."""
+
+
+class AppearanceConfig(StrictModel):
+    enabled: bool = True
+    """Use detection embeddings when present (motion-only otherwise)."""
+    mode: Literal["ema", "gallery"] = "ema"
+    ema_alpha: float = Field(0.9, ge=0.0, lt=1.0)
+    """feature = alpha * feature + (1 - alpha) * new (BoT-SORT)."""
+    budget: int = Field(30, ge=1)
+    """Gallery size per track (mode=gallery)."""
+    proximity_thresh: float = Field(0.5, ge=0.0, le=1.0)
+    """Appearance is ignored for pairs with IoU distance above this."""
+    appearance_thresh: float = Field(0.25, ge=0.0, le=2.0)
+    """Cosine distances above this count as 'no appearance evidence' (1.0)."""
+    fusion: Literal["min", "weighted"] = "min"
+    """min(iou_cost, emb_cost) (BoT-SORT) or weight*emb + (1-weight)*iou."""
+    weight: float = Field(0.5, ge=0.0, le=1.0)
+    min_score_for_update: float = Field(0.0, ge=0.0, le=1.0)
+    """Only detections at least this confident update a track's appearance."""
+
+
+class CMCConfig(StrictModel):
+    method: Literal["none", "sparse_flow"] = "none"
+    downscale: int = Field(2, ge=1)
+    max_corners: int = Field(1000, ge=10)
+
+
+class TrackerConfig(StrictModel):
+    """All tracker settings; ``configs/tracker/*.yaml`` are instances of this."""
+
+    detection: DetectionConfig = Field(default_factory=DetectionConfig)
+    kalman: KalmanConfig = Field(default_factory=KalmanConfig)
+    lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
+    association: AssociationConfig = Field(default_factory=AssociationConfig)
+    appearance: AppearanceConfig = Field(default_factory=AppearanceConfig)
+    cmc: CMCConfig = Field(default_factory=CMCConfig)
+
+
+def load_tracker_config(path: str | Path | None) -> TrackerConfig:
+    """YAML file -> validated TrackerConfig (defaults when path is None); ConfigError on problems."""
+    return load_config(TrackerConfig, path)

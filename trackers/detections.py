@@ -1,0 +1,51 @@
+"""Columnar view of one frame's detections, as the tracker consumes them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline.types import Detection, tlwh_to_tlbr
+from trackers.config import DetectionConfig
+
+
+@dataclass
+class DetectionBatch:
+    """M detections of one frame.
+
+    tlwh / tlbr: (M, 4) float64; scores: (M,) float64 normalised to [0, 1];
+    embeddings: (M, D) float32 L2-normalised or None; index: (M,) int64 rows of the
+    caller's detection list (to hand back the matched detection's embedding).
+    """
+
+    tlwh: np.ndarray
+    tlbr: np.ndarray
+    scores: np.ndarray
+    embeddings: np.ndarray | None
+    index: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def select(self, mask_or_idx: np.ndarray) -> "DetectionBatch":
+        emb = None if self.embeddings is None else self.embeddings[mask_or_idx]
+        return DetectionBatch(self.tlwh[mask_or_idx], self.tlbr[mask_or_idx], self.scores[mask_or_idx], emb,
+                              self.index[mask_or_idx])
+
+    @classmethod
+    def from_detections(cls, detections: list[Detection], cfg: DetectionConfig, use_embeddings: bool) -> "DetectionBatch":
+        """Normalise scores to [0, 1] via ``cfg.score_range`` and drop boxes below ``cfg.min_box_area``
+        or with non-positive size. Embeddings are used only when every detection has one."""
+        m = len(detections)
+        tlwh = np.array([d.tlwh for d in detections], dtype=np.float64).reshape(m, 4)
+        raw = np.array([d.score for d in detections], dtype=np.float64).reshape(m)
+        lo, hi = cfg.score_range
+        scores = np.clip((raw - lo) / (hi - lo), 0.0, 1.0)
+        emb = None
+        if use_embeddings and m and all(d.embedding is not None for d in detections):
+            emb = np.stack([np.asarray(d.embedding, dtype=np.float32).reshape(-1) for d in detections])
+            emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        keep = (tlwh[:, 2] > 0) & (tlwh[:, 3] > 0) & (tlwh[:, 2] * tlwh[:, 3] >= cfg.min_box_area)
+        batch = cls(tlwh, tlwh_to_tlbr(tlwh), scores, emb, np.arange(m, dtype=np.int64))
+        return batch if keep.all() else batch.select(keep)

@@ -1,0 +1,254 @@
+"""The tracker: Kalman prediction + ByteTrack-style two-pass Hungarian association.
+
+Per frame (``Tracker.update``):
+
+1. predict every track (batched Kalman; optional camera-motion compensation);
+2. first pass: confirmed tracks (tracked and lost) vs high-score detections, cost =
+   IoU distance (x score), fused with cosine appearance distance when embeddings exist,
+   optional Mahalanobis gate and OC-SORT momentum;
+3. second pass: tracks still tracked last frame vs low-score detections, IoU only;
+4. tentative tracks vs the remaining high detections; unmatched tentative tracks die;
+5. new tracks from unmatched confident detections; confirmed tracks missed for more
+   than ``max_age`` frames are deleted.
+
+Re-found tracks are re-updated along a virtual trajectory (OC-SORT ORU). Output:
+confirmed tracks updated in this frame (plus, optionally, coasting ones).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.types import Detection, TrackOutput, tlwh_to_tlbr
+from trackers import costs
+from trackers.assignment import min_cost_matching
+from trackers.cmc import SparseFlowCMC, apply_affine
+from trackers.config import TrackerConfig
+from trackers.detections import DetectionBatch
+from trackers.kalman import CHI2INV95, KalmanBoxFilter
+from trackers.track import Track, TrackState
+
+_EMPTY_MATCHES = np.empty((0, 2), dtype=np.int64)
+
+
+class Tracker:
+    """One camera's multi-object tracker; ids are counted per instance from 1 and never reused."""
+
+    def __init__(self, config: TrackerConfig, cam_id: str = "0", frame_rate: float = 30.0) -> None:
+        self.config = config
+        self.cam_id = cam_id
+        self.frame_rate = float(frame_rate)
+        k = config.kalman
+        self.kf = KalmanBoxFilter(k.representation, k.std_weight_position, k.std_weight_velocity)
+        life = config.lifecycle
+        ref = life.max_age_reference_fps
+        self.max_age = life.max_age if ref is None else max(1, int(round(life.max_age * self.frame_rate / ref)))
+        self.tracks: list[Track] = []
+        self.frame_id = 0
+        self._next_id = 1
+        self._removed: list[int] = []
+        self._cmc = SparseFlowCMC(config.cmc.downscale, config.cmc.max_corners) if config.cmc.method != "none" else None
+
+    # --- public API ------------------------------------------------------------------
+    def update(self, detections: list[Detection], image: np.ndarray | None = None) -> list[TrackOutput]:
+        """Process one frame; returns confirmed tracks updated in it (tlwh boxes)."""
+        self.frame_id += 1
+        cfg = self.config
+        dets = DetectionBatch.from_detections(detections, cfg.detection, cfg.appearance.enabled)
+        self._predict(image)
+        high = dets.select(dets.scores >= cfg.detection.high_thresh)
+        low = dets.select((dets.scores >= cfg.detection.low_thresh) & (dets.scores < cfg.detection.high_thresh))
+        confirmed = [t for t in self.tracks if t.state == TrackState.Confirmed]
+        tentative = [t for t in self.tracks if t.state == TrackState.Tentative]
+        matched: dict[int, int] = {}  # id(track) -> row in ``dets`` order of its detection
+
+        # 1) confirmed (tracked + lost) vs high
+        m1, um_t1, um_h = self._first_pass(confirmed, high)
+        self._apply(confirmed, high, m1, detections, matched)
+        # 2) still-tracked leftovers vs low, IoU only
+        left = [confirmed[i] for i in um_t1 if confirmed[i].time_since_update == 1]
+        cost2 = costs.iou_cost(self._tlbr(left), low.tlbr)
+        m2, _, _ = min_cost_matching(cost2, cfg.association.second_match_thresh)
+        self._apply(left, low, m2, detections, matched)
+        # 3) tentative vs remaining high
+        rest = high.select(um_h)
+        cost3 = costs.iou_cost(self._tlbr(tentative), rest.tlbr)
+        if cfg.association.fuse_score:
+            cost3 = costs.fuse_score(cost3, rest.scores)
+        m3, _, um_h3 = min_cost_matching(cost3, cfg.association.unconfirmed_match_thresh)
+        self._apply(tentative, rest, m3, detections, matched)
+
+        for t in self.tracks:
+            if t.time_since_update > 0:
+                t.mark_missed()
+        self._start_tracks(rest.select(um_h3))
+        self._remove_duplicates()
+        outputs = self._outputs(detections, matched)
+        self._drop_deleted()
+        return outputs
+
+    def pop_removed(self) -> list[int]:
+        """Ids of tracks deleted since the last call (only tracks that were ever confirmed, i.e. output)."""
+        out, self._removed = self._removed, []
+        return out
+
+    def active_track_ids(self) -> list[int]:
+        """Ids of the confirmed tracks currently alive (tracked or coasting), ascending."""
+        return sorted(t.track_id for t in self.tracks if t.state == TrackState.Confirmed)
+
+    # --- steps -------------------------------------------------------------------------
+    def _predict(self, image: np.ndarray | None) -> None:
+        if not self.tracks:
+            if self._cmc is not None and image is not None:
+                self._cmc.estimate(image)
+            return
+        means = np.stack([t.mean for t in self.tracks])
+        covs = np.stack([t.cov for t in self.tracks])
+        lost = np.array([t.time_since_update > 0 for t in self.tracks])
+        if lost.any():  # ByteTrack: a lost track does not keep growing/shrinking
+            means[lost, 7] = 0.0
+            if self.kf.representation == "xywh":
+                means[lost, 6] = 0.0
+        means, covs = self.kf.multi_predict(means, covs)
+        if self._cmc is not None and image is not None:
+            means, covs = apply_affine(means, covs, self._cmc.estimate(image), self.kf.representation)
+        for i, t in enumerate(self.tracks):
+            t.mean, t.cov = means[i], covs[i]
+            t.age += 1
+            t.time_since_update += 1
+
+    def _tlbr(self, tracks: list[Track]) -> np.ndarray:
+        if not tracks:
+            return np.zeros((0, 4))
+        return tlwh_to_tlbr(self.kf.tlwh_from_mean(np.stack([t.mean for t in tracks])))
+
+    def _first_pass(self, tracks: list[Track], dets: DetectionBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Fused cost of confirmed tracks vs high detections -> min_cost_matching result."""
+        a, ap = self.config.association, self.config.appearance
+        n, m = len(tracks), len(dets)
+        if n == 0 or m == 0:
+            return _EMPTY_MATCHES, np.arange(n, dtype=np.int64), np.arange(m, dtype=np.int64)
+        iou_d = costs.iou_cost(self._tlbr(tracks), dets.tlbr)
+        cost = costs.fuse_score(iou_d, dets.scores) if a.fuse_score else iou_d
+        if dets.embeddings is not None and any(t.feature is not None for t in tracks):
+            emb_d = self._appearance_cost(tracks, dets.embeddings)
+            cost = costs.fuse_motion_appearance(cost, emb_d, ap.proximity_thresh, ap.appearance_thresh, ap.fusion, ap.weight)
+        if a.mahalanobis_gate:
+            means = np.stack([t.mean for t in tracks])
+            covs = np.stack([t.cov for t in tracks])
+            gd = self.kf.multi_gating_distance(means, covs, self.kf.measurement_from_tlwh(dets.tlwh))
+            cost = costs.gate_mahalanobis(cost, gd, CHI2INV95[4])
+        if a.ocm_weight > 0:
+            cost = self._add_momentum(cost, tracks, dets)
+        return min_cost_matching(cost, a.first_match_thresh)
+
+    def _appearance_cost(self, tracks: list[Track], emb: np.ndarray) -> np.ndarray:
+        """(N, M) cosine distance; tracks without appearance get 1 (no evidence)."""
+        ap = self.config.appearance
+        out = np.ones((len(tracks), len(emb)))
+        has = [i for i, t in enumerate(tracks) if t.feature is not None]
+        if ap.mode == "ema":
+            out[has] = costs.cosine_cost(np.stack([tracks[i].feature for i in has]), emb)
+        else:
+            out[has] = costs.gallery_cosine_cost([np.stack(tracks[i].gallery) for i in has], emb)
+        return out
+
+    def _add_momentum(self, cost: np.ndarray, tracks: list[Track], dets: DetectionBatch) -> np.ndarray:
+        """OC-SORT OCM: lower the cost of pairs moving along the track's observed direction."""
+        a = self.config.association
+        last = np.stack([t.last_measurement[:2] for t in tracks])
+        prev = [t.observation_before(t.last_frame, a.ocm_delta_t) for t in tracks]
+        valid = np.array([p is not None for p in prev])
+        prev_xy = np.stack([p[:2] if p is not None else last[i] for i, p in enumerate(prev)])
+        det_xy = dets.tlwh[:, :2] + dets.tlwh[:, 2:] / 2.0
+        bonus = costs.direction_consistency(prev_xy, last, det_xy, valid) * dets.scores[None, :]
+        out = cost - a.ocm_weight * bonus
+        out[cost > a.first_match_thresh] = np.inf  # momentum never admits an otherwise rejected pair
+        return out
+
+    def _apply(self, tracks: list[Track], dets: DetectionBatch, matches: np.ndarray,
+               detections: list[Detection], matched: dict[int, int]) -> None:
+        """Kalman-update matched tracks (batched), with ORU for tracks re-found after a gap."""
+        if len(matches) == 0:
+            return
+        sel = [tracks[r] for r in matches[:, 0]]
+        z = self.kf.measurement_from_tlwh(dets.tlwh[matches[:, 1]])
+        if self.config.association.oru:
+            for k, t in enumerate(sel):
+                if self.frame_id - t.last_frame > 1:
+                    t.mean, t.cov = self._replay(t, z[k])
+        means, covs = self.kf.multi_update(np.stack([t.mean for t in sel]), np.stack([t.cov for t in sel]), z)
+        ap = self.config.appearance
+        for k, (t, c) in enumerate(zip(sel, matches[:, 1])):
+            t.record_hit(means[k], covs[k], z[k], self.frame_id, float(dets.scores[c]))
+            t.last_det_tlwh = dets.tlwh[c]
+            row = int(dets.index[c])
+            matched[id(t)] = row
+            if dets.embeddings is not None and dets.scores[c] >= ap.min_score_for_update:
+                t.add_embedding(dets.embeddings[c], ap.ema_alpha)
+
+    def _replay(self, t: Track, z_new: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """ORU: from the state at the last observation, predict/update along the straight line
+        of virtual observations to ``z_new``; returns the state predicted for this frame."""
+        mean, cov = t.saved_state
+        gap = self.frame_id - t.last_frame
+        z0 = t.last_measurement
+        for i in range(1, gap):
+            mean, cov = self.kf.predict(mean, cov)
+            mean, cov = self.kf.update(mean, cov, z0 + (z_new - z0) * (i / gap))
+        return self.kf.predict(mean, cov)
+
+    def _start_tracks(self, dets: DetectionBatch) -> None:
+        cfg = self.config
+        first = self.frame_id == 1 and cfg.lifecycle.confirm_on_first_frame
+        for c in np.flatnonzero(dets.scores >= cfg.detection.new_track_thresh):
+            z = self.kf.measurement_from_tlwh(dets.tlwh[c])
+            mean, cov = self.kf.initiate(z)
+            emb = None if dets.embeddings is None else dets.embeddings[c]
+            t = Track(self._next_id, mean, cov, z, self.frame_id, float(dets.scores[c]), cfg.lifecycle.n_init,
+                      self.max_age, emb, cfg.appearance.budget, confirmed=first or cfg.lifecycle.n_init <= 1)
+            t.last_det_tlwh = dets.tlwh[c]
+            self._next_id += 1
+            self.tracks.append(t)
+
+    def _remove_duplicates(self) -> None:
+        """ByteTrack: a tracked and a lost confirmed track overlapping > remove_duplicates_iou -> drop the younger."""
+        thr = self.config.association.remove_duplicates_iou
+        if thr >= 1.0:
+            return
+        tracked = [t for t in self.tracks if t.is_confirmed() and t.time_since_update == 0]
+        lost = [t for t in self.tracks if t.is_confirmed() and t.time_since_update > 0]
+        if not tracked or not lost:
+            return
+        iou_d = costs.iou_cost(self._tlbr(tracked), self._tlbr(lost))
+        for p, q in zip(*np.nonzero(iou_d < 1.0 - thr)):
+            a, b = tracked[p], lost[q]
+            if self.frame_id - a.start_frame > self.frame_id - b.start_frame:
+                b.state = TrackState.Deleted
+            else:
+                a.state = TrackState.Deleted
+
+    def _outputs(self, detections: list[Detection], matched: dict[int, int]) -> list[TrackOutput]:
+        life = self.config.lifecycle
+        out: list[TrackOutput] = []
+        for t in self.tracks:
+            if t.state != TrackState.Confirmed or t.time_since_update > life.output_coasting_frames:
+                continue
+            updated = t.time_since_update == 0
+            if updated and life.output_box == "detection" and t.last_det_tlwh is not None:
+                tlwh = np.asarray(t.last_det_tlwh, dtype=np.float64).copy()
+            else:
+                tlwh = self.kf.tlwh_from_mean(t.mean)
+            emb = detections[matched[id(t)]].embedding if updated and id(t) in matched else None
+            out.append(TrackOutput(self.cam_id, t.track_id, self.frame_id, tlwh, t.score, emb))
+        return out
+
+    def _drop_deleted(self) -> None:
+        keep: list[Track] = []
+        for t in self.tracks:
+            if t.state == TrackState.Deleted:
+                if t.ever_confirmed:
+                    self._removed.append(t.track_id)
+            else:
+                keep.append(t)
+        self.tracks = keep
