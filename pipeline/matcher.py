@@ -149,10 +149,13 @@ class CrossCameraMatcher:
         vecs = np.stack([_unit(it.vector) for it in items]).astype(np.float64)
         protos = np.stack([g.prototype for g in identities]).astype(np.float64)
         dist = 1.0 - vecs @ protos.T
-        cost = np.empty_like(dist)
+        cost = dist.copy()
         ok = np.zeros(dist.shape, dtype=bool)
+        # penalties are >= 0: pairs beyond the loosest threshold are out without checking constraints
+        loosest = max(self.config.threshold, self.config.reentry_threshold or 0.0)
         for r, it in enumerate(items):
-            for c, ident in enumerate(identities):
+            for c in np.flatnonzero(dist[r] <= loosest):
+                ident = identities[c]
                 extra, thr = self._constraint(it, ident)
                 cost[r, c] = dist[r, c] + extra
                 ok[r, c] = math.isfinite(extra) and cost[r, c] <= thr
