@@ -78,11 +78,6 @@ def store_summary(store: IdentityStore) -> dict:
     }
 
 
-def stored_versions(store: IdentityStore) -> list[str]:
-    rows = store.db.query("SELECT DISTINCT model_version FROM embeddings ORDER BY model_version")
-    return [r[0] for r in rows]
-
-
 def rank_tracklets(
     store: IdentityStore, probe: np.ndarray, model_version: str, top: int = 10, cam_id: str | None = None
 ) -> dict:
@@ -94,7 +89,7 @@ def rank_tracklets(
     items = [t for t in store.tracklets(cam_id=cam_id, model_version=model_version, with_arrays=False)
              if model_version in t.embeddings]
     if not items:
-        versions = stored_versions(store)
+        versions = store.embedding_versions()
         raise ReidPipelineError(
             f"{store.path}: no tracklet embeddings for model version {model_version!r}"
             f" (stored: {', '.join(versions) or 'none'}); use the checkpoint the run used or --model-version"

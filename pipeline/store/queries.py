@@ -186,6 +186,10 @@ class QueriesMixin:
                   "model_versions", "crops")
         return {t: int(self.db.query(f"SELECT COUNT(*) FROM {t}")[0][0]) for t in tables}
 
+    def embedding_versions(self) -> list[str]:
+        """Model versions that have at least one stored tracklet embedding."""
+        return [r[0] for r in self.db.query("SELECT DISTINCT model_version FROM embeddings ORDER BY model_version")]
+
     def aggregated_embeddings(self, model_version: str) -> tuple[np.ndarray, np.ndarray]:
         """(tracklet_ids (N,) int64, vectors (N, D) float32) of one model version."""
         rows = self.db.query(

@@ -68,6 +68,10 @@ def test_cli_list_and_id(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert "route c1 -> c2" in out and "c1: 0.0-4.0s" in out
     assert main(["query", "--store", str(tmp_path / "nope.db"), "--list"]) == 2
     assert "no such identity store" in capsys.readouterr().err
+    (tmp_path / "text.db").write_text("id,cam\n1,c1\n")
+    assert main(["query", "--store", str(tmp_path / "text.db"), "--list"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"reid-pipeline: error: {tmp_path / 'text.db'}: not an SQLite database (identity store expected)"
 
 
 def test_image_probe_finds_its_tracklet(tmp_path: Path, pets_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
