@@ -83,8 +83,9 @@ def model_from_blob(blob: dict[str, Any], source: str = "<checkpoint>") -> Embed
     if "input_size" in kwargs:
         kwargs["input_size"] = tuple(kwargs["input_size"])
     model = build_model(blob["model_name"], **kwargs)
+    state = {k: (v.float() if v.dtype == torch.float16 else v) for k, v in blob["state_dict"].items()}
     try:
-        model.load_state_dict(blob["state_dict"], strict=True)
+        model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise ModelError(f"{source}: weights do not fit {blob['model_name']}: {str(exc).splitlines()[0]}") from None
     return model
@@ -117,3 +118,21 @@ def state_hash(state_dict: dict[str, torch.Tensor], length: int = 12) -> str:
         h.update(str(t.dtype).encode())
         h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
     return h.hexdigest()[:length]
+
+
+def slim_checkpoint(src: str | Path, dst: str | Path, half: bool = False) -> Path:
+    """Copy a training checkpoint without optimizer / heads / scheduler state (for shipping).
+
+    ``half=True`` stores floating-point weights as float16 (half the size; they
+    are cast back to float32 when loaded). Config, metrics and epoch are kept.
+    """
+    blob = read_checkpoint(src)
+    state = {k: (v.half() if half and v.is_floating_point() else v) for k, v in blob["state_dict"].items()}
+    history = blob.get("extra", {}).get("history", [])
+    slim = {**blob, "state_dict": state, "optimizer": None, "extra": {"history": history, "slim_of": Path(src).name}}
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(dst.name + ".tmp")
+    torch.save(slim, tmp)
+    os.replace(tmp, dst)
+    return dst
