@@ -1,0 +1,225 @@
+"""CameraSource: one reader thread per camera, reconnects, stall watchdog, buffering.
+
+Streams and webcams ("live" sources) run a reconnect loop: open (bounded by
+``open_timeout_s``), pump frames until the stream breaks or stalls (no frame for
+``stall_timeout_s``; FFmpeg's read timeout is set to the same value so a blocked read
+returns), then wait an exponential backoff with jitter and reopen. Recordings (files,
+image folders) are read once from start to end. A failing camera only ever affects its
+own thread: the consumer polls ``read(timeout)`` and gets None when nothing came.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from pipeline.errors import SourceError
+from pipeline.health import CameraHealth, HealthStats
+from pipeline.sources.backoff import Backoff
+from pipeline.sources.buffers import FrameBuffer, LatestFrameBuffer, LosslessBuffer
+from pipeline.sources.options import SourceKind, SourceOptions
+from pipeline.sources.readers import FrameReader
+from pipeline.sources.redact import redact_text, redact_uri
+from pipeline.types import Frame
+
+log = logging.getLogger("pipeline.sources")
+LIVE_KINDS: tuple[SourceKind, ...] = ("stream", "webcam")
+
+
+class CameraSource:
+    """Frames of one camera, read by a background thread.
+
+    make_reader: builds a fresh (unopened) reader for every (re)connection.
+    reader: an already opened reader to use first (open_source probes files so a bad
+    file fails synchronously with a SourceError). Use ``start()``, then ``read()``
+    until ``finished``; ``stop()`` (or the context manager) ends the thread.
+    """
+
+    def __init__(
+        self,
+        opts: SourceOptions,
+        kind: SourceKind,
+        make_reader: Callable[[], FrameReader],
+        reader: FrameReader | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.opts = opts
+        self.kind = kind
+        self.cam_id = opts.cam_id
+        self.label = redact_uri(opts.uri)
+        self.is_live = kind in LIVE_KINDS
+        mode = opts.mode if opts.mode != "auto" else ("live" if self.is_live else "lossless")
+        self.mode = mode
+        ts = opts.timestamps if opts.timestamps != "auto" else ("wall" if self.is_live else "media")
+        self.timestamp_mode = ts
+        self._make_reader = make_reader
+        self._first_reader = reader
+        self._stats = HealthStats(opts.cam_id, self.label)
+        self._buffer: FrameBuffer = (
+            LatestFrameBuffer(on_drop=self._stats.on_drop) if mode == "live" else LosslessBuffer(opts.queue_size)
+        )
+        self._backoff = Backoff(opts.reconnect_initial_s, opts.reconnect_max_s, opts.reconnect_jitter, seed)
+        self._stop = threading.Event()
+        self._ended = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._index = 0  # 0-based index of the next source frame
+        self._fps = 30.0
+
+    # ----------------------------------------------------------------- consumer API
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name=f"source-{self.cam_id}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Ask the reader thread to end and wait for it (at most ``timeout`` s)."""
+        self._stop.set()
+        self._buffer.close()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def read(self, timeout: float | None = None) -> Frame | None:
+        """The next frame (live mode: the newest one), or None when none came within
+        ``timeout`` seconds or the source has finished."""
+        frame = self._buffer.get(timeout)
+        if frame is not None:
+            self._stats.on_delivered()
+        return frame
+
+    @property
+    def finished(self) -> bool:
+        """No frame will ever come again and none is waiting: a file or folder reached its
+        end, the source was stopped, or a live source gave up after ``max_reconnects``."""
+        return self._ended.is_set() and self._buffer.empty()
+
+    def health(self) -> CameraHealth:
+        return self._stats.snapshot()
+
+    def __enter__(self) -> CameraSource:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ----------------------------------------------------------------- reader thread
+    def _run(self) -> None:
+        try:
+            if self.is_live:
+                self._run_live()
+            else:
+                self._run_recorded()
+        except Exception as exc:  # never let a camera thread die silently
+            self._stats.set_state("down")
+            log.error("%s: reader thread failed: %s", self._who(), redact_text(repr(exc)))
+        finally:
+            self._ended.set()
+            self._buffer.close()
+
+    def _who(self) -> str:
+        return f"camera {self.cam_id} ({self.label})"
+
+    def _open(self) -> FrameReader | None:
+        """A fresh opened reader, or None (logged) when the camera cannot be opened."""
+        if self._first_reader is not None:
+            reader, self._first_reader = self._first_reader, None
+            return reader
+        reader = self._make_reader()
+        try:
+            reader.open()
+        except SourceError as exc:
+            log.warning("camera %s: %s", self.cam_id, redact_text(str(exc)))
+            return None
+        return reader
+
+    def _run_recorded(self) -> None:
+        reader = self._open()
+        if reader is None:
+            self._stats.set_state("down")
+            return
+        self._fps = self.opts.fps or reader.fps or 30.0
+        self._stats.set_state("streaming")
+        try:
+            self._pump(reader)
+        finally:
+            reader.close()
+        if not self._stop.is_set():
+            self._stats.set_state("finished")
+            log.info("%s: finished after %d frames", self._who(), self._index)
+
+    def _run_live(self) -> None:
+        while not self._stop.is_set():
+            reader = self._open()
+            if reader is not None:
+                self._fps = self.opts.fps or reader.fps or 30.0
+                log.info("%s: connected", self._who())
+                try:
+                    got = self._pump(reader)
+                finally:
+                    reader.close()
+                if got:
+                    self._backoff.reset()
+            if self._stop.is_set():
+                break
+            if self.opts.max_frames is not None and self._index >= self.opts.max_frames:
+                self._stats.set_state("finished")
+                return
+            limit = self.opts.max_reconnects
+            if limit is not None and self._stats.reconnects >= limit:
+                self._stats.set_state("down")
+                log.error("%s: down after %d reconnect attempts, giving up", self._who(), limit)
+                return
+            delay = self._backoff.next()
+            self._stats.set_state("reconnecting")
+            self._stats.on_reconnect()
+            log.warning("%s: reconnecting in %.1f s (attempt %d)", self._who(), delay, self._backoff.attempt)
+            self._stop.wait(delay)
+
+    def _pump(self, reader: FrameReader) -> bool:
+        """Read frames into the buffer until end, stall, stop or max_frames.
+        Returns True when at least one frame was captured."""
+        opts, got = self.opts, False
+        last_frame = time.monotonic()
+        t0 = time.monotonic()
+        first_index = self._index
+        while not self._stop.is_set():
+            if opts.max_frames is not None and self._index >= opts.max_frames:
+                return got
+            if self._index % opts.stride:
+                status, image = reader.skip(), None
+            else:
+                status, image = reader.read()
+            now = time.monotonic()
+            if status == "end":
+                if self.is_live:
+                    log.warning("%s: stream ended or timed out", self._who())
+                return got
+            if status == "error":
+                self._stats.on_error()
+                log.warning("%s: corrupt frame %d skipped", self._who(), self._index)
+                self._index += 1
+                if self.is_live and now - last_frame > opts.stall_timeout_s:
+                    log.warning("%s: stalled for %.1f s", self._who(), now - last_frame)
+                    return got
+                continue
+            last_frame = now
+            index, self._index = self._index, self._index + 1
+            if image is None:  # skipped by stride
+                continue
+            got = True
+            self._emit(index, image, now)
+            if opts.realtime and not self.is_live:
+                self._stop.wait(max(0.0, t0 + (index - first_index + 1) / self._fps - time.monotonic()))
+        return got
+
+    def _emit(self, index: int, image, now: float) -> None:
+        if self.timestamp_mode == "wall":
+            ts = time.time()
+        else:
+            ts = self.opts.start_time + index / self._fps
+        self._stats.on_frame(now)
+        self._stats.set_state("streaming")
+        self._buffer.put(Frame(cam_id=self.cam_id, index=index, timestamp=ts, image=image), self._stop)

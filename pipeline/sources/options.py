@@ -1,0 +1,122 @@
+"""What a camera source is: its options and the kind of URI it reads."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pipeline.errors import ConfigError, SourceError
+from pipeline.sources.redact import redact_uri
+
+SourceKind = Literal["stream", "webcam", "file", "folder"]
+Mode = Literal["auto", "live", "lossless"]
+TimestampMode = Literal["auto", "wall", "media"]
+
+STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https")
+_SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
+
+
+@dataclass
+class SourceOptions:
+    """How to read one camera.
+
+    mode: ``live`` keeps only the newest frame (stale frames are dropped and
+    counted), ``lossless`` delivers every frame through a bounded queue that makes
+    the reader wait (back-pressure); ``auto`` = live for streams and webcams,
+    lossless for files and image folders.
+    stride: deliver every ``stride``-th source frame (``Frame.index`` stays the
+    0-based index in the source, so MOT frame number = index + 1).
+    reconnect_*: exponential backoff between reconnect attempts of a stream or
+    webcam (doubling from ``reconnect_initial_s`` up to ``reconnect_max_s``, with
+    +-``reconnect_jitter`` relative jitter); ``max_reconnects`` None = forever.
+    stall_timeout_s: no frame for this long -> the stream is reopened.
+    open_timeout_s: a stream that does not answer within this is retried later.
+    timestamps: ``wall`` = time.time() at capture, ``media`` = start_time +
+    index / fps; ``auto`` = wall for streams and webcams, media for recordings.
+    realtime: pace a file or folder at its frame rate (replay a recording as if it
+    were a live camera). fps: overrides the frame rate of a file or folder
+    (folders otherwise read ``frameRate`` from a ``seqinfo.ini`` beside them).
+    max_frames: stop a file or folder after this many source frames.
+    queue_size: capacity of the lossless queue.
+    """
+
+    cam_id: str
+    uri: str
+    mode: Mode = "auto"
+    stride: int = 1
+    reconnect_initial_s: float = 0.5
+    reconnect_max_s: float = 30.0
+    reconnect_jitter: float = 0.2
+    stall_timeout_s: float = 10.0
+    max_reconnects: int | None = None
+    open_timeout_s: float = 5.0
+    timestamps: TimestampMode = "auto"
+    start_time: float = 0.0
+    realtime: bool = False
+    fps: float | None = None
+    max_frames: int | None = None
+    queue_size: int = 8
+
+    def __post_init__(self) -> None:
+        self.cam_id = str(self.cam_id)
+        self.uri = str(self.uri)
+        where = f"camera {self.cam_id!r}"
+        if self.mode not in ("auto", "live", "lossless"):
+            raise ConfigError(f"{where}: mode must be auto, live or lossless, got {self.mode!r}")
+        if self.timestamps not in ("auto", "wall", "media"):
+            raise ConfigError(f"{where}: timestamps must be auto, wall or media, got {self.timestamps!r}")
+        _positive(where, "stride", self.stride, integer=True)
+        _positive(where, "queue_size", self.queue_size, integer=True)
+        for name in ("reconnect_initial_s", "reconnect_max_s", "stall_timeout_s", "open_timeout_s"):
+            _positive(where, name, getattr(self, name))
+        if self.reconnect_max_s < self.reconnect_initial_s:
+            raise ConfigError(f"{where}: reconnect_max_s must be >= reconnect_initial_s")
+        if not 0.0 <= self.reconnect_jitter < 1.0:
+            raise ConfigError(f"{where}: reconnect_jitter must be in [0, 1), got {self.reconnect_jitter}")
+        if self.max_reconnects is not None and self.max_reconnects < 0:
+            raise ConfigError(f"{where}: max_reconnects must be >= 0 or null")
+        if self.fps is not None:
+            _positive(where, "fps", self.fps)
+        if self.max_frames is not None:
+            _positive(where, "max_frames", self.max_frames, integer=True)
+
+
+def _positive(where: str, name: str, value: float, integer: bool = False) -> None:
+    if isinstance(value, bool) or (integer and not isinstance(value, int)) or not value > 0:
+        kind = "a positive integer" if integer else "a positive number"
+        raise ConfigError(f"{where}: {name} must be {kind}, got {value!r}")
+
+
+def classify_uri(uri: str) -> tuple[SourceKind, str | int | Path]:
+    """Decide what ``uri`` is: (kind, target).
+
+    ``rtsp(s)://``, ``rtmp://``, ``http(s)://`` -> ("stream", uri);
+    ``"0"`` or ``/dev/videoN`` -> ("webcam", index or device path);
+    ``file://path`` or a path to a folder -> ("folder", Path), to a file -> ("file", Path).
+    Raises SourceError (one line, credentials redacted) for unknown schemes and
+    paths that do not exist.
+    """
+    text = str(uri).strip()
+    m = _SCHEME_RE.match(text)
+    if m is not None:
+        scheme = m.group(1).lower()
+        if scheme in STREAM_SCHEMES:
+            return "stream", text
+        if scheme != "file":
+            raise SourceError(
+                f"{redact_uri(text)}: unsupported source scheme {scheme!r} "
+                f"(valid: {', '.join(STREAM_SCHEMES)}, file path, image folder, webcam index)"
+            )
+        text = text[len("file://") :]
+    if text.isdigit():
+        return "webcam", int(text)
+    if text.startswith("/dev/video"):
+        return "webcam", text
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return "folder", path
+    if path.is_file():
+        return "file", path
+    raise SourceError(f"{path}: no such video file or image folder")
