@@ -1,0 +1,137 @@
+"""Tracklets -> global identities: aggregate, match across cameras, store atomically, emit events.
+
+Used by :mod:`pipeline.runner` only. For every batch of tracklets (cumulative
+partials and finals from all cameras, in one runner iteration):
+
+1. tracklets without any embedding are skipped (counted);
+2. the per-frame embeddings are aggregated into one (D,) vector;
+3. a tracklet already stored under this run (resumed batch job) is bound to
+   its stored global id, so a re-run reproduces the same ids and rows;
+4. :meth:`CrossCameraMatcher.match_detailed` assigns global ids;
+5. per tracklet, ONE store transaction writes tracklet, embedding, identity,
+   assignment and events; then the JSON-lines events, the timeline and (for
+   finals) the global-id MOT rows are written.
+
+Events: ``appear`` the first time a (camera, track) gets an identity in this
+session; ``handover`` (with ``from_cam``, ``transit_s``) when that identity was
+last seen in another camera; ``leave`` when the track's final tracklet closes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pipeline.sinks import EventSink, MOTWriter, TimelineRecorder
+from pipeline.types import GlobalIdentity, Tracklet, TrackletEmbedding
+
+
+@dataclass
+class IdentityStats:
+    tracklets_stored: int = 0
+    finals: int = 0
+    partials: int = 0
+    skipped_no_embedding: int = 0
+    new_identities: int = 0
+    handovers: int = 0
+    resumed: int = 0
+    global_ids: set[int] = field(default_factory=set)
+
+
+class IdentityAssigner:
+    """Owns the matcher <-> store <-> identity sinks hand-off for one run."""
+
+    def __init__(
+        self,
+        store,
+        matcher,
+        aggregator,
+        run_id: int,
+        model_version: str,
+        events: EventSink | None = None,
+        timeline: TimelineRecorder | None = None,
+        global_mot: dict[str, MOTWriter] | None = None,
+    ) -> None:
+        self.store = store
+        self.matcher = matcher
+        self.aggregator = aggregator
+        self.run_id = run_id
+        self.model_version = model_version
+        self.events = events
+        self.timeline = timeline
+        self.global_mot = global_mot or {}
+        self.track_gid: dict[tuple[str, int], int] = {}
+        self.stats = IdentityStats()
+
+    def process(self, partials: list[Tracklet], finals: list[Tracklet]) -> None:
+        """Assign, store and announce one iteration's tracklets (finals after partials)."""
+        batch = [(t, False) for t in partials] + [(t, True) for t in finals]
+        todo = []
+        for tracklet, is_final in batch:
+            if tracklet.embeddings.size == 0:
+                self.stats.skipped_no_embedding += 1
+                continue
+            vector = np.asarray(self.aggregator.aggregate(tracklet.embeddings), dtype=np.float32)
+            found = self.store.find_tracklet(
+                self.run_id, tracklet.cam_id, tracklet.track_id, int(tracklet.frames[0])
+            )
+            key = (tracklet.cam_id, int(tracklet.track_id))
+            if found is not None and found[1] is not None and key not in self.track_gid:
+                self.matcher.bind(tracklet.cam_id, tracklet.track_id, found[1])  # resumed batch job
+                self.stats.resumed += 1
+            todo.append((tracklet, is_final, vector))
+        if not todo:
+            return
+        items = [
+            TrackletEmbedding(t.cam_id, int(t.track_id), t.start_time, t.end_time, v) for t, _, v in todo
+        ]
+        results = self.matcher.match_detailed(items)
+        for (tracklet, is_final, vector), res in zip(todo, results):
+            self._commit(tracklet, is_final, vector, res)
+
+    def _commit(self, tracklet: Tracklet, is_final: bool, vector: np.ndarray, res) -> None:
+        key = (tracklet.cam_id, int(tracklet.track_id))
+        gid = int(res.global_id)
+        first = key not in self.track_gid
+        events: list[tuple[str, dict]] = []
+        if first:
+            events.append(("appear", {"track_id": key[1], "frame": int(tracklet.frames[0]), "new": res.is_new}))
+            if res.previous_cam is not None and res.previous_cam != tracklet.cam_id:
+                transit = tracklet.start_time - float(res.previous_end)
+                events.append(("handover", {"from_cam": res.previous_cam, "transit_s": round(transit, 3)}))
+                self.stats.handovers += 1
+            if res.is_new:
+                self.stats.new_identities += 1
+        identity = self.matcher.identity(gid) or GlobalIdentity(gid, vector)
+        with self.store.transaction():
+            self.store.record_tracklet(
+                self.run_id, tracklet, vector, self.model_version, identity, res.distance, events
+            )
+            if is_final:
+                self.store.add_event("leave", gid, tracklet.cam_id, tracklet.end_time,
+                                     {"track_id": key[1], "frame": int(tracklet.frames[-1])})
+        self.track_gid[key] = gid
+        self.stats.tracklets_stored += 1
+        self.stats.global_ids.add(gid)
+        if is_final:
+            self.stats.finals += 1
+        else:
+            self.stats.partials += 1
+        self._announce(tracklet, gid, events, is_final)
+
+    def _announce(self, tracklet: Tracklet, gid: int, events: list[tuple[str, dict]], is_final: bool) -> None:
+        cam = tracklet.cam_id
+        if self.events is not None:
+            for kind, payload in events:
+                self.events.emit(kind, gid, cam, tracklet.start_time, **payload)
+            if is_final:
+                self.events.emit("leave", gid, cam, tracklet.end_time, track_id=int(tracklet.track_id),
+                                 frame=int(tracklet.frames[-1]))
+        if self.timeline is not None:
+            self.timeline.record(cam, tracklet.track_id, gid, tracklet.start_time, tracklet.end_time)
+        writer = self.global_mot.get(cam)
+        if is_final and writer is not None:
+            writer.write_rows(
+                (int(f), gid, box, 1.0) for f, box in zip(tracklet.frames, tracklet.boxes_tlwh)
+            )
