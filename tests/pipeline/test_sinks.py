@@ -1,0 +1,57 @@
+"""Sinks: exact MOT rows, flushed JSON-lines events, timeline PNG, annotated video."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from pipeline.sinks import AnnotatedVideoWriter, EventSink, MOTWriter, TimelineRecorder
+from pipeline.sinks.mot import format_mot_row
+
+
+def test_mot_rows_are_exact_and_flushed(tmp_path):
+    assert format_mot_row(3, 7, np.array([1.0, 2.5, 10.0, 20.0]), 0.5) == "3,7,1.00,2.50,10.00,20.00,0.5000,-1,-1,-1\n"
+    w = MOTWriter(tmp_path / "mot" / "a.txt")
+    w.write_rows([(1, 2, np.array([0.0, 0.0, 1.0, 1.0]), 1.0)])
+    assert (tmp_path / "mot" / "a.txt").read_text().startswith("1,2,0.00,0.00,1.00,1.00,1.0000")  # before close
+    w.close()
+    assert w.rows == 1
+
+
+def test_events_are_json_lines_flushed_per_event(tmp_path):
+    sink = EventSink(tmp_path / "events.jsonl")
+    sink.emit("appear", 4, "left", 1.23456, track_id=2)
+    line = (tmp_path / "events.jsonl").read_text().strip()  # readable before close
+    assert json.loads(line) == {"kind": "appear", "global_id": 4, "cam_id": "left", "t": 1.235, "track_id": 2}
+    with pytest.raises(ValueError, match="unknown event kind"):
+        sink.emit("vanish", 4, "left", 2.0)
+    sink.close()
+
+
+def test_timeline_keeps_latest_span_per_track_and_writes_png(tmp_path):
+    tl = TimelineRecorder()
+    tl.record("left", 1, 5, 0.0, 1.0)
+    tl.record("left", 1, 5, 0.0, 3.0)  # final replaces partial
+    tl.record("left", 2, 6, 2.0, 4.0)
+    assert tl.spans("left") == [(5, 0.0, 3.0), (6, 2.0, 4.0)]
+    paths = tl.write_all(tmp_path)
+    assert [p.name for p in paths] == ["timeline_left.png"]
+    assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_annotated_video_has_the_frames(tmp_path):
+    import cv2
+
+    w = AnnotatedVideoWriter(tmp_path / "v.mp4", fps=7.0)
+    img = np.zeros((64, 96, 3), np.uint8)
+    for _ in range(3):
+        w.write(img, [(np.array([10.0, 10.0, 20.0, 30.0]), "G1", 1)])
+    w.close()
+    assert img.sum() == 0  # the caller's image is not drawn on
+    cap = cv2.VideoCapture(str(tmp_path / "v.mp4"))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    assert n == 3
