@@ -1,0 +1,244 @@
+"""Camera sources on real data: the PETS09-S2L1 video and frames, corrupt inputs, a closed port."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from pipeline.errors import ConfigError, SourceError
+from pipeline.sources import SourceOptions, classify_uri, open_source, redact_text, redact_uri
+from pipeline.sources.backoff import Backoff
+from pipeline.sources.buffers import LatestFrameBuffer, LosslessBuffer
+from pipeline.types import Frame
+
+
+@pytest.fixture(scope="module")
+def pets_video(shared: Path) -> Path:
+    return shared / "data" / "videos" / "PETS09-S2L1.avi"
+
+
+def closed_port() -> int:
+    """A loopback TCP port nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def drain(source, max_s: float = 60.0) -> list:
+    """All frames of a finite source, read until it reports finished."""
+    frames, deadline = [], time.monotonic() + max_s
+    while not source.finished and time.monotonic() < deadline:
+        f = source.read(timeout=0.5)
+        if f is not None:
+            frames.append(f)
+    assert source.finished, "source did not finish in time"
+    return frames
+
+
+def wait_for(predicate, max_s: float) -> bool:
+    deadline = time.monotonic() + max_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+# ------------------------------------------------------------------ redaction, options, backoff
+@pytest.mark.parametrize(
+    "uri, expected",
+    [
+        ("rtsp://admin:hunter2@10.0.0.5:554/stream1", "rtsp://***@10.0.0.5:554/stream1"),
+        ("rtsp://admin:p@ss/w0rd@10.0.0.5/s", "rtsp://***@10.0.0.5/s"),
+        ("http://cam.local/video.mjpg?user=a&password=xyz&fps=5", "http://cam.local/video.mjpg?user=a&password=***&fps=5"),
+        ("https://u:v@h/live.m3u8?token=abc", "https://***@h/live.m3u8?token=***"),
+        ("rtsp://10.0.0.5/stream", "rtsp://10.0.0.5/stream"),
+        ("0", "0"),
+        ("/data/cam 1/video.mp4", "/data/cam 1/video.mp4"),
+    ],
+)
+def test_redact_uri(uri: str, expected: str) -> None:
+    assert redact_uri(uri) == expected
+
+
+def test_redact_text_inside_messages() -> None:
+    msg = "open failed for rtsp://bob:topsecret@1.2.3.4/x and http://h/y?key=k123 (code 5)"
+    out = redact_text(msg)
+    assert "topsecret" not in out and "k123" not in out
+    assert out == "open failed for rtsp://***@1.2.3.4/x and http://h/y?key=*** (code 5)"
+
+
+def test_classify_uri(pets_dir: Path, pets_video: Path) -> None:
+    assert classify_uri("rtsp://h/x") == ("stream", "rtsp://h/x")
+    assert classify_uri("https://h/live.m3u8") == ("stream", "https://h/live.m3u8")
+    assert classify_uri("0") == ("webcam", 0)
+    assert classify_uri(str(pets_video)) == ("file", pets_video)
+    assert classify_uri(f"file://{pets_dir / 'img1'}") == ("folder", pets_dir / "img1")
+
+
+def test_bad_uris_give_one_line_errors(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match=r"unsupported source scheme 'ftp'") as e1:
+        classify_uri("ftp://user:pw@host/x.mp4")
+    assert "pw" not in str(e1.value)
+    missing = tmp_path / "nope.mp4"
+    with pytest.raises(SourceError) as e2:
+        open_source(SourceOptions("c", str(missing)))
+    assert str(missing) in str(e2.value) and "\n" not in str(e2.value)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SourceError, match="has no images"):
+        open_source(SourceOptions("c", str(tmp_path / "empty")))
+
+
+@pytest.mark.parametrize(
+    "kwargs, key",
+    [({"stride": 0}, "stride"), ({"mode": "fast"}, "mode"), ({"stall_timeout_s": 0}, "stall_timeout_s"),
+     ({"reconnect_initial_s": 5.0, "reconnect_max_s": 1.0}, "reconnect_max_s"), ({"max_reconnects": -1}, "max_reconnects")],
+)
+def test_source_options_validation(kwargs: dict, key: str) -> None:
+    with pytest.raises(ConfigError, match=key):
+        SourceOptions("cam7", "rtsp://h/x", **kwargs)
+
+
+def test_backoff_doubles_to_cap_then_resets() -> None:
+    b = Backoff(0.5, 4.0, jitter=0.0)
+    assert [b.next() for _ in range(6)] == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+    b.reset()
+    assert b.next() == 0.5
+    j = Backoff(1.0, 8.0, jitter=0.25, seed=3)
+    delays = [j.next() for _ in range(6)]
+    for d, base in zip(delays, [1, 2, 4, 8, 8, 8]):
+        assert base * 0.75 <= d <= base * 1.25
+    assert len(set(delays[3:])) == 3  # jitter spreads the capped delays
+
+
+# ------------------------------------------------------------------ buffers
+def _frame(i: int) -> Frame:
+    return Frame("c", i, float(i), np.zeros((2, 2, 3), np.uint8))
+
+
+def test_latest_buffer_keeps_newest_and_counts_drops() -> None:
+    drops: list[int] = []
+    buf = LatestFrameBuffer(on_drop=lambda: drops.append(1))
+    for i in range(5):
+        buf.put(_frame(i))
+    assert buf.get(0.1).index == 4
+    assert len(drops) == 4
+    assert buf.get(0.05) is None
+    buf.put(_frame(5))
+    buf.close()
+    assert buf.get(0.1).index == 5 and buf.get(None) is None
+
+
+def test_lossless_buffer_back_pressure() -> None:
+    buf, stop = LosslessBuffer(2), threading.Event()
+    done: list[int] = []
+
+    def producer() -> None:
+        for i in range(5):
+            buf.put(_frame(i), stop)
+            done.append(i)
+
+    t = threading.Thread(target=producer)
+    t.start()
+    assert wait_for(lambda: len(done) == 2, 2.0)
+    time.sleep(0.2)
+    assert len(done) == 2  # third put waits for room
+    got = [buf.get(1.0).index for _ in range(5)]
+    t.join(2.0)
+    assert got == [0, 1, 2, 3, 4]
+
+
+# ------------------------------------------------------------------ real files and folders
+def test_lossless_file_source_delivers_every_frame_in_order(pets_video: Path, pets_dir: Path) -> None:
+    src = open_source(SourceOptions("v", str(pets_video)))
+    assert src.mode == "lossless"
+    with src:
+        frames = drain(src)
+    assert [f.index for f in frames] == list(range(795))
+    assert frames[10].timestamp == pytest.approx(1.0)  # media time: the AVI header says 10 fps (ffprobe: 10/1)
+    h = src.health()
+    assert (h.state, h.frames, h.delivered, h.drops, h.errors) == ("finished", 795, 795, 0, 0)
+    # content follows the order: video frame k is closest to JPEG k+1, not to a frame 15 later
+    for k in (0, 400, 779):
+        jpg = cv2.imread(str(pets_dir / "img1" / f"{k + 1:06d}.jpg")).astype(np.float32)
+        later = cv2.imread(str(pets_dir / "img1" / f"{k + 16:06d}.jpg")).astype(np.float32)
+        img = frames[k].image.astype(np.float32)
+        assert np.abs(img - jpg).mean() < np.abs(img - later).mean()
+
+
+def test_image_folder_first_n_with_stride(pets_dir: Path) -> None:
+    folder = pets_dir / "img1"
+    src = open_source(SourceOptions("p", str(folder), max_frames=40, stride=4))
+    with src:
+        frames = drain(src)
+    assert [f.index for f in frames] == list(range(0, 40, 4))
+    for f in frames[:3]:
+        expected = cv2.imread(str(folder / f"{f.index + 1:06d}.jpg"))
+        assert np.array_equal(f.image, expected)
+        assert f.timestamp == pytest.approx(f.index / 7.0)  # frameRate=7 from seqinfo.ini
+    assert src.health().frames == 10
+
+
+def test_latest_frame_mode_drops_and_counts(pets_video: Path) -> None:
+    src = open_source(SourceOptions("live", str(pets_video), mode="live"))
+    with src:
+        assert wait_for(lambda: src.health().state == "finished", 30.0)
+        frame = src.read(1.0)
+        assert src.read(0.1) is None and src.finished
+    assert frame.index == 794  # only the newest frame survives
+    h = src.health()
+    assert (h.frames, h.delivered, h.drops) == (795, 1, 794)
+
+
+def test_corrupt_video_file_is_one_line_error(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypmp42 this is not really a video" * 3)
+    with pytest.raises(SourceError) as err:
+        open_source(SourceOptions("c", str(bad)))
+    msg = str(err.value)
+    assert "broken.mp4" in msg and "\n" not in msg
+
+
+def test_corrupt_image_in_folder_is_counted_and_skipped(tmp_path: Path, pets_dir: Path, caplog) -> None:
+    for i in (1, 2, 4):
+        shutil.copy(pets_dir / "img1" / f"{i:06d}.jpg", tmp_path / f"{i:06d}.jpg")
+    (tmp_path / "000003.jpg").write_bytes(b"garbage, not a jpeg")
+    src = open_source(SourceOptions("c", str(tmp_path)))
+    with caplog.at_level(logging.WARNING, logger="pipeline.sources"), src:
+        frames = drain(src)
+    assert [f.index for f in frames] == [0, 1, 3]
+    assert src.health().errors == 1
+    assert any("000003.jpg" in r.getMessage() for r in caplog.records)
+
+
+def test_unreachable_camera_does_not_block_file_camera(pets_dir: Path, caplog) -> None:
+    port = closed_port()
+    uri = f"rtsp://operator:Pa55word@127.0.0.1:{port}/cam0"
+    dead = open_source(
+        SourceOptions("dead", uri, reconnect_initial_s=0.1, reconnect_max_s=0.4, max_reconnects=3, open_timeout_s=2.0),
+        seed=0,
+    )
+    alive = open_source(SourceOptions("alive", str(pets_dir / "img1"), max_frames=60))
+    got: dict[str, list[int]] = {"dead": [], "alive": []}
+    with caplog.at_level(logging.INFO, logger="pipeline.sources"), dead, alive:
+        deadline = time.monotonic() + 30.0
+        while not (alive.finished and dead.finished) and time.monotonic() < deadline:
+            for name, src in (("dead", dead), ("alive", alive)):
+                f = src.read(timeout=0.02)
+                if f is not None:
+                    got[name].append(f.index)
+    assert got["alive"] == list(range(60)) and got["dead"] == []
+    h = dead.health()
+    assert (h.state, h.reconnects, h.frames) == ("down", 3, 0)
+    assert dead.finished
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("rtsp://***@127.0.0.1" in m for m in messages)
+    assert not any("Pa55word" in m or "operator" in m for m in messages)
