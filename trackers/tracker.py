@@ -81,7 +81,7 @@ class Tracker:
         for t in self.tracks:
             if t.time_since_update > 0:
                 t.mark_missed()
-        self._start_tracks(rest.select(um_h3))
+        self._start_tracks(rest.select(um_h3), matched)
         self._remove_duplicates()
         outputs = self._outputs(detections, matched)
         self._drop_deleted()
@@ -198,7 +198,7 @@ class Tracker:
             mean, cov = self.kf.update(mean, cov, z0 + (z_new - z0) * (i / gap))
         return self.kf.predict(mean, cov)
 
-    def _start_tracks(self, dets: DetectionBatch) -> None:
+    def _start_tracks(self, dets: DetectionBatch, matched: dict[int, int]) -> None:
         cfg = self.config
         first = self.frame_id == 1 and cfg.lifecycle.confirm_on_first_frame
         for c in np.flatnonzero(dets.scores >= cfg.detection.new_track_thresh):
@@ -208,6 +208,7 @@ class Tracker:
             t = Track(self._next_id, mean, cov, z, self.frame_id, float(dets.scores[c]), cfg.lifecycle.n_init,
                       self.max_age, emb, cfg.appearance.budget, confirmed=first or cfg.lifecycle.n_init <= 1)
             t.last_det_tlwh = dets.tlwh[c]
+            matched[id(t)] = int(dets.index[c])
             self._next_id += 1
             self.tracks.append(t)
 
