@@ -242,3 +242,80 @@ def test_unreachable_camera_does_not_block_file_camera(pets_dir: Path, caplog) -
     messages = [r.getMessage() for r in caplog.records]
     assert any("rtsp://***@127.0.0.1" in m for m in messages)
     assert not any("Pa55word" in m or "operator" in m for m in messages)
+
+
+# ------------------------------------------------------------------ HTTP MJPEG stream (real HTTP server on loopback)
+class MjpegServer:
+    """Serves PETS JPEGs as multipart/x-mixed-replace (an IP camera's MJPEG stream) at ~20 fps.
+
+    Requires HTTP basic auth ``user:pw``; every connection sends ``per_connection`` frames
+    and then hangs up, so a client must reconnect to keep watching."""
+
+    def __init__(self, files: list[Path], per_connection: int) -> None:
+        import base64
+        import http.server
+
+        outer = self
+        self.auth_ok = 0
+        token = "Basic " + base64.b64encode(b"user:pw").decode()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.headers.get("Authorization") != token:
+                    self.send_response(401)
+                    self.send_header("WWW-Authenticate", 'Basic realm="cam"')
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                outer.auth_ok += 1
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.end_headers()
+                try:
+                    for path in files[:per_connection]:
+                        data = path.read_bytes()
+                        self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(data))
+                        self.wfile.write(data + b"\r\n")
+                        time.sleep(0.05)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                self.close_connection = True
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> "MjpegServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_http_mjpeg_stream_reconnects_after_hangup(pets_dir: Path, caplog) -> None:
+    files = [pets_dir / "img1" / f"{i:06d}.jpg" for i in range(1, 13)]
+    with MjpegServer(files, per_connection=12) as srv:
+        uri = f"http://user:pw@127.0.0.1:{srv.port}/video.mjpg"
+        src = open_source(SourceOptions("ipcam", uri, mode="lossless", reconnect_initial_s=0.1, reconnect_max_s=0.5))
+        assert src.is_live and src.timestamp_mode == "wall"
+        with caplog.at_level(logging.INFO, logger="pipeline.sources"), src:
+            frames = []
+            deadline = time.monotonic() + 30.0
+            while len(frames) < 20 and time.monotonic() < deadline:
+                f = src.read(timeout=0.2)
+                if f is not None:
+                    frames.append(f)
+            h = src.health()
+    assert len(frames) >= 20 and h.reconnects >= 1 and srv.auth_ok >= 2
+    # the first connection's frames arrive complete and in order: frame i is JPEG i+1
+    for f in frames[:12:5]:
+        expected = cv2.imread(str(files[f.index])).astype(np.float32)
+        assert np.abs(f.image.astype(np.float32) - expected).mean() < 2.0
+    assert [f.index for f in frames] == list(range(len(frames)))
+    assert all(b.timestamp >= a.timestamp for a, b in zip(frames, frames[1:]))
+    assert not any("pw@" in r.getMessage() or "user:" in r.getMessage() for r in caplog.records)
