@@ -11,6 +11,7 @@ PyTorch weights.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -31,10 +32,12 @@ def export_onnx(model: EmbeddingNet, path: str | Path, opset: int = 17, version:
     dummy = torch.zeros(2, 3, h, w)
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
     try:
-        torch.onnx.export(
-            model, (dummy,), str(tmp), input_names=["images"], output_names=["embeddings"],
-            dynamic_axes={"images": {0: "batch"}, "embeddings": {0: "batch"}}, opset_version=opset, dynamo=False,
-        )
+        with warnings.catch_warnings():  # the legacy (TorchScript) exporter needs no onnxscript; silence its notice
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.onnx.export(
+                model, (dummy,), str(tmp), input_names=["images"], output_names=["embeddings"],
+                dynamic_axes={"images": {0: "batch"}, "embeddings": {0: "batch"}}, opset_version=opset, dynamo=False,
+            )
     except Exception as exc:  # noqa: BLE001 - report exporter failures as one line
         raise ModelError(f"{path}: ONNX export failed: {str(exc).splitlines()[0]}") from None
     proto = onnx.load(str(tmp))
