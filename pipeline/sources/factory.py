@@ -32,7 +32,8 @@ def open_source(opts: SourceOptions, seed: int | None = None) -> CameraSource:
 
         def make_reader() -> FrameReader:
             return VideoCaptureReader(
-                target, label, open_timeout_s=opts.open_timeout_s, read_timeout_s=opts.stall_timeout_s
+                target, label, open_timeout_s=opts.open_timeout_s, read_timeout_s=opts.stall_timeout_s,
+                is_file=kind == "file",
             )
 
     first = None

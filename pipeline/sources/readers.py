@@ -63,8 +63,10 @@ class VideoCaptureReader:
         open_timeout_s: float = 5.0,
         read_timeout_s: float = 10.0,
         max_consecutive_errors: int = 25,
+        is_file: bool = False,
     ) -> None:
         self.target = target
+        self.is_file = is_file
         self.label = label
         self.open_timeout_s = open_timeout_s
         self.read_timeout_s = read_timeout_s
@@ -92,28 +94,40 @@ class VideoCaptureReader:
             raise SourceError(f"{self.label}: cannot open ({type(exc).__name__})") from None
         if not cap.isOpened():
             cap.release()
-            raise SourceError(f"{self.label}: cannot open (unreachable, not a video, or unsupported codec)")
+            why = "not a readable video or unsupported codec" if self.is_file else "unreachable or not a video stream"
+            raise SourceError(f"{self.label}: cannot open ({why})")
         self._cap = cap
         fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         self.fps = fps if 0.0 < fps < 1000.0 else None
-        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        self.frame_count = count if count > 0 else None
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if self.is_file else 0
+        self.frame_count = count if count > 0 else None  # streams: unknown, a failed read ends the connection
         self._pos = 0
         self._errors_in_row = 0
 
     def _failed(self) -> ReadStatus:
-        """A failed grab: a corrupt frame inside a file ('error'), else the end."""
-        if self.frame_count is not None and self._pos < self.frame_count - 1:
+        """A failed grab: a corrupt frame inside a file ('error'), else the end.
+
+        A file whose header promises more frames than decode counts each missing one
+        as an error (at most ``max_consecutive_errors`` in a row), so frames + errors
+        equals the header's frame count. FFmpeg does not say *where* frames were lost,
+        so the indices of frames after a damaged stretch may be shifted."""
+        if (
+            self.frame_count is not None
+            and self._pos < self.frame_count
+            and self._errors_in_row < self.max_consecutive_errors
+        ):
             self._errors_in_row += 1
-            if self._errors_in_row <= self.max_consecutive_errors:
-                self._pos += 1
-                return "error"
+            self._pos += 1
+            return "error"
         return "end"
 
     def read(self) -> tuple[ReadStatus, np.ndarray | None]:
         if self._cap is None:
             return "end", None
-        ok, image = self._cap.read()
+        try:
+            ok, image = self._cap.read()
+        except Exception:  # cv2.error from a broken decoder: a bad frame, not a crash
+            ok, image = False, None
         if not ok or image is None:
             return self._failed(), None
         self._pos += 1
@@ -123,7 +137,11 @@ class VideoCaptureReader:
     def skip(self) -> ReadStatus:
         if self._cap is None:
             return "end"
-        if not self._cap.grab():
+        try:
+            ok = self._cap.grab()
+        except Exception:
+            ok = False
+        if not ok:
             return self._failed()
         self._pos += 1
         self._errors_in_row = 0

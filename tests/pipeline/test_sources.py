@@ -319,3 +319,21 @@ def test_http_mjpeg_stream_reconnects_after_hangup(pets_dir: Path, caplog) -> No
     assert [f.index for f in frames] == list(range(len(frames)))
     assert all(b.timestamp >= a.timestamp for a, b in zip(frames, frames[1:]))
     assert not any("pw@" in r.getMessage() or "user:" in r.getMessage() for r in caplog.records)
+
+
+def test_damaged_video_frames_are_counted_and_skipped(tmp_path: Path, pets_video: Path, caplog) -> None:
+    data = bytearray(pets_video.read_bytes())
+    rng = np.random.default_rng(0)
+    for off in (len(data) // 3, len(data) // 2, 2 * len(data) // 3):  # three damaged stretches of 20 kB
+        data[off : off + 20000] = rng.integers(0, 256, 20000, dtype=np.uint8).tobytes()
+    damaged = tmp_path / "damaged.avi"
+    damaged.write_bytes(bytes(data))
+    src = open_source(SourceOptions("d", str(damaged)))
+    with caplog.at_level(logging.WARNING, logger="pipeline.sources"), src:
+        frames = drain(src)
+    h = src.health()
+    assert h.state == "finished" and h.errors > 0
+    assert len(frames) + h.errors == 795  # every frame the header promises: decoded or counted as corrupt
+    idx = [f.index for f in frames]
+    assert idx == sorted(set(idx))
+    assert sum("corrupt frame" in r.getMessage() for r in caplog.records) == h.errors
