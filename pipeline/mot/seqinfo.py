@@ -39,7 +39,8 @@ def _number(path: Path, section: configparser.SectionProxy, key: str, kind: type
     try:
         value = kind(float(raw)) if kind is float else int(raw)
     except ValueError:
-        raise DataError(path, f"key '{key}': expected {"an integer" if kind is int else "a number"}, got {raw!r}") from None
+        what = "an integer" if kind is int else "a number"
+        raise DataError(path, f"key '{key}': expected {what}, got {raw!r}") from None
     if value <= 0:
         raise DataError(path, f"key '{key}': must be > 0, got {raw!r}")
     return value
