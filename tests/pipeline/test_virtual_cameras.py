@@ -44,3 +44,71 @@ def test_cut_boxes_clips_and_keeps_mostly_visible() -> None:
     lf, lid, box = cut_boxes(frames, ids, tlwh, cut, min_visible=0.5)
     assert lf.tolist() == [1, 2] and lid.tolist() == [2, 3]
     np.testing.assert_allclose(box, [[0, 10, 26, 80], [76, 20, 30, 60]])
+
+
+def test_two_regions_from_pets(tmp_path: Path, pets_dir: Path) -> None:
+    import cv2
+
+    import yaml
+
+    from pipeline.virtual_cameras import build_virtual_cameras
+
+    out = tmp_path / "pets2"
+    summary = build_virtual_cameras(pets_dir, out, "two-regions", gap=0.1, frame_range=(1, 20), progress=False)
+    assert summary["frames"] == [1, 20] and sorted(summary["cameras"]) == ["left", "right"]
+    for cam, width in (("left", 344), ("right", 344)):
+        ini = (out / cam / "seqinfo.ini").read_text()
+        assert "seqLength=20" in ini and f"imWidth={width}" in ini and "imHeight=576" in ini
+        cap = cv2.VideoCapture(str(out / cam / "video.mp4"))
+        n, first = 0, None
+        while True:
+            ok, img = cap.read()
+            if not ok:
+                break
+            first = img if first is None else first
+            n += 1
+        cap.release()
+        assert n == 20 and first.shape == (576, 344, 3)
+        src = cv2.imread(str(pets_dir / "img1" / "000001.jpg"))
+        x0 = 0 if cam == "left" else 424
+        assert np.abs(first.astype(int) - src[:, x0:x0 + 344].astype(int)).mean() < 8  # same pixels, mp4-lossy
+        rows = np.loadtxt(out / cam / "gt" / "gt.txt", delimiter=",").reshape(-1, 10)
+        assert rows[:, 0].min() >= 1 and rows[:, 0].max() <= 20
+        assert (rows[:, 2] >= 0).all() and (rows[:, 2] + rows[:, 4] <= 344 + 1e-6).all()
+    right = np.loadtxt(out / "right" / "gt" / "gt.txt", delimiter=",")
+    left = np.loadtxt(out / "left" / "gt" / "gt.txt", delimiter=",")
+    # PETS gt frame 1: id 9 at x=499 (right: 499 - 424 = 75), id 15 at x=258 (left, unchanged)
+    r9 = right[(right[:, 0] == 1) & (right[:, 1] == 9)][0]
+    np.testing.assert_allclose(r9[2:6], [75, 158, 31.03, 75.17], atol=1e-3)
+    l15 = left[(left[:, 0] == 1) & (left[:, 1] == 15)][0]
+    np.testing.assert_allclose(l15[2:6], [258, 219, 32.913, 88.702], atol=1e-3)
+    assert not ((right[:, 0] == 1) & (right[:, 1] == 15)).any()
+    ident = json.loads((out / "identities.json").read_text())
+    assert sorted(map(int, ident["cameras"]["right"])) == sorted(set(right[:, 1].astype(int)))
+    assert all(int(k) == v for k, v in ident["cameras"]["left"].items())
+    cams = yaml.safe_load((out / "cams.yaml").read_text())["cameras"]
+    assert [c["id"] for c in cams] == ["left", "right"]
+    assert Path(cams[1]["source"]) == (out / "right" / "video.mp4").resolve()
+
+
+def test_time_windows_as_image_folders(tmp_path: Path, pets_dir: Path) -> None:
+    import yaml
+
+    from pipeline.virtual_cameras import build_virtual_cameras
+
+    out = tmp_path / "tw"
+    build_virtual_cameras(pets_dir, out, "time-windows", gap=0.1, n=2, frame_range=(1, 30), fmt="images",
+                          progress=False)
+    # 30 frames: windows of floor(30 * 0.9 / 2) = 13 frames, gap 4: [1, 13] and [18, 30]
+    assert len(list((out / "window1" / "img1").glob("*.jpg"))) == 13
+    assert len(list((out / "window2" / "img1").glob("*.jpg"))) == 13
+    gt2 = np.loadtxt(out / "window2" / "gt" / "gt.txt", delimiter=",")
+    src = np.loadtxt(pets_dir / "gt" / "gt.txt", delimiter=",")
+    # window2's local frame 1 is source frame 18, full frame: same boxes
+    a = gt2[gt2[:, 0] == 1][:, 1:6]
+    b = src[src[:, 0] == 18][:, 1:6]
+    b = b[(b[:, 1] >= 0) & (b[:, 1] + b[:, 3] <= 768) & (b[:, 2] >= 0) & (b[:, 2] + b[:, 4] <= 576)]
+    inside = {int(r[0]): r for r in b}  # boxes wholly inside the frame come through unchanged
+    assert inside and all(np.allclose(a[a[:, 0] == i][0], r, atol=1e-3) for i, r in inside.items())
+    cams = yaml.safe_load((out / "cams.yaml").read_text())["cameras"]
+    assert "time_offset_s" not in cams[0] and cams[1]["time_offset_s"] == pytest.approx(17 / 7, abs=1e-6)
