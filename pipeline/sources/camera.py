@@ -65,6 +65,7 @@ class CameraSource:
         self._ended = threading.Event()
         self._thread: threading.Thread | None = None
         self._index = 0  # 0-based index of the next source frame
+        self._current: FrameReader | None = None  # the reader in use (for fps/frame_count)
         self._fps = 30.0
 
     # ----------------------------------------------------------------- consumer API
@@ -98,6 +99,22 @@ class CameraSource:
     def health(self) -> CameraHealth:
         return self._stats.snapshot()
 
+    @property
+    def fps(self) -> float | None:
+        """Frame rate: ``opts.fps``, else what the file/folder/stream reported (None while unknown)."""
+        if self.opts.fps:
+            return float(self.opts.fps)
+        reader = self._first_reader if self._first_reader is not None else self._current
+        return None if reader is None else reader.fps
+
+    @property
+    def frame_count(self) -> int | None:
+        """The file's or folder's own frame count (before stride/max_frames); None for live sources."""
+        if self.is_live:
+            return None
+        reader = self._first_reader if self._first_reader is not None else self._current
+        return None if reader is None else reader.frame_count
+
     def __enter__(self) -> CameraSource:
         self.start()
         return self
@@ -125,7 +142,8 @@ class CameraSource:
     def _open(self) -> FrameReader | None:
         """A fresh opened reader, or None (logged) when the camera cannot be opened."""
         if self._first_reader is not None:
-            reader, self._first_reader = self._first_reader, None
+            reader = self._current = self._first_reader  # set before clearing: fps/frame_count read both
+            self._first_reader = None
             return reader
         reader = self._make_reader()
         try:
@@ -133,6 +151,7 @@ class CameraSource:
         except SourceError as exc:
             log.warning("camera %s: %s", self.cam_id, redact_text(str(exc)))
             return None
+        self._current = reader
         return reader
 
     def _run_recorded(self) -> None:

@@ -98,6 +98,7 @@ def test_outage_and_restart_keep_file_camera_going(server: RtspServer, shared: P
         before = collect(cams, 20.0, until=lambda g: len(g["rtsp"]) >= 10)
         assert len(before["rtsp"]) >= 10, cams["rtsp"].health()
         assert cams["rtsp"].health().state == "streaming"
+        assert (cams["rtsp"].fps, cams["rtsp"].frame_count) == (7.0, None)  # server sends 7 fps, live: no count
 
         server.stop()
         t_stop = time.time()

@@ -160,6 +160,7 @@ def test_lossless_buffer_back_pressure() -> None:
 def test_lossless_file_source_delivers_every_frame_in_order(pets_video: Path, pets_dir: Path) -> None:
     src = open_source(SourceOptions("v", str(pets_video)))
     assert src.mode == "lossless"
+    assert (src.fps, src.frame_count) == (10.0, 795)  # ffprobe: r_frame_rate 10/1, nb_frames 795
     with src:
         frames = drain(src)
     assert [f.index for f in frames] == list(range(795))
@@ -177,6 +178,7 @@ def test_lossless_file_source_delivers_every_frame_in_order(pets_video: Path, pe
 def test_image_folder_first_n_with_stride(pets_dir: Path) -> None:
     folder = pets_dir / "img1"
     src = open_source(SourceOptions("p", str(folder), max_frames=40, stride=4))
+    assert (src.fps, src.frame_count) == (7.0, 795)  # seqinfo.ini: frameRate=7, seqLength=795
     with src:
         frames = drain(src)
     assert [f.index for f in frames] == list(range(0, 40, 4))
