@@ -1,0 +1,72 @@
+"""Tracker YAML configs: every shipped file validates; bad files give one-line ConfigErrors with key paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.errors import ConfigError
+from pipeline.paths import REPO_ROOT
+from trackers.config import TrackerConfig, load_tracker_config
+from trackers.tracker import Tracker
+
+CONFIGS = sorted((REPO_ROOT / "configs" / "tracker").glob("*.yaml"))
+
+
+def test_shipped_configs_exist():
+    names = {p.name for p in CONFIGS}
+    assert {"default.yaml", "motion_only.yaml", "bytetrack_like.yaml", "acf.yaml"} <= names
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_shipped_config_validates_and_runs(path: Path):
+    cfg = load_tracker_config(path)
+    assert isinstance(cfg, TrackerConfig)
+    Tracker(cfg).update([])
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "t.yaml"
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def test_unknown_key_names_its_path(tmp_path):
+    p = _write(tmp_path, "association:\n  first_match_thresh: 0.8\n  bogus: 1\n")
+    with pytest.raises(ConfigError) as e:
+        load_tracker_config(p)
+    msg = str(e.value)
+    assert "association.bogus" in msg and "unknown key" in msg and str(p) in msg and "\n" not in msg
+
+
+def test_bad_value_names_its_path(tmp_path):
+    p = _write(tmp_path, "lifecycle:\n  n_init: zero\n")
+    with pytest.raises(ConfigError, match=r"lifecycle\.n_init"):
+        load_tracker_config(p)
+    p = _write(tmp_path, "detection:\n  high_thresh: 1.5\n")
+    with pytest.raises(ConfigError, match=r"detection\.high_thresh"):
+        load_tracker_config(p)
+
+
+def test_inconsistent_thresholds_rejected(tmp_path):
+    p = _write(tmp_path, "detection:\n  high_thresh: 0.3\n  low_thresh: 0.5\n")
+    with pytest.raises(ConfigError, match="low_thresh must be <= high_thresh"):
+        load_tracker_config(p)
+    p = _write(tmp_path, "detection:\n  score_range: [5, 1]\n")
+    with pytest.raises(ConfigError, match="score_range"):
+        load_tracker_config(p)
+
+
+def test_malformed_yaml_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="malformed YAML"):
+        load_tracker_config(_write(tmp_path, "association: [\n"))
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_tracker_config(tmp_path / "nope.yaml")
+
+
+def test_max_age_scales_with_frame_rate():
+    cfg = TrackerConfig.model_validate({"lifecycle": {"max_age": 30, "max_age_reference_fps": 30}})
+    assert Tracker(cfg, frame_rate=15).max_age == 15
+    cfg = TrackerConfig.model_validate({"lifecycle": {"max_age": 30, "max_age_reference_fps": None}})
+    assert Tracker(cfg, frame_rate=15).max_age == 30
