@@ -10,6 +10,7 @@ import select
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -38,12 +39,15 @@ class RtspServer:
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 20.0) -> None:
-        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # stderr goes to a file: a pipe nobody drains could fill up and freeze the server
+        self.log = tempfile.TemporaryFile(mode="w+")
+        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=self.log, text=True)
         ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
         line = self.proc.stdout.readline() if ready else ""
         if not line.startswith("READY"):
             self.stop()
-            err = self.proc.stderr.read() if self.proc.stderr else ""
+            self.log.seek(0)
+            err = self.log.read()
             pytest.fail(f"RTSP server did not start ({' '.join(self.cmd)}): {err.strip()[-500:]}", pytrace=False)
 
     def stop(self) -> None:
