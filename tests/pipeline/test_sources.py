@@ -339,3 +339,40 @@ def test_damaged_video_frames_are_counted_and_skipped(tmp_path: Path, pets_video
     idx = [f.index for f in frames]
     assert idx == sorted(set(idx))
     assert sum("corrupt frame" in r.getMessage() for r in caplog.records) == h.errors
+
+
+def test_silent_camera_open_times_out_without_blocking_others(pets_dir: Path) -> None:
+    """A host that accepts TCP but never answers RTSP: each open gives up after open_timeout_s."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    accepted: list[socket.socket] = []
+
+    def accept_forever() -> None:
+        while True:
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept_forever, daemon=True).start()
+    silent = open_source(SourceOptions("silent", f"rtsp://127.0.0.1:{listener.getsockname()[1]}/cam",
+                                       open_timeout_s=1.0, reconnect_initial_s=0.1, reconnect_max_s=0.2), seed=0)
+    replay = open_source(SourceOptions("replay", str(pets_dir / "img1"), realtime=True, max_frames=28))
+    got: list[int] = []
+    try:
+        with silent, replay:
+            t0 = time.monotonic()
+            while not replay.finished and time.monotonic() - t0 < 20.0:
+                f = replay.read(timeout=0.05)
+                if f is not None:
+                    got.append(f.index)
+                assert silent.read(timeout=0.0) is None
+            h = silent.health()
+    finally:
+        listener.close()
+        for c in accepted:
+            c.close()
+    assert got == list(range(28))  # 4 s of 7 fps replay went on while the silent camera hung in open
+    assert h.frames == 0 and h.reconnects >= 2 and h.state in ("connecting", "reconnecting")
+    assert len(accepted) >= 2  # it really tried the server again and again
