@@ -27,6 +27,10 @@ def min_cost_matching(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np
     keep = limited[rows, cols] <= max_cost
     rows, cols = rows[keep], cols[keep]
     matches = np.stack([rows, cols], axis=1).astype(np.int64) if len(rows) else np.empty((0, 2), dtype=np.int64)
-    unmatched_rows = np.setdiff1d(np.arange(n), rows).astype(np.int64)
-    unmatched_cols = np.setdiff1d(np.arange(m), cols).astype(np.int64)
+    row_free = np.ones(n, dtype=bool)
+    row_free[rows] = False
+    col_free = np.ones(m, dtype=bool)
+    col_free[cols] = False
+    unmatched_rows = np.flatnonzero(row_free).astype(np.int64)
+    unmatched_cols = np.flatnonzero(col_free).astype(np.int64)
     return matches, unmatched_rows, unmatched_cols

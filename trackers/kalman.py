@@ -95,12 +95,17 @@ class KalmanBoxFilter:
     def _scales(self, box: np.ndarray) -> np.ndarray:
         """(..., 4) box -> (..., 4) per-component scale (pixels) for the noise stds."""
         box = np.asarray(box, dtype=np.float64)
+        out = np.empty(box.shape, dtype=np.float64)
         h = box[..., 3]
+        out[..., 1] = h
+        out[..., 3] = h
         if self.representation == "xyah":
-            ones = np.ones_like(h)
-            return np.stack([h, h, ones, h], axis=-1)
-        w = box[..., 2]
-        return np.stack([w, h, w, h], axis=-1)
+            out[..., 0] = h
+            out[..., 2] = 1.0
+        else:
+            out[..., 0] = box[..., 2]
+            out[..., 2] = box[..., 2]
+        return out
 
     def _abs_std(self, box: np.ndarray, w: float, aspect_std: float) -> np.ndarray:
         std = w * self._scales(box)

@@ -47,6 +47,7 @@ class Tracker:
         self.frame_id = 0
         self._next_id = 1
         self._removed: list[int] = []
+        self._pred_tlbr = np.zeros((0, 4))
         self._cmc = SparseFlowCMC(config.cmc.downscale, config.cmc.max_corners) if config.cmc.method != "none" else None
 
     # --- public API ------------------------------------------------------------------
@@ -58,25 +59,28 @@ class Tracker:
         self._predict(image)
         high = dets.select(dets.scores >= cfg.detection.high_thresh)
         low = dets.select((dets.scores >= cfg.detection.low_thresh) & (dets.scores < cfg.detection.high_thresh))
-        confirmed = [t for t in self.tracks if t.state == TrackState.Confirmed]
-        tentative = [t for t in self.tracks if t.state == TrackState.Tentative]
-        matched: dict[int, int] = {}  # id(track) -> row in ``dets`` order of its detection
+        confirmed = [i for i, t in enumerate(self.tracks) if t.state == TrackState.Confirmed]
+        tentative = [i for i, t in enumerate(self.tracks) if t.state == TrackState.Tentative]
+        matched: dict[int, int] = {}  # id(track) -> row in the caller's detection list
 
         # 1) confirmed (tracked + lost) vs high
         m1, um_t1, um_h = self._first_pass(confirmed, high)
-        self._apply(confirmed, high, m1, detections, matched)
+        self._apply(confirmed, high, m1, matched)
         # 2) still-tracked leftovers vs low, IoU only
-        left = [confirmed[i] for i in um_t1 if confirmed[i].time_since_update == 1]
-        cost2 = costs.iou_cost(self._tlbr(left), low.tlbr)
-        m2, _, _ = min_cost_matching(cost2, cfg.association.second_match_thresh)
-        self._apply(left, low, m2, detections, matched)
+        left = [confirmed[i] for i in um_t1 if self.tracks[confirmed[i]].time_since_update == 1]
+        if left and len(low):
+            cost2 = costs.iou_cost(self._pred_tlbr[left], low.tlbr)
+            m2, _, _ = min_cost_matching(cost2, cfg.association.second_match_thresh)
+            self._apply(left, low, m2, matched)
         # 3) tentative vs remaining high
-        rest = high.select(um_h)
-        cost3 = costs.iou_cost(self._tlbr(tentative), rest.tlbr)
-        if cfg.association.fuse_score:
-            cost3 = costs.fuse_score(cost3, rest.scores)
-        m3, _, um_h3 = min_cost_matching(cost3, cfg.association.unconfirmed_match_thresh)
-        self._apply(tentative, rest, m3, detections, matched)
+        rest = high.select(um_h) if len(um_h) < len(high) else high
+        um_h3 = np.arange(len(rest))
+        if tentative and len(rest):
+            cost3 = costs.iou_cost(self._pred_tlbr[tentative], rest.tlbr)
+            if cfg.association.fuse_score:
+                cost3 = costs.fuse_score(cost3, rest.scores)
+            m3, _, um_h3 = min_cost_matching(cost3, cfg.association.unconfirmed_match_thresh)
+            self._apply(tentative, rest, m3, matched)
 
         for t in self.tracks:
             if t.time_since_update > 0:
@@ -98,9 +102,11 @@ class Tracker:
 
     # --- steps -------------------------------------------------------------------------
     def _predict(self, image: np.ndarray | None) -> None:
+        """Batched predict of every track; caches the (N, 4) predicted tlbr boxes (row = self.tracks)."""
         if not self.tracks:
             if self._cmc is not None and image is not None:
                 self._cmc.estimate(image)
+            self._pred_tlbr = np.zeros((0, 4))
             return
         means = np.stack([t.mean for t in self.tracks])
         covs = np.stack([t.cov for t in self.tracks])
@@ -116,19 +122,21 @@ class Tracker:
             t.mean, t.cov = means[i], covs[i]
             t.age += 1
             t.time_since_update += 1
+        self._pred_tlbr = tlwh_to_tlbr(self.kf.tlwh_from_mean(means))
 
     def _tlbr(self, tracks: list[Track]) -> np.ndarray:
         if not tracks:
             return np.zeros((0, 4))
         return tlwh_to_tlbr(self.kf.tlwh_from_mean(np.stack([t.mean for t in tracks])))
 
-    def _first_pass(self, tracks: list[Track], dets: DetectionBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Fused cost of confirmed tracks vs high detections -> min_cost_matching result."""
+    def _first_pass(self, idx: list[int], dets: DetectionBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Fused cost of tracks ``idx`` (confirmed) vs high detections -> min_cost_matching result."""
         a, ap = self.config.association, self.config.appearance
-        n, m = len(tracks), len(dets)
+        n, m = len(idx), len(dets)
         if n == 0 or m == 0:
             return _EMPTY_MATCHES, np.arange(n, dtype=np.int64), np.arange(m, dtype=np.int64)
-        iou_d = costs.iou_cost(self._tlbr(tracks), dets.tlbr)
+        tracks = [self.tracks[i] for i in idx]
+        iou_d = costs.iou_cost(self._pred_tlbr[idx], dets.tlbr)
         cost = costs.fuse_score(iou_d, dets.scores) if a.fuse_score else iou_d
         if dets.embeddings is not None and any(t.feature is not None for t in tracks):
             emb_d = self._appearance_cost(tracks, dets.embeddings)
@@ -166,12 +174,12 @@ class Tracker:
         out[cost > a.first_match_thresh] = np.inf  # momentum never admits an otherwise rejected pair
         return out
 
-    def _apply(self, tracks: list[Track], dets: DetectionBatch, matches: np.ndarray,
-               detections: list[Detection], matched: dict[int, int]) -> None:
-        """Kalman-update matched tracks (batched), with ORU for tracks re-found after a gap."""
+    def _apply(self, idx: list[int], dets: DetectionBatch, matches: np.ndarray, matched: dict[int, int]) -> None:
+        """Kalman-update matched tracks (rows of ``matches`` index ``idx``), batched, with ORU
+        for tracks re-found after a gap."""
         if len(matches) == 0:
             return
-        sel = [tracks[r] for r in matches[:, 0]]
+        sel = [self.tracks[idx[r]] for r in matches[:, 0]]
         z = self.kf.measurement_from_tlwh(dets.tlwh[matches[:, 1]])
         if self.config.association.oru:
             for k, t in enumerate(sel):
