@@ -49,19 +49,33 @@ class MeanAggregator:
 
 
 class LSTMNet(nn.Module):
-    """(B, T_max, D) padded sequences + (B,) lengths -> (B, H): temporal mean of the LSTM outputs."""
+    """(B, T_max, D) padded sequences + (B,) lengths -> (B, H): temporal mean of the LSTM outputs.
 
-    def __init__(self, input_dim: int, hidden_dim: int | None = None) -> None:
+    ``residual=True`` (needs H = D) returns ``mean_t(x) + g * mean_t(lstm(x))`` with a learned
+    scalar gate g initialised to 0: training starts from mean pooling and the LSTM adds
+    temporal corrections (an engineering choice for tiny training sets; False = plain RCN).
+    """
+
+    def __init__(self, input_dim: int, hidden_dim: int | None = None, residual: bool = False) -> None:
         super().__init__()
         self.input_dim = input_dim
         self.hidden_dim = hidden_dim or input_dim
+        if residual and self.hidden_dim != input_dim:
+            raise ConfigError("aggregator: residual LSTM needs hidden_dim equal to the embedding size")
+        self.residual = residual
         self.lstm = nn.LSTM(input_dim, self.hidden_dim, batch_first=True)
+        self.gate = nn.Parameter(torch.zeros(1)) if residual else None
 
     def forward(self, padded: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         packed = pack_padded_sequence(padded, lengths.cpu(), batch_first=True, enforce_sorted=False)
         out, _ = self.lstm(packed)
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=padded.shape[1])  # zeros past each length
-        return out.sum(dim=1) / lengths.to(out.dtype).unsqueeze(1)
+        n = lengths.to(out.dtype).unsqueeze(1).to(out.device)
+        pooled = out.sum(dim=1) / n
+        if self.gate is None:
+            return pooled
+        mask = (torch.arange(padded.shape[1], device=padded.device)[None, :] < n).unsqueeze(2)
+        return (padded * mask).sum(dim=1) / n + self.gate * pooled
 
     def forward_list(self, seqs: list[torch.Tensor]) -> torch.Tensor:
         """List of (T_i, D) tensors -> (B, H)."""
@@ -96,7 +110,7 @@ class LSTMAggregator:
 def save_lstm(path: str | Path, net: LSTMNet, encoder_version: str, metrics: dict, extra: dict[str, Any] | None = None) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    blob = {"format": LSTM_FORMAT, "input_dim": net.input_dim, "hidden_dim": net.hidden_dim,
+    blob = {"format": LSTM_FORMAT, "input_dim": net.input_dim, "hidden_dim": net.hidden_dim, "residual": net.residual,
             "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
             "encoder_version": encoder_version, "metrics": metrics, "extra": extra or {}}
     tmp = path.with_name(path.name + ".tmp")
@@ -114,7 +128,7 @@ def load_lstm(path: str | Path) -> tuple[LSTMNet, dict[str, Any]]:
         raise ModelError(f"{path}: not a readable checkpoint: {str(exc).splitlines()[0]}") from None
     if not isinstance(blob, dict) or blob.get("format") != LSTM_FORMAT:
         raise ModelError(f"{path}: not an LSTM aggregator checkpoint ({LSTM_FORMAT})")
-    net = LSTMNet(int(blob["input_dim"]), int(blob["hidden_dim"]))
+    net = LSTMNet(int(blob["input_dim"]), int(blob["hidden_dim"]), bool(blob.get("residual", False)))
     net.load_state_dict(blob["state_dict"])
     return net.eval(), blob
 

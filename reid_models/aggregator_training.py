@@ -134,7 +134,7 @@ def train_aggregator(cfg: TrainConfig, device: str, out: Path, resume: str | Pat
     labels = {pid: i for i, pid in enumerate(sorted({c["pid"] for c in train}))}
     y = torch.tensor([labels[c["pid"]] for c in train])
     dim = train_x[0].shape[1]
-    net = LSTMNet(dim, cfg.aggregator.hidden_dim).to(device)
+    net = LSTMNet(dim, cfg.aggregator.hidden_dim, cfg.aggregator.residual).to(device)
     heads = nn.ModuleDict({"ident": IdentificationHead(net.hidden_dim, len(labels)), "verif": VerificationHead(net.hidden_dim)}).to(device)
     opt = torch.optim.Adam(list(net.parameters()) + list(heads.parameters()), lr=cfg.optim.lr)
     history: list[dict] = []

@@ -103,10 +103,12 @@ class TransferSpec(StrictModel):
 
 class AggregatorSpec(StrictModel):
     """For ``task: lstm``: train the LSTM tracklet aggregator on per-frame embeddings
-    of the datasets' tracklets, computed once by ``encoder_checkpoint`` (null = the default)."""
+    of the datasets' tracklets, computed once by ``encoder_checkpoint`` (null = the default).
+    residual: mean pooling + a learned, zero-initialised gate times the LSTM's pooled output."""
 
     encoder_checkpoint: str | None = None
     hidden_dim: int | None = Field(None, ge=1)
+    residual: bool = False
     max_len: int = Field(16, ge=2)
     min_len: int = Field(2, ge=1)
     batch_size: int = Field(32, ge=2)

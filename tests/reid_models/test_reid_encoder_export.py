@@ -134,3 +134,14 @@ def test_lstm_packing_matches_sequences_run_alone(tmp_path):
         build_aggregator("lstm")
     with pytest.raises(ConfigError, match="valid: lstm, mean"):
         build_aggregator("max")
+
+
+def test_residual_lstm_starts_as_mean_pooling():
+    torch.manual_seed(0)
+    net = LSTMNet(3, residual=True).eval()
+    seqs = [torch.randn(4, 3), torch.randn(2, 3)]
+    with torch.no_grad():
+        out = net.forward_list(seqs)
+    assert torch.allclose(out[0], seqs[0].mean(0), atol=1e-6) and torch.allclose(out[1], seqs[1].mean(0), atol=1e-6)
+    with pytest.raises(ConfigError, match="hidden_dim equal"):
+        LSTMNet(3, 4, residual=True)
