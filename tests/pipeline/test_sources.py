@@ -376,3 +376,37 @@ def test_silent_camera_open_times_out_without_blocking_others(pets_dir: Path) ->
     assert got == list(range(28))  # 4 s of 7 fps replay went on while the silent camera hung in open
     assert h.frames == 0 and h.reconnects >= 2 and h.state in ("connecting", "reconnecting")
     assert len(accepted) >= 2  # it really tried the server again and again
+
+
+def test_http_hls_playlist(tmp_path: Path, pets_video: Path) -> None:
+    """HLS over HTTP: 3 s of the PETS video cut into 1 s H.264 segments by the ffmpeg CLI."""
+    import functools
+    import http.server
+    import subprocess
+
+    hls = tmp_path / "hls"
+    hls.mkdir()
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(pets_video), "-t", "3", "-vf", "scale=384:288", "-c:v", "libx264",
+         "-preset", "ultrafast", "-g", "10", "-f", "hls", "-hls_time", "1", "-hls_list_size", "0",
+         str(hls / "index.m3u8")],
+        check=True, timeout=60,
+    )
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(hls)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        uri = f"http://127.0.0.1:{httpd.server_address[1]}/index.m3u8"
+        src = open_source(SourceOptions("hls", uri, mode="lossless", max_reconnects=0))
+        with src:
+            frames = drain(src, max_s=30.0)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert [f.index for f in frames] == list(range(30))  # 3 s at the video's 10 fps
+    assert frames[0].image.shape == (288, 384, 3)
+    assert src.health().state == "down"  # a finite playlist ends; with max_reconnects=0 it gives up
