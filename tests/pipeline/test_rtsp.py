@@ -38,7 +38,7 @@ class RtspServer:
         self.port = port
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 20.0) -> None:
+    def start(self, timeout: float = 45.0) -> None:  # the first GStreamer run builds its plugin registry
         # stderr goes to a file: a pipe nobody drains could fill up and freeze the server
         self.log = tempfile.TemporaryFile(mode="w+")
         self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=self.log, text=True)
