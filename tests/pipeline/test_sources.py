@@ -76,6 +76,27 @@ def test_redact_text_inside_messages() -> None:
     assert out == "open failed for rtsp://***@1.2.3.4/x and http://h/y?key=*** (code 5)"
 
 
+def test_redact_filter_cleans_records_from_other_code() -> None:
+    from pipeline.sources import RedactFilter
+
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Keep()
+    handler.addFilter(RedactFilter())
+    logger = logging.getLogger("test.redact.other")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("retrying %s after %d s", "rtsp://root:toor@cam-7/live", 3)
+    finally:
+        logger.removeHandler(handler)
+    assert records[0].getMessage() == "retrying rtsp://***@cam-7/live after 3 s"
+
+
 def test_classify_uri(pets_dir: Path, pets_video: Path) -> None:
     assert classify_uri("rtsp://h/x") == ("stream", "rtsp://h/x")
     assert classify_uri("https://h/live.m3u8") == ("stream", "https://h/live.m3u8")
