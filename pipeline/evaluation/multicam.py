@@ -1,0 +1,140 @@
+"""Multi-camera evaluation: per-camera CLEAR/ID metrics plus one cross-camera global IDF1.
+
+The global IDF1 follows the MTMC IDF1 of DukeMTMC (Ristani et al. 2016): the
+ground truth and the results of all cameras are concatenated into one long
+sequence whose frame numbers are made camera-unique (camera k's frame f
+becomes ``k * stride + f``), gt ids are replaced by their global ids
+(``identities.json``) and result ids are the pipeline's global ids; then ONE
+identity mapping between gt and result identities is solved over all cameras.
+A person given different global ids in two cameras therefore costs global
+IDF1 even when each camera alone is perfect.
+
+Layout: ``gt_root/<cam>/gt/gt.txt`` (+ ``seqinfo.ini``) and
+``gt_root/identities.json`` ({"cameras": {cam: {"local gt id": global id}}}),
+as written by ``reid-pipeline virtual-cameras``; results ``results_dir/<cam>.txt``
+(MOTChallenge rows with global ids, e.g. the runner's ``outputs/mot_global``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.errors import DataError
+from pipeline.evaluation import evaluate, evaluate_sequence
+from pipeline.motchallenge import MOTBoxes, read_mot_file
+
+GLOBAL_KEYS = ("IDF1", "IDP", "IDR", "MOTA", "IDSW")
+
+
+@dataclass
+class MultiCamReport:
+    """per_camera: cam -> metric dict (H1's keys); overall: all cameras pooled as separate
+    sequences; global_: the cross-camera metrics (IDF1, IDP, IDR, ...) with one id mapping."""
+
+    per_camera: dict[str, dict[str, float]]
+    overall: dict[str, float]
+    global_: dict[str, float]
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {"per_camera": self.per_camera, "overall": self.overall, "global": self.global_,
+                "notes": self.notes}
+
+    def table(self) -> str:
+        keys = ("MOTA", "IDF1", "IDP", "IDR", "IDSW", "FP", "FN")
+        lines = [f"{'camera':16s}" + "".join(f"{k:>9s}" for k in keys)]
+        rows = list(self.per_camera.items()) + [("OVERALL", self.overall), ("GLOBAL (x-cam)", self.global_)]
+        for name, m in rows:
+            lines.append(f"{name:16s}" + "".join(_fmt(k, m.get(k)) for k in keys))
+        return "\n".join(lines + [f"note: {n}" for n in self.notes])
+
+
+def _fmt(key: str, v: float | None) -> str:
+    if v is None:
+        return f"{'-':>9s}"
+    return f"{int(v):9d}" if key in ("IDSW", "FP", "FN") else f"{float(v):9.1f}"
+
+
+def load_identity_map(gt_root: Path) -> dict[str, dict[int, int]]:
+    """cam -> {local gt id: global id} from ``gt_root/identities.json`` (DataError when malformed)."""
+    path = Path(gt_root) / "identities.json"
+    if not path.is_file():
+        raise DataError(path, "missing: the global identity map of the cameras (written by virtual-cameras)")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return {str(cam): {int(k): int(v) for k, v in ids.items()} for cam, ids in data["cameras"].items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise DataError(path, f"malformed identity map: {exc!r}") from None
+
+
+def relabel(boxes: MOTBoxes, id_map: dict[int, int], where: Path) -> MOTBoxes:
+    """A copy of ``boxes`` with ids mapped local -> global; DataError for an unmapped id."""
+    ids = boxes.ids.copy()
+    for local in np.unique(boxes.ids):
+        if int(local) not in id_map:
+            raise DataError(where, f"gt id {int(local)} has no global id in identities.json")
+        ids[boxes.ids == local] = id_map[int(local)]
+    return _with(boxes, ids=ids)
+
+
+def _with(boxes: MOTBoxes, **changes: np.ndarray) -> MOTBoxes:
+    cols = {k: getattr(boxes, k) for k in ("frame", "ids", "tlwh", "conf", "cls", "vis")}
+    cols.update(changes)
+    return MOTBoxes(**cols)
+
+
+def concat_cameras(parts: list[MOTBoxes], stride: int) -> MOTBoxes:
+    """One sequence from per-camera boxes: camera k's frame f -> k * stride + f (stride > max frame)."""
+    shifted = [_with(b, frame=b.frame + k * stride) for k, b in enumerate(parts)]
+    cols = {k: np.concatenate([getattr(b, k) for b in shifted]) for k in ("frame", "ids", "tlwh", "conf", "cls", "vis")}
+    cols["tlwh"] = cols["tlwh"].reshape(-1, 4)
+    return MOTBoxes(**cols)
+
+
+def _empty_like(gt: MOTBoxes) -> MOTBoxes:
+    return gt.select(np.zeros(len(gt), dtype=bool))
+
+
+def evaluate_multicam(gt_root: Path, results_dir: Path, benchmark: str = "MOT15",
+                      cams: list[str] | None = None) -> MultiCamReport:
+    """Per-camera metrics (H1's evaluator) and the cross-camera global IDF1 over ``cams`` (default: all in the map)."""
+    gt_root, results_dir = Path(gt_root), Path(results_dir)
+    id_maps = load_identity_map(gt_root)
+    cams = sorted(id_maps) if cams is None else cams
+    notes, pairs, gts, ress = [], [], [], []
+    for cam in cams:
+        gt_path = gt_root / cam / "gt" / "gt.txt"
+        gt = relabel(read_mot_file(gt_path, "gt"), id_maps.get(cam, {}), gt_path)
+        res_path = results_dir / f"{cam}.txt"
+        if res_path.is_file():
+            res = read_mot_file(res_path, "result")
+        else:
+            notes.append(f"{res_path}: missing, camera scored as empty results")
+            res = _empty_like(gt)
+        pairs.append((cam, gt, res))
+        gts.append(gt)
+        ress.append(res)
+    report = evaluate(pairs, benchmark=benchmark, workers=1)
+    stride = 1 + max([int(b.frame.max()) for b in gts + ress if len(b)] + [0])
+    glob = evaluate_sequence(concat_cameras(gts, stride), concat_cameras(ress, stride), benchmark, "global")
+    metrics = _metrics_of(glob)
+    return MultiCamReport(
+        per_camera={k: dict(v) for k, v in report.per_sequence.items()},
+        overall=dict(report.overall),
+        global_={k: metrics[k] for k in GLOBAL_KEYS if k in metrics},
+        notes=notes,
+    )
+
+
+def _metrics_of(result) -> dict[str, float]:
+    """The metric dict of H1's SequenceResult (``.metrics`` or a mapping)."""
+    if isinstance(result, dict):
+        return result
+    for attr in ("metrics", "summary"):
+        if hasattr(result, attr):
+            return dict(getattr(result, attr))
+    raise TypeError(f"unexpected SequenceResult {type(result).__name__}")

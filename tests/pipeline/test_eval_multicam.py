@@ -1,0 +1,73 @@
+"""Cross-camera global IDF1 on hand-made 2-camera data (exact, hand-computed figures)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline.errors import DataError
+
+# two people, 4 frames in each camera; boxes far apart so matching is unambiguous
+_BOX = {("camA", 1): (10, 10, 20, 40), ("camA", 2): (100, 10, 20, 40),
+        ("camB", 7): (50, 50, 20, 40), ("camB", 8): (200, 50, 20, 40)}
+
+
+def _write(path: Path, rows: list[tuple[int, int, tuple]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{f},{i},{b[0]},{b[1]},{b[2]},{b[3]},1,-1,-1,-1\n" for f, i, b in rows))
+
+
+def _gt(root: Path) -> Path:
+    for cam, ids in (("camA", (1, 2)), ("camB", (7, 8))):
+        _write(root / cam / "gt" / "gt.txt", [(f, i, _BOX[(cam, i)]) for f in range(1, 5) for i in ids])
+        (root / cam / "seqinfo.ini").write_text(
+            f"[Sequence]\nname={cam}\nimDir=img1\nframeRate=10\nseqLength=4\nimWidth=640\nimHeight=480\nimExt=.jpg\n")
+    (root / "identities.json").write_text(json.dumps({"cameras": {"camA": {"1": 1, "2": 2}, "camB": {"7": 1, "8": 2}}}))
+    return root
+
+
+def _results(root: Path, camb_ids: dict[int, int]) -> Path:
+    """camA: gt 1 -> 11, gt 2 -> 12; camB: local gt id -> camb_ids[...]."""
+    _write(root / "camA.txt", [(f, 10 + i, _BOX[("camA", i)]) for f in range(1, 5) for i in (1, 2)])
+    _write(root / "camB.txt", [(f, camb_ids[i], _BOX[("camB", i)]) for f in range(1, 5) for i in (7, 8)])
+    return root
+
+
+@pytest.mark.parametrize(
+    ("camb_ids", "global_idf1"),
+    [
+        ({7: 11, 8: 12}, 100.0),  # both people keep their global id across cameras
+        # person 1 gets a fresh id in camB: IDTP = 4 (gt1<->11) + 8 (gt2<->12) = 12 of 16 -> 2*12/32
+        ({7: 13, 8: 12}, 75.0),
+        # ids swapped across cameras: best mapping keeps 8 of 16 -> 2*8/32
+        ({7: 12, 8: 11}, 50.0),
+    ],
+)
+def test_global_idf1_counts_cross_camera_identity(tmp_path: Path, camb_ids: dict[int, int], global_idf1: float) -> None:
+    from pipeline.evaluation.multicam import evaluate_multicam
+
+    rep = evaluate_multicam(_gt(tmp_path / "gt"), _results(tmp_path / "res", camb_ids))
+    for cam in ("camA", "camB"):  # each camera alone is perfect whatever the ids
+        assert rep.per_camera[cam]["MOTA"] == pytest.approx(100.0)
+        assert rep.per_camera[cam]["IDF1"] == pytest.approx(100.0)
+    assert rep.global_["IDF1"] == pytest.approx(global_idf1)
+
+
+def test_cli_json_and_bad_identity_map(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pipeline.cli import main
+
+    gt = _gt(tmp_path / "gt")
+    res = _results(tmp_path / "res", {7: 13, 8: 12})
+    assert main(["eval-mc", "--gt", str(gt), "--results", str(res), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["global"]["IDF1"] == pytest.approx(75.0) and sorted(data["per_camera"]) == ["camA", "camB"]
+    (gt / "identities.json").write_text(json.dumps({"cameras": {"camA": {"1": 1, "2": 2}, "camB": {"7": 1}}}))
+    from pipeline.evaluation.multicam import evaluate_multicam
+
+    with pytest.raises(DataError, match="gt id 8 has no global id"):
+        evaluate_multicam(gt, res)
+    (gt / "identities.json").unlink()
+    assert main(["eval-mc", "--gt", str(gt), "--results", str(res)]) == 2
+    assert "identities.json: missing" in capsys.readouterr().err
