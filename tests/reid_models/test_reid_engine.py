@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from pipeline.configio import validate
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, DataError
 from reid_models.checkpoint import load_checkpoint, read_checkpoint
 from reid_models.config import TrainConfig
 from reid_models.engine import lr_factor, train_from_config
@@ -143,3 +143,27 @@ def test_lstm_task_trains_aggregator(tiny_dataset, tmp_path):
     assert {"val_rank1_lstm", "val_rank1_mean"} <= set(summary["history"][-1])
     agg = build_aggregator("lstm", tmp_path / "lstm" / "best.pt")
     assert agg.aggregate(torch.randn(5, 16).numpy()).shape == (16,)
+
+
+def test_multitask_attribute_heads_from_index_columns(tiny_dataset, tmp_path):
+    """Attribute labels in extra index.csv columns (here: hand-labelled, -1 = unknown) add entropy-weighted heads."""
+    import shutil
+
+    ds = tmp_path / "attr_ds"
+    shutil.copytree(tiny_dataset, ds)
+    labels = {9: (1, 0), 11: (0, -1), 12: (1, 1), 15: (0, 0), 19: (1, 0)}  # (dark_top, bag) per identity
+    with (ds / "index.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    with (ds / "index.csv").open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=[*rows[0].keys(), "dark_top", "bag"])
+        w.writeheader()
+        for r in rows:
+            top, bag = labels[int(r["pid"])]
+            w.writerow({**r, "dark_top": top, "bag": "" if bag < 0 else bag})
+    cfg = cfg_for(ds, tmp_path / "mt", epochs=1, loss={"kind": "contrastive", "id_weight": 1.0, "attributes": ["dark_top", "bag"]})
+    train_from_config(cfg)
+    heads = read_checkpoint(tmp_path / "mt" / "last.pt")["extra"]["heads"]
+    assert heads["attr.heads.0.weight"].shape == (2, 16) and heads["attr.heads.1.weight"].shape == (2, 16)
+    bad = cfg_for(ds, tmp_path / "bad", epochs=1, loss={"kind": "contrastive", "attributes": ["hat"]})
+    with pytest.raises(DataError, match="attribute column"):
+        train_from_config(bad)
