@@ -27,7 +27,7 @@ from pipeline.errors import DataError
 from pipeline.evaluation import evaluate, evaluate_sequence
 from pipeline.motchallenge import MOTBoxes, read_mot_file
 
-GLOBAL_KEYS = ("IDF1", "IDP", "IDR", "MOTA", "IDSW")
+GLOBAL_KEYS = ("IDF1", "IDP", "IDR", "MOTA", "IDSW", "FP", "FN")
 
 
 @dataclass
