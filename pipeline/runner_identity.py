@@ -97,9 +97,10 @@ class IdentityAssigner:
         events: list[tuple[str, dict]] = []
         if first:
             events.append(("appear", {"track_id": key[1], "frame": int(tracklet.frames[0]), "new": res.is_new}))
-            if res.previous_cam is not None and res.previous_cam != tracklet.cam_id:
-                transit = tracklet.start_time - float(res.previous_end)
-                events.append(("handover", {"from_cam": res.previous_cam, "transit_s": round(transit, 3)}))
+            prev_cam, prev_end = self._previous_sighting(tracklet, gid, res)
+            if prev_cam is not None and prev_cam != tracklet.cam_id:
+                transit = tracklet.start_time - float(prev_end)
+                events.append(("handover", {"from_cam": prev_cam, "transit_s": round(transit, 3)}))
                 self.stats.handovers += 1
             if res.is_new:
                 self.stats.new_identities += 1
@@ -119,6 +120,18 @@ class IdentityAssigner:
         else:
             self.stats.partials += 1
         self._announce(tracklet, gid, events, is_final)
+
+    def _previous_sighting(self, tracklet: Tracklet, gid: int, res) -> tuple[str | None, float | None]:
+        """The identity's sighting just before this tracklet: from the match, or (resumed
+        tracklets, which the matcher treats as continuations) from the identity's spans."""
+        if res.previous_cam is not None or res.is_new:
+            return res.previous_cam, res.previous_end
+        ident = self.matcher.identity(gid)
+        before = [sp for sp in getattr(ident, "spans", None) or [] if sp[2] < tracklet.start_time]
+        if not before:
+            return None, None
+        cam, _, end = max(before, key=lambda sp: sp[2])
+        return cam, end
 
     def _announce(self, tracklet: Tracklet, gid: int, events: list[tuple[str, dict]], is_final: bool) -> None:
         cam = tracklet.cam_id

@@ -20,6 +20,10 @@ class StageTimer:
         self.calls: dict[str, int] = {s: 0 for s in STAGES}
         self._t0 = time.perf_counter()
 
+    def restart(self) -> None:
+        """Zero everything; the wall clock starts now (call when the frame loop starts)."""
+        self.__init__()
+
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
         t = time.perf_counter()

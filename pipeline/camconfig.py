@@ -1,0 +1,233 @@
+"""The schema of ``cams.yaml``: cameras, detector, tracker, encoder, matching, store, outputs.
+
+Validated once by :func:`load_cams_config`; every problem becomes one
+:class:`~pipeline.errors.ConfigError` line naming the file and key path, e.g.
+``cams.yaml: cameras.1.stride: Input should be greater than or equal to 1``.
+Relative paths in the file are resolved against the folder of the file itself.
+Camera URIs may carry credentials: log them only through
+:func:`pipeline.sources.redact_uri` (:meth:`CameraConfig.display_uri`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from pipeline.configio import StrictModel, load_yaml, validate
+from pipeline.detectors import DetectorConfig
+from pipeline.errors import ConfigError
+from pipeline.matcher_config import MatcherConfig, TopologyConfig
+from pipeline.paths import REPO_ROOT
+from trackers.config import TrackerConfig
+
+_REMOTE = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
+
+
+def is_remote_uri(uri: str) -> bool:
+    return uri.lower().startswith(_REMOTE)
+
+
+class CameraConfig(StrictModel):
+    """One camera. ``source``: rtsp/http(s) URL, video file, image folder or webcam index.
+
+    roi: optional region of interest in pixels, either ``[x1, y1, x2, y2]`` (tlbr)
+    or a polygon ``[[x, y], ...]`` (>= 3 points); detections whose foot point
+    (bottom-centre) lies outside are dropped. stride: process every stride-th frame.
+    mode: auto (live for URLs, lossless for files), live (latest frame, drop stale)
+    or lossless (every frame). fps: override the source's frame rate (files only).
+    time_offset_s: added to this camera's timestamps to put it on the common clock
+    (recorded files start at 0 s).
+    """
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", min_length=1, max_length=64)
+    source: str
+    roi: list[float] | list[list[float]] | None = None
+    stride: int = Field(1, ge=1)
+    mode: Literal["auto", "live", "lossless"] = "auto"
+    fps: float | None = Field(None, gt=0)
+    time_offset_s: float = 0.0
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _source_to_str(cls, v: Any) -> Any:
+        return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+    @field_validator("roi")
+    @classmethod
+    def _check_roi(cls, v: Any) -> Any:
+        if v is None or not v:
+            return None
+        if isinstance(v[0], list):
+            if len(v) < 3 or any(len(p) != 2 for p in v):
+                raise ValueError("a polygon roi needs >= 3 points [x, y]")
+        elif len(v) != 4 or v[2] <= v[0] or v[3] <= v[1]:
+            raise ValueError("a box roi is [x1, y1, x2, y2] with x2 > x1 and y2 > y1")
+        return v
+
+    def display_uri(self) -> str:
+        """The source with credentials removed: safe for logs."""
+        from pipeline.sources import redact_uri
+
+        return redact_uri(self.source)
+
+
+class EncoderSettings(StrictModel):
+    """Appearance encoder. checkpoint: 'default' (shipped weights), 'imagenet'
+    (raw ImageNet MobileNetV2 baseline) or a checkpoint path. every: embed the
+    detections of every n-th processed frame per camera (1 = all; the tracker
+    coasts on motion in between)."""
+
+    checkpoint: str = "default"
+    backend: Literal["torch", "onnx"] = "torch"
+    batch_size: int = Field(64, ge=1)
+    device: str = "auto"
+    every: int = Field(1, ge=1)
+
+
+class AggregationSettings(StrictModel):
+    """Tracklet descriptor: mean of per-frame embeddings or the LSTM aggregator."""
+
+    method: Literal["mean", "lstm"] = "mean"
+    checkpoint: str | None = None
+
+
+class TrackletSettings(StrictModel):
+    """See :class:`pipeline.tracklets.TrackletBuilder`."""
+
+    min_length: int = Field(5, ge=1)
+    partial_every_s: float | None = Field(10.0, ge=0.0)
+    max_embeddings: int = Field(64, ge=2)
+
+
+class StoreSettings(StrictModel):
+    path: str = "identities.sqlite"
+
+
+class OutputSettings(StrictModel):
+    """What to write under ``dir``: mot/<cam>.txt (local track ids, per frame),
+    mot_global/<cam>.txt (global ids, per finished tracklet), events.jsonl,
+    video/<cam>.mp4 (annotated), timeline_<cam>.png, stage_times.json."""
+
+    dir: str = "outputs"
+    mot_txt: bool = True
+    events_jsonl: bool = True
+    video: bool = False
+    timeline_png: bool = True
+
+
+class HealthSettings(StrictModel):
+    log_every_s: float = Field(10.0, gt=0)
+    metrics_port: int | None = Field(None, ge=0, le=65535)
+
+
+class DemoSettings(StrictModel):
+    """Build missing virtual-camera files before running (see tools/make_virtual_cameras.py):
+    ``sequence`` (MOTChallenge folder, relative to the shared data folder or absolute),
+    ``out`` (folder for the camera videos/gt), extra ``options`` passed to the builder."""
+
+    sequence: str = "data/MOT15/train/PETS09-S2L1"
+    out: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class CamsConfig(StrictModel):
+    """The whole ``cams.yaml``."""
+
+    mode: Literal["live", "batch"] = "batch"
+    run_key: str | None = None
+    cameras: list[CameraConfig] = Field(min_length=1)
+    detector: DetectorConfig = Field(default_factory=DetectorConfig)
+    tracker: str | TrackerConfig = Field(default_factory=TrackerConfig)
+    encoder: EncoderSettings = Field(default_factory=EncoderSettings)
+    aggregation: AggregationSettings = Field(default_factory=AggregationSettings)
+    tracklets: TrackletSettings = Field(default_factory=TrackletSettings)
+    topology: TopologyConfig | None = None
+    matching: MatcherConfig = Field(default_factory=MatcherConfig)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    outputs: OutputSettings = Field(default_factory=OutputSettings)
+    health: HealthSettings = Field(default_factory=HealthSettings)
+    demo: DemoSettings | None = None
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> CamsConfig:
+        seen: set[str] = set()
+        for cam in self.cameras:
+            if cam.id in seen:
+                raise ValueError(f"duplicate camera id {cam.id!r}")
+            seen.add(cam.id)
+        known = seen
+        for group in self.matching.overlapping_cameras:
+            for cid in group:
+                if cid not in known:
+                    raise ValueError(f"matching.overlapping_cameras names unknown camera {cid!r}")
+        return self
+
+    # ------------------------------------------------------------ derived
+    def tracker_config(self) -> TrackerConfig:
+        """The tracker settings (resolved by :func:`load_cams_config`)."""
+        if isinstance(self.tracker, str):
+            return _load_tracker(Path(self.tracker), "tracker")
+        return self.tracker
+
+    def matcher_config(self) -> MatcherConfig:
+        """``matching`` with the top-level ``topology`` (when given) folded in."""
+        if self.topology is None:
+            return self.matching
+        return self.matching.model_copy(update={"topology": self.topology})
+
+    def fingerprint(self) -> str:
+        """A short hash of the validated config: the default batch run key."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        return hashlib.sha1(blob).hexdigest()[:12]
+
+
+def _load_tracker(path: Path, key: str) -> TrackerConfig:
+    return validate(TrackerConfig, load_yaml(path), f"{path} (from {key})")
+
+
+def _resolve(base: Path, value: str) -> str:
+    p = Path(value).expanduser()
+    return str(p if p.is_absolute() else (base / p).resolve())
+
+
+def _resolve_paths(cfg: CamsConfig, base: Path, source: str) -> None:
+    """Make relative paths absolute (against ``base``); check local camera sources exist."""
+    cfg.store.path = _resolve(base, cfg.store.path)
+    cfg.outputs.dir = _resolve(base, cfg.outputs.dir)
+    if cfg.demo is not None:
+        cfg.demo.out = _resolve(base, cfg.demo.out)
+    weights = Path(cfg.detector.weights).expanduser()
+    if not weights.is_absolute() and (base / weights).is_file():
+        cfg.detector.weights = str((base / weights).resolve())
+    if cfg.aggregation.checkpoint:
+        cfg.aggregation.checkpoint = _resolve(base, cfg.aggregation.checkpoint)
+    if cfg.encoder.checkpoint not in ("default", "imagenet"):
+        cfg.encoder.checkpoint = _resolve(base, cfg.encoder.checkpoint)
+    for i, cam in enumerate(cfg.cameras):
+        src = cam.source
+        if is_remote_uri(src) or src.isdigit():
+            continue
+        cam.source = _resolve(base, src)
+        if not Path(cam.source).exists() and cfg.demo is None:
+            raise ConfigError(f"{source}: cameras.{i}.source: no such file or folder: {cam.source}")
+    if isinstance(cfg.tracker, str):
+        cand = Path(_resolve(base, cfg.tracker))
+        if not cand.is_file():
+            alt = REPO_ROOT / cfg.tracker
+            cand = alt if alt.is_file() else cand
+        if not cand.is_file():
+            raise ConfigError(f"{source}: tracker: no such tracker config file: {cfg.tracker}")
+        cfg.tracker = _load_tracker(cand, "tracker")
+
+
+def load_cams_config(path: str | Path) -> CamsConfig:
+    """Read, validate and resolve a cams.yaml; one-line ConfigError on any problem."""
+    path = Path(path)
+    data = load_yaml(path)
+    cfg = validate(CamsConfig, data, str(path))
+    _resolve_paths(cfg, path.resolve().parent, str(path))
+    return cfg

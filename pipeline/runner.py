@@ -1,0 +1,259 @@
+"""The multi-camera pipeline loop: the only place that knows the order of the stages.
+
+Per iteration: read one frame per camera (decode) -> detect all frames in one
+batch (detect) -> ROI filter + crop + embed all crops of all cameras in one
+batch (embed) -> per-camera Tracker + TrackletBuilder (track) -> aggregate +
+CrossCameraMatcher (match) -> IdentityStore + sinks (store_sinks).
+
+Batch mode reads files losslessly and as fast as possible (a tqdm bar per
+camera); live mode reads the latest frame of each camera and runs until
+Ctrl-C/SIGTERM, logging camera health periodically. Either way a stop request
+flushes the open tracklets into the store before returning. A batch run is
+resumable and idempotent: its run key (``run_key`` or the config hash) makes
+the store bind already stored tracklets to their global ids.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.camconfig import CamsConfig
+from pipeline.roi import filter_roi
+from pipeline.runner_identity import IdentityAssigner
+from pipeline.runner_parts import CameraState, Components, build_components, open_sinks
+from pipeline.stage_timer import StageTimer
+from pipeline.types import Detection, Frame
+
+log = logging.getLogger(__name__)
+
+
+def _crop(image: np.ndarray, tlwh: np.ndarray) -> np.ndarray | None:
+    """(H, W, 3) image, (4,) tlwh -> the box clipped to the image, or None when empty."""
+    h, w = image.shape[:2]
+    x1, y1 = max(int(tlwh[0]), 0), max(int(tlwh[1]), 0)
+    x2, y2 = min(int(round(tlwh[0] + tlwh[2])), w), min(int(round(tlwh[1] + tlwh[3])), h)
+    if x2 - x1 < 2 or y2 - y1 < 2:
+        return None
+    return image[y1:y2, x1:x2]
+
+
+class PipelineRunner:
+    """Runs a validated :class:`CamsConfig` (see ``reid-pipeline run``)."""
+
+    def __init__(
+        self,
+        cfg: CamsConfig,
+        out_dir: Path | None = None,
+        max_frames: int | None = None,
+        progress: bool = True,
+        components: Components | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.out_dir = Path(out_dir or cfg.outputs.dir)
+        self.max_frames = max_frames
+        self.progress = progress
+        self.stop_event = threading.Event()
+        self.timer = StageTimer()
+        self.comp = components
+        self.cams: dict[str, CameraState] = {}
+
+    # ------------------------------------------------------------------ public
+    def request_stop(self) -> None:
+        self.stop_event.set()
+
+    def run(self) -> dict:
+        """Process until the sources end (batch), ``max_frames`` or a stop request; returns a summary."""
+        cfg = self.cfg
+        own = self.comp is None
+        self.comp = self.comp or build_components(cfg)
+        try:
+            return self._run()
+        finally:
+            if own:
+                self.comp.store.close()
+
+    def _run(self) -> dict:
+        cfg, store = self.cfg, self.comp.store
+        run_key = cfg.run_key or (f"batch-{cfg.fingerprint()}" if cfg.mode == "batch" else f"live-{time.time():.0f}")
+        run_id = store.begin_run(run_key, json.dumps(cfg.model_dump(mode="json"), default=str))
+        log.info("run %s (run_id %d): %s", run_key, run_id,
+                 ", ".join(f"{c.id}={c.display_uri()}" for c in cfg.cameras))
+        self.cams = self.comp.open_cameras(cfg, progress=self.progress, max_frames=self.max_frames)
+        try:
+            sinks = open_sinks(cfg, self.out_dir, {cid: st.fps for cid, st in self.cams.items()})
+            self.assigner = IdentityAssigner(
+                store, self.comp.matcher, self.comp.aggregator, run_id, self.comp.encoder.version,
+                sinks.events, sinks.timeline, sinks.global_mot,
+            )
+            monitor = self._start_health()
+            self.timer.restart()  # fps and shares cover the frame loop, not model loading
+            try:
+                with self._signals():
+                    self._loop(sinks)
+            finally:
+                monitor.stop()
+                with self.timer.stage("match"):  # flush open tracklets: nothing computed is lost
+                    finals = [t for st in self.cams.values() for t in st.builder.flush_all()]
+                    self.assigner.process([], finals)
+        finally:
+            for st in self.cams.values():
+                st.close()
+        return self._finish(sinks, run_key, run_id)
+
+    # ------------------------------------------------------------------ loop
+    def _loop(self, sinks) -> None:
+        live = self.cfg.mode == "live"
+        while not self.stop_event.is_set():
+            with self.timer.stage("decode"):
+                frames = self._read_frames(live)
+            if frames is None:
+                break
+            if frames:
+                self._process(frames, sinks)
+
+    def _read_frames(self, live: bool) -> list[Frame] | None:
+        """One frame per camera that has one; None when every camera is done."""
+        active = [st for st in self.cams.values() if not st.done]
+        if not active:
+            return None
+        frames = []
+        for st in active:
+            if self.max_frames is not None and st.frames >= self.max_frames:
+                st.done = True
+                continue
+            frame = st.source.read(timeout=0.05 if live else 1.0)
+            if frame is None:
+                if st.source.finished:
+                    st.done = True
+                continue
+            frames.append(frame)
+        return frames
+
+    def _process(self, frames: list[Frame], sinks) -> None:
+        comp, timer = self.comp, self.timer
+        with timer.stage("detect"):
+            det_lists = comp.detector.detect([f.image for f in frames])
+        with timer.stage("embed"):
+            det_lists = [filter_roi(d, self.cams[f.cam_id].roi) for f, d in zip(frames, det_lists)]
+            self._embed(frames, det_lists)
+        partials, finals = [], []
+        with timer.stage("track"):
+            for frame, dets in zip(frames, det_lists):
+                st = self.cams[frame.cam_id]
+                outputs = st.tracker.update(dets, frame.image)
+                mot_frame = frame.index + 1
+                outputs = [dataclasses.replace(o, frame=mot_frame) for o in outputs]
+                partials += st.builder.add(outputs, frame.timestamp)
+                finals += st.builder.finish(st.tracker.pop_removed())
+                st.last_outputs = outputs
+                st.frames += 1
+                if st.bar is not None:
+                    st.bar.update(1)
+        with timer.stage("match"):
+            self.assigner.process(partials, finals)
+        with timer.stage("store_sinks"):
+            for frame in frames:
+                self._write_frame_sinks(frame, sinks)
+
+    def _embed(self, frames: list[Frame], det_lists: list[list[Detection]]) -> None:
+        """Crop every detection of every camera due for embedding; one encoder call for all."""
+        every = self.cfg.encoder.every
+        crops, owners = [], []
+        for frame, dets in zip(frames, det_lists):
+            st = self.cams[frame.cam_id]
+            if st.frames % every:
+                continue
+            for det in dets:
+                crop = _crop(frame.image, det.tlwh)
+                if crop is not None:
+                    crops.append(crop)
+                    owners.append(det)
+        if crops:
+            feats = self.comp.encoder.embed_crops(crops)
+            for det, feat in zip(owners, feats):
+                det.embedding = feat
+
+    def _write_frame_sinks(self, frame: Frame, sinks) -> None:
+        st = self.cams[frame.cam_id]
+        outputs = st.last_outputs
+        writer = sinks.local_mot.get(frame.cam_id)
+        if writer is not None:
+            writer.write_rows((o.frame, o.track_id, o.tlwh, o.score) for o in outputs)
+        video = sinks.video.get(frame.cam_id)
+        if video is not None:
+            boxes = []
+            for o in outputs:
+                gid = self.assigner.track_gid.get((frame.cam_id, o.track_id))
+                label = f"G{gid}" if gid is not None else f"t{o.track_id}"
+                boxes.append((o.tlwh, label, gid if gid is not None else 10_000 + o.track_id))
+            video.write(frame.image, boxes)
+
+    # ------------------------------------------------------------------ end
+    def _finish(self, sinks, run_key: str, run_id: int) -> dict:
+        store = self.comp.store
+        if self.cfg.mode == "batch" and not self.stop_event.is_set() and self.max_frames is None:
+            store.finish_run(run_id)
+        frames = {cid: st.frames for cid, st in self.cams.items()}
+        report = self.timer.report(frames)
+        with self.timer.stage("store_sinks"):
+            pngs = sinks.close(t0=0.0)
+        stats = self.assigner.stats
+        summary = {
+            "run_key": run_key,
+            "run_id": run_id,
+            "out_dir": str(self.out_dir),
+            "store": str(store.path),
+            "interrupted": self.stop_event.is_set(),
+            "tracklets_stored": stats.tracklets_stored,
+            "final_tracklets": stats.finals,
+            "partial_tracklets": stats.partials,
+            "skipped_no_embedding": stats.skipped_no_embedding,
+            "resumed_tracklets": stats.resumed,
+            "global_ids": len(stats.global_ids),
+            "new_identities": stats.new_identities,
+            "handovers": stats.handovers,
+            "timelines": [str(p) for p in pngs],
+            "timing": report,
+        }
+        self.timer.write_json(self.out_dir / "stage_times.json", summary)
+        self.summary_table = self.timer.table(report)
+        return summary
+
+    def _start_health(self):
+        """Periodic health lines (live mode) and the Prometheus endpoint (when a port is set)."""
+        from pipeline.health import HealthMonitor
+
+        monitor = HealthMonitor([st.source for st in self.cams.values()], interval_s=self.cfg.health.log_every_s)
+        if self.cfg.mode == "live":
+            monitor.start()
+        if self.cfg.health.metrics_port is not None:
+            port = monitor.start_metrics_server(self.cfg.health.metrics_port)
+            log.info("Prometheus metrics on http://127.0.0.1:%d/metrics", port)
+        return monitor
+
+    @contextmanager
+    def _signals(self):
+        """SIGINT/SIGTERM -> graceful stop (open tracklets are flushed); restored afterwards."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum, _frame):
+            log.warning("signal %d: stopping, flushing open tracklets", signum)
+            self.stop_event.set()
+
+        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)

@@ -1,0 +1,173 @@
+"""Builders for the runner: components from a validated config, per-camera state, sinks.
+
+Heavy libraries (torch, onnxruntime, cv2) are imported inside the builders.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.camconfig import CamsConfig
+from pipeline.sinks import AnnotatedVideoWriter, EventSink, MOTWriter, TimelineRecorder
+from pipeline.tracklets import TrackletBuilder
+from pipeline.types import TrackOutput
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CameraState:
+    """Everything the runner keeps per camera."""
+
+    id: str
+    source: Any  # pipeline.sources.CameraSource
+    tracker: Any  # trackers.Tracker
+    builder: TrackletBuilder
+    roi: Any = None
+    fps: float = 25.0
+    frames: int = 0
+    done: bool = False
+    last_outputs: list[TrackOutput] = field(default_factory=list)
+    bar: Any = None  # tqdm bar (batch mode)
+
+    def close(self) -> None:
+        try:
+            self.source.stop()
+        finally:
+            if self.bar is not None:
+                self.bar.close()
+
+
+def _probe(src) -> tuple[float | None, int | None]:
+    """(fps, frame count) of a source when known (files/folders are probed by open_source)."""
+    for obj in (src, getattr(src, "_first_reader", None)):
+        fps, count = getattr(obj, "fps", None), getattr(obj, "frame_count", None)
+        if fps or count:
+            return fps, count
+    return None, None
+
+
+def build_encoder(cfg: CamsConfig):
+    """The appearance encoder named by ``encoder.checkpoint`` (default | imagenet | path)."""
+    from reid_models.encoder import AppearanceEncoder
+
+    enc = cfg.encoder
+    if enc.checkpoint == "imagenet":
+        return AppearanceEncoder.imagenet_baseline(device=enc.device, backend=enc.backend,
+                                                   batch_size=enc.batch_size)
+    path = None if enc.checkpoint == "default" else Path(enc.checkpoint)
+    return AppearanceEncoder.from_checkpoint(path, device=enc.device, backend=enc.backend,
+                                             batch_size=enc.batch_size)
+
+
+@dataclass
+class Components:
+    """The stateful parts shared by all cameras, plus the per-camera factory."""
+
+    detector: Any
+    encoder: Any
+    aggregator: Any
+    store: Any
+    matcher: Any
+
+    def open_cameras(self, cfg: CamsConfig, progress: bool = True,
+                     max_frames: int | None = None) -> dict[str, CameraState]:
+        """Start one source, tracker and tracklet builder per camera."""
+        from pipeline.sources import SourceOptions, open_source
+        from trackers.tracker import Tracker
+
+        tracker_cfg = cfg.tracker_config()
+        tl = cfg.tracklets
+        cams: dict[str, CameraState] = {}
+        try:
+            for cam in cfg.cameras:
+                opts = SourceOptions(
+                    cam_id=cam.id, uri=cam.source, mode=cam.mode, stride=cam.stride, fps=cam.fps,
+                    start_time=cam.time_offset_s,
+                    max_frames=None if max_frames is None else max_frames * cam.stride,
+                )
+                src = open_source(opts)
+                src_fps, src_count = _probe(src)
+                src.start()
+                fps = float(cam.fps or src_fps or 25.0)
+                st = CameraState(
+                    id=cam.id, source=src,
+                    tracker=Tracker(tracker_cfg, cam_id=cam.id, frame_rate=fps / cam.stride),
+                    builder=TrackletBuilder(cam.id, tl.min_length, tl.partial_every_s, tl.max_embeddings),
+                    roi=cam.roi, fps=fps,
+                )
+                cams[cam.id] = st
+                if progress and cfg.mode == "batch":
+                    from tqdm import tqdm
+
+                    total = None if src_count is None else -(-src_count // cam.stride)
+                    if max_frames is not None:
+                        total = max_frames if total is None else min(total, max_frames)
+                    st.bar = tqdm(total=total, desc=cam.id, unit="fr", position=len(cams) - 1, leave=True)
+        except BaseException:
+            for st in cams.values():
+                st.close()
+            raise
+        return cams
+
+
+def build_components(cfg: CamsConfig, encoder=None, store=None) -> Components:
+    """Detector, encoder, aggregator, identity store and matcher (gallery reloaded from the store)."""
+    from pipeline.detectors import build_detector
+    from pipeline.matcher import CrossCameraMatcher
+    from pipeline.store import IdentityStore
+    from reid_models.aggregation import build_aggregator
+
+    store = store or IdentityStore(Path(cfg.store.path))
+    try:
+        encoder = encoder or build_encoder(cfg)
+        ckpt = Path(cfg.aggregation.checkpoint) if cfg.aggregation.checkpoint else None
+        aggregator = build_aggregator(cfg.aggregation.method, checkpoint=ckpt)
+        detector = build_detector(cfg.detector)
+        matcher = CrossCameraMatcher(cfg.matcher_config(), store.load_gallery(), next_id=store.next_global_id())
+    except BaseException:
+        store.close()
+        raise
+    return Components(detector, encoder, aggregator, store, matcher)
+
+
+@dataclass
+class Sinks:
+    """Open output writers of one run."""
+
+    out_dir: Path
+    local_mot: dict[str, MOTWriter]
+    global_mot: dict[str, MOTWriter]
+    events: EventSink | None
+    video: dict[str, AnnotatedVideoWriter]
+    timeline: TimelineRecorder
+    write_timeline: bool
+
+    def close(self, t0: float = 0.0) -> list[Path]:
+        for w in list(self.local_mot.values()) + list(self.global_mot.values()) + list(self.video.values()):
+            w.close()
+        if self.events is not None:
+            self.events.close()
+        if self.write_timeline:
+            return self.timeline.write_all(self.out_dir, t0=t0)
+        return []
+
+
+def open_sinks(cfg: CamsConfig, out_dir: Path, fps: dict[str, float] | None = None) -> Sinks:
+    """Files under ``out_dir``: mot/<cam>.txt, mot_global/<cam>.txt, events.jsonl, video/<cam>.mp4."""
+    o = cfg.outputs
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ids = [c.id for c in cfg.cameras]
+    fps = {c.id: (fps or {}).get(c.id) or c.fps or 25.0 for c in cfg.cameras}
+    return Sinks(
+        out_dir=out_dir,
+        local_mot={c: MOTWriter(out_dir / "mot" / f"{c}.txt") for c in ids} if o.mot_txt else {},
+        global_mot={c: MOTWriter(out_dir / "mot_global" / f"{c}.txt") for c in ids} if o.mot_txt else {},
+        events=EventSink(out_dir / "events.jsonl") if o.events_jsonl else None,
+        video={c: AnnotatedVideoWriter(out_dir / "video" / f"{c}.mp4", fps[c]) for c in ids} if o.video else {},
+        timeline=TimelineRecorder(),
+        write_timeline=o.timeline_png,
+    )
