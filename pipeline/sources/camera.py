@@ -3,9 +3,12 @@
 Streams and webcams ("live" sources) run a reconnect loop: open (bounded by
 ``open_timeout_s``), pump frames until the stream breaks or stalls (no frame for
 ``stall_timeout_s``; FFmpeg's read timeout is set to the same value so a blocked read
-returns), then wait an exponential backoff with jitter and reopen. Recordings (files,
-image folders) are read once from start to end. A failing camera only ever affects its
-own thread: the consumer polls ``read(timeout)`` and gets None when nothing came.
+returns), then wait an exponential backoff with jitter and reopen. A watchdog thread
+backs this up for backends that ignore timeouts: a reader blocked in one open/read for
+longer than its limit (+ ``WATCHDOG_GRACE_S``) is abandoned (it exits as soon as the
+call returns) and a fresh reader thread reconnects. Recordings (files, image folders)
+are read once from start to end. A failing camera only ever affects its own threads:
+the consumer polls ``read(timeout)`` and gets None when nothing came.
 """
 
 from __future__ import annotations
@@ -26,6 +29,11 @@ from pipeline.types import Frame
 
 log = logging.getLogger("pipeline.sources")
 LIVE_KINDS: tuple[SourceKind, ...] = ("stream", "webcam")
+WATCHDOG_GRACE_S = 1.0
+
+
+class _Superseded(Exception):
+    """Raised in a reader thread the watchdog has replaced: it must exit quietly."""
 
 
 class CameraSource:
@@ -67,18 +75,33 @@ class CameraSource:
         self._index = 0  # 0-based index of the next source frame
         self._current: FrameReader | None = None  # the reader in use (for fps/frame_count)
         self._fps = 30.0
+        # watchdog state, guarded by _gen_lock: the current reader thread's generation and
+        # since when / for how long it may stay inside one blocking open() or read()
+        self._gen_lock = threading.Lock()
+        self._gen = 0
+        self._busy_since: float | None = None
+        self._busy_limit = 0.0
+        self._watchdog: threading.Thread | None = None
 
     # ----------------------------------------------------------------- consumer API
     def start(self) -> None:
         if self._thread is not None:
             return
-        self._thread = threading.Thread(target=self._run, name=f"source-{self.cam_id}", daemon=True)
+        self._spawn_reader(0)
+        if self.is_live:
+            self._watchdog = threading.Thread(target=self._watch, name=f"watchdog-{self.cam_id}", daemon=True)
+            self._watchdog.start()
+
+    def _spawn_reader(self, gen: int) -> None:
+        self._thread = threading.Thread(target=self._run, args=(gen,), name=f"source-{self.cam_id}", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Ask the reader thread to end and wait for it (at most ``timeout`` s)."""
         self._stop.set()
         self._buffer.close()
+        if self._watchdog is not None:
+            self._watchdog.join(timeout)
         if self._thread is not None:
             self._thread.join(timeout)
 
@@ -123,23 +146,59 @@ class CameraSource:
         self.stop()
 
     # ----------------------------------------------------------------- reader thread
-    def _run(self) -> None:
+    def _run(self, gen: int) -> None:
+        superseded = False
         try:
             if self.is_live:
-                self._run_live()
+                self._run_live(gen)
             else:
-                self._run_recorded()
+                self._run_recorded(gen)
+        except _Superseded:
+            superseded = True
+            log.info("%s: abandoned reader returned and exits", self._who())
         except Exception as exc:  # never let a camera thread die silently
             self._stats.set_state("down")
             log.error("%s: reader thread failed: %s", self._who(), redact_text(repr(exc)))
         finally:
-            self._ended.set()
-            self._buffer.close()
+            if not superseded:
+                self._ended.set()
+                self._buffer.close()
+
+    def _blocking(self, gen: int, limit_s: float, call: Callable):
+        """Run one blocking reader call under the watchdog; raise _Superseded if this
+        thread was replaced before or while it was blocked."""
+        with self._gen_lock:
+            if gen != self._gen:
+                raise _Superseded
+            self._busy_since, self._busy_limit = time.monotonic(), limit_s + WATCHDOG_GRACE_S
+        try:
+            return call()
+        finally:
+            with self._gen_lock:
+                if gen != self._gen:
+                    raise _Superseded
+                self._busy_since = None
+
+    def _watch(self) -> None:
+        """Replace a reader thread stuck in one call for longer than its limit."""
+        period = min(0.5, self.opts.stall_timeout_s / 4)
+        while not self._stop.wait(period):
+            with self._gen_lock:
+                since, limit = self._busy_since, self._busy_limit
+                if since is None or time.monotonic() - since <= limit:
+                    continue
+                self._gen += 1
+                gen, self._busy_since = self._gen, None
+            log.warning("%s: reader blocked for %.1f s; abandoning it and reconnecting",
+                        self._who(), time.monotonic() - since)
+            self._stats.set_state("reconnecting")
+            self._stats.on_reconnect()
+            self._spawn_reader(gen)
 
     def _who(self) -> str:
         return f"camera {self.cam_id} ({self.label})"
 
-    def _open(self) -> FrameReader | None:
+    def _open(self, gen: int) -> FrameReader | None:
         """A fresh opened reader, or None (logged) when the camera cannot be opened."""
         if self._first_reader is not None:
             reader = self._current = self._first_reader  # set before clearing: fps/frame_count read both
@@ -147,36 +206,39 @@ class CameraSource:
             return reader
         reader = self._make_reader()
         try:
-            reader.open()
+            self._blocking(gen, self.opts.open_timeout_s, reader.open)
+        except _Superseded:
+            reader.close()
+            raise
         except SourceError as exc:
             log.warning("camera %s: %s", self.cam_id, redact_text(str(exc)))
             return None
         self._current = reader
         return reader
 
-    def _run_recorded(self) -> None:
-        reader = self._open()
+    def _run_recorded(self, gen: int) -> None:
+        reader = self._open(gen)
         if reader is None:
             self._stats.set_state("down")
             return
         self._fps = self.opts.fps or reader.fps or 30.0
         self._stats.set_state("streaming")
         try:
-            self._pump(reader)
+            self._pump(reader, gen)
         finally:
             reader.close()
         if not self._stop.is_set():
             self._stats.set_state("finished")
             log.info("%s: finished after %d frames", self._who(), self._index)
 
-    def _run_live(self) -> None:
+    def _run_live(self, gen: int) -> None:
         while not self._stop.is_set():
-            reader = self._open()
+            reader = self._open(gen)
             if reader is not None:
                 self._fps = self.opts.fps or reader.fps or 30.0
                 log.info("%s: connected", self._who())
                 try:
-                    got = self._pump(reader)
+                    got = self._pump(reader, gen)
                 finally:
                     reader.close()
                 if got:
@@ -197,7 +259,7 @@ class CameraSource:
             log.warning("%s: reconnecting in %.1f s (attempt %d)", self._who(), delay, self._backoff.attempt)
             self._stop.wait(delay)
 
-    def _pump(self, reader: FrameReader) -> bool:
+    def _pump(self, reader: FrameReader, gen: int) -> bool:
         """Read frames into the buffer until end, stall, stop or max_frames.
         Returns True when at least one frame was captured."""
         opts, got = self.opts, False
@@ -208,9 +270,9 @@ class CameraSource:
             if opts.max_frames is not None and self._index >= opts.max_frames:
                 return got
             if self._index % opts.stride:
-                status, image = reader.skip(), None
+                status, image = self._blocking(gen, opts.stall_timeout_s, reader.skip), None
             else:
-                status, image = reader.read()
+                status, image = self._blocking(gen, opts.stall_timeout_s, reader.read)
             now = time.monotonic()
             if status == "end":
                 if self.is_live:

@@ -164,3 +164,30 @@ def test_credentials_reach_server_but_never_logs(pets_dir: Path, caplog) -> None
     assert any(f"rtsp://***@127.0.0.1:{srv.port}/cam1" in m for m in messages)
     assert not any("Wonder1and" in m or "WrongPass" in m or "alice" in m for m in messages)
     assert "alice" not in good.health().uri
+
+
+def test_watchdog_replaces_reader_that_ignores_timeouts(server: RtspServer, caplog) -> None:
+    """A backend whose read blocks far longer than stall_timeout_s (FFmpeg read timeout 60 s here):
+    the watchdog abandons the blocked reader and reconnects long before that timeout."""
+    from pipeline.sources.readers import VideoCaptureReader
+
+    url = server.url("cam0")
+    src = CameraSource(
+        rtsp_opts(url, stall_timeout_s=1.5), "stream",
+        lambda: VideoCaptureReader(url, url, open_timeout_s=3.0, read_timeout_s=60.0), seed=3,
+    )
+    cams = {"rtsp": src}
+    with caplog.at_level(logging.INFO, logger="pipeline.sources"), src:
+        assert len(collect(cams, 20.0, until=lambda g: len(g["rtsp"]) >= 5)["rtsp"]) >= 5
+        server.proc.send_signal(signal.SIGSTOP)
+        try:
+            deadline = time.monotonic() + 15.0  # << 60 s: only the watchdog can reconnect this early
+            while src.health().reconnects == 0 and time.monotonic() < deadline:
+                collect(cams, 0.2)
+            assert src.health().reconnects >= 1
+        finally:
+            server.proc.send_signal(signal.SIGCONT)
+        t_resume = time.time()
+        again = collect(cams, 25.0, until=lambda g: sum(ts > t_resume for _, ts in g["rtsp"]) >= 5)
+    assert sum(ts > t_resume for _, ts in again["rtsp"]) >= 5, src.health()
+    assert any("abandoning it" in r.getMessage() for r in caplog.records)
