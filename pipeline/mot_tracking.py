@@ -38,11 +38,14 @@ class SequenceRun:
 
 
 def load_encoder(reid: str, device: str = "auto") -> Any | None:
-    """``none`` -> None; ``default`` -> the shipped checkpoint; else a checkpoint path."""
+    """``none`` -> None; ``default`` -> the shipped checkpoint; ``imagenet`` -> the raw ImageNet
+    MobileNetV2 baseline; else a checkpoint path."""
     if reid == "none":
         return None
     from reid_models.encoder import AppearanceEncoder
 
+    if reid == "imagenet":
+        return AppearanceEncoder.imagenet_baseline(device=device)
     path = None if reid == "default" else Path(reid)
     if path is not None and not path.is_file():
         raise ModelError(f"{path}: no such re-id checkpoint")
@@ -51,10 +54,11 @@ def load_encoder(reid: str, device: str = "auto") -> Any | None:
 
 def _warn_scores(seq: MOTSequence, det_name: str, scores: np.ndarray, config: TrackerConfig) -> None:
     lo, hi = config.detection.score_range
-    if len(scores) and (scores.min() < lo or scores.max() > hi):
-        log.warning("%s det/%s.txt: scores span [%.3g, %.3g] outside detection.score_range [%g, %g]; "
+    outside = np.mean((scores < lo) | (scores > hi)) if len(scores) else 0.0
+    if outside > 0.05:
+        log.warning("%s det/%s.txt: %.0f%% of the scores (span [%.3g, %.3g]) lie outside detection.score_range [%g, %g]; "
                     "they are clipped (use a config with a matching score_range, e.g. configs/tracker/acf.yaml)",
-                    seq.name, det_name, scores.min(), scores.max(), lo, hi)
+                    seq.name, det_name, 100 * outside, scores.min(), scores.max(), lo, hi)
 
 
 def track_sequence(seq: MOTSequence, det_name: str, config: TrackerConfig, encoder: Any | None = None) -> SequenceRun:

@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--root", type=Path, required=True, help="folder of sequences (e.g. ../shared/data/MOT15/train)")
     p.add_argument("--det", default="det", help="detection file name under det/ (e.g. frcnn, det)")
     p.add_argument("--config", type=Path, default=None, help="tracker YAML (default: configs/tracker/default.yaml)")
-    p.add_argument("--reid", default="none", help="none | default | checkpoint path (sequences without frames fail)")
+    p.add_argument("--reid", default="none", help="none | default | imagenet | checkpoint path (sequences without frames fail)")
     p.add_argument("--device", default="auto", help="device for the re-id encoder")
     p.add_argument("--benchmark", choices=_BENCHMARKS, default=None,
                    help="evaluation conventions (default: guessed from the root path, else MOT17)")

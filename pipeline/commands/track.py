@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output folder for <sequence>.txt")
     parser.add_argument("--config", type=Path, default=None, help=f"tracker YAML (default: {DEFAULT_CONFIG})")
     parser.add_argument("--reid", default="none",
-                        help="appearance: none | default (shipped checkpoint) | path to a checkpoint (needs frames)")
+                        help="appearance: none | default (shipped checkpoint) | imagenet (raw MobileNetV2 baseline) | checkpoint path; needs frames")
     parser.add_argument("--device", default="auto", help="device for the re-id encoder (auto, cpu, cuda)")
 
 
