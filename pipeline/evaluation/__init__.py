@@ -14,8 +14,11 @@ MT, PT, ML, Frag, Rcll, Prcn, IDP, IDR (+ HOTA, DetA, AssA); percentages are 0-1
 
 from __future__ import annotations
 
+import logging
+import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 from pipeline.evaluation.clear_id import metrics_from_counts, sequence_counts
 from pipeline.evaluation.preprocess import DISTRACTORS, check_benchmark, iter_frames
@@ -23,6 +26,7 @@ from pipeline.evaluation.report import EvalReport, SequenceResult, combine
 from pipeline.mot.boxes import MOTBoxes
 
 BENCHMARKS = tuple(DISTRACTORS)
+log = logging.getLogger(__name__)
 
 
 def evaluate_sequence(gt: MOTBoxes, res: MOTBoxes, benchmark: str = "MOT17", name: str = "",
@@ -65,13 +69,25 @@ def evaluate(pairs: list[tuple[str, MOTBoxes, MOTBoxes]], benchmark: str = "MOT1
     jobs = [(name, gt, res, benchmark, hota) for name, gt, res in pairs]
     if workers is None:
         workers = min(2, os.cpu_count() or 1, len(jobs))
-    if workers <= 1 or len(jobs) <= 1:
-        it = map(_evaluate_one, jobs)
-        results = list(_progress(it, len(jobs), progress))
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            results = list(_progress(pool.map(_evaluate_one, jobs), len(jobs), progress))
+    results = None
+    if workers > 1 and len(jobs) > 1:
+        results = _parallel(jobs, workers, progress)
+    if results is None:
+        results = list(_progress(map(_evaluate_one, jobs), len(jobs), progress))
     return combine(results, benchmark, notes)
+
+
+def _parallel(jobs: list, workers: int, progress: bool) -> list[SequenceResult] | None:
+    """Sequences over ``workers`` forked processes (fork: works from any script, no __main__ guard needed);
+    None when the pool breaks (then the caller evaluates in-process)."""
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            return list(_progress(pool.map(_evaluate_one, jobs), len(jobs), progress))
+    except BrokenProcessPool as exc:
+        log.warning("evaluation worker processes failed (%s); evaluating in this process", exc)
+        return None
 
 
 def _progress(it, total: int, enabled: bool):
