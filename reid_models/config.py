@@ -94,7 +94,9 @@ class DataSpec(StrictModel):
 class TransferSpec(StrictModel):
     """Seed 000 §4.2: copy the first ``l_t`` layers from ``source`` (a checkpoint of the same
     architecture), Xavier-initialise the rest, update only the last ``l_u`` layers.
-    Both null = no transfer step (the model's own initialisation, all layers trained)."""
+    ``source: null`` with l_t / l_u set: the model's own initialisation (e.g. ImageNet for the
+    MobileNet models) plays the pre-trained model, e.g. ``l_t: 21, l_u: 5`` keeps all ImageNet
+    layers and trains only the last 5. Both l_t and l_u null = no transfer step (all layers trained)."""
 
     source: str | None = None
     l_t: int | None = Field(None, ge=0)
@@ -139,8 +141,6 @@ class TrainConfig(StrictModel):
         t = self.transfer
         if (t.l_t is None) != (t.l_u is None):
             raise ValueError("transfer: give both l_t and l_u, or neither")
-        if t.l_t and not t.source:
-            raise ValueError("transfer: l_t > 0 needs transfer.source (a checkpoint)")
         if self.loss.kind in ("batch_hard", "triplet", "contrastive", "fusion") and self.sampler.k < 2:
             raise ValueError(f"sampler.k must be >= 2 for loss {self.loss.kind}")
         return self

@@ -12,6 +12,7 @@ continues a run exactly where a checkpoint left it: epoch e is seeded with
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import random
@@ -295,7 +296,8 @@ def build_engine_model(cfg: TrainConfig) -> EmbeddingNet:
     model = build_model(cfg.model.name, **kwargs)
     t = cfg.transfer
     if t.l_t is not None and t.l_u is not None:
-        source = load_checkpoint(t.source)[0] if t.source else None
+        # no source: the model's own initialisation (e.g. ImageNet) is the pre-trained model
+        source = load_checkpoint(t.source)[0] if t.source else copy.deepcopy(model)
         info = apply_transfer(model, source, t.l_t, t.l_u)
         print(json.dumps({"transfer": info}), flush=True)
     return model

@@ -169,3 +169,16 @@ def test_multitask_attribute_heads_from_index_columns(tiny_dataset, tmp_path):
     bad = cfg_for(ds, tmp_path / "bad", epochs=1, loss={"kind": "contrastive", "attributes": ["hat"]})
     with pytest.raises(DataError, match="attribute column"):
         train_from_config(bad)
+
+
+def test_transfer_without_source_keeps_own_init_of_frozen_layers(tiny_dataset, tmp_path):
+    from reid_models.backbones import build_model
+
+    cfg = cfg_for(tiny_dataset, tmp_path / "own", epochs=1, transfer={"l_t": 4, "l_u": 1})
+    train_from_config(cfg)
+    torch.manual_seed(cfg.seed)  # train_from_config seeds before building the model
+    init = build_model("cnn3_siamese", input_size=(32, 32), widths=(4, 8, 8), embedding_dim=16).state_dict()
+    trained = read_checkpoint(tmp_path / "own" / "last.pt")["state_dict"]
+    for k in ("conv1.weight", "conv2.weight", "conv3.bias"):
+        assert torch.equal(init[k], trained[k])
+    assert not torch.equal(init["fc.weight"], trained["fc.weight"])
