@@ -1,8 +1,8 @@
 """The evaluator agrees with the official one (TrackEval) and with motmetrics' own reference data.
 
-Reference files: tests/data/trackeval_mot17_mpntrack.json, written by
-tools/make_trackeval_reference.py running TrackEval 1.3.0 itself (MotChallenge2DBox,
-MOT17 preprocessing) on the unmodified shared files.
+Reference files: tests/data/trackeval_mot17_mpntrack.json (MOT17 preprocessing, shared files) and
+tests/data/trackeval_mot15_motmetrics_tud.json (MOT15, motmetrics' data/TUD-*), both written by
+tools/make_trackeval_reference.py running TrackEval 1.3.0 itself (MotChallenge2DBox).
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.evaluation import evaluate_dirs, evaluate_sequence
+from pipeline.evaluation import evaluate, evaluate_dirs
 from pipeline.evaluation.hota import available as hota_available
 from pipeline.motchallenge import read_mot_file
 
 REF = Path(__file__).resolve().parents[1] / "data" / "trackeval_mot17_mpntrack.json"
+REF_TUD = REF.parent / "trackeval_mot15_motmetrics_tud.json"
 # issue 2: the official evaluator's combined figures for MPNTrack on MOT17 train
 ISSUE_COMBINED = {"MOTA": 64.40, "IDF1": 71.21, "IDSW": 482, "FP": 5715, "FN": 113738, "HOTA": 61.90}
 ISSUE_PER_SEQ = {"MOT17-04-FRCNN": (65.29, 75.57), "MOT17-02-FRCNN": (47.30, 54.89)}
@@ -30,12 +31,28 @@ def _motmetrics_data() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "data"
 
 
-def test_tud_campus_matches_motmetrics_reference() -> None:
-    data = _motmetrics_data() / "TUD-Campus"
-    r = evaluate_sequence(read_mot_file(data / "gt.txt", "gt"), read_mot_file(data / "test.txt", "result"),
-                          "MOT15", "TUD-Campus")
-    assert round(r.metrics["MOTA"], 1) == 52.6
-    assert round(r.metrics["IDF1"], 1) == 55.8
+# motmetrics' own test (tests/test_metrics.py::test_motchallenge_files): MOTA, IDF1, FP, FN, IDSW
+MOTMETRICS_TUD = {"TUD-Campus": (52.6462, 55.7659, 13, 150, 7), "TUD-Stadtmitte": (56.4014, 64.4619, 45, 452, 7)}
+
+
+def test_tud_matches_motmetrics_and_trackeval_mot15() -> None:
+    data = _motmetrics_data()
+    pairs = [(s, read_mot_file(data / s / "gt.txt", "gt"), read_mot_file(data / s / "test.txt", "result"))
+             for s in MOTMETRICS_TUD]
+    report = evaluate(pairs, "MOT15", workers=1)
+    campus = report.per_sequence["TUD-Campus"]
+    assert (round(campus["MOTA"], 1), round(campus["IDF1"], 1)) == (52.6, 55.8)  # the issue's figures
+    for seq, (mota, idf1, fp, fn, idsw) in MOTMETRICS_TUD.items():
+        m = report.per_sequence[seq]
+        assert abs(m["MOTA"] - mota) < 1e-3 and abs(m["IDF1"] - idf1) < 1e-3, seq
+        assert (m["FP"], m["FN"], m["IDSW"]) == (fp, fn, idsw), seq
+    ref = json.loads(REF_TUD.read_text())
+    for seq, r in list(ref["per_sequence"].items()) + [("OVERALL", ref["combined"])]:
+        m = report.overall if seq == "OVERALL" else report.per_sequence[seq]
+        for key in ("MOTA", "IDF1", "MOTP") + (("HOTA",) if hota_available() else ()):
+            assert abs(m[key] - r[key]) < 0.01, (seq, key, m[key], r[key])
+        for key in ("FP", "FN", "IDSW", "MT", "ML", "IDTP"):
+            assert m[key] == r[key], (seq, key)
 
 
 @pytest.fixture(scope="module")

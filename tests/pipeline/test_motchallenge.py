@@ -151,3 +151,13 @@ def test_missing_seqinfo_and_bad_keys(tmp_path: Path) -> None:
     assert "\n" not in str(err.value) and "seqinfo.ini" in str(err.value)
     _write(tmp_path, good, "seqinfo.ini")
     assert read_seqinfo(tmp_path).seq_length == 10
+
+
+def test_video_found_in_sequence_folder(tmp_path: Path, pets_dir: Path, shared: Path) -> None:
+    """A folder with seqinfo.ini and a video file but no img1/ (as virtual-cameras writes) reads the video."""
+    (tmp_path / "seqinfo.ini").write_text((pets_dir / "seqinfo.ini").read_text())
+    (tmp_path / "video.avi").symlink_to(shared / "data" / "videos" / "PETS09-S2L1.avi")
+    seq = MOTSequence(tmp_path)
+    assert seq.has_frames() and seq.video == tmp_path / "video.avi"
+    assert seq.frame_image(1).shape == (576, 768, 3)
+    assert seq.det_names() == []
