@@ -6,70 +6,15 @@ Needs Debian's python3-gi + gst-rtsp-server (installed by .ci/run); deselect wit
 from __future__ import annotations
 
 import logging
-import select
 import signal
-import socket
-import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from pipeline.paths import REPO_ROOT
 from pipeline.sources import CameraSource, SourceOptions, open_source
 
-pytestmark = pytest.mark.rtsp
-SYSTEM_PYTHON = "/usr/bin/python3"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class RtspServer:
-    """tools/rtsp_server.py in a subprocess, serving the PETS frames looped at 7 fps."""
-
-    def __init__(self, frames: Path, port: int, extra: list[str] | None = None) -> None:
-        self.cmd = [SYSTEM_PYTHON, str(REPO_ROOT / "tools" / "rtsp_server.py"), "--port", str(port),
-                    "--frames", str(frames), "--mounts", "cam0", "cam1", *(extra or [])]
-        self.port = port
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 45.0) -> None:  # the first GStreamer run builds its plugin registry
-        # stderr goes to a file: a pipe nobody drains could fill up and freeze the server
-        self.log = tempfile.TemporaryFile(mode="w+")
-        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=self.log, text=True)
-        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
-        line = self.proc.stdout.readline() if ready else ""
-        if not line.startswith("READY"):
-            self.stop()
-            self.log.seek(0)
-            err = self.log.read()
-            pytest.fail(f"RTSP server did not start ({' '.join(self.cmd)}): {err.strip()[-500:]}", pytrace=False)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGCONT)
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-
-    def url(self, mount: str, userinfo: str = "") -> str:
-        return f"rtsp://{userinfo}127.0.0.1:{self.port}/{mount}"
-
-
-@pytest.fixture
-def server(pets_dir: Path):
-    srv = RtspServer(pets_dir / "img1", free_port())
-    srv.start()
-    yield srv
-    srv.stop()
+pytestmark = pytest.mark.rtsp  # the server fixtures live in tests/pipeline/conftest.py
 
 
 def collect(sources: dict[str, CameraSource], seconds: float, until=None) -> dict[str, list[tuple[int, float]]]:
@@ -89,10 +34,10 @@ def rtsp_opts(url: str, **kw) -> SourceOptions:
     return SourceOptions("rtsp", url, **{**base, **kw})
 
 
-def test_outage_and_restart_keep_file_camera_going(server: RtspServer, shared: Path) -> None:
+def test_outage_and_restart_keep_file_camera_going(rtsp_server, shared: Path) -> None:
     video = shared / "data" / "videos" / "PETS09-S2L1.avi"
     cams = {
-        "rtsp": open_source(rtsp_opts(server.url("cam0")), seed=1),
+        "rtsp": open_source(rtsp_opts(rtsp_server.url("cam0")), seed=1),
         # the recording replayed at its own frame rate, like a second live camera
         "file": open_source(SourceOptions("file", str(video), realtime=True)),
     }
@@ -104,7 +49,7 @@ def test_outage_and_restart_keep_file_camera_going(server: RtspServer, shared: P
         assert cams["rtsp"].health().state == "streaming"
         assert (cams["rtsp"].fps, cams["rtsp"].frame_count) == (7.0, None)  # server sends 7 fps, live: no count
 
-        server.stop()
+        rtsp_server.stop()
         t_stop = time.time()
         outage = collect(cams, 4.0)
         h = cams["rtsp"].health()
@@ -112,7 +57,7 @@ def test_outage_and_restart_keep_file_camera_going(server: RtspServer, shared: P
         assert len(outage["file"]) >= 10  # ~10 fps replay kept flowing while RTSP was down
         assert all(ts <= t_stop + 1.0 for _, ts in outage["rtsp"])  # nothing captured during the outage
 
-        server.start()
+        rtsp_server.start()
         t_restart = time.time()
         after = collect(cams, 25.0, until=lambda g: sum(ts > t_restart for _, ts in g["rtsp"]) >= 5)
         assert sum(ts > t_restart for _, ts in after["rtsp"]) >= 5, cams["rtsp"].health()
@@ -127,12 +72,12 @@ def test_outage_and_restart_keep_file_camera_going(server: RtspServer, shared: P
     assert rtsp_idx == sorted(rtsp_idx) and len(set(rtsp_idx)) == len(rtsp_idx)
 
 
-def test_stall_watchdog_reconnects(server: RtspServer) -> None:
-    cams = {"rtsp": open_source(rtsp_opts(server.url("cam1"), stall_timeout_s=2.0), seed=2)}
+def test_stall_watchdog_reconnects(rtsp_server) -> None:
+    cams = {"rtsp": open_source(rtsp_opts(rtsp_server.url("cam1"), stall_timeout_s=2.0), seed=2)}
     with cams["rtsp"]:
         first = collect(cams, 20.0, until=lambda g: len(g["rtsp"]) >= 5)
         assert len(first["rtsp"]) >= 5
-        server.proc.send_signal(signal.SIGSTOP)  # connection stays open, no data: a stall
+        rtsp_server.proc.send_signal(signal.SIGSTOP)  # connection stays open, no data: a stall
         t_stall = time.time()
         try:
             deadline = time.monotonic() + 15.0
@@ -140,16 +85,15 @@ def test_stall_watchdog_reconnects(server: RtspServer) -> None:
                 collect(cams, 0.2)
             assert cams["rtsp"].health().reconnects >= 1
         finally:
-            server.proc.send_signal(signal.SIGCONT)
+            rtsp_server.proc.send_signal(signal.SIGCONT)
         assert time.time() - t_stall >= 1.5  # not before the stall timeout had passed
         t_resume = time.time()
         again = collect(cams, 25.0, until=lambda g: sum(ts > t_resume for _, ts in g["rtsp"]) >= 5)
         assert sum(ts > t_resume for _, ts in again["rtsp"]) >= 5, cams["rtsp"].health()
 
 
-def test_credentials_reach_server_but_never_logs(pets_dir: Path, caplog) -> None:
-    srv = RtspServer(pets_dir / "img1", free_port(), ["--user", "alice", "--password", "Wonder1and"])
-    srv.start()
+def test_credentials_reach_server_but_never_logs(make_rtsp_server, caplog) -> None:
+    srv = make_rtsp_server("--user", "alice", "--password", "Wonder1and")
     try:
         good = open_source(rtsp_opts(srv.url("cam0", "alice:Wonder1and@")))
         bad = open_source(rtsp_opts(srv.url("cam1", "alice:WrongPass@"), max_reconnects=1))
@@ -166,12 +110,12 @@ def test_credentials_reach_server_but_never_logs(pets_dir: Path, caplog) -> None
     assert "alice" not in good.health().uri
 
 
-def test_watchdog_replaces_reader_that_ignores_timeouts(server: RtspServer, caplog) -> None:
+def test_watchdog_replaces_reader_that_ignores_timeouts(rtsp_server, caplog) -> None:
     """A backend whose read blocks far longer than stall_timeout_s (FFmpeg read timeout 60 s here):
     the watchdog abandons the blocked reader and reconnects long before that timeout."""
     from pipeline.sources.readers import VideoCaptureReader
 
-    url = server.url("cam0")
+    url = rtsp_server.url("cam0")
     src = CameraSource(
         rtsp_opts(url, stall_timeout_s=1.5), "stream",
         lambda: VideoCaptureReader(url, url, open_timeout_s=3.0, read_timeout_s=60.0), seed=3,
@@ -179,14 +123,14 @@ def test_watchdog_replaces_reader_that_ignores_timeouts(server: RtspServer, capl
     cams = {"rtsp": src}
     with caplog.at_level(logging.INFO, logger="pipeline.sources"), src:
         assert len(collect(cams, 20.0, until=lambda g: len(g["rtsp"]) >= 5)["rtsp"]) >= 5
-        server.proc.send_signal(signal.SIGSTOP)
+        rtsp_server.proc.send_signal(signal.SIGSTOP)
         try:
             deadline = time.monotonic() + 15.0  # << 60 s: only the watchdog can reconnect this early
             while src.health().reconnects == 0 and time.monotonic() < deadline:
                 collect(cams, 0.2)
             assert src.health().reconnects >= 1
         finally:
-            server.proc.send_signal(signal.SIGCONT)
+            rtsp_server.proc.send_signal(signal.SIGCONT)
         t_resume = time.time()
         again = collect(cams, 25.0, until=lambda g: sum(ts > t_resume for _, ts in g["rtsp"]) >= 5)
     assert sum(ts > t_resume for _, ts in again["rtsp"]) >= 5, src.health()
