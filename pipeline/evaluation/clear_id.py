@@ -81,7 +81,8 @@ def metrics_from_counts(c: dict[str, float]) -> dict[str, float]:
         return 100.0 * num / den if den > 0 else 0.0
 
     out = {
-        "MOTA": 100.0 * (1.0 - (c["FN"] + c["FP"] + c["IDSW"]) / c["GT_dets"]) if c["GT_dets"] > 0 else 0.0,
+        # TrackEval's form: (TP - FP - IDSW) / max(1, TP + FN); no gt but FPs gives a negative MOTA
+        "MOTA": 100.0 * (c["TP"] - c["FP"] - c["IDSW"]) / max(1.0, c["TP"] + c["FN"]),
         "IDF1": pct(2 * c["IDTP"], 2 * c["IDTP"] + c["IDFP"] + c["IDFN"]),
         "MOTP": pct(c["MOTP_sum"], c["TP"]),
         "IDP": pct(c["IDTP"], c["IDTP"] + c["IDFP"]),

@@ -105,3 +105,10 @@ def test_eval_cli_errors_are_one_line(shared: Path, tmp_path: Path, capsys) -> N
     mot15 = shared / "data" / "MOT15" / "train"
     assert main(["eval", "--gt-root", str(mot15), "--results", str(res_dir), "--seqs", "TUD-Campus"]) == 2
     assert "missing result file" in capsys.readouterr().err
+
+
+def test_only_false_positives_give_negative_mota(tmp_path: Path) -> None:
+    """TrackEval's MOTA = (TP - FP - IDSW) / max(1, TP + FN): 5 boxes and no gt -> -500 %."""
+    gt, res = _files(tmp_path, "", RES)
+    m = evaluate_sequence(gt, res, "MOT17", hota=False).metrics
+    assert (m["FP"], m["GT_dets"], m["MOTA"]) == (5, 0, -500.0)
