@@ -99,3 +99,21 @@ def test_shipped_configs_load():
     assert cfg.matcher_config().topology is not None
     demo = load_cams_config(REPO_ROOT / "configs" / "demo_pets.yaml")  # demo block: missing files allowed
     assert [c.id for c in demo.cameras] == ["left", "right"] and demo.demo is not None
+
+
+def test_demo_block_builds_missing_virtual_cameras(tmp_path, shared):
+    from pipeline.demo import missing_sources, prepare_demo
+
+    data = {
+        "cameras": [{"id": c, "source": f"cams/{c}/video.mp4"} for c in ("left", "right")],
+        "demo": {"out": "cams", "options": {"layout": "two-regions", "gap": 0.1, "frames": [1, 5]}},
+    }
+    cfg = load_cams_config(_write(tmp_path, data))  # missing files are fine with a demo block
+    assert len(missing_sources(cfg)) == 2
+    assert prepare_demo(cfg) is True
+    assert missing_sources(cfg) == [] and (tmp_path / "cams" / "identities.json").is_file()
+    assert prepare_demo(cfg) is False  # already there: nothing rebuilt
+    data["demo"]["options"] = {"colour": "red"}
+    (tmp_path / "cams" / "left" / "video.mp4").unlink()
+    with pytest.raises(ConfigError, match="demo.options.colour: unknown key"):
+        prepare_demo(load_cams_config(_write(tmp_path, data)))
