@@ -87,6 +87,8 @@ class DataSpec(StrictModel):
     flip: bool = True
     random_crop: bool = True
     pad: int = Field(10, ge=0)
+    color_jitter: float = Field(0.0, ge=0)
+    random_erasing: float = Field(0.0, ge=0, le=1)
     cache_images: bool = True
     num_workers: int = Field(0, ge=0)
 

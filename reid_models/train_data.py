@@ -103,7 +103,10 @@ def build_train_loader(data: ImageData, spec: DataSpec, sampler: SamplerSpec, in
 
     if data.num_classes < 2:
         raise ConfigError(f"data.datasets: need at least 2 training identities, found {data.num_classes}")
-    transform = build_train_transform(tuple(input_size), flip=spec.flip, random_crop=spec.random_crop, pad=spec.pad)
+    transform = build_train_transform(
+        tuple(input_size), flip=spec.flip, random_crop=spec.random_crop, pad=spec.pad,
+        color_jitter=spec.color_jitter, random_erasing=spec.random_erasing,
+    )
     dataset = IndexedDataset(ReidImageDataset(data.train_items, transform, cache=spec.cache_images))
     batch_sampler = MultiDatasetBatchSampler(
         [it.pid for it in data.train_items], data.dataset_ids, sampler.p, sampler.k,
