@@ -38,7 +38,9 @@ class SelectionConfig:
     min_vis: minimum visibility (rows with vis < 0, i.e. no column, pass);
     min_height / min_width: minimum size in pixels of the box clipped to the image;
     stride: keep frames 1, 1+stride, 1+2*stride, ...; pedestrian_classes: classes
-    kept (class -1 = no class column = pedestrian); max_frame: ignore later frames.
+    kept (class -1 = no class column = pedestrian); max_frame: ignore later frames;
+    estimate_vis: where the visibility column is absent (-1), estimate it from the
+    overlap with boxes nearer to the camera (:func:`estimate_visibility`).
     """
 
     min_vis: float = 0.25
@@ -47,6 +49,7 @@ class SelectionConfig:
     stride: int = 1
     pedestrian_classes: tuple[int, ...] = (MOT17_PEDESTRIAN,)
     max_frame: int | None = None
+    estimate_vis: bool = True
 
 
 def clip_tlwh(tlwh: np.ndarray, image_wh: tuple[int, int] | None) -> np.ndarray:
@@ -62,16 +65,49 @@ def clip_tlwh(tlwh: np.ndarray, image_wh: tuple[int, int] | None) -> np.ndarray:
     return np.stack([x1, y1, x2 - x1, y2 - y1], axis=1)
 
 
+def estimate_visibility(frame: np.ndarray, tlwh: np.ndarray, grid: tuple[int, int] = (16, 8)) -> np.ndarray:
+    """Visible fraction of each box, estimated from the other boxes of the same frame.
+
+    For gt without a visibility column (MOT15): a box is occluded by the boxes whose
+    bottom edge is lower in the image (closer to the camera, as MOT17's visibility
+    assumes for a ground-plane scene). The fraction is measured on a ``grid`` (rows,
+    cols) of sample points inside the box. frame: (N,) int; tlwh: (N, 4) -> (N,) in [0, 1].
+    """
+    frame = np.asarray(frame)
+    tlwh = np.asarray(tlwh, dtype=np.float64).reshape(-1, 4)
+    vis = np.ones(len(tlwh))
+    gy = (np.arange(grid[0]) + 0.5) / grid[0]
+    gx = (np.arange(grid[1]) + 0.5) / grid[1]
+    for f in np.unique(frame):
+        idx = np.nonzero(frame == f)[0]
+        if len(idx) < 2:
+            continue
+        b = tlwh[idx]
+        bottom = b[:, 1] + b[:, 3]
+        for j, i in enumerate(idx):
+            front = (bottom > bottom[j]) & (np.arange(len(idx)) != j)
+            if not front.any():
+                continue
+            px = (b[j, 0] + gx * b[j, 2])[None, :, None]
+            py = (b[j, 1] + gy * b[j, 3])[:, None, None]
+            o = b[front]
+            covered = ((px >= o[:, 0]) & (px < o[:, 0] + o[:, 2]) & (py >= o[:, 1]) & (py < o[:, 1] + o[:, 3])).any(-1)
+            vis[i] = 1.0 - covered.mean()
+    return vis
+
+
 def select_rows(rows: GtRows, cfg: SelectionConfig, image_wh: tuple[int, int] | None = None) -> np.ndarray:
     """(N,) bool mask of gt rows that become re-id crops.
 
     Kept: conf != 0, class in ``cfg.pedestrian_classes`` or -1, visibility >= min_vis
-    (or absent), clipped box at least min_width x min_height, frame on the stride
+    (absent: estimated, or passes when ``estimate_vis`` is off), clipped box at least min_width x min_height, frame on the stride
     grid and <= max_frame, id >= 0.
     """
     frame = np.asarray(rows.frame)
     cls = np.asarray(rows.cls)
     vis = np.asarray(rows.vis, dtype=np.float64)
+    if cfg.estimate_vis and (vis < 0).any():
+        vis = np.where(vis < 0, estimate_visibility(frame, rows.tlwh), vis)
     box = clip_tlwh(rows.tlwh, image_wh)
     keep = np.asarray(rows.conf) != 0
     keep &= np.isin(cls, list(cfg.pedestrian_classes)) | (cls == -1)

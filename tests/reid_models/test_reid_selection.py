@@ -101,3 +101,16 @@ def test_mot17_pairs_triplets_balanced_k_apart_and_disjoint(mot17_02):
     trip = sample_triplets(p, f, seqs, k=10, n=200, seed=1)
     assert len(trip) == 200
     assert all(p[a] == p[q] and abs(f[a] - f[q]) >= 10 and p[a] != p[n] for a, q, n in trip)
+
+
+def test_estimated_visibility_for_gt_without_visibility_column():
+    from reid_models.datasets.selection import estimate_visibility
+
+    frame = np.array([1, 1, 1, 2])
+    tlwh = np.array([[0, 0, 10, 20], [5, 10, 10, 20], [100, 0, 5, 5], [0, 0, 10, 20]], dtype=float)
+    # box 0 is covered on its lower-right quarter by box 1, whose bottom (30) is nearer the camera
+    assert estimate_visibility(frame, tlwh).tolist() == [0.75, 1.0, 1.0, 1.0]
+    rows = _rows([[1, 1, 0, 0, 10, 60, 1, -1, -1], [1, 2, 0, 5, 10, 60, 1, -1, -1]])
+    assert select_rows(rows, SelectionConfig(min_vis=0.25, min_height=50, min_width=5)).tolist() == [False, True]
+    off = SelectionConfig(min_vis=0.25, min_height=50, min_width=5, estimate_vis=False)
+    assert select_rows(rows, off).tolist() == [True, True]

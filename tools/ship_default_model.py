@@ -1,0 +1,65 @@
+"""Slim a training checkpoint into the shipped default encoder (reid_models/weights/default.pt).
+
+Keeps the architecture, config and metrics; stores floating-point weights as fp16
+(loaded back as fp32 by ``reid_models.checkpoint``); drops optimizer state and
+training heads. Writes ``default.json`` beside it with the reproduce commands.
+
+Usage::
+
+    .venv/bin/python tools/ship_default_model.py runs/reid/pets_default/last.pt \
+        [--out reid_models/weights/default.pt] [--config configs/reid/pets_default.yaml]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+
+    from reid_models.checkpoint import file_hash, read_checkpoint
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("checkpoint", type=Path)
+    ap.add_argument("--out", type=Path, default=Path("reid_models/weights/default.pt"))
+    ap.add_argument("--config", default="configs/reid/pets_default.yaml")
+    ap.add_argument("--dataset-command", default=(
+        "reid-pipeline make-triplets ../shared/data/MOT15/train/PETS09-S2L1 --out runs/reid_data/pets "
+        "--stride 2 --split 0.5,0.0,0.5 --seed 0"))
+    args = ap.parse_args(argv)
+    blob = read_checkpoint(args.checkpoint)
+    blob["state_dict"] = {k: (v.half() if v.is_floating_point() else v) for k, v in blob["state_dict"].items()}
+    blob["optimizer"] = None
+    blob["extra"] = {"history": blob.get("extra", {}).get("history", []), "shipped_from": str(args.checkpoint)}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(blob, args.out)
+    info = {
+        "file": args.out.name,
+        "sha256_12": file_hash(args.out),
+        "bytes": args.out.stat().st_size,
+        "model_name": blob["model_name"],
+        "model_kwargs": blob["model_kwargs"],
+        "epoch": blob["epoch"],
+        "dtype": "float16 weights (loaded as float32)",
+        "trained_on": "PETS09-S2L1 (MOT15 train) gt crops, the 9 train identities of the seed-0 identity split",
+        "reproduce": [
+            args.dataset_command,
+            f"reid-pipeline train --config {args.config}",
+            f".venv/bin/python tools/ship_default_model.py {args.checkpoint} --out {args.out}",
+            ".venv/bin/python tools/bench_reid.py",
+        ],
+        "training_config": blob["config"],
+    }
+    args.out.with_suffix(".json").write_text(json.dumps(info, indent=2) + "\n")
+    print(json.dumps({k: info[k] for k in ("file", "sha256_12", "bytes", "epoch")}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
