@@ -221,6 +221,7 @@ class PipelineRunner:
             "global_ids": len(stats.global_ids),
             "new_identities": stats.new_identities,
             "handovers": stats.handovers,
+            "duplicate_global_rows_dropped": stats.duplicate_rows_dropped,
             "timelines": [str(p) for p in pngs],
             "timing": report,
         }

@@ -36,6 +36,7 @@ class IdentityStats:
     new_identities: int = 0
     handovers: int = 0
     resumed: int = 0
+    duplicate_rows_dropped: int = 0
     global_ids: set[int] = field(default_factory=set)
 
 
@@ -62,6 +63,7 @@ class IdentityAssigner:
         self.timeline = timeline
         self.global_mot = global_mot or {}
         self.track_gid: dict[tuple[str, int], int] = {}
+        self._written: dict[tuple[str, int], set[int]] = {}
         self.stats = IdentityStats()
 
     def process(self, partials: list[Tracklet], finals: list[Tracklet]) -> None:
@@ -145,6 +147,11 @@ class IdentityAssigner:
             self.timeline.record(cam, tracklet.track_id, gid, tracklet.start_time, tracklet.end_time)
         writer = self.global_mot.get(cam)
         if is_final and writer is not None:
-            writer.write_rows(
-                (int(f), gid, box, 1.0) for f, box in zip(tracklet.frames, tracklet.boxes_tlwh)
-            )
+            # one box per (camera, frame, global id): when a track's later growth overlaps another
+            # track given the same identity, the frames already written keep their first box
+            taken = self._written.setdefault((cam, gid), set())
+            rows = [(int(f), gid, box, 1.0) for f, box in zip(tracklet.frames, tracklet.boxes_tlwh)
+                    if int(f) not in taken]
+            taken.update(r[0] for r in rows)
+            self.stats.duplicate_rows_dropped += len(tracklet.frames) - len(rows)
+            writer.write_rows(rows)

@@ -84,7 +84,11 @@ def test_batch_run_outputs_rerun_and_restart(split, tmp_path, shared, capsys):
     n_tracklets = _rows(db, "SELECT COUNT(*) FROM tracklets")[0][0]
     n_events = _rows(db, "SELECT COUNT(*) FROM events")[0][0]
     assert n_tracklets == len(first)  # every stored tracklet is assigned once
-    global_rows = sum(len((out / "mot_global" / f"{c}.txt").read_text().splitlines()) for c in ("left", "right"))
+    global_rows = 0
+    for cam in ("left", "right"):
+        keys = [tuple(line.split(",")[:2]) for line in (out / "mot_global" / f"{cam}.txt").read_text().splitlines()]
+        assert len(keys) == len(set(keys))  # one box per (frame, global id) in a camera
+        global_rows += len(keys)
     assert global_rows > 0
     # every appearing identity in the event log is an identity in the store
     gids = {g for (g,) in _rows(db, "SELECT global_id FROM identities")}
