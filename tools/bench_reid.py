@@ -75,7 +75,7 @@ def _crops(dataset: Path, n: int = 64) -> list[np.ndarray]:
     return [cv2.imread(str(it.path)) for it in items]
 
 
-def throughput(dataset: Path, reps: int = 3) -> list[dict]:
+def throughput(dataset: Path, reps: int = 2) -> list[dict]:
     """crops/s of AppearanceEncoder.embed_crops on one batch of 64 real crops, per backbone and backend."""
     from reid_models.backbones import available_models, build_model
     from reid_models.encoder import AppearanceEncoder
