@@ -217,7 +217,7 @@ class CrossCameraMatcher:
         before = [sp for sp in ident.spans if sp[2] < it.start_time]
         prev = max(before, key=lambda sp: sp[2]) if before else None
         self._update(ident, it)
-        self._add_span(ident, it)
+        self._add_span(ident, it, replace=False)
         self._track_gid[(it.cam_id, int(it.track_id))] = gid
         return MatchResult(gid, False, dist, prev[0] if prev else None, prev[2] if prev else None)
 
@@ -226,16 +226,18 @@ class CrossCameraMatcher:
         ident = self._gallery[gid]
         dist = float(1.0 - np.dot(_unit(it.vector), ident.prototype))
         self._update(ident, it)
-        self._add_span(ident, it)
+        self._add_span(ident, it, replace=True)
         return MatchResult(gid, False, dist, continuation=True)
 
-    def _add_span(self, ident: GlobalIdentity, it: TrackletEmbedding) -> None:
-        """Add (or replace, same member) the tracklet's span; keep the last max_spans by end time.
+    def _add_span(self, ident: GlobalIdentity, it: TrackletEmbedding, replace: bool) -> None:
+        """Add the tracklet's span (``replace``: instead of the same member's older, shorter span);
+        keep the last max_spans by end time. ``members[i]`` and ``spans[i]`` describe the same tracklet.
 
-        ``members[i]`` and ``spans[i]`` describe the same tracklet.
+        Only a continuation replaces: track ids restart with every run, so an
+        old member with the same (cam, track) from a previous run is another tracklet.
         """
         key = (it.cam_id, int(it.track_id))
-        pairs = [(m, sp) for m, sp in zip(ident.members, ident.spans) if m != key]
+        pairs = [(m, sp) for m, sp in zip(ident.members, ident.spans) if not (replace and m == key)]
         pairs.append((key, (it.cam_id, it.start_time, it.end_time)))
         pairs = sorted(pairs, key=lambda p: p[1][2])[-self.config.max_spans:]
         ident.members = [p[0] for p in pairs]

@@ -167,3 +167,12 @@ def test_partial_and_final_of_one_track_in_one_batch_share_the_identity() -> Non
     res = m.match_detailed([te("c2", 4, 20, 25, 90), te("c2", 4, 20, 40, 95)])
     assert [(r.global_id, r.is_new, r.continuation) for r in res] == [(2, True, False), (2, False, True)]
     assert m.identity(2).spans == [("c2", 20, 40)]
+
+
+def test_same_track_id_in_a_later_run_is_a_new_member() -> None:
+    # track ids restart with each run: ("c1", 5) of a previous run is another tracklet
+    m = CrossCameraMatcher(MatcherConfig(threshold=0.3), [ident(1, 0, [("c1", 0, 10)])], next_id=2)
+    m.identity(1).members = [("c1", 5)]
+    assert m.match([te("c1", 5, 100, 110, 5)]) == [1]
+    assert m.identity(1).spans == [("c1", 0, 10), ("c1", 100, 110)]
+    assert m.identity(1).members == [("c1", 5), ("c1", 5)]
