@@ -114,6 +114,14 @@ def test_not_sqlite_file_is_one_line_data_error(tmp_path: Path) -> None:
     assert str(bad) in msg and "not an SQLite database" in msg and "\n" not in msg
     with pytest.raises(DataError, match="is a folder"):
         IdentityStore(tmp_path)
+    newer = tmp_path / "newer.db"
+    IdentityStore(newer).close()
+    conn = sqlite3.connect(newer)
+    conn.execute("INSERT INTO schema_version (version) VALUES (99)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(DataError, match="schema version 99 is newer than this program's 1"):
+        IdentityStore(newer)
 
 
 def test_model_versions_and_per_version_embeddings(tmp_path: Path) -> None:
