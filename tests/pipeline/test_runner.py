@@ -1,6 +1,6 @@
 """End-to-end batch runs on a short 2-camera virtual split of PETS09-S2L1 (real detector, encoder, store).
 
-One module-scoped split (first 20 source frames, two regions with a blind strip); the
+One module-scoped split (first 14 source frames, two regions with a blind strip); the
 pipeline runs through the CLI like a user would. Checks: outputs exist and parse,
 the store holds one row per stored tracklet, a re-run under the same run key adds
 no rows and reproduces the global ids, and a restart (new run key, later clock)
@@ -18,7 +18,7 @@ import yaml
 
 from pipeline.cli import main
 
-N_FRAMES = 20
+N_FRAMES = 14
 
 
 @pytest.fixture(scope="module")
@@ -127,22 +127,22 @@ def test_sigterm_stops_gracefully_and_flushes_open_tracklets(split, tmp_path, sh
     from pipeline.camconfig import load_cams_config
     from pipeline.runner import PipelineRunner
 
-    class SigtermAfter8(PipelineRunner):
+    class SigtermAfter6(PipelineRunner):
         def _process(self, frames, sinks):
             super()._process(frames, sinks)
-            if self.cams["left"].frames == 8:
+            if self.cams["left"].frames == 6:
                 os.kill(os.getpid(), signal.SIGTERM)  # handled: sets the stop flag
 
     cfg = load_cams_config(_config(split, tmp_path, shared, "stop", tracklets={"min_length": 1, "partial_every_s": None}))
     before = signal.getsignal(signal.SIGTERM)
-    summary = SigtermAfter8(cfg, progress=False).run()
+    summary = SigtermAfter6(cfg, progress=False).run()
     assert signal.getsignal(signal.SIGTERM) == before  # handler restored
     assert summary["interrupted"] is True
-    assert summary["timing"]["frames_per_cam"]["left"] == 8
+    assert summary["timing"]["frames_per_cam"]["left"] == 6
     # no partials were configured: every stored tracklet is an open track flushed at the stop
     out = tmp_path / "out_stop"
     local_ids = {(c, int(line.split(",")[1])) for c in ("left", "right")
                  for line in (out / "mot" / f"{c}.txt").read_text().splitlines()}
     stored = set(_rows(tmp_path / "ids.sqlite", "SELECT cam_id, track_id FROM tracklets"))
     assert local_ids and stored == local_ids
-    assert max(f for (f,) in _rows(tmp_path / "ids.sqlite", "SELECT end_frame FROM tracklets")) <= 8
+    assert max(f for (f,) in _rows(tmp_path / "ids.sqlite", "SELECT end_frame FROM tracklets")) <= 6
