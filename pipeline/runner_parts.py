@@ -127,7 +127,9 @@ def build_components(cfg: CamsConfig, encoder=None, store=None) -> Components:
         ckpt = Path(cfg.aggregation.checkpoint) if cfg.aggregation.checkpoint else None
         aggregator = build_aggregator(cfg.aggregation.method, checkpoint=ckpt)
         detector = build_detector(cfg.detector)
-        matcher = CrossCameraMatcher(cfg.matcher_config(), store.load_gallery(), next_id=store.next_global_id())
+        mcfg = cfg.matcher_config()
+        gallery = store.load_gallery(limit=mcfg.max_gallery, max_spans=mcfg.max_spans)
+        matcher = CrossCameraMatcher(mcfg, gallery, next_id=store.next_global_id())
     except BaseException:
         store.close()
         raise
