@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threshold", type=float, default=None, help="matcher threshold (default: MatcherConfig's)")
     ap.add_argument("--baseline-threshold", type=float, default=None, help="matcher threshold of the baseline")
     ap.add_argument("--encoder", default="default", help="our encoder: default | checkpoint path")
-    ap.add_argument("--every", type=int, default=1, help="embed detections every n-th frame (encoder.every)")
+    ap.add_argument("--every", type=int, default=2, help="embed detections every n-th frame (encoder.every, as the demo)")
     ap.add_argument("--tracker", default=None, help="tracker YAML relative to the repo (default: built-in)")
     args = ap.parse_args(argv)
 
