@@ -1,6 +1,6 @@
 """Re-id benchmark on PETS09-S2L1 (issue 3 targets): default model vs raw ImageNet MobileNetV2.
 
-Split (stated in the output): ``reid-pipeline make-triplets PETS09-S2L1 --stride 2 --split 0.5,0.0,0.5
+Split (stated in the output): ``reid-pipeline make-triplets PETS09-S2L1 --stride 2 --min-vis 0 --split 0.5,0.0,0.5
 --seed 0`` -> 19 identities, identity-disjoint: 9 train (used to train the default model) and 10 test;
 every 2nd frame; crops >= 50 px high. All figures are on the 10 test identities only.
 
@@ -41,7 +41,7 @@ def ensure_dataset(path: Path) -> None:
     from pipeline.cli import main
 
     pets = require_shared() / "data" / "MOT15" / "train" / "PETS09-S2L1"
-    rc = main(["make-triplets", str(pets), "--out", str(path), "--stride", "2", "--split", "0.5,0.0,0.5", "--seed", "0"])
+    rc = main(["make-triplets", str(pets), "--out", str(path), "--stride", "2", "--min-vis", "0", "--split", "0.5,0.0,0.5", "--seed", "0"])
     if rc != 0:
         raise SystemExit(rc)
 
