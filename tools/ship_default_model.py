@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", default="configs/reid/pets_default.yaml")
     ap.add_argument("--dataset-command", default=(
         "reid-pipeline make-triplets ../shared/data/MOT15/train/PETS09-S2L1 --out runs/reid_data/pets "
-        "--stride 2 --split 0.5,0.0,0.5 --seed 0"))
+        "--stride 2 --min-vis 0 --split 0.5,0.0,0.5 --seed 0"))
     args = ap.parse_args(argv)
     blob = read_checkpoint(args.checkpoint)
     blob["state_dict"] = {k: (v.half() if v.is_floating_point() else v) for k, v in blob["state_dict"].items()}
