@@ -1,0 +1,78 @@
+"""Letterbox preprocessing and class-aware NMS (pure numpy, exact and unit-tested)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from pipeline.types import iou_matrix_tlbr
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """How an image was letterboxed: new = old * scale + (pad_x, pad_y)."""
+
+    scale: float
+    pad_x: float
+    pad_y: float
+
+    def to_original_tlbr(self, tlbr: np.ndarray, width: int, height: int) -> np.ndarray:
+        """(N, 4) tlbr in network pixels -> (N, 4) tlbr in original pixels, clipped to the image."""
+        out = np.asarray(tlbr, dtype=np.float64).copy()
+        out[:, [0, 2]] = (out[:, [0, 2]] - self.pad_x) / self.scale
+        out[:, [1, 3]] = (out[:, [1, 3]] - self.pad_y) / self.scale
+        out[:, [0, 2]] = out[:, [0, 2]].clip(0, width)
+        out[:, [1, 3]] = out[:, [1, 3]].clip(0, height)
+        return out
+
+
+def letterbox(image_bgr: np.ndarray, size: int, color: int = 114) -> tuple[np.ndarray, Letterbox]:
+    """Resize keeping aspect ratio to fit (size, size), pad centred with ``color``.
+
+    Returns the (size, size, 3) uint8 image and the mapping. Padding is split as
+    YOLOv5 does: left/top = round(pad/2 - 0.1), right/bottom = round(pad/2 + 0.1).
+    """
+    h, w = image_bgr.shape[:2]
+    scale = min(size / h, size / w)
+    new_w, new_h = int(round(w * scale)), int(round(h * scale))
+    dw, dh = (size - new_w) / 2, (size - new_h) / 2
+    if (new_w, new_h) != (w, h):
+        image_bgr = cv2.resize(image_bgr, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    top, bottom = int(round(dh - 0.1)), int(round(dh + 0.1))
+    left, right = int(round(dw - 0.1)), int(round(dw + 0.1))
+    out = cv2.copyMakeBorder(image_bgr, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(color,) * 3)
+    return out, Letterbox(scale=scale, pad_x=float(left), pad_y=float(top))
+
+
+def cxcywh_to_tlbr(boxes: np.ndarray) -> np.ndarray:
+    """(N, 4) centre x, centre y, width, height -> (N, 4) tlbr."""
+    b = np.asarray(boxes, dtype=np.float64)
+    half = b[:, 2:4] / 2
+    return np.concatenate([b[:, :2] - half, b[:, :2] + half], axis=1)
+
+
+def nms_tlbr(boxes_tlbr: np.ndarray, scores: np.ndarray, iou_thresh: float,
+             class_ids: np.ndarray | None = None) -> np.ndarray:
+    """Greedy NMS -> indices kept, in descending score order.
+
+    A box is suppressed by a higher-scoring kept box of the SAME class whose
+    IoU (``pipeline.types.iou_matrix_tlbr``) is strictly greater than ``iou_thresh``.
+    """
+    n = len(scores)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    iou = iou_matrix_tlbr(np.asarray(boxes_tlbr)[order], np.asarray(boxes_tlbr)[order])
+    if class_ids is not None:
+        cls = np.asarray(class_ids)[order]
+        iou = np.where(cls[:, None] == cls[None, :], iou, 0.0)
+    suppressed = np.zeros(n, dtype=bool)
+    keep = []
+    for i in range(n):
+        if suppressed[i]:
+            continue
+        keep.append(order[i])
+        suppressed |= iou[i] > iou_thresh
+    return np.asarray(keep, dtype=np.int64)
