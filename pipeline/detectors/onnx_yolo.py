@@ -12,17 +12,21 @@ from pipeline.errors import ModelError
 from pipeline.types import Detection, tlbr_to_tlwh
 
 
-def decode_yolo(output: np.ndarray, conf: float, classes: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def decode_yolo(output: np.ndarray, conf: float, classes: list[int],
+                layout: str = "auto") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One image's raw YOLO output -> (tlbr (K, 4) network pixels, scores (K,), class ids (K,)).
 
     YOLOv5: (N, 5 + C) rows ``cx, cy, w, h, objectness, C class scores``; score = obj * class score.
     YOLOv8/11: (4 + C, N) channels-first, no objectness; score = class score.
-    Told apart by layout: YOLOv8-style outputs have fewer rows than columns.
+    ``layout="auto"`` tells them apart by shape: YOLOv8-style outputs have fewer rows than columns
+    (true for real models: thousands of anchors); "v5" / "v8" force one.
     """
     out = np.asarray(output, dtype=np.float32)
     if out.ndim != 2:
         raise ModelError(f"YOLO output must be 2-D per image, got shape {out.shape}")
-    if out.shape[0] < out.shape[1]:          # YOLOv8/11: (4 + C, N)
+    if layout not in ("auto", "v5", "v8"):
+        raise ModelError(f"unknown YOLO output layout '{layout}' (valid: auto, v5, v8)")
+    if layout == "v8" or (layout == "auto" and out.shape[0] < out.shape[1]):   # YOLOv8/11: (4 + C, N)
         rows = out.T
         cls_scores = rows[:, 4:]
     else:                                     # YOLOv5: (N, 5 + C)
