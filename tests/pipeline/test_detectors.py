@@ -127,7 +127,7 @@ def test_unknown_kind_lists_valid_names():
 
 def test_ultralytics_untrained_yaml_model_plumbing(pets_frames):
     _, images = pets_frames
-    det = build_detector(DetectorConfig(kind="ultralytics", weights="yolo11n.yaml", conf=0.0, imgsz=320, device="cpu"))
+    det = build_detector(DetectorConfig(kind="ultralytics", weights="yolo11n.yaml", conf=0.0, imgsz=160, device="cpu"))
     out = det.detect(images[:3])
     assert len(out) == 3
     assert sum(len(d) for d in out) > 0               # random weights, conf 0 -> some boxes survive NMS
@@ -135,7 +135,7 @@ def test_ultralytics_untrained_yaml_model_plumbing(pets_frames):
         for d in dets:
             assert d.class_id == 0 and d.tlwh.shape == (4,) and d.tlwh.dtype == np.float64
             assert d.tlwh[0] >= 0 and d.tlwh[1] >= 0 and d.tlwh[0] + d.tlwh[2] <= 768 + 1e-3
-    cats = build_detector(DetectorConfig(weights="yolo11n.yaml", conf=0.0, imgsz=320, device="cpu", classes=[15]))
+    cats = build_detector(DetectorConfig(weights="yolo11n.yaml", conf=0.0, imgsz=160, device="cpu", classes=[15]))
     assert all(d.class_id == 15 for dets in cats.detect(images[:1]) for d in dets)
     assert det.detect([]) == []
 
