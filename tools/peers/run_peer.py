@@ -39,10 +39,13 @@ class BoxmotPeer:
     def __init__(self, name: str, fps: float) -> None:
         import inspect
 
+        import importlib
+
         import boxmot
 
-        cls = {"boxmot_bytetrack": "ByteTrack", "boxmot_ocsort": "OcSort", "boxmot_botsort": "BotSort"}[name]
-        ctor = getattr(boxmot, cls)
+        cls, mod = {"boxmot_bytetrack": ("ByteTrack", "bytetrack.bytetrack"), "boxmot_ocsort": ("OcSort", "ocsort.ocsort"),
+                    "boxmot_botsort": ("BotSort", "botsort.botsort")}[name]
+        ctor = getattr(boxmot, cls, None) or getattr(importlib.import_module(f"boxmot.trackers.{mod}"), cls)
         params = inspect.signature(ctor).parameters
         kw: dict = {}
         if "frame_rate" in params:
