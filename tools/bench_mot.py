@@ -218,12 +218,13 @@ def main(argv: list[str] | None = None) -> int:
                     py = py or ensure_peers_venv(a.peers_venv)
                     metas.append(run_peer(py, tracker, seq, spec["det"], spec["score_scale"], out, a.force))
                 paths[seq.name] = out
+            scored = score(seqs, paths, metas)
         except Exception as exc:  # one broken tracker must not lose the others' results
             print(f"[bench] {set_key} {tracker}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
                   file=sys.stderr)
             results["sets"].setdefault(set_key, {}).pop(tracker, None)
             continue
-        results["sets"].setdefault(set_key, {})[tracker] = score(seqs, paths, metas)
+        results["sets"].setdefault(set_key, {})[tracker] = scored
         results["sets"][set_key][tracker]["wall_s"] = round(time.time() - t0, 1)
         save(results, a.out)
     print(tables(results))

@@ -155,6 +155,8 @@ def main() -> int:
         seconds += time.perf_counter() - t0
         for tid, tlbr, score in out:
             x1, y1, x2, y2 = (float(v) for v in tlbr[:4])
+            if not (x2 > x1 and y2 > y1):   # degenerate predicted boxes (norfair estimates can invert)
+                continue
             rows.append(f"{f},{tid},{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{score:.4f},-1,-1,-1\n")
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text("".join(rows))
