@@ -6,7 +6,7 @@ existing one runs only those above its recorded version. A database written by
 a newer program (version above :data:`SCHEMA_VERSION`) is refused.
 
 Arrays are stored as ``.npy`` blobs (``numpy.save`` bytes: dtype and shape
-travel with the data, see :mod:`pipeline.store.blobs`).
+travel with the data, see :func:`pipeline.store.records.to_blob`).
 """
 
 from __future__ import annotations
