@@ -1,4 +1,4 @@
-"""The schema of ``cams.yaml``: cameras, detector, tracker, encoder, matching, store, outputs.
+"""The schema of ``cams.yaml``: cameras, detector, tracker, encoder, matching, store, outputs, adapt.
 
 Validated once by :func:`load_cams_config`; every problem becomes one
 :class:`~pipeline.errors.ConfigError` line naming the file and key path, e.g.
@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from pipeline.adaptation.settings import AdaptSettings
 from pipeline.configio import StrictModel, load_yaml, validate
 from pipeline.detectors import DetectorConfig
 from pipeline.errors import ConfigError
@@ -150,6 +151,7 @@ class CamsConfig(StrictModel):
     store: StoreSettings = Field(default_factory=StoreSettings)
     outputs: OutputSettings = Field(default_factory=OutputSettings)
     health: HealthSettings = Field(default_factory=HealthSettings)
+    adapt: AdaptSettings = Field(default_factory=AdaptSettings)
     demo: DemoSettings | None = None
 
     @model_validator(mode="after")
@@ -164,6 +166,8 @@ class CamsConfig(StrictModel):
             for cid in group:
                 if cid not in known:
                     raise ValueError(f"matching.overlapping_cameras names unknown camera {cid!r}")
+        if self.adapt.background and self.encoder.backend != "torch":
+            raise ValueError("adapt.background needs encoder.backend: torch (new weights are hot-swapped)")
         return self
 
     # ------------------------------------------------------------ derived

@@ -65,6 +65,7 @@ class PipelineRunner:
         self.timer = StageTimer()
         self.comp = components
         self.cams: dict[str, CameraState] = {}
+        self.adapt = None  # pipeline.adaptation.live.LiveAdaptation when adapt.enabled
 
     # ------------------------------------------------------------------ public
     def request_stop(self) -> None:
@@ -94,6 +95,7 @@ class PipelineRunner:
                 store, self.comp.matcher, self.comp.aggregator, run_id, self.comp.encoder.version,
                 sinks.events, sinks.timeline, sinks.global_mot,
             )
+            self._start_adaptation()
             monitor = self._start_health()
             self.timer.restart()  # fps and shares cover the frame loop, not model loading
             try:
@@ -105,6 +107,8 @@ class PipelineRunner:
                     finals = [t for st in self.cams.values() for t in st.builder.flush_all()]
                     self.assigner.process([], finals)
         finally:
+            if self.adapt is not None:
+                self.adapt.stop()
             for st in self.cams.values():
                 st.close()
         return self._finish(sinks, run_key, run_id)
@@ -119,6 +123,8 @@ class PipelineRunner:
                 break
             if frames:
                 self._process(frames, sinks)
+            if self.adapt is not None:
+                self.adapt.poll()  # hot-swap a newly deployed (or rolled back) re-id model
 
     def _read_frames(self, live: bool) -> list[Frame] | None:
         """One frame per camera that has one; None when every camera is done."""
@@ -155,6 +161,8 @@ class PipelineRunner:
                 partials += st.builder.add(outputs, frame.timestamp)
                 finals += st.builder.finish(st.tracker.pop_removed())
                 st.last_outputs = outputs
+                if self.adapt is not None:
+                    self.adapt.keeper.observe(frame.cam_id, frame.image, outputs)
                 st.frames += 1
                 if st.bar is not None:
                     st.bar.update(1)
@@ -223,11 +231,27 @@ class PipelineRunner:
             "handovers": stats.handovers,
             "duplicate_global_rows_dropped": stats.duplicate_rows_dropped,
             "timelines": [str(p) for p in pngs],
+            "adaptation": self.adapt.summary() if self.adapt is not None else None,
             "timing": report,
         }
         self.timer.write_json(self.out_dir / "stage_times.json", summary)
         self.summary_table = self.timer.table(report)
         return summary
+
+    def _start_adaptation(self) -> None:
+        """adapt.enabled: keep crops for the store; adapt.background: also train in a background process."""
+        if not self.cfg.adapt.enabled:
+            return
+        from pipeline.adaptation.live import LiveAdaptation
+
+        enc = self.cfg.encoder.checkpoint
+        self.adapt = LiveAdaptation(
+            self.cfg.adapt, self.comp.store, self.comp.encoder, self.comp.matcher, self.assigner,
+            checkpoint=None if enc in ("default", "imagenet") else enc,
+            non_overlapping=not self.cfg.matching.overlapping_cameras,
+        )
+        self.assigner.crops = self.adapt.keeper
+        self.adapt.start()
 
     def _start_health(self):
         """Periodic health lines (live mode) and the Prometheus endpoint (when a port is set)."""

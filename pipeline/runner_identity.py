@@ -53,6 +53,7 @@ class IdentityAssigner:
         events: EventSink | None = None,
         timeline: TimelineRecorder | None = None,
         global_mot: dict[str, MOTWriter] | None = None,
+        crops=None,
     ) -> None:
         self.store = store
         self.matcher = matcher
@@ -62,6 +63,7 @@ class IdentityAssigner:
         self.events = events
         self.timeline = timeline
         self.global_mot = global_mot or {}
+        self.crops = crops  # pipeline.adaptation.crops.CropKeeper: crops stored with final tracklets
         self.track_gid: dict[tuple[str, int], int] = {}
         self._written: dict[tuple[str, int], set[int]] = {}
         self.stats = IdentityStats()
@@ -108,12 +110,14 @@ class IdentityAssigner:
                 self.stats.new_identities += 1
         identity = self.matcher.identity(gid) or GlobalIdentity(gid, vector)
         with self.store.transaction():
-            self.store.record_tracklet(
+            tid = self.store.record_tracklet(
                 self.run_id, tracklet, vector, self.model_version, identity, res.distance, events
             )
             if is_final:
                 self.store.add_event("leave", gid, tracklet.cam_id, tracklet.end_time,
                                      {"track_id": key[1], "frame": int(tracklet.frames[-1])})
+                if self.crops is not None:
+                    self.store.add_crops(tid, *self.crops.take(*key))
         self.track_gid[key] = gid
         self.stats.tracklets_stored += 1
         self.stats.global_ids.add(gid)

@@ -116,3 +116,8 @@ class VersionsMixin:
 
         rows = self.db.query("SELECT frame, jpeg FROM crops WHERE tracklet_id = ? ORDER BY frame", (int(tracklet_id),))
         return [(int(f), cv2.imdecode(np.frombuffer(j, np.uint8), cv2.IMREAD_COLOR)) for f, j in rows]
+
+    def crop_counts(self) -> dict[int, int]:
+        """tracklet_id -> number of stored crops, for tracklets that have any."""
+        rows = self.db.query("SELECT tracklet_id, COUNT(*) FROM crops GROUP BY tracklet_id ORDER BY tracklet_id")
+        return {int(t): int(n) for t, n in rows}

@@ -1,0 +1,166 @@
+"""The runner's side of online adaptation: crops into the store, a background worker, hot swaps.
+
+:class:`LiveAdaptation` is created by the runner when ``adapt.enabled``:
+
+* its :class:`~pipeline.adaptation.crops.CropKeeper` collects crops of open
+  tracks; the identity assigner stores them with each final tracklet;
+* with ``adapt.background`` it starts :func:`background_loop` in a separate
+  *process* (spawned, ``nice``-d, ``adapt.threads`` torch threads) so training
+  never holds the pipeline's GIL or its torch thread pool; the process talks to
+  the runner only through the store (SQLite WAL allows both);
+* :meth:`LiveAdaptation.poll` (every ``poll_s``) compares the store's deployed
+  version with the encoder's and hot-swaps on a change (new version or a
+  rollback): ``AppearanceEncoder.load_state`` (atomic), the assigner stores
+  new tracklets under the new version, and the in-memory gallery prototypes
+  are recomputed from the member tracklets' embeddings of that version.
+
+Known limit: embeddings of tracks open during a swap mix the two versions
+until those tracks end.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import time
+from collections import defaultdict
+
+import numpy as np
+
+from pipeline.adaptation.crops import CropKeeper
+from pipeline.adaptation.settings import AdaptSettings
+from pipeline.errors import ReidPipelineError
+
+log = logging.getLogger(__name__)
+
+
+def refresh_prototypes(store, matcher, version: str) -> int:
+    """Prototype of each in-memory identity := mean of its tracklets' ``version`` embeddings; count."""
+    from reid_models.adaptation.trainer import mean_vector
+
+    by_gid: dict[int, list[np.ndarray]] = defaultdict(list)
+    for t in store.tracklets(model_version=version, with_arrays=False):
+        if t.global_id is not None and version in t.embeddings:
+            by_gid[t.global_id].append(t.embeddings[version])
+    n = 0
+    for ident in matcher.gallery:
+        vecs = by_gid.get(ident.global_id)
+        if vecs:
+            ident.prototype = mean_vector(np.stack(vecs))
+            n += 1
+    return n
+
+
+def swap_to(store, encoder, version: str) -> None:
+    """Load ``version``'s stored weights into the running encoder (atomic ``load_state``)."""
+    from reid_models.adaptation.weights import model_from_weights
+
+    weights = store.model_weights(version)
+    if weights is None:
+        raise ReidPipelineError(f"{store.path}: model version {version!r} has no stored weights")
+    encoder.load_state(model_from_weights(weights, f"{store.path}:{version}").state_dict(), version)
+
+
+def background_loop(store_path: str, settings: dict, checkpoint: str | None, non_overlapping: bool,
+                    stop, rounds_done=None) -> None:
+    """Body of the background process: a round every ``interval_s`` once enough new tracklets have crops."""
+    import os
+
+    import torch
+
+    from pipeline.adaptation.worker import adapt_once
+    from pipeline.store import IdentityStore
+
+    cfg = AdaptSettings.model_validate(settings)
+    try:
+        os.nice(cfg.nice)
+    except OSError:
+        pass
+    torch.set_num_threads(cfg.threads)
+    last = 0
+    with IdentityStore(store_path) as store:
+        while not stop.wait(cfg.interval_s):
+            n = len(store.crop_counts())
+            if n - last < cfg.min_new_tracklets:
+                continue
+            try:
+                rep = adapt_once(store, cfg, checkpoint, non_overlapping, should_stop=stop.is_set)
+                log.warning("adaptation round: %s (%d steps, %.0f s)", rep.reason, rep.steps, rep.total_s)
+            except ReidPipelineError as exc:
+                log.warning("adaptation round skipped: %s", exc)
+            last = n
+            if rounds_done is not None:
+                with rounds_done.get_lock():
+                    rounds_done.value += 1
+
+
+class LiveAdaptation:
+    """Owned by the runner for one run; see the module docstring."""
+
+    def __init__(self, settings: AdaptSettings, store, encoder, matcher, assigner,
+                 checkpoint: str | None = None, non_overlapping: bool = True) -> None:
+        self.settings = settings
+        self.store, self.encoder, self.matcher, self.assigner = store, encoder, matcher, assigner
+        self.checkpoint, self.non_overlapping = checkpoint, non_overlapping
+        self.keeper = CropKeeper(settings.crops_per_tracklet)
+        self.swaps: list[dict] = []
+        self._last_poll = -float("inf")
+        self._proc = None
+        self._stop = None
+        self.rounds = None
+
+    def start(self) -> None:
+        """Register the running encoder as a version, adopt the store's deployed one, start the worker."""
+        self._register_encoder()
+        self.poll(force=True)
+        if self.settings.background:
+            ctx = mp.get_context("spawn")
+            self._stop, self.rounds = ctx.Event(), ctx.Value("i", 0)
+            self._proc = ctx.Process(
+                target=background_loop, name="reid-adaptation", daemon=True,
+                args=(str(self.store.path), self.settings.model_dump(), self.checkpoint, self.non_overlapping,
+                      self._stop, self.rounds))
+            self._proc.start()
+            log.info("adaptation worker started (pid %d)", self._proc.pid)
+
+    def _register_encoder(self) -> None:
+        from reid_models.adaptation.weights import checkpoint_bytes
+
+        known = {v.version for v in self.store.model_versions()}
+        if self.encoder.version in known or self.encoder.model is None:
+            return
+        blob = checkpoint_bytes(self.encoder.model, self.encoder.state_dict(), {"source": "pipeline encoder"})
+        self.store.add_model_version(self.encoder.version, weights=blob, metrics={"source": "pipeline encoder"},
+                                     deployed=self.store.deployed_version() is None)
+
+    def poll(self, force: bool = False) -> bool:
+        """Hot-swap when the store's deployed version changed; True when it swapped."""
+        now = time.monotonic()
+        if not force and now - self._last_poll < self.settings.poll_s:
+            return False
+        self._last_poll = now
+        version = self.store.deployed_version()
+        if version is None or version == self.encoder.version:
+            return False
+        old = self.encoder.version
+        swap_to(self.store, self.encoder, version)
+        self.assigner.model_version = version
+        n = refresh_prototypes(self.store, self.matcher, version)
+        self.swaps.append({"from": old, "to": version, "prototypes_refreshed": n, "t": time.time()})
+        log.warning("re-id model hot-swapped %s -> %s (%d identity prototypes refreshed)", old, version, n)
+        return True
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        if self._proc is None:
+            return
+        self._stop.set()
+        self._proc.join(timeout_s)
+        if self._proc.is_alive():
+            self._proc.terminate()
+            self._proc.join(5)
+        self._proc = None
+
+    def summary(self) -> dict:
+        return {"swaps": self.swaps, "deployed_version": self.store.deployed_version(),
+                "encoder_version": self.encoder.version,
+                "background_rounds": None if self.rounds is None else int(self.rounds.value)}

@@ -1,0 +1,206 @@
+"""One adaptation round on the identity store: mine, fine-tune, guardrail, version, re-embed, deploy.
+
+1. The base model is the store's deployed version (else the given checkpoint,
+   registered and marked deployed under its file hash, the version the
+   pipeline stored its embeddings under).
+2. Every tracklet with stored crops is embedded by the base model (tracklets
+   lacking an embedding of the base version get one).
+3. Hold-out tracklets (see :func:`~pipeline.adaptation.data.split_holdout`) are
+   set aside; on the rest, presumed positives (``alpha * min(N1, N2)`` closest
+   cross-camera pairs per camera pair) and up to ``negatives`` co-occurrence
+   negatives per positive are mined (seed 002 §3.2.1-3.2.2).
+4. A copy of the base model is fine-tuned (§3.2.3, :func:`reid_models.adaptation.trainer.fine_tune`).
+5. Guardrail: continuity AUC of the hold-out halves, candidate vs base; a
+   candidate that scores lower (or cannot be checked) is recorded with its
+   metrics but no weights, and is not deployed.
+6. A deployed candidate (version = content hash of its weights, parent = the
+   base) gets the embedding of every tracklet with crops first, then becomes
+   the deployed version: a runner polling the store hot-swaps it.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.adaptation.data import CropSet, check_sets, half_tracklets, load_crop_sets, split_holdout
+from pipeline.adaptation.settings import AdaptSettings
+from pipeline.errors import ModelError
+from pipeline.types import TrackletEmbedding
+from reid_models.adaptation.holdout import continuity_auc, decide_deploy
+from reid_models.adaptation.mining import pair_negatives, presumed_positives
+from reid_models.adaptation.trainer import FineTuneSettings, embed_sets, fine_tune, mean_vector, tensors_from_crops
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AdaptReport:
+    """What one round did (JSON-ready via :meth:`to_json`)."""
+
+    base_version: str
+    candidate_version: str | None = None
+    deployed_version: str | None = None
+    deployed: bool = False
+    reason: str = ""
+    holdout_auc_base: float = float("nan")
+    holdout_auc_candidate: float = float("nan")
+    tracklets: int = 0
+    cameras: dict[str, int] = field(default_factory=dict)
+    train_tracklets: int = 0
+    holdout_tracklets: int = 0
+    positives: list[dict] = field(default_factory=list)
+    mean_negatives: float = 0.0
+    steps: int = 0
+    train_s: float = 0.0
+    stopped_by: str = ""
+    losses: list[float] = field(default_factory=list)
+    reembedded: int = 0
+    not_reembedded: int = 0
+    device: str = "cpu"
+    total_s: float = 0.0
+    candidate_state: dict | None = field(default=None, repr=False)  # the fine-tuned weights (not in JSON)
+
+    def to_json(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "candidate_state"}
+
+
+def load_base_model(store, checkpoint: str | Path | None = None):
+    """(version, EmbeddingNet) of the deployed version, else of ``checkpoint`` (registered as deployed)."""
+    from reid_models.adaptation.weights import model_from_weights
+    from reid_models.checkpoint import load_checkpoint
+    from reid_models.encoder import DEFAULT_CHECKPOINT
+
+    version = store.deployed_version()
+    if version is not None:
+        weights = store.model_weights(version)
+        if weights is None:
+            raise ModelError(f"{store.path}: deployed model version {version!r} has no stored weights")
+        return version, model_from_weights(weights, f"{store.path}:{version}")
+    path = Path(checkpoint) if checkpoint not in (None, "default") else DEFAULT_CHECKPOINT
+    model, meta = load_checkpoint(path, "cpu")
+    store.add_model_version(meta["hash"], weights=path.read_bytes(), metrics={"source": path.name}, deployed=True)
+    return meta["hash"], model
+
+
+def rollback(store) -> tuple[str, str]:
+    """Deploy the parent of the deployed version; returns (from, to)."""
+    current = store.deployed_version()
+    rows = {v.version: v for v in store.model_versions()}
+    parent = rows[current].parent if current in rows else None
+    if parent is None:
+        raise ModelError(f"{store.path}: deployed version {current!r} has no parent to roll back to")
+    store.set_deployed(parent)
+    return current, parent
+
+
+def _mine(sets: list[CropSet], train: list[int], vectors: list[np.ndarray], settings: AdaptSettings,
+          non_overlapping: bool):
+    """Presumed-positive pairs and their negatives, as indices into ``train`` (local)."""
+    items = [TrackletEmbedding(sets[i].cam_id, sets[i].track_id, sets[i].start_time, sets[i].end_time,
+                               mean_vector(vectors[i])) for i in train]
+    pairs = presumed_positives(items, alpha=settings.alpha)
+    rng = np.random.default_rng(settings.seed)
+    negs = [pair_negatives(p, items, settings.negatives, non_overlapping, rng) for p in pairs]
+    return pairs, negs
+
+
+def _store_embeddings(store, sets: list[CropSet], vectors: list[np.ndarray], version: str, only_missing: bool) -> int:
+    missing = set(store.tracklets_missing_version(version)) if only_missing else None
+    n = 0
+    with store.transaction():
+        for s, v in zip(sets, vectors):
+            if missing is None or s.tracklet_id in missing:
+                store.put_embedding(s.tracklet_id, version, mean_vector(v))
+                n += 1
+    return n
+
+
+def adapt_once(store, settings: AdaptSettings, checkpoint: str | Path | None = None,
+               non_overlapping: bool = True, should_stop=None, progress: bool = False) -> AdaptReport:
+    """Run one round (module docstring). Raises DataError when the store cannot be used."""
+    from reid_models.engine import resolve_device
+
+    t0 = time.monotonic()
+    device = resolve_device(settings.device)
+    sets = load_crop_sets(store)
+    cams = check_sets(sets, settings.min_tracklets_per_camera, store.path)
+    base_version, base = load_base_model(store, checkpoint)
+    base = base.to(device)
+    rep = AdaptReport(base_version=base_version, tracklets=len(sets), cameras=cams, device=device)
+    images = [tensors_from_crops(s.crops, base.input_size, base.pixel_mean, base.pixel_std) for s in sets]
+    base_vecs = embed_sets(base, images, device)
+    _store_embeddings(store, sets, base_vecs, base_version, only_missing=True)
+    train, hold = split_holdout(sets, settings.holdout_fraction, settings.seed)
+    rep.train_tracklets, rep.holdout_tracklets = len(train), len(hold)
+    pairs, negs = _mine(sets, train, base_vecs, settings, non_overlapping)
+    rep.positives = [{"tracklet_a": sets[train[p.a]].tracklet_id, "tracklet_b": sets[train[p.b]].tracklet_id,
+                      "distance": round(p.distance, 5), "negatives": len(n)} for p, n in zip(pairs, negs)]
+    rep.mean_negatives = float(np.mean([len(n) for n in negs])) if negs else 0.0
+    rep.holdout_auc_base = continuity_auc(half_tracklets(sets, hold, base_vecs))
+    ft = FineTuneSettings(k=settings.k, p=settings.p, lr=settings.lr, final_lr=settings.final_lr,
+                          budget_s=settings.budget_s, max_steps=settings.max_steps, seed=settings.seed, device=device)
+    with _progress(progress, settings.max_steps) as bar:
+        result = fine_tune(base, [images[i] for i in train], [(p.a, p.b) for p in pairs], negs, ft, should_stop,
+                           on_step=lambda _s, loss: bar.update(1))
+    rep.steps, rep.train_s, rep.stopped_by = result.steps, round(result.seconds, 2), result.stopped_by
+    rep.losses = [round(x, 5) for x in result.losses]
+    if result.steps == 0:
+        rep.reason = ("nothing to train on (no presumed positive with negatives)" if result.stopped_by == "no_data"
+                      else "stopped before the first step")
+    else:
+        _judge_and_deploy(store, rep, base, result.state_dict, sets, images, hold, settings, device, len(pairs))
+    rep.deployed_version = store.deployed_version()
+    rep.total_s = round(time.monotonic() - t0, 2)
+    return rep
+
+
+def _judge_and_deploy(store, rep: AdaptReport, base, state: dict, sets: list[CropSet], images: list,
+                      hold: list[int], settings: AdaptSettings, device: str, n_pairs: int) -> None:
+    """Guardrail, versioning, re-embedding and deployment of a fine-tuned state (fills ``rep``)."""
+    from reid_models.adaptation.weights import checkpoint_bytes
+    from reid_models.checkpoint import state_hash
+
+    candidate = copy.deepcopy(base)
+    candidate.load_state_dict(state)
+    rep.candidate_state = state
+    cand_vecs = embed_sets(candidate, images, device)
+    rep.holdout_auc_candidate = continuity_auc(half_tracklets(sets, hold, cand_vecs))
+    decision = decide_deploy(rep.holdout_auc_base, rep.holdout_auc_candidate, settings.min_gain)
+    rep.candidate_version = state_hash(state)
+    rep.deployed, rep.reason = decision.deploy, decision.reason
+    metrics = {"holdout_auc": rep.holdout_auc_candidate, "parent_holdout_auc": rep.holdout_auc_base,
+               "steps": rep.steps, "positives": n_pairs, "deployed": decision.deploy, "reason": decision.reason,
+               "created_by": "adaptation"}
+    weights = checkpoint_bytes(candidate, state, metrics, rep.base_version) if decision.deploy else None
+    store.add_model_version(rep.candidate_version, weights=weights, metrics=metrics, parent=rep.base_version)
+    if decision.deploy:
+        rep.reembedded = _store_embeddings(store, sets, cand_vecs, rep.candidate_version, only_missing=False)
+        rep.not_reembedded = len(store.tracklets_missing_version(rep.candidate_version))
+        store.set_deployed(rep.candidate_version)
+    log.info("adaptation: %s", rep.reason)
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+def _progress(enabled: bool, total: int):
+    """A tqdm bar over the training steps (a no-op object when disabled)."""
+    if not enabled:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="adapt", unit="step")

@@ -1,0 +1,188 @@
+"""Adaptation worker, guardrail, versions, hot swap, crop keeping and the adapt command.
+
+The store is built from real PETS09-S2L1 frames and gt boxes (tests/pipeline/pets_store.py:
+13 tracklets in two virtual cameras, 8 crops each); the models are the shipped default and
+its fine-tuned copies. Training runs a handful of steps on CPU.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.adaptation.crops import CropKeeper
+from pipeline.adaptation.settings import AdaptSettings
+from pipeline.adaptation.worker import adapt_once, load_base_model, rollback, _judge_and_deploy
+from pipeline.errors import ModelError
+from pipeline.store import IdentityStore
+from pipeline.types import TrackOutput
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pets_store import build_pets_store  # noqa: E402
+
+FAST = dict(device="cpu", max_steps=4, min_tracklets_per_camera=2, budget_s=120)
+
+
+@pytest.fixture(scope="module")
+def pets_store(pets_dir: Path, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("adapt") / "pets.sqlite"
+    build_pets_store(pets_dir, path)
+    return path
+
+
+@pytest.fixture
+def store(pets_store: Path, tmp_path: Path):
+    torch.set_num_threads(1)
+    dst = tmp_path / "store.sqlite"
+    shutil.copy(pets_store, dst)
+    with IdentityStore(dst) as s:
+        yield s
+
+
+def _versions(store) -> dict:
+    return {v.version: v for v in store.model_versions()}
+
+
+def test_round_trains_versions_deploys_and_reembeds(store):
+    rep = adapt_once(store, AdaptSettings(min_gain=-1.0, **FAST))  # min_gain -1: any finite AUC deploys
+    assert rep.tracklets == 13 and rep.cameras == {"left": 4, "right": 9}
+    assert rep.holdout_tracklets >= 2 and rep.train_tracklets + rep.holdout_tracklets == 13
+    assert rep.steps == 4 and len(rep.losses) == 4 and rep.stopped_by == "max_steps"
+    assert len(rep.positives) >= 1 and all(p["negatives"] >= 1 for p in rep.positives)
+    assert 0.0 <= rep.holdout_auc_base <= 1.0 and 0.0 <= rep.holdout_auc_candidate <= 1.0
+    from reid_models.adaptation.weights import model_from_weights
+    from reid_models.checkpoint import state_hash
+
+    versions = _versions(store)
+    assert rep.deployed and store.deployed_version() == rep.candidate_version != rep.base_version
+    assert rep.candidate_version == state_hash(rep.candidate_state)  # version = content hash
+    assert versions[rep.candidate_version].parent == rep.base_version
+    assert versions[rep.candidate_version].metrics["holdout_auc"] == pytest.approx(rep.holdout_auc_candidate)
+    stored = model_from_weights(store.model_weights(rep.candidate_version)).state_dict()
+    assert all(torch.equal(stored[k], rep.candidate_state[k]) for k in stored)
+    # the gallery is re-embedded for the new version, and the new embeddings differ from the base ones
+    assert store.tracklets_missing_version(rep.candidate_version) == [] and rep.reembedded == 13
+    ids, new = store.aggregated_embeddings(rep.candidate_version)
+    ids_b, old = store.aggregated_embeddings(rep.base_version)
+    assert list(ids) == list(ids_b) and not np.allclose(new, old, atol=1e-6)
+    # rollback deploys the parent; the base has no parent
+    assert rollback(store) == (rep.candidate_version, rep.base_version)
+    assert store.deployed_version() == rep.base_version
+    with pytest.raises(ModelError, match="no parent"):
+        rollback(store)
+
+
+def test_guardrail_refuses_a_worse_candidate(store):
+    """A candidate whose last layer is zeroed embeds every crop alike (AUC 0.5): refused, not stored."""
+    from pipeline.adaptation.data import load_crop_sets, split_holdout
+    from pipeline.adaptation.worker import AdaptReport
+    from reid_models.adaptation.holdout import continuity_auc
+    from reid_models.adaptation.trainer import embed_sets, tensors_from_crops
+    from pipeline.adaptation.data import half_tracklets
+
+    settings = AdaptSettings(**FAST)
+    version, base = load_base_model(store)
+    sets = load_crop_sets(store)
+    images = [tensors_from_crops(s.crops, base.input_size, base.pixel_mean, base.pixel_std) for s in sets]
+    _, hold = split_holdout(sets, settings.holdout_fraction, settings.seed)
+    rep = AdaptReport(base_version=version, steps=1)
+    rep.holdout_auc_base = continuity_auc(half_tracklets(sets, hold, embed_sets(base, images)))
+    bad = {k: v.clone() for k, v in base.state_dict().items()}
+    bad["fc2.weight"].zero_()
+    _judge_and_deploy(store, rep, base, bad, sets, images, hold, settings, "cpu", 1)
+    assert rep.holdout_auc_base > 0.9 and rep.holdout_auc_candidate == pytest.approx(0.5)
+    assert not rep.deployed and "refused" in rep.reason
+    assert store.deployed_version() == version
+    row = _versions(store)[rep.candidate_version]
+    assert not row.deployed and not row.has_blob and row.metrics["deployed"] is False
+    assert rep.candidate_version not in store.embedding_versions()
+
+
+def test_live_adaptation_hot_swaps_encoder_and_gallery(store):
+    from pipeline.adaptation.live import LiveAdaptation
+    from pipeline.matcher import CrossCameraMatcher
+    from pipeline.matcher_config import MatcherConfig
+    from pipeline.runner_identity import IdentityAssigner
+    from reid_models.aggregation import build_aggregator
+    from reid_models.encoder import AppearanceEncoder
+
+    encoder = AppearanceEncoder.from_checkpoint(device="cpu")
+    matcher = CrossCameraMatcher(MatcherConfig(), store.load_gallery())
+    assigner = IdentityAssigner(store, matcher, build_aggregator("mean"), store.begin_run("live"), encoder.version)
+    live = LiveAdaptation(AdaptSettings(enabled=True, **FAST), store, encoder, matcher, assigner)
+    live.start()  # registers the running encoder as the deployed version
+    base = encoder.version
+    assert store.deployed_version() == base and not live.poll(force=True)
+    crop = store.crops(1)[0][1]
+    before = encoder.embed_crops([crop])
+    rep = adapt_once(store, AdaptSettings(min_gain=-1.0, **FAST))
+    assert rep.base_version == base and rep.deployed
+    assert live.poll(force=True)
+    assert encoder.version == rep.candidate_version == assigner.model_version
+    after = encoder.embed_crops([crop])
+    assert not np.allclose(before, after, atol=1e-6)
+    # prototypes of the in-memory gallery = mean of the members' new-version embeddings
+    ident = matcher.identity(9)
+    members = [t.embeddings[encoder.version] for t in store.tracklets(global_id=9, model_version=encoder.version)]
+    mean = np.mean(members, axis=0)
+    assert np.allclose(ident.prototype, mean / np.linalg.norm(mean), atol=1e-5)
+    rollback(store)
+    assert live.poll(force=True) and encoder.version == base
+    assert np.allclose(encoder.embed_crops([crop]), before, atol=1e-6)
+
+
+def test_crop_keeper_keeps_an_even_bounded_spread():
+    image = np.arange(100 * 80 * 3, dtype=np.uint8).reshape(100, 80, 3)
+    keeper = CropKeeper(max_crops=4, stale_frames=5)
+    box = np.array([10.0, 20.0, 30.0, 40.0])
+    for f in range(1, 11):
+        keeper.observe("a", image, [TrackOutput("a", 7, f, box, 1.0)])
+    frames, crops = keeper.peek("a", 7)
+    assert frames == [1, 5, 9]  # 1..5 -> halve to 1,3,5 (stride 2) -> +7,9 -> halve to 1,5,9 (stride 4)
+    assert all(c.shape == (40, 30, 3) and np.array_equal(c, image[20:60, 10:40]) for c in crops)
+    keeper.observe("a", image, [TrackOutput("a", 8, 17, box, 1.0)])  # track 7 unseen for 7 > 5 frames
+    assert keeper.take("a", 7) == ([], []) and len(keeper) == 1
+    assert keeper.take("a", 8)[0] == [17] and len(keeper) == 0
+
+
+def test_adapt_settings_are_validated_with_key_paths(tmp_path: Path):
+    from pipeline.camconfig import load_cams_config
+    from pipeline.errors import ConfigError
+
+    cfg = tmp_path / "cams.yaml"
+    cfg.write_text("cameras: [{id: a, source: '0'}]\nadapt: {enabled: true, crops_per_tracklet: 1}\n")
+    with pytest.raises(ConfigError, match=r"cams.yaml: adapt.crops_per_tracklet: Input should be greater"):
+        load_cams_config(cfg)
+    cfg.write_text("cameras: [{id: a, source: '0'}]\nadapt: {background: true}\n")
+    with pytest.raises(ConfigError, match=r"adapt: Value error, background adaptation needs enabled: true"):
+        load_cams_config(cfg)
+    cfg.write_text("cameras: [{id: a, source: '0'}]\nadapt: {enabled: true, bogus: 1}\n")
+    with pytest.raises(ConfigError, match=r"adapt.bogus: unknown key"):
+        load_cams_config(cfg)
+
+
+def test_adapt_command_errors_are_one_line(tmp_path: Path, pets_store: Path, capsys):
+    from pipeline.cli import main
+
+    assert main(["adapt", "--store", str(tmp_path / "missing.sqlite")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("missing.sqlite: no such identity store") and "\n" not in err
+    empty = tmp_path / "empty.sqlite"
+    IdentityStore(empty).close()
+    assert main(["adapt", "--store", str(empty)]) == 2
+    assert "no stored crops" in capsys.readouterr().err
+    one_cam = tmp_path / "one_cam.sqlite"
+    shutil.copy(pets_store, one_cam)
+    with IdentityStore(one_cam) as s:
+        right = [t.tracklet_id for t in s.tracklets(cam_id="right", with_arrays=False)]
+        with s.transaction() as c:
+            c.execute(f"DELETE FROM crops WHERE tracklet_id IN ({','.join(map(str, right))})")
+    assert main(["adapt", "--store", str(one_cam), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "adaptation needs >= 2 cameras with >= 3 tracklets with crops each (have left: 4)" in err
+    assert "\n" not in err

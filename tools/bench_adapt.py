@@ -1,0 +1,312 @@
+#!/usr/bin/env python
+"""Unsupervised adaptation benchmark on the 2-camera virtual split of PETS09-S2L1 (issue 5).
+
+1. Builds the split (two-regions, blind gap 0.1, as tools/bench_pipeline.py) once, and runs the
+   pipeline once (yolov5n ONNX, default re-id model, embeds every 2nd frame) with
+   ``adapt.enabled`` so every final tracklet is stored with up to 16 crops. ``--reuse`` keeps a
+   store from an earlier run.
+2. Copies the store and runs ONE adaptation round on the copy (``pipeline.adaptation.worker``:
+   presumed positives, co-occurrence negatives, modified batch-hard, RMSProp 1e-5 -> 1e-6, the
+   hold-out guardrail). No labels are used for adaptation.
+3. Measures with the gt only: gt identity of every stored tracklet by IoU >= 0.5 majority vote
+   against its virtual camera's gt; the fraction of true positives among the presumed positives
+   (the round's own, and over all tracklets for several alpha); cross-camera tracklet re-id
+   rank-1 / mAP; global IDF1 (``evaluate_multicam``) of an offline re-matching of the stored
+   tracklets (in end-time order, fresh CrossCameraMatcher) -- before (base model) and after
+   (the fine-tuned candidate, whether or not the guardrail deployed it), both from the same crops.
+
+Writes results.json, results.md and results.png under ``--out`` (default runs/bench_adapt)::
+
+    .venv/bin/python tools/bench_adapt.py [--budget-s 150] [--max-steps 300] [--threads 1] [--reuse]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pipeline.paths import REPO_ROOT, require_shared  # noqa: E402
+
+CAMS = ("left", "right")
+
+
+def build_split(out: Path, max_frames: int | None) -> Path:
+    from pipeline.virtual_cameras import build_virtual_cameras
+
+    cams_dir = out / (f"cams_{max_frames}" if max_frames else "cams")
+    if not (cams_dir / "identities.json").is_file():
+        seq = require_shared() / "data" / "MOT15" / "train" / "PETS09-S2L1"
+        build_virtual_cameras(seq, cams_dir, layout="two-regions", gap=0.1,
+                              frame_range=(1, max_frames) if max_frames else None)
+    return cams_dir
+
+
+def run_pipeline(cams_dir: Path, run_dir: Path, crops: int) -> dict:
+    """The whole pipeline once, crops stored with every final tracklet; returns its summary."""
+    from pipeline.camconfig import CamsConfig
+    from pipeline.configio import validate
+    from pipeline.runner import PipelineRunner
+
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    cfg = validate(CamsConfig, {
+        "mode": "batch", "run_key": "bench-adapt",
+        "cameras": [{"id": c, "source": str(cams_dir / c / "video.mp4")} for c in CAMS],
+        "detector": {"kind": "onnx", "weights": str(require_shared() / "weights" / "yolov5n.onnx"), "conf": 0.25},
+        "encoder": {"checkpoint": "default", "every": 2},
+        "store": {"path": str(run_dir / "identities.sqlite")},
+        "outputs": {"dir": str(run_dir), "video": False, "timeline_png": False},
+        "adapt": {"enabled": True, "crops_per_tracklet": crops},
+    }, "<bench_adapt>")
+    summary = PipelineRunner(cfg, out_dir=run_dir).run()
+    return {k: v for k, v in summary.items() if k != "timing"} | {"fps": summary["timing"].get("fps_per_cam")}
+
+
+def gt_identities(sets, cams_dir: Path, min_iou: float = 0.5) -> list[int | None]:
+    """Majority gt id (IoU >= min_iou per frame, majority >= half the frames) of each crop set, else None."""
+    from pipeline.evaluation.multicam import load_identity_map
+    from pipeline.types import iou_matrix_tlbr, tlwh_to_tlbr
+
+    id_maps = load_identity_map(cams_dir)
+    gt = {}
+    for cam in CAMS:
+        rows = np.loadtxt(cams_dir / cam / "gt" / "gt.txt", delimiter=",", ndmin=2)
+        gt[cam] = {int(f): rows[rows[:, 0] == f] for f in np.unique(rows[:, 0])}
+    out: list[int | None] = []
+    for s in sets:
+        votes: dict[int, int] = {}
+        for f, box in zip(s.all_frames, s.boxes_tlwh):
+            g = gt[s.cam_id].get(int(f))
+            if g is None:
+                continue
+            iou = iou_matrix_tlbr(tlwh_to_tlbr(box[None, :]), tlwh_to_tlbr(g[:, 2:6]))[0]
+            j = int(np.argmax(iou))
+            if iou[j] >= min_iou:
+                pid = id_maps.get(s.cam_id, {}).get(int(g[j, 1]), int(g[j, 1]))
+                votes[pid] = votes.get(pid, 0) + 1
+        best = max(votes.items(), key=lambda kv: kv[1]) if votes else None
+        out.append(best[0] if best and best[1] >= 0.5 * len(s.all_frames) else None)
+    return out
+
+
+def reid_scores(vectors: np.ndarray, pids: list[int | None], cams: list[str]) -> dict:
+    """Cross-camera tracklet retrieval: every tracklet with a gt id queries the other camera's tracklets."""
+    from reid_models.metrics import cmc_map
+
+    keep = [i for i, p in enumerate(pids) if p is not None]
+    v, p, c = vectors[keep], np.array([pids[i] for i in keep]), np.array([cams[i] for i in keep])
+    r = cmc_map(v, p, c, v, p, c, ignore=c[:, None] == c[None, :])
+    return {"rank1": round(r["rank1"], 2), "mAP": round(r["mAP"], 2), "queries": r["num_queries"]}
+
+
+def rematch_idf1(sets, vectors: np.ndarray, cams_dir: Path, work: Path, thresholds: list[float]) -> dict[str, float]:
+    """Global IDF1 of an offline re-matching of the tracklets (end-time order) at each threshold."""
+    from pipeline.evaluation.multicam import evaluate_multicam
+    from pipeline.matcher import CrossCameraMatcher
+    from pipeline.matcher_config import MatcherConfig
+    from pipeline.sinks import MOTWriter
+    from pipeline.types import TrackletEmbedding
+
+    order = sorted(range(len(sets)), key=lambda i: (sets[i].end_time, sets[i].cam_id, sets[i].track_id))
+    out = {}
+    for thr in thresholds:
+        matcher = CrossCameraMatcher(MatcherConfig(threshold=thr))
+        res_dir = work / f"thr_{thr:.2f}"
+        writers = {c: MOTWriter(res_dir / f"{c}.txt") for c in CAMS}
+        taken: dict[tuple[str, int], set[int]] = {}
+        for i in order:
+            s = sets[i]
+            gid = matcher.match([TrackletEmbedding(s.cam_id, s.track_id, s.start_time, s.end_time, vectors[i])])[0]
+            seen = taken.setdefault((s.cam_id, gid), set())
+            rows = [(int(f), gid, b, 1.0) for f, b in zip(s.all_frames, s.boxes_tlwh) if int(f) not in seen]
+            seen.update(r[0] for r in rows)
+            writers[s.cam_id].write_rows(rows)
+        for w in writers.values():
+            w.close()
+        out[f"{thr:.2f}"] = round(evaluate_multicam(cams_dir, res_dir).global_.get("IDF1", 0.0), 2)
+    return out
+
+
+def tp_fraction_by_alpha(sets, vectors: np.ndarray, pids, alphas: list[float]) -> dict[str, dict]:
+    """Presumed positives mined over ALL tracklets (no hold-out) at each alpha, and their TP fraction."""
+    from pipeline.types import TrackletEmbedding
+    from reid_models.adaptation.mining import presumed_positives, true_positive_fraction
+
+    items = [TrackletEmbedding(s.cam_id, s.track_id, s.start_time, s.end_time, vectors[i]) for i, s in enumerate(sets)]
+    out = {}
+    for a in alphas:
+        pairs = presumed_positives(items, alpha=a)
+        out[f"{a:g}"] = {"pairs": len(pairs), "tp_fraction": round(true_positive_fraction(pairs, pids), 3)}
+    return out
+
+
+def tracklet_vectors(model, sets, device: str = "cpu") -> np.ndarray:
+    from reid_models.adaptation.trainer import embed_sets, mean_vector, tensors_from_crops
+
+    images = [tensors_from_crops(s.crops, model.input_size, model.pixel_mean, model.pixel_std) for s in sets]
+    return np.stack([mean_vector(v) for v in embed_sets(model.to(device), images, device)])
+
+
+def evaluate(name: str, model, sets, pids, cams_dir: Path, work: Path, thresholds: list[float]) -> dict:
+    vectors = tracklet_vectors(model, sets)
+    idf1 = rematch_idf1(sets, vectors, cams_dir, work / name, thresholds)
+    default = f"{thresholds[0]:.2f}"
+    return {"reid": reid_scores(vectors, pids, [s.cam_id for s in sets]), "idf1_by_threshold": idf1,
+            "global_idf1": idf1[default], "best_global_idf1": max(idf1.values()), "vectors": vectors}
+
+
+def plot(res: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    b, a = res["before"], res["after"]
+    names = ["rank-1", "mAP", "global IDF1\n(default thr)", "global IDF1\n(best thr)"]
+    vb = [b["reid"]["rank1"], b["reid"]["mAP"], b["global_idf1"], b["best_global_idf1"]]
+    va = [a["reid"]["rank1"], a["reid"]["mAP"], a["global_idf1"], a["best_global_idf1"]]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    x = np.arange(len(names))
+    ax1.bar(x - 0.2, vb, 0.4, label="before (base model)")
+    ax1.bar(x + 0.2, va, 0.4, label="after (fine-tuned candidate)")
+    for xi, (p, q) in enumerate(zip(vb, va)):
+        ax1.text(xi - 0.2, p + 1, f"{p:.1f}", ha="center", fontsize=7)
+        ax1.text(xi + 0.2, q + 1, f"{q:.1f}", ha="center", fontsize=7)
+    ax1.set(xticks=x, xticklabels=names, ylim=(0, 105), ylabel="%",
+            title="Virtual 2-camera PETS09-S2L1: before / after adaptation")
+    ax1.legend(fontsize=8, loc="lower right")
+    losses = np.asarray(res["adaptation"]["losses"])
+    if len(losses):
+        ax2.plot(losses, lw=0.6, alpha=0.5, label="loss per step")
+        w = max(1, len(losses) // 20)
+        ax2.plot(np.convolve(losses, np.ones(w) / w, mode="valid"), lw=1.5, label=f"running mean ({w})")
+    ax2.set(xlabel="step", ylabel="modified batch-hard (soft margin)", title="Fine-tuning loss")
+    ax2.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def markdown(res: dict) -> str:
+    b, a, ad = res["before"], res["after"], res["adaptation"]
+    rows = [("cross-camera rank-1 (%)", b["reid"]["rank1"], a["reid"]["rank1"]),
+            ("cross-camera mAP (%)", b["reid"]["mAP"], a["reid"]["mAP"]),
+            (f"global IDF1, threshold {res['thresholds'][0]:.2f} (%)", b["global_idf1"], a["global_idf1"]),
+            ("global IDF1, best threshold of the grid (%)", b["best_global_idf1"], a["best_global_idf1"])]
+    lines = ["# Unsupervised adaptation benchmark: 2-camera virtual PETS09-S2L1", "",
+             f"Command: `{res['command']}`  ", f"Machine: {res['machine']}; torch threads {res['threads']}", "",
+             f"Pipeline run: {res['pipeline']['tracklets_stored']} tracklet rows stored, {res['tracklets']} "
+             f"tracklets with crops ({res['tracklets_with_gt']} matched to a gt identity, "
+             f"{res['cross_camera_ids']} gt identities seen by both cameras)", "",
+             "| metric | before | after | change |", "|---|---:|---:|---:|"]
+    lines += [f"| {n} | {x:.2f} | {y:.2f} | {y - x:+.2f} |" for n, x, y in rows]
+    tp = res["tp_fraction_round"]
+    lines += ["", f"Presumed positives of the round (alpha {ad['alpha']}, after the hold-out split): "
+              f"{len(ad['positives'])} pairs, true-positive fraction **{tp:.3f}** (paper: 0.83 on MARS)", "",
+              "Presumed positives over all tracklets by alpha (base model): ", "",
+              "| alpha | pairs | TP fraction |", "|---:|---:|---:|"]
+    lines += [f"| {k} | {v['pairs']} | {v['tp_fraction']:.3f} |" for k, v in res["tp_by_alpha"].items()]
+    lines += ["", f"Round: {ad['steps']} steps in {ad['train_s']:.1f} s ({ad['stopped_by']}), "
+              f"{ad['train_tracklets']} train / {ad['holdout_tracklets']} hold-out tracklets, "
+              f"mean {ad['mean_negatives']:.1f} negatives per positive; hold-out continuity AUC "
+              f"{ad['holdout_auc_base']:.4f} -> {ad['holdout_auc_candidate']:.4f}; guardrail: "
+              f"**{'deployed' if ad['deployed'] else 'not deployed'}** ({ad['reason']}); "
+              f"{ad['reembedded']} tracklets re-embedded.", "",
+              "Global IDF1 by matcher threshold (offline re-matching of the stored tracklets):", "",
+              "| threshold | " + " | ".join(b["idf1_by_threshold"]) + " |", "|---|" + "---:|" * len(b["idf1_by_threshold"])]
+    for name, r in (("before", b), ("after", a)):
+        lines.append(f"| {name} | " + " | ".join(f"{v:.1f}" for v in r["idf1_by_threshold"].values()) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=REPO_ROOT / "runs" / "bench_adapt")
+    ap.add_argument("--max-frames", type=int, default=None, help="source frames (default: all 795)")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--budget-s", type=float, default=150.0)
+    ap.add_argument("--max-steps", type=int, default=300)
+    ap.add_argument("--alpha", type=float, default=0.1)
+    ap.add_argument("--lr", type=float, default=1e-5)
+    ap.add_argument("--final-lr", type=float, default=1e-6)
+    ap.add_argument("--crops", type=int, default=16, help="crops stored per tracklet")
+    ap.add_argument("--reuse", action="store_true", help="keep the pipeline store of an earlier run")
+    args = ap.parse_args(argv)
+
+    import platform
+
+    import torch
+
+    from pipeline.adaptation.data import load_crop_sets
+    from pipeline.adaptation.settings import AdaptSettings
+    from pipeline.adaptation.worker import adapt_once, load_base_model
+    from pipeline.matcher_config import MatcherConfig
+    from pipeline.store import IdentityStore
+    from reid_models.adaptation.mining import PositivePair, true_positive_fraction
+
+    torch.set_num_threads(args.threads)
+    t0 = time.time()
+    args.out.mkdir(parents=True, exist_ok=True)
+    cams_dir = build_split(args.out, args.max_frames)
+    run_dir, store_path = args.out / "run", args.out / "run" / "identities.sqlite"
+    summary_path = args.out / "pipeline_summary.json"
+    if not (args.reuse and store_path.is_file() and summary_path.is_file()):
+        summary_path.write_text(json.dumps(run_pipeline(cams_dir, run_dir, args.crops), indent=1, default=str))
+    pipeline_summary = json.loads(summary_path.read_text())
+    work = args.out / "adapt"
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    with IdentityStore(store_path) as src:
+        src.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    shutil.copy(store_path, work / "identities.sqlite")
+    settings = AdaptSettings(budget_s=args.budget_s, max_steps=args.max_steps, threads=args.threads, device="auto",
+                             alpha=args.alpha, lr=args.lr, final_lr=args.final_lr)
+    thresholds = [MatcherConfig().threshold, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5]
+    with IdentityStore(work / "identities.sqlite") as store:
+        sets = load_crop_sets(store)
+        pids = gt_identities(sets, cams_dir)
+        _, base = load_base_model(store)
+        before = evaluate("before", base, sets, pids, cams_dir, work, thresholds)
+        rep = adapt_once(store, settings, progress=True)
+    cand = base
+    if rep.candidate_state is not None:
+        import copy
+
+        cand = copy.deepcopy(base)
+        cand.load_state_dict(rep.candidate_state)
+    after = evaluate("after", cand, sets, pids, cams_dir, work, thresholds)
+    index = {s.tracklet_id: i for i, s in enumerate(sets)}
+    round_pairs = [PositivePair(index[p["tracklet_a"]], index[p["tracklet_b"]], p["distance"]) for p in rep.positives]
+    cross = {p for i, p in enumerate(pids) if p is not None and sets[i].cam_id == CAMS[0]} & \
+            {p for i, p in enumerate(pids) if p is not None and sets[i].cam_id == CAMS[1]}
+    res = {
+        "command": "python tools/bench_adapt.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "machine": f"{platform.machine()} ({__import__('os').cpu_count()} cores)", "threads": args.threads,
+        "pipeline": pipeline_summary, "tracklets": len(sets), "tracklets_with_gt": sum(p is not None for p in pids),
+        "cross_camera_ids": len(cross), "thresholds": thresholds,
+        "tp_fraction_round": round(true_positive_fraction(round_pairs, pids), 3),
+        "tp_by_alpha": tp_fraction_by_alpha(sets, before["vectors"], pids, [0.1, 0.2, 0.3, 0.5]),
+        "before": {k: v for k, v in before.items() if k != "vectors"},
+        "after": {k: v for k, v in after.items() if k != "vectors"},
+        "adaptation": rep.to_json() | {"alpha": args.alpha, "lr": args.lr, "final_lr": args.final_lr},
+        "total_bench_s": round(time.time() - t0, 1),
+    }
+    (args.out / "results.json").write_text(json.dumps(res, indent=1, default=float) + "\n", encoding="utf-8")
+    md = markdown(res)
+    (args.out / "results.md").write_text(md, encoding="utf-8")
+    plot(res, args.out / "results.png")
+    print("\n" + md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
