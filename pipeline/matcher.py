@@ -15,6 +15,10 @@ batch never take the same identity. A pair is *forbidden* when
   link's [min_s, max_s] window (or, when configured, such pairs are penalised);
 * it is a re-entry in the same camera after more than ``reentry_max_gap_s``.
 
+The threshold is calibrated without labels by default
+(:mod:`pipeline.matcher_calibration`): the distances of pairs the constraints
+prove to be different people give the distance at which a comparison falsely
+matches ``auto_threshold.false_match_rate`` of the time.
 Re-entry in the camera of the previous sighting uses ``reentry_threshold``.
 A tracklet whose (cam_id, track_id) already has an identity in this session
 (a cumulative partial followed by its final tracklet) keeps that identity.
@@ -30,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from pipeline.matcher_calibration import NegativeDistanceCalibrator
 from pipeline.matcher_config import MatcherConfig, TopologyConfig, TransitLink
 from pipeline.types import GlobalIdentity, TrackletEmbedding
 
@@ -78,6 +83,8 @@ class CrossCameraMatcher:
         self._clock = max([g.last_seen for g in self._gallery.values()], default=-math.inf)
         self._overlap = {frozenset((a, b)) for grp in config.overlapping_cameras for a in grp for b in grp if a != b}
         self._links: dict[tuple[str, str], TransitLink] = {}
+        self._calibrator = (NegativeDistanceCalibrator(config.auto_threshold, config.threshold)
+                            if config.auto_threshold is not None else None)
         if config.topology is not None:
             for link in config.topology.links:
                 self._links[(link.a, link.b)] = link
@@ -89,6 +96,22 @@ class CrossCameraMatcher:
     def gallery(self) -> list[GlobalIdentity]:
         """Identities currently in memory (after ageing)."""
         return list(self._gallery.values())
+
+    @property
+    def threshold(self) -> float:
+        """The matching threshold in force: calibrated when enough known-different pairs were seen."""
+        return self._calibrator.threshold if self._calibrator is not None else self.config.threshold
+
+    @property
+    def calibration(self) -> dict:
+        """{threshold, calibrated, negatives}: the state of the label-free threshold calibration."""
+        c = self._calibrator
+        return {"threshold": self.threshold, "calibrated": bool(c and c.calibrated), "negatives": len(c) if c else 0}
+
+    def reset_calibration(self) -> None:
+        """Forget the known-different distances (call when the encoder's weights change)."""
+        if self._calibrator is not None:
+            self._calibrator.reset()
 
     def identity(self, global_id: int) -> GlobalIdentity | None:
         return self._gallery.get(global_id)
@@ -131,6 +154,8 @@ class CrossCameraMatcher:
     def _assign(self, items: list[TrackletEmbedding]) -> list[MatchResult]:
         ids = list(self._gallery)
         matched: dict[int, tuple[int, float]] = {}
+        if self._calibrator is not None and items and ids:
+            self._calibrator.add(self.known_different_distances(items, [self._gallery[g] for g in ids]))
         if items and ids:
             cost, ok = self.cost_matrix(items, [self._gallery[g] for g in ids])
             rows, cols = linear_sum_assignment(np.where(ok, cost, _GATED))
@@ -152,7 +177,7 @@ class CrossCameraMatcher:
         cost = dist.copy()
         ok = np.zeros(dist.shape, dtype=bool)
         # penalties are >= 0: pairs beyond the loosest threshold are out without checking constraints
-        loosest = max(self.config.threshold, self.config.reentry_threshold or 0.0)
+        loosest = max(self.threshold, self.config.reentry_threshold or 0.0)
         for r, it in enumerate(items):
             for c in np.flatnonzero(dist[r] <= loosest):
                 ident = identities[c]
@@ -160,6 +185,27 @@ class CrossCameraMatcher:
                 cost[r, c] = dist[r, c] + extra
                 ok[r, c] = math.isfinite(extra) and cost[r, c] <= thr
         return cost, ok
+
+    def known_different_distances(self, items: list[TrackletEmbedding], identities: list[GlobalIdentity]) -> np.ndarray:
+        """(K,) cosine distances of (item, identity) pairs that cannot be one person.
+
+        An identity is another person when one of its member spans overlaps the
+        item in time in the same camera, or in a camera whose view does not
+        overlap the item's. Only identities seen since the item started qualify.
+        """
+        recent = [g for g in identities if g.last_seen >= min(it.start_time for it in items)]
+        if not recent:
+            return np.zeros(0)
+        protos = np.stack([g.prototype for g in recent]).astype(np.float64)
+        out = []
+        for it in items:
+            d = 1.0 - protos @ _unit(it.vector).astype(np.float64)
+            for c, ident in enumerate(recent):
+                if any(self._overlaps(it.start_time, it.end_time, s, e)
+                       and (cam == it.cam_id or frozenset((cam, it.cam_id)) not in self._overlap)
+                       for cam, s, e in ident.spans):
+                    out.append(d[c])
+        return np.asarray(out, dtype=np.float64)
 
     def _overlaps(self, s0: float, e0: float, s1: float, e1: float) -> bool:
         """Spans share at least ``time_slack_s`` seconds (with 0: any common instant)."""
@@ -172,15 +218,15 @@ class CrossCameraMatcher:
         for cam, s, e in ident.spans:
             if self._overlaps(it.start_time, it.end_time, s, e):
                 if cam == it.cam_id or frozenset((cam, it.cam_id)) not in self._overlap:
-                    return math.inf, cfg.threshold
+                    return math.inf, self.threshold
                 continue
             if e < it.start_time and (prev is None or e > prev[2]):
                 prev = (cam, s, e)
             if s > it.end_time and (nxt is None or s < nxt[1]):
                 nxt = (cam, s, e)
-        penalty, thr = 0.0, cfg.threshold
+        penalty, thr = 0.0, self.threshold
         if prev is not None and prev[0] == it.cam_id:
-            thr = cfg.reentry_threshold if cfg.reentry_threshold is not None else cfg.threshold
+            thr = cfg.reentry_threshold if cfg.reentry_threshold is not None else thr
             if cfg.reentry_max_gap_s is not None and it.start_time - prev[2] > cfg.reentry_max_gap_s:
                 return math.inf, thr
         elif prev is not None:

@@ -44,10 +44,37 @@ class TopologyConfig(StrictModel):
     penalty: float = Field(0.1, ge=0.0)
 
 
+class AutoThresholdConfig(StrictModel):
+    """Label-free threshold calibration (:mod:`pipeline.matcher_calibration`).
+
+    false_match_rate: the threshold is this quantile of the distances between
+        tracklets and identities known to be different people (seen at the same
+        time in one camera, or in two non-overlapping cameras).
+    min_negatives: samples needed before the calibrated value replaces ``threshold``.
+    max_negatives: the most recent samples kept (the estimate follows the scene).
+    min_threshold / max_threshold: bounds of the calibrated value.
+    """
+
+    false_match_rate: float = Field(0.02, gt=0.0, lt=0.5)
+    min_negatives: int = Field(50, ge=1)
+    max_negatives: int = Field(5000, ge=10)
+    min_threshold: float = Field(0.0, ge=0.0, le=2.0)
+    max_threshold: float = Field(2.0, ge=0.0, le=2.0)
+
+    @model_validator(mode="after")
+    def _check_bounds(self) -> AutoThresholdConfig:
+        if self.max_threshold < self.min_threshold:
+            raise ValueError(f"max_threshold ({self.max_threshold}) < min_threshold ({self.min_threshold})")
+        return self
+
+
 class MatcherConfig(StrictModel):
     """Thresholds and constraints of :class:`pipeline.matcher.CrossCameraMatcher`.
 
-    threshold: max cosine distance tracklet <-> identity prototype for a match.
+    threshold: max cosine distance tracklet <-> identity prototype for a match
+        (with ``auto_threshold``: only until enough known-different pairs were seen).
+    auto_threshold: calibrate the threshold on the deployed cameras without labels
+        (on by default; ``null`` = always use ``threshold``).
     reentry_threshold / reentry_max_gap_s: the same for a person re-entering
         the camera where they were last seen (None = ``threshold`` / no limit).
     momentum: prototype EMA weight of the old prototype (p = m p + (1-m) v, renormalised).
@@ -63,6 +90,7 @@ class MatcherConfig(StrictModel):
     """
 
     threshold: float = Field(0.35, ge=0.0, le=2.0)
+    auto_threshold: AutoThresholdConfig | None = Field(default_factory=AutoThresholdConfig)
     reentry_threshold: float | None = Field(None, ge=0.0, le=2.0)
     reentry_max_gap_s: float | None = Field(None, gt=0.0)
     momentum: float = Field(0.8, ge=0.0, lt=1.0)

@@ -176,3 +176,68 @@ def test_same_track_id_in_a_later_run_is_a_new_member() -> None:
     assert m.match([te("c1", 5, 100, 110, 5)]) == [1]
     assert m.identity(1).spans == [("c1", 0, 10), ("c1", 100, 110)]
     assert m.identity(1).members == [("c1", 5), ("c1", 5)]
+
+
+# ---------------------------------------------------------------- label-free threshold calibration
+
+
+def test_calibrator_quantile_fallback_bounds_and_reset() -> None:
+    from pipeline.matcher_calibration import NegativeDistanceCalibrator
+    from pipeline.matcher_config import AutoThresholdConfig
+
+    cal = NegativeDistanceCalibrator(AutoThresholdConfig(false_match_rate=0.25, min_negatives=4), fallback=0.35)
+    cal.add(np.array([0.4, 0.8, np.nan]))  # NaN ignored
+    assert len(cal) == 2 and not cal.calibrated and cal.threshold == 0.35
+    cal.add(np.array([[0.2], [1.0]]))
+    # sorted [0.2, 0.4, 0.8, 1.0]: quantile 0.25 at position 0.75 -> 0.2 + 0.75 * 0.2 = 0.35
+    assert cal.calibrated and cal.threshold == pytest.approx(0.35)
+    cal.add(np.array([0.1]))  # [0.1, 0.2, 0.4, 0.8, 1.0]: position 1.0 -> 0.2
+    assert cal.threshold == pytest.approx(0.2)
+    clipped = NegativeDistanceCalibrator(
+        AutoThresholdConfig(false_match_rate=0.25, min_negatives=1, min_threshold=0.3), fallback=0.35)
+    clipped.add(np.array([0.1, 0.2]))
+    assert clipped.threshold == pytest.approx(0.3)
+    cal.reset()
+    assert len(cal) == 0 and cal.threshold == 0.35
+    window = NegativeDistanceCalibrator(AutoThresholdConfig(min_negatives=1, max_negatives=10), fallback=0.35)
+    window.add(np.arange(25) / 100.0)
+    assert len(window) == 10  # only the most recent samples are kept
+
+
+def test_threshold_calibrated_on_known_different_pairs() -> None:
+    auto = {"false_match_rate": 0.25, "min_negatives": 2}
+    m = CrossCameraMatcher(validate(MatcherConfig, {"threshold": 0.9, "auto_threshold": auto}, "<test>"))
+    assert m.match([te("A", 1, 0, 10, 0)]) == [1]
+    # same camera, same time as identity 1: known different, distance 1 - cos 60 = 0.5
+    assert m.match([te("A", 2, 0, 10, 60)]) == [2]
+    assert m.calibration == {"threshold": 0.9, "calibrated": False, "negatives": 1}
+    # camera B (not overlapping A) while 1 and 2 are in A: 1 - cos 90 = 1.0 and 1 - cos 30 = 0.134
+    assert m.match([te("B", 1, 5, 8, 90)]) == [3]
+    d = sorted([0.5, 1.0, 1 - math.cos(math.radians(30))])
+    expect = d[0] + 0.5 * (d[1] - d[0])  # quantile 0.25 of three samples: position 0.5
+    assert m.calibration["calibrated"] and m.threshold == pytest.approx(expect)  # 0.317
+    # later, -50 deg in B: nearest is identity 1 at 1 - cos 50 = 0.357 > 0.317 -> a new identity,
+    # where the fixed threshold 0.9 would have merged it into identity 1
+    assert m.match([te("B", 2, 20, 30, -50)]) == [4]
+    fixed = CrossCameraMatcher(MatcherConfig(threshold=0.9, auto_threshold=None))
+    assert [fixed.match([t])[0] for t in (te("A", 1, 0, 10, 0), te("A", 2, 0, 10, 60), te("B", 1, 5, 8, 90),
+                                           te("B", 2, 20, 30, -50))] == [1, 2, 3, 1]
+    assert fixed.calibration == {"threshold": 0.9, "calibrated": False, "negatives": 0}
+    m.reset_calibration()
+    assert m.threshold == 0.9
+
+
+def test_overlapping_views_give_no_negatives() -> None:
+    cfg = MatcherConfig(threshold=0.3, overlapping_cameras=[["A", "B"]])
+    m = CrossCameraMatcher(cfg)
+    m.match([te("A", 1, 0, 10, 0)])
+    # B overlaps A's view: being seen in both at once proves nothing
+    assert len(m.known_different_distances([te("B", 1, 5, 8, 90)], m.gallery)) == 0
+    assert len(m.known_different_distances([te("A", 2, 5, 8, 90)], m.gallery)) == 1
+
+
+def test_auto_threshold_config_errors_name_the_key() -> None:
+    with pytest.raises(ConfigError, match="auto_threshold.false_match_rate"):
+        validate(MatcherConfig, {"auto_threshold": {"false_match_rate": 0.7}}, "<test>")
+    with pytest.raises(ConfigError, match="max_threshold"):
+        validate(MatcherConfig, {"auto_threshold": {"min_threshold": 0.5, "max_threshold": 0.2}}, "<test>")

@@ -1,0 +1,68 @@
+"""Label-free calibration of the cross-camera matching threshold.
+
+A fixed cosine-distance threshold only means something for one model: the
+distance scale of a re-id network trained with a margin loss and that of raw
+ImageNet features differ by an order of magnitude, and it moves again when
+online adaptation deploys new weights. The matcher sees, for free, pairs it
+*knows* are different people:
+
+* a tracklet and an identity with a member that overlaps it in time **in the
+  same camera** (one person is not two tracks at once);
+* a tracklet and an identity seen at the same time **in another camera whose
+  view does not overlap** (one person is not in two places at once).
+
+Their distances are samples of the "different people" distribution. The
+calibrated threshold is its ``false_match_rate`` quantile: the distance below
+which only that share of known-different pairs fall, i.e. an estimate of the
+false-match rate of a single comparison, measured on the deployed cameras and
+the deployed model, without labels. Until ``min_negatives`` samples exist the
+configured fixed threshold is used.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+from pipeline.matcher_config import AutoThresholdConfig
+
+
+class NegativeDistanceCalibrator:
+    """Keeps the last ``max_negatives`` known-different distances; their quantile is the threshold."""
+
+    def __init__(self, config: AutoThresholdConfig, fallback: float) -> None:
+        self.config = config
+        self.fallback = float(fallback)
+        self._d: deque[float] = deque(maxlen=config.max_negatives)
+        self._cached: float | None = None
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+    def add(self, distances: np.ndarray) -> None:
+        """Record known-different cosine distances, any shape (flattened; non-finite ignored)."""
+        d = np.asarray(distances, dtype=np.float64).ravel()
+        d = d[np.isfinite(d)]
+        if d.size:
+            self._d.extend(d.tolist())
+            self._cached = None
+
+    def reset(self) -> None:
+        """Forget all samples (after the encoder's weights change, the distance scale does too)."""
+        self._d.clear()
+        self._cached = None
+
+    @property
+    def calibrated(self) -> bool:
+        return len(self._d) >= self.config.min_negatives
+
+    @property
+    def threshold(self) -> float:
+        """The ``false_match_rate`` quantile of the samples, clipped to [min, max]; else the fallback."""
+        if not self.calibrated:
+            return self.fallback
+        if self._cached is None:
+            q = float(np.quantile(np.fromiter(self._d, dtype=np.float64), self.config.false_match_rate))
+            self._cached = float(np.clip(q, self.config.min_threshold, self.config.max_threshold))
+        return self._cached
