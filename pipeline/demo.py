@@ -26,7 +26,7 @@ def missing_sources(cfg: CamsConfig) -> list[str]:
             if not is_remote_uri(c.source) and not c.source.isdigit() and not Path(c.source).exists()]
 
 
-def prepare_demo(cfg: CamsConfig) -> bool:
+def prepare_demo(cfg: CamsConfig, progress: bool = True) -> bool:
     """Build the virtual cameras of ``cfg.demo`` if a camera file is missing; True when built."""
     missing = missing_sources(cfg)
     if not missing:
@@ -45,7 +45,7 @@ def prepare_demo(cfg: CamsConfig) -> bool:
             raise ConfigError(f"demo.options.{key}: unknown key; valid: {', '.join(_OPTION_KEYS)}")
         kwargs[_OPTION_KEYS[key]] = tuple(value) if key == "frames" else value
     log.warning("building the demo's virtual cameras from %s into %s", seq, cfg.demo.out)
-    build_virtual_cameras(seq, Path(cfg.demo.out), **kwargs)
+    build_virtual_cameras(seq, Path(cfg.demo.out), progress=progress, **kwargs)
     still = missing_sources(cfg)
     if still:
         raise ConfigError(f"demo: built {cfg.demo.out} but camera source {still[0]} is still missing")

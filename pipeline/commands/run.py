@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
         from pipeline.errors import ConfigError
 
         raise ConfigError("--max-frames: must be >= 1")
-    prepare_demo(cfg)
+    prepare_demo(cfg, progress=not args.no_progress)
     runner = PipelineRunner(cfg, out_dir=args.out, max_frames=args.max_frames, progress=not args.no_progress)
     summary = runner.run()
     print(runner.summary_table)
