@@ -238,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=1e-5)
     ap.add_argument("--final-lr", type=float, default=1e-6)
     ap.add_argument("--crops", type=int, default=16, help="crops stored per tracklet")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the hold-out split, negatives and batches")
     ap.add_argument("--reuse", action="store_true", help="keep the pipeline store of an earlier run")
     args = ap.parse_args(argv)
 
@@ -265,11 +266,12 @@ def main(argv: list[str] | None = None) -> int:
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
-    with IdentityStore(store_path) as src:
-        src.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    shutil.copy(store_path, work / "identities.sqlite")
+    import sqlite3
+
+    with sqlite3.connect(store_path) as src, sqlite3.connect(work / "identities.sqlite") as dst:
+        src.backup(dst)  # a consistent snapshot, WAL content included (a file copy may miss it)
     settings = AdaptSettings(budget_s=args.budget_s, max_steps=args.max_steps, threads=args.threads, device="auto",
-                             alpha=args.alpha, lr=args.lr, final_lr=args.final_lr)
+                             alpha=args.alpha, lr=args.lr, final_lr=args.final_lr, seed=args.seed)
     thresholds = [MatcherConfig().threshold, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5]
     with IdentityStore(work / "identities.sqlite") as store:
         sets = load_crop_sets(store)

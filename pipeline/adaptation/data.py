@@ -40,13 +40,17 @@ class CropSet:
     all_frames: np.ndarray | None = None  # (T,)
 
 
-def load_crop_sets(store) -> list[CropSet]:
-    """Every stored tracklet with >= 1 crop, by start time. DataError when the store has no crops."""
+def load_crop_sets(store, limit: int | None = None) -> list[CropSet]:
+    """Stored tracklets with >= 1 crop (the ``limit`` most recent ones), by start time.
+
+    DataError when the store has no crops.
+    """
     counts = store.crop_counts()
     if not counts:
         raise DataError(store.path, "no stored crops: run the pipeline with `adapt: {enabled: true}` in cams.yaml")
+    ids = sorted(counts)[-limit:] if limit else sorted(counts)
     out = []
-    for t in store.tracklets(tracklet_ids=sorted(counts), with_arrays=True):
+    for t in store.tracklets(tracklet_ids=ids, with_arrays=True):
         rows = store.crops(t.tracklet_id)
         frames = np.array([f for f, _ in rows], dtype=np.int64)
         lookup = dict(zip(np.asarray(t.frames).tolist(), np.asarray(t.timestamps).tolist()))

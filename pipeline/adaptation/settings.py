@@ -21,6 +21,7 @@ class AdaptSettings(StrictModel):
     within ``budget_s`` seconds and ``max_steps`` steps on ``device`` with ``threads`` torch
     threads. Guardrail: a candidate is deployed only when its continuity AUC on held-out
     tracklets (``holdout_fraction`` of them, never trained on) is >= the current one + ``min_gain``.
+    A round reads the ``max_tracklets`` most recent tracklets with crops (bounded memory).
     """
 
     enabled: bool = False
@@ -43,6 +44,7 @@ class AdaptSettings(StrictModel):
     holdout_fraction: float = Field(0.25, gt=0, lt=1)
     min_gain: float = 0.0
     min_tracklets_per_camera: int = Field(3, ge=1)
+    max_tracklets: int = Field(2000, ge=4)
     seed: int = 0
 
     @model_validator(mode="after")

@@ -128,7 +128,7 @@ def adapt_once(store, settings: AdaptSettings, checkpoint: str | Path | None = N
 
     t0 = time.monotonic()
     device = resolve_device(settings.device)
-    sets = load_crop_sets(store)
+    sets = load_crop_sets(store, settings.max_tracklets)
     cams = check_sets(sets, settings.min_tracklets_per_camera, store.path)
     base_version, base = load_base_model(store, checkpoint)
     base = base.to(device)

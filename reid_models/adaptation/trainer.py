@@ -117,6 +117,13 @@ def fine_tune(
     net = copy.deepcopy(model).to(settings.device)
     if not usable or settings.max_steps <= 0:
         return FineTuneResult(_cpu_state(net), 0, 0.0, "no_data")
+    with torch.random.fork_rng(devices=[]):  # dropout draws from the global RNG: seed it, then restore it
+        torch.manual_seed(settings.seed)
+        return _train(net, images, usable, settings, should_stop, on_step)
+
+
+def _train(net: nn.Module, images: Sequence[torch.Tensor], usable: list, settings: FineTuneSettings,
+           should_stop, on_step) -> FineTuneResult:
     net.train()
     _freeze_bn(net)
     opt = torch.optim.RMSprop([q for q in net.parameters() if q.requires_grad], lr=settings.lr)

@@ -186,3 +186,80 @@ def test_adapt_command_errors_are_one_line(tmp_path: Path, pets_store: Path, cap
     err = capsys.readouterr().err.strip()
     assert "adaptation needs >= 2 cameras with >= 3 tracklets with crops each (have left: 4)" in err
     assert "\n" not in err
+
+
+def test_background_worker_process_deploys_and_runner_side_swaps(store):
+    """adapt.background: a spawned, niced process trains on the store; poll() hot-swaps its version."""
+    import time
+
+    from pipeline.adaptation.live import LiveAdaptation
+    from pipeline.matcher import CrossCameraMatcher
+    from pipeline.matcher_config import MatcherConfig
+    from pipeline.runner_identity import IdentityAssigner
+    from reid_models.aggregation import build_aggregator
+    from reid_models.encoder import AppearanceEncoder
+
+    encoder = AppearanceEncoder.from_checkpoint(device="cpu")
+    matcher = CrossCameraMatcher(MatcherConfig(), store.load_gallery())
+    assigner = IdentityAssigner(store, matcher, build_aggregator("mean"), store.begin_run("live"), encoder.version)
+    settings = AdaptSettings(enabled=True, background=True, interval_s=0.2, poll_s=0.1, min_new_tracklets=1,
+                             min_gain=-1.0, nice=0, **dict(FAST, max_steps=2))
+    live = LiveAdaptation(settings, store, encoder, matcher, assigner)
+    base = encoder.version
+    live.start()
+    try:
+        deadline = time.monotonic() + 120  # a generous timeout, not a speed target
+        while not live.poll() and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        live.stop()
+    assert encoder.version != base and encoder.version == store.deployed_version()
+    assert _versions(store)[encoder.version].parent == base
+    summary = live.summary()
+    assert summary["background_rounds"] >= 1 and summary["swaps"][0]["from"] == base
+
+
+def test_runner_stores_crops_with_final_tracklets(pets_dir: Path, shared: Path, tmp_path: Path):
+    import yaml
+
+    from pipeline.cli import main
+    from pipeline.virtual_cameras import build_virtual_cameras
+
+    split = tmp_path / "split"
+    build_virtual_cameras(pets_dir, split, layout="two-regions", gap=0.1, frame_range=(1, 14), progress=False)
+    cfg = tmp_path / "cams.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "mode": "batch", "run_key": "crops",
+        "cameras": [{"id": c, "source": str(split / c / "video.mp4")} for c in ("left", "right")],
+        "detector": {"kind": "onnx", "weights": str(shared / "weights" / "yolov5n.onnx")},
+        "tracklets": {"min_length": 3, "partial_every_s": 0.5},
+        "store": {"path": str(tmp_path / "ids.sqlite")},
+        "outputs": {"dir": str(tmp_path / "out"), "video": False, "timeline_png": False},
+        "adapt": {"enabled": True, "crops_per_tracklet": 4},
+    }))
+    assert main(["run", str(cfg), "--no-progress"]) == 0
+    size = {c: _image_size(split / c / "seqinfo.ini") for c in ("left", "right")}
+    with IdentityStore(tmp_path / "ids.sqlite") as s:
+        tracklets = s.tracklets()
+        counts = s.crop_counts()
+        assert tracklets and set(counts) == {t.tracklet_id for t in tracklets}
+        assert all(2 <= n <= 4 for n in counts.values())  # >= 3 frames each, at most 4 kept
+        for t in tracklets:  # each crop is the track's box of that frame, clipped to the image
+            w_img, h_img = size[t.cam_id]
+            expect = {}
+            for f, box in zip(t.frames, t.boxes_tlwh):
+                x1, y1 = max(int(box[0]), 0), max(int(box[1]), 0)
+                expect[int(f)] = (min(int(round(box[1] + box[3])), h_img) - y1,
+                                  min(int(round(box[0] + box[2])), w_img) - x1)
+            for f, crop in s.crops(t.tracklet_id):
+                assert crop.shape[:2] == expect[f]
+        deployed = s.deployed_version()  # the running encoder is registered as the deployed version
+        assert deployed is not None and deployed in s.embedding_versions()
+
+
+def _image_size(seqinfo: Path) -> tuple[int, int]:
+    import configparser
+
+    ini = configparser.ConfigParser()
+    ini.read(seqinfo)
+    return int(ini["Sequence"]["imWidth"]), int(ini["Sequence"]["imHeight"])
