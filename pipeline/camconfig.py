@@ -80,13 +80,16 @@ class EncoderSettings(StrictModel):
     """Appearance encoder. checkpoint: 'default' (shipped weights), 'imagenet'
     (raw ImageNet MobileNetV2 baseline) or a checkpoint path. every: embed the
     detections of every n-th processed frame per camera (1 = all; the tracker
-    coasts on motion in between)."""
+    coasts on motion in between). threads: torch CPU threads of the process
+    (None = torch's default, one per core); 1 avoids thread over-subscription
+    when the detector and other processes share few cores."""
 
     checkpoint: str = "default"
     backend: Literal["torch", "onnx"] = "torch"
     batch_size: int = Field(64, ge=1)
     device: str = "auto"
     every: int = Field(1, ge=1)
+    threads: int | None = Field(None, ge=1)
 
 
 class AggregationSettings(StrictModel):

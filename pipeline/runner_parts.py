@@ -55,6 +55,10 @@ def build_encoder(cfg: CamsConfig):
     from reid_models.encoder import AppearanceEncoder
 
     enc = cfg.encoder
+    if enc.threads is not None:
+        import torch
+
+        torch.set_num_threads(enc.threads)
     if enc.checkpoint == "imagenet":
         return AppearanceEncoder.imagenet_baseline(device=enc.device, backend=enc.backend,
                                                    batch_size=enc.batch_size)

@@ -117,3 +117,22 @@ def test_demo_block_builds_missing_virtual_cameras(tmp_path, shared):
     (tmp_path / "cams" / "left" / "video.mp4").unlink()
     with pytest.raises(ConfigError, match="demo.options.colour: unknown key"):
         prepare_demo(load_cams_config(_write(tmp_path, data)))
+
+
+def test_encoder_threads_validated_and_applied(tmp_path):
+    import torch
+
+    from pipeline.runner_parts import build_encoder
+
+    data = _base(tmp_path)
+    data["encoder"] = {"threads": 0}
+    assert "encoder.threads" in _error(tmp_path, data)
+    data["encoder"] = {"threads": 1, "checkpoint": "default", "device": "cpu"}
+    cfg = load_cams_config(_write(tmp_path, data))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        enc = build_encoder(cfg)
+        assert torch.get_num_threads() == 1 and enc.dim > 0
+    finally:
+        torch.set_num_threads(before)
