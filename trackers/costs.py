@@ -53,18 +53,21 @@ def fuse_motion_appearance(
     appearance_thresh: float,
     fusion: str = "min",
     weight: float = 0.5,
+    proximity_cost: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Fuse an (N, M) IoU distance with an (N, M) cosine distance.
+    """Fuse an (N, M) motion cost with an (N, M) cosine distance.
 
     Appearance only counts for pairs that are spatially plausible
-    (motion_cost <= proximity_thresh) and similar enough (appearance_cost <=
-    appearance_thresh); elsewhere it is 1 (no evidence). ``fusion="min"`` is
-    BoT-SORT's min(motion, appearance); ``"weighted"`` is
+    (proximity_cost <= proximity_thresh) and similar enough (appearance_cost <=
+    appearance_thresh); elsewhere it is 1 (no evidence). ``proximity_cost`` is the
+    raw (N, M) IoU distance *before* score fusion, as in BoT-SORT (default: motion_cost),
+    so a correctly placed but low-score detection can still be matched by appearance.
+    ``fusion="min"`` is BoT-SORT's min(motion, appearance); ``"weighted"`` is
     weight * appearance + (1 - weight) * motion.
     """
     emb = appearance_cost.copy()
     emb[emb > appearance_thresh] = 1.0
-    emb[motion_cost > proximity_thresh] = 1.0
+    emb[(motion_cost if proximity_cost is None else proximity_cost) > proximity_thresh] = 1.0
     if fusion == "min":
         return np.minimum(motion_cost, emb)
     if fusion == "weighted":

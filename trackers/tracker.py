@@ -140,7 +140,8 @@ class Tracker:
         cost = costs.fuse_score(iou_d, dets.scores) if a.fuse_score else iou_d
         if dets.embeddings is not None and any(t.feature is not None for t in tracks):
             emb_d = self._appearance_cost(tracks, dets.embeddings)
-            cost = costs.fuse_motion_appearance(cost, emb_d, ap.proximity_thresh, ap.appearance_thresh, ap.fusion, ap.weight)
+            cost = costs.fuse_motion_appearance(cost, emb_d, ap.proximity_thresh, ap.appearance_thresh, ap.fusion,
+                                                ap.weight, proximity_cost=iou_d)
         if a.mahalanobis_gate:
             means = np.stack([t.mean for t in tracks])
             covs = np.stack([t.cov for t in tracks])

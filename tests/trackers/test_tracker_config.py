@@ -16,7 +16,7 @@ CONFIGS = sorted((REPO_ROOT / "configs" / "tracker").glob("*.yaml"))
 
 def test_shipped_configs_exist():
     names = {p.name for p in CONFIGS}
-    assert {"default.yaml", "motion_only.yaml", "bytetrack_like.yaml", "acf.yaml"} <= names
+    assert {"default.yaml", "motion_only.yaml", "bytetrack_like.yaml", "acf.yaml", "yolo.yaml"} <= names
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)

@@ -39,6 +39,19 @@ def test_fuse_motion_appearance_min_and_gates():
     np.testing.assert_allclose(w, [[0.2, 0.95], [0.6, 0.3]])
 
 
+
+def test_proximity_gate_uses_raw_iou_distance_like_botsort():
+    """A well-placed low-score detection: raw IoU distance 0.2, score 0.4 -> fused cost 1 - 0.8 * 0.4 = 0.68.
+    The proximity gate (0.5) looks at the raw 0.2, so the appearance match (0.1) still counts."""
+    iou_d = np.array([[0.2]])
+    fused = costs.fuse_score(iou_d, np.array([0.4]))
+    np.testing.assert_allclose(fused, [[0.68]])
+    app = np.array([[0.1]])
+    gated_on_fused = costs.fuse_motion_appearance(fused, app, 0.5, 0.25, fusion="min")
+    gated_on_raw = costs.fuse_motion_appearance(fused, app, 0.5, 0.25, fusion="min", proximity_cost=iou_d)
+    np.testing.assert_allclose(gated_on_fused, [[0.68]])
+    np.testing.assert_allclose(gated_on_raw, [[0.1]])
+
 def test_gate_mahalanobis():
     c = np.array([[0.1, 0.2]])
     out = costs.gate_mahalanobis(c, np.array([[1.0, 20.0]]), 9.4877)
