@@ -66,8 +66,12 @@ def run_pipeline(cams_dir: Path, run_dir: Path, crops: int) -> dict:
         "outputs": {"dir": str(run_dir), "video": False, "timeline_png": False},
         "adapt": {"enabled": True, "crops_per_tracklet": crops},
     }, "<bench_adapt>")
+    from pipeline.evaluation.multicam import evaluate_multicam
+
     summary = PipelineRunner(cfg, out_dir=run_dir).run()
-    return {k: v for k, v in summary.items() if k != "timing"} | {"fps": summary["timing"].get("fps_per_cam")}
+    online = evaluate_multicam(cams_dir, run_dir / "mot_global").global_.get("IDF1", 0.0)
+    return {k: v for k, v in summary.items() if k != "timing"} | {
+        "fps": summary["timing"].get("fps_per_cam"), "online_global_idf1": round(online, 2)}
 
 
 def gt_identities(sets, cams_dir: Path, min_iou: float = 0.5) -> list[int | None]:
@@ -107,19 +111,28 @@ def reid_scores(vectors: np.ndarray, pids: list[int | None], cams: list[str]) ->
     return {"rank1": round(r["rank1"], 2), "mAP": round(r["mAP"], 2), "queries": r["num_queries"]}
 
 
-def rematch_idf1(sets, vectors: np.ndarray, cams_dir: Path, work: Path, thresholds: list[float]) -> dict[str, float]:
-    """Global IDF1 of an offline re-matching of the tracklets (end-time order) at each threshold."""
+def matcher_configs(thresholds: list[float]) -> dict:
+    """label -> MatcherConfig: "auto" = the pipeline's default (label-free calibrated threshold),
+    then fixed thresholds (calibration off)."""
+    from pipeline.matcher_config import MatcherConfig
+
+    out = {"auto": MatcherConfig()}
+    out.update({f"{t:.2f}": MatcherConfig(threshold=t, auto_threshold=None) for t in thresholds})
+    return out
+
+
+def rematch_idf1(sets, vectors: np.ndarray, cams_dir: Path, work: Path, configs: dict) -> dict[str, float]:
+    """Global IDF1 of an offline re-matching of the tracklets (end-time order) per matcher config."""
     from pipeline.evaluation.multicam import evaluate_multicam
     from pipeline.matcher import CrossCameraMatcher
-    from pipeline.matcher_config import MatcherConfig
     from pipeline.sinks import MOTWriter
     from pipeline.types import TrackletEmbedding
 
     order = sorted(range(len(sets)), key=lambda i: (sets[i].end_time, sets[i].cam_id, sets[i].track_id))
     out = {}
-    for thr in thresholds:
-        matcher = CrossCameraMatcher(MatcherConfig(threshold=thr))
-        res_dir = work / f"thr_{thr:.2f}"
+    for label, mcfg in configs.items():
+        matcher = CrossCameraMatcher(mcfg)
+        res_dir = work / f"matcher_{label}"
         writers = {c: MOTWriter(res_dir / f"{c}.txt") for c in CAMS}
         taken: dict[tuple[str, int], set[int]] = {}
         for i in order:
@@ -131,7 +144,7 @@ def rematch_idf1(sets, vectors: np.ndarray, cams_dir: Path, work: Path, threshol
             writers[s.cam_id].write_rows(rows)
         for w in writers.values():
             w.close()
-        out[f"{thr:.2f}"] = round(evaluate_multicam(cams_dir, res_dir).global_.get("IDF1", 0.0), 2)
+        out[label] = round(evaluate_multicam(cams_dir, res_dir).global_.get("IDF1", 0.0), 2)
     return out
 
 
@@ -155,12 +168,12 @@ def tracklet_vectors(model, sets, device: str = "cpu") -> np.ndarray:
     return np.stack([mean_vector(v) for v in embed_sets(model.to(device), images, device)])
 
 
-def evaluate(name: str, model, sets, pids, cams_dir: Path, work: Path, thresholds: list[float]) -> dict:
+def evaluate(name: str, model, sets, pids, cams_dir: Path, work: Path, configs: dict) -> dict:
     vectors = tracklet_vectors(model, sets)
-    idf1 = rematch_idf1(sets, vectors, cams_dir, work / name, thresholds)
-    default = f"{thresholds[0]:.2f}"
-    return {"reid": reid_scores(vectors, pids, [s.cam_id for s in sets]), "idf1_by_threshold": idf1,
-            "global_idf1": idf1[default], "best_global_idf1": max(idf1.values()), "vectors": vectors}
+    idf1 = rematch_idf1(sets, vectors, cams_dir, work / name, configs)
+    fixed = [v for k, v in idf1.items() if k != "auto"]
+    return {"reid": reid_scores(vectors, pids, [s.cam_id for s in sets]), "idf1_by_matcher": idf1,
+            "global_idf1": idf1["auto"], "best_global_idf1": max(fixed), "vectors": vectors}
 
 
 def plot(res: dict, path: Path) -> None:
@@ -170,7 +183,7 @@ def plot(res: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     b, a = res["before"], res["after"]
-    names = ["rank-1", "mAP", "global IDF1\n(default thr)", "global IDF1\n(best thr)"]
+    names = ["rank-1", "mAP", "global IDF1\n(default matcher)", "global IDF1\n(best fixed thr)"]
     vb = [b["reid"]["rank1"], b["reid"]["mAP"], b["global_idf1"], b["best_global_idf1"]]
     va = [a["reid"]["rank1"], a["reid"]["mAP"], a["global_idf1"], a["best_global_idf1"]]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
@@ -199,13 +212,14 @@ def markdown(res: dict) -> str:
     b, a, ad = res["before"], res["after"], res["adaptation"]
     rows = [("cross-camera rank-1 (%)", b["reid"]["rank1"], a["reid"]["rank1"]),
             ("cross-camera mAP (%)", b["reid"]["mAP"], a["reid"]["mAP"]),
-            (f"global IDF1, threshold {res['thresholds'][0]:.2f} (%)", b["global_idf1"], a["global_idf1"]),
-            ("global IDF1, best threshold of the grid (%)", b["best_global_idf1"], a["best_global_idf1"])]
+            ("global IDF1, pipeline's default matcher (auto threshold) (%)", b["global_idf1"], a["global_idf1"]),
+            ("global IDF1, best fixed threshold of the grid (%)", b["best_global_idf1"], a["best_global_idf1"])]
     lines = ["# Unsupervised adaptation benchmark: 2-camera virtual PETS09-S2L1", "",
              f"Command: `{res['command']}`  ", f"Machine: {res['machine']}; torch threads {res['threads']}", "",
              f"Pipeline run: {res['pipeline']['tracklets_stored']} tracklet rows stored, {res['tracklets']} "
              f"tracklets with crops ({res['tracklets_with_gt']} matched to a gt identity, "
-             f"{res['cross_camera_ids']} gt identities seen by both cameras)", "",
+             f"{res['cross_camera_ids']} gt identities seen by both cameras); the run's own online global IDF1 "
+             f"{res['pipeline'].get('online_global_idf1', float('nan')):.2f}", "",
              "| metric | before | after | change |", "|---|---:|---:|---:|"]
     lines += [f"| {n} | {x:.2f} | {y:.2f} | {y - x:+.2f} |" for n, x, y in rows]
     tp = res["tp_fraction_round"]
@@ -220,10 +234,11 @@ def markdown(res: dict) -> str:
               f"{ad['holdout_auc_base']:.4f} -> {ad['holdout_auc_candidate']:.4f}; guardrail: "
               f"**{'deployed' if ad['deployed'] else 'not deployed'}** ({ad['reason']}); "
               f"{ad['reembedded']} tracklets re-embedded.", "",
-              "Global IDF1 by matcher threshold (offline re-matching of the stored tracklets):", "",
-              "| threshold | " + " | ".join(b["idf1_by_threshold"]) + " |", "|---|" + "---:|" * len(b["idf1_by_threshold"])]
+              "Global IDF1 by matcher (offline re-matching of the stored tracklets; auto = label-free"
+              " calibrated threshold, the pipeline's default; numbers = fixed thresholds):", "",
+              "| matcher | " + " | ".join(b["idf1_by_matcher"]) + " |", "|---|" + "---:|" * len(b["idf1_by_matcher"])]
     for name, r in (("before", b), ("after", a)):
-        lines.append(f"| {name} | " + " | ".join(f"{v:.1f}" for v in r["idf1_by_threshold"].values()) + " |")
+        lines.append(f"| {name} | " + " | ".join(f"{v:.1f}" for v in r["idf1_by_matcher"].values()) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -249,7 +264,6 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.adaptation.data import load_crop_sets
     from pipeline.adaptation.settings import AdaptSettings
     from pipeline.adaptation.worker import adapt_once, load_base_model
-    from pipeline.matcher_config import MatcherConfig
     from pipeline.store import IdentityStore
     from reid_models.adaptation.mining import PositivePair, true_positive_fraction
 
@@ -272,12 +286,12 @@ def main(argv: list[str] | None = None) -> int:
         src.backup(dst)  # a consistent snapshot, WAL content included (a file copy may miss it)
     settings = AdaptSettings(budget_s=args.budget_s, max_steps=args.max_steps, threads=args.threads, device="auto",
                              alpha=args.alpha, lr=args.lr, final_lr=args.final_lr, seed=args.seed)
-    thresholds = [MatcherConfig().threshold, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5]
+    matchers = matcher_configs([0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5])
     with IdentityStore(work / "identities.sqlite") as store:
         sets = load_crop_sets(store)
         pids = gt_identities(sets, cams_dir)
         _, base = load_base_model(store)
-        before = evaluate("before", base, sets, pids, cams_dir, work, thresholds)
+        before = evaluate("before", base, sets, pids, cams_dir, work, matchers)
         rep = adapt_once(store, settings, progress=True)
     cand = base
     if rep.candidate_state is not None:
@@ -285,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
 
         cand = copy.deepcopy(base)
         cand.load_state_dict(rep.candidate_state)
-    after = evaluate("after", cand, sets, pids, cams_dir, work, thresholds)
+    after = evaluate("after", cand, sets, pids, cams_dir, work, matchers)
     index = {s.tracklet_id: i for i, s in enumerate(sets)}
     round_pairs = [PositivePair(index[p["tracklet_a"]], index[p["tracklet_b"]], p["distance"]) for p in rep.positives]
     cross = {p for i, p in enumerate(pids) if p is not None and sets[i].cam_id == CAMS[0]} & \
@@ -294,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python tools/bench_adapt.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": f"{platform.machine()} ({__import__('os').cpu_count()} cores)", "threads": args.threads,
         "pipeline": pipeline_summary, "tracklets": len(sets), "tracklets_with_gt": sum(p is not None for p in pids),
-        "cross_camera_ids": len(cross), "thresholds": thresholds,
+        "cross_camera_ids": len(cross), "fixed_thresholds": [k for k in matchers if k != "auto"],
         "tp_fraction_round": round(true_positive_fraction(round_pairs, pids), 3),
         "tp_by_alpha": tp_fraction_by_alpha(sets, before["vectors"], pids, [0.1, 0.2, 0.3, 0.5]),
         "before": {k: v for k, v in before.items() if k != "vectors"},

@@ -183,7 +183,7 @@ def _judge_and_deploy(store, rep: AdaptReport, base, state: dict, sets: list[Cro
         rep.reembedded = _store_embeddings(store, sets, cand_vecs, rep.candidate_version, only_missing=False)
         rep.not_reembedded = len(store.tracklets_missing_version(rep.candidate_version))
         store.set_deployed(rep.candidate_version)
-    log.info("adaptation: %s", rep.reason)
+    log.debug("adaptation: %s", rep.reason)
 
 
 class _NoBar:

@@ -24,27 +24,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--final-lr", type=float, default=None)
     parser.add_argument("--min-gain", type=float, default=None, help="hold-out AUC gain required to deploy")
     parser.add_argument("--overlapping", action="store_true",
-                        help="the cameras' views overlap: no cross-camera co-occurrence negatives")
+                        help="the cameras' views overlap: no cross-camera co-occurrence negatives"
+                             " (also implied by --config's matching.overlapping_cameras)")
     parser.add_argument("--rollback", action="store_true", help="deploy the parent of the deployed version and exit")
     parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="write the round's report here")
     parser.add_argument("--no-progress", action="store_true")
 
 
 def _settings(args: argparse.Namespace):
+    """(AdaptSettings from --config's adapt: section + flags, whether the cameras' views overlap)."""
     from pipeline.adaptation.settings import AdaptSettings
     from pipeline.configio import validate
 
-    base = {}
+    base, overlapping = {}, bool(args.overlapping)
     if args.config is not None:
         from pipeline.camconfig import load_cams_config
 
-        base = load_cams_config(args.config).adapt.model_dump()
+        cfg = load_cams_config(args.config)
+        base = cfg.adapt.model_dump()
+        overlapping = overlapping or bool(cfg.matching.overlapping_cameras)
     flags = {"budget_s": args.budget_s, "max_steps": args.max_steps, "device": args.device,
              "threads": args.threads, "alpha": args.alpha, "lr": args.lr, "final_lr": args.final_lr,
              "min_gain": args.min_gain}
     base.update({k: v for k, v in flags.items() if v is not None})
     base["background"] = False
-    return validate(AdaptSettings, base, "adapt options")
+    return validate(AdaptSettings, base, "adapt options"), overlapping
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.store.is_file():
         raise DataError(args.store, "no such identity store")
-    settings = _settings(args)
+    settings, overlapping = _settings(args)
     import torch
 
     from pipeline.adaptation.worker import adapt_once, rollback
@@ -64,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
             old, new = rollback(store)
             print(f"rolled back: deployed {new} (was {old})")
             return 0
-        rep = adapt_once(store, settings, args.checkpoint, non_overlapping=not args.overlapping,
+        rep = adapt_once(store, settings, args.checkpoint, non_overlapping=not overlapping,
                          progress=not args.no_progress)
     data = rep.to_json()
     if args.json is not None:
