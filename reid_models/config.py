@@ -36,6 +36,8 @@ class LossSpec(StrictModel):
                     with ``id_weight`` > 0 plus identification, and attribute heads weighted
                     by label entropy when ``attributes`` name index.csv columns (multi-task)
     identification  softmax over training identities
+    (identification terms: ``label_smoothing`` eps; ``bnneck``: BatchNorm between embedding and
+    classifier, Luo et al. "Bag of tricks"; batch_hard / identification engines)
     fusion          lambda * verification (2-way softmax on squared difference) + identification
                     of both images (seed 003, lambda = 3)
     """
@@ -44,6 +46,8 @@ class LossSpec(StrictModel):
     margin: float | Literal["soft"] = "soft"
     contrastive_margin: float = Field(2.0, gt=0)
     id_weight: float = Field(0.0, ge=0)
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    bnneck: bool = False
     fusion_lambda: float = Field(3.0, ge=0)
     feature_dropout: float = Field(0.5, ge=0, lt=1)
     attributes: list[str] = Field(default_factory=list)
@@ -70,11 +74,14 @@ class ScheduleSpec(StrictModel):
 
     constant; exp_decay: constant until ``decay_start`` then exponential to ``final_lr``
     at the last epoch (seed 002); linear: from lr to ``final_lr`` (seed 001).
+    ``warmup_epochs`` W: the factor is further multiplied by (e + 1) / (W + 1) for epochs e < W
+    (linear warm-up, Luo et al. "Bag of tricks").
     """
 
     kind: Literal["constant", "exp_decay", "linear"] = "constant"
     decay_start: int = Field(0, ge=0)
     final_lr: float = Field(1e-7, gt=0)
+    warmup_epochs: int = Field(0, ge=0)
 
 
 class DataSpec(StrictModel):

@@ -45,8 +45,14 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def lr_factor(kind: str, epoch: int, epochs: int, decay_start: int, lr: float, final_lr: float) -> float:
+def lr_factor(kind: str, epoch: int, epochs: int, decay_start: int, lr: float, final_lr: float,
+              warmup_epochs: int = 0) -> float:
     """Multiplier of the base lr at ``epoch`` (0-based) for the schedules of ScheduleSpec."""
+    warm = (epoch + 1) / (warmup_epochs + 1) if epoch < warmup_epochs else 1.0
+    return warm * _decay_factor(kind, epoch, epochs, decay_start, lr, final_lr)
+
+
+def _decay_factor(kind: str, epoch: int, epochs: int, decay_start: int, lr: float, final_lr: float) -> float:
     if kind == "constant" or epochs <= 1:
         return 1.0
     ratio = final_lr / lr
@@ -77,7 +83,7 @@ class Engine:
             self.optimizer = torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
         s = cfg.schedule
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda e: lr_factor(s.kind, e, cfg.epochs, s.decay_start, o.lr, s.final_lr)
+            self.optimizer, lambda e: lr_factor(s.kind, e, cfg.epochs, s.decay_start, o.lr, s.final_lr, s.warmup_epochs)
         )
         self.history: list[dict[str, Any]] = []
         self.start_epoch = 0
@@ -193,13 +199,14 @@ class BatchHardEngine(Engine):
     def build_heads(self, dim: int, num_classes: int) -> nn.ModuleDict:
         h = nn.ModuleDict()
         if self.cfg.loss.id_weight > 0:
-            h["ident"] = IdentificationHead(dim, num_classes, self.cfg.loss.feature_dropout)
+            h["ident"] = IdentificationHead(dim, num_classes, self.cfg.loss.feature_dropout, self.cfg.loss.bnneck)
         return h
 
     def _ident(self, emb: torch.Tensor, pids: torch.Tensor) -> torch.Tensor:
         if "ident" not in self.heads:
             return emb.new_zeros(())
-        return self.cfg.loss.id_weight * losses.identification(self.heads["ident"](emb), pids)
+        logits = self.heads["ident"](emb)
+        return self.cfg.loss.id_weight * losses.identification(logits, pids, self.cfg.loss.label_smoothing)
 
     def loss_step(self, emb, pids, index):
         loss = losses.batch_hard_triplet(emb, pids, self.cfg.loss.margin) + self._ident(emb, pids)
@@ -218,10 +225,11 @@ class IdentificationEngine(Engine):
     """Softmax identification over the training identities."""
 
     def build_heads(self, dim: int, num_classes: int) -> nn.ModuleDict:
-        return nn.ModuleDict({"ident": IdentificationHead(dim, num_classes, self.cfg.loss.feature_dropout)})
+        return nn.ModuleDict({"ident": IdentificationHead(dim, num_classes, self.cfg.loss.feature_dropout,
+                                                          self.cfg.loss.bnneck)})
 
     def loss_step(self, emb, pids, index):
-        return losses.identification(self.heads["ident"](emb), pids), {}
+        return losses.identification(self.heads["ident"](emb), pids, self.cfg.loss.label_smoothing), {}
 
 
 class ContrastiveEngine(Engine):

@@ -11,7 +11,7 @@ unless stated otherwise).
 * :func:`contrastive` — seed 001 Eqs. 2-4: ``V_S = D^2 / 2`` for a same pair,
   ``V_D = max(0, m - D)^2 / 2`` for a different pair. (Eq. 4 as printed
   swaps the two terms against its own definition of y; we follow Eqs. 2-3.)
-* :func:`identification` — softmax cross-entropy over identities (seed 001 Eq. 8).
+* :func:`identification` — softmax cross-entropy over identities (seed 001 Eq. 8), optional label smoothing.
 * :func:`entropy_weights` / :func:`multitask_entropy_weighted` — seed 001 Eq. 6
   with attribute tasks weighted proportionally to the Shannon entropy of their
   label distribution, weights normalised to sum to one (§V-E3); identification
@@ -88,9 +88,13 @@ def contrastive(x1: torch.Tensor, x2: torch.Tensor, same: torch.Tensor, margin: 
     return (same_f * v_same + (1.0 - same_f) * v_diff).mean()
 
 
-def identification(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Softmax cross-entropy, mean over samples. logits (N, C), labels (N,) in [0, C)."""
-    return F.cross_entropy(logits, labels)
+def identification(logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+    """Softmax cross-entropy, mean over samples. logits (N, C), labels (N,) in [0, C).
+
+    ``label_smoothing`` eps: the target is (1 - eps) on the label plus eps / C on every class
+    (Szegedy et al.; Luo et al. "Bag of tricks" use eps = 0.1 for re-id).
+    """
+    return F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
 
 
 def entropy_weights(attribute_labels: torch.Tensor) -> torch.Tensor:

@@ -133,6 +133,10 @@ def test_lr_schedules():
     assert lr_factor("linear", 2, 3, 0, 1e-3, 1e-5) == pytest.approx(0.01)
     assert lr_factor("exp_decay", 1, 5, 1, 1e-4, 1e-7) == pytest.approx(1.0)
     assert lr_factor("exp_decay", 4, 5, 1, 1e-4, 1e-7) == pytest.approx(1e-3)
+    # linear warm-up over 3 epochs: 1/4, 2/4, 3/4, then the schedule itself
+    assert [lr_factor("constant", e, 10, 0, 1e-3, 1e-5, warmup_epochs=3) for e in range(5)] == pytest.approx(
+        [0.25, 0.5, 0.75, 1.0, 1.0])
+    assert lr_factor("exp_decay", 1, 5, 0, 1e-4, 1e-7, warmup_epochs=2) == pytest.approx(2 / 3 * 1e-3 ** 0.25)
 
 
 def test_lstm_task_trains_aggregator(tiny_dataset, tmp_path):

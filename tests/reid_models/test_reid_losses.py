@@ -9,7 +9,7 @@ import torch
 
 from reid_models import losses
 from reid_models.batch_mining import pairs_from_batch, triplets_from_batch
-from reid_models.heads import VerificationHead
+from reid_models.heads import IdentificationHead, VerificationHead
 
 
 def t(rows):
@@ -50,6 +50,23 @@ def test_contrastive_same_and_different_costs():
 
 def test_identification_is_softmax_cross_entropy():
     assert losses.identification(t([[0, 0]]), torch.tensor([0])).item() == pytest.approx(math.log(2), abs=1e-6)
+
+
+def test_identification_label_smoothing():
+    # softmax of [ln 3, 0] = [3/4, 1/4]; eps 0.2 over 2 classes: target [0.9, 0.1]
+    logits = t([[math.log(3), 0]])
+    want = -(0.9 * math.log(0.75) + 0.1 * math.log(0.25))
+    assert losses.identification(logits, torch.tensor([0]), 0.2).item() == pytest.approx(want, abs=1e-6)
+
+
+def test_bnneck_identification_head_normalises_before_a_bias_free_classifier():
+    head = IdentificationHead(2, 3, dropout=0.0, bnneck=True).train()
+    assert head.fc.bias is None and not head.bn.bias.requires_grad
+    with torch.no_grad():
+        head.fc.weight.copy_(t([[1, 0], [0, 1], [1, 1]]))
+    x = t([[1, 10], [3, 30]])  # batch statistics: mean (2, 20), biased std (1, 10) -> rows [-1, -1], [1, 1]
+    want = t([[-1, -1, -2], [1, 1, 2]])
+    assert torch.allclose(head(x), want, atol=1e-3)
 
 
 def test_entropy_weights_follow_label_entropy():
