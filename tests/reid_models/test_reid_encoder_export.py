@@ -12,7 +12,9 @@ from pipeline.errors import ConfigError, ModelError
 from reid_models import encoder as encoder_mod
 from reid_models.aggregation import LSTMNet, MeanAggregator, build_aggregator, load_lstm, save_lstm
 from reid_models.backbones import build_model
-from reid_models.checkpoint import file_hash, load_checkpoint, save_checkpoint, slim_checkpoint
+from reid_models.checkpoint import (
+    file_hash, load_checkpoint, model_from_blob, pooled_trunk_blob, read_checkpoint, save_checkpoint, slim_checkpoint,
+)
 from reid_models.encoder import AppearanceEncoder, crops_from_boxes
 
 
@@ -46,6 +48,21 @@ def test_checkpoint_roundtrip_and_hash(small_ckpt, tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ModelError, match="junk.pt"):
         load_checkpoint(tmp_path / "junk.pt")
+
+
+def test_pooled_trunk_of_a_mobilenet_fc_checkpoint_embeds_its_pooled_features(small_ckpt, tmp_path):
+    torch.manual_seed(0)
+    fc = build_model("mobilenetv2_fc", pretrained=None, input_size=(64, 32)).eval()
+    save_checkpoint(tmp_path / "fc.pt", fc, {"note": "fc"}, {}, epoch=1)
+    blob = pooled_trunk_blob(read_checkpoint(tmp_path / "fc.pt"))
+    pooled = model_from_blob(blob).eval()
+    x = torch.randn(2, 3, 64, 32)
+    with torch.no_grad():
+        assert torch.allclose(pooled(x), fc.features(x).mean(dim=(2, 3)), atol=1e-6)
+    assert blob["model_name"] == "mobilenetv2_pool" and pooled.input_size == (64, 32) and blob["epoch"] == 1
+    assert not any(k.startswith("fc") for k in blob["state_dict"])
+    with pytest.raises(ModelError, match="small.pt: pooled-trunk export needs a mobilenetv2_fc"):
+        pooled_trunk_blob(read_checkpoint(small_ckpt[0]), "small.pt")
 
 
 def test_crops_are_clipped_to_the_image():
