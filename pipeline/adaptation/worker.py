@@ -32,7 +32,7 @@ from pipeline.adaptation.data import CropSet, check_sets, half_tracklets, load_c
 from pipeline.adaptation.settings import AdaptSettings
 from pipeline.errors import ModelError
 from pipeline.types import TrackletEmbedding
-from reid_models.adaptation.holdout import continuity_auc, decide_deploy
+from reid_models.adaptation.holdout import continuity_auc, continuity_pairs, decide_deploy
 from reid_models.adaptation.mining import pair_negatives, presumed_positives
 from reid_models.adaptation.trainer import FineTuneSettings, embed_sets, fine_tune, mean_vector, tensors_from_crops
 
@@ -50,6 +50,7 @@ class AdaptReport:
     reason: str = ""
     holdout_auc_base: float = float("nan")
     holdout_auc_candidate: float = float("nan")
+    holdout_pairs: dict[str, int] = field(default_factory=dict)  # continuity positives / negatives checked
     tracklets: int = 0
     cameras: dict[str, int] = field(default_factory=dict)
     train_tracklets: int = 0
@@ -142,7 +143,10 @@ def adapt_once(store, settings: AdaptSettings, checkpoint: str | Path | None = N
     rep.positives = [{"tracklet_a": sets[train[p.a]].tracklet_id, "tracklet_b": sets[train[p.b]].tracklet_id,
                       "distance": round(p.distance, 5), "negatives": len(n)} for p, n in zip(pairs, negs)]
     rep.mean_negatives = float(np.mean([len(n) for n in negs])) if negs else 0.0
-    rep.holdout_auc_base = continuity_auc(half_tracklets(sets, hold, base_vecs))
+    halves = half_tracklets(sets, hold, base_vecs)
+    pos, neg = continuity_pairs(halves)
+    rep.holdout_pairs = {"positives": len(pos), "negatives": len(neg)}
+    rep.holdout_auc_base = continuity_auc(halves)
     ft = FineTuneSettings(k=settings.k, p=settings.p, lr=settings.lr, final_lr=settings.final_lr,
                           budget_s=settings.budget_s, max_steps=settings.max_steps, seed=settings.seed, device=device)
     with _progress(progress, settings.max_steps) as bar:

@@ -78,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
           f"train {rep.train_tracklets}, hold-out {rep.holdout_tracklets}, presumed positives {len(rep.positives)}"
           f" (mean {rep.mean_negatives:.1f} negatives)")
     print(f"trained {rep.steps} steps in {rep.train_s:.1f} s on {rep.device} ({rep.stopped_by}); "
-          f"hold-out continuity AUC {rep.holdout_auc_base:.4f} -> {rep.holdout_auc_candidate:.4f}")
+          f"hold-out continuity AUC {rep.holdout_auc_base:.4f} -> {rep.holdout_auc_candidate:.4f}"
+          f" ({rep.holdout_pairs.get('positives', 0)} positive / {rep.holdout_pairs.get('negatives', 0)} negative pairs)")
     verdict = "deployed" if rep.deployed else "not deployed"
     print(f"candidate {rep.candidate_version}: {verdict} ({rep.reason}); deployed version {rep.deployed_version};"
           f" re-embedded {rep.reembedded} tracklets ({rep.not_reembedded} without crops keep the old version only)")
