@@ -217,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--baseline-threshold", type=float, default=None, help="matcher threshold of the baseline")
     ap.add_argument("--encoder", default="default", help="our encoder: default | checkpoint path")
     ap.add_argument("--every", type=int, default=2, help="embed detections every n-th frame (encoder.every, as the demo)")
-    ap.add_argument("--tracker", default=None, help="tracker YAML relative to the repo (default: built-in)")
+    ap.add_argument("--tracker", default="configs/tracker/yolo.yaml",
+                    help="tracker YAML relative to the repo (default: the YOLO config, as the demo; '' = built-in)")
     args = ap.parse_args(argv)
 
     import torch
