@@ -108,10 +108,11 @@ class CrossCameraMatcher:
         c = self._calibrator
         return {"threshold": self.threshold, "calibrated": bool(c and c.calibrated), "negatives": len(c) if c else 0}
 
-    def reset_calibration(self) -> None:
-        """Forget the known-different distances (call when the encoder's weights change)."""
+    def reset_calibration(self, keep_threshold: bool = True) -> None:
+        """Forget the known-different distances (call when the encoder's weights change); with
+        ``keep_threshold`` the current threshold stays in force until they are re-sampled."""
         if self._calibrator is not None:
-            self._calibrator.reset()
+            self._calibrator.reset(keep_threshold)
 
     def identity(self, global_id: int) -> GlobalIdentity | None:
         return self._gallery.get(global_id)

@@ -33,7 +33,8 @@ class NegativeDistanceCalibrator:
 
     def __init__(self, config: AutoThresholdConfig, fallback: float) -> None:
         self.config = config
-        self.fallback = float(fallback)
+        self.configured = float(fallback)
+        self.fallback = self.configured
         self._d: deque[float] = deque(maxlen=config.max_negatives)
         self._cached: float | None = None
 
@@ -48,8 +49,14 @@ class NegativeDistanceCalibrator:
             self._d.extend(d.tolist())
             self._cached = None
 
-    def reset(self) -> None:
-        """Forget all samples (after the encoder's weights change, the distance scale does too)."""
+    def reset(self, keep_threshold: bool = True) -> None:
+        """Forget all samples (after the encoder's weights change, the distance scale does too).
+
+        ``keep_threshold``: the threshold in force becomes the fallback until new samples
+        calibrate it again (a fine-tuned model's scale is close to its parent's), instead
+        of the configured fixed value.
+        """
+        self.fallback = self.threshold if keep_threshold else self.configured
         self._d.clear()
         self._cached = None
 

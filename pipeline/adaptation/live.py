@@ -146,6 +146,7 @@ class LiveAdaptation:
         swap_to(self.store, self.encoder, version)
         self.assigner.model_version = version
         n = refresh_prototypes(self.store, self.matcher, version)
+        self.matcher.reset_calibration()  # new weights, new distance scale: re-sample known-different pairs
         self.swaps.append({"from": old, "to": version, "prototypes_refreshed": n, "t": time.time()})
         log.warning("re-id model hot-swapped %s -> %s (%d identity prototypes refreshed)", old, version, n)
         return True

@@ -131,9 +131,17 @@ def test_live_adaptation_hot_swaps_encoder_and_gallery(store):
     members = [t.embeddings[encoder.version] for t in store.tracklets(global_id=9, model_version=encoder.version)]
     mean = np.mean(members, axis=0)
     assert np.allclose(ident.prototype, mean / np.linalg.norm(mean), atol=1e-5)
+    # the matcher's label-free threshold calibration is re-sampled after a swap (new distance scale)
+    from pipeline.types import TrackletEmbedding
+
+    t0 = max(g.last_seen for g in matcher.gallery)
+    matcher.match([TrackletEmbedding("zz", 1, t0, t0 + 10, after[0])])
+    matcher.match([TrackletEmbedding("zz", 2, t0, t0 + 10, -after[0])])  # same camera, same time
+    assert matcher.calibration["negatives"] >= 1
     rollback(store)
     assert live.poll(force=True) and encoder.version == base
     assert np.allclose(encoder.embed_crops([crop]), before, atol=1e-6)
+    assert matcher.calibration["negatives"] == 0
 
 
 def test_crop_keeper_keeps_an_even_bounded_spread():

@@ -197,8 +197,10 @@ def test_calibrator_quantile_fallback_bounds_and_reset() -> None:
         AutoThresholdConfig(false_match_rate=0.25, min_negatives=1, min_threshold=0.3), fallback=0.35)
     clipped.add(np.array([0.1, 0.2]))
     assert clipped.threshold == pytest.approx(0.3)
-    cal.reset()
-    assert len(cal) == 0 and cal.threshold == 0.35
+    cal.reset()  # the calibrated 0.2 stays in force until re-sampled
+    assert len(cal) == 0 and not cal.calibrated and cal.threshold == pytest.approx(0.2)
+    cal.reset(keep_threshold=False)  # back to the configured value
+    assert cal.threshold == 0.35
     window = NegativeDistanceCalibrator(AutoThresholdConfig(min_negatives=1, max_negatives=10), fallback=0.35)
     window.add(np.arange(25) / 100.0)
     assert len(window) == 10  # only the most recent samples are kept
@@ -224,6 +226,8 @@ def test_threshold_calibrated_on_known_different_pairs() -> None:
                                            te("B", 2, 20, 30, -50))] == [1, 2, 3, 1]
     assert fixed.calibration == {"threshold": 0.9, "calibrated": False, "negatives": 0}
     m.reset_calibration()
+    assert m.threshold == pytest.approx(expect) and m.calibration["negatives"] == 0
+    m.reset_calibration(keep_threshold=False)
     assert m.threshold == 0.9
 
 
