@@ -242,7 +242,7 @@ def markdown(res: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=REPO_ROOT / "runs" / "bench_adapt")
     ap.add_argument("--max-frames", type=int, default=None, help="source frames (default: all 795)")
@@ -255,8 +255,39 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--crops", type=int, default=16, help="crops stored per tracklet")
     ap.add_argument("--seed", type=int, default=0, help="seed of the hold-out split, negatives and batches")
     ap.add_argument("--reuse", action="store_true", help="keep the pipeline store of an earlier run")
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
 
+
+def prepare_store(args: argparse.Namespace) -> tuple[Path, Path, dict]:
+    """(cams dir, adaptation work dir holding a snapshot of the run's store, pipeline summary)."""
+    import sqlite3
+
+    cams_dir = build_split(args.out, args.max_frames)
+    run_dir, store_path = args.out / "run", args.out / "run" / "identities.sqlite"
+    summary_path = args.out / "pipeline_summary.json"
+    if not (args.reuse and store_path.is_file() and summary_path.is_file()):
+        summary_path.write_text(json.dumps(run_pipeline(cams_dir, run_dir, args.crops), indent=1, default=str))
+    work = args.out / "adapt"
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    with sqlite3.connect(store_path) as src, sqlite3.connect(work / "identities.sqlite") as dst:
+        src.backup(dst)  # a consistent snapshot, WAL content included (a file copy may miss it)
+    return cams_dir, work, json.loads(summary_path.read_text())
+
+
+def round_tp_fraction(rep, sets, pids) -> float:
+    """True-positive fraction of the round's own presumed positives (tracklet ids -> gt ids)."""
+    from reid_models.adaptation.mining import PositivePair, true_positive_fraction
+
+    index = {s.tracklet_id: i for i, s in enumerate(sets)}
+    pairs = [PositivePair(index[p["tracklet_a"]], index[p["tracklet_b"]], p["distance"]) for p in rep.positives]
+    return round(true_positive_fraction(pairs, pids), 3)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    import copy
     import platform
 
     import torch
@@ -265,25 +296,11 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.adaptation.settings import AdaptSettings
     from pipeline.adaptation.worker import adapt_once, load_base_model
     from pipeline.store import IdentityStore
-    from reid_models.adaptation.mining import PositivePair, true_positive_fraction
 
     torch.set_num_threads(args.threads)
     t0 = time.time()
     args.out.mkdir(parents=True, exist_ok=True)
-    cams_dir = build_split(args.out, args.max_frames)
-    run_dir, store_path = args.out / "run", args.out / "run" / "identities.sqlite"
-    summary_path = args.out / "pipeline_summary.json"
-    if not (args.reuse and store_path.is_file() and summary_path.is_file()):
-        summary_path.write_text(json.dumps(run_pipeline(cams_dir, run_dir, args.crops), indent=1, default=str))
-    pipeline_summary = json.loads(summary_path.read_text())
-    work = args.out / "adapt"
-    if work.exists():
-        shutil.rmtree(work)
-    work.mkdir(parents=True)
-    import sqlite3
-
-    with sqlite3.connect(store_path) as src, sqlite3.connect(work / "identities.sqlite") as dst:
-        src.backup(dst)  # a consistent snapshot, WAL content included (a file copy may miss it)
+    cams_dir, work, pipeline_summary = prepare_store(args)
     settings = AdaptSettings(budget_s=args.budget_s, max_steps=args.max_steps, threads=args.threads, device="auto",
                              alpha=args.alpha, lr=args.lr, final_lr=args.final_lr, seed=args.seed)
     matchers = matcher_configs([0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5])
@@ -293,23 +310,17 @@ def main(argv: list[str] | None = None) -> int:
         _, base = load_base_model(store)
         before = evaluate("before", base, sets, pids, cams_dir, work, matchers)
         rep = adapt_once(store, settings, progress=True)
-    cand = base
+    cand = copy.deepcopy(base)
     if rep.candidate_state is not None:
-        import copy
-
-        cand = copy.deepcopy(base)
         cand.load_state_dict(rep.candidate_state)
     after = evaluate("after", cand, sets, pids, cams_dir, work, matchers)
-    index = {s.tracklet_id: i for i, s in enumerate(sets)}
-    round_pairs = [PositivePair(index[p["tracklet_a"]], index[p["tracklet_b"]], p["distance"]) for p in rep.positives]
-    cross = {p for i, p in enumerate(pids) if p is not None and sets[i].cam_id == CAMS[0]} & \
-            {p for i, p in enumerate(pids) if p is not None and sets[i].cam_id == CAMS[1]}
+    seen = [{p for p, s in zip(pids, sets) if p is not None and s.cam_id == cam} for cam in CAMS]
     res = {
         "command": "python tools/bench_adapt.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": f"{platform.machine()} ({__import__('os').cpu_count()} cores)", "threads": args.threads,
         "pipeline": pipeline_summary, "tracklets": len(sets), "tracklets_with_gt": sum(p is not None for p in pids),
-        "cross_camera_ids": len(cross), "fixed_thresholds": [k for k in matchers if k != "auto"],
-        "tp_fraction_round": round(true_positive_fraction(round_pairs, pids), 3),
+        "cross_camera_ids": len(seen[0] & seen[1]), "fixed_thresholds": [k for k in matchers if k != "auto"],
+        "tp_fraction_round": round_tp_fraction(rep, sets, pids),
         "tp_by_alpha": tp_fraction_by_alpha(sets, before["vectors"], pids, [0.1, 0.2, 0.3, 0.5]),
         "before": {k: v for k, v in before.items() if k != "vectors"},
         "after": {k: v for k, v in after.items() if k != "vectors"},
