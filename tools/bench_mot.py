@@ -126,23 +126,25 @@ def run_ours(variant: str, seq, det: str, out: Path, force: bool, encoder_cache:
     import hashlib
 
     config, cfg_path = ours_config(variant, det)
-    digest = hashlib.sha1(config.model_dump_json().encode()).hexdigest()[:12]
-    meta = out.with_suffix(".json")
-    if out.exists() and meta.exists() and not force:
-        cached = json.loads(meta.read_text())
-        if cached.get("settings", {}).get("config_sha1") == digest:  # a changed config is re-run
-            return cached
     encoder = None
     if variant == "ours_reid":
         if "default" not in encoder_cache:
             encoder_cache["default"] = load_encoder("default", "cpu")
         encoder = encoder_cache["default"]
+    # a changed tracker config or a newly shipped re-id checkpoint is re-run
+    key = config.model_dump_json() + (encoder.version if encoder is not None else "")
+    digest = hashlib.sha1(key.encode()).hexdigest()[:12]
+    meta = out.with_suffix(".json")
+    if out.exists() and meta.exists() and not force:
+        cached = json.loads(meta.read_text())
+        if cached.get("settings", {}).get("config_sha1") == digest:
+            return cached
     run = track_sequence(seq, det, config, encoder)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_mot_results(out, run.outputs)
     info = {"tracker": variant, "frames": run.n_frames, "tracker_seconds": run.tracker_seconds, "fps": run.fps,
             "settings": {"config": str(cfg_path.relative_to(REPO)), "config_sha1": digest, "appearance": variant == "ours_reid",
-                         "reid": "default checkpoint" if encoder else "none"}}
+                         "reid": f"default checkpoint {encoder.version}" if encoder else "none"}}
     meta.write_text(json.dumps(info, indent=1))
     return info
 

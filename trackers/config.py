@@ -90,7 +90,7 @@ class AppearanceConfig(StrictModel):
     """Gallery size per track (mode=gallery)."""
     proximity_thresh: float = Field(0.5, ge=0.0, le=1.0)
     """Appearance is ignored for pairs with IoU distance above this."""
-    appearance_thresh: float = Field(0.25, ge=0.0, le=2.0)
+    appearance_thresh: float = Field(0.4, ge=0.0, le=2.0)
     """Cosine distances above this count as 'no appearance evidence' (1.0)."""
     fusion: Literal["min", "weighted"] = "min"
     """min(iou_cost, emb_cost) (BoT-SORT) or weight*emb + (1-weight)*iou."""
