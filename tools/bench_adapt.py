@@ -61,6 +61,7 @@ def run_pipeline(cams_dir: Path, run_dir: Path, crops: int) -> dict:
         "mode": "batch", "run_key": "bench-adapt",
         "cameras": [{"id": c, "source": str(cams_dir / c / "video.mp4")} for c in CAMS],
         "detector": {"kind": "onnx", "weights": str(require_shared() / "weights" / "yolov5n.onnx"), "conf": 0.25},
+        "tracker": str(REPO_ROOT / "configs" / "tracker" / "yolo.yaml"),  # as the demo and bench_pipeline
         "encoder": {"checkpoint": "default", "every": 2},
         "store": {"path": str(run_dir / "identities.sqlite")},
         "outputs": {"dir": str(run_dir), "video": False, "timeline_png": False},
