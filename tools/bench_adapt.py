@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pipeline.paths import REPO_ROOT, require_shared  # noqa: E402
 
@@ -124,29 +125,16 @@ def matcher_configs(thresholds: list[float]) -> dict:
 
 def rematch_idf1(sets, vectors: np.ndarray, cams_dir: Path, work: Path, configs: dict) -> dict[str, float]:
     """Global IDF1 of an offline re-matching of the tracklets (end-time order) per matcher config."""
-    from pipeline.evaluation.multicam import evaluate_multicam
-    from pipeline.matcher import CrossCameraMatcher
-    from pipeline.sinks import MOTWriter
+    from bench_pipeline import rematch_global_idf1
+
     from pipeline.types import TrackletEmbedding
 
     order = sorted(range(len(sets)), key=lambda i: (sets[i].end_time, sets[i].cam_id, sets[i].track_id))
-    out = {}
-    for label, mcfg in configs.items():
-        matcher = CrossCameraMatcher(mcfg)
-        res_dir = work / f"matcher_{label}"
-        writers = {c: MOTWriter(res_dir / f"{c}.txt") for c in CAMS}
-        taken: dict[tuple[str, int], set[int]] = {}
-        for i in order:
-            s = sets[i]
-            gid = matcher.match([TrackletEmbedding(s.cam_id, s.track_id, s.start_time, s.end_time, vectors[i])])[0]
-            seen = taken.setdefault((s.cam_id, gid), set())
-            rows = [(int(f), gid, b, 1.0) for f, b in zip(s.all_frames, s.boxes_tlwh) if int(f) not in seen]
-            seen.update(r[0] for r in rows)
-            writers[s.cam_id].write_rows(rows)
-        for w in writers.values():
-            w.close()
-        out[label] = round(evaluate_multicam(cams_dir, res_dir).global_.get("IDF1", 0.0), 2)
-    return out
+    items = [TrackletEmbedding(sets[i].cam_id, sets[i].track_id, sets[i].start_time, sets[i].end_time, vectors[i])
+             for i in order]
+    frames_boxes = [(sets[i].all_frames, sets[i].boxes_tlwh) for i in order]
+    return {label: rematch_global_idf1(items, frames_boxes, mcfg, cams_dir, work / f"matcher_{label}")
+            for label, mcfg in configs.items()}
 
 
 def tp_fraction_by_alpha(sets, vectors: np.ndarray, pids, alphas: list[float]) -> dict[str, dict]:

@@ -122,6 +122,28 @@ def run_variant(name: str, cfg, cams_dir: Path, run_dir: Path, detector_cache, m
     return summary, report.to_json(), detector_cache
 
 
+def rematch_global_idf1(items: list, frames_boxes: list, config, cams_dir: Path, res_dir: Path) -> float:
+    """Global IDF1 of an offline re-matching: ``items`` (TrackletEmbedding, in the order they would
+    finish online) fed one at a time to a fresh CrossCameraMatcher(``config``); ``frames_boxes[i]``
+    = (frames (N,), boxes_tlwh (N, 4)) of item i. One box per (camera, frame, global id)."""
+    from pipeline.evaluation.multicam import evaluate_multicam
+    from pipeline.matcher import CrossCameraMatcher
+    from pipeline.sinks import MOTWriter
+
+    matcher = CrossCameraMatcher(config)
+    writers = {c: MOTWriter(res_dir / f"{c}.txt") for c in sorted({it.cam_id for it in items})}
+    seen: dict[tuple[str, int], set[int]] = {}
+    for it, (frames, boxes) in zip(items, frames_boxes):
+        gid = matcher.match([it])[0]
+        taken = seen.setdefault((it.cam_id, gid), set())
+        rows = [(int(f), gid, b, 1.0) for f, b in zip(frames, boxes) if int(f) not in taken]
+        taken.update(r[0] for r in rows)
+        writers[it.cam_id].write_rows(rows)
+    for w in writers.values():
+        w.close()
+    return round(evaluate_multicam(cams_dir, res_dir).global_.get("IDF1", 0.0), 2)
+
+
 def sweep_thresholds(store_path: Path, cams_dir: Path, work: Path, thresholds: list[float | str]) -> dict[str, float]:
     """Offline re-matching of the run's stored final tracklets with other matcher thresholds.
 
@@ -131,34 +153,22 @@ def sweep_thresholds(store_path: Path, cams_dir: Path, work: Path, thresholds: l
     ``"auto"`` = the label-free calibrated threshold (MatcherConfig's default); 0.0 = no
     linking at all (every tracklet its own identity), the floor cross-camera matching must beat.
     """
-    from pipeline.evaluation.multicam import evaluate_multicam
-    from pipeline.matcher import CrossCameraMatcher
     from pipeline.matcher_config import MatcherConfig
-    from pipeline.sinks import MOTWriter
     from pipeline.store import IdentityStore
     from pipeline.types import TrackletEmbedding
 
     with IdentityStore(store_path) as store:
         tracklets = [t for t in store.tracklets() if t.embeddings]
     tracklets.sort(key=lambda t: (t.end_time, t.cam_id, t.track_id))
+    items = [TrackletEmbedding(t.cam_id, t.track_id, t.start_time, t.end_time, next(iter(t.embeddings.values())))
+             for t in tracklets]
+    frames_boxes = [(t.frames, t.boxes_tlwh) for t in tracklets]
     out = {}
     for thr in thresholds:
         auto = thr == "auto"
-        matcher = CrossCameraMatcher(MatcherConfig() if auto else MatcherConfig(threshold=thr, auto_threshold=None))
         label = "auto" if auto else f"{thr:.2f}"
-        res_dir = work / f"thr_{label}"
-        writers = {c: MOTWriter(res_dir / f"{c}.txt") for c in ("left", "right")}
-        seen: dict[tuple[str, int], set[int]] = {}
-        for t in tracklets:
-            vec = next(iter(t.embeddings.values()))
-            gid = matcher.match([TrackletEmbedding(t.cam_id, t.track_id, t.start_time, t.end_time, vec)])[0]
-            taken = seen.setdefault((t.cam_id, gid), set())  # one box per (camera, frame, id)
-            rows = [(int(f), gid, b, 1.0) for f, b in zip(t.frames, t.boxes_tlwh) if int(f) not in taken]
-            taken.update(r[0] for r in rows)
-            writers[t.cam_id].write_rows(rows)
-        for w in writers.values():
-            w.close()
-        out[label] = round(evaluate_multicam(cams_dir, res_dir).global_.get("IDF1", 0.0), 2)
+        config = MatcherConfig() if auto else MatcherConfig(threshold=thr, auto_threshold=None)
+        out[label] = rematch_global_idf1(items, frames_boxes, config, cams_dir, work / f"thr_{label}")
     return out
 
 
