@@ -15,8 +15,10 @@ Their distances are samples of the "different people" distribution. The
 calibrated threshold is its ``false_match_rate`` quantile: the distance below
 which only that share of known-different pairs fall, i.e. an estimate of the
 false-match rate of a single comparison, measured on the deployed cameras and
-the deployed model, without labels. Until ``min_negatives`` samples exist the
-configured fixed threshold is used.
+the deployed model, without labels. Until ``min_negatives`` samples exist
+(``warmup``) the configured fixed threshold is used (``"threshold"``, the
+default) or no fresh tracklet joins an existing identity (``"no-link"``: a wrong
+early merge is never undone, a missed link only splits an identity).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ class NegativeDistanceCalibrator:
 
     def __init__(self, config: AutoThresholdConfig, fallback: float) -> None:
         self.config = config
-        self.configured = float(fallback)
+        self.configured = 0.0 if config.warmup == "no-link" else float(fallback)
         self.fallback = self.configured
         self._d: deque[float] = deque(maxlen=config.max_negatives)
         self._cached: float | None = None

@@ -50,13 +50,17 @@ class AutoThresholdConfig(StrictModel):
     false_match_rate: the threshold is this quantile of the distances between
         tracklets and identities known to be different people (seen at the same
         time in one camera, or in two non-overlapping cameras).
-    min_negatives: samples needed before the calibrated value replaces ``threshold``.
+    min_negatives: samples needed before the calibrated value is used.
+    warmup: until then, "threshold" (the fixed ``threshold``; also right after a restart,
+        whose reloaded gallery should link at once) or "no-link" (fresh tracklets open new
+        identities, continuations of a track keep theirs: no early merge that is never undone).
     max_negatives: the most recent samples kept (the estimate follows the scene).
     min_threshold / max_threshold: bounds of the calibrated value.
     """
 
     false_match_rate: float = Field(0.02, gt=0.0, lt=0.5)
     min_negatives: int = Field(50, ge=1)
+    warmup: Literal["threshold", "no-link"] = "threshold"
     max_negatives: int = Field(5000, ge=10)
     min_threshold: float = Field(0.0, ge=0.0, le=2.0)
     max_threshold: float = Field(2.0, ge=0.0, le=2.0)
@@ -72,7 +76,7 @@ class MatcherConfig(StrictModel):
     """Thresholds and constraints of :class:`pipeline.matcher.CrossCameraMatcher`.
 
     threshold: max cosine distance tracklet <-> identity prototype for a match
-        (with ``auto_threshold``: only until enough known-different pairs were seen).
+        (with ``auto_threshold``: only during its warm-up, when ``warmup: threshold``).
     auto_threshold: calibrate the threshold on the deployed cameras without labels
         (on by default; ``null`` = always use ``threshold``).
     reentry_threshold / reentry_max_gap_s: the same for a person re-entering

@@ -71,7 +71,7 @@ def build_split(out: Path, max_frames: int | None, gap: float) -> Path:
 
 
 def make_config(cams_dir: Path, run_dir: Path, encoder: str, threshold: float, tracker: str | None, every: int,
-                auto: bool = True):
+                auto: bool = True, warmup: str = "threshold"):
     from pipeline.camconfig import CamsConfig
     from pipeline.configio import validate
 
@@ -82,7 +82,7 @@ def make_config(cams_dir: Path, run_dir: Path, encoder: str, threshold: float, t
         "cameras": [{"id": c, "source": str(cams_dir / c / "video.mp4")} for c in ("left", "right")],
         "detector": {"kind": "onnx", "weights": str(weights), "conf": 0.25},
         "encoder": {"checkpoint": encoder, "every": every},
-        "matching": {"threshold": threshold, **({} if auto else {"auto_threshold": None})},
+        "matching": {"threshold": threshold, "auto_threshold": {"warmup": warmup} if auto else None},
         "store": {"path": str(run_dir / "identities.sqlite")},
         "outputs": {"dir": str(run_dir), "video": False},
     }
@@ -227,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--baseline-threshold", type=float, default=None, help="matcher threshold of the baseline")
     ap.add_argument("--encoder", default="default", help="our encoder: default | checkpoint path")
     ap.add_argument("--every", type=int, default=2, help="embed detections every n-th frame (encoder.every, as the demo)")
+    ap.add_argument("--warmup", choices=["threshold", "no-link"], default="threshold",
+                    help="matching.auto_threshold.warmup of the calibrated runs")
     ap.add_argument("--tracker", default="configs/tracker/yolo.yaml",
                     help="tracker YAML relative to the repo (default: the YOLO config, as the demo; '' = built-in)")
     args = ap.parse_args(argv)
@@ -241,14 +243,15 @@ def main(argv: list[str] | None = None) -> int:
     thr = args.threshold if args.threshold is not None else MatcherConfig().threshold
     bthr = args.baseline_threshold if args.baseline_threshold is not None else thr
     t0 = time.time()
-    cfg = make_config(cams_dir, args.out / "ours", args.encoder, thr, args.tracker, args.every)
+    cfg = make_config(cams_dir, args.out / "ours", args.encoder, thr, args.tracker, args.every, warmup=args.warmup)
     ours, ours_eval, cache = run_variant("ours", cfg, cams_dir, args.out / "ours", None, None)
     # the baseline: nearest-neighbour matching on ImageNet features (every ImageNet
     # distance is far below the fixed threshold, so the nearest admissible identity is taken)
     cfg_b = make_config(cams_dir, args.out / "baseline", "imagenet", bthr, args.tracker, args.every, auto=False)
     base, base_eval, _ = run_variant("baseline", cfg_b, cams_dir, args.out / "baseline", cache, None)
     # the same pipeline as ours (label-free calibrated threshold) on ImageNet features
-    cfg_c = make_config(cams_dir, args.out / "baseline_auto", "imagenet", bthr, args.tracker, args.every)
+    cfg_c = make_config(cams_dir, args.out / "baseline_auto", "imagenet", bthr, args.tracker, args.every,
+                        warmup=args.warmup)
     base_auto, base_auto_eval, _ = run_variant("baseline_auto", cfg_c, cams_dir, args.out / "baseline_auto", cache, None)
     grid = ["auto", 0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5]
     sweep = {name: sweep_thresholds(args.out / name / "identities.sqlite", cams_dir, args.out / "sweep" / name, grid)

@@ -207,7 +207,7 @@ def test_calibrator_quantile_fallback_bounds_and_reset() -> None:
 
 
 def test_threshold_calibrated_on_known_different_pairs() -> None:
-    auto = {"false_match_rate": 0.25, "min_negatives": 2}
+    auto = {"false_match_rate": 0.25, "min_negatives": 2}  # warmup: threshold (the default)
     m = CrossCameraMatcher(validate(MatcherConfig, {"threshold": 0.9, "auto_threshold": auto}, "<test>"))
     assert m.match([te("A", 1, 0, 10, 0)]) == [1]
     # same camera, same time as identity 1: known different, distance 1 - cos 60 = 0.5
@@ -245,3 +245,21 @@ def test_auto_threshold_config_errors_name_the_key() -> None:
         validate(MatcherConfig, {"auto_threshold": {"false_match_rate": 0.7}}, "<test>")
     with pytest.raises(ConfigError, match="max_threshold"):
         validate(MatcherConfig, {"auto_threshold": {"min_threshold": 0.5, "max_threshold": 0.2}}, "<test>")
+
+
+def test_no_link_warmup_until_calibrated() -> None:
+    auto = {"false_match_rate": 0.01, "min_negatives": 2, "warmup": "no-link"}
+    m = CrossCameraMatcher(validate(MatcherConfig, {"threshold": 0.9, "auto_threshold": auto}, "<test>"))
+    assert m.threshold == 0.0
+    assert m.match([te("A", 1, 0, 10, 0)]) == [1]
+    # 10 deg from identity 1 (distance 0.015), later, in camera B: the fixed 0.9 would link it
+    assert m.match([te("B", 1, 20, 30, 10)]) == [2]
+    # a continuation of a track keeps its identity during the warm-up
+    assert m.match_detailed([te("B", 1, 20, 40, 10)])[0].global_id == 2
+    # camera C while identity 2 is in B: two known-different pairs, 1 - cos 80 and 1 - cos 170
+    assert m.match([te("C", 1, 25, 35, 90), te("C", 2, 25, 35, 180)]) == [3, 4]
+    d = sorted([1 - math.cos(math.radians(80)), 1 - math.cos(math.radians(170))])
+    assert m.calibration["negatives"] == 2 and m.calibration["calibrated"]
+    assert m.threshold == pytest.approx(d[0] + 0.01 * (d[1] - d[0]))  # 0.838: C1 (1.0 from identity 1) stayed new
+    # calibrated: linking resumes (3 deg is nearest to identity 1)
+    assert m.match([te("A", 2, 50, 60, 3)]) == [1]
