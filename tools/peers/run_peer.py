@@ -86,7 +86,7 @@ class SupervisionPeer:
 
 
 class NorfairPeer:
-    """norfair with the settings of norfair's own MOTChallenge demo (see /work/shared/PEERS.md)."""
+    """norfair with the settings of norfair's own MOTChallenge demo (see ../shared/PEERS.md)."""
 
     def __init__(self, fps: float) -> None:
         import norfair
