@@ -155,10 +155,11 @@ class CrossCameraMatcher:
     def _assign(self, items: list[TrackletEmbedding]) -> list[MatchResult]:
         ids = list(self._gallery)
         matched: dict[int, tuple[int, float]] = {}
-        if self._calibrator is not None and items and ids:
-            self._calibrator.add(self.known_different_distances(items, [self._gallery[g] for g in ids]))
         if items and ids:
-            cost, ok = self.cost_matrix(items, [self._gallery[g] for g in ids])
+            identities = [self._gallery[g] for g in ids]
+            if self._calibrator is not None:
+                self._calibrator.add(self.known_different_distances(items, identities))
+            cost, ok = self.cost_matrix(items, identities)
             rows, cols = linear_sum_assignment(np.where(ok, cost, _GATED))
             matched = {int(r): (ids[c], float(cost[r, c])) for r, c in zip(rows, cols) if ok[r, c]}
         out: list[MatchResult | None] = [None] * len(items)
@@ -202,11 +203,15 @@ class CrossCameraMatcher:
         for it in items:
             d = 1.0 - protos @ _unit(it.vector).astype(np.float64)
             for c, ident in enumerate(recent):
-                if any(self._overlaps(it.start_time, it.end_time, s, e)
-                       and (cam == it.cam_id or frozenset((cam, it.cam_id)) not in self._overlap)
-                       for cam, s, e in ident.spans):
+                if any(self._coexists(it, cam, s, e) for cam, s, e in ident.spans):
                     out.append(d[c])
         return np.asarray(out, dtype=np.float64)
+
+    def _coexists(self, it: TrackletEmbedding, cam: str, start: float, end: float) -> bool:
+        """The tracklet overlaps span (cam, start, end) where one person cannot be in both:
+        the same camera, or a camera whose view does not overlap the tracklet's."""
+        return self._overlaps(it.start_time, it.end_time, start, end) and (
+            cam == it.cam_id or frozenset((cam, it.cam_id)) not in self._overlap)
 
     def _overlaps(self, s0: float, e0: float, s1: float, e1: float) -> bool:
         """Spans share at least ``time_slack_s`` seconds (with 0: any common instant)."""
@@ -217,9 +222,9 @@ class CrossCameraMatcher:
         cfg = self.config
         prev = nxt = None
         for cam, s, e in ident.spans:
+            if self._coexists(it, cam, s, e):
+                return math.inf, self.threshold
             if self._overlaps(it.start_time, it.end_time, s, e):
-                if cam == it.cam_id or frozenset((cam, it.cam_id)) not in self._overlap:
-                    return math.inf, self.threshold
                 continue
             if e < it.start_time and (prev is None or e > prev[2]):
                 prev = (cam, s, e)
