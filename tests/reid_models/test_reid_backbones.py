@@ -117,4 +117,23 @@ def test_mobilenetv2_pool_embeds_the_pooled_features_at_its_input_size():
         want = net.features(x).mean(dim=(2, 3))
         assert torch.equal(net(x), want)
     assert net.embedding_dim == 1280 and net.input_size == (256, 128) and len(net.layer_groups()) == 19
-    assert net.build_kwargs() == {"input_size": (256, 128), "pretrained": None}
+    assert net.build_kwargs() == {"input_size": (256, 128), "pretrained": None, "last_stride": 2}
+
+
+def test_last_stride_one_doubles_the_final_map_with_the_same_weights(dsr_weights):
+    from reid_models.checkpoint import pooled_trunk_blob
+
+    s2 = build_model("mobilenetv2_pool", pretrained=str(dsr_weights[0])).eval()
+    s1 = build_model("mobilenetv2_pool", pretrained=str(dsr_weights[0]), last_stride=1).eval()
+    x = torch.randn(2, 3, 128, 64)
+    with torch.no_grad():
+        assert s2.features(x).shape == (2, 1280, 4, 2)
+        assert s1.features(x).shape == (2, 1280, 8, 4)
+        assert s1(x).shape == (2, 1280)
+    assert all(torch.equal(a, b) for a, b in zip(s1.state_dict().values(), s2.state_dict().values()))
+    assert s1.build_kwargs()["last_stride"] == 1
+    fc = build_model("mobilenetv2_fc", pretrained=None, last_stride=1)
+    blob = {"model_name": "mobilenetv2_fc", "model_kwargs": fc.build_kwargs(), "state_dict": fc.state_dict()}
+    assert pooled_trunk_blob(blob)["model_kwargs"]["last_stride"] == 1  # shipped trunk keeps the stride
+    with pytest.raises(ConfigError, match="last_stride must be 1 or 2"):
+        build_model("mobilenetv2_pool", pretrained=None, last_stride=3)
