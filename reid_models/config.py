@@ -98,6 +98,14 @@ class DataSpec(StrictModel):
     random_erasing: float = Field(0.0, ge=0, le=1)
     cache_images: bool = True
     num_workers: int = Field(0, ge=0)
+    # Virtual identities: the upper part of one training identity's crop over the lower part of another's
+    # (same dataset), each a class of its own with ``part_swap_crops`` crops (see reid_models/train_data.py).
+    part_swap_ids: int = Field(0, ge=0)
+    part_swap_crops: int = Field(40, ge=2)
+    # Train on a seeded random subset of this many identities per dataset (null = all): for learning curves
+    # ("how many identities does this need?", tools/bench_reid_curve.py).
+    max_identities: int | None = Field(None, ge=2)
+    subset_seed: int = 0
 
 
 class TransferSpec(StrictModel):

@@ -328,7 +328,7 @@ def train_from_config(cfg: TrainConfig, resume: str | Path | None = None, out_di
         return train_aggregator(cfg, device, out, resume)
     from reid_models.train_data import build_image_data, build_train_loader
 
-    data = build_image_data(cfg.data, cfg.loss.attributes)
+    data = build_image_data(cfg.data, cfg.loss.attributes, cfg.seed)
     model = build_engine_model(cfg)
     loader = build_train_loader(data, cfg.data, cfg.sampler, model.input_size, cfg.seed)
     engine = ENGINES[cfg.loss.kind](cfg, model, data.num_classes, device, out, data.attributes)

@@ -5,6 +5,16 @@ Identities of every dataset are relabelled to contiguous class labels
 identities of different datasets never collide. Each training item also
 carries its dataset number (for BH-switch batches) and its row number (for
 looking up attribute labels).
+
+Virtual identities (``data.part_swap_ids`` > 0): with few real identities (9 on
+the PETS09-S2L1 benchmark split), extra classes are made by putting the upper
+part of one identity's crops over the lower part of another's (an ordered pair
+of distinct real identities of the same dataset, drawn without replacement,
+seeded), cut at a height fraction drawn from [0.4, 0.6] per crop. Each virtual
+identity has ``part_swap_crops`` crops and its own class label after the real
+ones; they only ever appear in training batches (never in validation). Attribute
+labels are not defined for them, so the option cannot be combined with
+attribute heads.
 """
 
 from __future__ import annotations
@@ -61,8 +71,8 @@ def _attribute_table(folder: Path, names: list[str], items: list) -> np.ndarray:
     return np.array([by_path.get(Path(it.path).resolve(), [-1] * len(names)) for it in items], dtype=np.int64)
 
 
-def build_image_data(spec: DataSpec, attributes: list[str]) -> ImageData:
-    """Load every dataset's train and val items; relabel train identities 0..C-1."""
+def build_image_data(spec: DataSpec, attributes: list[str], seed: int = 0) -> ImageData:
+    """Load every dataset's train and val items; relabel train identities 0..C-1 (then virtual ones)."""
     train, ds_ids, val, attrs = [], [], [], []
     label_of: dict[tuple[int, int], int] = {}
     for d, name in enumerate(spec.datasets):
@@ -70,6 +80,8 @@ def build_image_data(spec: DataSpec, attributes: list[str]) -> ImageData:
         items = _load_items(folder, spec.format, spec.train_split)
         if not items:
             raise DataError(folder, f"no items in split {spec.train_split!r}")
+        if spec.max_identities is not None:
+            items = identity_subset(items, spec.max_identities, spec.subset_seed)
         for it in items:
             label = label_of.setdefault((d, it.pid), len(label_of))
             train.append(dataclasses.replace(it, pid=label))
@@ -79,7 +91,54 @@ def build_image_data(spec: DataSpec, attributes: list[str]) -> ImageData:
         if spec.val_split:
             val += [dataclasses.replace(it, pid=d * 1_000_000 + it.pid) for it in _load_items(folder, spec.format, spec.val_split)]
     table = torch.from_numpy(np.concatenate(attrs)) if attrs else None
-    return ImageData(train, ds_ids, len(label_of), val, table)
+    num_classes = len(label_of)
+    if spec.part_swap_ids:
+        if table is not None:
+            raise ConfigError("data.part_swap_ids cannot be combined with attribute heads (loss.attributes)")
+        virtual, virtual_ds = part_swap_items(train, ds_ids, spec.part_swap_ids, spec.part_swap_crops, seed)
+        train, ds_ids, num_classes = train + virtual, ds_ids + virtual_ds, num_classes + spec.part_swap_ids
+    return ImageData(train, ds_ids, num_classes, val, table)
+
+
+def identity_subset(items: list, n: int, seed: int) -> list:
+    """The items of ``n`` identities drawn (seeded, without replacement) from those present; a larger
+    ``n`` than available keeps all. Subsets are nested: the first n of one seeded permutation."""
+    pids = sorted({it.pid for it in items})
+    order = np.random.default_rng(seed).permutation(len(pids))
+    keep = {pids[int(i)] for i in order[:n]}
+    return [it for it in items if it.pid in keep]
+
+
+def part_swap_items(items: list, dataset_ids: list[int], n_ids: int, crops_per_id: int,
+                    seed: int) -> tuple[list, list[int]]:
+    """``n_ids`` virtual identities (labels after the largest real one) from ordered pairs of real ones.
+
+    items: relabelled training CropItems (labels 0..C-1); returns the PartSwapItems and their dataset ids.
+    ConfigError when there are fewer ordered same-dataset pairs than ``n_ids``.
+    """
+    from reid_models.datasets.torch_data import PartSwapItem
+
+    by_label: dict[int, list] = {}
+    ds_of: dict[int, int] = {}
+    for it, d in zip(items, dataset_ids):
+        by_label.setdefault(it.pid, []).append(it)
+        ds_of[it.pid] = d
+    pairs = [(a, b) for a in sorted(by_label) for b in sorted(by_label) if a != b and ds_of[a] == ds_of[b]]
+    if n_ids > len(pairs):
+        raise ConfigError(f"data.part_swap_ids: {n_ids} virtual identities requested, only {len(pairs)} "
+                          "ordered pairs of training identities exist")
+    rng = np.random.default_rng(seed)
+    base = max(by_label) + 1
+    out, out_ds = [], []
+    for v, k in enumerate(rng.choice(len(pairs), size=n_ids, replace=False)):
+        a, b = pairs[int(k)]
+        tops = rng.integers(0, len(by_label[a]), crops_per_id)
+        bottoms = rng.integers(0, len(by_label[b]), crops_per_id)
+        for t, u, cut in zip(tops, bottoms, rng.uniform(0.4, 0.6, crops_per_id)):
+            top = by_label[a][int(t)]
+            out.append(PartSwapItem(top.path, by_label[b][int(u)].path, float(cut), base + v, top.camid))
+            out_ds.append(ds_of[a])
+    return out, out_ds
 
 
 class IndexedDataset(Dataset):

@@ -2,13 +2,15 @@
 
 Images are read with OpenCV (BGR) and converted to RGB uint8 tensors (3, H, W)
 before the transform (see ``reid_models/transforms.py``), which returns float
-(3, H, W). ``cache=True`` keeps decoded crops in memory (they are small: the
+(3, H, W). Items may also be :class:`PartSwapItem` (virtual identities, composed
+on load). ``cache=True`` keeps decoded crops in memory (they are small: the
 generator already resized them), so epochs after the first skip JPEG decoding.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +45,27 @@ class _ImageCache:
         return img
 
 
+@dataclass(frozen=True)
+class PartSwapItem:
+    """A virtual identity's crop: rows ``[0, cut)`` of ``path``'s image over rows ``[cut, H)`` of
+    ``bottom_path``'s (``cut`` as a fraction of the height). ``path`` is the upper part's source."""
+
+    path: Path
+    bottom_path: Path
+    cut: float
+    pid: int
+    camid: int
+
+
+def compose_part_swap(top: torch.Tensor, bottom: torch.Tensor, cut: float) -> torch.Tensor:
+    """(3, H, W) uint8: ``top``'s rows above ``round(cut * H)`` over ``bottom``'s (resized to ``top``'s size)."""
+    if bottom.shape != top.shape:
+        bottom = torch.nn.functional.interpolate(bottom[None].float(), size=top.shape[1:], mode="bilinear",
+                                                 align_corners=False)[0].round().clamp(0, 255).to(top.dtype)
+    row = int(round(cut * top.shape[1]))
+    return torch.cat([top[:, :row], bottom[:, row:]], dim=1)
+
+
 class ReidImageDataset(Dataset):
     """``(image (3,H,W) float, pid, camid)`` per crop; ``.pids`` lists the pid of every item."""
 
@@ -59,7 +82,10 @@ class ReidImageDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:
         it = self.items[i]
-        return self.transform(self._cache.get(it.path)), it.pid, it.camid
+        img = self._cache.get(it.path)
+        if isinstance(it, PartSwapItem):
+            img = compose_part_swap(img, self._cache.get(it.bottom_path), it.cut)
+        return self.transform(img), it.pid, it.camid
 
 
 class TrackletDataset(Dataset):

@@ -186,3 +186,46 @@ def test_transfer_without_source_keeps_own_init_of_frozen_layers(tiny_dataset, t
     for k in ("conv1.weight", "conv2.weight", "conv3.bias"):
         assert torch.equal(init[k], trained[k])
     assert not torch.equal(init["fc.weight"], trained["fc.weight"])
+
+
+def test_identity_subset_is_seeded_nested_and_trains_on_that_many(tiny_dataset, tmp_path):
+    from reid_models.config import DataSpec
+    from reid_models.train_data import build_image_data, identity_subset
+
+    items = build_image_data(DataSpec(datasets=[str(tiny_dataset)], val_split=None), []).train_items
+    two = identity_subset(items, 2, seed=3)
+    assert len({it.pid for it in two}) == 2 and set(two) <= set(items)
+    assert identity_subset(items, 2, seed=3) == two  # same seed, same subset
+    assert {it.pid for it in identity_subset(items, 1, seed=3)} <= {it.pid for it in two}  # nested
+    assert identity_subset(items, 99, seed=3) == items
+    summary = train_from_config(cfg_for(tiny_dataset, tmp_path / "r", epochs=1, sampler={"p": 2},
+                                        data={"val_split": None, "max_identities": 2}, loss={"id_weight": 1.0}))
+    assert torch.isfinite(torch.tensor(summary["history"][0]["loss"]))
+    assert read_checkpoint(tmp_path / "r" / "last.pt")["extra"]["heads"]["ident.fc.weight"].shape == (2, 16)
+
+
+def test_part_swap_virtual_identities_compose_real_crops(tiny_dataset, tmp_path):
+    from reid_models.config import DataSpec
+    from reid_models.datasets.torch_data import PartSwapItem, ReidImageDataset, read_rgb_tensor
+    from reid_models.train_data import build_image_data
+
+    spec = DataSpec(datasets=[str(tiny_dataset)], val_split=None, part_swap_ids=4, part_swap_crops=5)
+    data = build_image_data(spec, [], seed=1)
+    real = [it for it in data.train_items if not isinstance(it, PartSwapItem)]
+    virtual = [it for it in data.train_items if isinstance(it, PartSwapItem)]
+    assert data.num_classes == 3 + 4 and len(virtual) == 4 * 5
+    assert sorted({it.pid for it in virtual}) == [3, 4, 5, 6]  # after the real labels 0..2
+    label_of = {it.path: it.pid for it in real}
+    for v in virtual:  # upper part from one real identity, lower part from a different one
+        assert label_of[v.path] != label_of[v.bottom_path] and 0.4 <= v.cut <= 0.6
+    v = virtual[0]
+    img = ReidImageDataset([v], transform=lambda x: x)[0][0]
+    top, bottom = read_rgb_tensor(v.path), read_rgb_tensor(v.bottom_path)
+    row = round(v.cut * 64)
+    assert torch.equal(img[:, :row], top[:, :row]) and torch.equal(img[:, row:], bottom[:, row:])
+    with pytest.raises(ConfigError, match="only 6 ordered pairs"):
+        build_image_data(DataSpec(datasets=[str(tiny_dataset)], val_split=None, part_swap_ids=7), [])
+    summary = train_from_config(cfg_for(tiny_dataset, tmp_path / "r", epochs=1, sampler={"p": 4},
+                                        data={"val_split": None, "part_swap_ids": 3}, loss={"id_weight": 1.0}))
+    assert torch.isfinite(torch.tensor(summary["history"][0]["loss"]))
+    assert read_checkpoint(tmp_path / "r" / "last.pt")["extra"]["heads"]["ident.fc.weight"].shape == (6, 16)
