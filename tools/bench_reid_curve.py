@@ -20,7 +20,8 @@ Usage::
 
 With ``--ids 9`` only, it compares a recipe over seeds (``configs/reid/experiments/``, docs/reid_data_eval.md).
 
-Runs whose ``last.pt`` already exists under ``--out`` are reused (delete the folder to retrain).
+Runs whose ``last.pt`` under ``--out`` holds the last epoch are reused, interrupted ones resumed
+(delete the folder to retrain).
 Writes ``results.json``, ``table.md`` and ``curve.png`` to ``--out``.
 """
 
@@ -57,16 +58,22 @@ def run_config(base: dict, n_ids: int, n_total: int, seed: int, out_dir: Path) -
 
 
 def train(cfg: dict, cfg_path: Path, log_path: Path) -> Path:
-    """Train (a subprocess of ``reid-pipeline train``) unless ``last.pt`` exists; returns it."""
+    """Train (a subprocess of ``reid-pipeline train``) unless a complete ``last.pt`` exists (an
+    incomplete one, from an interrupted run, is resumed); returns it."""
     import yaml
 
+    from reid_models.checkpoint import read_checkpoint
+
     last = Path(cfg["output_dir"]) / "last.pt"
-    if last.is_file():
-        return last
+    resume: list[str] = []
+    if last.is_file():  # written every epoch: complete, or an interrupted run to resume
+        if int(read_checkpoint(last).get("epoch", -1)) + 1 >= int(cfg["epochs"]):
+            return last
+        resume = ["--resume", str(last)]
     cfg_path.parent.mkdir(parents=True, exist_ok=True)
     cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    with log_path.open("w") as log:
-        rc = subprocess.call([sys.executable, "-m", "pipeline.cli", "train", "--config", str(cfg_path)],
+    with log_path.open("a" if resume else "w") as log:
+        rc = subprocess.call([sys.executable, "-m", "pipeline.cli", "train", "--config", str(cfg_path), *resume],
                              stdout=log, stderr=subprocess.STDOUT)
     if rc != 0 or not last.is_file():
         raise SystemExit(f"training {cfg_path} failed (exit {rc}); see {log_path}")
