@@ -166,8 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     dataset = args.eval_dataset
     ensure_dataset(dataset)
     n_total = build_image_data(base.data.model_copy(update={"part_swap_ids": 0}), []).num_classes
-    runs = [(n, s) for n in sorted(set(args.ids)) for s in args.seeds if n <= n_total]
-    runs = [(n, s) for i, (n, s) in enumerate(runs) if (n, s) not in runs[:i]]
+    runs = [(n, s) for n in sorted(set(args.ids)) for s in sorted(set(args.seeds)) if n <= n_total]
     base_d = base.model_dump(mode="json")
     todo = {}
     for n, s in runs:
