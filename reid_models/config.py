@@ -160,4 +160,7 @@ class TrainConfig(StrictModel):
             raise ValueError("transfer: give both l_t and l_u, or neither")
         if self.loss.kind in ("batch_hard", "triplet", "contrastive", "fusion") and self.sampler.k < 2:
             raise ValueError(f"sampler.k must be >= 2 for loss {self.loss.kind}")
+        if self.data.part_swap_ids and self.loss.attributes:
+            raise ValueError("data.part_swap_ids cannot be combined with attribute heads (loss.attributes): "
+                             "virtual identities have no attribute labels")
         return self

@@ -13,8 +13,8 @@ of distinct real identities of the same dataset, drawn without replacement,
 seeded), cut at a height fraction drawn from [0.4, 0.6] per crop. Each virtual
 identity has ``part_swap_crops`` crops and its own class label after the real
 ones; they only ever appear in training batches (never in validation). Attribute
-labels are not defined for them, so the option cannot be combined with
-attribute heads.
+labels are not defined for them, so ``TrainConfig`` rejects the option together
+with attribute heads.
 """
 
 from __future__ import annotations
@@ -92,9 +92,7 @@ def build_image_data(spec: DataSpec, attributes: list[str], seed: int = 0) -> Im
             val += [dataclasses.replace(it, pid=d * 1_000_000 + it.pid) for it in _load_items(folder, spec.format, spec.val_split)]
     table = torch.from_numpy(np.concatenate(attrs)) if attrs else None
     num_classes = len(label_of)
-    if spec.part_swap_ids:
-        if table is not None:
-            raise ConfigError("data.part_swap_ids cannot be combined with attribute heads (loss.attributes)")
+    if spec.part_swap_ids:  # TrainConfig rejects part_swap_ids together with attribute heads
         virtual, virtual_ds = part_swap_items(train, ds_ids, spec.part_swap_ids, spec.part_swap_crops, seed)
         train, ds_ids, num_classes = train + virtual, ds_ids + virtual_ds, num_classes + spec.part_swap_ids
     return ImageData(train, ds_ids, num_classes, val, table)

@@ -229,3 +229,9 @@ def test_part_swap_virtual_identities_compose_real_crops(tiny_dataset, tmp_path)
                                         data={"val_split": None, "part_swap_ids": 3}, loss={"id_weight": 1.0}))
     assert torch.isfinite(torch.tensor(summary["history"][0]["loss"]))
     assert read_checkpoint(tmp_path / "r" / "last.pt")["extra"]["heads"]["ident.fc.weight"].shape == (6, 16)
+
+
+def test_part_swap_with_attribute_heads_is_a_config_error(tiny_dataset, tmp_path):
+    with pytest.raises(ConfigError, match="part_swap_ids cannot be combined with attribute heads"):
+        cfg_for(tiny_dataset, tmp_path / "r", data={"part_swap_ids": 2},
+                loss={"kind": "contrastive", "attributes": ["colour"]})
