@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "make-triplets": "pipeline.commands.make_triplets",
     "train": "pipeline.commands.train",
     "eval-reid": "pipeline.commands.eval_reid",
+    "embed": "pipeline.commands.embed",
     "export": "pipeline.commands.export",
     "adapt": "pipeline.commands.adapt",
     "virtual-cameras": "pipeline.commands.virtual_cameras",

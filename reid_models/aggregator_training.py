@@ -76,8 +76,8 @@ def _load_chunks(cfg: TrainConfig, split: str | None) -> list[dict]:
     if split is None:
         return []
     out = []
-    for d, name in enumerate(cfg.data.datasets):
-        tr = load_tracklets(Path(name), split)
+    for d, entry in enumerate(cfg.data.entries()):
+        tr = load_tracklets(Path(entry.path), split)
         for t in tr:
             t["pid"] = d * 1_000_000 + int(t["pid"])
         out += tr
@@ -126,7 +126,7 @@ def train_aggregator(cfg: TrainConfig, device: str, out: Path, resume: str | Pat
         raise ConfigError("--resume is not supported for task: lstm (training takes seconds; start again)")
     train, val = _load_chunks(cfg, cfg.data.train_split), _load_chunks(cfg, cfg.data.val_split)
     if len({c["pid"] for c in train}) < 2:
-        raise DataError(cfg.data.datasets[0], "need tracklets of at least 2 identities in the training split")
+        raise DataError(cfg.data.entries()[0].path, "need tracklets of at least 2 identities in the training split")
     paths = sorted({p for c in train + val for p in c["paths"]})
     table, enc_version = _embed_paths(paths, cfg.aggregator.encoder_checkpoint, device, out / "frame_embeddings.npz")
     seq = lambda c: torch.from_numpy(np.stack([table[p] for p in c["paths"]]))  # noqa: E731

@@ -84,9 +84,26 @@ class ScheduleSpec(StrictModel):
     warmup_epochs: int = Field(0, ge=0)
 
 
+class DatasetEntry(StrictModel):
+    """One training dataset when it needs more than a path.
+
+    format: its reader (null = ``data.format``); ``holdout_ids`` > 0 holds that many identities out
+    as split "test" (seeded by ``holdout_seed``, identity-disjoint, the rest are "train"), e.g. the
+    Market-1501 benchmark split: ``{path: .../bounding_box_train, format: market, holdout_ids: 250}``.
+    """
+
+    path: str
+    format: Literal["index", "market", "cuhk03"] | None = None
+    holdout_ids: int = Field(0, ge=0)
+    holdout_seed: int = 0
+
+
 class DataSpec(StrictModel):
-    datasets: list[str] = Field(default_factory=list, min_length=1)
-    format: Literal["index", "market"] = "index"
+    """Training data. ``datasets``: folder paths (read with ``format``) or :class:`DatasetEntry` objects;
+    each dataset keeps its own identities (BH-switch batches come from one dataset each)."""
+
+    datasets: list[str | DatasetEntry] = Field(default_factory=list, min_length=1)
+    format: Literal["index", "market", "cuhk03"] = "index"
     train_split: str = "train"
     val_split: str | None = "val"
     val_min_gap: int = Field(25, ge=0)
@@ -106,6 +123,14 @@ class DataSpec(StrictModel):
     # ("how many identities does this need?", tools/bench_reid_curve.py).
     max_identities: int | None = Field(None, ge=2)
     subset_seed: int = 0
+
+    def entries(self) -> list[DatasetEntry]:
+        """Every dataset as a DatasetEntry with its format resolved."""
+        out = []
+        for d in self.datasets:
+            e = DatasetEntry(path=d) if isinstance(d, str) else d
+            out.append(e.model_copy(update={"format": e.format or self.format}))
+        return out
 
 
 class TransferSpec(StrictModel):

@@ -16,6 +16,7 @@ import copy
 import json
 import math
 import random
+import time
 from pathlib import Path
 from typing import Any
 
@@ -108,7 +109,8 @@ class Engine:
         self.model.train()
         self.heads.train()
         freeze_frozen_batchnorm(self.model)
-        total, n = 0.0, 0
+        total, n, seen = 0.0, 0, 0
+        t0 = time.perf_counter()
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{self.cfg.epochs}", leave=False, dynamic_ncols=True)
         for imgs, pids, _cams, index in bar:
             imgs, pids = imgs.to(self.device), pids.to(self.device)
@@ -118,10 +120,13 @@ class Engine:
             self.optimizer.step()
             total += float(loss.detach())
             n += 1
+            seen += int(imgs.shape[0])
             bar.set_postfix(loss=f"{total / n:.4f}")
         lr = self.optimizer.param_groups[0]["lr"]
         self.scheduler.step()
-        return {"loss": total / max(n, 1), "lr": lr}
+        seconds = time.perf_counter() - t0
+        return {"loss": total / max(n, 1), "lr": lr, "seconds": round(seconds, 1),
+                "crops_per_s": round(seen / max(seconds, 1e-9), 1)}
 
     @torch.no_grad()
     def embed_items(self, items: list, batch_size: int = 64) -> np.ndarray:

@@ -204,3 +204,56 @@ def summary_line(m: dict[str, Any]) -> str:
         if t.get("num_queries"):
             s += f"  tracklet-rank1[{name}] {t['rank1']:.1f}"
     return s
+
+
+def market_retrieval(items: Sequence[CropItem], feats: np.ndarray, seed: int = 0) -> dict[str, Any]:
+    """CMC / mAP under the Market-1501 rule (``protocols.market_query_gallery``): one seeded query per
+    identity and camera, all other items as gallery, same-identity same-camera gallery items excluded.
+    feats: (N, D) L2-normalised embeddings of ``items`` in order."""
+    from reid_models.datasets.protocols import market_query_gallery
+
+    index = {id(it): i for i, it in enumerate(items)}
+    query, gallery = market_query_gallery(items, seed)
+    q = np.array([index[id(it)] for it in query], dtype=np.int64)
+    g = np.array([index[id(it)] for it in gallery], dtype=np.int64)
+    pids = np.array([it.pid for it in items])
+    cams = np.array([it.camid for it in items])
+    res = cmc_map_from_distances(pairwise_distances(feats[q], feats[g]), pids[q], pids[g], cams[q], cams[g], 20)
+    res.update(protocol="market: one seeded query per identity and camera, rest gallery, "
+                        "same-id same-camera gallery excluded", num_gallery=int(len(g)))
+    return res
+
+
+def single_shot_retrieval(items: Sequence[CropItem], feats: np.ndarray, trials: int, seed: int = 0) -> dict[str, Any]:
+    """Seed 003's CUHK03 single-shot CMC / mAP, averaged over ``trials`` seeded draws of one camera-0 query
+    and one camera-1 gallery image per identity (``protocols.cuhk03_single_shot_trials``)."""
+    from reid_models.datasets.protocols import cuhk03_single_shot_trials
+
+    pids = np.array([it.pid for it in items])
+    runs = []
+    for q, g in cuhk03_single_shot_trials(items, trials, seed):
+        q_a, g_a = np.array(q), np.array(g)
+        runs.append(cmc_map_from_distances(pairwise_distances(feats[q_a], feats[g_a]), pids[q_a], pids[g_a], max_rank=20))
+    if not runs:
+        return {"num_queries": 0}
+    out: dict[str, Any] = {k: float(np.mean([r[k] for r in runs])) for k in ("rank1", "rank5", "rank10", "rank20", "mAP")}
+    out["cmc"] = [float(v) for v in np.mean([r["cmc"] for r in runs], axis=0)]
+    out["rank1_std"] = float(np.std([r["rank1"] for r in runs]))
+    out.update(num_queries=int(runs[0]["num_queries"]), num_gallery=int(runs[0]["num_queries"]), trials=len(runs),
+               protocol=f"single shot: one camera-A query and one camera-B gallery image per identity, {len(runs)} trials")
+    return out
+
+
+def evaluate_items(items: Sequence[CropItem], embed: EmbedFn, cfg: EvalConfig, protocol: str = "market",
+                   trials: int = 10, seed: int = 0, progress: bool = True) -> dict[str, Any]:
+    """Retrieval metrics of ``embed`` on a list of crops: ``protocol`` "market" (all identities as test
+    identities, Market-1501 query/gallery rule) or "single_shot" (CUHK03, seed 003)."""
+    if not items:
+        raise DataError("<items>", "no crops to evaluate")
+    feats = embed_paths(embed, [it.path for it in items], cfg, progress)
+    if protocol == "single_shot":
+        ret = single_shot_retrieval(items, feats, trials, seed)
+    else:
+        ret = market_retrieval(items, feats, seed)
+    return {"config": asdict(cfg), "num_test_crops": len(items), "num_test_ids": len({it.pid for it in items}),
+            "num_cameras": len({it.camid for it in items}), "retrieval": ret}

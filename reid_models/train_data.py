@@ -29,7 +29,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from pipeline.errors import ConfigError, DataError
-from reid_models.config import DataSpec, SamplerSpec
+from reid_models.config import DataSpec, DatasetEntry, SamplerSpec
 from reid_models.samplers import MultiDatasetBatchSampler
 
 
@@ -44,14 +44,24 @@ class ImageData:
     attributes: torch.Tensor | None  # (N_train, A) int64, -1 = unknown
 
 
-def _load_items(folder: Path, fmt: str, split: str) -> list:
-    from reid_models.datasets import load_index, load_market_folder
+def _load_items(entry: DatasetEntry, split: str) -> list:
+    """The items of one dataset in ``split`` (after its identity hold-out, if any)."""
+    from reid_models.datasets.index import load_reid_folder
+    from reid_models.datasets.protocols import holdout_split
 
+    folder = Path(entry.path)
     if not folder.is_dir():
         raise DataError(folder, "no such dataset folder")
-    if fmt == "market":
-        return [it for it in load_market_folder(folder, split=split) if it.split == split]
-    return load_index(folder, split=split)
+    fmt = entry.format or "index"
+    if not entry.holdout_ids:
+        return load_reid_folder(folder, fmt, split)
+    items = load_reid_folder(folder, fmt, None if fmt == "index" else "train")
+    n_ids = len({it.pid for it in items})
+    if entry.holdout_ids >= n_ids:
+        raise ConfigError(f"data.datasets: {folder}: holdout_ids {entry.holdout_ids} leaves no training "
+                          f"identity of {n_ids}")
+    items = holdout_split(items, n_ids - entry.holdout_ids, entry.holdout_ids, entry.holdout_seed)
+    return [it for it in items if it.split == split]
 
 
 def _attribute_table(folder: Path, names: list[str], items: list) -> np.ndarray:
@@ -75,9 +85,9 @@ def build_image_data(spec: DataSpec, attributes: list[str], seed: int = 0) -> Im
     """Load every dataset's train and val items; relabel train identities 0..C-1 (then virtual ones)."""
     train, ds_ids, val, attrs = [], [], [], []
     label_of: dict[tuple[int, int], int] = {}
-    for d, name in enumerate(spec.datasets):
-        folder = Path(name)
-        items = _load_items(folder, spec.format, spec.train_split)
+    for d, entry in enumerate(spec.entries()):
+        folder = Path(entry.path)
+        items = _load_items(entry, spec.train_split)
         if not items:
             raise DataError(folder, f"no items in split {spec.train_split!r}")
         if spec.max_identities is not None:
@@ -89,7 +99,7 @@ def build_image_data(spec: DataSpec, attributes: list[str], seed: int = 0) -> Im
         if attributes:
             attrs.append(_attribute_table(folder, attributes, items))
         if spec.val_split:
-            val += [dataclasses.replace(it, pid=d * 1_000_000 + it.pid) for it in _load_items(folder, spec.format, spec.val_split)]
+            val += [dataclasses.replace(it, pid=d * 1_000_000 + it.pid) for it in _load_items(entry, spec.val_split)]
     table = torch.from_numpy(np.concatenate(attrs)) if attrs else None
     num_classes = len(label_of)
     if spec.part_swap_ids:  # TrainConfig rejects part_swap_ids together with attribute heads

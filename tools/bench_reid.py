@@ -1,17 +1,24 @@
-"""Re-id benchmark on PETS09-S2L1 (issue 3 targets): default model vs raw ImageNet MobileNetV2.
+"""Re-id benchmark (issue 17): the shipped default vs raw ImageNet MobileNetV2 on three fixed protocols.
 
-Split (stated in the output): ``reid-pipeline make-triplets PETS09-S2L1 --stride 2 --min-vis 0 --split 0.5,0.0,0.5
---seed 0`` -> 19 identities, identity-disjoint: 9 train (used to train the default model) and 10 test;
-every 2nd frame; crops >= 50 px high. All figures are on the 10 test identities only.
+Protocols (reid_models/datasets/protocols.py; docs/reid_data_eval.md):
 
-Targets: default beats the ImageNet baseline by >= 10 points of rank-1 AND of mAP, and reaches
-TPR >= 0.90 at FPR <= 0.10 on the balanced pairs of pairs_test.csv. Also: tracklet-to-tracklet
-rank-1 with mean pooling vs the LSTM aggregator, and embedding throughput (crops/s, batch 64)
-of every backbone with PyTorch and ONNX (onnxruntime) on this machine.
+* **Market test split**: the 250 test identities of the seeded (seed 0) 501 / 250 identity split of
+  Market-1501 ``bounding_box_train``; one query per identity and camera, the rest gallery, same-id
+  same-camera gallery excluded. CMC rank-1/5/10 and mAP. (The default is trained on the 501 others.)
+* **CUHK03 val** (100 identities never trained on): seed 003 single shot, 10 seeded trials.
+* **PETS09-S2L1, all 19 identities as test identities** (cross-domain: nothing of PETS in training):
+  ``make-triplets PETS09-S2L1 --stride 2 --min-vis 0 --split 0,0,1 --seed 0``; CMC/mAP (time protocol),
+  the balanced-pair ROC of seed 000 (TPR at FPR <= 0.10), tracklet-to-tracklet rank-1 (mean / LSTM).
+
+Targets: Market rank-1 >= 85 and mAP >= 65; CUHK03 rank-1 >= 80; PETS TPR >= 0.90 at FPR <= 0.10;
+PETS rank-1 and mAP >= ImageNet + 15 points each; LSTM tracklet rank-1 >= mean pooling. Also the
+embedding throughput of every backbone (torch and ONNX, batch 64) and, from the training checkpoint's
+history, the training wall time and crops/s.
 
 Usage::
 
-    .venv/bin/python tools/bench_reid.py [--dataset runs/reid_data/pets] [--lstm runs/reid/pets_lstm/best.pt]
+    .venv/bin/python tools/bench_reid.py [--models default imagenet] [--extra NAME=CKPT ...]
+        [--lstm runs/reid/market_lstm/last.pt] [--train-checkpoint runs/reid/market_cuhk03_default/last.pt]
         [--out runs/bench_reid] [--threads 2] [--skip-throughput]
 """
 
@@ -27,148 +34,216 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from pipeline.paths import require_shared  # noqa: E402
-
-TARGET_POINTS = 10.0
-TARGET_TPR, TARGET_FPR = 0.90, 0.10
+TARGETS = {"market_rank1": 85.0, "market_mAP": 65.0, "cuhk03_rank1": 80.0, "pets_tpr": 0.90,
+           "pets_gain_points": 15.0}
+TARGET_FPR = 0.10
+PETS_ARGS = ["--stride", "2", "--min-vis", "0", "--split", "0,0,1", "--seed", "0"]
 
 
-def ensure_dataset(path: Path) -> None:
+def ensure_pets(path: Path, shared: Path) -> None:
+    """Write the all-19-identities PETS09-S2L1 test dataset once (make-triplets)."""
     if (path / "index.csv").is_file():
         return
     from pipeline.cli import main
 
-    pets = require_shared() / "data" / "MOT15" / "train" / "PETS09-S2L1"
-    rc = main(["make-triplets", str(pets), "--out", str(path), "--stride", "2", "--min-vis", "0", "--split", "0.5,0.0,0.5", "--seed", "0"])
-    if rc != 0:
-        raise SystemExit(rc)
+    pets = shared / "data" / "MOT15" / "train" / "PETS09-S2L1"
+    if main(["make-triplets", str(pets), "--out", str(path), *PETS_ARGS]) != 0:
+        raise SystemExit(2)
 
 
-def evaluate_models(dataset: Path, lstm: Path | None, ten_crop: bool) -> dict:
+def protocol_items(shared: Path) -> dict[str, list]:
+    """Test crops of the Market split and of CUHK03 val."""
+    from reid_models.datasets.index import load_cuhk03_folder, load_market_folder
+    from reid_models.datasets.protocols import market_split
+
+    reid = shared / "data" / "reid"
+    market = [it for it in market_split(load_market_folder(reid / "Market-1501" / "bounding_box_train"))
+              if it.split == "test"]
+    return {"market": market, "cuhk03": load_cuhk03_folder(reid / "CUHK03" / "detected" / "val", "test")}
+
+
+def evaluate_model(spec: str, items: dict[str, list], pets: Path, lstm: Path | None) -> dict:
+    """All three protocols for one model spec ('default', 'imagenet' or a checkpoint path)."""
     from pipeline.commands.eval_reid import build_aggregators, load_encoder
-    from reid_models.evaluate import EvalConfig, evaluate_dataset, summary_line
+    from reid_models.evaluate import EvalConfig, evaluate_dataset, evaluate_items
 
-    out = {}
-    runs = [("imagenet", "imagenet", False), ("default", "default", False)]
-    if ten_crop:
-        runs.append(("default_10crop", "default", True))
-    for name, spec, tc in runs:
-        enc = load_encoder(spec, "auto")
-        aggs = build_aggregators(lstm if spec == "default" else None)
-        t0 = time.perf_counter()
-        m = evaluate_dataset(dataset, enc.embed_crops, EvalConfig(ten_crop=tc), aggs, progress=False)
-        m["model"] = {"spec": spec, "version": enc.version, "dim": enc.dim, "ten_crop": tc}
-        m["eval_seconds"] = time.perf_counter() - t0
-        print(f"{name:>15}: {summary_line(m)}", flush=True)
-        out[name] = m
+    enc = load_encoder(spec, "auto")
+    cfg = EvalConfig()
+    t0 = time.perf_counter()
+    out = {"model": {"spec": spec, "version": enc.version, "dim": enc.dim},
+           "market": evaluate_items(items["market"], enc.embed_crops, cfg, "market", progress=False),
+           "cuhk03": evaluate_items(items["cuhk03"], enc.embed_crops, cfg, "single_shot", trials=10, progress=False),
+           "pets": evaluate_dataset(pets, enc.embed_crops, cfg, build_aggregators(lstm), progress=False)}
+    out["eval_seconds"] = time.perf_counter() - t0
     return out
 
 
-def _crops(dataset: Path, n: int = 64) -> list[np.ndarray]:
-    import cv2
-
-    from reid_models.datasets import load_index
-
-    items = load_index(dataset)[:n]
-    return [cv2.imread(str(it.path)) for it in items]
-
-
-def throughput(dataset: Path, reps: int = 2) -> list[dict]:
-    """crops/s of AppearanceEncoder.embed_crops on one batch of 64 real crops, per backbone and backend."""
-    from reid_models.backbones import available_models, build_model
-    from reid_models.encoder import AppearanceEncoder
-    from reid_models.export import export_onnx
-
-    crops = _crops(dataset)
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in available_models():
-            model = build_model(name, pretrained=None).eval()
-            onnx = export_onnx(model, Path(tmp) / f"{name}.onnx")
-            for backend in ("torch", "onnx"):
-                interp = "linear" if name == "mobilenetv2_imagenet" else "area"
-                enc = AppearanceEncoder(model, name, "cpu", backend, 64, onnx if backend == "onnx" else None, interp)
-                enc.embed_crops(crops)  # warm-up
-                times = []
-                for _ in range(reps):
-                    t0 = time.perf_counter()
-                    enc.embed_crops(crops)
-                    times.append(time.perf_counter() - t0)
-                best = min(times)
-                rows.append({"model": name, "backend": backend, "input_hw": list(model.input_size),
-                             "dim": model.embedding_dim, "batch": len(crops), "crops_per_s": len(crops) / best,
-                             "ms_per_batch": 1000 * best})
-                print(f"throughput {name:>22} {backend:>5}: {len(crops) / best:8.1f} crops/s", flush=True)
-    return rows
-
-
-def verdict(res: dict) -> dict:
-    base, dflt = res["imagenet"], res["default"]
-    d_r1 = dflt["retrieval"]["rank1"] - base["retrieval"]["rank1"]
-    d_map = dflt["retrieval"]["mAP"] - base["retrieval"]["mAP"]
-    roc = dflt["roc"]
+def headline(m: dict) -> dict:
+    """The figures the targets speak of, flat."""
+    t = m["pets"]["tracklets"]
     return {
-        "rank1_gain_points": d_r1, "mAP_gain_points": d_map,
-        "tpr_at_fpr_0.1": roc["tpr_at_fpr"], "fpr_at_that": roc["fpr_at_that"], "threshold": roc["threshold_at_fpr"],
-        "rank1_target_met": d_r1 >= TARGET_POINTS, "mAP_target_met": d_map >= TARGET_POINTS,
-        "roc_target_met": roc["tpr_at_fpr"] >= TARGET_TPR,
+        "market_rank1": m["market"]["retrieval"]["rank1"], "market_rank5": m["market"]["retrieval"]["rank5"],
+        "market_rank10": m["market"]["retrieval"]["rank10"], "market_mAP": m["market"]["retrieval"]["mAP"],
+        "cuhk03_rank1": m["cuhk03"]["retrieval"]["rank1"], "cuhk03_rank5": m["cuhk03"]["retrieval"]["rank5"],
+        "cuhk03_mAP": m["cuhk03"]["retrieval"]["mAP"],
+        "pets_rank1": m["pets"]["retrieval"]["rank1"], "pets_mAP": m["pets"]["retrieval"]["mAP"],
+        "pets_tpr": m["pets"]["roc"]["tpr_at_fpr"], "pets_fpr": m["pets"]["roc"]["fpr_at_that"],
+        "pets_auc": m["pets"]["roc"]["auc"],
+        "pets_tracklet_mean": t["mean"].get("rank1", float("nan")),
+        "pets_tracklet_lstm": t["lstm"]["rank1"] if t.get("lstm", {}).get("num_queries") else None,
     }
 
 
-def table(res: dict, v: dict, thr: list[dict]) -> str:
-    lines = ["| model | rank-1 | rank-5 | mAP | TPR@FPR<=0.1 | AUC | EER | triplet acc | tracklet r1 mean | tracklet r1 lstm |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for name, m in res.items():
-        r, roc, t = m["retrieval"], m["roc"], m["tracklets"]
-        lstm = f"{t['lstm']['rank1']:.1f}" if "lstm" in t and t["lstm"].get("num_queries") else "-"
-        lines.append(f"| {name} | {r['rank1']:.1f} | {r['rank5']:.1f} | {r['mAP']:.1f} | {roc['tpr_at_fpr']:.3f} "
-                     f"| {roc['auc']:.3f} | {roc['eer']:.3f} | {m.get('triplet_accuracy', float('nan')):.3f} "
-                     f"| {t['mean'].get('rank1', float('nan')):.1f} | {lstm} |")
-    lines.append("")
-    lines.append(f"default - imagenet: rank-1 {v['rank1_gain_points']:+.1f} points "
-                 f"({'met' if v['rank1_target_met'] else 'MISSED'}), mAP {v['mAP_gain_points']:+.1f} points "
-                 f"({'met' if v['mAP_target_met'] else 'MISSED'}); TPR {v['tpr_at_fpr_0.1']:.3f} at FPR "
-                 f"{v['fpr_at_that']:.3f} (th {v['threshold']:.3f}) ({'met' if v['roc_target_met'] else 'MISSED'})")
+def verdict(rows: dict[str, dict]) -> dict:
+    d, base = rows["default"], rows["imagenet"]
+    v = {"market_rank1_met": d["market_rank1"] >= TARGETS["market_rank1"],
+         "market_mAP_met": d["market_mAP"] >= TARGETS["market_mAP"],
+         "cuhk03_rank1_met": d["cuhk03_rank1"] >= TARGETS["cuhk03_rank1"],
+         "pets_tpr_met": d["pets_tpr"] >= TARGETS["pets_tpr"],
+         "pets_rank1_gain": d["pets_rank1"] - base["pets_rank1"], "pets_mAP_gain": d["pets_mAP"] - base["pets_mAP"]}
+    v["pets_gain_met"] = min(v["pets_rank1_gain"], v["pets_mAP_gain"]) >= TARGETS["pets_gain_points"]
+    if d["pets_tracklet_lstm"] is not None:
+        v["lstm_ge_mean_met"] = d["pets_tracklet_lstm"] >= d["pets_tracklet_mean"]
+    return v
+
+
+def training_figures(ckpt: Path | None) -> dict | None:
+    """Wall time and crops/s of a training run from its checkpoint's per-epoch history."""
+    if ckpt is None or not ckpt.is_file():
+        return None
+    from reid_models.checkpoint import read_checkpoint
+
+    blob = read_checkpoint(ckpt)
+    hist = blob.get("extra", {}).get("history", [])
+    secs = [h["seconds"] for h in hist if "seconds" in h]
+    rates = [h["crops_per_s"] for h in hist if "crops_per_s" in h]
+    cfg = blob.get("config", {})
+    return {"checkpoint": str(ckpt), "epochs": len(hist), "device": cfg.get("device"),
+            "batches_per_epoch": cfg.get("sampler", {}).get("batches_per_epoch"),
+            "train_seconds": float(sum(secs)) if secs else None,
+            "epochs_timed": len(secs), "crops_per_s_mean": float(np.mean(rates)) if rates else None}
+
+
+def throughput(pets: Path, reps: int = 2) -> list[dict]:
+    """crops/s of AppearanceEncoder.embed_crops on one batch of 64 real crops, per backbone and backend."""
+    import cv2
+
+    from reid_models.backbones import available_models, build_model
+    from reid_models.datasets import load_index
+    from reid_models.encoder import AppearanceEncoder
+    from reid_models.export import export_onnx
+
+    crops = [cv2.imread(str(it.path)) for it in load_index(pets)[:64]]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in available_models():
+            for last_stride in ((2, 1) if name == "mobilenetv2_pool" else (2,)):
+                kw = {"last_stride": last_stride} if name.startswith("mobilenetv2") else {}
+                model = build_model(name, pretrained=None, **kw).eval()
+                onnx = export_onnx(model, Path(tmp) / f"{name}_{last_stride}.onnx")
+                for backend in ("torch", "onnx"):
+                    interp = "linear" if name == "mobilenetv2_imagenet" else "area"
+                    enc = AppearanceEncoder(model, name, "cpu", backend, 64, onnx if backend == "onnx" else None, interp)
+                    enc.embed_crops(crops)  # warm-up
+                    best = min(_timed(enc.embed_crops, crops) for _ in range(reps))
+                    rows.append({"model": name, "last_stride": last_stride, "backend": backend,
+                                 "input_hw": list(model.input_size), "dim": model.embedding_dim,
+                                 "batch": len(crops), "crops_per_s": len(crops) / best})
+                    print(f"throughput {name:>22} s{last_stride} {backend:>5}: {len(crops) / best:8.1f} crops/s", flush=True)
+    return rows
+
+
+def _timed(fn, arg) -> float:
+    t0 = time.perf_counter()
+    fn(arg)
+    return time.perf_counter() - t0
+
+
+def table(rows: dict[str, dict], v: dict, train: dict | None, thr: list[dict]) -> str:
+    def f(x, p=1):
+        return "-" if x is None else f"{x:.{p}f}"
+
+    lines = ["| model | Market r1 | r5 | r10 | mAP | CUHK03 r1 | r5 | PETS r1 | PETS mAP | PETS TPR@FPR<=0.1 | AUC "
+             "| tracklet r1 mean | lstm |", "|---" * 13 + "|"]
+    for name, h in rows.items():
+        lines.append(f"| {name} | {f(h['market_rank1'])} | {f(h['market_rank5'])} | {f(h['market_rank10'])} "
+                     f"| {f(h['market_mAP'])} | {f(h['cuhk03_rank1'])} | {f(h['cuhk03_rank5'])} | {f(h['pets_rank1'])} "
+                     f"| {f(h['pets_mAP'])} | {f(h['pets_tpr'], 3)} | {f(h['pets_auc'], 3)} "
+                     f"| {f(h['pets_tracklet_mean'])} | {f(h['pets_tracklet_lstm'])} |")
+    ok = {True: "met", False: "MISSED"}
+    lines += ["", f"targets: Market r1 >= 85 {ok[v['market_rank1_met']]}, mAP >= 65 {ok[v['market_mAP_met']]}; "
+              f"CUHK03 r1 >= 80 {ok[v['cuhk03_rank1_met']]}; PETS TPR >= 0.90 {ok[v['pets_tpr_met']]}; "
+              f"PETS gain over ImageNet r1 {v['pets_rank1_gain']:+.1f} / mAP {v['pets_mAP_gain']:+.1f} "
+              f"(>= +15 each: {ok[v['pets_gain_met']]})"
+              + (f"; LSTM >= mean {ok[v['lstm_ge_mean_met']]}" if "lstm_ge_mean_met" in v else "")]
+    if train:
+        lines.append(f"training: {train['epochs']} epochs, {f(train['train_seconds'], 0)} s "
+                     f"({train['epochs_timed']} timed), {f(train['crops_per_s_mean'])} crops/s on {train['device']}")
     if thr:
-        lines += ["", "| backbone | backend | input HxW | dim | crops/s (batch 64) |", "|---|---|---|---|---|"]
-        lines += [f"| {r['model']} | {r['backend']} | {r['input_hw'][0]}x{r['input_hw'][1]} | {r['dim']} "
-                  f"| {r['crops_per_s']:.1f} |" for r in thr]
+        lines += ["", "| backbone | last stride | backend | input HxW | dim | crops/s (batch 64) |", "|---|---|---|---|---|---|"]
+        lines += [f"| {r['model']} | {r['last_stride']} | {r['backend']} | {r['input_hw'][0]}x{r['input_hw'][1]} "
+                  f"| {r['dim']} | {r['crops_per_s']:.1f} |" for r in thr]
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--dataset", type=Path, default=Path("runs/reid_data/pets"))
-    ap.add_argument("--lstm", type=Path, default=Path("runs/reid/pets_lstm/best.pt"))
+    ap.add_argument("--models", nargs="+", default=["imagenet", "default"])
+    ap.add_argument("--extra", nargs="*", default=[], help="NAME=CHECKPOINT further models to score")
+    ap.add_argument("--pets", type=Path, default=Path("runs/reid_data/pets_all"))
+    ap.add_argument("--lstm", type=Path, default=None, help="LSTM aggregator checkpoint (tracklet rank-1)")
+    ap.add_argument("--train-checkpoint", type=Path, default=Path("runs/reid/market_cuhk03_default/last.pt"))
     ap.add_argument("--out", type=Path, default=Path("runs/bench_reid"))
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--no-ten-crop", action="store_true")
     ap.add_argument("--skip-throughput", action="store_true")
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     import torch
 
+    from pipeline.errors import ReidPipelineError
+    from pipeline.paths import require_shared
     from reid_models.plots import plot_cmc, plot_roc
 
     torch.set_num_threads(args.threads)
-    ensure_dataset(args.dataset)
-    lstm = args.lstm if args.lstm and args.lstm.is_file() else None
-    res = evaluate_models(args.dataset, lstm, not args.no_ten_crop)
-    v = verdict(res)
-    thr = [] if args.skip_throughput else throughput(args.dataset)
+    try:
+        shared = require_shared()
+        ensure_pets(args.pets, shared)
+        items = protocol_items(shared)
+        specs = {m: m for m in args.models} | dict(e.split("=", 1) for e in args.extra)
+        res = {}
+        for name, spec in specs.items():
+            res[name] = evaluate_model(spec, items, args.pets, args.lstm if spec == "default" else None)
+            print(f"{name:>12}: {json.dumps({k: round(x, 3) for k, x in headline(res[name]).items() if x is not None})}",
+                  flush=True)
+    except ReidPipelineError as exc:
+        print(f"bench_reid: error: {exc}", file=sys.stderr)
+        return 2
+    rows = {k: headline(m) for k, m in res.items()}
+    if not {"default", "imagenet"} <= set(rows):
+        print("bench_reid: error: --models must include default and imagenet (the targets compare them)", file=sys.stderr)
+        return 2
+    v = verdict(rows)
+    train = training_figures(args.train_checkpoint)
+    thr = [] if args.skip_throughput else throughput(args.pets)
     args.out.mkdir(parents=True, exist_ok=True)
-    summary = json.loads((args.dataset / "summary.json").read_text())
-    doc = {"dataset": str(args.dataset), "split": summary["splits"], "dataset_config": summary["config"],
-           "lstm_checkpoint": str(lstm) if lstm else None, "verdict": v, "results": res, "throughput": thr,
-           "machine": {"cpu_threads": args.threads, "platform": platform.platform(), "torch": torch.__version__}}
+    doc = {"protocols": {"market": {"test_ids": len({it.pid for it in items["market"]}),
+                                    "test_crops": len(items["market"]), "split_seed": 0},
+                         "cuhk03": {"test_ids": len({it.pid for it in items["cuhk03"]}), "trials": 10},
+                         "pets": {"dataset": str(args.pets), "make_triplets_args": PETS_ARGS}},
+           "targets": TARGETS, "headline": rows, "verdict": v, "training": train, "results": res, "throughput": thr,
+           "machine": {"cpu_threads": args.threads, "platform": platform.platform(), "torch": torch.__version__,
+                       "cuda": torch.cuda.is_available()}}
     (args.out / "results.json").write_text(json.dumps(doc, indent=1))
-    text = table(res, v, thr)
+    text = table(rows, v, train, thr)
     (args.out / "table.md").write_text(text + "\n")
-    plot_roc({k: m["roc"] for k, m in res.items()}, args.out / "roc.png", TARGET_FPR)
-    plot_cmc({k: m["retrieval"] for k, m in res.items()}, args.out / "cmc.png")
+    plot_roc({k: m["pets"]["roc"] for k, m in res.items()}, args.out / "roc_pets.png", TARGET_FPR)
+    for proto in ("market", "cuhk03", "pets"):
+        plot_cmc({k: m[proto]["retrieval"] for k, m in res.items()}, args.out / f"cmc_{proto}.png")
     print(text)
-    print(f"wrote {args.out}/results.json, table.md, roc.png, cmc.png")
+    print(f"wrote {args.out}/results.json, table.md, roc_pets.png, cmc_market.png, cmc_cuhk03.png, cmc_pets.png")
     return 0
 
 

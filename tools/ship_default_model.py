@@ -19,7 +19,17 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+def _trained_on(config: dict) -> str:
+    """Which data a checkpoint was trained on, from its training config's data block."""
+    parts = []
+    for d in config.get("data", {}).get("datasets", []):
+        if isinstance(d, str):
+            parts.append(d)
+        else:
+            hold = f", {d['holdout_ids']} identities held out (seed {d.get('holdout_seed', 0)})" if d.get("holdout_ids") else ""
+            parts.append(f"{d['path']} ({d.get('format') or 'index'}{hold})")
+    return "; ".join(parts)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,10 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("checkpoint", type=Path)
     ap.add_argument("--out", type=Path, default=Path("reid_models/weights/default.pt"))
-    ap.add_argument("--config", default="configs/reid/pets_default.yaml")
-    ap.add_argument("--dataset-command", default=(
-        "reid-pipeline make-triplets ../shared/data/MOT15/train/PETS09-S2L1 --out runs/reid_data/pets "
-        "--stride 2 --min-vis 0 --split 0.5,0.0,0.5 --seed 0"))
+    ap.add_argument("--config", default="configs/reid/market_cuhk03_default.yaml")
+    ap.add_argument("--dataset-command", default=None,
+                    help="command that wrote the training dataset, when it is a make-triplets folder")
     ap.add_argument("--embedding", choices=("trained", "pooled"), default="trained",
                     help="trained: the network's own output; pooled: a mobilenetv2_fc trunk's pooled 1280-d features")
     args = ap.parse_args(argv)
@@ -55,14 +64,16 @@ def main(argv: list[str] | None = None) -> int:
         "epoch": blob["epoch"],
         "embedding": blob["extra"]["embedding"],
         "dtype": "float16 weights (loaded as float32)",
-        "trained_on": "PETS09-S2L1 (MOT15 train) gt crops, the 9 train identities of the seed-0 identity split",
-        "reproduce": [
+        "trained_on": _trained_on(blob["config"]),
+        "licence": ("trained on research data sets (Market-1501, CUHK03: research use only); "
+                    "the weights are for research and evaluation"),
+        "reproduce": [c for c in [
             args.dataset_command,
             f"reid-pipeline train --config {args.config}",
             f".venv/bin/python tools/ship_default_model.py {args.checkpoint} --out {args.out} --config {args.config}"
             + (" --embedding pooled" if args.embedding == "pooled" else ""),
             ".venv/bin/python tools/bench_reid.py",
-        ],
+        ] if c],
         "training_config": blob["config"],
     }
     args.out.with_suffix(".json").write_text(json.dumps(info, indent=2) + "\n")

@@ -6,11 +6,21 @@ import argparse
 import json
 from pathlib import Path
 
-HELP = "evaluate a re-id model on the test split of a make-triplets dataset (CMC, mAP, ROC, triplet accuracy)"
+HELP = ("evaluate a re-id model on the test split of a make-triplets dataset (CMC, mAP, ROC, triplet accuracy) "
+        "or on a Market-1501 / CUHK03-style image folder (CMC, mAP)")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", type=Path, required=True, help="dataset folder written by make-triplets")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--dataset", type=Path, help="dataset folder written by make-triplets (its test split)")
+    src.add_argument("--folder", type=Path,
+                     help="Market-1501-style (<pid>_c<cam>s<seq>_<frame>_<n>.jpg) or CUHK03-style (<pid>_<image>.jpg) "
+                          "folder; all its identities are test identities (Market query/gallery rule)")
+    p.add_argument("--format", choices=("auto", "market", "cuhk03"), default="auto",
+                   help="--folder naming scheme (auto: market when the first image name has _c<cam>)")
+    p.add_argument("--protocol-folder", choices=("market", "single_shot"), default="market",
+                   help="--folder protocol: market (one query per id and camera) or single_shot (CUHK03, seed 003)")
+    p.add_argument("--trials", type=int, default=10, help="single_shot: number of seeded trials")
     p.add_argument("--checkpoint", default="default",
                    help="checkpoint file, 'default' (shipped model) or 'imagenet' (raw ImageNet MobileNetV2)")
     p.add_argument("--ten-crop", action="store_true", help="average embeddings over 10 crops (seed 001)")
@@ -49,14 +59,38 @@ def build_aggregators(lstm: Path | None) -> dict:
     return aggs
 
 
+def folder_format(folder: Path, fmt: str) -> str:
+    """'market' or 'cuhk03' for an image folder (``auto``: market when the first image name has ``_c<digit>``)."""
+    import re
+
+    from pipeline.errors import DataError
+    from reid_models.datasets.index import IMAGE_EXTS
+
+    if fmt != "auto":
+        return fmt
+    if not folder.is_dir():
+        raise DataError(folder, "no such folder")
+    first = next((p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_EXTS), None)
+    if first is None:
+        raise DataError(folder, "no images in the folder")
+    return "market" if re.match(r"^-?\d+_c\d", first.name) else "cuhk03"
+
+
 def run(args: argparse.Namespace) -> int:
-    from reid_models.evaluate import EvalConfig, evaluate_dataset, summary_line
+    from reid_models.datasets.index import load_reid_folder
+    from reid_models.evaluate import EvalConfig, evaluate_dataset, evaluate_items, summary_line
     from reid_models.plots import plot_cmc, plot_roc
 
-    enc = load_encoder(args.checkpoint, args.device, args.batch_size)
     cfg = EvalConfig(protocol=args.protocol, segments=args.segments, exclude_frames=args.exclude_frames,
                      chunk_len=args.chunk_len, ten_crop=args.ten_crop, batch_size=args.batch_size)
-    m = evaluate_dataset(args.dataset, enc.embed_crops, cfg, build_aggregators(args.lstm), not args.no_progress)
+    if args.folder is not None:
+        items = load_reid_folder(args.folder, folder_format(args.folder, args.format), "train")
+        enc = load_encoder(args.checkpoint, args.device, args.batch_size)
+        m = evaluate_items(items, enc.embed_crops, cfg, args.protocol_folder, args.trials, progress=not args.no_progress)
+        m["dataset"] = str(args.folder)
+    else:
+        enc = load_encoder(args.checkpoint, args.device, args.batch_size)
+        m = evaluate_dataset(args.dataset, enc.embed_crops, cfg, build_aggregators(args.lstm), not args.no_progress)
     m["model"] = {"checkpoint": args.checkpoint, "version": getattr(enc, "version", ""), "dim": getattr(enc, "dim", None)}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "metrics.json").write_text(json.dumps(m, indent=1), encoding="utf-8")

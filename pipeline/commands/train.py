@@ -10,7 +10,9 @@ HELP = "train a re-id model from configs/reid/<name>.yaml (checkpoints, resume, 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, required=True, help="training config (reid_models.config.TrainConfig)")
-    p.add_argument("--resume", type=Path, default=None, help="continue from a checkpoint (last.pt) of this run")
+    p.add_argument("--resume", default=None,
+                   help="continue from a checkpoint (last.pt) of this run; 'auto': from <output dir>/last.pt when it "
+                        "exists, else start (for restartable background jobs)")
     p.add_argument("--device", default=None, help="auto | cpu | cuda[:N] (overrides the config)")
     p.add_argument("--out", type=Path, default=None, help="output folder (overrides output_dir)")
     p.add_argument("--epochs", type=int, default=None, help="override the number of epochs")
@@ -34,7 +36,24 @@ def run(args: argparse.Namespace) -> int:
         if args.data:
             data["data"]["datasets"] = list(args.data)
         cfg = validate(TrainConfig, data, f"{args.config} (with command-line overrides)")
-    summary = train_from_config(cfg, resume=args.resume, out_dir=args.out)
+    resume = args.resume
+    if resume == "auto":
+        last = Path(args.out or cfg.output_dir) / "last.pt"
+        resume = last if last.is_file() else None
+    elif resume is not None and not Path(resume).is_file():
+        from pipeline.errors import ConfigError
+
+        raise ConfigError(f"--resume {resume}: no such checkpoint")
+    if resume is not None:
+        import json
+
+        from reid_models.checkpoint import read_checkpoint
+
+        if int(read_checkpoint(Path(resume))["epoch"]) + 1 >= cfg.epochs:
+            print(f"done already: {resume} holds the last of {cfg.epochs} epochs")
+            return 0
+        print(json.dumps({"resume": str(resume)}), flush=True)
+    summary = train_from_config(cfg, resume=resume, out_dir=args.out)
     last = summary["history"][-1] if summary["history"] else {}
     print(f"done: {len(summary['history'])} epoch(s), last {last}, checkpoints in {summary['out_dir']}")
     return 0

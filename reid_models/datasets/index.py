@@ -12,7 +12,8 @@ A dataset folder (written by ``reid-pipeline make-triplets``) holds::
 
 Paths inside the CSV/JSON files are relative to the dataset folder.
 Market-1501-style folders (``0002_c1s1_000451_03.jpg``) load with
-:func:`load_market_folder`.
+:func:`load_market_folder`, CUHK03-style folders (``PPPP_II.jpg``) with
+:func:`load_cuhk03_folder`; :func:`load_reid_folder` picks the reader by format name.
 """
 
 from __future__ import annotations
@@ -147,6 +148,56 @@ def load_market_folder(folder: Path, split: str = "train") -> list[CropItem]:
     if not items:
         raise DataError(folder, "no Market-1501-style images with a valid id")
     return items
+
+
+#: 0012_07.jpg -> pid 12, image 7 (images 00-04 from camera A = 0, 05-09 from camera B = 1)
+_CUHK03_RE = re.compile(r"^(\d+)_(\d+)$")
+
+
+def load_cuhk03_folder(folder: Path, split: str = "train") -> list[CropItem]:
+    """Crops of a CUHK03-style folder ``PPPP_II.jpg`` (one camera pair), in file-name order.
+
+    camid is 0 for image numbers II < 5 (camera A) and 1 otherwise (camera B); seq is ``camA`` /
+    ``camB`` and frame is II. Identity numbers are only unique within one folder (CUHK03 ``train/``
+    and ``val/`` restart at 0000), so never merge two folders by number. DataError names the first
+    file whose name does not fit, or the folder when it holds no image.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(folder, "no such folder")
+    items = []
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() not in IMAGE_EXTS:
+            continue
+        m = _CUHK03_RE.match(path.stem)
+        if m is None:
+            raise DataError(path, "file name is not CUHK03 style <pid>_<image 00-09>.jpg")
+        image = int(m.group(2))
+        cam = 0 if image < 5 else 1
+        items.append(CropItem(path, int(m.group(1)), cam, "camA" if cam == 0 else "camB", image, split))
+    if not items:
+        raise DataError(folder, "no CUHK03-style images <pid>_<image>.jpg")
+    return items
+
+
+#: reader by ``format`` name (``index`` = a make-triplets dataset folder)
+FOLDER_FORMATS = ("index", "market", "cuhk03")
+
+
+def load_reid_folder(folder: Path, fmt: str, split: str | None = None) -> list[CropItem]:
+    """Items of one dataset folder in format ``fmt`` (see FOLDER_FORMATS); ``split`` filters
+    index datasets and labels the items of image folders (None = "train")."""
+    folder = Path(folder)
+    if fmt == "index":
+        if not folder.is_dir():
+            raise DataError(folder, "no such dataset folder")
+        return load_index(folder, split=split)
+    if fmt == "market":
+        items = load_market_folder(folder, split=split or "train")
+        return [it for it in items if split is None or it.split == split]
+    if fmt == "cuhk03":
+        return load_cuhk03_folder(folder, split=split or "train")
+    raise DataError(folder, f"unknown dataset format {fmt!r}; valid: {', '.join(FOLDER_FORMATS)}")
 
 
 def write_csv(path: Path, header: tuple[str, ...], rows: list[tuple]) -> None:

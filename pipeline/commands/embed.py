@@ -1,0 +1,84 @@
+"""``reid-pipeline embed``: batch feature extraction with a re-id model (torchreid FeatureExtractor convention).
+
+Writes ``--out`` (``.npy`` added when missing) as an (N, D) float32 array, one L2-normalised row per
+input image in input order, and ``emb.files.txt`` beside ``emb.npy`` with the N image paths in the same
+order (one per line).
+Inputs: ``--list FILE`` (one image path per line; blank lines and ``#`` comments skipped; relative
+paths are relative to the list file's folder) or ``--folder DIR`` (every image in it, sorted by name).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = "embed person crops with a re-id model: (N, D) float32 .npy in input order + the file list beside it"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="default", help="'default' (shipped model), 'imagenet' or a checkpoint / .onnx path")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--list", type=Path, help="text file with one image path per line")
+    src.add_argument("--folder", type=Path, help="folder of images (sorted by file name)")
+    p.add_argument("--out", type=Path, required=True, help="output .npy (the file list goes to <out>.files.txt)")
+    p.add_argument("--ten-crop", action="store_true", help="average embeddings over 10 crops (seed 001)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def read_list(path: Path) -> list[Path]:
+    """Image paths of a list file, in order (relative ones resolved against the list's folder)."""
+    from pipeline.errors import DataError
+
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise DataError(path, "no such file") from None
+    except UnicodeDecodeError:
+        raise DataError(path, "not a UTF-8 text file of image paths") from None
+    out = []
+    for line in lines:
+        s = line.strip()
+        if s and not s.startswith("#"):
+            p = Path(s)
+            out.append(p if p.is_absolute() else path.parent / p)
+    if not out:
+        raise DataError(path, "no image paths in the list")
+    return out
+
+
+def folder_images(folder: Path) -> list[Path]:
+    """Image files directly in ``folder``, sorted by name."""
+    from pipeline.errors import DataError
+    from reid_models.datasets.index import IMAGE_EXTS
+
+    if not folder.is_dir():
+        raise DataError(folder, "no such folder")
+    out = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+    if not out:
+        raise DataError(folder, f"no images ({', '.join(IMAGE_EXTS)}) in the folder")
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from pipeline.commands.eval_reid import load_encoder
+    from pipeline.errors import DataError
+    from reid_models.evaluate import EvalConfig, embed_paths
+
+    paths = read_list(args.list) if args.list else folder_images(args.folder)
+    missing = next((p for p in paths if not p.is_file()), None)
+    if missing is not None:
+        raise DataError(missing, "no such image file" + (f" (listed in {args.list})" if args.list else ""))
+    enc = load_encoder(args.model, args.device, args.batch_size)
+    feats = embed_paths(enc.embed_crops, paths, EvalConfig(ten_crop=args.ten_crop, batch_size=args.batch_size),
+                        not args.no_progress).astype(np.float32)
+    out = args.out if args.out.suffix == ".npy" else args.out.with_name(args.out.name + ".npy")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.save(out, feats)
+    files = out.with_suffix(".files.txt")
+    files.write_text("".join(f"{p}\n" for p in paths), encoding="utf-8")
+    print(f"embedded {len(paths)} images with {args.model} ({feats.shape[1]}-d): wrote {out} and {files}")
+    return 0

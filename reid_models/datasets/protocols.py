@@ -1,0 +1,77 @@
+"""The fixed evaluation protocols of the re-id benchmark (docs/reid_data_eval.md, "Protocols").
+
+* **Market split**: the 751 identities of Market-1501 ``bounding_box_train`` split identity-disjoint
+  and seeded (:data:`MARKET_SPLIT_SEED`) into :data:`MARKET_TRAIN_IDS` train / :data:`MARKET_TEST_IDS`
+  test identities with :func:`~reid_models.datasets.selection.split_identities`. On the test identities
+  :func:`market_query_gallery` draws one query per identity and camera (seeded); every other test
+  crop is gallery, and gallery crops of the query's identity *and* camera are excluded from its
+  ranking (the Market-1501 rule, applied by ``reid_models.metrics.cmc_map`` through camera ids).
+* **CUHK03 single shot** (seed 003 §IV): on the 100 ``val/`` identities, each trial draws one image
+  per identity from camera A (query) and one from camera B (gallery of 100); CMC is averaged over
+  :data:`CUHK03_TRIALS` seeded trials (:func:`cuhk03_single_shot_trials`).
+* **Any folder, all identities as test identities** (``eval-reid --folder``): the Market query /
+  gallery rule above over every identity of the folder.
+
+Everything is a pure function of the item list and a seed, so the benchmark, ``eval-reid`` and the
+tests share one definition.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+
+from reid_models.datasets.index import CropItem
+from reid_models.datasets.selection import split_identities
+
+MARKET_TRAIN_IDS = 501
+MARKET_TEST_IDS = 250
+MARKET_SPLIT_SEED = 0
+CUHK03_TRIALS = 10
+
+
+def holdout_split(items: Sequence[CropItem], n_train: int, n_test: int, seed: int) -> list[CropItem]:
+    """The items with ``split`` set to "train" / "test" by a seeded identity-disjoint split of their pids
+    into ``n_train`` : ``n_test`` (exact counts when they add up to the number of identities)."""
+    pids = sorted({it.pid for it in items})
+    of = split_identities(pids, (float(n_train), 0.0, float(n_test)), seed)
+    return [dataclasses.replace(it, split=of[it.pid]) for it in items]
+
+
+def market_split(items: Sequence[CropItem], seed: int = MARKET_SPLIT_SEED) -> list[CropItem]:
+    """Market-1501 train items labelled with the project's 501 / 250 identity split."""
+    return holdout_split(items, MARKET_TRAIN_IDS, MARKET_TEST_IDS, seed)
+
+
+def market_query_gallery(items: Sequence[CropItem], seed: int = 0) -> tuple[list[CropItem], list[CropItem]]:
+    """(query, gallery): one seeded query per (identity, camera), every other item in the gallery.
+
+    Identities seen by one camera only still give a query; it simply has no valid gallery match and
+    is skipped by ``cmc_map`` (which excludes same-identity same-camera gallery items)."""
+    rng = np.random.default_rng(seed)
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, it in enumerate(items):
+        groups.setdefault((it.pid, it.camid), []).append(i)
+    chosen = {g[int(rng.integers(len(g)))] for _, g in sorted(groups.items())}
+    query = [items[i] for i in sorted(chosen)]
+    gallery = [it for i, it in enumerate(items) if i not in chosen]
+    return query, gallery
+
+
+def cuhk03_single_shot_trials(items: Sequence[CropItem], trials: int = CUHK03_TRIALS,
+                              seed: int = 0) -> list[tuple[list[int], list[int]]]:
+    """``trials`` x (query indices, gallery indices) into ``items``: per identity seen by both cameras,
+    one random camera-0 image as query and one random camera-1 image as gallery."""
+    by_pid: dict[int, dict[int, list[int]]] = {}
+    for i, it in enumerate(items):
+        by_pid.setdefault(it.pid, {}).setdefault(it.camid, []).append(i)
+    both = [p for p in sorted(by_pid) if 0 in by_pid[p] and 1 in by_pid[p]]
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(trials):
+        q = [by_pid[p][0][int(rng.integers(len(by_pid[p][0])))] for p in both]
+        g = [by_pid[p][1][int(rng.integers(len(by_pid[p][1])))] for p in both]
+        out.append((q, g))
+    return out

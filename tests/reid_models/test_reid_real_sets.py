@@ -1,0 +1,185 @@
+"""Market-1501 / CUHK03 loaders and protocols on the real sets in ../shared/data/reid, the ``embed`` command,
+``eval-reid --folder`` and training on DatasetEntry objects (per-dataset format, identity hold-out)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.cli import main
+from pipeline.errors import DataError
+from reid_models.datasets.index import load_cuhk03_folder, load_market_folder, load_reid_folder
+from reid_models.datasets.protocols import (
+    cuhk03_single_shot_trials, holdout_split, market_query_gallery, market_split,
+)
+
+
+@pytest.fixture(scope="module")
+def reid_dir(shared: Path) -> Path:
+    d = shared / "data" / "reid"
+    if not (d / "Market-1501" / "bounding_box_train").is_dir():
+        pytest.skip(f"{d}: Market-1501 / CUHK03 not present")
+    return d
+
+
+@pytest.fixture(scope="module")
+def market(reid_dir):
+    return load_market_folder(reid_dir / "Market-1501" / "bounding_box_train")
+
+
+@pytest.fixture(scope="module")
+def cuhk_val(reid_dir):
+    return load_cuhk03_folder(reid_dir / "CUHK03" / "detected" / "val", "test")
+
+
+def test_market_loader_counts_and_name_fields(market):
+    assert len(market) == 12936 and len({it.pid for it in market}) == 751
+    first = market[0]  # 0002_c1s1_000451_03.jpg
+    assert (first.path.name, first.pid, first.camid, first.seq, first.frame) == (
+        "0002_c1s1_000451_03.jpg", 2, 1, "c1s1", 451)
+    assert {it.camid for it in market} == {1, 2, 3, 4, 5, 6}
+
+
+def test_cuhk03_loader_cameras_from_image_number(reid_dir, cuhk_val):
+    train = load_cuhk03_folder(reid_dir / "CUHK03" / "detected" / "train")
+    assert len(train) == 7239 and len({it.pid for it in train}) == 743
+    assert len(cuhk_val) == 938 and len({it.pid for it in cuhk_val}) == 100
+    for it in cuhk_val:
+        image = int(it.path.stem.split("_")[1])
+        assert it.camid == (0 if image < 5 else 1) and it.frame == image and it.split == "test"
+        assert it.seq == ("camA" if image < 5 else "camB")
+    pids = {it.pid for it in cuhk_val}
+    assert all({it.camid for it in cuhk_val if it.pid == p} == {0, 1} for p in pids)
+
+
+def test_bad_names_and_empty_folders_name_the_file(reid_dir, tmp_path):
+    src = next((reid_dir / "CUHK03" / "detected" / "val").iterdir())
+    shutil.copy(src, tmp_path / "0001_03.jpg")
+    shutil.copy(src, tmp_path / "person.jpg")
+    with pytest.raises(DataError, match=r"person\.jpg: file name is not CUHK03 style"):
+        load_cuhk03_folder(tmp_path)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataError, match=r"empty: no CUHK03-style images"):
+        load_cuhk03_folder(empty)
+    with pytest.raises(DataError, match=r"empty: no Market-1501-style images"):
+        load_market_folder(empty)
+    with pytest.raises(DataError, match="unknown dataset format 'duke'"):
+        load_reid_folder(tmp_path, "duke")
+
+
+def test_market_split_is_identity_disjoint_seeded_501_250(market):
+    a, b = market_split(market), market_split(market)
+    assert [it.split for it in a] == [it.split for it in b]
+    train = {it.pid for it in a if it.split == "train"}
+    test = {it.pid for it in a if it.split == "test"}
+    assert len(train) == 501 and len(test) == 250 and not train & test
+    other = {it.pid for it in market_split(market, seed=1) if it.split == "test"}
+    assert other != test
+    # holdout_split is the same rule the training config's holdout_ids uses
+    assert [it.split for it in holdout_split(market, 501, 250, 0)] == [it.split for it in a]
+
+
+def test_market_query_gallery_one_query_per_identity_and_camera(market):
+    test = [it for it in market_split(market) if it.split == "test"]
+    q, g = market_query_gallery(test, seed=0)
+    keys = [(it.pid, it.camid) for it in q]
+    assert len(keys) == len(set(keys)) == len({(it.pid, it.camid) for it in test})
+    assert len(q) + len(g) == len(test) and not {it.path for it in q} & {it.path for it in g}
+
+
+def test_cuhk03_single_shot_one_image_per_camera_and_identity(cuhk_val):
+    trials = cuhk03_single_shot_trials(cuhk_val, trials=3, seed=0)
+    assert len(trials) == 3
+    for q, g in trials:
+        assert len(q) == len(g) == 100
+        assert all(cuhk_val[i].camid == 0 for i in q) and all(cuhk_val[i].camid == 1 for i in g)
+        assert [cuhk_val[i].pid for i in q] == [cuhk_val[i].pid for i in g]
+    assert trials[0] != trials[1]
+
+
+def test_single_shot_retrieval_hand_computed():
+    from reid_models.datasets.index import CropItem
+    from reid_models.evaluate import single_shot_retrieval
+
+    items = [CropItem(Path(f"{p}_{c}"), p, c, "s", 0, "test") for p in (0, 1) for c in (0, 1)]
+    # identity 0's camera-0 image is nearer identity 1's camera-1 image: one rank-1 miss of two queries
+    feats = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8], [0.8, 0.6]], dtype=np.float32)
+    res = single_shot_retrieval(items, feats, trials=1)
+    assert res["rank1"] == pytest.approx(50.0) and res["rank5"] == pytest.approx(100.0)
+    assert res["mAP"] == pytest.approx(75.0)
+
+
+@pytest.fixture(scope="module")
+def small_market(market, tmp_path_factory):
+    """6 identities x up to 4 crops of the real Market folder, copied."""
+    out = tmp_path_factory.mktemp("market_small")
+    pids = sorted({it.pid for it in market})[:6]
+    for p in pids:
+        for it in [it for it in market if it.pid == p][:4]:
+            shutil.copy(it.path, out / it.path.name)
+    return out
+
+
+def test_embed_writes_rows_in_input_order_with_file_list(small_market, tmp_path, capsys):
+    from pipeline.commands.eval_reid import load_encoder
+
+    files = sorted(small_market.iterdir())
+    listing = tmp_path / "crops.txt"
+    order = [files[3], files[0], files[5]]
+    listing.write_text("# three crops\n" + "\n".join(str(p) for p in order) + "\n\n")
+    assert main(["embed", "--model", "default", "--list", str(listing), "--out", str(tmp_path / "emb"),
+                 "--no-progress"]) == 0
+    emb = np.load(tmp_path / "emb.npy")
+    assert emb.dtype == np.float32 and emb.shape[0] == 3
+    assert (tmp_path / "emb.files.txt").read_text().split() == [str(p) for p in order]
+    import cv2
+
+    enc = load_encoder("default", "cpu")
+    direct = enc.embed_crops([cv2.imread(str(p)) for p in order])
+    np.testing.assert_allclose(emb, direct, atol=1e-5)
+    assert np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    assert main(["embed", "--folder", str(small_market), "--out", str(tmp_path / "all.npy"), "--no-progress"]) == 0
+    assert np.load(tmp_path / "all.npy").shape[0] == len(files)
+
+
+def test_embed_missing_listed_file_is_one_line_error(tmp_path, capsys):
+    listing = tmp_path / "l.txt"
+    listing.write_text("nothere.jpg\n")
+    assert main(["embed", "--list", str(listing), "--out", str(tmp_path / "e.npy")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "nothere.jpg: no such image file (listed in" in err
+    assert not (tmp_path / "e.npy").exists()
+
+
+def test_eval_reid_folder_all_identities_as_test(small_market, tmp_path, capsys):
+    import json
+
+    assert main(["eval-reid", "--folder", str(small_market), "--checkpoint", "default", "--out", str(tmp_path),
+                 "--no-progress"]) == 0
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["num_test_ids"] == 6 and m["retrieval"]["protocol"].startswith("market")
+    assert 0.0 <= m["retrieval"]["rank1"] <= 100.0 and m["retrieval"]["num_queries"] > 0
+
+
+def test_training_on_dataset_entries_holds_identities_out(small_market, reid_dir, tmp_path):
+    from pipeline.configio import validate
+    from reid_models.config import TrainConfig
+    from reid_models.train_data import build_image_data
+
+    cfg = validate(TrainConfig, {"data": {"datasets": [
+        {"path": str(small_market), "format": "market", "holdout_ids": 2, "holdout_seed": 0},
+        {"path": str(reid_dir / "CUHK03" / "detected" / "val"), "format": "cuhk03"}], "val_split": None}}, "t.yaml")
+    data = build_image_data(cfg.data, [], 0)
+    assert data.num_classes == 4 + 100
+    ds0 = [it for it, d in zip(data.train_items, data.dataset_ids) if d == 0]
+    held = {it.pid for it in holdout_split(load_market_folder(small_market), 4, 2, 0) if it.split == "test"}
+    train_names = {it.path.name for it in ds0}
+    assert not any(int(n.split("_")[0]) in held for n in train_names) and len(held) == 2
+    with pytest.raises(Exception, match="holdout_ids 6 leaves no training identity"):
+        bad = validate(TrainConfig, {"data": {"datasets": [
+            {"path": str(small_market), "format": "market", "holdout_ids": 6}], "val_split": None}}, "t.yaml")
+        build_image_data(bad.data, [], 0)
