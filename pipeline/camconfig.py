@@ -1,7 +1,7 @@
 """The schema of ``cams.yaml``: cameras, detector, tracker, encoder, matching, store, outputs, adapt.
 
 Validated once by :func:`load_cams_config`; every problem becomes one
-:class:`~pipeline.errors.ConfigError` line naming the file and key path, e.g.
+:class:`~pipeline.core.errors.ConfigError` line naming the file and key path, e.g.
 ``cams.yaml: cameras.1.stride: Input should be greater than or equal to 1``.
 Relative paths in the file are resolved against the folder of the file itself.
 Camera URIs may carry credentials: log them only through
@@ -18,11 +18,11 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from pipeline.adaptation.settings import AdaptSettings
-from pipeline.configio import StrictModel, load_yaml, validate
+from pipeline.core.configio import StrictModel, load_yaml, validate
 from pipeline.detectors import DetectorConfig
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 from pipeline.matcher_config import MatcherConfig, TopologyConfig
-from pipeline.paths import REPO_ROOT
+from pipeline.core.paths import REPO_ROOT
 from trackers.config import TrackerConfig
 
 _REMOTE = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")

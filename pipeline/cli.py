@@ -1,7 +1,7 @@
 """The ``reid-pipeline`` console script: an explicit table of subcommands.
 
 Errors that are the user's (bad config, missing file, malformed data) are
-:class:`~pipeline.errors.ReidPipelineError`; they are printed as one line and
+:class:`~pipeline.core.errors.ReidPipelineError`; they are printed as one line and
 the process exits with status 2. Ctrl-C exits with 130.
 """
 
@@ -13,7 +13,7 @@ import logging
 import sys
 from types import ModuleType
 
-from pipeline.errors import ReidPipelineError
+from pipeline.core.errors import ReidPipelineError
 
 #: subcommand name -> module implementing it (see pipeline/commands/__init__.py)
 COMMANDS: dict[str, str] = {

@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 
 from pipeline.camconfig import CamsConfig, is_remote_uri
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def prepare_demo(cfg: CamsConfig, progress: bool = True) -> bool:
         return False
     if cfg.demo is None:
         raise ConfigError(f"cameras: no such file or folder: {missing[0]}")
-    from pipeline.paths import require_shared
+    from pipeline.core.paths import require_shared
     from pipeline.virtual_cameras import build_virtual_cameras
 
     seq = Path(cfg.demo.sequence)

@@ -36,7 +36,7 @@ from scipy.optimize import linear_sum_assignment
 
 from pipeline.matcher_calibration import NegativeDistanceCalibrator
 from pipeline.matcher_config import MatcherConfig, TopologyConfig, TransitLink
-from pipeline.types import GlobalIdentity, TrackletEmbedding
+from pipeline.core.types import GlobalIdentity, TrackletEmbedding
 
 #: cost of a forbidden or above-threshold pair inside the assignment problem
 _GATED = 1e5

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from pipeline.configio import StrictModel
+from pipeline.core.configio import StrictModel
 
 
 class TransitLink(StrictModel):

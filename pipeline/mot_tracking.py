@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.errors import ConfigError, ModelError
+from pipeline.core.errors import ConfigError, ModelError
 from pipeline.motchallenge import MOTSequence, detections_by_frame
-from pipeline.types import TrackOutput
+from pipeline.core.types import TrackOutput
 from trackers.config import TrackerConfig
 from trackers.tracker import Tracker
 

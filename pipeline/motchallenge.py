@@ -9,7 +9,7 @@ Implementation in :mod:`pipeline.mot` (``seqinfo``, ``boxes``, ``sequence``):
 * :class:`MOTSequence` (frames from ``img1/`` or a video, ``det/*.txt`` by name, ``gt/gt.txt``)
 * :func:`find_sequences`
 
-Malformed input raises a one-line :class:`pipeline.errors.DataError` naming
+Malformed input raises a one-line :class:`pipeline.core.errors.DataError` naming
 file and line (or key).
 """
 

@@ -13,7 +13,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from pipeline.errors import ReidPipelineError
+from pipeline.core.errors import ReidPipelineError
 from pipeline.store import IdentityStore
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.types import Detection
+from pipeline.core.types import Detection
 
 
 def foot_points(boxes_tlwh: np.ndarray) -> np.ndarray:

@@ -31,7 +31,7 @@ from pipeline.roi import filter_roi
 from pipeline.runner_identity import IdentityAssigner
 from pipeline.runner_parts import CameraState, Components, build_components, open_sinks
 from pipeline.stage_timer import StageTimer
-from pipeline.types import Detection, Frame
+from pipeline.core.types import Detection, Frame
 
 log = logging.getLogger(__name__)
 

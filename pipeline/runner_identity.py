@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pipeline.sinks import EventSink, MOTWriter, TimelineRecorder
-from pipeline.types import GlobalIdentity, Tracklet, TrackletEmbedding
+from pipeline.core.types import GlobalIdentity, Tracklet, TrackletEmbedding
 
 
 @dataclass

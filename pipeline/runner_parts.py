@@ -13,7 +13,7 @@ from typing import Any
 from pipeline.camconfig import CamsConfig
 from pipeline.sinks import AnnotatedVideoWriter, EventSink, MOTWriter, TimelineRecorder
 from pipeline.tracklets import TrackletBuilder
-from pipeline.types import TrackOutput
+from pipeline.core.types import TrackOutput
 
 log = logging.getLogger(__name__)
 

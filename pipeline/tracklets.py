@@ -1,6 +1,6 @@
 """Turn one camera's per-frame track outputs into tracklets.
 
-A :class:`TrackletBuilder` accumulates the :class:`~pipeline.types.TrackOutput`
+A :class:`TrackletBuilder` accumulates the :class:`~pipeline.core.types.TrackOutput`
 rows of each track id (with the frame's timestamp and, when the encoder ran on
 that frame, the per-frame embedding). It hands back :class:`Tracklet` objects:
 
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pipeline.types import TrackOutput, Tracklet
+from pipeline.core.types import TrackOutput, Tracklet
 
 
 @dataclass

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence, pad_sequence
 
-from pipeline.errors import ConfigError, ModelError
+from pipeline.core.errors import ConfigError, ModelError
 
 LSTM_FORMAT = "reid-pipeline/lstm-aggregator/1"
 

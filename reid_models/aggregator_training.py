@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline.errors import ConfigError, DataError
+from pipeline.core.errors import ConfigError, DataError
 from reid_models.aggregation import LSTMAggregator, LSTMNet, MeanAggregator, save_lstm
 from reid_models.config import TrainConfig
 from reid_models.heads import IdentificationHead, VerificationHead
@@ -71,13 +71,20 @@ def _embed_paths(paths: list[Path], encoder_ckpt: str | None, device: str, cache
 
 
 def _load_chunks(cfg: TrainConfig, split: str | None) -> list[dict]:
+    """Chunks of every dataset's tracklets in ``split``: ``tracklets.json`` of make-triplets folders, the
+    per-camera sequences (``protocols.folder_tracklets``) of Market-1501 / CUHK03 folders."""
     from reid_models.datasets import load_tracklets
+    from reid_models.datasets.protocols import folder_tracklets
+    from reid_models.train_data import load_items
 
     if split is None:
         return []
     out = []
     for d, entry in enumerate(cfg.data.entries()):
-        tr = load_tracklets(Path(entry.path), split)
+        if entry.format == "index":
+            tr = load_tracklets(Path(entry.path), split)
+        else:
+            tr = folder_tracklets(load_items(entry, split))
         for t in tr:
             t["pid"] = d * 1_000_000 + int(t["pid"])
         out += tr

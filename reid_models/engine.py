@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pipeline.core.device import resolve_device
 from reid_models import losses
 from reid_models.backbones import EmbeddingNet
 from reid_models.batch_mining import pairs_from_batch, triplets_from_batch
@@ -31,13 +32,6 @@ from reid_models.checkpoint import read_checkpoint, save_checkpoint
 from reid_models.config import TrainConfig
 from reid_models.heads import AttributeHeads, IdentificationHead, VerificationHead
 from reid_models.transfer import freeze_frozen_batchnorm
-
-
-def resolve_device(requested: str = "auto") -> str:
-    """'auto' -> 'cuda' when available else 'cpu' (same rule as ``pipeline.paths.torch_device``)."""
-    if requested != "auto":
-        return requested
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def seed_everything(seed: int) -> None:
@@ -297,7 +291,7 @@ ENGINES: dict[str, type[Engine]] = {
 
 def build_engine_model(cfg: TrainConfig) -> EmbeddingNet:
     """The network of ``cfg.model``, with the transfer levels of ``cfg.transfer`` applied."""
-    from reid_models.backbones import build_model
+    from reid_models.factory import build_model
     from reid_models.checkpoint import load_checkpoint
     from reid_models.transfer import apply_transfer
 

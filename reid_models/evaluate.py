@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
 from reid_models.datasets.index import CropItem, load_index, load_pairs, load_tracklets, load_triplets
 from reid_models.metrics import cmc_map_from_distances, pairwise_distances, roc_table, roc_verification, triplet_accuracy
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.errors import ModelError
+from pipeline.core.errors import ModelError
 from reid_models.backbones import EmbeddingNet
 
 

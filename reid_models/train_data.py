@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from pipeline.errors import ConfigError, DataError
+from pipeline.core.errors import ConfigError, DataError
 from reid_models.config import DataSpec, DatasetEntry, SamplerSpec
 from reid_models.samplers import MultiDatasetBatchSampler
 
@@ -44,7 +44,7 @@ class ImageData:
     attributes: torch.Tensor | None  # (N_train, A) int64, -1 = unknown
 
 
-def _load_items(entry: DatasetEntry, split: str) -> list:
+def load_items(entry: DatasetEntry, split: str) -> list:
     """The items of one dataset in ``split`` (after its identity hold-out, if any)."""
     from reid_models.datasets.index import load_reid_folder
     from reid_models.datasets.protocols import holdout_split
@@ -87,7 +87,7 @@ def build_image_data(spec: DataSpec, attributes: list[str], seed: int = 0) -> Im
     label_of: dict[tuple[int, int], int] = {}
     for d, entry in enumerate(spec.entries()):
         folder = Path(entry.path)
-        items = _load_items(entry, spec.train_split)
+        items = load_items(entry, spec.train_split)
         if not items:
             raise DataError(folder, f"no items in split {spec.train_split!r}")
         if spec.max_identities is not None:
@@ -99,7 +99,7 @@ def build_image_data(spec: DataSpec, attributes: list[str], seed: int = 0) -> Im
         if attributes:
             attrs.append(_attribute_table(folder, attributes, items))
         if spec.val_split:
-            val += [dataclasses.replace(it, pid=d * 1_000_000 + it.pid) for it in _load_items(entry, spec.val_split)]
+            val += [dataclasses.replace(it, pid=d * 1_000_000 + it.pid) for it in load_items(entry, spec.val_split)]
     table = torch.from_numpy(np.concatenate(attrs)) if attrs else None
     num_classes = len(label_of)
     if spec.part_swap_ids:  # TrainConfig rejects part_swap_ids together with attribute heads

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 from reid_models.backbones import EmbeddingNet
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.paths import shared_dir
+from pipeline.core.paths import shared_dir
 
 
 @pytest.fixture(scope="session")

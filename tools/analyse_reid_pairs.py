@@ -29,10 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.paths import require_shared  # noqa: E402
-from tools.bench_reid import TARGET_FPR, ensure_dataset  # noqa: E402
+from pipeline.core.paths import require_shared
+from tools.bench_reid import TARGET_FPR, ensure_dataset
 
 
 def l2n(x: np.ndarray) -> np.ndarray:

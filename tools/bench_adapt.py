@@ -31,10 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pipeline.paths import REPO_ROOT, require_shared  # noqa: E402
+from pipeline.core.paths import REPO_ROOT, require_shared
 
 CAMS = ("left", "right")
 
@@ -53,7 +51,7 @@ def build_split(out: Path, max_frames: int | None) -> Path:
 def run_pipeline(cams_dir: Path, run_dir: Path, crops: int) -> dict:
     """The whole pipeline once, crops stored with every final tracklet; returns its summary."""
     from pipeline.camconfig import CamsConfig
-    from pipeline.configio import validate
+    from pipeline.core.configio import validate
     from pipeline.runner import PipelineRunner
 
     if run_dir.exists():
@@ -79,7 +77,7 @@ def run_pipeline(cams_dir: Path, run_dir: Path, crops: int) -> dict:
 def gt_identities(sets, cams_dir: Path, min_iou: float = 0.5) -> list[int | None]:
     """Majority gt id (IoU >= min_iou per frame, majority >= half the frames) of each crop set, else None."""
     from pipeline.evaluation.multicam import load_identity_map
-    from pipeline.types import iou_matrix_tlbr, tlwh_to_tlbr
+    from pipeline.core.types import iou_matrix_tlbr, tlwh_to_tlbr
 
     id_maps = load_identity_map(cams_dir)
     gt = {}
@@ -125,9 +123,9 @@ def matcher_configs(thresholds: list[float]) -> dict:
 
 def rematch_idf1(sets, vectors: np.ndarray, cams_dir: Path, work: Path, configs: dict) -> dict[str, float]:
     """Global IDF1 of an offline re-matching of the tracklets (end-time order) per matcher config."""
-    from bench_pipeline import rematch_global_idf1
+    from pipeline.evaluation.rematch import rematch_global_idf1
 
-    from pipeline.types import TrackletEmbedding
+    from pipeline.core.types import TrackletEmbedding
 
     order = sorted(range(len(sets)), key=lambda i: (sets[i].end_time, sets[i].cam_id, sets[i].track_id))
     items = [TrackletEmbedding(sets[i].cam_id, sets[i].track_id, sets[i].start_time, sets[i].end_time, vectors[i])
@@ -139,7 +137,7 @@ def rematch_idf1(sets, vectors: np.ndarray, cams_dir: Path, work: Path, configs:
 
 def tp_fraction_by_alpha(sets, vectors: np.ndarray, pids, alphas: list[float]) -> dict[str, dict]:
     """Presumed positives mined over ALL tracklets (no hold-out) at each alpha, and their TP fraction."""
-    from pipeline.types import TrackletEmbedding
+    from pipeline.core.types import TrackletEmbedding
     from reid_models.adaptation.mining import presumed_positives, true_positive_fraction
 
     items = [TrackletEmbedding(s.cam_id, s.track_id, s.start_time, s.end_time, vectors[i]) for i, s in enumerate(sets)]

@@ -26,12 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.evaluation.multicam import evaluate_multicam, load_identity_map  # noqa: E402
-from pipeline.matcher import CrossCameraMatcher, MatcherConfig  # noqa: E402
-from pipeline.motchallenge import MOTSequence  # noqa: E402
-from pipeline.types import TrackletEmbedding  # noqa: E402
+from pipeline.evaluation.multicam import evaluate_multicam, load_identity_map
+from pipeline.matcher import CrossCameraMatcher, MatcherConfig
+from pipeline.motchallenge import MOTSequence
+from pipeline.core.types import TrackletEmbedding
 
 
 def gt_tracklets(cam: str, seq: MOTSequence, offset_s: float, max_gap: int) -> list[dict]:

@@ -25,8 +25,9 @@ import sys
 import time
 from pathlib import Path
 
+from pipeline.mot.bench_sets import ours_config, yolov5n_sequence
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 PEERS_MOTION = ["boxmot_bytetrack", "boxmot_ocsort", "boxmot_botsort", "supervision_bytetrack", "norfair"]
 PEERS_APPEARANCE = ["deepsort"]
@@ -45,25 +46,6 @@ def ensure_peers_venv(venv: Path) -> Path:
     subprocess.run([str(py), "-m", "pip", "install", "-q", "-r", str(req)], check=True)
     subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "norfair==2.3.0", "rich"], check=True)
     return py
-
-
-def yolov5n_sequence(pets: Path, out_root: Path) -> Path:
-    """A sequence folder (symlinks to PETS09-S2L1) whose det/yolov5n.txt holds the project's detections."""
-    det = REPO / "runs" / "dets" / pets.name / "yolov5n.txt"
-    if not det.exists():
-        weights = pets.parents[3] / "weights" / "yolov5n.onnx"
-        subprocess.run([sys.executable, "-m", "pipeline", "detect", str(pets), "--weights", str(weights),
-                        "--out", str(det), "--conf", "0.1"], check=True, cwd=REPO)
-    seq_dir = out_root / "seqs" / "yolov5n" / pets.name
-    (seq_dir / "det").mkdir(parents=True, exist_ok=True)
-    for name in ("seqinfo.ini", "img1", "gt"):
-        link = seq_dir / name
-        if not link.exists():
-            link.symlink_to(pets / name)
-    link = seq_dir / "det" / "yolov5n.txt"
-    if not link.exists():
-        link.symlink_to(det.resolve())
-    return seq_dir
 
 
 def bench_sets(shared: Path, out_root: Path, which: list[str]) -> dict[str, dict]:
@@ -104,20 +86,6 @@ def run_peer(py: Path, tracker: str, seq, det: str, scale: float, out: Path, for
 
 
 #: one tracker config per detector type (configs/tracker/<name>.yaml), used by both of our variants
-CONFIG_BY_DET = {"frcnn": "default", "det": "acf", "yolov5n": "yolo"}
-
-
-def ours_config(variant: str, det: str):
-    """(config, path): the detector's config; ``ours_motion`` with appearance switched off."""
-    from trackers.config import load_tracker_config
-
-    cfg_path = REPO / "configs" / "tracker" / f"{CONFIG_BY_DET.get(det, 'default')}.yaml"
-    config = load_tracker_config(cfg_path)
-    if variant == "ours_motion":
-        config.appearance.enabled = False
-    return config, cfg_path
-
-
 def run_ours(variant: str, seq, det: str, out: Path, force: bool, encoder_cache: dict) -> dict:
     """Our tracker (pipeline.mot_tracking.track_sequence) on one sequence (cached) -> timing/settings JSON."""
     from pipeline.motchallenge import write_mot_results
@@ -211,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
     from pipeline.motchallenge import MOTSequence
-    from pipeline.paths import require_shared
+    from pipeline.core.paths import require_shared
 
     shared = require_shared()
     sets = bench_sets(shared, a.out, a.sets)

@@ -29,9 +29,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.paths import REPO_ROOT, require_shared  # noqa: E402
+from pipeline.core.paths import REPO_ROOT, require_shared
 
 TARGET_IDF1_GAIN = 10.0
 TARGET_OVERHEAD = 0.25
@@ -73,7 +72,7 @@ def build_split(out: Path, max_frames: int | None, gap: float) -> Path:
 def make_config(cams_dir: Path, run_dir: Path, encoder: str, threshold: float, tracker: str | None, every: int,
                 auto: bool = True, warmup: str = "threshold"):
     from pipeline.camconfig import CamsConfig
-    from pipeline.configio import validate
+    from pipeline.core.configio import validate
 
     weights = require_shared() / "weights" / "yolov5n.onnx"
     data = {
@@ -88,7 +87,7 @@ def make_config(cams_dir: Path, run_dir: Path, encoder: str, threshold: float, t
     }
     cfg = validate(CamsConfig, data, "<bench_pipeline>")
     if tracker:
-        from pipeline.configio import load_config
+        from pipeline.core.configio import load_config
         from trackers.config import TrackerConfig
 
         cfg.tracker = load_config(TrackerConfig, REPO_ROOT / tracker)
@@ -122,28 +121,6 @@ def run_variant(name: str, cfg, cams_dir: Path, run_dir: Path, detector_cache, m
     return summary, report.to_json(), detector_cache
 
 
-def rematch_global_idf1(items: list, frames_boxes: list, config, cams_dir: Path, res_dir: Path) -> float:
-    """Global IDF1 of an offline re-matching: ``items`` (TrackletEmbedding, in the order they would
-    finish online) fed one at a time to a fresh CrossCameraMatcher(``config``); ``frames_boxes[i]``
-    = (frames (N,), boxes_tlwh (N, 4)) of item i. One box per (camera, frame, global id)."""
-    from pipeline.evaluation.multicam import evaluate_multicam
-    from pipeline.matcher import CrossCameraMatcher
-    from pipeline.sinks import MOTWriter
-
-    matcher = CrossCameraMatcher(config)
-    writers = {c: MOTWriter(res_dir / f"{c}.txt") for c in sorted({it.cam_id for it in items})}
-    seen: dict[tuple[str, int], set[int]] = {}
-    for it, (frames, boxes) in zip(items, frames_boxes):
-        gid = matcher.match([it])[0]
-        taken = seen.setdefault((it.cam_id, gid), set())
-        rows = [(int(f), gid, b, 1.0) for f, b in zip(frames, boxes) if int(f) not in taken]
-        taken.update(r[0] for r in rows)
-        writers[it.cam_id].write_rows(rows)
-    for w in writers.values():
-        w.close()
-    return round(evaluate_multicam(cams_dir, res_dir).global_.get("IDF1", 0.0), 2)
-
-
 def sweep_thresholds(store_path: Path, cams_dir: Path, work: Path, thresholds: list[float | str]) -> dict[str, float]:
     """Offline re-matching of the run's stored final tracklets with other matcher thresholds.
 
@@ -153,9 +130,10 @@ def sweep_thresholds(store_path: Path, cams_dir: Path, work: Path, thresholds: l
     ``"auto"`` = the label-free calibrated threshold (MatcherConfig's default); 0.0 = no
     linking at all (every tracklet its own identity), the floor cross-camera matching must beat.
     """
+    from pipeline.core.types import TrackletEmbedding
+    from pipeline.evaluation.rematch import rematch_global_idf1
     from pipeline.matcher_config import MatcherConfig
     from pipeline.store import IdentityStore
-    from pipeline.types import TrackletEmbedding
 
     with IdentityStore(store_path) as store:
         tracklets = [t for t in store.tracklets() if t.embeddings]

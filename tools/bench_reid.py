@@ -78,6 +78,19 @@ def evaluate_model(spec: str, items: dict[str, list], pets: Path, lstm: Path | N
     return out
 
 
+def reuse_or_evaluate(spec: str, items: dict[str, list], pets: Path, lstm: Path | None,
+                      earlier: dict[str, dict]) -> dict:
+    """An earlier result of the same weights (no LSTM involved) or a fresh evaluation."""
+    if lstm is None and earlier:
+        from pipeline.commands.eval_reid import load_encoder
+
+        prev = earlier.get(load_encoder(spec, "cpu").version)
+        if prev is not None and "lstm" not in prev["pets"]["tracklets"]:
+            print(f"{spec}: reusing the earlier result of version {prev['model']['version']}", flush=True)
+            return prev
+    return evaluate_model(spec, items, pets, lstm)
+
+
 def headline(m: dict) -> dict:
     """The figures the targets speak of, flat."""
     t = m["pets"]["tracklets"]
@@ -128,7 +141,7 @@ def throughput(pets: Path, reps: int = 2) -> list[dict]:
     """crops/s of AppearanceEncoder.embed_crops on one batch of 64 real crops, per backbone and backend."""
     import cv2
 
-    from reid_models.backbones import available_models, build_model
+    from reid_models.factory import available_models, build_model
     from reid_models.datasets import load_index
     from reid_models.encoder import AppearanceEncoder
     from reid_models.export import export_onnx
@@ -196,15 +209,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--out", type=Path, default=Path("runs/bench_reid"))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-throughput", action="store_true")
+    ap.add_argument("--reuse", type=Path, default=None,
+                    help="results.json of an earlier run: models whose spec and weights version match are not re-scored")
     return ap.parse_args(argv)
+
+
+def reusable(path: Path | None) -> dict[str, dict]:
+    """version -> per-model results of an earlier results.json (same protocols; nothing when absent)."""
+    if path is None or not path.is_file():
+        return {}
+    doc = json.loads(path.read_text())
+    return {m["model"]["version"]: m for m in doc.get("results", {}).values()}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import torch
 
-    from pipeline.errors import ReidPipelineError
-    from pipeline.paths import require_shared
+    from pipeline.core.errors import ReidPipelineError
+    from pipeline.core.paths import require_shared
     from reid_models.plots import plot_cmc, plot_roc
 
     torch.set_num_threads(args.threads)
@@ -213,9 +236,11 @@ def main(argv: list[str] | None = None) -> int:
         ensure_pets(args.pets, shared)
         items = protocol_items(shared)
         specs = {m: m for m in args.models} | dict(e.split("=", 1) for e in args.extra)
+        earlier = reusable(args.reuse)
         res = {}
         for name, spec in specs.items():
-            res[name] = evaluate_model(spec, items, args.pets, args.lstm if spec == "default" else None)
+            lstm = args.lstm if spec == "default" else None
+            res[name] = reuse_or_evaluate(spec, items, args.pets, lstm, earlier)
             print(f"{name:>12}: {json.dumps({k: round(x, 3) for k, x in headline(res[name]).items() if x is not None})}",
                   flush=True)
     except ReidPipelineError as exc:

@@ -36,9 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tools.bench_reid import TARGET_FPR, TARGET_TPR, ensure_dataset  # noqa: E402
+from tools.bench_reid import TARGET_FPR, TARGET_TPR, ensure_dataset
 
 METRICS = (("rank1", "rank-1 (%)"), ("mAP", "mAP (%)"), ("tpr", f"TPR at FPR <= {TARGET_FPR:g}"))
 
@@ -157,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from tqdm import tqdm
 
-    from pipeline.configio import load_config
+    from pipeline.core.configio import load_config
     from reid_models.config import TrainConfig
     from reid_models.train_data import build_image_data
 

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from pipeline.evaluation import evaluate_dirs
-from pipeline.paths import require_shared
+from pipeline.core.paths import require_shared
 
 KEYS = ("MOTA", "IDF1", "HOTA", "MOTP", "IDSW", "FP", "FN", "MT", "ML", "IDTP")
 

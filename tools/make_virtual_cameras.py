@@ -10,11 +10,9 @@ Same as ``reid-pipeline virtual-cameras``; e.g.::
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.cli import main  # noqa: E402
+from pipeline.cli import main
 
 if __name__ == "__main__":
     sys.exit(main(["virtual-cameras", *sys.argv[1:]]))

@@ -19,12 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench_mot import ours_config, yolov5n_sequence  # noqa: E402
+from pipeline.mot.bench_sets import ours_config, yolov5n_sequence
 
-from pipeline.paths import REPO_ROOT, require_shared  # noqa: E402
+from pipeline.core.paths import REPO_ROOT, require_shared
 
 
 class BoxCachedEncoder:

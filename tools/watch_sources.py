@@ -16,11 +16,9 @@ import logging
 import sys
 import time
 from dataclasses import asdict
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.errors import ReidPipelineError  # noqa: E402
+from pipeline.core.errors import ReidPipelineError
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

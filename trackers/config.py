@@ -1,6 +1,6 @@
 """Tracker configuration schema: every threshold lives here (and in configs/tracker/*.yaml).
 
-Validated once at the entry point (``pipeline.configio.load_config(TrackerConfig, path)``);
+Validated once at the entry point (``pipeline.core.configio.load_config(TrackerConfig, path)``);
 unknown keys and bad values raise ConfigError naming the key path.
 """
 
@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from pipeline.configio import StrictModel, load_config
+from pipeline.core.configio import StrictModel, load_config
 
 
 class DetectionConfig(StrictModel):

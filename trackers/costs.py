@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.types import iou_matrix_tlbr
+from pipeline.core.types import iou_matrix_tlbr
 
 
 def iou_cost(tracks_tlbr: np.ndarray, dets_tlbr: np.ndarray) -> np.ndarray:

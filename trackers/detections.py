@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.types import Detection, tlwh_to_tlbr
+from pipeline.core.types import Detection, tlwh_to_tlbr
 from trackers.config import DetectionConfig
 
 

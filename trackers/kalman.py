@@ -22,7 +22,7 @@ import numpy as np
 from filterpy.kalman import predict as fp_predict
 from filterpy.kalman import update as fp_update
 
-from pipeline.types import tlwh_to_xyah, xyah_to_tlwh
+from pipeline.core.types import tlwh_to_xyah, tlwh_to_xywh, xyah_to_tlwh, xywh_to_tlwh
 
 #: 0.95 quantile of the chi-square distribution with N degrees of freedom
 #: (N = 1..9), the Mahalanobis gate of deep_sort.
@@ -39,22 +39,6 @@ CHI2INV95: dict[int, float] = {
 }
 
 Representation = Literal["xyah", "xywh"]
-
-
-def tlwh_to_xywh(tlwh: np.ndarray) -> np.ndarray:
-    """(..., 4) tlwh -> (..., 4) xywh (centre x, centre y, w, h)."""
-    tlwh = np.asarray(tlwh, dtype=np.float64)
-    out = tlwh.copy()
-    out[..., :2] = tlwh[..., :2] + tlwh[..., 2:] / 2.0
-    return out
-
-
-def xywh_to_tlwh(xywh: np.ndarray) -> np.ndarray:
-    """(..., 4) xywh (centre x, centre y, w, h) -> (..., 4) tlwh."""
-    xywh = np.asarray(xywh, dtype=np.float64)
-    out = xywh.copy()
-    out[..., :2] = xywh[..., :2] - xywh[..., 2:] / 2.0
-    return out
 
 
 class KalmanBoxFilter:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.types import Detection, TrackOutput, tlwh_to_tlbr
+from pipeline.core.types import Detection, TrackOutput, tlwh_to_tlbr
 from trackers import costs
 from trackers.assignment import min_cost_matching
 from trackers.cmc import SparseFlowCMC, apply_affine

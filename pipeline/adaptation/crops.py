@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pipeline.types import TrackOutput
+from pipeline.core.types import TrackOutput
 
 
 @dataclass

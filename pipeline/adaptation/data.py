@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
 from reid_models.adaptation.holdout import HalfTracklet
 from reid_models.adaptation.trainer import mean_vector
 

@@ -29,7 +29,7 @@ import numpy as np
 
 from pipeline.adaptation.crops import CropKeeper
 from pipeline.adaptation.settings import AdaptSettings
-from pipeline.errors import ReidPipelineError
+from pipeline.core.errors import ReidPipelineError
 
 log = logging.getLogger(__name__)
 

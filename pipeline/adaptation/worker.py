@@ -30,8 +30,8 @@ import numpy as np
 
 from pipeline.adaptation.data import CropSet, check_sets, half_tracklets, load_crop_sets, split_holdout
 from pipeline.adaptation.settings import AdaptSettings
-from pipeline.errors import ModelError
-from pipeline.types import TrackletEmbedding
+from pipeline.core.errors import ModelError
+from pipeline.core.types import TrackletEmbedding
 from reid_models.adaptation.holdout import continuity_auc, continuity_pairs, decide_deploy
 from reid_models.adaptation.mining import pair_negatives, presumed_positives
 from reid_models.adaptation.trainer import FineTuneSettings, embed_sets, fine_tune, mean_vector, tensors_from_crops
@@ -125,7 +125,7 @@ def _store_embeddings(store, sets: list[CropSet], vectors: list[np.ndarray], ver
 def adapt_once(store, settings: AdaptSettings, checkpoint: str | Path | None = None,
                non_overlapping: bool = True, should_stop=None, progress: bool = False) -> AdaptReport:
     """Run one round (module docstring). Raises DataError when the store cannot be used."""
-    from reid_models.engine import resolve_device
+    from pipeline.core.device import resolve_device
 
     t0 = time.monotonic()
     device = resolve_device(settings.device)

@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _settings(args: argparse.Namespace):
     """(AdaptSettings from --config's adapt: section + flags, whether the cameras' views overlap)."""
     from pipeline.adaptation.settings import AdaptSettings
-    from pipeline.configio import validate
+    from pipeline.core.configio import validate
 
     base, overlapping = {}, bool(args.overlapping)
     if args.config is not None:
@@ -52,7 +52,7 @@ def _settings(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.errors import DataError
+    from pipeline.core.errors import DataError
 
     if not args.store.is_file():
         raise DataError(args.store, "no such identity store")

@@ -45,11 +45,11 @@ def run_mot(args: argparse.Namespace) -> dict:
     from tqdm import tqdm
 
     from pipeline.commands.track import resolve_config
-    from pipeline.errors import DataError
+    from pipeline.core.errors import DataError
     from pipeline.evaluation import evaluate
     from pipeline.mot_tracking import load_encoder, track_sequence, write_run
     from pipeline.motchallenge import find_sequences, read_mot_file
-    from pipeline.paths import REPO_ROOT
+    from pipeline.core.paths import REPO_ROOT
 
     config = resolve_config(args.config)
     seqs = find_sequences(args.root, det=args.det)

@@ -29,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def read_list(path: Path) -> list[Path]:
     """Image paths of a list file, in order (relative ones resolved against the list's folder)."""
-    from pipeline.errors import DataError
+    from pipeline.core.errors import DataError
 
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -50,7 +50,7 @@ def read_list(path: Path) -> list[Path]:
 
 def folder_images(folder: Path) -> list[Path]:
     """Image files directly in ``folder``, sorted by name."""
-    from pipeline.errors import DataError
+    from pipeline.core.errors import DataError
     from reid_models.datasets.index import IMAGE_EXTS
 
     if not folder.is_dir():
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from pipeline.commands.eval_reid import load_encoder
-    from pipeline.errors import DataError
+    from pipeline.core.errors import DataError
     from reid_models.evaluate import EvalConfig, embed_paths
 
     paths = read_list(args.list) if args.list else folder_images(args.folder)

@@ -37,7 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def load_encoder(spec: str, device: str = "auto", batch_size: int = 64):
     """AppearanceEncoder for 'default', 'imagenet' or a checkpoint path."""
-    from pipeline.errors import ModelError
+    from pipeline.core.errors import ModelError
     from reid_models.encoder import AppearanceEncoder
 
     if spec == "imagenet":
@@ -63,7 +63,7 @@ def folder_format(folder: Path, fmt: str) -> str:
     """'market' or 'cuhk03' for an image folder (``auto``: market when the first image name has ``_c<digit>``)."""
     import re
 
-    from pipeline.errors import DataError
+    from pipeline.core.errors import DataError
     from reid_models.datasets.index import IMAGE_EXTS
 
     if fmt != "auto":

@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _parity_batch(args: argparse.Namespace, input_size) -> "object":
     import cv2
 
-    from pipeline.errors import DataError
+    from pipeline.core.errors import DataError
     from reid_models.encoder import preprocess_crops
 
     if args.crops is not None:
@@ -34,7 +34,7 @@ def _parity_batch(args: argparse.Namespace, input_size) -> "object":
         if not crops or any(c is None for c in crops):
             raise DataError(args.crops, "no readable crop images")
         return preprocess_crops(crops, input_size)
-    from pipeline.paths import require_shared
+    from pipeline.core.paths import require_shared
 
     return preprocess_crops(pets_gt_crops(require_shared())[:32], input_size)
 
@@ -56,7 +56,7 @@ def pets_gt_crops(shared: Path, frames: tuple[int, ...] = (1, 200, 400)) -> list
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.errors import ModelError
+    from pipeline.core.errors import ModelError
     from reid_models.checkpoint import load_checkpoint, slim_checkpoint
     from reid_models.encoder import DEFAULT_CHECKPOINT
     from reid_models.export import export_onnx, parity
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {slim_checkpoint(ckpt, args.out, half=args.half)}")
         return 0
     if args.imagenet:
-        from reid_models.backbones import build_model
+        from reid_models.factory import build_model
         from reid_models.checkpoint import state_hash
 
         model = build_model("mobilenetv2_imagenet", pretrained=True).eval()

@@ -11,7 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
-from pipeline.errors import ConfigError, DataError
+from pipeline.core.errors import ConfigError, DataError
 
 HELP = "query the identity store: --list, --id GID (where and when), --image PROBE (image-to-video search)"
 

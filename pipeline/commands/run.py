@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     if args.mode:
         cfg.mode = args.mode
     if args.max_frames is not None and args.max_frames < 1:
-        from pipeline.errors import ConfigError
+        from pipeline.core.errors import ConfigError
 
         raise ConfigError("--max-frames: must be >= 1")
     prepare_demo(cfg, progress=not args.no_progress)

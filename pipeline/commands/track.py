@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def resolve_config(path: Path | None):
     """The tracker config at ``path`` (or the repository default), validated."""
-    from pipeline.paths import REPO_ROOT
+    from pipeline.core.paths import REPO_ROOT
     from trackers.config import load_tracker_config
 
     return load_tracker_config(path if path is not None else REPO_ROOT / DEFAULT_CONFIG)

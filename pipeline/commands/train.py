@@ -20,7 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.configio import load_config, validate
+    from pipeline.core.configio import load_config, validate
     from reid_models.config import TrainConfig
     from reid_models.engine import train_from_config
 
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         last = Path(args.out or cfg.output_dir) / "last.pt"
         resume = last if last.is_file() else None
     elif resume is not None and not Path(resume).is_file():
-        from pipeline.errors import ConfigError
+        from pipeline.core.errors import ConfigError
 
         raise ConfigError(f"--resume {resume}: no such checkpoint")
     if resume is not None:

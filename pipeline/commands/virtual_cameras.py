@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 
 HELP = "cut a MOTChallenge sequence into non-overlapping virtual cameras (regions and/or time windows) with gt"
 

@@ -7,8 +7,8 @@ from typing import Literal, Protocol
 import numpy as np
 from pydantic import Field
 
-from pipeline.configio import StrictModel
-from pipeline.types import Detection
+from pipeline.core.configio import StrictModel
+from pipeline.core.types import Detection
 
 
 class DetectorConfig(StrictModel):

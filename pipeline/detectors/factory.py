@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Callable
 
 from pipeline.detectors.config import Detector, DetectorConfig
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 
 
 def _ultralytics(cfg: DetectorConfig) -> Detector:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from pipeline.types import iou_matrix_tlbr
+from pipeline.core.types import iou_matrix_tlbr
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ def nms_tlbr(boxes_tlbr: np.ndarray, scores: np.ndarray, iou_thresh: float,
     """Greedy NMS -> indices kept, in descending score order.
 
     A box is suppressed by a higher-scoring kept box of the SAME class whose
-    IoU (``pipeline.types.iou_matrix_tlbr``) is strictly greater than ``iou_thresh``.
+    IoU (``pipeline.core.types.iou_matrix_tlbr``) is strictly greater than ``iou_thresh``.
     """
     n = len(scores)
     if n == 0:

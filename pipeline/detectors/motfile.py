@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from pipeline.motchallenge import MOTBoxes, detections_by_frame
-from pipeline.types import Detection
+from pipeline.core.types import Detection
 
 
 class MotDetFileDetector:

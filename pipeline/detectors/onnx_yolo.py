@@ -8,8 +8,8 @@ import numpy as np
 
 from pipeline.detectors.config import DetectorConfig
 from pipeline.detectors.geometry import Letterbox, cxcywh_to_tlbr, letterbox, nms_tlbr
-from pipeline.errors import ModelError
-from pipeline.types import Detection, tlbr_to_tlwh
+from pipeline.core.errors import ModelError
+from pipeline.core.types import Detection, tlbr_to_tlwh
 
 
 def decode_yolo(output: np.ndarray, conf: float, classes: list[int],

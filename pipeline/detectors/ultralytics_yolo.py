@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.detectors.config import DetectorConfig
-from pipeline.errors import ModelError
-from pipeline.types import Detection, tlbr_to_tlwh
+from pipeline.core.errors import ModelError
+from pipeline.core.types import Detection, tlbr_to_tlwh
 
 
 def load_ultralytics_model(weights: str):
@@ -32,14 +32,14 @@ class UltralyticsDetector:
     """Batched Ultralytics inference, persons (``cfg.classes``) only, tlwh in original pixels."""
 
     def __init__(self, cfg: DetectorConfig) -> None:
-        from pipeline.paths import torch_device
+        from pipeline.core.device import resolve_device
 
         w = Path(cfg.weights).expanduser()
         if (w.suffix in (".pt", ".onnx") and (w.is_absolute() or len(w.parts) > 1)) and not w.is_file():
             raise ModelError(f"detector weights not found: {w}")
         self.cfg = cfg
         self.model = load_ultralytics_model(str(w) if w.is_file() else cfg.weights)
-        self.device = str(torch_device(cfg.device))
+        self.device = str(resolve_device(cfg.device))
 
     def detect(self, images_bgr: list[np.ndarray]) -> list[list[Detection]]:
         """Batch of BGR (H, W, 3) uint8 images -> per image detections."""

@@ -6,6 +6,7 @@
   fed with our own IoU distances (the NumPy-2 fix: ``np.asfarray`` is never reached).
 * :mod:`.hota`: HOTA through TrackEval's implementation when ``trackeval`` is installed.
 * :mod:`.report`: per-sequence/overall report; sequences combine like TrackEval (sum counts).
+* :mod:`.sequences`: ``evaluate`` / ``evaluate_sequence`` (parallel over sequences, combined as TrackEval).
 * :mod:`.dirs`: ``evaluate_dirs`` for a gt root and a folder of ``<seq>.txt`` results.
 
 Metric keys: MOTA, IDF1, MOTP (mean IoU of matches, TrackEval's convention), IDSW, FP, FN,
@@ -14,96 +15,8 @@ MT, PT, ML, Frag, Rcll, Prcn, IDP, IDR (+ HOTA, DetA, AssA); percentages are 0-1
 
 from __future__ import annotations
 
-import logging
-import multiprocessing
-import os
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-
-from pipeline.evaluation.clear_id import metrics_from_counts, sequence_counts
-from pipeline.evaluation.preprocess import DISTRACTORS, check_benchmark, iter_frames
-from pipeline.evaluation.report import EvalReport, SequenceResult, combine
-from pipeline.mot.boxes import MOTBoxes
-
-BENCHMARKS = tuple(DISTRACTORS)
-log = logging.getLogger(__name__)
-
-
-def evaluate_sequence(gt: MOTBoxes, res: MOTBoxes, benchmark: str = "MOT17", name: str = "",
-                      hota: bool = True) -> SequenceResult:
-    """Evaluate one sequence; gt rows unfiltered (as read), res = tracker rows.
-
-    ``benchmark`` picks the preprocessing (MOT15: no classes; MOT16/17/20:
-    TrackEval's distractor/pedestrian rules). HOTA is added when ``hota`` and
-    TrackEval is installed.
-    """
-    from pipeline.evaluation import hota as hota_mod
-
-    frames = list(iter_frames(gt, res, check_benchmark(benchmark), name))
-    counts = sequence_counts(frames, name)
-    metrics = metrics_from_counts(counts)
-    raw = None
-    if hota and hota_mod.available():
-        summary, raw = hota_mod.sequence_hota(frames)
-        metrics.update(summary)
-    return SequenceResult(name, metrics, counts, raw)
-
-
-def _evaluate_one(args: tuple[str, MOTBoxes, MOTBoxes, str, bool]) -> SequenceResult:
-    name, gt, res, benchmark, hota = args
-    return evaluate_sequence(gt, res, benchmark, name, hota)
-
-
-def evaluate(pairs: list[tuple[str, MOTBoxes, MOTBoxes]], benchmark: str = "MOT17",
-             workers: int | None = None, hota: bool = True, progress: bool = False,
-             notes: list[str] | None = None) -> EvalReport:
-    """Evaluate (name, gt, res) pairs and combine them (counts summed, as TrackEval does).
-
-    ``workers``: processes to spread sequences over (default min(2, CPUs, pairs));
-    1 evaluates in this process. Results keep the order of ``pairs``.
-    """
-    benchmark = check_benchmark(benchmark)
-    names = [p[0] for p in pairs]
-    if len(set(names)) != len(names):
-        raise ValueError(f"duplicate sequence names in {names}")
-    jobs = [(name, gt, res, benchmark, hota) for name, gt, res in pairs]
-    if workers is None:
-        workers = min(2, os.cpu_count() or 1, len(jobs))
-    results = None
-    if workers > 1 and len(jobs) > 1:
-        results = _parallel(jobs, workers, progress)
-    if results is None:
-        results = list(_progress(map(_evaluate_one, jobs), len(jobs), progress))
-    return combine(results, benchmark, notes)
-
-
-def _parallel(jobs: list, workers: int, progress: bool) -> list[SequenceResult] | None:
-    """Sequences over ``workers`` forked processes (fork: works from any script, no __main__ guard needed);
-    None when the pool breaks (then the caller evaluates in-process)."""
-    methods = multiprocessing.get_all_start_methods()
-    ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
-    try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            return list(_progress(pool.map(_evaluate_one, jobs), len(jobs), progress))
-    except BrokenProcessPool as exc:
-        log.warning("evaluation worker processes failed (%s); evaluating in this process", exc)
-        return None
-
-
-def _progress(it, total: int, enabled: bool):
-    if not enabled:
-        return it
-    from tqdm import tqdm
-
-    return tqdm(it, total=total, desc="evaluate", unit="seq")
-
-
-def evaluate_dirs(gt_root, results_dir, benchmark: str = "MOT17", seqs: list[str] | None = None,
-                  workers: int | None = None, hota: bool = True, progress: bool = False) -> EvalReport:
-    """See :func:`pipeline.evaluation.dirs.evaluate_dirs`."""
-    from pipeline.evaluation.dirs import evaluate_dirs as _impl
-
-    return _impl(gt_root, results_dir, benchmark, seqs, workers=workers, hota=hota, progress=progress)
-
+from pipeline.evaluation.dirs import evaluate_dirs
+from pipeline.evaluation.report import EvalReport, SequenceResult
+from pipeline.evaluation.sequences import BENCHMARKS, evaluate, evaluate_sequence
 
 __all__ = ["BENCHMARKS", "EvalReport", "SequenceResult", "evaluate", "evaluate_dirs", "evaluate_sequence"]

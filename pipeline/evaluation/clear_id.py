@@ -3,7 +3,7 @@
 NumPy 2 fix (documented in docs/evaluation.md): motmetrics 1.4.0 calls
 ``np.asfarray`` (removed in NumPy 2.0) in exactly one non-test place,
 ``motmetrics.distances.iou_matrix``. We never call that function: the IoU
-matrix comes from the project's :func:`pipeline.types.iou_matrix_tlbr` (via
+matrix comes from the project's :func:`pipeline.core.types.iou_matrix_tlbr` (via
 :mod:`pipeline.evaluation.preprocess`) and is handed to
 ``MOTAccumulator.update`` as the distance matrix ``1 - IoU`` (NaN = may not
 pair). No monkey-patching of NumPy or motmetrics, no fork; the only other

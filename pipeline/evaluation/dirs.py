@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
 from pipeline.evaluation.report import EvalReport
+from pipeline.evaluation.sequences import evaluate
 from pipeline.mot.boxes import read_mot_file
 from pipeline.mot.sequence import MOTSequence, find_sequences
 
@@ -31,8 +32,6 @@ def evaluate_dirs(gt_root: Path, results_dir: Path, benchmark: str = "MOT17", se
     DataError. Result rows beyond the sequence's seqLength are a DataError, as
     in the official evaluator.
     """
-    from pipeline.evaluation import evaluate
-
     gt_root, results_dir = Path(gt_root), Path(results_dir)
     if not results_dir.is_dir():
         raise DataError(results_dir, "results folder not found")

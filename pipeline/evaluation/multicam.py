@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import DataError
-from pipeline.evaluation import evaluate, evaluate_sequence
+from pipeline.core.errors import DataError
+from pipeline.evaluation.sequences import evaluate, evaluate_sequence
 from pipeline.motchallenge import MOTBoxes, read_mot_file
 
 GLOBAL_KEYS = ("IDF1", "IDP", "IDR", "MOTA", "IDSW", "FP", "FN")

@@ -25,9 +25,9 @@ from typing import Iterator
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from pipeline.errors import ConfigError, DataError
+from pipeline.core.errors import ConfigError, DataError
 from pipeline.mot.boxes import MOTBoxes
-from pipeline.types import iou_matrix_tlbr
+from pipeline.core.types import iou_matrix_tlbr
 
 EPS = float(np.finfo(np.float64).eps)
 IOU_THRESHOLD = 0.5

@@ -14,7 +14,7 @@ Rows are kept exactly as read (``conf == 0`` gt rows and distractor classes
 included); the evaluator applies the official preprocessing. A malformed row
 (fewer than 6 fields, a different field count than the first row, a
 non-number, a non-integer frame/id, a frame < 1, a negative size, NaN/inf)
-raises a one-line :class:`~pipeline.errors.DataError` naming file and line.
+raises a one-line :class:`~pipeline.core.errors.DataError` naming file and line.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from typing import Iterable, Literal
 
 import numpy as np
 
-from pipeline.errors import DataError
-from pipeline.types import Detection, TrackOutput
+from pipeline.core.errors import DataError
+from pipeline.core.types import Detection, TrackOutput
 
 Kind = Literal["gt", "det", "result"]
 KINDS = ("gt", "det", "result")

@@ -3,7 +3,7 @@
 Required keys (section ``[Sequence]``): ``name``, ``frameRate``, ``seqLength``,
 ``imWidth``, ``imHeight``; ``imDir`` (default ``img1``) and ``imExt`` (default
 ``.jpg``) are optional. A missing file, section or key, or a value that is not
-a number, raises a one-line :class:`~pipeline.errors.DataError` naming the file
+a number, raises a one-line :class:`~pipeline.core.errors.DataError` naming the file
 and the key.
 """
 
@@ -13,7 +13,7 @@ import configparser
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
 
 SECTION = "Sequence"
 

@@ -14,7 +14,7 @@ from typing import Iterator
 
 import numpy as np
 
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
 from pipeline.mot.boxes import MOTBoxes, read_mot_file
 from pipeline.mot.seqinfo import SeqInfo, read_seqinfo
 

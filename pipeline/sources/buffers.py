@@ -16,7 +16,7 @@ import time
 from collections import deque
 from typing import Callable, Protocol
 
-from pipeline.types import Frame
+from pipeline.core.types import Frame
 
 
 class FrameBuffer(Protocol):

@@ -18,14 +18,14 @@ import threading
 import time
 from collections.abc import Callable
 
-from pipeline.errors import SourceError
+from pipeline.core.errors import SourceError
 from pipeline.health import CameraHealth, HealthStats
 from pipeline.sources.backoff import Backoff
 from pipeline.sources.buffers import FrameBuffer, LatestFrameBuffer, LosslessBuffer
 from pipeline.sources.options import SourceKind, SourceOptions
 from pipeline.sources.readers import FrameReader
 from pipeline.sources.redact import redact_text, redact_uri
-from pipeline.types import Frame
+from pipeline.core.types import Frame
 
 log = logging.getLogger("pipeline.sources")
 LIVE_KINDS: tuple[SourceKind, ...] = ("stream", "webcam")

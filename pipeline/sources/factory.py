@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.errors import SourceError
+from pipeline.core.errors import SourceError
 from pipeline.sources.camera import CameraSource
 from pipeline.sources.options import SourceOptions, classify_uri
 from pipeline.sources.readers import FrameReader, ImageFolderReader, VideoCaptureReader

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pipeline.errors import ConfigError, SourceError
+from pipeline.core.errors import ConfigError, SourceError
 from pipeline.sources.redact import redact_uri
 
 SourceKind = Literal["stream", "webcam", "file", "folder"]

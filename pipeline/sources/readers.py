@@ -18,7 +18,7 @@ from typing import Literal, Protocol
 
 import numpy as np
 
-from pipeline.errors import SourceError
+from pipeline.core.errors import SourceError
 
 ReadStatus = Literal["ok", "error", "end"]
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")

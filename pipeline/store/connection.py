@@ -1,7 +1,7 @@
 """Open an SQLite file as the identity store: checks, pragmas, migrations, transactions.
 
 * A path that exists but is not an SQLite 3 database (wrong header, a folder)
-  gives a one-line :class:`~pipeline.errors.DataError` naming the file.
+  gives a one-line :class:`~pipeline.core.errors.DataError` naming the file.
 * WAL journal + ``synchronous=NORMAL``: a committed transaction survives the
   process being killed (kill -9); only a power loss may drop the last commits,
   and the file is never left corrupt.
@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
 from pipeline.store.schema import migrate
 
 SQLITE_HEADER = b"SQLite format 3\x00"

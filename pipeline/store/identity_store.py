@@ -27,7 +27,7 @@ from pipeline.store.connection import Database
 from pipeline.store.queries import QueriesMixin
 from pipeline.store.records import to_blob
 from pipeline.store.versions import VersionsMixin
-from pipeline.types import GlobalIdentity, Tracklet
+from pipeline.core.types import GlobalIdentity, Tracklet
 
 
 class IdentityStore(QueriesMixin, VersionsMixin):

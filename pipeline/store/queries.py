@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pipeline.store.records import Event, IdentityRow, Sighting, StoredTracklet, from_blob
-from pipeline.types import GlobalIdentity
+from pipeline.core.types import GlobalIdentity
 
 if TYPE_CHECKING:
     from pipeline.store.connection import Database

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline.errors import ReidPipelineError
+from pipeline.core.errors import ReidPipelineError
 from pipeline.store.records import ModelVersion, to_blob
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ Works on tracklets, not labels:
   one long single-camera tracklet are a positive the tracker vouches for;
   they give a hold-out check of a model that never used them for training.
 
-All functions are pure: inputs are :class:`pipeline.types.TrackletEmbedding`
+All functions are pure: inputs are :class:`pipeline.core.types.TrackletEmbedding`
 items (aggregated, L2-normalised ``vector`` of shape (D,)).
 """
 
@@ -24,7 +24,7 @@ from itertools import combinations
 
 import numpy as np
 
-from pipeline.types import TrackletEmbedding
+from pipeline.core.types import TrackletEmbedding
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from pipeline.errors import ModelError
+from pipeline.core.errors import ModelError
 from reid_models.backbones import EmbeddingNet
 from reid_models.checkpoint import FORMAT, model_from_blob, read_checkpoint
 

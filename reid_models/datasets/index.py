@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
 
 INDEX_COLUMNS = ("path", "pid", "camid", "seq", "frame", "split")
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
 from reid_models.datasets.index import INDEX_COLUMNS, write_csv
 from reid_models.datasets.selection import (
     SPLITS, GtRows, SelectionConfig, balanced_pairs, clip_tlwh, sample_triplets, select_rows,

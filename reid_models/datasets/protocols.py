@@ -75,3 +75,20 @@ def cuhk03_single_shot_trials(items: Sequence[CropItem], trials: int = CUHK03_TR
         g = [by_pid[p][1][int(rng.integers(len(by_pid[p][1])))] for p in both]
         out.append((q, g))
     return out
+
+
+def folder_tracklets(items: Sequence[CropItem]) -> list[dict]:
+    """Per-camera sequences of image-folder crops as tracklets (seed 004's image-to-video training data).
+
+    One tracklet per (identity, camera, sequence), crops ordered by frame: a Market-1501 identity's
+    crops in one camera and recording sequence, or CUHK03's 5 images of an identity in one camera.
+    Same dict layout as ``load_tracklets``: pid, camid, seq, split, frames, paths."""
+    groups: dict[tuple[int, int, str], list[CropItem]] = {}
+    for it in items:
+        groups.setdefault((it.pid, it.camid, it.seq), []).append(it)
+    out = []
+    for (pid, camid, seq), g in sorted(groups.items()):
+        g = sorted(g, key=lambda it: (it.frame, str(it.path)))
+        out.append({"pid": pid, "camid": camid, "seq": seq, "split": g[0].split,
+                    "frames": [it.frame for it in g], "paths": [it.path for it in g]})
+    return out

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
 from reid_models.datasets.index import CropItem
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.paths import REPO_ROOT
+from pipeline.core.paths import REPO_ROOT
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from pipeline.store import IdentityStore
-from pipeline.types import Tracklet
+from pipeline.core.types import Tracklet
 
 FPS = 7.0
 

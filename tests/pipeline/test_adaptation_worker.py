@@ -18,9 +18,9 @@ import torch
 from pipeline.adaptation.crops import CropKeeper
 from pipeline.adaptation.settings import AdaptSettings
 from pipeline.adaptation.worker import adapt_once, load_base_model, rollback, _judge_and_deploy
-from pipeline.errors import ModelError
+from pipeline.core.errors import ModelError
 from pipeline.store import IdentityStore
-from pipeline.types import TrackOutput
+from pipeline.core.types import TrackOutput
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pets_store import build_pets_store  # noqa: E402
@@ -132,7 +132,7 @@ def test_live_adaptation_hot_swaps_encoder_and_gallery(store):
     mean = np.mean(members, axis=0)
     assert np.allclose(ident.prototype, mean / np.linalg.norm(mean), atol=1e-5)
     # the matcher's label-free threshold calibration is re-sampled after a swap (new distance scale)
-    from pipeline.types import TrackletEmbedding
+    from pipeline.core.types import TrackletEmbedding
 
     t0 = max(g.last_seen for g in matcher.gallery)
     matcher.match([TrackletEmbedding("zz", 1, t0, t0 + 10, after[0])])
@@ -160,7 +160,7 @@ def test_crop_keeper_keeps_an_even_bounded_spread():
 
 def test_adapt_settings_are_validated_with_key_paths(tmp_path: Path):
     from pipeline.camconfig import load_cams_config
-    from pipeline.errors import ConfigError
+    from pipeline.core.errors import ConfigError
 
     cfg = tmp_path / "cams.yaml"
     cfg.write_text("cameras: [{id: a, source: '0'}]\nadapt: {enabled: true, crops_per_tracklet: 1}\n")

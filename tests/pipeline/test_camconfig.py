@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from pipeline.camconfig import load_cams_config
-from pipeline.errors import ConfigError
-from pipeline.paths import REPO_ROOT
+from pipeline.core.errors import ConfigError
+from pipeline.core.paths import REPO_ROOT
 
 
 def _write(tmp_path: Path, data: dict | str) -> Path:
@@ -92,7 +92,7 @@ def test_shipped_configs_load():
     # the example names a recording that does not exist here: check its schema only
     data = yaml.safe_load((REPO_ROOT / "configs" / "cams.example.yaml").read_text())
     from pipeline.camconfig import CamsConfig
-    from pipeline.configio import validate
+    from pipeline.core.configio import validate
 
     cfg = validate(CamsConfig, data, "cams.example.yaml")
     assert [c.id for c in cfg.cameras] == ["entrance", "corridor"]

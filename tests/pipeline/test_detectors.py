@@ -12,9 +12,9 @@ from scipy.optimize import linear_sum_assignment
 from pipeline.detectors import DetectorConfig, MotDetFileDetector, build_detector
 from pipeline.detectors.geometry import Letterbox, cxcywh_to_tlbr, letterbox, nms_tlbr
 from pipeline.detectors.onnx_yolo import decode_yolo
-from pipeline.errors import ConfigError, ModelError
+from pipeline.core.errors import ConfigError, ModelError
 from pipeline.motchallenge import MOTSequence
-from pipeline.types import iou_matrix_tlbr, tlwh_to_tlbr
+from pipeline.core.types import iou_matrix_tlbr, tlwh_to_tlbr
 
 
 def test_letterbox_even_padding_and_inverse_mapping():

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
 
 # two people, 4 frames in each camera; boxes far apart so matching is unambiguous
 _BOX = {("camA", 1): (10, 10, 20, 40), ("camA", 2): (100, 10, 20, 40),

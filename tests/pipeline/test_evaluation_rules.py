@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import main
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
 from pipeline.evaluation import evaluate_sequence
 from pipeline.motchallenge import read_mot_file
 

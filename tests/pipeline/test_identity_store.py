@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
 from pipeline.store import IdentityStore
-from pipeline.types import GlobalIdentity, Tracklet
+from pipeline.core.types import GlobalIdentity, Tracklet
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -149,7 +149,7 @@ _WRITER = textwrap.dedent(
     import sys
     import numpy as np
     from pipeline.store import IdentityStore
-    from pipeline.types import GlobalIdentity, Tracklet
+    from pipeline.core.types import GlobalIdentity, Tracklet
     store = IdentityStore(sys.argv[1])
     run = store.begin_run("live")
     i = 0

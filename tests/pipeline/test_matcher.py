@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.configio import validate
-from pipeline.errors import ConfigError
+from pipeline.core.configio import validate
+from pipeline.core.errors import ConfigError
 from pipeline.matcher import CrossCameraMatcher, MatcherConfig
 from pipeline.matcher_config import TopologyConfig, TransitLink
 from pipeline.store import IdentityStore
-from pipeline.types import GlobalIdentity, Tracklet, TrackletEmbedding
+from pipeline.core.types import GlobalIdentity, Tracklet, TrackletEmbedding
 
 
 def vec(deg: float) -> np.ndarray:

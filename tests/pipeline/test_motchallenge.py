@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
 from pipeline.motchallenge import (
     MOTSequence, detections_by_frame, find_sequences, read_mot_file, read_seqinfo, write_mot_results,
 )
-from pipeline.types import TrackOutput
+from pipeline.core.types import TrackOutput
 
 
 def _nonblank_lines(path: Path) -> list[str]:

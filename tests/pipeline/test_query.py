@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from pipeline.cli import main
-from pipeline.errors import ReidPipelineError
+from pipeline.core.errors import ReidPipelineError
 from pipeline.query import identity_report, rank_tracklets
 from pipeline.store import IdentityStore
-from pipeline.types import GlobalIdentity, Tracklet
+from pipeline.core.types import GlobalIdentity, Tracklet
 
 
 def _tracklet(cam: str, track: int, f0: int, f1: int, fps: float = 10.0) -> Tracklet:

@@ -3,7 +3,7 @@
 import numpy as np
 
 from pipeline.roi import filter_roi, foot_points, inside_roi
-from pipeline.types import Detection
+from pipeline.core.types import Detection
 
 
 def test_foot_points_and_box_roi():

@@ -13,11 +13,11 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.errors import ConfigError, SourceError
+from pipeline.core.errors import ConfigError, SourceError
 from pipeline.sources import SourceOptions, classify_uri, open_source, redact_text, redact_uri
 from pipeline.sources.backoff import Backoff
 from pipeline.sources.buffers import LatestFrameBuffer, LosslessBuffer
-from pipeline.types import Frame
+from pipeline.core.types import Frame
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.tracklets import TrackletBuilder
-from pipeline.types import TrackOutput
+from pipeline.core.types import TrackOutput
 
 
 def _out(tid: int, frame: int, emb: list[float] | None = None) -> TrackOutput:

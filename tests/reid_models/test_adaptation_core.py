@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.types import TrackletEmbedding
+from pipeline.core.types import TrackletEmbedding
 from reid_models.adaptation.holdout import (
     HalfTracklet,
     continuity_auc,

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.errors import ConfigError, ModelError
-from reid_models.backbones import available_models, build_model
+from pipeline.core.errors import ConfigError, ModelError
+from reid_models.factory import available_models, build_model
 from reid_models.mobilenet_weights import convert_state_dict, load_imagenet_features, map_key
 
 

@@ -81,7 +81,7 @@ def test_market_folder_loader_skips_junk_and_distractors(tiny, tmp_path):
 
 
 def test_market_folder_with_bad_name_is_one_line_error(tmp_path):
-    from pipeline.errors import DataError
+    from pipeline.core.errors import DataError
 
     cv2.imwrite(str(tmp_path / "person.jpg"), np.zeros((8, 4, 3), np.uint8))
     with pytest.raises(DataError, match="person.jpg"):

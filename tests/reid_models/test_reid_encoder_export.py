@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.errors import ConfigError, ModelError
+from pipeline.core.errors import ConfigError, ModelError
 from reid_models import encoder as encoder_mod
 from reid_models.aggregation import LSTMNet, MeanAggregator, build_aggregator, load_lstm, save_lstm
-from reid_models.backbones import build_model
+from reid_models.factory import build_model
 from reid_models.checkpoint import (
     file_hash, load_checkpoint, model_from_blob, pooled_trunk_blob, read_checkpoint, save_checkpoint, slim_checkpoint,
 )

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.configio import validate
-from pipeline.errors import ConfigError, DataError
+from pipeline.core.configio import validate
+from pipeline.core.errors import ConfigError, DataError
 from reid_models.checkpoint import load_checkpoint, read_checkpoint
 from reid_models.config import TrainConfig
 from reid_models.engine import lr_factor, train_from_config
@@ -176,7 +176,7 @@ def test_multitask_attribute_heads_from_index_columns(tiny_dataset, tmp_path):
 
 
 def test_transfer_without_source_keeps_own_init_of_frozen_layers(tiny_dataset, tmp_path):
-    from reid_models.backbones import build_model
+    from reid_models.factory import build_model
 
     cfg = cfg_for(tiny_dataset, tmp_path / "own", epochs=1, transfer={"l_t": 4, "l_u": 1})
     train_from_config(cfg)

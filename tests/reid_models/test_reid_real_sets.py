@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pipeline.cli import main
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
 from reid_models.datasets.index import load_cuhk03_folder, load_market_folder, load_reid_folder
 from reid_models.datasets.protocols import (
     cuhk03_single_shot_trials, holdout_split, market_query_gallery, market_split,
@@ -166,7 +166,7 @@ def test_eval_reid_folder_all_identities_as_test(small_market, tmp_path, capsys)
 
 
 def test_training_on_dataset_entries_holds_identities_out(small_market, reid_dir, tmp_path):
-    from pipeline.configio import validate
+    from pipeline.core.configio import validate
     from reid_models.config import TrainConfig
     from reid_models.train_data import build_image_data
 

@@ -7,8 +7,8 @@ from collections import Counter
 import pytest
 import torch
 
-from pipeline.errors import ConfigError
-from reid_models.backbones import build_model
+from pipeline.core.errors import ConfigError
+from reid_models.factory import build_model
 from reid_models.samplers import MultiDatasetBatchSampler, PKSampler
 from reid_models.transfer import apply_transfer, freeze_frozen_batchnorm
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.types import Detection
+from pipeline.core.types import Detection
 from trackers.cmc import SparseFlowCMC, apply_affine
 from trackers.config import TrackerConfig
 from trackers.tracker import Tracker

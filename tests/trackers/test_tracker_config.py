@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import ConfigError
-from pipeline.paths import REPO_ROOT
+from pipeline.core.errors import ConfigError
+from pipeline.core.paths import REPO_ROOT
 from trackers.config import TrackerConfig, load_tracker_config
 from trackers.tracker import Tracker
 

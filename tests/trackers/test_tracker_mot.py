@@ -11,7 +11,7 @@ import pytest
 from pipeline.cli import main
 from pipeline.motchallenge import MOTSequence, read_mot_file
 from pipeline.mot_tracking import track_sequence
-from pipeline.paths import REPO_ROOT
+from pipeline.core.paths import REPO_ROOT
 from trackers.config import load_tracker_config
 
 DEFAULT = REPO_ROOT / "configs" / "tracker" / "default.yaml"

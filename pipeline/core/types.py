@@ -50,6 +50,22 @@ def xyah_to_tlwh(xyah: np.ndarray) -> np.ndarray:
     return out
 
 
+def tlwh_to_xywh(tlwh: np.ndarray) -> np.ndarray:
+    """(..., 4) tlwh -> (..., 4) xywh (centre x, centre y, w, h)."""
+    tlwh = np.asarray(tlwh, dtype=np.float64)
+    out = tlwh.copy()
+    out[..., :2] = tlwh[..., :2] + tlwh[..., 2:] / 2.0
+    return out
+
+
+def xywh_to_tlwh(xywh: np.ndarray) -> np.ndarray:
+    """(..., 4) xywh (centre x, centre y, w, h) -> (..., 4) tlwh."""
+    xywh = np.asarray(xywh, dtype=np.float64)
+    out = xywh.copy()
+    out[..., :2] = xywh[..., :2] - xywh[..., 2:] / 2.0
+    return out
+
+
 def iou_matrix_tlbr(a_tlbr: np.ndarray, b_tlbr: np.ndarray) -> np.ndarray:
     """Pairwise IoU of (N, 4) and (M, 4) tlbr boxes -> (N, M) float64.
 

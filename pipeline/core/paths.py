@@ -1,4 +1,4 @@
-"""Where the development data lives, and which torch device to use.
+"""Where the development data lives.
 
 The real MOTChallenge data, videos and weights used for tests and benchmarks
 live in a ``shared/`` folder beside the checkout (``../shared``). Set
@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def shared_dir() -> Path | None:
@@ -27,7 +27,7 @@ def shared_dir() -> Path | None:
 
 def require_shared() -> Path:
     """The shared folder or a one-line error saying how to provide it."""
-    from pipeline.errors import ReidPipelineError
+    from pipeline.core.errors import ReidPipelineError
 
     p = shared_dir()
     if p is None:
@@ -36,12 +36,3 @@ def require_shared() -> Path:
             "or set REID_SHARED=/path/to/shared"
         )
     return p
-
-
-def torch_device(requested: str = "auto") -> str:
-    """'auto' -> 'cuda' when a GPU is usable, else 'cpu'; otherwise ``requested``."""
-    if requested != "auto":
-        return requested
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
