@@ -183,3 +183,19 @@ def test_training_on_dataset_entries_holds_identities_out(small_market, reid_dir
         bad = validate(TrainConfig, {"data": {"datasets": [
             {"path": str(small_market), "format": "market", "holdout_ids": 6}], "val_split": None}}, "t.yaml")
         build_image_data(bad.data, [], 0)
+
+
+def test_folder_tracklets_are_per_camera_sequences_by_frame(market, cuhk_val):
+    from reid_models.datasets.protocols import folder_tracklets
+
+    tracks = folder_tracklets(cuhk_val)
+    assert len(tracks) == 200 and sum(len(t["paths"]) for t in tracks) == len(cuhk_val)
+    for t in tracks:
+        images = [int(p.stem.split("_")[1]) for p in t["paths"]]
+        assert images == sorted(images) == t["frames"] and len({i < 5 for i in images}) == 1
+        assert all(int(p.stem.split("_")[0]) == t["pid"] for p in t["paths"])
+    m = folder_tracklets(market[:200])
+    for t in m:
+        names = [p.name for p in t["paths"]]
+        assert len({n.split("_")[1] for n in names}) == 1  # one camera + sequence (c1s1)
+        assert t["frames"] == sorted(t["frames"])
