@@ -207,15 +207,12 @@ def summary_line(m: dict[str, Any]) -> str:
 
 
 def market_retrieval(items: Sequence[CropItem], feats: np.ndarray, seed: int = 0) -> dict[str, Any]:
-    """CMC / mAP under the Market-1501 rule (``protocols.market_query_gallery``): one seeded query per
+    """CMC / mAP under the Market-1501 rule (``protocols.market_query_indices``): one seeded query per
     identity and camera, all other items as gallery, same-identity same-camera gallery items excluded.
     feats: (N, D) L2-normalised embeddings of ``items`` in order."""
-    from reid_models.datasets.protocols import market_query_gallery
+    from reid_models.datasets.protocols import market_query_indices
 
-    index = {id(it): i for i, it in enumerate(items)}
-    query, gallery = market_query_gallery(items, seed)
-    q = np.array([index[id(it)] for it in query], dtype=np.int64)
-    g = np.array([index[id(it)] for it in gallery], dtype=np.int64)
+    q, g = market_query_indices(items, seed)
     pids = np.array([it.pid for it in items])
     cams = np.array([it.camid for it in items])
     res = cmc_map_from_distances(pairwise_distances(feats[q], feats[g]), pids[q], pids[g], cams[q], cams[g], 20)

@@ -62,12 +62,11 @@ def protocol_items(shared: Path) -> dict[str, list]:
     return {"market": market, "cuhk03": load_cuhk03_folder(reid / "CUHK03" / "detected" / "val", "test")}
 
 
-def evaluate_model(spec: str, items: dict[str, list], pets: Path, lstm: Path | None) -> dict:
-    """All three protocols for one model spec ('default', 'imagenet' or a checkpoint path)."""
-    from pipeline.commands.eval_reid import build_aggregators, load_encoder
+def evaluate_model(spec: str, enc, items: dict[str, list], pets: Path, lstm: Path | None) -> dict:
+    """All three protocols for one model (``enc``: its AppearanceEncoder, ``spec`` as given)."""
+    from pipeline.commands.eval_reid import build_aggregators
     from reid_models.evaluate import EvalConfig, evaluate_dataset, evaluate_items
 
-    enc = load_encoder(spec, "auto")
     cfg = EvalConfig()
     t0 = time.perf_counter()
     out = {"model": {"spec": spec, "version": enc.version, "dim": enc.dim},
@@ -81,14 +80,14 @@ def evaluate_model(spec: str, items: dict[str, list], pets: Path, lstm: Path | N
 def reuse_or_evaluate(spec: str, items: dict[str, list], pets: Path, lstm: Path | None,
                       earlier: dict[str, dict]) -> dict:
     """An earlier result of the same weights (no LSTM involved) or a fresh evaluation."""
-    if lstm is None and earlier:
-        from pipeline.commands.eval_reid import load_encoder
+    from pipeline.commands.eval_reid import load_encoder
 
-        prev = earlier.get(load_encoder(spec, "cpu").version)
-        if prev is not None and "lstm" not in prev["pets"]["tracklets"]:
-            print(f"{spec}: reusing the earlier result of version {prev['model']['version']}", flush=True)
-            return prev
-    return evaluate_model(spec, items, pets, lstm)
+    enc = load_encoder(spec, "auto")
+    prev = earlier.get(enc.version) if lstm is None else None
+    if prev is not None and "lstm" not in prev["pets"]["tracklets"]:
+        print(f"{spec}: reusing the earlier result of version {prev['model']['version']}", flush=True)
+        return prev
+    return evaluate_model(spec, enc, items, pets, lstm)
 
 
 def headline(m: dict) -> dict:

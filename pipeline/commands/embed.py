@@ -51,11 +51,11 @@ def read_list(path: Path) -> list[Path]:
 def folder_images(folder: Path) -> list[Path]:
     """Image files directly in ``folder``, sorted by name."""
     from pipeline.core.errors import DataError
-    from reid_models.datasets.index import IMAGE_EXTS
+    from reid_models.datasets.index import IMAGE_EXTS, image_files
 
     if not folder.is_dir():
         raise DataError(folder, "no such folder")
-    out = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+    out = image_files(folder)
     if not out:
         raise DataError(folder, f"no images ({', '.join(IMAGE_EXTS)}) in the folder")
     return out

@@ -64,16 +64,16 @@ def folder_format(folder: Path, fmt: str) -> str:
     import re
 
     from pipeline.core.errors import DataError
-    from reid_models.datasets.index import IMAGE_EXTS
+    from reid_models.datasets.index import image_files
 
     if fmt != "auto":
         return fmt
     if not folder.is_dir():
         raise DataError(folder, "no such folder")
-    first = next((p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_EXTS), None)
-    if first is None:
+    images = image_files(folder)
+    if not images:
         raise DataError(folder, "no images in the folder")
-    return "market" if re.match(r"^-?\d+_c\d", first.name) else "cuhk03"
+    return "market" if re.match(r"^-?\d+_c\d", images[0].name) else "cuhk03"
 
 
 def run(args: argparse.Namespace) -> int:

@@ -111,11 +111,14 @@ def load_tracklets(dataset_dir: Path, split: str | None = None) -> list[dict]:
 _MARKET_RE = re.compile(r"^(-?\d+)_c(\d+)(?:s(\d+))?_f?(\d+)")
 
 
+def image_files(folder: Path) -> list[Path]:
+    """Image files (IMAGE_EXTS) directly in ``folder``, sorted by name."""
+    return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_EXTS)
+
+
 def _market_files(folder: Path, split: str) -> list[CropItem]:
     items = []
-    for path in sorted(folder.iterdir()):
-        if path.suffix.lower() not in IMAGE_EXTS:
-            continue
+    for path in image_files(folder):
         m = _MARKET_RE.match(path.name)
         if m is None:
             raise DataError(path, "file name is not Market-1501 style <pid>_c<cam>s<seq>_<frame>_<n>.jpg")
@@ -166,9 +169,7 @@ def load_cuhk03_folder(folder: Path, split: str = "train") -> list[CropItem]:
     if not folder.is_dir():
         raise DataError(folder, "no such folder")
     items = []
-    for path in sorted(folder.iterdir()):
-        if path.suffix.lower() not in IMAGE_EXTS:
-            continue
+    for path in image_files(folder):
         m = _CUHK03_RE.match(path.stem)
         if m is None:
             raise DataError(path, "file name is not CUHK03 style <pid>_<image 00-09>.jpg")

@@ -45,8 +45,8 @@ def market_split(items: Sequence[CropItem], seed: int = MARKET_SPLIT_SEED) -> li
     return holdout_split(items, MARKET_TRAIN_IDS, MARKET_TEST_IDS, seed)
 
 
-def market_query_gallery(items: Sequence[CropItem], seed: int = 0) -> tuple[list[CropItem], list[CropItem]]:
-    """(query, gallery): one seeded query per (identity, camera), every other item in the gallery.
+def market_query_indices(items: Sequence[CropItem], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(query, gallery) index arrays into ``items``: one seeded query per (identity, camera), the rest gallery.
 
     Identities seen by one camera only still give a query; it simply has no valid gallery match and
     is skipped by ``cmc_map`` (which excludes same-identity same-camera gallery items)."""
@@ -54,10 +54,14 @@ def market_query_gallery(items: Sequence[CropItem], seed: int = 0) -> tuple[list
     groups: dict[tuple[int, int], list[int]] = {}
     for i, it in enumerate(items):
         groups.setdefault((it.pid, it.camid), []).append(i)
-    chosen = {g[int(rng.integers(len(g)))] for _, g in sorted(groups.items())}
-    query = [items[i] for i in sorted(chosen)]
-    gallery = [it for i, it in enumerate(items) if i not in chosen]
-    return query, gallery
+    q = np.array(sorted(g[int(rng.integers(len(g)))] for _, g in sorted(groups.items())), dtype=np.int64)
+    return q, np.setdiff1d(np.arange(len(items)), q)
+
+
+def market_query_gallery(items: Sequence[CropItem], seed: int = 0) -> tuple[list[CropItem], list[CropItem]]:
+    """(query, gallery) items of :func:`market_query_indices`."""
+    q, g = market_query_indices(items, seed)
+    return [items[i] for i in q], [items[i] for i in g]
 
 
 def cuhk03_single_shot_trials(items: Sequence[CropItem], trials: int = CUHK03_TRIALS,
