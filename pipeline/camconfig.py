@@ -21,7 +21,7 @@ from pipeline.adaptation.settings import AdaptSettings
 from pipeline.core.configio import StrictModel, load_yaml, validate
 from pipeline.detectors import DetectorConfig
 from pipeline.core.errors import ConfigError
-from pipeline.matcher_config import MatcherConfig, TopologyConfig
+from pipeline.matching.config import MatcherConfig, TopologyConfig
 from pipeline.core.paths import REPO_ROOT
 from trackers.config import TrackerConfig
 

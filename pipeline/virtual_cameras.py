@@ -229,7 +229,7 @@ def build_virtual_cameras(
     Layout per camera: out_dir/<cam>/{seqinfo.ini, gt/gt.txt, video.mp4 | img1/}; plus
     out_dir/identities.json and out_dir/cams.yaml.
     """
-    from pipeline.motchallenge import MOTSequence
+    from pipeline.mot import MOTSequence
 
     seq = MOTSequence(Path(seq_dir), video=video)
     info = seq.info

@@ -52,7 +52,7 @@ def run_pipeline(cams_dir: Path, run_dir: Path, crops: int) -> dict:
     """The whole pipeline once, crops stored with every final tracklet; returns its summary."""
     from pipeline.camconfig import CamsConfig
     from pipeline.core.configio import validate
-    from pipeline.runner import PipelineRunner
+    from pipeline.runner.loop import PipelineRunner
 
     if run_dir.exists():
         shutil.rmtree(run_dir)
@@ -114,7 +114,7 @@ def reid_scores(vectors: np.ndarray, pids: list[int | None], cams: list[str]) ->
 def matcher_configs(thresholds: list[float]) -> dict:
     """label -> MatcherConfig: "auto" = the pipeline's default (label-free calibrated threshold),
     then fixed thresholds (calibration off)."""
-    from pipeline.matcher_config import MatcherConfig
+    from pipeline.matching.config import MatcherConfig
 
     out = {"auto": MatcherConfig()}
     out.update({f"{t:.2f}": MatcherConfig(threshold=t, auto_threshold=None) for t in thresholds})

@@ -5,7 +5,7 @@ Tracking is taken from the ground truth (each gt id's run of consecutive
 frames in one camera is a tracklet), so the score isolates the appearance
 encoder + cross-camera matcher. Per tracklet, every ``--every``-th box is
 embedded from the camera video and the embeddings are mean-aggregated; the
-tracklets are fed to :class:`pipeline.matcher.CrossCameraMatcher` in batches
+tracklets are fed to :class:`pipeline.matching.matcher.CrossCameraMatcher` in batches
 of ``--batch-s`` seconds of end time (as the runner would), and the resulting
 global ids are scored with ``eval-mc`` (per-camera figures are trivially 100:
 gt boxes). Example::
@@ -28,8 +28,8 @@ import numpy as np
 
 
 from pipeline.evaluation.multicam import evaluate_multicam, load_identity_map
-from pipeline.matcher import CrossCameraMatcher, MatcherConfig
-from pipeline.motchallenge import MOTSequence
+from pipeline.matching.matcher import CrossCameraMatcher, MatcherConfig
+from pipeline.mot import MOTSequence
 from pipeline.core.types import TrackletEmbedding
 
 

@@ -50,7 +50,7 @@ def ensure_peers_venv(venv: Path) -> Path:
 
 def bench_sets(shared: Path, out_root: Path, which: list[str]) -> dict[str, dict]:
     """set key -> {seq_dirs, det, score_scale, appearance}."""
-    from pipeline.motchallenge import find_sequences
+    from pipeline.mot import find_sequences
 
     root = shared / "data" / "MOT15" / "train"
     sets: dict[str, dict] = {}
@@ -87,9 +87,9 @@ def run_peer(py: Path, tracker: str, seq, det: str, scale: float, out: Path, for
 
 #: one tracker config per detector type (configs/tracker/<name>.yaml), used by both of our variants
 def run_ours(variant: str, seq, det: str, out: Path, force: bool, encoder_cache: dict) -> dict:
-    """Our tracker (pipeline.mot_tracking.track_sequence) on one sequence (cached) -> timing/settings JSON."""
-    from pipeline.motchallenge import write_mot_results
-    from pipeline.mot_tracking import load_encoder, track_sequence
+    """Our tracker (pipeline.mot.tracking.track_sequence) on one sequence (cached) -> timing/settings JSON."""
+    from pipeline.mot import write_mot_results
+    from pipeline.mot.tracking import load_encoder, track_sequence
 
     import hashlib
 
@@ -120,7 +120,7 @@ def run_ours(variant: str, seq, det: str, out: Path, force: bool, encoder_cache:
 def score(seqs, det_results: dict[str, Path], metas: list[dict]) -> dict:
     """Evaluate one tracker's result files on one set with the project's evaluator."""
     from pipeline.evaluation import evaluate
-    from pipeline.motchallenge import read_mot_file
+    from pipeline.mot import read_mot_file
 
     pairs = [(s.name, s.gt(), read_mot_file(det_results[s.name], "result")) for s in seqs]
     report = evaluate(pairs, benchmark="MOT15", workers=1, hota=False)
@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     from tqdm import tqdm
 
-    from pipeline.motchallenge import MOTSequence
+    from pipeline.mot import MOTSequence
     from pipeline.core.paths import require_shared
 
     shared = require_shared()

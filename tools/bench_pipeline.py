@@ -96,8 +96,8 @@ def make_config(cams_dir: Path, run_dir: Path, encoder: str, threshold: float, t
 
 def run_variant(name: str, cfg, cams_dir: Path, run_dir: Path, detector_cache, max_frames):
     from pipeline.evaluation.multicam import evaluate_multicam
-    from pipeline.runner import PipelineRunner
-    from pipeline.runner_parts import build_components
+    from pipeline.runner.loop import PipelineRunner
+    from pipeline.runner.components import build_components
 
     if run_dir.exists():
         shutil.rmtree(run_dir)
@@ -132,7 +132,7 @@ def sweep_thresholds(store_path: Path, cams_dir: Path, work: Path, thresholds: l
     """
     from pipeline.core.types import TrackletEmbedding
     from pipeline.evaluation.rematch import rematch_global_idf1
-    from pipeline.matcher_config import MatcherConfig
+    from pipeline.matching.config import MatcherConfig
     from pipeline.store import IdentityStore
 
     with IdentityStore(store_path) as store:
@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from pipeline.matcher_config import MatcherConfig
+    from pipeline.matching.config import MatcherConfig
 
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -56,8 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
     from pipeline.evaluation import evaluate
-    from pipeline.mot_tracking import load_encoder, track_sequence
-    from pipeline.motchallenge import MOTSequence
+    from pipeline.mot.tracking import load_encoder, track_sequence
+    from pipeline.mot import MOTSequence
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--param", required=True, help="section.key of TrackerConfig, e.g. appearance.appearance_thresh")
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         base, cfg_path = ours_config("ours_reid", det)
         for value in tqdm(args.values, desc=f"{det} ({cfg_path.name})", unit="value"):
             run = track_sequence(seq, det, set_param(base, args.param, value), encoder)
-            from pipeline.motchallenge import read_mot_file, write_mot_results
+            from pipeline.mot import read_mot_file, write_mot_results
 
             tmp = REPO_ROOT / "runs" / "sweep_tracker" / det / f"{value}.txt"
             tmp.parent.mkdir(parents=True, exist_ok=True)

@@ -47,8 +47,8 @@ def run_mot(args: argparse.Namespace) -> dict:
     from pipeline.commands.track import resolve_config
     from pipeline.core.errors import DataError
     from pipeline.evaluation import evaluate
-    from pipeline.mot_tracking import load_encoder, track_sequence, write_run
-    from pipeline.motchallenge import find_sequences, read_mot_file
+    from pipeline.mot.tracking import load_encoder, track_sequence, write_run
+    from pipeline.mot import find_sequences, read_mot_file
     from pipeline.core.paths import REPO_ROOT
 
     config = resolve_config(args.config)

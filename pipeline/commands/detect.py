@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from pipeline.detectors import DetectorConfig, build_detector
-    from pipeline.motchallenge import MOTSequence
+    from pipeline.mot import MOTSequence
 
     seq = MOTSequence(args.seq_dir)
     kind = args.kind if args.kind != "auto" else ("onnx" if str(args.weights).endswith(".onnx") else "ultralytics")

@@ -38,7 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from pipeline.core.errors import DataError
-    from pipeline.motchallenge import MOTSequence
+    from pipeline.mot import MOTSequence
     from reid_models.datasets.mot_builder import BuildConfig, SequenceInput, build_dataset, format_summary
     from reid_models.datasets.selection import SelectionConfig
 

@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pipeline.camconfig import load_cams_config
     from pipeline.demo import prepare_demo
-    from pipeline.runner import PipelineRunner
+    from pipeline.runner.loop import PipelineRunner
 
     cfg = load_cams_config(args.config)
     if args.mode:

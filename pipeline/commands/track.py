@@ -31,8 +31,8 @@ def resolve_config(path: Path | None):
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from pipeline.motchallenge import MOTSequence
-    from pipeline.mot_tracking import load_encoder, track_sequence, write_run
+    from pipeline.mot import MOTSequence
+    from pipeline.mot.tracking import load_encoder, track_sequence, write_run
 
     config = resolve_config(args.config)
     seqs = [MOTSequence(d) for d in args.seq_dirs]  # all validated before any work

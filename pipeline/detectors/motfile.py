@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from pipeline.motchallenge import MOTBoxes, detections_by_frame
+from pipeline.mot import MOTBoxes, detections_by_frame
 from pipeline.core.types import Detection
 
 

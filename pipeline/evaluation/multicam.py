@@ -25,7 +25,7 @@ import numpy as np
 
 from pipeline.core.errors import DataError
 from pipeline.evaluation.sequences import evaluate, evaluate_sequence
-from pipeline.motchallenge import MOTBoxes, read_mot_file
+from pipeline.mot import MOTBoxes, read_mot_file
 
 GLOBAL_KEYS = ("IDF1", "IDP", "IDR", "MOTA", "IDSW", "FP", "FN")
 

@@ -11,7 +11,7 @@ def rematch_global_idf1(items: list, frames_boxes: list, config, cams_dir: Path,
     finish online) fed one at a time to a fresh CrossCameraMatcher(``config``); ``frames_boxes[i]``
     = (frames (N,), boxes_tlwh (N, 4)) of item i. One box per (camera, frame, global id)."""
     from pipeline.evaluation.multicam import evaluate_multicam
-    from pipeline.matcher import CrossCameraMatcher
+    from pipeline.matching.matcher import CrossCameraMatcher
     from pipeline.sinks import MOTWriter
 
     matcher = CrossCameraMatcher(config)

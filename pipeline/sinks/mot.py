@@ -1,7 +1,7 @@
 """Append-mode MOTChallenge result writer (one file per camera).
 
 Rows: ``frame,id,x,y,w,h,score,-1,-1,-1`` with tlwh pixels and 1-based frames,
-the format ``pipeline.motchallenge.read_mot_file(path, "result")`` reads.
+the format ``pipeline.mot.read_mot_file(path, "result")`` reads.
 Lines are flushed after every call so a killed run keeps what it wrote.
 """
 

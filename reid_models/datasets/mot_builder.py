@@ -1,7 +1,7 @@
 """Cut gt crops out of MOTChallenge frames and write a re-id dataset (seed 000 §4.1).
 
 The caller (``pipeline/commands/make_triplets.py``) reads the sequences with
-``pipeline.motchallenge`` and hands them over as :class:`SequenceInput`; this
+``pipeline.mot`` and hands them over as :class:`SequenceInput`; this
 module only selects, crops, resizes and writes (see ``index.py`` for the format).
 """
 

@@ -2,7 +2,7 @@
 
 Everything here works on arrays of ground-truth rows (no images), so it is
 testable on MOT17 gt without frames. Row arrays follow the MOT layout
-(``pipeline.motchallenge.MOTBoxes`` has exactly these attributes):
+(``pipeline.mot.MOTBoxes`` has exactly these attributes):
 
 * ``frame``: (N,) int, 1-based; ``ids``: (N,) int
 * ``tlwh``: (N, 4) float, pixels; ``conf``: (N,) float (0 = ignore row)

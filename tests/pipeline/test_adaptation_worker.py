@@ -105,9 +105,9 @@ def test_guardrail_refuses_a_worse_candidate(store):
 
 def test_live_adaptation_hot_swaps_encoder_and_gallery(store):
     from pipeline.adaptation.live import LiveAdaptation
-    from pipeline.matcher import CrossCameraMatcher
-    from pipeline.matcher_config import MatcherConfig
-    from pipeline.runner_identity import IdentityAssigner
+    from pipeline.matching.matcher import CrossCameraMatcher
+    from pipeline.matching.config import MatcherConfig
+    from pipeline.runner.identity import IdentityAssigner
     from reid_models.aggregation import build_aggregator
     from reid_models.encoder import AppearanceEncoder
 
@@ -201,9 +201,9 @@ def test_background_worker_process_deploys_and_runner_side_swaps(store):
     import time
 
     from pipeline.adaptation.live import LiveAdaptation
-    from pipeline.matcher import CrossCameraMatcher
-    from pipeline.matcher_config import MatcherConfig
-    from pipeline.runner_identity import IdentityAssigner
+    from pipeline.matching.matcher import CrossCameraMatcher
+    from pipeline.matching.config import MatcherConfig
+    from pipeline.runner.identity import IdentityAssigner
     from reid_models.aggregation import build_aggregator
     from reid_models.encoder import AppearanceEncoder
 

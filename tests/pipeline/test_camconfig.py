@@ -122,7 +122,7 @@ def test_demo_block_builds_missing_virtual_cameras(tmp_path, shared):
 def test_encoder_threads_validated_and_applied(tmp_path):
     import torch
 
-    from pipeline.runner_parts import build_encoder
+    from pipeline.runner.components import build_encoder
 
     data = _base(tmp_path)
     data["encoder"] = {"threads": 0}

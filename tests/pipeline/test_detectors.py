@@ -13,7 +13,7 @@ from pipeline.detectors import DetectorConfig, MotDetFileDetector, build_detecto
 from pipeline.detectors.geometry import Letterbox, cxcywh_to_tlbr, letterbox, nms_tlbr
 from pipeline.detectors.onnx_yolo import decode_yolo
 from pipeline.core.errors import ConfigError, ModelError
-from pipeline.motchallenge import MOTSequence
+from pipeline.mot import MOTSequence
 from pipeline.core.types import iou_matrix_tlbr, tlwh_to_tlbr
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from pipeline.evaluation import evaluate, evaluate_dirs
 from pipeline.evaluation.hota import available as hota_available
-from pipeline.motchallenge import read_mot_file
+from pipeline.mot import read_mot_file
 
 REF = Path(__file__).resolve().parents[1] / "data" / "trackeval_mot17_mpntrack.json"
 REF_TUD = REF.parent / "trackeval_mot15_motmetrics_tud.json"

@@ -10,7 +10,7 @@ import pytest
 from pipeline.cli import main
 from pipeline.core.errors import DataError
 from pipeline.evaluation import evaluate_sequence
-from pipeline.motchallenge import read_mot_file
+from pipeline.mot import read_mot_file
 
 # frame 1: pedestrian A (id 1), static person (class 7, id 2), zero-marked pedestrian (id 3), all 100x100 boxes
 GT_MOT17 = """\

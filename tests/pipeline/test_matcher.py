@@ -13,8 +13,8 @@ import pytest
 
 from pipeline.core.configio import validate
 from pipeline.core.errors import ConfigError
-from pipeline.matcher import CrossCameraMatcher, MatcherConfig
-from pipeline.matcher_config import TopologyConfig, TransitLink
+from pipeline.matching.matcher import CrossCameraMatcher, MatcherConfig
+from pipeline.matching.config import TopologyConfig, TransitLink
 from pipeline.store import IdentityStore
 from pipeline.core.types import GlobalIdentity, Tracklet, TrackletEmbedding
 
@@ -182,8 +182,8 @@ def test_same_track_id_in_a_later_run_is_a_new_member() -> None:
 
 
 def test_calibrator_quantile_fallback_bounds_and_reset() -> None:
-    from pipeline.matcher_calibration import NegativeDistanceCalibrator
-    from pipeline.matcher_config import AutoThresholdConfig
+    from pipeline.matching.calibration import NegativeDistanceCalibrator
+    from pipeline.matching.config import AutoThresholdConfig
 
     cal = NegativeDistanceCalibrator(AutoThresholdConfig(false_match_rate=0.25, min_negatives=4), fallback=0.35)
     cal.add(np.array([0.4, 0.8, np.nan]))  # NaN ignored

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pipeline.core.errors import DataError
-from pipeline.motchallenge import (
+from pipeline.mot import (
     MOTSequence, detections_by_frame, find_sequences, read_mot_file, read_seqinfo, write_mot_results,
 )
 from pipeline.core.types import TrackOutput

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from pipeline.roi import filter_roi, foot_points, inside_roi
+from pipeline.runner.roi import filter_roi, foot_points, inside_roi
 from pipeline.core.types import Detection
 
 

@@ -125,7 +125,7 @@ def test_sigterm_stops_gracefully_and_flushes_open_tracklets(split, tmp_path, sh
     import signal
 
     from pipeline.camconfig import load_cams_config
-    from pipeline.runner import PipelineRunner
+    from pipeline.runner.loop import PipelineRunner
 
     class SigtermAfter6(PipelineRunner):
         def _process(self, frames, sinks):

@@ -63,7 +63,7 @@ def test_tracklet_runs_break_at_gaps():
 
 @pytest.fixture(scope="module")
 def mot17_02(mot17_train):
-    from pipeline.motchallenge import read_mot_file
+    from pipeline.mot import read_mot_file
 
     return read_mot_file(mot17_train / "MOT17-02-FRCNN" / "gt" / "gt.txt", "gt")
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from pipeline.cli import main
-from pipeline.motchallenge import MOTSequence, read_mot_file
-from pipeline.mot_tracking import track_sequence
+from pipeline.mot import MOTSequence, read_mot_file
+from pipeline.mot.tracking import track_sequence
 from pipeline.core.paths import REPO_ROOT
 from trackers.config import load_tracker_config
 

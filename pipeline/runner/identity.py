@@ -1,6 +1,6 @@
 """Tracklets -> global identities: aggregate, match across cameras, store atomically, emit events.
 
-Used by :mod:`pipeline.runner` only. For every batch of tracklets (cumulative
+Used by :mod:`pipeline.runner.loop` only. For every batch of tracklets (cumulative
 partials and finals from all cameras, in one runner iteration):
 
 1. tracklets without any embedding are skipped (counted);

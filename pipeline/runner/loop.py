@@ -27,10 +27,10 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.camconfig import CamsConfig
-from pipeline.roi import filter_roi
-from pipeline.runner_identity import IdentityAssigner
-from pipeline.runner_parts import CameraState, Components, build_components, open_sinks
-from pipeline.stage_timer import StageTimer
+from pipeline.runner.roi import filter_roi
+from pipeline.runner.identity import IdentityAssigner
+from pipeline.runner.components import CameraState, Components, build_components, open_sinks
+from pipeline.runner.stage_timer import StageTimer
 from pipeline.core.types import Detection, Frame
 
 log = logging.getLogger(__name__)

@@ -16,14 +16,14 @@ batch never take the same identity. A pair is *forbidden* when
 * it is a re-entry in the same camera after more than ``reentry_max_gap_s``.
 
 The threshold is calibrated without labels by default
-(:mod:`pipeline.matcher_calibration`): the distances of pairs the constraints
+(:mod:`pipeline.matching.calibration`): the distances of pairs the constraints
 prove to be different people give the distance at which a comparison falsely
 matches ``auto_threshold.false_match_rate`` of the time.
 Re-entry in the camera of the previous sighting uses ``reentry_threshold``.
 A tracklet whose (cam_id, track_id) already has an identity in this session
 (a cumulative partial followed by its final tracklet) keeps that identity.
 Unmatched tracklets open new identities, numbered from ``next_id`` upward in
-start-time order. The gallery ages: see :class:`~pipeline.matcher_config.MatcherConfig`.
+start-time order. The gallery ages: see :class:`~pipeline.matching.config.MatcherConfig`.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from pipeline.matcher_calibration import NegativeDistanceCalibrator
-from pipeline.matcher_config import MatcherConfig, TopologyConfig, TransitLink
+from pipeline.matching.calibration import NegativeDistanceCalibrator
+from pipeline.matching.config import MatcherConfig, TopologyConfig, TransitLink
 from pipeline.core.types import GlobalIdentity, TrackletEmbedding
 
 #: cost of a forbidden or above-threshold pair inside the assignment problem

@@ -45,7 +45,7 @@ class TopologyConfig(StrictModel):
 
 
 class AutoThresholdConfig(StrictModel):
-    """Label-free threshold calibration (:mod:`pipeline.matcher_calibration`).
+    """Label-free threshold calibration (:mod:`pipeline.matching.calibration`).
 
     false_match_rate: the threshold is this quantile of the distances between
         tracklets and identities known to be different people (seen at the same
@@ -73,7 +73,7 @@ class AutoThresholdConfig(StrictModel):
 
 
 class MatcherConfig(StrictModel):
-    """Thresholds and constraints of :class:`pipeline.matcher.CrossCameraMatcher`.
+    """Thresholds and constraints of :class:`pipeline.matching.matcher.CrossCameraMatcher`.
 
     threshold: max cosine distance tracklet <-> identity prototype for a match
         (with ``auto_threshold``: only during its warm-up, when ``warmup: threshold``).

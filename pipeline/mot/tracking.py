@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.core.errors import ConfigError, ModelError
-from pipeline.motchallenge import MOTSequence, detections_by_frame
+from pipeline.mot import MOTSequence, detections_by_frame
 from pipeline.core.types import TrackOutput
 from trackers.config import TrackerConfig
 from trackers.tracker import Tracker
@@ -93,7 +93,7 @@ def track_sequence(seq: MOTSequence, det_name: str, config: TrackerConfig, encod
 
 def write_run(run: SequenceRun, out_dir: Path) -> Path:
     """Write ``<out_dir>/<seq>.txt`` in MOTChallenge format; returns the path."""
-    from pipeline.motchallenge import write_mot_results
+    from pipeline.mot import write_mot_results
 
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{run.name}.txt"

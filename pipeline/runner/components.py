@@ -121,7 +121,7 @@ class Components:
 def build_components(cfg: CamsConfig, encoder=None, store=None) -> Components:
     """Detector, encoder, aggregator, identity store and matcher (gallery reloaded from the store)."""
     from pipeline.detectors import build_detector
-    from pipeline.matcher import CrossCameraMatcher
+    from pipeline.matching.matcher import CrossCameraMatcher
     from pipeline.store import IdentityStore
     from reid_models.aggregation import build_aggregator
 

@@ -27,7 +27,7 @@ from collections import deque
 
 import numpy as np
 
-from pipeline.matcher_config import AutoThresholdConfig
+from pipeline.matching.config import AutoThresholdConfig
 
 
 class NegativeDistanceCalibrator:
