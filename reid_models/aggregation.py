@@ -23,6 +23,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence, pad_sequence
 
 from pipeline.core.errors import ConfigError, ModelError
+from reid_models.safe_load import load_weights
 
 LSTM_FORMAT = "reid-pipeline/lstm-aggregator/1"
 
@@ -122,10 +123,7 @@ def load_lstm(path: str | Path) -> tuple[LSTMNet, dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{path}: no such LSTM aggregator checkpoint")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001
-        raise ModelError(f"{path}: not a readable checkpoint: {str(exc).splitlines()[0]}") from None
+    blob = load_weights(path, str(path), "a valid LSTM aggregator checkpoint")
     if not isinstance(blob, dict) or blob.get("format") != LSTM_FORMAT:
         raise ModelError(f"{path}: not an LSTM aggregator checkpoint ({LSTM_FORMAT})")
     net = LSTMNet(int(blob["input_dim"]), int(blob["hidden_dim"]), bool(blob.get("residual", False)))

