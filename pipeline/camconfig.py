@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,6 +26,8 @@ from pipeline.matching.config import MatcherConfig, TopologyConfig
 from pipeline.core.paths import REPO_ROOT
 from trackers.config import TrackerConfig
 
+# camera ids name files (mot/<id>.txt, video/<id>.mp4): no '.', '..', '-rf', hidden or path-like names
+_CAMERA_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _REMOTE = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
 
 
@@ -51,6 +54,16 @@ class CameraConfig(StrictModel):
     mode: Literal["auto", "live", "lossless"] = "auto"
     fps: float | None = Field(None, gt=0)
     time_offset_s: float = 0.0
+
+    @field_validator("id")
+    @classmethod
+    def _check_id(cls, v: str) -> str:
+        if not _CAMERA_ID_RE.fullmatch(v):
+            raise ValueError(
+                f"camera id {v!r}: 1-64 ASCII letters, digits, '_' or '-', starting with a letter or digit "
+                "(it names output files)"
+            )
+        return v
 
     @field_validator("source", mode="before")
     @classmethod
