@@ -47,7 +47,7 @@ class CameraConfig(StrictModel):
     (recorded files start at 0 s).
     """
 
-    id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", min_length=1, max_length=64)
+    id: str
     source: str
     roi: list[float] | list[list[float]] | None = None
     stride: int = Field(1, ge=1)
