@@ -78,7 +78,7 @@ def background_loop(store_path: str, settings: dict, checkpoint: str | None, non
         pass
     torch.set_num_threads(cfg.threads)
     last = 0
-    with IdentityStore(store_path) as store:
+    with IdentityStore(store_path, mode="shared") as store:  # the runner holds the writer lock
         while not stop.wait(cfg.interval_s):
             n = len(store.crop_counts())
             if n - last < cfg.min_new_tracklets:

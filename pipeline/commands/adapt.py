@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.store import IdentityStore
 
     torch.set_num_threads(settings.threads)
-    with IdentityStore(args.store) as store:
+    with IdentityStore(args.store, mode="shared") as store:  # works beside a running pipeline (no writer lock)
         if args.rollback:
             old, new = rollback(store)
             print(f"rolled back: deployed {new} (was {old})")

@@ -33,11 +33,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _open_store(path: Path):
+    """Read-only: works while a run holds the store's writer lock."""
     from pipeline.store import IdentityStore
 
     if not path.is_file():
         raise DataError(path, "no such identity store")
-    return IdentityStore(path)
+    return IdentityStore(path, mode="read")
 
 
 def _probe_crop(path: Path, box: str | None):

@@ -8,18 +8,29 @@
 * :class:`Database.transaction` is re-entrant: the outermost ``with`` issues
   ``BEGIN IMMEDIATE`` / ``COMMIT`` (``ROLLBACK`` on any exception), inner ones
   join it. One lock serialises threads sharing the object.
+* Modes: ``"write"`` takes the store's writer lock (:mod:`pipeline.store.lock`)
+  before anything else, creates a missing file with mode 0600 (SQLite gives the
+  ``-wal``/``-shm`` files the main file's mode) and migrates; ``"shared"`` writes
+  an existing store without the lock (helpers of the lock holder, model versions
+  only) and migrates; ``"read"`` opens an existing store read-only (SQLite
+  ``mode=ro``): no lock, no migration, any write fails.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal
 
 from pipeline.core.errors import DataError
-from pipeline.store.schema import migrate
+from pipeline.store.lock import StoreLock
+from pipeline.store.schema import SCHEMA_VERSION, migrate
+
+Mode = Literal["write", "shared", "read"]
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 
@@ -38,24 +49,53 @@ def check_sqlite_file(path: Path) -> None:
 class Database:
     """An SQLite connection in autocommit mode with explicit, re-entrant transactions."""
 
-    def __init__(self, path: str | Path, busy_timeout_s: float = 30.0) -> None:
+    def __init__(self, path: str | Path, busy_timeout_s: float = 30.0, mode: Mode = "write") -> None:
         self.path = Path(path)
+        self.mode = mode
         check_sqlite_file(self.path)
+        if mode != "write" and not self.path.is_file():
+            raise DataError(self.path, "no such identity store")
         if not self.path.parent.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._depth = 0
+        self.writer_lock = StoreLock(self.path) if mode == "write" else None
         try:
-            self.conn = sqlite3.connect(
-                str(self.path), timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
-            )
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA synchronous=NORMAL")
-            self.conn.execute("PRAGMA foreign_keys=ON")
-            migrate(self.conn)
+            self.conn = self._connect(busy_timeout_s)
+        except BaseException:
+            if self.writer_lock is not None:
+                self.writer_lock.release()
+            raise
+
+    def _connect(self, busy_timeout_s: float) -> sqlite3.Connection:
+        if self.mode == "write" and not self.path.exists():
+            try:  # 0600 before SQLite opens it: the -wal and -shm files inherit the mode
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+            except FileExistsError:
+                pass
+        target, uri = str(self.path), False
+        if self.mode == "read":
+            target, uri = self.path.resolve().as_uri() + "?mode=ro", True
+        conn = None
+        try:
+            conn = sqlite3.connect(target, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False,
+                                   uri=uri)
+            if self.mode == "read":
+                conn.execute("PRAGMA foreign_keys=ON")
+                _check_readable_version(conn)
+            else:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("PRAGMA foreign_keys=ON")
+                migrate(conn)
+            return conn
         except sqlite3.DatabaseError as exc:
+            if conn is not None:
+                conn.close()
             raise DataError(self.path, f"cannot open as identity store: {exc}") from None
-        except ValueError as exc:  # schema newer than this program
+        except ValueError as exc:  # schema newer than this program, or no schema at all (read)
+            if conn is not None:
+                conn.close()
             raise DataError(self.path, str(exc)) from None
 
     @contextmanager
@@ -87,5 +127,19 @@ class Database:
         return str(self.query("PRAGMA integrity_check")[0][0])
 
     def close(self) -> None:
+        """Close the connection, then release the writer lock (idempotent)."""
         with self._lock:
             self.conn.close()
+            if self.writer_lock is not None:
+                self.writer_lock.release()
+
+
+def _check_readable_version(conn: sqlite3.Connection) -> None:
+    """Read mode: the schema must exist and not be newer than this program (ValueError otherwise)."""
+    has = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='schema_version'").fetchone()
+    row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone() if has else None
+    version = int(row[0]) if row and row[0] is not None else 0
+    if version == 0:
+        raise ValueError("not an identity store (no schema); write to it with `reid-pipeline run` first")
+    if version > SCHEMA_VERSION:
+        raise ValueError(f"store schema version {version} is newer than this program's {SCHEMA_VERSION}")

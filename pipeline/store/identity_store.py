@@ -10,6 +10,25 @@ events on (kind, global id, camera, time); writes use INSERT OR IGNORE or
 upserts, so re-running a batch job under the same run key resumes without
 duplicating rows (the runner asks :meth:`find_tracklet` before matching).
 
+One writer: ``IdentityStore(path)`` (mode ``"write"``) holds the store's
+writer lock (:mod:`pipeline.store.lock`) while open, so a second run on the
+same store is refused with a one-line :class:`~pipeline.store.lock.StoreLockedError`; only this
+mode begins runs and creates identities. ``mode="shared"`` (the run's
+adaptation worker, ``reid-pipeline adapt``) writes model versions, embeddings
+and crops beside it; ``mode="read"`` only reads (``reid-pipeline query``).
+
+Global ids: a store-allocated id (``new_identity(global_id=None)``) is
+max + 1 read and inserted in the same ``BEGIN IMMEDIATE`` transaction, so two
+writers can never get the same one. An id chosen by the caller (the matcher
+numbers new identities itself) that another writer created since this store
+was opened raises :class:`IdentityConflictError` instead of silently merging
+two people (belt and braces: the lock already keeps a second writer out).
+
+Runs: ``runs.status`` is 'running' from :meth:`IdentityStore.begin_run` until
+:meth:`IdentityStore.end_run` records how it ended ('complete',
+'frame_limit', 'interrupted', 'failed') and when (``finished``); a run still
+'running' when the next run begins was killed without an end: 'aborted'.
+
 Model versions, per-version embeddings and crops (for online adaptation) live
 in :class:`~pipeline.store.versions.VersionsMixin`.
 """
@@ -23,19 +42,42 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.store.connection import Database
+from pipeline.core.errors import ReidPipelineError
+from pipeline.store.connection import Database, Mode
 from pipeline.store.queries import QueriesMixin
 from pipeline.store.records import to_blob
 from pipeline.store.versions import VersionsMixin
 from pipeline.core.types import GlobalIdentity, Tracklet
 
 
-class IdentityStore(QueriesMixin, VersionsMixin):
-    """The persistent identity store (SQLite, WAL). ``path`` is created when missing."""
+#: run statuses :meth:`IdentityStore.end_run` accepts
+END_STATUSES = ("complete", "frame_limit", "interrupted", "failed")
 
-    def __init__(self, path: str | Path) -> None:
-        self.db = Database(path)
+
+class IdentityConflictError(ReidPipelineError):
+    """Another writer created an identity with the id this store was about to create."""
+
+
+class IdentityStore(QueriesMixin, VersionsMixin):
+    """The persistent identity store (SQLite, WAL).
+
+    mode ``"write"`` (default): the one writer (lock held until :meth:`close`);
+    ``path`` is created (0600) when missing. ``"shared"``: an existing store,
+    model versions / embeddings / crops only. ``"read"``: an existing store, read-only.
+    """
+
+    def __init__(self, path: str | Path, mode: Mode = "write") -> None:
+        self.db = Database(path, mode=mode)
         self.path = self.db.path
+        self.mode = mode
+        # ids that existed at open, or that this object created: the only ones it may write to
+        self._own_ids: set[int] = set()
+        if mode == "write":
+            self._own_ids = {int(r[0]) for r in self.db.query("SELECT global_id FROM identities")}
+
+    def _require_writer(self, what: str) -> None:
+        if self.mode != "write":
+            raise RuntimeError(f"{self.path}: {what} needs the store opened in mode 'write' (it is {self.mode!r})")
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
@@ -56,19 +98,33 @@ class IdentityStore(QueriesMixin, VersionsMixin):
 
     # ------------------------------------------------------------------ runs, cameras
     def begin_run(self, run_key: str, config_json: str = "{}") -> int:
-        """Start (or resume, when ``run_key`` exists) a run; returns its run_id."""
+        """Start (or resume, when ``run_key`` exists) a run with status 'running'; returns its run_id.
+
+        Runs still 'running' belong to a process that died without :meth:`end_run`
+        (this one holds the writer lock): they become 'aborted' (``finished`` stays NULL).
+        """
+        self._require_writer("begin_run")
         with self.db.transaction() as c:
+            c.execute("UPDATE runs SET status = 'aborted' WHERE status = 'running'")
             cur = c.execute(
-                "INSERT OR IGNORE INTO runs (run_key, config_json, started) VALUES (?, ?, ?)",
+                "INSERT OR IGNORE INTO runs (run_key, config_json, started, status) VALUES (?, ?, ?, 'running')",
                 (run_key, config_json, time.time()),
             )
             if cur.rowcount == 0:
-                c.execute("UPDATE runs SET resumed = resumed + 1, finished = NULL WHERE run_key = ?", (run_key,))
+                c.execute("UPDATE runs SET resumed = resumed + 1, finished = NULL, status = 'running'"
+                          " WHERE run_key = ?", (run_key,))
             return int(c.execute("SELECT run_id FROM runs WHERE run_key = ?", (run_key,)).fetchone()[0])
 
-    def finish_run(self, run_id: int) -> None:
+    def end_run(self, run_id: int, status: str) -> None:
+        """Record how and when a run ended: ``status`` in :data:`END_STATUSES`, ``finished`` = now."""
+        if status not in END_STATUSES:
+            raise ValueError(f"run status {status!r}: expected one of {', '.join(END_STATUSES)}")
         with self.db.transaction() as c:
-            c.execute("UPDATE runs SET finished = ? WHERE run_id = ?", (time.time(), run_id))
+            c.execute("UPDATE runs SET finished = ?, status = ? WHERE run_id = ?", (time.time(), status, run_id))
+
+    def finish_run(self, run_id: int) -> None:
+        """A run that processed all of its input: ``end_run(run_id, "complete")``."""
+        self.end_run(run_id, "complete")
 
     def ensure_camera(self, cam_id: str, meta: dict | None = None, t: float | None = None) -> None:
         """Register a camera once (later calls keep the first record)."""
@@ -153,7 +209,11 @@ class IdentityStore(QueriesMixin, VersionsMixin):
 
     # ------------------------------------------------------------------ identities
     def next_global_id(self) -> int:
-        """max(global id) + 1 (1 for an empty store): a restart continues the numbering."""
+        """max(global id) + 1 (1 for an empty store): a restart continues the numbering.
+
+        Only a hint outside a transaction; :meth:`new_identity` without an id
+        reads and inserts it inside one.
+        """
         row = self.db.query("SELECT MAX(global_id) FROM identities")[0]
         return 1 if row[0] is None else int(row[0]) + 1
 
@@ -163,15 +223,25 @@ class IdentityStore(QueriesMixin, VersionsMixin):
     ) -> int:
         """Create an identity (id = ``global_id`` or max+1) seen at ``t`` in ``cam_id``; returns its id.
 
-        With an explicit id that already exists, this updates it instead (idempotent).
+        Without ``global_id`` the id is max + 1 read and inserted in one BEGIN
+        IMMEDIATE transaction (never one another writer has). With an explicit
+        id that already exists, this updates it instead (idempotent), unless
+        another writer created that id after this store was opened:
+        :class:`IdentityConflictError` (two people must not share an id).
         """
+        self._require_writer("new_identity")
         with self.db.transaction() as c:
             gid = self.next_global_id() if global_id is None else int(global_id)
-            c.execute(
+            cur = c.execute(
                 "INSERT INTO identities (global_id, prototype, model_version, first_seen, last_seen, first_cam,"
                 " last_cam) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(global_id) DO NOTHING",
                 (gid, to_blob(np.asarray(prototype, np.float32)), model_version, t, t, cam_id, cam_id),
             )
+            if cur.rowcount == 0 and gid not in self._own_ids:
+                raise IdentityConflictError(
+                    f"{self.path}: identity {gid} was created by another writer while this one had the store open;"
+                    " refusing to merge two people under one id (run one writer per store)")
+            self._own_ids.add(gid)
             self.update_identity(gid, prototype, t, cam_id)
             return gid
 

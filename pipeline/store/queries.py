@@ -176,9 +176,16 @@ class QueriesMixin:
         return [r[0] for r in self.db.query("SELECT cam_id FROM cameras ORDER BY cam_id")]
 
     def runs(self) -> list[dict]:
-        """[{run_id, run_key, started, finished, resumed}] by run_id."""
-        rows = self.db.query("SELECT run_id, run_key, started, finished, resumed FROM runs ORDER BY run_id")
-        return [dict(zip(("run_id", "run_key", "started", "finished", "resumed"), r)) for r in rows]
+        """[{run_id, run_key, started, finished, resumed, status}] by run_id.
+
+        status: 'running', 'complete', 'frame_limit', 'interrupted', 'failed' or
+        'aborted' (see :mod:`pipeline.store.identity_store`); None for a run of a
+        schema-1 store opened read-only (no status column) that never finished.
+        """
+        cols = {r[1] for r in self.db.query("PRAGMA table_info(runs)")}
+        status = "status" if "status" in cols else "CASE WHEN finished IS NULL THEN NULL ELSE 'complete' END"
+        rows = self.db.query(f"SELECT run_id, run_key, started, finished, resumed, {status} FROM runs ORDER BY run_id")
+        return [dict(zip(("run_id", "run_key", "started", "finished", "resumed", "status"), r)) for r in rows]
 
     def counts(self) -> dict[str, int]:
         """Row count per table (for summaries and tests)."""

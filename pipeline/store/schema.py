@@ -111,8 +111,18 @@ def _migrate_to_1(conn: sqlite3.Connection) -> None:
     _run_script(conn, _V1)
 
 
+#: how a run ended (``runs.status``); NULL only for runs recorded before schema 2 without an end
+RUN_STATUSES = ("running", "complete", "frame_limit", "interrupted", "failed", "aborted")
+
+
+def _migrate_to_2(conn: sqlite3.Connection) -> None:
+    """runs.status: 'running' while a run goes, then how it ended (see :data:`RUN_STATUSES`)."""
+    conn.execute("ALTER TABLE runs ADD COLUMN status TEXT")
+    conn.execute("UPDATE runs SET status = 'complete' WHERE finished IS NOT NULL")
+
+
 #: schema version -> migration bringing the previous version to it (runs inside the caller's transaction)
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_to_1}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_to_1, 2: _migrate_to_2}
 SCHEMA_VERSION: int = max(MIGRATIONS)
 
 

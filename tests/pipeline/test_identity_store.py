@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from pipeline.core.errors import DataError
-from pipeline.store import IdentityStore
+from pipeline.store import SCHEMA_VERSION, IdentityStore
 from pipeline.core.types import GlobalIdentity, Tracklet
 
 REPO = Path(__file__).resolve().parents[2]
@@ -120,7 +120,7 @@ def test_not_sqlite_file_is_one_line_data_error(tmp_path: Path) -> None:
     conn.execute("INSERT INTO schema_version (version) VALUES (99)")
     conn.commit()
     conn.close()
-    with pytest.raises(DataError, match="schema version 99 is newer than this program's 1"):
+    with pytest.raises(DataError, match=f"schema version 99 is newer than this program's {SCHEMA_VERSION}"):
         IdentityStore(newer)
 
 
@@ -148,7 +148,7 @@ _WRITER = textwrap.dedent(
     """
     import sys
     import numpy as np
-    from pipeline.store import IdentityStore
+    from pipeline.store import SCHEMA_VERSION, IdentityStore
     from pipeline.core.types import GlobalIdentity, Tracklet
     store = IdentityStore(sys.argv[1])
     run = store.begin_run("live")
