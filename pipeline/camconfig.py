@@ -121,7 +121,12 @@ class TrackletSettings(StrictModel):
 
 
 class StoreSettings(StrictModel):
+    """``checkpoint_every_s``: batch mode commits its store writes together with a resume checkpoint
+    this often (seconds of processing; 0 = after every frame); a killed batch run re-run with the same
+    run key continues from the last one (see pipeline/runner/checkpoint.py)."""
+
     path: str = "identities.sqlite"
+    checkpoint_every_s: float = Field(10.0, ge=0.0)
 
 
 class OutputSettings(StrictModel):

@@ -28,7 +28,8 @@ class CameraState:
     builder: TrackletBuilder
     roi: Any = None
     fps: float = 25.0
-    frames: int = 0
+    frames: int = 0  # frames processed
+    next_index: int = 0  # source index of the next frame to process (a resumed run skips those before)
     done: bool = False
     last_outputs: list[TrackOutput] = field(default_factory=list)
     bar: Any = None  # tqdm bar (batch mode)
@@ -162,17 +163,19 @@ class Sinks:
         return []
 
 
-def open_sinks(cfg: CamsConfig, out_dir: Path, fps: dict[str, float] | None = None) -> Sinks:
-    """Files under ``out_dir``: mot/<cam>.txt, mot_global/<cam>.txt, events.jsonl, video/<cam>.mp4."""
+def open_sinks(cfg: CamsConfig, out_dir: Path, fps: dict[str, float] | None = None, append: bool = False) -> Sinks:
+    """Files under ``out_dir``: mot/<cam>.txt, mot_global/<cam>.txt, events.jsonl, video/<cam>.mp4.
+
+    ``append``: a resumed run continues the text files (already cut back to its checkpoint)."""
     o = cfg.outputs
     out_dir.mkdir(parents=True, exist_ok=True)
     ids = [c.id for c in cfg.cameras]
     fps = {c.id: (fps or {}).get(c.id) or c.fps or 25.0 for c in cfg.cameras}
     return Sinks(
         out_dir=out_dir,
-        local_mot={c: MOTWriter(out_dir / "mot" / f"{c}.txt") for c in ids} if o.mot_txt else {},
-        global_mot={c: MOTWriter(out_dir / "mot_global" / f"{c}.txt") for c in ids} if o.mot_txt else {},
-        events=EventSink(out_dir / "events.jsonl") if o.events_jsonl else None,
+        local_mot={c: MOTWriter(out_dir / "mot" / f"{c}.txt", append) for c in ids} if o.mot_txt else {},
+        global_mot={c: MOTWriter(out_dir / "mot_global" / f"{c}.txt", append) for c in ids} if o.mot_txt else {},
+        events=EventSink(out_dir / "events.jsonl", append) if o.events_jsonl else None,
         video={c: AnnotatedVideoWriter(out_dir / "video" / f"{c}.mp4", fps[c]) for c in ids} if o.video else {},
         timeline=TimelineRecorder(),
         write_timeline=o.timeline_png,

@@ -8,9 +8,15 @@ CrossCameraMatcher (match) -> IdentityStore + sinks (store_sinks).
 Batch mode reads files losslessly and as fast as possible (a tqdm bar per
 camera); live mode reads the latest frame of each camera and runs until
 Ctrl-C/SIGTERM, logging camera health periodically. Either way a stop request
-flushes the open tracklets into the store before returning. A batch run is
-resumable and idempotent: its run key (``run_key`` or the config hash) makes
-the store bind already stored tracklets to their global ids.
+flushes the open tracklets into the store before returning.
+
+A batch run is resumable: its store writes commit together with a resume
+checkpoint (:mod:`pipeline.runner.checkpoint`), so a run killed hard (kill -9,
+power loss) and re-run under the same run key (``run_key`` or the config hash)
+continues from the last checkpoint and writes what an uninterrupted run would.
+A run stopped gracefully (SIGTERM, Ctrl-C, an error) has flushed its open
+tracklets instead; re-running it re-processes the input and the store binds the
+already stored tracklets to their global ids.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import numpy as np
 
 from pipeline.camconfig import CamsConfig
 from pipeline.runner.roi import filter_roi
+from pipeline.runner.checkpoint import CameraResume, Checkpointer, RunState, output_sizes, truncate_outputs
 from pipeline.runner.identity import IdentityAssigner
 from pipeline.runner.components import CameraState, Components, build_components, open_sinks
 from pipeline.runner.stage_timer import StageTimer
@@ -66,6 +73,8 @@ class PipelineRunner:
         self.comp = components
         self.cams: dict[str, CameraState] = {}
         self.adapt = None  # pipeline.adaptation.live.LiveAdaptation when adapt.enabled
+        self.ckpt: Checkpointer | None = None  # batch mode: resume checkpoints
+        self.resumed_from: dict[str, int] | None = None
 
     # ------------------------------------------------------------------ public
     def request_stop(self) -> None:
@@ -88,16 +97,27 @@ class PipelineRunner:
         run_id = store.begin_run(run_key, json.dumps(cfg.model_dump(mode="json"), default=str))
         log.info("run %s (run_id %d): %s", run_key, run_id,
                  ", ".join(f"{c.id}={c.display_uri()}" for c in cfg.cameras))
+        resume = None
+        if cfg.mode == "batch":
+            self.ckpt = Checkpointer(store, run_id, cfg.fingerprint(), cfg.store.checkpoint_every_s)
+            resume = self.ckpt.load()
         self.cams = self.comp.open_cameras(cfg, progress=self.progress, max_frames=self.max_frames)
         try:
-            sinks = open_sinks(cfg, self.out_dir, {cid: st.fps for cid, st in self.cams.items()})
+            if resume is not None:
+                truncate_outputs(self.out_dir, resume.output_sizes, self._text_outputs())
+            sinks = open_sinks(cfg, self.out_dir, {cid: st.fps for cid, st in self.cams.items()},
+                               append=resume is not None)
             self.assigner = IdentityAssigner(
                 store, self.comp.matcher, self.comp.aggregator, run_id, self.comp.encoder.version,
                 sinks.events, sinks.timeline, sinks.global_mot,
             )
+            if resume is not None:
+                self._restore(resume, sinks)
             self._start_adaptation()
             monitor = self._start_health()
             self.timer.restart()  # fps and shares cover the frame loop, not model loading
+            if self.ckpt is not None:
+                self.ckpt.begin()
             try:
                 with self._signals():
                     self._loop(sinks)
@@ -106,6 +126,8 @@ class PipelineRunner:
                 with self.timer.stage("match"):  # flush open tracklets: nothing computed is lost
                     finals = [t for st in self.cams.values() for t in st.builder.flush_all()]
                     self.assigner.process([], finals)
+                if self.ckpt is not None:  # commits the flush; the checkpoint is spent
+                    self.ckpt.end(drop=True)
         finally:
             if self.adapt is not None:
                 self.adapt.stop()
@@ -123,6 +145,8 @@ class PipelineRunner:
                 break
             if frames:
                 self._process(frames, sinks)
+                if self.ckpt is not None and self.ckpt.due():
+                    self.ckpt.commit(self._state(sinks))
             if self.adapt is not None:
                 self.adapt.poll()  # hot-swap a newly deployed (or rolled back) re-id model
 
@@ -141,6 +165,9 @@ class PipelineRunner:
                 if st.source.finished:
                     st.done = True
                 continue
+            if frame.index < st.next_index:  # resumed run: processed before the checkpoint
+                continue
+            st.next_index = frame.index + 1
             frames.append(frame)
         return frames
 
@@ -205,6 +232,43 @@ class PipelineRunner:
                 boxes.append((o.tlwh, label, gid if gid is not None else 10_000 + o.track_id))
             video.write(frame.image, boxes)
 
+    # ------------------------------------------------------------------ resume
+    def _text_outputs(self) -> list[Path]:
+        """The append-only text outputs a resume truncates back to its checkpoint."""
+        ids = [c.id for c in self.cfg.cameras]
+        return ([self.out_dir / sub / f"{c}.txt" for sub in ("mot", "mot_global") for c in ids]
+                + [self.out_dir / "events.jsonl"])
+
+    def _state(self, sinks) -> RunState:
+        """What a resumed run needs (see pipeline.runner.checkpoint), as of the last processed frame."""
+        a = self.assigner
+        return RunState(
+            cameras={cid: CameraResume(st.tracker, st.builder, st.frames, st.next_index, st.done, st.last_outputs)
+                     for cid, st in self.cams.items()},
+            matcher=self.comp.matcher,
+            assigner={"track_gid": a.track_gid, "written": a._written, "stats": a.stats},
+            timeline=sinks.timeline,
+            output_sizes=output_sizes(self.out_dir, self._text_outputs()),
+        )
+
+    def _restore(self, state: RunState, sinks) -> None:
+        """Continue from a checkpoint: per-camera state, matcher, identity maps, timeline."""
+        for cid, cr in state.cameras.items():
+            st = self.cams.get(cid)
+            if st is None:
+                continue
+            st.tracker, st.builder, st.frames = cr.tracker, cr.builder, cr.frames
+            st.next_index, st.done, st.last_outputs = cr.next_index, cr.done, cr.last_outputs
+            if st.bar is not None:
+                st.bar.update(cr.frames)
+        self.comp.matcher = self.assigner.matcher = state.matcher
+        self.assigner.track_gid = state.assigner["track_gid"]
+        self.assigner._written = state.assigner["written"]
+        self.assigner.stats = state.assigner["stats"]
+        sinks.timeline = self.assigner.timeline = state.timeline
+        self.resumed_from = {cid: cr.next_index for cid, cr in state.cameras.items()}
+        log.info("resuming from the checkpoint: next frame per camera %s", self.resumed_from)
+
     # ------------------------------------------------------------------ end
     def _finish(self, sinks, run_key: str, run_id: int) -> dict:
         store = self.comp.store
@@ -226,6 +290,8 @@ class PipelineRunner:
             "partial_tracklets": stats.partials,
             "skipped_no_embedding": stats.skipped_no_embedding,
             "resumed_tracklets": stats.resumed,
+            "resumed_from_frame": self.resumed_from,
+            "checkpoints": self.ckpt.commits if self.ckpt is not None else 0,
             "global_ids": len(stats.global_ids),
             "new_identities": stats.new_identities,
             "handovers": stats.handovers,
