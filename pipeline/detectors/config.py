@@ -12,7 +12,12 @@ from pipeline.core.types import Detection
 
 
 class DetectorConfig(StrictModel):
-    """Which detector to build. ``weights``: Ultralytics name/.pt/.onnx/.yaml or an ONNX file."""
+    """Which detector to build. ``weights``: Ultralytics name/.pt/.onnx/.yaml or an ONNX file.
+
+    trust_weights: Ultralytics ``.pt`` files are unpickled restricted to the torch/Ultralytics
+    classes a checkpoint holds, and only the model ``.yaml`` files shipped with Ultralytics are
+    built; true loads any file unrestricted (its code runs: only for files you trust), with a
+    logged warning."""
 
     kind: Literal["ultralytics", "onnx"] = "ultralytics"
     weights: str = "yolo11n.pt"
@@ -22,6 +27,7 @@ class DetectorConfig(StrictModel):
     device: str = "auto"
     backend: Literal["onnxruntime", "opencv"] = "onnxruntime"
     classes: list[int] = Field(default_factory=lambda: [0])
+    trust_weights: bool = False
 
 
 class Detector(Protocol):
