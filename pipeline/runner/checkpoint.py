@@ -19,7 +19,7 @@ frame (earlier frames are skipped without decoding where the reader allows), so 
 
 The state is pickled; it is read back with :class:`RestrictedUnpickler`, which resolves only
 plain data classes of this project, numpy, filterpy and pydantic, so a tampered checkpoint
-cannot run code. The checkpoint lives in the store (created 0600) and is deleted when the run
+cannot run code. The checkpoint lives in the store's ``run_checkpoints`` table (schema 3; the store is created 0600) and is deleted when the run
 completes.
 """
 
@@ -31,7 +31,6 @@ import json
 import logging
 import os
 import pickle
-import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,14 +39,6 @@ from typing import Any
 from pipeline.core.errors import DataError
 
 log = logging.getLogger(__name__)
-
-TABLE_SQL = """CREATE TABLE IF NOT EXISTS run_checkpoints (
-    run_id      INTEGER PRIMARY KEY REFERENCES runs(run_id),
-    fingerprint TEXT NOT NULL,
-    created     REAL NOT NULL,
-    frames_json TEXT NOT NULL,
-    state       BLOB NOT NULL
-)"""
 
 #: module prefixes whose classes a checkpoint may name (instances are made with ``cls.__new__``, no ``__init__``)
 _CLASS_MODULES = ("pipeline.", "trackers.", "filterpy.", "numpy", "collections", "pydantic", "datetime", "builtins")
@@ -131,10 +122,6 @@ class RunState:
     output_sizes: dict[str, int] = field(default_factory=dict)
 
 
-def ensure_table(conn: sqlite3.Connection) -> None:
-    conn.execute(TABLE_SQL)
-
-
 def output_sizes(out_dir: Path, paths: list[Path]) -> dict[str, int]:
     """{path relative to out_dir: size in bytes} of the text outputs that exist."""
     return {str(p.relative_to(out_dir)): p.stat().st_size for p in paths if p.exists()}
@@ -168,8 +155,6 @@ class Checkpointer:
         self._tx = None
         self._last = time.monotonic()
         self.commits = 0
-        with store.transaction() as conn:
-            ensure_table(conn)
 
     def load(self) -> RunState | None:
         """The run's last checkpoint, or None (none, or made under another config)."""

@@ -161,6 +161,10 @@ class PipelineRunner:
                 st.done = True
                 continue
             frame = st.source.read(timeout=0.05 if live else 1.0)
+            # batch: wait for this camera's next frame, so every iteration holds one frame of each
+            # active camera whatever the decode timing (results do not depend on machine load)
+            while frame is None and not live and not st.source.finished and not self.stop_event.is_set():
+                frame = st.source.read(timeout=1.0)
             if frame is None:
                 if st.source.finished:
                     st.done = True

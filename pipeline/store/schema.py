@@ -121,8 +121,19 @@ def _migrate_to_2(conn: sqlite3.Connection) -> None:
     conn.execute("UPDATE runs SET status = 'complete' WHERE finished IS NOT NULL")
 
 
+def _migrate_to_3(conn: sqlite3.Connection) -> None:
+    """run_checkpoints: a batch run's resume state, committed with its rows (pipeline/runner/checkpoint.py)."""
+    conn.execute("""CREATE TABLE IF NOT EXISTS run_checkpoints (
+        run_id      INTEGER PRIMARY KEY REFERENCES runs(run_id),
+        fingerprint TEXT NOT NULL,
+        created     REAL NOT NULL,
+        frames_json TEXT NOT NULL,
+        state       BLOB NOT NULL
+    )""")
+
+
 #: schema version -> migration bringing the previous version to it (runs inside the caller's transaction)
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_to_1, 2: _migrate_to_2}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_to_1, 2: _migrate_to_2, 3: _migrate_to_3}
 SCHEMA_VERSION: int = max(MIGRATIONS)
 
 
