@@ -51,6 +51,16 @@ def _probe(src) -> tuple[float | None, int | None]:
     return None, None
 
 
+def check_inputs(cfg: CamsConfig) -> None:
+    """Probe every camera's input without starting it: a missing, empty or unreadable file or folder
+    raises its one-line SourceError here, so a run can fail before its store is created or written
+    (streams and webcams are only opened by their reader thread: nothing to probe)."""
+    from pipeline.sources import SourceOptions, open_source
+
+    for cam in cfg.cameras:
+        open_source(SourceOptions(cam_id=cam.id, uri=cam.source, mode=cam.mode))
+
+
 def build_encoder(cfg: CamsConfig):
     """The appearance encoder named by ``encoder.checkpoint`` (default | imagenet | path)."""
     from reid_models.encoder import AppearanceEncoder

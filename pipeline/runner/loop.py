@@ -36,7 +36,7 @@ from pipeline.camconfig import CamsConfig
 from pipeline.runner.roi import filter_roi
 from pipeline.runner.checkpoint import CameraResume, Checkpointer, RunState, output_sizes, truncate_outputs
 from pipeline.runner.identity import IdentityAssigner
-from pipeline.runner.components import CameraState, Components, build_components, open_sinks
+from pipeline.runner.components import CameraState, Components, build_components, check_inputs, open_sinks
 from pipeline.runner.stage_timer import StageTimer
 from pipeline.core.types import Detection, Frame
 
@@ -75,6 +75,7 @@ class PipelineRunner:
         self.adapt = None  # pipeline.adaptation.live.LiveAdaptation when adapt.enabled
         self.ckpt: Checkpointer | None = None  # batch mode: resume checkpoints
         self.resumed_from: dict[str, int] | None = None
+        self.run_id: int | None = None  # the store's run row, once begun
 
     # ------------------------------------------------------------------ public
     def request_stop(self) -> None:
@@ -84,9 +85,13 @@ class PipelineRunner:
         """Process until the sources end (batch), ``max_frames`` or a stop request; returns a summary."""
         cfg = self.cfg
         own = self.comp is None
+        check_inputs(cfg)  # an empty/missing input folder or file fails before the store is created or written
         self.comp = self.comp or build_components(cfg)
         try:
             return self._run()
+        except BaseException as exc:
+            self._record_end("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")
+            raise
         finally:
             if own:
                 self.comp.store.close()
@@ -94,7 +99,7 @@ class PipelineRunner:
     def _run(self) -> dict:
         cfg, store = self.cfg, self.comp.store
         run_key = cfg.run_key or (f"batch-{cfg.fingerprint()}" if cfg.mode == "batch" else f"live-{time.time():.0f}")
-        run_id = store.begin_run(run_key, json.dumps(cfg.model_dump(mode="json"), default=str))
+        run_id = self.run_id = store.begin_run(run_key, json.dumps(cfg.model_dump(mode="json"), default=str))
         log.info("run %s (run_id %d): %s", run_key, run_id,
                  ", ".join(f"{c.id}={c.display_uri()}" for c in cfg.cameras))
         resume = None
@@ -276,8 +281,8 @@ class PipelineRunner:
     # ------------------------------------------------------------------ end
     def _finish(self, sinks, run_key: str, run_id: int) -> dict:
         store = self.comp.store
-        if self.cfg.mode == "batch" and not self.stop_event.is_set() and self.max_frames is None:
-            store.finish_run(run_id)
+        limited = self.max_frames is not None and any(st.frames >= self.max_frames for st in self.cams.values())
+        self._record_end("interrupted" if self.stop_event.is_set() else "frame_limit" if limited else "complete")
         frames = {cid: st.frames for cid, st in self.cams.items()}
         report = self.timer.report(frames)
         with self.timer.stage("store_sinks"):
@@ -307,6 +312,15 @@ class PipelineRunner:
         self.timer.write_json(self.out_dir / "stage_times.json", summary)
         self.summary_table = self.timer.table(report)
         return summary
+
+    def _record_end(self, status: str) -> None:
+        """runs.status + finished of this run; a store that fails here only logs (the run's own error wins)."""
+        if self.run_id is None:
+            return
+        try:
+            self.comp.store.end_run(self.run_id, status)
+        except Exception as exc:  # noqa: BLE001 - never mask the error that ended the run
+            log.warning("run %d: could not record its end (%s) in the store: %s", self.run_id, status, exc)
 
     def _start_adaptation(self) -> None:
         """adapt.enabled: keep crops for the store; adapt.background: also train in a background process."""
