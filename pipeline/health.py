@@ -19,19 +19,29 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-CameraState = Literal["connecting", "streaming", "reconnecting", "down", "finished"]
-STATES: tuple[CameraState, ...] = ("connecting", "streaming", "reconnecting", "down", "finished")
+CameraState = Literal["connecting", "streaming", "stalled", "reconnecting", "down", "finished"]
+STATES: tuple[CameraState, ...] = ("connecting", "streaming", "stalled", "reconnecting", "down", "finished")
+#: states logged at WARNING level by :meth:`HealthMonitor.log_once`
+BAD_STATES: tuple[CameraState, ...] = ("stalled", "reconnecting", "down")
 
 
 @dataclass(frozen=True)
 class CameraHealth:
     """One camera's health at one moment.
 
+    state: connecting (before the first frame), streaming, stalled (a live stream sent no
+    new frame for ``stall_timeout_s``; it is being reopened, and stays ``stalled`` until
+    frames flow again), reconnecting (it broke, ended or cannot be opened; being
+    reopened), down (gave up: ``max_reconnects`` / ``give_up_after_s``), finished (a
+    recording reached its end, or the source was stopped).
     fps: frames captured per second over the last ``window`` seconds (0 when none);
     frames: frames captured (after stride); delivered: frames handed to the consumer;
-    drops: stale frames discarded in live mode; reconnects: reconnect attempts;
-    errors: corrupt or unreadable frames skipped; last_frame_age_s: seconds since the
-    last captured frame (None before the first one). uri is already redacted.
+    drops: stale frames discarded in live mode; reconnect_attempts: reopen attempts
+    scheduled (each failed open, end or stall of a live source counts one);
+    recoveries: times frames flowed again after one or more attempts; stalls: times the
+    stall watchdog fired; errors: corrupt or unreadable frames skipped;
+    last_frame_age_s: seconds since the last captured frame (None before the first one).
+    uri is already redacted.
     """
 
     cam_id: str
@@ -39,11 +49,13 @@ class CameraHealth:
     fps: float
     frames: int
     drops: int
-    reconnects: int
+    reconnect_attempts: int
     last_frame_age_s: float | None
     delivered: int = 0
     errors: int = 0
     uri: str = ""
+    recoveries: int = 0
+    stalls: int = 0
 
 
 class HealthProvider(Protocol):
@@ -60,7 +72,9 @@ class HealthStats:
         self._lock = threading.Lock()
         self._state: CameraState = "connecting"
         self._times: deque[float] = deque()
-        self._frames = self._delivered = self._drops = self._reconnects = self._errors = 0
+        self._frames = self._delivered = self._drops = self._attempts = self._errors = 0
+        self._recoveries = self._stalls = 0
+        self._lost = False  # a reconnect attempt happened since the last captured frame
         self._last_frame: float | None = None
 
     def set_state(self, state: CameraState) -> None:
@@ -73,9 +87,13 @@ class HealthStats:
             return self._state
 
     def on_frame(self, now: float | None = None) -> None:
-        """A frame was captured (monotonic clock ``now``)."""
+        """A frame was captured (monotonic clock ``now``); the first one after reconnect
+        attempts counts as a recovery."""
         t = time.monotonic() if now is None else now
         with self._lock:
+            if self._lost:
+                self._recoveries += 1
+                self._lost = False
             self._frames += 1
             self._last_frame = t
             self._times.append(t)
@@ -90,17 +108,35 @@ class HealthStats:
             self._drops += 1
 
     def on_reconnect(self) -> None:
+        """A reconnect attempt was scheduled."""
         with self._lock:
-            self._reconnects += 1
+            self._attempts += 1
+            self._lost = True
+
+    def on_stall(self) -> None:
+        """The stall watchdog fired (no new frame for ``stall_timeout_s``): state ``stalled``."""
+        with self._lock:
+            self._stalls += 1
+            self._state = "stalled"
 
     def on_error(self) -> None:
         with self._lock:
             self._errors += 1
 
     @property
-    def reconnects(self) -> int:
+    def reconnect_attempts(self) -> int:
         with self._lock:
-            return self._reconnects
+            return self._attempts
+
+    @property
+    def frames(self) -> int:
+        with self._lock:
+            return self._frames
+
+    @property
+    def errors(self) -> int:
+        with self._lock:
+            return self._errors
 
     def _prune(self, now: float) -> None:
         while self._times and now - self._times[0] > self.fps_window_s:
@@ -117,17 +153,20 @@ class HealthStats:
             age = None if self._last_frame is None else max(0.0, t - self._last_frame)
             return CameraHealth(
                 cam_id=self.cam_id, state=self._state, fps=fps, frames=self._frames,
-                drops=self._drops, reconnects=self._reconnects, last_frame_age_s=age,
+                drops=self._drops, reconnect_attempts=self._attempts, last_frame_age_s=age,
                 delivered=self._delivered, errors=self._errors, uri=self.uri,
+                recoveries=self._recoveries, stalls=self._stalls,
             )
 
 
 def format_health(h: CameraHealth) -> str:
-    """One log line: ``cam0 streaming fps=7.0 frames=120 delivered=118 drops=2 reconnects=1 errors=0 age=0.1s``."""
+    """One log line: ``cam0 streaming fps=7.0 frames=120 delivered=118 drops=2 attempts=3
+    recoveries=1 stalls=1 errors=0 age=0.1s`` (attempts: reconnect attempts)."""
     age = "never" if h.last_frame_age_s is None else f"{h.last_frame_age_s:.1f}s"
     return (
         f"{h.cam_id} {h.state} fps={h.fps:.1f} frames={h.frames} delivered={h.delivered} "
-        f"drops={h.drops} reconnects={h.reconnects} errors={h.errors} age={age}"
+        f"drops={h.drops} attempts={h.reconnect_attempts} recoveries={h.recoveries} stalls={h.stalls} "
+        f"errors={h.errors} age={age}"
     )
 
 
@@ -147,7 +186,10 @@ class _HealthCollector:
             "frames": ("Frames captured from the camera (after stride)", lambda h: h.frames),
             "delivered_frames": ("Frames handed to the pipeline", lambda h: h.delivered),
             "dropped_frames": ("Stale frames dropped in live (latest-frame) mode", lambda h: h.drops),
-            "reconnects": ("Reconnect attempts", lambda h: h.reconnects),
+            "reconnect_attempts": ("Reconnect attempts (failed opens, ends and stalls of a live source)",
+                                   lambda h: h.reconnect_attempts),
+            "recoveries": ("Times frames flowed again after reconnect attempts", lambda h: h.recoveries),
+            "stalls": ("Times the stream sent no new frame for stall_timeout_s", lambda h: h.stalls),
             "frame_errors": ("Corrupt or unreadable frames skipped", lambda h: h.errors),
         }
         for name, (doc, get) in counters.items():
@@ -206,10 +248,10 @@ class HealthMonitor:
         return [p.health() for p in providers]
 
     def log_once(self) -> list[CameraHealth]:
-        """Log one INFO line per camera (WARNING for reconnecting/down); returns the snapshots."""
+        """Log one INFO line per camera (WARNING for stalled/reconnecting/down); returns the snapshots."""
         snaps = self.snapshot()
         for h in snaps:
-            level = logging.WARNING if h.state in ("reconnecting", "down") else logging.INFO
+            level = logging.WARNING if h.state in BAD_STATES else logging.INFO
             self.log.log(level, "health %s", format_health(h))
         return snaps
 

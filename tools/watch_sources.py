@@ -1,4 +1,4 @@
-"""Watch camera sources without the pipeline: frames, reconnects, health lines, Prometheus metrics.
+"""Watch camera sources without the pipeline: frames, stalls, reconnects, health lines, Prometheus metrics.
 
     .venv/bin/python tools/watch_sources.py rtsp://127.0.0.1:8554/cam0 ../shared/data/videos/PETS09-S2L1.avi \
         --seconds 30 --log-every 5 --metrics-port 9100
@@ -30,7 +30,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--mode", choices=["auto", "live", "lossless"], default="auto")
     p.add_argument("--stride", type=int, default=1)
     p.add_argument("--realtime", action="store_true", help="pace files/folders at their frame rate")
-    p.add_argument("--stall-timeout", type=float, default=10.0)
+    p.add_argument("--stall-timeout", type=float, default=10.0, help="no new frame for this long: stalled, reopen")
+    p.add_argument("--give-up-after", type=float, default=None,
+                   help="streams: stop retrying after this many seconds without a frame (default: never)")
     return p.parse_args(argv)
 
 
@@ -43,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sources = [
             open_source(SourceOptions(f"cam{i}", uri, mode=args.mode, stride=args.stride, realtime=args.realtime,
-                                      stall_timeout_s=args.stall_timeout))
+                                      stall_timeout_s=args.stall_timeout, give_up_after_s=args.give_up_after))
             for i, uri in enumerate(args.uris)
         ]
     except ReidPipelineError as exc:

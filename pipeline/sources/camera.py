@@ -1,14 +1,27 @@
 """CameraSource: one reader thread per camera, reconnects, stall watchdog, buffering.
 
 Streams and webcams ("live" sources) run a reconnect loop: open (bounded by
-``open_timeout_s``), pump frames until the stream breaks or stalls (no frame for
-``stall_timeout_s``; FFmpeg's read timeout is set to the same value so a blocked read
-returns), then wait an exponential backoff with jitter and reopen. A watchdog thread
-backs this up for backends that ignore timeouts: a reader blocked in one open/read for
-longer than its limit (+ ``WATCHDOG_GRACE_S``) is abandoned (it exits as soon as the
-call returns) and a fresh reader thread reconnects. Recordings (files, image folders)
-are read once from start to end. A failing camera only ever affects its own threads:
-the consumer polls ``read(timeout)`` and gets None when nothing came.
+``open_timeout_s``), pump frames until the stream breaks or stalls, then wait an
+exponential backoff with jitter and reopen.
+
+A stall is "no new frame for ``stall_timeout_s``", whatever the reader does meanwhile.
+FFmpeg's read timeout is set to ``stall_timeout_s``; when it fires on a frozen stream
+(connection open, no data) the decoder still hands out the frames it had buffered, one
+per timeout, so a frame that arrives more than ``stall_timeout_s`` after the previous one
+is a stall too (state ``stalled``, counted, the stale frame is dropped, the stream is
+reopened). A watchdog thread backs this up: a reader pumping frames that produced none
+for ``stall_timeout_s`` + ``WATCHDOG_GRACE_S``, or one blocked in one open/read for
+longer than its limit + the grace, is abandoned (it exits as soon as its call returns)
+and a fresh reader thread reconnects. Time the reader spends waiting for the consumer
+(lossless back-pressure) never counts towards a stall.
+
+``give_up_after_s``: a live source with no frame for that long (since start, or since
+its last frame) gives up: state ``down``, ``failure`` holds a one-line SourceError and
+``finished`` becomes true. ``wait_until_reachable()`` raises that error when it happens
+before the first frame. Recordings (files, image folders) are read once from start to
+end; corrupt frames are logged a few at a time and summarised per camera at the end.
+A failing camera only ever affects its own threads: the consumer polls
+``read(timeout)`` and gets None when nothing came.
 """
 
 from __future__ import annotations
@@ -30,6 +43,8 @@ from pipeline.core.types import Frame
 log = logging.getLogger("pipeline.sources")
 LIVE_KINDS: tuple[SourceKind, ...] = ("stream", "webcam")
 WATCHDOG_GRACE_S = 1.0
+CORRUPT_LOG_FIRST = 3  # corrupt frames logged one by one ...
+CORRUPT_LOG_EVERY_S = 10.0  # ... then one line with a count at most this often
 
 
 class _Superseded(Exception):
@@ -81,12 +96,22 @@ class CameraSource:
         self._gen = 0
         self._busy_since: float | None = None
         self._busy_limit = 0.0
+        # monotonic time of the last frame (or of the pump's start, or of the end of a wait
+        # for the consumer) while the reader pumps frames; None while it does not
+        self._progress: float | None = None
         self._watchdog: threading.Thread | None = None
+        self._last_good = time.monotonic()  # last captured frame, or start(): give_up_after_s
+        self._last_error = ""  # why the last open failed (redacted), for the give-up message
+        self._failure: SourceError | None = None
+        self._first = threading.Event()  # first frame captured, or the reader thread ended
+        self._corrupt_logged = 0  # corrupt frames counted when the last corrupt line was logged
+        self._corrupt_logged_at = 0.0
 
     # ----------------------------------------------------------------- consumer API
     def start(self) -> None:
         if self._thread is not None:
             return
+        self._last_good = time.monotonic()
         self._spawn_reader(0)
         if self.is_live:
             self._watchdog = threading.Thread(target=self._watch, name=f"watchdog-{self.cam_id}", daemon=True)
@@ -116,8 +141,28 @@ class CameraSource:
     @property
     def finished(self) -> bool:
         """No frame will ever come again and none is waiting: a file or folder reached its
-        end, the source was stopped, or a live source gave up after ``max_reconnects``."""
+        end, the source was stopped, or a live source gave up (``max_reconnects``,
+        ``give_up_after_s``)."""
         return self._ended.is_set() and self._buffer.empty()
+
+    @property
+    def failure(self) -> SourceError | None:
+        """Why a live source gave up (one line naming the camera and its redacted URI), else None."""
+        return self._failure
+
+    def wait_until_reachable(self, timeout: float | None = None) -> None:
+        """Block until the first frame was captured; raise :attr:`failure` (a SourceError)
+        when the source gave up before that.
+
+        Returns at once for recordings (opened by ``open_source``) and for live sources
+        without ``give_up_after_s`` (nothing would bound the wait); ``timeout`` bounds it
+        further. Call after ``start()``.
+        """
+        if not self.is_live or self.opts.give_up_after_s is None:
+            return
+        self._first.wait(timeout)
+        if self._failure is not None and self._stats.frames == 0:
+            raise self._failure
 
     def health(self) -> CameraHealth:
         return self._stats.snapshot()
@@ -162,6 +207,7 @@ class CameraSource:
         finally:
             if not superseded:
                 self._ended.set()
+                self._first.set()
                 self._buffer.close()
 
     def _blocking(self, gen: int, limit_s: float, call: Callable):
@@ -179,21 +225,46 @@ class CameraSource:
                     raise _Superseded
                 self._busy_since = None
 
+    def _set_progress(self, gen: int, value: float | None) -> None:
+        with self._gen_lock:
+            if gen == self._gen:
+                self._progress = value
+
     def _watch(self) -> None:
-        """Replace a reader thread stuck in one call for longer than its limit."""
+        """Replace a reader thread that produced no frame for ``stall_timeout_s`` + grace
+        while pumping (a stall), or that is stuck in one open/read beyond its limit."""
         period = min(0.5, self.opts.stall_timeout_s / 4)
+        stall_limit = self.opts.stall_timeout_s + WATCHDOG_GRACE_S
         while not self._stop.wait(period):
             with self._gen_lock:
-                since, limit = self._busy_since, self._busy_limit
-                if since is None or time.monotonic() - since <= limit:
+                now = time.monotonic()
+                since, limit, progress = self._busy_since, self._busy_limit, self._progress
+                blocked = since is not None and now - since > limit
+                silent = progress is not None and now - progress > stall_limit
+                if not (blocked or silent):
                     continue
                 self._gen += 1
-                gen, self._busy_since = self._gen, None
-            log.warning("%s: reader blocked for %.1f s; abandoning it and reconnecting",
-                        self._who(), time.monotonic() - since)
-            self._stats.set_state("reconnecting")
+                gen, self._busy_since, self._progress = self._gen, None, None
+            if progress is not None:  # pumping: no new frame for too long
+                how = "reader blocked in one call" if blocked else "reader returned no frame"
+                self._stall(now - progress, f"{how}, abandoning it")
+            else:
+                log.warning("%s: reader blocked for %.1f s in open; abandoning it and reconnecting",
+                            self._who(), now - since)
+                self._set_reconnecting()
             self._stats.on_reconnect()
             self._spawn_reader(gen)
+
+    def _stall(self, silent_s: float, how: str = "") -> None:
+        """Count and log a stall (state ``stalled`` until frames flow again)."""
+        self._stats.on_stall()
+        log.warning("%s: stalled: no new frame for %.1f s (stall_timeout_s=%g)%s; reconnecting",
+                    self._who(), silent_s, self.opts.stall_timeout_s, f"; {how}" if how else "")
+
+    def _set_reconnecting(self) -> None:
+        """State ``reconnecting``, except after a stall: that stays ``stalled`` until frames flow."""
+        if self._stats.state != "stalled":
+            self._stats.set_state("reconnecting")
 
     def _who(self) -> str:
         return f"camera {self.cam_id} ({self.label})"
@@ -211,7 +282,9 @@ class CameraSource:
             reader.close()
             raise
         except SourceError as exc:
-            log.warning("camera %s: %s", self.cam_id, redact_text(str(exc)))
+            why = redact_text(str(exc))
+            log.warning("camera %s: %s", self.cam_id, why)
+            self._last_error = why[len(self.label) + 2:] if why.startswith(self.label + ": ") else why
             return None
         self._current = reader
         return reader
@@ -229,7 +302,20 @@ class CameraSource:
             reader.close()
         if not self._stop.is_set():
             self._stats.set_state("finished")
+            self._summarise_recording(reader.frame_count)
             log.info("%s: finished after %d frames", self._who(), self._index)
+
+    def _summarise_recording(self, announced: int | None) -> None:
+        """One line per recording with corrupt frames, or that ended before its announced length."""
+        errors, read = self._stats.errors, self._index
+        capped = self.opts.max_frames is not None and read >= self.opts.max_frames
+        short = announced is not None and read < announced and not capped
+        tail = (f"; the file announces {announced} frames, only {read - errors} were intact (truncated or damaged?)"
+                if short else "")
+        if errors:
+            log.warning("%s: %d corrupt frames skipped of %d read%s", self._who(), errors, read, tail)
+        elif short:
+            log.warning("%s: ended after %d frames%s", self._who(), read, tail)
 
     def _run_live(self, gen: int) -> None:
         while not self._stop.is_set():
@@ -249,52 +335,92 @@ class CameraSource:
                 self._stats.set_state("finished")
                 return
             limit = self.opts.max_reconnects
-            if limit is not None and self._stats.reconnects >= limit:
-                self._stats.set_state("down")
-                log.error("%s: down after %d reconnect attempts, giving up", self._who(), limit)
+            if limit is not None and self._stats.reconnect_attempts >= limit:
+                self._give_up(f"down after {limit} reconnect attempts, giving up")
+                return
+            silent = time.monotonic() - self._last_good
+            give_up = self.opts.give_up_after_s
+            if give_up is not None and silent >= give_up:
+                never = "unreachable: " if self._stats.frames == 0 else ""
+                last = f"; last error: {self._last_error}" if self._last_error else ""
+                self._give_up(f"{never}no frame for {silent:.1f} s (give_up_after_s={give_up:g}){last}; giving up")
                 return
             delay = self._backoff.next()
-            self._stats.set_state("reconnecting")
+            if give_up is not None:  # one last attempt right at the deadline
+                delay = min(delay, max(0.0, give_up - silent))
+            self._set_reconnecting()
             self._stats.on_reconnect()
             log.warning("%s: reconnecting in %.1f s (attempt %d)", self._who(), delay, self._backoff.attempt)
             self._stop.wait(delay)
+
+    def _give_up(self, why: str) -> None:
+        """State ``down``; ``failure`` = one line naming the camera. Logged as ERROR, except
+        before a first frame with ``give_up_after_s`` set: then ``wait_until_reachable``
+        raises it and the log line is INFO (the user sees the message once)."""
+        self._failure = SourceError(f"{self._who()}: {why}")
+        self._stats.set_state("down")
+        waited = self._stats.frames == 0 and self.opts.give_up_after_s is not None
+        log.log(logging.INFO if waited else logging.ERROR, "%s", self._failure)
 
     def _pump(self, reader: FrameReader, gen: int) -> bool:
         """Read frames into the buffer until end, stall, stop or max_frames.
         Returns True when at least one frame was captured."""
         opts, got = self.opts, False
-        last_frame = time.monotonic()
+        last_frame = time.monotonic()  # of the last frame, or when the pump (or a wait for the consumer) ended
         t0 = time.monotonic()
         first_index = self._index
-        while not self._stop.is_set():
-            if opts.max_frames is not None and self._index >= opts.max_frames:
-                return got
-            if self._index % opts.stride:
-                status, image = self._blocking(gen, opts.stall_timeout_s, reader.skip), None
-            else:
-                status, image = self._blocking(gen, opts.stall_timeout_s, reader.read)
-            now = time.monotonic()
-            if status == "end":
-                if self.is_live:
-                    log.warning("%s: stream ended or timed out", self._who())
-                return got
-            if status == "error":
-                self._stats.on_error()
-                log.warning("%s: corrupt frame %d skipped", self._who(), self._index)
-                self._index += 1
-                if self.is_live and now - last_frame > opts.stall_timeout_s:
-                    log.warning("%s: stalled for %.1f s", self._who(), now - last_frame)
+        self._set_progress(gen, last_frame)
+        try:
+            while not self._stop.is_set():
+                if opts.max_frames is not None and self._index >= opts.max_frames:
                     return got
-                continue
-            last_frame = now
-            index, self._index = self._index, self._index + 1
-            if image is None:  # skipped by stride
-                continue
-            got = True
-            self._emit(index, image, now)
-            if opts.realtime and not self.is_live:
-                self._stop.wait(max(0.0, t0 + (index - first_index + 1) / self._fps - time.monotonic()))
-        return got
+                if self._index % opts.stride:
+                    status, image = self._blocking(gen, opts.stall_timeout_s, reader.skip), None
+                else:
+                    status, image = self._blocking(gen, opts.stall_timeout_s, reader.read)
+                now = time.monotonic()
+                if status == "end":
+                    if self.is_live:
+                        log.warning("%s: stream ended or timed out", self._who())
+                    return got
+                if self.is_live and now - last_frame > opts.stall_timeout_s:
+                    # nothing new for too long; a frame now is one the decoder had buffered
+                    self._stall(now - last_frame)
+                    return got
+                if status == "error":
+                    self._stats.on_error()
+                    self._log_corrupt(self._index, now)
+                    self._index += 1
+                    continue
+                last_frame = now
+                self._set_progress(gen, now)
+                index, self._index = self._index, self._index + 1
+                if image is None:  # skipped by stride
+                    continue
+                got = True
+                self._set_progress(gen, None)  # waiting for the consumer is not a stall
+                self._emit(index, image, now)
+                last_frame = time.monotonic()
+                self._set_progress(gen, last_frame)
+                if opts.realtime and not self.is_live:
+                    self._stop.wait(max(0.0, t0 + (index - first_index + 1) / self._fps - time.monotonic()))
+            return got
+        finally:
+            self._set_progress(gen, None)
+
+    def _log_corrupt(self, index: int, now: float) -> None:
+        """The first CORRUPT_LOG_FIRST corrupt frames one line each, then one line with a
+        count at most every CORRUPT_LOG_EVERY_S (the end of a recording summarises)."""
+        n = self._stats.errors
+        if n <= CORRUPT_LOG_FIRST:
+            more = "; further ones are counted and summarised" if n == CORRUPT_LOG_FIRST else ""
+            log.warning("%s: corrupt frame %d skipped%s", self._who(), index, more)
+        elif now - self._corrupt_logged_at >= CORRUPT_LOG_EVERY_S:
+            log.warning("%s: %d more corrupt frames in the last %.0f s (latest: frame %d; %d in all)",
+                        self._who(), n - self._corrupt_logged, now - self._corrupt_logged_at, index, n)
+        else:
+            return
+        self._corrupt_logged, self._corrupt_logged_at = n, now
 
     def _emit(self, index: int, image, now: float) -> None:
         if self.timestamp_mode == "wall":
@@ -303,4 +429,6 @@ class CameraSource:
             ts = self.opts.start_time + index / self._fps
         self._stats.on_frame(now)
         self._stats.set_state("streaming")
+        self._last_good = now
+        self._first.set()
         self._buffer.put(Frame(cam_id=self.cam_id, index=index, timestamp=ts, image=image), self._stop)

@@ -15,6 +15,9 @@ Mode = Literal["auto", "live", "lossless"]
 TimestampMode = Literal["auto", "wall", "media"]
 
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https")
+#: ``give_up_after_s`` of a live camera in a batch run when the config leaves it unset: a batch
+#: run must end, so a stream that delivers nothing for this long is given up (see docs/sources.md)
+BATCH_GIVE_UP_S = 10.0
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
 
 
@@ -31,7 +34,10 @@ class SourceOptions:
     reconnect_*: exponential backoff between reconnect attempts of a stream or
     webcam (doubling from ``reconnect_initial_s`` up to ``reconnect_max_s``, with
     +-``reconnect_jitter`` relative jitter); ``max_reconnects`` None = forever.
-    stall_timeout_s: no frame for this long -> the stream is reopened.
+    stall_timeout_s: no new frame for this long -> state ``stalled``, the stream is reopened.
+    give_up_after_s: a stream or webcam with no frame for this long (since start, or
+    since its last frame; reconnect attempts go on meanwhile) gives up: state ``down``,
+    ``CameraSource.failure`` says why; None = retry forever (live default).
     open_timeout_s: a stream that does not answer within this is retried later.
     timestamps: ``wall`` = time.time() at capture, ``media`` = start_time +
     index / fps; ``auto`` = wall for streams and webcams, media for recordings.
@@ -51,6 +57,7 @@ class SourceOptions:
     reconnect_jitter: float = 0.2
     stall_timeout_s: float = 10.0
     max_reconnects: int | None = None
+    give_up_after_s: float | None = None
     open_timeout_s: float = 5.0
     timestamps: TimestampMode = "auto"
     start_time: float = 0.0
@@ -77,6 +84,8 @@ class SourceOptions:
             raise ConfigError(f"{where}: reconnect_jitter must be in [0, 1), got {self.reconnect_jitter}")
         if self.max_reconnects is not None and self.max_reconnects < 0:
             raise ConfigError(f"{where}: max_reconnects must be >= 0 or null")
+        if self.give_up_after_s is not None:
+            _positive(where, "give_up_after_s", self.give_up_after_s)
         if self.fps is not None:
             _positive(where, "fps", self.fps)
         if self.max_frames is not None:

@@ -23,9 +23,9 @@ class Fixed:
         return self.h
 
 
-CAM0 = CameraHealth("cam0", "streaming", fps=7.0, frames=120, drops=3, reconnects=2, last_frame_age_s=0.25,
-                    delivered=117, errors=1, uri="rtsp://***@h/x")
-CAM1 = CameraHealth("cam1", "reconnecting", fps=0.0, frames=0, drops=0, reconnects=5, last_frame_age_s=None)
+CAM0 = CameraHealth("cam0", "streaming", fps=7.0, frames=120, drops=3, reconnect_attempts=2, last_frame_age_s=0.25,
+                    delivered=117, errors=1, uri="rtsp://***@h/x", recoveries=1, stalls=1)
+CAM1 = CameraHealth("cam1", "reconnecting", fps=0.0, frames=0, drops=0, reconnect_attempts=5, last_frame_age_s=None)
 
 
 def test_stats_fps_window_and_age() -> None:
@@ -41,9 +41,25 @@ def test_stats_fps_window_and_age() -> None:
     assert HealthStats("d").snapshot().last_frame_age_s is None
 
 
+def test_stats_attempts_recoveries_and_stalls() -> None:
+    s = HealthStats("c")
+    s.on_reconnect()  # could not connect at first
+    s.on_frame(now=1.0)  # connected: frames flow after an attempt -> a recovery
+    s.on_frame(now=1.1)
+    s.on_stall()  # frozen: state stalled, then two failed reopen attempts
+    assert s.state == "stalled"
+    s.on_reconnect()
+    s.on_reconnect()
+    s.set_state("streaming")
+    s.on_frame(now=9.0)  # frames again -> the second recovery
+    s.on_frame(now=9.1)
+    h = s.snapshot(now=9.2)
+    assert (h.reconnect_attempts, h.recoveries, h.stalls, h.frames) == (3, 2, 1, 4)
+
+
 def test_format_health_line() -> None:
     assert format_health(CAM0) == (
-        "cam0 streaming fps=7.0 frames=120 delivered=117 drops=3 reconnects=2 errors=1 age=0.2s"
+        "cam0 streaming fps=7.0 frames=120 delivered=117 drops=3 attempts=2 recoveries=1 stalls=1 errors=1 age=0.2s"
     )
     assert format_health(CAM1).endswith("age=never")
 
@@ -55,7 +71,10 @@ def test_exposition_text_on_own_registry() -> None:
         'reid_camera_frames_total{camera="cam0"} 120.0',
         'reid_camera_delivered_frames_total{camera="cam0"} 117.0',
         'reid_camera_dropped_frames_total{camera="cam0"} 3.0',
-        'reid_camera_reconnects_total{camera="cam1"} 5.0',
+        'reid_camera_reconnect_attempts_total{camera="cam1"} 5.0',
+        'reid_camera_recoveries_total{camera="cam0"} 1.0',
+        'reid_camera_recoveries_total{camera="cam1"} 0.0',
+        'reid_camera_stalls_total{camera="cam0"} 1.0',
         'reid_camera_frame_errors_total{camera="cam0"} 1.0',
         'reid_camera_fps{camera="cam0"} 7.0',
         'reid_camera_last_frame_age_seconds{camera="cam0"} 0.25',

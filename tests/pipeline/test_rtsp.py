@@ -53,7 +53,7 @@ def test_outage_and_restart_keep_file_camera_going(rtsp_server, shared: Path) ->
         t_stop = time.time()
         outage = collect(cams, 4.0)
         h = cams["rtsp"].health()
-        assert h.reconnects >= 1 and h.state == "reconnecting", h
+        assert h.reconnect_attempts >= 1 and h.state == "reconnecting", h
         assert len(outage["file"]) >= 10  # ~10 fps replay kept flowing while RTSP was down
         assert all(ts <= t_stop + 1.0 for _, ts in outage["rtsp"])  # nothing captured during the outage
 
@@ -81,9 +81,10 @@ def test_stall_watchdog_reconnects(rtsp_server) -> None:
         t_stall = time.time()
         try:
             deadline = time.monotonic() + 15.0
-            while cams["rtsp"].health().reconnects == 0 and time.monotonic() < deadline:
+            while cams["rtsp"].health().reconnect_attempts == 0 and time.monotonic() < deadline:
                 collect(cams, 0.2)
-            assert cams["rtsp"].health().reconnects >= 1
+            assert cams["rtsp"].health().reconnect_attempts >= 1
+            assert cams["rtsp"].health().stalls == 1 and cams["rtsp"].health().state == "stalled"
         finally:
             rtsp_server.proc.send_signal(signal.SIGCONT)
         assert time.time() - t_stall >= 1.5  # not before the stall timeout had passed
@@ -126,9 +127,9 @@ def test_watchdog_replaces_reader_that_ignores_timeouts(rtsp_server, caplog) -> 
         rtsp_server.proc.send_signal(signal.SIGSTOP)
         try:
             deadline = time.monotonic() + 15.0  # << 60 s: only the watchdog can reconnect this early
-            while src.health().reconnects == 0 and time.monotonic() < deadline:
+            while src.health().reconnect_attempts == 0 and time.monotonic() < deadline:
                 collect(cams, 0.2)
-            assert src.health().reconnects >= 1
+            assert src.health().reconnect_attempts >= 1 and src.health().stalls == 1
         finally:
             rtsp_server.proc.send_signal(signal.SIGCONT)
         t_resume = time.time()
