@@ -66,10 +66,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose + 1, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from pipeline.sources.redact import RedactFilter, redact_text  # credentials never reach a log or an error
+
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactFilter())
     try:
         return int(args._run(args) or 0)
     except ReidPipelineError as exc:
-        print(f"reid-pipeline: error: {exc}", file=sys.stderr)
+        print(f"reid-pipeline: error: {redact_text(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("reid-pipeline: interrupted", file=sys.stderr)

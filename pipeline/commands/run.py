@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 HELP = "run the multi-camera pipeline described by a cams.yaml (live RTSP/HTTP feeds or recorded files)"
@@ -33,7 +34,11 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--max-frames: must be >= 1")
     prepare_demo(cfg, progress=not args.no_progress)
     runner = PipelineRunner(cfg, out_dir=args.out, max_frames=args.max_frames, progress=not args.no_progress)
-    summary = runner.run()
+    old_umask = os.umask(0o077)  # what the run creates (folders, outputs, store) is private: 0700 / 0600
+    try:
+        summary = runner.run()
+    finally:
+        os.umask(old_umask)
     print(runner.summary_table)
     keys = ("run_key", "out_dir", "store", "interrupted", "tracklets_stored", "global_ids", "handovers")
     print(json.dumps({k: summary[k] for k in keys}, indent=1))

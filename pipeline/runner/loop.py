@@ -99,7 +99,9 @@ class PipelineRunner:
     def _run(self) -> dict:
         cfg, store = self.cfg, self.comp.store
         run_key = cfg.run_key or (f"batch-{cfg.fingerprint()}" if cfg.mode == "batch" else f"live-{time.time():.0f}")
-        run_id = self.run_id = store.begin_run(run_key, json.dumps(cfg.model_dump(mode="json"), default=str))
+        from pipeline.sources.redact import redact_json  # camera credentials never reach the store
+
+        run_id = self.run_id = store.begin_run(run_key, redact_json(cfg.model_dump(mode="json")))
         log.info("run %s (run_id %d): %s", run_key, run_id,
                  ", ".join(f"{c.id}={c.display_uri()}" for c in cfg.cameras))
         resume = None

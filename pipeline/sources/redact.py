@@ -3,19 +3,26 @@
 Camera URIs often carry a user and password (``rtsp://admin:secret@10.0.0.5/stream``)
 or a token in the query string. Every log line and every error that names a source
 goes through :func:`redact_uri` (one URI) or :func:`redact_text` (free text that may
-contain URIs, e.g. an OpenCV exception message).
+contain URIs, e.g. an OpenCV exception message); anything persisted that may hold a URI
+(the run's config in the store) through :func:`redact_data` / :func:`redact_json`. The CLI
+also puts :class:`RedactFilter` on its log handlers and redacts its one-line errors.
+This module is the project's one redaction: extend it here, never copy it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+from typing import Any
 
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*://)(.*)$", re.DOTALL)
 # scheme://<anything up to the last '@' before whitespace, '?' or '#'>@
 _TEXT_USERINFO_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://)[^\s?#]*@")
-_SECRET_KEYS = r"(?:password|passwd|pwd|pass|token|access_token|api_key|apikey|key|secret|auth|signature|sig)"
-_QUERY_SECRET_RE = re.compile(rf"([?&;]{_SECRET_KEYS}=)[^&#\s]*", re.IGNORECASE)
+# a query/fragment key is secret when it contains one of these words (X-Amz-Signature, client_secret,
+# session_id, api-key, passphrase, ...): redacting a harmless value too is the safe mistake
+_SECRET_WORDS = r"(?:pass|pwd|token|key|secret|auth|sig|session|credential|cred|jwt|bearer|cookie|otp)"
+_QUERY_SECRET_RE = re.compile(rf"([?&;#][\w.\-]*{_SECRET_WORDS}[\w.\-]*=)[^&#\s]*", re.IGNORECASE)
 
 
 def redact_uri(uri: str) -> str:
@@ -42,6 +49,23 @@ def redact_text(text: str) -> str:
     """Redact every ``scheme://user:pass@`` and secret query value inside free text."""
     out = _TEXT_USERINFO_RE.sub(r"\1***@", str(text))
     return _QUERY_SECRET_RE.sub(r"\1***", out)
+
+
+def redact_data(data: Any) -> Any:
+    """A copy of JSON-like ``data`` (dicts, lists, tuples, scalars) with :func:`redact_text` applied
+    to every string, keys included: use it on anything persisted (a config dump, a summary)."""
+    if isinstance(data, str):
+        return redact_text(data)
+    if isinstance(data, dict):
+        return {redact_data(k): redact_data(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return type(data)(redact_data(v) for v in data)
+    return data
+
+
+def redact_json(data: Any) -> str:
+    """``json.dumps(redact_data(data), default=str)``: the form in which a run's config is stored."""
+    return json.dumps(redact_data(data), default=str)
 
 
 class RedactFilter(logging.Filter):

@@ -1,0 +1,98 @@
+"""Camera credentials are never persisted, and run outputs are private (issue 11, item 2).
+
+A real live run (``reid-pipeline run``, mode live, the camera lossless, ``--max-frames``) against the loopback RTSP server
+with ``--user/--password``, the camera URL carrying the password in its user-info and a token and
+the password again in its query string: no output file, no byte of the store (main file, -wal,
+-shm), nothing printed or logged holds the user, the password or the token; the store's
+``runs.config_json`` holds the redacted URL. Every folder the run creates is 0700, every file 0600.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.sources.redact import redact_data, redact_text, redact_uri
+
+USER, PASSWORD, TOKEN = "alice", "Wonder1and", "Tok3nS3cret"
+
+
+@pytest.mark.parametrize(
+    "uri, expected",
+    [
+        ("rtsp://u:p@h/s?Password=x&TOKEN=y&fps=5", "rtsp://***@h/s?Password=***&TOKEN=***&fps=5"),
+        ("https://h/x?X-Amz-Signature=ab&X-Amz-Credential=cd&X-Amz-Security-Token=ef&n=1",
+         "https://h/x?X-Amz-Signature=***&X-Amz-Credential=***&X-Amz-Security-Token=***&n=1"),
+        ("http://h/v?client_secret=s&session_id=t&api-key=k&passphrase=q",
+         "http://h/v?client_secret=***&session_id=***&api-key=***&passphrase=***"),
+        ("https://h/cb#access_token=abc&state=1", "https://h/cb#access_token=***&state=1"),
+        ("rtsp://user@h/s", "rtsp://***@h/s"),
+    ],
+)
+def test_redact_more_secret_keys(uri: str, expected: str) -> None:
+    assert redact_uri(uri) == expected
+    assert redact_text(f"see {uri} now") == f"see {expected} now"
+
+
+def test_redact_data_walks_json_like_values() -> None:
+    data = {"cameras": [{"id": "a", "source": "rtsp://u:pw@h/s?token=t"}, {"id": "b", "source": "/x/v.mp4"}],
+            "n": 3, "flag": None, "nested": {"list": ["http://h/?key=k", 1.5]}}
+    assert redact_data(data) == {
+        "cameras": [{"id": "a", "source": "rtsp://***@h/s?token=***"}, {"id": "b", "source": "/x/v.mp4"}],
+        "n": 3, "flag": None, "nested": {"list": ["http://h/?key=***", 1.5]}}
+
+
+def _all_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+def test_live_run_persists_no_credentials_and_outputs_are_private(make_rtsp_server, shared, tmp_path):
+    srv = make_rtsp_server("--user", USER, "--password", PASSWORD)
+    url = srv.url("cam0", f"{USER}:{PASSWORD}@") + f"?token={TOKEN}&password={PASSWORD}"
+    store_dir, out = tmp_path / "store", tmp_path / "run" / "outputs"
+    cfg = {
+        "mode": "live",
+        "cameras": [{"id": "cam0", "source": url, "mode": "lossless"}],  # every frame: events and tracklets
+        "detector": {"kind": "onnx", "weights": str(shared / "weights" / "yolov5n.onnx")},
+        "tracklets": {"min_length": 2, "partial_every_s": 0.5},
+        "store": {"path": str(store_dir / "ids.sqlite")},
+        "outputs": {"dir": str(out), "video": True},
+        "health": {"log_every_s": 0.5},
+    }
+    (tmp_path / "cams.yaml").write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    res = subprocess.run(
+        [sys.executable, "-m", "pipeline", "run", str(tmp_path / "cams.yaml"), "--max-frames", "12",
+         "--no-progress"], capture_output=True, text=True, timeout=300,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+
+    files = _all_files(out) + _all_files(store_dir)
+    names = {p.relative_to(tmp_path).as_posix() for p in files}
+    assert {"run/outputs/events.jsonl", "run/outputs/stage_times.json", "run/outputs/mot/cam0.txt",
+            "run/outputs/video/cam0.mp4", "store/ids.sqlite"} <= names, names
+    for secret in (USER, PASSWORD, TOKEN):
+        for p in files:
+            assert secret.encode() not in p.read_bytes(), (secret, p)
+        assert secret not in res.stdout and secret not in res.stderr, secret
+    assert f"rtsp://***@127.0.0.1:{srv.port}/cam0" in res.stderr  # it was logged, redacted
+
+    with sqlite3.connect(store_dir / "ids.sqlite") as c:
+        (config_json,) = c.execute("SELECT config_json FROM runs").fetchone()
+    source = json.loads(config_json)["cameras"][0]["source"]
+    assert source == f"rtsp://***@127.0.0.1:{srv.port}/cam0?token=***&password=***"
+
+    assert json.loads((out / "stage_times.json").read_text())["timing"]["frames_per_cam"] == {"cam0": 12}
+    assert (out / "events.jsonl").read_text().count("\n") >= 1  # the scan above covered real events
+    for p in [out, *(d for d in out.rglob("*") if d.is_dir())]:
+        assert stat.S_IMODE(p.stat().st_mode) == 0o700, p
+    for p in _all_files(out):
+        assert stat.S_IMODE(p.stat().st_mode) == 0o600, p
+    # the folders above outputs/ that the run created are private too
+    assert stat.S_IMODE((tmp_path / "run").stat().st_mode) == 0o700
