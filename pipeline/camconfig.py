@@ -44,7 +44,9 @@ class CameraConfig(StrictModel):
     mode: auto (live for URLs, lossless for files), live (latest frame, drop stale)
     or lossless (every frame). fps: override the source's frame rate (files only).
     time_offset_s: added to this camera's timestamps to put it on the common clock
-    (recorded files start at 0 s).
+    (recorded files start at 0 s). give_up_after_s: a stream or webcam that delivers no
+    frame for this long gives up (null: live mode retries forever, batch mode gives up
+    after ``pipeline.sources.BATCH_GIVE_UP_S``); never reachable at start fails the run.
     """
 
     id: str
@@ -54,6 +56,7 @@ class CameraConfig(StrictModel):
     mode: Literal["auto", "live", "lossless"] = "auto"
     fps: float | None = Field(None, gt=0)
     time_offset_s: float = 0.0
+    give_up_after_s: float | None = Field(None, gt=0)
 
     @field_validator("id")
     @classmethod

@@ -91,7 +91,7 @@ class Components:
     def open_cameras(self, cfg: CamsConfig, progress: bool = True,
                      max_frames: int | None = None) -> dict[str, CameraState]:
         """Start one source, tracker and tracklet builder per camera."""
-        from pipeline.sources import SourceOptions, open_source
+        from pipeline.sources import BATCH_GIVE_UP_S, SourceOptions, open_source
         from trackers.tracker import Tracker
 
         tracker_cfg = cfg.tracker_config()
@@ -103,6 +103,8 @@ class Components:
                     cam_id=cam.id, uri=cam.source, mode=cam.mode, stride=cam.stride, fps=cam.fps,
                     start_time=cam.time_offset_s,
                     max_frames=None if max_frames is None else max_frames * cam.stride,
+                    give_up_after_s=cam.give_up_after_s if cam.give_up_after_s is not None or cfg.mode != "batch"
+                    else BATCH_GIVE_UP_S,
                 )
                 src = open_source(opts)
                 src_fps, src_count = _probe(src)
@@ -122,6 +124,8 @@ class Components:
                     if max_frames is not None:
                         total = max_frames if total is None else min(total, max_frames)
                     st.bar = tqdm(total=total, desc=cam.id, unit="fr", position=len(cams) - 1, leave=True)
+            for st in cams.values():  # a live camera that gives up before its first frame: SourceError
+                st.source.wait_until_reachable()
         except BaseException:
             for st in cams.values():
                 st.close()
