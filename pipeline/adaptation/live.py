@@ -97,12 +97,13 @@ def background_loop(store_path: str, settings: dict, checkpoint: str | None, non
 class LiveAdaptation:
     """Owned by the runner for one run; see the module docstring."""
 
-    def __init__(self, settings: AdaptSettings, store, encoder, matcher, assigner,
+    def __init__(self, settings: AdaptSettings, store, encoder, matcher, assigner, keeper: CropKeeper,
                  checkpoint: str | None = None, non_overlapping: bool = True) -> None:
+        """``keeper``: the crop keeper the assigner was built with (the runner feeds it every frame)."""
         self.settings = settings
         self.store, self.encoder, self.matcher, self.assigner = store, encoder, matcher, assigner
         self.checkpoint, self.non_overlapping = checkpoint, non_overlapping
-        self.keeper = CropKeeper(settings.crops_per_tracklet)
+        self.keeper = keeper
         self.swaps: list[dict] = []
         self._last_poll = -float("inf")
         self._proc = None

@@ -116,7 +116,7 @@ class PipelineRunner:
                                append=resume is not None)
             self.assigner = IdentityAssigner(
                 store, self.comp.matcher, self.comp.aggregator, run_id, self.comp.encoder.version,
-                sinks.events, sinks.timeline, sinks.global_mot,
+                sinks.events, sinks.timeline, sinks.global_mot, crops=self._crop_keeper(),
             )
             if resume is not None:
                 self._restore(resume, sinks)
@@ -324,6 +324,14 @@ class PipelineRunner:
         except Exception as exc:  # noqa: BLE001 - never mask the error that ended the run
             log.warning("run %d: could not record its end (%s) in the store: %s", self.run_id, status, exc)
 
+    def _crop_keeper(self):
+        """adapt.enabled: the keeper of open tracks' crops, stored with each final tracklet; else None."""
+        if not self.cfg.adapt.enabled:
+            return None
+        from pipeline.adaptation.crops import CropKeeper
+
+        return CropKeeper(self.cfg.adapt.crops_per_tracklet)
+
     def _start_adaptation(self) -> None:
         """adapt.enabled: keep crops for the store; adapt.background: also train in a background process."""
         if not self.cfg.adapt.enabled:
@@ -333,10 +341,9 @@ class PipelineRunner:
         enc = self.cfg.encoder.checkpoint
         self.adapt = LiveAdaptation(
             self.cfg.adapt, self.comp.store, self.comp.encoder, self.comp.matcher, self.assigner,
-            checkpoint=None if enc in ("default", "imagenet") else enc,
+            keeper=self.assigner.crops, checkpoint=None if enc in ("default", "imagenet") else enc,
             non_overlapping=not self.cfg.matching.overlapping_cameras,
         )
-        self.assigner.crops = self.adapt.keeper
         self.adapt.start()
 
     def _start_health(self):

@@ -113,8 +113,10 @@ def test_live_adaptation_hot_swaps_encoder_and_gallery(store):
 
     encoder = AppearanceEncoder.from_checkpoint(device="cpu")
     matcher = CrossCameraMatcher(MatcherConfig(), store.load_gallery())
-    assigner = IdentityAssigner(store, matcher, build_aggregator("mean"), store.begin_run("live"), encoder.version)
-    live = LiveAdaptation(AdaptSettings(enabled=True, **FAST), store, encoder, matcher, assigner)
+    keeper = CropKeeper(AdaptSettings().crops_per_tracklet)
+    assigner = IdentityAssigner(store, matcher, build_aggregator("mean"), store.begin_run("live"), encoder.version,
+                                crops=keeper)
+    live = LiveAdaptation(AdaptSettings(enabled=True, **FAST), store, encoder, matcher, assigner, keeper)
     live.start()  # registers the running encoder as the deployed version
     base = encoder.version
     assert store.deployed_version() == base and not live.poll(force=True)
@@ -209,10 +211,12 @@ def test_background_worker_process_deploys_and_runner_side_swaps(store):
 
     encoder = AppearanceEncoder.from_checkpoint(device="cpu")
     matcher = CrossCameraMatcher(MatcherConfig(), store.load_gallery())
-    assigner = IdentityAssigner(store, matcher, build_aggregator("mean"), store.begin_run("live"), encoder.version)
+    keeper = CropKeeper(AdaptSettings().crops_per_tracklet)
+    assigner = IdentityAssigner(store, matcher, build_aggregator("mean"), store.begin_run("live"), encoder.version,
+                                crops=keeper)
     settings = AdaptSettings(enabled=True, background=True, interval_s=0.2, poll_s=0.1, min_new_tracklets=1,
                              min_gain=-1.0, nice=0, **dict(FAST, max_steps=2))
-    live = LiveAdaptation(settings, store, encoder, matcher, assigner)
+    live = LiveAdaptation(settings, store, encoder, matcher, assigner, keeper)
     base = encoder.version
     live.start()
     try:
