@@ -75,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     except ReidPipelineError as exc:
         print(f"reid-pipeline: error: {redact_text(str(exc))}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a path the user gave cannot be made or written (a file where a folder goes, ...)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"reid-pipeline: error: {redact_text(where + (exc.strerror or str(exc)))}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("reid-pipeline: interrupted", file=sys.stderr)
         return 130
