@@ -309,6 +309,7 @@ class PipelineRunner:
             "duplicate_global_rows_dropped": stats.duplicate_rows_dropped,
             "timelines": [str(p) for p in pngs],
             "adaptation": self.adapt.summary() if self.adapt is not None else None,
+            "cameras": {cid: dataclasses.asdict(st.source.health()) for cid, st in self.cams.items()},
             "timing": report,
         }
         self.timer.write_json(self.out_dir / "stage_times.json", summary)
