@@ -88,9 +88,10 @@ class Components:
     store: Any
     matcher: Any
 
-    def open_cameras(self, cfg: CamsConfig, progress: bool = True,
-                     max_frames: int | None = None) -> dict[str, CameraState]:
-        """Start one source, tracker and tracklet builder per camera."""
+    def open_cameras(self, cfg: CamsConfig, progress: bool = True, max_frames: int | None = None,
+                     start_index: dict[str, int] | None = None) -> dict[str, CameraState]:
+        """Start one source, tracker and tracklet builder per camera; ``start_index``: camera id -> first
+        source frame to deliver (a resumed batch run; earlier frames are skipped without decoding)."""
         from pipeline.sources import BATCH_GIVE_UP_S, SourceOptions, open_source
         from trackers.tracker import Tracker
 
@@ -103,6 +104,7 @@ class Components:
                     cam_id=cam.id, uri=cam.source, mode=cam.mode, stride=cam.stride, fps=cam.fps,
                     start_time=cam.time_offset_s,
                     max_frames=None if max_frames is None else max_frames * cam.stride,
+                    start_index=(start_index or {}).get(cam.id, 0),
                     give_up_after_s=cam.give_up_after_s if cam.give_up_after_s is not None or cfg.mode != "batch"
                     else BATCH_GIVE_UP_S,
                 )

@@ -108,7 +108,9 @@ class PipelineRunner:
         if cfg.mode == "batch":
             self.ckpt = Checkpointer(store, run_id, cfg.fingerprint(), cfg.store.checkpoint_every_s)
             resume = self.ckpt.load()
-        self.cams = self.comp.open_cameras(cfg, progress=self.progress, max_frames=self.max_frames)
+        self.cams = self.comp.open_cameras(
+            cfg, progress=self.progress, max_frames=self.max_frames,
+            start_index=None if resume is None else {cid: c.next_index for cid, c in resume.cameras.items()})
         try:
             if resume is not None:
                 truncate_outputs(self.out_dir, resume.output_sizes, self._text_outputs())

@@ -374,7 +374,7 @@ class CameraSource:
             while not self._stop.is_set():
                 if opts.max_frames is not None and self._index >= opts.max_frames:
                     return got
-                if self._index % opts.stride:
+                if self._index % opts.stride or self._index < opts.start_index:
                     status, image = self._blocking(gen, opts.stall_timeout_s, reader.skip), None
                 else:
                     status, image = self._blocking(gen, opts.stall_timeout_s, reader.read)

@@ -45,6 +45,8 @@ class SourceOptions:
     were a live camera). fps: overrides the frame rate of a file or folder
     (folders otherwise read ``frameRate`` from a ``seqinfo.ini`` beside them).
     max_frames: stop a file or folder after this many source frames.
+    start_index: skip (grab, no decode where the reader allows) the source frames before this
+    0-based index; a resumed batch run starts after its checkpoint.
     queue_size: capacity of the lossless queue.
     """
 
@@ -64,6 +66,7 @@ class SourceOptions:
     realtime: bool = False
     fps: float | None = None
     max_frames: int | None = None
+    start_index: int = 0
     queue_size: int = 8
 
     def __post_init__(self) -> None:
