@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 
 HELP = "run the multi-camera pipeline described by a cams.yaml (live RTSP/HTTP feeds or recorded files)"
@@ -42,4 +43,8 @@ def run(args: argparse.Namespace) -> int:
     print(runner.summary_table)
     keys = ("run_key", "out_dir", "store", "interrupted", "tracklets_stored", "global_ids", "handovers")
     print(json.dumps({k: summary[k] for k in keys}, indent=1))
+    for cid, health in (summary.get("cameras") or {}).items():
+        if health.get("state") == "down":  # the run went on without it: say so where a script sees it
+            print(f"reid-pipeline: warning: camera {cid} went down during the run "
+                  f"({health.get('frames', 0)} frames delivered); its results stop there", file=sys.stderr)
     return 130 if summary["interrupted"] else 0
