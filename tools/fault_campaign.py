@@ -67,6 +67,7 @@ from pipeline.testing.rtsp import RtspServer, free_port
 #: a log record of the project's format (pipeline/cli.py): not counted as a user-facing stderr line
 LOG_RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) \S+: ")
 SECRETS = (b"secretpw", b"SECRET")
+SOAK_MAX_RSS_GROWTH_PCT = 25.0  # soak: RSS growth after the first minute that fails the row
 
 
 # ---------------------------------------------------------------------------------------------- settings
@@ -379,6 +380,34 @@ class Campaign:
 
 
 # ---------------------------------------------------------------------------------------------- faults
+def restart_server(c: Campaign, row: Row, srv: RtspServer, p: Pipeline, port: int) -> dict:
+    """Kill the server (SIGKILL), keep it down a random while, start it again on the same port and time
+    restart -> the next captured frame of every camera (Prometheus ``frames`` counters). Updates ``row``."""
+    srv.kill()
+    row.injected += 1
+    t_kill = time.monotonic()
+    time.sleep(c.rng.uniform(*c.s.down_s))
+    down = scrape(port) or {}
+    before = {cam: float(v.get("frames", 0.0)) for cam, v in down.items()}
+    srv.start()
+    t_restart = time.monotonic()
+    rec: dict[str, float] = {}
+
+    def recovered() -> bool:
+        for cam, n in frames_of(port).items():
+            if cam not in rec and n > before.get(cam, 0.0):
+                rec[cam] = time.monotonic() - t_restart
+        return len(rec) == len(before) > 0
+
+    ok = wait_for(recovered, c.s.recover_timeout_s, p, poll=0.1)
+    if row.check(ok, f"restart {row.injected}: cameras {sorted(set(before) - set(rec)) or '?'} gave no "
+                     f"frame within {c.s.recover_timeout_s:.0f} s of the restart"):
+        row.recovered += 1
+        row.recovery_s.append(round(max(rec.values()), 2))
+    return {"down_s": round(t_restart - t_kill, 2), "state_while_down": {k: v.get("state") for k, v in down.items()},
+            "recover_s": {k: round(v, 2) for k, v in rec.items()}}
+
+
 def fault_rtsp_restart(c: Campaign) -> list[Row]:
     """Kill the RTSP server K times under a live 2-camera run; time from restart to the next frame per camera."""
     row, term = Row("rtsp_restart"), Row("sigterm_finishes_run")
@@ -393,30 +422,7 @@ def fault_rtsp_restart(c: Campaign) -> list[Row]:
                 time.sleep(c.rng.uniform(*c.s.interval_s))
                 if not row.check(p.alive, "pipeline died"):
                     break
-                srv.kill()
-                row.injected += 1
-                t_kill = time.monotonic()
-                time.sleep(c.rng.uniform(*c.s.down_s))
-                down = scrape(port) or {}
-                before = {cam: float(v.get("frames", 0.0)) for cam, v in down.items()}
-                srv.start()
-                t_restart = time.monotonic()
-                rec: dict[str, float] = {}
-
-                def recovered() -> bool:
-                    for cam, n in frames_of(port).items():
-                        if cam not in rec and n > before.get(cam, 0.0):
-                            rec[cam] = time.monotonic() - t_restart
-                    return len(rec) == 2
-
-                ok = wait_for(recovered, c.s.recover_timeout_s, p, poll=0.1)
-                per_cam.append({"down_s": round(t_restart - t_kill, 2),
-                                "state_while_down": {k: v.get("state") for k, v in down.items()},
-                                "recover_s": {k: round(v, 2) for k, v in rec.items()}})
-                if row.check(ok, f"restart {row.injected}: cameras {sorted(set(before) - set(rec))} gave no "
-                                 f"frame within {c.s.recover_timeout_s:.0f} s"):
-                    row.recovered += 1
-                    row.recovery_s.append(round(max(rec.values()), 2))
+                per_cam.append(restart_server(c, row, srv, p, port))
             row.details["restarts"] = per_cam
             row.rss_end_mb = p.rss()
             # the final SIGTERM: status 130, runs.finished set (issue 11 item 7)
@@ -797,11 +803,14 @@ def fault_credentials(c: Campaign) -> list[Row]:
         if any(s.decode() in metrics for s in SECRETS):
             hits["<metrics endpoint>"] = [s.decode() for s in SECRETS if s.decode() in metrics]
         written = sorted(str(f.relative_to(run)) for f in run.rglob("*") if f.is_file())
-        # the store (and its -wal, -shm, .lock) holds the run's config: readable by its owner only
-        modes = {f.name: f.stat().st_mode & 0o777 for f in run.glob("ids.sqlite*")}
-        row.details.update(files_written=written, secrets_found=hits, store_modes={k: oct(v) for k, v in modes.items()})
-        row.check(bool(modes) and not any(m & 0o077 for m in modes.values()),
-                  f"store files readable by group/others: { {k: oct(v) for k, v in modes.items()} }")
+        # what the run wrote (store and its -wal/-shm/.lock, outputs) is its owner's only (the captured
+        # stdout/stderr files are the harness's)
+        modes = {str(f.relative_to(run)): f.stat().st_mode & 0o777 for f in run.rglob("*")
+                 if f.suffix not in (".stdout", ".stderr")}
+        open_to_others = {k: oct(m) for k, m in modes.items() if m & 0o077}
+        row.details.update(files_written=written, secrets_found=hits, open_to_others=open_to_others)
+        row.check(any(k.startswith("ids.sqlite") for k in modes) and not open_to_others,
+                  f"written files readable by group/others: {open_to_others}")
         if row.check(not hits, f"secrets in {len(hits)} written file(s): "
                                + ", ".join(f"{Path(k).name}: {v}" for k, v in sorted(hits.items()))) and streaming:
             row.recovered = 1
@@ -878,6 +887,7 @@ def soak(c: Campaign, minutes: float) -> list[Row]:
     srv = c.server()
     p: Pipeline | None = None
     samples: list[tuple[float, float]] = []
+    restarts: list[dict] = []
     try:
         p, port = c.live(work, srv, "soak")
         if not c.wait_streaming(row, p, port):
@@ -893,33 +903,23 @@ def soak(c: Campaign, minutes: float) -> list[Row]:
                     samples.append((round(now - p.t0, 1), round(r, 1)))
                 next_sample = now + 10.0
             if now >= next_kill:
-                srv.kill()
-                row.injected += 1
-                time.sleep(c.rng.uniform(*c.s.down_s))
-                before = frames_of(port)
-                srv.start()
-                t0 = time.monotonic()
-                rec: dict[str, float] = {}
-
-                def recovered() -> bool:
-                    for cam, n in frames_of(port).items():
-                        if cam not in rec and n > before.get(cam, 0.0):
-                            rec[cam] = time.monotonic() - t0
-                    return len(rec) == 2
-
-                if row.check(wait_for(recovered, c.s.recover_timeout_s, p, poll=0.1),
-                             f"restart {row.injected}: no frames within {c.s.recover_timeout_s:.0f} s"):
-                    row.recovered += 1
-                    row.recovery_s.append(round(max(rec.values()), 2))
+                restarts.append(restart_server(c, row, srv, p, port))
                 next_kill = time.monotonic() + c.rng.uniform(120.0, 180.0)
             time.sleep(0.5)
         row.rss_end_mb = p.rss()
         # growth from the first sample after warm-up (a minute in) to the end
         warm = [r for t, r in samples if t >= 60.0] or [r for _, r in samples]
         if warm and row.rss_end_mb is not None:
-            row.details["rss_growth_pct"] = round(100.0 * (row.rss_end_mb - warm[0]) / warm[0], 1)
+            growth = round(100.0 * (row.rss_end_mb - warm[0]) / warm[0], 1)
+            row.details["rss_growth_pct"] = growth
+            row.check(growth <= SOAK_MAX_RSS_GROWTH_PCT, f"RSS grew {growth}% (> {SOAK_MAX_RSS_GROWTH_PCT}%)")
         row.details["rss_samples"] = samples
-        if row.injected == 0:  # a soak shorter than the first kill still counts its run
+        row.details["restarts"] = restarts
+        p.send(signal.SIGTERM)
+        rc = p.wait(30.0)
+        row.details["exit_status"] = rc
+        row.check(rc == 130, f"exit status {rc} after the final SIGTERM, expected 130")
+        if row.injected == 0:  # a soak shorter than the first kill: the run itself is the one fault survived
             row.injected = row.recovered = 1
     finally:
         if p is not None:
@@ -973,6 +973,10 @@ def main(argv: list[str] | None = None) -> int:
         rows = run_campaign(QUICK if args.quick else FULL, args.only, args.seed)
     wall = round(time.monotonic() - t0, 1)
     print(format_table(rows))
+    for r in rows:
+        if "rss_growth_pct" in r.details:
+            print(f"\n{r.name}: RSS growth {r.details['rss_growth_pct']}% after the first minute, "
+                  f"{r.recovered}/{r.injected} server restarts recovered")
     print(f"\n{mode}: {sum(r.passed for r in rows)}/{len(rows)} passed in {wall} s")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
