@@ -222,7 +222,8 @@ class Pipeline:
             os.kill(self.pid, sig)
 
     def close(self) -> None:
-        """SIGTERM the group, then SIGKILL: nothing outlives a fault function."""
+        """SIGTERM the process group, then SIGKILL: nothing outlives a fault function. Only while the
+        leader is not reaped yet (afterwards its pid, the group id, could belong to someone else)."""
         if self.proc is None:
             return
         for sig, wait in ((signal.SIGTERM, 20.0), (signal.SIGKILL, 10.0)):
@@ -233,10 +234,6 @@ class Pipeline:
             except ProcessLookupError:
                 break
             self.wait(wait)
-        try:  # children left behind by a killed leader
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
 
     def stderr(self) -> str:
         return self.err_path.read_text(encoding="utf-8", errors="replace") if self.err_path.exists() else ""
