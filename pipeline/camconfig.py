@@ -196,9 +196,10 @@ class CamsConfig(StrictModel):
 
     # ------------------------------------------------------------ derived
     def tracker_config(self) -> TrackerConfig:
-        """The tracker settings (resolved by :func:`load_cams_config`)."""
+        """The tracker settings. A ``tracker:`` file name is read once, by :func:`load_cams_config`;
+        nothing reads a YAML file after start."""
         if isinstance(self.tracker, str):
-            return _load_tracker(Path(self.tracker), "tracker")
+            raise ConfigError(f"tracker: {self.tracker} was not loaded; read cams.yaml with load_cams_config")
         return self.tracker
 
     def matcher_config(self) -> MatcherConfig:
@@ -208,8 +209,11 @@ class CamsConfig(StrictModel):
         return self.matching.model_copy(update={"topology": self.topology})
 
     def fingerprint(self) -> str:
-        """A short hash of the validated config: the default batch run key."""
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        """A short hash of the validated config with camera credentials redacted (the run key is stored, and
+        must not be a way to test password guesses): the default batch run key."""
+        from pipeline.sources.redact import redact_data
+
+        blob = json.dumps(redact_data(self.model_dump(mode="json")), sort_keys=True).encode()
         return hashlib.sha1(blob).hexdigest()[:12]
 
 
@@ -222,40 +226,48 @@ def _resolve(base: Path, value: str) -> str:
     return str(p if p.is_absolute() else (base / p).resolve())
 
 
-def _resolve_paths(cfg: CamsConfig, base: Path, source: str) -> None:
-    """Make relative paths absolute (against ``base``); check local camera sources exist."""
-    cfg.store.path = _resolve(base, cfg.store.path)
-    cfg.outputs.dir = _resolve(base, cfg.outputs.dir)
-    if cfg.demo is not None:
-        cfg.demo.out = _resolve(base, cfg.demo.out)
+def _resolved(cfg: CamsConfig, base: Path, source: str) -> CamsConfig:
+    """A copy of ``cfg`` with relative paths made absolute (against ``base``) and the tracker config file read;
+    checks that local camera sources exist. The validated input is not changed."""
+    def sub(model, **changes):
+        return model.model_copy(update={k: v for k, v in changes.items() if v is not None})
+
     weights = Path(cfg.detector.weights).expanduser()
-    if not weights.is_absolute() and (base / weights).is_file():
-        cfg.detector.weights = str((base / weights).resolve())
-    if cfg.aggregation.checkpoint:
-        cfg.aggregation.checkpoint = _resolve(base, cfg.aggregation.checkpoint)
-    if cfg.encoder.checkpoint not in ("default", "imagenet"):
-        cfg.encoder.checkpoint = _resolve(base, cfg.encoder.checkpoint)
+    det_weights = str((base / weights).resolve()) if not weights.is_absolute() and (base / weights).is_file() else None
+    cameras = []
     for i, cam in enumerate(cfg.cameras):
         src = cam.source
-        if is_remote_uri(src) or src.isdigit():
-            continue
-        cam.source = _resolve(base, src)
-        if not Path(cam.source).exists() and cfg.demo is None:
-            raise ConfigError(f"{source}: cameras.{i}.source: no such file or folder: {cam.source}")
-    if isinstance(cfg.tracker, str):
-        cand = Path(_resolve(base, cfg.tracker))
+        if not (is_remote_uri(src) or src.isdigit()):
+            src = _resolve(base, src)
+            if not Path(src).exists() and cfg.demo is None:
+                raise ConfigError(f"{source}: cameras.{i}.source: no such file or folder: {src}")
+        cameras.append(cam.model_copy(update={"source": src}))
+    tracker = cfg.tracker
+    if isinstance(tracker, str):
+        cand = Path(_resolve(base, tracker))
         if not cand.is_file():
-            alt = REPO_ROOT / cfg.tracker
+            alt = REPO_ROOT / tracker
             cand = alt if alt.is_file() else cand
         if not cand.is_file():
-            raise ConfigError(f"{source}: tracker: no such tracker config file: {cfg.tracker}")
-        cfg.tracker = _load_tracker(cand, "tracker")
+            raise ConfigError(f"{source}: tracker: no such tracker config file: {tracker}")
+        tracker = _load_tracker(cand, "tracker")
+    enc = cfg.encoder.checkpoint
+    return cfg.model_copy(update={
+        "cameras": cameras,
+        "tracker": tracker,
+        "store": sub(cfg.store, path=_resolve(base, cfg.store.path)),
+        "outputs": sub(cfg.outputs, dir=_resolve(base, cfg.outputs.dir)),
+        "demo": None if cfg.demo is None else sub(cfg.demo, out=_resolve(base, cfg.demo.out)),
+        "detector": sub(cfg.detector, weights=det_weights),
+        "aggregation": sub(cfg.aggregation, checkpoint=cfg.aggregation.checkpoint and _resolve(
+            base, cfg.aggregation.checkpoint)),
+        "encoder": sub(cfg.encoder, checkpoint=None if enc in ("default", "imagenet") else _resolve(base, enc)),
+    })
 
 
 def load_cams_config(path: str | Path) -> CamsConfig:
-    """Read, validate and resolve a cams.yaml; one-line ConfigError on any problem."""
+    """Read, validate and resolve a cams.yaml into a frozen config (paths absolute, tracker file read);
+    one-line ConfigError on any problem. Change a loaded config with ``model_copy(update=...)``."""
     path = Path(path)
     data = load_yaml(path)
-    cfg = validate(CamsConfig, data, str(path))
-    _resolve_paths(cfg, path.resolve().parent, str(path))
-    return cfg
+    return _resolved(validate(CamsConfig, data, str(path)), path.resolve().parent, str(path))

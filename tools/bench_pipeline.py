@@ -90,7 +90,7 @@ def make_config(cams_dir: Path, run_dir: Path, encoder: str, threshold: float, t
         from pipeline.core.configio import load_config
         from trackers.config import TrackerConfig
 
-        cfg.tracker = load_config(TrackerConfig, REPO_ROOT / tracker)
+        cfg = cfg.model_copy(update={"tracker": load_config(TrackerConfig, REPO_ROOT / tracker)})
     return cfg
 
 

@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_cams_config(args.config)
     if args.mode:
-        cfg.mode = args.mode
+        cfg = cfg.model_copy(update={"mode": args.mode})
     if args.max_frames is not None and args.max_frames < 1:
         from pipeline.core.errors import ConfigError
 

@@ -23,9 +23,10 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class StrictModel(BaseModel):
-    """Base for config schemas: unknown keys are errors, values are checked on assignment."""
+    """Base for config schemas: unknown keys are errors; frozen, so a config validated at the entry point
+    is what every component below it sees (derive a changed one with ``model_copy(update=...)``)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

@@ -39,5 +39,5 @@ def ours_config(variant: str, det: str):
     cfg_path = REPO / "configs" / "tracker" / f"{CONFIG_BY_DET.get(det, 'default')}.yaml"
     config = load_tracker_config(cfg_path)
     if variant == "ours_motion":
-        config.appearance.enabled = False
+        config = config.model_copy(update={"appearance": config.appearance.model_copy(update={"enabled": False})})
     return config, cfg_path

@@ -182,7 +182,8 @@ class Sinks:
 def open_sinks(cfg: CamsConfig, out_dir: Path, fps: dict[str, float] | None = None, append: bool = False) -> Sinks:
     """Files under ``out_dir``: mot/<cam>.txt, mot_global/<cam>.txt, events.jsonl, video/<cam>.mp4.
 
-    ``append``: a resumed run continues the text files (already cut back to its checkpoint)."""
+    ``append``: a resumed run continues the text files (already cut back to its checkpoint) and writes its
+    video into a new part file (``video/<cam>.partNNN.mp4``) beside the earlier ones."""
     o = cfg.outputs
     out_dir.mkdir(parents=True, exist_ok=True)
     ids = [c.id for c in cfg.cameras]
@@ -192,7 +193,7 @@ def open_sinks(cfg: CamsConfig, out_dir: Path, fps: dict[str, float] | None = No
         local_mot={c: MOTWriter(out_dir / "mot" / f"{c}.txt", append) for c in ids} if o.mot_txt else {},
         global_mot={c: MOTWriter(out_dir / "mot_global" / f"{c}.txt", append) for c in ids} if o.mot_txt else {},
         events=EventSink(out_dir / "events.jsonl", append) if o.events_jsonl else None,
-        video={c: AnnotatedVideoWriter(out_dir / "video" / f"{c}.mp4", fps[c]) for c in ids} if o.video else {},
+        video={c: AnnotatedVideoWriter(out_dir / "video" / f"{c}.mp4", fps[c], append) for c in ids} if o.video else {},
         timeline=TimelineRecorder(),
         write_timeline=o.timeline_png,
     )

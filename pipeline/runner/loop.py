@@ -22,7 +22,6 @@ already stored tracklets to their global ids.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import signal
 import threading

@@ -7,9 +7,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.camconfig import load_cams_config
+from pydantic import ValidationError
+
+from pipeline.camconfig import CamsConfig, load_cams_config
 from pipeline.core.errors import ConfigError
 from pipeline.core.paths import REPO_ROOT
+from trackers.config import load_tracker_config
 
 
 def _write(tmp_path: Path, data: dict | str) -> Path:
@@ -136,3 +139,28 @@ def test_encoder_threads_validated_and_applied(tmp_path):
         assert torch.get_num_threads() == 1 and enc.dim > 0
     finally:
         torch.set_num_threads(before)
+
+
+def test_fingerprint_ignores_camera_credentials():
+    """The default run key is stored in the store: it hashes the redacted config, so it cannot test passwords."""
+    def cfg(uri):
+        return CamsConfig.model_validate({"cameras": [{"id": "a", "source": uri}]})
+
+    base = cfg("rtsp://user:first@10.0.0.1/s?token=abc").fingerprint()
+    assert cfg("rtsp://user:second@10.0.0.1/s?token=xyz").fingerprint() == base
+    assert cfg("rtsp://user:first@10.0.0.2/s?token=abc").fingerprint() != base  # another camera, another key
+
+
+def test_loaded_config_is_frozen_and_resolved(tmp_path):
+    """load_cams_config returns absolute paths and a read tracker file; nothing can change it afterwards."""
+    (tmp_path / "clip").mkdir()
+    (tmp_path / "cams.yaml").write_text(
+        "cameras: [{id: a, source: clip}]\ntracker: configs/tracker/yolo.yaml\nstore: {path: ids.sqlite}\n")
+    cfg = load_cams_config(tmp_path / "cams.yaml")
+    assert cfg.cameras[0].source == str(tmp_path / "clip") and cfg.store.path == str(tmp_path / "ids.sqlite")
+    assert cfg.tracker_config() == load_tracker_config(REPO_ROOT / "configs" / "tracker" / "yolo.yaml")
+    with pytest.raises(ValidationError):
+        cfg.mode = "live"
+    with pytest.raises(ValidationError):
+        cfg.store.path = "elsewhere.sqlite"
+    assert cfg.model_copy(update={"mode": "live"}).mode == "live" and cfg.mode == "batch"

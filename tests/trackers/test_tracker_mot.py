@@ -124,7 +124,7 @@ FLOOR_ACF_IDF1 = 66.0
 def test_golden_acf_config_on_pets_det(mot15, tmp_path, capsys):
     """The ACF config (scores mapped from [0, 100]) keeps its measured accuracy on the official det.txt."""
     cfg = load_tracker_config(REPO_ROOT / "configs" / "tracker" / "acf.yaml")
-    cfg.appearance.enabled = False
+    cfg = cfg.model_copy(update={"appearance": cfg.appearance.model_copy(update={"enabled": False})})
     out = tmp_path / "acf.yaml"
     out.write_text(json.dumps(cfg.model_dump(mode="json")))  # JSON is YAML: the command reads the same config
     out_json = tmp_path / "bench.json"
