@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up ./.venv (tools/setup.sh) and run the whole test suite.
+# Set up (tools/setup.sh: Debian packages and ./.venv) and run the whole test suite.
 # Extra arguments go to pytest, e.g.  bash tools/test.sh -k tracker -x
 set -euo pipefail
 cd "$(dirname "$0")/.."
