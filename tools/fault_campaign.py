@@ -243,6 +243,11 @@ class Pipeline:
         return [ln for ln in self.stderr().splitlines() if ln.strip() and not LOG_RECORD.match(ln)]
 
 
+def _ends(lines: list[str]) -> list[str]:
+    """The first three and the last of ``lines`` (for the report)."""
+    return lines if len(lines) <= 4 else [*lines[:3], f"... ({len(lines) - 4} more)", lines[-1]]
+
+
 def one_line_error(row: Row, p: Pipeline, rc: int | None, what: str) -> bool:
     """Status 2 and exactly one non-log stderr line ``reid-pipeline: error: ...``, no traceback."""
     lines = p.user_lines()
@@ -749,7 +754,7 @@ def fault_unreachable(c: Campaign) -> list[Row]:
             row.injected += 1
             rc = p.wait(c.s.error_timeout_s)
             took = round(time.monotonic() - p.t0, 2)
-            row.details[name] = {"status": rc, "seconds": took, "stderr": p.user_lines()[:3]}
+            row.details[name] = {"status": rc, "seconds": took, "stderr": _ends(p.user_lines())}
             row.check(rc is not None, f"{name}: still running after {c.s.error_timeout_s:.0f} s (killed)")
             p.close()
             if one_line_error(row, p, rc, name):
@@ -853,7 +858,7 @@ def fault_bad_inputs(c: Campaign) -> list[Row]:
             row.injected += 1
             rc = p.wait(c.s.error_timeout_s)
             took = round(time.monotonic() - p.t0, 2)
-            row.details[name] = {"status": rc, "seconds": took, "stderr": p.user_lines()[:3]}
+            row.details[name] = {"status": rc, "seconds": took, "stderr": _ends(p.user_lines())}
             row.check(rc is not None, f"{name}: still running after {c.s.error_timeout_s:.0f} s (killed)")
             if one_line_error(row, p, rc, name):
                 row.recovered += 1
