@@ -33,7 +33,9 @@ Fault classes (``--only`` names):
   each must give status 2 and exactly one stderr line besides the log records (so FFmpeg/OpenCV noise
   printed straight to stderr counts), no traceback.
 
-Per class the report has: faults injected, recovered, time to recover (s), tracklet rows lost and
+Per class the report has: faults injected, recovered, time to recover (s: restart / SIGCONT -> next frame
+of the slower camera; the re-run's wall time for kill9_resume; the run's time to fail with one line for
+unreachable and bad inputs), tracklet rows lost and
 duplicated (against the clean reference where meaningful), RSS of the pipeline process at start
 and end (MiB, /proc), PASS/FAIL and why. A plain table is printed; ``--json`` writes the report.
 """
