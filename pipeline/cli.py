@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from types import ModuleType
 
@@ -48,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="reid-pipeline",
         description="Multi-camera person tracking and re-identification.",
     )
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug, and OpenCV/FFmpeg's own messages)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, module_path in COMMANDS.items():
@@ -65,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose + 1, 2)
+    if args.verbose < 2:  # OpenCV's and FFmpeg's own retry chatter (one line per failed connect) stays off
+        os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # stderr unless -vv; the camera's state says it once
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from pipeline.sources.redact import RedactFilter, redact_text  # credentials never reach a log or an error
 
