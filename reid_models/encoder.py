@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from pipeline.core.errors import ModelError
+from pipeline.core.types import crop_tlwh
 from reid_models.backbones import IMAGENET_MEAN, IMAGENET_STD, EmbeddingNet
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "default.pt"
@@ -53,16 +54,8 @@ def preprocess_crops(
 
 
 def crops_from_boxes(image_bgr: np.ndarray, boxes_tlwh: np.ndarray) -> list[np.ndarray]:
-    """Cut (N, 4) tlwh boxes out of a BGR frame, clipped to the image (at least 1x1 pixel each)."""
-    hgt, wid = image_bgr.shape[:2]
-    crops = []
-    for x, y, w, h in np.asarray(boxes_tlwh, dtype=np.float64).reshape(-1, 4):
-        x1 = int(np.clip(np.floor(x), 0, wid - 1))
-        y1 = int(np.clip(np.floor(y), 0, hgt - 1))
-        x2 = int(np.clip(np.ceil(x + w), x1 + 1, wid))
-        y2 = int(np.clip(np.ceil(y + h), y1 + 1, hgt))
-        crops.append(image_bgr[y1:y2, x1:x2])
-    return crops
+    """Cut (N, 4) tlwh boxes out of a BGR frame with :func:`pipeline.core.types.crop_tlwh` (at least 1x1 px each)."""
+    return [crop_tlwh(image_bgr, box) for box in np.asarray(boxes_tlwh, dtype=np.float64).reshape(-1, 4)]
 
 
 class AppearanceEncoder:

@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pipeline.core.types import TrackOutput
+from pipeline.core.types import TrackOutput, crop_tlwh
+
+MIN_CROP_PX = 8  # smaller boxes give no crop worth training on
 
 
 @dataclass
@@ -24,16 +26,6 @@ class _Kept:
     stride: int = 1
     offered: int = 0
     last_frame: int = 0
-
-
-def cut_tlwh(image: np.ndarray, tlwh: np.ndarray, min_size: int = 8) -> np.ndarray | None:
-    """(H, W, 3) image, (4,) tlwh -> a copy of the box clipped to the image, None when < min_size px."""
-    h, w = image.shape[:2]
-    x1, y1 = max(int(tlwh[0]), 0), max(int(tlwh[1]), 0)
-    x2, y2 = min(int(round(tlwh[0] + tlwh[2])), w), min(int(round(tlwh[1] + tlwh[3])), h)
-    if x2 - x1 < min_size or y2 - y1 < min_size:
-        return None
-    return image[y1:y2, x1:x2].copy()
 
 
 class CropKeeper:
@@ -57,7 +49,8 @@ class CropKeeper:
             kept.offered += 1
             if not take:
                 continue
-            crop = cut_tlwh(image, o.tlwh)
+            crop = crop_tlwh(image, o.tlwh, min_size=MIN_CROP_PX)
+            crop = None if crop is None else crop.copy()  # kept past the frame
             if crop is None:
                 continue
             kept.frames.append(int(o.frame))

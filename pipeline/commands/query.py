@@ -49,12 +49,18 @@ def _probe_crop(path: Path, box: str | None):
         raise DataError(path, "cannot read the probe image")
     if box is None:
         return image
+    import numpy as np
+
+    from pipeline.core.types import crop_tlwh
+
     try:
-        x, y, w, h = (int(round(float(v))) for v in box.split(","))
+        tlwh = np.array([float(v) for v in box.split(",")], dtype=np.float64)
+        if tlwh.shape != (4,):
+            raise ValueError
     except ValueError:
         raise ConfigError(f"--box: expected x,y,w,h, got {box!r}") from None
-    crop = image[max(0, y):max(0, y + h), max(0, x):max(0, x + w)]
-    if crop.size == 0:
+    crop = crop_tlwh(image, tlwh, min_size=2)
+    if crop is None:
         raise ConfigError(f"--box {box}: empty crop of a {image.shape[1]}x{image.shape[0]} image")
     return crop
 

@@ -87,6 +87,25 @@ def iou_matrix_tlbr(a_tlbr: np.ndarray, b_tlbr: np.ndarray) -> np.ndarray:
     return iou
 
 
+def crop_tlwh(image: np.ndarray, tlwh: np.ndarray, min_size: int = 1) -> np.ndarray | None:
+    """The project's one crop rule: (H, W, C) image, (4,) tlwh box -> a view of the pixels the box touches.
+
+    Left/top are floored and right/bottom ceiled (the box is never cut short), then clipped to the image,
+    keeping at least one pixel column and row (a box wholly outside gives the 1-px edge strip nearest to it).
+    None when the crop is narrower or shorter than ``min_size`` px. Callers that keep the crop past the
+    frame copy it.
+    """
+    hgt, wid = image.shape[:2]
+    x, y, w, h = (float(v) for v in np.asarray(tlwh, dtype=np.float64).reshape(4))
+    x1 = int(np.clip(np.floor(x), 0, wid - 1))
+    y1 = int(np.clip(np.floor(y), 0, hgt - 1))
+    x2 = int(np.clip(np.ceil(x + w), x1 + 1, wid))
+    y2 = int(np.clip(np.ceil(y + h), y1 + 1, hgt))
+    if x2 - x1 < min_size or y2 - y1 < min_size:
+        return None
+    return image[y1:y2, x1:x2]
+
+
 @dataclass(frozen=True)
 class Frame:
     """One decoded image from one camera.

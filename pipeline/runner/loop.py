@@ -37,19 +37,9 @@ from pipeline.runner.checkpoint import CameraResume, Checkpointer, RunState, out
 from pipeline.runner.identity import IdentityAssigner
 from pipeline.runner.components import CameraState, Components, build_components, check_inputs, open_sinks
 from pipeline.runner.stage_timer import StageTimer
-from pipeline.core.types import Detection, Frame
+from pipeline.core.types import Detection, Frame, crop_tlwh
 
 log = logging.getLogger(__name__)
-
-
-def _crop(image: np.ndarray, tlwh: np.ndarray) -> np.ndarray | None:
-    """(H, W, 3) image, (4,) tlwh -> the box clipped to the image, or None when empty."""
-    h, w = image.shape[:2]
-    x1, y1 = max(int(tlwh[0]), 0), max(int(tlwh[1]), 0)
-    x2, y2 = min(int(round(tlwh[0] + tlwh[2])), w), min(int(round(tlwh[1] + tlwh[3])), h)
-    if x2 - x1 < 2 or y2 - y1 < 2:
-        return None
-    return image[y1:y2, x1:x2]
 
 
 class PipelineRunner:
@@ -220,7 +210,7 @@ class PipelineRunner:
             if st.frames % every:
                 continue
             for det in dets:
-                crop = _crop(frame.image, det.tlwh)
+                crop = crop_tlwh(frame.image, det.tlwh, min_size=2)
                 if crop is not None:
                     crops.append(crop)
                     owners.append(det)
