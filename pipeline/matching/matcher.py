@@ -117,6 +117,11 @@ class CrossCameraMatcher:
     def identity(self, global_id: int) -> GlobalIdentity | None:
         return self._gallery.get(global_id)
 
+    def track_global_id(self, cam_id: str, track_id: int) -> int | None:
+        """The global id track (cam_id, track_id) of this session continues (the project's one track -> id map);
+        None before its first match or once its identity has aged out of the gallery."""
+        return self._track_gid.get((cam_id, int(track_id)))
+
     def bind(self, cam_id: str, track_id: int, global_id: int) -> None:
         """Declare that track (cam_id, track_id) of this session is ``global_id`` (e.g. on resume)."""
         self._track_gid[(cam_id, int(track_id))] = int(global_id)

@@ -64,7 +64,7 @@ class IdentityAssigner:
         self.timeline = timeline
         self.global_mot = global_mot or {}
         self.crops = crops  # pipeline.adaptation.crops.CropKeeper: crops stored with final tracklets
-        self.track_gid: dict[tuple[str, int], int] = {}
+        self.announced: set[tuple[str, int]] = set()  # tracks whose 'appear' was emitted (ids: the matcher's map)
         self._written: dict[tuple[str, int], set[int]] = {}
         self.stats = IdentityStats()
 
@@ -81,7 +81,7 @@ class IdentityAssigner:
                 self.run_id, tracklet.cam_id, tracklet.track_id, int(tracklet.frames[0])
             )
             key = (tracklet.cam_id, int(tracklet.track_id))
-            if found is not None and found[1] is not None and key not in self.track_gid:
+            if found is not None and found[1] is not None and key not in self.announced:
                 self.matcher.bind(tracklet.cam_id, tracklet.track_id, found[1])  # resumed batch job
                 self.stats.resumed += 1
             todo.append((tracklet, is_final, vector))
@@ -97,7 +97,7 @@ class IdentityAssigner:
     def _commit(self, tracklet: Tracklet, is_final: bool, vector: np.ndarray, res) -> None:
         key = (tracklet.cam_id, int(tracklet.track_id))
         gid = int(res.global_id)
-        first = key not in self.track_gid
+        first = key not in self.announced
         events: list[tuple[str, dict]] = []
         if first:
             events.append(("appear", {"track_id": key[1], "frame": int(tracklet.frames[0]), "new": res.is_new}))
@@ -118,7 +118,7 @@ class IdentityAssigner:
                                      {"track_id": key[1], "frame": int(tracklet.frames[-1])})
                 if self.crops is not None:
                     self.store.add_crops(tid, *self.crops.take(*key))
-        self.track_gid[key] = gid
+        self.announced.add(key)
         self.stats.tracklets_stored += 1
         self.stats.global_ids.add(gid)
         if is_final:

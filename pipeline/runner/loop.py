@@ -229,7 +229,7 @@ class PipelineRunner:
         if video is not None:
             boxes = []
             for o in outputs:
-                gid = self.assigner.track_gid.get((frame.cam_id, o.track_id))
+                gid = self.comp.matcher.track_global_id(frame.cam_id, o.track_id)
                 label = f"G{gid}" if gid is not None else f"t{o.track_id}"
                 boxes.append((o.tlwh, label, gid if gid is not None else 10_000 + o.track_id))
             video.write(frame.image, boxes)
@@ -248,7 +248,7 @@ class PipelineRunner:
             cameras={cid: CameraResume(st.tracker, st.builder, st.frames, st.next_index, st.done, st.last_outputs)
                      for cid, st in self.cams.items()},
             matcher=self.comp.matcher,
-            assigner={"track_gid": a.track_gid, "written": a._written, "stats": a.stats},
+            assigner={"announced": a.announced, "written": a._written, "stats": a.stats},
             timeline=sinks.timeline,
             output_sizes=output_sizes(self.out_dir, self._text_outputs()),
         )
@@ -264,7 +264,7 @@ class PipelineRunner:
             if st.bar is not None:
                 st.bar.update(cr.frames)
         self.comp.matcher = self.assigner.matcher = state.matcher
-        self.assigner.track_gid = state.assigner["track_gid"]
+        self.assigner.announced = state.assigner["announced"]
         self.assigner._written = state.assigner["written"]
         self.assigner.stats = state.assigner["stats"]
         sinks.timeline = self.assigner.timeline = state.timeline
