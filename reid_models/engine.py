@@ -8,14 +8,14 @@ mAP on the validation split via ``reid_models.metrics``) and checkpoints
 config, metric history, optimizer/heads/scheduler state). ``fit(resume=...)``
 continues a run exactly where a checkpoint left it: epoch e is seeded with
 ``(seed, e)`` so a resumed run draws the same batches as an uninterrupted one.
+
+The learning-rate schedule and seeding live in :mod:`reid_models.schedule`; building the model and
+running a config end to end (``train_from_config``) in :mod:`reid_models.training`.
 """
 
 from __future__ import annotations
 
-import copy
 import json
-import math
-import random
 import time
 from pathlib import Path
 from typing import Any
@@ -24,38 +24,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline.core.device import resolve_device
 from reid_models import losses
 from reid_models.backbones import EmbeddingNet
 from reid_models.batch_mining import pairs_from_batch, triplets_from_batch
 from reid_models.checkpoint import read_checkpoint, save_checkpoint
 from reid_models.config import TrainConfig
+from reid_models.schedule import lr_factor, seed_everything
 from reid_models.heads import AttributeHeads, IdentificationHead, VerificationHead
 from reid_models.transfer import freeze_frozen_batchnorm
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
-
-
-def lr_factor(kind: str, epoch: int, epochs: int, decay_start: int, lr: float, final_lr: float,
-              warmup_epochs: int = 0) -> float:
-    """Multiplier of the base lr at ``epoch`` (0-based) for the schedules of ScheduleSpec."""
-    warm = (epoch + 1) / (warmup_epochs + 1) if epoch < warmup_epochs else 1.0
-    return warm * _decay_factor(kind, epoch, epochs, decay_start, lr, final_lr)
-
-
-def _decay_factor(kind: str, epoch: int, epochs: int, decay_start: int, lr: float, final_lr: float) -> float:
-    if kind == "constant" or epochs <= 1:
-        return 1.0
-    ratio = final_lr / lr
-    if kind == "linear":
-        return 1.0 + (ratio - 1.0) * epoch / (epochs - 1)
-    span = max(1, epochs - 1 - decay_start)  # exp_decay
-    t = min(max(epoch - decay_start, 0), span) / span
-    return math.exp(t * math.log(ratio))
 
 
 class Engine:
@@ -287,53 +263,3 @@ ENGINES: dict[str, type[Engine]] = {
     "contrastive": ContrastiveEngine,
     "fusion": FusionEngine,
 }
-
-
-def build_engine_model(cfg: TrainConfig) -> EmbeddingNet:
-    """The network of ``cfg.model``, with the transfer levels of ``cfg.transfer`` applied."""
-    from reid_models.factory import build_model
-    from reid_models.checkpoint import load_checkpoint
-    from reid_models.transfer import apply_transfer
-
-    kwargs = dict(cfg.model.kwargs)
-    if "input_size" in kwargs:
-        kwargs["input_size"] = tuple(kwargs["input_size"])
-    if cfg.model.name.startswith("mobilenetv2"):
-        kwargs["pretrained"] = cfg.model.pretrained
-    model = build_model(cfg.model.name, **kwargs)
-    t = cfg.transfer
-    if t.l_t is not None and t.l_u is not None:
-        # no source: the model's own initialisation (e.g. ImageNet) is the pre-trained model
-        source = load_checkpoint(t.source)[0] if t.source else copy.deepcopy(model)
-        info = apply_transfer(model, source, t.l_t, t.l_u)
-        print(json.dumps({"transfer": info}), flush=True)
-    return model
-
-
-def train_from_config(cfg: TrainConfig, resume: str | Path | None = None, out_dir: str | Path | None = None) -> dict[str, Any]:
-    """Train as configured (``task: image``: embedding net; ``task: lstm``: tracklet aggregator).
-
-    Writes ``last.pt`` / ``best.pt`` / ``metrics.json`` under ``out_dir`` (default
-    ``cfg.output_dir``) and returns the summary (metric history, out_dir).
-    """
-    out = Path(out_dir or cfg.output_dir)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    device = resolve_device(cfg.device)
-    seed_everything(cfg.seed)
-    if cfg.task == "lstm":
-        from reid_models.aggregator_training import train_aggregator
-
-        return train_aggregator(cfg, device, out, resume)
-    from reid_models.train_data import build_image_data, build_train_loader
-
-    data = build_image_data(cfg.data, cfg.loss.attributes, cfg.seed)
-    model = build_engine_model(cfg)
-    loader = build_train_loader(data, cfg.data, cfg.sampler, model.input_size, cfg.seed)
-    engine = ENGINES[cfg.loss.kind](cfg, model, data.num_classes, device, out, data.attributes)
-    if resume:
-        engine.resume(Path(resume))
-    print(json.dumps({"device": device, "train_items": len(data.train_items), "identities": data.num_classes,
-                      "val_items": len(data.val_items), "batches_per_epoch": len(loader),
-                      "start_epoch": engine.start_epoch}), flush=True)
-    return engine.fit(loader, data.val_items)

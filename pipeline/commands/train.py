@@ -22,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pipeline.core.configio import load_config, validate
     from reid_models.config import TrainConfig
-    from reid_models.engine import train_from_config
+    from reid_models.training import train_from_config
 
     cfg = load_config(TrainConfig, args.config)
     overrides = {}

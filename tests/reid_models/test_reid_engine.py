@@ -14,7 +14,8 @@ from pipeline.core.configio import validate
 from pipeline.core.errors import ConfigError, DataError
 from reid_models.checkpoint import load_checkpoint, read_checkpoint
 from reid_models.config import TrainConfig
-from reid_models.engine import lr_factor, train_from_config
+from reid_models.schedule import lr_factor
+from reid_models.training import train_from_config
 
 PIDS = (9, 11, 12, 15, 19)
 TRAIN_PIDS = (9, 11, 12)

@@ -1,0 +1,69 @@
+"""A training config end to end: the network with its transfer levels, the data, the engine of the loss, fit.
+
+``train_from_config`` is what ``reid-pipeline train`` calls; the loop itself is :mod:`reid_models.engine`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pipeline.core.device import resolve_device
+from reid_models.backbones import EmbeddingNet
+from reid_models.config import TrainConfig
+from reid_models.engine import ENGINES
+from reid_models.schedule import seed_everything
+
+
+def build_engine_model(cfg: TrainConfig) -> EmbeddingNet:
+    """The network of ``cfg.model``, with the transfer levels of ``cfg.transfer`` applied."""
+    from reid_models.factory import build_model
+    from reid_models.checkpoint import load_checkpoint
+    from reid_models.transfer import apply_transfer
+
+    kwargs = dict(cfg.model.kwargs)
+    if "input_size" in kwargs:
+        kwargs["input_size"] = tuple(kwargs["input_size"])
+    if cfg.model.name.startswith("mobilenetv2"):
+        kwargs["pretrained"] = cfg.model.pretrained
+    model = build_model(cfg.model.name, **kwargs)
+    t = cfg.transfer
+    if t.l_t is not None and t.l_u is not None:
+        # no source: the model's own initialisation (e.g. ImageNet) is the pre-trained model
+        source = load_checkpoint(t.source)[0] if t.source else copy.deepcopy(model)
+        info = apply_transfer(model, source, t.l_t, t.l_u)
+        print(json.dumps({"transfer": info}), flush=True)
+    return model
+
+
+def train_from_config(cfg: TrainConfig, resume: str | Path | None = None, out_dir: str | Path | None = None) -> dict[str, Any]:
+    """Train as configured (``task: image``: embedding net; ``task: lstm``: tracklet aggregator).
+
+    Writes ``last.pt`` / ``best.pt`` / ``metrics.json`` under ``out_dir`` (default
+    ``cfg.output_dir``) and returns the summary (metric history, out_dir).
+    """
+    out = Path(out_dir or cfg.output_dir)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    seed_everything(cfg.seed)
+    if cfg.task == "lstm":
+        from reid_models.aggregator_training import train_aggregator
+
+        return train_aggregator(cfg, device, out, resume)
+    from reid_models.train_data import build_image_data, build_train_loader
+
+    data = build_image_data(cfg.data, cfg.loss.attributes, cfg.seed)
+    model = build_engine_model(cfg)
+    loader = build_train_loader(data, cfg.data, cfg.sampler, model.input_size, cfg.seed)
+    engine = ENGINES[cfg.loss.kind](cfg, model, data.num_classes, device, out, data.attributes)
+    if resume:
+        engine.resume(Path(resume))
+    print(json.dumps({"device": device, "train_items": len(data.train_items), "identities": data.num_classes,
+                      "val_items": len(data.val_items), "batches_per_epoch": len(loader),
+                      "start_epoch": engine.start_epoch}), flush=True)
+    return engine.fit(loader, data.val_items)
