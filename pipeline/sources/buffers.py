@@ -26,14 +26,26 @@ class FrameBuffer(Protocol):
     def empty(self) -> bool: ...
 
 
-class LatestFrameBuffer:
+class _Closable:
+    """Shared by both buffers: a condition guards the state, ``close()`` wakes every waiter for good."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._closed = False
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+
+class LatestFrameBuffer(_Closable):
     """One-slot buffer; a ``put`` that replaces an unread frame calls ``on_drop()``."""
 
     def __init__(self, on_drop: Callable[[], None] | None = None) -> None:
+        super().__init__()
         self._on_drop = on_drop
-        self._cond = threading.Condition()
         self._frame: Frame | None = None
-        self._closed = False
 
     def put(self, frame: Frame, stop: threading.Event | None = None) -> bool:
         """Store ``frame`` as the newest; always accepted (returns True)."""
@@ -52,24 +64,18 @@ class LatestFrameBuffer:
             frame, self._frame = self._frame, None
             return frame
 
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-
     def empty(self) -> bool:
         with self._cond:
             return self._frame is None
 
 
-class LosslessBuffer:
+class LosslessBuffer(_Closable):
     """Bounded FIFO of ``capacity`` frames; ``put`` blocks while full (until ``stop`` is set)."""
 
     def __init__(self, capacity: int) -> None:
-        self._cond = threading.Condition()
+        super().__init__()
         self._items: deque[Frame] = deque()
         self._capacity = int(capacity)
-        self._closed = False
 
     def put(self, frame: Frame, stop: threading.Event | None = None) -> bool:
         """Append ``frame``; waits for room. Returns False (frame not queued) only when
@@ -96,11 +102,6 @@ class LosslessBuffer:
             frame = self._items.popleft()
             self._cond.notify_all()
             return frame
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
 
     def empty(self) -> bool:
         with self._cond:
