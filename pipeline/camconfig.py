@@ -144,6 +144,16 @@ class OutputSettings(StrictModel):
     timeline_png: bool = True
 
 
+class ReclusterSettings(StrictModel):
+    """Batch mode: at the end of a complete run, re-cluster all of its tracklets under the matcher's
+    space-time constraints and rewrite their global ids (pipeline/matching/recluster.py).
+    ``threshold``: average-linkage cosine distance (null: calibrated from the run's cannot-link pairs
+    when ``matching.auto_threshold`` is on, else ``matching.threshold``)."""
+
+    enabled: bool = False
+    threshold: float | None = Field(None, ge=0.0, le=2.0)
+
+
 class HealthSettings(StrictModel):
     log_every_s: float = Field(10.0, gt=0)
     metrics_port: int | None = Field(None, ge=0, le=65535)
@@ -174,6 +184,7 @@ class CamsConfig(StrictModel):
     matching: MatcherConfig = Field(default_factory=MatcherConfig)
     store: StoreSettings = Field(default_factory=StoreSettings)
     outputs: OutputSettings = Field(default_factory=OutputSettings)
+    recluster: ReclusterSettings = Field(default_factory=ReclusterSettings)
     health: HealthSettings = Field(default_factory=HealthSettings)
     adapt: AdaptSettings = Field(default_factory=AdaptSettings)
     demo: DemoSettings | None = None

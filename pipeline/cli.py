@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "export": "pipeline.commands.export",
     "adapt": "pipeline.commands.adapt",
     "virtual-cameras": "pipeline.commands.virtual_cameras",
+    "recluster": "pipeline.commands.recluster",
 }
 
 

@@ -108,6 +108,11 @@ class CrossCameraMatcher:
         c = self._calibrator
         return {"threshold": self.threshold, "calibrated": bool(c and c.calibrated), "negatives": len(c) if c else 0}
 
+    @property
+    def calibrator(self) -> NegativeDistanceCalibrator | None:
+        """The label-free calibration (None with ``auto_threshold: null``); saved in the store between runs."""
+        return self._calibrator
+
     def reset_calibration(self, keep_threshold: bool = True) -> None:
         """Forget the known-different distances (call when the encoder's weights change); with
         ``keep_threshold`` the current threshold stays in force until they are re-sampled."""
@@ -211,6 +216,14 @@ class CrossCameraMatcher:
                 if any(self._coexists(it, cam, s, e) for cam, s, e in ident.spans):
                     out.append(d[c])
         return np.asarray(out, dtype=np.float64)
+
+    def coexists(self, it: TrackletEmbedding, cam: str, start: float, end: float) -> bool:
+        """Public form of the cannot-link rule (also used by pipeline/matching/recluster.py)."""
+        return self._coexists(it, cam, start, end)
+
+    def transit_penalty(self, cam_from: str, cam_to: str, gap_s: float) -> float:
+        """0, the topology's penalty, or inf (forbidden) for a hand-over cam_from -> cam_to after gap_s."""
+        return self._transit(cam_from, cam_to, gap_s)
 
     def _coexists(self, it: TrackletEmbedding, cam: str, start: float, end: float) -> bool:
         """The tracklet overlaps span (cam, start, end) where one person cannot be in both:

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-EVENT_KINDS = ("appear", "leave", "handover")
+EVENT_KINDS = ("appear", "leave", "handover", "merge", "split")  # merge/split: identities revised (recluster)
 
 
 class EventSink:

@@ -1,0 +1,410 @@
+"""Batch mode: a final global re-clustering of all of a run's tracklets under space-time constraints.
+
+Online, a tracklet's identity is decided once, when it finishes, against the gallery of that
+moment. At the end of a batch run every tracklet is known, so the whole run can be clustered
+at once (:func:`recluster_run`):
+
+1. the run's stored final tracklets with an embedding of one model version (the deployed one
+   when every tracklet has it, else the version most of them have; a tracklet without it
+   stays a cluster of its own);
+2. cosine distances ``1 - cos`` between their L2-normalised aggregated embeddings, (N, N);
+3. **cannot-link** pairs, from :meth:`CrossCameraMatcher.coexists` (the matcher's own rule, not a
+   copy): two tracklets of one camera that overlap in time, or of two cameras whose views do not
+   overlap (``overlapping_cameras``) at the same time, are two people;
+4. **constrained average-linkage agglomeration** (:func:`agglomerate`): repeatedly merge the two
+   clusters with the smallest mean pairwise distance, refusing any merge that would put a
+   cannot-link pair in one cluster or (with a topology or ``reentry_max_gap_s``) break a hand-over
+   between consecutive sightings (:meth:`CrossCameraMatcher.transit_penalty` infinite); stop when
+   the smallest admissible distance exceeds the threshold. Exact by construction: no cluster ever
+   holds a cannot-link pair (scipy's linkage on a matrix with "infinite" cannot-link entries can
+   still merge through them under average linkage, so it is not used);
+5. the threshold: ``threshold`` when given (``--threshold``, ``recluster.threshold``), else, when
+   the matcher calibrates (``auto_threshold``), the ``false_match_rate`` quantile of the cannot-link
+   pairs' distances of this run (the matcher's label-free rule, :class:`NegativeDistanceCalibrator`,
+   on tracklet pairs instead of tracklet-prototype pairs), else ``MatcherConfig.threshold``.
+
+Ids: clusters, in order of their first tracklet, keep the old global id that most of their
+tracklets had (ties: the smaller id), when no earlier cluster took it; otherwise the store
+allocates a new id. So a run whose clustering does not change keeps every id, and re-running the
+re-clustering changes nothing (idempotent: clustering reads only embeddings and times, never the
+current ids). Identities left without any tracklet (in any run) are deleted; prototypes, first/
+last seen and cameras of the touched identities are recomputed from their members (prototype =
+normalised mean of the members' embeddings of the chosen version).
+
+Events: one ``merge`` per identity absorbed into another (payload: ``ids`` [into, absorbed],
+``into``, ``absorbed``, ``tracklets`` moved, ``threshold``), at the camera and start time of the
+first moved tracklet; one ``split`` per old identity whose tracklets now belong to several
+(``ids``: old first, then the others). In the store and appended to ``events.jsonl``.
+``mot_global/<cam>.txt`` is rewritten from the stored tracklets' frames and boxes (one box per
+(camera, frame, global id), the earlier-starting tracklet's box first), rows sorted by frame then id.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import math
+import os
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.core.types import TrackletEmbedding
+from pipeline.matching.calibration import NegativeDistanceCalibrator
+from pipeline.matching.config import MatcherConfig
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ReclusterResult", "agglomerate", "cannot_link_matrix", "choose_threshold", "cosine_distances",
+           "recluster_run", "write_global_mot"]
+
+
+@dataclass
+class ReclusterResult:
+    """What one re-clustering did.
+
+    labels: tracklet_id -> global id after; before: tracklet_id -> global id before;
+    merges / splits: the events' payloads; removed: identities deleted (no tracklet left);
+    threshold_source: "given", "calibrated" (cannot-link quantile) or "fixed" (MatcherConfig.threshold).
+    """
+
+    run_id: int
+    model_version: str
+    threshold: float
+    threshold_source: str
+    cannot_link_pairs: int
+    labels: dict[int, int] = field(default_factory=dict)
+    before: dict[int, int] = field(default_factory=dict)
+    merges: list[dict] = field(default_factory=list)
+    splits: list[dict] = field(default_factory=list)
+    removed: list[int] = field(default_factory=list)
+    unembedded: int = 0
+    mot_files: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> int:
+        """Tracklets whose global id changed."""
+        return sum(1 for t, g in self.labels.items() if self.before.get(t) != g)
+
+    def summary(self) -> dict:
+        return {"run_id": self.run_id, "model_version": self.model_version, "threshold": round(self.threshold, 6),
+                "threshold_source": self.threshold_source, "tracklets": len(self.labels),
+                "identities_before": len(set(self.before.values())), "identities_after": len(set(self.labels.values())),
+                "changed_tracklets": self.changed, "merges": len(self.merges), "splits": len(self.splits),
+                "removed_identities": self.removed, "cannot_link_pairs": self.cannot_link_pairs,
+                "unembedded_tracklets": self.unembedded, "mot_files": self.mot_files}
+
+
+# ---------------------------------------------------------------------------------------- pure parts
+def cosine_distances(vectors: np.ndarray) -> np.ndarray:
+    """(N, D) -> (N, N) float64 ``1 - cos`` of the L2-normalised rows (zero rows stay zero vectors)."""
+    v = np.asarray(vectors, dtype=np.float64)
+    n = np.linalg.norm(v, axis=1, keepdims=True)
+    v = np.divide(v, n, out=np.zeros_like(v), where=n > 0)
+    d = 1.0 - v @ v.T
+    np.fill_diagonal(d, 0.0)
+    return np.clip(d, 0.0, 2.0)
+
+
+def cannot_link_matrix(items: list[TrackletEmbedding], matcher) -> np.ndarray:
+    """(N, N) bool, symmetric: items i and j cannot be one person (``matcher.coexists``); diagonal False."""
+    n = len(items)
+    out = np.zeros((n, n), dtype=bool)
+    for i in range(n):
+        for j in range(i + 1, n):
+            b = items[j]
+            if matcher.coexists(items[i], b.cam_id, b.start_time, b.end_time):
+                out[i, j] = out[j, i] = True
+    return out
+
+
+def choose_threshold(dist: np.ndarray, cannot: np.ndarray, config: MatcherConfig,
+                     threshold: float | None = None) -> tuple[float, str]:
+    """(threshold, source): ``threshold`` ("given"); else with ``config.auto_threshold`` the matcher's
+    calibration rule on the cannot-link pairs' distances ("calibrated"; "fixed" = its fallback when
+    there are fewer than ``min_negatives`` pairs); else ``config.threshold`` ("fixed")."""
+    if threshold is not None:
+        return float(threshold), "given"
+    if config.auto_threshold is None:
+        return float(config.threshold), "fixed"
+    cal = NegativeDistanceCalibrator(config.auto_threshold.model_copy(update={"warmup": "threshold"}),
+                                     config.threshold)
+    iu = np.triu_indices(len(dist), k=1)
+    cal.add(dist[iu][cannot[iu]])
+    return float(cal.threshold), "calibrated" if cal.calibrated else "fixed"
+
+
+def agglomerate(dist: np.ndarray, cannot: np.ndarray, threshold: float,
+                admissible: Callable[[list[int], list[int]], bool] | None = None) -> list[list[int]]:
+    """Constrained average-linkage clustering of N items.
+
+    dist: (N, N) symmetric distances; cannot: (N, N) bool cannot-link; merges happen while the
+    smallest average-linkage distance between two clusters without a cannot-link pair (and, when
+    given, with ``admissible(members_a, members_b)`` true) is <= ``threshold``. Ties merge the pair
+    with the smaller (first index, second index). Returns the clusters as sorted index lists, sorted
+    by their first index. Cost O(N^2 log N) time, O(N^2) memory.
+    """
+    n = len(dist)
+    members: dict[int, list[int]] = {i: [i] for i in range(n)}
+    sums = np.array(dist, dtype=np.float64, copy=True)  # sum of pairwise distances between live clusters
+    cl = np.array(cannot, dtype=bool, copy=True)
+    version = [0] * n
+    heap: list[tuple[float, int, int, int, int]] = []
+    for i in range(n):
+        for j in range(i + 1, n):
+            if not cl[i, j] and sums[i, j] <= threshold:
+                heap.append((float(sums[i, j]), i, j, 0, 0))
+    heapq.heapify(heap)
+    while heap:
+        d, a, b, va, vb = heapq.heappop(heap)
+        if a not in members or b not in members or version[a] != va or version[b] != vb or cl[a, b]:
+            continue  # stale: one side merged since, or the pair became cannot-link
+        if admissible is not None and not admissible(members[a], members[b]):
+            cl[a, b] = cl[b, a] = True
+            continue
+        members[a] = sorted(members[a] + members.pop(b))  # a < b: the merged cluster keeps the smaller index
+        version[a] += 1
+        sums[a, :] += sums[b, :]
+        sums[:, a] = sums[a, :]
+        cl[a, :] |= cl[b, :]
+        cl[:, a] = cl[a, :]
+        na = len(members[a])
+        for c in sorted(members):
+            if c == a or cl[a, c]:
+                continue
+            avg = float(sums[a, c]) / (na * len(members[c]))
+            if avg <= threshold:
+                lo, hi = (a, c) if a < c else (c, a)
+                heapq.heappush(heap, (avg, lo, hi, version[lo], version[hi]))
+    return [members[k] for k in sorted(members)]
+
+
+def handover_check(items: list[TrackletEmbedding], matcher) -> Callable[[list[int], list[int]], bool] | None:
+    """The sequence constraints of a merge (None when there are none to check): in the merged
+    cluster, every sighting's previous one (latest end before its start) must be a permitted
+    re-entry (``reentry_max_gap_s``) or hand-over (``matcher.transit_penalty`` finite)."""
+    cfg = matcher.config
+    if cfg.topology is None and cfg.reentry_max_gap_s is None:
+        return None
+
+    def ok(a: list[int], b: list[int]) -> bool:
+        group = [items[i] for i in a + b]
+        for it in group:
+            before = [p for p in group if p.end_time < it.start_time]
+            if not before:
+                continue
+            prev = max(before, key=lambda p: (p.end_time, p.cam_id, p.track_id))
+            gap = it.start_time - prev.end_time
+            if prev.cam_id == it.cam_id:
+                if cfg.reentry_max_gap_s is not None and gap > cfg.reentry_max_gap_s:
+                    return False
+            elif not math.isfinite(matcher.transit_penalty(prev.cam_id, it.cam_id, gap)):
+                return False
+        return True
+
+    return ok
+
+
+def assign_ids(clusters: list[list[int]], old: list[int | None]) -> list[int | None]:
+    """Per cluster (in order), the old id most of its members had (ties: smaller id) if no earlier
+    cluster took it, else None (a new id is needed)."""
+    taken: set[int] = set()
+    out: list[int | None] = []
+    for members in clusters:
+        votes = Counter(old[i] for i in members if old[i] is not None)
+        pick = None
+        for gid, _ in sorted(votes.items(), key=lambda kv: (-kv[1], kv[0])):
+            if gid not in taken:
+                pick = gid
+                break
+        if pick is not None:
+            taken.add(pick)
+        out.append(pick)
+    return out
+
+
+# ---------------------------------------------------------------------------------------- store
+def _pick_version(store, tracklets) -> str | None:
+    counts = Counter(v for t in tracklets for v in t.embeddings)
+    if not counts:
+        return None
+    deployed = store.deployed_version() if hasattr(store, "deployed_version") else None
+    if deployed is not None and counts.get(deployed) == len(tracklets):
+        return deployed
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
+
+
+def recluster_run(store, run_id: int, config: MatcherConfig, threshold: float | None = None,
+                  out_dir: Path | None = None) -> ReclusterResult:
+    """Re-cluster run ``run_id``'s stored tracklets and rewrite its global ids (see the module doc).
+
+    ``store``: an :class:`~pipeline.store.IdentityStore` opened for writing; ``out_dir``: the run's
+    outputs folder (``mot_global/`` is rewritten and ``events.jsonl`` appended when present there);
+    None = the store only. The store changes in one transaction.
+    """
+    from pipeline.matching.matcher import CrossCameraMatcher
+
+    tracklets = store.tracklets(run_id=run_id)
+    tracklets.sort(key=lambda t: (t.start_time, t.cam_id, t.track_id, t.tracklet_id))
+    version = _pick_version(store, tracklets) or ""
+    matcher = CrossCameraMatcher(config)
+    dim = next((len(t.embeddings[version]) for t in tracklets if version in t.embeddings), 0)
+    items = [TrackletEmbedding(t.cam_id, t.track_id, t.start_time, t.end_time,
+                               np.asarray(t.embeddings.get(version, np.zeros(dim)), np.float32)) for t in tracklets]
+    has = np.array([version in t.embeddings for t in tracklets], dtype=bool)
+    dist = cosine_distances(np.stack([it.vector for it in items])) if items else np.zeros((0, 0))
+    cannot = cannot_link_matrix(items, matcher)
+    thr, source = choose_threshold(dist[np.ix_(has, has)], cannot[np.ix_(has, has)], config, threshold)
+    blocked = cannot | ~has[:, None] | ~has[None, :]  # a tracklet without the version stays alone
+    np.fill_diagonal(blocked, False)
+    clusters = agglomerate(dist, blocked, thr, handover_check(items, matcher))
+    old = [t.global_id for t in tracklets]
+    picks = assign_ids(clusters, old)
+    res = ReclusterResult(run_id, version, thr, source, int(np.triu(cannot, 1).sum()),
+                          before={t.tracklet_id: g for t, g in zip(tracklets, old) if g is not None},
+                          unembedded=int((~has).sum()))
+    with store.transaction():
+        labels: dict[int, int] = {}
+        for members, pick in zip(clusters, picks):
+            if pick is None:
+                first = tracklets[members[0]]
+                proto = _mean_unit([items[i].vector for i in members])
+                pick = store.new_identity(proto, first.start_time, first.cam_id, None, version or None)
+            for i in members:
+                labels[tracklets[i].tracklet_id] = pick
+                if old[i] != pick:
+                    store.assign(tracklets[i].tracklet_id, pick, None)
+        res.labels = labels
+        res.merges, res.splits = _merge_split_events(tracklets, clusters, old, labels, thr)
+        touched = sorted({g for g in old if g is not None} | set(labels.values()))
+        res.removed = _refresh_identities(store, touched, version)
+        for ev in res.merges + res.splits:
+            store.add_event(ev["kind"], ev["global_id"], ev["cam_id"], ev["t"], ev["payload"])
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        res.mot_files = [str(p) for p in write_global_mot(tracklets, labels, out_dir / "mot_global")]
+        events_path = out_dir / "events.jsonl"
+        if events_path.is_file() and (res.merges or res.splits):
+            from pipeline.sinks.events import EventSink
+
+            sink = EventSink(events_path, append=True)
+            try:
+                for ev in res.merges + res.splits:
+                    sink.emit(ev["kind"], ev["global_id"], ev["cam_id"], ev["t"], **ev["payload"])
+            finally:
+                sink.close()
+    return res
+
+
+def _mean_unit(vectors: list[np.ndarray]) -> np.ndarray:
+    m = np.mean(np.stack([np.asarray(v, np.float64) for v in vectors]), axis=0)
+    n = float(np.linalg.norm(m))
+    return (m / n if n > 0 else m).astype(np.float32)
+
+
+def _merge_split_events(tracklets, clusters, old, labels, thr) -> tuple[list[dict], list[dict]]:
+    """merge: per (new id, absorbed old id), at the first moved tracklet (a cluster under a fresh id
+    absorbs the old ids other than the one it split from); split: per old id
+    now spread over several ids, at its first tracklet. Sorted by (time, camera, id)."""
+    merges, splits = [], []
+    for members in clusters:
+        new = labels[tracklets[members[0]].tracklet_id]
+        votes = Counter(old[i] for i in members if old[i] is not None)
+        # a fresh id (its main old id was taken by an earlier cluster) is a split off that id, not a merge
+        source = new if new in votes or not votes else sorted(votes.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
+        moved: dict[int, list] = {}
+        for i in members:
+            if old[i] is not None and old[i] not in (new, source):
+                moved.setdefault(old[i], []).append(tracklets[i])
+        for gid in sorted(moved):
+            first = moved[gid][0]
+            merges.append({"kind": "merge", "global_id": new, "cam_id": first.cam_id, "t": first.start_time,
+                           "payload": {"ids": [new, gid], "into": new, "absorbed": gid,
+                                       "tracklets": len(moved[gid]), "threshold": round(thr, 6),
+                                       "by": "recluster"}})
+    by_old: dict[int, list] = {}
+    for i, t in enumerate(tracklets):
+        if old[i] is not None:
+            by_old.setdefault(old[i], []).append(t)
+    for gid in sorted(by_old):
+        new_ids = sorted({labels[t.tracklet_id] for t in by_old[gid]})
+        if len(new_ids) > 1:
+            first = by_old[gid][0]
+            others = [g for g in new_ids if g != gid]
+            splits.append({"kind": "split", "global_id": gid, "cam_id": first.cam_id, "t": first.start_time,
+                           "payload": {"ids": [gid] + others, "from": gid, "into": new_ids, "by": "recluster"}})
+    key = lambda e: (e["t"], e["cam_id"], e["global_id"], e["kind"])  # noqa: E731
+    return sorted(merges, key=key), sorted(splits, key=key)
+
+
+def _refresh_identities(store, gids: list[int], version: str) -> list[int]:
+    """Recompute prototype and first/last seen of ``gids`` from all their members; delete those
+    without a member. Returns the deleted ids."""
+    removed = []
+    for gid in gids:
+        members = store.tracklets(global_id=gid, model_version=version or None, with_arrays=False)
+        if not members:
+            with store.transaction() as c:
+                c.execute("DELETE FROM identities WHERE global_id = ?", (gid,))
+            removed.append(gid)
+            continue
+        vecs = [m.embeddings[version] for m in members if version in m.embeddings]
+        first = min(members, key=lambda m: (m.start_time, m.cam_id))
+        last = max(members, key=lambda m: (m.end_time, m.cam_id))
+        sets = "first_seen=?, first_cam=?, last_seen=?, last_cam=?"
+        params: list = [first.start_time, first.cam_id, last.end_time, last.cam_id]
+        if vecs:
+            from pipeline.store.records import to_blob
+
+            sets += ", prototype=?, model_version=?"
+            params += [to_blob(_mean_unit(vecs)), version]
+        with store.transaction() as c:
+            c.execute(f"UPDATE identities SET {sets} WHERE global_id = ?", (*params, gid))
+    return removed
+
+
+def write_global_mot(tracklets, labels: dict[int, int], mot_dir: Path) -> list[Path]:
+    """Rewrite ``mot_dir/<cam>.txt`` for every camera of ``tracklets`` (StoredTracklet with arrays)
+    with global ids ``labels[tracklet_id]``: one box per (camera, frame, id), the earlier-starting
+    tracklet's first; rows sorted by (frame, id). Each file is replaced atomically. Returns the paths."""
+    from pipeline.sinks.mot import format_mot_row
+
+    mot_dir.mkdir(parents=True, exist_ok=True)
+    rows: dict[str, dict[tuple[int, int], np.ndarray]] = {}
+    for t in sorted(tracklets, key=lambda t: (t.start_time, t.cam_id, t.track_id, t.tracklet_id)):
+        gid = labels.get(t.tracklet_id)
+        cam_rows = rows.setdefault(t.cam_id, {})
+        if gid is None or t.frames is None:
+            continue
+        for f, box in zip(t.frames, t.boxes_tlwh):
+            cam_rows.setdefault((int(f), gid), box)
+    paths = []
+    for cam in sorted(rows):
+        path = mot_dir / f"{cam}.txt"
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.writelines(format_mot_row(f, g, rows[cam][(f, g)], 1.0) for f, g in sorted(rows[cam]))
+        os.replace(tmp, path)
+        paths.append(path)
+    return paths
+
+
+def recluster_after_run(cfg, store, run_id: int, out_dir: Path) -> dict | None:
+    """The runner's hook at the end of a complete run: with ``mode: batch`` and ``recluster.enabled``,
+    :func:`recluster_run` with the run's matcher config and ``recluster.threshold``; returns the
+    summary (with ``seconds``), else None."""
+    import time
+
+    settings = getattr(cfg, "recluster", None)
+    if cfg.mode != "batch" or settings is None or not settings.enabled:
+        return None
+    t0 = time.perf_counter()
+    res = recluster_run(store, run_id, cfg.matcher_config(), threshold=settings.threshold, out_dir=out_dir)
+    summary = {**res.summary(), "seconds": round(time.perf_counter() - t0, 3)}
+    log.info("re-clustered run %d: identities %d -> %d (%d merges, %d splits) at threshold %.4f (%s)", run_id,
+             summary["identities_before"], summary["identities_after"], summary["merges"], summary["splits"],
+             res.threshold, res.threshold_source)
+    return summary
