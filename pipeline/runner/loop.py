@@ -34,9 +34,11 @@ import numpy as np
 from pipeline.camconfig import CamsConfig
 from pipeline.runner.roi import filter_roi
 from pipeline.runner.checkpoint import CameraResume, Checkpointer, RunState, output_sizes, truncate_outputs
+from pipeline.matching.recluster import recluster_after_run
 from pipeline.runner.identity import IdentityAssigner
 from pipeline.runner.components import CameraState, Components, build_components, check_inputs, open_sinks
 from pipeline.runner.stage_timer import StageTimer
+from pipeline.store.calibration import CalibrationSaver
 from pipeline.core.types import Detection, Frame, crop_tlwh
 
 log = logging.getLogger(__name__)
@@ -111,6 +113,7 @@ class PipelineRunner:
             )
             if resume is not None:
                 self._restore(resume, sinks)
+            self.cal_saver = CalibrationSaver(store, cfg.store.checkpoint_every_s)  # restarts continue it
             self._start_adaptation()
             monitor = self._start_health()
             self.timer.restart()  # fps and shares cover the frame loop, not model loading
@@ -124,6 +127,7 @@ class PipelineRunner:
                 with self.timer.stage("match"):  # flush open tracklets: nothing computed is lost
                     finals = [t for st in self.cams.values() for t in st.builder.flush_all()]
                     self.assigner.process([], finals)
+                    self.cal_saver.save(self.comp.matcher, self.comp.encoder.version)
                 if self.ckpt is not None:  # commits the flush; the checkpoint is spent
                     self.ckpt.end(drop=True)
         finally:
@@ -197,6 +201,7 @@ class PipelineRunner:
                     st.bar.update(1)
         with timer.stage("match"):
             self.assigner.process(partials, finals)
+            self.cal_saver.maybe_save(comp.matcher, comp.encoder.version)
         with timer.stage("store_sinks"):
             for frame in frames:
                 self._write_frame_sinks(frame, sinks)
@@ -280,6 +285,8 @@ class PipelineRunner:
         report = self.timer.report(frames)
         with self.timer.stage("store_sinks"):
             pngs = sinks.close(t0=0.0)
+        complete = not self.stop_event.is_set() and not limited  # batch + recluster.enabled: final ids
+        reclustered = recluster_after_run(self.cfg, store, run_id, self.out_dir) if complete else None
         stats = self.assigner.stats
         summary = {
             "run_key": run_key,
@@ -297,6 +304,7 @@ class PipelineRunner:
             "global_ids": len(stats.global_ids),
             "new_identities": stats.new_identities,
             "handovers": stats.handovers,
+            "recluster": reclustered,
             "duplicate_global_rows_dropped": stats.duplicate_rows_dropped,
             "timelines": [str(p) for p in pngs],
             "adaptation": self.adapt.summary() if self.adapt is not None else None,
