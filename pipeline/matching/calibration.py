@@ -19,6 +19,11 @@ the deployed model, without labels. Until ``min_negatives`` samples exist
 (``warmup``) the configured fixed threshold is used (``"threshold"``, the
 default) or no fresh tracklet joins an existing identity (``"no-link"``: a wrong
 early merge is never undone, a missed link only splits an identity).
+
+The samples outlive a run: the runner saves them in the identity store
+(:mod:`pipeline.store.calibration`, schema 4) and a restarted run that uses the
+same encoder version continues from them (:meth:`NegativeDistanceCalibrator.restore`),
+so only the very first run of a deployment goes through the warm-up.
 """
 
 from __future__ import annotations
@@ -32,6 +37,9 @@ from pipeline.matching.config import AutoThresholdConfig
 
 class NegativeDistanceCalibrator:
     """Keeps the last ``max_negatives`` known-different distances; their quantile is the threshold."""
+
+    #: samples ever added (a saver's cheap "changed since" test); class default for unpickled old checkpoints
+    added: int = 0
 
     def __init__(self, config: AutoThresholdConfig, fallback: float) -> None:
         self.config = config
@@ -50,6 +58,27 @@ class NegativeDistanceCalibrator:
         if d.size:
             self._d.extend(d.tolist())
             self._cached = None
+            self.added += int(d.size)
+
+    @property
+    def negatives(self) -> np.ndarray:
+        """(K,) float64 copy of the kept known-different distances, oldest first (K <= max_negatives)."""
+        return np.fromiter(self._d, dtype=np.float64, count=len(self._d))
+
+    @property
+    def kept_fallback(self) -> float | None:
+        """The warm-up threshold when it is not the configured one (kept by :meth:`reset`), else None."""
+        return None if self.fallback == self.configured else self.fallback
+
+    def restore(self, negatives: np.ndarray, kept_fallback: float | None = None) -> None:
+        """Continue from saved state: ``negatives`` (K,) (the last ``max_negatives`` are kept) and
+        the fallback a :meth:`reset` had kept (None: the configured one). Replaces the current samples."""
+        d = np.asarray(negatives, dtype=np.float64).ravel()
+        d = d[np.isfinite(d)]
+        self._d.clear()
+        self._d.extend(d.tolist())
+        self.fallback = self.configured if kept_fallback is None else float(kept_fallback)
+        self._cached = None
 
     def reset(self, keep_threshold: bool = True) -> None:
         """Forget all samples (after the encoder's weights change, the distance scale does too).

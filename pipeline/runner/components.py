@@ -136,10 +136,12 @@ class Components:
 
 
 def build_components(cfg: CamsConfig, encoder=None, store=None) -> Components:
-    """Detector, encoder, aggregator, identity store and matcher (gallery reloaded from the store)."""
+    """Detector, encoder, aggregator, identity store and matcher (gallery and, for the same encoder
+    version, threshold calibration reloaded from the store)."""
     from pipeline.detectors import build_detector
     from pipeline.matching.matcher import CrossCameraMatcher
     from pipeline.store import IdentityStore
+    from pipeline.store.calibration import restore_calibration
     from reid_models.aggregation import build_aggregator
 
     store = store or IdentityStore(Path(cfg.store.path))
@@ -151,6 +153,7 @@ def build_components(cfg: CamsConfig, encoder=None, store=None) -> Components:
         mcfg = cfg.matcher_config()
         gallery = store.load_gallery(limit=mcfg.max_gallery, max_spans=mcfg.max_spans)
         matcher = CrossCameraMatcher(mcfg, gallery, next_id=store.next_global_id())
+        restore_calibration(store, matcher.calibrator, encoder.version)  # a restart continues the calibration
     except BaseException:
         store.close()
         raise

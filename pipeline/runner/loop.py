@@ -38,6 +38,7 @@ from pipeline.matching.recluster import recluster_after_run
 from pipeline.runner.identity import IdentityAssigner
 from pipeline.runner.components import CameraState, Components, build_components, check_inputs, open_sinks
 from pipeline.runner.stage_timer import StageTimer
+from pipeline.store.calibration import CalibrationSaver
 from pipeline.core.types import Detection, Frame, crop_tlwh
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,7 @@ class PipelineRunner:
             )
             if resume is not None:
                 self._restore(resume, sinks)
+            self.cal_saver = CalibrationSaver(store, cfg.store.checkpoint_every_s)  # restarts continue it
             self._start_adaptation()
             monitor = self._start_health()
             self.timer.restart()  # fps and shares cover the frame loop, not model loading
@@ -125,6 +127,7 @@ class PipelineRunner:
                 with self.timer.stage("match"):  # flush open tracklets: nothing computed is lost
                     finals = [t for st in self.cams.values() for t in st.builder.flush_all()]
                     self.assigner.process([], finals)
+                    self.cal_saver.save(self.comp.matcher, self.comp.encoder.version)
                 if self.ckpt is not None:  # commits the flush; the checkpoint is spent
                     self.ckpt.end(drop=True)
         finally:
@@ -198,6 +201,7 @@ class PipelineRunner:
                     st.bar.update(1)
         with timer.stage("match"):
             self.assigner.process(partials, finals)
+            self.cal_saver.maybe_save(comp.matcher, comp.encoder.version)
         with timer.stage("store_sinks"):
             for frame in frames:
                 self._write_frame_sinks(frame, sinks)

@@ -132,8 +132,22 @@ def _migrate_to_3(conn: sqlite3.Connection) -> None:
     )""")
 
 
+def _migrate_to_4(conn: sqlite3.Connection) -> None:
+    """calibration: the matcher's label-free threshold calibration, per scope, for the encoder version
+    that measured it (pipeline/store/calibration.py): a restarted run continues it."""
+    conn.execute("""CREATE TABLE IF NOT EXISTS calibration (
+        scope         TEXT PRIMARY KEY,
+        model_version TEXT NOT NULL,
+        negatives     BLOB NOT NULL,
+        threshold     REAL NOT NULL,
+        fallback      REAL,
+        updated       REAL NOT NULL
+    )""")
+
+
 #: schema version -> migration bringing the previous version to it (runs inside the caller's transaction)
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_to_1, 2: _migrate_to_2, 3: _migrate_to_3}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_to_1, 2: _migrate_to_2, 3: _migrate_to_3,
+                                                                 4: _migrate_to_4}
 SCHEMA_VERSION: int = max(MIGRATIONS)
 
 
