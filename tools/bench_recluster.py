@@ -7,6 +7,7 @@ re-embedded. For each variant (``ours``, ``baseline_auto``), on a copy of its st
 
 * online: the run's own ``mot_global`` as written (global IDF1 of ``evaluate_multicam``);
 * no linking: every stored tracklet its own id (the floor any linking must beat);
+* perfect linking: every tracklet under the gt id most of its boxes overlap (the ceiling);
 * re-clustering (:func:`pipeline.matching.recluster.recluster_run`) with the threshold the
   pipeline uses by default ("calibrated": the false_match_rate quantile of the run's cannot-link
   pairs), with the run's final online calibrated threshold ("online"), with the fixed
@@ -63,6 +64,38 @@ def _no_link(src_store: Path, work: Path) -> None:
     write_global_mot(tracklets, {t.tracklet_id: t.tracklet_id for t in tracklets}, work / "mot_global")
 
 
+def _oracle(src_store: Path, cams_dir: Path, work: Path) -> None:
+    """Perfect cross-camera linking of these tracklets: each takes the virtual-camera gt id that most
+    of its boxes overlap (IoU > 0.5; none: its own id). The ceiling of any re-clustering of them."""
+    from collections import Counter
+
+    import numpy as np
+
+    from pipeline.matching.recluster import write_global_mot
+    from pipeline.store import IdentityStore
+
+    idmap = json.loads((cams_dir / "identities.json").read_text())["cameras"]
+    with IdentityStore(src_store, mode="read") as store:
+        tracklets = store.tracklets()
+    gts = {c: np.loadtxt(cams_dir / c / "gt" / "gt.txt", delimiter=",", ndmin=2) for c in idmap}
+    labels = {}
+    for t in tracklets:
+        g, votes = gts[t.cam_id], Counter()
+        for f, b in zip(t.frames, t.boxes_tlwh):
+            r = g[g[:, 0] == f]
+            if len(r) == 0:
+                continue
+            x1, y1 = np.maximum(b[0], r[:, 2]), np.maximum(b[1], r[:, 3])
+            x2, y2 = np.minimum(b[0] + b[2], r[:, 2] + r[:, 4]), np.minimum(b[1] + b[3], r[:, 3] + r[:, 5])
+            inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+            iou = inter / (b[2] * b[3] + r[:, 4] * r[:, 5] - inter)
+            k = int(iou.argmax())
+            if iou[k] > 0.5:
+                votes[idmap[t.cam_id][str(int(r[k, 1]))]] += 1
+        labels[t.tracklet_id] = votes.most_common(1)[0][0] if votes else 100000 + t.tracklet_id
+    write_global_mot(tracklets, labels, work / "mot_global")
+
+
 def bench_variant(name: str, run_dir: Path, cams_dir: Path, out: Path, online_thr: float | None) -> dict:
     from pipeline.matching.config import MatcherConfig
 
@@ -71,6 +104,8 @@ def bench_variant(name: str, run_dir: Path, cams_dir: Path, out: Path, online_th
     res: dict = {"online": _idf1(cams_dir, run_dir / name / "mot_global")}
     _no_link(src, out / name / "no_link")
     res["no_link"] = _idf1(cams_dir, out / name / "no_link" / "mot_global")
+    _oracle(src, cams_dir, out / name / "oracle")
+    res["oracle"] = _idf1(cams_dir, out / name / "oracle" / "mot_global")
     runs = {"calibrated": None, "online_threshold": online_thr, "fixed_default": MatcherConfig().threshold}
     for label, thr in runs.items():
         if label == "online_threshold" and thr is None:
@@ -111,6 +146,8 @@ def plot(results: dict, path: Path) -> None:
             o = r["online_threshold"]
             ax.plot([o["recluster"]["threshold"]], [o["IDF1"]], "s", ms=9, color="tab:green",
                     label=f"online final thr {o['recluster']['threshold']:.3f}: {o['IDF1']:.1f}")
+        ax.axhline(r["oracle"]["IDF1"], color="tab:purple", ls="-.",
+                   label=f"perfect linking of these tracklets {r['oracle']['IDF1']:.1f}")
         ax.axhline(80, color="k", lw=0.6, alpha=0.4)
         ax.set_title(f"{name}: global IDF1 vs re-clustering threshold")
         ax.set_xlabel("average-linkage cosine-distance threshold")
@@ -141,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         r = bench_variant(name, args.run_dir, cams_dir, args.out, online_thr)
         results["variants"][name] = r
         print(f"[{name}] global IDF1: online {r['online']['IDF1']}, no linking {r['no_link']['IDF1']}, "
+              f"perfect linking {r['oracle']['IDF1']}, "
               f"re-clustered (calibrated thr {r['calibrated']['recluster']['threshold']:.3f}) {r['calibrated']['IDF1']}"
               + (f", at the online final thr {r['online_threshold']['recluster']['threshold']:.3f}: "
                  f"{r['online_threshold']['IDF1']}" if "online_threshold" in r else "")
