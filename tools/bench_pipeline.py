@@ -70,15 +70,16 @@ def build_split(out: Path, max_frames: int | None, gap: float) -> Path:
 
 
 def make_config(cams_dir: Path, run_dir: Path, encoder: str, threshold: float, tracker: str | None, every: int,
-                auto: bool = True, warmup: str = "threshold"):
+                auto: bool = True, warmup: str = "threshold", offset: float = 0.0):
     from pipeline.camconfig import CamsConfig
     from pipeline.core.configio import validate
 
     weights = require_shared() / "weights" / "yolov5n.onnx"
     data = {
         "mode": "batch",
-        "run_key": f"bench-{run_dir.name}",
-        "cameras": [{"id": c, "source": str(cams_dir / c / "video.mp4")} for c in ("left", "right")],
+        "run_key": f"bench-{run_dir.name}" + (f"-at{offset:g}" if offset else ""),
+        "cameras": [{"id": c, "source": str(cams_dir / c / "video.mp4"), "time_offset_s": offset}
+                    for c in ("left", "right")],
         "detector": {"kind": "onnx", "weights": str(weights), "conf": 0.25},
         "encoder": {"checkpoint": encoder, "every": every},
         "matching": {"threshold": threshold, "auto_threshold": {"warmup": warmup} if auto else None},
@@ -94,7 +95,8 @@ def make_config(cams_dir: Path, run_dir: Path, encoder: str, threshold: float, t
     return cfg
 
 
-def run_variant(name: str, cfg, cams_dir: Path, run_dir: Path, detector_cache, max_frames):
+def run_variant(name: str, cfg, cams_dir: Path, run_dir: Path, detector_cache, max_frames,
+                store_from: Path | None = None):
     from pipeline.evaluation.multicam import evaluate_multicam
     from pipeline.runner.loop import PipelineRunner
     from pipeline.runner.components import build_components
@@ -102,7 +104,13 @@ def run_variant(name: str, cfg, cams_dir: Path, run_dir: Path, detector_cache, m
     if run_dir.exists():
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
+    if store_from is not None:  # a restart on a previous run's store (gallery, calibration)
+        for suffix in ("", "-wal"):
+            src = store_from / name / f"identities.sqlite{suffix}"
+            if src.is_file():
+                shutil.copy2(src, run_dir / src.name)
     comp = build_components(cfg)
+    summary_start = dict(comp.matcher.calibration)
     if detector_cache is None:
         detector_cache = CachingDetector(comp.detector)
     else:
@@ -117,6 +125,7 @@ def run_variant(name: str, cfg, cams_dir: Path, run_dir: Path, detector_cache, m
     report = evaluate_multicam(cams_dir, run_dir / "mot_global")
     print(f"[{name}] multi-camera evaluation\n{report.table()}")
     summary["matcher_calibration"] = comp.matcher.calibration
+    summary["matcher_calibration_at_start"] = summary_start
     print(f"[{name}] matching threshold at the end: {summary['matcher_calibration']}")
     return summary, report.to_json(), detector_cache
 
@@ -135,8 +144,9 @@ def sweep_thresholds(store_path: Path, cams_dir: Path, work: Path, thresholds: l
     from pipeline.matching.config import MatcherConfig
     from pipeline.store import IdentityStore
 
-    with IdentityStore(store_path) as store:
-        tracklets = [t for t in store.tracklets() if t.embeddings]
+    with IdentityStore(store_path) as store:  # the last run's (--store-from: not the earlier run's)
+        last_run = store.db.query("SELECT MAX(run_id) FROM runs")[0][0]
+        tracklets = [t for t in store.tracklets(run_id=last_run) if t.embeddings]
     tracklets.sort(key=lambda t: (t.end_time, t.cam_id, t.track_id))
     items = [TrackletEmbedding(t.cam_id, t.track_id, t.start_time, t.end_time, next(iter(t.embeddings.values())))
              for t in tracklets]
@@ -173,6 +183,11 @@ def markdown(res: dict) -> str:
         thr_s = f"{cal['threshold']:.3f}" + (" (calibrated)" if cal.get("calibrated") else " (fixed)") if cal else "-"
         lines.append(f"| {name} | {g.get('IDF1', 0):.1f} | {g.get('IDP', 0):.1f} | {g.get('IDR', 0):.1f} | "
                      f"{ov.get('MOTA', 0):.1f} | {ov.get('IDF1', 0):.1f} | {r['summary']['global_ids']} | {thr_s} |")
+    for name, r in variants:
+        start = r["summary"].get("matcher_calibration_at_start")
+        if start and start.get("negatives"):  # --store-from: the calibration the restarted run continued
+            lines.append(f"\n{name}: started with {start['negatives']} stored known-different distances, "
+                         f"threshold {start['threshold']:.3f}" + (" (calibrated)" if start["calibrated"] else ""))
     lines += ["", f"Global IDF1 gain over the baseline: **{res['idf1_gain']:+.1f}** points "
               f"(target >= {TARGET_IDF1_GAIN:.0f}: {'met' if res['idf1_gain'] >= TARGET_IDF1_GAIN else 'NOT met'}); "
               f"over the ImageNet features with the same calibrated matching: "
@@ -207,6 +222,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--every", type=int, default=2, help="embed detections every n-th frame (encoder.every, as the demo)")
     ap.add_argument("--warmup", choices=["threshold", "no-link"], default="threshold",
                     help="matching.auto_threshold.warmup of the calibrated runs")
+    ap.add_argument("--store-from", type=Path, default=None,
+                    help="restart on the stores a previous benchmark left under this --out (gallery and "
+                         "calibration; copied), the cameras' clock --time-offset later under a new run key")
+    ap.add_argument("--time-offset", type=float, default=600.0, help="seconds added to the clock with --store-from")
     ap.add_argument("--tracker", default="configs/tracker/yolo.yaml",
                     help="tracker YAML relative to the repo (default: the YOLO config, as the demo; '' = built-in)")
     args = ap.parse_args(argv)
@@ -221,16 +240,20 @@ def main(argv: list[str] | None = None) -> int:
     thr = args.threshold if args.threshold is not None else MatcherConfig().threshold
     bthr = args.baseline_threshold if args.baseline_threshold is not None else thr
     t0 = time.time()
-    cfg = make_config(cams_dir, args.out / "ours", args.encoder, thr, args.tracker, args.every, warmup=args.warmup)
-    ours, ours_eval, cache = run_variant("ours", cfg, cams_dir, args.out / "ours", None, None)
+    off = args.time_offset if args.store_from is not None else 0.0
+    cfg = make_config(cams_dir, args.out / "ours", args.encoder, thr, args.tracker, args.every, warmup=args.warmup,
+                      offset=off)
+    ours, ours_eval, cache = run_variant("ours", cfg, cams_dir, args.out / "ours", None, None, args.store_from)
     # the issue's baseline: nearest-neighbour matching on ImageNet features (every ImageNet
     # distance is far below the fixed threshold, so the nearest admissible identity is taken)
-    cfg_b = make_config(cams_dir, args.out / "baseline", "imagenet", bthr, args.tracker, args.every, auto=False)
-    base, base_eval, _ = run_variant("baseline", cfg_b, cams_dir, args.out / "baseline", cache, None)
+    cfg_b = make_config(cams_dir, args.out / "baseline", "imagenet", bthr, args.tracker, args.every, auto=False,
+                        offset=off)
+    base, base_eval, _ = run_variant("baseline", cfg_b, cams_dir, args.out / "baseline", cache, None, args.store_from)
     # the same pipeline as ours (label-free calibrated threshold) on ImageNet features
     cfg_c = make_config(cams_dir, args.out / "baseline_auto", "imagenet", bthr, args.tracker, args.every,
-                        warmup=args.warmup)
-    base_auto, base_auto_eval, _ = run_variant("baseline_auto", cfg_c, cams_dir, args.out / "baseline_auto", cache, None)
+                        warmup=args.warmup, offset=off)
+    base_auto, base_auto_eval, _ = run_variant("baseline_auto", cfg_c, cams_dir, args.out / "baseline_auto", cache,
+                                               None, args.store_from)
     grid = ["auto", 0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5]
     sweep = {name: sweep_thresholds(args.out / name / "identities.sqlite", cams_dir, args.out / "sweep" / name, grid)
              for name in ("ours", "baseline")}
