@@ -7,9 +7,11 @@
 trained on the 501 train identities (+ CUHK03) and never saw them. Each tracklet's crop embeddings are
 mean-aggregated (``reid_models.aggregation.MeanAggregator``), timed from its frame numbers at 25 fps
 (:func:`pipeline.evaluation.tracklet_links.market_time_spans`), and the cross-camera matcher alone
-(``CrossCameraMatcher``, default ``MatcherConfig`` + the settings of
-:data:`pipeline.evaluation.tracklet_links.MARKET_MATCHER_SETTINGS`) links them, fed one at a time in
-order of end time. Scores (:mod:`pipeline.evaluation.tracklet_links`): global IDF1 over the crops,
+(``CrossCameraMatcher``, default ``MatcherConfig`` with the matcher's ``cam_id`` = the sequence, all
+sequences declared overlapping and no time-to-live:
+:func:`pipeline.evaluation.tracklet_links.market_matcher_config`, because the sequences' clocks are not
+synchronised) links them, fed one at a time in order of end time; variants with ``warmup: no-link`` and
+with every default (cameras c1..c6, one clock) are reported beside it. Scores (:mod:`pipeline.evaluation.tracklet_links`): global IDF1 over the crops,
 pairwise link precision / recall / F1 over tracklet pairs, and cross-camera tracklet rank-1, for the
 default encoder, ImageNet features and no linking. A sweep of fixed thresholds is reported beside the
 headline (calibrated threshold); nothing is tuned on these identities. Crop embeddings are cached in
@@ -36,7 +38,9 @@ from pipeline.evaluation.tracklet_links import (
 )
 from pipeline.matching.config import MatcherConfig
 
-SWEEP = [round(0.1 + 0.05 * k, 2) for k in range(11)]  # 0.1 .. 0.6
+#: fixed thresholds reported beside the headline: 0.1 .. 0.6 by 0.05, and 0.02 .. 0.08 below it, where the
+#: calibrated thresholds of compact embeddings fall (reported only: nothing is chosen from them)
+SWEEP = [0.02, 0.04, 0.06, 0.08] + [round(0.1 + 0.05 * k, 2) for k in range(11)]
 
 
 def test_tracklets(market_dir: Path) -> list[dict]:
@@ -81,6 +85,18 @@ def tracklet_vectors(tracklets: list[dict], crop_emb: np.ndarray) -> np.ndarray:
     return np.stack(out)
 
 
+def pair_distances(vecs: np.ndarray, pids: list[int]) -> dict[str, float]:
+    """Cosine-distance percentiles of tracklet pairs of one identity / of two identities (diagnostic:
+    where a threshold would have to lie), and the norm of the mean tracklet vector (1 = all alike)."""
+    d = 1.0 - vecs @ vecs.T
+    iu = np.triu_indices(len(vecs), 1)
+    same = (np.asarray(pids)[:, None] == np.asarray(pids)[None, :])[iu]
+    pos, neg = d[iu][same], d[iu][~same]
+    return {"same_p50": float(np.median(pos)), "same_p90": float(np.percentile(pos, 90)),
+            "different_p2": float(np.percentile(neg, 2)), "different_p50": float(np.median(neg)),
+            "mean_vector_norm": float(np.linalg.norm(vecs.mean(axis=0)))}
+
+
 def scores(tracklets: list[dict], pred: list[int]) -> dict:
     """Global IDF1 over crops + pairwise link P/R/F1 + number of predicted identities."""
     true = [t["pid"] for t in tracklets]
@@ -113,6 +129,7 @@ def run(tracklets: list[dict], feats: dict[str, tuple[np.ndarray, str]], out: Pa
         t0 = time.perf_counter()
         gids, cal = link_tracklets(items, headline_cfg)
         f = {"encoder_version": version, "rank1_cross_camera": r1, "rank1_queries": nq,
+             "pair_distances": pair_distances(vecs, [t["pid"] for t in tracklets]),
              "calibrated": {**scores(tracklets, gids), "final_threshold": cal["threshold"],
                             "calibrated": cal["calibrated"], "negatives": cal["negatives"],
                             "matcher_s": round(time.perf_counter() - t0, 2)}}
@@ -121,6 +138,10 @@ def run(tracklets: list[dict], feats: dict[str, tuple[np.ndarray, str]], out: Pa
                    for k, (t, (_, s, e), v) in enumerate(zip(tracklets, spans, vecs))]
         gl, call = link_tracklets(literal, MatcherConfig())
         f["all_defaults_one_clock"] = {**scores(tracklets, gl), "final_threshold": call["threshold"]}
+        # the same with ``auto_threshold.warmup: no-link`` (issue 12's candidate default)
+        nolink = MatcherConfig().auto_threshold.model_copy(update={"warmup": "no-link"})
+        gw, calw = link_tracklets(items, market_matcher_config(clocks, MatcherConfig(auto_threshold=nolink)))
+        f["warmup_no_link"] = {**scores(tracklets, gw), "final_threshold": calw["threshold"]}
         f["sweep"] = {}
         for thr in SWEEP:
             cfg = market_matcher_config(clocks, MatcherConfig(auto_threshold=None, threshold=thr))
@@ -149,6 +170,13 @@ def table(res: dict) -> str:
         c = f["calibrated"]
         lines.append(f"| {name} | {_pct(c['IDF1'])} | {_pct(c['link_precision'])} | {_pct(c['link_recall'])} | "
                      f"{_pct(c['link_f1'])} | {c['identities']} | {c['final_threshold']:.3f} | {f['rank1_cross_camera']:.1f} |")
+    for key, label in (("warmup_no_link", "calibrated, warmup no-link"),
+                       ("all_defaults_one_clock", "all defaults, cameras c1..c6 on one clock")):
+        for name, f in res["features"].items():
+            c = f[key]
+            lines.append(f"| {name} ({label}) | {_pct(c['IDF1'])} | {_pct(c['link_precision'])} | "
+                         f"{_pct(c['link_recall'])} | {_pct(c['link_f1'])} | {c['identities']} | "
+                         f"{c['final_threshold']:.3f} | |")
     lines += ["", "| fixed threshold | " + " | ".join(_sweep_keys(res)) + " |",
               "|---|" + "---:|" * len(_sweep_keys(res))]
     for name, f in res["features"].items():
