@@ -69,7 +69,7 @@ from pipeline.testing.rtsp import RtspServer, free_port
 #: a log record of the project's format (pipeline/cli.py): not counted as a user-facing stderr line
 LOG_RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) \S+: ")
 SECRETS = (b"secretpw", b"SECRET")
-SOAK_MAX_RSS_GROWTH_PCT = 25.0  # soak: RSS growth after the first minute that fails the row
+SOAK_MAX_RSS_GROWTH_PCT = 5.0  # soak: RSS growth after the first minute that fails the row (issue 11's target)
 
 
 # ---------------------------------------------------------------------------------------------- settings
@@ -907,7 +907,7 @@ def soak(c: Campaign, minutes: float) -> list[Row]:
                     samples.append((round(now - p.t0, 1), round(r, 1)))
                 next_sample = now + 10.0
             if now >= next_kill:
-                restarts.append(restart_server(c, row, srv, p, port))
+                restarts.append({"t_s": round(now - p.t0, 1), **restart_server(c, row, srv, p, port)})
                 next_kill = time.monotonic() + c.rng.uniform(120.0, 180.0)
             time.sleep(0.5)
         row.rss_end_mb = p.rss()
@@ -930,6 +930,30 @@ def soak(c: Campaign, minutes: float) -> list[Row]:
             p.close()
         srv.stop()
     return [row.finish()]
+
+
+def plot_soak(row: Row, path: Path) -> Path:
+    """PNG of the soak's RSS over time, the server kills marked, the warm-up minute shaded."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t, rss = zip(*row.details["rss_samples"])
+    fig, ax = plt.subplots(figsize=(9, 3.5))
+    ax.plot([x / 60 for x in t], rss, lw=1.5, label="pipeline RSS")
+    ax.axvspan(0, 1, color="0.9", label="warm-up (not counted)")
+    for i, r in enumerate(row.details.get("restarts", [])):
+        ax.axvline(r["t_s"] / 60, color="tab:red", lw=0.8, ls="--", label="RTSP server killed" if i == 0 else None)
+    growth = row.details.get("rss_growth_pct")
+    ax.set(xlabel="minutes", ylabel="RSS (MiB)", title=f"soak: RSS growth {growth}% after the first minute, "
+           f"{row.recovered}/{row.injected} server kills recovered")
+    ax.set_ylim(0, max(rss) * 1.15)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 # ---------------------------------------------------------------------------------------------- main
@@ -987,6 +1011,9 @@ def main(argv: list[str] | None = None) -> int:
         report = {"mode": mode, "seed": args.seed, "wall_s": wall, "passed": all(r.passed for r in rows),
                   "classes": [asdict(r) for r in rows]}
         args.json.write_text(json.dumps(report, indent=1, default=str), encoding="utf-8")
+        for r in rows:
+            if r.details.get("rss_samples"):
+                print(f"wrote {plot_soak(r, args.json.with_name(args.json.stem + '_rss.png'))}")
     return 0 if rows and all(r.passed for r in rows) else 1
 
 
