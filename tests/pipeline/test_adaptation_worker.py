@@ -7,6 +7,7 @@ its fine-tuned copies. Training runs a handful of steps on CPU.
 
 from __future__ import annotations
 
+import math
 import shutil
 import sys
 from pathlib import Path
@@ -256,13 +257,13 @@ def test_runner_stores_crops_with_final_tracklets(pets_dir: Path, shared: Path, 
         counts = s.crop_counts()
         assert tracklets and set(counts) == {t.tracklet_id for t in tracklets}
         assert all(2 <= n <= 4 for n in counts.values())  # >= 3 frames each, at most 4 kept
-        for t in tracklets:  # each crop is the track's box of that frame, clipped to the image
+        for t in tracklets:  # each crop is the track's box of that frame (floor / ceil), clipped to the image
             w_img, h_img = size[t.cam_id]
             expect = {}
             for f, box in zip(t.frames, t.boxes_tlwh):
-                x1, y1 = max(int(box[0]), 0), max(int(box[1]), 0)
-                expect[int(f)] = (min(int(round(box[1] + box[3])), h_img) - y1,
-                                  min(int(round(box[0] + box[2])), w_img) - x1)
+                x1, y1 = max(math.floor(box[0]), 0), max(math.floor(box[1]), 0)
+                expect[int(f)] = (min(math.ceil(box[1] + box[3]), h_img) - y1,
+                                  min(math.ceil(box[0] + box[2]), w_img) - x1)
             for f, crop in s.crops(t.tracklet_id):
                 assert crop.shape[:2] == expect[f]
         deployed = s.deployed_version()  # the running encoder is registered as the deployed version
