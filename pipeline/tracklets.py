@@ -137,6 +137,11 @@ class TrackletBuilder:
     def open_track_ids(self) -> list[int]:
         return sorted(self._open)
 
+    def oldest_open_frame(self) -> int | None:
+        """First frame of the longest-open track; None when no track is open."""
+        starts = [t.frames[0] for t in self._open.values() if t.frames]
+        return min(starts) if starts else None
+
     def _make(self, track_id: int, track: _OpenTrack) -> Tracklet:
         if track.embeddings:
             emb = np.stack(track.embeddings).astype(np.float32)

@@ -94,6 +94,20 @@ class IdentityAssigner:
         for (tracklet, is_final, vector), res in zip(todo, results):
             self._commit(tracklet, is_final, vector, res)
 
+    def forget_written_before(self, cam_id: str, frame: int) -> int:
+        """Drop ``cam_id``'s one-box-per-(frame, id) bookkeeping for frames before ``frame`` (no final tracklet still
+        to come reaches them: every open track starts at or after it); returns how many entries went. Without
+        this a live run's bookkeeping grows by every frame of every final tracklet, for as long as it runs."""
+        dropped = 0
+        for key in [k for k in self._written if k[0] == cam_id]:
+            kept = {f for f in self._written[key] if f >= frame}
+            dropped += len(self._written[key]) - len(kept)
+            if kept:
+                self._written[key] = kept
+            else:
+                del self._written[key]
+        return dropped
+
     def _commit(self, tracklet: Tracklet, is_final: bool, vector: np.ndarray, res) -> None:
         key = (tracklet.cam_id, int(tracklet.track_id))
         gid = int(res.global_id)

@@ -42,6 +42,7 @@ from pipeline.store.calibration import CalibrationSaver
 from pipeline.core.types import Detection, Frame, crop_tlwh
 
 log = logging.getLogger(__name__)
+PRUNE_EVERY_FRAMES = 256  # per camera: how often finished frames leave the assigner's bookkeeping
 
 
 class PipelineRunner:
@@ -201,6 +202,11 @@ class PipelineRunner:
                     st.bar.update(1)
         with timer.stage("match"):
             self.assigner.process(partials, finals)
+            for frame in frames:  # keep the global-MOT bookkeeping to what open tracks can still reach
+                st = self.cams[frame.cam_id]
+                if st.frames % PRUNE_EVERY_FRAMES == 0:
+                    oldest = st.builder.oldest_open_frame()
+                    self.assigner.forget_written_before(frame.cam_id, frame.index + 1 if oldest is None else oldest)
             self.cal_saver.maybe_save(comp.matcher, comp.encoder.version)
         with timer.stage("store_sinks"):
             for frame in frames:
