@@ -87,6 +87,12 @@ def iou_matrix_tlbr(a_tlbr: np.ndarray, b_tlbr: np.ndarray) -> np.ndarray:
     return iou
 
 
+def unit_mean(rows: np.ndarray) -> np.ndarray:
+    """(n, D) embeddings -> (D,) float32 L2-normalised mean (a zero mean stays zero): a prototype of several."""
+    v = np.asarray(rows, np.float64).mean(axis=0)
+    return (v / max(float(np.linalg.norm(v)), 1e-12)).astype(np.float32)
+
+
 def crop_tlwh(image: np.ndarray, tlwh: np.ndarray, min_size: int = 1) -> np.ndarray | None:
     """The project's one crop rule: (H, W, C) image, (4,) tlwh box -> a view of the pixels the box touches.
 

@@ -52,7 +52,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.core.types import TrackletEmbedding
+from pipeline.core.types import TrackletEmbedding, unit_mean
 from pipeline.matching.calibration import NegativeDistanceCalibrator
 from pipeline.matching.config import MatcherConfig
 
@@ -271,7 +271,7 @@ def recluster_run(store, run_id: int, config: MatcherConfig, threshold: float | 
         for members, pick in zip(clusters, picks):
             if pick is None:
                 first = tracklets[members[0]]
-                proto = _mean_unit([items[i].vector for i in members])
+                proto = unit_mean(np.stack([items[i].vector for i in members]))
                 pick = store.new_identity(proto, first.start_time, first.cam_id, None, version or None)
             for i in members:
                 labels[tracklets[i].tracklet_id] = pick
@@ -297,12 +297,6 @@ def recluster_run(store, run_id: int, config: MatcherConfig, threshold: float | 
             finally:
                 sink.close()
     return res
-
-
-def _mean_unit(vectors: list[np.ndarray]) -> np.ndarray:
-    m = np.mean(np.stack([np.asarray(v, np.float64) for v in vectors]), axis=0)
-    n = float(np.linalg.norm(m))
-    return (m / n if n > 0 else m).astype(np.float32)
 
 
 def _merge_split_events(tracklets, clusters, old, labels, thr) -> tuple[list[dict], list[dict]]:
@@ -360,7 +354,7 @@ def _refresh_identities(store, gids: list[int], version: str) -> list[int]:
             from pipeline.store.records import to_blob
 
             sets += ", prototype=?, model_version=?"
-            params += [to_blob(_mean_unit(vecs)), version]
+            params += [to_blob(unit_mean(np.stack(vecs))), version]
         with store.transaction() as c:
             c.execute(f"UPDATE identities SET {sets} WHERE global_id = ?", (*params, gid))
     return removed

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pipeline.core.types import unit_mean
 from reid_models.adaptation.loss import modified_batch_hard
 
 
@@ -182,5 +183,4 @@ def embed_sets(model: nn.Module, images: Sequence[torch.Tensor], device: str = "
 
 def mean_vector(frame_embeddings: np.ndarray) -> np.ndarray:
     """(n, D) L2-normalised rows -> (D,) float32 re-normalised mean (as MeanAggregator)."""
-    v = np.asarray(frame_embeddings, np.float64).mean(axis=0)
-    return (v / max(float(np.linalg.norm(v)), 1e-12)).astype(np.float32)
+    return unit_mean(frame_embeddings)
