@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from pipeline.detectors.config import DetectorConfig
@@ -38,6 +40,33 @@ def decode_yolo(output: np.ndarray, conf: float, classes: list[int],
     return cxcywh_to_tlbr(rows[mask, :4]), scores[mask].astype(np.float64), class_ids[mask].astype(np.int64)
 
 
+@dataclass(frozen=True)
+class Candidates:
+    """One image's decoded YOLO boxes before NMS: tlbr (K, 4) network pixels, scores (K,), class ids (K,),
+    the letterbox that maps them back and the image size (pixels)."""
+
+    tlbr: np.ndarray
+    scores: np.ndarray
+    class_ids: np.ndarray
+    letterbox: Letterbox
+    width: int
+    height: int
+
+    def select(self, conf: float, iou: float) -> list[Detection]:
+        """Keep scores >= conf, class-aware NMS at ``iou``, map to original pixels -> detections (tlwh).
+        Exactly what the detector returns when run with that conf and iou."""
+        ok = self.scores >= conf
+        tlbr, scores, cls = self.tlbr[ok], self.scores[ok], self.class_ids[ok]
+        keep = nms_tlbr(tlbr, scores, iou, cls)
+        boxes = self.letterbox.to_original_tlbr(tlbr[keep], self.width, self.height)
+        dets = []
+        for box, s, c in zip(boxes, scores[keep], cls[keep]):
+            tlwh = tlbr_to_tlwh(box)
+            if tlwh[2] > 0 and tlwh[3] > 0:
+                dets.append(Detection(tlwh=tlwh, score=float(s), class_id=int(c)))
+        return dets
+
+
 def _blob(images_lb: list[np.ndarray]) -> np.ndarray:
     """Letterboxed BGR uint8 images -> (B, 3, S, S) float32 RGB in [0, 1]."""
     arr = np.stack(images_lb)[..., ::-1].transpose(0, 3, 1, 2)
@@ -54,6 +83,7 @@ class OnnxYoloDetector:
         self.cfg = cfg
         self.backend = cfg.backend
         self.fixed_batch: int | None = 1
+        self.input_size: int | None = None
         if cfg.backend == "onnxruntime":
             self._init_ort(path)
         else:
@@ -77,8 +107,12 @@ class OnnxYoloDetector:
         batch = inp.shape[0]
         self.fixed_batch = batch if isinstance(batch, int) else None
         size = inp.shape[2]
-        if isinstance(size, int) and size != self.cfg.imgsz:
-            self.cfg = self.cfg.model_copy(update={"imgsz": size})
+        if isinstance(size, int):
+            # a fixed input: a smaller imgsz is letterboxed to imgsz and padded (right/bottom) to the input size
+            # (the fully convolutional network then sees objects at imgsz's scale); a larger one is capped
+            self.input_size = size
+            if self.cfg.imgsz > size:
+                self.cfg = self.cfg.model_copy(update={"imgsz": size})
 
     def _infer(self, blob: np.ndarray) -> np.ndarray:
         """(B, 3, S, S) -> raw output (B, ...)."""
@@ -94,26 +128,28 @@ class OnnxYoloDetector:
             outs.extend(list(self._infer(blobs[i:i + step])))
         return outs
 
-    def detect(self, images_bgr: list[np.ndarray]) -> list[list[Detection]]:
-        """Batch of BGR (H, W, 3) uint8 images -> per image person detections (tlwh, original pixels)."""
+    def candidates(self, images_bgr: list[np.ndarray], conf: float | None = None) -> list[Candidates]:
+        """Batch of BGR (H, W, 3) uint8 images -> per image the person candidates scoring >= ``conf``
+        (default ``cfg.conf``) BEFORE NMS, in network pixels (``Candidates.select`` finishes them)."""
         if not images_bgr:
             return []
         lbs: list[Letterbox] = []
         padded = []
         for img in images_bgr:
             lb_img, lb = letterbox(img, self.cfg.imgsz)
+            if self.input_size is not None and self.input_size > self.cfg.imgsz:
+                extra = self.input_size - self.cfg.imgsz
+                lb_img = cv2.copyMakeBorder(lb_img, 0, extra, 0, extra, cv2.BORDER_CONSTANT, value=(114,) * 3)
             padded.append(lb_img)
             lbs.append(lb)
         outs = self._run_batches(_blob(padded))
-        return [self._postprocess(o, lb, img.shape[1], img.shape[0]) for o, lb, img in zip(outs, lbs, images_bgr)]
+        thr = self.cfg.conf if conf is None else conf
+        result = []
+        for o, lb, img in zip(outs, lbs, images_bgr):
+            tlbr, scores, cls = decode_yolo(o, thr, self.cfg.classes)
+            result.append(Candidates(tlbr, scores, cls, lb, img.shape[1], img.shape[0]))
+        return result
 
-    def _postprocess(self, out: np.ndarray, lb: Letterbox, width: int, height: int) -> list[Detection]:
-        tlbr, scores, cls = decode_yolo(out, self.cfg.conf, self.cfg.classes)
-        keep = nms_tlbr(tlbr, scores, self.cfg.iou, cls)
-        tlbr = lb.to_original_tlbr(tlbr[keep], width, height)
-        dets = []
-        for box, s, c in zip(tlbr, scores[keep], cls[keep]):
-            tlwh = tlbr_to_tlwh(box)
-            if tlwh[2] > 0 and tlwh[3] > 0:
-                dets.append(Detection(tlwh=tlwh, score=float(s), class_id=int(c)))
-        return dets
+    def detect(self, images_bgr: list[np.ndarray]) -> list[list[Detection]]:
+        """Batch of BGR (H, W, 3) uint8 images -> per image person detections (tlwh, original pixels)."""
+        return [c.select(self.cfg.conf, self.cfg.iou) for c in self.candidates(images_bgr)]
