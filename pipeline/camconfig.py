@@ -24,6 +24,7 @@ from pipeline.detectors import DetectorConfig
 from pipeline.core.errors import ConfigError
 from pipeline.matching.config import MatcherConfig, TopologyConfig
 from pipeline.core.paths import REPO_ROOT
+from pipeline.sinks.mqtt_settings import MqttSettings
 from trackers.config import TrackerConfig
 
 # camera ids name files (mot/<id>.txt, video/<id>.mp4): no '.', '..', '-rf', hidden or path-like names
@@ -135,13 +136,15 @@ class StoreSettings(StrictModel):
 class OutputSettings(StrictModel):
     """What to write under ``dir``: mot/<cam>.txt (local track ids, per frame),
     mot_global/<cam>.txt (global ids, per finished tracklet), events.jsonl,
-    video/<cam>.mp4 (annotated), timeline_<cam>.png, stage_times.json."""
+    video/<cam>.mp4 (annotated), timeline_<cam>.png, stage_times.json; ``mqtt``: also publish every
+    event to an MQTT broker (pipeline/sinks/mqtt.py, docs/mqtt.md), null = off."""
 
     dir: str = "outputs"
     mot_txt: bool = True
     events_jsonl: bool = True
     video: bool = False
     timeline_png: bool = True
+    mqtt: MqttSettings | None = None
 
 
 class ReclusterSettings(StrictModel):
@@ -267,7 +270,8 @@ def _resolved(cfg: CamsConfig, base: Path, source: str) -> CamsConfig:
         "cameras": cameras,
         "tracker": tracker,
         "store": sub(cfg.store, path=_resolve(base, cfg.store.path)),
-        "outputs": sub(cfg.outputs, dir=_resolve(base, cfg.outputs.dir)),
+        "outputs": sub(cfg.outputs, dir=_resolve(base, cfg.outputs.dir),
+                       mqtt=cfg.outputs.mqtt and cfg.outputs.mqtt.with_paths(lambda v: _resolve(base, v))),
         "demo": None if cfg.demo is None else sub(cfg.demo, out=_resolve(base, cfg.demo.out)),
         "detector": sub(cfg.detector, weights=det_weights),
         "aggregation": sub(cfg.aggregation, checkpoint=cfg.aggregation.checkpoint and _resolve(

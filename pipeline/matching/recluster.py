@@ -386,10 +386,11 @@ def write_global_mot(tracklets, labels: dict[int, int], mot_dir: Path) -> list[P
     return paths
 
 
-def recluster_after_run(cfg, store, run_id: int, out_dir: Path) -> dict | None:
+def recluster_after_run(cfg, store, run_id: int, out_dir: Path, events=None) -> dict | None:
     """The runner's hook at the end of a complete run: with ``mode: batch`` and ``recluster.enabled``,
     :func:`recluster_run` with the run's matcher config and ``recluster.threshold``; returns the
-    summary (with ``seconds``), else None."""
+    summary (with ``seconds``), else None. ``events``: one more event sink (``emit``, e.g. MQTT) that
+    gets the merge/split events too."""
     import time
 
     settings = getattr(cfg, "recluster", None)
@@ -397,6 +398,8 @@ def recluster_after_run(cfg, store, run_id: int, out_dir: Path) -> dict | None:
         return None
     t0 = time.perf_counter()
     res = recluster_run(store, run_id, cfg.matcher_config(), threshold=settings.threshold, out_dir=out_dir)
+    for ev in (res.merges + res.splits) if events is not None else []:
+        events.emit(ev["kind"], ev["global_id"], ev["cam_id"], ev["t"], **ev["payload"])
     summary = {**res.summary(), "seconds": round(time.perf_counter() - t0, 3)}
     log.info("re-clustered run %d: identities %d -> %d (%d merges, %d splits) at threshold %.4f (%s)", run_id,
              summary["identities_before"], summary["identities_after"], summary["merges"], summary["splits"],

@@ -6,7 +6,7 @@ Heavy libraries (torch, onnxruntime, cv2) are imported inside the builders.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -171,8 +171,10 @@ class Sinks:
     video: dict[str, AnnotatedVideoWriter]
     timeline: TimelineRecorder
     write_timeline: bool
+    mqtt: Any = None  # pipeline.sinks.mqtt.MqttEventSink (outputs.mqtt), also fed by ``events``
 
     def close(self, t0: float = 0.0) -> list[Path]:
+        """Close the files (MQTT stays open for late events: :meth:`close_publishers`)."""
         for w in list(self.local_mot.values()) + list(self.global_mot.values()) + list(self.video.values()):
             w.close()
         if self.events is not None:
@@ -180,6 +182,10 @@ class Sinks:
         if self.write_timeline:
             return self.timeline.write_all(self.out_dir, t0=t0)
         return []
+
+    def close_publishers(self) -> dict | None:
+        """Flush and close the MQTT sink (after the run's last events, re-clustering included); its stats."""
+        return None if self.mqtt is None else asdict(self.mqtt.close())
 
 
 def open_sinks(cfg: CamsConfig, out_dir: Path, fps: dict[str, float] | None = None, append: bool = False) -> Sinks:
@@ -191,12 +197,21 @@ def open_sinks(cfg: CamsConfig, out_dir: Path, fps: dict[str, float] | None = No
     out_dir.mkdir(parents=True, exist_ok=True)
     ids = [c.id for c in cfg.cameras]
     fps = {c.id: (fps or {}).get(c.id) or c.fps or 25.0 for c in cfg.cameras}
+    events = EventSink(out_dir / "events.jsonl", append) if o.events_jsonl else None
+    mqtt = None
+    if o.mqtt is not None:  # the same emits fan out to MQTT; closed by Sinks.close_publishers
+        from pipeline.sinks.fanout import EventFanout
+        from pipeline.sinks.mqtt import MqttEventSink
+
+        mqtt = MqttEventSink(o.mqtt)
+        events = EventFanout([s for s in (events, mqtt) if s is not None], owned=[events] if events else [])
     return Sinks(
         out_dir=out_dir,
         local_mot={c: MOTWriter(out_dir / "mot" / f"{c}.txt", append) for c in ids} if o.mot_txt else {},
         global_mot={c: MOTWriter(out_dir / "mot_global" / f"{c}.txt", append) for c in ids} if o.mot_txt else {},
-        events=EventSink(out_dir / "events.jsonl", append) if o.events_jsonl else None,
+        events=events,
         video={c: AnnotatedVideoWriter(out_dir / "video" / f"{c}.mp4", fps[c], append) for c in ids} if o.video else {},
         timeline=TimelineRecorder(),
         write_timeline=o.timeline_png,
+        mqtt=mqtt,
     )

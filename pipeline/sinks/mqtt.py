@@ -1,0 +1,267 @@
+"""MQTT event sink: every event also goes to ``<topic_prefix>/events``, in the style of Frigate's ``frigate/events``.
+
+Topics (docs/mqtt.md)::
+
+    <prefix>/events      one JSON object per event, QoS ``qos`` (1: at least once), not retained
+    <prefix>/available   "online" (retained) while connected; "offline" at the end or, as the broker's
+                         last will, when the connection is lost
+
+Payload (:func:`mqtt_payload`)::
+
+    {"type": "handover", "id": "9c0d5e2b7f31a4c8", "label": "person", "global_id": 3, "camera": "right",
+     "time": 12.4, "confidence": 0.82, "thumbnail_url": "http://host:8080/api/identities/3/thumbnail.jpg",
+     "details": {"track_id": 5, "frame": 88, "new": false, "distance": 0.18, "from_cam": "left", "transit_s": 2.1}}
+
+``id`` (:func:`event_id`) is stable: the same event re-emitted (a resumed batch run, a QoS 1 resend)
+has the same id, so a consumer de-duplicates on it. ``confidence`` is the
+match's calibrated probability of being the same person (``probability`` in the event, see
+pipeline/matching/confidence.py), null where the event has none (a new identity, leave, before calibration).
+
+Delivery: :meth:`MqttEventSink.emit` never blocks the pipeline. paho-mqtt's network thread connects,
+reconnects with a doubling backoff, and re-sends every QoS >= 1 message the broker has not
+acknowledged (PUBACK) after each reconnect; acknowledged messages are never sent again. At most
+``buffer_size`` messages wait for an acknowledgement (the broker is down or slow); beyond that a new
+event is dropped from MQTT only (counted in :attr:`MqttStats.dropped`, logged; it is still in the
+store and events.jsonl). QoS 0 messages published while disconnected are lost (paho does not queue
+them). :meth:`MqttEventSink.close` waits up to ``flush_timeout_s`` for the rest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from pipeline.sinks.events import EVENT_KINDS
+from pipeline.sinks.mqtt_settings import MqttSettings
+
+log = logging.getLogger(__name__)
+
+LABEL = "person"  # Frigate's "label": the kind of object (this pipeline tracks people)
+
+
+def event_id(event: dict[str, Any]) -> str:
+    """16 hex digits of SHA-1 over what identifies an event: kind, global id, camera, time (ms; the store's
+    unique key) and, when present, the track id and the identity ids of a merge/split."""
+    key = [event["kind"], int(event["global_id"]), event["cam_id"], f"{float(event['t']):.3f}",
+           event.get("track_id"), event.get("ids")]
+    return hashlib.sha1(json.dumps(key, separators=(",", ":")).encode()).hexdigest()[:16]
+
+
+def thumbnail_url(base_url: str | None, global_id: int) -> str | None:
+    """``{base_url}/api/identities/{global_id}/thumbnail.jpg`` (served by the console), None without a base URL."""
+    return None if base_url is None else f"{base_url.rstrip('/')}/api/identities/{int(global_id)}/thumbnail.jpg"
+
+
+def confidence(event: dict[str, Any]) -> float | None:
+    """The event's calibrated link probability (P(same person) of the match, the matcher's ``probability``
+    when the runner put it in the payload), else None (a new identity, leave, no calibration yet)."""
+    for key in ("probability", "confidence"):
+        value = event.get(key)
+        if value is not None:
+            return round(float(value), 4)
+    return None
+
+
+def mqtt_payload(event: dict[str, Any], base_url: str | None = None) -> dict[str, Any]:
+    """The JSON object published for one event (an events.jsonl line: kind, global_id, cam_id, t, payload...)."""
+    core = ("kind", "global_id", "cam_id", "t")
+    return {
+        "type": event["kind"],
+        "id": event_id(event),
+        "label": LABEL,
+        "global_id": int(event["global_id"]),
+        "camera": event["cam_id"],
+        "time": float(event["t"]),
+        "confidence": confidence(event),
+        "thumbnail_url": thumbnail_url(base_url, event["global_id"]),
+        "details": {k: v for k, v in event.items() if k not in core},
+    }
+
+
+@dataclass
+class MqttStats:
+    """emitted: events given to emit; published: handed to the client; acked: acknowledged by the broker
+    (QoS 0: written to the socket); dropped: not published, the buffer was full; failed: the client refused
+    them; pending: handed over, not yet acknowledged; max_pending: the largest ``pending`` seen;
+    connects / disconnects: connections made / lost."""
+
+    emitted: int = 0
+    published: int = 0
+    acked: int = 0
+    dropped: int = 0
+    failed: int = 0
+    pending: int = 0
+    max_pending: int = 0
+    connects: int = 0
+    disconnects: int = 0
+
+
+class MqttEventSink:
+    """``emit(kind, global_id, cam_id, t, **payload)`` like :class:`~pipeline.sinks.events.EventSink`, to MQTT.
+
+    Connecting happens in paho's network thread (``connect_async`` + ``loop_start``): a broker that is down
+    at start only delays delivery. ``client_id`` default: ``reid-pipeline-<pid>``.
+    """
+
+    def __init__(self, settings: MqttSettings) -> None:
+        import paho.mqtt.client as mqtt
+
+        self.settings = s = settings
+        self.events_topic = f"{s.topic_prefix}/events"
+        self.available_topic = f"{s.topic_prefix}/available"
+        self.where = f"{s.host}:{s.port}"
+        password = s.resolved_password()  # ConfigError (one line) when password_env is unset
+        self._stats = MqttStats()
+        self._lock = threading.Lock()
+        self._pending: set[int] = set()  # message ids handed to paho, not yet acknowledged
+        self._early: set[int] = set()  # acknowledged before publish() returned their id
+        self._internal: set[int] = set()  # ids of the "available" messages (not events)
+        self._connected = threading.Event()
+        self._warned_full = False
+        self._closed = False
+        self.count = 0
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=s.client_id or f"reid-pipeline-{os.getpid()}",
+                             protocol=mqtt.MQTTv311, clean_session=True)
+        if s.username is not None or password is not None:
+            client.username_pw_set(s.username, password)
+        if s.tls is not None:
+            client.tls_set(ca_certs=s.tls.ca_certs, certfile=s.tls.certfile, keyfile=s.tls.keyfile)
+            client.tls_insecure_set(s.tls.insecure)
+        client.will_set(self.available_topic, "offline", qos=1, retain=True)
+        client.reconnect_delay_set(min_delay=s.reconnect_min_s, max_delay=s.reconnect_max_s)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        self._client = client
+        client.connect_async(s.host, s.port, keepalive=s.keepalive_s)
+        client.loop_start()
+        log.info("mqtt: publishing events to %s on %s (QoS %d)", self.events_topic, self.where, s.qos)
+
+    # --------------------------------------------------------------- paho callbacks (network thread)
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.warning("mqtt %s: connection refused: %s (retrying)", self.where, reason_code)
+            return
+        with self._lock:
+            self._stats.connects += 1
+            n = self._stats.connects
+        self._connected.set()
+        info = client.publish(self.available_topic, "online", qos=1, retain=True)
+        with self._lock:  # the PUBACK is read by this same thread, after this callback returns
+            self._internal.add(info.mid)
+        log.log(logging.INFO if n == 1 else logging.WARNING, "mqtt %s: %s", self.where,
+                "connected" if n == 1 else f"reconnected ({self.pending} events to re-send or send)")
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        if not self._connected.is_set():
+            return
+        self._connected.clear()
+        if not self._closed:
+            with self._lock:
+                self._stats.disconnects += 1
+            log.warning("mqtt %s: connection lost (%s); buffering up to %d events, reconnecting", self.where,
+                        reason_code, self.settings.buffer_size)
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        # paho holds its outgoing-message lock here: take ours only briefly, never publish under ours
+        with self._lock:
+            if mid in self._internal:
+                self._internal.discard(mid)
+            elif mid in self._pending:
+                self._pending.discard(mid)
+                self._stats.acked += 1
+            else:
+                self._early.add(mid)
+
+    # --------------------------------------------------------------- the sink
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    @property
+    def pending(self) -> int:
+        """Events handed to the client and not yet acknowledged by the broker."""
+        with self._lock:
+            return len(self._pending)
+
+    def emit(self, kind: str, global_id: int, cam_id: str, t: float, **payload: Any) -> dict[str, Any]:
+        """Publish one event without waiting for the broker; returns the event dict (as in events.jsonl)."""
+        if kind not in EVENT_KINDS:
+            raise ValueError(f"unknown event kind {kind!r}; valid: {', '.join(EVENT_KINDS)}")
+        event = {"kind": kind, "global_id": int(global_id), "cam_id": cam_id, "t": round(float(t), 3), **payload}
+        self.publish(event)
+        return event
+
+    def publish(self, event: dict[str, Any]) -> bool:
+        """Hand one event (an events.jsonl object) to the client; False when it was dropped (buffer full)."""
+        import paho.mqtt.client as mqtt
+
+        s = self.settings
+        with self._lock:
+            self._stats.emitted += 1
+            self.count += 1
+            if len(self._pending) >= s.buffer_size:
+                self._stats.dropped += 1
+                dropped, warn = self._stats.dropped, not self._warned_full
+                self._warned_full = True
+            else:
+                dropped = 0
+        if dropped:
+            if warn or dropped % 1000 == 0:
+                log.warning("mqtt %s: buffer full (%d events unacknowledged): %d events dropped from MQTT so far "
+                            "(they are in the store and events.jsonl)", self.where, s.buffer_size, dropped)
+            return False
+        body = json.dumps(mqtt_payload(event, s.base_url), separators=(",", ":"))
+        info = self._client.publish(self.events_topic, body, qos=s.qos, retain=False)  # never blocks
+        with self._lock:
+            if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN) or (s.qos == 0 and
+                                                                               info.rc == mqtt.MQTT_ERR_NO_CONN):
+                self._stats.failed += 1
+                return False
+            self._stats.published += 1
+            if info.mid in self._early:
+                self._early.discard(info.mid)
+                self._stats.acked += 1
+            else:
+                self._pending.add(info.mid)
+            n = len(self._pending)
+            self._stats.max_pending = max(self._stats.max_pending, n)
+            if n < s.buffer_size // 2:
+                self._warned_full = False
+        return True
+
+    def stats(self) -> MqttStats:
+        with self._lock:
+            self._stats.pending = len(self._pending)
+            return MqttStats(**asdict(self._stats))
+
+    def flush(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s until every handed-over message is acknowledged; True when none is left."""
+        deadline = time.monotonic() + timeout
+        while self.pending and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.pending == 0
+
+    def close(self, timeout: float | None = None) -> MqttStats:
+        """Flush (``flush_timeout_s`` by default), say "offline", disconnect; logs what was not delivered."""
+        if self._closed:
+            return self.stats()
+        self.flush(self.settings.flush_timeout_s if timeout is None else timeout)
+        self._closed = True
+        if self.connected:
+            self._client.publish(self.available_topic, "offline", qos=1, retain=True).wait_for_publish(1.0)
+        self._client.disconnect()
+        self._client.loop_stop()
+        st = self.stats()
+        lost = st.pending + st.dropped + st.failed
+        log.log(logging.WARNING if lost else logging.INFO,
+                "mqtt %s: %d events, %d acknowledged, %d unacknowledged at close, %d dropped (buffer full), "
+                "%d refused; %d reconnects", self.where, st.emitted, st.acked, st.pending, st.dropped, st.failed,
+                max(0, st.connects - 1))
+        return st

@@ -1,0 +1,96 @@
+"""``outputs.mqtt`` of cams.yaml: where and how the MQTT event sink publishes (see docs/mqtt.md).
+
+The password is a :class:`pydantic.SecretStr`: a config dump (the run's config in the store, the
+batch run key's hash, a log line) shows ``**********``, never the password. ``password_env`` names
+an environment variable read when the sink connects, so the password need not be in the file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from pipeline.core.configio import StrictModel
+from pipeline.core.errors import ConfigError
+
+
+class MqttTlsSettings(StrictModel):
+    """TLS to the broker (paho's ``tls_set``): ``ca_certs`` null = the system's CAs; ``certfile``/``keyfile``:
+    a client certificate; ``insecure``: skip the host name check (self-signed test brokers only)."""
+
+    ca_certs: str | None = None
+    certfile: str | None = None
+    keyfile: str | None = None
+    insecure: bool = False
+
+
+class MqttSettings(StrictModel):
+    """Publish every event (appear / handover / leave / merge / split) to ``<topic_prefix>/events``.
+
+    ``qos`` 1 (default): at least once; each payload carries a stable ``id`` for de-duplication.
+    ``base_url``: the console's address (``http://host:port``) for ``thumbnail_url``; null = no URL.
+    ``buffer_size``: events handed to the client but not yet acknowledged by the broker (kept while it
+    is down); when full, new events are dropped from MQTT only (counted and logged; they stay in the
+    store and events.jsonl). ``flush_timeout_s``: at the end of a run, how long to wait for the broker
+    to acknowledge what is buffered. ``reconnect_min_s`` / ``reconnect_max_s``: the reconnect backoff
+    (doubling from min to max).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    topic_prefix: str = "reid"
+    client_id: str | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    password_env: str | None = None
+    qos: Literal[0, 1, 2] = 1
+    base_url: str | None = None
+    buffer_size: int = Field(10_000, ge=1, le=50_000)  # below paho's 65535 message ids
+    keepalive_s: int = Field(30, ge=5, le=3600)
+    reconnect_min_s: float = Field(0.5, gt=0)
+    reconnect_max_s: float = Field(30.0, gt=0)
+    flush_timeout_s: float = Field(10.0, ge=0)
+    tls: MqttTlsSettings | None = None
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        if not v or v.startswith("/") or v.endswith("/") or any(c in v for c in "+#\0"):
+            raise ValueError("a topic prefix like 'reid' or 'site/reid': no wildcard (+, #), no leading/trailing '/'")
+        return v
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, v: str | None) -> str | None:
+        if v is not None and not v.lower().startswith(("http://", "https://")):
+            raise ValueError("an http:// or https:// address of the console, e.g. http://192.168.1.10:8080")
+        return None if v is None else v.rstrip("/")
+
+    @model_validator(mode="after")
+    def _one_password(self) -> MqttSettings:
+        if self.password is not None and self.password_env is not None:
+            raise ValueError("give password or password_env, not both")
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError("reconnect_max_s must be >= reconnect_min_s")
+        return self
+
+    def with_paths(self, resolve: Callable[[str], str]) -> MqttSettings:
+        """A copy whose TLS file paths went through ``resolve`` (the config loader: relative to cams.yaml)."""
+        if self.tls is None:
+            return self
+        files = {k: resolve(v) for k in ("ca_certs", "certfile", "keyfile") if (v := getattr(self.tls, k)) is not None}
+        return self.model_copy(update={"tls": self.tls.model_copy(update=files)})
+
+    def resolved_password(self) -> str | None:
+        """The password: ``password``, or the variable ``password_env`` names (ConfigError when it is unset)."""
+        if self.password is not None:
+            return self.password.get_secret_value()
+        if self.password_env is not None:
+            value = os.environ.get(self.password_env)
+            if value is None:
+                raise ConfigError(f"outputs.mqtt.password_env: environment variable {self.password_env} is not set")
+            return value
+        return None
