@@ -68,7 +68,6 @@ class PipelineRunner:
         self.ckpt: Checkpointer | None = None  # batch mode: resume checkpoints
         self.resumed_from: dict[str, int] | None = None
         self.run_id: int | None = None  # the store's run row, once begun
-        self.live = None  # pipeline.web.live.LiveFrames when ui.enabled: the console's live tiles
 
     # ------------------------------------------------------------------ public
     def request_stop(self) -> None:
@@ -117,7 +116,6 @@ class PipelineRunner:
                 self._restore(resume, sinks)
             self.cal_saver = CalibrationSaver(store, cfg.store.checkpoint_every_s)  # restarts continue it
             self._start_adaptation()
-            console = self._start_console()
             monitor = self._start_health()
             self.timer.restart()  # fps and shares cover the frame loop, not model loading
             if self.ckpt is not None:
@@ -127,14 +125,10 @@ class PipelineRunner:
                     self._loop(sinks)
             finally:
                 monitor.stop()
-                if console is not None:
-                    console.stop()
                 with self.timer.stage("match"):  # flush open tracklets: nothing computed is lost
                     finals = [t for st in self.cams.values() for t in st.builder.flush_all()]
                     self.assigner.process([], finals)
                     self.cal_saver.save(self.comp.matcher, self.comp.encoder.version)
-                with self.timer.stage("store_sinks"):  # final outputs carry the revised identities
-                    self.assigner.rewrite_global_mot()
                 if self.ckpt is not None:  # commits the flush; the checkpoint is spent
                     self.ckpt.end(drop=True)
         finally:
@@ -147,7 +141,6 @@ class PipelineRunner:
     # ------------------------------------------------------------------ loop
     def _loop(self, sinks) -> None:
         live = self.cfg.mode == "live"
-        last_rewrite = time.monotonic()
         while not self.stop_event.is_set():
             with self.timer.stage("decode"):
                 frames = self._read_frames(live)
@@ -156,13 +149,7 @@ class PipelineRunner:
             if frames:
                 self._process(frames, sinks)
                 if self.ckpt is not None and self.ckpt.due():
-                    with self.timer.stage("store_sinks"):  # revised ids reach mot_global/ with the checkpoint
-                        self.assigner.rewrite_global_mot()
                     self.ckpt.commit(self._state(sinks))
-                elif live and time.monotonic() - last_rewrite >= self.cfg.store.checkpoint_every_s:
-                    last_rewrite = time.monotonic()
-                    with self.timer.stage("store_sinks"):
-                        self.assigner.rewrite_global_mot()
             if self.adapt is not None:
                 self.adapt.poll()  # hot-swap a newly deployed (or rolled back) re-id model
 
@@ -208,8 +195,8 @@ class PipelineRunner:
                 partials += st.builder.add(outputs, frame.timestamp)
                 finals += st.builder.finish(st.tracker.pop_removed())
                 st.last_outputs = outputs
-                if self.assigner.crops is not None:  # adaptation crops, or one thumbnail per track
-                    self.assigner.crops.observe(frame.cam_id, frame.image, outputs)
+                if self.adapt is not None:
+                    self.adapt.keeper.observe(frame.cam_id, frame.image, outputs)
                 st.frames += 1
                 if st.bar is not None:
                     st.bar.update(1)
@@ -250,16 +237,13 @@ class PipelineRunner:
         if writer is not None:
             writer.write_rows((o.frame, o.track_id, o.tlwh, o.score) for o in outputs)
         video = sinks.video.get(frame.cam_id)
-        if video is not None or self.live is not None:
+        if video is not None:
             boxes = []
             for o in outputs:
                 gid = self.comp.matcher.track_global_id(frame.cam_id, o.track_id)
                 label = f"G{gid}" if gid is not None else f"t{o.track_id}"
                 boxes.append((o.tlwh, label, gid if gid is not None else 10_000 + o.track_id))
-            if video is not None:
-                video.write(frame.image, boxes)
-            if self.live is not None:
-                self.live.publish(frame.cam_id, frame.index, frame.timestamp, frame.image, boxes)
+            video.write(frame.image, boxes)
 
     # ------------------------------------------------------------------ resume
     def _text_outputs(self) -> list[Path]:
@@ -275,7 +259,7 @@ class PipelineRunner:
             cameras={cid: CameraResume(st.tracker, st.builder, st.frames, st.next_index, st.done, st.last_outputs)
                      for cid, st in self.cams.items()},
             matcher=self.comp.matcher,
-            assigner={"announced": a.announced, "written": a._written, "stats": a.stats, "open": a.open_tracks},
+            assigner={"announced": a.announced, "written": a._written, "stats": a.stats},
             timeline=sinks.timeline,
             output_sizes=output_sizes(self.out_dir, self._text_outputs()),
         )
@@ -294,7 +278,6 @@ class PipelineRunner:
         self.assigner.announced = state.assigner["announced"]
         self.assigner._written = state.assigner["written"]
         self.assigner.stats = state.assigner["stats"]
-        self.assigner.open_tracks = state.assigner.get("open", set())
         sinks.timeline = self.assigner.timeline = state.timeline
         self.resumed_from = {cid: cr.next_index for cid, cr in state.cameras.items()}
         log.info("resuming from the checkpoint: next frame per camera %s", self.resumed_from)
@@ -332,8 +315,6 @@ class PipelineRunner:
             "new_identities": stats.new_identities,
             "handovers": stats.handovers,
             "recluster": reclustered,
-            "revise": {"merges": stats.merges, "splits": stats.splits, "tracklets_moved": stats.tracklets_moved,
-                       "global_mot_rewrites": stats.global_mot_rewrites},
             "mqtt": mqtt,
             "duplicate_global_rows_dropped": stats.duplicate_rows_dropped,
             "timelines": [str(p) for p in pngs],
@@ -355,12 +336,9 @@ class PipelineRunner:
             log.warning("run %d: could not record its end (%s) in the store: %s", self.run_id, status, exc)
 
     def _crop_keeper(self):
-        """adapt.enabled: the keeper of open tracks' crops, stored with each final tracklet; else the keeper
-        of one small thumbnail per track (the console's gallery), stored the same way."""
+        """adapt.enabled: the keeper of open tracks' crops, stored with each final tracklet; else None."""
         if not self.cfg.adapt.enabled:
-            from pipeline.runner.thumbnails import ThumbnailKeeper
-
-            return ThumbnailKeeper()
+            return None
         from pipeline.adaptation.crops import CropKeeper
 
         return CropKeeper(self.cfg.adapt.crops_per_tracklet)
@@ -378,19 +356,6 @@ class PipelineRunner:
             non_overlapping=not self.cfg.matching.overlapping_cameras,
         )
         self.adapt.start()
-
-    def _start_console(self):
-        """ui.enabled: the web console (pipeline/web) in a thread, with live tiles of this run's cameras and
-        photo search with the run's own encoder; None otherwise."""
-        ui = self.cfg.ui
-        if not ui.enabled:
-            return None
-        from pipeline.web.live import LiveFrames
-        from pipeline.web.server import ConsoleServer
-
-        self.live = LiveFrames(list(self.cams), health=lambda: [st.source.health() for st in self.cams.values()])
-        return ConsoleServer(self.comp.store.path, lambda: self.comp.encoder, ui.host, ui.port, ui.token,
-                             live=self.live, cameras={c.id: c.display_uri() for c in self.cfg.cameras}).start()
 
     def _start_health(self):
         """Periodic health lines (live mode) and the Prometheus endpoint (when a port is set)."""
