@@ -162,6 +162,28 @@ class HealthSettings(StrictModel):
     metrics_port: int | None = Field(None, ge=0, le=65535)
 
 
+class UiSettings(StrictModel):
+    """The operator console served while ``run`` works (docs/console.md). ``host``: bind address (loopback by
+    default; any other address needs ``token``, else the run refuses to start); ``port``: 0 picks a free one;
+    ``token``: required from clients (``Authorization: Bearer``, or ``?token=`` once in a browser)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    token: str | None = None
+
+    @model_validator(mode="after")
+    def _bind_needs_token(self) -> UiSettings:
+        from pipeline.web.security import check_bind
+
+        if self.enabled:
+            try:
+                check_bind(self.host, self.token, "host")
+            except ConfigError as exc:  # -> "cams.yaml: ui: host: ..." with the file and key path
+                raise ValueError(str(exc)) from None
+        return self
+
+
 class DemoSettings(StrictModel):
     """Build missing virtual-camera files before running (see tools/make_virtual_cameras.py):
     ``sequence`` (MOTChallenge folder, relative to the shared data folder or absolute),
@@ -190,6 +212,7 @@ class CamsConfig(StrictModel):
     recluster: ReclusterSettings = Field(default_factory=ReclusterSettings)
     health: HealthSettings = Field(default_factory=HealthSettings)
     adapt: AdaptSettings = Field(default_factory=AdaptSettings)
+    ui: UiSettings = Field(default_factory=UiSettings)
     demo: DemoSettings | None = None
 
     @model_validator(mode="after")

@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "adapt": "pipeline.commands.adapt",
     "virtual-cameras": "pipeline.commands.virtual_cameras",
     "recluster": "pipeline.commands.recluster",
+    "serve": "pipeline.commands.serve",
 }
 
 

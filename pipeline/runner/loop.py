@@ -68,6 +68,7 @@ class PipelineRunner:
         self.ckpt: Checkpointer | None = None  # batch mode: resume checkpoints
         self.resumed_from: dict[str, int] | None = None
         self.run_id: int | None = None  # the store's run row, once begun
+        self.live = None  # pipeline.web.live.LiveFrames when ui.enabled: the console's live tiles
 
     # ------------------------------------------------------------------ public
     def request_stop(self) -> None:
@@ -116,6 +117,7 @@ class PipelineRunner:
                 self._restore(resume, sinks)
             self.cal_saver = CalibrationSaver(store, cfg.store.checkpoint_every_s)  # restarts continue it
             self._start_adaptation()
+            console = self._start_console()
             monitor = self._start_health()
             self.timer.restart()  # fps and shares cover the frame loop, not model loading
             if self.ckpt is not None:
@@ -125,6 +127,8 @@ class PipelineRunner:
                     self._loop(sinks)
             finally:
                 monitor.stop()
+                if console is not None:
+                    console.stop()
                 with self.timer.stage("match"):  # flush open tracklets: nothing computed is lost
                     finals = [t for st in self.cams.values() for t in st.builder.flush_all()]
                     self.assigner.process([], finals)
@@ -195,8 +199,8 @@ class PipelineRunner:
                 partials += st.builder.add(outputs, frame.timestamp)
                 finals += st.builder.finish(st.tracker.pop_removed())
                 st.last_outputs = outputs
-                if self.adapt is not None:
-                    self.adapt.keeper.observe(frame.cam_id, frame.image, outputs)
+                if self.assigner.crops is not None:  # adaptation crops, or one thumbnail per track
+                    self.assigner.crops.observe(frame.cam_id, frame.image, outputs)
                 st.frames += 1
                 if st.bar is not None:
                     st.bar.update(1)
@@ -237,13 +241,16 @@ class PipelineRunner:
         if writer is not None:
             writer.write_rows((o.frame, o.track_id, o.tlwh, o.score) for o in outputs)
         video = sinks.video.get(frame.cam_id)
-        if video is not None:
+        if video is not None or self.live is not None:
             boxes = []
             for o in outputs:
                 gid = self.comp.matcher.track_global_id(frame.cam_id, o.track_id)
                 label = f"G{gid}" if gid is not None else f"t{o.track_id}"
                 boxes.append((o.tlwh, label, gid if gid is not None else 10_000 + o.track_id))
-            video.write(frame.image, boxes)
+            if video is not None:
+                video.write(frame.image, boxes)
+            if self.live is not None:
+                self.live.publish(frame.cam_id, frame.index, frame.timestamp, frame.image, boxes)
 
     # ------------------------------------------------------------------ resume
     def _text_outputs(self) -> list[Path]:
@@ -336,9 +343,12 @@ class PipelineRunner:
             log.warning("run %d: could not record its end (%s) in the store: %s", self.run_id, status, exc)
 
     def _crop_keeper(self):
-        """adapt.enabled: the keeper of open tracks' crops, stored with each final tracklet; else None."""
+        """adapt.enabled: the keeper of open tracks' crops, stored with each final tracklet; else the keeper
+        of one small thumbnail per track (the console's gallery), stored the same way."""
         if not self.cfg.adapt.enabled:
-            return None
+            from pipeline.runner.thumbnails import ThumbnailKeeper
+
+            return ThumbnailKeeper()
         from pipeline.adaptation.crops import CropKeeper
 
         return CropKeeper(self.cfg.adapt.crops_per_tracklet)
@@ -356,6 +366,19 @@ class PipelineRunner:
             non_overlapping=not self.cfg.matching.overlapping_cameras,
         )
         self.adapt.start()
+
+    def _start_console(self):
+        """ui.enabled: the web console (pipeline/web) in a thread, with live tiles of this run's cameras and
+        photo search with the run's own encoder; None otherwise."""
+        ui = self.cfg.ui
+        if not ui.enabled:
+            return None
+        from pipeline.web.live import LiveFrames
+        from pipeline.web.server import ConsoleServer
+
+        self.live = LiveFrames(list(self.cams), health=lambda: [st.source.health() for st in self.cams.values()])
+        return ConsoleServer(self.comp.store.path, lambda: self.comp.encoder, ui.host, ui.port, ui.token,
+                             live=self.live, cameras={c.id: c.display_uri() for c in self.cfg.cameras}).start()
 
     def _start_health(self):
         """Periodic health lines (live mode) and the Prometheus endpoint (when a port is set)."""

@@ -44,6 +44,20 @@ def _colour(ident: int) -> tuple[int, int, int]:
     return tuple(int(v) for v in rng.integers(64, 256, size=3))
 
 
+def annotate(image_bgr: np.ndarray, boxes: list[tuple[np.ndarray, str, int]]) -> np.ndarray:
+    """A copy of (H, W, 3) ``image_bgr`` with each (tlwh (4,), label, colour id) box drawn and labelled
+    (the annotated video and the console's live tiles)."""
+    import cv2
+
+    canvas = image_bgr.copy()
+    for tlwh, label, cid in boxes:
+        x, y, w, h = (int(round(v)) for v in tlwh)
+        colour = _colour(cid)
+        cv2.rectangle(canvas, (x, y), (x + w, y + h), colour, 2)
+        cv2.putText(canvas, label, (x, max(12, y - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 2)
+    return canvas
+
+
 def next_part(path: Path) -> Path:
     """``path`` when it does not exist, else the first free ``<stem>.partNNN<suffix>`` beside it."""
     if not path.exists():
@@ -151,12 +165,7 @@ class AnnotatedVideoWriter:
         if self.size is None:
             h, w = image_bgr.shape[:2]
             self._open(w, h)
-        canvas = image_bgr.copy()
-        for tlwh, label, cid in boxes:
-            x, y, w, h = (int(round(v)) for v in tlwh)
-            colour = _colour(cid)
-            cv2.rectangle(canvas, (x, y), (x + w, y + h), colour, 2)
-            cv2.putText(canvas, label, (x, max(12, y - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 2)
+        canvas = annotate(image_bgr, boxes)
         if (canvas.shape[1], canvas.shape[0]) != self.size:
             canvas = cv2.resize(canvas, self.size)
         if self._cv_writer is not None:
