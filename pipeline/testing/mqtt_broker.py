@@ -10,6 +10,7 @@ restart) and can be killed (SIGKILL, a crash) and started again on the same port
 
 from __future__ import annotations
 
+import getpass
 import shutil
 import signal
 import socket
@@ -51,7 +52,8 @@ class MosquittoBroker:
         self.exe = find_mosquitto()
         if self.exe is None:
             raise BrokerError("mosquitto is not installed (Debian package mosquitto; tools/setup_system.sh)")
-        lines = [f"listener {port} 127.0.0.1", "persistence true", f"persistence_location {self.folder}/",
+        # started as root, mosquitto would switch to the user "mosquitto", who cannot read a private temp folder
+        lines = [f"user {getpass.getuser()}", f"listener {port} 127.0.0.1", "persistence true", f"persistence_location {self.folder}/",
                  "autosave_interval 1", f"log_dest file {self.folder / 'mosquitto.log'}", "log_type all"]
         if users:
             pw = self.folder / "passwd"

@@ -1,0 +1,255 @@
+"""The MQTT event sink against a real mosquitto broker on 127.0.0.1 (started by the test, own config, free port).
+
+Checks: the Frigate-style payload and topics; a broker that is down buffers (bounded: the overflow is
+counted and logged) and delivers when it comes up; kill -9 and restart loses nothing and re-sends
+nothing the broker had acknowledged; password from an environment variable, never logged; the
+``outputs.mqtt`` config; a real 2-camera PETS batch run whose events arrive over MQTT exactly as
+events.jsonl has them, with the broker down when the run starts and brought up mid-run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.core.errors import ConfigError
+from pipeline.sinks.mqtt import MqttEventSink, event_id, mqtt_payload
+from pipeline.sinks.mqtt_settings import MqttSettings
+from pipeline.testing.mqtt_broker import BrokerError, EventSubscriber, MosquittoBroker, find_mosquitto
+from pipeline.testing.rtsp import free_port
+
+N_FRAMES = 14
+FAST = {"reconnect_min_s": 0.1, "reconnect_max_s": 0.5, "flush_timeout_s": 10.0}
+
+
+@pytest.fixture
+def make_broker(tmp_path):
+    """Factory: make_broker(users=None, start=True) -> MosquittoBroker on a free port (stopped at teardown)."""
+    if find_mosquitto() is None:
+        pytest.fail("mosquitto is not installed (Debian package mosquitto, installed by tools/setup_system.sh)",
+                    pytrace=False)
+    brokers: list[MosquittoBroker] = []
+
+    def make(users: dict[str, str] | None = None, start: bool = True) -> MosquittoBroker:
+        b = MosquittoBroker(tmp_path / f"broker{len(brokers)}", free_port(), users)
+        brokers.append(b)
+        if start:
+            try:
+                b.start()
+            except BrokerError as exc:
+                pytest.fail(str(exc), pytrace=False)
+        return b
+
+    yield make
+    for b in brokers:
+        b.stop()
+
+
+def _sink(port: int, **kw) -> MqttEventSink:
+    return MqttEventSink(MqttSettings(port=port, **{**FAST, **kw}))
+
+
+def _persistent_session(broker: MosquittoBroker, topic: str, client_id: str = "sub") -> None:
+    """Create a persistent subscriber session on the broker and save it (a clean stop writes the persistence file)."""
+    sub = EventSubscriber(broker.port, topic, client_id=client_id).start()
+    sub.stop()
+    broker.stop()
+
+
+def test_payload_topics_and_availability(make_broker):
+    broker = make_broker()
+    sub = EventSubscriber(broker.port, "site/reid/#", client_id="t1").start()
+    sink = _sink(broker.port, topic_prefix="site/reid", base_url="http://10.0.0.7:8080/")
+    try:
+        sink.emit("appear", 3, "left", 1.2345, track_id=5, frame=9, new=True)
+        sink.emit("handover", 3, "right", 4.0, track_id=2, frame=28, from_cam="left", transit_s=1.5, probability=0.8765)
+        sink.emit("leave", 3, "right", 6.5, track_id=2, frame=45)
+        with pytest.raises(ValueError, match="unknown event kind"):
+            sink.emit("teleport", 3, "right", 7.0)
+        stats = sink.close()
+    finally:
+        sink.close()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and (len(sub.event_ids()) < 3 or "offline" not in sub.payloads()):
+        time.sleep(0.05)
+    events = sub.payloads("site/reid/events")
+    assert len(events) == 3
+    assert events[1] == {
+        "type": "handover", "id": events[1]["id"], "label": "person", "global_id": 3, "camera": "right", "time": 4.0,
+        "confidence": 0.8765, "thumbnail_url": "http://10.0.0.7:8080/api/identities/3/thumbnail.jpg",
+        "details": {"track_id": 2, "frame": 28, "from_cam": "left", "transit_s": 1.5, "probability": 0.8765},
+    }
+    assert events[0]["time"] == 1.234 and events[0]["confidence"] is None and events[0]["details"]["new"] is True
+    assert [e["type"] for e in events] == ["appear", "handover", "leave"]
+    assert len({e["id"] for e in events}) == 3  # distinct events, distinct ids
+    # the id is stable: the same event (as events.jsonl has it) gives the same id
+    assert events[2]["id"] == event_id({"kind": "leave", "global_id": 3, "cam_id": "right", "t": 6.5, "track_id": 2})
+    avail = [p for t, p, *_ in sub.messages if t == "site/reid/available"]
+    assert avail[0] == "online" and avail[-1] == "offline"
+    assert (stats.emitted, stats.acked, stats.pending, stats.dropped) == (3, 3, 0, 0)
+    sub.stop()
+
+
+def test_broker_down_bounded_buffer_then_delivered(make_broker, caplog):
+    broker = make_broker()
+    _persistent_session(broker, "reid/events", "late-sub")  # the broker is down from here on
+    sink = _sink(broker.port, buffer_size=3)
+    caplog.set_level(logging.WARNING, logger="pipeline.sinks.mqtt")
+    try:
+        sent = [sink.emit("appear", g, "cam", float(g), track_id=g) for g in range(1, 6)]  # never blocks
+        st = sink.stats()
+        assert (st.emitted, st.published, st.dropped, st.pending, st.max_pending) == (5, 3, 2, 3, 3)
+        assert sum("buffer full" in r.getMessage() for r in caplog.records) == 1  # said once, counted
+        broker.start()  # persistence restores the subscriber's session: it gets what was queued for it
+        sub = EventSubscriber(broker.port, "reid/events", client_id="late-sub").start()
+        want = [event_id(e) for e in sent[:3]]
+        assert sub.wait_for_ids(want, 15)
+        st = sink.close()
+    finally:
+        sink.close()
+    assert (st.acked, st.pending, st.dropped) == (3, 0, 2)
+    assert sorted(sub.event_ids()) == sorted(want)  # the dropped two never went out
+    sub.stop()
+
+
+def test_kill_and_restart_loses_nothing_and_resends_nothing_acked(make_broker):
+    broker = make_broker()
+    sub = EventSubscriber(broker.port, "reid/events", client_id="sub-kill").start()
+    sink = _sink(broker.port)
+    try:
+        first = [sink.emit("appear", g, "cam", float(g), track_id=g) for g in range(1, 6)]
+        assert sub.wait_for_ids([event_id(e) for e in first], 10)
+        assert sink.flush(5)  # all five acknowledged by the broker
+        time.sleep(1.5)  # past the broker's 1 s autosave: its saved state has nothing in flight
+        broker.kill()  # SIGKILL: a crash
+        second = [sink.emit("leave", g, "cam", float(g) + 0.5, track_id=g) for g in range(1, 6)]
+        assert sink.stats().pending == 5
+        broker.start()
+        want = [event_id(e) for e in first + second]
+        assert sub.wait_for_ids(want, 20)
+        st = sink.close()
+    finally:
+        sink.close()
+    assert (st.emitted, st.acked, st.pending, st.dropped, st.failed) == (10, 10, 0, 0, 0)
+    assert st.connects >= 2 and st.disconnects >= 1
+    ids = sub.event_ids()
+    assert sorted(ids) == sorted(want)  # every event once: nothing lost, nothing acknowledged sent again
+    sub.stop()
+
+
+def test_password_from_env_never_logged(make_broker, monkeypatch, caplog):
+    secret = "s3cret-Pw!9"
+    broker = make_broker(users={"cams": secret})
+    monkeypatch.setenv("REID_TEST_MQTT_PASSWORD", secret)
+    caplog.set_level(logging.DEBUG)
+    sub = EventSubscriber(broker.port, "reid/events", client_id="auth-sub", username="cams", password=secret).start()
+    settings = MqttSettings(port=broker.port, username="cams", password_env="REID_TEST_MQTT_PASSWORD", **FAST)
+    sink = MqttEventSink(settings)
+    try:
+        ev = sink.emit("appear", 1, "cam", 0.5, track_id=1)
+        assert sub.wait_for_ids([event_id(ev)], 10)
+    finally:
+        sink.close()
+    wrong = MqttEventSink(MqttSettings(port=broker.port, username="cams", password="not-it", **FAST))
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any("refused" in r.getMessage() for r in caplog.records):
+            time.sleep(0.05)
+        assert not wrong.connected
+    finally:
+        wrong.close(timeout=0)
+    text = caplog.text
+    assert "refused" in text and secret not in text and "not-it" not in text
+    inline = MqttSettings(password="not-it")
+    assert "not-it" not in json.dumps(inline.model_dump(mode="json")) and "not-it" not in repr(inline)
+    monkeypatch.delenv("REID_TEST_MQTT_PASSWORD")
+    with pytest.raises(ConfigError, match="REID_TEST_MQTT_PASSWORD is not set"):
+        MqttEventSink(settings)
+    sub.stop()
+
+
+def test_outputs_mqtt_config(tmp_path, pets_dir):
+    from pipeline.camconfig import load_cams_config
+
+    def load(mqtt: dict):
+        p = tmp_path / "cams.yaml"
+        p.write_text(yaml.safe_dump({"cameras": [{"id": "c", "source": str(pets_dir / "img1")}],
+                                     "outputs": {"mqtt": mqtt}}), encoding="utf-8")
+        return load_cams_config(p)
+
+    cfg = load({"host": "broker.lan", "topic_prefix": "home/reid", "tls": {"ca_certs": "ca.pem"}})
+    m = cfg.outputs.mqtt
+    assert (m.host, m.port, m.qos, m.topic_prefix) == ("broker.lan", 1883, 1, "home/reid")
+    assert m.tls.ca_certs == str(tmp_path / "ca.pem")  # relative to cams.yaml
+    with pytest.raises(ConfigError, match=r"outputs\.mqtt\.topic_prefix"):
+        load({"topic_prefix": "reid/#"})
+    with pytest.raises(ConfigError, match="password or password_env, not both"):
+        load({"password": "a", "password_env": "B"})
+    with pytest.raises(ConfigError, match=r"outputs\.mqtt\.base_url"):
+        load({"base_url": "10.0.0.7:8080"})
+
+
+@pytest.fixture(scope="module")
+def split(pets_dir: Path, tmp_path_factory) -> Path:
+    from pipeline.virtual_cameras import build_virtual_cameras
+
+    out = tmp_path_factory.mktemp("pets_split_mqtt")
+    build_virtual_cameras(pets_dir, out, layout="two-regions", gap=0.1, frame_range=(1, N_FRAMES), progress=False)
+    return out
+
+
+def test_batch_run_events_arrive_as_in_events_jsonl(make_broker, split, shared, tmp_path):
+    """A real 2-camera run with the broker down at start; it comes up once the first event is written."""
+    from pipeline.cli import main
+
+    broker = make_broker()
+    _persistent_session(broker, "pets/events", "run-sub")
+    base = "http://127.0.0.1:8080"
+    out = tmp_path / "out"
+    cfg = {
+        "mode": "batch", "run_key": "mqtt-run",
+        "cameras": [{"id": c, "source": str(split / c / "video.mp4")} for c in ("left", "right")],
+        "detector": {"kind": "onnx", "weights": str(shared / "weights" / "yolov5n.onnx")},
+        "tracklets": {"min_length": 3, "partial_every_s": 0.5},
+        "store": {"path": str(tmp_path / "ids.sqlite")},
+        "outputs": {"dir": str(out), "mqtt": {"port": broker.port, "topic_prefix": "pets", "base_url": base, **FAST}},
+    }
+    path = tmp_path / "cams.yaml"
+    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+
+    def bring_up() -> None:  # the broker starts when the run has written its first event
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            f = out / "events.jsonl"
+            if f.is_file() and f.read_text().strip():
+                broker.start()
+                return
+            time.sleep(0.02)
+
+    starter = threading.Thread(target=bring_up, daemon=True)
+    starter.start()
+    assert main(["run", str(path), "--no-progress"]) == 0
+    starter.join(5)
+    assert broker.running
+    lines = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    assert lines and {e["kind"] for e in lines} >= {"appear", "leave"}
+    summary = json.loads((out / "stage_times.json").read_text())["mqtt"]
+    assert summary["emitted"] == len(lines) and summary["acked"] == len(lines) and summary["max_pending"] >= 1
+    sub = EventSubscriber(broker.port, "pets/events", client_id="run-sub").start()
+    try:
+        assert sub.wait_for_ids([event_id(e) for e in lines], 20)
+        got = {p["id"]: p for p in sub.payloads("pets/events")}
+        assert len(sub.event_ids()) == len(lines) == len(got)  # each event once
+        for e in lines:
+            p = got[event_id(e)]
+            assert p == mqtt_payload(e, base)
+            assert (p["type"], p["global_id"], p["camera"], p["time"]) == (e["kind"], e["global_id"], e["cam_id"], e["t"])
+            assert p["thumbnail_url"] == f"{base}/api/identities/{e['global_id']}/thumbnail.jpg"
+    finally:
+        sub.stop()
