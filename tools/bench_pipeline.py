@@ -1,5 +1,13 @@
 #!/usr/bin/env python
-"""Pipeline benchmark on a 2-camera virtual split of PETS09-S2L1 (issue 4's targets).
+"""Pipeline benchmark on virtual multi-camera splits of PETS09-S2L1 (issue 4's and issue 12's targets).
+
+``--layout pets2`` (default) is the 2-camera benchmark below; ``pets4`` (2 regions x 2 recording
+windows: blind strip and a pause, people leave one camera and later enter another) and ``overlap``
+(3 columns, col1/col2 overlap, declared in ``matching.overlapping_cameras``) are issue 12's harder
+layouts (``pipeline/evaluation/layout_bench.py``: one detector pass on the full frames, cut per
+camera); ``all`` runs the three and writes one table with a row per layout (online, batch
+re-clustering, no-linking floor, ImageNet calibrated, per-camera MOTA/IDF1, hand-overs) and a PNG
+of each layout's cuts. For the 2-camera benchmark:
 
 1. Builds the split (``pipeline.virtual_cameras``, layout two-regions, blind gap) once.
 2. Runs the whole pipeline (yolov5n ONNX detections, per-camera tracker, tracklets,
@@ -15,7 +23,7 @@
 
 Writes ``results.json`` and ``results.md`` under ``--out`` (default runs/bench_pipeline)::
 
-    .venv/bin/python tools/bench_pipeline.py [--max-frames N] [--threads 1]
+    .venv/bin/python tools/bench_pipeline.py [--layout pets2|pets4|overlap|all] [--max-frames N] [--threads 1]
 """
 
 from __future__ import annotations
@@ -69,20 +77,28 @@ def build_split(out: Path, max_frames: int | None, gap: float) -> Path:
     return cams_dir
 
 
+def detector_settings() -> dict:
+    """The benchmark's detector (cams.yaml ``detector``): yolov5n ONNX at score 0.25."""
+    return {"kind": "onnx", "weights": str(require_shared() / "weights" / "yolov5n.onnx"), "conf": 0.25}
+
+
 def make_config(cams_dir: Path, run_dir: Path, encoder: str, threshold: float, tracker: str | None, every: int,
                 auto: bool = True, warmup: str = "threshold", offset: float = 0.0):
     from pipeline.camconfig import CamsConfig
     from pipeline.core.configio import validate
+    from pipeline.evaluation.layout_bench import camera_sources
 
-    weights = require_shared() / "weights" / "yolov5n.onnx"
+    cams, overlapping = camera_sources(cams_dir)
+    matching: dict = {"threshold": threshold, "auto_threshold": {"warmup": warmup} if auto else None}
+    if overlapping:
+        matching["overlapping_cameras"] = overlapping
     data = {
         "mode": "batch",
         "run_key": f"bench-{run_dir.name}" + (f"-at{offset:g}" if offset else ""),
-        "cameras": [{"id": c, "source": str(cams_dir / c / "video.mp4"), "time_offset_s": offset}
-                    for c in ("left", "right")],
-        "detector": {"kind": "onnx", "weights": str(weights), "conf": 0.25},
+        "cameras": [{"id": c, "source": str(src), "time_offset_s": offset} for c, src in cams],
+        "detector": detector_settings(),
         "encoder": {"checkpoint": encoder, "every": every},
-        "matching": {"threshold": threshold, "auto_threshold": {"warmup": warmup} if auto else None},
+        "matching": matching,
         "store": {"path": str(run_dir / "identities.sqlite")},
         "outputs": {"dir": str(run_dir), "video": False},
     }
@@ -97,6 +113,9 @@ def make_config(cams_dir: Path, run_dir: Path, encoder: str, threshold: float, t
 
 def run_variant(name: str, cfg, cams_dir: Path, run_dir: Path, detector_cache, max_frames,
                 store_from: Path | None = None):
+    """One pipeline run scored with evaluate_multicam. detector_cache: None (a new CachingDetector
+    around the configured detector), a CachingDetector (replayed, new inner) or any other detector
+    (a ReplayDetector of cut full-frame detections), used as is."""
     from pipeline.evaluation.multicam import evaluate_multicam
     from pipeline.runner.loop import PipelineRunner
     from pipeline.runner.components import build_components
@@ -113,7 +132,7 @@ def run_variant(name: str, cfg, cams_dir: Path, run_dir: Path, detector_cache, m
     summary_start = dict(comp.matcher.calibration)
     if detector_cache is None:
         detector_cache = CachingDetector(comp.detector)
-    else:
+    elif isinstance(detector_cache, CachingDetector):
         detector_cache.inner = comp.detector
     comp.detector = detector_cache
     runner = PipelineRunner(cfg, out_dir=run_dir, max_frames=max_frames, components=comp)
@@ -210,12 +229,17 @@ def markdown(res: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
+LAYOUT_CHOICES = ("pets2", "pets4", "overlap", "all")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--layout", choices=LAYOUT_CHOICES, default="pets2",
+                    help="pets2: the 2-camera benchmark; pets4 / overlap: issue 12's layouts; all: every layout")
     ap.add_argument("--out", type=Path, default=REPO_ROOT / "runs" / "bench_pipeline")
     ap.add_argument("--max-frames", type=int, default=None, help="source frames to use (default: all 795)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
-    ap.add_argument("--gap", type=float, default=0.1, help="blind strip between the two cameras (fraction)")
+    ap.add_argument("--gap", type=float, default=0.1, help="pets2: blind strip between the two cameras (fraction)")
     ap.add_argument("--threshold", type=float, default=None, help="matcher threshold (default: MatcherConfig's)")
     ap.add_argument("--baseline-threshold", type=float, default=None, help="matcher threshold of the baseline")
     ap.add_argument("--encoder", default="default", help="our encoder: default | checkpoint path")
@@ -223,39 +247,60 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", choices=["threshold", "no-link"], default="threshold",
                     help="matching.auto_threshold.warmup of the calibrated runs")
     ap.add_argument("--store-from", type=Path, default=None,
-                    help="restart on the stores a previous benchmark left under this --out (gallery and "
+                    help="pets2: restart on the stores a previous benchmark left under this --out (gallery and "
                          "calibration; copied), the cameras' clock --time-offset later under a new run key")
     ap.add_argument("--time-offset", type=float, default=600.0, help="seconds added to the clock with --store-from")
     ap.add_argument("--tracker", default="configs/tracker/yolo.yaml",
                     help="tracker YAML relative to the repo (default: the YOLO config, as the demo; '' = built-in)")
     args = ap.parse_args(argv)
+    if args.store_from is not None and args.layout != "pets2":
+        ap.error("--store-from: only with --layout pets2")
+    return args
 
-    import torch
 
+def layout_extras(name: str, cfg, out: Path, cams_dir: Path, ours_eval: dict, imagenet_eval: dict) -> dict:
+    """Batch re-clustering, no-linking floor, hand-overs and the layout PNG -> the layout's results row."""
+    import cv2
+
+    from pipeline.evaluation.layout_bench import batch_and_floor, camera_sources, layout_row, load_cuts
+    from pipeline.evaluation.layout_png import draw_layout
+    from pipeline.evaluation.multicam import handover_stats
+
+    extra = batch_and_floor(cfg, out / "ours", cams_dir)
+    _, overlapping = camera_sources(cams_dir)
+    frame = cv2.imread(str(require_shared() / "data" / "MOT15" / "train" / "PETS09-S2L1" / "img1" / "000300.jpg"))
+    png = draw_layout(frame, load_cuts(cams_dir), f"{name}: PETS09-S2L1 frame 300", out / f"layout_{name}.png",
+                      overlapping)
+    row = layout_row(name, ours_eval, imagenet_eval, extra, handover_stats(cams_dir), overlapping)
+    row["png"] = str(png)
+    return row
+
+
+def run_pets2(args: argparse.Namespace, argv: list[str] | None, out: Path) -> dict:
+    """The 2-camera benchmark (figures unchanged by issue 12) plus its layout row."""
     from pipeline.matching.config import MatcherConfig
 
-    torch.set_num_threads(args.threads)
-    args.out.mkdir(parents=True, exist_ok=True)
-    cams_dir = build_split(args.out, args.max_frames, args.gap)
+    out.mkdir(parents=True, exist_ok=True)
+    cams_dir = build_split(out, args.max_frames, args.gap)
     thr = args.threshold if args.threshold is not None else MatcherConfig().threshold
     bthr = args.baseline_threshold if args.baseline_threshold is not None else thr
     t0 = time.time()
     off = args.time_offset if args.store_from is not None else 0.0
-    cfg = make_config(cams_dir, args.out / "ours", args.encoder, thr, args.tracker, args.every, warmup=args.warmup,
+    cfg = make_config(cams_dir, out / "ours", args.encoder, thr, args.tracker, args.every, warmup=args.warmup,
                       offset=off)
-    ours, ours_eval, cache = run_variant("ours", cfg, cams_dir, args.out / "ours", None, None, args.store_from)
+    ours, ours_eval, cache = run_variant("ours", cfg, cams_dir, out / "ours", None, None, args.store_from)
     # the issue's baseline: nearest-neighbour matching on ImageNet features (every ImageNet
     # distance is far below the fixed threshold, so the nearest admissible identity is taken)
-    cfg_b = make_config(cams_dir, args.out / "baseline", "imagenet", bthr, args.tracker, args.every, auto=False,
+    cfg_b = make_config(cams_dir, out / "baseline", "imagenet", bthr, args.tracker, args.every, auto=False,
                         offset=off)
-    base, base_eval, _ = run_variant("baseline", cfg_b, cams_dir, args.out / "baseline", cache, None, args.store_from)
+    base, base_eval, _ = run_variant("baseline", cfg_b, cams_dir, out / "baseline", cache, None, args.store_from)
     # the same pipeline as ours (label-free calibrated threshold) on ImageNet features
-    cfg_c = make_config(cams_dir, args.out / "baseline_auto", "imagenet", bthr, args.tracker, args.every,
+    cfg_c = make_config(cams_dir, out / "baseline_auto", "imagenet", bthr, args.tracker, args.every,
                         warmup=args.warmup, offset=off)
-    base_auto, base_auto_eval, _ = run_variant("baseline_auto", cfg_c, cams_dir, args.out / "baseline_auto", cache,
+    base_auto, base_auto_eval, _ = run_variant("baseline_auto", cfg_c, cams_dir, out / "baseline_auto", cache,
                                                None, args.store_from)
     grid = ["auto", 0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5]
-    sweep = {name: sweep_thresholds(args.out / name / "identities.sqlite", cams_dir, args.out / "sweep" / name, grid)
+    sweep = {name: sweep_thresholds(out / name / "identities.sqlite", cams_dir, out / "sweep" / name, grid)
              for name in ("ours", "baseline")}
     gain = ours_eval["global"].get("IDF1", 0.0) - base_eval["global"].get("IDF1", 0.0)
     gain_auto = ours_eval["global"].get("IDF1", 0.0) - base_auto_eval["global"].get("IDF1", 0.0)
@@ -276,12 +321,81 @@ def main(argv: list[str] | None = None) -> int:
         "timing_ours": timing,
         "targets": {"idf1_gain_ge_10": gain >= TARGET_IDF1_GAIN,
                     "overhead_lt_25pct": (timing["overhead_vs_detect"] or 9.0) < TARGET_OVERHEAD},
-        "total_bench_s": round(time.time() - t0, 1),
     }
-    (args.out / "results.json").write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
-    md = markdown(res)
-    (args.out / "results.md").write_text(md, encoding="utf-8")
+    res["layout_row"] = layout_extras("pets2", cfg, out, cams_dir, ours_eval, base_auto_eval)
+    res["total_bench_s"] = round(time.time() - t0, 1)
+    return res
+
+
+def run_layout(name: str, args: argparse.Namespace, argv: list[str] | None, out: Path, dets_path: Path) -> dict:
+    """pets4 / overlap: cut full-frame detections, run ours and ImageNet calibrated, score, row."""
+    from pipeline.detectors.config import DetectorConfig
+    from pipeline.evaluation.layout_bench import build_layout, full_frame_detections, replay_detector
+    from pipeline.matching.config import MatcherConfig
+
+    out.mkdir(parents=True, exist_ok=True)
+    seq = require_shared() / "data" / "MOT15" / "train" / "PETS09-S2L1"
+    t0 = time.time()
+    cams_dir = build_layout(name, seq, out / (f"cams_{args.max_frames}" if args.max_frames else "cams"),
+                            args.max_frames)
+    dets = full_frame_detections(seq, dets_path, DetectorConfig(**detector_settings()), args.max_frames)
+    replay = replay_detector(cams_dir, dets)
+    thr = args.threshold if args.threshold is not None else MatcherConfig().threshold
+    bthr = args.baseline_threshold if args.baseline_threshold is not None else thr
+    cfg = make_config(cams_dir, out / "ours", args.encoder, thr, args.tracker, args.every, warmup=args.warmup)
+    ours, ours_eval, _ = run_variant("ours", cfg, cams_dir, out / "ours", replay, None)
+    cfg_c = make_config(cams_dir, out / "baseline_auto", "imagenet", bthr, args.tracker, args.every,
+                        warmup=args.warmup)
+    base_auto, base_auto_eval, _ = run_variant("baseline_auto", cfg_c, cams_dir, out / "baseline_auto", replay, None)
+    res = {
+        "command": "python tools/bench_pipeline.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "layout": name, "detections": f"{dets_path} (one pass on the full frames, cut per camera)",
+        "frames_per_cam": ours["timing"]["frames_per_cam"],
+        "ours": {"summary": {k: v for k, v in ours.items() if k != "timing"}, "eval": ours_eval},
+        "baseline_auto": {"summary": {k: v for k, v in base_auto.items() if k != "timing"}, "eval": base_auto_eval},
+    }
+    res["layout_row"] = layout_extras(name, cfg, out, cams_dir, ours_eval, base_auto_eval)
+    res["total_bench_s"] = round(time.time() - t0, 1)
+    return res
+
+
+def write_results(out: Path, res: dict, md: str) -> None:
+    (out / "results.json").write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
+    (out / "results.md").write_text(md, encoding="utf-8")
     print("\n" + md)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+
+    from pipeline.evaluation.layout_bench import rows_markdown
+
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    dets_path = args.out / "full_frame_dets" / (f"yolov5n_{args.max_frames}.txt" if args.max_frames else "yolov5n.txt")
+    if args.layout == "pets2":
+        res = run_pets2(args, argv, args.out)
+        write_results(args.out, res, markdown(res) + "\n" + rows_markdown([res["layout_row"]]))
+    elif args.layout != "all":
+        res = run_layout(args.layout, args, argv, args.out, dets_path)
+        write_results(args.out, res, f"# Pipeline benchmark: layout {args.layout}\n\nCommand: `{res['command']}`\n\n"
+                      + rows_markdown([res["layout_row"]]))
+    else:
+        t0 = time.time()
+        per = {"pets2": run_pets2(args, argv, args.out / "pets2")}
+        for name in ("pets4", "overlap"):
+            per[name] = run_layout(name, args, argv, args.out / name, dets_path)
+        for name, r in per.items():
+            md = markdown(r) if name == "pets2" else f"# Pipeline benchmark: layout {name}\n"
+            write_results(args.out / name, r, md + "\n" + rows_markdown([r["layout_row"]]))
+        rows = [r["layout_row"] for r in per.values()]
+        res = {"command": per["pets2"]["command"], "rows": rows, "seconds": {k: r["total_bench_s"] for k, r in per.items()},
+               "total_bench_s": round(time.time() - t0, 1)}
+        md = (f"# Pipeline benchmark: every layout\n\nCommand: `{res['command']}`  \nSeconds per layout: "
+              + ", ".join(f"{k} {v:.0f}" for k, v in res["seconds"].items())
+              + f"; total {res['total_bench_s']:.0f}\n\n" + rows_markdown(rows))
+        write_results(args.out, res, md)
     return 0
 
 

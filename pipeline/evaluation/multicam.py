@@ -138,3 +138,35 @@ def _metrics_of(result) -> dict[str, float]:
         if hasattr(result, attr):
             return dict(getattr(result, attr))
     raise TypeError(f"unexpected SequenceResult {type(result).__name__}")
+
+
+def handover_stats(gt_root: Path) -> dict[str, int]:
+    """The hand-overs a multi-camera gt makes possible, on the source clock.
+
+    Local gt frames are put back on the source clock with each cut's first frame ``f0``
+    (``identities.json`` "cuts"; without it local frames are taken as common). Per global id:
+    the set of source frames it is in some camera's gt, and the cameras of each frame.
+    Returns ``ids`` (global ids), ``ids_multi_camera`` (seen by > 1 camera),
+    ``reappear_events`` (the id is in no camera for >= 1 frame, then in one again),
+    ``reappear_ids`` (ids with >= 1 such event) and ``reappear_other_camera`` (events whose
+    re-appearance is in none of the cameras of its last sighting: a blind hand-over).
+    """
+    gt_root = Path(gt_root)
+    id_maps = load_identity_map(gt_root)
+    data = json.loads((gt_root / "identities.json").read_text(encoding="utf-8"))
+    starts = {cam: int(c.get("f0", 1)) for cam, c in data.get("cuts", {}).items()}
+    seen: dict[int, dict[int, set[str]]] = {}  # global id -> source frame -> cameras
+    for cam in sorted(id_maps):
+        gt_path = gt_root / cam / "gt" / "gt.txt"
+        gt = relabel(read_mot_file(gt_path, "gt"), id_maps[cam], gt_path)
+        for f, i in zip(gt.frame.astype(int) + starts.get(cam, 1) - 1, gt.ids.astype(int)):
+            seen.setdefault(int(i), {}).setdefault(int(f), set()).add(cam)
+    events = ids_re = other = 0
+    for frames in seen.values():
+        order = sorted(frames)
+        jumps = [(a, b) for a, b in zip(order, order[1:]) if b > a + 1]
+        events += len(jumps)
+        ids_re += bool(jumps)
+        other += sum(not (frames[a] & frames[b]) for a, b in jumps)
+    return {"ids": len(seen), "ids_multi_camera": sum(len(set().union(*v.values())) > 1 for v in seen.values()),
+            "reappear_events": events, "reappear_ids": ids_re, "reappear_other_camera": other}

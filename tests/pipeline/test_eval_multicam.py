@@ -71,3 +71,20 @@ def test_cli_json_and_bad_identity_map(tmp_path: Path, capsys: pytest.CaptureFix
     (gt / "identities.json").unlink()
     assert main(["eval-mc", "--gt", str(gt), "--results", str(res)]) == 2
     assert "identities.json: missing" in capsys.readouterr().err
+
+
+def test_handover_stats_on_the_source_clock(tmp_path: Path) -> None:
+    """Person 1: camA frames 1-4, unseen 5-6, camB 7-8 (a blind hand-over); person 2: camA 1-2 and 4
+    (re-appears in the same camera); person 3: camB 7 only. camB is a time window starting at source
+    frame 5, so its local frames 3-4 are source frames 7-8."""
+    from pipeline.evaluation.multicam import handover_stats
+
+    root = tmp_path / "gt"
+    _write(root / "camA" / "gt" / "gt.txt", [(f, 1, _BOX[("camA", 1)]) for f in range(1, 5)]
+           + [(f, 2, _BOX[("camA", 2)]) for f in (1, 2, 4)])
+    _write(root / "camB" / "gt" / "gt.txt", [(f, 7, _BOX[("camB", 7)]) for f in (3, 4)] + [(3, 8, _BOX[("camB", 8)])])
+    (root / "identities.json").write_text(json.dumps({
+        "cameras": {"camA": {"1": 1, "2": 2}, "camB": {"7": 1, "8": 3}},
+        "cuts": {"camA": {"f0": 1}, "camB": {"f0": 5}}}))
+    assert handover_stats(root) == {"ids": 3, "ids_multi_camera": 1, "reappear_events": 2, "reappear_ids": 2,
+                                    "reappear_other_camera": 1}

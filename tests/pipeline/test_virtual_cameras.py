@@ -112,3 +112,98 @@ def test_time_windows_as_image_folders(tmp_path: Path, pets_dir: Path) -> None:
     assert inside and all(np.allclose(a[a[:, 0] == i][0], r, atol=1e-3) for i, r in inside.items())
     cams = yaml.safe_load((out / "cams.yaml").read_text())["cameras"]
     assert "time_offset_s" not in cams[0] and cams[1]["time_offset_s"] == pytest.approx(17 / 7, abs=1e-6)
+
+
+def test_regions_windows_and_overlap_layouts() -> None:
+    from pipeline.virtual_cameras import overlapping_pairs
+
+    cuts = plan_layout("regions-windows", 768, 576, 1, 795, 7.0, gap=0.1, n=2, time_gap=0.05, splits=(0.4,))
+    # gap of round(795 * 0.05) = 40 frames starting at 1 + round(795 * 0.4) - 20 = 299: windows [1, 298], [339, 795]
+    assert [(c.cam_id, c.x0, c.x1, c.on) for c in cuts] == [
+        ("left1", 0, 344, (1, 298)), ("right1", 424, 768, (1, 298)),
+        ("left2", 0, 344, (339, 795)), ("right2", 424, 768, (339, 795))]
+    assert all((c.f0, c.f1, c.time_offset_s) == (1, 795, 0.0) for c in cuts)  # one common frame clock
+    assert overlapping_pairs(cuts) == []  # left1/left2 share a region but never record at the same time
+    cols = plan_layout("overlap", 768, 576, 1, 795, 7.0, gap=1 / 12, n=3, overlap=1 / 12)
+    # 3 w - 64 + 64 = 768 -> w = 256; col1/col2 share x 192..256, col2/col3 are 64 px apart
+    assert [(c.cam_id, c.x0, c.x1) for c in cols] == [("col1", 0, 256), ("col2", 192, 448), ("col3", 512, 768)]
+    assert overlapping_pairs(cols) == [["col1", "col2"]]
+    with pytest.raises(ConfigError, match="splits: need 1 increasing"):
+        plan_layout("regions-windows", 768, 576, 1, 795, 7.0, splits=(0.4, 0.6))
+    with pytest.raises(ConfigError, match="do not fit"):
+        plan_layout("overlap", 768, 576, 1, 795, 7.0, gap=0.3, n=5, overlap=0.2)
+
+
+def test_box_straddling_the_overlap_is_in_both_cameras() -> None:
+    col1, col2 = CameraCut("col1", 0, 0, 256, 576, 1, 795), CameraCut("col2", 192, 0, 448, 576, 1, 795)
+    frames, ids = np.array([5, 5]), np.array([3, 4])
+    tlwh = np.array([[210, 100, 30, 80],    # x 210..240: inside both regions
+                     [240, 100, 30, 80]], dtype=float)  # x 240..270: 16/30 in col1 (kept), all in col2
+    lf1, id1, b1 = cut_boxes(frames, ids, tlwh, col1)
+    lf2, id2, b2 = cut_boxes(frames, ids, tlwh, col2)
+    assert id1.tolist() == [3, 4] and id2.tolist() == [3, 4] and lf1.tolist() == lf2.tolist() == [5, 5]
+    np.testing.assert_allclose(b1, [[210, 100, 30, 80], [240, 100, 16, 80]])
+    np.testing.assert_allclose(b2, [[18, 100, 30, 80], [48, 100, 30, 80]])
+
+
+def test_person_crossing_the_blind_strip_disappears_then_reappears() -> None:
+    left, right = plan_layout("two-regions", 768, 576, 1, 20, 7.0, gap=0.1)  # strip x 344..424
+    frames = np.arange(1, 21)
+    tlwh = np.array([[300 + 10 * (f - 1), 200, 20, 60] for f in frames], dtype=float)  # x0 = 300, 310, ... 490
+    ids = np.full(20, 7)
+    lf, lid, _ = cut_boxes(frames, ids, tlwh, left)
+    rf, rid, rbox = cut_boxes(frames, ids, tlwh, right)
+    # left keeps x0 + 10 <= 344 (>= half of the 20 px inside): x0 <= 334, frames 1..4;
+    # right keeps x0 + 10 >= 424: x0 >= 414, frames 13..20; frames 5..12 are in the blind strip
+    assert lf.tolist() == [1, 2, 3, 4] and rf.tolist() == list(range(13, 21))
+    assert set(lid) == set(rid) == {7}  # the same global gt id on both sides of the gap
+    np.testing.assert_allclose(rbox[0], [0, 200, 16, 60])  # frame 13: x 420..440 clipped to 424..440
+
+
+def test_time_windows_renumber_frames_and_recording_windows_do_not() -> None:
+    late = CameraCut("window2", 0, 0, 768, 576, 18, 30)
+    paused = CameraCut("left2", 0, 0, 344, 576, 1, 30, on=(18, 30))
+    frames, ids, tlwh = np.array([17, 18, 30]), np.array([1, 1, 1]), np.tile([[10.0, 10, 20, 40]], (3, 1))
+    assert cut_boxes(frames, ids, tlwh, late)[0].tolist() == [1, 13]  # source 18 -> local 1
+    assert cut_boxes(frames, ids, tlwh, paused)[0].tolist() == [18, 30]  # common clock, nothing before 18
+
+
+def test_cut_detections_follow_the_gt_rule() -> None:
+    from pipeline.virtual_cameras import cut_detections
+
+    cut = CameraCut("right", 424, 0, 768, 576, 1, 795)
+    frames = np.array([1, 1, 2])
+    tlwh = np.array([[410, 10, 40, 80], [500, 20, 30, 60], [400, 10, 40, 80]], dtype=float)
+    per = cut_detections(frames, tlwh, np.array([0.9, 0.8, 0.7]), cut)
+    assert sorted(per) == [1]  # frame 2's box is only 16/40 inside
+    boxes, scores = per[1]
+    np.testing.assert_allclose(boxes, [[0, 10, 26, 80], [76, 20, 30, 60]])
+    np.testing.assert_allclose(scores, [0.9, 0.8])
+
+
+def test_recording_windows_from_pets(tmp_path: Path, pets_dir: Path) -> None:
+    import cv2
+    import yaml
+
+    from pipeline.virtual_cameras import build_virtual_cameras
+
+    out = tmp_path / "rw"
+    s = build_virtual_cameras(pets_dir, out, "regions-windows", gap=0.1, n=2, time_gap=0.1, frame_range=(1, 30),
+                              fmt="images", progress=False)
+    # gap round(3) = 3 frames starting at 1 + 15 - 1 = 15: windows [1, 14] and [18, 30]
+    assert s["cameras"]["left2"]["records"] == [18, 30] and s["overlapping_cameras"] == []
+    images = sorted((out / "right2" / "img1").glob("*.jpg"))
+    assert len(images) == 30  # every camera keeps the common frame clock
+    assert cv2.imread(str(images[16])).max() == 0 and cv2.imread(str(images[17])).max() > 0  # off, then on
+    gt2 = np.loadtxt(out / "right2" / "gt" / "gt.txt", delimiter=",", ndmin=2)
+    gt1 = np.loadtxt(out / "right1" / "gt" / "gt.txt", delimiter=",", ndmin=2)
+    assert gt2[:, 0].min() == 18 and gt2[:, 0].max() == 30 and gt1[:, 0].min() == 1 and gt1[:, 0].max() == 14
+    assert 9 in gt1[:, 1] and 9 in gt2[:, 1]  # PETS id 9 walks on the right through the pause: a hand-over in time
+    assert "matching" not in yaml.safe_load((out / "cams.yaml").read_text())
+    ov = build_virtual_cameras(pets_dir, tmp_path / "ov", "overlap", gap=1 / 12, n=3, frame_range=(1, 5),
+                               fmt="images", progress=False)
+    assert ov["overlapping_cameras"] == [["col1", "col2"]]
+    cams = yaml.safe_load((tmp_path / "ov" / "cams.yaml").read_text())
+    assert cams["matching"]["overlapping_cameras"] == [["col1", "col2"]]
+    ident = json.loads((tmp_path / "ov" / "identities.json").read_text())
+    assert ident["overlapping_cameras"] == [["col1", "col2"]]
