@@ -8,6 +8,10 @@
   they are never trained on (not as positives, not as negatives);
 * :func:`half_tracklets` splits each held-out tracklet into its first and
   second half of crops (:class:`~reid_models.adaptation.holdout.HalfTracklet`).
+
+"Seen together" (two people): stored tracklets of one camera overlapping in
+time; folder crop groups (:mod:`pipeline.adaptation.folder`, which carry
+``keys``) holding crops of one video frame (:func:`sets_cooccur`).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import numpy as np
 
 from pipeline.core.errors import DataError
 from reid_models.adaptation.holdout import HalfTracklet
+from reid_models.adaptation.mining import Cooccur, shared_key_cooccurrence
 from reid_models.adaptation.trainer import mean_vector
 
 
@@ -38,6 +43,8 @@ class CropSet:
     global_id: int | None = None
     boxes_tlwh: np.ndarray | None = None  # (T, 4) of all the tracklet's frames
     all_frames: np.ndarray | None = None  # (T,)
+    keys: frozenset | None = None  # folder groups: the (camera, sequence, frame) of every crop
+    sources: list[str] | None = None  # folder groups: the crop files, in crop order
 
 
 def load_crop_sets(store, limit: int | None = None) -> list[CropSet]:
@@ -60,9 +67,9 @@ def load_crop_sets(store, limit: int | None = None) -> list[CropSet]:
     return out
 
 
-def check_sets(sets: Sequence[CropSet], min_per_camera: int, source: object) -> dict[str, int]:
-    """Tracklets with >= 2 crops per camera; DataError unless >= 2 cameras have ``min_per_camera``."""
-    per_cam = Counter(s.cam_id for s in sets if len(s.crops) >= 2)
+def check_sets(sets: Sequence[CropSet], min_per_camera: int, source: object, min_crops: int = 2) -> dict[str, int]:
+    """Tracklets with >= ``min_crops`` crops per camera; DataError unless >= 2 cameras have ``min_per_camera``."""
+    per_cam = Counter(s.cam_id for s in sets if len(s.crops) >= min_crops)
     usable = {c: n for c, n in per_cam.items() if n >= min_per_camera}
     if len(usable) < 2:
         have = ", ".join(f"{c}: {n}" for c, n in sorted(per_cam.items())) or "none"
@@ -71,18 +78,43 @@ def check_sets(sets: Sequence[CropSet], min_per_camera: int, source: object) -> 
     return dict(sorted(per_cam.items()))
 
 
-def _overlap(a: CropSet, b: CropSet) -> bool:
+def sets_cooccur(a: CropSet, b: CropSet) -> bool:
+    """True when ``a`` and ``b`` are two people seen at the same moment: they share a frame key when
+    both have ``keys`` (folder groups), else their time spans overlap (stored tracklets, one clock)."""
+    if a.keys is not None and b.keys is not None:
+        return not a.keys.isdisjoint(b.keys)
     return a.start_time <= b.end_time and b.start_time <= a.end_time
+
+
+def set_cooccurrence(sets: Sequence[CropSet], indices: Sequence[int]) -> Cooccur | None:
+    """The mining rule (``reid_models.adaptation.mining.Cooccur``) over ``[sets[i] for i in indices]``:
+    None (the time-overlap default) for stored tracklets, shared frame keys for folder groups."""
+    chosen = [sets[i] for i in indices]
+    if not chosen or any(s.keys is None for s in chosen):
+        return None
+    return shared_key_cooccurrence([s.keys for s in chosen])
+
+
+def _partners(sets: Sequence[CropSet], cand: list[int]) -> dict[int, list[int]]:
+    """For each candidate, the other candidates of its camera seen together with it (sorted)."""
+    if cand and all(sets[i].keys is not None for i in cand):  # folder groups: through the shared frame keys
+        holders: dict[object, list[int]] = {}
+        for i in cand:
+            for k in sets[i].keys:
+                holders.setdefault(k, []).append(i)
+        return {i: sorted({j for k in sets[i].keys for j in holders[k]
+                           if j != i and sets[j].cam_id == sets[i].cam_id}) for i in cand}
+    return {i: [j for j in cand if j != i and sets[j].cam_id == sets[i].cam_id and sets_cooccur(sets[i], sets[j])]
+            for i in cand}
 
 
 def split_holdout(sets: Sequence[CropSet], fraction: float, seed: int = 0,
                   min_crops: int = 4) -> tuple[list[int], list[int]]:
     """(train indices, hold-out indices). Hold-out: about ``fraction`` of the sets, taken in
-    same-camera pairs overlapping in time, among sets with >= ``min_crops`` crops."""
+    same-camera pairs seen together (:func:`sets_cooccur`), among sets with >= ``min_crops`` crops."""
     rng = np.random.default_rng(seed)
     cand = [i for i, s in enumerate(sets) if len(s.crops) >= min_crops]
-    partners = {i: [j for j in cand if j != i and sets[j].cam_id == sets[i].cam_id and _overlap(sets[i], sets[j])]
-                for i in cand}
+    partners = _partners(sets, cand)
     target = int(round(fraction * len(sets)))
     chosen: list[int] = []
     for i in rng.permutation(cand).tolist():

@@ -28,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.adaptation.data import CropSet, check_sets, half_tracklets, load_crop_sets, split_holdout
+from pipeline.adaptation.data import (CropSet, check_sets, half_tracklets, load_crop_sets, set_cooccurrence, sets_cooccur,
+                                      split_holdout)
 from pipeline.adaptation.settings import AdaptSettings
 from pipeline.core.errors import ModelError
 from pipeline.core.types import TrackletEmbedding
@@ -105,9 +106,10 @@ def _mine(sets: list[CropSet], train: list[int], vectors: list[np.ndarray], sett
     """Presumed-positive pairs and their negatives, as indices into ``train`` (local)."""
     items = [TrackletEmbedding(sets[i].cam_id, sets[i].track_id, sets[i].start_time, sets[i].end_time,
                                mean_vector(vectors[i])) for i in train]
-    pairs = presumed_positives(items, alpha=settings.alpha)
+    cooccur = set_cooccurrence(sets, train)
+    pairs = presumed_positives(items, alpha=settings.alpha, cooccur=cooccur)
     rng = np.random.default_rng(settings.seed)
-    negs = [pair_negatives(p, items, settings.negatives, non_overlapping, rng) for p in pairs]
+    negs = [pair_negatives(p, items, settings.negatives, non_overlapping, rng, cooccur=cooccur) for p in pairs]
     return pairs, negs
 
 
@@ -124,7 +126,7 @@ def _store_embeddings(store, sets: list[CropSet], vectors: list[np.ndarray], ver
 
 def adapt_once(store, settings: AdaptSettings, checkpoint: str | Path | None = None,
                non_overlapping: bool = True, should_stop=None, progress: bool = False) -> AdaptReport:
-    """Run one round (module docstring). Raises DataError when the store cannot be used."""
+    """Run one round on the store's tracklets (module docstring). Raises DataError when the store cannot be used."""
     from pipeline.core.device import resolve_device
 
     t0 = time.monotonic()
@@ -133,20 +135,37 @@ def adapt_once(store, settings: AdaptSettings, checkpoint: str | Path | None = N
     cams = check_sets(sets, settings.min_tracklets_per_camera, store.path)
     base_version, base = load_base_model(store, checkpoint)
     base = base.to(device)
-    rep = AdaptReport(base_version=base_version, tracklets=len(sets), cameras=cams, device=device)
     images = [tensors_from_crops(s.crops, base.input_size, base.pixel_mean, base.pixel_std) for s in sets]
     base_vecs = embed_sets(base, images, device)
     _store_embeddings(store, sets, base_vecs, base_version, only_missing=True)
-    train, hold = split_holdout(sets, settings.holdout_fraction, settings.seed)
+    rep = AdaptReport(base_version=base_version, tracklets=len(sets), cameras=cams, device=device)
+    run_round(store, rep, base, sets, images, base_vecs, settings, device, non_overlapping=non_overlapping,
+              should_stop=should_stop, progress=progress, reembed=True)
+    rep.total_s = round(time.monotonic() - t0, 2)
+    return rep
+
+
+def run_round(store, rep: AdaptReport, base, sets: list[CropSet], images: list, base_vecs: list[np.ndarray],
+              settings: AdaptSettings, device: str, non_overlapping: bool = True, should_stop=None,
+              progress: bool = False, reembed: bool = True, holdout_min_crops: int = 4) -> AdaptReport:
+    """Steps 3-6 of the module docstring on crop sets already embedded by the base model: the one path of
+    stored-tracklet rounds (:func:`adapt_once`) and folder rounds (:mod:`pipeline.adaptation.folder`).
+
+    ``images[i]``: (n_i, 3, H, W) tensors of ``sets[i]``; ``base_vecs[i]``: (n_i, D) base embeddings.
+    ``reembed``: store every set's new-version embedding before deploying (stored tracklets; folder
+    groups are not in the store). Fills and returns ``rep``.
+    """
+    train, hold = split_holdout(sets, settings.holdout_fraction, settings.seed, min_crops=holdout_min_crops)
     rep.train_tracklets, rep.holdout_tracklets = len(train), len(hold)
     pairs, negs = _mine(sets, train, base_vecs, settings, non_overlapping)
     rep.positives = [{"tracklet_a": sets[train[p.a]].tracklet_id, "tracklet_b": sets[train[p.b]].tracklet_id,
                       "distance": round(p.distance, 5), "negatives": len(n)} for p, n in zip(pairs, negs)]
     rep.mean_negatives = float(np.mean([len(n) for n in negs])) if negs else 0.0
+    together = _holdout_rule(sets)
     halves = half_tracklets(sets, hold, base_vecs)
-    pos, neg = continuity_pairs(halves)
+    pos, neg = continuity_pairs(halves, together)
     rep.holdout_pairs = {"positives": len(pos), "negatives": len(neg)}
-    rep.holdout_auc_base = continuity_auc(halves)
+    rep.holdout_auc_base = continuity_auc(halves, together)
     ft = FineTuneSettings(k=settings.k, p=settings.p, lr=settings.lr, final_lr=settings.final_lr,
                           budget_s=settings.budget_s, max_steps=settings.max_steps, seed=settings.seed, device=device)
     with _progress(progress, settings.max_steps) as bar:
@@ -158,14 +177,23 @@ def adapt_once(store, settings: AdaptSettings, checkpoint: str | Path | None = N
         rep.reason = ("nothing to train on (no presumed positive with negatives)" if result.stopped_by == "no_data"
                       else "stopped before the first step")
     else:
-        _judge_and_deploy(store, rep, base, result.state_dict, sets, images, hold, settings, device, len(pairs))
+        _judge_and_deploy(store, rep, base, result.state_dict, sets, images, hold, settings, device, len(pairs),
+                          reembed, together)
     rep.deployed_version = store.deployed_version()
-    rep.total_s = round(time.monotonic() - t0, 2)
     return rep
 
 
+def _holdout_rule(sets: list[CropSet]):
+    """cooccur(tracklet_a, tracklet_b) for the hold-out negatives of folder groups (None: time overlap)."""
+    if not sets or any(s.keys is None for s in sets):
+        return None
+    by_id = {s.tracklet_id: s for s in sets}
+    return lambda a, b: sets_cooccur(by_id[a], by_id[b])
+
+
 def _judge_and_deploy(store, rep: AdaptReport, base, state: dict, sets: list[CropSet], images: list,
-                      hold: list[int], settings: AdaptSettings, device: str, n_pairs: int) -> None:
+                      hold: list[int], settings: AdaptSettings, device: str, n_pairs: int, reembed: bool = True,
+                      together=None) -> None:
     """Guardrail, versioning, re-embedding and deployment of a fine-tuned state (fills ``rep``)."""
     from reid_models.adaptation.weights import checkpoint_bytes
     from reid_models.checkpoint import state_hash
@@ -173,8 +201,14 @@ def _judge_and_deploy(store, rep: AdaptReport, base, state: dict, sets: list[Cro
     candidate = copy.deepcopy(base)
     candidate.load_state_dict(state)
     rep.candidate_state = state
-    cand_vecs = embed_sets(candidate, images, device)
-    rep.holdout_auc_candidate = continuity_auc(half_tracklets(sets, hold, cand_vecs))
+    if reembed:
+        cand_vecs = embed_sets(candidate, images, device)
+    else:  # only the hold-out is needed
+        held = embed_sets(candidate, [images[i] for i in hold], device)
+        cand_vecs = [np.zeros((0,), np.float32)] * len(sets)
+        for i, v in zip(hold, held):
+            cand_vecs[i] = v
+    rep.holdout_auc_candidate = continuity_auc(half_tracklets(sets, hold, cand_vecs), together)
     decision = decide_deploy(rep.holdout_auc_base, rep.holdout_auc_candidate, settings.min_gain)
     rep.candidate_version = state_hash(state)
     rep.deployed, rep.reason = decision.deploy, decision.reason
@@ -184,8 +218,9 @@ def _judge_and_deploy(store, rep: AdaptReport, base, state: dict, sets: list[Cro
     weights = checkpoint_bytes(candidate, state, metrics, rep.base_version) if decision.deploy else None
     store.add_model_version(rep.candidate_version, weights=weights, metrics=metrics, parent=rep.base_version)
     if decision.deploy:
-        rep.reembedded = _store_embeddings(store, sets, cand_vecs, rep.candidate_version, only_missing=False)
-        rep.not_reembedded = len(store.tracklets_missing_version(rep.candidate_version))
+        if reembed:
+            rep.reembedded = _store_embeddings(store, sets, cand_vecs, rep.candidate_version, only_missing=False)
+            rep.not_reembedded = len(store.tracklets_missing_version(rep.candidate_version))
         store.set_deployed(rep.candidate_version)
     log.debug("adaptation: %s", rep.reason)
 

@@ -1,4 +1,10 @@
-"""``reid-pipeline adapt --store FILE``: one offline adaptation round on stored tracklets (seed 002 §3.2)."""
+"""``reid-pipeline adapt``: one offline adaptation round (seed 002 §3.2), without labels.
+
+``--store FILE``: on the tracklets a pipeline run stored with their crops (the store's own versions).
+``--folder DIR --out FILE``: on a folder of Market-1501-style crops from several cameras
+(:mod:`pipeline.adaptation.folder`); the versions go to the identity store ``FILE`` (created when
+missing), whose deployed version is the next round's base.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,16 @@ HELP = "fine-tune the re-id model on a store's tracklets without labels (guarded
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", type=Path, required=True, help="identity store written with adapt.enabled: true")
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--store", type=Path, help="identity store written with adapt.enabled: true")
+    src.add_argument("--folder", type=Path,
+                     help="folder of <id>_c<cam>s<seq>_<frame>_<box>.jpg crops (the id field is never read)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="with --folder: identity store file for the model versions (created when missing)")
+    parser.add_argument("--window-frames", type=int, default=100,
+                        help="with --folder: a crop may join a group whose last crop is at most this many frames back")
+    parser.add_argument("--link-quantile", type=float, default=0.02,
+                        help="with --folder: link threshold = this quantile of same-frame (certain negative) distances")
     parser.add_argument("--config", type=Path, default=None,
                         help="cams.yaml whose adapt: section gives the defaults (flags below override it)")
     parser.add_argument("--checkpoint", default=None,
@@ -51,11 +66,35 @@ def _settings(args: argparse.Namespace):
     return validate(AdaptSettings, base, "adapt options"), overlapping
 
 
+def _run_folder(args: argparse.Namespace, settings) -> tuple:
+    """(report, JSON dict) of a folder round."""
+    from pipeline.adaptation.folder import adapt_folder, list_folder
+    from pipeline.core.errors import ConfigError
+    from pipeline.store import IdentityStore
+
+    if args.out is None:
+        raise ConfigError("--folder needs --out FILE (the identity store that keeps the model versions)")
+    if args.rollback:
+        raise ConfigError("--rollback works on a store: reid-pipeline adapt --store FILE --rollback")
+    if args.window_frames < 0 or not 0.0 <= args.link_quantile <= 1.0:
+        raise ConfigError("--window-frames must be >= 0 and --link-quantile in [0, 1]")
+    crops = list_folder(args.folder)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with IdentityStore(args.out, mode="write") as store:
+        res = adapt_folder(crops, store, settings, args.checkpoint, args.window_frames, args.link_quantile,
+                           progress=not args.no_progress, source=args.folder)
+    sizes = [len(s.crops) for s in res.sets]
+    print(f"{res.crops} crops -> {len(res.sets)} groups (window {args.window_frames} frames, link distance"
+          f" < {res.link_threshold:.4f}; {sum(n > 1 for n in sizes)} with >= 2 crops, largest {max(sizes)})")
+    data = res.report.to_json()
+    data.update(folder=str(args.folder), crops=res.crops, groups=len(res.sets), link_threshold=res.link_threshold,
+                window_frames=args.window_frames, link_quantile=args.link_quantile, out=str(args.out))
+    return res.report, data
+
+
 def run(args: argparse.Namespace) -> int:
     from pipeline.core.errors import DataError
 
-    if not args.store.is_file():
-        raise DataError(args.store, "no such identity store")
     settings, overlapping = _settings(args)
     import torch
 
@@ -63,14 +102,19 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.store import IdentityStore
 
     torch.set_num_threads(settings.threads)
-    with IdentityStore(args.store, mode="shared") as store:  # works beside a running pipeline (no writer lock)
-        if args.rollback:
-            old, new = rollback(store)
-            print(f"rolled back: deployed {new} (was {old})")
-            return 0
-        rep = adapt_once(store, settings, args.checkpoint, non_overlapping=not overlapping,
-                         progress=not args.no_progress)
-    data = rep.to_json()
+    if args.folder is not None:
+        rep, data = _run_folder(args, settings)
+    else:
+        if not args.store.is_file():
+            raise DataError(args.store, "no such identity store")
+        with IdentityStore(args.store, mode="shared") as store:  # works beside a running pipeline (no writer lock)
+            if args.rollback:
+                old, new = rollback(store)
+                print(f"rolled back: deployed {new} (was {old})")
+                return 0
+            rep = adapt_once(store, settings, args.checkpoint, non_overlapping=not overlapping,
+                             progress=not args.no_progress)
+        data = rep.to_json()
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(data, indent=1, default=float) + "\n", encoding="utf-8")

@@ -14,7 +14,7 @@ counted one half (Mann-Whitney U / (n_pos * n_neg)), of cosine distances.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,11 +42,14 @@ def verification_auc(d_pos: np.ndarray, d_neg: np.ndarray) -> float:
     return float((greater + 0.5 * ties) / (d_pos.size * d_neg.size))
 
 
-def continuity_pairs(halves: Sequence[HalfTracklet]) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+def continuity_pairs(halves: Sequence[HalfTracklet], cooccur: Callable[[int, int], bool] | None = None,
+                     ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
     """(positive index pairs, negative index pairs) over a list of halves.
 
     Positives: the two halves of one tracklet. Negatives: halves of different
-    tracklets in the same camera whose tracklets overlap in time.
+    tracklets in the same camera whose tracklets overlap in time, or, with
+    ``cooccur(tracklet_a, tracklet_b)``, that rule says were seen together
+    (e.g. they hold crops of one video frame).
     """
     span: dict[int, tuple[float, float, str]] = {}
     for h in halves:
@@ -61,14 +64,15 @@ def continuity_pairs(halves: Sequence[HalfTracklet]) -> tuple[list[tuple[int, in
                 continue
             sa, ea, ca = span[a.tracklet]
             sb, eb, cb = span[b.tracklet]
-            if ca == cb and sa <= eb and sb <= ea:
+            together = cooccur(a.tracklet, b.tracklet) if cooccur is not None else sa <= eb and sb <= ea
+            if ca == cb and together:
                 neg.append((i, j))
     return pos, neg
 
 
-def continuity_auc(halves: Sequence[HalfTracklet]) -> float:
-    """Verification AUC of the continuity pairs under the halves' current vectors."""
-    pos, neg = continuity_pairs(halves)
+def continuity_auc(halves: Sequence[HalfTracklet], cooccur: Callable[[int, int], bool] | None = None) -> float:
+    """Verification AUC of the continuity pairs (:func:`continuity_pairs`) under the halves' current vectors."""
+    pos, neg = continuity_pairs(halves, cooccur)
     if not pos or not neg:
         return float("nan")
     v = np.stack([np.asarray(h.vector, dtype=np.float64) for h in halves])

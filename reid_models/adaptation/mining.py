@@ -8,6 +8,12 @@ Works on tracklets, not labels:
 * **Negatives** (§3.2.2): tracklets seen at the same time in the same camera
   are different people; when two cameras do not overlap, tracklets seen at
   the same time in both cameras are different people too.
+* **Co-occurrence rule**: "seen at the same time" is, by default, overlapping
+  time spans (:func:`overlaps_in_time`, tracklets of a tracker on one clock).
+  Callers whose items have no common clock pass ``cooccur(i, j)`` instead, e.g.
+  folder crops, where only crops cut from one video frame (same camera,
+  sequence and frame in the file name) are certainly different people
+  (:func:`shared_key_cooccurrence`).
 * **Tracker-continuity pairs** (guardrail, not in the paper): the two halves of
   one long single-camera tracklet are a positive the tracker vouches for;
   they give a hold-out check of a model that never used them for training.
@@ -18,7 +24,7 @@ items (aggregated, L2-normalised ``vector`` of shape (D,)).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Hashable, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 
@@ -48,11 +54,52 @@ def overlaps_in_time(a: TrackletEmbedding, b: TrackletEmbedding, slack_s: float 
     return a.start_time <= b.end_time + slack_s and b.start_time <= a.end_time + slack_s
 
 
+#: ``cooccur(ia, ib)`` -> (len(ia), len(ib)) bool: items ia[r] and ib[c] were seen at the same moment
+#: (so they are two people); an item is never seen together with itself.
+Cooccur = Callable[[Sequence[int], Sequence[int]], np.ndarray]
+
+
+def time_cooccurrence(items: Sequence[TrackletEmbedding]) -> Cooccur:
+    """The default rule: time spans [start_time, end_time] intersect (:func:`overlaps_in_time`)."""
+    start = np.array([it.start_time for it in items], dtype=np.float64)
+    end = np.array([it.end_time for it in items], dtype=np.float64)
+
+    def rule(ia: Sequence[int], ib: Sequence[int]) -> np.ndarray:
+        a, b = np.asarray(ia, dtype=np.int64), np.asarray(ib, dtype=np.int64)
+        m = (start[a][:, None] <= end[b][None, :]) & (start[b][None, :] <= end[a][:, None])
+        return m & (a[:, None] != b[None, :])
+
+    return rule
+
+
+def shared_key_cooccurrence(keys: Sequence[Collection[Hashable]]) -> Cooccur:
+    """True when ``keys[i]`` and ``keys[j]`` share an element, e.g. a (camera, sequence, frame)
+    key of a crop: two crops cut from one video frame are two people."""
+    holders: dict[Hashable, set[int]] = {}
+    for i, ks in enumerate(keys):
+        for k in ks:
+            holders.setdefault(k, set()).add(i)
+    near = [set().union(*(holders[k] for k in ks)) - {i} if ks else set() for i, ks in enumerate(keys)]
+
+    def rule(ia: Sequence[int], ib: Sequence[int]) -> np.ndarray:
+        col = {int(j): c for c, j in enumerate(ib)}
+        m = np.zeros((len(ia), len(ib)), dtype=bool)
+        for r, i in enumerate(ia):
+            for j in near[int(i)]:
+                c = col.get(j)
+                if c is not None:
+                    m[r, c] = True
+        return m
+
+    return rule
+
+
 def presumed_positives(
     items: Sequence[TrackletEmbedding],
     alpha: float = 0.1,
     mutual_nearest: bool = False,
     min_pairs_per_camera_pair: int = 1,
+    cooccur: Cooccur | None = None,
 ) -> list[PositivePair]:
     """The ``N_p = alpha * min(N1, N2)`` closest cross-camera pairs for every camera pair.
 
@@ -61,8 +108,10 @@ def presumed_positives(
     person is not in two non-overlapping cameras at once (the caller passes
     only cameras whose views do not overlap). With ``mutual_nearest`` a pair is
     kept only when each member is the other's nearest tracklet in the other
-    camera (fewer, cleaner positives). Result sorted by distance.
+    camera (fewer, cleaner positives). ``cooccur`` replaces the time-overlap
+    rule (see the module docstring). Result sorted by distance.
     """
+    seen_together = cooccur or time_cooccurrence(items)
     by_cam: dict[str, list[int]] = {}
     for i, it in enumerate(items):
         by_cam.setdefault(it.cam_id, []).append(i)
@@ -72,10 +121,7 @@ def presumed_positives(
         dist = cosine_distance_matrix(
             np.stack([items[i].vector for i in ia]), np.stack([items[j].vector for j in ib])
         )
-        for r, i in enumerate(ia):
-            for c, j in enumerate(ib):
-                if overlaps_in_time(items[i], items[j]):
-                    dist[r, c] = np.inf
+        dist[seen_together(ia, ib)] = np.inf
         n_p = max(int(alpha * min(len(ia), len(ib))), min_pairs_per_camera_pair)
         order = np.argsort(dist, axis=None, kind="stable")
         chosen: list[PositivePair] = []
@@ -96,18 +142,21 @@ def negatives_for(
     items: Sequence[TrackletEmbedding],
     non_overlapping_cameras: bool = True,
     exclude: Sequence[int] = (),
+    cooccur: Cooccur | None = None,
 ) -> list[int]:
     """Indices of tracklets that must be other people than ``items[index]``.
 
     Same camera and overlapping in time -> a different person (two boxes of
     one frame). Other camera and overlapping in time -> a different person,
-    valid only when the cameras' views do not overlap.
+    valid only when the cameras' views do not overlap. ``cooccur`` replaces
+    "overlapping in time" (module docstring).
     """
     me = items[index]
+    together = (cooccur or time_cooccurrence(items))([index], range(len(items)))[0]
     skip = set(exclude) | {index}
     out = []
     for j, other in enumerate(items):
-        if j in skip or not overlaps_in_time(me, other):
+        if j in skip or not together[j]:
             continue
         if other.cam_id == me.cam_id or non_overlapping_cameras:
             out.append(j)
@@ -120,11 +169,12 @@ def pair_negatives(
     max_negatives: int = 10,
     non_overlapping_cameras: bool = True,
     rng: np.random.Generator | None = None,
+    cooccur: Cooccur | None = None,
 ) -> list[int]:
     """Up to ``max_negatives`` negatives of either member of a presumed positive pair."""
     cand = sorted(
-        set(negatives_for(pair.a, items, non_overlapping_cameras, exclude=(pair.b,)))
-        | set(negatives_for(pair.b, items, non_overlapping_cameras, exclude=(pair.a,)))
+        set(negatives_for(pair.a, items, non_overlapping_cameras, exclude=(pair.b,), cooccur=cooccur))
+        | set(negatives_for(pair.b, items, non_overlapping_cameras, exclude=(pair.a,), cooccur=cooccur))
     )
     if len(cand) <= max_negatives:
         return cand

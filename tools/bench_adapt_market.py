@@ -1,0 +1,291 @@
+#!/usr/bin/env python
+"""Seed 002 Table 2 on real cross-domain data (issue 13): pre-train elsewhere, adapt on Market-1501
+crops WITHOUT labels, measure the Market split's test protocol before and after.
+
+Models (pre-trained by ``reid-pipeline train``, nothing of Market-1501 in them):
+``cuhk03`` = configs/reid/adapt_pre_cuhk03.yaml (CUHK03 detected train/ only), ``multi`` =
+configs/reid/adapt_pre_multi.yaml (CUHK03 train/ + the PETS-derived set, BH-switch).
+
+For every model and adaptation set, ONE folder round (``pipeline.adaptation.folder.adapt_folder``,
+the code path of ``reid-pipeline adapt --folder``) on the set's crops, which sees only the files'
+camera / sequence / frame; the identities serve only to score:
+
+* ``test``: the crops of the 250 test identities of the Market split (seed 0);
+* ``all``: all 751 identities' crops (train + test, as the paper adapted on all of MARS);
+* ``--validate``: instead, the adaptation-validation set used to choose alpha / lr / steps / the
+  grouping: 250 of the 501 TRAIN identities (seeded), adapted on AND scored on (the Market rule over
+  those identities); the test identities are not touched.
+
+Scored: rank-1 / mAP of the Market rule (test identities; ``--validate``: the validation ones) with the
+base model and with the round's candidate (whether or not the guardrail deployed it); the fraction of
+true positives among the presumed positives (a pair of groups is true when their majority identities
+agree), overall and per camera pair; group purity; the share of mined negatives that are truly other
+people; the guardrail's hold-out AUCs and verdict.
+
+    .venv/bin/python tools/bench_adapt_market.py [--validate] [--rows cuhk03:test,cuhk03:all,multi:test,multi:all]
+        [--alpha 0.1] [--lr 1e-5 --final-lr 1e-6] [--max-steps 500] [--link-quantile 0.02] [--window-frames 100]
+        [--threads 2] [--out runs/adapt_market/bench] [--resume]
+
+Writes ``results.json`` (one JSON, rows added as they finish; ``--resume`` skips rows already there
+with the same settings), ``results.md`` and ``results.png`` under ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.core.paths import require_shared
+
+MODELS = {"cuhk03": "runs/adapt_market/pre_cuhk03/last.pt", "multi": "runs/adapt_market/pre_multi/last.pt"}
+TARGETS = {"rank1_gain": 6.0, "map_gain": 0.0, "tp_fraction": 0.80}
+VALIDATION_IDS = 250  # of the 501 train identities
+
+
+def market_items():
+    from reid_models.datasets.index import load_market_folder
+    from reid_models.datasets.protocols import market_split
+
+    return market_split(load_market_folder(require_shared() / "data" / "reid" / "Market-1501" / "bounding_box_train"))
+
+
+def validation_pids(items, seed: int = 0) -> set[int]:
+    train = sorted({it.pid for it in items if it.split == "train"})
+    rng = np.random.default_rng(seed)
+    return {int(p) for p in rng.choice(train, size=VALIDATION_IDS, replace=False)}
+
+
+def embed_items(model, items, device: str, cache: Path | None) -> np.ndarray:
+    """(N, D) L2-normalised embeddings of the items' crops (cached by checkpoint hash + file list)."""
+    from pipeline.adaptation.folder import parse_crop_name, read_crops
+    from reid_models.adaptation.trainer import tensors_from_crops
+    from tqdm import tqdm
+
+    if cache is not None and cache.is_file():
+        return np.load(cache)
+    crops = [parse_crop_name(it.path) for it in items]
+    out = []
+    for s in tqdm(range(0, len(crops), 256), desc="embed", unit="x256"):
+        t = tensors_from_crops(read_crops(crops[s:s + 256]), model.input_size, model.pixel_mean, model.pixel_std)
+        from reid_models.adaptation.trainer import embed_sets
+
+        out.append(embed_sets(model, [t], device)[0])
+    feats = np.concatenate(out)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.save(cache, feats)
+    return feats
+
+
+def retrieval(items, feats) -> dict:
+    from reid_models.evaluate import market_retrieval
+
+    r = market_retrieval(items, feats)
+    return {"rank1": float(r["rank1"]), "rank5": float(r["rank5"]), "mAP": float(r["mAP"]),
+            "queries": int(r["num_queries"])}
+
+
+def score_round(res, pid_of: dict[str, int]) -> dict:
+    """Label-only scoring of a folder round: pseudo-label precision, group purity, negatives."""
+    sets = res.sets
+    major = []
+    pure = 0
+    for s in sets:
+        c = Counter(pid_of[p] for p in s.sources)
+        pid, n = c.most_common(1)[0]
+        major.append(pid)
+        pure += n
+    rep = res.report
+    per_pair: dict[str, list[int]] = {}
+    for p in rep.positives:
+        a, b = sets[p["tracklet_a"]], sets[p["tracklet_b"]]
+        key = "-".join(sorted((a.cam_id, b.cam_id)))
+        per_pair.setdefault(key, []).append(int(major[p["tracklet_a"]] == major[p["tracklet_b"]]))
+    allv = [v for vs in per_pair.values() for v in vs]
+    return {
+        "groups": len(sets), "groups_multi": sum(len(s.crops) > 1 for s in sets),
+        "group_purity": pure / max(1, sum(len(s.crops) for s in sets)),
+        "positives": len(allv), "tp_fraction": float(np.mean(allv)) if allv else float("nan"),
+        "tp_per_camera_pair": {k: {"pairs": len(v), "tp_fraction": float(np.mean(v))} for k, v in sorted(per_pair.items())},
+        "positives_with_negatives": sum(1 for p in rep.positives if p["negatives"] > 0),
+    }
+
+
+def settings_key(args) -> dict:
+    return {"alpha": args.alpha, "lr": args.lr, "final_lr": args.final_lr, "max_steps": args.max_steps,
+            "k": args.k, "p": args.p, "negatives": args.negatives, "link_quantile": args.link_quantile,
+            "window_frames": args.window_frames, "min_gain": args.min_gain, "seed": args.seed,
+            "validate": args.validate}
+
+
+def run_row(name: str, ckpt: Path, set_name: str, items, args, out: Path) -> dict:
+    import copy
+
+    import torch
+
+    from pipeline.adaptation.folder import adapt_folder, parse_crop_name
+    from pipeline.adaptation.settings import AdaptSettings
+    from pipeline.core.device import resolve_device
+    from pipeline.store import IdentityStore
+    from reid_models.checkpoint import load_checkpoint
+
+    device = resolve_device(args.device)
+    base, meta = load_checkpoint(ckpt, "cpu")
+    base = base.to(device).eval()
+    if args.validate:
+        val = validation_pids(items)
+        adapt_items = [it for it in items if it.pid in val]
+        eval_items = adapt_items
+    else:
+        adapt_items = [it for it in items if it.split == "test"] if set_name == "test" else list(items)
+        eval_items = [it for it in items if it.split == "test"]
+    all_feats = embed_items(base, items, device, out / "cache" / f"{meta['hash'][:12]}_{len(items)}.npy")
+    index = {str(it.path): i for i, it in enumerate(items)}
+    ev_idx = np.array([index[str(it.path)] for it in eval_items])
+    before = retrieval(eval_items, all_feats[ev_idx])
+    ad_idx = np.array([index[str(it.path)] for it in adapt_items])
+    settings = AdaptSettings(alpha=args.alpha, lr=args.lr, final_lr=args.final_lr, max_steps=args.max_steps,
+                             budget_s=args.budget_s, k=args.k, p=args.p, negatives=args.negatives,
+                             min_gain=args.min_gain, seed=args.seed, device=args.device, threads=args.threads)
+    store_path = out / "stores" / f"{name}_{set_name}{'_val' if args.validate else ''}.sqlite"
+    store_path.parent.mkdir(parents=True, exist_ok=True)
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(store_path) + suffix).unlink(missing_ok=True)
+    crops = [parse_crop_name(it.path) for it in adapt_items]
+    t0 = time.monotonic()
+    with IdentityStore(store_path, mode="write") as store:
+        res = adapt_folder(crops, store, settings, ckpt, args.window_frames, args.link_quantile,
+                           base_vectors=all_feats[ad_idx], progress=True, source=f"{set_name} crops")
+    round_s = time.monotonic() - t0
+    rep = res.report
+    after = None
+    if rep.candidate_state is not None:
+        cand = copy.deepcopy(base).cpu()
+        cand.load_state_dict(rep.candidate_state)
+        after = retrieval(eval_items, embed_items(cand.to(device).eval(), eval_items, device, None))
+    pid_of = {str(parse_crop_name(it.path).path): it.pid for it in adapt_items}
+    row = {
+        "model": name, "checkpoint": str(ckpt), "checkpoint_sha256": meta["hash"], "adapt_set": set_name,
+        "adapt_crops": len(adapt_items), "adapt_ids": len({it.pid for it in adapt_items}),
+        "eval_ids": len({it.pid for it in eval_items}), "eval_crops": len(eval_items),
+        "before": before, "after": after,
+        "gain": ({k: after[k] - before[k] for k in ("rank1", "rank5", "mAP")} if after else None),
+        "link_threshold": res.link_threshold, "pseudo_labels": score_round(res, pid_of),
+        "guardrail": {"deployed": rep.deployed, "reason": rep.reason, "holdout_auc_base": rep.holdout_auc_base,
+                      "holdout_auc_candidate": rep.holdout_auc_candidate, "holdout_pairs": rep.holdout_pairs,
+                      "holdout_groups": rep.holdout_tracklets, "candidate_version": rep.candidate_version},
+        "steps": rep.steps, "train_s": rep.train_s, "stopped_by": rep.stopped_by, "round_s": round(round_s, 1),
+        "losses": rep.losses, "train_groups": rep.train_tracklets, "mean_negatives": rep.mean_negatives,
+        "device": rep.device, "settings": settings_key(args),
+    }
+    print(json.dumps({k: row[k] for k in ("model", "adapt_set", "before", "after", "gain", "steps")}), flush=True)
+    print(json.dumps({"pseudo_labels": {k: v for k, v in row["pseudo_labels"].items() if k != "tp_per_camera_pair"},
+                      "guardrail": row["guardrail"]}, default=float), flush=True)
+    return row
+
+
+def write_md(doc: dict, out: Path) -> None:
+    f = lambda x: "-" if x is None else f"{x:.1f}"  # noqa: E731
+    lines = ["| model | adapted on | groups (purity) | presumed pos. | TP fraction | guardrail (hold-out AUC) | steps "
+             "| rank-1 before -> after | mAP before -> after |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in doc["rows"].values():
+        pl, g, b, a = r["pseudo_labels"], r["guardrail"], r["before"], r["after"] or {}
+        verdict = "deployed" if g["deployed"] else "refused"
+        lines.append(f"| {r['model']} | {r['adapt_set']} ({r['adapt_crops']} crops) | {pl['groups']} ({pl['group_purity']:.3f}) "
+                     f"| {pl['positives']} | {pl['tp_fraction']:.3f} | {verdict} ({g['holdout_auc_base']:.4f} -> "
+                     f"{g['holdout_auc_candidate']:.4f}) | {r['steps']} | {f(b['rank1'])} -> {f(a.get('rank1'))} "
+                     f"| {f(b['mAP'])} -> {f(a.get('mAP'))} |")
+    lines += ["", "TP fraction per camera pair:", ""]
+    for key, r in doc["rows"].items():
+        per = r["pseudo_labels"]["tp_per_camera_pair"]
+        lines.append(f"- {key}: " + ", ".join(f"{k} {v['tp_fraction']:.2f} ({v['pairs']})" for k, v in per.items()))
+    (out / "results.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def write_png(doc: dict, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = list(doc["rows"].items())
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
+    x = np.arange(len(rows))
+    for ax, metric in zip(axes[:2], ("rank1", "mAP")):
+        b = [r["before"][metric] for _, r in rows]
+        a = [(r["after"] or {}).get(metric, np.nan) for _, r in rows]
+        ax.bar(x - 0.2, b, 0.4, label="before (pre-trained)")
+        ax.bar(x + 0.2, a, 0.4, label="after one round")
+        ax.set_xticks(x, [k for k, _ in rows], rotation=15)
+        ax.set_title(f"Market test protocol {metric} (%)")
+        ax.legend()
+    ax = axes[2]
+    for i, (k, r) in enumerate(rows):
+        per = r["pseudo_labels"]["tp_per_camera_pair"]
+        ax.plot(range(len(per)), [v["tp_fraction"] for v in per.values()], "o-", label=k)
+        if i == 0:
+            ax.set_xticks(range(len(per)), list(per), rotation=60, fontsize=7)
+    ax.axhline(TARGETS["tp_fraction"], color="k", ls="--", lw=0.8)
+    ax.set_ylim(0, 1.02)
+    ax.set_title("true positives among presumed positives, per camera pair")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "results.png", dpi=110)
+    plt.close(fig)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rows", default="cuhk03:test,cuhk03:all,multi:test,multi:all")
+    ap.add_argument("--validate", action="store_true", help="adapt and score on 250 of the 501 train identities")
+    ap.add_argument("--alpha", type=float, default=0.1)
+    ap.add_argument("--lr", type=float, default=1e-5)
+    ap.add_argument("--final-lr", type=float, default=1e-6)
+    ap.add_argument("--max-steps", type=int, default=500)
+    ap.add_argument("--budget-s", type=float, default=7200.0)
+    ap.add_argument("--k", type=int, default=4)
+    ap.add_argument("--p", type=int, default=4)
+    ap.add_argument("--negatives", type=int, default=10)
+    ap.add_argument("--min-gain", type=float, default=0.0)
+    ap.add_argument("--link-quantile", type=float, default=0.02)
+    ap.add_argument("--window-frames", type=int, default=100)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=Path("runs/adapt_market/bench"))
+    ap.add_argument("--resume", action="store_true", help="keep rows of results.json run with the same settings")
+    args = ap.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "results.json"
+    doc = json.loads(path.read_text()) if args.resume and path.is_file() else {"rows": {}}
+    doc.update(split="Market-1501 bounding_box_train, 501 / 250 identity split seed 0",
+               targets=TARGETS, command="tools/bench_adapt_market.py " + " ".join(
+                   f"--{k.replace('_', '-')} {v}" for k, v in sorted(settings_key(args).items())))
+    items = market_items()
+    for spec in args.rows.split(","):
+        name, set_name = spec.split(":")
+        key = f"{name}:{set_name}" + (":val" if args.validate else "")
+        old = doc["rows"].get(key)
+        if old is not None and old.get("settings") == settings_key(args):
+            print(f"{key}: kept from {path}")
+            continue
+        doc["rows"][key] = run_row(name, Path(MODELS[name]), set_name, items, args, args.out)
+        path.write_text(json.dumps(doc, indent=1, default=float) + "\n", encoding="utf-8")
+    write_md(doc, args.out)
+    write_png(doc, args.out)
+    print((args.out / "results.md").read_text())
+    print(f"wrote {path}, results.md, results.png")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
