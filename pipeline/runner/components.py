@@ -59,6 +59,8 @@ def check_inputs(cfg: CamsConfig) -> None:
 
     for cam in cfg.cameras:
         open_source(SourceOptions(cam_id=cam.id, uri=cam.source, mode=cam.mode))
+    if cfg.outputs.mqtt is not None:  # an unset outputs.mqtt.password_env fails here too (ConfigError)
+        cfg.outputs.mqtt.resolved_password()
 
 
 def build_encoder(cfg: CamsConfig):

@@ -195,6 +195,21 @@ def test_outputs_mqtt_config(tmp_path, pets_dir):
         load({"base_url": "10.0.0.7:8080"})
 
 
+def test_run_with_unset_password_env_fails_in_one_line_before_the_store(tmp_path, pets_dir, monkeypatch, capsys):
+    from pipeline.cli import main
+
+    monkeypatch.delenv("REID_TEST_NO_SUCH_PW", raising=False)
+    p = tmp_path / "cams.yaml"
+    p.write_text(yaml.safe_dump({
+        "cameras": [{"id": "c", "source": str(pets_dir / "img1")}], "store": {"path": str(tmp_path / "s.sqlite")},
+        "outputs": {"dir": str(tmp_path / "out"), "mqtt": {"username": "u", "password_env": "REID_TEST_NO_SUCH_PW"}},
+    }), encoding="utf-8")
+    assert main(["run", str(p), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["reid-pipeline: error: outputs.mqtt.password_env: environment variable REID_TEST_NO_SUCH_PW is not set"]
+    assert not (tmp_path / "s.sqlite").exists()
+
+
 @pytest.fixture(scope="module")
 def split(pets_dir: Path, tmp_path_factory) -> Path:
     from pipeline.virtual_cameras import build_virtual_cameras
