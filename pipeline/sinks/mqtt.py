@@ -32,6 +32,7 @@ import hashlib
 import json
 import logging
 import os
+import socket
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -51,6 +52,12 @@ def event_id(event: dict[str, Any]) -> str:
     key = [event["kind"], int(event["global_id"]), event["cam_id"], f"{float(event['t']):.3f}",
            event.get("track_id"), event.get("ids")]
     return hashlib.sha1(json.dumps(key, separators=(",", ":")).encode()).hexdigest()[:16]
+
+
+def default_client_id() -> str:
+    """``reid-<host>-<pid>``: unique per running process (two clients with one id would keep taking over each
+    other's session)."""
+    return f"reid-{socket.gethostname()[:32]}-{os.getpid()}"
 
 
 def thumbnail_url(base_url: str | None, global_id: int) -> str | None:
@@ -106,7 +113,7 @@ class MqttEventSink:
     """``emit(kind, global_id, cam_id, t, **payload)`` like :class:`~pipeline.sinks.events.EventSink`, to MQTT.
 
     Connecting happens in paho's network thread (``connect_async`` + ``loop_start``): a broker that is down
-    at start only delays delivery. ``client_id`` default: ``reid-pipeline-<pid>``.
+    at start only delays delivery. ``client_id`` default: :func:`default_client_id`.
     """
 
     def __init__(self, settings: MqttSettings) -> None:
@@ -126,7 +133,7 @@ class MqttEventSink:
         self._warned_full = False
         self._closed = False
         self.count = 0
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=s.client_id or f"reid-pipeline-{os.getpid()}",
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=s.client_id or default_client_id(),
                              protocol=mqtt.MQTTv311, clean_session=True)
         if s.username is not None or password is not None:
             client.username_pw_set(s.username, password)
