@@ -7,7 +7,8 @@ set -euo pipefail
 PKGS=(ffmpeg python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp
       gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
       gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools
-      mosquitto)  # the MQTT broker test_mqtt.py / bench_mqtt.py start on 127.0.0.1 (own config, never the service)
+      mosquitto openssl)  # the MQTT broker test_mqtt.py / bench_mqtt.py start on 127.0.0.1 (own config, never
+      # the service); openssl: the throw-away certificates of its TLS test
 PKGS+=(chromium)  # the web console's browser tests (tests/web, Playwright with executable_path=/usr/bin/chromium)
 command -v dpkg >/dev/null || { echo "[setup] not a Debian system: install ffmpeg and the GStreamer RTSP server yourself"; exit 0; }
 missing=()

@@ -42,10 +42,32 @@ def _port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-class MosquittoBroker:
-    """mosquitto on ``127.0.0.1:port`` with config, persistence and log under ``folder``."""
+def make_test_certs(folder: Path) -> dict[str, Path]:
+    """A throw-away CA and a server certificate for 127.0.0.1 (``openssl`` CLI), valid 2 days:
+    {"ca": ca.pem, "cert": server.pem, "key": server.key} under ``folder``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    exe = shutil.which("openssl")
+    if exe is None:
+        raise BrokerError("openssl is not installed (Debian package openssl; tools/setup_system.sh)")
+    ca, ca_key, cert, key, csr = (folder / n for n in ("ca.pem", "ca.key", "server.pem", "server.key", "server.csr"))
+    ext = folder / "ext.cnf"
+    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n", encoding="utf-8")
+    for cmd in ([exe, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca, "-days", "2",
+                 "-subj", "/CN=reid-test-ca"],
+                [exe, "req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=127.0.0.1"],
+                [exe, "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", cert,
+                 "-days", "2", "-extfile", ext]):
+        subprocess.run([str(c) for c in cmd], check=True, capture_output=True)
+    return {"ca": ca, "cert": cert, "key": key}
 
-    def __init__(self, folder: Path, port: int, users: dict[str, str] | None = None) -> None:
+
+class MosquittoBroker:
+    """mosquitto on ``127.0.0.1:port`` with config, persistence and log under ``folder``; ``tls``: the
+    :func:`make_test_certs` files, and the listener speaks TLS only."""
+
+    def __init__(self, folder: Path, port: int, users: dict[str, str] | None = None,
+                 tls: dict[str, Path] | None = None) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.port = port
@@ -53,8 +75,10 @@ class MosquittoBroker:
         if self.exe is None:
             raise BrokerError("mosquitto is not installed (Debian package mosquitto; tools/setup_system.sh)")
         # started as root, mosquitto would switch to the user "mosquitto", who cannot read a private temp folder
-        lines = [f"user {getpass.getuser()}", f"listener {port} 127.0.0.1", "persistence true", f"persistence_location {self.folder}/",
-                 "autosave_interval 1", f"log_dest file {self.folder / 'mosquitto.log'}", "log_type all"]
+        lines = [f"user {getpass.getuser()}", f"listener {port} 127.0.0.1", "persistence true",
+                 f"persistence_location {self.folder}/", "autosave_interval 1", f"log_dest file {self.folder / 'mosquitto.log'}", "log_type all"]
+        if tls:
+            lines[2:2] = [f"cafile {tls['ca']}", f"certfile {tls['cert']}", f"keyfile {tls['key']}"]
         if users:
             pw = self.folder / "passwd"
             pw.write_text("", encoding="utf-8")
@@ -130,7 +154,7 @@ class EventSubscriber:
     """
 
     def __init__(self, port: int, topic: str, client_id: str = "reid-events-subscriber", persistent: bool = True,
-                 username: str | None = None, password: str | None = None) -> None:
+                 username: str | None = None, password: str | None = None, tls_ca: Path | None = None) -> None:
         import paho.mqtt.client as mqtt
 
         self.topic = topic
@@ -141,6 +165,8 @@ class EventSubscriber:
                                    protocol=mqtt.MQTTv311, clean_session=not persistent)
         if username is not None:
             self._client.username_pw_set(username, password)
+        if tls_ca is not None:
+            self._client.tls_set(ca_certs=str(tls_ca))
         self._client.reconnect_delay_set(0.1, 0.5)
         self._client.on_connect = self._on_connect
         self._client.on_subscribe = lambda *a: self._subscribed.set()

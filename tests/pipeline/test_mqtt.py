@@ -21,7 +21,8 @@ import yaml
 from pipeline.core.errors import ConfigError
 from pipeline.sinks.mqtt import MqttEventSink, event_id, mqtt_payload
 from pipeline.sinks.mqtt_settings import MqttSettings
-from pipeline.testing.mqtt_broker import BrokerError, EventSubscriber, MosquittoBroker, find_mosquitto
+from pipeline.testing.mqtt_broker import (BrokerError, EventSubscriber, MosquittoBroker, find_mosquitto,
+                                          make_test_certs)
 from pipeline.testing.rtsp import free_port
 
 N_FRAMES = 14
@@ -172,6 +173,30 @@ def test_password_from_env_never_logged(make_broker, monkeypatch, caplog):
     with pytest.raises(ConfigError, match="REID_TEST_MQTT_PASSWORD is not set"):
         MqttEventSink(settings)
     sub.stop()
+
+
+def test_tls(make_broker, tmp_path):
+    certs = make_test_certs(tmp_path / "certs")
+    broker = MosquittoBroker(tmp_path / "tls-broker", free_port(), tls=certs)
+    broker.start()
+    try:
+        sub = EventSubscriber(broker.port, "reid/events", client_id="tls-sub", tls_ca=certs["ca"]).start()
+        sink = _sink(broker.port, tls={"ca_certs": str(certs["ca"])})
+        try:
+            ev = sink.emit("appear", 1, "cam", 0.5, track_id=1)
+            assert sub.wait_for_ids([event_id(ev)], 10)
+        finally:
+            sink.close()
+        sub.stop()
+        plain = _sink(broker.port)  # no TLS against a TLS-only listener: never connects, nothing delivered
+        try:
+            plain.emit("appear", 2, "cam", 0.5, track_id=2)
+            time.sleep(1.0)
+            assert not plain.connected and plain.stats().acked == 0
+        finally:
+            plain.close(timeout=0)
+    finally:
+        broker.stop()
 
 
 def test_outputs_mqtt_config(tmp_path, pets_dir):
