@@ -59,7 +59,22 @@ async def search_submit(request: Request, image: UploadFile = File(...), box: st
         result = await asyncio.to_thread(run_search, con, blob, box, top)
     except HTTPException as exc:
         return render(request, "search.html", status=exc.status_code, page="search", result=None, error=exc.detail)
-    return render(request, "search.html", page="search", result=result, error=None, box=box or "")
+    return render(request, "search.html", page="search", result=result, error=None, box=box or "",
+                  probe=probe_data_url(blob, box))
+
+
+def probe_data_url(blob: bytes, box: str | None) -> str:
+    """The searched picture (its box's pixels), as a small JPEG data: URL to show beside the results."""
+    import base64
+
+    import cv2
+
+    from pipeline.runner.thumbnails import shrink
+    from pipeline.web.search import decode_image, parse_box, probe_crop
+
+    crop = shrink(probe_crop(decode_image(blob), parse_box(box)), 160)
+    ok, buf = cv2.imencode(".jpg", crop, [int(cv2.IMWRITE_JPEG_QUALITY), 85])
+    return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode() if ok else ""
 
 
 @router.get("/events")

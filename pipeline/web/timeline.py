@@ -10,7 +10,7 @@ import numpy as np
 LANE_H = 34
 LEFT = 90
 RIGHT = 20
-TOP = 24
+TOP = 38
 AXIS_H = 28
 
 
@@ -23,7 +23,7 @@ def _ticks(t0: float, t1: float, n: int = 6) -> list[float]:
             step *= m
             break
     start = np.ceil(t0 / step) * step
-    return [float(v) for v in np.arange(start, t1 + 1e-9, step)]
+    return [float(v) + 0.0 for v in np.round(np.arange(start, t1 + 1e-9, step), 9)]
 
 
 def timeline_svg(detail: dict, width: int = 900) -> str:
@@ -50,7 +50,7 @@ def timeline_svg(detail: dict, width: int = 900) -> str:
     axis_y = TOP + LANE_H * len(cams)
     for t in _ticks(t0, t1):
         out.append(f'<line x1="{x(t):.1f}" y1="{TOP}" x2="{x(t):.1f}" y2="{axis_y}" class="tl-grid"/>')
-        out.append(f'<text x="{x(t):.1f}" y="{axis_y + 16}" text-anchor="middle" class="tl-tick">{t:g}</text>')
+        out.append(f'<text x="{x(t):.1f}" y="{axis_y + 16}" text-anchor="middle" class="tl-tick">{t + 0.0:g}</text>')
     for tr in tracklets:
         y = TOP + lane[tr["cam_id"]] * LANE_H + 4
         w = max(x(tr["end_time"]) - x(tr["start_time"]), 3.0)
@@ -64,7 +64,7 @@ def timeline_svg(detail: dict, width: int = 900) -> str:
         ya = TOP + lane[hop["from_cam"]] * LANE_H + LANE_H / 2 - 3
         yb = TOP + lane[hop["to_cam"]] * LANE_H + LANE_H / 2 - 3
         out.append(f'<line x1="{xa:.1f}" y1="{ya:.1f}" x2="{xb:.1f}" y2="{yb:.1f}" class="tl-hop"/>')
-        out.append(f'<text x="{(xa + xb) / 2:.1f}" y="{(ya + yb) / 2 - 4:.1f}" text-anchor="middle"'
-                   f' class="tl-hop-label">{hop["transit_s"]:+.1f} s</text>')
+        out.append(f'<text x="{(xa + xb) / 2:.1f}" y="{TOP - 4}" text-anchor="middle"'
+                   f' class="tl-hop-label">{escape(hop["from_cam"])}→{escape(hop["to_cam"])} {hop["transit_s"]:+.1f} s</text>')
     out.append("</svg>")
     return "\n".join(out)

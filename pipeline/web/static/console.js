@@ -69,7 +69,7 @@ function startEvents() {
   if (!body || !window.EventSource) return;
   const state = document.getElementById("feed-state");
   const es = new EventSource(`/api/events/stream?after=${body.dataset.last || 0}`);
-  es.onopen = () => { state.textContent = "live"; state.className = "state streaming"; };
+  es.onopen = () => { state.textContent = "feed connected"; state.className = "state streaming"; };
   es.onerror = () => { state.textContent = "reconnecting…"; state.className = "state reconnecting"; };
   const add = (msg) => {
     const e = JSON.parse(msg.data);
