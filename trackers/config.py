@@ -27,6 +27,14 @@ class DetectionConfig(StrictModel):
     """Unmatched high detections at or above this start a new track."""
     min_box_area: float = Field(0.0, ge=0.0)
     """Detections with smaller w*h (pixels^2) are ignored."""
+    relative_to_floor: bool = False
+    """Thresholds are stated for a detector whose (normalised) scores start at ``reference_floor``; the tracker
+    estimates the floor of the detections it gets (their lowest score so far, once ``floor_min_samples`` were
+    seen) and maps every threshold t >= reference_floor linearly from [reference_floor, 1] to [floor, 1]
+    (``trackers.detections.ScoreFloor``). For detectors run at an unknown confidence cut."""
+    reference_floor: float = Field(0.1, ge=0.0, lt=1.0)
+    floor_min_samples: int = Field(30, ge=1)
+    """Detections seen before the floor estimate is used (until then the thresholds are taken as given)."""
 
     @model_validator(mode="after")
     def _check(self) -> "DetectionConfig":
@@ -35,6 +43,8 @@ class DetectionConfig(StrictModel):
             raise ValueError("score_range must be [lo, hi] with hi > lo")
         if self.low_thresh > self.high_thresh:
             raise ValueError("low_thresh must be <= high_thresh")
+        if self.relative_to_floor and self.low_thresh < self.reference_floor:
+            raise ValueError("with relative_to_floor, low_thresh must be >= reference_floor")
         return self
 
 

@@ -49,3 +49,40 @@ class DetectionBatch:
         keep = (tlwh[:, 2] > 0) & (tlwh[:, 3] > 0) & (tlwh[:, 2] * tlwh[:, 3] >= cfg.min_box_area)
         batch = cls(tlwh, tlwh_to_tlbr(tlwh), scores, emb, np.arange(m, dtype=np.int64))
         return batch if keep.all() else batch.select(keep)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The score thresholds in use for one frame (normalised scores)."""
+
+    high: float
+    low: float
+    new_track: float
+
+
+class ScoreFloor:
+    """Running estimate of the detector's score floor (the lowest normalised score it emits) and the thresholds
+    mapped to it: ``t -> floor + (t - ref) * (1 - floor) / (1 - ref)`` for ``t >= ref`` (ref =
+    ``cfg.reference_floor``). With ``relative_to_floor`` off, or before ``floor_min_samples`` detections were
+    seen, the configured thresholds are returned unchanged."""
+
+    def __init__(self, cfg: DetectionConfig) -> None:
+        self.cfg = cfg
+        self.n_seen = 0
+        self.floor = np.inf
+
+    def observe(self, scores: np.ndarray) -> None:
+        """scores: (M,) normalised scores of one frame."""
+        if len(scores):
+            self.n_seen += len(scores)
+            self.floor = min(self.floor, float(np.min(scores)))
+
+    def _map(self, t: float) -> float:
+        ref, f = self.cfg.reference_floor, self.floor
+        return f + (t - ref) * (1.0 - f) / (1.0 - ref)
+
+    def thresholds(self) -> Thresholds:
+        c = self.cfg
+        if not c.relative_to_floor or self.n_seen < c.floor_min_samples:
+            return Thresholds(c.high_thresh, c.low_thresh, c.new_track_thresh)
+        return Thresholds(self._map(c.high_thresh), self._map(c.low_thresh), self._map(c.new_track_thresh))

@@ -24,7 +24,7 @@ from trackers import costs
 from trackers.assignment import min_cost_matching
 from trackers.cmc import SparseFlowCMC, apply_affine
 from trackers.config import TrackerConfig
-from trackers.detections import DetectionBatch
+from trackers.detections import DetectionBatch, ScoreFloor
 from trackers.kalman import CHI2INV95, KalmanBoxFilter
 from trackers.track import Track, TrackState
 
@@ -48,6 +48,7 @@ class Tracker:
         self._next_id = 1
         self._removed: list[int] = []
         self._pred_tlbr = np.zeros((0, 4))
+        self.score_floor = ScoreFloor(config.detection)
         self._cmc = SparseFlowCMC(config.cmc.downscale, config.cmc.max_corners) if config.cmc.method != "none" else None
 
     # --- public API ------------------------------------------------------------------
@@ -57,8 +58,10 @@ class Tracker:
         cfg = self.config
         dets = DetectionBatch.from_detections(detections, cfg.detection, cfg.appearance.enabled)
         self._predict(image)
-        high = dets.select(dets.scores >= cfg.detection.high_thresh)
-        low = dets.select((dets.scores >= cfg.detection.low_thresh) & (dets.scores < cfg.detection.high_thresh))
+        self.score_floor.observe(dets.scores)
+        thr = self.score_floor.thresholds()
+        high = dets.select(dets.scores >= thr.high)
+        low = dets.select((dets.scores >= thr.low) & (dets.scores < thr.high))
         confirmed = [i for i, t in enumerate(self.tracks) if t.state == TrackState.Confirmed]
         tentative = [i for i, t in enumerate(self.tracks) if t.state == TrackState.Tentative]
         matched: dict[int, int] = {}  # id(track) -> row in the caller's detection list
@@ -85,7 +88,7 @@ class Tracker:
         for t in self.tracks:
             if t.time_since_update > 0:
                 t.mark_missed()
-        self._start_tracks(rest.select(um_h3), matched)
+        self._start_tracks(rest.select(um_h3), matched, thr.new_track)
         self._remove_duplicates()
         outputs = self._outputs(detections, matched)
         self._drop_deleted()
@@ -207,10 +210,10 @@ class Tracker:
             mean, cov = self.kf.update(mean, cov, z0 + (z_new - z0) * (i / gap))
         return self.kf.predict(mean, cov)
 
-    def _start_tracks(self, dets: DetectionBatch, matched: dict[int, int]) -> None:
+    def _start_tracks(self, dets: DetectionBatch, matched: dict[int, int], new_track_thresh: float) -> None:
         cfg = self.config
         first = self.frame_id == 1 and cfg.lifecycle.confirm_on_first_frame
-        for c in np.flatnonzero(dets.scores >= cfg.detection.new_track_thresh):
+        for c in np.flatnonzero(dets.scores >= new_track_thresh):
             z = self.kf.measurement_from_tlwh(dets.tlwh[c])
             mean, cov = self.kf.initiate(z)
             emb = None if dets.embeddings is None else dets.embeddings[c]
