@@ -72,6 +72,24 @@ class AutoThresholdConfig(StrictModel):
         return self
 
 
+class ReviseConfig(StrictModel):
+    """Revisable online identities (:mod:`pipeline.matching.revise`).
+
+    enabled: tracklets that ended within the last ``window_s`` seconds (matcher clock) are tentative;
+        every matcher call re-solves their assignment (to the settled identities and to each other)
+        under the same space-time constraints; older tracklets are settled and never move again.
+    window_s: the tentative window; the default equals the default transit window of a camera link
+        (``TransitLink.max_s`` 120 s): evidence that a person went from one camera to another arrives
+        within that time, so a decision that old has seen what could revise it.
+    max_tracklets: at most this many tentative tracklets (the oldest settle early beyond it): the
+        re-solve costs O(N^2 log N) in the window's tracklets N.
+    """
+
+    enabled: bool = True
+    window_s: float = Field(120.0, gt=0.0)
+    max_tracklets: int = Field(200, ge=2)
+
+
 class MatcherConfig(StrictModel):
     """Thresholds and constraints of :class:`pipeline.matching.matcher.CrossCameraMatcher`.
 
@@ -91,6 +109,7 @@ class MatcherConfig(StrictModel):
         many seconds (0: any common instant).
     max_spans: recent member spans kept per identity for the constraints.
     topology: optional adjacency and transit-time windows.
+    revise: the sliding-window re-solve that makes recent decisions revisable (merge / split).
     """
 
     threshold: float = Field(0.35, ge=0.0, le=2.0)
@@ -104,3 +123,4 @@ class MatcherConfig(StrictModel):
     time_slack_s: float = Field(0.0, ge=0.0)
     max_spans: int = Field(16, ge=1)
     topology: TopologyConfig | None = None
+    revise: ReviseConfig = Field(default_factory=ReviseConfig)

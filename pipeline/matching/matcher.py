@@ -24,10 +24,18 @@ A tracklet whose (cam_id, track_id) already has an identity in this session
 (a cumulative partial followed by its final tracklet) keeps that identity.
 Unmatched tracklets open new identities, numbered from ``next_id`` upward in
 start-time order. The gallery ages: see :class:`~pipeline.matching.config.MatcherConfig`.
+
+With ``revise.enabled`` (the default) recent decisions stay revisable: instead of one final
+Hungarian assignment per batch, the tracklets of the last ``revise.window_s`` seconds are
+re-clustered with the settled identities on every call (:mod:`pipeline.matching.revise`), and
+every change of a previously returned id is queued as an
+:class:`~pipeline.matching.revise.IdentityChange` (:meth:`CrossCameraMatcher.pop_changes`).
+Every link carries its distance and a calibrated probability (:mod:`pipeline.matching.confidence`).
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 
@@ -35,6 +43,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from pipeline.matching.calibration import NegativeDistanceCalibrator
+from pipeline.matching.confidence import LinkConfidence
 from pipeline.matching.config import MatcherConfig, TopologyConfig, TransitLink
 from pipeline.core.types import GlobalIdentity, TrackletEmbedding
 
@@ -48,7 +57,9 @@ __all__ = ["CrossCameraMatcher", "MatchResult", "MatcherConfig", "TopologyConfig
 class MatchResult:
     """Outcome for one tracklet.
 
-    distance: cosine distance to the matched prototype (None for a new identity);
+    distance: cosine distance to the matched prototype (None for a new identity; with revision:
+    the average distance to the other members of its cluster); probability: the calibrated
+    P(same person) at that distance (None before the calibration has samples of both kinds);
     previous_cam / previous_end: the identity's sighting just before this
     tracklet (None when new) — a different camera means a hand-over.
     """
@@ -59,6 +70,7 @@ class MatchResult:
     previous_cam: str | None = None
     previous_end: float | None = None
     continuation: bool = False
+    probability: float | None = None
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -90,6 +102,11 @@ class CrossCameraMatcher:
                 self._links[(link.a, link.b)] = link
                 if link.bidirectional:
                     self._links.setdefault((link.b, link.a), link)
+        self.confidence = LinkConfidence()
+        # revision (revise.enabled): tentative tracklets (key -> [item, gid]) and settled parts of identities
+        self._window: dict[tuple[str, int], list] = {}
+        self._settled: dict[int, GlobalIdentity] = {g: copy.deepcopy(i) for g, i in self._gallery.items()}
+        self._changes: list = []
 
     # ------------------------------------------------------------------ public
     @property
@@ -131,6 +148,27 @@ class CrossCameraMatcher:
         """Declare that track (cam_id, track_id) of this session is ``global_id`` (e.g. on resume)."""
         self._track_gid[(cam_id, int(track_id))] = int(global_id)
 
+    def add_same_track_distances(self, distances) -> None:
+        """Cosine distances between two halves of one tracklet (same person): the link probability's positives."""
+        self.confidence.add_positive(distances)
+
+    def link_probability(self, distance: float | None) -> float | None:
+        """Calibrated P(same person) at ``distance`` (None until both kinds of samples exist)."""
+        c = self._calibrator
+        if c is not None:
+            self.confidence.update(c.negatives, c.added)
+        return self.confidence.probability(distance)
+
+    def pop_changes(self) -> list:
+        """The identity revisions (:class:`~pipeline.matching.revise.IdentityChange`) since the last call."""
+        out, self._changes = self._changes, []
+        return out
+
+    @property
+    def tentative(self) -> dict[tuple[str, int], int]:
+        """(cam_id, track_id) -> current id of the tracklets still inside the revision window."""
+        return {k: v[1] for k, v in self._window.items()}
+
     def match(self, items: list[TrackletEmbedding]) -> list[int]:
         """Global id per item, in item order (new ids created as needed)."""
         return [r.global_id for r in self.match_detailed(items)]
@@ -139,6 +177,8 @@ class CrossCameraMatcher:
         """Match a batch; update prototypes, spans and ageing; one MatchResult per item."""
         if not items:
             return []
+        if self.config.revise.enabled:
+            return self._match_revise(items)
         self._clock = max([self._clock] + [it.end_time for it in items])
         self._age()
         results: list[MatchResult | None] = [None] * len(items)
@@ -217,6 +257,26 @@ class CrossCameraMatcher:
                     out.append(d[c])
         return np.asarray(out, dtype=np.float64)
 
+    def coexists_matrix(self, items: list[TrackletEmbedding]) -> np.ndarray:
+        """(N, N) bool, symmetric, diagonal False: :meth:`coexists` for every pair of ``items`` (vectorised)."""
+        n = len(items)
+        if n == 0:
+            return np.zeros((0, 0), dtype=bool)
+        s = np.array([it.start_time for it in items], dtype=np.float64)
+        e = np.array([it.end_time for it in items], dtype=np.float64)
+        cams = sorted({it.cam_id for it in items})
+        code = np.array([cams.index(it.cam_id) for it in items])
+        views = np.array([[a == b or frozenset((a, b)) not in self._overlap for b in cams] for a in cams])
+        overlap = np.minimum(e[:, None], e[None, :]) - np.maximum(s[:, None], s[None, :]) >= self.config.time_slack_s
+        out = overlap & views[code[:, None], code[None, :]]
+        np.fill_diagonal(out, False)
+        return out
+
+    def constraint_penalty(self, it: TrackletEmbedding, ident: GlobalIdentity) -> float:
+        """What tracklet ``it`` joining ``ident`` adds to the distance: 0, the topology's penalty,
+        or inf (forbidden: coexistence, a forbidden hand-over or re-entry gap)."""
+        return self._constraint(it, ident)[0]
+
     def coexists(self, it: TrackletEmbedding, cam: str, start: float, end: float) -> bool:
         """Public form of the cannot-link rule (also used by pipeline/matching/recluster.py)."""
         return self._coexists(it, cam, start, end)
@@ -270,6 +330,126 @@ class CrossCameraMatcher:
         if link.min_s <= gap_s <= link.max_s:
             return 0.0
         return math.inf if topo.outside_window == "forbid" else topo.penalty
+
+    # ------------------------------------------------------------------ revision
+    def _match_revise(self, items: list[TrackletEmbedding]) -> list[MatchResult]:
+        """Add ``items`` to the tentative window and re-solve it (see :mod:`pipeline.matching.revise`)."""
+        from pipeline.matching.revise import describe_changes, solve_window
+
+        self._clock = max([self._clock] + [it.end_time for it in items])
+        self._age()
+        fresh, cont, fresh_keys, bound = [], set(), set(), {}
+        for it in items:
+            key = (it.cam_id, int(it.track_id))
+            if key in self._window:
+                self._window[key][0] = it
+                cont.add(key)
+                continue
+            gid = self._track_gid.get(key)
+            if gid is not None and gid in self._gallery:  # bound on resume, or a settled track: stays settled
+                bound[key] = self._continue_settled(it, gid)
+            else:
+                self._window[key] = [it, None]
+                fresh.append(it)
+                fresh_keys.add(key)
+        if fresh and self._gallery and self._calibrator is not None:
+            self._calibrator.add(self.known_different_distances(fresh, list(self._gallery.values())))
+        self._settle()
+        keys = sorted(self._window, key=lambda k: (self._window[k][0].start_time, k))
+        win = [self._window[k][0] for k in keys]
+        old = [self._window[k][1] for k in keys]
+        if not keys:  # everything was a settled continuation
+            return [bound[(it.cam_id, int(it.track_id))] for it in items]
+        settled = {g: i for g, i in self._settled.items() if g in self._gallery}
+        sol, _ = solve_window(win, old, settled, self, self.threshold)
+        new_ids: dict[int, int] = {}
+        labels = []
+        for i, lab in enumerate(sol.labels):
+            if lab is None:
+                if sol.group[i] not in new_ids:
+                    new_ids[sol.group[i]] = self.next_id
+                    self.next_id += 1
+                lab = new_ids[sol.group[i]]
+            labels.append(lab)
+        for k, lab in zip(keys, labels):
+            self._window[k][1] = lab
+            self._track_gid[k] = lab
+        touched = {g for g in old if g is not None} | set(labels)
+        for g in sorted(touched):
+            self._rebuild(g)
+        remaining = set(settled) | set(labels)
+        self._changes += describe_changes(win, old, labels, sol, remaining, self.link_probability)
+        created = set(new_ids.values())
+        pos = {k: i for i, k in enumerate(keys)}
+        out = []
+        for it in items:
+            key = (it.cam_id, int(it.track_id))
+            if key in bound:
+                out.append(bound[key])
+                continue
+            i = pos[key]
+            gid = labels[i]
+            prev = self._previous_span(gid, it)
+            out.append(MatchResult(gid, gid in created and key in fresh_keys, sol.link[i],
+                                   prev[0] if prev else None, prev[2] if prev else None,
+                                   continuation=key in cont and key not in fresh_keys,
+                                   probability=self.link_probability(sol.link[i])))
+        return out
+
+    def _continue_settled(self, it: TrackletEmbedding, gid: int) -> MatchResult:
+        """A tracklet of a settled track (bound on resume): a continuation outside the window."""
+        res = self._continue(it, gid)
+        base = self._settled.get(gid)
+        if base is not None:
+            self._update(base, it)
+            self._add_span(base, it, replace=True)
+        return res
+
+    def _previous_span(self, gid: int, it: TrackletEmbedding) -> tuple[str, float, float] | None:
+        ident = self._gallery.get(gid)
+        before = [sp for sp in (ident.spans if ident else []) if sp[2] < it.start_time]
+        return max(before, key=lambda sp: sp[2]) if before else None
+
+    def _settle(self) -> None:
+        """Tentative tracklets that ended more than window_s ago (and the oldest beyond max_tracklets)
+        join their identity's settled part, in end-time order; they never move again."""
+        cfg = self.config.revise
+        order = sorted(self._window, key=lambda k: (self._window[k][0].end_time, k))
+        excess = max(0, len(order) - cfg.max_tracklets)
+        for n, key in enumerate(order):
+            it, gid = self._window[key]
+            if n >= excess and it.end_time >= self._clock - cfg.window_s:
+                break
+            del self._window[key]
+            if gid is None:  # cannot happen after a solve; a fresh item is never settled before one
+                continue
+            base = self._settled.get(gid)
+            if base is None:
+                self._settled[gid] = self._new_identity(gid, it)
+            else:
+                self._update(base, it)
+                self._add_span(base, it, replace=False)
+
+    def _new_identity(self, gid: int, it: TrackletEmbedding) -> GlobalIdentity:
+        return GlobalIdentity(gid, _unit(it.vector), [(it.cam_id, int(it.track_id))], it.end_time, it.cam_id,
+                              [(it.cam_id, it.start_time, it.end_time)])
+
+    def _rebuild(self, gid: int) -> None:
+        """The live identity = its settled part + its tentative members folded in end-time order;
+        an identity with neither leaves the gallery (absorbed)."""
+        base = copy.deepcopy(self._settled[gid]) if gid in self._settled else None
+        members = sorted((v[0] for v in self._window.values() if v[1] == gid),
+                         key=lambda it: (it.end_time, it.cam_id, it.track_id))
+        for it in members:
+            if base is None:
+                base = self._new_identity(gid, it)
+            else:
+                self._update(base, it)
+                self._add_span(base, it, replace=False)
+        if base is None:
+            self._gallery.pop(gid, None)
+        else:
+            self._gallery[gid] = base
 
     # ------------------------------------------------------------------ gallery updates
     def _create(self, it: TrackletEmbedding) -> MatchResult:
@@ -329,5 +509,7 @@ class CrossCameraMatcher:
         drop.update(keep[: max(0, len(keep) - cfg.max_gallery)])
         for g in drop:
             del self._gallery[g]
+            self._settled.pop(g, None)
         if drop:
             self._track_gid = {k: g for k, g in self._track_gid.items() if g not in drop}
+            self._window = {k: v for k, v in self._window.items() if v[1] not in drop}

@@ -59,7 +59,7 @@ from pipeline.matching.config import MatcherConfig
 log = logging.getLogger(__name__)
 
 __all__ = ["ReclusterResult", "agglomerate", "cannot_link_matrix", "choose_threshold", "cosine_distances",
-           "recluster_run", "write_global_mot"]
+           "recluster_run", "refresh_identities", "write_global_mot"]
 
 
 @dataclass
@@ -280,7 +280,7 @@ def recluster_run(store, run_id: int, config: MatcherConfig, threshold: float | 
         res.labels = labels
         res.merges, res.splits = _merge_split_events(tracklets, clusters, old, labels, thr)
         touched = sorted({g for g in old if g is not None} | set(labels.values()))
-        res.removed = _refresh_identities(store, touched, version)
+        res.removed = refresh_identities(store, touched, version)
         for ev in res.merges + res.splits:
             store.add_event(ev["kind"], ev["global_id"], ev["cam_id"], ev["t"], ev["payload"])
     if out_dir is not None:
@@ -334,7 +334,7 @@ def _merge_split_events(tracklets, clusters, old, labels, thr) -> tuple[list[dic
     return sorted(merges, key=key), sorted(splits, key=key)
 
 
-def _refresh_identities(store, gids: list[int], version: str) -> list[int]:
+def refresh_identities(store, gids: list[int], version: str) -> list[int]:
     """Recompute prototype and first/last seen of ``gids`` from all their members; delete those
     without a member. Returns the deleted ids."""
     removed = []

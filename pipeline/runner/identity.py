@@ -15,6 +15,17 @@ partials and finals from all cameras, in one runner iteration):
 Events: ``appear`` the first time a (camera, track) gets an identity in this
 session; ``handover`` (with ``from_cam``, ``transit_s``) when that identity was
 last seen in another camera; ``leave`` when the track's final tracklet closes.
+
+Revisions (``matching.revise``, :mod:`pipeline.matching.revise`): after each matcher call the
+assigner applies the matcher's :class:`~pipeline.matching.revise.IdentityChange` list before
+storing the new tracklets: the moved tracklets' assignments change (with the change's distance
+and probability), the touched identities are recomputed from their members (an identity left
+without members is deleted; it lives on as an alias), the change goes to the store's history
+(``identity_changes``, ``identity_aliases``) and a ``merge`` / ``split`` event (ids involved,
+tracklets moved, distances, probability) to the store and ``events.jsonl``. Each final
+tracklet long enough to cut gives the link probability a same-person sample (the distance
+between its two halves). :meth:`IdentityAssigner.rewrite_global_mot` rewrites ``mot_global/``
+from the store's current assignments (at checkpoints and at the end of a run).
 """
 
 from __future__ import annotations
@@ -23,8 +34,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from pipeline.matching.recluster import refresh_identities, write_global_mot
+
 from pipeline.sinks import EventSink, MOTWriter, TimelineRecorder
 from pipeline.core.types import GlobalIdentity, Tracklet, TrackletEmbedding
+
+
+def _round(res) -> float | None:
+    p = getattr(res, "probability", None)
+    return None if p is None else round(float(p), 4)
 
 
 @dataclass
@@ -37,6 +55,10 @@ class IdentityStats:
     handovers: int = 0
     resumed: int = 0
     duplicate_rows_dropped: int = 0
+    merges: int = 0
+    splits: int = 0
+    tracklets_moved: int = 0
+    global_mot_rewrites: int = 0
     global_ids: set[int] = field(default_factory=set)
 
 
@@ -66,6 +88,7 @@ class IdentityAssigner:
         self.crops = crops  # pipeline.adaptation.crops.CropKeeper: crops stored with final tracklets
         self.announced: set[tuple[str, int]] = set()  # tracks whose 'appear' was emitted (ids: the matcher's map)
         self._written: dict[tuple[str, int], set[int]] = {}
+        self.open_tracks: set[tuple[str, int]] = set()  # tracks seen as partials whose final has not come
         self.stats = IdentityStats()
 
     def process(self, partials: list[Tracklet], finals: list[Tracklet]) -> None:
@@ -91,8 +114,81 @@ class IdentityAssigner:
             TrackletEmbedding(t.cam_id, int(t.track_id), t.start_time, t.end_time, v) for t, _, v in todo
         ]
         results = self.matcher.match_detailed(items)
+        changes = self.matcher.pop_changes() if hasattr(self.matcher, "pop_changes") else []
+        if changes:
+            self._apply_changes(changes)
         for (tracklet, is_final, vector), res in zip(todo, results):
             self._commit(tracklet, is_final, vector, res)
+            key = (tracklet.cam_id, int(tracklet.track_id))
+            if is_final:
+                self.open_tracks.discard(key)
+                self._same_track_sample(tracklet)
+            else:
+                self.open_tracks.add(key)
+
+    def _same_track_sample(self, tracklet: Tracklet) -> None:
+        """The cosine distance between the aggregated halves of a final tracklet (>= 4 embedded
+        frames): a same-person sample for the matcher's link probability."""
+        emb = np.asarray(tracklet.embeddings)
+        if emb.ndim != 2 or len(emb) < 4 or not hasattr(self.matcher, "add_same_track_distances"):
+            return
+        half = len(emb) // 2
+        a, b = (np.asarray(self.aggregator.aggregate(x), dtype=np.float64) for x in (emb[:half], emb[half:]))
+        na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
+        if na > 0 and nb > 0:
+            self.matcher.add_same_track_distances([1.0 - float(a @ b) / (na * nb)])
+
+    def _apply_changes(self, changes) -> None:
+        """Store, record and announce the matcher's identity revisions (one transaction)."""
+        touched: set[int] = set()
+        with self.store.transaction():
+            for ch in changes:
+                tids = [tid for cam, track in ch.moved for tid in self.store.track_tracklet_ids(self.run_id, cam, track)]
+                ident = self.matcher.identity(ch.into)
+                if ident is not None:
+                    self.store.new_identity(ident.prototype, ch.t, ch.cam_id, ch.into, self.model_version)
+                for tid in tids:
+                    self.store.assign(tid, ch.into, ch.distance, ch.probability)
+                payload = dict(ch.payload(), tracklet_ids=tids)
+                self.store.record_change(self.run_id, ch.kind, ch.global_id, ch.into, ch.source, ch.cam_id, ch.t,
+                                         tids, ch.distance, ch.probability, payload)
+                self.store.add_event(ch.kind, ch.global_id, ch.cam_id, ch.t, payload)
+                touched.update((ch.into, ch.source))
+                self.stats.tracklets_moved += len(ch.moved)
+                if ch.kind == "merge":
+                    self.stats.merges += 1
+                else:
+                    self.stats.splits += 1
+                if self.events is not None:
+                    self.events.emit(ch.kind, ch.global_id, ch.cam_id, ch.t, **payload)
+            refresh_identities(self.store, sorted(touched), self.model_version)
+            for gid in sorted(touched):
+                ident = self.matcher.identity(gid)
+                if ident is not None:  # the matcher's prototype (EMA), as record_tracklet writes it
+                    self.store.set_prototype(gid, ident.prototype)
+
+    def rewrite_global_mot(self) -> list:
+        """Rewrite ``mot_global/<cam>.txt`` from the store's current assignments of this run's
+        tracklets (final ones: tracks still open are left out, their final rows come later), one box
+        per (camera, frame, id), rows sorted by frame then id; idempotent. Only with revision on
+        (otherwise the streamed rows are already final). Returns the files written."""
+        cfg = getattr(self.matcher, "config", None)
+        if not self.global_mot or cfg is None or not cfg.revise.enabled:
+            return []
+        tracklets = [t for t in self.store.tracklets(run_id=self.run_id)
+                     if (t.cam_id, int(t.track_id)) not in self.open_tracks and t.global_id is not None]
+        mot_dir = next(iter(self.global_mot.values())).path.parent
+        for w in self.global_mot.values():
+            w.close()
+        paths = write_global_mot(tracklets, {t.tracklet_id: t.global_id for t in tracklets}, mot_dir)
+        for cam in list(self.global_mot):
+            self.global_mot[cam] = MOTWriter(mot_dir / f"{cam}.txt", append=True)
+        self._written = {}
+        for t in tracklets:
+            if t.frames is not None:
+                self._written.setdefault((t.cam_id, int(t.global_id)), set()).update(int(f) for f in t.frames)
+        self.stats.global_mot_rewrites += 1
+        return paths
 
     def forget_written_before(self, cam_id: str, frame: int) -> int:
         """Drop ``cam_id``'s one-box-per-(frame, id) bookkeeping for frames before ``frame`` (no final tracklet still
@@ -114,18 +210,25 @@ class IdentityAssigner:
         first = key not in self.announced
         events: list[tuple[str, dict]] = []
         if first:
-            events.append(("appear", {"track_id": key[1], "frame": int(tracklet.frames[0]), "new": res.is_new}))
+            appear = {"track_id": key[1], "frame": int(tracklet.frames[0]), "new": res.is_new}
+            if res.distance is not None:  # the link's evidence: distance and calibrated probability
+                appear.update(distance=round(float(res.distance), 6), probability=_round(res))
+            events.append(("appear", appear))
             prev_cam, prev_end = self._previous_sighting(tracklet, gid, res)
             if prev_cam is not None and prev_cam != tracklet.cam_id:
                 transit = tracklet.start_time - float(prev_end)
-                events.append(("handover", {"from_cam": prev_cam, "transit_s": round(transit, 3)}))
+                handover = {"from_cam": prev_cam, "transit_s": round(transit, 3)}
+                if res.distance is not None:
+                    handover.update(distance=round(float(res.distance), 6), probability=_round(res))
+                events.append(("handover", handover))
                 self.stats.handovers += 1
             if res.is_new:
                 self.stats.new_identities += 1
         identity = self.matcher.identity(gid) or GlobalIdentity(gid, vector)
         with self.store.transaction():
             tid = self.store.record_tracklet(
-                self.run_id, tracklet, vector, self.model_version, identity, res.distance, events
+                self.run_id, tracklet, vector, self.model_version, identity, res.distance, events,
+                probability=getattr(res, "probability", None),
             )
             if is_final:
                 self.store.add_event("leave", gid, tracklet.cam_id, tracklet.end_time,

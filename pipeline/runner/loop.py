@@ -133,6 +133,8 @@ class PipelineRunner:
                     finals = [t for st in self.cams.values() for t in st.builder.flush_all()]
                     self.assigner.process([], finals)
                     self.cal_saver.save(self.comp.matcher, self.comp.encoder.version)
+                with self.timer.stage("store_sinks"):  # final outputs carry the revised identities
+                    self.assigner.rewrite_global_mot()
                 if self.ckpt is not None:  # commits the flush; the checkpoint is spent
                     self.ckpt.end(drop=True)
         finally:
@@ -145,6 +147,7 @@ class PipelineRunner:
     # ------------------------------------------------------------------ loop
     def _loop(self, sinks) -> None:
         live = self.cfg.mode == "live"
+        last_rewrite = time.monotonic()
         while not self.stop_event.is_set():
             with self.timer.stage("decode"):
                 frames = self._read_frames(live)
@@ -153,7 +156,13 @@ class PipelineRunner:
             if frames:
                 self._process(frames, sinks)
                 if self.ckpt is not None and self.ckpt.due():
+                    with self.timer.stage("store_sinks"):  # revised ids reach mot_global/ with the checkpoint
+                        self.assigner.rewrite_global_mot()
                     self.ckpt.commit(self._state(sinks))
+                elif live and time.monotonic() - last_rewrite >= self.cfg.store.checkpoint_every_s:
+                    last_rewrite = time.monotonic()
+                    with self.timer.stage("store_sinks"):
+                        self.assigner.rewrite_global_mot()
             if self.adapt is not None:
                 self.adapt.poll()  # hot-swap a newly deployed (or rolled back) re-id model
 
@@ -266,7 +275,7 @@ class PipelineRunner:
             cameras={cid: CameraResume(st.tracker, st.builder, st.frames, st.next_index, st.done, st.last_outputs)
                      for cid, st in self.cams.items()},
             matcher=self.comp.matcher,
-            assigner={"announced": a.announced, "written": a._written, "stats": a.stats},
+            assigner={"announced": a.announced, "written": a._written, "stats": a.stats, "open": a.open_tracks},
             timeline=sinks.timeline,
             output_sizes=output_sizes(self.out_dir, self._text_outputs()),
         )
@@ -285,6 +294,7 @@ class PipelineRunner:
         self.assigner.announced = state.assigner["announced"]
         self.assigner._written = state.assigner["written"]
         self.assigner.stats = state.assigner["stats"]
+        self.assigner.open_tracks = state.assigner.get("open", set())
         sinks.timeline = self.assigner.timeline = state.timeline
         self.resumed_from = {cid: cr.next_index for cid, cr in state.cameras.items()}
         log.info("resuming from the checkpoint: next frame per camera %s", self.resumed_from)
@@ -322,6 +332,8 @@ class PipelineRunner:
             "new_identities": stats.new_identities,
             "handovers": stats.handovers,
             "recluster": reclustered,
+            "revise": {"merges": stats.merges, "splits": stats.splits, "tracklets_moved": stats.tracklets_moved,
+                       "global_mot_rewrites": stats.global_mot_rewrites},
             "mqtt": mqtt,
             "duplicate_global_rows_dropped": stats.duplicate_rows_dropped,
             "timelines": [str(p) for p in pngs],

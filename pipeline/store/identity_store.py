@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.core.errors import ReidPipelineError
+from pipeline.store.changes import ChangesMixin
 from pipeline.store.connection import Database, Mode
 from pipeline.store.queries import QueriesMixin
 from pipeline.store.records import to_blob
@@ -58,7 +59,7 @@ class IdentityConflictError(ReidPipelineError):
     """Another writer created an identity with the id this store was about to create."""
 
 
-class IdentityStore(QueriesMixin, VersionsMixin):
+class IdentityStore(QueriesMixin, VersionsMixin, ChangesMixin):
     """The persistent identity store (SQLite, WAL).
 
     mode ``"write"`` (default): the one writer (lock held until :meth:`close`);
@@ -197,14 +198,16 @@ class IdentityStore(QueriesMixin, VersionsMixin):
             return None
         return int(rows[0][0]), (None if rows[0][1] is None else int(rows[0][1]))
 
-    def assign(self, tracklet_id: int, global_id: int, distance: float | None = None) -> None:
-        """Assign a tracklet to an identity (re-assigning replaces the previous one)."""
+    def assign(self, tracklet_id: int, global_id: int, distance: float | None = None,
+               probability: float | None = None) -> None:
+        """Assign a tracklet to an identity (re-assigning replaces the previous one), with the link's
+        cosine distance and calibrated probability (None: a new identity, or not known)."""
         with self.db.transaction() as c:
             c.execute(
-                "INSERT INTO assignments (tracklet_id, global_id, distance, assigned_at) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT(tracklet_id) DO UPDATE SET global_id=excluded.global_id,"
-                " distance=excluded.distance, assigned_at=excluded.assigned_at",
-                (tracklet_id, global_id, distance, time.time()),
+                "INSERT INTO assignments (tracklet_id, global_id, distance, probability, assigned_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT(tracklet_id) DO UPDATE SET global_id=excluded.global_id,"
+                " distance=excluded.distance, probability=excluded.probability, assigned_at=excluded.assigned_at",
+                (tracklet_id, global_id, distance, probability, time.time()),
             )
 
     # ------------------------------------------------------------------ identities
@@ -258,6 +261,12 @@ class IdentityStore(QueriesMixin, VersionsMixin):
             if cur.rowcount == 0:
                 raise KeyError(f"no identity {global_id} in {self.path}")
 
+    def set_prototype(self, global_id: int, prototype: np.ndarray) -> None:
+        """Replace an identity's prototype (nothing else); a missing identity is left alone."""
+        with self.db.transaction() as c:
+            c.execute("UPDATE identities SET prototype=? WHERE global_id=?",
+                      (to_blob(np.asarray(prototype, np.float32)), int(global_id)))
+
     def add_event(self, kind: str, global_id: int, cam_id: str, t: float, payload: dict | None = None) -> None:
         """Append an event; the same (kind, id, camera, time) twice is stored once."""
         with self.db.transaction() as c:
@@ -275,6 +284,7 @@ class IdentityStore(QueriesMixin, VersionsMixin):
         identity: GlobalIdentity,
         distance: float | None = None,
         events: Iterable[tuple[str, dict]] = (),
+        probability: float | None = None,
     ) -> int:
         """Atomically store a finished tracklet, its identity (prototype, times) and assignment.
 
@@ -287,7 +297,7 @@ class IdentityStore(QueriesMixin, VersionsMixin):
             gid = identity.global_id
             self.new_identity(identity.prototype, tracklet.start_time, tracklet.cam_id, gid, model_version)
             self.update_identity(gid, identity.prototype, tracklet.end_time, tracklet.cam_id)
-            self.assign(tid, gid, distance)
+            self.assign(tid, gid, distance, probability)
             for kind, payload in events:
                 self.add_event(kind, gid, tracklet.cam_id, tracklet.start_time, dict(payload, tracklet_id=tid))
             return tid

@@ -145,9 +145,41 @@ def _migrate_to_4(conn: sqlite3.Connection) -> None:
     )""")
 
 
+def _migrate_to_5(conn: sqlite3.Connection) -> None:
+    """Revisable identities (pipeline/matching/revise.py, pipeline/store/changes.py):
+    ``assignments.probability`` (the link's calibrated P(same person), beside its ``distance``);
+    ``identity_changes``: every merge / split, with the tracklets it moved and its evidence;
+    ``identity_aliases``: absorbed id -> the identity that absorbed it (kept current through chains)."""
+    conn.execute("ALTER TABLE assignments ADD COLUMN probability REAL")
+    conn.execute("""CREATE TABLE IF NOT EXISTS identity_changes (
+        change_id      INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id         INTEGER REFERENCES runs(run_id),
+        kind           TEXT NOT NULL,
+        global_id      INTEGER NOT NULL,
+        into_id        INTEGER NOT NULL,
+        from_id        INTEGER NOT NULL,
+        cam_id         TEXT NOT NULL,
+        t              REAL NOT NULL,
+        tracklets_json TEXT NOT NULL,
+        distance       REAL,
+        probability    REAL,
+        payload_json   TEXT NOT NULL DEFAULT '{}',
+        created        REAL NOT NULL
+    )""")
+    conn.execute("CREATE INDEX IF NOT EXISTS identity_changes_into ON identity_changes (into_id)")
+    conn.execute("CREATE INDEX IF NOT EXISTS identity_changes_from ON identity_changes (from_id)")
+    conn.execute("""CREATE TABLE IF NOT EXISTS identity_aliases (
+        absorbed_id INTEGER PRIMARY KEY,
+        current_id  INTEGER NOT NULL,
+        change_id   INTEGER REFERENCES identity_changes(change_id),
+        t           REAL NOT NULL
+    )""")
+    conn.execute("CREATE INDEX IF NOT EXISTS identity_aliases_current ON identity_aliases (current_id)")
+
+
 #: schema version -> migration bringing the previous version to it (runs inside the caller's transaction)
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_to_1, 2: _migrate_to_2, 3: _migrate_to_3,
-                                                                 4: _migrate_to_4}
+                                                                 4: _migrate_to_4, 5: _migrate_to_5}
 SCHEMA_VERSION: int = max(MIGRATIONS)
 
 

@@ -22,7 +22,7 @@ from pipeline.matching.matcher import CrossCameraMatcher
 from pipeline.store import IdentityStore
 from pipeline.store.calibration import (CalibrationSaver, load_calibration, restore_calibration,
                                         save_calibration)
-from pipeline.store.schema import MIGRATIONS
+from pipeline.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 # 10 known-different distances; the 0.2 quantile (numpy "linear") of 0.10, 0.15, ..., 0.55 is
 # 0.10 + 0.2 * 9 * 0.05 = 0.19
@@ -111,7 +111,7 @@ def test_schema_3_store_migrates_to_4(tmp_path: Path) -> None:
         conn.execute("INSERT INTO schema_version (version) VALUES (?)", (v,))
     conn.close()
     with IdentityStore(db) as store:
-        assert store.db.query("SELECT MAX(version) FROM schema_version")[0][0] == 4
+        assert store.db.query("SELECT MAX(version) FROM schema_version")[0][0] == SCHEMA_VERSION
         assert load_calibration(store) is None
         m = CrossCameraMatcher(_config())
         assert not restore_calibration(store, m.calibrator, "v1")

@@ -14,9 +14,14 @@ import pytest
 from pipeline.core.configio import validate
 from pipeline.core.errors import ConfigError
 from pipeline.matching.matcher import CrossCameraMatcher, MatcherConfig
-from pipeline.matching.config import TopologyConfig, TransitLink
+from pipeline.matching.config import ReviseConfig, TopologyConfig, TransitLink
 from pipeline.store import IdentityStore
 from pipeline.core.types import GlobalIdentity, Tracklet, TrackletEmbedding
+
+
+def OneShot(**kw) -> MatcherConfig:
+    """The one-shot matcher (decisions final: revise off) these tests describe; revision: test_revise.py."""
+    return MatcherConfig(revise=ReviseConfig(enabled=False), **kw)
 
 
 def vec(deg: float) -> np.ndarray:
@@ -33,7 +38,7 @@ def ident(gid: int, deg: float, spans: list[tuple[str, float, float]]) -> Global
 
 
 def test_new_identities_then_cross_camera_matches() -> None:
-    m = CrossCameraMatcher(MatcherConfig(threshold=0.3))
+    m = CrossCameraMatcher(OneShot(threshold=0.3))
     assert m.match([te("c1", 1, 0, 10, 0), te("c1", 2, 0, 10, 90)]) == [1, 2]
     res = m.match_detailed([te("c2", 7, 20, 30, 85), te("c2", 8, 20, 30, 10), te("c2", 9, 21, 30, 200)])
     assert [r.global_id for r in res] == [2, 1, 3]
@@ -48,28 +53,28 @@ def test_new_identities_then_cross_camera_matches() -> None:
 
 def test_hungarian_is_optimal_and_one_identity_per_batch() -> None:
     gallery = [ident(1, 0, [("c1", 0, 10)]), ident(2, 40, [("c1", 0, 10)])]
-    m = CrossCameraMatcher(MatcherConfig(threshold=0.3), gallery, next_id=3)
+    m = CrossCameraMatcher(OneShot(threshold=0.3), gallery, next_id=3)
     # X (15 deg) is closer to 1 (0.034) than to 2 (0.094); Y (-10 deg) fits only 1 (0.015; to 2: 0.357)
     assert m.match([te("c2", 1, 20, 30, 15), te("c2", 2, 20, 30, -10)]) == [2, 1]
-    m = CrossCameraMatcher(MatcherConfig(threshold=0.3), [ident(1, 0, [("c1", 0, 10)])], next_id=2)
+    m = CrossCameraMatcher(OneShot(threshold=0.3), [ident(1, 0, [("c1", 0, 10)])], next_id=2)
     # both fit identity 1 only: the closer one takes it, the other opens identity 2
     assert m.match([te("c2", 1, 20, 30, 20), te("c2", 2, 20, 30, 5)]) == [2, 1]
 
 
 def test_no_identity_in_two_non_overlapping_cameras_at_once() -> None:
     gallery = [ident(1, 0, [("c1", 0, 10)])]
-    m = CrossCameraMatcher(MatcherConfig(threshold=0.3), [g for g in gallery], next_id=2)
+    m = CrossCameraMatcher(OneShot(threshold=0.3), [g for g in gallery], next_id=2)
     assert m.match([te("c2", 1, 5, 15, 0)]) == [2]  # same look, but c1 and c2 at the same time
-    m = CrossCameraMatcher(MatcherConfig(threshold=0.3, overlapping_cameras=[["c1", "c2"]]),
+    m = CrossCameraMatcher(OneShot(threshold=0.3, overlapping_cameras=[["c1", "c2"]]),
                            [ident(1, 0, [("c1", 0, 10)])], next_id=2)
     assert m.match([te("c2", 1, 5, 15, 0)]) == [1]  # declared overlapping views
     # the slack tolerates a short overlap (tracker end lag): 0.5 s shared < 1 s slack
-    m = CrossCameraMatcher(MatcherConfig(threshold=0.3, time_slack_s=1.0), [ident(1, 0, [("c1", 0, 10)])], 2)
+    m = CrossCameraMatcher(OneShot(threshold=0.3, time_slack_s=1.0), [ident(1, 0, [("c1", 0, 10)])], 2)
     assert m.match([te("c2", 1, 9.5, 15, 0)]) == [1]
 
 
 def test_never_two_overlapping_tracklets_of_one_identity_in_one_camera() -> None:
-    m = CrossCameraMatcher(MatcherConfig(threshold=0.3, overlapping_cameras=[["c1", "c2"]]),
+    m = CrossCameraMatcher(OneShot(threshold=0.3, overlapping_cameras=[["c1", "c2"]]),
                            [ident(1, 0, [("c1", 0, 10)])], next_id=2)
     assert m.match([te("c1", 9, 5, 8, 0)]) == [2]
     assert m.match([te("c1", 10, 11, 20, 0)]) == [1]  # after it: a re-entry is allowed
@@ -77,7 +82,7 @@ def test_never_two_overlapping_tracklets_of_one_identity_in_one_camera() -> None
 
 def test_topology_transit_windows_forbid() -> None:
     topo = TopologyConfig(links=[TransitLink(a="c1", b="c2", min_s=5, max_s=20)])
-    cfg = MatcherConfig(threshold=0.3, topology=topo)
+    cfg = OneShot(threshold=0.3, topology=topo)
 
     def one(item: TrackletEmbedding) -> int:
         return CrossCameraMatcher(cfg, [ident(1, 0, [("c1", 0, 10)])], next_id=2).match([item])[0]
@@ -95,7 +100,7 @@ def test_topology_transit_windows_forbid() -> None:
 def test_topology_penalize_adds_penalty() -> None:
     topo = TopologyConfig(links=[TransitLink(a="c1", b="c2", min_s=5, max_s=20)], non_adjacent="penalize",
                           outside_window="penalize", penalty=0.2)
-    cfg = MatcherConfig(threshold=0.3, topology=topo)
+    cfg = OneShot(threshold=0.3, topology=topo)
 
     def res(item: TrackletEmbedding):
         return CrossCameraMatcher(cfg, [ident(1, 0, [("c1", 0, 10)])], next_id=2).match_detailed([item])[0]
@@ -108,7 +113,7 @@ def test_topology_penalize_adds_penalty() -> None:
 
 
 def test_reentry_threshold_and_gap() -> None:
-    cfg = MatcherConfig(threshold=0.3, reentry_threshold=0.1, reentry_max_gap_s=30)
+    cfg = OneShot(threshold=0.3, reentry_threshold=0.1, reentry_max_gap_s=30)
 
     def one(item: TrackletEmbedding) -> int:
         return CrossCameraMatcher(cfg, [ident(1, 0, [("c1", 0, 10)])], next_id=2).match([item])[0]
@@ -121,17 +126,17 @@ def test_reentry_threshold_and_gap() -> None:
 
 
 def test_gallery_ageing_ttl_and_max_size() -> None:
-    m = CrossCameraMatcher(MatcherConfig(threshold=0.3, ttl_s=100), [ident(1, 0, [("c1", 0, 10)])], next_id=2)
+    m = CrossCameraMatcher(OneShot(threshold=0.3, ttl_s=100), [ident(1, 0, [("c1", 0, 10)])], next_id=2)
     assert m.match([te("c2", 1, 111, 120, 0)]) == [2]  # identity 1 last seen at 10 < 120 - 100
     assert [g.global_id for g in m.gallery] == [2]
-    m = CrossCameraMatcher(MatcherConfig(threshold=0.3, max_gallery=2, ttl_s=None))
+    m = CrossCameraMatcher(OneShot(threshold=0.3, max_gallery=2, ttl_s=None))
     assert m.match([te("c1", i, i, i + 0.5, 100 * i) for i in range(4)]) == [1, 2, 3, 4]
     assert sorted(g.global_id for g in m.gallery) == [3, 4]
     assert m.match([te("c2", 9, 10, 11, 0)]) == [5]  # identity 1 was evicted; ids are never reused
 
 
 def test_cumulative_partial_keeps_its_identity() -> None:
-    m = CrossCameraMatcher(MatcherConfig(threshold=0.3))
+    m = CrossCameraMatcher(OneShot(threshold=0.3))
     assert m.match([te("c1", 5, 0, 10, 0)]) == [1]
     r = m.match_detailed([te("c1", 5, 0, 30, 60)])[0]  # final version of the same track, other look
     assert (r.global_id, r.continuation) == (1, True)
@@ -141,14 +146,14 @@ def test_cumulative_partial_keeps_its_identity() -> None:
 def test_restart_from_store_continues_ids(tmp_path: Path) -> None:
     with IdentityStore(tmp_path / "s.db") as store:
         run = store.begin_run("day-1")
-        m = CrossCameraMatcher(MatcherConfig(threshold=0.3), store.load_gallery(), store.next_global_id())
+        m = CrossCameraMatcher(OneShot(threshold=0.3), store.load_gallery(), store.next_global_id())
         for deg, cam, tr in ((0, "c1", 1), (90, "c1", 2)):
             item = te(cam, tr, 0, 10, deg)
             (res,) = m.match_detailed([item])
             t = Tracklet(cam, tr, np.arange(1, 11), np.linspace(0, 10, 10), np.zeros((10, 4)), np.zeros((10, 2)))
             store.record_tracklet(run, t, item.vector, "v0", m.identity(res.global_id), res.distance)
     with IdentityStore(tmp_path / "s.db") as store:
-        m = CrossCameraMatcher(MatcherConfig(threshold=0.3), store.load_gallery(), store.next_global_id())
+        m = CrossCameraMatcher(OneShot(threshold=0.3), store.load_gallery(), store.next_global_id())
         assert m.next_id == 3
         # c2 at 5..8 overlaps the c1 sightings reloaded from the store: forbidden; later it matches
         assert m.match([te("c2", 1, 5, 8, 88), te("c2", 2, 20, 30, 2)]) == [3, 1]
@@ -163,7 +168,7 @@ def test_config_rejects_bad_values() -> None:
 
 
 def test_partial_and_final_of_one_track_in_one_batch_share_the_identity() -> None:
-    m = CrossCameraMatcher(MatcherConfig(threshold=0.3), [ident(1, 0, [("c1", 0, 10)])], next_id=2)
+    m = CrossCameraMatcher(OneShot(threshold=0.3), [ident(1, 0, [("c1", 0, 10)])], next_id=2)
     res = m.match_detailed([te("c2", 4, 20, 25, 90), te("c2", 4, 20, 40, 95)])
     assert [(r.global_id, r.is_new, r.continuation) for r in res] == [(2, True, False), (2, False, True)]
     assert m.identity(2).spans == [("c2", 20, 40)]
@@ -171,7 +176,7 @@ def test_partial_and_final_of_one_track_in_one_batch_share_the_identity() -> Non
 
 def test_same_track_id_in_a_later_run_is_a_new_member() -> None:
     # track ids restart with each run: ("c1", 5) of a previous run is another tracklet
-    m = CrossCameraMatcher(MatcherConfig(threshold=0.3), [ident(1, 0, [("c1", 0, 10)])], next_id=2)
+    m = CrossCameraMatcher(OneShot(threshold=0.3), [ident(1, 0, [("c1", 0, 10)])], next_id=2)
     m.identity(1).members = [("c1", 5)]
     assert m.match([te("c1", 5, 100, 110, 5)]) == [1]
     assert m.identity(1).spans == [("c1", 0, 10), ("c1", 100, 110)]
@@ -221,7 +226,7 @@ def test_threshold_calibrated_on_known_different_pairs() -> None:
     # later, -50 deg in B: nearest is identity 1 at 1 - cos 50 = 0.357 > 0.317 -> a new identity,
     # where the fixed threshold 0.9 would have merged it into identity 1
     assert m.match([te("B", 2, 20, 30, -50)]) == [4]
-    fixed = CrossCameraMatcher(MatcherConfig(threshold=0.9, auto_threshold=None))
+    fixed = CrossCameraMatcher(OneShot(threshold=0.9, auto_threshold=None))
     assert [fixed.match([t])[0] for t in (te("A", 1, 0, 10, 0), te("A", 2, 0, 10, 60), te("B", 1, 5, 8, 90),
                                            te("B", 2, 20, 30, -50))] == [1, 2, 3, 1]
     assert fixed.calibration == {"threshold": 0.9, "calibrated": False, "negatives": 0}
@@ -232,7 +237,7 @@ def test_threshold_calibrated_on_known_different_pairs() -> None:
 
 
 def test_overlapping_views_give_no_negatives() -> None:
-    cfg = MatcherConfig(threshold=0.3, overlapping_cameras=[["A", "B"]])
+    cfg = OneShot(threshold=0.3, overlapping_cameras=[["A", "B"]])
     m = CrossCameraMatcher(cfg)
     m.match([te("A", 1, 0, 10, 0)])
     # B overlaps A's view: being seen in both at once proves nothing

@@ -1,0 +1,169 @@
+"""Revisable online identities: re-solve the recent tracklets' identities as evidence arrives.
+
+The matcher keeps the tracklets that ended within the last ``revise.window_s`` seconds as
+*tentative* (at most ``revise.max_tracklets``; the oldest settle first). Each identity is its
+*settled* part (prototype and spans of its members that left the window, never touched again)
+plus its tentative members. On every matcher call the tentative tracklets are clustered again,
+together with the settled identities they could join (:func:`solve_window`):
+
+* nodes: the N tentative tracklets and the M candidate settled identities (their settled
+  prototypes). Candidates (the gallery pre-filter, which bounds the cost): the identities a
+  tentative tracklet currently belongs to, plus those within the threshold of at least one
+  tentative tracklet. The filter is exact: average linkage can only join a settled identity to a
+  cluster holding a member within the threshold of it, so no other identity could join anyway;
+* distances: cosine ``1 - cos`` between tracklets; tracklet -> settled prototype plus the
+  topology's penalty of that hand-over;
+* cannot-link: two tracklets that coexist (the matcher's rule, one camera or two non-overlapping
+  cameras at once: :meth:`CrossCameraMatcher.coexists_matrix`); a tracklet and a settled
+  identity it coexists with or whose hand-over the topology forbids; any two settled identities
+  (the settled past is not re-decided: settled identities never merge);
+* the same constrained average-linkage agglomeration as the batch re-clustering
+  (:func:`pipeline.matching.recluster.agglomerate`, hand-over sequence checks included) up to the
+  matcher's threshold in force (the label-free calibrated one).
+
+Why agglomerative and not a local search: it is the batch re-clustering's algorithm (one
+behaviour online and offline, no second implementation), deterministic, exact on the
+constraints, and at the window's size (tens to a few hundred tracklets) cheap enough to run
+from scratch every call, so the result depends only on the evidence, not on the order of
+earlier decisions. Average linkage needs a whole group to be close, so one close pair does not
+chain two people together, and a later tracklet that is far from part of a cluster splits it.
+
+Ids: a cluster with a settled identity takes its id; the others keep the id most of their
+members had (:func:`~pipeline.matching.recluster.assign_ids`), else get a new one. Every move of a
+previously assigned tracklet is an :class:`IdentityChange`: a ``merge`` when the identity it left
+has no member left (absorbed into the one that took them), a ``split`` when it keeps members.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pipeline.core.types import GlobalIdentity, TrackletEmbedding
+from pipeline.matching.recluster import agglomerate, assign_ids, cosine_distances, handover_check
+
+__all__ = ["IdentityChange", "WindowSolution", "describe_changes", "solve_window"]
+
+
+@dataclass(frozen=True)
+class IdentityChange:
+    """One revision: tracklets ``moved`` ((cam_id, track_id) of this session) left ``source`` for ``into``.
+
+    kind: "merge" (``source`` has no member left: absorbed into ``into``) or "split" (``source``
+    keeps members; ``into`` may be a new id). global_id: the event's id (merge: ``into``;
+    split: ``source``). cam_id / t: camera and start time of the first moved tracklet.
+    distance: average cosine distance of the moved tracklets to the rest of ``into`` (None when
+    ``into`` has nothing else); distance_from: the same to what stays in ``source`` (None: nothing);
+    probability: the calibrated P(same) at ``distance`` (None when unknown).
+    """
+
+    kind: str
+    global_id: int
+    into: int
+    source: int
+    moved: tuple[tuple[str, int], ...]
+    cam_id: str
+    t: float
+    distance: float | None
+    distance_from: float | None
+    probability: float | None = None
+
+    def payload(self) -> dict:
+        """The event payload (JSON-ready)."""
+        r = lambda v: None if v is None else round(float(v), 6)  # noqa: E731
+        return {"ids": [self.into, self.source] if self.kind == "merge" else [self.source, self.into],
+                "into": self.into, "from": self.source, **({"absorbed": self.source} if self.kind == "merge" else {}),
+                "tracklets": [{"cam_id": c, "track_id": t} for c, t in self.moved],
+                "distance": r(self.distance), "distance_from": r(self.distance_from),
+                "probability": r(self.probability), "by": "revise"}
+
+
+@dataclass
+class WindowSolution:
+    """labels: (N,) cluster label per tentative tracklet: an existing id or None (needs a new id,
+    ``group`` says which tracklets share it); link: (N,) average distance of each tracklet to the
+    rest of its cluster (None when alone); dist: (N+M, N+M) node distances; nodes N.. are
+    ``candidates``' settled prototypes."""
+
+    labels: list[int | None]
+    group: list[int]
+    link: list[float | None]
+    dist: np.ndarray
+    clusters: list[list[int]] = field(default_factory=list)
+
+
+def solve_window(items: list[TrackletEmbedding], old: list[int | None], settled: dict[int, GlobalIdentity],
+                 matcher, threshold: float) -> tuple[WindowSolution, list[int]]:
+    """Re-solve the tentative ``items`` (N) whose current ids are ``old`` (None: fresh) against the
+    ``settled`` identities (id -> settled part). Returns the solution and the candidate ids (M)."""
+    n = len(items)
+    vecs = np.stack([np.asarray(it.vector, np.float64) for it in items])
+    vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+    ids = sorted(settled)
+    protos = np.stack([np.asarray(settled[g].prototype, np.float64) for g in ids]) if ids else np.zeros((0, vecs.shape[1]))
+    to_settled = 1.0 - vecs @ protos.T  # (N, S)
+    current = {g for g in old if g is not None}
+    near = (to_settled <= threshold).any(axis=0) if ids else np.zeros(0, bool)
+    cand = [g for k, g in enumerate(ids) if g in current or near[k]]
+    m = len(cand)
+    dist = np.zeros((n + m, n + m))
+    dist[:n, :n] = cosine_distances(vecs)
+    cannot = np.zeros((n + m, n + m), dtype=bool)
+    cannot[:n, :n] = matcher.coexists_matrix(items)
+    cannot[n:, n:] = True
+    np.fill_diagonal(cannot, False)
+    col = {g: k for k, g in enumerate(ids)}
+    for j, g in enumerate(cand):
+        d = to_settled[:, col[g]]
+        for i, it in enumerate(items):
+            extra = matcher.constraint_penalty(it, settled[g]) if d[i] <= threshold or old[i] == g else 0.0
+            dist[i, n + j] = dist[n + j, i] = d[i] + extra
+            cannot[i, n + j] = cannot[n + j, i] = not np.isfinite(extra)
+    check = handover_check(items, matcher)
+    admissible = None if check is None else (lambda a, b: check([i for i in a if i < n], [i for i in b if i < n]))
+    clusters = agglomerate(dist, cannot, threshold, admissible)
+    labels: list[int | None] = [None] * n
+    group = [-1] * n
+    link: list[float | None] = [None] * n
+    free = [c for c in clusters if not any(i >= n for i in c)]
+    masked = [None if g in set(cand) else g for g in old]
+    picks = dict(zip(map(tuple, free), assign_ids(free, masked)))
+    for k, c in enumerate(clusters):
+        s = [i for i in c if i >= n]
+        label = cand[s[0] - n] if s else picks.get(tuple(c))
+        for i in c:
+            if i < n:
+                labels[i] = label
+                group[i] = k
+                others = [j for j in c if j != i]
+                link[i] = float(dist[i, others].mean()) if others else None
+    return WindowSolution(labels, group, link, dist, clusters), cand
+
+
+def describe_changes(items: list[TrackletEmbedding], old: list[int | None], new: list[int],
+                     sol: WindowSolution, remaining: set[int], probability) -> list[IdentityChange]:
+    """The revisions from ``old`` to ``new`` ids of the tentative ``items`` (only those with an old id).
+
+    remaining: ids that still have members afterwards (settled or tentative); probability:
+    distance -> P(same) or None. Sorted by (t, camera, id)."""
+    moves: dict[tuple[int, int], list[int]] = {}
+    for i, (a, b) in enumerate(zip(old, new)):
+        if a is not None and a != b:
+            moves.setdefault((a, b), []).append(i)
+    n = len(items)
+    out = []
+    for (src, dst), idx in sorted(moves.items()):
+        idx = sorted(idx, key=lambda i: (items[i].start_time, items[i].cam_id, items[i].track_id))
+        moved = set(idx)
+        clus = sol.clusters[sol.group[idx[0]]]
+        rest_into = [j for j in clus if j not in moved]
+        rest_from = [j for j in range(n) if new[j] == src and j not in moved]
+        d_into = float(sol.dist[np.ix_(idx, rest_into)].mean()) if rest_into else None
+        d_from = float(sol.dist[np.ix_(idx, rest_from)].mean()) if rest_from else None
+        kind = "split" if src in remaining else "merge"
+        first = items[idx[0]]
+        out.append(IdentityChange(kind, dst if kind == "merge" else src, dst, src,
+                                  tuple((items[i].cam_id, int(items[i].track_id)) for i in idx),
+                                  first.cam_id, float(first.start_time), d_into, d_from, probability(d_into)))
+    return sorted(out, key=lambda c: (c.t, c.cam_id, c.global_id, c.kind))
