@@ -116,6 +116,50 @@ def score_round(res, pid_of: dict[str, int]) -> dict:
     }
 
 
+def mining_grid(name: str, ckpt: Path, items, args, out: Path) -> list[dict]:
+    """No training: grouping and presumed positives of the base model over a grid of link quantile,
+    window and alpha, on the adaptation-validation identities (--validate) or the test ones, scored
+    with the labels (group purity, true-positive fraction). What alpha / grouping were chosen from."""
+    from pipeline.adaptation.folder import crop_sets, group_crops, link_threshold, parse_crop_name
+    from pipeline.core.device import resolve_device
+    from pipeline.core.types import TrackletEmbedding
+    from reid_models.adaptation.mining import presumed_positives, shared_key_cooccurrence
+    from reid_models.adaptation.trainer import mean_vector
+    from reid_models.checkpoint import load_checkpoint
+
+    device = resolve_device(args.device)
+    base, meta = load_checkpoint(ckpt, "cpu")
+    feats = embed_items(base.to(device).eval(), items, device, args.cache / f"{meta['hash'][:12]}_{len(items)}.npy")
+    pool = validation_pids(items) if args.validate else {it.pid for it in items if it.split == "test"}
+    idx = np.array([i for i, it in enumerate(items) if it.pid in pool])
+    crops = [parse_crop_name(items[i].path) for i in idx]
+    pids = np.array([items[i].pid for i in idx])
+    v = feats[idx]
+    rows = []
+    for q in (0.005, 0.02, 0.05, 0.1):
+        th = link_threshold(crops, v, q)
+        for w in (50, 100, 200):
+            groups = group_crops(crops, v, w, th)
+            sets = crop_sets(crops, [None] * len(crops), groups)
+            major = [np.bincount(pids[g]).argmax() for g in groups]
+            purity = sum(np.bincount(pids[g]).max() for g in groups) / len(crops)
+            emb = [TrackletEmbedding(s.cam_id, s.track_id, 0.0, 0.0, mean_vector(v[g])) for s, g in zip(sets, groups)]
+            rule = shared_key_cooccurrence([s.keys for s in sets])
+            with_neg = np.array([rule([i], range(len(sets)))[0].any() for i in range(len(sets))])
+            for alpha in (0.05, 0.1, 0.2, 0.3):
+                pos = presumed_positives(emb, alpha=alpha, cooccur=rule)
+                tp = [major[p.a] == major[p.b] for p in pos]
+                usable = [with_neg[p.a] or with_neg[p.b] for p in pos]
+                rows.append({"model": name, "link_quantile": q, "threshold": round(th, 4), "window_frames": w,
+                             "groups": len(groups), "purity": round(purity, 4), "alpha": alpha, "positives": len(pos),
+                             "tp_fraction": round(float(np.mean(tp)), 4),
+                             "usable_positives": int(np.sum(usable)),
+                             "tp_fraction_usable": round(float(np.mean([t for t, u in zip(tp, usable) if u])), 4)
+                             if any(usable) else None})
+                print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
 def settings_key(args) -> dict:
     return {"alpha": args.alpha, "lr": args.lr, "final_lr": args.final_lr, "max_steps": args.max_steps,
             "k": args.k, "p": args.p, "negatives": args.negatives, "link_quantile": args.link_quantile,
@@ -144,7 +188,7 @@ def run_row(name: str, ckpt: Path, set_name: str, items, args, out: Path) -> dic
     else:
         adapt_items = [it for it in items if it.split == "test"] if set_name == "test" else list(items)
         eval_items = [it for it in items if it.split == "test"]
-    all_feats = embed_items(base, items, device, out / "cache" / f"{meta['hash'][:12]}_{len(items)}.npy")
+    all_feats = embed_items(base, items, device, args.cache / f"{meta['hash'][:12]}_{len(items)}.npy")
     index = {str(it.path): i for i, it in enumerate(items)}
     ev_idx = np.array([index[str(it.path)] for it in eval_items])
     before = retrieval(eval_items, all_feats[ev_idx])
@@ -258,7 +302,11 @@ def main() -> int:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=Path("runs/adapt_market/bench"))
+    ap.add_argument("--cache", type=Path, default=Path("runs/adapt_market/cache"),
+                    help="base-model embeddings of all crops, by checkpoint hash (reused by every run)")
     ap.add_argument("--resume", action="store_true", help="keep rows of results.json run with the same settings")
+    ap.add_argument("--mining-grid", action="store_true",
+                    help="no training: grouping / presumed-positive precision over a grid (writes mining_grid.json)")
     args = ap.parse_args()
 
     import torch
@@ -271,6 +319,13 @@ def main() -> int:
                targets=TARGETS, command="tools/bench_adapt_market.py " + " ".join(
                    f"--{k.replace('_', '-')} {v}" for k, v in sorted(settings_key(args).items())))
     items = market_items()
+    if args.mining_grid:
+        names = sorted({spec.split(":")[0] for spec in args.rows.split(",")})
+        grid = [r for n in names for r in mining_grid(n, Path(MODELS[n]), items, args, args.out)]
+        gpath = args.out / f"mining_grid{'_val' if args.validate else '_test'}.json"
+        gpath.write_text(json.dumps(grid, indent=1) + "\n", encoding="utf-8")
+        print(f"wrote {gpath}")
+        return 0
     for spec in args.rows.split(","):
         name, set_name = spec.split(":")
         key = f"{name}:{set_name}" + (":val" if args.validate else "")
