@@ -3,8 +3,9 @@
 Checks: the Frigate-style payload and topics; a broker that is down buffers (bounded: the overflow is
 counted and logged) and delivers when it comes up; kill -9 and restart loses nothing and re-sends
 nothing the broker had acknowledged; password from an environment variable, never logged; the
-``outputs.mqtt`` config; a real 2-camera PETS batch run whose events arrive over MQTT exactly as
-events.jsonl has them, with the broker down when the run starts and brought up mid-run.
+``outputs.mqtt`` config; TLS; the end-of-run re-clustering's merge event; a real 2-camera PETS batch
+run whose events arrive over MQTT exactly as events.jsonl has them, with the broker down when the run
+starts and brought up mid-run.
 """
 
 from __future__ import annotations
@@ -199,6 +200,53 @@ def test_tls(make_broker, tmp_path):
         broker.stop()
 
 
+def test_recluster_merge_event_reaches_mqtt(make_broker, tmp_path):
+    """Two tracklets 1 degree apart (cosine distance 1 - cos 1deg = 0.00015 < 0.03) under ids 1 (camera a,
+    0-10 s) and 2 (camera b, 20-30 s): the end-of-run re-clustering merges 2 into 1 at (b, 20 s)."""
+    import math
+
+    import numpy as np
+
+    from pipeline.camconfig import CamsConfig
+    from pipeline.core.types import Tracklet
+    from pipeline.matching.recluster import recluster_after_run
+    from pipeline.store import IdentityStore
+
+    def vec(deg: float) -> np.ndarray:
+        return np.array([math.cos(math.radians(deg)), math.sin(math.radians(deg))], np.float32)
+
+    path = tmp_path / "s.sqlite"
+    with IdentityStore(path) as store:
+        run = store.begin_run("hand")
+        for k, (cam, start, deg, gid) in enumerate((("a", 0, 0.0, 1), ("b", 20, 1.0, 2))):
+            frames = np.arange(start + 1, start + 12, dtype=np.int64)
+            tr = Tracklet(cam, k + 1, frames, (frames - 1).astype(np.float64),
+                          np.tile([10.0, 10.0, 20.0, 50.0], (len(frames), 1)), np.zeros((0, 2), np.float32))
+            tid = store.add_tracklet(run, tr, vec(deg), "v")
+            store.new_identity(vec(deg), tr.start_time, cam, gid, "v")
+            store.update_identity(gid, vec(deg), tr.end_time, cam)
+            store.assign(tid, gid, None)
+        store.end_run(run, "complete")
+    cfg = CamsConfig.model_validate({"cameras": [{"id": "a", "source": "a.mp4"}, {"id": "b", "source": "b.mp4"}],
+                                     "matching": {"threshold": 0.03, "auto_threshold": None},
+                                     "recluster": {"enabled": True}})
+    broker = make_broker()
+    sub = EventSubscriber(broker.port, "reid/events", client_id="rc-sub").start()
+    sink = _sink(broker.port)
+    try:
+        with IdentityStore(path) as store:
+            summary = recluster_after_run(cfg, store, run, tmp_path / "out", events=sink)
+        assert summary["merges"] == 1 and summary["splits"] == 0
+        want = event_id({"kind": "merge", "global_id": 1, "cam_id": "b", "t": 20.0, "ids": [1, 2]})
+        assert sub.wait_for_ids([want], 10)
+    finally:
+        sink.close()
+    (p,) = sub.payloads("reid/events")
+    assert (p["type"], p["global_id"], p["camera"], p["time"]) == ("merge", 1, "b", 20.0)
+    assert (p["details"]["into"], p["details"]["absorbed"], p["details"]["by"]) == (1, 2, "recluster")
+    sub.stop()
+
+
 def test_outputs_mqtt_config(tmp_path, pets_dir):
     from pipeline.camconfig import load_cams_config
 
@@ -259,6 +307,7 @@ def test_batch_run_events_arrive_as_in_events_jsonl(make_broker, split, shared, 
         "tracklets": {"min_length": 3, "partial_every_s": 0.5},
         "store": {"path": str(tmp_path / "ids.sqlite")},
         "outputs": {"dir": str(out), "mqtt": {"port": broker.port, "topic_prefix": "pets", "base_url": base, **FAST}},
+        "recluster": {"enabled": True},  # its merge/split events at the end of the run go to MQTT too
     }
     path = tmp_path / "cams.yaml"
     path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
