@@ -154,12 +154,14 @@ async def events_stream(request: Request, after: int = Query(0, ge=0)) -> Stream
             latest = await asyncio.to_thread(data.events_after, con.store, 0, 1)
             last = latest[-1]["event_id"] if latest else 0
         yield "retry: 2000\n\n"
+        idle = 0
         while not con.stopping.is_set() and not await request.is_disconnected():
             rows = await asyncio.to_thread(data.events_after, con.store, last, 200)
             for ev in rows:
                 last = ev["event_id"]
                 yield f"id: {last}\nevent: {ev['kind']}\ndata: {json.dumps(ev)}\n\n"
-            if not rows:
+            idle = 0 if rows else idle + 1
+            if idle and idle % 30 == 0:  # a comment line every 15 s keeps proxies from closing the stream
                 yield ": keep-alive\n\n"
             await asyncio.sleep(0.5)
 

@@ -10,7 +10,9 @@ import numpy as np
 LANE_H = 34
 LEFT = 90
 RIGHT = 20
-TOP = 38
+TOP = 62
+LABEL_ROWS = 3  # transit labels stack in up to 3 rows above the lanes; one that fits none is left to the route list
+LABEL_W = 118  # px a label needs
 AXIS_H = 28
 
 
@@ -59,12 +61,20 @@ def timeline_svg(detail: dict, width: int = 900) -> str:
         out.append(f'<a href="#tracklet-{tr["tracklet_id"]}"><rect x="{x(tr["start_time"]):.1f}" y="{y}"'
                    f' width="{w:.1f}" height="{LANE_H - 14}" rx="3" class="tl-bar"><title>{escape(tip)}</title>'
                    '</rect></a>')
+    row_end = [float("-inf")] * LABEL_ROWS
     for hop in detail["route"]:
         xa, xb = x(hop["left"]), x(hop["arrived"])
         ya = TOP + lane[hop["from_cam"]] * LANE_H + LANE_H / 2 - 3
         yb = TOP + lane[hop["to_cam"]] * LANE_H + LANE_H / 2 - 3
         out.append(f'<line x1="{xa:.1f}" y1="{ya:.1f}" x2="{xb:.1f}" y2="{yb:.1f}" class="tl-hop"/>')
-        out.append(f'<text x="{(xa + xb) / 2:.1f}" y="{TOP - 4}" text-anchor="middle"'
-                   f' class="tl-hop-label">{escape(hop["from_cam"])}→{escape(hop["to_cam"])} {hop["transit_s"]:+.1f} s</text>')
+        mid = (xa + xb) / 2
+        row = next((r for r in range(LABEL_ROWS) if mid - LABEL_W / 2 > row_end[r]), None)
+        if row is None:
+            continue
+        row_end[row] = mid + LABEL_W / 2
+        ly = TOP - 4 - 13 * row
+        out.append(f'<line x1="{mid:.1f}" y1="{ly + 2}" x2="{mid:.1f}" y2="{TOP}" class="tl-hop-tick"/>')
+        out.append(f'<text x="{mid:.1f}" y="{ly}" text-anchor="middle" class="tl-hop-label">'
+                   f'{escape(hop["from_cam"])}→{escape(hop["to_cam"])} {hop["transit_s"]:+.1f} s</text>')
     out.append("</svg>")
     return "\n".join(out)
