@@ -29,7 +29,16 @@ def _merge_ranges(spans: list[tuple[float, float]], join_gap_s: float) -> list[l
 
 
 def identity_report(store: IdentityStore, global_id: int, join_gap_s: float = 1.0) -> dict:
-    """Where and when ``global_id`` was seen: per camera time ranges, and its tracklets in time order."""
+    """Where and when ``global_id`` was seen: per camera time ranges, and its tracklets in time order
+    (each with its link's distance and calibrated probability).
+
+    An id that was absorbed by a merge resolves to the identity that absorbed it (``resolved_from``:
+    the asked id and the change); ``absorbed``: the ids this identity absorbed; ``changes``: the
+    merges and splits it took part in (schema 5; empty on older stores)."""
+    asked = int(global_id)
+    alias = store.alias_of(asked)
+    if alias is not None and not store.identity_history(asked):
+        global_id = int(alias["current_id"])
     sightings = store.identity_history(global_id)
     if not sightings:
         known = [r.global_id for r in store.identities()]
@@ -42,15 +51,21 @@ def identity_report(store: IdentityStore, global_id: int, join_gap_s: float = 1.
     for s in sightings:
         if not route or route[-1] != s.cam_id:
             route.append(s.cam_id)
+    conf = store.assignment_confidence([s.tracklet_id for s in sightings])
     return {
         "global_id": int(global_id),
+        "resolved_from": None if asked == int(global_id) else {"id": asked, **alias},
+        "absorbed": store.absorbed_ids(global_id),
+        "changes": store.identity_changes(global_id),
         "first_seen": min(s.start_time for s in sightings),
         "last_seen": max(s.end_time for s in sightings),
         "route": route,
         "cameras": {cam: _merge_ranges(sp, join_gap_s) for cam, sp in sorted(per_cam.items())},
         "tracklets": [
             {"tracklet_id": s.tracklet_id, "cam_id": s.cam_id, "track_id": s.track_id, "run_id": s.run_id,
-             "start_time": s.start_time, "end_time": s.end_time, "frames": [s.start_frame, s.end_frame]}
+             "start_time": s.start_time, "end_time": s.end_time, "frames": [s.start_frame, s.end_frame],
+             "distance": conf.get(s.tracklet_id, (None, None))[0],
+             "probability": conf.get(s.tracklet_id, (None, None))[1]}
             for s in sightings
         ],
     }

@@ -106,14 +106,32 @@ def _format_summary(r: dict) -> str:
     return "\n".join(lines)
 
 
+def _num(v, fmt: str) -> str:
+    return "-" if v is None else format(v, fmt)
+
+
 def _format_identity(r: dict) -> str:
-    lines = [f"identity {r['global_id']}: seen {r['first_seen']:.1f}s .. {r['last_seen']:.1f}s,"
-             f" route {' -> '.join(r['route'])}"]
+    lines = []
+    src = r.get("resolved_from")
+    if src is not None:
+        lines.append(f"identity {src['id']} was merged into identity {r['global_id']} (change {src['change_id']},"
+                     f" at {src['t']:.1f}s); showing identity {r['global_id']}")
+    lines.append(f"identity {r['global_id']}: seen {r['first_seen']:.1f}s .. {r['last_seen']:.1f}s,"
+                 f" route {' -> '.join(r['route'])}")
+    if r.get("absorbed"):
+        lines.append(f"  absorbed ids: {', '.join(str(g) for g in r['absorbed'])}")
     for cam, ranges in r["cameras"].items():
         lines.append(f"  {cam}: " + ", ".join(f"{a:.1f}-{b:.1f}s" for a, b in ranges))
     for t in r["tracklets"]:
         lines.append(f"    tracklet {t['tracklet_id']} cam {t['cam_id']} track {t['track_id']}"
-                     f" frames {t['frames'][0]}-{t['frames'][1]} ({t['start_time']:.1f}-{t['end_time']:.1f}s)")
+                     f" frames {t['frames'][0]}-{t['frames'][1]} ({t['start_time']:.1f}-{t['end_time']:.1f}s)"
+                     f"  distance {_num(t.get('distance'), '.4f')}  p(same) {_num(t.get('probability'), '.2f')}")
+    for c in r.get("changes", []):
+        what = (f"merge: {c['from']} absorbed into {c['into']}" if c["kind"] == "merge"
+                else f"split: from {c['from']} into {c['into']}")
+        lines.append(f"  change {c['change_id']} at {c['t']:.1f}s ({c['cam_id']}): {what},"
+                     f" {len(c['tracklets'])} tracklet(s) moved, distance {_num(c['distance'], '.4f')},"
+                     f" p(same) {_num(c['probability'], '.2f')}")
     return "\n".join(lines)
 
 

@@ -17,8 +17,10 @@ def rematch_global_idf1(items: list, frames_boxes: list, config, cams_dir: Path,
     matcher = CrossCameraMatcher(config)
     writers = {c: MOTWriter(res_dir / f"{c}.txt") for c in sorted({it.cam_id for it in items})}
     seen: dict[tuple[str, int], set[int]] = {}
-    for it, (frames, boxes) in zip(items, frames_boxes):
-        gid = matcher.match([it])[0]
+    gids = [matcher.match([it])[0] for it in items]
+    # with revision (matching.revise) an id may change after it was returned: score the final ones
+    gids = [matcher.track_global_id(it.cam_id, it.track_id) or g for it, g in zip(items, gids)]
+    for it, (frames, boxes), gid in zip(items, frames_boxes, gids):
         taken = seen.setdefault((it.cam_id, gid), set())
         rows = [(int(f), gid, b, 1.0) for f, b in zip(frames, boxes) if int(f) not in taken]
         taken.update(r[0] for r in rows)

@@ -136,6 +136,8 @@ def link_tracklets(items: Sequence[TrackletEmbedding], config: MatcherConfig) ->
     gids = [0] * len(items)
     for i in sorted(range(len(items)), key=lambda k: items[k].end_time):
         gids[i] = matcher.match([items[i]])[0]
+    # with revision (matching.revise) an id may change after it was returned: score the final ones
+    gids = [matcher.track_global_id(it.cam_id, it.track_id) or g for it, g in zip(items, gids)]
     return gids, matcher.calibration
 
 

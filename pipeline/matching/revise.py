@@ -37,11 +37,12 @@ has no member left (absorbed into the one that took them), a ``split`` when it k
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
 from pipeline.core.types import GlobalIdentity, TrackletEmbedding
-from pipeline.matching.recluster import agglomerate, assign_ids, cosine_distances, handover_check
+from pipeline.matching.clustering import agglomerate, assign_ids, cosine_distances, handover_check
 
 __all__ = ["IdentityChange", "WindowSolution", "describe_changes", "solve_window"]
 
@@ -93,10 +94,26 @@ class WindowSolution:
     clusters: list[list[int]] = field(default_factory=list)
 
 
+@lru_cache(maxsize=1)
+def _blas_controller():
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
 def solve_window(items: list[TrackletEmbedding], old: list[int | None], settled: dict[int, GlobalIdentity],
                  matcher, threshold: float) -> tuple[WindowSolution, list[int]]:
     """Re-solve the tentative ``items`` (N) whose current ids are ``old`` (None: fresh) against the
-    ``settled`` identities (id -> settled part). Returns the solution and the candidate ids (M)."""
+    ``settled`` identities (id -> settled part). Returns the solution and the candidate ids (M).
+
+    Runs with one BLAS thread: its products are small, and a multi-threaded BLAS on a CPU the
+    detector and encoder keep busy spends far more time waking threads than computing (measured:
+    7x slower on the 2-core bench machine)."""
+    with _blas_controller().limit(limits=1, user_api="blas"):
+        return _solve_window(items, old, settled, matcher, threshold)
+
+
+def _solve_window(items, old, settled, matcher, threshold):
     n = len(items)
     vecs = np.stack([np.asarray(it.vector, np.float64) for it in items])
     vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
