@@ -35,7 +35,6 @@ Every link carries its distance and a calibrated probability (:mod:`pipeline.mat
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
 
@@ -73,6 +72,12 @@ class MatchResult:
     probability: float | None = None
 
 
+def _copy_identity(g: GlobalIdentity) -> GlobalIdentity:
+    """An independent copy (the prototype array and the member / span lists are not shared)."""
+    return GlobalIdentity(g.global_id, np.array(g.prototype, copy=True), list(g.members), g.last_seen, g.last_cam,
+                          list(g.spans))
+
+
 def _unit(v: np.ndarray) -> np.ndarray:
     v = np.asarray(v, dtype=np.float32).reshape(-1)
     n = float(np.linalg.norm(v))
@@ -105,7 +110,7 @@ class CrossCameraMatcher:
         self.confidence = LinkConfidence()
         # revision (revise.enabled): tentative tracklets (key -> [item, gid]) and settled parts of identities
         self._window: dict[tuple[str, int], list] = {}
-        self._settled: dict[int, GlobalIdentity] = {g: copy.deepcopy(i) for g, i in self._gallery.items()}
+        self._settled: dict[int, GlobalIdentity] = {g: _copy_identity(i) for g, i in self._gallery.items()}
         self._changes: list = []
 
     # ------------------------------------------------------------------ public
@@ -259,17 +264,36 @@ class CrossCameraMatcher:
 
     def coexists_matrix(self, items: list[TrackletEmbedding]) -> np.ndarray:
         """(N, N) bool, symmetric, diagonal False: :meth:`coexists` for every pair of ``items`` (vectorised)."""
-        n = len(items)
-        if n == 0:
-            return np.zeros((0, 0), dtype=bool)
-        s = np.array([it.start_time for it in items], dtype=np.float64)
-        e = np.array([it.end_time for it in items], dtype=np.float64)
-        cams = sorted({it.cam_id for it in items})
-        code = np.array([cams.index(it.cam_id) for it in items])
-        views = np.array([[a == b or frozenset((a, b)) not in self._overlap for b in cams] for a in cams])
-        overlap = np.minimum(e[:, None], e[None, :]) - np.maximum(s[:, None], s[None, :]) >= self.config.time_slack_s
-        out = overlap & views[code[:, None], code[None, :]]
+        out = self.coexists_spans(items, [(it.cam_id, it.start_time, it.end_time) for it in items])
         np.fill_diagonal(out, False)
+        return out
+
+    def coexists_spans(self, items: list[TrackletEmbedding], spans: list[tuple[str, float, float]]) -> np.ndarray:
+        """(N, K) bool: :meth:`coexists` (item i, span k) for every item and (cam_id, start, end) span."""
+        if not items or not spans:
+            return np.zeros((len(items), len(spans)), dtype=bool)
+        s0 = np.array([it.start_time for it in items], dtype=np.float64)
+        e0 = np.array([it.end_time for it in items], dtype=np.float64)
+        s1 = np.array([sp[1] for sp in spans], dtype=np.float64)
+        e1 = np.array([sp[2] for sp in spans], dtype=np.float64)
+        cams = sorted({it.cam_id for it in items} | {sp[0] for sp in spans})
+        index = {c: k for k, c in enumerate(cams)}
+        c0 = np.array([index[it.cam_id] for it in items])
+        c1 = np.array([index[sp[0]] for sp in spans])
+        views = self._views(tuple(cams))
+        overlap = np.minimum(e0[:, None], e1[None, :]) - np.maximum(s0[:, None], s1[None, :]) >= self.config.time_slack_s
+        return overlap & views[c0[:, None], c1[None, :]]
+
+    def _views(self, cams: tuple[str, ...]) -> np.ndarray:
+        """(C, C) bool: one person cannot be in cams[a] and cams[b] at once (same camera, or views not
+        declared overlapping); cached per camera tuple."""
+        cache = self.__dict__.setdefault("_views_cache", {})
+        out = cache.get(cams)
+        if out is None:
+            out = np.array([[a == b or frozenset((a, b)) not in self._overlap for b in cams] for a in cams])
+            if len(cache) > 64:
+                cache.clear()
+            cache[cams] = out
         return out
 
     def constraint_penalty(self, it: TrackletEmbedding, ident: GlobalIdentity) -> float:
@@ -374,8 +398,9 @@ class CrossCameraMatcher:
         for k, lab in zip(keys, labels):
             self._window[k][1] = lab
             self._track_gid[k] = lab
-        touched = {g for g in old if g is not None} | set(labels)
-        for g in sorted(touched):
+        batch_keys = {(it.cam_id, int(it.track_id)) for it in items}
+        touched = {g for k, a, b in zip(keys, old, labels) if a != b or k in batch_keys for g in (a, b)} - {None}
+        for g in sorted(touched):  # identities whose members or member vectors changed
             self._rebuild(g)
         remaining = set(settled) | set(labels)
         self._changes += describe_changes(win, old, labels, sol, remaining, self.link_probability)
@@ -437,7 +462,7 @@ class CrossCameraMatcher:
     def _rebuild(self, gid: int) -> None:
         """The live identity = its settled part + its tentative members folded in end-time order;
         an identity with neither leaves the gallery (absorbed)."""
-        base = copy.deepcopy(self._settled[gid]) if gid in self._settled else None
+        base = _copy_identity(self._settled[gid]) if gid in self._settled else None
         members = sorted((v[0] for v in self._window.values() if v[1] == gid),
                          key=lambda it: (it.end_time, it.cam_id, it.track_id))
         for it in members:

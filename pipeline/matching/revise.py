@@ -130,13 +130,19 @@ def _solve_window(items, old, settled, matcher, threshold):
     cannot[:n, :n] = matcher.coexists_matrix(items)
     cannot[n:, n:] = True
     np.fill_diagonal(cannot, False)
-    col = {g: k for k, g in enumerate(ids)}
-    for j, g in enumerate(cand):
-        d = to_settled[:, col[g]]
-        for i, it in enumerate(items):
-            extra = matcher.constraint_penalty(it, settled[g]) if d[i] <= threshold or old[i] == g else 0.0
-            dist[i, n + j] = dist[n + j, i] = d[i] + extra
-            cannot[i, n + j] = cannot[n + j, i] = not np.isfinite(extra)
+    col = [ids.index(g) for g in cand]
+    dist[:n, n:] = to_settled[:, col]
+    cannot[:n, n:] = _coexists_settled(items, [settled[g] for g in cand], matcher)
+    cfg = matcher.config
+    if cfg.topology is not None or cfg.reentry_max_gap_s is not None:  # hand-over / re-entry rules: per pair
+        for j, g in enumerate(cand):
+            for i, it in enumerate(items):
+                if not cannot[i, n + j]:
+                    extra = matcher.constraint_penalty(it, settled[g])
+                    dist[i, n + j] += extra if np.isfinite(extra) else 0.0
+                    cannot[i, n + j] = not np.isfinite(extra)
+    dist[n:, :n] = dist[:n, n:].T
+    cannot[n:, :n] = cannot[:n, n:].T
     check = handover_check(items, matcher)
     admissible = None if check is None else (lambda a, b: check([i for i in a if i < n], [i for i in b if i < n]))
     clusters = agglomerate(dist, cannot, threshold, admissible)
@@ -149,13 +155,30 @@ def _solve_window(items, old, settled, matcher, threshold):
     for k, c in enumerate(clusters):
         s = [i for i in c if i >= n]
         label = cand[s[0] - n] if s else picks.get(tuple(c))
-        for i in c:
+        mean = dist[np.ix_(c, c)].sum(axis=1) / max(len(c) - 1, 1)  # diagonal is 0
+        for i, avg in zip(c, mean):
             if i < n:
                 labels[i] = label
                 group[i] = k
-                others = [j for j in c if j != i]
-                link[i] = float(dist[i, others].mean()) if others else None
+                link[i] = float(avg) if len(c) > 1 else None
     return WindowSolution(labels, group, link, dist, clusters), cand
+
+
+def _coexists_settled(items: list[TrackletEmbedding], idents: list[GlobalIdentity], matcher) -> np.ndarray:
+    """(N, M) bool: item i coexists with a member span of identity j (the matcher's rule,
+    :meth:`CrossCameraMatcher.coexists_spans`, vectorised over all spans)."""
+    n, m = len(items), len(idents)
+    out = np.zeros((n, m), dtype=bool)
+    spans = [sp for g in idents for sp in g.spans]
+    if n == 0 or not spans:
+        return out
+    both = matcher.coexists_spans(items, spans)  # (N, total spans), identity j's spans contiguous
+    k = 0
+    for j, g in enumerate(idents):
+        if g.spans:
+            out[:, j] = both[:, k:k + len(g.spans)].any(axis=1)
+        k += len(g.spans)
+    return out
 
 
 def describe_changes(items: list[TrackletEmbedding], old: list[int | None], new: list[int],
