@@ -137,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         final, secs, calls, changes, matcher = replay(tracklets, cfg, args.partial_s, args.step_s)
         r = score(tracklets, final, cams_dir, args.out / "work")
         r.update(matcher_s=round(secs, 3), calls=calls, merges=sum(c.kind == "merge" for c in changes),
-                 splits=sum(c.kind == "split" for c in changes), threshold=round(matcher.threshold, 4))
+                 splits=sum(c.kind == "split" for c in changes),
+                 threshold=round(matcher.window_threshold or matcher.threshold, 4))
         results["variants"][name] = r
         print(f"{name:36s} global IDF1 {r['IDF1']:5.1f} (IDP {r['IDP']:.1f} IDR {r['IDR']:.1f}) ids {r['identities']:3d}"
               f"  merges {r['merges']:3d} splits {r['splits']:3d}  thr {r['threshold']:.4f}  {secs:.2f} s", flush=True)

@@ -36,6 +36,7 @@ Every link carries its distance and a calibrated probability (:mod:`pipeline.mat
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -112,6 +113,10 @@ class CrossCameraMatcher:
         self._window: dict[tuple[str, int], list] = {}
         self._settled: dict[int, GlobalIdentity] = {g: _copy_identity(i) for g, i in self._gallery.items()}
         self._changes: list = []
+        # known-different tracklet pairs (the re-solve's calibration): window pairs by key, settled ones
+        self._pair_neg: dict[tuple, float] = {}
+        self._pair_settled: deque[float] = deque(maxlen=config.auto_threshold.max_negatives
+                                                 if config.auto_threshold is not None else 1)
 
     # ------------------------------------------------------------------ public
     @property
@@ -385,7 +390,8 @@ class CrossCameraMatcher:
         if not keys:  # everything was a settled continuation
             return [bound[(it.cam_id, int(it.track_id))] for it in items]
         settled = {g: i for g, i in self._settled.items() if g in self._gallery}
-        sol, _ = solve_window(win, old, settled, self, self.threshold)
+        sol, _ = solve_window(win, old, settled, self, lambda d, c: self._window_threshold(keys, d, c))
+        self._last_window_threshold = sol.threshold
         new_ids: dict[int, int] = {}
         labels = []
         for i, lab in enumerate(sol.labels):
@@ -421,6 +427,28 @@ class CrossCameraMatcher:
                                    probability=self.link_probability(sol.link[i])))
         return out
 
+    def _window_threshold(self, keys: list, dist: np.ndarray, cannot: np.ndarray) -> float:
+        """The re-solve's threshold: the false_match_rate quantile of known-different tracklet-pair
+        distances (the batch re-clustering's rule), once min_negatives pairs are known; before that
+        (or without auto_threshold) the matcher's threshold in force."""
+        cfg = self.config.auto_threshold
+        if cfg is None:
+            return self.threshold
+        iu, ju = np.nonzero(np.triu(cannot, 1))
+        for i, j in zip(iu.tolist(), ju.tolist()):
+            self._pair_neg[(keys[i], keys[j])] = float(dist[i, j])  # the latest embeddings of the pair
+        samples = len(self._pair_neg) + len(self._pair_settled)
+        if samples < cfg.min_negatives:
+            return self.threshold
+        d = np.fromiter(list(self._pair_neg.values()) + list(self._pair_settled), dtype=np.float64, count=samples)
+        q = float(np.quantile(d[-cfg.max_negatives:], cfg.false_match_rate))
+        return float(np.clip(q, cfg.min_threshold, cfg.max_threshold))
+
+    @property
+    def window_threshold(self) -> float | None:
+        """The re-solve's last threshold (None before the first re-solve)."""
+        return self.__dict__.get("_last_window_threshold")
+
     def _continue_settled(self, it: TrackletEmbedding, gid: int) -> MatchResult:
         """A tracklet of a settled track (bound on resume): a continuation outside the window."""
         res = self._continue(it, gid)
@@ -441,11 +469,13 @@ class CrossCameraMatcher:
         cfg = self.config.revise
         order = sorted(self._window, key=lambda k: (self._window[k][0].end_time, k))
         excess = max(0, len(order) - cfg.max_tracklets)
+        gone = set()
         for n, key in enumerate(order):
             it, gid = self._window[key]
             if n >= excess and it.end_time >= self._clock - cfg.window_s:
                 break
             del self._window[key]
+            gone.add(key)
             if gid is None:  # cannot happen after a solve; a fresh item is never settled before one
                 continue
             base = self._settled.get(gid)
@@ -454,6 +484,9 @@ class CrossCameraMatcher:
             else:
                 self._update(base, it)
                 self._add_span(base, it, replace=False)
+        if gone:  # their known-different pairs are final now
+            for pair in [p for p in self._pair_neg if p[0] in gone or p[1] in gone]:
+                self._pair_settled.append(self._pair_neg.pop(pair))
 
     def _new_identity(self, gid: int, it: TrackletEmbedding) -> GlobalIdentity:
         return GlobalIdentity(gid, _unit(it.vector), [(it.cam_id, int(it.track_id))], it.end_time, it.cam_id,

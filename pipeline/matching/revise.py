@@ -18,8 +18,13 @@ together with the settled identities they could join (:func:`solve_window`):
   identity it coexists with or whose hand-over the topology forbids; any two settled identities
   (the settled past is not re-decided: settled identities never merge);
 * the same constrained average-linkage agglomeration as the batch re-clustering
-  (:func:`pipeline.matching.recluster.agglomerate`, hand-over sequence checks included) up to the
-  matcher's threshold in force (the label-free calibrated one).
+  (:func:`pipeline.matching.clustering.agglomerate`, hand-over sequence checks included) up to the
+  threshold of the batch re-clustering's rule: the ``auto_threshold.false_match_rate`` quantile of
+  the distances of known-different *tracklet pairs* (cannot-link pairs; each pair counted once, at
+  its latest embeddings; pairs that settle are kept, the last ``max_negatives``). Tracklet-to-tracklet
+  distances are on another scale than the one-shot matcher's tracklet-to-prototype ones (a
+  prototype is an average, close to more people), so the matcher's own calibrated threshold is
+  only the fallback while fewer than ``min_negatives`` pairs are known (it follows ``warmup``).
 
 Why agglomerative and not a local search: it is the batch re-clustering's algorithm (one
 behaviour online and offline, no second implementation), deterministic, exact on the
@@ -92,6 +97,7 @@ class WindowSolution:
     link: list[float | None]
     dist: np.ndarray
     clusters: list[list[int]] = field(default_factory=list)
+    threshold: float = 0.0
 
 
 @lru_cache(maxsize=1)
@@ -102,9 +108,12 @@ def _blas_controller():
 
 
 def solve_window(items: list[TrackletEmbedding], old: list[int | None], settled: dict[int, GlobalIdentity],
-                 matcher, threshold: float) -> tuple[WindowSolution, list[int]]:
+                 matcher, threshold) -> tuple[WindowSolution, list[int]]:
     """Re-solve the tentative ``items`` (N) whose current ids are ``old`` (None: fresh) against the
     ``settled`` identities (id -> settled part). Returns the solution and the candidate ids (M).
+
+    ``threshold``: a float, or a function ``(dist (N, N), cannot (N, N)) -> float`` called with the
+    tracklets' distances and cannot-link pairs (the matcher calibrates on them).
 
     Runs with one BLAS thread: its products are small, and a multi-threaded BLAS on a CPU the
     detector and encoder keep busy spends far more time waking threads than computing (measured:
@@ -117,6 +126,9 @@ def _solve_window(items, old, settled, matcher, threshold):
     n = len(items)
     vecs = np.stack([np.asarray(it.vector, np.float64) for it in items])
     vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+    d_ww, c_ww = cosine_distances(vecs), matcher.coexists_matrix(items)
+    if callable(threshold):
+        threshold = float(threshold(d_ww, c_ww))
     ids = sorted(settled)
     protos = np.stack([np.asarray(settled[g].prototype, np.float64) for g in ids]) if ids else np.zeros((0, vecs.shape[1]))
     to_settled = 1.0 - vecs @ protos.T  # (N, S)
@@ -125,9 +137,9 @@ def _solve_window(items, old, settled, matcher, threshold):
     cand = [g for k, g in enumerate(ids) if g in current or near[k]]
     m = len(cand)
     dist = np.zeros((n + m, n + m))
-    dist[:n, :n] = cosine_distances(vecs)
+    dist[:n, :n] = d_ww
     cannot = np.zeros((n + m, n + m), dtype=bool)
-    cannot[:n, :n] = matcher.coexists_matrix(items)
+    cannot[:n, :n] = c_ww
     cannot[n:, n:] = True
     np.fill_diagonal(cannot, False)
     col = [ids.index(g) for g in cand]
@@ -161,7 +173,7 @@ def _solve_window(items, old, settled, matcher, threshold):
                 labels[i] = label
                 group[i] = k
                 link[i] = float(avg) if len(c) > 1 else None
-    return WindowSolution(labels, group, link, dist, clusters), cand
+    return WindowSolution(labels, group, link, dist, clusters, threshold), cand
 
 
 def _coexists_settled(items: list[TrackletEmbedding], idents: list[GlobalIdentity], matcher) -> np.ndarray:
