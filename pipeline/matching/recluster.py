@@ -170,6 +170,14 @@ def recluster_run(store, run_id: int, config: MatcherConfig, threshold: float | 
         res.removed = refresh_identities(store, touched, version)
         for ev in res.merges + res.splits:
             store.add_event(ev["kind"], ev["global_id"], ev["cam_id"], ev["t"], ev["payload"])
+            if hasattr(store, "record_change"):  # the revision history and aliases (schema 5)
+                pl = ev["payload"]
+                if ev["kind"] == "merge":
+                    into, src = pl["into"], pl["absorbed"]
+                else:
+                    into, src = next((g for g in pl["into"] if g != pl["from"]), pl["from"]), pl["from"]
+                store.record_change(run_id, ev["kind"], ev["global_id"], into, src, ev["cam_id"], ev["t"],
+                                    pl.get("tracklet_ids", []), payload=pl)
     if out_dir is not None:
         out_dir = Path(out_dir)
         res.mot_files = [str(p) for p in write_global_mot(tracklets, labels, out_dir / "mot_global")]
@@ -205,7 +213,7 @@ def _merge_split_events(tracklets, clusters, old, labels, thr) -> tuple[list[dic
             merges.append({"kind": "merge", "global_id": new, "cam_id": first.cam_id, "t": first.start_time,
                            "payload": {"ids": [new, gid], "into": new, "absorbed": gid,
                                        "tracklets": len(moved[gid]), "threshold": round(thr, 6),
-                                       "by": "recluster"}})
+                                       "tracklet_ids": [t.tracklet_id for t in moved[gid]], "by": "recluster"}})
     by_old: dict[int, list] = {}
     for i, t in enumerate(tracklets):
         if old[i] is not None:

@@ -80,7 +80,7 @@ class IdentityChange:
         r = lambda v: None if v is None else round(float(v), 6)  # noqa: E731
         return {"ids": [self.into, self.source] if self.kind == "merge" else [self.source, self.into],
                 "into": self.into, "from": self.source, **({"absorbed": self.source} if self.kind == "merge" else {}),
-                "tracklets": [{"cam_id": c, "track_id": t} for c, t in self.moved],
+                "tracklets": len(self.moved), "moved": [{"cam_id": c, "track_id": t} for c, t in self.moved],
                 "distance": r(self.distance), "distance_from": r(self.distance_from),
                 "probability": r(self.probability), "by": "revise"}
 
