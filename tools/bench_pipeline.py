@@ -29,7 +29,6 @@ Writes ``results.json`` and ``results.md`` under ``--out`` (default runs/bench_p
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import platform
 import shutil
@@ -39,31 +38,10 @@ from pathlib import Path
 
 
 from pipeline.core.paths import REPO_ROOT, require_shared
+from pipeline.detectors.replay import CachingDetector
 
 TARGET_IDF1_GAIN = 10.0
 TARGET_OVERHEAD = 0.25
-
-
-class CachingDetector:
-    """Wraps a detector; replays stored outputs for images seen before (keyed by a pixel hash)."""
-
-    def __init__(self, inner) -> None:
-        self.inner = inner
-        self.cache: dict[str, list] = {}
-
-    @staticmethod
-    def _key(img) -> str:
-        return hashlib.sha1(img[::4, ::4].tobytes()).hexdigest() + str(img.shape)
-
-    def detect(self, images):
-        keys = [self._key(im) for im in images]
-        todo = [i for i, k in enumerate(keys) if k not in self.cache]
-        if todo:
-            for i, dets in zip(todo, self.inner.detect([images[i] for i in todo])):
-                self.cache[keys[i]] = dets
-        import copy
-
-        return [copy.deepcopy(self.cache[k]) for k in keys]
 
 
 def build_split(out: Path, max_frames: int | None, gap: float) -> Path:
@@ -112,10 +90,11 @@ def make_config(cams_dir: Path, run_dir: Path, encoder: str, threshold: float, t
 
 
 def run_variant(name: str, cfg, cams_dir: Path, run_dir: Path, detector_cache, max_frames,
-                store_from: Path | None = None):
+                store_from: Path | None = None, reuse: Path | None = None):
     """One pipeline run scored with evaluate_multicam. detector_cache: None (a new CachingDetector
     around the configured detector), a CachingDetector (replayed, new inner) or any other detector
-    (a ReplayDetector of cut full-frame detections), used as is."""
+    (a ReplayDetector of cut full-frame detections), used as is. reuse: a saved CachingDetector to
+    start the new one from (its images are not detected again)."""
     from pipeline.evaluation.multicam import evaluate_multicam
     from pipeline.runner.loop import PipelineRunner
     from pipeline.runner.components import build_components
@@ -132,6 +111,8 @@ def run_variant(name: str, cfg, cams_dir: Path, run_dir: Path, detector_cache, m
     summary_start = dict(comp.matcher.calibration)
     if detector_cache is None:
         detector_cache = CachingDetector(comp.detector)
+        if reuse is not None:
+            print(f"[{name}] replaying {detector_cache.load(reuse)} cached detector outputs from {reuse}")
     elif isinstance(detector_cache, CachingDetector):
         detector_cache.inner = comp.detector
     comp.detector = detector_cache
@@ -186,7 +167,9 @@ def markdown(res: dict) -> str:
         "# Pipeline benchmark: 2-camera virtual split of PETS09-S2L1",
         "",
         f"Command: `{res['command']}`  ",
-        f"Machine: {res['machine']}; torch threads {res['threads']}; frames per camera {res['frames_per_cam']}",
+        f"Machine: {res['machine']}; torch threads {res['threads']}; frames per camera {res['frames_per_cam']}"
+        + (f"; detector outputs replayed from {res['detections_replayed_from']} (stage timing measures no detector)"
+           if res.get("detections_replayed_from") else ""),
         "",
         "| encoder | global IDF1 | global IDP | global IDR | overall MOTA | overall IDF1 | identities |",
         "|---|---:|---:|---:|---:|---:|---:|",
@@ -250,6 +233,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="pets2: restart on the stores a previous benchmark left under this --out (gallery and "
                          "calibration; copied), the cameras' clock --time-offset later under a new run key")
     ap.add_argument("--time-offset", type=float, default=600.0, help="seconds added to the clock with --store-from")
+    ap.add_argument("--detections-from", type=Path, default=None,
+                    help="replay the detector outputs a previous benchmark saved under this --out (same "
+                         "--layout/--max-frames): identity figures re-measured without detecting again; "
+                         "its stage timing then measures no detector")
     ap.add_argument("--tracker", default="configs/tracker/yolo.yaml",
                     help="tracker YAML relative to the repo (default: the YOLO config, as the demo; '' = built-in)")
     args = ap.parse_args(argv)
@@ -288,7 +275,13 @@ def run_pets2(args: argparse.Namespace, argv: list[str] | None, out: Path) -> di
     off = args.time_offset if args.store_from is not None else 0.0
     cfg = make_config(cams_dir, out / "ours", args.encoder, thr, args.tracker, args.every, warmup=args.warmup,
                       offset=off)
-    ours, ours_eval, cache = run_variant("ours", cfg, cams_dir, out / "ours", None, None, args.store_from)
+    reuse = None
+    if args.detections_from is not None:
+        reuse = args.detections_from / ("pets2" if args.layout == "all" else "") / "detections.json"
+        if not reuse.is_file():
+            raise SystemExit(f"--detections-from: {reuse} is missing (written by a previous benchmark)")
+    ours, ours_eval, cache = run_variant("ours", cfg, cams_dir, out / "ours", None, None, args.store_from, reuse)
+    cache.save(out / "detections.json")
     # the issue's baseline: nearest-neighbour matching on ImageNet features (every ImageNet
     # distance is far below the fixed threshold, so the nearest admissible identity is taken)
     cfg_b = make_config(cams_dir, out / "baseline", "imagenet", bthr, args.tracker, args.every, auto=False,
@@ -319,6 +312,7 @@ def run_pets2(args: argparse.Namespace, argv: list[str] | None, out: Path) -> di
         "sweep": sweep,
         "best_sweep_gain": round(max(sweep["ours"].values()) - max(sweep["baseline"].values()), 2),
         "timing_ours": timing,
+        "detections_replayed_from": str(reuse) if reuse else None,
         "targets": {"idf1_gain_ge_10": gain >= TARGET_IDF1_GAIN,
                     "overhead_lt_25pct": (timing["overhead_vs_detect"] or 9.0) < TARGET_OVERHEAD},
     }
@@ -373,7 +367,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    dets_path = args.out / "full_frame_dets" / (f"yolov5n_{args.max_frames}.txt" if args.max_frames else "yolov5n.txt")
+    dets_name = f"yolov5n_{args.max_frames}.txt" if args.max_frames else "yolov5n.txt"
+    dets_path = args.out / "full_frame_dets" / dets_name
+    if args.detections_from is not None and (args.detections_from / "full_frame_dets" / dets_name).is_file():
+        dets_path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(args.detections_from / "full_frame_dets" / dets_name, dets_path)
     if args.layout == "pets2":
         res = run_pets2(args, argv, args.out)
         write_results(args.out, res, markdown(res) + "\n" + rows_markdown([res["layout_row"]]))

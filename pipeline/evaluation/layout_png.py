@@ -46,7 +46,7 @@ def draw_layout(image: np.ndarray, cuts: list[CameraCut], title: str, path: Path
                 x0, y0, x1, y1 = max(a.x0, b.x0), max(a.y0, b.y0), min(a.x1, b.x1), min(a.y1, b.y1)
                 roi = img[y0:y1, x0:x1]
                 roi[:] = (0.7 * roi + 0.3 * np.array([255, 0, 255])).astype(np.uint8)
-                cv2.putText(img, "overlap", (x0 + 2, y1 - 30), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 2)
+                cv2.putText(img, "overlap", (x0 + 2, y0 + 70), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 2)
     regions: dict[tuple[int, int, int, int], list[int]] = {}
     for k, c in enumerate(cuts):
         regions.setdefault((c.x0, c.y0, c.x1, c.y1), []).append(k)

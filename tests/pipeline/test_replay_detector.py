@@ -41,3 +41,24 @@ def test_layout_png_darkens_blind_strips_and_adds_a_timeline(tmp_path: Path) -> 
     assert img.shape[1] == 160 and img.shape[0] > 120  # frame + one timeline row per camera
     # width per camera: 160 * 0.75 / 2 = 60 -> blind strip x 60..100; inside it is darkened, cameras are not
     assert img[60:100, 75:85].mean() < 100 and img[60:100, 20:40].mean() > 150
+
+
+def test_caching_detector_saves_and_reloads_its_outputs(tmp_path: Path) -> None:
+    from pipeline.detectors.replay import CachingDetector
+
+    class Counting:
+        calls = 0
+
+        def detect(self, images):
+            Counting.calls += len(images)
+            return [[Detection(tlwh=np.array([1.5, 2.25, 3.0, 4.0]), score=0.8125, class_id=0)] for _ in images]
+
+    img = np.arange(48, dtype=np.uint8).reshape(4, 4, 3)
+    first = CachingDetector(Counting())
+    first.detect([img])
+    assert first.detect([img])[0][0].score == 0.8125 and Counting.calls == 1  # the second call is replayed
+    first.save(tmp_path / "dets.json")
+    again = CachingDetector(Counting())
+    assert again.load(tmp_path / "dets.json") == 1
+    (d,), = again.detect([img])
+    assert Counting.calls == 1 and d.score == 0.8125 and d.tlwh.tolist() == [1.5, 2.25, 3.0, 4.0]
