@@ -66,33 +66,13 @@ def _no_link(src_store: Path, work: Path) -> None:
 def _oracle(src_store: Path, cams_dir: Path, work: Path) -> None:
     """Perfect cross-camera linking of these tracklets: each takes the virtual-camera gt id that most
     of its boxes overlap (IoU > 0.5; none: its own id). The ceiling of any re-clustering of them."""
-    from collections import Counter
-
-    import numpy as np
-
+    from pipeline.evaluation.multicam import perfect_linking_labels
     from pipeline.matching.recluster import write_global_mot
     from pipeline.store import IdentityStore
 
-    idmap = json.loads((cams_dir / "identities.json").read_text())["cameras"]
     with IdentityStore(src_store, mode="read") as store:
         tracklets = store.tracklets()
-    gts = {c: np.loadtxt(cams_dir / c / "gt" / "gt.txt", delimiter=",", ndmin=2) for c in idmap}
-    labels = {}
-    for t in tracklets:
-        g, votes = gts[t.cam_id], Counter()
-        for f, b in zip(t.frames, t.boxes_tlwh):
-            r = g[g[:, 0] == f]
-            if len(r) == 0:
-                continue
-            x1, y1 = np.maximum(b[0], r[:, 2]), np.maximum(b[1], r[:, 3])
-            x2, y2 = np.minimum(b[0] + b[2], r[:, 2] + r[:, 4]), np.minimum(b[1] + b[3], r[:, 3] + r[:, 5])
-            inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-            iou = inter / (b[2] * b[3] + r[:, 4] * r[:, 5] - inter)
-            k = int(iou.argmax())
-            if iou[k] > 0.5:
-                votes[idmap[t.cam_id][str(int(r[k, 1]))]] += 1
-        labels[t.tracklet_id] = votes.most_common(1)[0][0] if votes else 100000 + t.tracklet_id
-    write_global_mot(tracklets, labels, work / "mot_global")
+    write_global_mot(tracklets, perfect_linking_labels(tracklets, cams_dir), work / "mot_global")
 
 
 def bench_variant(name: str, run_dir: Path, cams_dir: Path, out: Path, online_thr: float | None) -> dict:

@@ -170,3 +170,34 @@ def handover_stats(gt_root: Path) -> dict[str, int]:
         other += sum(not (frames[a] & frames[b]) for a, b in jumps)
     return {"ids": len(seen), "ids_multi_camera": sum(len(set().union(*v.values())) > 1 for v in seen.values()),
             "reappear_events": events, "reappear_ids": ids_re, "reappear_other_camera": other}
+
+
+def perfect_linking_labels(tracklets, gt_root: Path, min_iou: float = 0.5) -> dict[int, int]:
+    """Each tracklet's gt global id by majority vote of its boxes (IoU > ``min_iou`` with the best-overlapping
+    gt box of its camera and frame); a tracklet without any such box keeps 100000 + its id. Written as
+    global ids, these labels link the tracklets perfectly: the ceiling of any cross-camera linking of them.
+
+    tracklets: stored tracklets with ``tracklet_id``, ``cam_id``, ``frames`` (local MOT frames) and
+    ``boxes_tlwh`` ((K, 4)); gt_root: the cameras' gt as :func:`evaluate_multicam` reads it.
+    """
+    from collections import Counter
+
+    id_maps = load_identity_map(gt_root)
+    gts = {cam: read_mot_file(Path(gt_root) / cam / "gt" / "gt.txt", "gt") for cam in id_maps}
+    labels = {}
+    for t in tracklets:
+        gt, votes = gts[t.cam_id], Counter()
+        for f, b in zip(t.frames, np.asarray(t.boxes_tlwh, dtype=np.float64).reshape(-1, 4)):
+            rows = gt.frame == f
+            if not rows.any():
+                continue
+            r = gt.tlwh[rows]
+            x1, y1 = np.maximum(b[0], r[:, 0]), np.maximum(b[1], r[:, 1])
+            x2, y2 = np.minimum(b[0] + b[2], r[:, 0] + r[:, 2]), np.minimum(b[1] + b[3], r[:, 1] + r[:, 3])
+            inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+            iou = inter / (b[2] * b[3] + r[:, 2] * r[:, 3] - inter)
+            k = int(iou.argmax())
+            if iou[k] > min_iou:
+                votes[id_maps[t.cam_id][int(gt.ids[rows][k])]] += 1
+        labels[t.tracklet_id] = votes.most_common(1)[0][0] if votes else 100000 + t.tracklet_id
+    return labels

@@ -88,3 +88,18 @@ def test_handover_stats_on_the_source_clock(tmp_path: Path) -> None:
         "cuts": {"camA": {"f0": 1}, "camB": {"f0": 5}}}))
     assert handover_stats(root) == {"ids": 3, "ids_multi_camera": 1, "reappear_events": 2, "reappear_ids": 2,
                                     "reappear_other_camera": 1}
+
+
+def test_perfect_linking_labels_vote_by_box_overlap(tmp_path: Path) -> None:
+    """camA's tracklet 1 covers gt 1 for 3 frames and gt 2 for 1 frame -> global 1; camB's tracklet 2
+    sits on gt 8 (global 2); tracklet 3 overlaps nothing (IoU <= 0.5) and keeps 100000 + its id."""
+    from types import SimpleNamespace
+
+    from pipeline.evaluation.multicam import perfect_linking_labels
+
+    root = _gt(tmp_path / "gt")
+    t1 = SimpleNamespace(tracklet_id=1, cam_id="camA", frames=[1, 2, 3, 4],
+                         boxes_tlwh=[_BOX[("camA", 1)]] * 3 + [_BOX[("camA", 2)]])
+    t2 = SimpleNamespace(tracklet_id=2, cam_id="camB", frames=[1, 2], boxes_tlwh=[_BOX[("camB", 8)]] * 2)
+    t3 = SimpleNamespace(tracklet_id=3, cam_id="camB", frames=[1], boxes_tlwh=[(60, 50, 20, 40)])  # IoU 400/1200
+    assert perfect_linking_labels([t1, t2, t3], root) == {1: 1, 2: 2, 3: 100003}
