@@ -5,6 +5,7 @@ Runs inside ``.venv-peers`` (its own NumPy), called by tools/bench_mot.py as a s
     .venv-peers/bin/python tools/peers/run_peer.py --tracker boxmot_bytetrack --det det.txt \
         --frames 795 --fps 7 --width 768 --height 576 [--img-dir img1 --img-ext .jpg] \
         [--score-scale 100] --out result.txt
+    .venv-peers/bin/python tools/peers/run_peer.py --jobs jobs.json   # a JSON list of such argument lists
 
 Every frame 1..frames is fed (also frames without detections). Detection scores are divided by
 ``--score-scale`` and clipped to [0, 1] (boxmot rejects others). Only time inside the tracker's
@@ -128,19 +129,8 @@ def build(name: str, fps: float):
     return {"supervision_bytetrack": SupervisionPeer, "norfair": NorfairPeer, "deepsort": DeepSortPeer}[name](fps)
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--tracker", required=True)
-    p.add_argument("--det", type=Path, required=True)
-    p.add_argument("--frames", type=int, required=True)
-    p.add_argument("--fps", type=float, required=True)
-    p.add_argument("--width", type=int, required=True)
-    p.add_argument("--height", type=int, required=True)
-    p.add_argument("--img-dir", type=Path, default=None)
-    p.add_argument("--img-ext", default=".jpg")
-    p.add_argument("--score-scale", type=float, default=1.0)
-    p.add_argument("--out", type=Path, required=True)
-    a = p.parse_args()
+def run_one(a: argparse.Namespace) -> dict:
+    """Track one sequence with a fresh tracker; writes the result file and its timing JSON."""
     import cv2
 
     peer = build(a.tracker, a.fps)
@@ -163,6 +153,33 @@ def main() -> int:
     info = {"tracker": a.tracker, "frames": a.frames, "tracker_seconds": seconds,
             "fps": a.frames / seconds if seconds > 0 else None, "settings": peer.settings}
     a.out.with_suffix(".json").write_text(json.dumps(info, indent=1, default=str))
+    return info
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--tracker", required=True)
+    p.add_argument("--det", type=Path, required=True)
+    p.add_argument("--frames", type=int, required=True)
+    p.add_argument("--fps", type=float, required=True)
+    p.add_argument("--width", type=int, required=True)
+    p.add_argument("--height", type=int, required=True)
+    p.add_argument("--img-dir", type=Path, default=None)
+    p.add_argument("--img-ext", default=".jpg")
+    p.add_argument("--score-scale", type=float, default=1.0)
+    p.add_argument("--out", type=Path, required=True)
+    return p
+
+
+def main() -> int:
+    # --jobs FILE: a JSON list of argument lists (as above), run one after another in this process, so the
+    # peer libraries (boxmot imports torch) are imported once for many sequences
+    if len(sys.argv) == 3 and sys.argv[1] == "--jobs":
+        for argv in json.loads(Path(sys.argv[2]).read_text()):
+            info = run_one(parser().parse_args(argv))
+            print(json.dumps({"out": argv[argv.index("--out") + 1], "fps": info["fps"]}), file=sys.stderr, flush=True)
+        return 0
+    info = run_one(parser().parse_args())
     print(json.dumps({"fps": info["fps"]}), file=sys.stderr)
     return 0
 
