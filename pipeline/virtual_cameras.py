@@ -270,6 +270,12 @@ def write_identities(out_dir: Path, source: str, layout: str, cuts: list[CameraC
     return path
 
 
+def read_cuts(out_dir: Path) -> list[CameraCut]:
+    """The cuts a build wrote to ``out_dir/identities.json``, in the layout's order."""
+    data = json.loads((Path(out_dir) / "identities.json").read_text(encoding="utf-8"))
+    return [CameraCut(**{**c, "on": tuple(c["on"]) if c.get("on") else None}) for c in data["cuts"].values()]
+
+
 def write_cams_yaml(out_dir: Path, cuts: list[CameraCut], sources: dict[str, Path], extra: dict | None = None) -> Path:
     """A minimal ``cams.yaml`` for the runner: one camera per cut (absolute paths).
 

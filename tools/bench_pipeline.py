@@ -249,14 +249,15 @@ def layout_extras(name: str, cfg, out: Path, cams_dir: Path, ours_eval: dict, im
     """Batch re-clustering, no-linking floor, hand-overs and the layout PNG -> the layout's results row."""
     import cv2
 
-    from pipeline.evaluation.layout_bench import batch_and_floor, camera_sources, layout_row, load_cuts
+    from pipeline.evaluation.layout_bench import batch_and_floor, camera_sources, layout_row
     from pipeline.evaluation.layout_png import draw_layout
     from pipeline.evaluation.multicam import handover_stats
+    from pipeline.virtual_cameras import read_cuts
 
     extra = batch_and_floor(cfg, out / "ours", cams_dir)
     _, overlapping = camera_sources(cams_dir)
     frame = cv2.imread(str(require_shared() / "data" / "MOT15" / "train" / "PETS09-S2L1" / "img1" / "000300.jpg"))
-    png = draw_layout(frame, load_cuts(cams_dir), f"{name}: PETS09-S2L1 frame 300", out / f"layout_{name}.png",
+    png = draw_layout(frame, read_cuts(cams_dir), f"{name}: PETS09-S2L1 frame 300", out / f"layout_{name}.png",
                       overlapping)
     row = layout_row(name, ours_eval, imagenet_eval, extra, handover_stats(cams_dir), overlapping)
     row["png"] = str(png)

@@ -62,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         frame_range=_frame_range(args.frames), fmt=args.fmt, min_visible=args.min_visible, video=args.video,
         time_gap=args.time_gap, splits=_splits(args.splits), overlap=args.overlap,
     )
+    summary["png"] = str(_draw(args, summary))
     if args.json:
         print(json.dumps(summary, indent=1))
         return 0
@@ -72,5 +73,17 @@ def run(args: argparse.Namespace) -> int:
     if summary["overlapping_cameras"]:
         print(f"  overlapping cameras (matching.overlapping_cameras): {summary['overlapping_cameras']}")
     print(f"  identities seen by all cameras: {len(summary['shared_ids'])}")
-    print(f"  wrote {args.out / 'identities.json'} and {args.out / 'cams.yaml'}")
+    print(f"  wrote {args.out / 'identities.json'}, {args.out / 'cams.yaml'} and {summary['png']}")
     return 0
+
+
+def _draw(args: argparse.Namespace, summary: dict) -> Path:
+    """out/layout.png: the cuts on the first source frame of the range (pipeline.evaluation.layout_png)."""
+    from pipeline.evaluation.layout_png import draw_layout
+    from pipeline.mot import MOTSequence
+    from pipeline.virtual_cameras import read_cuts
+
+    first = summary["frames"][0]
+    _, image = next(iter(MOTSequence(args.seq_dir, video=args.video).iter_frames(first, first)))
+    return draw_layout(image, read_cuts(args.out), f"{summary['layout']}: {summary['source']} frame {first}",
+                       args.out / "layout.png", summary["overlapping_cameras"])

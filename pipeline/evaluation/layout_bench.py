@@ -23,7 +23,7 @@ import numpy as np
 from pipeline.core.types import Detection
 from pipeline.detectors.replay import ReplayDetector, image_key
 from pipeline.mot import MOTBoxes, read_mot_file
-from pipeline.virtual_cameras import CameraCut, cut_detections
+from pipeline.virtual_cameras import cut_detections, read_cuts
 
 # Benchmark design (how PETS09-S2L1 is cut), chosen from the sequence's gt so that people really
 # change camera, not tuned on any method's result. pets4: a 40-frame (5.7 s) pause of every camera
@@ -55,11 +55,6 @@ def camera_sources(cams_dir: Path) -> tuple[list[tuple[str, Path]], list[list[st
     return cams, data.get("overlapping_cameras", [])
 
 
-def load_cuts(cams_dir: Path) -> list[CameraCut]:
-    data = json.loads((cams_dir / "identities.json").read_text(encoding="utf-8"))
-    return [CameraCut(**{**c, "on": tuple(c["on"]) if c.get("on") else None}) for c in data["cuts"].values()]
-
-
 def full_frame_detections(seq_dir: Path, path: Path, detector_cfg, max_frames: int | None) -> MOTBoxes:
     """One detector pass over the source frames, as a MOT det file at ``path`` (re-used when present)."""
     if not path.is_file():
@@ -87,7 +82,7 @@ def replay_detector(cams_dir: Path, dets: MOTBoxes, min_visible: float = 0.5) ->
     import cv2
 
     by_key: dict[str, list[Detection]] = {}
-    for cut in load_cuts(cams_dir):
+    for cut in read_cuts(cams_dir):
         per_frame = cut_detections(dets.frame, dets.tlwh, dets.conf, cut, min_visible)
         for local in range(1, cut.length + 1):
             image = cv2.imread(str(cams_dir / cut.cam_id / "img1" / f"{local:06d}.jpg"), cv2.IMREAD_COLOR)

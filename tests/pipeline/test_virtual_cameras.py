@@ -207,3 +207,22 @@ def test_recording_windows_from_pets(tmp_path: Path, pets_dir: Path) -> None:
     assert cams["matching"]["overlapping_cameras"] == [["col1", "col2"]]
     ident = json.loads((tmp_path / "ov" / "identities.json").read_text())
     assert ident["overlapping_cameras"] == [["col1", "col2"]]
+
+
+def test_cli_overlap_layout_writes_the_pair_and_a_png(tmp_path: Path, pets_dir: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    import cv2
+
+    from pipeline.cli import main
+
+    out = tmp_path / "ov"
+    assert main(["virtual-cameras", str(pets_dir), "--out", str(out), "--layout", "overlap", "--cams", "3",
+                 "--gap", "0.0833334", "--frames", "1:3", "--format", "images", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["overlapping_cameras"] == [["col1", "col2"]]
+    assert [summary["cameras"][c]["region_tlbr"][0] for c in ("col1", "col2", "col3")] == [0, 192, 512]
+    png = cv2.imread(summary["png"])
+    assert png.shape[1] == 768 and png.shape[0] > 576  # the frame plus the recording timeline
+    assert main(["virtual-cameras", str(pets_dir), "--out", str(out), "--layout", "regions-windows",
+                 "--splits", "0.4,0.6"]) == 2
+    assert "splits: need 1 increasing fractions" in capsys.readouterr().err
