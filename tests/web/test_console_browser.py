@@ -113,3 +113,10 @@ def test_tiles_update_during_a_real_run(split, shared, tmp_path, page, shots):
         worker.join(120)
     assert summary["tracklets_stored"] > 0
     assert page.problems == []
+    from pipeline.store import IdentityStore
+
+    with IdentityStore(tmp_path / "ids.sqlite", mode="read") as store:  # adapt off: one thumbnail per final tracklet
+        counts = store.crop_counts()
+        assert counts and set(counts.values()) == {1}
+        thumbs = [c for tid in counts for _, c in store.crops(tid)]
+        assert all(max(t.shape[:2]) <= 128 for t in thumbs)
