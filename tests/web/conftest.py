@@ -50,6 +50,18 @@ def gt_probe(pets_dir: Path):
     return probe
 
 
+@pytest.fixture(scope="session")
+def gt_box(pets_dir: Path):
+    """gt_box(gt_id, frame) -> that person's gt box (x, y, w, h) in pixels."""
+    from pipeline.testing.gt_store import gt_rows
+
+    def box(pid: int, frame: int) -> tuple[float, float, float, float]:
+        row = [r for r in gt_rows(pets_dir, frame, frame) if int(r[1]) == pid][0]
+        return tuple(float(v) for v in row[2:6])
+
+    return box
+
+
 @pytest.fixture
 def console(demo_store: Path, encoder):
     from pipeline.web.server import ConsoleServer

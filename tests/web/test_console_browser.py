@@ -11,6 +11,7 @@ from pathlib import Path
 
 import cv2
 import httpx
+import numpy as np
 import pytest
 import yaml
 
@@ -37,7 +38,8 @@ def test_every_page_loads_without_console_errors(console, page, shots):
     assert page.evaluate("[...document.querySelectorAll('.card img')].slice(0, 6).every(i => i.naturalWidth > 0)")
 
 
-def test_search_upload_finds_the_identity_and_links_to_its_timeline(console, page, shots, gt_probe, tmp_path):
+def test_search_upload_finds_the_identity_and_links_to_its_timeline(console, page, shots, gt_probe, gt_box, pets_dir,
+                                                                   tmp_path):
     probe = tmp_path / "probe_id17_frame240.jpg"
     cv2.imwrite(str(probe), gt_probe(17, 240))  # a real crop from a frame the store does not hold
     _goto(page, console.url + "/search")
@@ -53,6 +55,25 @@ def test_search_upload_finds_the_identity_and_links_to_its_timeline(console, pag
     page.wait_for_url("**/identities/17")
     assert page.locator("#timeline svg rect.tl-bar").count() >= 2
     assert page.locator("ol.route li").count() >= 1
+    # a whole frame with the person's box drawn on the preview: the box reaches the search, the identity first
+    frame = tmp_path / "frame240.jpg"
+    cv2.imwrite(str(frame), cv2.imread(str(pets_dir / "img1" / "000240.jpg")))
+    x, y, w, h = gt_box(17, 240)
+    _goto(page, console.url + "/search")
+    page.set_input_files("#image", str(frame))
+    page.wait_for_selector("#preview:not([hidden])")
+    canvas = page.locator("#canvas").bounding_box()
+    sx = canvas["width"] / 768  # the preview is the 768x576 frame scaled to the canvas
+    page.mouse.move(canvas["x"] + x * sx, canvas["y"] + y * sx)
+    page.mouse.down()
+    page.mouse.move(canvas["x"] + (x + w) * sx, canvas["y"] + (y + h) * sx, steps=5)
+    page.mouse.up()
+    drawn = [float(v) for v in page.input_value("#box").split(",")]
+    assert np.allclose(drawn, [x, y, w, h], atol=3), drawn
+    page.screenshot(path=str(shots / "search_box_drawn.png"), full_page=True)
+    page.click("#search-button")
+    page.wait_for_selector("#results li.result")
+    assert page.locator("#results li.result").first.get_attribute("data-gid") == "17"
     # from the gallery too: a card leads to its identity page and timeline
     _goto(page, console.url + "/identities")
     page.locator('.card[data-gid="11"]').click()

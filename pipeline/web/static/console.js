@@ -108,7 +108,7 @@ function startSearch() {
     reader.onload = () => {
       img = new Image();
       img.onload = () => {
-        scale = Math.min(1, 640 / img.width);
+        scale = Math.min(640 / img.width, 360 / img.height);  // small crops are shown enlarged
         canvas.width = Math.round(img.width * scale); canvas.height = Math.round(img.height * scale);
         box = null; boxField.value = ""; preview.hidden = false; draw();
       };
