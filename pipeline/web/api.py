@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import time
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.responses import Response, StreamingResponse
@@ -61,10 +62,16 @@ def cameras(request: Request) -> list[dict]:
 
 @router.get("/cameras/{cam_id}/frame.jpg", summary="The latest annotated frame of a camera (JPEG)",
             response_class=Response, responses={200: {"content": {"image/jpeg": {}}}, 204: {}})
-def camera_frame(request: Request, cam_id: str) -> Response:
+async def camera_frame(request: Request, cam_id: str,
+                       after: int | None = Query(None, description="wait (up to wait_s) for a newer frame than this"),
+                       wait_s: float = Query(2.0, ge=0.0, le=10.0)) -> Response:
     con = console(request)
     if con.live is None or cam_id not in con.live.cam_ids:
         raise HTTPException(404, f"no live camera {cam_id!r} (serve without a running pipeline has no frames)")
+    deadline = time.monotonic() + wait_s
+    while (after is not None and con.live.frame_index(cam_id) in (after, None) and time.monotonic() < deadline
+           and not con.stopping.is_set()):
+        await asyncio.sleep(0.04)  # long poll: one request per new frame instead of polling at a fixed rate
     got = con.live.jpeg(cam_id)
     if got is None:
         return Response(status_code=204, headers=NO_STORE)

@@ -2,7 +2,7 @@
 // Plain JavaScript, no library, no network access beyond this server.
 "use strict";
 
-const TILE_MIN_INTERVAL_MS = 200;  // at most 5 tile requests per second per camera
+const TILE_MIN_INTERVAL_MS = 200;  // at most 5 tile updates per second per camera (one long-poll request each)
 
 function fmtAge(v) { return v === null || v === undefined ? "-" : v < 1 ? (v * 1000).toFixed(0) + " ms" : v.toFixed(1) + " s"; }
 
@@ -13,7 +13,8 @@ function startTile(img) {
     const t0 = performance.now();
     let wait = TILE_MIN_INTERVAL_MS;
     try {
-      const r = await fetch(`/api/cameras/${encodeURIComponent(cam)}/frame.jpg`, {cache: "no-store"});
+      const after = last === null ? "" : `?after=${last}`;  // the server answers when a newer frame exists
+      const r = await fetch(`/api/cameras/${encodeURIComponent(cam)}/frame.jpg${after}`, {cache: "no-store"});
       if (r.status === 200) {
         const idx = r.headers.get("X-Frame-Index");
         const blob = await r.blob();
