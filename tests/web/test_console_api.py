@@ -143,3 +143,32 @@ def test_open_bind_without_token_is_refused_in_one_line(demo_store):
     assert res.stderr.count("\n") == 1 and res.stderr.startswith(
         "reid-pipeline: error: --host: 0.0.0.0 is not a loopback address and no token is set")
     assert time.monotonic() - t0 < 30
+
+
+def test_live_tile_long_poll_answers_with_the_next_frame(demo_store, encoder):
+    import threading
+
+    from pipeline.web.live import LiveFrames
+    from pipeline.web.server import ConsoleServer
+
+    live = LiveFrames(["left"])
+    image = np.full((60, 80, 3), 90, np.uint8)
+    live.publish("left", 5, 0.7, image, [(np.array([10.0, 10, 20, 30]), "G3", 3)])
+    srv = ConsoleServer(demo_store, lambda: encoder, port=0, live=live).start()
+    try:
+        c = httpx.Client(base_url=srv.url, timeout=30)
+        r = c.get("/api/cameras/left/frame.jpg")
+        assert r.status_code == 200 and r.headers["x-frame-index"] == "5"
+        tile = cv2.imdecode(np.frombuffer(r.content, np.uint8), cv2.IMREAD_COLOR)
+        assert tile.shape == (60, 80, 3) and np.abs(tile[10, 20].astype(int) - 90).max() > 40  # the box is drawn
+        t0 = time.monotonic()
+        r = c.get("/api/cameras/left/frame.jpg", params={"after": 5, "wait_s": 0.3})  # nothing newer: waits, same
+        assert r.headers["x-frame-index"] == "5" and time.monotonic() - t0 >= 0.3
+        timer = threading.Timer(0.2, live.publish, ("left", 6, 0.85, image, []))
+        timer.start()
+        r = c.get("/api/cameras/left/frame.jpg", params={"after": 5, "wait_s": 5})
+        assert r.headers["x-frame-index"] == "6" and time.monotonic() - t0 < 5
+        cams = c.get("/api/cameras").json()
+        assert cams[0]["live"] and cams[0]["frame"]["frame"] == 6
+    finally:
+        srv.stop()
