@@ -12,8 +12,8 @@ embedding, the figures are close to, not equal to, the online pipeline's (bench_
 headline); this tool is for seeing what revision changes, and for the cost:
 
 ``--cams 8``: the 2-camera run is replicated 4 times (camera ids suffixed, all at once on the same
-clock, so 8 cameras' worth of tracklets per second, and every replica's people coexist with the
-others': cannot-link) and the matcher's total time is compared with the pipeline's time for the
+clock, so 8 cameras' worth of tracklets per second; each replica's embeddings rotated by its own
+random orthogonal matrix, so its people are other people, and they coexist with the others') and the matcher's total time is compared with the pipeline's time for the
 same 8 camera-streams (the bench run's per-camera frame time x frames x 8, from its stage_times).
 
     .venv/bin/python tools/bench_revise.py --run-dir runs/bench_pipeline_final --out runs/revise/replay
@@ -36,8 +36,18 @@ def load_tracklets(store_path: Path) -> list:
     from pipeline.store import IdentityStore
 
     with IdentityStore(store_path, mode="read") as store:
-        tracklets = store.tracklets(run_id=store.runs()[-1]["run_id"])
+        tracklets = store.tracklets(run_id=store.runs()[-1]["run_id"], with_frame_embeddings=True)
     return [t for t in tracklets if t.embeddings]
+
+
+def half_distance(t) -> float | None:
+    """Cosine distance between the mean embeddings of the two halves of a tracklet (the runner's
+    same-person sample for the link probability), None below 4 embedded frames."""
+    e = t.frame_embeddings
+    if e is None or len(e) < 4:
+        return None
+    a, b = (x.mean(axis=0) for x in (e[: len(e) // 2], e[len(e) // 2:]))
+    return float(1.0 - a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
 def schedule(tracklets: list, partial_s: float, step_s: float, copies: int) -> list[tuple[float, list]]:
@@ -46,13 +56,19 @@ def schedule(tracklets: list, partial_s: float, step_s: float, copies: int) -> l
     from pipeline.core.types import TrackletEmbedding
 
     events = []
+    dim = len(next(iter(tracklets[0].embeddings.values())))
+    rng = np.random.default_rng(0)
+    # replica k's people are other people: its vectors are rotated by a random orthogonal matrix
+    # (distances within a replica kept, across replicas those of unrelated directions)
+    rot = [np.eye(dim)] + [np.linalg.qr(rng.standard_normal((dim, dim)))[0] for _ in range(copies - 1)]
     for k in range(copies):
         for n, t in enumerate(tracklets):
-            vec = np.asarray(next(iter(t.embeddings.values())), np.float32)
+            vec = (rot[k] @ np.asarray(next(iter(t.embeddings.values())), np.float64)).astype(np.float32)
             cam = t.cam_id if copies == 1 else f"{t.cam_id}#{k}"
             ends = list(np.arange(t.start_time + partial_s, t.end_time, partial_s)) + [t.end_time]
             for e in ends:
                 events.append((float(e), n, TrackletEmbedding(cam, int(t.track_id), t.start_time, float(e), vec)))
+            events.append((float(t.end_time), n, half_distance(t)))  # the final's same-track sample
     events.sort(key=lambda x: (x[0], x[1]))
     batches: list[tuple[float, list]] = []
     for e, _, it in events:
@@ -60,11 +76,12 @@ def schedule(tracklets: list, partial_s: float, step_s: float, copies: int) -> l
         if not batches or batches[-1][0] != slot:
             batches.append((slot, []))
         batches[-1][1].append(it)
-    return batches
+    return batches  # items: TrackletEmbedding, or a float / None (a same-track distance, after the items)
 
 
 def replay(tracklets: list, config, partial_s: float, step_s: float, copies: int = 1):
     """Final id per (cam, track), matcher seconds, calls, changes."""
+    from pipeline.core.types import TrackletEmbedding
     from pipeline.matching.matcher import CrossCameraMatcher
 
     matcher = CrossCameraMatcher(config)
@@ -72,7 +89,8 @@ def replay(tracklets: list, config, partial_s: float, step_s: float, copies: int
     changes = []
     t0 = time.perf_counter()
     for _, items in batches:
-        matcher.match_detailed(items)
+        matcher.match_detailed([it for it in items if isinstance(it, TrackletEmbedding)])
+        matcher.add_same_track_distances([d for d in items if isinstance(d, float)])
         changes += matcher.pop_changes()
     secs = time.perf_counter() - t0
     final = {}
@@ -138,10 +156,13 @@ def main(argv: list[str] | None = None) -> int:
         r = score(tracklets, final, cams_dir, args.out / "work")
         r.update(matcher_s=round(secs, 3), calls=calls, merges=sum(c.kind == "merge" for c in changes),
                  splits=sum(c.kind == "split" for c in changes),
-                 threshold=round(matcher.window_threshold or matcher.threshold, 4))
+                 threshold=round(matcher.window_threshold or matcher.threshold, 4),
+                 p_at_threshold=matcher.link_probability(matcher.window_threshold or matcher.threshold),
+                 p_of_changes=[None if c.probability is None else round(c.probability, 3) for c in changes])
         results["variants"][name] = r
         print(f"{name:36s} global IDF1 {r['IDF1']:5.1f} (IDP {r['IDP']:.1f} IDR {r['IDR']:.1f}) ids {r['identities']:3d}"
-              f"  merges {r['merges']:3d} splits {r['splits']:3d}  thr {r['threshold']:.4f}  {secs:.2f} s", flush=True)
+              f"  merges {r['merges']:3d} splits {r['splits']:3d}  thr {r['threshold']:.4f}"
+              f" (p {r['p_at_threshold'] or float('nan'):.2f})  {secs:.2f} s", flush=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=1))
     return 0
 

@@ -7,10 +7,11 @@ Two label-free samples exist on the deployed cameras and model:
 * **positives**: distances between the two halves of one tracklet (the same person by
   construction: one track), added by the runner for every final tracklet long enough to cut.
 
-A one-feature logistic regression (scikit-learn ``LogisticRegression``, classes balanced, so the
-probability is the posterior at equal priors: 0.5 where both samples are equally likely) maps a
-distance to a probability. Logistic rather than isotonic: two parameters, smooth, and monotone by
-construction whenever the fitted slope is negative (a fit whose slope is not negative, i.e. the
+A one-feature logistic regression (scikit-learn ``LogisticRegression``) maps a distance to a
+probability; each class enters as its 201 quantiles, so both weigh the same (the probability is the
+posterior at equal priors: 0.5 where both samples are equally likely) and a fit costs milliseconds
+whatever the number of samples (refit when new samples reach half of those kept). Logistic rather
+than isotonic: two parameters, smooth, and monotone by construction whenever the fitted slope is negative (a fit whose slope is not negative, i.e. the
 positives are not closer than the negatives, is refused: no probability until the samples say
 something). Only the two coefficients are kept (checkpoints pickle plain data). Same-track halves
 are closer than cross-camera sightings of one person (no change of view), so the probability is a
@@ -26,8 +27,11 @@ import numpy as np
 
 #: samples of each class needed before a fit
 MIN_SAMPLES = 10
-#: refit when this many new samples arrived since the last fit
+#: refit when this many new samples arrived since the last fit, or REFIT_SHARE of those kept if more
 REFIT_EVERY = 25
+REFIT_SHARE = 0.5
+#: quantiles per class the logistic fit sees
+QUANTILES = 201
 
 
 class LinkConfidence:
@@ -56,11 +60,12 @@ class LinkConfidence:
             self.pos_added += int(d.size)
 
     def update(self, negatives: np.ndarray, neg_added: int) -> None:
-        """Refit on ``negatives`` (K,) and the kept positives when REFIT_EVERY samples arrived since
-        the last fit (``neg_added``: the negatives' running count, a cheap change test)."""
+        """Refit on ``negatives`` (K,) and the kept positives when max(REFIT_EVERY, REFIT_SHARE of the
+        kept samples) arrived since the last fit (``neg_added``: the negatives' running count)."""
         last_neg, last_pos = self._fitted_at
-        if (neg_added - last_neg) + (self.pos_added - last_pos) < REFIT_EVERY and self.coef is not None:
-            return
+        fresh = (neg_added - last_neg) + (self.pos_added - last_pos)
+        if fresh < max(REFIT_EVERY, REFIT_SHARE * (len(negatives) + len(self._pos))):
+            return  # a fit costs milliseconds: not on every matcher call
         self._fitted_at = (neg_added, self.pos_added)
         self.coef = fit_logistic(np.asarray(negatives, dtype=np.float64), self.positives)
 
@@ -84,12 +89,16 @@ def fit_logistic(negatives: np.ndarray, positives: np.ndarray) -> tuple[float, f
         return None
     from sklearn.linear_model import LogisticRegression
 
-    d = np.concatenate([negatives, positives])
-    y = np.concatenate([np.zeros(len(negatives)), np.ones(len(positives))])
+    # each class enters as its QUANTILES quantiles: the same 1-D distribution, a fit of fixed cost
+    # (milliseconds) however many samples are kept, and both classes weigh the same (balanced)
+    levels = np.linspace(0.0, 1.0, QUANTILES)
+    neg, pos = np.quantile(negatives, levels), np.quantile(positives, levels)
+    d = np.concatenate([neg, pos])
+    y = np.concatenate([np.zeros(QUANTILES), np.ones(QUANTILES)])
     mu, sd = float(d.mean()), float(d.std())
     if sd <= 0:
         return None
-    model = LogisticRegression(C=1e4, class_weight="balanced").fit(((d - mu) / sd)[:, None], y)
+    model = LogisticRegression(C=1e4).fit(((d - mu) / sd)[:, None], y)
     slope = float(model.coef_[0, 0]) / sd
     if not slope < 0:
         return None
