@@ -160,6 +160,56 @@ def mining_grid(name: str, ckpt: Path, items, args, out: Path) -> list[dict]:
     return rows
 
 
+def oracle_row(name: str, ckpt: Path, items, args) -> dict:
+    """DIAGNOSTIC, not the method (labels used for training): the round of --validate with the presumed
+    positives filtered to the true ones (group majority identities agree), everything else unchanged
+    (same grouping, hold-out split, negatives, fine-tuning). Tells whether the fine-tuning gains at this
+    budget when the pseudo-labels are right, i.e. whether pseudo-label precision is what limits it."""
+    import copy
+
+    from pipeline.adaptation.data import split_holdout
+    from pipeline.adaptation.folder import crop_sets, group_crops, link_threshold, parse_crop_name, read_crops
+    from pipeline.adaptation.settings import AdaptSettings
+    from pipeline.adaptation.worker import _mine
+    from pipeline.core.device import resolve_device
+    from reid_models.adaptation.trainer import FineTuneSettings, fine_tune, tensors_from_crops
+    from reid_models.checkpoint import load_checkpoint
+
+    device = resolve_device(args.device)
+    base, meta = load_checkpoint(ckpt, "cpu")
+    base = base.to(device).eval()
+    feats = embed_items(base, items, device, args.cache / f"{meta['hash'][:12]}_{len(items)}.npy")
+    val = validation_pids(items)
+    idx = np.array([i for i, it in enumerate(items) if it.pid in val])
+    sub = [items[i] for i in idx]
+    crops = [parse_crop_name(it.path) for it in sub]
+    pids = np.array([it.pid for it in sub])
+    v = feats[idx]
+    groups = group_crops(crops, v, args.window_frames, link_threshold(crops, v, args.link_quantile))
+    images = read_crops(crops)
+    sets = crop_sets(crops, images, groups)
+    t = tensors_from_crops(images, base.input_size, base.pixel_mean, base.pixel_std)
+    settings = AdaptSettings(alpha=args.alpha, lr=args.lr, final_lr=args.final_lr, max_steps=args.max_steps,
+                             budget_s=args.budget_s, k=args.k, p=args.p, negatives=args.negatives, seed=args.seed)
+    train, _ = split_holdout(sets, settings.holdout_fraction, settings.seed, min_crops=2)
+    pairs, negs = _mine(sets, train, [v[g] for g in groups], settings, True)
+    major = [np.bincount(pids[g]).argmax() for g in groups]
+    keep = [(p, n) for p, n in zip(pairs, negs) if major[train[p.a]] == major[train[p.b]]]
+    ft = FineTuneSettings(k=settings.k, p=settings.p, lr=settings.lr, final_lr=settings.final_lr,
+                          budget_s=settings.budget_s, max_steps=settings.max_steps, seed=settings.seed, device=device)
+    res = fine_tune(base, [t[groups[i]] for i in train], [(p.a, p.b) for p, _ in keep], [n for _, n in keep], ft)
+    cand = copy.deepcopy(base).cpu()
+    cand.load_state_dict(res.state_dict)
+    before = retrieval(sub, v)
+    after = retrieval(sub, embed_items(cand.to(device).eval(), sub, device, None))
+    row = {"model": name, "diagnostic": "oracle positives (labels used for training)", "positives": len(pairs),
+           "true_positives_kept": len(keep), "with_negatives": sum(1 for _, n in keep if n), "steps": res.steps,
+           "before": before, "after": after, "gain": {k: after[k] - before[k] for k in ("rank1", "rank5", "mAP")},
+           "settings": settings_key(args)}
+    print(json.dumps(row), flush=True)
+    return row
+
+
 def settings_key(args) -> dict:
     return {"alpha": args.alpha, "lr": args.lr, "final_lr": args.final_lr, "max_steps": args.max_steps,
             "k": args.k, "p": args.p, "negatives": args.negatives, "link_quantile": args.link_quantile,
@@ -312,6 +362,8 @@ def main() -> int:
     ap.add_argument("--cache", type=Path, default=Path("runs/adapt_market/cache"),
                     help="base-model embeddings of all crops, by checkpoint hash (reused by every run)")
     ap.add_argument("--resume", action="store_true", help="keep rows of results.json run with the same settings")
+    ap.add_argument("--oracle", action="store_true",
+                    help="DIAGNOSTIC on the validation ids: train on the true presumed positives only (oracle_val.json)")
     ap.add_argument("--mining-grid", action="store_true",
                     help="no training: grouping / presumed-positive precision over a grid (writes mining_grid.json)")
     args = ap.parse_args()
@@ -324,8 +376,13 @@ def main() -> int:
     doc = json.loads(path.read_text()) if args.resume and path.is_file() else {"rows": {}}
     doc.update(validate=args.validate, split="Market-1501 bounding_box_train, 501 / 250 identity split seed 0",
                targets=TARGETS, command="tools/bench_adapt_market.py " + " ".join(
-                   f"--{k.replace('_', '-')} {v}" for k, v in sorted(settings_key(args).items())))
+                   f"--{k.replace('_', '-')}" + ("" if isinstance(v, bool) else f" {v}")
+                   for k, v in sorted(settings_key(args).items()) if v is not False))
     items = market_items()
+    if args.oracle:
+        rows = {n: oracle_row(n, Path(MODELS[n]), items, args) for n in sorted({r.split(":")[0] for r in args.rows.split(",")})}
+        (args.out / "oracle_val.json").write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
+        return 0
     if args.mining_grid:
         names = sorted({spec.split(":")[0] for spec in args.rows.split(",")})
         grid = [r for n in names for r in mining_grid(n, Path(MODELS[n]), items, args, args.out)]
