@@ -94,3 +94,18 @@ def test_ui_settings_refuse_an_open_bind_without_token(tmp_path):
     assert "\n" not in str(e.value)
     cfg.write_text("cameras: [{id: a, source: '0'}]\nui: {enabled: true, host: 0.0.0.0, token: t0k}\n")
     assert load_cams_config(cfg).ui.token == "t0k"
+
+
+def test_merges_and_splits_are_read_from_events(tmp_path):
+    from pipeline.store import IdentityStore
+    from pipeline.web.data import merges_splits
+
+    path = tmp_path / "s.sqlite"
+    with IdentityStore(path) as store:
+        store.add_event("merge", 5, "a", 1.0, {"ids": [5, 7], "into": 5, "from": 7, "tracklets": 2})
+        store.add_event("split", 9, "b", 2.0, {"ids": [3, 9], "into": 9, "from": 3, "tracklets": 1})
+        store.add_event("appear", 7, "a", 0.5, {"track_id": 7})
+    with IdentityStore(path, mode="read") as store:
+        assert [(e["kind"], e["global_id"]) for e in merges_splits(store, 7)] == [("merge", 5)]
+        assert [(e["kind"], e["t"]) for e in merges_splits(store, 5)] == [("merge", 1.0)]
+        assert [e["kind"] for e in merges_splits(store, 3)] == ["split"] and merges_splits(store, 4) == []
