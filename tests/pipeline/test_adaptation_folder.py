@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -49,9 +48,7 @@ def test_folder_round_end_to_end_makes_a_version_and_a_verdict(crop_dir: Path, t
         assert rep["base_version"] in versions and rep["candidate_version"] in versions
         assert versions[rep["candidate_version"]].parent == rep["base_version"]
         assert store.deployed_version() == (rep["candidate_version"] if rep["deployed"] else rep["base_version"])
-    # groups never mix cameras, sequences or two crops of one frame; the names' identity was not used
-    crops = list_folder(crop_dir)
-    assert {c.cam for c in crops} == {1, 2, 3, 5, 6}
+    assert set(rep["cameras"]) == {f"c{c.cam}" for c in list_folder(crop_dir)} == {"c1", "c2", "c3", "c5", "c6"}
 
 
 def test_folder_groups_are_pure_and_negatives_are_other_people(crop_dir: Path, tmp_path: Path):
