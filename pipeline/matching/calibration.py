@@ -16,9 +16,9 @@ calibrated threshold is its ``false_match_rate`` quantile: the distance below
 which only that share of known-different pairs fall, i.e. an estimate of the
 false-match rate of a single comparison, measured on the deployed cameras and
 the deployed model, without labels. Until ``min_negatives`` samples exist
-(``warmup``) the configured fixed threshold is used (``"threshold"``, the
-default) or no fresh tracklet joins an existing identity (``"no-link"``: a wrong
-early merge is never undone, a missed link only splits an identity).
+(``warmup``) no fresh tracklet joins an existing identity (``"no-link"``, the
+default: with revision on, the window's re-solve links them once calibrated) or
+the configured fixed threshold is used (``"threshold"``).
 
 The samples outlive a run: the runner saves them in the identity store
 (:mod:`pipeline.store.calibration`, schema 4) and a restarted run that uses the

@@ -51,16 +51,17 @@ class AutoThresholdConfig(StrictModel):
         tracklets and identities known to be different people (seen at the same
         time in one camera, or in two non-overlapping cameras).
     min_negatives: samples needed before the calibrated value is used.
-    warmup: until then, "threshold" (the fixed ``threshold``; also right after a restart,
-        whose reloaded gallery should link at once) or "no-link" (fresh tracklets open new
-        identities, continuations of a track keep theirs: no early merge that is never undone).
+    warmup: until then, "no-link" (the default: fresh tracklets open new identities, continuations
+        of a track keep theirs; with revision on, the window's re-solve links them once the
+        calibration has its samples) or "threshold" (the fixed ``threshold``, an uncalibrated scale).
+        A restarted run continues the stored calibration, so it does not go through the warm-up.
     max_negatives: the most recent samples kept (the estimate follows the scene).
     min_threshold / max_threshold: bounds of the calibrated value.
     """
 
     false_match_rate: float = Field(0.02, gt=0.0, lt=0.5)
     min_negatives: int = Field(50, ge=1)
-    warmup: Literal["threshold", "no-link"] = "threshold"
+    warmup: Literal["threshold", "no-link"] = "no-link"
     max_negatives: int = Field(5000, ge=10)
     min_threshold: float = Field(0.0, ge=0.0, le=2.0)
     max_threshold: float = Field(2.0, ge=0.0, le=2.0)

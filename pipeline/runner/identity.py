@@ -59,6 +59,7 @@ class IdentityStats:
     splits: int = 0
     tracklets_moved: int = 0
     global_mot_rewrites: int = 0
+    revisions_at_rewrite: int = 0
     global_ids: set[int] = field(default_factory=set)
 
 
@@ -167,14 +168,19 @@ class IdentityAssigner:
                 if ident is not None:  # the matcher's prototype (EMA), as record_tracklet writes it
                     self.store.set_prototype(gid, ident.prototype)
 
-    def rewrite_global_mot(self) -> list:
+    def rewrite_global_mot(self, force: bool = True) -> list:
         """Rewrite ``mot_global/<cam>.txt`` from the store's current assignments of this run's
         tracklets (final ones: tracks still open are left out, their final rows come later), one box
         per (camera, frame, id), rows sorted by frame then id; idempotent. Only with revision on
-        (otherwise the streamed rows are already final). Returns the files written."""
+        (otherwise the streamed rows are already final); ``force=False`` (checkpoints) only when a
+        merge or split happened since the last rewrite. Returns the files written."""
         cfg = getattr(self.matcher, "config", None)
         if not self.global_mot or cfg is None or not cfg.revise.enabled:
             return []
+        revisions = self.stats.merges + self.stats.splits
+        if not force and revisions == getattr(self.stats, "revisions_at_rewrite", 0):
+            return []  # nothing revised since the last rewrite: the streamed rows are current
+        self.stats.revisions_at_rewrite = revisions
         tracklets = [t for t in self.store.tracklets(run_id=self.run_id)
                      if (t.cam_id, int(t.track_id)) not in self.open_tracks and t.global_id is not None]
         mot_dir = next(iter(self.global_mot.values())).path.parent

@@ -157,12 +157,12 @@ class PipelineRunner:
                 self._process(frames, sinks)
                 if self.ckpt is not None and self.ckpt.due():
                     with self.timer.stage("store_sinks"):  # revised ids reach mot_global/ with the checkpoint
-                        self.assigner.rewrite_global_mot()
+                        self.assigner.rewrite_global_mot(force=False)
                     self.ckpt.commit(self._state(sinks))
                 elif live and time.monotonic() - last_rewrite >= self.cfg.store.checkpoint_every_s:
                     last_rewrite = time.monotonic()
                     with self.timer.stage("store_sinks"):
-                        self.assigner.rewrite_global_mot()
+                        self.assigner.rewrite_global_mot(force=False)
             if self.adapt is not None:
                 self.adapt.poll()  # hot-swap a newly deployed (or rolled back) re-id model
 

@@ -14,13 +14,15 @@ import pytest
 from pipeline.core.configio import validate
 from pipeline.core.errors import ConfigError
 from pipeline.matching.matcher import CrossCameraMatcher, MatcherConfig
-from pipeline.matching.config import ReviseConfig, TopologyConfig, TransitLink
+from pipeline.matching.config import AutoThresholdConfig, ReviseConfig, TopologyConfig, TransitLink
 from pipeline.store import IdentityStore
 from pipeline.core.types import GlobalIdentity, Tracklet, TrackletEmbedding
 
 
 def OneShot(**kw) -> MatcherConfig:
-    """The one-shot matcher (decisions final: revise off) these tests describe; revision: test_revise.py."""
+    """The one-shot matcher (decisions final: revise off) these tests describe, with the fixed warm-up
+    threshold (until calibrated, ``threshold`` is in force); revision: test_revise.py."""
+    kw.setdefault("auto_threshold", AutoThresholdConfig(warmup="threshold"))
     return MatcherConfig(revise=ReviseConfig(enabled=False), **kw)
 
 
@@ -190,7 +192,7 @@ def test_calibrator_quantile_fallback_bounds_and_reset() -> None:
     from pipeline.matching.calibration import NegativeDistanceCalibrator
     from pipeline.matching.config import AutoThresholdConfig
 
-    cal = NegativeDistanceCalibrator(AutoThresholdConfig(false_match_rate=0.25, min_negatives=4), fallback=0.35)
+    cal = NegativeDistanceCalibrator(AutoThresholdConfig(false_match_rate=0.25, min_negatives=4, warmup="threshold"), fallback=0.35)
     cal.add(np.array([0.4, 0.8, np.nan]))  # NaN ignored
     assert len(cal) == 2 and not cal.calibrated and cal.threshold == 0.35
     cal.add(np.array([[0.2], [1.0]]))
@@ -212,8 +214,9 @@ def test_calibrator_quantile_fallback_bounds_and_reset() -> None:
 
 
 def test_threshold_calibrated_on_known_different_pairs() -> None:
-    auto = {"false_match_rate": 0.25, "min_negatives": 2}  # warmup: threshold (the default)
-    m = CrossCameraMatcher(validate(MatcherConfig, {"threshold": 0.9, "auto_threshold": auto}, "<test>"))
+    auto = {"false_match_rate": 0.25, "min_negatives": 2, "warmup": "threshold"}
+    m = CrossCameraMatcher(validate(MatcherConfig, {"threshold": 0.9, "auto_threshold": auto,
+                                                    "revise": {"enabled": False}}, "<test>"))
     assert m.match([te("A", 1, 0, 10, 0)]) == [1]
     # same camera, same time as identity 1: known different, distance 1 - cos 60 = 0.5
     assert m.match([te("A", 2, 0, 10, 60)]) == [2]

@@ -41,6 +41,8 @@ def _config(split: Path, tmp: Path, shared: Path, run_key: str, offset: float = 
         "tracklets": {"min_length": 3, "partial_every_s": 0.5},
         "store": {"path": str(tmp / "ids.sqlite")},
         "outputs": {"dir": str(tmp / f"out_{run_key}"), "video": True},
+        # 14 frames never complete a calibration: the fixed warm-up threshold lets the restart link
+        "matching": {"auto_threshold": {"warmup": "threshold"}},
         **extra,
     }
     p = tmp / f"{run_key}.yaml"
