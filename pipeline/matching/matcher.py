@@ -141,10 +141,18 @@ class CrossCameraMatcher:
         return self._calibrator
 
     def reset_calibration(self, keep_threshold: bool = True) -> None:
-        """Forget the known-different distances (call when the encoder's weights change); with
-        ``keep_threshold`` the current threshold stays in force until they are re-sampled."""
+        """Forget the known-different distances (call when the encoder's weights change, after the
+        gallery's prototypes were refreshed); with ``keep_threshold`` the current threshold stays in
+        force until they are re-sampled. The revision window settles as it is (its embeddings are
+        the old model's)."""
         if self._calibrator is not None:
             self._calibrator.reset(keep_threshold)
+        # the window's embeddings are the old model's: its tracklets settle as they are, the identities
+        # (whose prototypes the caller refreshed with the new model) become the settled parts
+        self._window.clear()
+        self._settled = {g: _copy_identity(i) for g, i in self._gallery.items()}
+        self._pair_neg.clear()
+        self._pair_settled.clear()
 
     def identity(self, global_id: int) -> GlobalIdentity | None:
         return self._gallery.get(global_id)

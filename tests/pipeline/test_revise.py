@@ -211,3 +211,14 @@ def test_v4_store_migrates_to_v5(tmp_path: Path) -> None:
         store.assign(1, 1, 0.2, 0.8)
         assert store.assignment_confidence([1]) == {1: (0.2, 0.8)}
         assert store.identity_changes() == [] and store.alias_of(1) is None
+
+
+def test_model_swap_settles_the_window() -> None:
+    m = CrossCameraMatcher(cfg())
+    assert m.match([te("c1", 1, 0, 10, 0), te("c2", 1, 20, 30, 20)]) == [1, 1]
+    assert m.tentative == {("c1", 1): 1, ("c2", 1): 1}
+    m.reset_calibration()  # new weights: the tentative decisions become final
+    assert m.tentative == {}
+    # a later tracklet that would have split c2/1 off (see the first test) no longer moves anything
+    assert m.match([te("c2", 3, 25, 35, 0)]) == [2]
+    assert m.pop_changes() == [] and m.track_global_id("c2", 1) == 1
