@@ -61,13 +61,15 @@ def detector_settings() -> dict:
 
 
 def make_config(cams_dir: Path, run_dir: Path, encoder: str, threshold: float, tracker: str | None, every: int,
-                auto: bool = True, warmup: str = "threshold", offset: float = 0.0):
+                auto: bool = True, warmup: str | None = None, offset: float = 0.0):
     from pipeline.camconfig import CamsConfig
     from pipeline.core.configio import validate
     from pipeline.evaluation.layout_bench import camera_sources
 
     cams, overlapping = camera_sources(cams_dir)
-    matching: dict = {"threshold": threshold, "auto_threshold": {"warmup": warmup} if auto else None}
+    # warmup None: the config's default (AutoThresholdConfig), as a deployment gets it
+    auto_cfg = ({"warmup": warmup} if warmup else {}) if auto else None
+    matching: dict = {"threshold": threshold, "auto_threshold": auto_cfg}
     if overlapping:
         matching["overlapping_cameras"] = overlapping
     data = {
@@ -227,8 +229,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--baseline-threshold", type=float, default=None, help="matcher threshold of the baseline")
     ap.add_argument("--encoder", default="default", help="our encoder: default | checkpoint path")
     ap.add_argument("--every", type=int, default=2, help="embed detections every n-th frame (encoder.every, as the demo)")
-    ap.add_argument("--warmup", choices=["threshold", "no-link"], default="threshold",
-                    help="matching.auto_threshold.warmup of the calibrated runs")
+    ap.add_argument("--warmup", choices=["threshold", "no-link"], default=None,
+                    help="matching.auto_threshold.warmup of the calibrated runs (default: the config's default)")
     ap.add_argument("--store-from", type=Path, default=None,
                     help="pets2: restart on the stores a previous benchmark left under this --out (gallery and "
                          "calibration; copied), the cameras' clock --time-offset later under a new run key")
