@@ -93,9 +93,13 @@ def identity_detail(store: IdentityStore, gid: int) -> dict | None:
     tracklets = [
         {"tracklet_id": int(tid), "cam_id": cam, "track_id": int(tr), "run_id": int(run), "start_time": float(s),
          "end_time": float(e), "frames": [int(sf), int(ef)], "n_frames": int(n),
-         "distance": None if d is None else round(float(d), 4),
-         "confidence": None if d is None else round(max(0.0, 1.0 - float(d)), 4), "thumbnails": int(nc)}
+         "distance": None if d is None else round(float(d), 4), "thumbnails": int(nc)}
         for tid, cam, tr, run, s, e, sf, ef, n, d, nc in rows]
+    # the calibrated link probability stored with each assignment (schema 5; None before, or for a new identity)
+    probs = store.assignment_confidence([t["tracklet_id"] for t in tracklets])
+    for t in tracklets:
+        prob = probs.get(t["tracklet_id"], (None, None))[1]
+        t["confidence"] = None if prob is None else round(float(prob), 4)
     per_cam: dict[str, float] = defaultdict(float)
     for t in tracklets:
         per_cam[t["cam_id"]] += t["end_time"] - t["start_time"]
@@ -108,6 +112,7 @@ def identity_detail(store: IdentityStore, gid: int) -> dict | None:
         "route": route(tracklets),
         "tracklets": tracklets,
         "merges_splits": merges_splits(store, gid),
+        "absorbed_ids": store.absorbed_ids(gid),
     }
 
 

@@ -39,8 +39,12 @@ def identities_page(request: Request) -> HTMLResponse:
 
 @router.get("/identities/{global_id}")
 def identity_page(request: Request, global_id: int) -> HTMLResponse:
-    detail = data.identity_detail(console(request).store, global_id)
+    store = console(request).store
+    detail = data.identity_detail(store, global_id)
     if detail is None:
+        alias = store.alias_of(global_id)
+        if alias is not None:  # merged into another identity: show that one
+            return RedirectResponse(f"/identities/{int(alias['current_id'])}", status_code=303)
         raise HTTPException(404, f"no identity {global_id} in this store")
     return render(request, "identity.html", page="identities", d=detail, svg=Markup(timeline_svg(detail)))
 

@@ -172,3 +172,36 @@ def test_live_tile_long_poll_answers_with_the_next_frame(demo_store, encoder):
         assert cams[0]["live"] and cams[0]["frame"]["frame"] == 6
     finally:
         srv.stop()
+
+
+def test_identity_page_shows_link_probability_and_absorbed_ids(demo_store, encoder, tmp_path):
+    """A merge recorded in the store's history: the absorbed id's page redirects to the identity that absorbed it,
+    which lists it, and each tracklet shows the calibrated probability stored with its assignment."""
+    import shutil
+
+    from pipeline.store import IdentityStore
+    from pipeline.web.server import ConsoleServer
+
+    path = tmp_path / "merged.sqlite"
+    shutil.copy(demo_store, path)
+    store = IdentityStore(path)
+    rows = store.db.query("SELECT global_id, COUNT(*) FROM assignments GROUP BY global_id ORDER BY global_id")
+    into, absorbed = int(rows[0][0]), int(rows[1][0])
+    moved = [int(r[0]) for r in store.db.query("SELECT tracklet_id FROM assignments WHERE global_id=?", (absorbed,))]
+    for tid in moved:
+        store.assign(tid, into, distance=0.25, probability=0.875)
+    store.record_change(None, "merge", into, into, absorbed, "left", 1.0, moved, distance=0.25, probability=0.875,
+                        payload={"from": absorbed, "into": into, "tracklets": len(moved)})
+    store.close()
+    srv = ConsoleServer(path, lambda: encoder, port=0).start()
+    try:
+        c = httpx.Client(base_url=srv.url, follow_redirects=True, timeout=30)
+        r = c.get(f"/identities/{absorbed}")
+        assert r.status_code == 200 and str(r.url).endswith(f"/identities/{into}")
+        assert f"Absorbed identities (merged into this one): ID {absorbed}." in r.text
+        d = c.get(f"/api/identities/{into}").json()
+        assert sorted(t["tracklet_id"] for t in d["tracklets"] if t["confidence"] == 0.875) == sorted(moved)
+        assert "88 %" in r.text
+        assert c.get("/identities/999999").status_code == 404
+    finally:
+        srv.stop()
