@@ -73,8 +73,11 @@ def check_sets(sets: Sequence[CropSet], min_per_camera: int, source: object, min
     usable = {c: n for c, n in per_cam.items() if n >= min_per_camera}
     if len(usable) < 2:
         have = ", ".join(f"{c}: {n}" for c, n in sorted(per_cam.items())) or "none"
-        raise DataError(source, f"adaptation needs >= 2 cameras with >= {min_per_camera} tracklets with crops"
-                                f" each (have {have})")
+        thin = sum(len(s.crops) < min_crops for s in sets)
+        hint = (f"; {thin} tracklets have fewer than {min_crops} crops (a run without adapt stores one thumbnail"
+                " per tracklet: run the pipeline with `adapt: {enabled: true}` in cams.yaml)") if thin else ""
+        raise DataError(source, f"adaptation needs >= 2 cameras with >= {min_per_camera} tracklets with"
+                                f" >= {min_crops} crops each (have {have}){hint}")
     return dict(sorted(per_cam.items()))
 
 

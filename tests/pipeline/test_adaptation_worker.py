@@ -195,7 +195,16 @@ def test_adapt_command_errors_are_one_line(tmp_path: Path, pets_store: Path, cap
             c.execute(f"DELETE FROM crops WHERE tracklet_id IN ({','.join(map(str, right))})")
     assert main(["adapt", "--store", str(one_cam), "--device", "cpu"]) == 2
     err = capsys.readouterr().err.strip()
-    assert "adaptation needs >= 2 cameras with >= 3 tracklets with crops each (have left: 4)" in err
+    assert "adaptation needs >= 2 cameras with >= 3 tracklets with >= 2 crops each (have left: 4)" in err
+    assert "\n" not in err
+    thumbs = tmp_path / "thumbnails_only.sqlite"  # a run without adapt keeps one thumbnail per tracklet
+    shutil.copy(pets_store, thumbs)
+    with IdentityStore(thumbs) as s, s.transaction() as c:
+        c.execute("DELETE FROM crops WHERE frame NOT IN (SELECT MIN(frame) FROM crops c2"
+                  " WHERE c2.tracklet_id = crops.tracklet_id)")
+    assert main(["adapt", "--store", str(thumbs), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "(have none); " in err and "tracklets have fewer than 2 crops (a run without adapt stores one thumbnail" in err
     assert "\n" not in err
 
 
