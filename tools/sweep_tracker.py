@@ -20,31 +20,9 @@ from pathlib import Path
 import numpy as np
 
 
-from pipeline.mot.bench_sets import ours_config, yolov5n_sequence
+from pipeline.mot.bench_sets import BoxCachedEncoder, ours_config, yolov5n_sequence
 
 from pipeline.core.paths import REPO_ROOT, require_shared
-
-
-class BoxCachedEncoder:
-    """Embeds each (frame image, tlwh) once with ``inner``; later calls replay the stored rows."""
-
-    def __init__(self, inner) -> None:
-        self.inner = inner
-        self.version = inner.version
-        self.cache: dict[tuple, np.ndarray] = {}
-
-    def embed_boxes(self, image: np.ndarray, boxes_tlwh: np.ndarray) -> np.ndarray:
-        """(H, W, 3) image, (N, 4) tlwh -> (N, D) embeddings."""
-        key_img = hash(image[::8, ::8].tobytes())
-        keys = [(key_img, *np.round(b, 2)) for b in np.asarray(boxes_tlwh, dtype=np.float64)]
-        todo = [i for i, k in enumerate(keys) if k not in self.cache]
-        if todo:
-            feats = self.inner.embed_boxes(image, np.asarray(boxes_tlwh)[todo])
-            for i, f in zip(todo, feats):
-                self.cache[keys[i]] = f
-        if not keys:
-            return np.zeros((0, self.inner.dim), dtype=np.float32)
-        return np.stack([self.cache[k] for k in keys])
 
 
 def set_param(config, dotted: str, value: float):
