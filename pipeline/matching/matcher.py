@@ -391,7 +391,7 @@ class CrossCameraMatcher:
                 fresh_keys.add(key)
         if fresh and self._gallery and self._calibrator is not None:
             self._calibrator.add(self.known_different_distances(fresh, list(self._gallery.values())))
-        self._settle()
+        self._settle(protect={(it.cam_id, int(it.track_id)) for it in items})
         keys = sorted(self._window, key=lambda k: (self._window[k][0].start_time, k))
         win = [self._window[k][0] for k in keys]
         old = [self._window[k][1] for k in keys]
@@ -471,9 +471,11 @@ class CrossCameraMatcher:
         before = [sp for sp in (ident.spans if ident else []) if sp[2] < it.start_time]
         return max(before, key=lambda sp: sp[2]) if before else None
 
-    def _settle(self) -> None:
+    def _settle(self, protect: set[tuple[str, int]] | frozenset = frozenset()) -> None:
         """Tentative tracklets that ended more than window_s ago (and the oldest beyond max_tracklets)
-        join their identity's settled part, in end-time order; they never move again."""
+        join their identity's settled part, in end-time order; they never move again. Tracks in
+        ``protect`` (this call's items) stay for one solve, however old: a late final tracklet (a
+        camera that went down long ago) is still assigned, and settled at the next call."""
         cfg = self.config.revise
         order = sorted(self._window, key=lambda k: (self._window[k][0].end_time, k))
         excess = max(0, len(order) - cfg.max_tracklets)
@@ -482,6 +484,8 @@ class CrossCameraMatcher:
             it, gid = self._window[key]
             if n >= excess and it.end_time >= self._clock - cfg.window_s:
                 break
+            if key in protect:
+                continue
             del self._window[key]
             gone.add(key)
             if gid is None:  # cannot happen after a solve; a fresh item is never settled before one

@@ -96,6 +96,20 @@ def test_two_settled_identities_never_merge() -> None:
     assert m.pop_changes() == [] and {g.global_id for g in m.gallery} == {1, 2}
 
 
+def test_late_tracklet_older_than_the_window_is_still_assigned() -> None:
+    """A camera that went down long ago flushes its final tracklet late: it ended before the window,
+    yet it gets an id in that call (it is solved once, then settled)."""
+    m = CrossCameraMatcher(cfg(window_s=5.0))
+    assert m.match([te("c1", 1, 0, 10, 0)]) == [1]
+    assert m.match([te("c2", 1, 100, 110, 50)]) == [2]  # clock 110: c1/1 settles
+    # c3/1 ended at 20 s, 90 s before the clock; 0 deg = identity 1 (settled), no constraint against it
+    res = m.match_detailed([te("c3", 1, 15, 20, 0), te("c3", 1, 15, 20, 0)])
+    assert [r.global_id for r in res] == [1, 1]
+    assert m.track_global_id("c3", 1) == 1
+    assert m.match([te("c2", 2, 120, 130, 50)]) == [2]  # next call: c3/1 is settled, nothing moves
+    assert ("c3", 1) not in m.tentative and m.pop_changes() == []
+
+
 def test_coexists_matrix_is_the_scalar_rule() -> None:
     m = CrossCameraMatcher(cfg(overlapping_cameras=[["a", "b"]], time_slack_s=1.0))
     items = [te("a", 1, 0, 10, 0), te("b", 1, 5, 12, 0), te("c", 1, 9.5, 20, 0), te("a", 2, 9, 30, 0),
