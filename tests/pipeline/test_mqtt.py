@@ -128,7 +128,13 @@ def test_kill_and_restart_loses_nothing_and_resends_nothing_acked(make_broker):
         first = [sink.emit("appear", g, "cam", float(g), track_id=g) for g in range(1, 6)]
         assert sub.wait_for_ids([event_id(e) for e in first], 10)
         assert sink.flush(5)  # all five acknowledged by the broker
-        time.sleep(1.5)  # past the broker's 1 s autosave: its saved state has nothing in flight
+        # wait for a broker autosave (every 1 s; later on a loaded machine) made after that: the saved state holds
+        # the subscriber's session and nothing in flight (a fixed sleep lost the session under CI load)
+        saved, t0 = broker.folder / "mosquitto.db", time.time() + 0.05
+        deadline = time.monotonic() + 15
+        while not (saved.exists() and saved.stat().st_mtime > t0) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert saved.exists() and saved.stat().st_mtime > t0, "the broker never saved its state"
         broker.kill()  # SIGKILL: a crash
         second = [sink.emit("leave", g, "cam", float(g) + 0.5, track_id=g) for g in range(1, 6)]
         assert sink.stats().pending == 5
