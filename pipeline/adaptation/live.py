@@ -144,12 +144,18 @@ class LiveAdaptation:
         if version is None or version == self.encoder.version:
             return False
         old = self.encoder.version
-        swap_to(self.store, self.encoder, version)
+        t0 = time.perf_counter()
+        swap_to(self.store, self.encoder, version)  # read the weights from the store + load_state
+        t1 = time.perf_counter()
         self.assigner.model_version = version
         n = refresh_prototypes(self.store, self.matcher, version)
         self.matcher.reset_calibration()  # new weights, new distance scale: re-sample known-different pairs
-        self.swaps.append({"from": old, "to": version, "prototypes_refreshed": n, "t": time.time()})
-        log.warning("re-id model hot-swapped %s -> %s (%d identity prototypes refreshed)", old, version, n)
+        t2 = time.perf_counter()
+        self.swaps.append({"from": old, "to": version, "prototypes_refreshed": n, "t": time.time(),
+                           "load_s": round(t1 - t0, 4), "prototypes_s": round(t2 - t1, 4),
+                           "swap_s": round(t2 - t0, 4)})
+        log.warning("re-id model hot-swapped %s -> %s (%d identity prototypes refreshed, %.3f s)", old, version, n,
+                    t2 - t0)
         return True
 
     def stop(self, timeout_s: float = 30.0) -> None:

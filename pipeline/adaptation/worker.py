@@ -64,6 +64,8 @@ class AdaptReport:
     losses: list[float] = field(default_factory=list)
     reembedded: int = 0
     not_reembedded: int = 0
+    reembed_s: float = 0.0  # embedding every tracklet's crops with the candidate (all of them when reembed)
+    reembed_store_s: float = 0.0  # writing those embeddings to the store (deployed candidates only)
     device: str = "cpu"
     total_s: float = 0.0
     candidate_state: dict | None = field(default=None, repr=False)  # the fine-tuned weights (not in JSON)
@@ -201,6 +203,7 @@ def _judge_and_deploy(store, rep: AdaptReport, base, state: dict, sets: list[Cro
     candidate = copy.deepcopy(base)
     candidate.load_state_dict(state)
     rep.candidate_state = state
+    t0 = time.monotonic()
     if reembed:
         cand_vecs = embed_sets(candidate, images, device)
     else:  # only the hold-out is needed
@@ -208,18 +211,21 @@ def _judge_and_deploy(store, rep: AdaptReport, base, state: dict, sets: list[Cro
         cand_vecs = [np.zeros((0,), np.float32)] * len(sets)
         for i, v in zip(hold, held):
             cand_vecs[i] = v
+    rep.reembed_s = round(time.monotonic() - t0, 3)
     rep.holdout_auc_candidate = continuity_auc(half_tracklets(sets, hold, cand_vecs), together)
     decision = decide_deploy(rep.holdout_auc_base, rep.holdout_auc_candidate, settings.min_gain)
     rep.candidate_version = state_hash(state)
     rep.deployed, rep.reason = decision.deploy, decision.reason
     metrics = {"holdout_auc": rep.holdout_auc_candidate, "parent_holdout_auc": rep.holdout_auc_base,
                "steps": rep.steps, "positives": n_pairs, "deployed": decision.deploy, "reason": decision.reason,
-               "created_by": "adaptation"}
+               "created_by": "adaptation", "train_s": rep.train_s, "reembed_s": rep.reembed_s}
     weights = checkpoint_bytes(candidate, state, metrics, rep.base_version) if decision.deploy else None
     store.add_model_version(rep.candidate_version, weights=weights, metrics=metrics, parent=rep.base_version)
     if decision.deploy:
         if reembed:
+            t0 = time.monotonic()
             rep.reembedded = _store_embeddings(store, sets, cand_vecs, rep.candidate_version, only_missing=False)
+            rep.reembed_store_s = round(time.monotonic() - t0, 3)
             rep.not_reembedded = len(store.tracklets_missing_version(rep.candidate_version))
         store.set_deployed(rep.candidate_version)
     log.debug("adaptation: %s", rep.reason)

@@ -68,6 +68,8 @@ def test_round_trains_versions_deploys_and_reembeds(store):
     assert all(torch.equal(stored[k], rep.candidate_state[k]) for k in stored)
     # the gallery is re-embedded for the new version, and the new embeddings differ from the base ones
     assert store.tracklets_missing_version(rep.candidate_version) == [] and rep.reembedded == 13
+    assert rep.reembed_s > 0 and rep.reembed_store_s > 0  # timed, and in the version's metrics
+    assert versions[rep.candidate_version].metrics["reembed_s"] == rep.reembed_s
     ids, new = store.aggregated_embeddings(rep.candidate_version)
     ids_b, old = store.aggregated_embeddings(rep.base_version)
     assert list(ids) == list(ids_b) and not np.allclose(new, old, atol=1e-6)
@@ -239,6 +241,8 @@ def test_background_worker_process_deploys_and_runner_side_swaps(store):
     assert _versions(store)[encoder.version].parent == base
     summary = live.summary()
     assert summary["background_rounds"] >= 1 and summary["swaps"][0]["from"] == base
+    swap = summary["swaps"][0]  # the runner-side swap is timed: weights load + prototype refresh
+    assert swap["load_s"] > 0 and swap["swap_s"] == pytest.approx(swap["load_s"] + swap["prototypes_s"], abs=2e-4)
 
 
 def test_runner_stores_crops_with_final_tracklets(pets_dir: Path, shared: Path, tmp_path: Path):
