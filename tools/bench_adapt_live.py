@@ -48,9 +48,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--threads", type=int, default=1, help="torch threads of the pipeline (the machine is shared)")
     ap.add_argument("--every", type=int, default=2, help="encoder.every, as bench_pipeline")
     ap.add_argument("--interval-s", type=float, default=5.0, help="adapt.interval_s")
-    ap.add_argument("--min-new-tracklets", type=int, default=12, help="adapt.min_new_tracklets")
-    ap.add_argument("--max-steps", type=int, default=20, help="adapt.max_steps")
+    ap.add_argument("--min-new-tracklets", type=int, default=8, help="adapt.min_new_tracklets")
+    ap.add_argument("--max-steps", type=int, default=5, help="adapt.max_steps")
     ap.add_argument("--budget-s", type=float, default=60.0, help="adapt.budget_s")
+    ap.add_argument("--crops-per-tracklet", type=int, default=4, help="adapt.crops_per_tracklet")
+    ap.add_argument("--mode", choices=["batch", "live"], default="live",
+                    help="cams.yaml mode of both runs; batch keeps one store write transaction open between "
+                         "checkpoints, which the worker cannot write through (see docs/adaptation.md)")
     ap.add_argument("--poll-s", type=float, default=1.0, help="adapt.poll_s")
     return ap.parse_args(argv)
 
@@ -94,7 +98,7 @@ def versions(store_path: Path) -> list[dict]:
 
 def markdown(res: dict) -> str:
     off, on = res["off"], res["on"]
-    lines = ["# Live adaptation benchmark (2-camera PETS, detections replayed)", "",
+    lines = ["# Live adaptation benchmark (2-camera PETS)", "",
              f"Command: `{res['command']}`  ", f"Adapt settings (on run): `{json.dumps(res['adapt_settings'])}`  ",
              f"Machine: {res['machine']} (shared; the background training job was paused)  ",
              f"Detections: {'replayed from ' + res['detections_replayed_from'] if res['detections_replayed_from'] else 'yolov5n ONNX run live in both runs'}", "",
@@ -136,12 +140,15 @@ def main(argv: list[str] | None = None) -> int:
     reuse = detections_file(args.detections_from) if args.detections_from is not None else None
     thr = MatcherConfig().threshold
     tracker = "configs/tracker/yolo.yaml"
-    cfg_off = make_config(cams_dir, out / "off", "default", thr, tracker, args.every)
+    cfg_off = make_config(cams_dir, out / "off", "default", thr, tracker, args.every).model_copy(
+        update={"mode": args.mode})
     off, off_eval, cache = run_variant("off", cfg_off, cams_dir, out / "off", None, None, None, reuse)
     adapt = AdaptSettings(enabled=True, background=True, interval_s=args.interval_s,
+                          crops_per_tracklet=args.crops_per_tracklet,
                           min_new_tracklets=args.min_new_tracklets, max_steps=args.max_steps, budget_s=args.budget_s,
                           poll_s=args.poll_s, threads=1, device="cpu")
-    cfg_on = make_config(cams_dir, out / "on", "default", thr, tracker, args.every).model_copy(update={"adapt": adapt})
+    cfg_on = make_config(cams_dir, out / "on", "default", thr, tracker, args.every).model_copy(
+        update={"adapt": adapt, "mode": args.mode})
     on, on_eval, _ = run_variant("on", cfg_on, cams_dir, out / "on", cache if reuse else None, None)
     summ = on["adaptation"] or {}
     vers = versions(out / "on" / "identities.sqlite")
@@ -152,9 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     res = {
         "command": "python -m tools.bench_adapt_live " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": f"{platform.machine()} ({__import__('os').cpu_count()} cores)",
-        "detections_replayed_from": str(reuse) if reuse else None,
+        "detections_replayed_from": str(reuse) if reuse else None, "mode": args.mode,
         "adapt_settings": {k: v for k, v in adapt.model_dump().items()
-                           if k in ("interval_s", "min_new_tracklets", "max_steps", "budget_s", "poll_s", "threads",
+                           if k in ("interval_s", "min_new_tracklets", "crops_per_tracklet", "max_steps", "budget_s", "poll_s", "threads",
                                     "device", "nice")},
         "off": {"fps_per_cam": fps_off, "wall_s": off["timing"].get("wall_s"),
                 "global_idf1": round(off_eval["global"].get("IDF1", 0.0), 2), "global_ids": off.get("global_ids")},
