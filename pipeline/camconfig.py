@@ -229,7 +229,15 @@ class CamsConfig(StrictModel):
                     raise ValueError(f"matching.overlapping_cameras names unknown camera {cid!r}")
         if self.adapt.background and self.encoder.backend != "torch":
             raise ValueError("adapt.background needs encoder.backend: torch (new weights are hot-swapped)")
+        self.check_mode()
         return self
+
+    def check_mode(self) -> None:
+        """Settings that depend on ``mode`` (also called after ``run --mode`` overrides it): ValueError."""
+        if self.adapt.background and self.mode == "batch":
+            raise ValueError("adapt.background needs mode: live (a batch run keeps the store's write transaction"
+                             " open between checkpoints, so the worker could never write); after a batch run use"
+                             " `reid-pipeline adapt --store`")
 
     # ------------------------------------------------------------ derived
     def tracker_config(self) -> TrackerConfig:

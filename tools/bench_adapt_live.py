@@ -52,9 +52,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--max-steps", type=int, default=5, help="adapt.max_steps")
     ap.add_argument("--budget-s", type=float, default=60.0, help="adapt.budget_s")
     ap.add_argument("--crops-per-tracklet", type=int, default=4, help="adapt.crops_per_tracklet")
-    ap.add_argument("--mode", choices=["batch", "live"], default="live",
-                    help="cams.yaml mode of both runs; batch keeps one store write transaction open between "
-                         "checkpoints, which the worker cannot write through (see docs/adaptation.md)")
+    ap.add_argument("--mode", choices=["live"], default="live",
+                    help="cams.yaml mode of both runs: live only (adapt.background is refused in batch mode, whose"
+                         " open store write transaction the worker cannot write through; docs/adaptation.md)")
     ap.add_argument("--poll-s", type=float, default=1.0, help="adapt.poll_s")
     return ap.parse_args(argv)
 

@@ -48,6 +48,12 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_cams_config(args.config)
     if args.mode:
         cfg = cfg.model_copy(update={"mode": args.mode})
+        try:
+            cfg.check_mode()
+        except ValueError as exc:
+            from pipeline.core.errors import ConfigError
+
+            raise ConfigError(f"{args.config}: --mode {args.mode}: {exc}") from None
     if args.max_frames is not None and args.max_frames < 1:
         from pipeline.core.errors import ConfigError
 

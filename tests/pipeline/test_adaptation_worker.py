@@ -179,6 +179,24 @@ def test_adapt_settings_are_validated_with_key_paths(tmp_path: Path):
         load_cams_config(cfg)
 
 
+def test_background_adaptation_in_batch_mode_is_refused_in_one_line(tmp_path: Path, capsys):
+    """A batch run keeps the store's write transaction open between checkpoints: a background worker could
+    never write (it died on 'database is locked'), so the combination is refused, also via run --mode."""
+    from pipeline.camconfig import load_cams_config
+    from pipeline.cli import main
+    from pipeline.core.errors import ConfigError
+
+    cfg = tmp_path / "cams.yaml"
+    cfg.write_text("mode: batch\ncameras: [{id: a, source: '0'}]\nadapt: {enabled: true, background: true}\n")
+    with pytest.raises(ConfigError, match=r"adapt.background needs mode: live"):
+        load_cams_config(cfg)
+    cfg.write_text("mode: live\ncameras: [{id: a, source: '0'}]\nadapt: {enabled: true, background: true}\n")
+    assert load_cams_config(cfg).mode == "live"
+    assert main(["run", str(cfg), "--mode", "batch", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--mode batch: adapt.background needs mode: live" in err and "\n" not in err
+
+
 def test_adapt_command_errors_are_one_line(tmp_path: Path, pets_store: Path, capsys):
     from pipeline.cli import main
 
