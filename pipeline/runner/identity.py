@@ -178,7 +178,7 @@ class IdentityAssigner:
         if not self.global_mot or cfg is None or not cfg.revise.enabled:
             return []
         revisions = self.stats.merges + self.stats.splits
-        if not force and revisions == getattr(self.stats, "revisions_at_rewrite", 0):
+        if not force and revisions == self.stats.revisions_at_rewrite:
             return []  # nothing revised since the last rewrite: the streamed rows are current
         self.stats.revisions_at_rewrite = revisions
         tracklets = [t for t in self.store.tracklets(run_id=self.run_id)
