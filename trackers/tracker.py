@@ -13,6 +13,12 @@ Per frame (``Tracker.update``):
 
 Re-found tracks are re-updated along a virtual trajectory (OC-SORT ORU). Output:
 confirmed tracks updated in this frame (plus, optionally, coasting ones).
+
+``Tracker.predict_only`` is the step of a frame that was not detected (detection stride,
+pipeline/runner/detect_schedule.py): every track moves by its Kalman velocity, nothing is
+matched, missed or deleted, and the confirmed tracks that were output at the last detected
+frame are output again at their predicted boxes. ``update`` counts such frames, so "tracked
+last frame" (second pass, lost-track velocity) means "matched at the last detected frame".
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ _EMPTY_MATCHES = np.empty((0, 2), dtype=np.int64)
 class Tracker:
     """One camera's multi-object tracker; ids are counted per instance from 1 and never reused."""
 
+    _skipped = 0  # class default: trackers pickled in older resume checkpoints have no such attribute
+
     def __init__(self, config: TrackerConfig, cam_id: str = "0", frame_rate: float = 30.0) -> None:
         self.config = config
         self.cam_id = cam_id
@@ -48,6 +56,7 @@ class Tracker:
         self._next_id = 1
         self._removed: list[int] = []
         self._pred_tlbr = np.zeros((0, 4))
+        self._skipped = 0  # predict-only frames since the last update (detection stride)
         self.score_floor = ScoreFloor(config.detection)
         self._cmc = SparseFlowCMC(config.cmc.downscale, config.cmc.max_corners) if config.cmc.method != "none" else None
 
@@ -69,8 +78,9 @@ class Tracker:
         # 1) confirmed (tracked + lost) vs high
         m1, um_t1, um_h = self._first_pass(confirmed, high)
         self._apply(confirmed, high, m1, matched)
-        # 2) still-tracked leftovers vs low, IoU only
-        left = [confirmed[i] for i in um_t1 if self.tracks[confirmed[i]].time_since_update == 1]
+        # 2) still-tracked leftovers (matched at the last detected frame) vs low, IoU only
+        recent = 1 + self._skipped
+        left = [confirmed[i] for i in um_t1 if self.tracks[confirmed[i]].time_since_update == recent]
         if left and len(low):
             cost2 = costs.iou_cost(self._pred_tlbr[left], low.tlbr)
             m2, _, _ = min_cost_matching(cost2, cfg.association.second_match_thresh)
@@ -92,7 +102,25 @@ class Tracker:
         self._remove_duplicates()
         outputs = self._outputs(detections, matched)
         self._drop_deleted()
+        self._skipped = 0
         return outputs
+
+    def predict_only(self, image: np.ndarray | None = None) -> list[TrackOutput]:
+        """A frame without detections to match (not detected, not an empty detection): Kalman predict only.
+
+        Ids, states, hits and embeddings are unchanged; no track is missed or deleted (the next
+        ``update`` does that with the frames counted). Returns the confirmed tracks that were output at
+        the last detected frame, at their predicted tlwh boxes, without embeddings."""
+        self.frame_id += 1
+        self._predict(image)
+        self._skipped += 1
+        out: list[TrackOutput] = []
+        coast = self.config.lifecycle.output_coasting_frames
+        for t in self.tracks:
+            if t.state == TrackState.Confirmed and t.time_since_update - self._skipped <= coast:
+                out.append(TrackOutput(self.cam_id, t.track_id, self.frame_id, self.kf.tlwh_from_mean(t.mean),
+                                       t.score, None))
+        return out
 
     def pop_removed(self) -> list[int]:
         """Ids of tracks deleted since the last call (only tracks that were ever confirmed, i.e. output)."""
@@ -113,7 +141,7 @@ class Tracker:
             return
         means = np.stack([t.mean for t in self.tracks])
         covs = np.stack([t.cov for t in self.tracks])
-        lost = np.array([t.time_since_update > 0 for t in self.tracks])
+        lost = np.array([t.time_since_update > self._skipped for t in self.tracks])  # not matched last detection
         if lost.any():  # ByteTrack: a lost track does not keep growing/shrinking
             means[lost, 7] = 0.0
             if self.kf.representation == "xywh":
