@@ -141,25 +141,33 @@ def build_components(cfg: CamsConfig, encoder=None, store=None) -> Components:
     """Detector, encoder, aggregator, identity store and matcher (gallery and, for the same encoder
     version, threshold calibration reloaded from the store)."""
     from pipeline.detectors import build_detector
-    from pipeline.matching.matcher import CrossCameraMatcher
     from pipeline.store import IdentityStore
-    from pipeline.store.calibration import restore_calibration
-    from reid_models.aggregation import build_aggregator
 
     store = store or IdentityStore(Path(cfg.store.path))
     try:
         encoder = encoder or build_encoder(cfg)
-        ckpt = Path(cfg.aggregation.checkpoint) if cfg.aggregation.checkpoint else None
-        aggregator = build_aggregator(cfg.aggregation.method, checkpoint=ckpt)
+        aggregator, matcher = build_identity_parts(cfg, store, encoder.version)
         detector = build_detector(cfg.detector)
-        mcfg = cfg.matcher_config()
-        gallery = store.load_gallery(limit=mcfg.max_gallery, max_spans=mcfg.max_spans)
-        matcher = CrossCameraMatcher(mcfg, gallery, next_id=store.next_global_id())
-        restore_calibration(store, matcher.calibrator, encoder.version)  # a restart continues the calibration
     except BaseException:
         store.close()
         raise
     return Components(detector, encoder, aggregator, store, matcher)
+
+
+def build_identity_parts(cfg: CamsConfig, store, encoder_version: str) -> tuple[Any, Any]:
+    """(aggregator, matcher) over ``store``: the gallery and, for ``encoder_version``, the threshold
+    calibration reloaded from it (also the Ray matcher actor's start and restart)."""
+    from pipeline.matching.matcher import CrossCameraMatcher
+    from pipeline.store.calibration import restore_calibration
+    from reid_models.aggregation import build_aggregator
+
+    ckpt = Path(cfg.aggregation.checkpoint) if cfg.aggregation.checkpoint else None
+    aggregator = build_aggregator(cfg.aggregation.method, checkpoint=ckpt)
+    mcfg = cfg.matcher_config()
+    gallery = store.load_gallery(limit=mcfg.max_gallery, max_spans=mcfg.max_spans)
+    matcher = CrossCameraMatcher(mcfg, gallery, next_id=store.next_global_id())
+    restore_calibration(store, matcher.calibrator, encoder_version)  # a restart continues the calibration
+    return aggregator, matcher
 
 
 @dataclass

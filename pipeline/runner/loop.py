@@ -36,10 +36,11 @@ from pipeline.runner.roi import filter_roi
 from pipeline.runner.checkpoint import CameraResume, Checkpointer, RunState, output_sizes, truncate_outputs
 from pipeline.matching.recluster import recluster_after_run
 from pipeline.runner.identity import IdentityAssigner
+from pipeline.runner.camera_stage import embed_detections, track_frame
 from pipeline.runner.components import CameraState, Components, build_components, check_inputs, open_sinks
 from pipeline.runner.stage_timer import StageTimer
 from pipeline.store.calibration import CalibrationSaver
-from pipeline.core.types import Detection, Frame, crop_tlwh
+from pipeline.core.types import Detection, Frame
 
 log = logging.getLogger(__name__)
 PRUNE_EVERY_FRAMES = 256  # per camera: how often finished frames leave the assigner's bookkeeping
@@ -201,18 +202,15 @@ class PipelineRunner:
         partials, finals = [], []
         with timer.stage("track"):
             for frame, dets in zip(frames, det_lists):
-                st = self.cams[frame.cam_id]
-                outputs = st.tracker.update(dets, frame.image)
-                mot_frame = frame.index + 1
-                outputs = [dataclasses.replace(o, frame=mot_frame) for o in outputs]
-                partials += st.builder.add(outputs, frame.timestamp)
-                finals += st.builder.finish(st.tracker.pop_removed())
-                st.last_outputs = outputs
-                if self.assigner.crops is not None:  # adaptation crops, or one thumbnail per track
-                    self.assigner.crops.observe(frame.cam_id, frame.image, outputs)
-                st.frames += 1
-                if st.bar is not None:
-                    st.bar.update(1)
+                p, f = track_frame(self.cams[frame.cam_id], frame, dets, self.assigner.crops)
+                partials += p
+                finals += f
+        self._identify(frames, partials, finals, sinks)
+
+    def _identify(self, frames: list[Frame], partials: list, finals: list, sinks) -> None:
+        """One iteration's identity part: match + store the tracklets, then each frame's sinks. ``frames``: the
+        iteration's frames (``self.cams`` holds their cameras' states after tracking)."""
+        comp, timer = self.comp, self.timer
         with timer.stage("match"):
             self.assigner.process(partials, finals)
             for frame in frames:  # keep the global-MOT bookkeeping to what open tracks can still reach
@@ -227,21 +225,8 @@ class PipelineRunner:
 
     def _embed(self, frames: list[Frame], det_lists: list[list[Detection]]) -> None:
         """Crop every detection of every camera due for embedding; one encoder call for all."""
-        every = self.cfg.encoder.every
-        crops, owners = [], []
-        for frame, dets in zip(frames, det_lists):
-            st = self.cams[frame.cam_id]
-            if st.frames % every:
-                continue
-            for det in dets:
-                crop = crop_tlwh(frame.image, det.tlwh, min_size=2)
-                if crop is not None:
-                    crops.append(crop)
-                    owners.append(det)
-        if crops:
-            feats = self.comp.encoder.embed_crops(crops)
-            for det, feat in zip(owners, feats):
-                det.embedding = feat
+        embed_detections(self.comp.encoder, self.cfg.encoder.every,
+                         [(self.cams[f.cam_id].frames, f, d) for f, d in zip(frames, det_lists)])
 
     def _write_frame_sinks(self, frame: Frame, sinks) -> None:
         st = self.cams[frame.cam_id]

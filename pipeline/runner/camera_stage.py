@@ -1,0 +1,56 @@
+"""One camera's share of a pipeline iteration: embed its detections, track, build tracklets.
+
+The local loop (:mod:`pipeline.runner.loop`) calls these for every camera of an iteration, with
+detection and embedding batched over the cameras; the Ray camera actor
+(:mod:`pipeline.distributed.camera_actor`) calls them for its one camera. Both therefore run the
+same per-camera code: the tracker sees the same detections and the tracklet builder the same
+track outputs, whichever executor runs the camera.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from pipeline.core.types import Detection, Frame, Tracklet, crop_tlwh
+from pipeline.runner.components import CameraState
+
+
+def embed_detections(encoder: Any, every: int, items: list[tuple[int, Frame, list[Detection]]]) -> None:
+    """Crop every detection of every frame due for embedding and embed them in one encoder call.
+
+    ``items``: (frames the camera has processed before this one, frame, its detections); a frame is due
+    when that count is a multiple of ``every`` (``encoder.every``). Sets ``Detection.embedding`` (D,)."""
+    crops, owners = [], []
+    for processed, frame, dets in items:
+        if processed % every:
+            continue
+        for det in dets:
+            crop = crop_tlwh(frame.image, det.tlwh, min_size=2)
+            if crop is not None:
+                crops.append(crop)
+                owners.append(det)
+    if crops:
+        feats = encoder.embed_crops(crops)
+        for det, feat in zip(owners, feats):
+            det.embedding = feat
+
+
+def track_frame(st: CameraState, frame: Frame, dets: list[Detection], crops: Any = None
+                ) -> tuple[list[Tracklet], list[Tracklet]]:
+    """Update ``st``'s tracker with one frame's detections and its tracklet builder with the outputs.
+
+    Sets ``st.last_outputs`` (MOT frame numbers: ``frame.index + 1``), offers the boxes to ``crops``
+    (a ThumbnailKeeper / CropKeeper, or None), counts the frame; returns (partial, final) tracklets."""
+    outputs = st.tracker.update(dets, frame.image)
+    mot_frame = frame.index + 1
+    outputs = [dataclasses.replace(o, frame=mot_frame) for o in outputs]
+    partials = st.builder.add(outputs, frame.timestamp)
+    finals = st.builder.finish(st.tracker.pop_removed())
+    st.last_outputs = outputs
+    if crops is not None:  # adaptation crops, or one thumbnail per track
+        crops.observe(frame.cam_id, frame.image, outputs)
+    st.frames += 1
+    if st.bar is not None:
+        st.bar.update(1)
+    return partials, finals
