@@ -10,10 +10,34 @@ track outputs, whichever executor runs the camera.
 from __future__ import annotations
 
 import dataclasses
+import threading
 from typing import Any
 
 from pipeline.core.types import Detection, Frame, Tracklet, crop_tlwh
 from pipeline.runner.components import CameraState
+
+
+def read_frame(st: CameraState, live: bool, max_frames: int | None, stop: threading.Event) -> Frame | None:
+    """The camera's next frame to process, or None (none now, or the camera is done: ``st.done`` set).
+
+    Batch (``live`` False) waits for the next frame until the source finishes or ``stop`` is set, so
+    every iteration holds one frame of each active camera whatever the decode timing (results do not
+    depend on machine load); live waits at most 50 ms. Frames before ``st.next_index`` (a resumed run:
+    processed before the checkpoint) are skipped."""
+    if max_frames is not None and st.frames >= max_frames:
+        st.done = True
+        return None
+    frame = st.source.read(timeout=0.05 if live else 1.0)
+    while frame is None and not live and not st.source.finished and not stop.is_set():
+        frame = st.source.read(timeout=1.0)
+    if frame is None:
+        if st.source.finished:
+            st.done = True
+        return None
+    if frame.index < st.next_index:
+        return None
+    st.next_index = frame.index + 1
+    return frame
 
 
 def embed_detections(encoder: Any, every: int, items: list[tuple[int, Frame, list[Detection]]]) -> None:

@@ -36,7 +36,7 @@ from pipeline.runner.roi import filter_roi
 from pipeline.runner.checkpoint import CameraResume, Checkpointer, RunState, output_sizes, truncate_outputs
 from pipeline.matching.recluster import recluster_after_run
 from pipeline.runner.identity import IdentityAssigner
-from pipeline.runner.camera_stage import embed_detections, track_frame
+from pipeline.runner.camera_stage import embed_detections, read_frame, track_frame
 from pipeline.runner.components import CameraState, Components, build_components, check_inputs, open_sinks
 from pipeline.runner.stage_timer import StageTimer
 from pipeline.store.calibration import CalibrationSaver
@@ -156,7 +156,7 @@ class PipelineRunner:
                 break
             if frames:
                 self._process(frames, sinks)
-                if self.ckpt is not None and self.ckpt.due():
+                if self.ckpt is not None and self._checkpoint_due():
                     with self.timer.stage("store_sinks"):  # revised ids reach mot_global/ with the checkpoint
                         self.assigner.rewrite_global_mot(force=False)
                     self.ckpt.commit(self._state(sinks))
@@ -172,25 +172,8 @@ class PipelineRunner:
         active = [st for st in self.cams.values() if not st.done]
         if not active:
             return None
-        frames = []
-        for st in active:
-            if self.max_frames is not None and st.frames >= self.max_frames:
-                st.done = True
-                continue
-            frame = st.source.read(timeout=0.05 if live else 1.0)
-            # batch: wait for this camera's next frame, so every iteration holds one frame of each
-            # active camera whatever the decode timing (results do not depend on machine load)
-            while frame is None and not live and not st.source.finished and not self.stop_event.is_set():
-                frame = st.source.read(timeout=1.0)
-            if frame is None:
-                if st.source.finished:
-                    st.done = True
-                continue
-            if frame.index < st.next_index:  # resumed run: processed before the checkpoint
-                continue
-            st.next_index = frame.index + 1
-            frames.append(frame)
-        return frames
+        frames = [read_frame(st, live, self.max_frames, self.stop_event) for st in active]
+        return [f for f in frames if f is not None]
 
     def _process(self, frames: list[Frame], sinks) -> None:
         comp, timer = self.comp, self.timer
@@ -257,24 +240,24 @@ class PipelineRunner:
         """What a resumed run needs (see pipeline.runner.checkpoint), as of the last processed frame."""
         a = self.assigner
         return RunState(
-            cameras={cid: CameraResume(st.tracker, st.builder, st.frames, st.next_index, st.done, st.last_outputs)
-                     for cid, st in self.cams.items()},
+            cameras=self._camera_states(),
             matcher=self.comp.matcher,
             assigner={"announced": a.announced, "written": a._written, "stats": a.stats, "open": a.open_tracks},
             timeline=sinks.timeline,
             output_sizes=output_sizes(self.out_dir, self._text_outputs()),
         )
 
+    def _checkpoint_due(self) -> bool:
+        return self.ckpt.due()
+
+    def _camera_states(self) -> dict[str, CameraResume]:
+        """Each camera's resume state as of the last processed frame."""
+        return {cid: CameraResume(st.tracker, st.builder, st.frames, st.next_index, st.done, st.last_outputs)
+                for cid, st in self.cams.items()}
+
     def _restore(self, state: RunState, sinks) -> None:
         """Continue from a checkpoint: per-camera state, matcher, identity maps, timeline."""
-        for cid, cr in state.cameras.items():
-            st = self.cams.get(cid)
-            if st is None:
-                continue
-            st.tracker, st.builder, st.frames = cr.tracker, cr.builder, cr.frames
-            st.next_index, st.done, st.last_outputs = cr.next_index, cr.done, cr.last_outputs
-            if st.bar is not None:
-                st.bar.update(cr.frames)
+        self._restore_cameras(state.cameras)
         self.comp.matcher = self.assigner.matcher = state.matcher
         self.assigner.announced = state.assigner["announced"]
         self.assigner._written = state.assigner["written"]
@@ -283,6 +266,16 @@ class PipelineRunner:
         sinks.timeline = self.assigner.timeline = state.timeline
         self.resumed_from = {cid: cr.next_index for cid, cr in state.cameras.items()}
         log.info("resuming from the checkpoint: next frame per camera %s", self.resumed_from)
+
+    def _restore_cameras(self, cameras: dict[str, CameraResume]) -> None:
+        for cid, cr in cameras.items():
+            st = self.cams.get(cid)
+            if st is None:
+                continue
+            st.tracker, st.builder, st.frames = cr.tracker, cr.builder, cr.frames
+            st.next_index, st.done, st.last_outputs = cr.next_index, cr.done, cr.last_outputs
+            if st.bar is not None:
+                st.bar.update(cr.frames)
 
     # ------------------------------------------------------------------ end
     def _finish(self, sinks, run_key: str, run_id: int) -> dict:
