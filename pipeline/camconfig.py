@@ -107,6 +107,42 @@ class EncoderSettings(StrictModel):
     device: str = "auto"
     every: int = Field(1, ge=1)
     threads: int | None = Field(None, ge=1)
+    # which detections of a detected frame are embedded (pipeline/runner/embed_policy.py, docs/speed.md):
+    # "every" = all of every ``every``-th detected frame; "needed" = detections that match no track
+    # (new or re-found people), that touch another detection (crowds), and each track's refresh every
+    # ``refresh_every`` frames
+    policy: Literal["every", "needed"] = "every"
+    refresh_every: int = Field(8, ge=1)
+    match_iou: float = Field(0.3, gt=0.0, le=1.0)
+
+
+class ScheduleSettings(StrictModel):
+    """Detection stride (pipeline/runner/detect_schedule.py, docs/speed.md): which processed frames of a
+    camera are detected; the tracker carries the boxes of the others by Kalman prediction.
+
+    ``detect_every``: 1 = every frame (default), k = every k-th frame, "adaptive": every ``max_every``-th
+    frame while the scene is stable, every frame while a track is new, missed or uncertain (position
+    std above ``uncertain_frac`` of its height), every ``busy_every``-th while tracks touch each other or
+    the image border (``border_frac`` of the width/height), where people enter and leave."""
+
+    detect_every: int | Literal["adaptive"] = 1
+    max_every: int = Field(3, ge=2)
+    busy_every: int = Field(2, ge=1)
+    border_frac: float = Field(0.04, ge=0.0, le=0.5)
+    uncertain_frac: float = Field(0.15, gt=0.0)
+
+    @field_validator("detect_every", mode="before")
+    @classmethod
+    def _check_every(cls, v: Any) -> Any:
+        if v == "adaptive" or (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
+            return v
+        raise ValueError(f"a whole number >= 1 or 'adaptive', not {v!r}")
+
+    @model_validator(mode="after")
+    def _busy_le_max(self) -> ScheduleSettings:
+        if self.busy_every > self.max_every:
+            raise ValueError(f"busy_every ({self.busy_every}) must be <= max_every ({self.max_every})")
+        return self
 
 
 class AggregationSettings(StrictModel):
@@ -184,6 +220,43 @@ class UiSettings(StrictModel):
         return self
 
 
+class ExecutorConfig(StrictModel):
+    """Where the cameras run (docs/scaling.md). ``kind``: local (one process, the default) or ray (an actor
+    per camera for source -> detector -> encoder -> tracker -> tracklets, one matcher + store actor; needs the
+    ``ray`` package). ``address``: the Ray cluster: ``local`` (start a private one-node cluster), ``auto`` (the
+    cluster this machine joined with ``ray start``), ``ray://host:port`` (Ray Client) or ``host:port`` (a GCS
+    address). ``camera_num_cpus`` / ``camera_num_gpus`` / ``matcher_num_cpus``: Ray resources each actor
+    requests (logical; a GPU only when the cluster has one). ``queue_frames``: frames a camera may be ahead
+    of the matcher (batch: the camera waits; live: its source keeps only the newest frame, so a slow node
+    drops frames instead of queueing them). ``chunk_frames``: frames per camera actor call.
+    ``snapshot_every``: a camera ships its tracker/tracklet state every this many frames (what a restarted
+    camera continues from; the matcher's resume checkpoints happen at these frames too).
+    ``max_restarts``: restarts of each actor after its process or node dies (-1: unlimited)."""
+
+    kind: Literal["local", "ray"] = "local"
+    address: str = "local"
+    camera_num_cpus: float = Field(1.0, ge=0.0)
+    camera_num_gpus: float = Field(0.0, ge=0.0)
+    matcher_num_cpus: float = Field(1.0, ge=0.0)
+    queue_frames: int = Field(16, ge=1)
+    chunk_frames: int = Field(4, ge=1)
+    snapshot_every: int = Field(25, ge=1)
+    max_restarts: int = Field(4, ge=-1)
+
+    @field_validator("address")
+    @classmethod
+    def _check_address(cls, v: str) -> str:
+        if v in ("local", "auto") or re.fullmatch(r"(ray://)?[A-Za-z0-9_.\-\[\]:]+:[0-9]{1,5}", v):
+            return v
+        raise ValueError(f"{v!r}: expected local, auto, ray://host:port or host:port")
+
+    @model_validator(mode="after")
+    def _chunk_fits(self) -> ExecutorConfig:
+        if self.chunk_frames > self.queue_frames:
+            raise ValueError(f"chunk_frames ({self.chunk_frames}) must be <= queue_frames ({self.queue_frames})")
+        return self
+
+
 class DemoSettings(StrictModel):
     """Build missing virtual-camera files before running (see tools/make_virtual_cameras.py):
     ``sequence`` (MOTChallenge folder, relative to the shared data folder or absolute),
@@ -201,6 +274,7 @@ class CamsConfig(StrictModel):
     run_key: str | None = None
     cameras: list[CameraConfig] = Field(min_length=1)
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
+    schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     tracker: str | TrackerConfig = Field(default_factory=TrackerConfig)
     encoder: EncoderSettings = Field(default_factory=EncoderSettings)
     aggregation: AggregationSettings = Field(default_factory=AggregationSettings)
@@ -213,6 +287,7 @@ class CamsConfig(StrictModel):
     health: HealthSettings = Field(default_factory=HealthSettings)
     adapt: AdaptSettings = Field(default_factory=AdaptSettings)
     ui: UiSettings = Field(default_factory=UiSettings)
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     demo: DemoSettings | None = None
 
     @model_validator(mode="after")
@@ -227,6 +302,12 @@ class CamsConfig(StrictModel):
             for cid in group:
                 if cid not in known:
                     raise ValueError(f"matching.overlapping_cameras names unknown camera {cid!r}")
+        if self.executor.kind == "ray":
+            refused = [k for k, on in (("outputs.video", self.outputs.video), ("ui.enabled", self.ui.enabled),
+                                       ("adapt.enabled", self.adapt.enabled)) if on]
+            if refused:
+                raise ValueError(f"executor.kind: ray does not support {', '.join(refused)} yet (frames stay on the"
+                                 " camera actors); turn it off or use executor.kind: local")
         if self.adapt.background and self.encoder.backend != "torch":
             raise ValueError("adapt.background needs encoder.backend: torch (new weights are hot-swapped)")
         self.check_mode()
@@ -258,7 +339,9 @@ class CamsConfig(StrictModel):
         must not be a way to test password guesses): the default batch run key."""
         from pipeline.sources.redact import redact_data
 
-        blob = json.dumps(redact_data(self.model_dump(mode="json")), sort_keys=True).encode()
+        # the executor is where the work runs, not what it computes: a run keeps its key (and its resume
+        # checkpoint) whichever executor runs it
+        blob = json.dumps(redact_data(self.model_dump(mode="json", exclude={"executor"})), sort_keys=True).encode()
         return hashlib.sha1(blob).hexdigest()[:12]
 
 

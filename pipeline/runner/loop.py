@@ -36,7 +36,8 @@ from pipeline.runner.roi import filter_roi
 from pipeline.runner.checkpoint import CameraResume, Checkpointer, RunState, output_sizes, truncate_outputs
 from pipeline.matching.recluster import recluster_after_run
 from pipeline.runner.identity import IdentityAssigner
-from pipeline.runner.camera_stage import embed_detections, read_frame, track_frame
+from pipeline.runner.camera_stage import read_frame, track_frame
+from pipeline.runner.frame_plan import FramePlan
 from pipeline.runner.components import CameraState, Components, build_components, check_inputs, open_sinks
 from pipeline.runner.stage_timer import StageTimer
 from pipeline.store.calibration import CalibrationSaver
@@ -70,6 +71,7 @@ class PipelineRunner:
         self.resumed_from: dict[str, int] | None = None
         self.run_id: int | None = None  # the store's run row, once begun
         self.live = None  # pipeline.web.live.LiveFrames when ui.enabled: the console's live tiles
+        self.plan = FramePlan(cfg.schedule, cfg.encoder)  # detection stride + embedding policy (docs/speed.md)
 
     # ------------------------------------------------------------------ public
     def request_stop(self) -> None:
@@ -177,15 +179,21 @@ class PipelineRunner:
 
     def _process(self, frames: list[Frame], sinks) -> None:
         comp, timer = self.comp, self.timer
+        detect, carry = self.plan.split(frames)  # schedule.detect_every: the others are carried by prediction
         with timer.stage("detect"):
-            det_lists = comp.detector.detect([f.image for f in frames])
+            det_lists = comp.detector.detect([f.image for f in detect]) if detect else []
         with timer.stage("embed"):
-            det_lists = [filter_roi(d, self.cams[f.cam_id].roi) for f, d in zip(frames, det_lists)]
-            self._embed(frames, det_lists)
+            det_lists = [filter_roi(d, self.cams[f.cam_id].roi) for f, d in zip(detect, det_lists)]
+            self._embed(detect, det_lists)
         partials, finals = [], []
         with timer.stage("track"):
-            for frame, dets in zip(frames, det_lists):
+            for frame, dets in zip(detect, det_lists):
                 p, f = track_frame(self.cams[frame.cam_id], frame, dets, self.assigner.crops)
+                self.plan.detected(self.cams[frame.cam_id], frame)
+                partials += p
+                finals += f
+            for frame in carry:
+                p, f = self.plan.carry(self.cams[frame.cam_id], frame, self.assigner.crops)
                 partials += p
                 finals += f
         self._identify(frames, partials, finals, sinks)
@@ -207,9 +215,8 @@ class PipelineRunner:
                 self._write_frame_sinks(frame, sinks)
 
     def _embed(self, frames: list[Frame], det_lists: list[list[Detection]]) -> None:
-        """Crop every detection of every camera due for embedding; one encoder call for all."""
-        embed_detections(self.comp.encoder, self.cfg.encoder.every,
-                         [(self.cams[f.cam_id].frames, f, d) for f, d in zip(frames, det_lists)])
+        """Crop every detection of every camera due for embedding (``encoder.policy``); one encoder call for all."""
+        self.plan.embed(self.comp.encoder, frames, det_lists, self.cams)
 
     def _write_frame_sinks(self, frame: Frame, sinks) -> None:
         st = self.cams[frame.cam_id]
@@ -318,6 +325,7 @@ class PipelineRunner:
             "adaptation": self.adapt.summary() if self.adapt is not None else None,
             "cameras": {cid: dataclasses.asdict(st.source.health()) for cid, st in self.cams.items()},
             "timing": report,
+            "frame_plan": self.plan.summary(),
         }
         self.timer.write_json(self.out_dir / "stage_times.json", summary)
         self.summary_table = self.timer.table(report)
