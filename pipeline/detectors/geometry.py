@@ -28,16 +28,32 @@ class Letterbox:
         return out
 
 
-def letterbox(image_bgr: np.ndarray, size: int, color: int = 114) -> tuple[np.ndarray, Letterbox]:
+def letterbox_shape(height: int, width: int, size: int, stride: int | None = None) -> tuple[float, int, int, int, int]:
+    """The letterbox of an (height, width) image for a ``size`` network input.
+
+    ``stride=None``: square, the image scaled to fit (size, size) and padded to it.
+    ``stride=s`` (rectangular inference): scaled the same way (long side = size), then padded only up to the
+    next multiple of ``s`` on each side, e.g. 768x576 at 640 -> 640x480, at 416 -> 416x312 padded to 416x320.
+    Returns (scale, new_w, new_h, canvas_w, canvas_h) in pixels.
+    """
+    scale = min(size / height, size / width)
+    new_w, new_h = int(round(width * scale)), int(round(height * scale))
+    if stride is None:
+        return scale, new_w, new_h, size, size
+    return scale, new_w, new_h, -(-new_w // stride) * stride, -(-new_h // stride) * stride
+
+
+def letterbox(image_bgr: np.ndarray, size: int, color: int = 114,
+              stride: int | None = None) -> tuple[np.ndarray, Letterbox]:
     """Resize keeping aspect ratio to fit (size, size), pad centred with ``color``.
 
-    Returns the (size, size, 3) uint8 image and the mapping. Padding is split as
+    Returns the (size, size, 3) uint8 image (``stride`` given: the (canvas_h, canvas_w, 3) image of
+    ``letterbox_shape``, each side a multiple of ``stride``) and the mapping. Padding is split as
     YOLOv5 does: left/top = round(pad/2 - 0.1), right/bottom = round(pad/2 + 0.1).
     """
     h, w = image_bgr.shape[:2]
-    scale = min(size / h, size / w)
-    new_w, new_h = int(round(w * scale)), int(round(h * scale))
-    dw, dh = (size - new_w) / 2, (size - new_h) / 2
+    scale, new_w, new_h, canvas_w, canvas_h = letterbox_shape(h, w, size, stride)
+    dw, dh = (canvas_w - new_w) / 2, (canvas_h - new_h) / 2
     if (new_w, new_h) != (w, h):
         image_bgr = cv2.resize(image_bgr, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
     top, bottom = int(round(dh - 0.1)), int(round(dh + 0.1))

@@ -1,15 +1,15 @@
-"""YOLO detector on an ONNX file (YOLOv5 or YOLOv8/11-style outputs), onnxruntime or OpenCV DNN."""
+"""YOLO detector on an ONNX file (YOLOv5 or YOLOv8/11-style outputs): onnxruntime, OpenVINO or OpenCV DNN."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
 
 from pipeline.detectors.config import DetectorConfig
 from pipeline.detectors.geometry import Letterbox, cxcywh_to_tlbr, letterbox, nms_tlbr
+from pipeline.detectors.heads import decode_yolov5_heads
 from pipeline.core.errors import ModelError
 from pipeline.core.types import Detection, tlbr_to_tlwh
 
@@ -68,85 +68,84 @@ class Candidates:
 
 
 def _blob(images_lb: list[np.ndarray]) -> np.ndarray:
-    """Letterboxed BGR uint8 images -> (B, 3, S, S) float32 RGB in [0, 1]."""
+    """Letterboxed BGR uint8 images, all (H, W, 3) -> (B, 3, H, W) float32 RGB in [0, 1]."""
     arr = np.stack(images_lb)[..., ::-1].transpose(0, 3, 1, 2)
     return np.ascontiguousarray(arr, dtype=np.float32) / 255.0
 
 
 class OnnxYoloDetector:
-    """Letterbox -> YOLO ONNX -> confidence filter -> class-aware NMS -> original-pixel tlwh boxes."""
+    """Letterbox -> YOLO ONNX -> confidence filter -> class-aware NMS -> original-pixel tlwh boxes.
+
+    The file run is ``models.resolve_model(cfg)``: the weights, or their dynamic-size cut (``rect``) or INT8
+    quantisation (``precision: int8``); a cut model's Detect maps are decoded by ``heads.decode_yolov5_heads``.
+    """
+
+    STRIDE = 32
 
     def __init__(self, cfg: DetectorConfig) -> None:
-        path = Path(cfg.weights).expanduser()
-        if not path.is_file():
-            raise ModelError(f"ONNX detector weights not found: {path}")
+        from pipeline.detectors.models import resolve_model
+        from pipeline.detectors.onnx_graph import read_heads_spec
+        from pipeline.detectors.runtimes import open_runtime
+
         self.cfg = cfg
         self.backend = cfg.backend
-        self.fixed_batch: int | None = 1
+        self.model_path = resolve_model(cfg)
+        self.runtime = open_runtime(self.model_path, cfg.backend, cfg.device, cfg.threads, cfg.precision)
+        self.fixed_batch: int | None = self.runtime.fixed_batch
+        self.heads = read_heads_spec(self.runtime.metadata)
         self.input_size: int | None = None
-        if cfg.backend == "onnxruntime":
-            self._init_ort(path)
-        else:
-            import cv2
-
-            self.net = cv2.dnn.readNetFromONNX(str(path))
-            self.fixed_batch = 1
-
-    def _init_ort(self, path: Path) -> None:
-        import onnxruntime as ort
-
-        providers = ["CPUExecutionProvider"]
-        if self.cfg.device != "cpu" and "CUDAExecutionProvider" in ort.get_available_providers():
-            providers.insert(0, "CUDAExecutionProvider")
-        try:
-            self.session = ort.InferenceSession(str(path), providers=providers)
-        except Exception as exc:  # onnxruntime raises its own types for bad files
-            raise ModelError(f"cannot load ONNX detector {path}: {str(exc).splitlines()[0]}") from exc
-        inp = self.session.get_inputs()[0]
-        self.input_name = inp.name
-        batch = inp.shape[0]
-        self.fixed_batch = batch if isinstance(batch, int) else None
-        size = inp.shape[2]
-        if isinstance(size, int):
+        hw = self.runtime.fixed_hw
+        if hw is not None and not cfg.rect:
             # a fixed input: a smaller imgsz is letterboxed to imgsz and padded (right/bottom) to the input size
             # (the fully convolutional network then sees objects at imgsz's scale); a larger one is capped
-            self.input_size = size
-            if self.cfg.imgsz > size:
-                self.cfg = self.cfg.model_copy(update={"imgsz": size})
+            self.input_size = hw[0]
+            if self.cfg.imgsz > hw[0]:
+                self.cfg = self.cfg.model_copy(update={"imgsz": hw[0]})
 
-    def _infer(self, blob: np.ndarray) -> np.ndarray:
-        """(B, 3, S, S) -> raw output (B, ...)."""
-        if self.backend == "onnxruntime":
-            return self.session.run(None, {self.input_name: blob})[0]
-        self.net.setInput(blob)
-        return self.net.forward()
+    def _infer(self, blob: np.ndarray) -> list[np.ndarray]:
+        """(B, 3, H, W) -> per image its raw outputs (one per model output)."""
+        outs = self.runtime.run(blob)
+        return [[o[i] for o in outs] for i in range(len(blob))]
 
-    def _run_batches(self, blobs: np.ndarray) -> list[np.ndarray]:
+    def _run_batches(self, blobs: np.ndarray) -> list[list[np.ndarray]]:
         step = self.fixed_batch or len(blobs)
-        outs: list[np.ndarray] = []
+        outs: list[list[np.ndarray]] = []
         for i in range(0, len(blobs), step):
-            outs.extend(list(self._infer(blobs[i:i + step])))
+            outs.extend(self._infer(blobs[i:i + step]))
         return outs
+
+    def _letterbox(self, img: np.ndarray) -> tuple[np.ndarray, Letterbox]:
+        if self.cfg.rect:
+            return letterbox(img, self.cfg.imgsz, stride=self.STRIDE)
+        lb_img, lb = letterbox(img, self.cfg.imgsz)
+        if self.input_size is not None and self.input_size > self.cfg.imgsz:
+            extra = self.input_size - self.cfg.imgsz
+            lb_img = cv2.copyMakeBorder(lb_img, 0, extra, 0, extra, cv2.BORDER_CONSTANT, value=(114,) * 3)
+        return lb_img, lb
+
+    def _decode(self, outputs: list[np.ndarray], conf: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if self.heads is not None:
+            return decode_yolov5_heads(outputs, self.heads.anchors, self.heads.strides, conf, self.cfg.classes)
+        return decode_yolo(outputs[0], conf, self.cfg.classes)
 
     def candidates(self, images_bgr: list[np.ndarray], conf: float | None = None) -> list[Candidates]:
         """Batch of BGR (H, W, 3) uint8 images -> per image the person candidates scoring >= ``conf``
-        (default ``cfg.conf``) BEFORE NMS, in network pixels (``Candidates.select`` finishes them)."""
+        (default ``cfg.conf``) BEFORE NMS, in network pixels (``Candidates.select`` finishes them).
+        With ``rect`` the images of one forward share a shape (a batch is split by letterboxed shape)."""
         if not images_bgr:
             return []
-        lbs: list[Letterbox] = []
-        padded = []
-        for img in images_bgr:
-            lb_img, lb = letterbox(img, self.cfg.imgsz)
-            if self.input_size is not None and self.input_size > self.cfg.imgsz:
-                extra = self.input_size - self.cfg.imgsz
-                lb_img = cv2.copyMakeBorder(lb_img, 0, extra, 0, extra, cv2.BORDER_CONSTANT, value=(114,) * 3)
-            padded.append(lb_img)
-            lbs.append(lb)
-        outs = self._run_batches(_blob(padded))
+        letterboxed = [self._letterbox(img) for img in images_bgr]
+        outs: list[list[np.ndarray] | None] = [None] * len(images_bgr)
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for i, (lb_img, _) in enumerate(letterboxed):
+            by_shape.setdefault(lb_img.shape, []).append(i)
+        for idx in by_shape.values():
+            for i, o in zip(idx, self._run_batches(_blob([letterboxed[i][0] for i in idx]))):
+                outs[i] = o
         thr = self.cfg.conf if conf is None else conf
         result = []
-        for o, lb, img in zip(outs, lbs, images_bgr):
-            tlbr, scores, cls = decode_yolo(o, thr, self.cfg.classes)
+        for o, (_, lb), img in zip(outs, letterboxed, images_bgr):
+            tlbr, scores, cls = self._decode(o, thr)
             result.append(Candidates(tlbr, scores, cls, lb, img.shape[1], img.shape[0]))
         return result
 

@@ -1,0 +1,102 @@
+"""INT8 static quantisation of an ONNX YOLO detector (onnxruntime.quantization, QDQ, per-channel weights).
+
+Calibration feeds real images through the detector's own letterbox (rectangular, stride 32) so the
+activation ranges are those the detector sees. The model is quantised from its dynamic-size cut
+(``onnx_graph.cut_yolov5_heads``): the Detect decode (sigmoid, grid, anchors, pixel coordinates) stays
+in float in numpy, and one INT8 file serves every input size.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.core.errors import ConfigError, ModelError
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+def calibration_images(folder: Path, count: int) -> list[Path]:
+    """``count`` image files of ``folder`` (sorted by name, evenly spaced), ConfigError when there are none."""
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise ConfigError(f"detector.calibration: {folder} is not a folder of images")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ConfigError(f"detector.calibration: no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+    if len(files) <= count:
+        return files
+    return [files[int(i)] for i in np.linspace(0, len(files) - 1, count).round()]
+
+
+def calibration_blobs(images: list[Path], imgsz: int, stride: int = 32):
+    """Yield (1, 3, H, W) float32 blobs: each image letterboxed to its aspect ratio (long side ``imgsz``)."""
+    import cv2
+
+    from pipeline.detectors.geometry import letterbox
+
+    for path in images:
+        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if img is None:
+            raise ConfigError(f"detector.calibration: cannot read image {path}")
+        lb_img, _ = letterbox(img, imgsz, stride=stride)
+        yield np.ascontiguousarray(lb_img[None, ..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32) / 255.0
+
+
+def is_quantized(path: Path) -> bool:
+    """True when the ONNX file holds QuantizeLinear / QLinear ops (an INT8 model)."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return any(n.op_type in ("QuantizeLinear", "QLinearConv", "ConvInteger") for n in model.graph.node)
+
+
+def quantize_detector(src: Path, images: list[Path], out: Path, imgsz: int = 640) -> Path:
+    """Write ``out``: ``src`` (an fp32 ONNX model with a dynamic input size) quantised to INT8.
+
+    QDQ format, weights int8 per output channel, activations uint8 with MinMax ranges over ``images``.
+    The source's metadata (the cut model's anchors and strides) is kept."""
+    import onnx
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+    from tqdm import tqdm
+
+    src_model = onnx.load(str(src))
+    input_name = src_model.graph.input[0].name
+
+    class _Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._it = iter(tqdm(calibration_blobs(images, imgsz), total=len(images), desc="calibrate", unit="img"))
+
+        def get_next(self):
+            blob = next(self._it, None)
+            return None if blob is None else {input_name: blob}
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pre = out.with_name(out.stem + ".pre.onnx")
+    part = out.with_name(out.stem + ".part.onnx")
+    try:
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        quantize_static(str(pre), str(part), _Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=CalibrationMethod.MinMax)
+    except (ConfigError, ModelError):
+        raise
+    except Exception as exc:
+        raise ModelError(f"cannot quantise {src}: {str(exc).splitlines()[0]}") from exc
+    finally:
+        pre.unlink(missing_ok=True)
+    model = onnx.load(str(part))
+    have = {p.key for p in model.metadata_props}
+    for p in src_model.metadata_props:
+        if p.key not in have:
+            model.metadata_props.add().CopyFrom(p)
+    onnx.save(model, str(part))
+    part.replace(out)
+    log.info("INT8 detector written to %s (%d calibration images)", out, len(images))
+    return out

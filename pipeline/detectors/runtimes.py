@@ -1,0 +1,167 @@
+"""Inference runtimes for an ONNX detector file: onnxruntime (CPU, CUDA / TensorRT EP), OpenVINO (CPU), OpenCV DNN.
+
+Each takes a (B, 3, H, W) float32 blob and returns the model's outputs (batch first). The libraries are
+imported inside the constructors: a missing optional one fails only the config that names it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from pipeline.core.errors import ConfigError, ModelError
+
+log = logging.getLogger(__name__)
+
+CUDA_EP, TENSORRT_EP, CPU_EP = "CUDAExecutionProvider", "TensorrtExecutionProvider", "CPUExecutionProvider"
+
+
+class InferenceRuntime(Protocol):
+    #: the model input's fixed batch / height / width, None where dynamic
+    fixed_batch: int | None
+    fixed_hw: tuple[int, int] | None
+    #: the model's metadata (key -> value)
+    metadata: dict[str, str]
+
+    def run(self, blob: np.ndarray) -> list[np.ndarray]:
+        """(B, 3, H, W) float32 -> every model output, batch first."""
+        ...
+
+
+def _gpu_index(device: str) -> int | None:
+    """'cuda' / 'cuda:1' / '1' / 'tensorrt' / 'tensorrt:1' -> GPU index; 'cpu' / 'auto' -> None."""
+    d = device.strip().lower()
+    for prefix in ("cuda", "tensorrt"):
+        if d == prefix:
+            return 0
+        if d.startswith(prefix + ":") and d[len(prefix) + 1:].isdigit():
+            return int(d[len(prefix) + 1:])
+    return int(d) if d.isdigit() else None
+
+
+def ort_providers(device: str, available: list[str]) -> list:
+    """onnxruntime execution providers for ``device``, best first, CPU always last.
+
+    'cpu' -> CPU only; 'auto' -> CUDA when the installed onnxruntime has it; 'cuda[:N]' / 'N' -> CUDA on GPU N;
+    'tensorrt[:N]' -> TensorRT then CUDA on GPU N. A requested GPU provider that this onnxruntime lacks
+    (the CPU wheel) is left out with a warning: the detector runs on the CPU."""
+    d = device.strip().lower()
+    if d == "cpu":
+        return [CPU_EP]
+    index = _gpu_index(d)
+    wanted = [TENSORRT_EP, CUDA_EP] if d.startswith("tensorrt") else [CUDA_EP]
+    providers: list = []
+    for ep in wanted:
+        if ep in available:
+            providers.append((ep, {"device_id": index or 0}))
+        elif d != "auto":
+            log.warning("detector.device %s: this onnxruntime has no %s (installed: %s); running on the CPU",
+                        device, ep, ", ".join(available))
+    return providers + [CPU_EP]
+
+
+class OrtRuntime:
+    """onnxruntime session; ``threads``: intra-op threads (None: onnxruntime's default, one per core)."""
+
+    def __init__(self, path: Path, device: str, threads: int | None) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        if threads is not None:
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+        self.providers = ort_providers(device, ort.get_available_providers())
+        try:
+            self.session = ort.InferenceSession(str(path), sess_options=opts, providers=self.providers)
+        except Exception as exc:  # onnxruntime raises its own types for bad files
+            raise ModelError(f"cannot load ONNX detector {path}: {str(exc).splitlines()[0]}") from exc
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        self.fixed_batch = inp.shape[0] if isinstance(inp.shape[0], int) else None
+        h, w = inp.shape[2], inp.shape[3]
+        self.fixed_hw = (h, w) if isinstance(h, int) and isinstance(w, int) else None
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+
+    def run(self, blob: np.ndarray) -> list[np.ndarray]:
+        return self.session.run(None, {self.input_name: blob})
+
+
+class OpenVinoRuntime:
+    """OpenVINO on the CPU (AVX2 / AVX-512 x86, Intel or AMD). Reads the ONNX file itself; a dynamic-size model
+    is compiled once per input shape seen (a camera's frames keep one). ``precision``: the CPU plugin's
+    inference precision ('f32', or 'bf16' on CPUs with AVX512_BF16 / AMX); an INT8 (QDQ) model runs in INT8."""
+
+    def __init__(self, path: Path, threads: int | None, precision: str = "f32") -> None:
+        try:
+            import openvino as ov
+        except ImportError as exc:
+            raise ConfigError("detector.backend: openvino needs the Python package 'openvino' "
+                              "(pip install openvino, or bash tools/setup.sh)") from exc
+        self._core = ov.Core()
+        self._ov = ov
+        try:
+            self._model = self._core.read_model(str(path))
+        except Exception as exc:
+            raise ModelError(f"cannot load ONNX detector {path} in OpenVINO: {str(exc).splitlines()[0]}") from exc
+        self._config: dict = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": precision}
+        if threads is not None:
+            self._config["INFERENCE_NUM_THREADS"] = threads
+        shape = self._model.inputs[0].get_partial_shape()
+        self.fixed_batch = shape[0].get_length() if shape[0].is_static else None
+        self.fixed_hw = (shape[2].get_length(), shape[3].get_length()) if shape[2].is_static and shape[3].is_static else None
+        self.metadata = _onnx_metadata(path)
+        self._requests: dict[tuple[int, ...], object] = {}
+
+    def _request(self, shape: tuple[int, ...]):
+        if shape not in self._requests:
+            model = self._model.clone()
+            if not self._model.inputs[0].get_partial_shape().is_static:
+                model.reshape({0: self._ov.PartialShape(list(shape))})
+            self._requests[shape] = self._core.compile_model(model, "CPU", self._config).create_infer_request()
+        return self._requests[shape]
+
+    def run(self, blob: np.ndarray) -> list[np.ndarray]:
+        req = self._request(tuple(blob.shape))
+        req.infer({0: blob})
+        return [req.get_output_tensor(i).data.copy() for i in range(len(req.model_outputs))]
+
+
+class OpenCvRuntime:
+    """OpenCV DNN (CPU); batch 1."""
+
+    def __init__(self, path: Path) -> None:
+        import cv2
+
+        try:
+            self.net = cv2.dnn.readNetFromONNX(str(path))
+        except cv2.error as exc:
+            raise ModelError(f"cannot load ONNX detector {path} in OpenCV: {str(exc).splitlines()[0]}") from exc
+        self.fixed_batch = 1
+        self.fixed_hw = None
+        self.metadata = _onnx_metadata(path)
+
+    def run(self, blob: np.ndarray) -> list[np.ndarray]:
+        self.net.setInput(blob)
+        names = self.net.getUnconnectedOutLayersNames()
+        outs = self.net.forward(names)
+        return list(outs)
+
+
+def _onnx_metadata(path: Path) -> dict[str, str]:
+    import onnx
+
+    return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+
+
+def open_runtime(path: Path, backend: str, device: str, threads: int | None, precision: str = "fp32") -> InferenceRuntime:
+    """The runtime named by ``backend`` ('onnxruntime' | 'openvino' | 'opencv') on ``path``."""
+    if backend == "onnxruntime":
+        return OrtRuntime(path, device, threads)
+    if backend == "openvino":
+        return OpenVinoRuntime(path, threads, "bf16" if precision == "bf16" else "f32")
+    if backend == "opencv":
+        return OpenCvRuntime(path)
+    raise ConfigError(f"detector.backend: unknown '{backend}' (valid: onnxruntime, openvino, opencv)")
