@@ -76,6 +76,10 @@ class VideoCaptureReader:
         self._cap = None
         self._pos = 0
         self._errors_in_row = 0
+        # frames decoded (grab + retrieve) and frames only grabbed (``skip``: the camera stride, never
+        # decoded into an image; docs/speed.md), over the reader's life
+        self.decoded = 0
+        self.grabbed_only = 0
 
     def open(self) -> None:
         import cv2
@@ -132,9 +136,11 @@ class VideoCaptureReader:
             return self._failed(), None
         self._pos += 1
         self._errors_in_row = 0
+        self.decoded += 1
         return "ok", image
 
     def skip(self) -> ReadStatus:
+        """Advance one frame without decoding it (``grab`` without ``retrieve``)."""
         if self._cap is None:
             return "end"
         try:
@@ -145,6 +151,7 @@ class VideoCaptureReader:
             return self._failed()
         self._pos += 1
         self._errors_in_row = 0
+        self.grabbed_only += 1
         return "ok"
 
     def close(self) -> None:
