@@ -18,7 +18,7 @@ history, the training wall time and crops/s.
 Usage::
 
     .venv/bin/python tools/bench_reid.py [--models default imagenet] [--extra NAME=CKPT ...]
-        [--lstm runs/reid/market_lstm/last.pt] [--train-checkpoint runs/reid/market_cuhk03_default/last.pt]
+        [--lstm runs/reid/market_lstm/last.pt] [--models imagenet default default+flip] [--train-checkpoint runs/reid/market_cuhk03_default/last.pt]
         [--out runs/bench_reid] [--threads 2] [--skip-throughput]
 """
 
@@ -69,7 +69,7 @@ def evaluate_model(spec: str, enc, items: dict[str, list], pets: Path, lstm: Pat
 
     cfg = EvalConfig()
     t0 = time.perf_counter()
-    out = {"model": {"spec": spec, "version": enc.version, "dim": enc.dim},
+    out = {"model": {"spec": spec, "version": enc.version, "dim": enc.dim, "flip": enc.flip},
            "market": evaluate_items(items["market"], enc.embed_crops, cfg, "market", progress=False),
            "cuhk03": evaluate_items(items["cuhk03"], enc.embed_crops, cfg, "single_shot", trials=10, progress=False),
            "pets": evaluate_dataset(pets, enc.embed_crops, cfg, build_aggregators(lstm), progress=False)}
@@ -79,11 +79,13 @@ def evaluate_model(spec: str, enc, items: dict[str, list], pets: Path, lstm: Pat
 
 def reuse_or_evaluate(spec: str, items: dict[str, list], pets: Path, lstm: Path | None,
                       earlier: dict[str, dict]) -> dict:
-    """An earlier result of the same weights (no LSTM involved) or a fresh evaluation."""
+    """An earlier result of the same weights and flip setting (no LSTM involved) or a fresh evaluation.
+    A spec ending in ``+flip`` is that model with test-time flip (``AppearanceEncoder.flip``)."""
     from pipeline.commands.eval_reid import load_encoder
 
-    enc = load_encoder(spec, "auto")
-    prev = earlier.get(enc.version) if lstm is None else None
+    base, flip = (spec[:-len("+flip")], True) if spec.endswith("+flip") else (spec, False)
+    enc = load_encoder(base, "auto", flip=flip)
+    prev = earlier.get(reuse_key(enc.version, flip)) if lstm is None else None
     if prev is not None and "lstm" not in prev["pets"]["tracklets"]:
         print(f"{spec}: reusing the earlier result of version {prev['model']['version']}", flush=True)
         return prev
@@ -200,7 +202,8 @@ def table(rows: dict[str, dict], v: dict, train: dict | None, thr: list[dict]) -
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--models", nargs="+", default=["imagenet", "default"])
+    ap.add_argument("--models", nargs="+", default=["imagenet", "default"],
+                    help="default | imagenet | a checkpoint; NAME+flip scores it with test-time flip too")
     ap.add_argument("--extra", nargs="*", default=[], help="NAME=CHECKPOINT further models to score")
     ap.add_argument("--pets", type=Path, default=Path("runs/reid_data/pets_all"))
     ap.add_argument("--lstm", type=Path, default=None, help="LSTM aggregator checkpoint (tracklet rank-1)")
@@ -213,12 +216,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
+def reuse_key(version: str, flip: bool) -> str:
+    return version + ("+flip" if flip else "")
+
+
 def reusable(path: Path | None) -> dict[str, dict]:
-    """version -> per-model results of an earlier results.json (same protocols; nothing when absent)."""
+    """version (+flip) -> per-model results of an earlier results.json (same protocols; nothing when absent)."""
     if path is None or not path.is_file():
         return {}
     doc = json.loads(path.read_text())
-    return {m["model"]["version"]: m for m in doc.get("results", {}).values()}
+    return {reuse_key(m["model"]["version"], m["model"].get("flip", False)): m for m in doc.get("results", {}).values()}
 
 
 def main(argv: list[str] | None = None) -> int:

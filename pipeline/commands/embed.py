@@ -22,6 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     src.add_argument("--folder", type=Path, help="folder of images (sorted by file name)")
     p.add_argument("--out", type=Path, required=True, help="output .npy (the file list goes to <out>.files.txt)")
     p.add_argument("--ten-crop", action="store_true", help="average embeddings over 10 crops (seed 001)")
+    p.add_argument("--flip", action="store_true", help="test-time flip: each feature = crop + its mirror")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="auto")
     p.add_argument("--no-progress", action="store_true")
@@ -72,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     missing = next((p for p in paths if not p.is_file()), None)
     if missing is not None:
         raise DataError(missing, "no such image file" + (f" (listed in {args.list})" if args.list else ""))
-    enc = load_encoder(args.model, args.device, args.batch_size)
+    enc = load_encoder(args.model, args.device, args.batch_size, args.flip)
     feats = embed_paths(enc.embed_crops, paths, EvalConfig(ten_crop=args.ten_crop, batch_size=args.batch_size),
                         not args.no_progress).astype(np.float32)
     out = args.out if args.out.suffix == ".npy" else args.out.with_name(args.out.name + ".npy")

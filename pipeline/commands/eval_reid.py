@@ -24,6 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", default="default",
                    help="checkpoint file, 'default' (shipped model) or 'imagenet' (raw ImageNet MobileNetV2)")
     p.add_argument("--ten-crop", action="store_true", help="average embeddings over 10 crops (seed 001)")
+    p.add_argument("--flip", action="store_true", help="test-time flip: each feature = crop + its mirror")
     p.add_argument("--lstm", type=Path, default=None, help="LSTM aggregator checkpoint for tracklet rank-1")
     p.add_argument("--out", type=Path, default=Path("runs/eval_reid"), help="output folder (metrics.json, roc.png, cmc.png)")
     p.add_argument("--protocol", choices=("auto", "camera", "time"), default="auto")
@@ -35,18 +36,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
-def load_encoder(spec: str, device: str = "auto", batch_size: int = 64):
-    """AppearanceEncoder for 'default', 'imagenet' or a checkpoint path."""
+def load_encoder(spec: str, device: str = "auto", batch_size: int = 64, flip: bool = False):
+    """AppearanceEncoder for 'default', 'imagenet' or a checkpoint path (``flip``: test-time flip)."""
     from pipeline.core.errors import ModelError
     from reid_models.encoder import AppearanceEncoder
 
     if spec == "imagenet":
-        return AppearanceEncoder.imagenet_baseline(device=device)
+        return AppearanceEncoder.imagenet_baseline(device=device, flip=flip)
     if spec == "default":
-        return AppearanceEncoder.from_checkpoint(None, device=device, batch_size=batch_size)
+        return AppearanceEncoder.from_checkpoint(None, device=device, batch_size=batch_size, flip=flip)
     if not Path(spec).is_file():
         raise ModelError(f"{spec}: no such checkpoint (or use 'default' / 'imagenet')")
-    return AppearanceEncoder.from_checkpoint(Path(spec), device=device, batch_size=batch_size)
+    return AppearanceEncoder.from_checkpoint(Path(spec), device=device, batch_size=batch_size, flip=flip)
 
 
 def build_aggregators(lstm: Path | None) -> dict:
@@ -85,13 +86,14 @@ def run(args: argparse.Namespace) -> int:
                      chunk_len=args.chunk_len, ten_crop=args.ten_crop, batch_size=args.batch_size)
     if args.folder is not None:
         items = load_reid_folder(args.folder, folder_format(args.folder, args.format), "train")
-        enc = load_encoder(args.checkpoint, args.device, args.batch_size)
+        enc = load_encoder(args.checkpoint, args.device, args.batch_size, args.flip)
         m = evaluate_items(items, enc.embed_crops, cfg, args.protocol_folder, args.trials, progress=not args.no_progress)
         m["dataset"] = str(args.folder)
     else:
-        enc = load_encoder(args.checkpoint, args.device, args.batch_size)
+        enc = load_encoder(args.checkpoint, args.device, args.batch_size, args.flip)
         m = evaluate_dataset(args.dataset, enc.embed_crops, cfg, build_aggregators(args.lstm), not args.no_progress)
-    m["model"] = {"checkpoint": args.checkpoint, "version": getattr(enc, "version", ""), "dim": getattr(enc, "dim", None)}
+    m["model"] = {"checkpoint": args.checkpoint, "version": getattr(enc, "version", ""), "dim": getattr(enc, "dim", None),
+                  "flip": args.flip}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "metrics.json").write_text(json.dumps(m, indent=1), encoding="utf-8")
     plot_cmc({args.checkpoint: m["retrieval"]}, args.out / "cmc.png")

@@ -74,10 +74,10 @@ def build_encoder(cfg: CamsConfig):
         torch.set_num_threads(enc.threads)
     if enc.checkpoint == "imagenet":
         return AppearanceEncoder.imagenet_baseline(device=enc.device, backend=enc.backend,
-                                                   batch_size=enc.batch_size)
+                                                   batch_size=enc.batch_size, flip=enc.flip)
     path = None if enc.checkpoint == "default" else Path(enc.checkpoint)
     return AppearanceEncoder.from_checkpoint(path, device=enc.device, backend=enc.backend,
-                                             batch_size=enc.batch_size)
+                                             batch_size=enc.batch_size, flip=enc.flip)
 
 
 @dataclass
