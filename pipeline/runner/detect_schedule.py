@@ -5,9 +5,11 @@ The frames in between are carried by the camera's Kalman tracker
 :class:`pipeline.camconfig.ScheduleSettings`) is 1 (every frame), a fixed k, or ``"adaptive"``:
 after every detected frame the next stride is chosen from the tracker's state:
 
-* ``1`` while any track is **new** (tentative, or confirmed fewer than 3 detections ago), was
-  **missed** at the last detected frame (occlusion, leaving), or is **uncertain** (Kalman position
-  std above ``uncertain_frac`` of its box height);
+* ``1`` while any track is **new** (tentative: a new track dies at its first miss, and after k
+  predicted frames a person has often moved out of the IoU gate of a track that has no velocity yet;
+  or confirmed with fewer than ``NEW_TRACK_HITS`` detections), was **missed** in the last
+  ``max_every`` frames (occlusion, leaving; tracks lost for longer do not count), or is **uncertain**
+  (Kalman position std above ``uncertain_frac`` of its box height);
 * ``busy_every`` while two confirmed tracks' boxes touch (**near**: identity switches happen there)
   or a track touches the image **border** (people enter and leave there);
 * ``max_every`` otherwise (**stable**; also an empty scene).
@@ -78,8 +80,11 @@ def adaptive_stride(tracker: Tracker, image_hw: tuple[int, int], s: ScheduleSett
         return s.max_every, "stable"
     if any(t.hits < NEW_TRACK_HITS for t in confirmed):
         return 1, "new"
-    if any(t.time_since_update > 0 for t in confirmed):
+    if any(0 < t.time_since_update <= s.max_every for t in confirmed):  # a long-lost track: nothing to gain
         return 1, "missed"
+    confirmed = [t for t in confirmed if t.time_since_update == 0]  # the tracked ones (lost ones: see above)
+    if not confirmed:
+        return s.max_every, "stable"
     means = np.stack([t.mean for t in confirmed])
     tlwh = tracker.kf.tlwh_from_mean(means)  # (N, 4)
     pos_std = np.sqrt(np.array([max(t.cov[0, 0], t.cov[1, 1]) for t in confirmed]))

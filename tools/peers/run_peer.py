@@ -137,8 +137,13 @@ def run_one(a: argparse.Namespace) -> dict:
     dets = load_dets(a.det, a.score_scale)
     blank = np.zeros((a.height, a.width, 3), np.uint8)
     rows, seconds = [], 0.0
+    video = cv2.VideoCapture(str(a.video)) if a.video else None  # frame f = the video's f-th frame
     for f in range(1, a.frames + 1):
-        image = cv2.imread(str(a.img_dir / f"{f:06d}{a.img_ext}")) if a.img_dir else blank
+        if video is not None:
+            ok, image = video.read()
+            image = image if ok else blank
+        else:
+            image = cv2.imread(str(a.img_dir / f"{f:06d}{a.img_ext}")) if a.img_dir else blank
         d = dets.get(f, np.zeros((0, 5)))
         t0 = time.perf_counter()
         out = peer.update(d, image)
@@ -147,7 +152,7 @@ def run_one(a: argparse.Namespace) -> dict:
             x1, y1, x2, y2 = (float(v) for v in tlbr[:4])
             if not (x2 > x1 and y2 > y1):   # degenerate predicted boxes (norfair estimates can invert)
                 continue
-            rows.append(f"{f},{tid},{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{score:.4f},-1,-1,-1\n")
+            rows.append(f"{f},{tid + a.id_offset},{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{score:.4f},-1,-1,-1\n")
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text("".join(rows))
     info = {"tracker": a.tracker, "frames": a.frames, "tracker_seconds": seconds,
@@ -166,6 +171,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--height", type=int, required=True)
     p.add_argument("--img-dir", type=Path, default=None)
     p.add_argument("--img-ext", default=".jpg")
+    p.add_argument("--video", type=Path, default=None, help="read the frames from this video instead of --img-dir")
+    p.add_argument("--id-offset", type=int, default=0, help="added to every track id written (one id space per camera)")
     p.add_argument("--score-scale", type=float, default=1.0)
     p.add_argument("--out", type=Path, required=True)
     return p

@@ -1,0 +1,164 @@
+#!/usr/bin/env python
+"""RSS over time of a live run at 8 cameras (issue 16: "RSS after an hour of live input at 8 cameras: flat").
+
+Serves the PETS09-S2L1 frames looped at 7 fps on 8 RTSP mounts of a real loopback server
+(:class:`pipeline.testing.rtsp.RtspServer`, GStreamer; tools/setup_system.sh installs it), runs the
+whole pipeline in live mode on them (the benchmark's detector and default re-id encoder; settings
+as ``--schedule`` / ``--policy`` say) for ``--seconds``, and samples the process's resident set size
+every ``--every`` seconds. Writes ``rss.json`` (samples, start, end, growth per hour after the
+warm-up) and ``rss.png`` (RSS vs time) under ``--out`` (runs/bench_soak)::
+
+    .venv/bin/python -m tools.bench_soak --seconds 900 [--cameras 8] [--schedule adaptive] [--policy needed]
+
+The first ``--warmup`` seconds (models loading, buffers and the store filling) are excluded from the
+growth figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+from pipeline.core.paths import REPO_ROOT, require_shared
+
+
+def rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def growth_per_hour(samples: list[tuple[float, float]], warmup: float) -> float | None:
+    """Least-squares slope (MiB per hour) of the samples after ``warmup`` seconds."""
+    import numpy as np
+
+    pts = np.array([(t, r) for t, r in samples if t >= warmup])
+    if len(pts) < 3:
+        return None
+    slope = np.polyfit(pts[:, 0], pts[:, 1], 1)[0]
+    return float(slope * 3600.0)
+
+
+def plot(samples: list[tuple[float, float]], fps: list[tuple[float, float]], title: str, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    ax.plot([t / 60 for t, _ in samples], [r for _, r in samples], color="tab:blue", label="RSS (MiB)")
+    ax.set_xlabel("minutes since start")
+    ax.set_ylabel("RSS (MiB)", color="tab:blue")
+    ax.set_ylim(0, max(r for _, r in samples) * 1.15)
+    ax.grid(alpha=0.3)
+    if fps:
+        ax2 = ax.twinx()
+        ax2.plot([t / 60 for t, _ in fps], [v for _, v in fps], color="tab:orange", lw=1, label="camera-frames/s")
+        ax2.set_ylabel("camera-frames/s processed (all cameras)", color="tab:orange")
+        ax2.set_ylim(0, max(v for _, v in fps) * 1.3 + 0.1)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=900.0)
+    ap.add_argument("--cameras", type=int, default=8)
+    ap.add_argument("--every", type=float, default=5.0, help="RSS sample interval (s)")
+    ap.add_argument("--warmup", type=float, default=120.0, help="seconds excluded from the growth figure")
+    ap.add_argument("--schedule", default="1", help="schedule.detect_every: 1, 2, 3 or adaptive")
+    ap.add_argument("--policy", default="every", choices=["every", "needed"], help="encoder.policy")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads")
+    ap.add_argument("--out", type=Path, default=REPO_ROOT / "runs" / "bench_soak")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from pipeline.camconfig import CamsConfig
+    from pipeline.core.configio import validate
+    from pipeline.runner.loop import PipelineRunner
+    from pipeline.testing.rtsp import RtspServer, free_port
+    from tools.bench_pipeline import detector_settings
+
+    torch.set_num_threads(args.threads)
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("identities.sqlite*"):
+        old.unlink()
+    mounts = tuple(f"cam{i}" for i in range(args.cameras))
+    frames = require_shared() / "data" / "MOT15" / "train" / "PETS09-S2L1" / "img1"
+    every = args.schedule if args.schedule == "adaptive" else int(args.schedule)
+    samples: list[tuple[float, float]] = []
+    fps: list[tuple[float, float]] = []
+    with RtspServer(frames, free_port(), mounts=mounts) as srv:
+        data = {
+            "mode": "live",
+            "run_key": f"soak-{int(time.time())}",
+            "cameras": [{"id": m, "source": srv.url(m)} for m in mounts],
+            "detector": detector_settings(),
+            "schedule": {"detect_every": every},
+            "encoder": {"every": 2, "policy": args.policy},
+            "store": {"path": str(out / "identities.sqlite")},
+            "outputs": {"dir": str(out / "outputs"), "timeline_png": False},
+            "health": {"log_every_s": 60.0},
+        }
+        from pipeline.core.configio import load_config
+        from trackers.config import TrackerConfig
+
+        data["tracker"] = load_config(TrackerConfig, REPO_ROOT / "configs" / "tracker" / "yolo.yaml").model_dump()
+        cfg = validate(CamsConfig, data, "<bench_soak>")
+        runner = PipelineRunner(cfg, out_dir=out / "outputs", progress=False)
+        result: dict = {}
+
+        def work() -> None:
+            result["summary"] = runner.run()
+
+        t0 = time.monotonic()
+        th = threading.Thread(target=work, daemon=True)
+        th.start()
+        last_frames, last_t = 0, 0.0
+        while th.is_alive() and time.monotonic() - t0 < args.seconds:
+            time.sleep(args.every)
+            t = time.monotonic() - t0
+            samples.append((round(t, 1), round(rss_mib(), 1)))
+            n = sum(st.frames for st in runner.cams.values())
+            fps.append((round(t, 1), round((n - last_frames) / (t - last_t), 2)))
+            last_frames, last_t = n, t
+            if len(samples) % 12 == 0:
+                print(f"{t:7.0f} s  RSS {samples[-1][1]:.0f} MiB  {fps[-1][1]:.1f} camera-frames/s", flush=True)
+        runner.request_stop()
+        th.join(timeout=120)
+    frames_done = sum(st.frames for st in runner.cams.values())
+    res = {
+        "command": "python -m tools.bench_soak " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "cameras": args.cameras, "seconds": args.seconds, "schedule": every, "policy": args.policy,
+        "rss_start_mib": samples[0][1] if samples else None,
+        "rss_after_warmup_mib": next((r for t, r in samples if t >= args.warmup), None),
+        "rss_end_mib": samples[-1][1] if samples else None,
+        "rss_max_mib": max((r for _, r in samples), default=None),
+        "growth_mib_per_hour_after_warmup": growth_per_hour(samples, args.warmup),
+        "camera_frames": frames_done,
+        "mean_camera_fps": round(frames_done / max(samples[-1][0], 1e-9), 2) if samples else None,
+        "note": "shared machine (other jobs running); the RTSP server runs in its own process (not in the RSS)",
+        "samples": samples, "fps": fps,
+    }
+    (out / "rss.json").write_text(json.dumps(res, indent=1) + "\n", encoding="utf-8")
+    if samples:
+        g = res["growth_mib_per_hour_after_warmup"]
+        title = (f"live run, {args.cameras} RTSP cameras (PETS looped, 7 fps), {args.seconds / 60:.0f} min: RSS "
+                 f"{res['rss_start_mib']:.0f} -> {res['rss_end_mib']:.0f} MiB"
+                 + (f", slope after {args.warmup:.0f} s {g:+.0f} MiB/h" if g is not None else ""))
+        plot(samples, fps, title, out / "rss.png")
+    print(json.dumps({k: v for k, v in res.items() if k not in ("samples", "fps")}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
