@@ -38,7 +38,7 @@ def int8_model(src: Path, cfg: DetectorConfig, cache: Path) -> Path:
         raise ConfigError(f"detector.calibration: precision int8 needs a folder of calibration images to quantise "
                           f"{cfg.weights} (or weights that are already INT8: tools/quantize_detector.py)")
     images = calibration_images(Path(cfg.calibration), cfg.calibration_frames)
-    key = ";".join(f"{p.name}:{p.stat().st_size}" for p in images) + f";imgsz={cfg.imgsz};qdq-minmax-u8s8-pc"
+    key = ";".join(f"{p.name}:{p.stat().st_size}" for p in images) + f";imgsz={cfg.imgsz};qdq-percentile-u8s8-pc-headsfp32"
     out = cache / f"{Path(cfg.weights).stem}.int8-{file_digest(src, key)}.onnx"
     if not out.is_file():
         log.info("detector: quantising %s to INT8 with %d images of %s -> %s", src, len(images), cfg.calibration, out)

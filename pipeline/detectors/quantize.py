@@ -55,12 +55,16 @@ def is_quantized(path: Path) -> bool:
     return any(n.op_type in ("QuantizeLinear", "QLinearConv", "ConvInteger") for n in model.graph.node)
 
 
-def quantize_detector(src: Path, images: list[Path], out: Path, imgsz: int = 640) -> Path:
+def quantize_detector(src: Path, images: list[Path], out: Path, imgsz: int = 640, method: str = "percentile",
+                      keep_outputs_fp32: bool = True) -> Path:
     """Write ``out``: ``src`` (an fp32 ONNX model with a dynamic input size) quantised to INT8.
 
-    QDQ format, weights int8 per output channel, activations uint8 with MinMax ranges over ``images``.
-    The source's metadata (the cut model's anchors and strides) is kept."""
+    QDQ format, weights int8 per output channel, activations uint8 with ranges over ``images`` by ``method``
+    ('minmax' | 'percentile' | 'entropy'). ``keep_outputs_fp32``: the convolutions that produce the model's
+    outputs (YOLO's Detect convs: box coordinates and scores) stay fp32.
+    The source's metadata (the cut model's anchors and strides) is kept; opset < 13 is converted to 13."""
     import onnx
+    import onnx.version_converter
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -81,10 +85,17 @@ def quantize_detector(src: Path, images: list[Path], out: Path, imgsz: int = 640
     pre = out.with_name(out.stem + ".pre.onnx")
     part = out.with_name(out.stem + ".part.onnx")
     try:
-        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        opset = max((o.version for o in src_model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+        if opset < 13:  # per-channel DequantizeLinear (its ``axis``) needs opset 13
+            onnx.save(onnx.version_converter.convert_version(src_model, 13), str(pre))
+        quant_pre_process(str(pre if opset < 13 else src), str(pre), skip_symbolic_shape=True)
+        outputs = {o.name for o in src_model.graph.output}
+        exclude = [n.name for n in src_model.graph.node if keep_outputs_fp32 and set(n.output) & outputs]
+        methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+                   "entropy": CalibrationMethod.Entropy}
         quantize_static(str(pre), str(part), _Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=CalibrationMethod.MinMax)
+                        calibrate_method=methods[method], nodes_to_exclude=exclude)
     except (ConfigError, ModelError):
         raise
     except Exception as exc:
