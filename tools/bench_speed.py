@@ -321,11 +321,12 @@ def plot(res: dict, path: Path) -> Path:
 
     rows = [r for r in res["rows"].values() if "fps" in r]
     fig, ax = plt.subplots(figsize=(8, 5.5))
-    for r in rows:
+    for i, r in enumerate(sorted(rows, key=lambda r: (r["fps"], r["global_IDF1"]))):
         peer = r["row"] == "deepsort"
         ax.scatter(r["fps"], r["global_IDF1"], s=40, marker="s" if peer else "o",
                    color="tab:red" if peer else ("black" if r["row"] == "default" else "tab:blue"))
-        ax.annotate(r["row"], (r["fps"], r["global_IDF1"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        ax.annotate(r["row"], (r["fps"], r["global_IDF1"]), textcoords="offset points",  # staggered: close rows
+                    xytext=(5, (-12, -2, 8)[i % 3]), fontsize=8)
     base = res["rows"].get("default")
     if base and "fps" in base:
         ax.axhline(base["global_IDF1"] - TARGET_POINTS, color="grey", ls=":", lw=1, label="default - 1 point")
@@ -347,6 +348,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--out", type=Path, default=REPO_ROOT / "runs" / "bench_speed")
     ap.add_argument("--max-frames", type=int, default=None, help="source frames per camera (default: all 795)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the rows a previous (interrupted) run wrote to --out/results.json and run only the rest "
+                         "(timing then mixes two sessions: say so)")
     ap.add_argument("--split", type=Path, default=None,
                     help="the bench_pipeline --out folder whose split to use (default: build one under --out)")
     args = ap.parse_args(argv)
@@ -381,11 +385,14 @@ def main(argv: list[str] | None = None) -> int:
     encoder = build_encoder(base_cfg)
     rows: dict[str, dict] = {}
     notes: list[str] = []
+    if args.resume and (out / "results.json").is_file():
+        rows = json.loads((out / "results.json").read_text())["rows"]
+        notes.append(f"resumed: rows {', '.join(rows)} are from an earlier session of this command")
     cache = None
     t0 = time.time()
     for name in args.row_names:
-        if name == "deepsort":
-            continue  # last: it needs the default row's cache and detector time
+        if name == "deepsort" or (name in rows and name != "default" and "fps" in rows[name]):
+            continue  # deepsort last: it needs the default row's cache and detector time
         over = pick_best(rows, rows["default"]) if name == "best" else ROWS[name]
         over = {k: v for k, v in over.items() if k != "_from"}
         if name == "int8" and "calibration" in DetectorConfig.model_fields:
@@ -422,11 +429,18 @@ def main(argv: list[str] | None = None) -> int:
         rows[name] = row
         if name == "default":
             cache = det
+        write_all(args, argv, out, rows, notes, t0, final=False)
     if "deepsort" in args.row_names and cache is not None:
         ref = rows.get("nobatch") if "fps" in rows.get("nobatch", {}) else rows["default"]
         rows["deepsort"] = peer_row(cams_dir, out / "deepsort", cache, ref["stage_s"]["detect"], args.threads)
         rows["deepsort"]["settings"] = f"detect time of row {ref['row']}"
         print(f"[deepsort] {rows['deepsort']}", flush=True)
+    write_all(args, argv, out, rows, notes, t0, final=True)
+    return 0
+
+
+def write_all(args, argv, out: Path, rows: dict, notes: list[str], t0: float, final: bool) -> None:
+    """results.json + results.md (after every row, so an interrupted run keeps its rows) and, at the end, the PNG."""
     frames_per_cam = args.max_frames or 795
     res = {
         "command": "python -m tools.bench_speed " + " ".join(argv if argv is not None else sys.argv[1:]),
@@ -443,9 +457,9 @@ def main(argv: list[str] | None = None) -> int:
     (out / "results.json").write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
     md = markdown(res)
     (out / "results.md").write_text(md, encoding="utf-8")
-    png = plot(res, out / "fps_vs_idf1.png")
-    print("\n" + md + f"\nwritten: {out / 'results.json'}, {out / 'results.md'}, {png}")
-    return 0
+    if final:
+        png = plot(res, out / "fps_vs_idf1.png")
+        print("\n" + md + f"\nwritten: {out / 'results.json'}, {out / 'results.md'}, {png}")
 
 
 if __name__ == "__main__":
