@@ -59,13 +59,20 @@ def run(args: argparse.Namespace) -> int:
 
         raise ConfigError("--max-frames: must be >= 1")
     prepare_demo(cfg, progress=not args.no_progress)
-    runner = PipelineRunner(cfg, out_dir=args.out, max_frames=args.max_frames, progress=not args.no_progress)
     old_umask = os.umask(0o077)  # what the run creates (folders, outputs, store) is private: 0700 / 0600
     try:
-        summary = runner.run()
+        if cfg.executor.kind == "ray":  # cameras as Ray actors (docs/scaling.md)
+            from pipeline.distributed.executor import run_on_ray
+
+            summary, table = run_on_ray(cfg, out_dir=args.out, max_frames=args.max_frames,
+                                        progress=not args.no_progress)
+        else:
+            runner = PipelineRunner(cfg, out_dir=args.out, max_frames=args.max_frames, progress=not args.no_progress)
+            summary = runner.run()
+            table = runner.summary_table
     finally:
         os.umask(old_umask)
-    print(runner.summary_table)
+    print(table)
     keys = ("run_key", "out_dir", "store", "interrupted", "tracklets_stored", "global_ids", "handovers")
     print(json.dumps({k: summary[k] for k in keys}, indent=1))
     for cid, health in (summary.get("cameras") or {}).items():

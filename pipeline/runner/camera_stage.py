@@ -1,7 +1,7 @@
-"""One camera's share of a pipeline iteration: embed its detections, track, build tracklets.
+"""One camera's share of a pipeline iteration: read its next frame, track, build tracklets.
 
 The local loop (:mod:`pipeline.runner.loop`) calls these for every camera of an iteration, with
-detection and embedding batched over the cameras; the Ray camera actor
+detection and embedding batched over the cameras (:mod:`pipeline.runner.frame_plan`); the Ray camera actor
 (:mod:`pipeline.distributed.camera_actor`) calls them for its one camera. Both therefore run the
 same per-camera code: the tracker sees the same detections and the tracklet builder the same
 track outputs, whichever executor runs the camera.
@@ -13,7 +13,7 @@ import dataclasses
 import threading
 from typing import Any
 
-from pipeline.core.types import Detection, Frame, Tracklet, crop_tlwh
+from pipeline.core.types import Detection, Frame, Tracklet
 from pipeline.runner.components import CameraState
 
 
@@ -38,26 +38,6 @@ def read_frame(st: CameraState, live: bool, max_frames: int | None, stop: thread
         return None
     st.next_index = frame.index + 1
     return frame
-
-
-def embed_detections(encoder: Any, every: int, items: list[tuple[int, Frame, list[Detection]]]) -> None:
-    """Crop every detection of every frame due for embedding and embed them in one encoder call.
-
-    ``items``: (frames the camera has processed before this one, frame, its detections); a frame is due
-    when that count is a multiple of ``every`` (``encoder.every``). Sets ``Detection.embedding`` (D,)."""
-    crops, owners = [], []
-    for processed, frame, dets in items:
-        if processed % every:
-            continue
-        for det in dets:
-            crop = crop_tlwh(frame.image, det.tlwh, min_size=2)
-            if crop is not None:
-                crops.append(crop)
-                owners.append(det)
-    if crops:
-        feats = encoder.embed_crops(crops)
-        for det, feat in zip(owners, feats):
-            det.embedding = feat
 
 
 def track_frame(st: CameraState, frame: Frame, dets: list[Detection], crops: Any = None

@@ -1,0 +1,130 @@
+"""One camera as a Ray actor: source -> detector -> ROI -> encoder -> tracker -> tracklets.
+
+:class:`CameraWorker` is a plain class; :mod:`pipeline.distributed.executor` turns it into a Ray actor
+(``ray.remote(CameraWorker)``) with ``max_restarts``. The matcher pulls frames with :meth:`step` (at most
+``chunk_frames`` per call and ``queue_frames`` ahead of what it consumed: the backpressure). After a
+restart (Ray re-runs ``__init__``) or a matcher restart, the matcher calls :meth:`restore` with the
+camera's last :class:`~pipeline.distributed.messages.CameraSnapshot`; the camera re-opens its source at
+the snapshot's next frame and the matcher drops the results it already has, so nothing is lost or
+counted twice. Detection runs per camera (the local loop batches it over cameras; the ONNX detector gives
+the same boxes either way on the test data, see tests/pipeline/test_ray_cluster.py).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import threading
+
+from pipeline.camconfig import CamsConfig
+from pipeline.distributed.messages import CameraResult, CameraSnapshot, StepReply
+from pipeline.runner.camera_stage import read_frame, track_frame
+from pipeline.runner.frame_plan import FramePlan
+from pipeline.runner.components import CameraState, Components, build_encoder
+from pipeline.runner.roi import filter_roi
+
+
+class CameraWorker:
+    """One camera of ``cfg`` (``cam_id``); ``max_frames``: stop after that many frames (``run --max-frames``)."""
+
+    def __init__(self, cfg: CamsConfig, cam_id: str, max_frames: int | None = None) -> None:
+        from pipeline.detectors import build_detector
+
+        cams = [c for c in cfg.cameras if c.id == cam_id]
+        if not cams:
+            raise ValueError(f"camera {cam_id!r} is not in the config")
+        self.cfg = cfg.model_copy(update={"cameras": cams})
+        self.cam_id = cam_id
+        self.max_frames = max_frames
+        self.encoder = build_encoder(cfg)
+        self.detector = build_detector(cfg.detector)
+        self.st: CameraState | None = None
+        self.crops = None
+        self.plan = FramePlan(cfg.schedule, cfg.encoder)
+        self.epoch: str | None = None
+        self.stop = threading.Event()
+        self._health = None
+
+    def info(self) -> dict:
+        """pid, Ray node id, encoder version, frames processed: for the matcher, the bench and the tests."""
+        import ray
+
+        return {"cam_id": self.cam_id, "pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id(),
+                "encoder_version": self.encoder.version, "frames": 0 if self.st is None else self.st.frames}
+
+    def restore(self, epoch: str, snapshot: CameraSnapshot | None) -> int:
+        """(Re)open the source at ``snapshot``'s next frame with its state (None: from the start); calls of
+        ``step`` with another ``epoch`` are ignored from now on. Returns the frames processed so far."""
+        from pipeline.runner.thumbnails import ThumbnailKeeper
+
+        self.close()
+        start = 0 if snapshot is None else snapshot.next_index
+        comp = Components(self.detector, self.encoder, None, None, None)
+        st = comp.open_cameras(self.cfg, progress=False, max_frames=self.max_frames,
+                               start_index={self.cam_id: start})[self.cam_id]
+        self.crops = ThumbnailKeeper()
+        self.plan = FramePlan(self.cfg.schedule, self.cfg.encoder)
+        if snapshot is not None:
+            st.tracker, st.builder, st.frames = snapshot.tracker, snapshot.builder, snapshot.frames
+            st.next_index, st.done, st.last_outputs = snapshot.next_index, snapshot.done, snapshot.last_outputs
+            self.crops = snapshot.crops if snapshot.crops is not None else self.crops
+            self.plan = snapshot.plan if snapshot.plan is not None else self.plan
+        self.st, self.epoch = st, epoch
+        self.stop.clear()
+        return st.frames
+
+    def step(self, epoch: str, n: int, live: bool, snapshot_every: int) -> StepReply:
+        """Process up to ``n`` frames (live: those available now) and return them."""
+        st = self.st
+        if epoch != self.epoch or st is None:
+            return StepReply(stale=True)
+        reply = StepReply()
+        while len(reply.results) < n and not st.done:
+            frame = read_frame(st, live, self.max_frames, self.stop)
+            if frame is None:
+                if live:
+                    break
+                continue
+            reply.results.append(self._process(st, frame, snapshot_every))
+        if st.done:
+            reply.done, reply.snapshot = True, self._snapshot()
+        return reply
+
+    def flush(self, epoch: str) -> tuple[list, dict]:
+        """The open tracklets as finals (end of the run) and their thumbnails."""
+        if epoch != self.epoch or self.st is None:
+            return [], {}
+        finals = self.st.builder.flush_all()
+        return finals, {int(t.track_id): self.crops.take(self.cam_id, t.track_id) for t in finals}
+
+    def health(self):
+        """The source's health (pipeline.sources health dataclass; after :meth:`close`, as it was then)."""
+        return self._health if self.st is None else self.st.source.health()
+
+    def close(self) -> None:
+        self.stop.set()
+        if self.st is not None:
+            st, self.st = self.st, None
+            try:
+                st.close()
+            finally:
+                self._health = st.source.health()
+
+    def _process(self, st: CameraState, frame, snapshot_every: int) -> CameraResult:
+        # the local loop's _process for one frame: detection stride and embedding policy from the FramePlan
+        if self.plan.split([frame])[0]:
+            dets = filter_roi(self.detector.detect([frame.image])[0], st.roi)
+            self.plan.embed(self.encoder, [frame], [dets], {self.cam_id: st})
+            partials, finals = track_frame(st, frame, dets, self.crops)
+            self.plan.detected(st, frame)
+        else:
+            partials, finals = self.plan.carry(st, frame, self.crops)
+        thumbs = {int(t.track_id): self.crops.take(self.cam_id, t.track_id) for t in finals}
+        return CameraResult(
+            self.cam_id, frame.index, frame.timestamp, st.frames, st.last_outputs, partials, finals, thumbs,
+            st.builder.oldest_open_frame(), self._snapshot() if st.frames % snapshot_every == 0 else None)
+
+    def _snapshot(self) -> CameraSnapshot:
+        st = self.st
+        return copy.deepcopy(CameraSnapshot(st.tracker, st.builder, st.frames, st.next_index, st.done,
+                                            st.last_outputs, self.crops, self.plan))

@@ -1,0 +1,194 @@
+"""``executor.kind: ray``: connect to the Ray cluster, place the actors, drive and restart the matcher.
+
+Placement: one :class:`~pipeline.distributed.camera_actor.CameraWorker` actor per camera, spread over the
+nodes (``SPREAD``; each asks ``executor.camera_num_cpus`` / ``camera_num_gpus``); one
+:class:`~pipeline.distributed.matcher_runner.MatcherActor` pinned to this (the driver's) node, because the
+identity store is a SQLite file and the outputs are written here. Every actor has ``max_restarts``; a
+matcher lost mid-run is called again and resumes from the store's last checkpoint. Actors are named
+(``camera-<id>``, ``matcher``) in the namespace ``reid-<run key>`` so tools and tests can find them.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from pipeline.camconfig import CamsConfig, ExecutorConfig
+from pipeline.core.errors import ReidPipelineError
+
+log = logging.getLogger(__name__)
+
+
+class MatcherLostError(ReidPipelineError):
+    """The matcher actor died more often than ``executor.max_restarts`` allows."""
+
+
+def namespace(run_key: str) -> str:
+    """The Ray namespace of a run's named actors."""
+    return f"reid-{run_key}"
+
+
+def connect(ex: ExecutorConfig, ns: str, need_cpus: float = 1.0) -> bool:
+    """``ray.init`` for ``executor.address`` (local: a private one-node cluster without dashboard);
+    True when this call connected (and :func:`run_on_ray` must disconnect)."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    kw = {"namespace": ns, "logging_level": logging.WARNING, "log_to_driver": True}
+    if ex.address == "local":  # logical CPUs enough for every actor (they share the machine's cores)
+        ray.init(include_dashboard=False, num_cpus=max(os.cpu_count() or 1, math.ceil(need_cpus)), **kw)
+    else:
+        ray.init(address=ex.address, **kw)
+    return True
+
+
+def check_resources(cfg: CamsConfig) -> None:
+    """A clear error when the cluster's logical CPUs / GPUs cannot hold every actor at once (Ray would
+    otherwise wait for them forever)."""
+    import ray
+
+    ex, n = cfg.executor, len(cfg.cameras)
+    have = ray.cluster_resources()
+    for res, need in (("CPU", n * ex.camera_num_cpus + ex.matcher_num_cpus), ("GPU", n * ex.camera_num_gpus)):
+        if need > have.get(res, 0.0) + 1e-9:
+            raise ReidPipelineError(
+                f"executor: {n} cameras x {res.lower()} {getattr(ex, 'camera_num_' + res.lower() + 's')}"
+                f"{' + matcher ' + str(ex.matcher_num_cpus) if res == 'CPU' else ''} = {need:g} {res}s, but the Ray"
+                f" cluster has {have.get(res, 0.0):g}; lower executor.camera_num_{res.lower()}s or add nodes")
+
+
+def run_key_of(cfg: CamsConfig) -> tuple[CamsConfig, str]:
+    """(config, run key): live runs without ``run_key`` get one fixed here, so a restarted matcher
+    continues the same run."""
+    if cfg.run_key is None and cfg.mode == "live":
+        cfg = cfg.model_copy(update={"run_key": f"live-{time.time():.0f}"})
+    return cfg, cfg.run_key or f"batch-{cfg.fingerprint()}"
+
+
+def start_actors(cfg: CamsConfig, out_dir: Path | None, max_frames: int | None) -> tuple[dict, object]:
+    """Create the camera actors and the matcher actor (after every camera built its models)."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    from pipeline.distributed.camera_actor import CameraWorker
+    from pipeline.distributed.matcher_runner import MatcherActor
+
+    ex = cfg.executor
+    cam_cls = ray.remote(CameraWorker)
+    workers = {
+        c.id: cam_cls.options(name=f"camera-{c.id}", num_cpus=ex.camera_num_cpus, num_gpus=ex.camera_num_gpus,
+                              max_restarts=ex.max_restarts, scheduling_strategy="SPREAD").remote(cfg, c.id, max_frames)
+        for c in cfg.cameras
+    }
+    infos = ray.get([w.info.remote() for w in workers.values()])  # models built; a bad weights file fails here
+    versions = {i["encoder_version"] for i in infos}
+    if len(versions) != 1:
+        raise ReidPipelineError(f"the camera actors loaded different encoder versions: {sorted(versions)}")
+    here = ray.get_runtime_context().get_node_id()
+    matcher = ray.remote(MatcherActor).options(
+        name="matcher", num_cpus=ex.matcher_num_cpus, max_restarts=ex.max_restarts, max_concurrency=2,
+        scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
+    ).remote(cfg, workers, versions.pop(), None if out_dir is None else str(out_dir), max_frames)
+    return workers, matcher
+
+
+def run_on_ray(cfg: CamsConfig, out_dir: Path | None = None, max_frames: int | None = None,
+               progress: bool = True) -> tuple[dict, str]:
+    """Run ``cfg`` on the Ray cluster of ``cfg.executor``; returns (summary, stage table) like the local runner."""
+    import ray
+
+    cfg, run_key = run_key_of(cfg)
+    ex = cfg.executor
+    own = connect(ex, namespace(run_key), len(cfg.cameras) * ex.camera_num_cpus + ex.matcher_num_cpus)
+    workers: dict = {}
+    matcher = None
+    try:
+        check_resources(cfg)
+        workers, matcher = start_actors(cfg, out_dir, max_frames)
+        return _drive(cfg, matcher, [c.id for c in cfg.cameras], progress)
+    finally:
+        for actor in [*workers.values(), matcher]:
+            if actor is not None:
+                try:
+                    ray.kill(actor, no_restart=True)
+                except Exception:  # noqa: BLE001 - already gone
+                    pass
+        if own:
+            ray.shutdown()
+
+
+def _drive(cfg: CamsConfig, matcher, cam_ids: list[str], progress: bool) -> tuple[dict, str]:
+    """Call the matcher's run until it returns; a lost matcher is called again (it resumes from the store)."""
+    import ray
+
+    bars = _bars(cam_ids) if progress else {}
+    restarts = 0
+    try:
+        with _stop_on_signal(matcher):
+            while True:
+                ref = matcher.run.remote()
+                try:
+                    summary, table = _wait(ref, matcher, bars)
+                    break
+                except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
+                    restarts += 1
+                    if 0 <= cfg.executor.max_restarts < restarts:
+                        raise MatcherLostError(f"the matcher actor died {restarts} times "
+                                               f"(executor.max_restarts {cfg.executor.max_restarts})") from None
+                    log.warning("matcher actor lost (%s); it resumes from the store's last checkpoint",
+                                type(exc).__name__)
+                except ray.exceptions.RayTaskError as exc:  # the run's own error, as one line
+                    cause = getattr(exc, "cause", None)
+                    raise (cause if isinstance(cause, BaseException) else exc) from None
+    finally:
+        for bar in bars.values():
+            bar.close()
+    summary.setdefault("executor", {})["matcher_restarts"] = restarts
+    return summary, table
+
+
+def _wait(ref, matcher, bars: dict) -> tuple[dict, str]:
+    import ray
+
+    while True:
+        ready, _ = ray.wait([ref], timeout=1.0)
+        if bars:
+            try:
+                for cid, n in ray.get(matcher.progress.remote(), timeout=5).items():
+                    bars[cid].update(n - bars[cid].n)
+            except Exception:  # noqa: BLE001 - progress is best effort (the matcher may be restarting)
+                pass
+        if ready:
+            return ray.get(ref)
+
+
+def _bars(cam_ids: list[str]) -> dict:
+    from tqdm import tqdm
+
+    return {cid: tqdm(desc=cid, unit="fr", position=i, leave=True) for i, cid in enumerate(cam_ids)}
+
+
+@contextmanager
+def _stop_on_signal(matcher):
+    """SIGINT/SIGTERM -> the matcher stops gracefully (open tracklets flushed); restored afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, _frame):
+        log.warning("signal %d: stopping, flushing open tracklets", signum)
+        matcher.request_stop.remote()
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)

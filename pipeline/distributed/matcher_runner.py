@@ -1,0 +1,321 @@
+"""The matcher + store actor: the local runner (:class:`~pipeline.runner.loop.PipelineRunner`) with its
+cameras replaced by remote camera actors.
+
+It owns the identity space: the IdentityAssigner, CrossCameraMatcher, IdentityStore, the resume
+checkpoints and every sink. Its frame loop pulls :class:`~pipeline.distributed.messages.CameraResult` s
+from the camera actors and merges them by iteration: the local loop's iteration ``k`` holds the
+``k``-th processed frame of every camera not yet done, in config order, so the assigner gets exactly
+the local loop's calls (the same tracklets in the same order, then every camera's ``flush_all`` at the
+end) while each camera runs up to ``executor.queue_frames`` frames ahead. Live mode merges whatever each
+camera has ready instead (no waiting on the slowest camera).
+
+Faults: a camera actor that dies (process or node) is restarted by Ray (``max_restarts``); the call in
+flight fails, the matcher restores the camera from its last snapshot and drops the results it already
+holds. Batch checkpoints (``store.checkpoint_every_s``) are taken at iterations where every camera's
+snapshot is current, so they hold the same RunState as the local runner's; a restarted matcher actor
+resumes from the last one (text outputs cut back, cameras restored), exactly as a re-run of a killed
+local batch run does.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from pipeline.camconfig import CamsConfig
+from pipeline.core.errors import ReidPipelineError
+from pipeline.core.types import Frame
+from pipeline.distributed.messages import CameraResult, CameraSnapshot, ShippedCrops, StepReply
+from pipeline.runner.checkpoint import CameraResume
+from pipeline.runner.components import Components, build_identity_parts
+from pipeline.runner.loop import PipelineRunner
+
+log = logging.getLogger(__name__)
+
+
+class CameraLostError(ReidPipelineError):
+    """A camera actor died more often than ``executor.max_restarts`` allows."""
+
+
+class _EncoderVersion:
+    """The matcher needs only the encoder's version (assignments, calibration); the encoder runs in the cameras."""
+
+    def __init__(self, version: str) -> None:
+        self.version = version
+
+
+class _RemoteBuilder:
+    """What the runner asks of a camera's tracklet builder: the oldest open frame (shipped with every
+    result) and the end-of-run flush (a call to the actor)."""
+
+    def __init__(self, cam: RemoteCamera) -> None:
+        self.cam = cam
+
+    def oldest_open_frame(self) -> int | None:
+        return self.cam.oldest_open
+
+    def flush_all(self) -> list:
+        return self.cam.flush()
+
+
+class RemoteCamera:
+    """The runner's CameraState for a camera that runs in an actor: counters of what was consumed,
+    the buffer of results received ahead, the call in flight, the snapshots."""
+
+    def __init__(self, cam_id: str, actor: Any, runner: RayRunner) -> None:
+        self.id = cam_id
+        self.actor = actor
+        self.runner = runner
+        self.ex = runner.cfg.executor
+        self.builder = _RemoteBuilder(self)
+        self.source = self  # health() below
+        self.bar = None
+        self.roi = None
+        cam = next(c for c in runner.cfg.cameras if c.id == cam_id)
+        self.fps = float(cam.fps or 25.0)  # for the video sink only, which executor ray refuses
+        self.frames = 0  # results consumed by the runner
+        self.next_index = 0
+        self.done = False  # consumed everything (the runner's meaning)
+        self.last_outputs: list = []
+        self.oldest_open: int | None = None
+        self.snapshot: CameraSnapshot | CameraResume | None = None  # latest received: what a restart continues
+        self.consumed_snapshot: CameraResume | None = None  # state as of ``frames`` (checkpoints)
+        self.buffer: collections.deque[CameraResult] = collections.deque()
+        self.received = 0  # frames count of the last result received
+        self.ended = False  # the actor said done
+        self.pending = None  # ObjectRef of the step in flight
+        self.epoch: str | None = None
+        self.restarts = 0
+
+    # ------------------------------------------------------------ actor calls
+    def start(self) -> None:
+        """Restore the actor to what this runner consumed (a checkpoint's snapshot, or the start)."""
+        import ray
+
+        self.epoch = uuid.uuid4().hex
+        self.buffer.clear()
+        self.pending = None
+        self.received = self.frames
+        self.ended = self.done
+        if not self.done:
+            ray.get(self.actor.restore.remote(self.epoch, self.snapshot))
+
+    def _submit(self) -> None:
+        if self.pending is None and not self.ended and len(self.buffer) + self.ex.chunk_frames <= self.ex.queue_frames:
+            live = self.runner.cfg.mode == "live"
+            self.pending = self.actor.step.remote(self.epoch, self.ex.chunk_frames, live, self.ex.snapshot_every)
+
+    def _recover(self, exc: Exception) -> None:
+        import ray
+
+        self.restarts += 1
+        if 0 <= self.ex.max_restarts < self.restarts:
+            raise CameraLostError(f"camera {self.id}: its actor died {self.restarts} times "
+                                  f"(executor.max_restarts {self.ex.max_restarts}): {exc}") from None
+        log.warning("camera %s: actor lost (%s); restoring it from frame %d", self.id, type(exc).__name__,
+                    0 if self.snapshot is None else self.snapshot.frames)
+        self.pending = None
+        self.epoch = uuid.uuid4().hex
+        ray.get(self.actor.restore.remote(self.epoch, self.snapshot))  # waits for Ray's restart
+
+    def _absorb(self, reply: StepReply) -> None:
+        for r in reply.results:
+            if r.frames <= self.received:  # replayed after a restore: the runner has it already
+                continue
+            self.received = r.frames
+            if r.snapshot is not None:
+                self.snapshot = r.snapshot
+            self.buffer.append(r)
+        if reply.done:
+            self.ended = True
+            self.snapshot = reply.snapshot
+
+    def poll(self, wait: bool) -> None:
+        """Receive the reply in flight (``wait``: block until it comes) and keep one call in flight."""
+        import ray
+
+        self._submit()
+        while self.pending is not None:
+            if not wait and not ray.wait([self.pending], timeout=0)[0]:
+                return
+            try:
+                reply = ray.get(self.pending)
+            except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
+                self._recover(exc)
+                self._submit()
+                continue
+            self.pending = None
+            if not reply.stale:
+                self._absorb(reply)
+            self._submit()
+            if self.buffer or self.ended or not wait:
+                return
+
+    def next_result(self, wait: bool) -> CameraResult | None:
+        """The next result to consume (None: none ready in live mode, or the camera is done)."""
+        while not self.buffer and not self.ended:
+            self.poll(wait)
+            if not wait:
+                break
+        if not self.buffer:
+            if self.ended:
+                self.done = True
+                self.consumed_snapshot = self.snapshot
+            return None
+        r = self.buffer.popleft()
+        self.frames, self.next_index = r.frames, r.index + 1
+        self.last_outputs, self.oldest_open = r.outputs, r.oldest_open
+        self.consumed_snapshot = r.snapshot
+        self._submit()
+        return r
+
+    def flush(self) -> list:
+        import ray
+
+        finals, thumbs = ray.get(self.actor.flush.remote(self.epoch))
+        self.runner.shipped.put(self.id, thumbs)
+        return finals
+
+    def health(self):
+        import ray
+
+        return ray.get(self.actor.health.remote())
+
+    def close(self) -> None:
+        import ray
+
+        try:
+            ray.get(self.actor.close.remote(), timeout=30)
+        except Exception as exc:  # noqa: BLE001 - closing a lost actor must not mask the run's result
+            log.warning("camera %s: close failed: %s", self.id, exc)
+
+
+class _RemoteComponents(Components):
+    """Components whose cameras are actors (no detector or encoder in this process)."""
+
+    runner: Any = None
+
+    def open_cameras(self, cfg: CamsConfig, progress: bool = True, max_frames: int | None = None,
+                     start_index: dict[str, int] | None = None) -> dict[str, RemoteCamera]:
+        return {c.id: RemoteCamera(c.id, self.runner.workers[c.id], self.runner) for c in cfg.cameras}
+
+
+class RayRunner(PipelineRunner):
+    """PipelineRunner over remote cameras (see the module docstring)."""
+
+    def __init__(self, cfg: CamsConfig, workers: dict[str, Any], encoder_version: str,
+                 out_dir: Path | None = None, max_frames: int | None = None) -> None:
+        super().__init__(cfg, out_dir=out_dir, max_frames=max_frames, progress=False)
+        self.workers = workers
+        self.encoder_version = encoder_version
+        self.shipped = ShippedCrops()
+        self._started = False
+
+    def run(self) -> dict:
+        from pipeline.store import IdentityStore
+
+        store = IdentityStore(Path(self.cfg.store.path))
+        try:
+            aggregator, matcher = build_identity_parts(self.cfg, store, self.encoder_version)
+            self.comp = _RemoteComponents(None, _EncoderVersion(self.encoder_version), aggregator, store, matcher)
+            self.comp.runner = self
+            return super().run()
+        finally:
+            store.close()
+
+    def frames_done(self) -> dict[str, int]:
+        """Frames consumed per camera (the driver's progress bars)."""
+        return {cid: cam.frames for cid, cam in self.cams.items()}
+
+    def _crop_keeper(self):
+        return self.shipped
+
+    # ------------------------------------------------------------------ the loop's hooks
+    def _read_frames(self, live: bool) -> list[CameraResult] | None:
+        if not self._started:
+            for cam in self.cams.values():
+                cam.start()
+            self._started = True
+        active = [c for c in self.cams.values() if not c.done]
+        if not active:
+            return None
+        if live:
+            for cam in active:
+                cam.poll(wait=False)
+            results = [r for r in (c.next_result(wait=False) for c in active) if r is not None]
+            if not results and all(not c.buffer for c in active):
+                self._wait_any(active)
+            return results
+        return [r for r in (c.next_result(wait=True) for c in active) if r is not None]
+
+    def _wait_any(self, cams: list[RemoteCamera]) -> None:
+        import ray
+
+        refs = [c.pending for c in cams if c.pending is not None]
+        if refs:
+            ray.wait(refs, num_returns=1, timeout=0.2)
+        else:
+            time.sleep(0.05)
+
+    def _process(self, results: list[CameraResult], sinks) -> None:
+        partials, finals = [], []
+        for r in results:
+            partials += r.partials
+            finals += r.finals
+            self.shipped.put(r.cam_id, r.thumbs)
+        frames = [Frame(r.cam_id, r.index, r.timestamp, None) for r in results]
+        self._identify(frames, partials, finals, sinks)
+
+    def _checkpoint_due(self) -> bool:
+        """Only at iterations where every camera's state is known (its snapshot frames)."""
+        return self.ckpt.due() and all(
+            c.consumed_snapshot is not None and c.consumed_snapshot.frames == c.frames for c in self.cams.values())
+
+    def _camera_states(self) -> dict[str, CameraResume]:
+        return {cid: c.consumed_snapshot for cid, c in self.cams.items()}
+
+    def _restore_cameras(self, cameras: dict[str, CameraResume]) -> None:
+        for cid, cr in cameras.items():
+            cam = self.cams.get(cid)
+            if cam is not None:
+                cam.snapshot = cam.consumed_snapshot = cr
+                cam.frames, cam.next_index, cam.done = cr.frames, cr.next_index, cr.done
+                cam.last_outputs = cr.last_outputs
+
+
+class MatcherActor:
+    """The Ray actor around :class:`RayRunner` (threaded: ``progress`` and ``request_stop`` answer while
+    ``run`` works). Ray re-runs ``__init__`` after a restart; ``run`` then resumes from the store."""
+
+    def __init__(self, cfg: CamsConfig, workers: dict[str, Any], encoder_version: str,
+                 out_dir: str | None, max_frames: int | None) -> None:
+        self.args = (cfg, workers, encoder_version, None if out_dir is None else Path(out_dir), max_frames)
+        self.runner: RayRunner | None = None
+
+    def run(self) -> tuple[dict, str]:
+        import os
+
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        os.umask(0o077)  # what the run creates (outputs, store) is private, as with the local runner
+        self.runner = RayRunner(*self.args)
+        summary = self.runner.run()
+        summary["executor"] = {"kind": "ray", "camera_restarts": {c.id: c.restarts for c in self.runner.cams.values()}}
+        return summary, self.runner.summary_table
+
+    def progress(self) -> dict[str, int]:
+        return {} if self.runner is None else self.runner.frames_done()
+
+    def request_stop(self) -> None:
+        if self.runner is not None:
+            self.runner.request_stop()
+
+    def info(self) -> dict:
+        import os
+
+        import ray
+
+        return {"pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id()}
