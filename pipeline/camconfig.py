@@ -389,7 +389,8 @@ def _resolved(cfg: CamsConfig, base: Path, source: str) -> CamsConfig:
         "outputs": sub(cfg.outputs, dir=_resolve(base, cfg.outputs.dir),
                        mqtt=cfg.outputs.mqtt and cfg.outputs.mqtt.with_paths(lambda v: _resolve(base, v))),
         "demo": None if cfg.demo is None else sub(cfg.demo, out=_resolve(base, cfg.demo.out)),
-        "detector": sub(cfg.detector, weights=det_weights),
+        "detector": sub(cfg.detector, weights=det_weights, calibration=cfg.detector.calibration and _resolve(
+            base, cfg.detector.calibration)),
         "aggregation": sub(cfg.aggregation, checkpoint=cfg.aggregation.checkpoint and _resolve(
             base, cfg.aggregation.checkpoint)),
         "encoder": sub(cfg.encoder, checkpoint=None if enc in ("default", "imagenet") else _resolve(base, enc)),
