@@ -76,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--schedule", default="1", help="schedule.detect_every: 1, 2, 3 or adaptive")
     ap.add_argument("--policy", default="every", choices=["every", "needed"], help="encoder.policy")
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
+    ap.add_argument("--tracemalloc", action="store_true",
+                    help="also trace Python allocations from the end of the warm-up and write the 15 source lines "
+                         "whose memory grew most by the end (native memory, e.g. onnxruntime's arena, is not traced)")
     ap.add_argument("--out", type=Path, default=REPO_ROOT / "runs" / "bench_soak")
     args = ap.parse_args(argv)
 
@@ -124,15 +127,29 @@ def main(argv: list[str] | None = None) -> int:
         th = threading.Thread(target=work, daemon=True)
         th.start()
         last_frames, last_t = 0, 0.0
+        snap0 = None
         while th.is_alive() and time.monotonic() - t0 < args.seconds:
             time.sleep(args.every)
             t = time.monotonic() - t0
+            if args.tracemalloc and snap0 is None and t >= args.warmup:
+                import tracemalloc
+
+                tracemalloc.start(1)
+                snap0 = tracemalloc.take_snapshot()
             samples.append((round(t, 1), round(rss_mib(), 1)))
             n = sum(st.frames for st in runner.cams.values())
             fps.append((round(t, 1), round((n - last_frames) / (t - last_t), 2)))
             last_frames, last_t = n, t
             if len(samples) % 12 == 0:
                 print(f"{t:7.0f} s  RSS {samples[-1][1]:.0f} MiB  {fps[-1][1]:.1f} camera-frames/s", flush=True)
+        python_growth = None
+        if snap0 is not None:
+            import tracemalloc
+
+            diff = tracemalloc.take_snapshot().compare_to(snap0, "lineno")
+            python_growth = [{"where": str(d.traceback[0]), "grew_kib": round(d.size_diff / 1024, 1),
+                              "blocks": d.count_diff} for d in diff[:15]]
+            tracemalloc.stop()
         runner.request_stop()
         th.join(timeout=120)
     frames_done = sum(st.frames for st in runner.cams.values())
@@ -147,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         "camera_frames": frames_done,
         "mean_camera_fps": round(frames_done / max(samples[-1][0], 1e-9), 2) if samples else None,
         "note": "shared machine (other jobs running); the RTSP server runs in its own process (not in the RSS)",
+        "python_growth_after_warmup": python_growth,
         "samples": samples, "fps": fps,
     }
     (out / "rss.json").write_text(json.dumps(res, indent=1) + "\n", encoding="utf-8")
