@@ -91,6 +91,32 @@ class ReviseConfig(StrictModel):
     max_tracklets: int = Field(200, ge=2)
 
 
+class IndexConfig(StrictModel):
+    """Nearest-identity search at scale (:mod:`pipeline.matching.gallery_index`, docs/gallery.md).
+
+    kind: "exact" (every in-memory identity is a candidate; beyond ``max_gallery`` identities are
+        dropped: the matcher as it always was), "faiss" (a faiss IVF-PQ index over every identity,
+        in memory or paged out to the store, proposes ``candidates`` identities per tracklet once the
+        gallery holds ``min_gallery`` identities; below that every in-memory identity is a candidate,
+        as with "exact") or "auto" (= "faiss" when faiss-cpu is installed, else "exact"). The index only
+        proposes: distances, thresholds and every space-time constraint are computed exactly on the
+        candidates' full-precision prototypes.
+    min_gallery: the gallery size (in memory + paged out) from which the index is searched.
+    candidates: identities the index proposes per tracklet (re-ranked exactly).
+    nlist / pq_m / nprobe: IVF cells (0: about sqrt(gallery size) at training, 64..4096), PQ bytes per
+        identity (must divide the embedding dimension), cells visited per search.
+    train_size: at most this many prototypes train the index (a random sample of the gallery).
+    """
+
+    kind: Literal["auto", "exact", "faiss"] = "auto"
+    min_gallery: int = Field(20000, ge=0)
+    candidates: int = Field(32, ge=1)
+    nlist: int = Field(0, ge=0)
+    pq_m: int = Field(64, ge=1)
+    nprobe: int = Field(16, ge=1)
+    train_size: int = Field(65536, ge=256)
+
+
 class MatcherConfig(StrictModel):
     """Thresholds and constraints of :class:`pipeline.matching.matcher.CrossCameraMatcher`.
 
@@ -111,6 +137,9 @@ class MatcherConfig(StrictModel):
     max_spans: recent member spans kept per identity for the constraints.
     topology: optional adjacency and transit-time windows.
     revise: the sliding-window re-solve that makes recent decisions revisable (merge / split).
+    index: nearest-identity search at scale (:class:`IndexConfig`). With an index in force and the
+        identity store attached as the matcher's pager, ``max_gallery`` bounds only the identities held
+        in memory: older ones are paged out to the store and paged back in when the index proposes them.
     """
 
     threshold: float = Field(0.35, ge=0.0, le=2.0)
@@ -125,3 +154,4 @@ class MatcherConfig(StrictModel):
     max_spans: int = Field(16, ge=1)
     topology: TopologyConfig | None = None
     revise: ReviseConfig = Field(default_factory=ReviseConfig)
+    index: IndexConfig = Field(default_factory=IndexConfig)

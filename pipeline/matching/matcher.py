@@ -45,6 +45,8 @@ from pipeline.matching.calibration import NegativeDistanceCalibrator
 from pipeline.matching.confidence import LinkConfidence
 from pipeline.matching.config import MatcherConfig, TopologyConfig, TransitLink
 from pipeline.core.types import GlobalIdentity, TrackletEmbedding
+from pipeline.matching.gallery_index import GalleryIndex, IdentityPager
+from pipeline.matching.paging import PagedGalleryMixin
 from pipeline.matching.results import MatchResult, _copy_identity, _unit
 from pipeline.matching.window import RevisionWindowMixin
 
@@ -54,10 +56,17 @@ _GATED = 1e5
 __all__ = ["CrossCameraMatcher", "MatchResult", "MatcherConfig", "TopologyConfig", "TransitLink"]
 
 
-class CrossCameraMatcher(RevisionWindowMixin):
-    """Assign global identities to tracklet embeddings (one instance for all cameras)."""
+class CrossCameraMatcher(RevisionWindowMixin, PagedGalleryMixin):
+    """Assign global identities to tracklet embeddings (one instance for all cameras).
 
-    def __init__(self, config: MatcherConfig, gallery: list[GlobalIdentity] | None = None, next_id: int = 1) -> None:
+    pager: where identities beyond ``max_gallery`` live when an ANN index is in force (the store's
+    :class:`~pipeline.store.prototypes.PrototypeTable`); index: a trained
+    :class:`~pipeline.matching.gallery_index.GalleryIndex` already holding the pager's identities
+    (else one is built from the pager once the gallery reaches ``index.min_gallery``). See
+    :mod:`pipeline.matching.paging`."""
+
+    def __init__(self, config: MatcherConfig, gallery: list[GlobalIdentity] | None = None, next_id: int = 1,
+                 pager: IdentityPager | None = None, index: GalleryIndex | None = None) -> None:
         self.config = config
         self._gallery: dict[int, GlobalIdentity] = {}
         for ident in gallery or []:
@@ -86,6 +95,7 @@ class CrossCameraMatcher(RevisionWindowMixin):
         self._pair_neg: dict[tuple, float] = {}
         self._pair_settled: deque[float] = deque(maxlen=config.auto_threshold.max_negatives
                                                  if config.auto_threshold is not None else 1)
+        self._init_paging(pager, index)
 
     # ------------------------------------------------------------------ public
     @property
@@ -164,10 +174,14 @@ class CrossCameraMatcher(RevisionWindowMixin):
         """Match a batch; update prototypes, spans and ageing; one MatchResult per item."""
         if not items:
             return []
+        self._ensure_index()
         if self.config.revise.enabled:
-            return self._match_revise(items)
+            out = self._match_revise(items)
+            self._flush_index()
+            return out
         self._clock = max([self._clock] + [it.end_time for it in items])
         self._age()
+        self._page_in_tracks(items)
         results: list[MatchResult | None] = [None] * len(items)
         fresh, later, keys = [], [], set()
         for i, it in enumerate(items):
@@ -185,6 +199,7 @@ class CrossCameraMatcher(RevisionWindowMixin):
         for i in later:
             key = (items[i].cam_id, int(items[i].track_id))
             results[i] = self._continue(items[i], self._track_gid[key])
+        self._flush_index()
         self._age()
         return [r for r in results if r is not None]
 
@@ -192,10 +207,14 @@ class CrossCameraMatcher(RevisionWindowMixin):
     def _assign(self, items: list[TrackletEmbedding]) -> list[MatchResult]:
         ids = list(self._gallery)
         matched: dict[int, tuple[int, float]] = {}
+        if items and ids and self._calibrator is not None:
+            self._calibrator.add(self.known_different_distances(items, [self._gallery[g] for g in ids]))
+        cands = self._candidates(items)  # None: every in-memory identity (exact search)
+        if cands is not None:
+            near = self._near_candidates(cands)
+            ids = [g for g in self._gallery if g in near]
         if items and ids:
             identities = [self._gallery[g] for g in ids]
-            if self._calibrator is not None:
-                self._calibrator.add(self.known_different_distances(items, identities))
             cost, ok = self.cost_matrix(items, identities)
             rows, cols = linear_sum_assignment(np.where(ok, cost, _GATED))
             matched = {int(r): (ids[c], float(cost[r, c])) for r, c in zip(rows, cols) if ok[r, c]}
@@ -346,6 +365,7 @@ class CrossCameraMatcher(RevisionWindowMixin):
             [(it.cam_id, it.start_time, it.end_time)],
         )
         self._track_gid[(it.cam_id, int(it.track_id))] = gid
+        self._mark(gid)
         return MatchResult(gid, True, None)
 
     def _attach(self, it: TrackletEmbedding, gid: int, dist: float) -> MatchResult:
@@ -384,15 +404,20 @@ class CrossCameraMatcher(RevisionWindowMixin):
         ident.prototype = _unit(m * ident.prototype + (1.0 - m) * _unit(it.vector))
         if it.end_time >= ident.last_seen:
             ident.last_seen, ident.last_cam = it.end_time, it.cam_id
+        if self._gallery.get(ident.global_id) is ident:
+            self._mark(ident.global_id)
 
     def _age(self) -> None:
-        """Drop identities unseen for ttl_s, then the oldest beyond max_gallery."""
+        """Drop identities unseen for ttl_s, then the oldest beyond max_gallery (paged out instead when
+        an index and a pager are in force: :mod:`pipeline.matching.paging`)."""
         cfg = self.config
         drop = set()
         if cfg.ttl_s is not None:
             drop = {g for g, ident in self._gallery.items() if ident.last_seen < self._clock - cfg.ttl_s}
-        keep = sorted((g for g in self._gallery if g not in drop), key=lambda g: (self._gallery[g].last_seen, g))
-        drop.update(keep[: max(0, len(keep) - cfg.max_gallery)])
+            self._drop_expired(drop)
+        if len(self._gallery) - len(drop) > cfg.max_gallery:
+            keep = sorted((g for g in self._gallery if g not in drop), key=lambda g: (self._gallery[g].last_seen, g))
+            drop.update(self._evict_or_drop(keep[: max(0, len(keep) - cfg.max_gallery)]))
         for g in drop:
             del self._gallery[g]
             self._settled.pop(g, None)

@@ -24,6 +24,7 @@ class RevisionWindowMixin:
         """Add ``items`` to the tentative window and re-solve it (see :mod:`pipeline.matching.revise`)."""
         self._clock = max([self._clock] + [it.end_time for it in items])
         self._age()
+        self._page_in_tracks(items)
         fresh, cont, fresh_keys, bound = [], set(), set(), {}
         for it in items:
             key = (it.cam_id, int(it.track_id))
@@ -47,6 +48,8 @@ class RevisionWindowMixin:
         if not keys:  # everything was a settled continuation
             return [bound[(it.cam_id, int(it.track_id))] for it in items]
         settled = {g: i for g, i in self._settled.items() if g in self._gallery}
+        # with the ANN index in force: only the index's candidates of the window's new / longer tracklets
+        settled = self._settled_candidates(settled, [self._window[k][0] for k in sorted(fresh_keys | cont)])
         sol, _ = solve_window(win, old, settled, self, lambda d, c: self._window_threshold(keys, d, c))
         self._last_window_threshold = sol.threshold
         new_ids: dict[int, int] = {}
@@ -169,3 +172,4 @@ class RevisionWindowMixin:
             self._gallery.pop(gid, None)
         else:
             self._gallery[gid] = base
+        self._mark(gid)  # the ANN index re-encodes (or forgets) it

@@ -1,0 +1,252 @@
+"""The matcher's gallery at scale: ANN candidates, paging identities in and out of memory.
+
+Mixed into :class:`~pipeline.matching.matcher.CrossCameraMatcher` (it uses the matcher's ``config``,
+``_gallery``, ``_settled``, ``_window``, ``_clock`` and thresholds). With ``index.kind`` faiss (or
+auto with faiss-cpu installed) and a gallery of at least ``index.min_gallery`` identities (in memory +
+in the pager), every identity is in a :class:`~pipeline.matching.gallery_index.GalleryIndex`:
+
+* candidates: per tracklet, the index proposes ``index.candidates`` identities; their full-precision
+  prototypes (in memory, else from the pager) give the exact cosine distances, identities past
+  ``ttl_s`` are dropped, and only those within the loosest threshold in force go on to the exact
+  assignment (one-shot Hungarian, or the revision window's re-solve), which computes penalties and
+  constraints as always. Below ``min_gallery`` (or with ``index.kind: exact``) every in-memory
+  identity is a candidate: the matcher's original exact search, unchanged.
+* paging (only with a pager, the identity store's
+  :class:`~pipeline.store.prototypes.PrototypeTable`): beyond ``max_gallery`` the least recently seen
+  identities leave memory (written back to the store first) but stay in the index; a candidate within
+  the threshold, or the identity of a continuing track, is paged back in with its member spans.
+  Identities that a tentative tracklet of the revision window belongs to are never paged out.
+  Without a pager, ``max_gallery`` drops identities as it always did (from the index too).
+* upkeep: identities created or changed in a call are re-encoded in the index at its end; the index
+  is trained at activation on up to ``train_size`` prototypes and re-trained when the gallery has
+  grown 4x since, until ``train_size`` prototypes trained it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from pipeline.core.types import GlobalIdentity, TrackletEmbedding
+from pipeline.matching.gallery_index import GalleryIndex, IdentityPager, default_nlist, faiss_available
+from pipeline.matching.results import _copy_identity, _unit
+
+#: the index is re-trained when it holds this many times the prototypes it was trained on
+_RETRAIN_GROWTH = 4
+#: fewest prototypes that can train the index (PQ codebooks have 256 centroids)
+_MIN_TRAIN = 256
+
+
+class PagedGalleryMixin:
+    """ANN candidates and paging; mixed into CrossCameraMatcher (see the module docstring)."""
+
+    def _init_paging(self, pager: IdentityPager | None, index: GalleryIndex | None) -> None:
+        kind = self.config.index.kind
+        self._use_index = kind == "faiss" or (kind == "auto" and (index is not None or faiss_available()))
+        self._pager = pager
+        self._index = index if self._use_index else None
+        self._trained_on = index.trained_on if index is not None else 0
+        self._dirty: set[int] = set()
+        self._win_cand: dict[tuple[str, int], dict[int, float]] = {}
+        self._pager_base = pager.count() if (pager is not None and self._use_index and index is None) else 0
+        self._next_id_base = self.next_id
+        self.paging_stats = {"paged_in": 0, "paged_out": 0, "index_builds": 0, "candidates": 0}
+
+    # ------------------------------------------------------------------ state
+    @property
+    def index(self) -> GalleryIndex | None:
+        """The ANN index (None until in force)."""
+        return self._index
+
+    @property
+    def index_active(self) -> bool:
+        """Candidates come from the ANN index (gallery at least ``index.min_gallery`` and index trained)."""
+        return self._index is not None and self._index.trained
+
+    def gallery_size(self) -> int:
+        """Identities in memory and in the pager (an estimate with a pager: its count at start + created since)."""
+        if self._index is not None:
+            return max(len(self._index), len(self._gallery))
+        if self._pager is None:
+            return len(self._gallery)
+        return max(len(self._gallery), self._pager_base + self.next_id - self._next_id_base)
+
+    def _ensure_index(self) -> None:
+        """Build the index once the gallery reaches ``min_gallery``; re-train it as it grows."""
+        if not self._use_index:
+            return
+        cfg = self.config.index
+        if self._index is None:
+            if self.gallery_size() >= max(cfg.min_gallery, _MIN_TRAIN):
+                self.rebuild_index()
+        elif self._trained_on < cfg.train_size and len(self._index) >= _RETRAIN_GROWTH * self._trained_on:
+            self.rebuild_index()
+
+    def rebuild_index(self) -> None:
+        """(Re-)train the index on up to ``train_size`` prototypes (the in-memory ones first, then the
+        pager's in id order) and add every identity; the new index replaces the old one when complete."""
+        cfg = self.config.index
+        hot = {g: i.prototype for g, i in self._gallery.items()}
+        parts: list[tuple[np.ndarray, np.ndarray]] = []
+        if hot:
+            parts.append((np.fromiter(hot, dtype=np.int64, count=len(hot)), np.stack(list(hot.values()))))
+        have = len(hot)
+        index = None
+        for ids, vecs in (self._pager.iter_prototypes() if self._pager is not None else ()):
+            keep = np.fromiter((int(g) not in hot for g in ids.tolist()), dtype=bool, count=len(ids))
+            ids, vecs = ids[keep], vecs[keep]
+            if index is not None:
+                index.upsert(ids, vecs)
+                continue
+            parts.append((ids, vecs))
+            have += len(ids)
+            if have >= cfg.train_size:  # enough to train: the rest streams straight into the index
+                index = self._trained(parts)
+        if index is None:
+            if have < _MIN_TRAIN:
+                return
+            index = self._trained(parts)
+        if hot:  # the in-memory prototypes are the current ones
+            index.upsert(parts[0][0], parts[0][1])
+        self._index = index
+        self._trained_on = min(have, cfg.train_size)
+        self._dirty.clear()
+        self.paging_stats["index_builds"] += 1
+
+    def _trained(self, parts: list[tuple[np.ndarray, np.ndarray]]) -> GalleryIndex:
+        """A new index trained on (a random ``train_size`` sample of) ``parts``, which it then holds."""
+        cfg = self.config.index
+        sample = np.concatenate([v for _, v in parts])
+        if len(sample) > cfg.train_size:
+            sample = sample[np.random.default_rng(0).choice(len(sample), cfg.train_size, replace=False)]
+        index = GalleryIndex(sample.shape[1], cfg.nlist or default_nlist(len(sample)), cfg.pq_m, cfg.nprobe)
+        index.train(sample)
+        for ids, vecs in parts:
+            index.upsert(ids, vecs)
+        return index
+
+    # ------------------------------------------------------------------ candidates
+    def _candidate_bound(self) -> float:
+        """The largest distance any decision can link at: the loosest threshold in force."""
+        window = self.__dict__.get("_last_window_threshold") if self.config.revise.enabled else None
+        return max(self.threshold, self.config.reentry_threshold or 0.0, window or 0.0)
+
+    def _candidates(self, items: list[TrackletEmbedding]) -> list[dict[int, float]] | None:
+        """Per item: {global id: exact cosine distance} of the index's candidates (past ``ttl_s``
+        dropped); None when the index is not in force (every in-memory identity is a candidate)."""
+        if not self.index_active or not items:
+            return None
+        vecs = np.stack([_unit(it.vector) for it in items])
+        found = self._index.search(vecs, self.config.index.candidates)
+        ids = np.unique(found[found >= 0])
+        hot = [g for g in ids.tolist() if g in self._gallery]
+        cold = np.array([g for g in ids.tolist() if g not in self._gallery], dtype=np.int64)
+        protos: dict[int, np.ndarray] = {g: self._gallery[g].prototype for g in hot}
+        seen: dict[int, float] = {g: self._gallery[g].last_seen for g in hot}
+        if len(cold) and self._pager is not None:
+            cids, cvecs, cseen = self._pager.prototypes(cold)
+            for g, v, s in zip(cids.tolist(), cvecs, cseen.tolist()):
+                protos[g], seen[g] = v, s
+        ttl = self.config.ttl_s
+        horizon = self._clock - ttl if ttl is not None else -math.inf
+        out = []
+        for r in range(len(items)):
+            row = [g for g in found[r].tolist() if g in protos and seen[g] >= horizon]
+            if not row:
+                out.append({})
+                continue
+            d = 1.0 - np.stack([protos[g] for g in row]).astype(np.float64) @ vecs[r].astype(np.float64)
+            out.append(dict(zip(row, d.tolist())))
+        self.paging_stats["candidates"] += sum(len(c) for c in out)
+        return out
+
+    def _near_candidates(self, cands: list[dict[int, float]]) -> set[int]:
+        """The candidates within the loosest threshold, paged in (those that exist)."""
+        bound = self._candidate_bound()
+        near = {g for c in cands for g, d in c.items() if d <= bound}
+        self._page_in(near)
+        return {g for g in near if g in self._gallery}
+
+    # ------------------------------------------------------------------ paging
+    def _page_in(self, gids) -> None:
+        """Load identities that are not in memory from the pager (settled parts too)."""
+        if self._pager is None:
+            return
+        cold = [g for g in gids if g not in self._gallery]
+        if not cold:
+            return
+        for ident in self._pager.load(cold, self.config.max_spans):
+            ident.prototype = _unit(ident.prototype)
+            if len(ident.members) != len(ident.spans):
+                ident.members = [("", -1 - i) for i in range(len(ident.spans))]
+            self._gallery[ident.global_id] = ident
+            self._settled[ident.global_id] = _copy_identity(ident)
+            self.paging_stats["paged_in"] += 1
+
+    def _page_in_tracks(self, items: list[TrackletEmbedding]) -> None:
+        """The identities of continuing tracks that were paged out come back in."""
+        if self._pager is None or self._index is None:
+            return
+        gids = {self._track_gid[k] for k in ((it.cam_id, int(it.track_id)) for it in items) if k in self._track_gid}
+        self._page_in([g for g in gids if g not in self._gallery and g in self._index])
+
+    def _evict_or_drop(self, old: list[int]) -> set[int]:
+        """``old`` identities (least recently seen first) leave memory beyond ``max_gallery``. Paged out
+        (written back, kept in the index and in the track map) when there is a pager and an index in force;
+        else dropped. Returns the dropped ones (the caller forgets their tracks)."""
+        if self._pager is None or self._index is None:
+            if self._index is not None:
+                self._index.remove(old)
+            return set(old)
+        pinned = {v[1] for v in self._window.values()}
+        out = [g for g in old if g not in pinned]
+        self._flush_index()  # their current prototypes are in the index before they leave memory
+        self._pager.write_back([self._gallery[g] for g in out])
+        for g in out:
+            del self._gallery[g]
+            self._settled.pop(g, None)
+        self.paging_stats["paged_out"] += len(out)
+        return set()
+
+    def _drop_expired(self, gids: set[int]) -> None:
+        """Identities past ``ttl_s`` leave the index too."""
+        if self._index is not None and gids:
+            self._index.remove(gids)
+
+    # ------------------------------------------------------------------ index upkeep
+    def _mark(self, gid: int) -> None:
+        if self._index is not None:
+            self._dirty.add(int(gid))
+
+    def _flush_index(self) -> None:
+        """Re-encode the identities created or changed since the last flush; forget the absorbed ones."""
+        if self._index is None or not self._dirty:
+            self._dirty.clear()
+            return
+        live = [g for g in self._dirty if g in self._gallery]
+        gone = [g for g in self._dirty if g not in self._gallery]
+        if live:
+            self._index.upsert(np.array(live, dtype=np.int64), np.stack([self._gallery[g].prototype for g in live]))
+        self._index.remove(gone)
+        self._dirty.clear()
+
+    def _settled_candidates(self, settled: dict[int, GlobalIdentity],
+                            fresh: list[TrackletEmbedding]) -> dict[int, GlobalIdentity]:
+        """The revision window's settled identities to re-solve against: all of them (exact), or with the
+        index in force the candidates of every tentative tracklet within the bound, plus the identities the
+        window's tracklets currently belong to. ``fresh``: window tracklets that are new or longer (their
+        candidates are searched again; the others' are kept from earlier calls)."""
+        if not self.index_active:
+            return settled
+        self._win_cand = {k: v for k, v in self._win_cand.items() if k in self._window}
+        refresh = {(it.cam_id, int(it.track_id)): it for it in fresh}
+        refresh.update({k: v[0] for k, v in self._window.items() if k not in self._win_cand and k not in refresh})
+        keys = list(refresh)
+        for key, cand in zip(keys, self._candidates(list(refresh.values())) or []):
+            self._win_cand[key] = cand
+        bound = self._candidate_bound()
+        want = {g for c in self._win_cand.values() for g, d in c.items() if d <= bound}
+        want |= {v[1] for v in self._window.values() if v[1] is not None}
+        self._page_in(want)
+        return {g: self._settled[g] for g in sorted(want) if g in self._settled and g in self._gallery}

@@ -1,0 +1,151 @@
+"""The identity store's prototype table as the matcher's pager: identities that are not in memory.
+
+With an ANN index in force (:mod:`pipeline.matching.gallery_index`) the matcher keeps only its
+``max_gallery`` most recently seen identities in memory (its hot set, least recently seen evicted
+first). Every other identity lives here, in the store's ``identities`` table (one float32 prototype
+BLOB per identity, ``last_seen``, ``last_cam``) and its assignments (member spans), and is read back
+when the index proposes it:
+
+* :meth:`PrototypeTable.prototypes`: full-precision prototypes + last sighting for the exact
+  re-rank of index candidates, through an LRU cache of ``cache_size`` prototypes;
+* :meth:`PrototypeTable.load`: whole identities (prototype + last ``max_spans`` member spans) for the
+  candidates within the threshold, which the matcher pages in;
+* :meth:`PrototypeTable.write_back`: an identity leaving the matcher's memory is written first
+  (prototype, last sighting; upsert), so paging it back in returns what the matcher had;
+* :meth:`PrototypeTable.iter_prototypes`: every prototype in id order, to build the index.
+
+The member spans come from the assignments: a caller that pages identities out must have recorded
+their tracklets (the runner does, in the same transaction as the identity).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from pipeline.core.types import GlobalIdentity
+from pipeline.store.records import from_blob, to_blob
+
+if TYPE_CHECKING:
+    from pipeline.store.identity_store import IdentityStore
+
+#: SQLite's default limit of host parameters is 32766; stay well below it per query
+_CHUNK = 900
+
+
+class PrototypeTable:
+    """Pager over ``store``'s identities (see the module docstring); ``cache_size``: prototypes kept in
+    the LRU cache (5 KB each at 1280-d)."""
+
+    def __init__(self, store: IdentityStore, cache_size: int = 20000) -> None:
+        self.store = store
+        self.cache_size = int(cache_size)
+        self._cache: OrderedDict[int, tuple[np.ndarray, float]] = OrderedDict()
+        self.reads = 0  # prototypes read from SQLite (cache misses)
+        self.hits = 0
+
+    # ------------------------------------------------------------------ reads
+    def count(self) -> int:
+        """Identities in the store."""
+        return int(self.store.db.query("SELECT COUNT(*) FROM identities")[0][0])
+
+    def prototypes(self, global_ids: np.ndarray | Iterable[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(ids (K,) int64, prototypes (K, D) float32, last_seen (K,) float64) of those ``global_ids``
+        that exist, in the order asked (duplicates once)."""
+        want = list(dict.fromkeys(int(g) for g in np.asarray(list(global_ids) if not isinstance(global_ids, np.ndarray)
+                                                             else global_ids).reshape(-1).tolist()))
+        found: dict[int, tuple[np.ndarray, float]] = {}
+        missing = []
+        for g in want:
+            hit = self._cache.get(g)
+            if hit is None:
+                missing.append(g)
+            else:
+                self._cache.move_to_end(g)
+                found[g] = hit
+        self.hits += len(want) - len(missing)
+        for s in range(0, len(missing), _CHUNK):
+            part = missing[s:s + _CHUNK]
+            rows = self.store.db.query(
+                f"SELECT global_id, prototype, last_seen FROM identities WHERE global_id IN ({','.join('?' * len(part))})",
+                part)
+            for g, blob, ls in rows:
+                entry = (from_blob(blob).astype(np.float32, copy=False), float(ls))
+                found[int(g)] = entry
+                self._remember(int(g), entry)
+            self.reads += len(rows)
+        ids = [g for g in want if g in found]
+        if not ids:
+            return np.zeros(0, np.int64), np.zeros((0, 0), np.float32), np.zeros(0)
+        return (np.array(ids, dtype=np.int64), np.stack([found[g][0] for g in ids]),
+                np.array([found[g][1] for g in ids], dtype=np.float64))
+
+    def load(self, global_ids: Iterable[int], max_spans: int) -> list[GlobalIdentity]:
+        """Whole identities (prototype, last sighting, last ``max_spans`` member spans oldest first) of
+        those ``global_ids`` that exist, in id order."""
+        ids = sorted({int(g) for g in global_ids})
+        out: dict[int, GlobalIdentity] = {}
+        for s in range(0, len(ids), _CHUNK):
+            part = ids[s:s + _CHUNK]
+            marks = ",".join("?" * len(part))
+            for g, blob, ls, lc in self.store.db.query(
+                    f"SELECT global_id, prototype, last_seen, last_cam FROM identities WHERE global_id IN ({marks})", part):
+                out[int(g)] = GlobalIdentity(int(g), from_blob(blob).astype(np.float32, copy=False), [], float(ls), lc, [])
+            rows = self.store.db.query(
+                "SELECT global_id, cam_id, track_id, start_time, end_time FROM ("
+                " SELECT a.global_id, t.cam_id, t.track_id, t.start_time, t.end_time, ROW_NUMBER() OVER"
+                " (PARTITION BY a.global_id ORDER BY t.end_time DESC) AS rn"
+                f" FROM assignments a JOIN tracklets t USING (tracklet_id) WHERE a.global_id IN ({marks}))"
+                " WHERE rn <= ? ORDER BY global_id, end_time", part + [int(max_spans)])
+            for g, cam, track, start, end in rows:
+                ident = out.get(int(g))
+                if ident is not None:
+                    ident.members.append((cam, int(track)))
+                    ident.spans.append((cam, float(start), float(end)))
+        return [out[g] for g in ids if g in out]
+
+    def iter_prototypes(self, batch: int = 8192) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Every identity as (ids (B,) int64, prototypes (B, D) float32) batches, in id order."""
+        last = -1
+        while True:
+            rows = self.store.db.query(
+                "SELECT global_id, prototype FROM identities WHERE global_id > ? ORDER BY global_id LIMIT ?",
+                (last, int(batch)))
+            if not rows:
+                return
+            last = int(rows[-1][0])
+            yield (np.array([int(r[0]) for r in rows], dtype=np.int64),
+                   np.stack([from_blob(r[1]).astype(np.float32, copy=False) for r in rows]))
+
+    # ------------------------------------------------------------------ writes
+    def write_back(self, identities: list[GlobalIdentity]) -> None:
+        """Upsert prototype and last sighting of identities leaving the matcher's memory (one transaction);
+        the cache is refreshed with them."""
+        if not identities:
+            return
+        rows = [(int(g.global_id), to_blob(np.asarray(g.prototype, np.float32)), float(g.last_seen), g.last_cam or "")
+                for g in identities]
+        with self.store.db.transaction() as c:
+            c.executemany(
+                "INSERT INTO identities (global_id, prototype, first_seen, last_seen, first_cam, last_cam)"
+                " VALUES (?1, ?2, ?3, ?3, ?4, ?4) ON CONFLICT(global_id) DO UPDATE SET prototype=excluded.prototype,"
+                " last_cam=CASE WHEN excluded.last_seen >= last_seen THEN excluded.last_cam ELSE last_cam END,"
+                " last_seen=MAX(last_seen, excluded.last_seen)", rows)
+        for g in identities:
+            self._remember(int(g.global_id), (np.asarray(g.prototype, np.float32), float(g.last_seen)))
+
+    def forget(self, global_ids: Iterable[int]) -> None:
+        """Drop cached prototypes (after the store's rows were changed by someone else)."""
+        for g in global_ids:
+            self._cache.pop(int(g), None)
+
+    def _remember(self, gid: int, entry: tuple[np.ndarray, float]) -> None:
+        if self.cache_size <= 0:
+            return
+        self._cache[gid] = entry
+        self._cache.move_to_end(gid)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
