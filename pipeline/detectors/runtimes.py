@@ -91,7 +91,7 @@ class OrtRuntime:
 
 class OpenVinoRuntime:
     """OpenVINO on the CPU (AVX2 / AVX-512 x86, Intel or AMD). Reads the ONNX file itself; a dynamic-size model
-    is compiled once per input shape seen (a camera's frames keep one). ``precision``: the CPU plugin's
+    is compiled once per input shape seen (a camera's frames keep one; batches are run one image at a time). ``precision``: the CPU plugin's
     inference precision ('f32', or 'bf16' on CPUs with AVX512_BF16 / AMX); an INT8 (QDQ) model runs in INT8."""
 
     def __init__(self, path: Path, threads: int | None, precision: str = "f32") -> None:
@@ -110,7 +110,9 @@ class OpenVinoRuntime:
         if threads is not None:
             self._config["INFERENCE_NUM_THREADS"] = threads
         shape = self._model.inputs[0].get_partial_shape()
-        self.fixed_batch = shape[0].get_length() if shape[0].is_static else None
+        # one image per forward when the batch is dynamic: each new input shape compiles the model again (~1 s),
+        # and the number of frames per detector call varies (cameras, detection stride)
+        self.fixed_batch = shape[0].get_length() if shape[0].is_static else 1
         self.fixed_hw = (shape[2].get_length(), shape[3].get_length()) if shape[2].is_static and shape[3].is_static else None
         self.metadata = _onnx_metadata(path)
         self._requests: dict[tuple[int, ...], object] = {}
