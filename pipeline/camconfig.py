@@ -132,6 +132,8 @@ class ScheduleSettings(StrictModel):
     busy_every: int = Field(2, ge=1)
     border_frac: float = Field(0.04, ge=0.0, le=0.5)
     uncertain_frac: float = Field(0.15, gt=0.0)
+    # no stride longer than this many seconds of video at the camera's frame rate (None: no cap)
+    max_gap_s: float | None = Field(None, gt=0.0)
 
     @field_validator("detect_every", mode="before")
     @classmethod

@@ -30,7 +30,7 @@ from trackers.tracker import Tracker
 def track(seq, det: str, config, settings: ScheduleSettings) -> tuple[list, float]:
     by_frame = detections_by_frame(seq.det(det))
     trk = Tracker(config, cam_id=seq.name, frame_rate=seq.info.frame_rate)
-    sch = CameraSchedule(settings)
+    sch = CameraSchedule(settings, seq.info.frame_rate)
     hw = (seq.info.im_height, seq.info.im_width)
     outs = []
     for f in range(1, seq.info.seq_length + 1):
@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--strides", default="1,2,3,adaptive")
     ap.add_argument("--max-every", type=int, default=3)
     ap.add_argument("--busy-every", type=int, default=2)
+    ap.add_argument("--max-gap-s", type=float, default=None, help="schedule.max_gap_s")
     ap.add_argument("--out", type=Path, default=REPO_ROOT / "runs" / "sweep_detect_stride")
     args = ap.parse_args(argv)
     from pipeline.mot import write_mot_results
@@ -62,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     res = {}
     for stride in args.strides.split(","):
         every = stride if stride == "adaptive" else int(stride)
-        settings = ScheduleSettings(detect_every=every, max_every=args.max_every, busy_every=args.busy_every)
+        settings = ScheduleSettings(detect_every=every, max_every=args.max_every, busy_every=args.busy_every,
+                                    max_gap_s=args.max_gap_s)
         out = args.out / f"stride_{stride}"
         pairs, shares = [], []
         for seq in seqs:

@@ -14,6 +14,8 @@ after every detected frame the next stride is chosen from the tracker's state:
   or a track touches the image **border** (people enter and leave there);
 * ``max_every`` otherwise (**stable**; also an empty scene).
 
+``max_gap_s`` (optional) caps any stride to that many seconds of video at the camera's frame rate:
+a person moves per frame in proportion to 1/fps, so a stride that is harmless at 25 fps is not at 7.
 The first frame of a camera is always detected. :attr:`CameraSchedule.reasons` counts the
 decisions by reason (the run summary's ``schedule``).
 """
@@ -36,10 +38,13 @@ NEW_TRACK_HITS = 4
 class CameraSchedule:
     """One camera's detection schedule: ``due()`` before a frame, ``detected()`` / ``predicted()`` after it."""
 
-    def __init__(self, settings: ScheduleSettings) -> None:
+    def __init__(self, settings: ScheduleSettings, fps: float | None = None) -> None:
         self.settings = settings
         self.adaptive = settings.detect_every == "adaptive"
-        self.every = 1 if self.adaptive else int(settings.detect_every)
+        # max_gap_s: no stride longer than this many seconds of video (at the camera's frame rate)
+        self.cap = (max(1, int(settings.max_gap_s * fps + 1e-9)) if settings.max_gap_s is not None and fps
+                    else None)
+        self.every = 1 if self.adaptive else self._capped(int(settings.detect_every))
         self.since_detect: int | None = None  # processed frames since the last detected one; None: none yet
         self.reasons: Counter[str] = Counter()
         self.detected_frames = 0
@@ -54,9 +59,13 @@ class CameraSchedule:
         self.since_detect = 0
         self.detected_frames += 1
         if self.adaptive:
-            self.every, reason = adaptive_stride(tracker, image_hw, self.settings)
+            every, reason = adaptive_stride(tracker, image_hw, self.settings)
+            self.every = self._capped(every)
             self.reasons[reason] += 1
         return self.every
+
+    def _capped(self, every: int) -> int:
+        return every if self.cap is None else min(every, self.cap)
 
     def predicted(self) -> None:
         """Book-keep a frame carried by prediction."""

@@ -35,17 +35,17 @@ class FramePlan:
         self.schedules: dict[str, CameraSchedule] = {}
         self.policies: dict[str, CameraEmbedPolicy] = {}
 
-    def _of(self, cam_id: str) -> tuple[CameraSchedule, CameraEmbedPolicy]:
+    def _of(self, cam_id: str, fps: float | None = None) -> tuple[CameraSchedule, CameraEmbedPolicy]:
         if cam_id not in self.schedules:
-            self.schedules[cam_id] = CameraSchedule(self.schedule_settings)
+            self.schedules[cam_id] = CameraSchedule(self.schedule_settings, fps)
             self.policies[cam_id] = CameraEmbedPolicy(self.encoder_settings)
         return self.schedules[cam_id], self.policies[cam_id]
 
-    def split(self, frames: list[Frame]) -> tuple[list[Frame], list[Frame]]:
+    def split(self, frames: list[Frame], cams: dict[str, CameraState]) -> tuple[list[Frame], list[Frame]]:
         """(frames to detect, frames to carry by prediction), each in the given order."""
         detect, carry = [], []
         for f in frames:
-            (detect if self._of(f.cam_id)[0].due() else carry).append(f)
+            (detect if self._of(f.cam_id, cams[f.cam_id].fps)[0].due() else carry).append(f)
         return detect, carry
 
     def embed(self, encoder: Any, frames: list[Frame], det_lists: list[list[Detection]],

@@ -179,7 +179,7 @@ class PipelineRunner:
 
     def _process(self, frames: list[Frame], sinks) -> None:
         comp, timer = self.comp, self.timer
-        detect, carry = self.plan.split(frames)  # schedule.detect_every: the others are carried by prediction
+        detect, carry = self.plan.split(frames, self.cams)  # schedule.detect_every: the others are carried by prediction
         with timer.stage("detect"):
             det_lists = comp.detector.detect([f.image for f in detect]) if detect else []
         with timer.stage("embed"):

@@ -156,3 +156,13 @@ def test_camera_stride_grabs_without_decoding(shared: Path):
                 frames.append(f)
     assert [f.index for f in frames] == list(range(0, 30, 3))
     assert (reader.decoded, reader.grabbed_only) == (10, 20)  # 2 of every 3 frames never decoded
+
+
+def test_max_gap_caps_the_stride_by_frame_rate():
+    cap = ScheduleSettings(detect_every=3, max_gap_s=0.2)
+    assert CameraSchedule(cap, fps=7.0).every == 1  # 0.2 s at 7 fps = 1.4 frames -> 1
+    assert CameraSchedule(cap, fps=14.0).every == 2  # 2.8 -> 2
+    assert CameraSchedule(cap, fps=25.0).every == 3  # 5 frames allowed, 3 asked
+    assert CameraSchedule(cap, fps=None).every == 3  # unknown rate: no cap
+    sch = CameraSchedule(ScheduleSettings(detect_every="adaptive", max_gap_s=0.2), fps=10.0)
+    assert sch.detected(_tracker(_still(200, 500)), HW) == 2  # stable would be 3; 0.2 s at 10 fps = 2
