@@ -405,8 +405,9 @@ def main(argv: list[str] | None = None) -> int:
     cache = None
     t0 = time.time()
     for name in args.row_names:
-        if name == "deepsort" or (name in rows and name != "default" and "fps" in rows[name]):
-            continue  # deepsort last: it needs the default row's cache and detector time
+        peer_due = "deepsort" in args.row_names and "fps" not in rows.get("deepsort", {})
+        if name == "deepsort" or ("fps" in rows.get(name, {}) and (name != "default" or not peer_due)):
+            continue  # deepsort last: it needs the default row's cache (this process) and detector time
         over = pick_best(rows, rows["default"]) if name == "best" else ROWS[name]
         over = {k: v for k, v in over.items() if k != "_from"}
         if name == "int8" and "calibration" in DetectorConfig.model_fields:
@@ -444,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
         if name == "default":
             cache = det
         write_all(args, argv, out, rows, notes, t0, final=False)
-    if "deepsort" in args.row_names and cache is not None:
+    if "deepsort" in args.row_names and cache is not None and "fps" not in rows.get("deepsort", {}):
         ref = rows.get("nobatch") if "fps" in rows.get("nobatch", {}) else rows["default"]
         rows["deepsort"] = peer_row(cams_dir, out / "deepsort", cache, ref["stage_s"]["detect"], args.threads)
         rows["deepsort"]["settings"] = f"detect time of row {ref['row']}"
