@@ -365,6 +365,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--resume", action="store_true",
                     help="keep the rows a previous (interrupted) run wrote to --out/results.json and run only the rest "
                          "(timing then mixes two sessions: say so)")
+    ap.add_argument("--redo", default="", help="with --resume: rows to run again although they are in results.json")
     ap.add_argument("--split", type=Path, default=None,
                     help="the bench_pipeline --out folder whose split to use (default: build one under --out)")
     args = ap.parse_args(argv)
@@ -401,6 +402,8 @@ def main(argv: list[str] | None = None) -> int:
     notes: list[str] = []
     if args.resume and (out / "results.json").is_file():
         rows = json.loads((out / "results.json").read_text())["rows"]
+        for name in filter(None, args.redo.split(",")):
+            rows.pop(name.strip(), None)
         notes.append(f"resumed: rows {', '.join(rows)} are from an earlier session of this command")
     cache = None
     t0 = time.time()
