@@ -18,10 +18,10 @@ import threading
 
 from pipeline.camconfig import CamsConfig
 from pipeline.distributed.messages import CameraResult, CameraSnapshot, StepReply
-from pipeline.runner.camera_stage import read_frame, track_frame
+from pipeline.runner.camera_stage import process_frames, read_frame
 from pipeline.runner.frame_plan import FramePlan
 from pipeline.runner.components import CameraState, Components, build_encoder
-from pipeline.runner.roi import filter_roi
+from pipeline.runner.stage_timer import StageTimer
 
 
 class CameraWorker:
@@ -44,6 +44,7 @@ class CameraWorker:
         self.epoch: str | None = None
         self.stop = threading.Event()
         self._health = None
+        self.timer = StageTimer()  # this camera's detect / embed / track seconds (tools/bench_ray.py)
 
     def info(self) -> dict:
         """pid, Ray node id, encoder version, frames processed: for the matcher, the bench and the tests."""
@@ -97,6 +98,10 @@ class CameraWorker:
         finals = self.st.builder.flush_all()
         return finals, {int(t.track_id): self.crops.take(self.cam_id, t.track_id) for t in finals}
 
+    def timing(self) -> dict[str, float]:
+        """Seconds spent per stage (detect, embed, track) since the actor started."""
+        return {k: round(v, 4) for k, v in self.timer.seconds.items() if v > 0}
+
     def health(self):
         """The source's health (pipeline.sources health dataclass; after :meth:`close`, as it was then)."""
         return self._health if self.st is None else self.st.source.health()
@@ -111,14 +116,8 @@ class CameraWorker:
                 self._health = st.source.health()
 
     def _process(self, st: CameraState, frame, snapshot_every: int) -> CameraResult:
-        # the local loop's _process for one frame: detection stride and embedding policy from the FramePlan
-        if self.plan.split([frame])[0]:
-            dets = filter_roi(self.detector.detect([frame.image])[0], st.roi)
-            self.plan.embed(self.encoder, [frame], [dets], {self.cam_id: st})
-            partials, finals = track_frame(st, frame, dets, self.crops)
-            self.plan.detected(st, frame)
-        else:
-            partials, finals = self.plan.carry(st, frame, self.crops)
+        partials, finals = process_frames(self.plan, self.detector, self.encoder, {self.cam_id: st}, [frame],
+                                          self.crops, self.timer)
         thumbs = {int(t.track_id): self.crops.take(self.cam_id, t.track_id) for t in finals}
         return CameraResult(
             self.cam_id, frame.index, frame.timestamp, st.frames, st.last_outputs, partials, finals, thumbs,

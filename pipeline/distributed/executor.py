@@ -2,14 +2,16 @@
 
 Placement: one :class:`~pipeline.distributed.camera_actor.CameraWorker` actor per camera, spread over the
 nodes (``SPREAD``; each asks ``executor.camera_num_cpus`` / ``camera_num_gpus``); one
-:class:`~pipeline.distributed.matcher_runner.MatcherActor` pinned to this (the driver's) node, because the
-identity store is a SQLite file and the outputs are written here. Every actor has ``max_restarts``; a
-matcher lost mid-run is called again and resumes from the store's last checkpoint. Actors are named
+:class:`~pipeline.distributed.matcher_runner.MatcherActor`, which writes the SQLite store and the outputs,
+pinned to this node (``address: local``) or to the head node of a cluster, which outlives the workers (run
+``reid-pipeline run`` on the head, or put ``store.path`` / ``outputs.dir`` on storage the head reaches).
+Every actor has ``max_restarts``; a matcher lost mid-run is called again and resumes from the store's last checkpoint. Actors are named
 (``camera-<id>``, ``matcher``) in the namespace ``reid-<run key>`` so tools and tests can find them.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -23,6 +25,7 @@ from pipeline.camconfig import CamsConfig, ExecutorConfig
 from pipeline.core.errors import ReidPipelineError
 
 log = logging.getLogger(__name__)
+HEAD_RESOURCE = "node:__internal_head__"  # Ray's marker resource of the head node
 
 
 class MatcherLostError(ReidPipelineError):
@@ -72,8 +75,9 @@ def run_key_of(cfg: CamsConfig) -> tuple[CamsConfig, str]:
     return cfg, cfg.run_key or f"batch-{cfg.fingerprint()}"
 
 
-def start_actors(cfg: CamsConfig, out_dir: Path | None, max_frames: int | None) -> tuple[dict, object]:
-    """Create the camera actors and the matcher actor (after every camera built its models)."""
+def start_actors(cfg: CamsConfig, out_dir: Path | None, max_frames: int | None) -> tuple[dict, object, dict]:
+    """Create the camera actors and the matcher actor (after every camera built its models); returns
+    (camera actors by id, matcher actor, camera id -> info: pid and node)."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -91,12 +95,15 @@ def start_actors(cfg: CamsConfig, out_dir: Path | None, max_frames: int | None) 
     versions = {i["encoder_version"] for i in infos}
     if len(versions) != 1:
         raise ReidPipelineError(f"the camera actors loaded different encoder versions: {sorted(versions)}")
-    here = ray.get_runtime_context().get_node_id()
+    if ex.address == "local":
+        place = {"scheduling_strategy": NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(),
+                                                                       soft=False)}
+    else:  # the head node: it outlives the workers (and holds the store when the driver runs there)
+        place = {"resources": {HEAD_RESOURCE: 0.001}}
     matcher = ray.remote(MatcherActor).options(
-        name="matcher", num_cpus=ex.matcher_num_cpus, max_restarts=ex.max_restarts, max_concurrency=2,
-        scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
+        name="matcher", num_cpus=ex.matcher_num_cpus, max_restarts=ex.max_restarts, max_concurrency=2, **place,
     ).remote(cfg, workers, versions.pop(), None if out_dir is None else str(out_dir), max_frames)
-    return workers, matcher
+    return workers, matcher, {i["cam_id"]: {"pid": i["pid"], "node_id": i["node_id"]} for i in infos}
 
 
 def run_on_ray(cfg: CamsConfig, out_dir: Path | None = None, max_frames: int | None = None,
@@ -111,8 +118,10 @@ def run_on_ray(cfg: CamsConfig, out_dir: Path | None = None, max_frames: int | N
     matcher = None
     try:
         check_resources(cfg)
-        workers, matcher = start_actors(cfg, out_dir, max_frames)
-        return _drive(cfg, matcher, [c.id for c in cfg.cameras], progress)
+        workers, matcher, placed = start_actors(cfg, out_dir, max_frames)
+        summary, table = _drive(cfg, matcher, [c.id for c in cfg.cameras], progress)
+        _record_placement(summary, workers, placed)
+        return summary, table
     finally:
         for actor in [*workers.values(), matcher]:
             if actor is not None:
@@ -122,6 +131,25 @@ def run_on_ray(cfg: CamsConfig, out_dir: Path | None = None, max_frames: int | N
                     pass
         if own:
             ray.shutdown()
+
+
+def _record_placement(summary: dict, workers: dict, placed: dict) -> None:
+    """Where each camera ran at the start and at the end (pid, node): summary['executor'] and
+    <out>/ray_executor.json (a camera whose pid changed was restarted; whose node changed, moved)."""
+    import ray
+
+    ended = {}
+    for cid, w in workers.items():
+        try:
+            i = ray.get(w.info.remote(), timeout=30)
+            ended[cid] = {"pid": i["pid"], "node_id": i["node_id"],
+                          "stage_s": ray.get(w.timing.remote(), timeout=30)}  # since its last (re)start
+        except Exception as exc:  # noqa: BLE001 - a lost camera at the very end is reported, not raised
+            ended[cid] = {"error": type(exc).__name__}
+    ex = summary.setdefault("executor", {})
+    ex.update(cameras_started=placed, cameras_ended=ended, nodes=len({v.get("node_id") for v in ended.values()}))
+    out = Path(summary["out_dir"]) / "ray_executor.json"
+    out.write_text(json.dumps(ex, indent=1), encoding="utf-8")
 
 
 def _drive(cfg: CamsConfig, matcher, cam_ids: list[str], progress: bool) -> tuple[dict, str]:

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from contextlib import nullcontext
 from typing import Any
 
 from pipeline.core.types import Detection, Frame, Tracklet
 from pipeline.runner.components import CameraState
+from pipeline.runner.roi import filter_roi
 
 
 def read_frame(st: CameraState, live: bool, max_frames: int | None, stop: threading.Event) -> Frame | None:
@@ -57,4 +59,34 @@ def track_frame(st: CameraState, frame: Frame, dets: list[Detection], crops: Any
     st.frames += 1
     if st.bar is not None:
         st.bar.update(1)
+    return partials, finals
+
+
+def process_frames(plan: Any, detector: Any, encoder: Any, cams: dict[str, CameraState], frames: list[Frame],
+                   crops: Any = None, timer: Any = None) -> tuple[list[Tracklet], list[Tracklet]]:
+    """One iteration's per-camera work for ``frames`` (at most one per camera): the frames the
+    ``plan`` (:class:`~pipeline.runner.frame_plan.FramePlan`) schedules for detection are detected in one
+    batch, ROI-filtered, their chosen detections embedded in one encoder call and tracked; the others are
+    carried by prediction. ``timer``: a StageTimer (detect / embed / track) or None. Returns the
+    (partial, final) tracklets in frame order: detected frames first, then carried ones."""
+    def stage(name: str):
+        return nullcontext() if timer is None else timer.stage(name)
+
+    detect, carry = plan.split(frames, cams)  # schedule.detect_every: the others are carried by prediction
+    with stage("detect"):
+        det_lists = detector.detect([f.image for f in detect]) if detect else []
+    with stage("embed"):
+        det_lists = [filter_roi(d, cams[f.cam_id].roi) for f, d in zip(detect, det_lists)]
+        plan.embed(encoder, detect, det_lists, cams)
+    partials, finals = [], []
+    with stage("track"):
+        for frame, dets in zip(detect, det_lists):
+            p, f = track_frame(cams[frame.cam_id], frame, dets, crops)
+            plan.detected(cams[frame.cam_id], frame)
+            partials += p
+            finals += f
+        for frame in carry:
+            p, f = plan.carry(cams[frame.cam_id], frame, crops)
+            partials += p
+            finals += f
     return partials, finals

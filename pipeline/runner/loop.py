@@ -32,16 +32,15 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.camconfig import CamsConfig
-from pipeline.runner.roi import filter_roi
 from pipeline.runner.checkpoint import CameraResume, Checkpointer, RunState, output_sizes, truncate_outputs
 from pipeline.matching.recluster import recluster_after_run
 from pipeline.runner.identity import IdentityAssigner
-from pipeline.runner.camera_stage import read_frame, track_frame
+from pipeline.runner.camera_stage import process_frames, read_frame
 from pipeline.runner.frame_plan import FramePlan
 from pipeline.runner.components import CameraState, Components, build_components, check_inputs, open_sinks
 from pipeline.runner.stage_timer import StageTimer
 from pipeline.store.calibration import CalibrationSaver
-from pipeline.core.types import Detection, Frame
+from pipeline.core.types import Frame
 
 log = logging.getLogger(__name__)
 PRUNE_EVERY_FRAMES = 256  # per camera: how often finished frames leave the assigner's bookkeeping
@@ -178,24 +177,8 @@ class PipelineRunner:
         return [f for f in frames if f is not None]
 
     def _process(self, frames: list[Frame], sinks) -> None:
-        comp, timer = self.comp, self.timer
-        detect, carry = self.plan.split(frames, self.cams)  # schedule.detect_every: the others are carried by prediction
-        with timer.stage("detect"):
-            det_lists = comp.detector.detect([f.image for f in detect]) if detect else []
-        with timer.stage("embed"):
-            det_lists = [filter_roi(d, self.cams[f.cam_id].roi) for f, d in zip(detect, det_lists)]
-            self._embed(detect, det_lists)
-        partials, finals = [], []
-        with timer.stage("track"):
-            for frame, dets in zip(detect, det_lists):
-                p, f = track_frame(self.cams[frame.cam_id], frame, dets, self.assigner.crops)
-                self.plan.detected(self.cams[frame.cam_id], frame)
-                partials += p
-                finals += f
-            for frame in carry:
-                p, f = self.plan.carry(self.cams[frame.cam_id], frame, self.assigner.crops)
-                partials += p
-                finals += f
+        partials, finals = process_frames(self.plan, self.comp.detector, self.comp.encoder, self.cams, frames,
+                                          self.assigner.crops, self.timer)
         self._identify(frames, partials, finals, sinks)
 
     def _identify(self, frames: list[Frame], partials: list, finals: list, sinks) -> None:
@@ -213,10 +196,6 @@ class PipelineRunner:
         with timer.stage("store_sinks"):
             for frame in frames:
                 self._write_frame_sinks(frame, sinks)
-
-    def _embed(self, frames: list[Frame], det_lists: list[list[Detection]]) -> None:
-        """Crop every detection of every camera due for embedding (``encoder.policy``); one encoder call for all."""
-        self.plan.embed(self.comp.encoder, frames, det_lists, self.cams)
 
     def _write_frame_sinks(self, frame: Frame, sinks) -> None:
         st = self.cams[frame.cam_id]
