@@ -125,7 +125,9 @@ def write_png(rows: list[dict], path: Path) -> None:
     markers = {"onnxruntime": "o", "openvino": "s"}
     for r in rows:
         ax.scatter(r["detect_ms_2t"], r["ap50"], c=colors[r["precision"]], marker=markers[r["backend"]], s=60)
-        ax.annotate(f"{r['size']}", (r["detect_ms_2t"], r["ap50"]), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        today = r["backend"] == "onnxruntime" and r["precision"] == "fp32" and r["size"] == "640 square"
+        label = r["size"] + (" (today's default)" if today else "")
+        ax.annotate(label, (r["detect_ms_2t"], r["ap50"]), textcoords="offset points", xytext=(5, 4), fontsize=8)
     for p, c in colors.items():
         ax.scatter([], [], c=c, label=p)
     for b, m in markers.items():
@@ -134,7 +136,7 @@ def write_png(rows: list[dict], path: Path) -> None:
     ax.set_ylabel("AP@0.5, PETS09-S2L1 persons")
     ax.set_title("yolov5n detector: cost vs accuracy per backend x precision x input size")
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
