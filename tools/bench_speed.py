@@ -78,8 +78,18 @@ ROWS: dict[str, dict] = {
     "deepsort": {},
 }
 DETECTOR_ROWS = ("openvino", "int8", "512", "416")
-#: INT8 calibration frames: another sequence than the benchmark's (never calibrate on the clip scored)
-INT8_CALIBRATION = ("data", "MOT15", "train", "TUD-Stadtmitte", "img1")
+#: INT8 calibration images: Market-1501 mosaics as tools/bench_detector.py makes them (never the clip scored)
+INT8_CALIBRATION = REPO_ROOT / "runs" / "calib" / "market_mosaics"
+
+
+def int8_calibration() -> str:
+    """The calibration folder of the int8 row (written once with H3's write_market_mosaics, 64 images)."""
+    if not any(INT8_CALIBRATION.glob("*.jpg")):
+        from pipeline.detectors.calibration import write_market_mosaics
+
+        write_market_mosaics(require_shared() / "data" / "reid" / "Market-1501" / "bounding_box_train",
+                             INT8_CALIBRATION, 64)
+    return str(INT8_CALIBRATION)
 
 
 def merge(base: dict, over: dict) -> dict:
@@ -414,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
         over = pick_best(rows, rows["default"]) if name == "best" else ROWS[name]
         over = {k: v for k, v in over.items() if k != "_from"}
         if name == "int8" and "calibration" in DetectorConfig.model_fields:
-            over = merge(over, {"detector": {"calibration": str(require_shared().joinpath(*INT8_CALIBRATION))}})
+            over = merge(over, {"detector": {"calibration": int8_calibration()}})
         missing = detector_keys_missing(over)
         if missing:
             rows[name] = {"row": name, "skipped": f"DetectorConfig has no {', '.join(missing)} (H3's keys not landed)"}
