@@ -68,6 +68,8 @@ class DetectorConfig(StrictModel):
         if self.backend in ("openvino", "opencv") and self.device.strip().lower() not in ("auto", "cpu"):
             raise ValueError(f"detector.device: {self.device} needs backend: onnxruntime (backend {self.backend} "
                              "runs on the CPU here); use device: cpu or auto")
+        if self.rect and self.backend == "opencv":
+            raise ValueError("detector.rect: needs backend onnxruntime or openvino (opencv runs the square export)")
         if self.rect and self.imgsz % 32:
             raise ValueError(f"detector.imgsz: {self.imgsz} with rect: true must be a multiple of 32 (the model stride)")
         return self

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -176,7 +177,7 @@ def cut_yolov5_heads(src: Path, dst: Path) -> Path:
         entry.key, entry.value = key, value
     onnx.checker.check_model(cut)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_suffix(".part")
+    tmp = dst.with_name(f"{dst.stem}.{os.getpid()}.part")   # two processes making the same file never mix
     onnx.save(cut, str(tmp))
     tmp.replace(dst)
     return dst

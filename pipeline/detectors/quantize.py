@@ -9,6 +9,7 @@ in float in numpy, and one INT8 file serves every input size.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -82,8 +83,8 @@ def quantize_detector(src: Path, images: list[Path], out: Path, imgsz: int = 640
             return None if blob is None else {input_name: blob}
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    pre = out.with_name(out.stem + ".pre.onnx")
-    part = out.with_name(out.stem + ".part.onnx")
+    pre = out.with_name(f"{out.stem}.{os.getpid()}.pre.onnx")   # per process: concurrent makers never mix
+    part = out.with_name(f"{out.stem}.{os.getpid()}.part.onnx")
     try:
         opset = max((o.version for o in src_model.opset_import if o.domain in ("", "ai.onnx")), default=0)
         if opset < 13:  # per-channel DequantizeLinear (its ``axis``) needs opset 13

@@ -153,6 +153,7 @@ def test_int8_matches_fp32_boxes(weights, frames, cache, shared, tmp_path):
     ({"kind": "onnx", "backend": "openvino", "device": "cuda"}, "detector.device: cuda needs backend: onnxruntime"),
     ({"kind": "onnx", "backend": "opencv", "precision": "int8"}, "detector.precision: int8 needs backend"),
     ({"kind": "onnx", "backend": "tensorflow"}, "backend: Input should be"),
+    ({"kind": "onnx", "backend": "opencv", "rect": True}, "detector.rect: needs backend onnxruntime or openvino"),
     ({"kind": "onnx", "threads": 0}, "threads: Input should be greater than or equal to 1"),
 ])
 def test_bad_config_values_are_one_line_errors(values, message):
