@@ -319,7 +319,7 @@ def targets(rows: dict[str, dict]) -> list[str]:
     if not base:
         return []
     out = []
-    cands = [r for n, r in rows.items() if n not in ("default", "deepsort") and "fps" in r
+    cands = [r for n, r in rows.items() if n not in ("default", "default_again", "deepsort") and "fps" in r
              and base["MOTA"] - r["MOTA"] <= TARGET_POINTS and base["global_IDF1"] - r["global_IDF1"] <= TARGET_POINTS]
     if cands:
         best = max(cands, key=lambda r: r["fps"])
