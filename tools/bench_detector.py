@@ -95,7 +95,7 @@ def run_timing(args, weights: Path, seq: MOTSequence, settings: list[tuple[str, 
     dets, blobs = {}, {}
     for key, cfg in settings:
         det = build_detector(cfg)
-        lb_img, _ = det._letterbox(images[0])
+        lb_img, _ = det.letterbox_image(images[0])
         blobs[key] = np.ascontiguousarray(lb_img[None, ..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32) / 255.0
         for img in images[:3]:
             det.detect([img])

@@ -102,7 +102,7 @@ class OnnxYoloDetector:
             if self.cfg.imgsz > hw[0]:
                 self.cfg = self.cfg.model_copy(update={"imgsz": hw[0]})
 
-    def _infer(self, blob: np.ndarray) -> list[np.ndarray]:
+    def _infer(self, blob: np.ndarray) -> list[list[np.ndarray]]:
         """(B, 3, H, W) -> per image its raw outputs (one per model output)."""
         outs = self.runtime.run(blob)
         return [[o[i] for o in outs] for i in range(len(blob))]
@@ -114,7 +114,8 @@ class OnnxYoloDetector:
             outs.extend(self._infer(blobs[i:i + step]))
         return outs
 
-    def _letterbox(self, img: np.ndarray) -> tuple[np.ndarray, Letterbox]:
+    def letterbox_image(self, img: np.ndarray) -> tuple[np.ndarray, Letterbox]:
+        """BGR (H, W, 3) uint8 -> the network input image (h, w, 3) uint8 this detector makes and its mapping."""
         if self.cfg.rect:
             return letterbox(img, self.cfg.imgsz, stride=self.STRIDE)
         lb_img, lb = letterbox(img, self.cfg.imgsz)
@@ -134,7 +135,7 @@ class OnnxYoloDetector:
         With ``rect`` the images of one forward share a shape (a batch is split by letterboxed shape)."""
         if not images_bgr:
             return []
-        letterboxed = [self._letterbox(img) for img in images_bgr]
+        letterboxed = [self.letterbox_image(img) for img in images_bgr]
         outs: list[list[np.ndarray] | None] = [None] * len(images_bgr)
         by_shape: dict[tuple[int, ...], list[int]] = {}
         for i, (lb_img, _) in enumerate(letterboxed):
