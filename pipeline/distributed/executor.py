@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 HEAD_RESOURCE = "node:__internal_head__"  # Ray's marker resource of the head node
 
 
+class RayRunError(ReidPipelineError):
+    """The matcher actor's run ended with one of the project's errors (its message, one line)."""
+
+
 class MatcherLostError(ReidPipelineError):
     """The matcher actor died more often than ``executor.max_restarts`` allows."""
 
@@ -164,7 +168,8 @@ def _drive(cfg: CamsConfig, matcher, cam_ids: list[str], progress: bool) -> tupl
                 ref = matcher.run.remote()
                 try:
                     summary, table = _wait(ref, matcher, bars)
-                    break
+                except ray.exceptions.RayTaskError:  # the run itself raised (not the actor lost): as is
+                    raise
                 except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
                     restarts += 1
                     if 0 <= cfg.executor.max_restarts < restarts:
@@ -172,9 +177,10 @@ def _drive(cfg: CamsConfig, matcher, cam_ids: list[str], progress: bool) -> tupl
                                                f"(executor.max_restarts {cfg.executor.max_restarts})") from None
                     log.warning("matcher actor lost (%s); it resumes from the store's last checkpoint",
                                 type(exc).__name__)
-                except ray.exceptions.RayTaskError as exc:  # the run's own error, as one line
-                    cause = getattr(exc, "cause", None)
-                    raise (cause if isinstance(cause, BaseException) else exc) from None
+                    continue
+                if "error" in summary:  # the run's own one-line error (config, data, lost camera)
+                    raise RayRunError(summary["error"])
+                break
     finally:
         for bar in bars.values():
             bar.close()

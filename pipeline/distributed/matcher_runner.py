@@ -35,6 +35,7 @@ from pipeline.runner.components import Components, build_identity_parts
 from pipeline.runner.loop import PipelineRunner
 
 log = logging.getLogger(__name__)
+RESTART_WAIT_S = 300.0  # how long a lost camera actor may take to come back (new process, models loaded)
 
 
 class CameraLostError(ReidPipelineError):
@@ -110,17 +111,27 @@ class RemoteCamera:
             self.pending = self.actor.step.remote(self.epoch, self.ex.chunk_frames, live, self.ex.snapshot_every)
 
     def _recover(self, exc: Exception) -> None:
+        """The actor's process or node died: wait for Ray's restart and restore the last snapshot."""
         import ray
 
         self.restarts += 1
-        if 0 <= self.ex.max_restarts < self.restarts:
-            raise CameraLostError(f"camera {self.id}: its actor died {self.restarts} times "
-                                  f"(executor.max_restarts {self.ex.max_restarts}): {exc}") from None
         log.warning("camera %s: actor lost (%s); restoring it from frame %d", self.id, type(exc).__name__,
                     0 if self.snapshot is None else self.snapshot.frames)
         self.pending = None
         self.epoch = uuid.uuid4().hex
-        ray.get(self.actor.restore.remote(self.epoch, self.snapshot))  # waits for Ray's restart
+        deadline = time.monotonic() + RESTART_WAIT_S
+        while True:
+            try:
+                ray.get(self.actor.restore.remote(self.epoch, self.snapshot))
+                return
+            except ray.exceptions.ActorUnavailableError:  # restarting (a new process, maybe on another node)
+                if time.monotonic() > deadline:
+                    raise CameraLostError(f"camera {self.id}: its actor did not come back within "
+                                          f"{RESTART_WAIT_S:.0f} s") from None
+                time.sleep(0.5)
+            except ray.exceptions.ActorDiedError as died:  # restarts used up (executor.max_restarts)
+                raise CameraLostError(f"camera {self.id}: its actor is gone after {self.restarts} losses "
+                                      f"(executor.max_restarts {self.ex.max_restarts}): {died}") from None
 
     def _absorb(self, reply: StepReply) -> None:
         for r in reply.results:
@@ -302,7 +313,10 @@ class MatcherActor:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
         os.umask(0o077)  # what the run creates (outputs, store) is private, as with the local runner
         self.runner = RayRunner(*self.args)
-        summary = self.runner.run()
+        try:
+            summary = self.runner.run()
+        except ReidPipelineError as exc:  # one line for the driver (the project's errors need not unpickle)
+            return {"error": f"{type(exc).__name__}: {exc}"}, ""
         summary["executor"] = {"kind": "ray", "camera_restarts": {c.id: c.restarts for c in self.runner.cams.values()}}
         return summary, self.runner.summary_table
 

@@ -52,7 +52,7 @@ def _reduce_allowed() -> set:
 
     core = getattr(np, "_core", None) or np.core
     return {core.multiarray._reconstruct, core.multiarray.scalar, core.numeric._frombuffer, np.dtype,
-            collections.deque, collections.defaultdict, collections.OrderedDict,
+            collections.deque, collections.defaultdict, collections.OrderedDict, collections.Counter,
             set, frozenset, complex, slice, range, bytearray}
 
 

@@ -40,9 +40,11 @@ class RayClusterError(RuntimeError):
 
 
 class LoopbackRayCluster:
-    """``start(head_cpus)``, ``add_node(cpus)`` -> node index, ``stop_node(i)``, ``stop()``; ``address``."""
+    """``start(head_cpus)``, ``add_node(cpus)`` -> node index, ``stop_node(i)``, ``stop()``; ``address``.
 
-    def __init__(self, log_dir: Path | None = None) -> None:
+    ``token``: the auth token (default: a random one); ``env``: what a driver needs in its environment."""
+
+    def __init__(self, log_dir: Path | None = None, token: str | None = None) -> None:
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         # short: Ray's unix socket paths live under it (108-byte limit)
@@ -51,7 +53,7 @@ class LoopbackRayCluster:
         self.nodes: list[subprocess.Popen] = []
         self.ray = str(Path(sys.executable).with_name("ray"))
         #: environment a driver of this cluster needs (token authentication)
-        self.env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16), "RAY_USAGE_STATS_ENABLED": "0"}
+        self.env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token or secrets.token_hex(16), "RAY_USAGE_STATS_ENABLED": "0"}
 
     def _spawn(self, args: list[str], name: str) -> subprocess.Popen:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -125,6 +127,25 @@ class LoopbackRayCluster:
                 pass
         shutil.rmtree(self.temp_dir, ignore_errors=True)
 
+    def pids(self) -> list[int]:
+        """Every process of this cluster now: the nodes' ``ray start`` processes and their descendants
+        (GCS, raylets, workers; a worker renames itself ``ray::...``, so the temp dir is not in its
+        command line), plus any other process carrying the temp dir."""
+        parent: dict[int, int] = {}
+        for d in Path("/proc").iterdir():
+            if d.name.isdigit():
+                try:
+                    parent[int(d.name)] = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                except (OSError, IndexError, ValueError):
+                    continue
+        found = {p.pid for p in self.nodes if p.poll() is None}
+        grew = True
+        while grew:
+            more = {pid for pid, pp in parent.items() if pp in found and pid not in found}
+            found |= more
+            grew = bool(more)
+        return sorted(found | set(self._leftovers()))
+
     def _leftovers(self) -> list[int]:
         mark = str(self.temp_dir).encode()
         pids = []
@@ -142,3 +163,16 @@ class LoopbackRayCluster:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """{pid: user + system CPU seconds so far} of the processes still alive (from /proc/<pid>/stat)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            out[pid] = (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, IndexError, ValueError):
+            continue
+    return out

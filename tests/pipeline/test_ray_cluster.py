@@ -81,12 +81,20 @@ def cluster(tmp_path_factory):
     from pipeline.testing.ray_cluster import LoopbackRayCluster
 
     c = LoopbackRayCluster(log_dir=tmp_path_factory.mktemp("ray_logs"))
+    # the test's own driver (fault injection) needs the token in its environment before ray is imported
+    saved = {k: os.environ.get(k) for k in c.env}
+    os.environ.update(c.env)
     try:
         c.start(head_cpus=5)
         c.add_node(cpus=2)
         yield c
     finally:
         c.stop()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _outputs(tmp: Path, tag: str) -> dict[str, bytes]:
@@ -156,11 +164,9 @@ def test_ray_batch_run_equals_local_run(split, shared, reference, cluster, tmp_p
 class _Cluster:
     """The test's own driver connection, to find the run's named actors and their processes."""
 
-    def __init__(self, cluster, run_key: str, monkeypatch) -> None:
-        import ray
+    def __init__(self, cluster, run_key: str) -> None:
+        import ray  # the cluster fixture set its token in the environment before this import
 
-        for k, v in cluster.env.items():
-            monkeypatch.setenv(k, v)
         ray.init(address=cluster.address, namespace=f"reid-{run_key}", logging_level="ERROR", log_to_driver=False)
         self.ray = ray
 
@@ -196,11 +202,11 @@ class _Cluster:
         self.ray.shutdown()
 
 
-def test_ray_run_survives_killed_camera_matcher_and_node(split, shared, reference, cluster, tmp_path, monkeypatch):
+def test_ray_run_survives_killed_camera_matcher_and_node(split, shared, reference, cluster, tmp_path):
     cfg = _config(split, tmp_path, shared, "faults", _ray_executor(cluster.address))
     log = tmp_path / "run.log"
     proc = _start_run(cfg, cluster, log)
-    drv = _Cluster(cluster, "grid-faults", monkeypatch)
+    drv = _Cluster(cluster, "grid-faults")
     try:
         drv.wait_progress(proc, 4, "the camera kill")
         cam_pid, _ = drv.pid("camera-top_left")
