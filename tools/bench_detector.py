@@ -52,6 +52,23 @@ def cpu_ghz() -> float:
     return 2.9
 
 
+def sgemm_gflops(threads: int, n: int = 2048, reps: int = 7) -> float:
+    """The GFLOP/s a plain float32 matrix product (numpy's BLAS) reaches now with ``threads`` threads: what the
+    shared machine gives at this moment, a yardstick for the detector's share of the nominal peak."""
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(0)
+    a, b = rng.random((n, n), dtype=np.float32), rng.random((n, n), dtype=np.float32)
+    times = []
+    with threadpool_limits(threads):
+        a @ b
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            a @ b
+            times.append(time.perf_counter() - t0)
+    return 2 * n ** 3 / float(np.median(times)) / 1e9
+
+
 def make_cfg(args, weights: Path, backend: str, precision: str, imgsz: int, rect: bool, threads: int | None,
              conf: float = 0.25) -> DetectorConfig:
     return DetectorConfig(kind="onnx", weights=str(weights), backend=backend, precision=precision, imgsz=imgsz,
@@ -146,7 +163,9 @@ def write_md(meta: dict, rows: list[dict], path: Path) -> None:
     lines = [f"# Detector benchmark ({meta['date']}, commit {meta['commit']})", "",
              f"CPU: {meta['cpu']}; fp32 peak {meta['peak_gflops_1t']:.0f} GFLOP/s per core "
              f"({meta['ghz']:.2f} GHz x {FLOP_PER_CYCLE} FLOP/cycle); load average at start {meta['load']}. "
-             "Shared machine: absolute times are indicative, compare rows (timed round-robin in one run).", "",
+             "Shared machine: absolute times are indicative, compare rows (timed round-robin in one run). "
+             f"numpy float32 matmul at that time, GFLOP/s with 1 / 2 threads: start {meta['sgemm_gflops']['start']}, "
+             f"end {meta['sgemm_gflops']['end']}.", "",
              f"Accuracy: PETS09-S2L1 every {meta['stride']} frames, AP@0.5 over scores >= 0.01, P/R at conf 0.25.", "",
              "| backend | precision | input | WxH | GFLOPs | detect ms 1t | detect ms 2t | infer ms 2t | GFLOP/s 2t | "
              "% fp32 peak 1t | % fp32 peak 2t | AP@0.5 | P | R |", "|" + "---|" * 14]
@@ -191,7 +210,9 @@ def main() -> None:
             print(key, accuracy[key], flush=True)
             for t in (1, 2):
                 settings.append((f"{key}@{t}", make_cfg(args, weights, backend, precision, imgsz, rect, t)))
+    sgemm_start = {t: round(sgemm_gflops(t), 1) for t in (1, 2)}
     timing = run_timing(args, weights, seq, settings)
+    meta["sgemm_gflops"] = {"start": sgemm_start, "end": {t: round(sgemm_gflops(t), 1) for t in (1, 2)}}
     rows = []
     for backend, precision in variants:
         for size, imgsz, rect in SIZES:
