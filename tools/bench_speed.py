@@ -181,6 +181,7 @@ def run_row(name: str, cfg, cams_dir: Path, run_dir: Path, encoder, max_frames: 
         "camera_frames": frames,
         "fps": round(frames / t["wall_s"], 2),
         "cpu_pct": round(100 * cpu / wall, 1),
+        "cpu_ms_per_frame": round(1000 * cpu / max(frames, 1), 1),  # load-robust: CPU time, not wall time
         "rss_mib": round(rss.peak, 1),
         "MOTA": round(ev["overall"].get("MOTA", 0.0), 2),
         "IDF1": round(ev["overall"].get("IDF1", 0.0), 2),
@@ -199,7 +200,7 @@ def run_row(name: str, cfg, cams_dir: Path, run_dir: Path, encoder, max_frames: 
     return row, comp.detector
 
 
-def peer_row(cams_dir: Path, work: Path, cache, detect_s: float, threads: int) -> dict:
+def peer_row(cams_dir: Path, work: Path, cache, detect_s: float, threads: int, detect_cpu_s: float) -> dict:
     """deep-sort-realtime on each camera's video with the cached detector outputs (see the module docstring)."""
     import cv2
 
@@ -236,16 +237,21 @@ def peer_row(cams_dir: Path, work: Path, cache, detect_s: float, threads: int) -
                      "--out", str(work / "results" / f"{cam}.txt")])
     (work / "jobs.json").write_text(json.dumps(jobs))
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run([str(peers_py), str(REPO_ROOT / "tools" / "peers" / "run_peer.py"), "--jobs",
                            str(work / "jobs.json")], env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         return {"row": "deepsort", "skipped": "run_peer.py failed: " + proc.stderr.strip().splitlines()[-1]}
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    peer_cpu = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)  # the whole peer process
     tracker_s = sum(json.loads((work / "results" / f"{cam}.json").read_text())["tracker_seconds"] for cam, _ in cams)
     ev = evaluate_multicam(cams_dir, work / "results").to_json()
     total = detect_s + decode_s + tracker_s
     return {
         "row": "deepsort", "camera_frames": frames_total, "fps": round(frames_total / total, 2),
         "cpu_pct": None, "rss_mib": None,
+        # the peer process's CPU (model load, decode, deep-sort-realtime) + the reference row's detector CPU
+        "cpu_ms_per_frame": round(1000 * (peer_cpu + detect_cpu_s) / max(frames_total, 1), 1),
         "MOTA": round(ev["overall"].get("MOTA", 0.0), 2), "IDF1": round(ev["overall"].get("IDF1", 0.0), 2),
         "global_IDF1": round(ev["global"].get("IDF1", 0.0), 2), "overhead_pct": None,
         "detected_pct": 100.0, "embedded_pct": 100.0,
@@ -290,9 +296,9 @@ def markdown(res: dict) -> str:
         f"Machine: {res['machine']}; torch threads {res['threads']}; frames per camera {res['frames_per_cam']}; "
         f"{res['note']}",
         "",
-        "| row | camera-frames/s | x default | CPU % | peak RSS MiB | MOTA | IDF1 | global IDF1 | overhead % of detect "
-        "| detected % | embedded % |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| row | camera-frames/s | x default | CPU % | CPU ms / camera-frame | x default (CPU) | peak RSS MiB | MOTA | "
+        "IDF1 | global IDF1 | overhead % of detect | detected % | embedded % |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
 
     def f(v, fmt="{:.1f}"):
@@ -300,11 +306,14 @@ def markdown(res: dict) -> str:
 
     for name, r in rows.items():
         if "skipped" in r:
-            lines.append(f"| {name} | skipped: {r['skipped']} |||||||||| ")
+            lines.append(f"| {name} | skipped: {r['skipped']} |" + "|" * 11)
             continue
         ratio = r["fps"] / base["fps"] if base.get("fps") else None
+        cpu_ms = r.get("cpu_ms_per_frame")
+        cpu_ratio = base["cpu_ms_per_frame"] / cpu_ms if cpu_ms and base.get("cpu_ms_per_frame") else None
         label = name + (f" ({r['settings']})" if r.get("settings") else "")
         lines.append(f"| {label} | {r['fps']:.2f} | {f(ratio, '{:.2f}')} | {f(r['cpu_pct'], '{:.0f}')} | "
+                     f"{f(cpu_ms, '{:.0f}')} | {f(cpu_ratio, '{:.2f}')} | "
                      f"{f(r['rss_mib'], '{:.0f}')} | {r['MOTA']:.1f} | {r['IDF1']:.1f} | {r['global_IDF1']:.1f} | "
                      f"{f(r['overhead_pct'])} | {f(r['detected_pct'], '{:.0f}')} | {f(r['embedded_pct'], '{:.0f}')} |")
     lines += ["", "Targets (issue 16):", ""]
@@ -322,18 +331,26 @@ def targets(rows: dict[str, dict]) -> list[str]:
     cands = [r for n, r in rows.items() if n not in ("default", "default_again", "deepsort") and "fps" in r
              and base["MOTA"] - r["MOTA"] <= TARGET_POINTS and base["global_IDF1"] - r["global_IDF1"] <= TARGET_POINTS]
     if cands:
-        best = max(cands, key=lambda r: r["fps"])
-        out.append(f"fastest row within {TARGET_POINTS:.0f} point of the default's MOTA and global IDF1: "
-                   f"**{best['row']}** {best['fps']:.2f} camera-frames/s ({best['fps'] / base['fps']:.2f}x the default "
-                   f"{base['fps']:.2f}); >= {TARGET_FPS:.0f}: {'met' if best['fps'] >= TARGET_FPS else 'NOT met'} "
-                   f"(MOTA {best['MOTA']:.1f} vs {base['MOTA']:.1f}, global IDF1 {best['global_IDF1']:.1f} vs "
-                   f"{base['global_IDF1']:.1f})")
+        # fastest by CPU time per frame: wall time on this shared machine follows the other jobs' load
+        best = min(cands, key=lambda r: r.get("cpu_ms_per_frame") or 1e9)
+        cpu_x = base["cpu_ms_per_frame"] / best["cpu_ms_per_frame"]
+        out.append(f"fastest row (CPU ms per camera-frame) within {TARGET_POINTS:.0f} point of the default's MOTA and "
+                   f"global IDF1: **{best['row']}**, {cpu_x:.2f}x the default by CPU time "
+                   f"({best['cpu_ms_per_frame']:.0f} vs {base['cpu_ms_per_frame']:.0f} ms), {best['fps']:.2f} vs "
+                   f"{base['fps']:.2f} camera-frames/s by wall time; >= {TARGET_FPS:.0f} camera-frames/s (11.9 -> 24, "
+                   f"2.0x): {'met' if best['fps'] >= TARGET_FPS else 'NOT met'} here (MOTA {best['MOTA']:.1f} vs "
+                   f"{base['MOTA']:.1f}, global IDF1 {best['global_IDF1']:.1f} vs {base['global_IDF1']:.1f})")
         peer = rows.get("deepsort")
         if peer and "fps" in peer:
-            ratio = best["fps"] / peer["fps"]
-            out.append(f"vs deep-sort-realtime: {ratio:.2f}x its camera-frames/s ({peer['fps']:.2f}), IDF1 "
-                       f"{best['IDF1']:.1f} vs {peer['IDF1']:.1f}: >= {TARGET_PEER_RATIO:.0f}x with higher IDF1: "
-                       f"{'met' if ratio >= TARGET_PEER_RATIO and best['IDF1'] > peer['IDF1'] else 'NOT met'}")
+            for who, r in (("default", base), (best["row"], best)):
+                ratio = r["fps"] / peer["fps"]
+                cpu_r = (peer["cpu_ms_per_frame"] / r["cpu_ms_per_frame"]
+                         if peer.get("cpu_ms_per_frame") and r.get("cpu_ms_per_frame") else None)
+                out.append(f"{who} vs deep-sort-realtime: {ratio:.2f}x its camera-frames/s ({peer['fps']:.2f}), "
+                           + (f"{cpu_r:.2f}x by CPU time, " if cpu_r else "")
+                           + f"IDF1 {r['IDF1']:.1f} vs {peer['IDF1']:.1f}, global IDF1 {r['global_IDF1']:.1f} vs "
+                           f"{peer['global_IDF1']:.1f}: >= {TARGET_PEER_RATIO:.0f}x with higher IDF1: "
+                           f"{'met' if ratio >= TARGET_PEER_RATIO and r['IDF1'] > peer['IDF1'] else 'NOT met'}")
         out.append(f"pipeline overhead of that row: {best['overhead_pct']:.1f} % of detector time (target < "
                    f"{100 * TARGET_OVERHEAD:.0f} %: {'met' if best['overhead_pct'] < 100 * TARGET_OVERHEAD else 'NOT met'})")
     out.append(f"default row overhead: {base['overhead_pct']:.1f} % of detector time")
@@ -417,6 +434,9 @@ def main(argv: list[str] | None = None) -> int:
         rows = json.loads((out / "results.json").read_text())["rows"]
         for name in filter(None, args.redo.split(",")):
             rows.pop(name.strip(), None)
+        for r in rows.values():  # rows of an older version of this script: CPU % x loop wall (a slight over-estimate)
+            if "cpu_ms_per_frame" not in r and r.get("cpu_pct") and r.get("wall_s"):
+                r["cpu_ms_per_frame"] = round(10 * r["cpu_pct"] * r["wall_s"] / r["camera_frames"], 1)
         notes.append(f"resumed: rows {', '.join(rows)} are from an earlier session of this command")
     cache = None
     t0 = time.time()
@@ -462,8 +482,11 @@ def main(argv: list[str] | None = None) -> int:
             cache = det
         write_all(args, argv, out, rows, notes, t0, final=False)
     if "deepsort" in args.row_names and cache is not None and "fps" not in rows.get("deepsort", {}):
-        ref = rows.get("nobatch") if "fps" in rows.get("nobatch", {}) else rows["default"]
-        rows["deepsort"] = peer_row(cams_dir, out / "deepsort", cache, ref["stage_s"]["detect"], args.threads)
+        ref = rows["default"]  # measured right before (same load as near as this machine allows)
+        share = ref["stage_s"]["detect"] / max(sum(ref["stage_s"].values()), 1e-9)
+        detect_cpu = ref["cpu_ms_per_frame"] / 1000 * ref["camera_frames"] * share
+        rows["deepsort"] = peer_row(cams_dir, out / "deepsort", cache, ref["stage_s"]["detect"], args.threads,
+                                    detect_cpu)
         rows["deepsort"]["settings"] = f"detect time of row {ref['row']}"
         print(f"[deepsort] {rows['deepsort']}", flush=True)
     write_all(args, argv, out, rows, notes, t0, final=True)
