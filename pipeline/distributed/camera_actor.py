@@ -91,10 +91,10 @@ class CameraWorker:
             reply.done, reply.snapshot = True, self._snapshot()
         return reply
 
-    def flush(self, epoch: str) -> tuple[list, dict]:
-        """The open tracklets as finals (end of the run) and their thumbnails."""
+    def flush(self, epoch: str) -> tuple[list, dict] | None:
+        """The open tracklets as finals (end of the run) and their thumbnails; None: another epoch (restarted)."""
         if epoch != self.epoch or self.st is None:
-            return [], {}
+            return None
         finals = self.st.builder.flush_all()
         return finals, {int(t.track_id): self.crops.take(self.cam_id, t.track_id) for t in finals}
 

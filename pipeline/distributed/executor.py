@@ -177,6 +177,7 @@ def _drive(cfg: CamsConfig, matcher, cam_ids: list[str], progress: bool) -> tupl
                                                f"(executor.max_restarts {cfg.executor.max_restarts})") from None
                     log.warning("matcher actor lost (%s); it resumes from the store's last checkpoint",
                                 type(exc).__name__)
+                    _wait_restarted(matcher)
                     continue
                 if "error" in summary:  # the run's own one-line error (config, data, lost camera)
                     raise RayRunError(summary["error"])
@@ -186,6 +187,23 @@ def _drive(cfg: CamsConfig, matcher, cam_ids: list[str], progress: bool) -> tupl
             bar.close()
     summary.setdefault("executor", {})["matcher_restarts"] = restarts
     return summary, table
+
+
+def _wait_restarted(matcher, timeout: float = 300.0) -> None:
+    """Until Ray has restarted the matcher actor (its ``info`` answers); a permanently dead one raises."""
+    import ray
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            ray.get(matcher.info.remote(), timeout=30)
+            return
+        except (ray.exceptions.ActorUnavailableError, ray.exceptions.GetTimeoutError):
+            if time.monotonic() > deadline:
+                raise MatcherLostError(f"the matcher actor did not come back within {timeout:.0f} s") from None
+            time.sleep(0.5)
+        except ray.exceptions.ActorDiedError:
+            raise MatcherLostError("the matcher actor is gone (executor.max_restarts used up)") from None
 
 
 def _wait(ref, matcher, bars: dict) -> tuple[dict, str]:

@@ -111,7 +111,8 @@ class RemoteCamera:
             self.pending = self.actor.step.remote(self.epoch, self.ex.chunk_frames, live, self.ex.snapshot_every)
 
     def _recover(self, exc: Exception) -> None:
-        """The actor's process or node died: wait for Ray's restart and restore the last snapshot."""
+        """The actor's process or node died (a call failed, or the actor answered with another epoch: it was
+        restarted between two calls): wait for Ray's restart and restore the last snapshot."""
         import ray
 
         self.restarts += 1
@@ -160,7 +161,9 @@ class RemoteCamera:
                 self._submit()
                 continue
             self.pending = None
-            if not reply.stale:
+            if reply.stale:  # our epoch is not the actor's: Ray restarted it between two calls
+                self._recover(RuntimeError("restarted between calls"))
+            else:
                 self._absorb(reply)
             self._submit()
             if self.buffer or self.ended or not wait:
@@ -184,10 +187,31 @@ class RemoteCamera:
         self._submit()
         return r
 
+    def _catch_up(self) -> None:
+        """After a restore at the end of the run: step (results dropped, all consumed already) until the actor
+        is back where the runner is."""
+        import ray
+
+        while True:
+            reply = ray.get(self.actor.step.remote(self.epoch, self.ex.queue_frames, False, self.ex.snapshot_every))
+            if reply.stale or reply.done or (reply.results and reply.results[-1].frames >= self.frames):
+                return
+
     def flush(self) -> list:
         import ray
 
-        finals, thumbs = ray.get(self.actor.flush.remote(self.epoch))
+        while True:
+            try:
+                got = ray.get(self.actor.flush.remote(self.epoch))
+            except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
+                got, err = None, exc
+            else:
+                err = RuntimeError("restarted between calls")
+            if got is not None:
+                break
+            self._recover(err)  # restored to its last snapshot: re-process up to what was consumed, then flush
+            self._catch_up()
+        finals, thumbs = got
         self.runner.shipped.put(self.id, thumbs)
         return finals
 

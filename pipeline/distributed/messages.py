@@ -51,7 +51,8 @@ class CameraResult:
 @dataclass
 class StepReply:
     """A camera actor's answer to ``step``: results in frame order; ``done`` once the camera has no more
-    frames (``snapshot``: its final state); ``stale``: the call came from an older matcher (ignored)."""
+    frames (``snapshot``: its final state); ``stale``: the call's epoch is not the actor's (the actor was restarted, or the call
+    came from a matcher that has been replaced): nothing was processed."""
 
     results: list[CameraResult] = field(default_factory=list)
     done: bool = False
