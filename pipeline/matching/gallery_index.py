@@ -117,6 +117,7 @@ class GalleryIndex:
         faiss_ivf = self._faiss.downcast_index(self.index)
         faiss_ivf.cp.min_points_per_centroid = 1
         faiss_ivf.pq.cp.min_points_per_centroid = 1
+        faiss_ivf.cp.niter = 10  # coarse k-means: 10 iterations instead of 25 (a candidate proposer, re-ranked exactly)
         faiss_ivf.do_polysemous_training = False  # the factory's default; minutes of annealing, unused here
         with self._threads():
             self.index.train(x)
@@ -177,6 +178,28 @@ class GalleryIndex:
         with self._threads():
             _, ids = self.index.search(_unit_rows(queries), k)
         return ids
+
+    def save(self, path) -> None:
+        """Write the index to ``path`` (faiss's format) and its id flags to ``path`` + ``.ids.npy``."""
+        with self._threads():
+            self._faiss.write_index(self.index, str(path))
+        np.save(f"{path}.ids.npy", np.flatnonzero(self._present).astype(np.int64))
+
+    @classmethod
+    def load(cls, path, nprobe: int = 16, threads: int = 1) -> GalleryIndex:
+        """An index written by :meth:`save`."""
+        import faiss
+
+        raw = faiss.read_index(str(path))
+        ivf = faiss.downcast_index(raw)
+        out = cls.__new__(cls)
+        out._faiss, out.index, out.threads = faiss, raw, int(threads)
+        out.dim, out.nlist, out.pq_m = int(raw.d), int(ivf.nlist), int(ivf.pq.M)
+        out.index.nprobe = int(nprobe)
+        out.trained_on = int(raw.ntotal)
+        out._present = np.zeros(1024, dtype=bool)
+        out._mark(np.load(f"{path}.ids.npy"), True)
+        return out
 
     def memory_bytes(self) -> int:
         """Approximate RAM of the index: per identity its PQ code, its id in the cell's list, faiss's

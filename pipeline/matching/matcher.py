@@ -208,7 +208,7 @@ class CrossCameraMatcher(RevisionWindowMixin, PagedGalleryMixin):
         ids = list(self._gallery)
         matched: dict[int, tuple[int, float]] = {}
         if items and ids and self._calibrator is not None:
-            self._calibrator.add(self.known_different_distances(items, [self._gallery[g] for g in ids]))
+            self._sample_known_different(items, [self._gallery[g] for g in ids])
         cands = self._candidates(items)  # None: every in-memory identity (exact search)
         if cands is not None:
             near = self._near_candidates(cands)
@@ -245,23 +245,65 @@ class CrossCameraMatcher(RevisionWindowMixin, PagedGalleryMixin):
         return cost, ok
 
     def known_different_distances(self, items: list[TrackletEmbedding], identities: list[GlobalIdentity]) -> np.ndarray:
-        """(K,) cosine distances of (item, identity) pairs that cannot be one person.
+        """(K,) cosine distances of (item, identity) pairs that cannot be one person (item-major order).
 
         An identity is another person when one of its member spans overlaps the
         item in time in the same camera, or in a camera whose view does not
         overlap the item's. Only identities seen since the item started qualify.
         """
-        recent = [g for g in identities if g.last_seen >= min(it.start_time for it in items)]
-        if not recent:
+        recent, hit = self._known_different_pairs(items, identities)
+        return self._pair_distances(items, recent, hit)
+
+    def _known_different_pairs(self, items: list[TrackletEmbedding],
+                               identities: list[GlobalIdentity]) -> tuple[list[GlobalIdentity], np.ndarray]:
+        """(recent identities, (N, R) bool hit): item i and recent[c] cannot be one person."""
+        since = min(it.start_time for it in items) if items else math.inf
+        recent = [g for g in identities if g.last_seen >= since]
+        hit = np.zeros((len(items), len(recent)), dtype=bool)
+        n_spans = np.array([len(g.spans) for g in recent], dtype=np.int64)
+        if recent and n_spans.sum():  # vectorised over all member spans
+            both = self.coexists_spans(items, [sp for g in recent for sp in g.spans])
+            owner = np.repeat(np.arange(len(recent)), n_spans)
+            for i in range(len(items)):
+                hit[i, owner[both[i]]] = True
+        return recent, hit
+
+    @staticmethod
+    def _pair_distances(items: list[TrackletEmbedding], recent: list[GlobalIdentity], hit: np.ndarray) -> np.ndarray:
+        """Cosine distances of the ``hit`` (item, identity) pairs, item-major."""
+        cols = np.flatnonzero(hit.any(axis=0)) if hit.size else np.zeros(0, np.int64)
+        if not len(cols):
             return np.zeros(0)
-        protos = np.stack([g.prototype for g in recent]).astype(np.float64)
+        protos = np.stack([recent[c].prototype for c in cols]).astype(np.float64)
         out = []
-        for it in items:
-            d = 1.0 - protos @ _unit(it.vector).astype(np.float64)
-            for c, ident in enumerate(recent):
-                if any(self._coexists(it, cam, s, e) for cam, s, e in ident.spans):
-                    out.append(d[c])
+        for i, it in enumerate(items):
+            if hit[i].any():
+                d = 1.0 - protos @ _unit(it.vector).astype(np.float64)
+                out.extend(d[hit[i, cols]].tolist())
         return np.asarray(out, dtype=np.float64)
+
+    def _sample_known_different(self, items: list[TrackletEmbedding], identities: list[GlobalIdentity]) -> None:
+        """Feed the calibration the known-different distances of ``items``. It keeps the last
+        ``max_negatives``, so only those are computed; with the ANN index in force (a large gallery, many
+        coexisting identities) a seeded uniform sample of at most ``index.candidates`` x N of them. The
+        calibration's running count records them all."""
+        c = self._calibrator
+        recent, hit = self._known_different_pairs(items, identities)
+        total = int(hit.sum())
+        keep = c.config.max_negatives
+        if self.index_active:
+            keep = min(keep, self.config.index.candidates * len(items))
+        if total > keep:
+            rows, cols = np.nonzero(hit)
+            if self.index_active:
+                pick = np.sort(np.random.default_rng(total).choice(total, keep, replace=False))
+            else:
+                pick = np.arange(total - keep, total)
+            hit = np.zeros_like(hit)
+            hit[rows[pick], cols[pick]] = True
+        d = self._pair_distances(items, recent, hit)
+        c.add(d)
+        c.added += total - int(d.size)
 
     def coexists_matrix(self, items: list[TrackletEmbedding]) -> np.ndarray:
         """(N, N) bool, symmetric, diagonal False: :meth:`coexists` for every pair of ``items`` (vectorised)."""

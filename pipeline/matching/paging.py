@@ -48,6 +48,7 @@ class PagedGalleryMixin:
         self._index = index if self._use_index else None
         self._trained_on = index.trained_on if index is not None else 0
         self._dirty: set[int] = set()
+        self._modified: set[int] = set()  # changed in memory since created or paged in: written back on eviction
         self._win_cand: dict[tuple[str, int], dict[int, float]] = {}
         self._pager_base = pager.count() if (pager is not None and self._use_index and index is None) else 0
         self._next_id_base = self.next_id
@@ -202,10 +203,11 @@ class PagedGalleryMixin:
         pinned = {v[1] for v in self._window.values()}
         out = [g for g in old if g not in pinned]
         self._flush_index()  # their current prototypes are in the index before they leave memory
-        self._pager.write_back([self._gallery[g] for g in out])
+        self._pager.write_back([self._gallery[g] for g in out if g in self._modified])  # unchanged: already there
         for g in out:
             del self._gallery[g]
             self._settled.pop(g, None)
+            self._modified.discard(g)
         self.paging_stats["paged_out"] += len(out)
         return set()
 
@@ -218,6 +220,8 @@ class PagedGalleryMixin:
     def _mark(self, gid: int) -> None:
         if self._index is not None:
             self._dirty.add(int(gid))
+            if self._pager is not None:
+                self._modified.add(int(gid))
 
     def _flush_index(self) -> None:
         """Re-encode the identities created or changed since the last flush; forget the absorbed ones."""

@@ -40,7 +40,7 @@ class RevisionWindowMixin:
                 fresh.append(it)
                 fresh_keys.add(key)
         if fresh and self._gallery and self._calibrator is not None:
-            self._calibrator.add(self.known_different_distances(fresh, list(self._gallery.values())))
+            self._sample_known_different(fresh, list(self._gallery.values()))
         self._settle(protect={(it.cam_id, int(it.track_id)) for it in items})
         keys = sorted(self._window, key=lambda k: (self._window[k][0].start_time, k))
         win = [self._window[k][0] for k in keys]
