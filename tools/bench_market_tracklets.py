@@ -18,6 +18,12 @@ headline (calibrated threshold); nothing is tuned on these identities. Crop embe
 ``--out`` (npz), so a re-run takes seconds::
 
     .venv/bin/python tools/bench_market_tracklets.py --out runs/bench_market_tracklets
+
+``--ann`` compares the headline (default encoder, calibrated) with the matcher's ANN gallery index forced on
+(``matching.index: {kind: faiss, min_gallery: 0}``: candidates proposed by the IVF-PQ index as soon as it can
+be trained, i.e. from 256 identities on; docs/gallery.md) and writes ``ann_vs_exact.json``::
+
+    .venv/bin/python tools/bench_market_tracklets.py --out runs/bench_market_tracklets --ann
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from pipeline.evaluation.tracklet_links import (
     MARKET_FPS, link_tracklets, market_matcher_config, market_time_spans, no_link_ids, pairwise_link_scores,
     retrieval_rank1, tracklet_idf1,
 )
-from pipeline.matching.config import MatcherConfig
+from pipeline.matching.config import IndexConfig, MatcherConfig
 
 #: fixed thresholds reported beside the headline: 0.1 .. 0.6 by 0.05, and 0.02 .. 0.08 below it, where the
 #: calibrated thresholds of compact embeddings fall (reported only: nothing is chosen from them)
@@ -156,6 +162,35 @@ def run(tracklets: list[dict], feats: dict[str, tuple[np.ndarray, str]], out: Pa
     return res
 
 
+def ann_vs_exact(tracklets: list[dict], emb: np.ndarray, out: Path) -> dict:
+    """Global IDF1 of the headline matcher (default encoder, calibrated) with the exact gallery search and with
+    the ANN index forced on (revision window on and off) -> out/ann_vs_exact.json."""
+    spans = market_time_spans(tracklets, MARKET_FPS)
+    vecs = tracklet_vectors(tracklets, emb)
+    items = [TrackletEmbedding(c, k, s, e, v) for k, ((c, s, e), v) in enumerate(zip(spans, vecs))]
+    res = {}
+    for revise in (True, False):
+        base = market_matcher_config([c for c, _, _ in spans])
+        base = base.model_copy(update={"revise": base.revise.model_copy(update={"enabled": revise})})
+        row = {}
+        for kind in ("exact", "faiss"):
+            cfg = base.model_copy(update={"index": IndexConfig(kind=kind, min_gallery=0)})
+            t0 = time.perf_counter()
+            gids, cal = link_tracklets(items, cfg)
+            row[kind] = {**scores(tracklets, gids), "final_threshold": cal["threshold"],
+                         "matcher_s": round(time.perf_counter() - t0, 2)}
+            row[kind]["ids"] = [int(g) for g in gids]
+        row["same_ids_fraction"] = float(np.mean(np.array(row["exact"].pop("ids")) == np.array(row["faiss"].pop("ids"))))
+        row["IDF1_difference"] = row["faiss"]["IDF1"] - row["exact"]["IDF1"]
+        res["revise_on" if revise else "revise_off"] = row
+        print(f"revise {'on ' if revise else 'off'}: global IDF1 exact {row['exact']['IDF1']:.2f}, "
+              f"ANN {row['faiss']['IDF1']:.2f} (difference {row['IDF1_difference']:+.2f}); same id for "
+              f"{100 * row['same_ids_fraction']:.1f} % of tracklets", flush=True)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "ann_vs_exact.json").write_text(json.dumps(res, indent=2))
+    return res
+
+
 def _pct(x: float | None) -> str:
     return "—" if x is None else f"{x:.1f}"
 
@@ -226,10 +261,15 @@ def main() -> None:
                     help="Market-1501 bounding_box_train folder (default ../shared/data/reid/Market-1501/bounding_box_train)")
     ap.add_argument("--out", type=Path, default=Path("runs/bench_market_tracklets"))
     ap.add_argument("--embed-only", action="store_true", help="only fill the embedding cache")
+    ap.add_argument("--ann", action="store_true",
+                    help="only compare the exact gallery search with the ANN index forced on (ann_vs_exact.json)")
     args = ap.parse_args()
     market = args.market or require_shared() / "data" / "reid" / "Market-1501" / "bounding_box_train"
     tracklets = test_tracklets(market)
     paths = [p for t in tracklets for p in t["paths"]]
+    if args.ann:
+        ann_vs_exact(tracklets, crop_embeddings(paths, "default", args.out)[0], args.out)
+        return
     feats = {name: crop_embeddings(paths, name, args.out) for name in ("default", "imagenet")}
     if args.embed_only:
         return
