@@ -125,7 +125,7 @@ def run_on_ray(cfg: CamsConfig, out_dir: Path | None = None, max_frames: int | N
         workers, matcher, placed = start_actors(cfg, out_dir, max_frames)
         summary, table = _drive(cfg, matcher, [c.id for c in cfg.cameras], progress)
         _record_placement(summary, workers, placed)
-        return summary, table
+        return summary, table + "\n" + _camera_line(summary["executor"]["cameras_ended"])
     finally:
         for actor in [*workers.values(), matcher]:
             if actor is not None:
@@ -154,6 +154,18 @@ def _record_placement(summary: dict, workers: dict, placed: dict) -> None:
     ex.update(cameras_started=placed, cameras_ended=ended, nodes=len({v.get("node_id") for v in ended.values()}))
     out = Path(summary["out_dir"]) / "ray_executor.json"
     out.write_text(json.dumps(ex, indent=1), encoding="utf-8")
+
+
+def _camera_line(ended: dict) -> str:
+    """The camera actors' own stage seconds (the table above is the matcher's: its decode row is the wait
+    for camera results)."""
+    total: dict[str, float] = {}
+    for info in ended.values():
+        for stage, sec in (info.get("stage_s") or {}).items():
+            total[stage] = total.get(stage, 0.0) + sec
+    parts = ", ".join(f"{k} {v:.2f} s" for k, v in total.items()) or "none reported"
+    return (f"camera actors (summed over {len(ended)} cameras): {parts}; "
+            "the table above is the matcher actor's (its decode row = waiting for camera results)")
 
 
 def _drive(cfg: CamsConfig, matcher, cam_ids: list[str], progress: bool) -> tuple[dict, str]:
