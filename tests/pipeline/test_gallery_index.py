@@ -63,9 +63,10 @@ def test_index_candidates_hold_the_exact_nearest(market) -> None:
     assert np.mean([e in row for e, row in zip(exact, poor)]) < recall32
 
 
-def test_upsert_replaces_and_remove_forgets(market) -> None:
+def test_upsert_replaces_and_remove_forgets(market, tmp_path: Path) -> None:
     emb, _ = market
-    idx = _index(emb[:300])
+    _index(emb[:300]).save(tmp_path / "g.faiss")
+    idx = GalleryIndex.load(tmp_path / "g.faiss", nprobe=4)  # a saved index keeps its ids and removal by id
     assert len(idx) == 300 and 5 in idx
     idx.upsert([5], emb[[350]])  # identity 5's prototype moved to crop 350
     assert len(idx) == 300
