@@ -20,8 +20,8 @@ Rows (``--rows`` picks a subset; ``default`` always runs first, it is every row'
 * ``stride2`` / ``stride3`` / ``adaptive``: ``schedule.detect_every`` 2, 3, adaptive;
 * ``needed``: ``encoder.policy: needed``;
 * ``openvino`` / ``int8`` / ``512`` / ``416``: the detector backend, INT8 and input sizes of
-  ``DetectorConfig`` (H3's keys, docs/speed.md "Detector"): skipped with a note when the installed
-  ``DetectorConfig`` has no such key;
+  ``DetectorConfig`` (docs/speed.md "Detector"), one key each; ``rect`` (640, camera aspect), ``ov_int8``
+  (OpenVINO running the INT8 model, rect 640) and ``ov_int8_512`` (the same at 512) combine them;
 * combinations: ``adaptive+needed``, ``stride2+needed``, ``best`` (the stride / schedule / policy rows that
   were faster and kept MOTA and global IDF1 within 1 point of the default, plus the fastest detector row
   within that bound; run it after them);
@@ -74,13 +74,17 @@ ROWS: dict[str, dict] = {
     "int8": {"detector": {"precision": "int8"}},
     "512": {"detector": {"imgsz": 512, "rect": True}},
     "416": {"detector": {"imgsz": 416, "rect": True}},
+    # combinations of the detector keys: rect at 640 keeps the default's scale (only the padding goes)
+    "rect": {"detector": {"rect": True}},
+    "ov_int8": {"detector": {"backend": "openvino", "precision": "int8", "rect": True}},
+    "ov_int8_512": {"detector": {"backend": "openvino", "precision": "int8", "rect": True, "imgsz": 512}},
     "adaptive+needed": {"schedule": {"detect_every": "adaptive"}, "encoder": {"policy": "needed"}},
     "stride2+needed": {"schedule": {"detect_every": 2}, "encoder": {"policy": "needed"}},
     "best": {},  # filled at run time
     "default_again": {},  # the default once more at the end: how far the machine's load drifted during the run
     "deepsort": {},
 }
-DETECTOR_ROWS = ("openvino", "int8", "512", "416")
+DETECTOR_ROWS = ("openvino", "int8", "512", "416", "rect", "ov_int8", "ov_int8_512")
 #: INT8 calibration images: Market-1501 mosaics as tools/bench_detector.py makes them (never the clip scored)
 INT8_CALIBRATION = REPO_ROOT / "runs" / "calib" / "market_mosaics"
 
@@ -462,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:
             continue  # deepsort last: it needs the default row's cache (this process) and detector time
         over = pick_best(rows, rows["default"]) if name == "best" else ROWS[name]
         over = {k: v for k, v in over.items() if k != "_from"}
-        if name == "int8" and "calibration" in DetectorConfig.model_fields:
+        if over.get("detector", {}).get("precision") == "int8" and "calibration" in DetectorConfig.model_fields:
             over = merge(over, {"detector": {"calibration": int8_calibration()}})
         missing = detector_keys_missing(over)
         if missing:
