@@ -53,8 +53,6 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
-
 from pipeline.core.paths import REPO_ROOT, require_shared
 
 TARGET_FPS = 24.0

@@ -15,14 +15,12 @@ import json
 import logging
 import math
 import os
-import signal
-import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 from pipeline.camconfig import CamsConfig, ExecutorConfig
 from pipeline.core.errors import ReidPipelineError
+from pipeline.runner.signals import stop_on_signals
 
 log = logging.getLogger(__name__)
 HEAD_RESOURCE = "node:__internal_head__"  # Ray's marker resource of the head node
@@ -239,20 +237,6 @@ def _bars(cam_ids: list[str]) -> dict:
     return {cid: tqdm(desc=cid, unit="fr", position=i, leave=True) for i, cid in enumerate(cam_ids)}
 
 
-@contextmanager
 def _stop_on_signal(matcher):
     """SIGINT/SIGTERM -> the matcher stops gracefully (open tracklets flushed); restored afterwards."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, _frame):
-        log.warning("signal %d: stopping, flushing open tracklets", signum)
-        matcher.request_stop.remote()
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
+    return stop_on_signals(matcher.request_stop.remote)

@@ -23,13 +23,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import signal
 import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
-
-import numpy as np
 
 from pipeline.camconfig import CamsConfig
 from pipeline.runner.checkpoint import CameraResume, Checkpointer, RunState, output_sizes, truncate_outputs
@@ -37,6 +33,7 @@ from pipeline.matching.recluster import recluster_after_run
 from pipeline.runner.identity import IdentityAssigner
 from pipeline.runner.camera_stage import process_frames, read_frame
 from pipeline.runner.frame_plan import FramePlan
+from pipeline.runner.signals import stop_on_signals
 from pipeline.runner.components import CameraState, Components, build_components, check_inputs, open_sinks
 from pipeline.runner.stage_timer import StageTimer
 from pipeline.store.calibration import CalibrationSaver
@@ -369,20 +366,6 @@ class PipelineRunner:
             log.info("Prometheus metrics on http://127.0.0.1:%d/metrics", port)
         return monitor
 
-    @contextmanager
     def _signals(self):
         """SIGINT/SIGTERM -> graceful stop (open tracklets are flushed); restored afterwards."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def handler(signum, _frame):
-            log.warning("signal %d: stopping, flushing open tracklets", signum)
-            self.stop_event.set()
-
-        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for s, h in old.items():
-                signal.signal(s, h)
+        return stop_on_signals(self.stop_event.set)
