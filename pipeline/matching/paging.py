@@ -54,6 +54,21 @@ class PagedGalleryMixin:
         self._next_id_base = self.next_id
         self.paging_stats = {"paged_in": 0, "paged_out": 0, "index_builds": 0, "candidates": 0}
 
+    def __getstate__(self) -> dict:
+        """Pickled (the runner's batch resume checkpoint) without the pager (it holds the open store) and the
+        faiss index (not picklable): a restored matcher is pager-less until :meth:`attach_pager`, and rebuilds
+        its index from what it holds at its next call."""
+        state = self.__dict__.copy()
+        state.update(_pager=None, _index=None, _trained_on=0, _dirty=set(), _modified=set(), _win_cand={})
+        return state
+
+    def attach_pager(self, pager: IdentityPager) -> None:
+        """(Re-)attach the store after unpickling; the index is rebuilt from it at the next call."""
+        self._pager = pager
+        self._index = None
+        self._pager_base = pager.count() if self._use_index else 0
+        self._next_id_base = self.next_id
+
     # ------------------------------------------------------------------ state
     @property
     def index(self) -> GalleryIndex | None:

@@ -217,3 +217,22 @@ def test_eviction_writes_back_and_pages_in_again(market, tmp_path: Path) -> None
         np.testing.assert_allclose(PrototypeTable(store).prototypes([gid])[1][0], proto, atol=1e-6)
         again = m.match_detailed([TrackletEmbedding("c3", 1, 2000.0, 2002.0, emb[351])])[0]
         assert again.global_id == gid and again.continuation
+
+
+def test_a_paging_matcher_pickles_without_store_and_index(market, tmp_path: Path) -> None:
+    """The runner's resume checkpoint pickles the matcher: the pager (open store) and the faiss index stay
+    out; the restored matcher rebuilds the index from memory, and re-attached to the store pages again."""
+    import pickle
+
+    emb, _ = market
+    _store_with(tmp_path / "s.sqlite", emb[:300])
+    with IdentityStore(tmp_path / "s.sqlite") as store:
+        pager = PrototypeTable(store)
+        m = CrossCameraMatcher(_config("faiss", False, max_gallery=20), pager.load(range(281, 301), 16),
+                               next_id=301, pager=pager)
+        first = m.match([TrackletEmbedding("c2", 1, 1000.0, 1001.0, emb[350])])
+        back = pickle.loads(pickle.dumps(m))
+        assert back.index is None and back.gallery_size() == len(back.gallery)
+        back.attach_pager(pager)
+        assert back.match([TrackletEmbedding("c2", 1, 1000.0, 1002.0, emb[351])]) == first  # a continuation
+        assert back.index_active and len(back.index) == 300
