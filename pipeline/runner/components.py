@@ -159,13 +159,15 @@ def build_identity_parts(cfg: CamsConfig, store, encoder_version: str) -> tuple[
     calibration reloaded from it (also the Ray matcher actor's start and restart)."""
     from pipeline.matching.matcher import CrossCameraMatcher
     from pipeline.store.calibration import restore_calibration
+    from pipeline.store.prototypes import PrototypeTable
     from reid_models.aggregation import build_aggregator
 
     ckpt = Path(cfg.aggregation.checkpoint) if cfg.aggregation.checkpoint else None
     aggregator = build_aggregator(cfg.aggregation.method, checkpoint=ckpt)
     mcfg = cfg.matcher_config()
     gallery = store.load_gallery(limit=mcfg.max_gallery, max_spans=mcfg.max_spans)
-    matcher = CrossCameraMatcher(mcfg, gallery, next_id=store.next_global_id())
+    # the store pages identities beyond max_gallery in and out once the ANN index is in force (docs/gallery.md)
+    matcher = CrossCameraMatcher(mcfg, gallery, next_id=store.next_global_id(), pager=PrototypeTable(store))
     restore_calibration(store, matcher.calibrator, encoder_version)  # a restart continues the calibration
     return aggregator, matcher
 
