@@ -37,6 +37,7 @@ from pipeline.runner.signals import stop_on_signals
 from pipeline.runner.components import CameraState, Components, build_components, check_inputs, open_sinks
 from pipeline.runner.stage_timer import StageTimer
 from pipeline.store.calibration import CalibrationSaver
+from pipeline.store.prototypes import PrototypeTable
 from pipeline.core.types import Frame
 
 log = logging.getLogger(__name__)
@@ -241,6 +242,7 @@ class PipelineRunner:
     def _restore(self, state: RunState, sinks) -> None:
         """Continue from a checkpoint: per-camera state, matcher, identity maps, timeline."""
         self._restore_cameras(state.cameras)
+        state.matcher.attach_pager(PrototypeTable(self.comp.store))  # pickled without its store and index
         self.comp.matcher = self.assigner.matcher = state.matcher
         self.assigner.announced = state.assigner["announced"]
         self.assigner._written = state.assigner["written"]
