@@ -48,18 +48,30 @@ def track_frame(st: CameraState, frame: Frame, dets: list[Detection], crops: Any
 
     Sets ``st.last_outputs`` (MOT frame numbers: ``frame.index + 1``), offers the boxes to ``crops``
     (a ThumbnailKeeper / CropKeeper, or None), counts the frame; returns (partial, final) tracklets."""
-    outputs = st.tracker.update(dets, frame.image)
-    mot_frame = frame.index + 1
-    outputs = [dataclasses.replace(o, frame=mot_frame) for o in outputs]
+    partials = _record(st, frame, st.tracker.update(dets, frame.image), crops)
+    return partials, st.builder.finish(st.tracker.pop_removed())
+
+
+def carry_frame(st: CameraState, frame: Frame, crops: Any = None) -> list[Tracklet]:
+    """A frame that is not detected (detection stride): the tracker predicts (``Tracker.predict_only``: nothing
+    is matched, missed or deleted) and its outputs go on as a detected frame's would. Returns the partial
+    tracklets (no track ends on a predicted frame)."""
+    return _record(st, frame, st.tracker.predict_only(frame.image), crops)
+
+
+def _record(st: CameraState, frame: Frame, outputs: list, crops: Any) -> list[Tracklet]:
+    """One frame's track outputs -> MOT frame numbers (``frame.index + 1``), the tracklet builder,
+    ``st.last_outputs``, the crop keeper (a ThumbnailKeeper / CropKeeper, or None) and the frame count.
+    Returns the builder's partial tracklets."""
+    outputs = [dataclasses.replace(o, frame=frame.index + 1) for o in outputs]
     partials = st.builder.add(outputs, frame.timestamp)
-    finals = st.builder.finish(st.tracker.pop_removed())
     st.last_outputs = outputs
     if crops is not None:  # adaptation crops, or one thumbnail per track
         crops.observe(frame.cam_id, frame.image, outputs)
     st.frames += 1
     if st.bar is not None:
         st.bar.update(1)
-    return partials, finals
+    return partials
 
 
 def process_frames(plan: Any, detector: Any, encoder: Any, cams: dict[str, CameraState], frames: list[Frame],
@@ -86,7 +98,6 @@ def process_frames(plan: Any, detector: Any, encoder: Any, cams: dict[str, Camer
             partials += p
             finals += f
         for frame in carry:
-            p, f = plan.carry(cams[frame.cam_id], frame, crops)
-            partials += p
-            finals += f
+            partials += carry_frame(cams[frame.cam_id], frame, crops)
+            plan.carried(frame)
     return partials, finals

@@ -14,11 +14,10 @@ without retrieving, :meth:`pipeline.sources.readers.VideoCaptureReader.skip`).
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from pipeline.camconfig import EncoderSettings, ScheduleSettings
-from pipeline.core.types import Detection, Frame, Tracklet, crop_tlwh
+from pipeline.core.types import Detection, Frame, crop_tlwh
 from pipeline.runner.components import CameraState
 from pipeline.runner.detect_schedule import CameraSchedule
 from pipeline.runner.embed_policy import CameraEmbedPolicy
@@ -72,22 +71,11 @@ class FramePlan:
         schedule.detected(st.tracker, frame.image.shape[:2])
         self._prune(st, policy)
 
-    def carry(self, st: CameraState, frame: Frame, crops: Any = None) -> tuple[list[Tracklet], list[Tracklet]]:
-        """A frame that is not detected: the tracker predicts (see ``Tracker.predict_only``); the outputs go to
-        the tracklet builder, sinks and crop keeper as a detected frame's would. Returns (partial, final)."""
+    def carried(self, frame: Frame) -> None:
+        """After ``camera_stage.carry_frame`` of a frame that was not detected: count it, tick the refresh clock."""
         schedule, policy = self._of(frame.cam_id)
-        outputs = st.tracker.predict_only(frame.image)
-        outputs = [dataclasses.replace(o, frame=frame.index + 1) for o in outputs]
-        partials = st.builder.add(outputs, frame.timestamp)
-        st.last_outputs = outputs
-        if crops is not None:
-            crops.observe(frame.cam_id, frame.image, outputs)
-        st.frames += 1
-        if st.bar is not None:
-            st.bar.update(1)
         schedule.predicted()
         policy.tick()
-        return partials, []
 
     def _prune(self, st: CameraState, policy: CameraEmbedPolicy) -> None:
         if policy.frame % PRUNE_EVERY == 0:
