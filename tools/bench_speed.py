@@ -25,6 +25,11 @@ Rows (``--rows`` picks a subset; ``default`` always runs first, it is every row'
 * combinations: ``adaptive+needed``, ``stride2+needed``, ``best`` (the stride / schedule / policy rows that
   were faster and kept MOTA and global IDF1 within 1 point of the default, plus the fastest detector row
   within that bound; run it after them);
+* ``ov_rect`` / ``ov_bf16`` (+ ``_s2``): OpenVINO fp32 / bf16 at 640 on the camera aspect, no calibration; ``_s2``:
+  ``detector.streams: 2`` (the cameras' frames of an iteration as two parallel infer requests); ``ov_int8_s2``;
+* ``enc_onnx`` / ``enc_ov`` / ``enc_ov_bf16``: the re-id encoder on onnxruntime / OpenVINO fp32 / bf16;
+* ``new_default``: the detector and encoder settings of the shipped configs (``NEW_DEFAULT``); ``default`` stays
+  the old default, the reference of every ratio;
 * ``default_again``: the default config once more, last: the drift of the shared machine over the run
   (ratios are to ``default``; compare the two to judge them);
 * ``deepsort``: the peer pipeline: the same video and the same detector outputs (the ``default`` row's,
@@ -76,13 +81,34 @@ ROWS: dict[str, dict] = {
     "rect": {"detector": {"rect": True}},
     "ov_int8": {"detector": {"backend": "openvino", "precision": "int8", "rect": True}},
     "ov_int8_512": {"detector": {"backend": "openvino", "precision": "int8", "rect": True, "imgsz": 512}},
+    # OpenVINO without calibration (issue 16, task S): fp32 / bf16 on the camera aspect, 1 stream (the frames of an
+    # iteration one after another) or 2 streams (the two cameras' frames as parallel infer requests)
+    "ov_rect": {"detector": {"backend": "openvino", "rect": True}},
+    "ov_rect_s2": {"detector": {"backend": "openvino", "rect": True, "streams": 2}},
+    "ov_bf16": {"detector": {"backend": "openvino", "precision": "bf16", "rect": True}},
+    "ov_bf16_s2": {"detector": {"backend": "openvino", "precision": "bf16", "rect": True, "streams": 2}},
+    "ov_int8_s2": {"detector": {"backend": "openvino", "precision": "int8", "rect": True, "streams": 2}},
+    # the re-id encoder's backend (default: torch): onnxruntime, OpenVINO fp32 / bf16, the same ONNX export
+    "enc_onnx": {"encoder": {"backend": "onnx"}},
+    "enc_ov": {"encoder": {"backend": "openvino"}},
+    "enc_ov_bf16": {"encoder": {"backend": "openvino", "precision": "bf16"}},
+    # the shipped default (configs/demo_pets.yaml, configs/cams.example.yaml; tests/tools/test_bench_speed_rows.py
+    # holds them equal): the row `default` is the OLD default, kept as the reference
+    "new_default": {},  # NEW_DEFAULT, below
     "adaptive+needed": {"schedule": {"detect_every": "adaptive"}, "encoder": {"policy": "needed"}},
     "stride2+needed": {"schedule": {"detect_every": 2}, "encoder": {"policy": "needed"}},
     "best": {},  # filled at run time
     "default_again": {},  # the default once more at the end: how far the machine's load drifted during the run
     "deepsort": {},
 }
-DETECTOR_ROWS = ("openvino", "int8", "512", "416", "rect", "ov_int8", "ov_int8_512")
+#: the detector and encoder settings the shipped configs use (chosen from this table: docs/speed.md)
+NEW_DEFAULT: dict = {"detector": {"backend": "openvino", "rect": True, "streams": 2},
+                     "encoder": {"backend": "openvino"}}
+ROWS["new_default"] = NEW_DEFAULT
+DETECTOR_ROWS = ("openvino", "int8", "512", "416", "rect", "ov_int8", "ov_int8_512", "ov_rect", "ov_rect_s2", "ov_bf16",
+                 "ov_bf16_s2", "ov_int8_s2")
+#: encoder keys that need an encoder of their own for the row (the others share the default row's)
+ENCODER_BUILD_KEYS = ("checkpoint", "backend", "precision", "flip", "batch_size", "device")
 #: INT8 calibration images: Market-1501 mosaics as tools/bench_detector.py makes them (never the clip scored)
 INT8_CALIBRATION = REPO_ROOT / "runs" / "calib" / "market_mosaics"
 
@@ -486,8 +512,17 @@ def main(argv: list[str] | None = None) -> int:
             wrap = PerCameraDetector
         else:
             wrap = None
+        row_encoder = encoder
+        if any(k in over.get("encoder", {}) for k in ENCODER_BUILD_KEYS):
+            try:
+                row_encoder = build_encoder(cfg)
+            except Exception as exc:  # noqa: BLE001 - e.g. openvino not installed: say so in the table
+                rows[name] = {"row": name, "skipped": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"}
+                continue
+            finally:
+                torch.set_num_threads(args.threads)  # build_encoder sets encoder.threads process-wide
         try:
-            row, det = run_row(name, cfg, cams_dir, out / name, encoder, args.max_frames, wrap)
+            row, det = run_row(name, cfg, cams_dir, out / name, row_encoder, args.max_frames, wrap)
         except Exception as exc:  # noqa: BLE001 - e.g. a backend that is not installed: say so in the table
             rows[name] = {"row": name, "skipped": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"}
             print(f"[{name}] failed: {rows[name]['skipped']}", flush=True)

@@ -32,6 +32,9 @@ class DetectorConfig(StrictModel):
       needs an ONNX model with a dynamic input height/width: a fixed-size YOLOv5 export is converted on
       first use (cached in ``model_cache``). ``rect: false`` (default): the square letterbox as before.
     * ``threads``: the backend's intra-op threads (None: its default, one per core).
+    * ``streams`` (openvino): 1 (default) = one image after another, each over all threads (PERFORMANCE_HINT
+      LATENCY); n > 1 = n CPU streams (PERFORMANCE_HINT THROUGHPUT): the cameras' frames of one detector call run
+      as parallel infer requests. Same boxes; more frames/s when a call has several frames (several cameras).
     * ``device``: ``auto`` / ``cpu`` / ``cuda[:N]`` / ``tensorrt[:N]``: onnxruntime's CUDA (or TensorRT, then
       CUDA) execution provider when the installed onnxruntime has it, else the CPU with a warning.
     * ``calibration``: a folder of images (jpg/png) for INT8 calibration, not frames of the clip you
@@ -49,6 +52,7 @@ class DetectorConfig(StrictModel):
     precision: Literal["fp32", "bf16", "int8"] = "fp32"
     rect: bool = False
     threads: int | None = Field(None, ge=1, le=256)
+    streams: int = Field(1, ge=1, le=64)
     calibration: str | None = None
     calibration_frames: int = Field(64, ge=1, le=10000)
     model_cache: str = "runs/detector_models"
@@ -68,6 +72,8 @@ class DetectorConfig(StrictModel):
         if self.backend in ("openvino", "opencv") and self.device.strip().lower() not in ("auto", "cpu"):
             raise ValueError(f"detector.device: {self.device} needs backend: onnxruntime (backend {self.backend} "
                              "runs on the CPU here); use device: cpu or auto")
+        if self.streams > 1 and self.backend != "openvino":
+            raise ValueError(f"detector.streams: {self.streams} needs backend: openvino (backend is {self.backend})")
         if self.rect and self.backend == "opencv":
             raise ValueError("detector.rect: needs backend onnxruntime or openvino (opencv runs the square export)")
         if self.rect and self.imgsz % 32:

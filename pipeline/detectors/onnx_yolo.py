@@ -90,7 +90,8 @@ class OnnxYoloDetector:
         self.cfg = cfg
         self.backend = cfg.backend
         self.model_path = resolve_model(cfg)
-        self.runtime = open_runtime(self.model_path, cfg.backend, cfg.device, cfg.threads, cfg.precision)
+        self.runtime = open_runtime(self.model_path, cfg.backend, cfg.device, cfg.threads, cfg.precision,
+                                    cfg.streams)
         self.fixed_batch: int | None = self.runtime.fixed_batch
         self.heads = read_heads_spec(self.runtime.metadata)
         self.input_size: int | None = None

@@ -90,45 +90,85 @@ class OrtRuntime:
 
 
 class OpenVinoRuntime:
-    """OpenVINO on the CPU (AVX2 / AVX-512 x86, Intel or AMD). Reads the ONNX file itself; a dynamic-size model
-    is compiled once per input shape seen (a camera's frames keep one; batches are run one image at a time). ``precision``: the CPU plugin's
-    inference precision ('f32', or 'bf16' on CPUs with AVX512_BF16 / AMX); an INT8 (QDQ) model runs in INT8."""
+    """OpenVINO on the CPU (x86 AVX2 / AVX-512, Intel or AMD; ARM where OpenVINO ships a wheel). Reads the ONNX file
+    itself; a dynamic-size model is compiled once per input shape seen (a camera's frames keep one).
 
-    def __init__(self, path: Path, threads: int | None, precision: str = "f32") -> None:
-        try:
-            import openvino as ov
-        except ImportError as exc:
-            raise ConfigError("detector.backend: openvino needs the Python package 'openvino' "
-                              "(pip install openvino, or bash tools/setup.sh)") from exc
+    ``precision``: the config's 'fp32' / 'bf16' / 'int8' (an INT8 QDQ model runs its INT8 ops under an f32 hint);
+    bf16 falls back to fp32 on a CPU without native bf16 (``pipeline.core.openvino_cpu``).
+    ``streams``: 1 = PERFORMANCE_HINT LATENCY, the images of a call one after another, each spread over all
+    threads; n > 1 = PERFORMANCE_HINT THROUGHPUT with n CPU streams: the images of one call (the cameras' frames
+    of an iteration) run as parallel infer requests (AsyncInferQueue), one stream each, so the cores stay busy
+    through the parts of a forward that do not parallelise well. The outputs are the same either way."""
+
+    def __init__(self, path: Path, threads: int | None, precision: str = "fp32", streams: int = 1) -> None:
+        from pipeline.core.openvino_cpu import cpu_capabilities, import_openvino, inference_precision
+
+        ov = import_openvino("detector.backend")
         self._core = ov.Core()
         self._ov = ov
         try:
             self._model = self._core.read_model(str(path))
         except Exception as exc:
             raise ModelError(f"cannot load ONNX detector {path} in OpenVINO: {str(exc).splitlines()[0]}") from exc
-        self._config: dict = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": precision}
+        hint = inference_precision(precision, cpu_capabilities(self._core), "detector.precision")
+        self.inference_precision = hint
+        self.streams = int(streams)
+        self._config: dict = {"INFERENCE_PRECISION_HINT": hint}
+        if self.streams > 1:
+            self._config.update({"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": self.streams})
+        else:
+            self._config["PERFORMANCE_HINT"] = "LATENCY"
         if threads is not None:
             self._config["INFERENCE_NUM_THREADS"] = threads
         shape = self._model.inputs[0].get_partial_shape()
-        # one image per forward when the batch is dynamic: each new input shape compiles the model again (~1 s),
-        # and the number of frames per detector call varies (cameras, detection stride)
-        self.fixed_batch = shape[0].get_length() if shape[0].is_static else 1
+        # a dynamic batch is run one image per forward: each new input shape compiles the model again (~1 s),
+        # and the number of frames per detector call varies (cameras, detection stride); with streams the
+        # runtime takes any batch and runs its images as parallel requests
+        static_batch = shape[0].get_length() if shape[0].is_static else None
+        self.fixed_batch = static_batch if static_batch is not None else (None if self.streams > 1 else 1)
         self.fixed_hw = (shape[2].get_length(), shape[3].get_length()) if shape[2].is_static and shape[3].is_static else None
         self.metadata = _onnx_metadata(path)
+        self._compiled: dict[tuple[int, ...], object] = {}
         self._requests: dict[tuple[int, ...], object] = {}
+        self._queues: dict[tuple[int, ...], object] = {}
 
-    def _request(self, shape: tuple[int, ...]):
-        if shape not in self._requests:
+    def _compile(self, shape: tuple[int, ...]):
+        if shape not in self._compiled:
             model = self._model.clone()
             if not self._model.inputs[0].get_partial_shape().is_static:
                 model.reshape({0: self._ov.PartialShape(list(shape))})
-            self._requests[shape] = self._core.compile_model(model, "CPU", self._config).create_infer_request()
+            self._compiled[shape] = self._core.compile_model(model, "CPU", self._config)
+        return self._compiled[shape]
+
+    def _request(self, shape: tuple[int, ...]):
+        if shape not in self._requests:
+            self._requests[shape] = self._compile(shape).create_infer_request()
         return self._requests[shape]
 
     def run(self, blob: np.ndarray) -> list[np.ndarray]:
+        if self.streams > 1 and self.fixed_batch is None and len(blob) > 1:
+            return self._run_parallel(blob)
         req = self._request(tuple(blob.shape))
         req.infer({0: blob})
         return [req.get_output_tensor(i).data.copy() for i in range(len(req.model_outputs))]
+
+    def _run_parallel(self, blob: np.ndarray) -> list[np.ndarray]:
+        """(B, 3, H, W): each image an infer request of the THROUGHPUT-compiled model, B at a time at most
+        ``streams`` in flight -> the outputs stacked batch first, in input order."""
+        shape = (1,) + tuple(blob.shape[1:])
+        if shape not in self._queues:
+            self._queues[shape] = self._ov.AsyncInferQueue(self._compile(shape), self.streams)
+        queue = self._queues[shape]
+        results: list[list[np.ndarray] | None] = [None] * len(blob)
+
+        def done(request, index: int) -> None:
+            results[index] = [request.get_output_tensor(i).data.copy() for i in range(len(request.model_outputs))]
+
+        queue.set_callback(done)
+        for i in range(len(blob)):
+            queue.start_async({0: blob[i:i + 1]}, i)
+        queue.wait_all()
+        return [np.concatenate([r[k] for r in results]) for k in range(len(results[0]))]  # type: ignore[index]
 
 
 class OpenCvRuntime:
@@ -158,12 +198,13 @@ def _onnx_metadata(path: Path) -> dict[str, str]:
     return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
 
 
-def open_runtime(path: Path, backend: str, device: str, threads: int | None, precision: str = "fp32") -> InferenceRuntime:
+def open_runtime(path: Path, backend: str, device: str, threads: int | None, precision: str = "fp32",
+                 streams: int = 1) -> InferenceRuntime:
     """The runtime named by ``backend`` ('onnxruntime' | 'openvino' | 'opencv') on ``path``."""
     if backend == "onnxruntime":
         return OrtRuntime(path, device, threads)
     if backend == "openvino":
-        return OpenVinoRuntime(path, threads, "bf16" if precision == "bf16" else "f32")
+        return OpenVinoRuntime(path, threads, precision, streams)
     if backend == "opencv":
         return OpenCvRuntime(path)
     raise ConfigError(f"detector.backend: unknown '{backend}' (valid: onnxruntime, openvino, opencv)")

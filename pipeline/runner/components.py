@@ -72,12 +72,14 @@ def build_encoder(cfg: CamsConfig):
         import torch
 
         torch.set_num_threads(enc.threads)
+    # openvino: the precision and the threads (its own inference threads; torch's are set above for the rest)
+    ov = {"precision": enc.precision, "threads": enc.threads} if enc.backend == "openvino" else {}
     if enc.checkpoint == "imagenet":
         return AppearanceEncoder.imagenet_baseline(device=enc.device, backend=enc.backend,
-                                                   batch_size=enc.batch_size, flip=enc.flip)
+                                                   batch_size=enc.batch_size, flip=enc.flip, **ov)
     path = None if enc.checkpoint == "default" else Path(enc.checkpoint)
     return AppearanceEncoder.from_checkpoint(path, device=enc.device, backend=enc.backend,
-                                             batch_size=enc.batch_size, flip=enc.flip)
+                                             batch_size=enc.batch_size, flip=enc.flip, **ov)
 
 
 @dataclass
