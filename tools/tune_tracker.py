@@ -20,7 +20,8 @@ from pathlib import Path
 import yaml
 
 from pipeline.core.paths import REPO_ROOT, require_shared
-from pipeline.mot.bench_sets import YOLO_SETS, BoxCachedEncoder, det_sequence, make_yolo_sets, ours_config
+from pipeline.mot.bench_sets import (YOLO_SETS, BoxCachedEncoder, det_sequence, emb_cache_path, make_yolo_sets,
+                                     ours_config)
 
 
 def override(config, assignments: list[str]):
@@ -54,12 +55,42 @@ def family_sets(family: str, reid: bool) -> list[tuple[str, Path, str]]:
     return sets
 
 
+def detection_frames(seq, det: str, encoder) -> dict[int, list]:
+    """{frame: [Detection]} of ``det/<det>.txt``, each with its embedding when ``encoder`` is given (computed once
+    per set, so variants only re-run the tracker)."""
+    import numpy as np
+
+    from pipeline.mot import detections_by_frame
+
+    by_frame = detections_by_frame(seq.det(det))
+    if encoder is not None:
+        for frame, dets in by_frame.items():
+            emb = encoder.embed_boxes(seq.frame_image(frame), np.stack([d.tlwh for d in dets]))
+            for d, e in zip(dets, emb):
+                d.embedding = e
+    return by_frame
+
+
+def track_frames(seq, by_frame: dict[int, list], config):
+    """Track frames 1..seqLength of ``seq`` -> pipeline.mot.tracking.SequenceRun (no CMC: no frames here)."""
+    from pipeline.mot.tracking import SequenceRun
+    from trackers.tracker import Tracker
+
+    if config.cmc.method != "none":
+        raise SystemExit("tune_tracker: cmc needs frames; not supported here")
+    tracker = Tracker(config, cam_id=seq.name, frame_rate=seq.info.frame_rate)
+    outputs = []
+    for frame in range(1, seq.info.seq_length + 1):
+        outputs.extend(tracker.update(by_frame.get(frame, []), None))
+    return SequenceRun(seq.name, outputs, seq.info.seq_length, 0.0)
+
+
 def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
     from pipeline.evaluation import evaluate
     from pipeline.mot import MOTSequence, read_mot_file, write_mot_results
-    from pipeline.mot.tracking import load_encoder, track_sequence
+    from pipeline.mot.tracking import load_encoder
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--family", choices=["yolo", "frcnn", "acf"], required=True)
@@ -68,16 +99,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, default=None)
     a = p.parse_args(argv)
     sets = family_sets(a.family, a.reid)
-    encoder = BoxCachedEncoder(load_encoder("default", "cpu")) if a.reid else None
+    encoder = None
+    if a.reid:
+        inner = load_encoder("default", "cpu")
+        encoder = BoxCachedEncoder(inner, emb_cache_path(inner.version))
     base, _ = ours_config("ours_reid" if a.reid else "ours_motion", sets[0][2])
     results: dict[str, dict] = {}
     seqs = {k: MOTSequence(d) for k, d, _ in sets}
+    frames = {key: detection_frames(seqs[key], det, encoder) for key, _, det in tqdm(sets, desc="sets")}
+    if encoder is not None:
+        encoder.save()
     for name, *assign in tqdm(a.variant, desc="variants"):
         cfg = override(base, assign)
         pairs_by_group: dict[str, list] = {}
         for key, _, det in sets:
             seq = seqs[key]
-            run = track_sequence(seq, det, cfg, encoder)
+            run = track_frames(seq, frames[key], cfg)
             res_path = REPO_ROOT / "runs" / "tune_tracker" / a.family / name / f"{key.replace('/', '_')}.txt"
             res_path.parent.mkdir(parents=True, exist_ok=True)
             write_mot_results(res_path, run.outputs)

@@ -102,11 +102,24 @@ class AppearanceConfig(StrictModel):
     """Appearance is ignored for pairs with IoU distance above this."""
     appearance_thresh: float = Field(0.4, ge=0.0, le=2.0)
     """Cosine distances above this count as 'no appearance evidence' (1.0)."""
-    fusion: Literal["min", "weighted"] = "min"
-    """min(iou_cost, emb_cost) (BoT-SORT) or weight*emb + (1-weight)*iou."""
+    fusion: Literal["min", "weighted", "motion"] = "min"
+    """min(iou_cost, emb_cost) (BoT-SORT), weight*emb + (1-weight)*iou (StrongSORT-like), or ``motion``:
+    appearance never lowers a cost (only ``veto_thresh`` uses it)."""
     weight: float = Field(0.5, ge=0.0, le=1.0)
     min_score_for_update: float = Field(0.0, ge=0.0, le=1.0)
     """Only detections at least this confident update a track's appearance."""
+    fuse_lost_only: bool = False
+    """Fuse appearance only into the rows of lost tracks (not matched at the last detected frame): tracked
+    tracks associate by motion alone, appearance re-finds people after a gap (long-term re-association)."""
+    veto_thresh: float = Field(2.0, ge=0.0, le=2.0)
+    """First-pass pairs whose cosine distance exceeds this are forbidden (tracks with a feature, detections with
+    appearance evidence); 2.0 = off. DeepSORT's gate with the roles swapped: appearance gates motion."""
+    occlusion_iou: float = Field(1.0, ge=0.0, le=1.0)
+    """A detection overlapping another detection of its frame by more than this IoU is occluded: its embedding
+    (a crop of two people) neither updates a track's feature nor counts as appearance evidence; 1.0 = off."""
+    dynamic_ema: bool = False
+    """Deep OC-SORT's confidence-weighted EMA: alpha_t = alpha + (1 - alpha) * (1 - (s - h) / (1 - h)) for a
+    detection of score s at or above the high threshold h (a barely-high detection hardly moves the feature)."""
 
 
 class CMCConfig(StrictModel):

@@ -72,7 +72,39 @@ def fuse_motion_appearance(
         return np.minimum(motion_cost, emb)
     if fusion == "weighted":
         return weight * emb + (1.0 - weight) * motion_cost
-    raise ValueError(f"unknown fusion {fusion!r}; valid: min, weighted")
+    if fusion == "motion":
+        return motion_cost.copy()
+    raise ValueError(f"unknown fusion {fusion!r}; valid: min, weighted, motion")
+
+
+def appearance_veto(cost: np.ndarray, appearance_cost: np.ndarray, veto_thresh: float,
+                    evidence: np.ndarray) -> np.ndarray:
+    """Forbid (inf) the pairs of an (N, M) cost whose (N, M) cosine distance exceeds ``veto_thresh``, where the
+    (N, M) bool ``evidence`` says appearance is known (track has a feature, detection is not occluded)."""
+    out = cost.copy()
+    out[evidence & (appearance_cost > veto_thresh)] = np.inf
+    return out
+
+
+def occluded_detections(dets_tlbr: np.ndarray, iou_thresh: float) -> np.ndarray:
+    """(M,) bool: detections whose IoU with another detection of the (M, 4) tlbr set exceeds ``iou_thresh``."""
+    m = len(dets_tlbr)
+    if m < 2 or iou_thresh >= 1.0:
+        return np.zeros(m, dtype=bool)
+    iou = iou_matrix_tlbr(dets_tlbr, dets_tlbr)
+    np.fill_diagonal(iou, 0.0)
+    return iou.max(axis=1) > iou_thresh
+
+
+def dynamic_ema_alpha(alpha: float, score: float, high_thresh: float) -> float:
+    """Deep OC-SORT's confidence-weighted EMA factor: ``alpha + (1 - alpha) * (1 - (s - h) / (1 - h))``.
+
+    A detection at the high threshold ``h`` keeps the feature (1.0), one of score 1 updates it with ``alpha``;
+    scores below ``h`` keep it; ``h >= 1`` gives ``alpha``."""
+    if high_thresh >= 1.0:
+        return alpha
+    trust = min(max((score - high_thresh) / (1.0 - high_thresh), 0.0), 1.0)
+    return alpha + (1.0 - alpha) * (1.0 - trust)
 
 
 def direction_consistency(

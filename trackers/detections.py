@@ -24,14 +24,23 @@ class DetectionBatch:
     scores: np.ndarray
     embeddings: np.ndarray | None
     index: np.ndarray
+    occluded: np.ndarray | None = None
+    """(M,) bool: the detection overlaps another one of its frame (appearance.occlusion_iou); None = none is."""
 
     def __len__(self) -> int:
         return len(self.scores)
 
     def select(self, mask_or_idx: np.ndarray) -> "DetectionBatch":
         emb = None if self.embeddings is None else self.embeddings[mask_or_idx]
+        occ = None if self.occluded is None else self.occluded[mask_or_idx]
         return DetectionBatch(self.tlwh[mask_or_idx], self.tlbr[mask_or_idx], self.scores[mask_or_idx], emb,
-                              self.index[mask_or_idx])
+                              self.index[mask_or_idx], occ)
+
+    def has_appearance(self) -> np.ndarray:
+        """(M,) bool: an embedding that may be used (present and not occluded)."""
+        if self.embeddings is None:
+            return np.zeros(len(self), dtype=bool)
+        return np.ones(len(self), dtype=bool) if self.occluded is None else ~self.occluded
 
     @classmethod
     def from_detections(cls, detections: list[Detection], cfg: DetectionConfig, use_embeddings: bool) -> "DetectionBatch":

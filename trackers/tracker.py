@@ -40,7 +40,8 @@ _EMPTY_MATCHES = np.empty((0, 2), dtype=np.int64)
 class Tracker:
     """One camera's multi-object tracker; ids are counted per instance from 1 and never reused."""
 
-    _skipped = 0  # class default: trackers pickled in older resume checkpoints have no such attribute
+    _skipped = 0  # class defaults: trackers pickled in older resume checkpoints have no such attributes
+    _high_thresh = 1.0
 
     def __init__(self, config: TrackerConfig, cam_id: str = "0", frame_rate: float = 30.0) -> None:
         self.config = config
@@ -66,9 +67,12 @@ class Tracker:
         self.frame_id += 1
         cfg = self.config
         dets = DetectionBatch.from_detections(detections, cfg.detection, cfg.appearance.enabled)
+        if dets.embeddings is not None and cfg.appearance.occlusion_iou < 1.0:
+            dets.occluded = costs.occluded_detections(dets.tlbr, cfg.appearance.occlusion_iou)
         self._predict(image)
         self.score_floor.observe(dets.scores)
         thr = self.score_floor.thresholds()
+        self._high_thresh = thr.high
         high = dets.select(dets.scores >= thr.high)
         low = dets.select((dets.scores >= thr.low) & (dets.scores < thr.high))
         confirmed = [i for i, t in enumerate(self.tracks) if t.state == TrackState.Confirmed]
@@ -171,8 +175,15 @@ class Tracker:
         cost = costs.fuse_score(iou_d, dets.scores) if a.fuse_score else iou_d
         if dets.embeddings is not None and any(t.feature is not None for t in tracks):
             emb_d = self._appearance_cost(tracks, dets.embeddings)
-            cost = costs.fuse_motion_appearance(cost, emb_d, ap.proximity_thresh, ap.appearance_thresh, ap.fusion,
-                                                ap.weight, proximity_cost=iou_d)
+            evidence = np.array([t.feature is not None for t in tracks])[:, None] & dets.has_appearance()[None, :]
+            fused = costs.fuse_motion_appearance(cost, np.where(evidence, emb_d, 1.0), ap.proximity_thresh,
+                                                 ap.appearance_thresh, ap.fusion, ap.weight, proximity_cost=iou_d)
+            if ap.fuse_lost_only:  # tracked tracks keep their motion cost; lost ones (missed last time) get fused
+                lost = np.array([t.time_since_update > 1 + self._skipped for t in tracks])
+                fused = np.where(lost[:, None], fused, cost)
+            cost = fused
+            if ap.veto_thresh < 2.0:
+                cost = costs.appearance_veto(cost, emb_d, ap.veto_thresh, evidence)
         if a.mahalanobis_gate:
             means = np.stack([t.mean for t in tracks])
             covs = np.stack([t.cov for t in tracks])
@@ -224,8 +235,11 @@ class Tracker:
             t.last_det_tlwh = dets.tlwh[c]
             row = int(dets.index[c])
             matched[id(t)] = row
-            if dets.embeddings is not None and dets.scores[c] >= ap.min_score_for_update:
-                t.add_embedding(dets.embeddings[c], ap.ema_alpha)
+            if (dets.embeddings is not None and dets.scores[c] >= ap.min_score_for_update
+                    and (dets.occluded is None or not dets.occluded[c])):
+                alpha = (costs.dynamic_ema_alpha(ap.ema_alpha, float(dets.scores[c]), self._high_thresh)
+                         if ap.dynamic_ema else ap.ema_alpha)
+                t.add_embedding(dets.embeddings[c], alpha)
 
     def _replay(self, t: Track, z_new: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """ORU: from the state at the last observation, predict/update along the straight line
@@ -244,7 +258,7 @@ class Tracker:
         for c in np.flatnonzero(dets.scores >= new_track_thresh):
             z = self.kf.measurement_from_tlwh(dets.tlwh[c])
             mean, cov = self.kf.initiate(z)
-            emb = None if dets.embeddings is None else dets.embeddings[c]
+            emb = None if dets.embeddings is None or (dets.occluded is not None and dets.occluded[c]) else dets.embeddings[c]
             t = Track(self._next_id, mean, cov, z, self.frame_id, float(dets.scores[c]), cfg.lifecycle.n_init,
                       self.max_age, emb, cfg.appearance.budget, confirmed=first or cfg.lifecycle.n_init <= 1)
             t.last_det_tlwh = dets.tlwh[c]
