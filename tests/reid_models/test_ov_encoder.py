@@ -1,0 +1,76 @@
+"""encoder.backend openvino (reid_models/ovencoder.py) against torch on real PETS09-S2L1 person crops (gt boxes):
+fp32 embeddings equal torch's to float rounding and give the same retrieval result; bf16 stays close; on a CPU
+without native bf16, bf16 falls back to fp32 (torch's embeddings exactly as fp32's)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.core import openvino_cpu
+from pipeline.mot import MOTSequence
+from reid_models.encoder import AppearanceEncoder
+
+FRAMES = range(1, 795, 40)   # 20 frames, about 5 people each, spread over the clip
+
+
+@pytest.fixture(scope="module")
+def crops(pets_dir: Path) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """(crops, person ids (N,), frame numbers (N,)) of the visible gt people of FRAMES."""
+    from reid_models.encoder import crops_from_boxes
+
+    seq = MOTSequence(pets_dir)
+    gt = seq.gt()
+    out, ids, frames = [], [], []
+    for f in FRAMES:
+        rows = gt.select((gt.frame == f) & (gt.conf > 0) & (gt.tlwh[:, 3] > 40))
+        out += crops_from_boxes(seq.frame_image(f), rows.tlwh)
+        ids += list(rows.ids)
+        frames += [f] * len(rows)
+    return out, np.array(ids), np.array(frames)
+
+
+@pytest.fixture(scope="module")
+def torch_feats(crops) -> np.ndarray:
+    return AppearanceEncoder.from_checkpoint(None, device="cpu").embed_crops(crops[0])
+
+
+def rank1(feats: np.ndarray, ids: np.ndarray, frames: np.ndarray) -> tuple[float, np.ndarray]:
+    """Each crop's nearest crop (cosine) of another frame: (share with the same person id, the neighbour indices)."""
+    sim = feats @ feats.T
+    sim[frames[:, None] == frames[None, :]] = -np.inf
+    nn = sim.argmax(axis=1)
+    return float(np.mean(ids[nn] == ids)), nn
+
+
+def test_openvino_fp32_embeddings_equal_torch(crops, torch_feats):
+    images, ids, frames = crops
+    assert len(images) > 60
+    enc = AppearanceEncoder.from_checkpoint(None, backend="openvino", threads=2)
+    got = enc.embed_crops(images)                          # all crops in one call: one dynamic-batch forward
+    assert got.shape == torch_feats.shape and enc.version == AppearanceEncoder.from_checkpoint(None).version
+    assert np.abs(got - torch_feats).max() < 1e-4
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    r_torch, nn_torch = rank1(torch_feats, ids, frames)
+    r_ov, nn_ov = rank1(got, ids, frames)
+    assert r_torch > 0.35 and r_ov == r_torch  # chance: about 1 in 6 and (nn_ov == nn_torch).all()
+    # one crop at a time (another batch size of the same compiled model) gives the same rows
+    np.testing.assert_allclose(enc.embed_crops(images[:3]), got[:3], atol=1e-5)
+
+
+def test_openvino_bf16_is_close_to_torch_or_falls_back(crops, torch_feats, monkeypatch, caplog):
+    images, ids, frames = crops
+    enc = AppearanceEncoder.from_checkpoint(None, backend="openvino", precision="bf16", threads=2)
+    got = enc.embed_crops(images)
+    if enc._ov.inference_precision == "bf16":             # this CPU has native bf16 (AVX512_BF16 / AMX)
+        assert np.min(np.sum(got * torch_feats, axis=1)) > 0.97
+        assert abs(rank1(got, ids, frames)[0] - rank1(torch_feats, ids, frames)[0]) <= 0.05
+    # a CPU without native bf16: the same config runs fp32, with torch's embeddings
+    monkeypatch.setattr(openvino_cpu, "cpu_capabilities", lambda core: ["FP32", "INT8"])
+    with caplog.at_level(logging.WARNING):
+        fallback = AppearanceEncoder.from_checkpoint(None, backend="openvino", precision="bf16", threads=2)
+    assert fallback._ov.inference_precision == "f32" and "no native bf16" in caplog.text
+    assert np.abs(fallback.embed_crops(images) - torch_feats).max() < 1e-4
