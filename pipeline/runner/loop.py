@@ -104,6 +104,7 @@ class PipelineRunner:
         self.cams = self.comp.open_cameras(
             cfg, progress=self.progress, max_frames=self.max_frames,
             start_index=None if resume is None else {cid: c.next_index for cid, c in resume.cameras.items()})
+        sinks = None
         try:
             if resume is not None:
                 truncate_outputs(self.out_dir, resume.output_sizes, self._text_outputs())
@@ -137,6 +138,10 @@ class PipelineRunner:
                     self.assigner.rewrite_global_mot()
                 if self.ckpt is not None:  # commits the flush; the checkpoint is spent
                     self.ckpt.end(drop=True)
+        except BaseException:
+            if sinks is not None:
+                self._close_after_failure(sinks)
+            raise
         finally:
             if self.adapt is not None:
                 self.adapt.stop()
@@ -308,6 +313,17 @@ class PipelineRunner:
         self.timer.write_json(self.out_dir / "stage_times.json", summary)
         self.summary_table = self.timer.table(report)
         return summary
+
+    @staticmethod
+    def _close_after_failure(sinks) -> None:
+        """A run dying with an exception still closes its files (timeline PNGs included) and flushes MQTT
+        (``flush_timeout_s``), so what was computed before the failure reaches its consumers; an error here
+        is logged and never masks the one that ended the run."""
+        for what, close in (("output files", sinks.close), ("MQTT", sinks.close_publishers)):
+            try:
+                close()
+            except Exception as exc:  # noqa: BLE001 - the run's own error wins
+                log.warning("after the run failed, closing its %s failed too: %s", what, exc)
 
     def _record_end(self, status: str) -> None:
         """runs.status + finished of this run; a store that fails here only logs (the run's own error wins)."""

@@ -348,3 +348,59 @@ def test_batch_run_events_arrive_as_in_events_jsonl(make_broker, split, shared, 
             assert p["thumbnail_url"] == f"{base}/api/identities/{e['global_id']}/thumbnail.jpg"
     finally:
         sub.stop()
+
+
+class _DetectorThatFails:
+    """The run's real detector, which raises on its ``fail_at``-th call: a run dying mid-way."""
+
+    def __init__(self, detector, fail_at: int) -> None:
+        self.detector, self.fail_at, self.calls = detector, fail_at, 0
+
+    def detect(self, images):
+        self.calls += 1
+        if self.calls >= self.fail_at:
+            raise RuntimeError("detector failed (injected)")
+        return self.detector.detect(images)
+
+    def __getattr__(self, name):
+        return getattr(self.detector, name)
+
+
+def test_run_that_fails_mid_way_still_flushes_its_events_to_mqtt(make_broker, split, shared, tmp_path):
+    """A run that dies with an exception after it has written events: every event of events.jsonl still
+    reaches the broker once, the sink is flushed and closed on the failure path (the retained availability says
+    "offline"), and the timeline PNGs are written."""
+    from pipeline.camconfig import load_cams_config
+    from pipeline.runner.components import build_components
+    from pipeline.runner.loop import PipelineRunner
+
+    broker = make_broker()
+    out = tmp_path / "out"
+    cfg_path = tmp_path / "cams.yaml"
+    cfg_path.write_text(yaml.safe_dump({
+        "mode": "batch", "run_key": "mqtt-fail",
+        "cameras": [{"id": c, "source": str(split / c / "video.mp4")} for c in ("left", "right")],
+        "detector": {"kind": "onnx", "weights": str(shared / "weights" / "yolov5n.onnx")},
+        "tracklets": {"min_length": 3, "partial_every_s": 0.5},
+        "store": {"path": str(tmp_path / "ids.sqlite")},
+        "outputs": {"dir": str(out), "video": False, "mqtt": {"port": broker.port, "topic_prefix": "f", **FAST}},
+    }), encoding="utf-8")
+    cfg = load_cams_config(cfg_path)
+    sub = EventSubscriber(broker.port, "f/#", client_id="fail-sub").start()
+    comp = build_components(cfg)
+    try:
+        comp.detector = _DetectorThatFails(comp.detector, fail_at=N_FRAMES - 2)
+        with pytest.raises(RuntimeError, match="injected"):
+            PipelineRunner(cfg, progress=False, components=comp).run()
+        lines = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+        assert {e["kind"] for e in lines} >= {"appear", "leave"}  # the flush on failure wrote finals too
+        assert sub.wait_for_ids([event_id(e) for e in lines], 20)
+        assert len(sub.payloads("f/events")) == len(lines)  # each once
+        deadline = time.monotonic() + 5  # the sink was closed: "offline", not left "online" by a dead run
+        while time.monotonic() < deadline and "offline" not in sub.payloads("f/available"):
+            time.sleep(0.05)
+        assert sub.payloads("f/available")[-1] == "offline"
+        assert sorted(p.name for p in out.glob("timeline_*.png")) == ["timeline_left.png", "timeline_right.png"]
+    finally:
+        sub.stop()
+        comp.store.close()
