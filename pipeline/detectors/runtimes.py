@@ -98,7 +98,9 @@ class OpenVinoRuntime:
     ``streams``: 1 = PERFORMANCE_HINT LATENCY, the images of a call one after another, each spread over all
     threads; n > 1 = PERFORMANCE_HINT THROUGHPUT with n CPU streams: the images of one call (the cameras' frames
     of an iteration) run as parallel infer requests (AsyncInferQueue), one stream each, so the cores stay busy
-    through the parts of a forward that do not parallelise well. The outputs are the same either way."""
+    through the parts of a forward that do not parallelise well; a call with one frame (one camera, or a detection
+    stride leaving one) runs on a LATENCY-compiled model over all threads, as with 1 stream (one stream alone would
+    get only its share of the cores). The outputs are the same either way."""
 
     def __init__(self, path: Path, threads: int | None, precision: str = "fp32", streams: int = 1) -> None:
         from pipeline.core.openvino_cpu import cpu_capabilities, import_openvino, inference_precision
@@ -113,13 +115,10 @@ class OpenVinoRuntime:
         hint = inference_precision(precision, cpu_capabilities(self._core), "detector.precision")
         self.inference_precision = hint
         self.streams = int(streams)
-        self._config: dict = {"INFERENCE_PRECISION_HINT": hint}
-        if self.streams > 1:
-            self._config.update({"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": self.streams})
-        else:
-            self._config["PERFORMANCE_HINT"] = "LATENCY"
+        self._config: dict = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"}
         if threads is not None:
             self._config["INFERENCE_NUM_THREADS"] = threads
+        self._throughput_config = {**self._config, "PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": self.streams}
         shape = self._model.inputs[0].get_partial_shape()
         # a dynamic batch is run one image per forward: each new input shape compiles the model again (~1 s),
         # and the number of frames per detector call varies (cameras, detection stride); with streams the
@@ -128,17 +127,19 @@ class OpenVinoRuntime:
         self.fixed_batch = static_batch if static_batch is not None else (None if self.streams > 1 else 1)
         self.fixed_hw = (shape[2].get_length(), shape[3].get_length()) if shape[2].is_static and shape[3].is_static else None
         self.metadata = _onnx_metadata(path)
-        self._compiled: dict[tuple[int, ...], object] = {}
+        self._compiled: dict[tuple, object] = {}
         self._requests: dict[tuple[int, ...], object] = {}
         self._queues: dict[tuple[int, ...], object] = {}
 
-    def _compile(self, shape: tuple[int, ...]):
-        if shape not in self._compiled:
+    def _compile(self, shape: tuple[int, ...], throughput: bool = False):
+        key = (shape, throughput)
+        if key not in self._compiled:
             model = self._model.clone()
             if not self._model.inputs[0].get_partial_shape().is_static:
                 model.reshape({0: self._ov.PartialShape(list(shape))})
-            self._compiled[shape] = self._core.compile_model(model, "CPU", self._config)
-        return self._compiled[shape]
+            self._compiled[key] = self._core.compile_model(model, "CPU",
+                                                          self._throughput_config if throughput else self._config)
+        return self._compiled[key]
 
     def _request(self, shape: tuple[int, ...]):
         if shape not in self._requests:
@@ -157,7 +158,7 @@ class OpenVinoRuntime:
         ``streams`` in flight -> the outputs stacked batch first, in input order."""
         shape = (1,) + tuple(blob.shape[1:])
         if shape not in self._queues:
-            self._queues[shape] = self._ov.AsyncInferQueue(self._compile(shape), self.streams)
+            self._queues[shape] = self._ov.AsyncInferQueue(self._compile(shape, throughput=True), self.streams)
         queue = self._queues[shape]
         results: list[list[np.ndarray] | None] = [None] * len(blob)
 
