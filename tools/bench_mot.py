@@ -34,7 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.mot.bench_sets import YOLO_SETS, BoxCachedEncoder, det_sequence, make_yolo_sets, ours_config
+from pipeline.mot.bench_sets import (YOLO_SETS, BoxCachedEncoder, det_sequence, emb_cache_path, make_yolo_sets,
+                                     ours_config)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -141,7 +142,8 @@ def run_ours(variant: str, seq, det: str, out: Path, force: bool, encoder_cache:
     encoder = None
     if variant == "ours_reid":
         if "default" not in encoder_cache:
-            encoder_cache["default"] = BoxCachedEncoder(load_encoder("default", "cpu"))
+            inner = load_encoder("default", "cpu")
+            encoder_cache["default"] = BoxCachedEncoder(inner, emb_cache_path(inner.version))
         encoder = encoder_cache["default"]
     # a changed tracker config or a newly shipped re-id checkpoint is re-run
     key = config.model_dump_json() + (encoder.version if encoder is not None else "")
@@ -152,6 +154,8 @@ def run_ours(variant: str, seq, det: str, out: Path, force: bool, encoder_cache:
         if cached.get("settings", {}).get("config_sha1") == digest:
             return cached
     run = track_sequence(seq, det, config, encoder)
+    if encoder is not None:
+        encoder.save()  # box embeddings on disk: the next run (any tool) replays them
     out.parent.mkdir(parents=True, exist_ok=True)
     write_mot_results(out, run.outputs)
     info = {"tracker": variant, "frames": run.n_frames, "tracker_seconds": run.tracker_seconds, "fps": run.fps,

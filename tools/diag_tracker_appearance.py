@@ -157,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
               + ", ".join(f"{k}/{v} {n}" for (k, v), n in sorted(tally.items())))
         for d in dec:
             if d["verdict"] != "neutral":
-                print(f"  f{d['frame']:4d} track {d['track']:3d} (gt {d['own']:3d}, missed {d['since']:2d}) {d['kind']:4s} "
+                print(f"  f{d['frame']:4d} track {d['track']:3d} (gt {d['own']:3d}, missed {d['since']:2d}) "
+                      f"{d['kind']:4s} "
                       f"{d['verdict']:5s} app->gt {d['gt_app']:3d} iou_d {d['iou_d_app']} cos {d['cos_app']} | "
                       f"motion->gt {d['gt_motion']:3d} iou_d {d['iou_d_motion']}")
     a.json.parent.mkdir(parents=True, exist_ok=True)

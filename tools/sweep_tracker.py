@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 
-from pipeline.mot.bench_sets import BoxCachedEncoder, ours_config, yolov5n_sequence
+from pipeline.mot.bench_sets import BoxCachedEncoder, emb_cache_path, ours_config, yolov5n_sequence
 
 from pipeline.core.paths import REPO_ROOT, require_shared
 
@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     pets = require_shared() / "data" / "MOT15" / "train" / "PETS09-S2L1"
-    encoder = BoxCachedEncoder(load_encoder("default", "cpu"))
+    inner = load_encoder("default", "cpu")
+    encoder = BoxCachedEncoder(inner, emb_cache_path(inner.version))
     results: dict[str, dict[str, list[float]]] = {}
     for det in args.dets:
         seq_dir = yolov5n_sequence(pets, REPO_ROOT / "runs" / "bench_mot") if det == "yolov5n" else pets
@@ -53,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         base, cfg_path = ours_config("ours_reid", det)
         for value in tqdm(args.values, desc=f"{det} ({cfg_path.name})", unit="value"):
             run = track_sequence(seq, det, set_param(base, args.param, value), encoder)
+            encoder.save()
             from pipeline.mot import read_mot_file, write_mot_results
 
             tmp = REPO_ROOT / "runs" / "sweep_tracker" / det / f"{value}.txt"

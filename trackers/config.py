@@ -117,6 +117,13 @@ class AppearanceConfig(StrictModel):
     occlusion_iou: float = Field(1.0, ge=0.0, le=1.0)
     """A detection overlapping another detection of its frame by more than this IoU is occluded: its embedding
     (a crop of two people) neither updates a track's feature nor counts as appearance evidence; 1.0 = off."""
+    thresh_from_negatives: bool = False
+    """Set the appearance threshold in use from the embedding itself: the ``negative_quantile`` of the cosine
+    distances between non-overlapping detections of the same frame (different people), capped by
+    ``appearance_thresh`` (``trackers.detections.NegativeDistances``); the veto is unaffected."""
+    negative_quantile: float = Field(0.05, gt=0.0, lt=1.0)
+    negative_min_pairs: int = Field(200, ge=1)
+    """Negative pairs seen before the estimate replaces ``appearance_thresh``."""
     dynamic_ema: bool = False
     """Deep OC-SORT's confidence-weighted EMA: alpha_t = alpha + (1 - alpha) * (1 - (s - h) / (1 - h)) for a
     detection of score s at or above the high threshold h (a barely-high detection hardly moves the feature)."""

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.core.types import Detection, tlwh_to_tlbr
+from pipeline.core.types import Detection, iou_matrix_tlbr, tlwh_to_tlbr
 from trackers.config import DetectionConfig
 
 
@@ -95,3 +96,37 @@ class ScoreFloor:
         if not c.relative_to_floor or self.n_seen < c.floor_min_samples:
             return Thresholds(c.high_thresh, c.low_thresh, c.new_track_thresh)
         return Thresholds(self._map(c.high_thresh), self._map(c.low_thresh), self._map(c.new_track_thresh))
+
+
+class NegativeDistances:
+    """Running sample of cosine distances between *different* people, to set the appearance threshold from the
+    embedding in use instead of a fixed number.
+
+    Two detections of one frame that do not overlap are two people, so their cosine distance is a negative
+    sample (free, unlabelled, from the stream itself). The threshold in use is the ``quantile`` of the last
+    ``window`` such distances (e.g. 0.05: only 5 % of different-people pairs look that alike), never above the
+    configured one; before ``min_pairs`` samples the configured threshold is used. Embeddings whose distances
+    are compressed (a model whose different people lie at 0.1-0.2) then get a threshold below 0.1, one that
+    separates people well keeps the configured value.
+    """
+
+    def __init__(self, quantile: float, min_pairs: int, window: int = 5000) -> None:
+        self.quantile = float(quantile)
+        self.min_pairs = int(min_pairs)
+        self.samples: deque[float] = deque(maxlen=window)
+
+    def observe(self, embeddings: np.ndarray, tlbr: np.ndarray) -> None:
+        """(M, D) L2-normalised embeddings and (M, 4) tlbr boxes of one frame's usable detections."""
+        m = len(embeddings)
+        if m < 2:
+            return
+        dist = 1.0 - np.asarray(embeddings, dtype=np.float64) @ np.asarray(embeddings, dtype=np.float64).T
+        iu = np.triu_indices(m, k=1)
+        apart = iou_matrix_tlbr(tlbr, tlbr)[iu] == 0.0
+        self.samples.extend(dist[iu][apart].tolist())
+
+    def threshold(self, configured: float) -> float:
+        """The appearance threshold to use now: min(configured, quantile of the negatives) once enough pairs."""
+        if len(self.samples) < self.min_pairs:
+            return configured
+        return min(configured, float(np.quantile(np.fromiter(self.samples, dtype=np.float64), self.quantile)))

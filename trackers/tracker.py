@@ -30,7 +30,7 @@ from trackers import costs
 from trackers.assignment import min_cost_matching
 from trackers.cmc import SparseFlowCMC, apply_affine
 from trackers.config import TrackerConfig
-from trackers.detections import DetectionBatch, ScoreFloor
+from trackers.detections import DetectionBatch, NegativeDistances, ScoreFloor
 from trackers.kalman import CHI2INV95, KalmanBoxFilter
 from trackers.track import Track, TrackState
 
@@ -42,6 +42,7 @@ class Tracker:
 
     _skipped = 0  # class defaults: trackers pickled in older resume checkpoints have no such attributes
     _high_thresh = 1.0
+    negatives = None
 
     def __init__(self, config: TrackerConfig, cam_id: str = "0", frame_rate: float = 30.0) -> None:
         self.config = config
@@ -59,6 +60,9 @@ class Tracker:
         self._pred_tlbr = np.zeros((0, 4))
         self._skipped = 0  # predict-only frames since the last update (detection stride)
         self.score_floor = ScoreFloor(config.detection)
+        ap = config.appearance
+        self.negatives = (NegativeDistances(ap.negative_quantile, ap.negative_min_pairs) if ap.thresh_from_negatives
+                          else None)
         self._cmc = SparseFlowCMC(config.cmc.downscale, config.cmc.max_corners) if config.cmc.method != "none" else None
 
     # --- public API ------------------------------------------------------------------
@@ -73,6 +77,9 @@ class Tracker:
         self.score_floor.observe(dets.scores)
         thr = self.score_floor.thresholds()
         self._high_thresh = thr.high
+        if self.negatives is not None and dets.embeddings is not None:
+            ok = dets.has_appearance() & (dets.scores >= thr.high)
+            self.negatives.observe(dets.embeddings[ok], dets.tlbr[ok])
         high = dets.select(dets.scores >= thr.high)
         low = dets.select((dets.scores >= thr.low) & (dets.scores < thr.high))
         confirmed = [i for i, t in enumerate(self.tracks) if t.state == TrackState.Confirmed]
@@ -176,8 +183,10 @@ class Tracker:
         if dets.embeddings is not None and any(t.feature is not None for t in tracks):
             emb_d = self._appearance_cost(tracks, dets.embeddings)
             evidence = np.array([t.feature is not None for t in tracks])[:, None] & dets.has_appearance()[None, :]
+            app_thresh = (ap.appearance_thresh if self.negatives is None
+                          else self.negatives.threshold(ap.appearance_thresh))
             fused = costs.fuse_motion_appearance(cost, np.where(evidence, emb_d, 1.0), ap.proximity_thresh,
-                                                 ap.appearance_thresh, ap.fusion, ap.weight, proximity_cost=iou_d)
+                                                 app_thresh, ap.fusion, ap.weight, proximity_cost=iou_d)
             if ap.fuse_lost_only:  # tracked tracks keep their motion cost; lost ones (missed last time) get fused
                 lost = np.array([t.time_since_update > 1 + self._skipped for t in tracks])
                 fused = np.where(lost[:, None], fused, cost)
@@ -258,7 +267,8 @@ class Tracker:
         for c in np.flatnonzero(dets.scores >= new_track_thresh):
             z = self.kf.measurement_from_tlwh(dets.tlwh[c])
             mean, cov = self.kf.initiate(z)
-            emb = None if dets.embeddings is None or (dets.occluded is not None and dets.occluded[c]) else dets.embeddings[c]
+            occluded = dets.occluded is not None and dets.occluded[c]
+            emb = None if dets.embeddings is None or occluded else dets.embeddings[c]
             t = Track(self._next_id, mean, cov, z, self.frame_id, float(dets.scores[c]), cfg.lifecycle.n_init,
                       self.max_age, emb, cfg.appearance.budget, confirmed=first or cfg.lifecycle.n_init <= 1)
             t.last_det_tlwh = dets.tlwh[c]

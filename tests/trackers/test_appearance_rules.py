@@ -115,3 +115,38 @@ def test_dynamic_ema_keeps_the_feature_at_the_high_threshold():
         tr.update([Detection(T.copy(), 0.9, embedding=E1)])
         tr.update([Detection(T.copy(), 0.6, embedding=E2)])
         assert np.allclose(tr.tracks[0].feature, expect, atol=1e-6)
+
+
+def test_negative_distances_quantile_of_apart_pairs():
+    from trackers.detections import NegativeDistances
+
+    emb = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])  # pair distances: (0,1) 1.0, (0,2) 0.4, (1,2) 0.2
+    apart = np.array([[0, 0, 10, 10], [20, 0, 30, 10], [40, 0, 50, 10]], dtype=np.float64)
+    neg = NegativeDistances(quantile=0.5, min_pairs=3)
+    neg.observe(emb[:2], apart[:2])
+    assert neg.threshold(0.9) == 0.9  # 1 pair < min_pairs: the configured threshold
+    neg.observe(emb, apart)  # 3 more: [1.0, 1.0, 0.4, 0.2] -> median 0.7
+    assert neg.threshold(0.9) == pytest.approx(0.7)
+    assert neg.threshold(0.5) == 0.5  # never above the configured one
+    overlapping = apart.copy()
+    overlapping[2] = [5, 0, 15, 10]  # box 2 overlaps box 0: only the pairs (0,1) and (1,2) count
+    neg = NegativeDistances(quantile=0.5, min_pairs=1)
+    neg.observe(emb, overlapping)
+    assert sorted(neg.samples) == pytest.approx([0.2, 1.0])
+
+
+def test_thresh_from_negatives_drops_appearance_evidence_of_look_alikes():
+    # frame 1: T with embedding t = (1, 0.1) / |.| and a far box F; their distance is the one negative sample
+    # (quantile of one value = that value). Frame 2 (D1, D2 overlap: no new pair): D2 (E1) is at cosine
+    # 1 - 1 / sqrt(1.01) = 0.005 from T. F = (0.6, 0.8): threshold 1 - 0.68 / sqrt(1.01) = 0.323 -> D2 keeps its
+    # appearance evidence (as min fusion). F = t: threshold 0 -> D2 has none -> motion picks D1.
+    t_emb = (np.array([1.0, 0.1]) / np.hypot(1.0, 0.1)).astype(np.float32)
+    far = np.array([300.0, 0.0, 10.0, 20.0])
+    for far_emb, expect in ((np.array([0.6, 0.8], dtype=np.float32), D2.tlwh), (t_emb, D1.tlwh)):
+        cfg = TrackerConfig.model_validate({"lifecycle": {"output_box": "detection"}, "appearance": {
+            "thresh_from_negatives": True, "negative_quantile": 0.5, "negative_min_pairs": 1}})
+        tr = Tracker(cfg, cam_id="c", frame_rate=30.0)
+        tr.update([Detection(T.copy(), 0.9, embedding=t_emb), Detection(far.copy(), 0.9, embedding=far_emb)])
+        assert len(tr.negatives.samples) == 1
+        out = tr.update([D1, D2])
+        assert [o.tlwh.tolist() for o in out if o.track_id == 1] == [expect.tolist()]
