@@ -5,6 +5,9 @@ Topics (docs/mqtt.md)::
     <prefix>/events      one JSON object per event, QoS ``qos`` (1: at least once), not retained
     <prefix>/available   "online" (retained) while connected; "offline" at the end or, as the broker's
                          last will, when the connection is lost
+    <prefix>/<camera>/person      people in view of the camera, retained (``camera_counts``)
+    <prefix>/identities/<gid>     one identity's state as JSON, retained (``identity_state``; an
+                                  identity absorbed by a merge gets an empty retained message: cleared)
 
 Payload (:func:`mqtt_payload`)::
 
@@ -24,6 +27,11 @@ acknowledged (PUBACK) after each reconnect; acknowledged messages are never sent
 event is dropped from MQTT only (counted in :attr:`MqttStats.dropped`, logged; it is still in the
 store and events.jsonl). QoS 0 messages published while disconnected are lost (paho does not queue
 them). :meth:`MqttEventSink.close` waits up to ``flush_timeout_s`` for the rest.
+
+State topics carry the latest value only: while the broker is away the sink keeps the newest payload per
+topic (:class:`~pipeline.sinks.presence.Presence` derives them from the events) and publishes those with the
+first event after the reconnect (or at close), so an outage costs no memory beyond one message per topic.
+They are published from the pipeline's thread only, so a topic's messages leave in the order of its values.
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ from typing import Any
 
 from pipeline.sinks.events import EVENT_KINDS
 from pipeline.sinks.mqtt_settings import MqttSettings
+from pipeline.sinks.presence import Presence, PresenceChange
 
 log = logging.getLogger(__name__)
 
@@ -128,11 +137,14 @@ class MqttEventSink:
         self._lock = threading.Lock()
         self._pending: set[int] = set()  # message ids handed to paho, not yet acknowledged
         self._early: set[int] = set()  # acknowledged before publish() returned their id
-        self._internal: set[int] = set()  # ids of the "available" messages (not events)
+        self._internal: set[int] = set()  # ids of the "available" and state messages (not events)
         self._connected = threading.Event()
         self._warned_full = False
         self._closed = False
         self.count = 0
+        self._presence = Presence() if s.camera_counts or s.identity_state else None
+        self._state: dict[str, str] = {}  # state topic -> newest payload not yet handed to a connected client
+        # (pipeline thread only)
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=s.client_id or default_client_id(),
                              protocol=mqtt.MQTTv311, clean_session=True)
         if s.username is not None or password is not None:
@@ -219,6 +231,7 @@ class MqttEventSink:
                 self._warned_full = True
             else:
                 dropped = 0
+        self._update_state(event)  # state topics follow every event, also one dropped from the events topic
         if dropped:
             if warn or dropped % 1000 == 0:
                 log.warning("mqtt %s: buffer full (%d events unacknowledged): %d events dropped from MQTT so far "
@@ -243,6 +256,35 @@ class MqttEventSink:
                 self._warned_full = False
         return True
 
+    def _update_state(self, event: dict[str, Any]) -> None:
+        """Apply the event to the presence state and send (or keep, while disconnected) the new state."""
+        if self._presence is None:
+            return
+        change: PresenceChange = self._presence.apply(event)
+        s, prefix = self.settings, self.settings.topic_prefix
+        if s.camera_counts:
+            for cam, n in change.counts.items():
+                self._state[f"{prefix}/{cam}/person"] = str(n)
+        if s.identity_state:
+            for gid, state in change.identities.items():
+                self._state[f"{prefix}/identities/{gid}"] = "" if state is None else json.dumps(
+                    {**state.as_json(), "thumbnail_url": thumbnail_url(s.base_url, gid)}, separators=(",", ":"))
+        self._send_state()
+
+    def _send_state(self) -> None:
+        """Hand the kept state messages to the client if it is connected (retained; an empty payload clears).
+        Called from the pipeline's thread only (emit, close): one sender, so no older value overtakes a newer."""
+        if not self._state or not self.connected:
+            return
+        todo, self._state = self._state, {}
+        for topic, body in todo.items():
+            info = self._client.publish(topic, body, qos=self.settings.qos, retain=True)
+            with self._lock:  # not an event: kept out of the event counters
+                if info.mid in self._early:
+                    self._early.discard(info.mid)
+                else:
+                    self._internal.add(info.mid)
+
     def stats(self) -> MqttStats:
         with self._lock:
             self._stats.pending = len(self._pending)
@@ -251,14 +293,20 @@ class MqttEventSink:
     def flush(self, timeout: float) -> bool:
         """Wait up to ``timeout`` s until every handed-over message is acknowledged; True when none is left."""
         deadline = time.monotonic() + timeout
-        while self.pending and time.monotonic() < deadline:
+        while (self.pending or self._unacked_internal()) and time.monotonic() < deadline:
             time.sleep(0.05)
         return self.pending == 0
+
+    def _unacked_internal(self) -> int:
+        """State and availability messages handed to the client and not yet acknowledged."""
+        with self._lock:
+            return len(self._internal)
 
     def close(self, timeout: float | None = None) -> MqttStats:
         """Flush (``flush_timeout_s`` by default), say "offline", disconnect; logs what was not delivered."""
         if self._closed:
             return self.stats()
+        self._send_state()
         self.flush(self.settings.flush_timeout_s if timeout is None else timeout)
         self._closed = True
         if self.connected:

@@ -37,6 +37,13 @@ class MqttSettings(StrictModel):
     store and events.jsonl). ``flush_timeout_s``: at the end of a run, how long to wait for the broker
     to acknowledge what is buffered. ``reconnect_min_s`` / ``reconnect_max_s``: the reconnect backoff
     (doubling from min to max).
+
+    State topics (retained, the latest value only; docs/mqtt.md): ``camera_counts`` publishes the number of
+    people in view of each camera to ``<topic_prefix>/<camera>/person`` (as Frigate's
+    ``frigate/<camera>/person``); ``identity_state`` publishes each identity's state (in view, on which
+    cameras, last seen where and when) to ``<topic_prefix>/identities/<global_id>`` and clears the topic of
+    an identity a merge absorbed. Off by default: a site keeps one retained message per identity it ever
+    saw on the broker.
     """
 
     host: str = "127.0.0.1"
@@ -54,6 +61,8 @@ class MqttSettings(StrictModel):
     reconnect_max_s: float = Field(30.0, gt=0)
     flush_timeout_s: float = Field(10.0, ge=0)
     tls: MqttTlsSettings | None = None
+    camera_counts: bool = True
+    identity_state: bool = False
 
     @field_validator("topic_prefix")
     @classmethod

@@ -404,3 +404,44 @@ def test_run_that_fails_mid_way_still_flushes_its_events_to_mqtt(make_broker, sp
     finally:
         sub.stop()
         comp.store.close()
+
+
+def test_state_topics_counts_and_identities_retained_and_current_after_an_outage(make_broker):
+    """Per-camera counts and per-identity state are retained with their newest value; while the broker is
+    down only the newest value per topic is kept, and it goes out with the first event after the reconnect."""
+    broker = make_broker()
+    sink = _sink(broker.port, topic_prefix="st", identity_state=True, base_url="http://10.0.0.7:8080")
+    try:
+        deadline = time.monotonic() + 10
+        while not sink.connected and time.monotonic() < deadline:
+            time.sleep(0.02)
+        sink.emit("appear", 1, "left", 1.0, track_id=5, frame=7, new=True)
+        sink.emit("appear", 2, "left", 1.5, track_id=6, frame=10, new=True)
+        assert sink.flush(10)
+        broker.kill()  # down: the next changes are kept, newest per topic
+        sink.emit("leave", 1, "left", 3.0, track_id=5, frame=21)
+        sink.emit("merge", 2, "left", 3.5, ids=[2, 1], into=2, absorbed=1, moved=[], **{"from": 1})
+        assert sink._state == {"st/left/person": "1", "st/identities/1": "",
+                               "st/identities/2": sink._state["st/identities/2"]}  # one message per topic
+        broker.start()
+        deadline = time.monotonic() + 10
+        while not sink.connected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        sink.emit("appear", 2, "right", 4.0, track_id=1, frame=28)
+        sink.close()
+    finally:
+        sink.close()
+    late = EventSubscriber(broker.port, "st/#", client_id="late", persistent=False).start()  # retained only
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and len({m[0] for m in late.messages}) < 4:
+            time.sleep(0.05)
+        retained = {t: p for t, p, _, r, _ in late.messages if r}
+    finally:
+        late.stop()
+    assert retained["st/left/person"] == 1 and retained["st/right/person"] == 1
+    assert retained["st/identities/2"] == {"global_id": 2, "present": True, "cameras": ["left", "right"],
+                                           "last_camera": "right", "last_seen": 4.0, "absorbed_into": None,
+                                           "thumbnail_url": "http://10.0.0.7:8080/api/identities/2/thumbnail.jpg"}
+    assert "st/identities/1" not in retained  # absorbed by the merge and out of view: cleared
+    assert retained["st/available"] == "offline"
