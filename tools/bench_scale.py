@@ -60,7 +60,7 @@ from pipeline.matching.gallery_index import GalleryIndex, default_nlist
 from pipeline.matching.matcher import CrossCameraMatcher
 from pipeline.store import IdentityStore
 from pipeline.store.prototypes import PrototypeTable
-from pipeline.store.records import to_blob
+from pipeline.store.records import TrackletRecord, to_blob
 
 #: the real embedding sets: name -> folder under ../shared/data/reid
 REAL_SETS = {"market_train": "Market-1501/bounding_box_train", "cuhk03_train": "CUHK03/detected/train"}
@@ -131,7 +131,7 @@ def matcher_config(args) -> MatcherConfig:
     return MatcherConfig(
         ttl_s=None, max_gallery=args.max_gallery,
         topology=TopologyConfig(links=links, non_adjacent="penalize", outside_window="penalize"),
-        revise=ReviseConfig(enabled=not args.no_revise),
+        revise=ReviseConfig(enabled=not args.no_revise, incremental=not args.full_window),
         index=IndexConfig(kind=args.index, min_gallery=0, candidates=args.candidates, nprobe=args.nprobe,
                           pq_m=args.pq_m, train_size=args.train_size))
 
@@ -350,13 +350,19 @@ def stream(store: IdentityStore, matcher: CrossCameraMatcher, synth: Synthesiser
         cpu0 = time.process_time()
         results = matcher.match_detailed(items)
         with store.transaction():
-            for i, (ev, it, r) in enumerate(zip(batch, items, results)):
-                trk = Tracklet(it.cam_id, it.track_id, np.array([0, 1]), np.array([it.start_time, it.end_time]),
-                               np.zeros((2, 4)), np.zeros((0, synth.dim), np.float32))
-                ident = matcher.identity(r.global_id)
-                tid_of[(it.cam_id, it.track_id)] = store.record_tracklet(
-                    run_id, trk, it.vector, VERSION, ident, r.distance,
-                    [("appear", {})] if r.is_new else [], r.probability)
+            records = [TrackletRecord(Tracklet(it.cam_id, it.track_id, np.array([0, 1]),
+                                               np.array([it.start_time, it.end_time]), np.zeros((2, 4)),
+                                               np.zeros((0, synth.dim), np.float32)),
+                                      it.vector, VERSION, matcher.identity(r.global_id), r.distance,
+                                      [("appear", {})] if r.is_new else [], r.probability)
+                       for it, r in zip(items, results)]
+            if args.per_tracklet_writes:  # the store's one-tracklet-at-a-time path (for comparison)
+                tids = [store.record_tracklet(run_id, rec.tracklet, rec.embedding, rec.model_version, rec.identity,
+                                              rec.distance, rec.events, rec.probability) for rec in records]
+            else:
+                tids = store.record_tracklets(run_id, records)
+            for it, tid in zip(items, tids):
+                tid_of[(it.cam_id, it.track_id)] = tid
             for ch in matcher.pop_changes():  # revisions: prototypes refreshed, moved tracklets re-assigned
                 for g in (ch.into, ch.source):
                     ident = matcher.identity(g)
@@ -470,6 +476,11 @@ def main() -> None:
     ap.add_argument("--spread", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--keep-stream-rows", action="store_true", help="leave the stream's rows in the stores")
+    ap.add_argument("--per-tracklet-writes", action="store_true",
+                    help="record each tracklet with its own statements (IdentityStore.record_tracklet) instead of "
+                         "one executemany per statement and batch (record_tracklets)")
+    ap.add_argument("--full-window", action="store_true",
+                    help="re-solve the whole revision window every call (revise.incremental: false)")
     ap.add_argument("--tag", default="", help="results file suffix (results<tag>.json)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)

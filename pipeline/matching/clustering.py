@@ -52,11 +52,12 @@ def agglomerate(dist: np.ndarray, cannot: np.ndarray, threshold: float,
     sums = np.array(dist, dtype=np.float64, copy=True)  # sum of pairwise distances between live clusters
     cl = np.array(cannot, dtype=bool, copy=True)
     version = [0] * n
-    heap: list[tuple[float, int, int, int, int]] = []
-    for i in range(n):
-        for j in range(i + 1, n):
-            if not cl[i, j] and sums[i, j] <= threshold:
-                heap.append((float(sums[i, j]), i, j, 0, 0))
+    alive = np.ones(n, dtype=bool)
+    size = np.ones(n, dtype=np.float64)
+    # the candidate pairs (i < j) in row-major order, as a double loop over i then j would list them
+    iu, ju = np.nonzero(np.triu(~cl & (sums <= threshold), 1))
+    heap: list[tuple[float, int, int, int, int]] = [
+        (d, i, j, 0, 0) for d, i, j in zip(sums[iu, ju].tolist(), iu.tolist(), ju.tolist())]
     heapq.heapify(heap)
     while heap:
         d, a, b, va, vb = heapq.heappop(heap)
@@ -67,18 +68,19 @@ def agglomerate(dist: np.ndarray, cannot: np.ndarray, threshold: float,
             continue
         members[a] = sorted(members[a] + members.pop(b))  # a < b: the merged cluster keeps the smaller index
         version[a] += 1
+        alive[b] = False
+        size[a] = len(members[a])
         sums[a, :] += sums[b, :]
         sums[:, a] = sums[a, :]
         cl[a, :] |= cl[b, :]
         cl[:, a] = cl[a, :]
-        na = len(members[a])
-        for c in sorted(members):
-            if c == a or cl[a, c]:
+        # the merged cluster's average linkage to every other live cluster (ascending index), vectorised
+        avg = sums[a, :] / (size[a] * size)
+        for c in np.flatnonzero(alive & ~cl[a, :] & (avg <= threshold)).tolist():
+            if c == a:
                 continue
-            avg = float(sums[a, c]) / (na * len(members[c]))
-            if avg <= threshold:
-                lo, hi = (a, c) if a < c else (c, a)
-                heapq.heappush(heap, (avg, lo, hi, version[lo], version[hi]))
+            lo, hi = (a, c) if a < c else (c, a)
+            heapq.heappush(heap, (float(avg[c]), lo, hi, version[lo], version[hi]))
     return [members[k] for k in sorted(members)]
 
 

@@ -84,11 +84,22 @@ class ReviseConfig(StrictModel):
         within that time, so a decision that old has seen what could revise it.
     max_tracklets: at most this many tentative tracklets (the oldest settle early beyond it): the
         re-solve costs O(N^2 log N) in the window's tracklets N.
+    incremental: re-solve only the part of the window a call can change: the connected components of
+        the candidate graph (tentative tracklets linked within the window's threshold, to the identities
+        they belong to and to their candidate identities) that hold a new or longer tracklet or an
+        identity whose settled part changed. The other components keep their ids. The same result as
+        re-solving the whole window while the threshold does not move between calls (average linkage
+        never joins clusters of two components); ``false``: the whole window every call.
+    threshold_tolerance: with ``incremental``, the whole window is re-solved when the re-solve's
+        (calibrated) threshold has moved by more than this since the last whole re-solve, so no
+        component keeps clusters made under a threshold further than this from the one in force.
     """
 
     enabled: bool = True
     window_s: float = Field(120.0, gt=0.0)
     max_tracklets: int = Field(200, ge=2)
+    incremental: bool = True
+    threshold_tolerance: float = Field(0.002, ge=0.0)
 
 
 class IndexConfig(StrictModel):

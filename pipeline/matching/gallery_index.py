@@ -50,6 +50,9 @@ class IdentityPager(Protocol):
     def write_back(self, identities: list[GlobalIdentity]) -> None:
         """Persist the prototypes and last sightings of identities leaving the matcher's memory."""
 
+    def keep(self, identities: list[GlobalIdentity], max_spans: int) -> None:
+        """Identities leaving the matcher's memory, as the store now holds them (a cache may keep them)."""
+
     def iter_prototypes(self, batch: int = 8192) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Every stored identity as (ids (B,) int64, prototypes (B, D) float32) batches."""
 

@@ -236,13 +236,99 @@ class CrossCameraMatcher(RevisionWindowMixin, PagedGalleryMixin):
         ok = np.zeros(dist.shape, dtype=bool)
         # penalties are >= 0: pairs beyond the loosest threshold are out without checking constraints
         loosest = max(self.threshold, self.config.reentry_threshold or 0.0)
-        for r, it in enumerate(items):
-            for c in np.flatnonzero(dist[r] <= loosest):
-                ident = identities[c]
-                extra, thr = self._constraint(it, ident)
-                cost[r, c] = dist[r, c] + extra
-                ok[r, c] = math.isfinite(extra) and cost[r, c] <= thr
+        rows, cols = np.nonzero(dist <= loosest)
+        if len(rows):
+            extra, thr = self.constraints(items, identities, rows, cols)
+            cost[rows, cols] = dist[rows, cols] + extra
+            ok[rows, cols] = np.isfinite(extra) & (cost[rows, cols] <= thr)
         return cost, ok
+
+    def constraints(self, items: list[TrackletEmbedding], identities: list[GlobalIdentity],
+                    rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_constraint` of the (P,) pairs (items[rows[p]], identities[cols[p]]), vectorised over all
+        their member spans: (P,) penalties (inf: forbidden) and (P,) thresholds, equal to the per-pair rule
+        (the latest span ending before the tracklet, the earliest starting after it; first one on ties)."""
+        cfg = self.config
+        n_pairs = len(rows)
+        used = np.unique(cols)
+        counts = np.zeros(len(identities), dtype=np.int64)
+        counts[used] = [len(identities[c].spans) for c in used.tolist()]
+        spans = [sp for c in used.tolist() for sp in identities[c].spans]
+        first = np.zeros(len(identities), dtype=np.int64)  # where identity c's spans start in ``spans``
+        first[used] = np.concatenate([[0], np.cumsum(counts[used])[:-1]])
+        cams = tuple(sorted({it.cam_id for it in items} | {sp[0] for sp in spans}))
+        index = {c: k for k, c in enumerate(cams)}
+        i_cam = np.array([index[it.cam_id] for it in items], dtype=np.int64)[rows]
+        i_s = np.array([it.start_time for it in items], dtype=np.float64)[rows]
+        i_e = np.array([it.end_time for it in items], dtype=np.float64)[rows]
+        thr = np.full(n_pairs, self.threshold)
+        extra = np.zeros(n_pairs)
+        per = counts[cols]
+        pair = np.repeat(np.arange(n_pairs), per)  # (K,) the pair of each (pair, span) row
+        if len(pair):
+            pos = np.arange(len(pair)) - np.repeat(np.cumsum(per) - per, per)  # span's place in its identity
+            k = np.repeat(first[cols], per) + pos
+            s_cam = np.array([index[sp[0]] for sp in spans], dtype=np.int64)[k]
+            s_s = np.array([sp[1] for sp in spans], dtype=np.float64)[k]
+            s_e = np.array([sp[2] for sp in spans], dtype=np.float64)[k]
+            ovl = np.minimum(i_e[pair], s_e) - np.maximum(i_s[pair], s_s) >= cfg.time_slack_s
+            forbidden = np.bincount(pair, weights=ovl & self._views(cams)[i_cam[pair], s_cam], minlength=n_pairs) > 0
+            prev = self._first_per_pair(pair, ~ovl & (s_e < i_s[pair]), -s_e, pos, n_pairs)
+            nxt = self._first_per_pair(pair, ~ovl & (s_s > i_e[pair]), s_s, pos, n_pairs)
+            has_prev, has_nxt = prev >= 0, nxt >= 0
+            p_cam, p_e = s_cam[np.maximum(prev, 0)], s_e[np.maximum(prev, 0)]
+            n_cam, n_s = s_cam[np.maximum(nxt, 0)], s_s[np.maximum(nxt, 0)]
+            same = has_prev & (p_cam == i_cam)
+            if cfg.reentry_threshold is not None:
+                thr[same] = cfg.reentry_threshold
+            if cfg.reentry_max_gap_s is not None:
+                extra[same & (i_s - p_e > cfg.reentry_max_gap_s)] = math.inf
+            hand = has_prev & ~same
+            extra[hand] += self._transits(cams, p_cam[hand], i_cam[hand], i_s[hand] - p_e[hand])
+            onward = has_nxt & (n_cam != i_cam)
+            extra[onward] += self._transits(cams, i_cam[onward], n_cam[onward], n_s[onward] - i_e[onward])
+            extra[forbidden] = math.inf
+            thr[forbidden] = self.threshold
+        return extra, thr
+
+    @staticmethod
+    def _first_per_pair(pair: np.ndarray, mask: np.ndarray, key: np.ndarray, pos: np.ndarray, n_pairs: int) -> np.ndarray:
+        """(P,) per pair the row (into the (K,) arrays) with the smallest ``key`` among its ``mask`` rows, the
+        first span on ties; -1 where none."""
+        out = np.full(n_pairs, -1, dtype=np.int64)
+        cand = np.flatnonzero(mask)
+        if len(cand):
+            order = cand[np.lexsort((pos[cand], key[cand], pair[cand]))]
+            grp, at = np.unique(pair[order], return_index=True)
+            out[grp] = order[at]
+        return out
+
+    def _transits(self, cams: tuple[str, ...], c_from: np.ndarray, c_to: np.ndarray, gap: np.ndarray) -> np.ndarray:
+        """:meth:`_transit` of (K,) hand-overs cams[c_from] -> cams[c_to] after ``gap`` seconds, vectorised."""
+        topo = self.config.topology
+        if topo is None or not len(gap):
+            return np.zeros(len(gap))
+        cache = self.__dict__.setdefault("_link_cache", {})
+        tables = cache.get(cams)
+        if tables is None:
+            n = len(cams)
+            linked, lo, hi = np.zeros((n, n), bool), np.zeros((n, n)), np.zeros((n, n))
+            free = np.zeros((n, n), bool)  # overlapping views: no transit rule
+            for a, ca in enumerate(cams):
+                for b, cb in enumerate(cams):
+                    free[a, b] = frozenset((ca, cb)) in self._overlap
+                    link = self._links.get((ca, cb))
+                    if link is not None:
+                        linked[a, b], lo[a, b], hi[a, b] = True, link.min_s, link.max_s
+            if len(cache) > 64:
+                cache.clear()
+            tables = cache[cams] = (linked, lo, hi, free)
+        linked, lo, hi, free = tables
+        miss = math.inf if topo.non_adjacent == "forbid" else topo.penalty
+        outside = math.inf if topo.outside_window == "forbid" else topo.penalty
+        inside = (lo[c_from, c_to] <= gap) & (gap <= hi[c_from, c_to])
+        out = np.where(linked[c_from, c_to], np.where(inside, 0.0, outside), miss)
+        return np.where(free[c_from, c_to], 0.0, out)
 
     def known_different_distances(self, items: list[TrackletEmbedding], identities: list[GlobalIdentity]) -> np.ndarray:
         """(K,) cosine distances of (item, identity) pairs that cannot be one person (item-major order).
@@ -449,6 +535,18 @@ class CrossCameraMatcher(RevisionWindowMixin, PagedGalleryMixin):
         if self._gallery.get(ident.global_id) is ident:
             self._mark(ident.global_id)
 
+    def _least_recent(self, k: int, skip: set[int]) -> list[int]:
+        """The ``k`` identities of the gallery not in ``skip`` seen least recently, by (last_seen, id)
+        ascending: a partial selection instead of sorting the whole gallery every call."""
+        gids = np.fromiter((g for g in self._gallery if g not in skip), dtype=np.int64)
+        seen = np.fromiter((self._gallery[g].last_seen for g in gids.tolist()), dtype=np.float64, count=len(gids))
+        if k < len(gids):
+            cut = np.partition(seen, k - 1)[k - 1]  # the k-th smallest last_seen: ties at it are broken by id
+            pick = np.flatnonzero(seen <= cut)
+            gids, seen = gids[pick], seen[pick]
+        order = np.lexsort((gids, seen))[:k]
+        return gids[order].tolist()
+
     def _age(self) -> None:
         """Drop identities unseen for ttl_s, then the oldest beyond max_gallery (paged out instead when
         an index and a pager are in force: :mod:`pipeline.matching.paging`)."""
@@ -458,8 +556,7 @@ class CrossCameraMatcher(RevisionWindowMixin, PagedGalleryMixin):
             drop = {g for g, ident in self._gallery.items() if ident.last_seen < self._clock - cfg.ttl_s}
             self._drop_expired(drop)
         if len(self._gallery) - len(drop) > cfg.max_gallery:
-            keep = sorted((g for g in self._gallery if g not in drop), key=lambda g: (self._gallery[g].last_seen, g))
-            drop.update(self._evict_or_drop(keep[: max(0, len(keep) - cfg.max_gallery)]))
+            drop.update(self._evict_or_drop(self._least_recent(len(self._gallery) - len(drop) - cfg.max_gallery, drop)))
         for g in drop:
             del self._gallery[g]
             self._settled.pop(g, None)

@@ -219,6 +219,7 @@ class PagedGalleryMixin:
         out = [g for g in old if g not in pinned]
         self._flush_index()  # their current prototypes are in the index before they leave memory
         self._pager.write_back([self._gallery[g] for g in out if g in self._modified])  # unchanged: already there
+        self._pager.keep([self._gallery[g] for g in out], self.config.max_spans)  # paged back in without SQLite
         for g in out:
             del self._gallery[g]
             self._settled.pop(g, None)
@@ -258,14 +259,29 @@ class PagedGalleryMixin:
         candidates are searched again; the others' are kept from earlier calls)."""
         if not self.index_active:
             return settled
+        self._refresh_window_candidates(fresh)
+        want = {g for k in self._window for g in self._window_near(k)}
+        want |= {v[1] for v in self._window.values() if v[1] is not None}
+        return self._settled_in_memory(want)
+
+    def _refresh_window_candidates(self, fresh: list[TrackletEmbedding]) -> None:
+        """With the index in force: search the candidates of the window's new or longer tracklets (and of
+        any without candidates yet); forget those of tracklets that left the window."""
+        if not self.index_active:
+            return
         self._win_cand = {k: v for k, v in self._win_cand.items() if k in self._window}
         refresh = {(it.cam_id, int(it.track_id)): it for it in fresh}
         refresh.update({k: v[0] for k, v in self._window.items() if k not in self._win_cand and k not in refresh})
         keys = list(refresh)
         for key, cand in zip(keys, self._candidates(list(refresh.values())) or []):
             self._win_cand[key] = cand
+
+    def _window_near(self, key: tuple[str, int]) -> set[int]:
+        """With the index in force: the candidates of window tracklet ``key`` within the loosest threshold."""
         bound = self._candidate_bound()
-        want = {g for c in self._win_cand.values() for g, d in c.items() if d <= bound}
-        want |= {v[1] for v in self._window.values() if v[1] is not None}
+        return {g for g, d in self._win_cand.get(key, {}).items() if d <= bound}
+
+    def _settled_in_memory(self, want: set[int]) -> dict[int, GlobalIdentity]:
+        """Page ``want`` in; their settled parts (id order) for those that exist."""
         self._page_in(want)
         return {g: self._settled[g] for g in sorted(want) if g in self._settled and g in self._gallery}

@@ -107,6 +107,11 @@ def _blas_controller():
     return ThreadpoolController()
 
 
+def single_blas_thread():
+    """Context manager: BLAS limited to one thread (the window's products are small; see :func:`solve_window`)."""
+    return _blas_controller().limit(limits=1, user_api="blas")
+
+
 def solve_window(items: list[TrackletEmbedding], old: list[int | None], settled: dict[int, GlobalIdentity],
                  matcher, threshold) -> tuple[WindowSolution, list[int]]:
     """Re-solve the tentative ``items`` (N) whose current ids are ``old`` (None: fresh) against the
@@ -118,7 +123,7 @@ def solve_window(items: list[TrackletEmbedding], old: list[int | None], settled:
     Runs with one BLAS thread: its products are small, and a multi-threaded BLAS on a CPU the
     detector and encoder keep busy spends far more time waking threads than computing (measured:
     7x slower on the 2-core bench machine)."""
-    with _blas_controller().limit(limits=1, user_api="blas"):
+    with single_blas_thread():
         return _solve_window(items, old, settled, matcher, threshold)
 
 
@@ -147,12 +152,12 @@ def _solve_window(items, old, settled, matcher, threshold):
     cannot[:n, n:] = _coexists_settled(items, [settled[g] for g in cand], matcher)
     cfg = matcher.config
     if cfg.topology is not None or cfg.reentry_max_gap_s is not None:  # hand-over / re-entry rules: per pair
-        for j, g in enumerate(cand):
-            for i, it in enumerate(items):
-                if not cannot[i, n + j]:
-                    extra = matcher.constraint_penalty(it, settled[g])
-                    dist[i, n + j] += extra if np.isfinite(extra) else 0.0
-                    cannot[i, n + j] = not np.isfinite(extra)
+        rows, cols = np.nonzero(~cannot[:n, n:])
+        if len(rows):  # matcher.constraint_penalty of every pair, vectorised
+            extra, _ = matcher.constraints(items, [settled[g] for g in cand], rows, cols)
+            finite = np.isfinite(extra)
+            dist[rows, n + cols] += np.where(finite, extra, 0.0)
+            cannot[rows, n + cols] = ~finite
     dist[n:, :n] = dist[:n, n:].T
     cannot[n:, :n] = cannot[:n, n:].T
     check = handover_check(items, matcher)

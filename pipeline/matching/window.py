@@ -10,11 +10,13 @@ the matcher's state (``_window``, ``_settled``, ``_gallery``, ``_track_gid``, ca
 
 from __future__ import annotations
 
+from itertools import islice
+
 import numpy as np
 
 from pipeline.core.types import GlobalIdentity, TrackletEmbedding
 from pipeline.matching.results import MatchResult, _copy_identity, _unit
-from pipeline.matching.revise import describe_changes, solve_window
+from pipeline.matching.revise import describe_changes, single_blas_thread, solve_window
 
 
 class RevisionWindowMixin:
@@ -41,16 +43,24 @@ class RevisionWindowMixin:
                 fresh_keys.add(key)
         if fresh and self._gallery and self._calibrator is not None:
             self._sample_known_different(fresh, list(self._gallery.values()))
-        self._settle(protect={(it.cam_id, int(it.track_id)) for it in items})
-        keys = sorted(self._window, key=lambda k: (self._window[k][0].start_time, k))
+        moved = self._settle(protect={(it.cam_id, int(it.track_id)) for it in items})
+        all_keys = sorted(self._window, key=lambda k: (self._window[k][0].start_time, k))
+        if not all_keys:  # everything was a settled continuation
+            return [bound[(it.cam_id, int(it.track_id))] for it in items]
+        changed = fresh_keys | cont
+        if self.config.revise.incremental:
+            with single_blas_thread():  # small products (see solve_window)
+                sub, settled, thr = self._incremental_region(all_keys, changed, moved)
+            keys = [all_keys[i] for i in sub]
+        else:
+            keys = all_keys
+            settled = {g: i for g, i in self._settled.items() if g in self._gallery}
+            # with the ANN index in force: only the index's candidates of the window's new / longer tracklets
+            settled = self._settled_candidates(settled, [self._window[k][0] for k in sorted(changed)])
+            thr = lambda d, c: self._window_threshold(keys, d, c)  # noqa: E731
         win = [self._window[k][0] for k in keys]
         old = [self._window[k][1] for k in keys]
-        if not keys:  # everything was a settled continuation
-            return [bound[(it.cam_id, int(it.track_id))] for it in items]
-        settled = {g: i for g, i in self._settled.items() if g in self._gallery}
-        # with the ANN index in force: only the index's candidates of the window's new / longer tracklets
-        settled = self._settled_candidates(settled, [self._window[k][0] for k in sorted(fresh_keys | cont)])
-        sol, _ = solve_window(win, old, settled, self, lambda d, c: self._window_threshold(keys, d, c))
+        sol, _ = solve_window(win, old, settled, self, thr)
         self._last_window_threshold = sol.threshold
         new_ids: dict[int, int] = {}
         labels = []
@@ -68,7 +78,7 @@ class RevisionWindowMixin:
         touched = {g for k, a, b in zip(keys, old, labels) if a != b or k in batch_keys for g in (a, b)} - {None}
         for g in sorted(touched):  # identities whose members or member vectors changed
             self._rebuild(g)
-        remaining = set(settled) | set(labels)
+        remaining = set(settled) | {v[1] for v in self._window.values()}
         self._changes += describe_changes(win, old, labels, sol, remaining, self.link_probability)
         created = set(new_ids.values())
         pos = {k: i for i, k in enumerate(keys)}
@@ -97,12 +107,133 @@ class RevisionWindowMixin:
         iu, ju = np.nonzero(np.triu(cannot, 1))
         for i, j in zip(iu.tolist(), ju.tolist()):
             self._pair_neg[(keys[i], keys[j])] = float(dist[i, j])  # the latest embeddings of the pair
-        samples = len(self._pair_neg) + len(self._pair_settled)
-        if samples < cfg.min_negatives:
+        return self._pair_threshold()
+
+    def _pair_threshold(self) -> float:
+        """The false_match_rate quantile of the last ``max_negatives`` known-different pair distances (the
+        window's pairs, then the settled ones, in that order); the matcher's threshold before ``min_negatives``."""
+        cfg = self.config.auto_threshold
+        if len(self._pair_neg) + len(self._pair_settled) < cfg.min_negatives:
             return self.threshold
-        d = np.fromiter(list(self._pair_neg.values()) + list(self._pair_settled), dtype=np.float64, count=samples)
-        q = float(np.quantile(d[-cfg.max_negatives:], cfg.false_match_rate))
+        tail = list(self._pair_settled)[-cfg.max_negatives:]
+        need = cfg.max_negatives - len(tail)
+        if need > 0:  # the newest window pairs before them (dicts keep insertion order)
+            tail = list(islice(reversed(self._pair_neg.values()), need))[::-1] + tail
+        q = float(np.quantile(np.asarray(tail, dtype=np.float64), cfg.false_match_rate))
         return float(np.clip(q, cfg.min_threshold, cfg.max_threshold))
+
+    # ------------------------------------------------------------------ incremental re-solve
+    def _window_vectors(self, keys: list, changed: set) -> np.ndarray:
+        """(N, D) float64 unit embeddings of the window's tracklets ``keys`` (cached per tracklet;
+        ``changed``: new or longer ones, recomputed)."""
+        cache = self.__dict__.setdefault("_win_vec", {})
+        for k in list(cache):
+            if k not in self._window or k in changed:
+                del cache[k]
+        rows = []
+        for k in keys:
+            v = cache.get(k)
+            if v is None:
+                v = np.asarray(self._window[k][0].vector, np.float64)
+                v = cache[k] = v / max(float(np.linalg.norm(v)), 1e-12)
+            rows.append(v)
+        return np.stack(rows)
+
+    def _incremental_threshold(self, keys: list, vecs: np.ndarray, rows: list[int]) -> float:
+        """:meth:`_window_threshold` from the pairs that hold a new or longer tracklet (``rows``): the
+        others' distances did not change since they were recorded. Same pairs, same order."""
+        if self.config.auto_threshold is None:
+            return self.threshold
+        if rows:
+            n = len(keys)
+            win = [self._window[k][0] for k in keys]
+            c_rows = self.coexists_spans([win[i] for i in rows], [(it.cam_id, it.start_time, it.end_time) for it in win])
+            c_rows[np.arange(len(rows)), rows] = False
+            d_rows = np.clip(1.0 - vecs[rows] @ vecs.T, 0.0, 2.0)
+            cannot = np.zeros((n, n), dtype=bool)
+            dist = np.zeros((n, n))
+            cannot[rows, :] = c_rows
+            cannot[:, rows] |= c_rows.T
+            dist[rows, :] = d_rows
+            dist[:, rows] = d_rows.T
+            iu, ju = np.nonzero(np.triu(cannot, 1))
+            for i, j, d in zip(iu.tolist(), ju.tolist(), dist[iu, ju].tolist()):
+                self._pair_neg[(keys[i], keys[j])] = d
+        return self._pair_threshold()
+
+    def _incremental_region(self, keys: list, changed: set, moved: dict) -> tuple[list[int], dict, float]:
+        """The part of the window this call can change (``revise.incremental``): (indices into ``keys`` of
+        the tentative tracklets to re-solve, the settled identities they may join, the threshold).
+
+        The candidate graph's nodes are the tentative tracklets and the identities; a tracklet is linked to
+        the tracklets within the threshold, to the identity it belongs to and to its candidate identities
+        (with the index in force: the index's candidates within the loosest threshold; else the settled
+        identities within the threshold). The region is the union of the components that hold a new or
+        longer tracklet (``changed``) or a tracklet linked to an identity whose settled part moved this
+        call (``moved``: id -> settled prototype before, None when new). Average linkage only joins
+        clusters that hold a pair within the threshold, so components never share a cluster and the
+        other components' clusters are those of the last solve that included them."""
+        fresh = [self._window[k][0] for k in keys if k in changed]
+        self._refresh_window_candidates(fresh)
+        vecs = self._window_vectors(keys, changed)
+        pos = {k: i for i, k in enumerate(keys)}
+        thr = self._incremental_threshold(keys, vecs, sorted(pos[k] for k in changed if k in pos))
+        label = [self._window[k][1] for k in keys]
+        by_id: dict[int, list[int]] = {}
+        for i, g in enumerate(label):
+            if g is not None:
+                by_id.setdefault(g, []).append(i)
+        indexed = self.index_active
+        if indexed:
+            near = [self._window_near(k) for k in keys]
+            for i, ids in enumerate(near):
+                for g in ids:
+                    by_id.setdefault(g, []).append(i)
+        else:  # exact: every settled identity in memory, linked within the threshold
+            sids = [g for g in self._settled if g in self._gallery]
+            protos = (np.stack([self._settled[g].prototype for g in sids]).astype(np.float64)
+                      if sids else np.zeros((0, vecs.shape[1])))
+        inside = np.zeros(len(keys), dtype=bool)
+        inside[[pos[k] for k in changed if k in pos]] = True
+        last = self.__dict__.get("_win_whole_threshold")
+        stats = self.__dict__.setdefault("window_stats", {"whole": 0, "part": 0, "resolved": 0, "tentative": 0})
+        if last is None or abs(thr - last) > self.config.revise.threshold_tolerance:
+            inside[:] = True  # the threshold moved: the whole window
+            self._win_whole_threshold = thr
+            stats["whole"] += 1
+        else:
+            stats["part"] += 1
+        for g, before in moved.items():  # tracklets near an identity's settled part, before or after it moved
+            hit = [i for i in by_id.get(g, [])]
+            for proto in (before, self._settled[g].prototype if g in self._settled else None):
+                if proto is not None:
+                    p = np.asarray(proto, np.float64)
+                    hit += np.flatnonzero(1.0 - vecs @ (p / max(float(np.linalg.norm(p)), 1e-12)) <= thr).tolist()
+            inside[hit] = True
+        idents: set[int] = set()
+        frontier = np.flatnonzero(inside)
+        while len(frontier):
+            reach = (1.0 - vecs[frontier] @ vecs.T <= thr).any(axis=0)
+            new_ids: set[int] = set()
+            if indexed:
+                for i in frontier.tolist():
+                    new_ids |= near[i]
+            elif sids:
+                new_ids |= {sids[c] for c in np.flatnonzero((1.0 - vecs[frontier] @ protos.T <= thr).any(axis=0))}
+            new_ids |= {label[i] for i in frontier.tolist() if label[i] is not None}
+            new_ids -= idents
+            idents |= new_ids
+            for g in new_ids:
+                reach[by_id.get(g, [])] = True
+            if not indexed and new_ids and sids:
+                col = [c for c, g in enumerate(sids) if g in new_ids]
+                reach |= (1.0 - vecs @ protos[col].T <= thr).any(axis=1)
+            frontier = np.flatnonzero(reach & ~inside)
+            inside |= reach
+        settled = self._settled_in_memory(idents)
+        stats["resolved"] += int(inside.sum())
+        stats["tentative"] += len(keys)
+        return np.flatnonzero(inside).tolist(), settled, thr
 
     @property
     def window_threshold(self) -> float | None:
@@ -123,7 +254,7 @@ class RevisionWindowMixin:
         before = [sp for sp in (ident.spans if ident else []) if sp[2] < it.start_time]
         return max(before, key=lambda sp: sp[2]) if before else None
 
-    def _settle(self, protect: set[tuple[str, int]] | frozenset = frozenset()) -> None:
+    def _settle(self, protect: set[tuple[str, int]] | frozenset = frozenset()) -> dict[int, np.ndarray | None]:
         """Tentative tracklets that ended more than window_s ago (and the oldest beyond max_tracklets)
         join their identity's settled part, in end-time order; they never move again. Tracks in
         ``protect`` (this call's items) stay for one solve, however old: a late final tracklet (a
@@ -132,6 +263,7 @@ class RevisionWindowMixin:
         order = sorted(self._window, key=lambda k: (self._window[k][0].end_time, k))
         excess = max(0, len(order) - cfg.max_tracklets)
         gone = set()
+        moved: dict[int, np.ndarray | None] = {}
         for n, key in enumerate(order):
             it, gid = self._window[key]
             if n >= excess and it.end_time >= self._clock - cfg.window_s:
@@ -143,6 +275,7 @@ class RevisionWindowMixin:
             if gid is None:  # cannot happen after a solve; a fresh item is never settled before one
                 continue
             base = self._settled.get(gid)
+            moved.setdefault(gid, None if base is None else base.prototype)
             if base is None:
                 self._settled[gid] = self._new_identity(gid, it)
             else:
@@ -151,6 +284,7 @@ class RevisionWindowMixin:
         if gone:  # their known-different pairs are final now
             for pair in [p for p in self._pair_neg if p[0] in gone or p[1] in gone]:
                 self._pair_settled.append(self._pair_neg.pop(pair))
+        return moved
 
     def _new_identity(self, gid: int, it: TrackletEmbedding) -> GlobalIdentity:
         return GlobalIdentity(gid, _unit(it.vector), [(it.cam_id, int(it.track_id))], it.end_time, it.cam_id,

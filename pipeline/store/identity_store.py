@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +46,7 @@ from pipeline.core.errors import ReidPipelineError
 from pipeline.store.changes import ChangesMixin
 from pipeline.store.connection import Database, Mode
 from pipeline.store.queries import QueriesMixin
-from pipeline.store.records import to_blob
+from pipeline.store.records import TrackletRecord, to_blob
 from pipeline.store.versions import VersionsMixin
 from pipeline.core.types import GlobalIdentity, Tracklet
 
@@ -274,6 +274,74 @@ class IdentityStore(QueriesMixin, VersionsMixin, ChangesMixin):
                 "INSERT OR IGNORE INTO events (kind, global_id, cam_id, t, payload_json) VALUES (?, ?, ?, ?, ?)",
                 (kind, int(global_id), cam_id, float(t), json.dumps(payload or {}, default=str)),
             )
+
+    def record_tracklets(self, run_id: int, records: Sequence[TrackletRecord]) -> list[int]:
+        """:meth:`record_tracklet` for each of ``records`` in order, in one transaction and one
+        ``executemany`` per statement (~9 statements a tracklet otherwise): the same rows. Returns the
+        tracklet_ids. A batch holding a tracklet already stored (a longer version supersedes it) or the same
+        tracklet twice is recorded one by one."""
+        if not records:
+            return []
+        with self.db.transaction() as c:
+            keys = [(run_id, r.tracklet.cam_id, int(r.tracklet.track_id),
+                     int(np.asarray(r.tracklet.frames)[0]) if len(r.tracklet) else 0) for r in records]
+            if (len(set(keys)) < len(keys) or any(len(r.tracklet) == 0 for r in records) or any(
+                    c.execute("SELECT 1 FROM tracklets WHERE run_id=? AND cam_id=? AND track_id=? AND start_frame=?",
+                              k).fetchone() for k in keys)):
+                return [self.record_tracklet(run_id, r.tracklet, r.embedding, r.model_version, r.identity,
+                                             r.distance, r.events, r.probability) for r in records]
+            self._require_writer("new_identity")
+            fresh = sorted({int(r.identity.global_id) for r in records} - self._own_ids)
+            if fresh and c.execute(f"SELECT 1 FROM identities WHERE global_id IN ({','.join('?' * len(fresh))})",
+                                   fresh).fetchone():
+                gid = next(g for g in fresh if c.execute("SELECT 1 FROM identities WHERE global_id=?", (g,)).fetchone())
+                raise IdentityConflictError(
+                    f"{self.path}: identity {gid} was created by another writer while this one had the store open;"
+                    " refusing to merge two people under one id (run one writer per store)")
+            c.executemany("INSERT OR IGNORE INTO cameras (cam_id, first_seen, meta_json) VALUES (?, ?, ?)",
+                          [(r.tracklet.cam_id, r.tracklet.start_time, "{}") for r in records])
+            c.executemany(
+                "INSERT INTO tracklets (run_id, cam_id, track_id, start_frame, end_frame, start_time, end_time,"
+                " n_frames, frames, timestamps, boxes_tlwh, frame_embeddings, embedding_frames)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [k + self._tracklet_values(r.tracklet, np.asarray(r.tracklet.frames, dtype=np.int64))
+                 for k, r in zip(keys, records)])
+            last = int(c.execute("SELECT last_insert_rowid()").fetchone()[0])
+            tids = list(range(last - len(records) + 1, last + 1))  # one writer: AUTOINCREMENT ids in order
+            vec = [np.asarray(r.embedding, dtype=np.float32).reshape(-1) if r.embedding is not None else None
+                   for r in records]
+            c.executemany(
+                "INSERT INTO embeddings (tracklet_id, model_version, dim, vector) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT(tracklet_id, model_version) DO UPDATE SET dim=excluded.dim, vector=excluded.vector",
+                [(t, r.model_version, len(v), to_blob(v)) for t, r, v in zip(tids, records, vec) if v is not None])
+            protos = [to_blob(np.asarray(r.identity.prototype, np.float32)) for r in records]
+            c.executemany(
+                "INSERT INTO identities (global_id, prototype, model_version, first_seen, last_seen, first_cam,"
+                " last_cam) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(global_id) DO NOTHING",
+                [(int(r.identity.global_id), b, r.model_version, r.tracklet.start_time, r.tracklet.start_time,
+                  r.tracklet.cam_id, r.tracklet.cam_id) for r, b in zip(records, protos)])
+            self._own_ids.update(int(r.identity.global_id) for r in records)
+            update = ("UPDATE identities SET prototype=?,"
+                      " last_cam=CASE WHEN ? >= last_seen THEN ? ELSE last_cam END, last_seen=MAX(last_seen, ?),"
+                      " first_cam=CASE WHEN ? < first_seen THEN ? ELSE first_cam END, first_seen=MIN(first_seen, ?)"
+                      " WHERE global_id=?")
+            # record_tracklet updates with the start, then the end time: per identity the same outcome (the
+            # latest time decides last_cam, later records winning ties; the earliest start decides first_cam)
+            for when in ("start_time", "end_time"):
+                c.executemany(update, [(b, t, r.tracklet.cam_id, t, t, r.tracklet.cam_id, t, int(r.identity.global_id))
+                                       for r, b in zip(records, protos) for t in (getattr(r.tracklet, when),)])
+            now = time.time()
+            c.executemany(
+                "INSERT INTO assignments (tracklet_id, global_id, distance, probability, assigned_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT(tracklet_id) DO UPDATE SET global_id=excluded.global_id,"
+                " distance=excluded.distance, probability=excluded.probability, assigned_at=excluded.assigned_at",
+                [(t, int(r.identity.global_id), r.distance, r.probability, now) for t, r in zip(tids, records)])
+            c.executemany(
+                "INSERT OR IGNORE INTO events (kind, global_id, cam_id, t, payload_json) VALUES (?, ?, ?, ?, ?)",
+                [(kind, int(r.identity.global_id), r.tracklet.cam_id, float(r.tracklet.start_time),
+                  json.dumps(dict(payload, tracklet_id=t), default=str))
+                 for t, r in zip(tids, records) for kind, payload in r.events])
+            return tids
 
     def record_tracklet(
         self,

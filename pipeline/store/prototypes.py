@@ -48,6 +48,13 @@ def _vector(blob: bytes) -> np.ndarray:
 _CHUNK = 900
 
 
+def _copy(ident: GlobalIdentity, max_spans: int) -> GlobalIdentity:
+    """An independent copy of ``ident`` with its last ``max_spans`` members / spans (they are kept oldest first)."""
+    k = max(0, len(ident.spans) - int(max_spans))
+    return GlobalIdentity(ident.global_id, np.array(ident.prototype, dtype=np.float32, copy=True),
+                          list(ident.members[k:]), ident.last_seen, ident.last_cam, list(ident.spans[k:]))
+
+
 class PrototypeTable:
     """Pager over ``store``'s identities (see the module docstring); ``cache_size``: prototypes kept in
     the LRU cache (5 KB each at 1280-d)."""
@@ -56,8 +63,12 @@ class PrototypeTable:
         self.store = store
         self.cache_size = int(cache_size)
         self._cache: OrderedDict[int, tuple[np.ndarray, float]] = OrderedDict()
+        # whole identities (with their spans, and the max_spans they were kept with), by last access
+        self._idents: OrderedDict[int, tuple[GlobalIdentity, int]] = OrderedDict()
         self.reads = 0  # prototypes read from SQLite (cache misses)
         self.hits = 0
+        self.identity_reads = 0  # identities (with spans) read from SQLite
+        self.identity_hits = 0  # ... served by the identity LRU
 
     # ------------------------------------------------------------------ reads
     def count(self) -> int:
@@ -97,8 +108,41 @@ class PrototypeTable:
 
     def load(self, global_ids: Iterable[int], max_spans: int) -> list[GlobalIdentity]:
         """Whole identities (prototype, last sighting, last ``max_spans`` member spans oldest first) of
-        those ``global_ids`` that exist, in id order."""
+        those ``global_ids`` that exist, in id order: from the identity LRU (what :meth:`keep` was given
+        when they left the matcher's memory, or an earlier load) when it holds them, else from SQLite.
+        Each is a copy the caller may change."""
         ids = sorted({int(g) for g in global_ids})
+        out: dict[int, GlobalIdentity] = {}
+        missing = []
+        for g in ids:
+            hit = self._idents.get(g)
+            if hit is not None and hit[1] >= max_spans:
+                self._idents.move_to_end(g)
+                out[g] = _copy(hit[0], max_spans)
+            else:
+                missing.append(g)
+        self.identity_hits += len(ids) - len(missing)
+        self.identity_reads += len(missing)
+        loaded = self._load_rows(missing, max_spans)
+        self.keep(list(loaded.values()), max_spans)
+        out.update({g: _copy(ident, max_spans) for g, ident in loaded.items()})
+        return [out[g] for g in ids if g in out]
+
+    def keep(self, identities: list[GlobalIdentity], max_spans: int) -> None:
+        """Remember ``identities`` (copies) in the identity LRU, as the store holds them with their last
+        ``max_spans`` member spans: the matcher calls it for the identities it pages out (after
+        :meth:`write_back` for those it changed), so paging them back in reads no SQLite."""
+        if self.cache_size <= 0:
+            return
+        for ident in identities:
+            g = int(ident.global_id)
+            self._idents[g] = (_copy(ident, max_spans), int(max_spans))
+            self._idents.move_to_end(g)
+        while len(self._idents) > self.cache_size:
+            self._idents.popitem(last=False)
+
+    def _load_rows(self, ids: list[int], max_spans: int) -> dict[int, GlobalIdentity]:
+        """Identities ``ids`` (sorted) from SQLite: {id: identity} of those that exist."""
         out: dict[int, GlobalIdentity] = {}
         for s in range(0, len(ids), _CHUNK):
             part = ids[s:s + _CHUNK]
@@ -117,7 +161,7 @@ class PrototypeTable:
                 if ident is not None:
                     ident.members.append((cam, int(track)))
                     ident.spans.append((cam, float(start), float(end)))
-        return [out[g] for g in ids if g in out]
+        return out
 
     def iter_prototypes(self, batch: int = 8192) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Every identity as (ids (B,) int64, prototypes (B, D) float32) batches, in id order."""
@@ -150,9 +194,10 @@ class PrototypeTable:
             self._remember(int(g.global_id), (np.asarray(g.prototype, np.float32), float(g.last_seen)))
 
     def forget(self, global_ids: Iterable[int]) -> None:
-        """Drop cached prototypes (after the store's rows were changed by someone else)."""
+        """Drop cached prototypes and identities (after the store's rows were changed by someone else)."""
         for g in global_ids:
             self._cache.pop(int(g), None)
+            self._idents.pop(int(g), None)
 
     def _remember(self, gid: int, entry: tuple[np.ndarray, float]) -> None:
         if self.cache_size <= 0:

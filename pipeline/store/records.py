@@ -7,16 +7,36 @@ shape are self-described and a blob read back is bit-identical.
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from pipeline.core.types import GlobalIdentity, Tracklet
+
+
+#: ``.npy`` headers by (dtype, shape): ``np.save`` builds its header in Python (~30 us), per blob
+_HEADERS: dict[tuple[str, tuple[int, ...]], bytes] = {}
+
 
 def to_blob(array: np.ndarray) -> bytes:
-    """Any numeric array -> ``.npy`` bytes."""
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
-    return buf.getvalue()
+    """Any numeric array -> ``.npy`` bytes (``numpy.save``'s bytes: its header, cached per dtype and shape,
+    then the C-order data)."""
+    arr = np.ascontiguousarray(array)
+    key = (arr.dtype.str, arr.shape)
+    header = _HEADERS.get(key) if arr.dtype.kind in "biuf" else None
+    if header is None:
+        buf = io.BytesIO()
+        np.save(buf, arr, allow_pickle=False)
+        blob = buf.getvalue()
+        if arr.dtype.kind in "biuf":
+            if len(_HEADERS) > 1024:  # many distinct shapes (tracklet lengths): start over
+                _HEADERS.clear()
+            _HEADERS[key] = blob[:len(blob) - arr.nbytes]
+        return blob
+    return header + arr.tobytes()
 
 
 def from_blob(blob: bytes | None) -> np.ndarray | None:
@@ -104,3 +124,20 @@ class Event:
     cam_id: str
     t: float
     payload: dict
+
+
+@dataclass
+class TrackletRecord:
+    """One finished tracklet to record with its identity (the arguments of
+    :meth:`~pipeline.store.identity_store.IdentityStore.record_tracklet`, for its batched form
+    :meth:`~pipeline.store.identity_store.IdentityStore.record_tracklets`).
+
+    embedding: (D,) aggregated vector or None; events: (kind, payload) pairs."""
+
+    tracklet: Tracklet
+    embedding: np.ndarray | None
+    model_version: str
+    identity: GlobalIdentity
+    distance: float | None = None
+    events: Sequence[tuple[str, dict]] = ()
+    probability: float | None = None
