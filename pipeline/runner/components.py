@@ -187,15 +187,23 @@ class Sinks:
     write_timeline: bool
     mqtt: Any = None  # pipeline.sinks.mqtt.MqttEventSink (outputs.mqtt), also fed by ``events``
 
-    def close(self, t0: float = 0.0) -> list[Path]:
-        """Close the files (MQTT stays open for late events: :meth:`close_publishers`)."""
+    def close(self, t0: float = 0.0, timeline: bool = True) -> list[Path]:
+        """Close the files (MQTT stays open for late events: :meth:`close_publishers`); ``timeline``: also
+        draw the timeline PNGs now (else :meth:`write_timelines` later, once the identities are final)."""
         for w in list(self.local_mot.values()) + list(self.global_mot.values()) + list(self.video.values()):
             w.close()
         if self.events is not None:
             self.events.close()
-        if self.write_timeline:
-            return self.timeline.write_all(self.out_dir, t0=t0)
-        return []
+        return self.write_timelines(t0=t0) if timeline else []
+
+    def write_timelines(self, current: dict[tuple[str, int], int] | None = None, t0: float = 0.0) -> list[Path]:
+        """The timeline PNGs (``outputs.timeline_png``), each (camera, track) under the identity ``current``
+        gives it (the store's final assignment) where it has one."""
+        if not self.write_timeline:
+            return []
+        if current:
+            self.timeline.relabel(current)
+        return self.timeline.write_all(self.out_dir, t0=t0)
 
     def close_publishers(self) -> dict | None:
         """Flush and close the MQTT sink (after the run's last events, re-clustering included); its stats."""

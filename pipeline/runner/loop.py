@@ -275,13 +275,17 @@ class PipelineRunner:
         frames = {cid: st.frames for cid, st in self.cams.items()}
         report = self.timer.report(frames)
         with self.timer.stage("store_sinks"):
-            pngs = sinks.close(t0=0.0)
+            sinks.close(t0=0.0, timeline=False)
         complete = not self.stop_event.is_set() and not limited  # batch + recluster.enabled: final ids
         try:  # MQTT (outputs.mqtt) also gets the re-clustering's merge/split events, then flushes
             reclustered = (recluster_after_run(self.cfg, store, run_id, self.out_dir, events=sinks.mqtt)
                            if complete else None)
         finally:
             mqtt = sinks.close_publishers()
+        # timelines show the final identities (online revisions and the re-clustering), as mot_global/ does
+        pngs = sinks.write_timelines({(t.cam_id, int(t.track_id)): int(t.global_id)
+                                      for t in store.tracklets(run_id=run_id, with_arrays=False)
+                                      if t.global_id is not None} if sinks.write_timeline else None)
         stats = self.assigner.stats
         summary = {
             "run_key": run_key,

@@ -19,6 +19,18 @@ class TimelineRecorder:
     def spans(self, cam_id: str) -> list[tuple[int, float, float]]:
         return sorted(self._spans.get(cam_id, {}).values(), key=lambda s: (s[1], s[0]))
 
+    def relabel(self, current: dict[tuple[str, int], int]) -> int:
+        """Give each recorded (camera, track) span the identity ``current`` maps it to now (identities revised
+        after the span was recorded: online merges/splits, the batch re-clustering); returns how many changed."""
+        changed = 0
+        for cam, spans in self._spans.items():
+            for track, (gid, a, b) in list(spans.items()):
+                new = current.get((cam, track))
+                if new is not None and int(new) != gid:
+                    spans[track] = (int(new), a, b)
+                    changed += 1
+        return changed
+
     def cameras(self) -> list[str]:
         return sorted(self._spans)
 

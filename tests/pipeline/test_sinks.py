@@ -55,3 +55,22 @@ def test_annotated_video_has_the_frames(tmp_path):
     while cap.read()[0]:
         n += 1
     assert n == 3
+
+
+def test_timeline_relabel_gives_spans_their_final_identity(tmp_path):
+    """Spans recorded under the identity of the moment take the store's final one (revisions, re-clustering);
+    tracks the mapping does not name keep theirs."""
+    from pipeline.runner.components import Sinks
+
+    tl = TimelineRecorder()
+    tl.record("left", 1, 5, 0.0, 2.0)
+    tl.record("left", 2, 6, 1.0, 3.0)
+    tl.record("right", 1, 6, 4.0, 5.0)
+    assert tl.relabel({("left", 2): 5, ("right", 1): 6, ("right", 9): 1}) == 1
+    assert tl.spans("left") == [(5, 0.0, 2.0), (5, 1.0, 3.0)] and tl.spans("right") == [(6, 4.0, 5.0)]
+    sinks = Sinks(out_dir=tmp_path, local_mot={}, global_mot={}, events=None, video={}, timeline=tl, write_timeline=True)
+    paths = sinks.write_timelines({("right", 1): 5})
+    assert sorted(p.name for p in paths) == ["timeline_left.png", "timeline_right.png"]
+    assert tl.spans("right") == [(5, 4.0, 5.0)]
+    assert Sinks(out_dir=tmp_path, local_mot={}, global_mot={}, events=None, video={}, timeline=tl,
+                 write_timeline=False).write_timelines({("left", 1): 9}) == [] and tl.spans("left")[0][0] == 5
