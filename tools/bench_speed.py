@@ -103,7 +103,7 @@ ROWS: dict[str, dict] = {
 }
 #: the detector and encoder settings the shipped configs use (chosen from this table: docs/speed.md)
 NEW_DEFAULT: dict = {"detector": {"backend": "openvino", "rect": True, "streams": 2},
-                     "encoder": {"backend": "openvino"}}
+                     "encoder": {"backend": "openvino", "threads": None}}
 ROWS["new_default"] = NEW_DEFAULT
 DETECTOR_ROWS = ("openvino", "int8", "512", "416", "rect", "ov_int8", "ov_int8_512", "ov_rect", "ov_rect_s2", "ov_bf16",
                  "ov_bf16_s2", "ov_int8_s2")
