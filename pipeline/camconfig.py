@@ -247,7 +247,10 @@ class ExecutorConfig(StrictModel):
     drops frames instead of queueing them). ``chunk_frames``: frames per camera actor call.
     ``snapshot_every``: a camera ships its tracker/tracklet state every this many frames (what a restarted
     camera continues from; the matcher's resume checkpoints happen at these frames too).
-    ``max_restarts``: restarts of each actor after its process or node dies (-1: unlimited)."""
+    ``max_restarts``: restarts of each actor after its process or node dies (-1: unlimited).
+    ``size_threads``: a camera actor sizes the thread pools the config leaves open (``detector.threads``,
+    ``encoder.threads`` null; OpenCV's) to ``camera_num_cpus`` instead of one thread per core of the machine
+    (pipeline/distributed/threads.py); set values are kept."""
 
     kind: Literal["local", "ray"] = "local"
     address: str = "local"
@@ -258,6 +261,7 @@ class ExecutorConfig(StrictModel):
     chunk_frames: int = Field(4, ge=1)
     snapshot_every: int = Field(25, ge=1)
     max_restarts: int = Field(4, ge=-1)
+    size_threads: bool = True
 
     @field_validator("address")
     @classmethod

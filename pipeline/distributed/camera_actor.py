@@ -13,11 +13,13 @@ the same boxes either way on the test data, see tests/pipeline/test_ray_cluster.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import threading
 
 from pipeline.camconfig import CamsConfig
 from pipeline.distributed.messages import CameraResult, CameraSnapshot, StepReply
+from pipeline.distributed.threads import apply_process_threads, sized_for_actor
 from pipeline.runner.camera_stage import process_frames, read_frame
 from pipeline.runner.frame_plan import FramePlan
 from pipeline.runner.components import CameraState, Components, build_encoder
@@ -33,6 +35,8 @@ class CameraWorker:
         cams = [c for c in cfg.cameras if c.id == cam_id]
         if not cams:
             raise ValueError(f"camera {cam_id!r} is not in the config")
+        cfg, self.threads = sized_for_actor(cfg)  # thread pools fit camera_num_cpus, not the whole machine
+        apply_process_threads(self.threads)
         self.cfg = cfg.model_copy(update={"cameras": cams})
         self.cam_id = cam_id
         self.max_frames = max_frames
@@ -47,11 +51,13 @@ class CameraWorker:
         self.timer = StageTimer()  # this camera's detect / embed / track seconds (tools/bench_ray.py)
 
     def info(self) -> dict:
-        """pid, Ray node id, encoder version, frames processed: for the matcher, the bench and the tests."""
+        """pid, Ray node id, encoder version, frames processed, thread settings (pipeline.distributed.threads):
+        for the matcher, the bench and the tests."""
         import ray
 
         return {"cam_id": self.cam_id, "pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id(),
-                "encoder_version": self.encoder.version, "frames": 0 if self.st is None else self.st.frames}
+                "encoder_version": self.encoder.version, "frames": 0 if self.st is None else self.st.frames,
+                "threads": dataclasses.asdict(self.threads)}
 
     def restore(self, epoch: str, snapshot: CameraSnapshot | None) -> int:
         """(Re)open the source at ``snapshot``'s next frame with its state (None: from the start); calls of

@@ -105,7 +105,8 @@ def start_actors(cfg: CamsConfig, out_dir: Path | None, max_frames: int | None) 
     matcher = ray.remote(MatcherActor).options(
         name="matcher", num_cpus=ex.matcher_num_cpus, max_restarts=ex.max_restarts, max_concurrency=2, **place,
     ).remote(cfg, workers, versions.pop(), None if out_dir is None else str(out_dir), max_frames)
-    return workers, matcher, {i["cam_id"]: {"pid": i["pid"], "node_id": i["node_id"]} for i in infos}
+    return workers, matcher, {i["cam_id"]: {"pid": i["pid"], "node_id": i["node_id"], "threads": i["threads"]}
+                              for i in infos}
 
 
 def run_on_ray(cfg: CamsConfig, out_dir: Path | None = None, max_frames: int | None = None,
