@@ -121,6 +121,10 @@ class AppearanceConfig(StrictModel):
     """Set the appearance threshold in use from the embedding itself: the ``negative_quantile`` of the cosine
     distances between non-overlapping detections of the same frame (different people), capped by
     ``appearance_thresh`` (``trackers.detections.NegativeDistances``); the veto is unaffected."""
+    veto_quantile: float | None = Field(None, gt=0.0, lt=1.0)
+    """Veto from the embedding itself: the veto threshold in use is this quantile of the negative distances
+    (0.5: a pair less alike than the median pair of two different people is not one person), capped by
+    ``veto_thresh``; null = ``veto_thresh`` as given."""
     negative_quantile: float = Field(0.05, gt=0.0, lt=1.0)
     negative_min_pairs: int = Field(200, ge=1)
     """Negative pairs seen before the estimate replaces ``appearance_thresh``."""

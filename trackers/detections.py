@@ -125,8 +125,10 @@ class NegativeDistances:
         apart = iou_matrix_tlbr(tlbr, tlbr)[iu] == 0.0
         self.samples.extend(dist[iu][apart].tolist())
 
-    def threshold(self, configured: float) -> float:
-        """The appearance threshold to use now: min(configured, quantile of the negatives) once enough pairs."""
+    def threshold(self, configured: float, quantile: float | None = None) -> float:
+        """The threshold to use now: min(configured, ``quantile`` (default: the instance's) of the negatives) once
+        enough pairs, else ``configured``."""
         if len(self.samples) < self.min_pairs:
             return configured
-        return min(configured, float(np.quantile(np.fromiter(self.samples, dtype=np.float64), self.quantile)))
+        q = self.quantile if quantile is None else quantile
+        return min(configured, float(np.quantile(np.fromiter(self.samples, dtype=np.float64), q)))

@@ -61,8 +61,8 @@ class Tracker:
         self._skipped = 0  # predict-only frames since the last update (detection stride)
         self.score_floor = ScoreFloor(config.detection)
         ap = config.appearance
-        self.negatives = (NegativeDistances(ap.negative_quantile, ap.negative_min_pairs) if ap.thresh_from_negatives
-                          else None)
+        self.negatives = (NegativeDistances(ap.negative_quantile, ap.negative_min_pairs)
+                          if ap.thresh_from_negatives or ap.veto_quantile is not None else None)
         self._cmc = SparseFlowCMC(config.cmc.downscale, config.cmc.max_corners) if config.cmc.method != "none" else None
 
     # --- public API ------------------------------------------------------------------
@@ -183,16 +183,19 @@ class Tracker:
         if dets.embeddings is not None and any(t.feature is not None for t in tracks):
             emb_d = self._appearance_cost(tracks, dets.embeddings)
             evidence = np.array([t.feature is not None for t in tracks])[:, None] & dets.has_appearance()[None, :]
-            app_thresh = (ap.appearance_thresh if self.negatives is None
-                          else self.negatives.threshold(ap.appearance_thresh))
+            app_thresh = (self.negatives.threshold(ap.appearance_thresh) if ap.thresh_from_negatives
+                          else ap.appearance_thresh)
             fused = costs.fuse_motion_appearance(cost, np.where(evidence, emb_d, 1.0), ap.proximity_thresh,
                                                  app_thresh, ap.fusion, ap.weight, proximity_cost=iou_d)
             if ap.fuse_lost_only:  # tracked tracks keep their motion cost; lost ones (missed last time) get fused
                 lost = np.array([t.time_since_update > 1 + self._skipped for t in tracks])
                 fused = np.where(lost[:, None], fused, cost)
             cost = fused
-            if ap.veto_thresh < 2.0:
-                cost = costs.appearance_veto(cost, emb_d, ap.veto_thresh, evidence)
+            veto = ap.veto_thresh
+            if ap.veto_quantile is not None:
+                veto = self.negatives.threshold(ap.veto_thresh, ap.veto_quantile)
+            if veto < 2.0:
+                cost = costs.appearance_veto(cost, emb_d, veto, evidence)
         if a.mahalanobis_gate:
             means = np.stack([t.mean for t in tracks])
             covs = np.stack([t.cov for t in tracks])

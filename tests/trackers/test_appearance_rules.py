@@ -150,3 +150,21 @@ def test_thresh_from_negatives_drops_appearance_evidence_of_look_alikes():
         assert len(tr.negatives.samples) == 1
         out = tr.update([D1, D2])
         assert [o.tlwh.tolist() for o in out if o.track_id == 1] == [expect.tolist()]
+
+
+def test_veto_quantile_from_negatives():
+    # as above, fusion=motion and veto at the median (here: the only) negative distance. D1 (E2) is at cosine
+    # 1 - 0.1 / sqrt(1.01) = 0.9005 from T. F = (0.6, 0.8): veto 0.323 forbids D1 -> D2 (motion cost 0.46).
+    # F = (-0.1, 1) / |.|: veto 1 - 0 = 1.0 > 0.9005 -> nothing vetoed -> motion picks D1.
+    t_emb = (np.array([1.0, 0.1]) / np.hypot(1.0, 0.1)).astype(np.float32)
+    far = np.array([300.0, 0.0, 10.0, 20.0])
+    f_apart = (np.array([-0.1, 1.0]) / np.hypot(0.1, 1.0)).astype(np.float32)
+    for far_emb, expect in ((np.array([0.6, 0.8], dtype=np.float32), D2.tlwh), (f_apart, D1.tlwh)):
+        cfg = TrackerConfig.model_validate({"lifecycle": {"output_box": "detection"}, "appearance": {
+            "fusion": "motion", "veto_quantile": 0.5, "negative_min_pairs": 1}})
+        tr = Tracker(cfg, cam_id="c", frame_rate=30.0)
+        tr.update([Detection(T.copy(), 0.9, embedding=t_emb), Detection(far.copy(), 0.9, embedding=far_emb)])
+        out = tr.update([D1, D2])
+        assert [o.tlwh.tolist() for o in out if o.track_id == 1] == [expect.tolist()]
+    neg = tr.negatives
+    assert neg.threshold(2.0, 0.5) == pytest.approx(1.0) and neg.threshold(0.3, 0.5) == 0.3
