@@ -288,7 +288,10 @@ def run_size(n: int, args, synth: Synthesiser) -> dict:
                                      index=index)
         res["rss_before_stream_mb"] = round(_rss_mb(), 0)
         res.update(stream(store, matcher, synth, n, args))
-        res["paging"] = dict(matcher.paging_stats, pager_reads=pager.reads, pager_cache_hits=pager.hits)
+        res["paging"] = dict(matcher.paging_stats, pager_reads=pager.reads, pager_cache_hits=pager.hits,
+                             identity_reads=pager.identity_reads, identity_hits=pager.identity_hits)
+        # revision window: calls re-solving the whole window / a part, tentative tracklets re-solved / held
+        res["window"] = getattr(matcher, "window_stats", None)
         res["rss_after_stream_mb"] = round(_rss_mb(), 0)
         res["maxrss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 0)
         res["store_mb"] = round(path.stat().st_size / 2**20, 0)

@@ -99,7 +99,7 @@ class ReviseConfig(StrictModel):
     window_s: float = Field(120.0, gt=0.0)
     max_tracklets: int = Field(200, ge=2)
     incremental: bool = True
-    threshold_tolerance: float = Field(0.002, ge=0.0)
+    threshold_tolerance: float = Field(0.0, ge=0.0)
 
 
 class IndexConfig(StrictModel):

@@ -85,17 +85,37 @@ class IdentityChange:
                 "probability": r(self.probability), "by": "revise"}
 
 
+class NodeDistances:
+    """The (N+M, N+M) distances between the re-solve's nodes (N tentative tracklets, then M settled
+    identities) without holding the (M, M) block (settled identities never join: distance 0, cannot-link).
+
+    d_ww: (N, N) tracklet distances; d_ws: (N, M) tracklet -> settled distances (penalties included)."""
+
+    def __init__(self, d_ww: np.ndarray, d_ws: np.ndarray) -> None:
+        self.d_ww, self.d_ws, self.n = d_ww, d_ws, len(d_ww)
+
+    def block(self, rows, cols) -> np.ndarray:
+        """(len(rows), len(cols)) distances between the nodes ``rows`` and ``cols``."""
+        r, c, n = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64), self.n
+        out = np.zeros((len(r), len(c)))
+        rt, ct = r < n, c < n
+        out[np.ix_(rt, ct)] = self.d_ww[np.ix_(r[rt], c[ct])]
+        out[np.ix_(rt, ~ct)] = self.d_ws[np.ix_(r[rt], c[~ct] - n)]
+        out[np.ix_(~rt, ct)] = self.d_ws[np.ix_(c[ct], r[~rt] - n)].T
+        return out
+
+
 @dataclass
 class WindowSolution:
     """labels: (N,) cluster label per tentative tracklet: an existing id or None (needs a new id,
     ``group`` says which tracklets share it); link: (N,) average distance of each tracklet to the
-    rest of its cluster (None when alone); dist: (N+M, N+M) node distances; nodes N.. are
-    ``candidates``' settled prototypes."""
+    rest of its cluster (None when alone); dist: the node distances (:class:`NodeDistances`); nodes
+    N.. are ``candidates``' settled prototypes."""
 
     labels: list[int | None]
     group: list[int]
     link: list[float | None]
-    dist: np.ndarray
+    dist: NodeDistances
     clusters: list[list[int]] = field(default_factory=list)
     threshold: float = 0.0
 
@@ -135,50 +155,88 @@ def _solve_window(items, old, settled, matcher, threshold):
     if callable(threshold):
         threshold = float(threshold(d_ww, c_ww))
     ids = sorted(settled)
-    protos = np.stack([np.asarray(settled[g].prototype, np.float64) for g in ids]) if ids else np.zeros((0, vecs.shape[1]))
+    protos = np.stack([settled[g].prototype for g in ids]).astype(np.float64) if ids else np.zeros((0, vecs.shape[1]))
     to_settled = 1.0 - vecs @ protos.T  # (N, S)
     current = {g for g in old if g is not None}
     near = (to_settled <= threshold).any(axis=0) if ids else np.zeros(0, bool)
-    cand = [g for k, g in enumerate(ids) if g in current or near[k]]
-    m = len(cand)
-    dist = np.zeros((n + m, n + m))
-    dist[:n, :n] = d_ww
-    cannot = np.zeros((n + m, n + m), dtype=bool)
-    cannot[:n, :n] = c_ww
-    cannot[n:, n:] = True
-    np.fill_diagonal(cannot, False)
-    col = [ids.index(g) for g in cand]
-    dist[:n, n:] = to_settled[:, col]
-    cannot[:n, n:] = _coexists_settled(items, [settled[g] for g in cand], matcher)
-    cfg = matcher.config
-    if cfg.topology is not None or cfg.reentry_max_gap_s is not None:  # hand-over / re-entry rules: per pair
-        rows, cols = np.nonzero(~cannot[:n, n:])
-        if len(rows):  # matcher.constraint_penalty of every pair, vectorised
-            extra, _ = matcher.constraints(items, [settled[g] for g in cand], rows, cols)
-            finite = np.isfinite(extra)
-            dist[rows, n + cols] += np.where(finite, extra, 0.0)
-            cannot[rows, n + cols] = ~finite
-    dist[n:, :n] = dist[:n, n:].T
-    cannot[n:, :n] = cannot[:n, n:].T
+    keep = [k for k, g in enumerate(ids) if g in current or near[k]]
+    cand = [ids[k] for k in keep]
+    d_ws = to_settled[:, keep]
+    c_ws = _coexists_settled(items, [settled[g] for g in cand], matcher)
     check = handover_check(items, matcher)
-    admissible = None if check is None else (lambda a, b: check([i for i in a if i < n], [i for i in b if i < n]))
-    clusters = agglomerate(dist, cannot, threshold, admissible)
+    clusters = _agglomerate_components(items, d_ww, c_ww, d_ws, c_ws, [settled[g] for g in cand], threshold,
+                                       matcher, check)
+    dist = NodeDistances(d_ww, d_ws)
     labels: list[int | None] = [None] * n
     group = [-1] * n
     link: list[float | None] = [None] * n
     free = [c for c in clusters if not any(i >= n for i in c)]
-    masked = [None if g in set(cand) else g for g in old]
+    in_cand = set(cand)
+    masked = [None if g in in_cand else g for g in old]
     picks = dict(zip(map(tuple, free), assign_ids(free, masked)))
     for k, c in enumerate(clusters):
+        if c[0] >= n:  # a settled identity alone
+            continue
         s = [i for i in c if i >= n]
         label = cand[s[0] - n] if s else picks.get(tuple(c))
-        mean = dist[np.ix_(c, c)].sum(axis=1) / max(len(c) - 1, 1)  # diagonal is 0
+        mean = dist.block(c, c).sum(axis=1) / max(len(c) - 1, 1)  # diagonal is 0
         for i, avg in zip(c, mean):
             if i < n:
                 labels[i] = label
                 group[i] = k
                 link[i] = float(avg) if len(c) > 1 else None
     return WindowSolution(labels, group, link, dist, clusters, threshold), cand
+
+
+def _agglomerate_components(items, d_ww: np.ndarray, c_ww: np.ndarray, d_ws: np.ndarray, c_ws: np.ndarray,
+                            idents: list[GlobalIdentity], threshold: float, matcher, check) -> list[list[int]]:
+    """:func:`agglomerate` of the N tracklets and M settled identities (nodes N..), one connected component
+    of the graph of pairs within ``threshold`` that may link at a time: average linkage only merges two
+    clusters holding such a pair, so no cluster spans two components, and within a component the merges
+    (ties by node order included) are those of the whole problem. The topology's penalties and forbidden
+    hand-overs (tracklet -> identity) are computed for the pairs inside a component only. ``d_ws`` and
+    ``c_ws`` get them in place. Returns every node's cluster (sorted node lists, by first node)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n, m = d_ws.shape
+    a_ww = np.triu((d_ww <= threshold) & ~c_ww, 1)
+    a_ws = (d_ws <= threshold) & ~c_ws  # penalties only add, forbidden pairs only remove: a superset
+    r1, q1 = np.nonzero(a_ww)
+    r2, q2 = np.nonzero(a_ws)
+    graph = coo_matrix((np.ones(len(r1) + len(r2), dtype=np.int8),
+                        (np.concatenate([r1, r2]), np.concatenate([q1, q2 + n]))), shape=(n + m, n + m))
+    _, comp = connected_components(graph, directed=False)
+    order = np.argsort(comp, kind="stable")  # nodes grouped by component, ascending within
+    bounds = np.flatnonzero(np.diff(comp[order])) + 1
+    rules = matcher.config.topology is not None or matcher.config.reentry_max_gap_s is not None
+    clusters: list[list[int]] = []
+    for nodes in np.split(order, bounds):
+        if len(nodes) == 1:
+            clusters.append([int(nodes[0])])
+            continue
+        t, s = nodes[nodes < n], nodes[nodes >= n] - n
+        if rules and len(s):  # hand-over / re-entry rules of these pairs (matcher.constraint_penalty, vectorised)
+            rows, cols = np.nonzero(~c_ws[np.ix_(t, s)])
+            if len(rows):
+                extra, _ = matcher.constraints([items[i] for i in t.tolist()], [idents[j] for j in s.tolist()],
+                                               rows, cols)
+                finite = np.isfinite(extra)
+                d_ws[t[rows], s[cols]] += np.where(finite, extra, 0.0)
+                c_ws[t[rows], s[cols]] = ~finite
+        k = len(t)
+        dist = np.zeros((len(nodes), len(nodes)))
+        cannot = np.zeros((len(nodes), len(nodes)), dtype=bool)
+        dist[:k, :k], cannot[:k, :k] = d_ww[np.ix_(t, t)], c_ww[np.ix_(t, t)]
+        dist[:k, k:], cannot[:k, k:] = d_ws[np.ix_(t, s)], c_ws[np.ix_(t, s)]
+        dist[k:, :k], cannot[k:, :k] = dist[:k, k:].T, cannot[:k, k:].T
+        cannot[k:, k:] = True
+        np.fill_diagonal(cannot, False)
+        glob = nodes.tolist()
+        admissible = None if check is None else (
+            lambda a, b, glob=glob: check([glob[i] for i in a if glob[i] < n], [glob[i] for i in b if glob[i] < n]))
+        clusters.extend([glob[i] for i in c] for c in agglomerate(dist, cannot, threshold, admissible))
+    return sorted(clusters, key=lambda c: c[0])
 
 
 def _coexists_settled(items: list[TrackletEmbedding], idents: list[GlobalIdentity], matcher) -> np.ndarray:
@@ -216,8 +274,8 @@ def describe_changes(items: list[TrackletEmbedding], old: list[int | None], new:
         clus = sol.clusters[sol.group[idx[0]]]
         rest_into = [j for j in clus if j not in moved]
         rest_from = [j for j in range(n) if new[j] == src and j not in moved]
-        d_into = float(sol.dist[np.ix_(idx, rest_into)].mean()) if rest_into else None
-        d_from = float(sol.dist[np.ix_(idx, rest_from)].mean()) if rest_from else None
+        d_into = float(sol.dist.block(idx, rest_into).mean()) if rest_into else None
+        d_from = float(sol.dist.block(idx, rest_from).mean()) if rest_from else None
         kind = "split" if src in remaining else "merge"
         first = items[idx[0]]
         out.append(IdentityChange(kind, dst if kind == "merge" else src, dst, src,

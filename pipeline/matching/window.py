@@ -196,7 +196,7 @@ class RevisionWindowMixin:
         inside = np.zeros(len(keys), dtype=bool)
         inside[[pos[k] for k in changed if k in pos]] = True
         last = self.__dict__.get("_win_whole_threshold")
-        stats = self.__dict__.setdefault("window_stats", {"whole": 0, "part": 0, "resolved": 0, "tentative": 0})
+        stats = self.__dict__.setdefault("window_stats", {"whole": 0, "part": 0, "resolved": 0, "tentative": 0, "seeded": 0})
         if last is None or abs(thr - last) > self.config.revise.threshold_tolerance:
             inside[:] = True  # the threshold moved: the whole window
             self._win_whole_threshold = thr
@@ -212,6 +212,7 @@ class RevisionWindowMixin:
             inside[hit] = True
         idents: set[int] = set()
         frontier = np.flatnonzero(inside)
+        stats["seeded"] += len(frontier)
         while len(frontier):
             reach = (1.0 - vecs[frontier] @ vecs.T <= thr).any(axis=0)
             new_ids: set[int] = set()
