@@ -388,6 +388,22 @@ def targets(rows: dict[str, dict]) -> list[str]:
         out.append(f"pipeline overhead of that row: {best['overhead_pct']:.1f} % of detector time (target < "
                    f"{100 * TARGET_OVERHEAD:.0f} %: {'met' if best['overhead_pct'] < 100 * TARGET_OVERHEAD else 'NOT met'})")
     out.append(f"default row overhead: {base['overhead_pct']:.1f} % of detector time")
+    nd = rows.get("new_default")
+    if nd and "fps" in nd:  # the shipped configs' settings against the old default, all four targets
+        x, xc = nd["fps"] / base["fps"], base["cpu_ms_per_frame"] / nd["cpu_ms_per_frame"]
+        ok = x >= 2.0 and within_bound(nd, base)
+        out.append(f"**new_default** (the shipped configs): {x:.2f}x the old default's camera-frames/s by wall clock "
+                   f"({nd['fps']:.2f} vs {base['fps']:.2f}; {xc:.2f}x by CPU time), MOTA {nd['MOTA']:.1f} vs "
+                   f"{base['MOTA']:.1f}, global IDF1 {nd['global_IDF1']:.1f} vs {base['global_IDF1']:.1f}: >= 2x within "
+                   f"{TARGET_POINTS:.0f} point: {'met' if ok else 'NOT met'}; overhead {nd['overhead_pct']:.1f} % of "
+                   f"detector time (< {100 * TARGET_OVERHEAD:.0f} %: "
+                   f"{'met' if nd['overhead_pct'] < 100 * TARGET_OVERHEAD else 'NOT met'})")
+        peer = rows.get("deepsort")
+        if peer and "fps" in peer:
+            ratio = nd["fps"] / peer["fps"]
+            out.append(f"new_default vs deep-sort-realtime: {ratio:.2f}x its camera-frames/s ({peer['fps']:.2f}); IDF1 "
+                       f"{nd['IDF1']:.1f} vs {peer['IDF1']:.1f}, global IDF1 {nd['global_IDF1']:.1f} vs "
+                       f"{peer['global_IDF1']:.1f}: >= {TARGET_PEER_RATIO:.0f}x: {'met' if ratio >= TARGET_PEER_RATIO else 'NOT met'}")
     return out
 
 
