@@ -1,21 +1,32 @@
 #!/usr/bin/env python3
-"""Throughput of the Ray executor: 4 virtual PETS cameras, local executor vs Ray on 1 node vs Ray on 2 nodes.
+"""Throughput and steady-state CPU of the Ray executor: 4 virtual PETS cameras, local executor vs Ray on 1 node
+vs Ray on 2 nodes.
 
-The ``grid`` split of PETS09-S2L1 (4 cameras, the first ``--frames`` source frames) runs three times, one
+The ``grid`` split of PETS09-S2L1 (4 cameras) runs with the shipped detector and encoder settings
+(configs/cams.example.yaml: OpenVINO fp32 rect 640, 2 streams, OpenVINO encoder) under each executor, one
 after the other in this one invocation (so the ratios compare like with like on a shared machine):
 
-    local    executor.kind: local (one process; detection and embedding batched over the 4 cameras)
-    ray-1    executor.kind: ray on a one-node loopback cluster (head only): Ray's own overhead, same work
-    ray-2    executor.kind: ray on a head + one worker node (SPREAD: two cameras per node)
+    local          executor.kind: local (one process; detection and embedding batched over the 4 cameras)
+    ray-1          executor.kind: ray on a one-node loopback cluster (head only): Ray's own overhead, same work
+    ray-1-unsized  (with --unsized) ray-1 with executor.size_threads: false (library-default thread pools)
+    ray-2          executor.kind: ray on a head + one worker node (SPREAD: two cameras per node)
 
-Each run is ``python -m pipeline run`` in a subprocess. Reported per run: camera-frames/s over the frame loop
-(the run summary's timing: model loading and actor start-up excluded) and end to end (process start to
-exit), CPU seconds of every process of the run (the driver, and for Ray every process of the cluster:
-GCS, raylets, actors; sampled from /proc every 0.25 s; model loading included) and CPU utilisation =
-CPU seconds / (end-to-end wall x cores). Ray's overhead = 1 - (ray-1 frames/s / local frames/s); issue 15's target is <= 10 %.
+Each row runs ``python -m pipeline run --max-frames N`` in a subprocess at two frame counts N1 < N2
+(``--frames N1,N2``; the Ray rows on one cluster). CPU seconds are those of every process of the run (the
+driver and, for Ray, every process of the cluster: GCS, raylets, workers, actors), from /proc every 0.25 s,
+split by role (driver / camera actors / matcher actor / Ray's daemons and idle workers). Reported per row:
+
+* steady-state CPU per camera-frame = (CPU(N2) - CPU(N1)) / (4 (N2 - N1)): the marginal cost of a frame. The
+  fixed costs (process and cluster start, 4 actors importing torch and loading models, OpenVINO compiles on the
+  first frame, flushing the tracklets at the end) are the same at both counts and cancel; they are reported
+  apart as the intercept CPU(N1) - 4 N1 x marginal. Ray's overhead = ray-1 / local - 1 of this (issue 15:
+  <= 10 %);
+* camera-frames/s over the frame loop (the run summary's timing, at N2) and end to end, CPU seconds end to
+  end and CPU utilisation = CPU seconds / (end-to-end wall x cores), as before.
+
 Writes ``results.json``, ``results.md`` and ``throughput.png`` under ``--out``::
 
-    .venv/bin/python tools/bench_ray.py [--frames 40] [--out runs/bench_ray] [--imgsz 320]
+    nice -n 10 .venv/bin/python tools/bench_ray.py [--frames 10,30] [--unsized] [--out runs/bench_ray]
 
 The two local "nodes" share this machine's cores: ray-2 measures the placement and the cross-node traffic,
 not more hardware.
@@ -24,8 +35,10 @@ not more hardware.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -33,21 +46,42 @@ import time
 from pathlib import Path
 
 import yaml
+from tqdm import tqdm
 
-from pipeline.core.paths import shared_dir
+from pipeline.core.paths import REPO_ROOT, shared_dir
 from pipeline.testing.ray_cluster import LoopbackRayCluster, cpu_seconds
 
 CAMS = ("bottom_left", "bottom_right", "top_left", "top_right")
+ROLES = ("driver", "camera actors", "matcher actor", "ray daemons")
+
+
+def role_of(pid: int, driver: int) -> str | None:
+    """The role of a process of the run from its command line (a Ray worker names itself ``ray::<Actor>...``
+    once it holds an actor; before that ``ray::IDLE``); None: unknown yet."""
+    if pid == driver:
+        return "driver"
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return None
+    if "CameraWorker" in cmd:
+        return "camera actors"
+    if "MatcherActor" in cmd:
+        return "matcher actor"
+    return "ray daemons"
 
 
 class CpuSampler(threading.Thread):
-    """Keeps the largest CPU seconds seen per pid of ``pids()`` until stopped (dead processes keep theirs)."""
+    """Keeps the largest CPU seconds seen per pid of ``pids()`` and each pid's role until stopped (dead
+    processes keep theirs; a worker counts as an actor once it has held one)."""
 
-    def __init__(self, pids) -> None:
+    def __init__(self, pids, driver: int) -> None:
         super().__init__(daemon=True)
         self.pids = pids
+        self.driver = driver
         self.seen: dict[int, float] = {}
         self.base: dict[int, float] = {}
+        self.roles: dict[int, str] = {}
         self.stop_event = threading.Event()
 
     def run(self) -> None:
@@ -58,160 +92,314 @@ class CpuSampler(threading.Thread):
     def sample(self) -> None:
         for pid, s in cpu_seconds(self.pids()).items():
             self.seen[pid] = max(self.seen.get(pid, 0.0), s)
+            if self.roles.get(pid) in (None, "ray daemons"):
+                role = role_of(pid, self.driver)
+                if role is not None:
+                    self.roles[pid] = role
 
     def start(self) -> None:
         self.base = cpu_seconds(self.pids())  # processes already running (an idle cluster) count from now
         super().start()
 
-    def total(self) -> float:
+    def finish(self, driver_cpu: float) -> dict[str, float]:
+        """CPU seconds per role; ``driver_cpu``: the driver's own, exact (its rusage at exit)."""
         self.stop_event.set()
         self.join()
-        return sum(s - self.base.get(pid, 0.0) for pid, s in self.seen.items())
+        by_role = dict.fromkeys(ROLES, 0.0)
+        for pid, s in self.seen.items():
+            if pid != self.driver:
+                by_role[self.roles.get(pid, "ray daemons")] += s - self.base.get(pid, 0.0)
+        by_role["driver"] = driver_cpu
+        return by_role
 
 
-def write_config(split: Path, out: Path, shared: Path, tag: str, executor: dict, imgsz: int) -> Path:
+def shipped_models(shared: Path, imgsz: int | None) -> dict:
+    """The detector and encoder sections of configs/cams.example.yaml (the shipped defaults), with the
+    shared weights path (and ``imgsz`` when given)."""
+    data = yaml.safe_load((REPO_ROOT / "configs" / "cams.example.yaml").read_text(encoding="utf-8"))
+    det = {**data["detector"], "weights": str(shared / "weights" / "yolov5n.onnx")}
+    if imgsz is not None:
+        det["imgsz"] = imgsz
+    return {"detector": det, "encoder": data["encoder"]}
+
+
+def write_config(split: Path, run_dir: Path, models: dict, tag: str, executor: dict) -> Path:
+    """A fresh run folder (config, store, outputs) for one run."""
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
     data = {
         "mode": "batch",
         "run_key": f"bench-{tag}",
         "cameras": [{"id": c, "source": str(split / c / "video.mp4")} for c in CAMS],
-        "detector": {"kind": "onnx", "weights": str(shared / "weights" / "yolov5n.onnx"), "imgsz": imgsz},
-        "encoder": {"threads": 1},
-        "store": {"path": str(out / tag / "ids.sqlite")},
-        "outputs": {"dir": str(out / tag / "out"), "timeline_png": False},
+        **models,
+        "store": {"path": str(run_dir / "ids.sqlite")},
+        "outputs": {"dir": str(run_dir / "out"), "timeline_png": False},
         "executor": executor,
     }
-    (out / tag).mkdir(parents=True, exist_ok=True)
-    p = out / tag / "cams.yaml"
+    p = run_dir / "cams.yaml"
     p.write_text(yaml.safe_dump(data), encoding="utf-8")
     return p
 
 
-def run_once(cfg: Path, env: dict, extra_pids) -> dict:
-    """One ``pipeline run`` in a subprocess; its summary figures and CPU seconds."""
+def run_once(cfg: Path, frames: int, env: dict, extra_pids) -> dict:
+    """One ``pipeline run --max-frames frames`` in a subprocess; its summary figures and CPU seconds."""
     log = cfg.parent / "run.log"
     t0 = time.monotonic()
     with log.open("wb") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", str(cfg), "--no-progress"],
+        proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", str(cfg), "--no-progress",
+                                 "--max-frames", str(frames)],
                                 stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, **env})
-        sampler = CpuSampler(lambda: [proc.pid, *extra_pids()])
+        sampler = CpuSampler(lambda: [proc.pid, *extra_pids()], proc.pid)
         sampler.start()
-        rc = proc.wait()
-    cpu = sampler.total()
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
     end_to_end = time.monotonic() - t0
-    if rc != 0:
-        raise SystemExit(f"bench_ray: {cfg} failed (exit {rc}); see {log}")
+    roles = sampler.finish(usage.ru_utime + usage.ru_stime)
+    if proc.returncode != 0:
+        raise SystemExit(f"bench_ray: {cfg} failed (exit {proc.returncode}); see {log}")
     summary = json.loads((cfg.parent / "out" / "stage_times.json").read_text())
     timing = summary["timing"]
-    frames = sum(timing["frames_per_cam"].values())
-    wall = timing["wall_s"]
-    cores = os.cpu_count() or 1
-    res = {"camera_frames": frames, "loop_wall_s": wall, "camera_fps": round(frames / wall, 3),
-           "end_to_end_s": round(end_to_end, 2), "camera_fps_end_to_end": round(frames / end_to_end, 3),
-           "cpu_s": round(cpu, 2), "cpu_utilisation": round(cpu / (end_to_end * cores), 3),
+    n = sum(timing["frames_per_cam"].values())
+    cpu = sum(roles.values())
+    res = {"camera_frames": n, "loop_wall_s": timing["wall_s"], "camera_fps": round(n / timing["wall_s"], 3),
+           "end_to_end_s": round(end_to_end, 2), "camera_fps_end_to_end": round(n / end_to_end, 3),
+           "cpu_s": round(cpu, 2), "cpu_s_by_role": {k: round(v, 2) for k, v in roles.items()},
+           "cpu_utilisation": round(cpu / (end_to_end * (os.cpu_count() or 1)), 3),
            "tracklets_stored": summary["tracklets_stored"], "global_ids": summary["global_ids"]}
     placed = cfg.parent / "out" / "ray_executor.json"
     if placed.exists():
         ex = json.loads(placed.read_text())
         res["nodes_used"] = ex["nodes"]
         res["camera_stage_s"] = {c: v.get("stage_s") for c, v in ex["cameras_ended"].items()}
+        res["camera_threads"] = next(iter(ex["cameras_started"].values())).get("threads")
     return res
 
 
-def plot(results: dict, path: Path) -> None:
+def steady(row: dict) -> dict:
+    """The marginal CPU per camera-frame between the row's two frame counts (total and per role), the fixed
+    cost (intercept) and Ray's daemons' CPU per second of run, from ``row['runs']`` = {N: [run result per
+    repeat]} (means over the repeats)."""
+    (n1, r1), (n2, r2) = sorted((int(k), v) for k, v in row["runs"].items())
+
+    def mean(runs: list[dict], key) -> float:
+        return sum(key(r) for r in runs) / len(runs)
+
+    frames = mean(r2, lambda r: r["camera_frames"]) - mean(r1, lambda r: r["camera_frames"])
+    per_role = {k: (mean(r2, lambda r: r["cpu_s_by_role"][k]) - mean(r1, lambda r: r["cpu_s_by_role"][k])) / frames
+                for k in ROLES}
+    marginal = sum(per_role.values())
+    each = [(b["cpu_s"] - a["cpu_s"]) / (b["camera_frames"] - a["camera_frames"]) for a, b in zip(r1, r2)]
+    wall = mean(r2, lambda r: r["end_to_end_s"]) - mean(r1, lambda r: r["end_to_end_s"])
+    return {"cpu_per_camera_frame": round(marginal, 4), "per_repeat": [round(x, 4) for x in each],
+            "by_role": {k: round(v, 4) for k, v in per_role.items()},
+            "daemons_cpu_per_s": round(per_role["ray daemons"] * frames / wall, 4) if wall > 0 else None,
+            "fixed_cpu_s": round(mean(r1, lambda r: r["cpu_s"]) - marginal * mean(r1, lambda r: r["camera_frames"]), 2),
+            "n1": n1, "n2": n2}
+
+
+def idle_background(cluster: LoopbackRayCluster, seconds: float) -> dict:
+    """CPU seconds per second that Ray itself burns with nothing to do: the cluster's daemons and 4 idle actors
+    (each a worker process with Ray's core worker threads), created by a driver subprocess (``--idle-probe``;
+    Ray reads the auth token when it is first imported, so the driver gets the cluster's environment)."""
+    probe = subprocess.Popen([sys.executable, __file__, "--idle-probe", cluster.address], stdout=subprocess.PIPE,
+                             stdin=subprocess.PIPE, text=True, env={**os.environ, **cluster.env})
+    try:
+        apids = set(json.loads(probe.stdout.readline()))
+        time.sleep(3.0)
+        pids = cluster.pids()
+        before, t0 = cpu_seconds(pids), time.monotonic()
+        time.sleep(seconds)
+        after, dt = cpu_seconds(pids), time.monotonic() - t0
+    finally:
+        probe.stdin.close()
+        probe.wait(timeout=60)
+    delta = {p: after[p] - before[p] for p in pids if p in before and p in after}
+    return {"seconds": round(dt, 1), "actors_cpu_per_s": round(sum(v for p, v in delta.items() if p in apids) / dt, 4),
+            "daemons_cpu_per_s": round(sum(v for p, v in delta.items() if p not in apids) / dt, 4)}
+
+
+class _Idle:
+    def pid(self) -> int:
+        return os.getpid()
+
+
+def idle_probe(address: str) -> int:
+    """The driver of :func:`idle_background`: 4 idle actors, their pids on stdout, held until stdin closes."""
+    import ray
+
+    ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+    actors = [ray.remote(num_cpus=1)(_Idle).remote() for _ in range(4)]
+    print(json.dumps(ray.get([a.pid.remote() for a in actors])), flush=True)
+    sys.stdin.read()
+    ray.shutdown()
+    return 0
+
+
+def at_n2(row: dict) -> dict:
+    """The row's runs at its larger frame count: the mean of each number over the repeats (the first run's
+    other fields)."""
+    runs = row["runs"][str(row["steady"]["n2"])]
+    return {k: (sum(r[k] for r in runs) / len(runs) if isinstance(v, (int, float)) else v) for k, v in runs[0].items()}
+
+
+def plot(rows: dict, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = list(results)
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
-    axes[0].bar(names, [results[n]["camera_fps"] for n in names], color=["#777", "#3a7", "#37a"])
-    axes[0].set_title("camera-frames/s (frame loop)")
-    util = [100 * results[n]["cpu_s"] / (results[n]["end_to_end_s"] * (os.cpu_count() or 1)) for n in names]
-    axes[1].bar(names, util, color=["#777", "#3a7", "#37a"])
-    axes[1].set_title(f"CPU utilisation (end to end), % of {os.cpu_count()} cores")
+    names = list(rows)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    fps = [at_n2(rows[n])["camera_fps"] for n in names]
+    axes[0].bar(names, fps, color="#777")
+    axes[0].set_title(f"camera-frames/s (frame loop, {rows['local']['steady']['n2']} frames per camera)", fontsize=10)
+    for i, v in enumerate(fps):
+        axes[0].text(i, v, f"{v:.2f}", ha="center", va="bottom", fontsize=9)
+    bottom = [0.0] * len(names)
+    for role, color in zip(ROLES, ("#555", "#3a7", "#37a", "#c73")):
+        vals = [max(0.0, rows[n]["steady"]["by_role"][role]) for n in names]
+        axes[1].bar(names, vals, bottom=bottom, color=color, label=role)
+        bottom = [b + v for b, v in zip(bottom, vals)]
+    for i, n in enumerate(names):
+        axes[1].text(i, bottom[i], f"{rows[n]['steady']['cpu_per_camera_frame']:.3f}", ha="center", va="bottom",
+                     fontsize=9)
+    axes[1].set_title("steady-state CPU-s per camera-frame, by process", fontsize=10)
+    axes[1].legend(fontsize=8, loc="lower right")
     for ax in axes:
-        for i, n in enumerate(names):
-            v = ax.patches[i].get_height()
-            ax.text(i, v, f"{v:.2f}", ha="center", va="bottom", fontsize=9)
-    fig.suptitle("4 PETS cameras: local executor vs Ray (shared 2-core machine)", fontsize=10)
+        ax.tick_params(axis="x", labelsize=8)
+    fig.suptitle("4 PETS cameras: local executor vs Ray (shared, loaded 2-core machine: indicative)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def table(results: dict, args, cmd: str) -> str:
-    loc = results["local"]["camera_fps"]
+def table(rows: dict, meta: dict) -> str:
+    loc = rows["local"]["steady"]["cpu_per_camera_frame"]
+    n1, n2 = meta["frames"]
+    loc_fps = at_n2(rows["local"])["camera_fps"]
     lines = [
-        "# Ray executor throughput (tools/bench_ray.py)", "",
-        f"`{cmd}`", "",
-        f"4 virtual PETS cameras (grid split, {args.frames} frames each, yolov5n ONNX at imgsz {args.imgsz}), "
-        f"one run each, in this order, on a shared {os.cpu_count()}-core machine (other jobs running: absolute "
-        "figures are indicative, compare the ratios).", "",
-        "| run | camera-frames/s (loop) | vs local | end to end (s) | CPU s | CPU s per camera-frame | "
-        "CPU utilisation (end to end) | nodes | tracklets | ids |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "# Ray executor throughput and steady-state CPU (tools/bench_ray.py)", "",
+        f"`{meta['command']}`", "",
+        f"4 virtual PETS cameras (grid split), detector/encoder as shipped: {meta['models']}. Each row ran at "
+        f"{n1} and {n2} frames per camera, {meta['repeats']} time(s) each, the rows' runs interleaved, on a shared "
+        f"{meta['cores']}-core machine (other jobs running: absolute figures are indicative, compare the ratios). "
+        f"Steady-state = (CPU({n2}) - CPU({n1})) / (4 x {n2 - n1}); the other columns are at {n2} frames "
+        "(means over the repeats).", "",
+        "| run | steady CPU-s / camera-frame (per repeat) | vs local | of which driver / camera actors / matcher /"
+        " Ray daemons | Ray daemons CPU-s/s | fixed CPU-s | camera-frames/s (loop) | vs local | end to end (s) |"
+        " CPU s | CPU-s / camera-frame (end to end) | CPU utilisation | nodes | actor threads | tracklets | ids |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for name, r in results.items():
-        lines.append(f"| {name} | {r['camera_fps']:.2f} | {r['camera_fps'] / loc:.2f} | {r['end_to_end_s']:.1f} | "
-                     f"{r['cpu_s']:.1f} | {r['cpu_s'] / r['camera_frames']:.3f} | "
-                     f"{100 * r['cpu_s'] / (r['end_to_end_s'] * (os.cpu_count() or 1)):.0f} % | "
-                     f"{r.get('nodes_used', 1)} | {r['tracklets_stored']} | {r['global_ids']} |")
-    over = 1 - results["ray-1"]["camera_fps"] / loc
-    per = {n: r["cpu_s"] / r["camera_frames"] for n, r in results.items()}
-    cpu_over = per["ray-1"] / per["local"] - 1
-    lines += ["", f"Ray's overhead, same work on one node: throughput {100 * over:+.1f} % (1 - ray-1 / local frames/s; "
-              f"negative = Ray faster, its camera actors run in parallel while the local loop is one process), "
-              f"CPU {100 * cpu_over:+.1f} % per camera-frame (ray-1 / local - 1; everything Ray runs counted). "
-              "Target: <= 10 %.",
-              f"2 nodes vs 1: {results['ray-2']['camera_fps'] / results['ray-1']['camera_fps']:.2f} x the frames/s "
-              "(both nodes share the same cores here)."]
+    for name, row in rows.items():
+        st, r = row["steady"], at_n2(row)
+        roles = " / ".join(f"{st['by_role'][k]:.4f}" for k in ROLES)
+        th = r.get("camera_threads")
+        th_s = "-" if th is None else f"det {th['detector']}, enc {th['encoder']}, streams {th['streams']}"
+        rate = "-" if name == "local" or st.get("daemons_cpu_per_s") is None else f"{st['daemons_cpu_per_s']:.3f}"
+        lines.append(
+            f"| {name} | {st['cpu_per_camera_frame']:.4f} ({', '.join(f'{x:.4f}' for x in st['per_repeat'])}) | "
+            f"{st['cpu_per_camera_frame'] / loc:.2f} | {roles} | {rate} | "
+            f"{st['fixed_cpu_s']:.1f} | {r['camera_fps']:.2f} | {r['camera_fps'] / loc_fps:.2f} | "
+            f"{r['end_to_end_s']:.1f} | {r['cpu_s']:.1f} | {r['cpu_s'] / r['camera_frames']:.3f} | "
+            f"{100 * r['cpu_utilisation']:.0f} % | {r.get('nodes_used', 1):g} | {th_s} | {r['tracklets_stored']:g} | "
+            f"{r['global_ids']:g} |")
+    if "ray-1" in rows:
+        over = rows["ray-1"]["steady"]["cpu_per_camera_frame"] / loc - 1
+        lines += ["", f"Ray's own overhead (same work, ray-1 vs local, steady-state CPU per camera-frame): "
+                      f"{100 * over:+.1f} % (target <= 10 %)."]
+    if "ray-2" in rows and "ray-1" in rows:
+        lines.append(f"2 nodes vs 1: {at_n2(rows['ray-2'])['camera_fps'] / at_n2(rows['ray-1'])['camera_fps']:.2f}"
+                     " x the frames/s (both nodes share the same cores here).")
+    if meta.get("idle_background"):
+        ib = meta["idle_background"]
+        lines.append(f"Ray idle (one node, nothing to do, {ib['seconds']:g} s): daemons {ib['daemons_cpu_per_s']:.4f} "
+                     f"CPU-s/s, 4 idle actors {ib['actors_cpu_per_s']:.4f} CPU-s/s together.")
     return "\n".join(lines) + "\n"
+
+
+def ray_rows(args) -> list[tuple[str, list[float], dict]]:
+    """(row name, node CPUs, executor overrides) of the Ray rows asked for."""
+    rows = [("ray-1", [5], {})]
+    if args.unsized:
+        rows.append(("ray-1-unsized", [5], {"size_threads": False}))
+    if not args.no_two_nodes:
+        rows.append(("ray-2", [3, 2], {}))
+    return rows
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--frames", type=int, default=40, help="source frames per camera (default 40)")
-    ap.add_argument("--imgsz", type=int, default=320, help="detector input size (default 320)")
+    ap.add_argument("--frames", default="10,30", help="the two frame counts per camera N1,N2 (default 10,30)")
+    ap.add_argument("--repeats", type=int, default=1, help="runs per row and frame count (default 1)")
+    ap.add_argument("--imgsz", type=int, default=None, help="detector input size (default: the shipped config's)")
+    ap.add_argument("--unsized", action="store_true", help="also run ray-1 with executor.size_threads: false")
+    ap.add_argument("--no-two-nodes", action="store_true", help="skip the ray-2 row")
+    ap.add_argument("--idle-seconds", type=float, default=15.0, help="Ray's idle background measurement (0: skip)")
     ap.add_argument("--out", type=Path, default=Path("runs/bench_ray"))
     ap.add_argument("--report-only", action="store_true", help="rewrite results.md / throughput.png from results.json")
+    ap.add_argument("--idle-probe", metavar="ADDRESS", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.idle_probe:
+        return idle_probe(args.idle_probe)
+    out = args.out.resolve()
     if args.report_only:
-        saved = json.loads((args.out / "results.json").read_text())
-        args.frames, args.imgsz = saved["frames"], saved["imgsz"]
-        (args.out / "results.md").write_text(table(saved["results"], args, saved["command"]), encoding="utf-8")
-        plot(saved["results"], args.out / "throughput.png")
-        print(table(saved["results"], args, saved["command"]))
+        saved = json.loads((out / "results.json").read_text())
+        (out / "results.md").write_text(table(saved["rows"], saved), encoding="utf-8")
+        plot(saved["rows"], out / "throughput.png")
+        print(table(saved["rows"], saved))
         return 0
+    counts = sorted(int(x) for x in args.frames.split(","))
+    if len(counts) != 2 or counts[0] < 1 or counts[0] == counts[1]:
+        raise SystemExit(f"bench_ray: --frames {args.frames}: expected two different positive counts N1,N2")
     shared = shared_dir()
     if shared is None:
         raise SystemExit("bench_ray: the shared data folder (../shared or $REID_SHARED) is missing")
     from pipeline.virtual_cameras import build_virtual_cameras
 
-    out = args.out.resolve()
-    split = out / f"split_{args.frames}"
+    split = out / f"split_{counts[1]}"
     if not (split / "cams.yaml").exists():
         build_virtual_cameras(shared / "data/MOT15/train/PETS09-S2L1", split, layout="grid", gap=0.1,
-                              frame_range=(1, args.frames), progress=True)
-    ray_ex = {"kind": "ray", "camera_num_cpus": 1, "matcher_num_cpus": 0.5}
-    results: dict[str, dict] = {}
-    print("[bench_ray] local executor", flush=True)
-    results["local"] = run_once(write_config(split, out, shared, "local", {"kind": "local"}, args.imgsz), {}, list)
-    for name, nodes in (("ray-1", [5]), ("ray-2", [3, 2])):
-        print(f"[bench_ray] {name}: starting {len(nodes)} node(s)", flush=True)
-        with LoopbackRayCluster(log_dir=out / name / "ray_logs") as cluster:
-            cluster.start(head_cpus=nodes[0])
-            for cpus in nodes[1:]:
-                cluster.add_node(cpus)
-            cfg = write_config(split, out, shared, name, {**ray_ex, "address": cluster.address}, args.imgsz)
-            results[name] = run_once(cfg, cluster.env, cluster.pids)
-        print(f"[bench_ray] {name}: {results[name]['camera_fps']} camera-frames/s", flush=True)
-    cmd = f".venv/bin/python tools/bench_ray.py --frames {args.frames} --imgsz {args.imgsz}"
-    (out / "results.json").write_text(json.dumps({"frames": args.frames, "imgsz": args.imgsz, "cores": os.cpu_count(),
-                                                  "command": cmd, "results": results}, indent=1), encoding="utf-8")
-    (out / "results.md").write_text(table(results, args, cmd), encoding="utf-8")
-    plot(results, out / "throughput.png")
-    print(table(results, args, cmd))
+                              frame_range=(1, counts[1]), progress=True)
+    models = shipped_models(shared, args.imgsz)
+    cmd = " ".join(["nice -n 10 .venv/bin/python tools/bench_ray.py", *sys.argv[1:]])
+    meta = {"command": cmd, "frames": counts, "repeats": args.repeats, "cores": os.cpu_count(),
+            "models": f"detector {models['detector']['backend']} {models['detector']['precision']} imgsz "
+                      f"{models['detector']['imgsz']} rect {models['detector']['rect']} streams "
+                      f"{models['detector']['streams']}, encoder {models['encoder']['backend']}"}
+    rows: dict[str, dict] = {"local": {"runs": {str(n): [] for n in counts}}}
+    for name, _, _ in ray_rows(args):
+        rows[name] = {"runs": {str(n): [] for n in counts}}
+    with contextlib.ExitStack() as stack:  # every cluster up for the whole bench: the rows' runs interleave
+        clusters: dict[tuple, LoopbackRayCluster] = {}
+        for _, nodes, _ in ray_rows(args):
+            if tuple(nodes) not in clusters:
+                c = stack.enter_context(LoopbackRayCluster(log_dir=out / f"ray_{'_'.join(map(str, nodes))}_logs"))
+                c.start(head_cpus=nodes[0])
+                for cpus in nodes[1:]:
+                    c.add_node(cpus)
+                clusters[tuple(nodes)] = c
+        if args.idle_seconds > 0:
+            meta["idle_background"] = idle_background(clusters[(5,)], args.idle_seconds)
+            print(f"[bench_ray] Ray idle background: {meta['idle_background']}", flush=True)
+        plan = [(rep, n, name) for rep in range(args.repeats) for n in counts for name in rows]
+        for rep, n, name in tqdm(plan, desc="bench_ray runs", unit="run"):
+            tag = f"{name}_{n}_r{rep}"
+            if name == "local":
+                cfg = write_config(split, out / tag, models, tag, {"kind": "local"})
+                rows[name]["runs"][str(n)].append(run_once(cfg, n, {}, list))
+                continue
+            nodes, over = next((tuple(nd), ov) for nm, nd, ov in ray_rows(args) if nm == name)
+            c = clusters[nodes]
+            ex = {"kind": "ray", "address": c.address, "camera_num_cpus": 1, "matcher_num_cpus": 0.5, **over}
+            cfg = write_config(split, out / tag, models, tag, ex)
+            rows[name]["runs"][str(n)].append(run_once(cfg, n, c.env, c.pids))
+    for row in rows.values():
+        row["steady"] = steady(row)
+    meta["rows"] = rows
+    (out / "results.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+    (out / "results.md").write_text(table(rows, meta), encoding="utf-8")
+    plot(rows, out / "throughput.png")
+    print(table(rows, meta))
     return 0
 
 

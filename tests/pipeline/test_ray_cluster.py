@@ -159,6 +159,10 @@ def test_ray_batch_run_equals_local_run(split, shared, reference, cluster, tmp_p
     ex = _executor_json(tmp_path, "ray")
     assert len({c["node_id"] for c in ex["cameras_started"].values()}) == 2  # cameras on both nodes
     assert ex["matcher_restarts"] == 0
+    # executor.size_threads: each camera actor ran its detector and encoder on its 1 CPU's worth of threads
+    # (the local reference ran them on the library defaults: the outputs above are the same)
+    assert all((c["threads"]["detector"], c["threads"]["encoder"], c["threads"]["sized"]) == (1, 1, True)
+               for c in ex["cameras_started"].values())
 
 
 class _Cluster:
