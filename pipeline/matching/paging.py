@@ -197,7 +197,8 @@ class PagedGalleryMixin:
             if len(ident.members) != len(ident.spans):
                 ident.members = [("", -1 - i) for i in range(len(ident.spans))]
             self._gallery[ident.global_id] = ident
-            self._settled[ident.global_id] = _copy_identity(ident)
+            if self.config.revise.enabled:  # the revision window's settled part (the one-shot matcher has none)
+                self._settled[ident.global_id] = _copy_identity(ident)
             self.paging_stats["paged_in"] += 1
 
     def _page_in_tracks(self, items: list[TrackletEmbedding]) -> None:
@@ -219,9 +220,8 @@ class PagedGalleryMixin:
         out = [g for g in old if g not in pinned]
         self._flush_index()  # their current prototypes are in the index before they leave memory
         self._pager.write_back([self._gallery[g] for g in out if g in self._modified])  # unchanged: already there
-        self._pager.keep([self._gallery[g] for g in out], self.config.max_spans)  # paged back in without SQLite
+        self._pager.keep([self._gallery.pop(g) for g in out], self.config.max_spans)  # paged back in without SQLite
         for g in out:
-            del self._gallery[g]
             self._settled.pop(g, None)
             self._modified.discard(g)
         self.paging_stats["paged_out"] += len(out)

@@ -48,11 +48,12 @@ def _vector(blob: bytes) -> np.ndarray:
 _CHUNK = 900
 
 
-def _copy(ident: GlobalIdentity, max_spans: int) -> GlobalIdentity:
-    """An independent copy of ``ident`` with its last ``max_spans`` members / spans (they are kept oldest first)."""
-    k = max(0, len(ident.spans) - int(max_spans))
-    return GlobalIdentity(ident.global_id, np.array(ident.prototype, dtype=np.float32, copy=True),
-                          list(ident.members[k:]), ident.last_seen, ident.last_cam, list(ident.spans[k:]))
+def _trimmed(ident: GlobalIdentity, max_spans: int) -> GlobalIdentity:
+    """``ident`` with only its last ``max_spans`` members / spans (they are kept oldest first)."""
+    k = len(ident.spans) - int(max_spans)
+    if k > 0:
+        ident.members, ident.spans = ident.members[k:], ident.spans[k:]
+    return ident
 
 
 class PrototypeTable:
@@ -117,26 +118,25 @@ class PrototypeTable:
         for g in ids:
             hit = self._idents.get(g)
             if hit is not None and hit[1] >= max_spans:
-                self._idents.move_to_end(g)
-                out[g] = _copy(hit[0], max_spans)
+                del self._idents[g]  # handed over: the caller keeps it until it gives it back with keep()
+                out[g] = _trimmed(hit[0], max_spans)
             else:
                 missing.append(g)
         self.identity_hits += len(ids) - len(missing)
         self.identity_reads += len(missing)
-        loaded = self._load_rows(missing, max_spans)
-        self.keep(list(loaded.values()), max_spans)
-        out.update({g: _copy(ident, max_spans) for g, ident in loaded.items()})
+        out.update(self._load_rows(missing, max_spans))
         return [out[g] for g in ids if g in out]
 
     def keep(self, identities: list[GlobalIdentity], max_spans: int) -> None:
-        """Remember ``identities`` (copies) in the identity LRU, as the store holds them with their last
-        ``max_spans`` member spans: the matcher calls it for the identities it pages out (after
-        :meth:`write_back` for those it changed), so paging them back in reads no SQLite."""
+        """Take ``identities`` into the identity LRU (the objects themselves: the caller lets go of them), as
+        the store holds them with their last ``max_spans`` member spans: the matcher calls it for the
+        identities it pages out (after :meth:`write_back` for those it changed), so paging them back in
+        reads no SQLite. :meth:`load` hands an entry back out (and forgets it)."""
         if self.cache_size <= 0:
             return
         for ident in identities:
             g = int(ident.global_id)
-            self._idents[g] = (_copy(ident, max_spans), int(max_spans))
+            self._idents[g] = (_trimmed(ident, max_spans), int(max_spans))
             self._idents.move_to_end(g)
         while len(self._idents) > self.cache_size:
             self._idents.popitem(last=False)

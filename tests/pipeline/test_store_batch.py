@@ -90,15 +90,18 @@ def test_pager_keeps_paged_out_identities_and_evicts_least_recently_used(tmp_pat
         pager = PrototypeTable(store, cache_size=2)
         (i7,) = pager.load([7], max_spans=16)
         assert [sp[0] for sp in i7.spans] == ["a", "b"] and pager.identity_reads == 1
-        # the matcher pages 7 out with a span the store does not have yet: paging it in returns the kept copy
+        # the matcher pages 7 out with a span the store does not have yet: paging it in returns what it kept
         i7.spans.append(("z", 1.0, 2.0))
         i7.members.append(("z", 99))
         pager.keep([i7], max_spans=16)
-        again = pager.load([7], max_spans=2)
-        assert again[0].spans == [("b", 0.0, 0.4), ("z", 1.0, 2.0)] and pager.identity_hits == 1
-        again[0].spans.clear()  # a copy: the LRU's entry is untouched
-        assert len(pager.load([7], 16)[0].spans) == 3
-        pager.load([8, 9], 16)  # two more identities: 7, used least recently, leaves the LRU
+        (again,) = pager.load([7], max_spans=2)
+        assert again.spans == [("b", 0.0, 0.4), ("z", 1.0, 2.0)] and again.members[-1] == ("z", 99)
+        assert (pager.identity_hits, pager.identity_reads) == (1, 1)
+        # handed over: the next load of 7 (the matcher did not give it back) reads the store again
+        assert [sp[0] for sp in pager.load([7], 16)[0].spans] == ["a", "b"] and pager.identity_reads == 2
+        i7, i8, i9 = pager.load([7, 8, 9], 16)
+        pager.keep([i7], 16)
+        pager.keep([i8, i9], 16)  # a third identity: 7, given back least recently, leaves the LRU
         reads = pager.identity_reads
         assert [g.global_id for g in pager.load([7, 9], 16)] == [7, 9]
-        assert pager.identity_reads == reads + 1  # 7 from SQLite again (as the store holds it), 9 from the LRU
+        assert (pager.identity_reads, pager.identity_hits) == (reads + 1, 2)  # 7 from SQLite, 9 from the LRU
