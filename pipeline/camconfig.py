@@ -100,7 +100,10 @@ class EncoderSettings(StrictModel):
     coasts on motion in between). threads: torch CPU threads of the process
     (None = torch's default, one per core); 1 avoids thread over-subscription
     when the detector and other processes share few cores. flip: test-time flip augmentation (each
-    crop's feature = crop + its mirror; twice the embedding cost; +2.1 rank-1 on the Market split)."""
+    crop's feature = crop + its mirror; twice the embedding cost; +2.1 rank-1 on the Market split).
+    backend: torch | onnx (onnxruntime) | openvino (the ONNX export on OpenVINO, CPU; ``threads`` are then
+    OpenVINO's; the shipped configs' choice, docs/speed.md); precision: fp32, or bf16 with openvino (CPUs with
+    native bf16, else fp32 with a warning)."""
 
     checkpoint: str = "default"
     # torch | onnx (onnxruntime) | openvino (OpenVINO on the CPU: the ONNX export, fp32 or bf16; docs/speed.md)
@@ -328,8 +331,8 @@ class CamsConfig(StrictModel):
             if refused:
                 raise ValueError(f"executor.kind: ray does not support {', '.join(refused)} yet (frames stay on the"
                                  " camera actors); turn it off or use executor.kind: local")
-        if self.adapt.background and self.encoder.backend != "torch":
-            raise ValueError("adapt.background needs encoder.backend: torch (new weights are hot-swapped)")
+        if self.adapt.background and self.encoder.backend not in ("torch", "openvino"):
+            raise ValueError("adapt.background needs encoder.backend: torch or openvino (new weights are hot-swapped)")
         self.check_mode()
         return self
 

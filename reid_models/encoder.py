@@ -93,6 +93,7 @@ class AppearanceEncoder:
             if onnx_path is None or not Path(onnx_path).is_file():
                 raise ModelError(f"{onnx_path}: no such ONNX file")
             self._ov = OpenVinoEncoderModel(Path(onnx_path), precision, threads)
+        self._ov_options = (precision, threads)
         if model is not None:
             spec = {"input_size": model.input_size, "dim": model.embedding_dim,
                     "mean": model.pixel_mean, "std": model.pixel_std}
@@ -194,11 +195,13 @@ class AppearanceEncoder:
 
     # -- hot swap ---------------------------------------------------------------
     def load_state(self, state_dict: dict[str, torch.Tensor], version: str | None = None) -> None:
-        """Replace the weights atomically (torch backend); ``version`` defaults to the weights' hash."""
+        """Replace the weights atomically (torch backend, or openvino built from a checkpoint: the new weights are
+        exported to ONNX and compiled off to the side first); ``version`` defaults to the weights' hash."""
         from reid_models.checkpoint import state_hash
 
-        if self._model is None or self.backend != "torch":
-            raise ModelError("load_state needs the torch backend (export a new ONNX file instead)")
+        if self._model is None or self.backend not in ("torch", "openvino"):
+            raise ModelError("load_state needs the torch or openvino backend built from a checkpoint "
+                             "(export a new ONNX file instead)")
         fresh = copy.deepcopy(self._model).cpu()
         try:
             fresh.load_state_dict(state_dict, strict=True)
@@ -206,8 +209,13 @@ class AppearanceEncoder:
             raise ModelError(f"load_state: weights do not fit the encoder: {str(exc).splitlines()[0]}") from None
         fresh = fresh.to(self.device).eval()
         new_version = version or state_hash(fresh.state_dict())
+        ov = self._ov
+        if self.backend == "openvino":
+            from reid_models.ovencoder import OpenVinoEncoderModel
+
+            ov = OpenVinoEncoderModel(_export_cached(fresh, state_hash(fresh.state_dict())), *self._ov_options)
         with self._lock:
-            self._model, self.version = fresh, new_version
+            self._model, self._ov, self.version = fresh, ov, new_version
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """A CPU copy of the current weights (torch backend)."""

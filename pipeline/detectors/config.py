@@ -26,7 +26,7 @@ class DetectorConfig(StrictModel):
     * ``precision``: ``fp32`` (default); ``int8``: the model statically quantised (QDQ, per-channel weights)
       with ``calibration`` images, made on first use and cached in ``model_cache`` (or ``weights`` is already
       an INT8 model, e.g. from ``tools/quantize_detector.py``); runs on onnxruntime or openvino.
-      ``bf16``: openvino only, on CPUs with AVX512_BF16/AMX.
+      ``bf16``: openvino only, on CPUs with AVX512_BF16/AMX (elsewhere it runs fp32, with a logged warning).
     * ``imgsz``: the network input's long side (640 / 512 / 416 measured). ``rect: true``: letterbox to the
       camera's aspect ratio and pad only to a multiple of 32 (768x576 -> 640x480 at 640, not 640x640);
       needs an ONNX model with a dynamic input height/width: a fixed-size YOLOv5 export is converted on

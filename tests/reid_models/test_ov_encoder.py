@@ -74,3 +74,24 @@ def test_openvino_bf16_is_close_to_torch_or_falls_back(crops, torch_feats, monke
         fallback = AppearanceEncoder.from_checkpoint(None, backend="openvino", precision="bf16", threads=2)
     assert fallback._ov.inference_precision == "f32" and "no native bf16" in caplog.text
     assert np.abs(fallback.embed_crops(images) - torch_feats).max() < 1e-4
+
+
+def test_openvino_encoder_hot_swaps_weights_like_torch(crops):
+    """load_state (adaptation's hot swap) on the openvino backend: the new weights are exported and compiled, and
+    the embeddings follow them exactly as the torch backend's do."""
+    import torch
+
+    images = crops[0][:8]
+    ov = AppearanceEncoder.from_checkpoint(None, backend="openvino", threads=2)
+    ref = AppearanceEncoder.from_checkpoint(None, device="cpu")
+    before = ov.embed_crops(images)
+    state = ref.state_dict()
+    gen = torch.Generator().manual_seed(0)
+    new = {k: (v + 0.05 * torch.randn(v.shape, generator=gen) * v.std() if v.is_floating_point() and v.ndim > 1
+               else v) for k, v in state.items()}
+    ref.load_state(new, "perturbed")
+    ov.load_state(new, "perturbed")
+    assert ov.version == ref.version == "perturbed"
+    after = ov.embed_crops(images)
+    assert np.abs(after - before).max() > 1e-2                           # the weights really changed
+    assert np.abs(after - ref.embed_crops(images)).max() < 1e-4          # ... to torch's new embeddings
