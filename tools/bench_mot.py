@@ -265,13 +265,16 @@ def plot_leads(results: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def save(results: dict, out_root: Path) -> None:
+def save(results: dict, out_root: Path, plot: bool = True) -> None:
+    """results.json and results.md; leads.png too unless ``plot`` is False (matplotlib takes ~20 s on a loaded
+    CPU: after every run only the JSON and tables are refreshed, the bars once at the end)."""
     out_root.mkdir(parents=True, exist_ok=True)
     tmp = out_root / "results.json.part"
     tmp.write_text(json.dumps(results, indent=1, default=str))
     tmp.replace(out_root / "results.json")
     (out_root / "results.md").write_text(tables(results))
-    plot_leads(results, out_root / "leads.png")
+    if plot:
+        plot_leads(results, out_root / "leads.png")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -346,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         results["sets"].setdefault(set_key, {})[tracker] = scored
         results["sets"][set_key][tracker]["wall_s"] = round(time.time() - t0, 1)
-        save(results, a.out)
+        save(results, a.out, plot=False)
     save(results, a.out)
     print(tables(results))
     print(f"wrote {a.out / 'results.json'}, {a.out / 'results.md'} and {a.out / 'leads.png'}")
