@@ -183,7 +183,8 @@ class Tracker:
         if dets.embeddings is not None and any(t.feature is not None for t in tracks):
             emb_d = self._appearance_cost(tracks, dets.embeddings)
             evidence = np.array([t.feature is not None for t in tracks])[:, None] & dets.has_appearance()[None, :]
-            app_thresh = (self.negatives.threshold(ap.appearance_thresh) if ap.thresh_from_negatives
+            neg = self.negatives  # None in trackers pickled before it existed: the configured thresholds then
+            app_thresh = (neg.threshold(ap.appearance_thresh) if ap.thresh_from_negatives and neg is not None
                           else ap.appearance_thresh)
             fused = costs.fuse_motion_appearance(cost, np.where(evidence, emb_d, 1.0), ap.proximity_thresh,
                                                  app_thresh, ap.fusion, ap.weight, proximity_cost=iou_d)
@@ -192,8 +193,8 @@ class Tracker:
                 fused = np.where(lost[:, None], fused, cost)
             cost = fused
             veto = ap.veto_thresh
-            if ap.veto_quantile is not None:
-                veto = self.negatives.threshold(ap.veto_thresh, ap.veto_quantile)
+            if ap.veto_quantile is not None and neg is not None:
+                veto = neg.threshold(ap.veto_thresh, ap.veto_quantile)
             if veto < 2.0:
                 cost = costs.appearance_veto(cost, emb_d, veto, evidence)
         if a.mahalanobis_gate:
