@@ -4,7 +4,9 @@ Per frame (``Tracker.update``):
 
 1. predict every track (batched Kalman; optional camera-motion compensation);
 2. first pass: confirmed tracks (tracked and lost) vs high-score detections, cost =
-   IoU distance (x score), fused with cosine appearance distance when embeddings exist,
+   IoU distance (x score), fused with cosine appearance distance when embeddings exist
+   (``appearance.fusion``) and/or with pairs vetoed whose appearance is too far (``veto_thresh`` /
+   ``veto_quantile`` of the negative distances, ``trackers.detections.NegativeDistances``),
    optional Mahalanobis gate and OC-SORT momentum;
 3. second pass: tracks still tracked last frame vs low-score detections, IoU only;
 4. tentative tracks vs the remaining high detections; unmatched tentative tracks die;
