@@ -1,6 +1,6 @@
 """Where does appearance change the tracker's first-pass decisions, and is the change right?
 
-    .venv/bin/python tools/diag_tracker_appearance.py --det-sets yolov5n-640-c40-n60 frcnn [--set k=v ...]
+    .venv/bin/python -m tools.diag_tracker_appearance --det-sets yolov5n-640-c40-n60 frcnn [--set k=v ...]
 
 For each PETS09-S2L1 detection set, the set's shipped config with appearance on (plus ``--set`` overrides) is
 run with the default re-id encoder (box embeddings from the benchmark cache, runs/bench_mot/emb_cache/). Every
@@ -11,7 +11,8 @@ matched detections had. ``right``: appearance gave the track a detection of its 
 have given another (or none); ``wrong``: the reverse; ``neutral``: neither choice is the track's person.
 Prints per set the counts by kind (``swap``: both solutions match the track, to different detections; ``gain``:
 only appearance matches it; ``loss``: only motion does) with the IoU distance, cosine distance and the track's
-frames since its last match, and writes the decisions to ``--json``.
+frames since its last match (for a ``loss``: the track that took the box, and its person), and writes the
+decisions to ``--json``.
 """
 
 from __future__ import annotations
@@ -90,13 +91,21 @@ def make_diag_tracker(config, cam_id: str, frame_rate: float):
                 gb = int(self.labels[dets.index[b]]) if b is not None else -2
                 verdict = "right" if (ga == own and gb != own) else "wrong" if (gb == own and ga != own) else "neutral"
                 kind = "swap" if a is not None and b is not None else "gain" if a is not None else "loss"
+                taker = next((q for q, c in f_map.items() if b is not None and c == b), None) if a is None else None
+                t_own, t_since = -1, -1
+                if taker is not None:
+                    tt = self.tracks[idx[taker]]
+                    th = self.history.get(tt.track_id)
+                    t_own, t_since = (th.most_common(1)[0][0] if th else -1), int(tt.time_since_update)
                 cos_a = float(1.0 - t.feature @ dets.embeddings[a]) if a is not None and t.feature is not None else None
                 self.decisions.append(dict(
                     frame=self.frame_id, track=t.track_id, own=int(own), kind=kind, verdict=verdict,
                     since=int(t.time_since_update), det_app=a, det_motion=b, gt_app=ga, gt_motion=gb,
                     iou_d_app=None if a is None else round(float(iou_d[r, a]), 3),
                     iou_d_motion=None if b is None else round(float(iou_d[r, b]), 3),
-                    cos_app=None if cos_a is None else round(cos_a, 3)))
+                    cos_app=None if cos_a is None else round(cos_a, 3),
+                    taken_by=None if taker is None else self.tracks[idx[taker]].track_id, taker_own=t_own,
+                    taker_since=t_since))
             return fused
 
         def _apply(self, idx, dets, matches, matched):
@@ -160,7 +169,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  f{d['frame']:4d} track {d['track']:3d} (gt {d['own']:3d}, missed {d['since']:2d}) "
                       f"{d['kind']:4s} "
                       f"{d['verdict']:5s} app->gt {d['gt_app']:3d} iou_d {d['iou_d_app']} cos {d['cos_app']} | "
-                      f"motion->gt {d['gt_motion']:3d} iou_d {d['iou_d_motion']}")
+                      f"motion->gt {d['gt_motion']:3d} iou_d {d['iou_d_motion']}"
+                      + (f" | taken by track {d['taken_by']} (gt {d['taker_own']}, missed {d['taker_since']})"
+                         if d["taken_by"] is not None else ""))
     a.json.parent.mkdir(parents=True, exist_ok=True)
     a.json.write_text(json.dumps(out, indent=1))
     return 0
