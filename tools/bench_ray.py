@@ -20,7 +20,9 @@ split by role (driver / camera actors / matcher actor / Ray's daemons and idle w
   fixed costs (process and cluster start, 4 actors importing torch and loading models, OpenVINO compiles on the
   first frame, flushing the tracklets at the end) are the same at both counts and cancel; they are reported
   apart as the intercept CPU(N1) - 4 N1 x marginal. Ray's overhead = ray-1 / local - 1 of this (issue 15:
-  <= 10 %);
+  <= 10 %). For the Ray rows CPU(N) counts from the moment every camera actor had built its models (the
+  executor records it in ray_executor.json): the 4 actors' start-up varies by several CPU-seconds from run to
+  run on a loaded machine, more than the frames cost, and made the marginal too noisy to read;
 * camera-frames/s over the frame loop (the run summary's timing, at N2) and end to end, CPU seconds end to
   end and CPU utilisation = CPU seconds / (end-to-end wall x cores), as before.
 
@@ -82,6 +84,7 @@ class CpuSampler(threading.Thread):
         self.seen: dict[int, float] = {}
         self.base: dict[int, float] = {}
         self.roles: dict[int, str] = {}
+        self.series: list[tuple[float, dict[str, float]]] = []  # (time.time(), CPU seconds by role so far)
         self.stop_event = threading.Event()
 
     def run(self) -> None:
@@ -96,6 +99,22 @@ class CpuSampler(threading.Thread):
                 role = role_of(pid, self.driver)
                 if role is not None:
                     self.roles[pid] = role
+        self.series.append((time.time(), self.by_role()))
+
+    def by_role(self) -> dict[str, float]:
+        out = dict.fromkeys(ROLES, 0.0)
+        for pid, s in self.seen.items():
+            out[self.roles.get(pid, "ray daemons")] += s - self.base.get(pid, 0.0)
+        return out
+
+    def before(self, when: float) -> dict[str, float]:
+        """CPU seconds by role at the last sample taken before wall-clock time ``when``."""
+        got = dict.fromkeys(ROLES, 0.0)
+        for t, roles in self.series:
+            if t > when:
+                break
+            got = roles
+        return got
 
     def start(self) -> None:
         self.base = cpu_seconds(self.pids())  # processes already running (an idle cluster) count from now
@@ -172,6 +191,10 @@ def run_once(cfg: Path, frames: int, env: dict, extra_pids) -> dict:
         res["nodes_used"] = ex["nodes"]
         res["camera_stage_s"] = {c: v.get("stage_s") for c, v in ex["cameras_ended"].items()}
         res["camera_threads"] = next(iter(ex["cameras_started"].values())).get("threads")
+        # from the moment every camera actor had built its models: the actors' start-up (imports, model loading)
+        # varies by seconds of CPU from run to run on a loaded machine and would swamp the marginal cost
+        at_ready = sampler.before(ex["actors_ready_at"])
+        res["cpu_s_by_role_from_ready"] = {k: round(roles[k] - at_ready[k], 2) for k in ROLES}
     return res
 
 
@@ -184,11 +207,12 @@ def steady(row: dict) -> dict:
     def mean(runs: list[dict], key) -> float:
         return sum(key(r) for r in runs) / len(runs)
 
+    key = "cpu_s_by_role_from_ready" if "cpu_s_by_role_from_ready" in r1[0] else "cpu_s_by_role"
     frames = mean(r2, lambda r: r["camera_frames"]) - mean(r1, lambda r: r["camera_frames"])
-    per_role = {k: (mean(r2, lambda r: r["cpu_s_by_role"][k]) - mean(r1, lambda r: r["cpu_s_by_role"][k])) / frames
-                for k in ROLES}
+    per_role = {k: (mean(r2, lambda r: r[key][k]) - mean(r1, lambda r: r[key][k])) / frames for k in ROLES}
     marginal = sum(per_role.values())
-    each = [(b["cpu_s"] - a["cpu_s"]) / (b["camera_frames"] - a["camera_frames"]) for a, b in zip(r1, r2)]
+    each = [(sum(b[key].values()) - sum(a[key].values())) / (b["camera_frames"] - a["camera_frames"])
+            for a, b in zip(r1, r2)]
     wall = mean(r2, lambda r: r["end_to_end_s"]) - mean(r1, lambda r: r["end_to_end_s"])
     return {"cpu_per_camera_frame": round(marginal, 4), "per_repeat": [round(x, 4) for x in each],
             "by_role": {k: round(v, 4) for k, v in per_role.items()},

@@ -122,7 +122,9 @@ def run_on_ray(cfg: CamsConfig, out_dir: Path | None = None, max_frames: int | N
     try:
         check_resources(cfg)
         workers, matcher, placed = start_actors(cfg, out_dir, max_frames)
+        ready = time.time()  # every actor built its models: the frame loop starts (tools/bench_ray.py)
         summary, table = _drive(cfg, matcher, [c.id for c in cfg.cameras], progress)
+        summary.setdefault("executor", {})["actors_ready_at"] = ready
         _record_placement(summary, workers, placed)
         return summary, table + "\n" + _camera_line(summary["executor"]["cameras_ended"])
     finally:
