@@ -58,6 +58,8 @@ class RevisionWindowMixin:
             # with the ANN index in force: only the index's candidates of the window's new / longer tracklets
             settled = self._settled_candidates(settled, [self._window[k][0] for k in sorted(changed)])
             thr = lambda d, c: self._window_threshold(keys, d, c)  # noqa: E731
+        if not keys:  # incremental: nothing this call can change (every item a settled continuation)
+            return [bound[(it.cam_id, int(it.track_id))] for it in items]
         win = [self._window[k][0] for k in keys]
         old = [self._window[k][1] for k in keys]
         sol, _ = solve_window(win, old, settled, self, thr)
