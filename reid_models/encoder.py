@@ -2,7 +2,7 @@
 
 ``backend: openvino`` (reid_models/ovencoder.py) runs the same ONNX export with OpenVINO on the CPU, fp32 or
 (``precision: bf16``, CPUs with native bf16) bf16; the crops of every camera of an iteration come in one call
-and run in one forward (``batch_size`` at a time).
+and run in one forward (``batch_size`` at a time; by default split into power-of-two batches: :func:`batch_spans`).
 
 Preprocessing (:func:`preprocess_crops`): each crop is resized to the model's
 input size with OpenCV (``INTER_AREA``, as the MOT crop generator does, so a
@@ -68,13 +68,32 @@ def crops_from_boxes(image_bgr: np.ndarray, boxes_tlwh: np.ndarray) -> list[np.n
     return [crop_tlwh(image_bgr, box) for box in np.asarray(boxes_tlwh, dtype=np.float64).reshape(-1, 4)]
 
 
+def batch_spans(n: int, batch_size: int, pow2: bool = True) -> list[tuple[int, int]]:
+    """[start, end) row ranges that embed ``n`` crops ``batch_size`` at a time; with ``pow2`` every range's
+    length is a power of two (63 crops -> 32 + 16 + 8 + 4 + 2 + 1), so however the number of crops per call
+    varies, the network only ever sees about log2(batch_size) + 1 batch shapes. Each new input shape costs
+    native memory that stays (torch's oneDNN primitives and their buffers are cached per shape): with any crop
+    count per call (a live run), RSS grew by about 20 MiB per new batch size, 1.2 GiB for sizes 1-64
+    (docs/speed.md "RSS over time"). No crop is padded or dropped; rows are independent in eval mode, so the
+    embeddings are those of one forward."""
+    spans: list[tuple[int, int]] = []
+    s = 0
+    while s < n:
+        k = min(batch_size, n - s)
+        if pow2:
+            k = 1 << (k.bit_length() - 1)
+        spans.append((s, s + k))
+        s += k
+    return spans
+
+
 class AppearanceEncoder:
     """Embeds person crops; see the module docstring. Build with the class methods."""
 
     def __init__(self, model: EmbeddingNet | None, version: str, device: str = "cpu", backend: str = "torch",
                  batch_size: int = 64, onnx_path: Path | None = None, interpolation: str = "area",
                  spec: dict | None = None, flip: bool = False, precision: str = "fp32",
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, pow2_batches: bool = True) -> None:
         if backend not in ("torch", "onnx", "openvino"):
             raise ModelError(f"encoder backend must be 'torch', 'onnx' or 'openvino', got {backend!r}")
         if precision not in ("fp32", "bf16") or (precision == "bf16" and backend != "openvino"):
@@ -82,6 +101,7 @@ class AppearanceEncoder:
         self._lock = threading.Lock()
         self.backend, self.device, self.batch_size = backend, device, int(batch_size)
         self.version, self.interpolation, self.flip = version, interpolation, bool(flip)
+        self.pow2_batches = bool(pow2_batches)  # forward only power-of-two batch sizes (see batch_spans)
         self._model = model.to(device).eval() if model is not None else None
         self._session = None
         self._ov = None
@@ -170,8 +190,8 @@ class AppearanceEncoder:
         batch = preprocess_crops(list(crops_bgr), self.input_size, self.mean, self.std, self.interpolation)
         out = []
         with self._lock:
-            for s in range(0, len(batch), self.batch_size):
-                chunk = batch[s:s + self.batch_size]
+            for s, e in batch_spans(len(batch), self.batch_size, self.pow2_batches):
+                chunk = batch[s:e]
                 feats = self._forward(chunk)
                 if self.flip:  # (n, 3, H, W): mirror the width axis
                     feats = feats + self._forward(np.ascontiguousarray(chunk[:, :, :, ::-1]))

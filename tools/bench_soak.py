@@ -4,7 +4,8 @@
 Serves the PETS09-S2L1 frames looped at 7 fps on 8 RTSP mounts of a real loopback server
 (:class:`pipeline.testing.rtsp.RtspServer`, GStreamer; tools/setup_system.sh installs it), runs the
 whole pipeline in live mode on them (the benchmark's detector and default re-id encoder; settings
-as ``--schedule`` / ``--policy`` say) for ``--seconds``, and samples the process's resident set size
+as ``--schedule`` / ``--policy`` say; ``--backends plain``: onnxruntime detector and torch encoder, the config
+defaults, as in the runs of docs/speed.md; ``shipped``: OpenVINO detector and encoder as configs/cams.example.yaml) for ``--seconds``, and samples the process's resident set size
 every ``--every`` seconds. Writes ``rss.json`` (samples, start, end, growth per hour after the
 warm-up) and ``rss.png`` (RSS vs time) under ``--out`` (runs/bench_soak)::
 
@@ -76,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--schedule", default="1", help="schedule.detect_every: 1, 2, 3 or adaptive")
     ap.add_argument("--policy", default="every", choices=["every", "needed"], help="encoder.policy")
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
+    ap.add_argument("--backends", default="plain", choices=["plain", "shipped"],
+                    help="plain: the config defaults (onnxruntime detector, torch encoder; the runs in docs/speed.md); "
+                         "shipped: configs/cams.example.yaml's (OpenVINO fp32 detector, rect, 2 streams; OpenVINO encoder)")
     ap.add_argument("--tracemalloc", action="store_true",
                     help="also trace Python allocations from the end of the warm-up and write the 15 source lines "
                          "whose memory grew most by the end (native memory, e.g. onnxruntime's arena, is not traced)")
@@ -107,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
             "cameras": [{"id": m, "source": srv.url(m)} for m in mounts],
             "detector": detector_settings(),
             "schedule": {"detect_every": every},
-            "encoder": {"every": 2, "policy": args.policy},
+            "encoder": {"every": 2, "policy": args.policy,
+                        **({"backend": "openvino"} if args.backends == "shipped" else {})},
             "store": {"path": str(out / "identities.sqlite")},
             "outputs": {"dir": str(out / "outputs"), "timeline_png": False},
             "health": {"log_every_s": 60.0},
@@ -115,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         from pipeline.core.configio import load_config
         from trackers.config import TrackerConfig
 
+        if args.backends == "shipped":
+            data["detector"].update(backend="openvino", rect=True, streams=2)
         data["tracker"] = load_config(TrackerConfig, REPO_ROOT / "configs" / "tracker" / "yolo.yaml").model_dump()
         cfg = validate(CamsConfig, data, "<bench_soak>")
         runner = PipelineRunner(cfg, out_dir=out / "outputs", progress=False)
@@ -156,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     res = {
         "command": "python -m tools.bench_soak " + " ".join(argv if argv is not None else sys.argv[1:]),
         "cameras": args.cameras, "seconds": args.seconds, "schedule": every, "policy": args.policy,
+        "detector_backend": cfg.detector.backend, "encoder_backend": cfg.encoder.backend,
         "rss_start_mib": samples[0][1] if samples else None,
         "rss_after_warmup_mib": next((r for t, r in samples if t >= args.warmup), None),
         "rss_end_mib": samples[-1][1] if samples else None,
