@@ -300,6 +300,19 @@ def _tidf1(r: dict) -> float:
     return float(r.get("track_IDF1", r["IDF1"]))
 
 
+def _peer_line(who: str, r: dict, peer: dict) -> str:
+    """Row ``r`` against deep-sort-realtime: the ratio of camera-frames/s (and of CPU time per frame) and the IDF1
+    on each tracker's own ids; issue 16's target is >= TARGET_PEER_RATIO x with higher IDF1."""
+    ratio = r["fps"] / peer["fps"]
+    cpu_r = (peer["cpu_ms_per_frame"] / r["cpu_ms_per_frame"]
+             if peer.get("cpu_ms_per_frame") and r.get("cpu_ms_per_frame") else None)
+    return (f"{who} vs deep-sort-realtime: {ratio:.2f}x its camera-frames/s ({peer['fps']:.2f}), "
+            + (f"{cpu_r:.2f}x by CPU time, " if cpu_r else "")
+            + f"track IDF1 (each tracker's own ids) {_tidf1(r):.1f} vs {_tidf1(peer):.1f}, global IDF1 "
+            f"{r['global_IDF1']:.1f} vs {peer['global_IDF1']:.1f}: >= {TARGET_PEER_RATIO:.0f}x with higher IDF1: "
+            f"{'met' if ratio >= TARGET_PEER_RATIO and _tidf1(r) > _tidf1(peer) else 'NOT met'}")
+
+
 def within_bound(r: dict, base: dict) -> bool:
     return ("fps" in r and base["MOTA"] - r["MOTA"] <= TARGET_POINTS
             and base["global_IDF1"] - r["global_IDF1"] <= TARGET_POINTS)
@@ -388,15 +401,7 @@ def targets(rows: dict[str, dict]) -> list[str]:
                    f"{base['MOTA']:.1f}, global IDF1 {best['global_IDF1']:.1f} vs {base['global_IDF1']:.1f})")
         peer = rows.get("deepsort")
         if peer and "fps" in peer:
-            for who, r in (("default", base), (best["row"], best)):
-                ratio = r["fps"] / peer["fps"]
-                cpu_r = (peer["cpu_ms_per_frame"] / r["cpu_ms_per_frame"]
-                         if peer.get("cpu_ms_per_frame") and r.get("cpu_ms_per_frame") else None)
-                out.append(f"{who} vs deep-sort-realtime: {ratio:.2f}x its camera-frames/s ({peer['fps']:.2f}), "
-                           + (f"{cpu_r:.2f}x by CPU time, " if cpu_r else "")
-                           + f"track IDF1 {_tidf1(r):.1f} vs {_tidf1(peer):.1f}, global IDF1 {r['global_IDF1']:.1f} vs "
-                           f"{peer['global_IDF1']:.1f}: >= {TARGET_PEER_RATIO:.0f}x with higher IDF1: "
-                           f"{'met' if ratio >= TARGET_PEER_RATIO and _tidf1(r) > _tidf1(peer) else 'NOT met'}")
+            out += [_peer_line(who, r, peer) for who, r in (("default", base), (best["row"], best))]
         out.append(f"pipeline overhead of that row: {best['overhead_pct']:.1f} % of detector time (target < "
                    f"{100 * TARGET_OVERHEAD:.0f} %: {'met' if best['overhead_pct'] < 100 * TARGET_OVERHEAD else 'NOT met'})")
     out.append(f"default row overhead: {base['overhead_pct']:.1f} % of detector time")
@@ -412,14 +417,7 @@ def targets(rows: dict[str, dict]) -> list[str]:
                    f"{'met' if nd['overhead_pct'] < 100 * TARGET_OVERHEAD else 'NOT met'})")
         peer = rows.get("deepsort")
         if peer and "fps" in peer:
-            ratio = nd["fps"] / peer["fps"]
-            cpu_r = (peer["cpu_ms_per_frame"] / nd["cpu_ms_per_frame"]
-                     if peer.get("cpu_ms_per_frame") and nd.get("cpu_ms_per_frame") else None)
-            out.append(f"new_default vs deep-sort-realtime: {ratio:.2f}x its camera-frames/s ({peer['fps']:.2f})"
-                       + (f", {cpu_r:.2f}x by CPU time" if cpu_r else "")
-                       + f"; track IDF1 (each tracker's own ids) {_tidf1(nd):.1f} vs {_tidf1(peer):.1f}, global IDF1 "
-                       f"{nd['global_IDF1']:.1f} vs {peer['global_IDF1']:.1f}: >= {TARGET_PEER_RATIO:.0f}x with higher "
-                       f"IDF1: {'met' if ratio >= TARGET_PEER_RATIO and _tidf1(nd) > _tidf1(peer) else 'NOT met'}")
+            out.append(_peer_line("new_default", nd, peer))
     return out
 
 

@@ -27,6 +27,12 @@ class RtspServer(_LibRtspServer):
             pytest.fail(str(exc), pytrace=False)
 
 
+@pytest.fixture(scope="session")
+def weights(shared: Path) -> Path:
+    """The shipped YOLOv5n ONNX detector (../shared/weights)."""
+    return shared / "weights" / "yolov5n.onnx"
+
+
 @pytest.fixture
 def make_rtsp_server(pets_dir: Path):
     """Factory: make_rtsp_server(*extra_args) -> a started RtspServer (stopped at teardown)."""

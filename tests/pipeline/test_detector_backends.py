@@ -77,11 +77,6 @@ def test_detection_ap_hand_computed():
 
 
 @pytest.fixture(scope="module")
-def weights(shared: Path) -> Path:
-    return shared / "weights" / "yolov5n.onnx"
-
-
-@pytest.fixture(scope="module")
 def frames(pets_dir: Path) -> list[np.ndarray]:
     seq = MOTSequence(pets_dir)
     return [seq.frame_image(f) for f in (1, 200, 400, 600)]

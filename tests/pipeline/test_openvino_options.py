@@ -24,11 +24,6 @@ NO_BF16 = ["WINOGRAD", "FP32", "INT8", "BIN", "EXPORT_IMPORT"]   # an AVX2-only 
 
 
 @pytest.fixture(scope="module")
-def weights(shared: Path) -> Path:
-    return shared / "weights" / "yolov5n.onnx"
-
-
-@pytest.fixture(scope="module")
 def frames(pets_dir: Path) -> list[np.ndarray]:
     seq = MOTSequence(pets_dir)
     return [seq.frame_image(f) for f in (1, 300, 600)]
