@@ -131,9 +131,10 @@ def matcher_config(args) -> MatcherConfig:
     return MatcherConfig(
         ttl_s=None, max_gallery=args.max_gallery,
         topology=TopologyConfig(links=links, non_adjacent="penalize", outside_window="penalize"),
-        revise=ReviseConfig(enabled=not args.no_revise, incremental=not args.full_window),
+        revise=ReviseConfig(enabled=not args.no_revise, incremental=not args.full_window,
+                            settled_candidates=args.window_candidates),
         index=IndexConfig(kind=args.index, min_gallery=0, candidates=args.candidates, nprobe=args.nprobe,
-                          pq_m=args.pq_m, train_size=args.train_size))
+                          pq_m=args.pq_m, train_size=args.train_size, cache_size=args.cache))
 
 
 # ---------------------------------------------------------------------------------------------- pre-fill
@@ -287,7 +288,16 @@ def run_size(n: int, args, synth: Synthesiser) -> dict:
         matcher = CrossCameraMatcher(cfg, gallery, next_id=next_id, pager=pager if index is not None else None,
                                      index=index)
         res["rss_before_stream_mb"] = round(_rss_mb(), 0)
-        res.update(stream(store, matcher, synth, n, args))
+        if args.profile:  # cProfile of the stream alone (not the pre-fill, the index load or the hot set's load)
+            import cProfile
+            import pstats
+
+            prof = cProfile.Profile()
+            res.update(prof.runcall(stream, store, matcher, synth, n, args))
+            prof.dump_stats(out / f"prof{args.tag}_{n}.pstats")
+            pstats.Stats(prof).sort_stats("cumulative").print_stats(40)
+        else:
+            res.update(stream(store, matcher, synth, n, args))
         res["paging"] = dict(matcher.paging_stats, pager_reads=pager.reads, pager_cache_hits=pager.hits,
                              identity_reads=pager.identity_reads, identity_hits=pager.identity_hits)
         # revision window: calls re-solving the whole window / a part, tentative tracklets re-solved / held
@@ -472,7 +482,8 @@ def main() -> None:
     ap.add_argument("--pq-m", type=int, default=IndexConfig().pq_m)
     ap.add_argument("--train-size", type=int, default=IndexConfig().train_size)
     ap.add_argument("--max-gallery", type=int, default=MatcherConfig().max_gallery)
-    ap.add_argument("--cache", type=int, default=20000, help="prototypes in the pager's LRU cache")
+    ap.add_argument("--cache", type=int, default=IndexConfig().cache_size,
+                    help="identities (and prototypes) in the pager's LRUs (matching.index.cache_size)")
     ap.add_argument("--no-revise", action="store_true", help="the one-shot matcher (revision window off)")
     ap.add_argument("--sets", nargs="+", choices=list(REAL_SETS), default=list(REAL_SETS),
                     help="real embedding sets the synthetic identities are drawn from")
@@ -484,7 +495,12 @@ def main() -> None:
                          "one executemany per statement and batch (record_tracklets)")
     ap.add_argument("--full-window", action="store_true",
                     help="re-solve the whole revision window every call (revise.incremental: false)")
+    ap.add_argument("--window-candidates", type=int, default=None,
+                    help="revise.settled_candidates: settled identities each tentative tracklet brings into the "
+                         "revision window's re-solve (its nearest within the threshold; default: all)")
     ap.add_argument("--tag", default="", help="results file suffix (results<tag>.json)")
+    ap.add_argument("--profile", action="store_true",
+                    help="cProfile the stream of each size: <out>/prof<tag>_<size>.pstats, top lines printed")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     crops, labels = real_embeddings(args.out, args.sets)

@@ -93,6 +93,11 @@ class ReviseConfig(StrictModel):
     threshold_tolerance: with ``incremental``, the whole window is re-solved when the re-solve's
         (calibrated) threshold has moved by more than this since the last whole re-solve, so no
         component keeps clusters made under a threshold further than this from the one in force.
+    settled_candidates: with the ANN index in force, each tentative tracklet brings at most this many
+        settled identities into the re-solve and the candidate graph: its nearest index candidates within
+        the loosest threshold (plus the identity it belongs to). None (the default): all of them. A scale
+        option (configs/scale.example.yaml): it bounds the re-solve by the window, not by how many
+        identities a calibrated threshold admits in a large gallery.
     """
 
     enabled: bool = True
@@ -100,6 +105,7 @@ class ReviseConfig(StrictModel):
     max_tracklets: int = Field(200, ge=2)
     incremental: bool = True
     threshold_tolerance: float = Field(0.0, ge=0.0)
+    settled_candidates: int | None = Field(None, ge=1)
 
 
 class IndexConfig(StrictModel):
@@ -117,6 +123,10 @@ class IndexConfig(StrictModel):
     nlist / pq_m / nprobe: IVF cells (0: about sqrt(gallery size) at training, 64..4096), PQ bytes per
         identity (must divide the embedding dimension), cells visited per search.
     train_size: at most this many prototypes train the index (a random sample of the gallery).
+    cache_size: identities the store's pager keeps in RAM beyond the hot set (``max_gallery``): whole
+        identities (prototype + spans, ~5.5 KB at 1280-d) paged out or read, and prototypes read for the
+        re-rank, each an LRU of this size (:class:`~pipeline.store.prototypes.PrototypeTable`). The candidates
+        a tracklet re-ranks come back from it without SQLite; a gallery that fits in it is never read twice.
     """
 
     kind: Literal["auto", "exact", "faiss"] = "auto"
@@ -126,6 +136,7 @@ class IndexConfig(StrictModel):
     pq_m: int = Field(64, ge=1)
     nprobe: int = Field(16, ge=1)
     train_size: int = Field(65536, ge=256)
+    cache_size: int = Field(20000, ge=0)
 
 
 class MatcherConfig(StrictModel):

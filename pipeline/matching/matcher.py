@@ -52,6 +52,9 @@ from pipeline.matching.window import RevisionWindowMixin
 
 #: cost of a forbidden or above-threshold pair inside the assignment problem
 _GATED = 1e5
+#: with the ANN index in force, the known-different pairs of a call are looked for among at most this many
+#: recent in-memory identities (a seeded uniform sample; the calibration keeps a uniform sample of the pairs)
+_KNOWN_DIFFERENT_IDENTITIES = 1024
 
 __all__ = ["CrossCameraMatcher", "MatchResult", "MatcherConfig", "TopologyConfig", "TransitLink"]
 
@@ -371,20 +374,36 @@ class CrossCameraMatcher(RevisionWindowMixin, PagedGalleryMixin):
     def _sample_known_different(self, items: list[TrackletEmbedding], identities: list[GlobalIdentity]) -> None:
         """Feed the calibration the known-different distances of ``items``. It keeps the last
         ``max_negatives``, so only those are computed; with the ANN index in force (a large gallery, many
-        coexisting identities) a seeded uniform sample of at most ``index.candidates`` x N of them. The
-        calibration's running count records them all."""
+        coexisting identities) a seeded uniform sample of at most ``index.candidates`` x N of them, looked for
+        among a seeded uniform sample of at most ``_KNOWN_DIFFERENT_IDENTITIES`` of the recent identities
+        (the per-call cost no longer grows with the hot set). The calibration's running count records them
+        all (estimated from the sample when the identities were sampled)."""
         c = self._calibrator
+        scale = 1.0
+        if self.index_active and len(identities) > _KNOWN_DIFFERENT_IDENTITIES:
+            # a large hot set: the pairs of a seeded uniform sample of the recent identities (a uniform sample
+            # of the pairs once thinned below), instead of flattening the spans of every hot identity per call
+            since = min(it.start_time for it in items)
+            recent = [g for g in identities if g.last_seen >= since]
+            if len(recent) > _KNOWN_DIFFERENT_IDENTITIES:
+                rng = np.random.default_rng(len(recent))
+                pick = np.sort(rng.choice(len(recent), _KNOWN_DIFFERENT_IDENTITIES, replace=False))
+                scale = len(recent) / _KNOWN_DIFFERENT_IDENTITIES
+                identities = [recent[k] for k in pick.tolist()]
+            else:
+                identities = recent
         recent, hit = self._known_different_pairs(items, identities)
-        total = int(hit.sum())
+        total = int(round(hit.sum() * scale))  # the running count: an estimate when the identities were sampled
         keep = c.config.max_negatives
         if self.index_active:
             keep = min(keep, self.config.index.candidates * len(items))
-        if total > keep:
+        found = int(hit.sum())
+        if found > keep:
             rows, cols = np.nonzero(hit)
             if self.index_active:
-                pick = np.sort(np.random.default_rng(total).choice(total, keep, replace=False))
+                pick = np.sort(np.random.default_rng(found).choice(found, keep, replace=False))
             else:
-                pick = np.arange(total - keep, total)
+                pick = np.arange(found - keep, found)
             hit = np.zeros_like(hit)
             hit[rows[pick], cols[pick]] = True
         d = self._pair_distances(items, recent, hit)

@@ -277,9 +277,14 @@ class PagedGalleryMixin:
             self._win_cand[key] = cand
 
     def _window_near(self, key: tuple[str, int]) -> set[int]:
-        """With the index in force: the candidates of window tracklet ``key`` within the loosest threshold."""
+        """With the index in force: the candidates of window tracklet ``key`` within the loosest threshold
+        (only the ``revise.settled_candidates`` nearest of them when set; ties by id)."""
         bound = self._candidate_bound()
-        return {g for g, d in self._win_cand.get(key, {}).items() if d <= bound}
+        near = [(d, g) for g, d in self._win_cand.get(key, {}).items() if d <= bound]
+        top = self.config.revise.settled_candidates
+        if top is not None and len(near) > top:
+            near = sorted(near)[:top]
+        return {g for _, g in near}
 
     def _settled_in_memory(self, want: set[int]) -> dict[int, GlobalIdentity]:
         """Page ``want`` in; their settled parts (id order) for those that exist."""

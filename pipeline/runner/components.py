@@ -169,7 +169,8 @@ def build_identity_parts(cfg: CamsConfig, store, encoder_version: str) -> tuple[
     mcfg = cfg.matcher_config()
     gallery = store.load_gallery(limit=mcfg.max_gallery, max_spans=mcfg.max_spans)
     # the store pages identities beyond max_gallery in and out once the ANN index is in force (docs/gallery.md)
-    matcher = CrossCameraMatcher(mcfg, gallery, next_id=store.next_global_id(), pager=PrototypeTable(store))
+    matcher = CrossCameraMatcher(mcfg, gallery, next_id=store.next_global_id(),
+                                 pager=PrototypeTable(store, mcfg.index.cache_size))
     restore_calibration(store, matcher.calibrator, encoder_version)  # a restart continues the calibration
     return aggregator, matcher
 

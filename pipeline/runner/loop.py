@@ -247,12 +247,14 @@ class PipelineRunner:
     def _restore(self, state: RunState, sinks) -> None:
         """Continue from a checkpoint: per-camera state, matcher, identity maps, timeline."""
         self._restore_cameras(state.cameras)
-        state.matcher.attach_pager(PrototypeTable(self.comp.store))  # pickled without its store and index
+        # pickled without its store and index; the pager's LRU sized by this run's config
+        state.matcher.attach_pager(PrototypeTable(self.comp.store, self.comp.matcher.config.index.cache_size))
         self.comp.matcher = self.assigner.matcher = state.matcher
         self.assigner.announced = state.assigner["announced"]
         self.assigner._written = state.assigner["written"]
         self.assigner.stats = state.assigner["stats"]
         self.assigner.open_tracks = state.assigner.get("open", set())
+        self.assigner.mark_global_mot_stale()  # the files were cut back to the checkpoint: reload them from the store
         sinks.timeline = self.assigner.timeline = state.timeline
         self.resumed_from = {cid: cr.next_index for cid, cr in state.cameras.items()}
         log.info("resuming from the checkpoint: next frame per camera %s", self.resumed_from)

@@ -85,11 +85,15 @@ class PrototypeTable:
         missing = []
         for g in want:
             hit = self._cache.get(g)
-            if hit is None:
-                missing.append(g)
-            else:
+            if hit is not None:
                 self._cache.move_to_end(g)
                 found[g] = hit
+                continue
+            whole = self._idents.get(g)  # an identity the LRU holds whole is what the store holds
+            if whole is not None:
+                found[g] = (whole[0].prototype, float(whole[0].last_seen))
+            else:
+                missing.append(g)
         self.hits += len(want) - len(missing)
         for s in range(0, len(missing), _CHUNK):
             part = missing[s:s + _CHUNK]
@@ -147,9 +151,18 @@ class PrototypeTable:
         for s in range(0, len(ids), _CHUNK):
             part = ids[s:s + _CHUNK]
             marks = ",".join("?" * len(part))
-            for g, blob, ls, lc in self.store.db.query(
-                    f"SELECT global_id, prototype, last_seen, last_cam FROM identities WHERE global_id IN ({marks})", part):
-                out[int(g)] = GlobalIdentity(int(g), _vector(blob), [], float(ls), lc, [])
+            # prototypes the LRU cache holds (the matcher's re-rank has just read them) are not read again
+            cached = {g: self._cache[g] for g in part if g in self._cache}
+            for g, ls, lc in self.store.db.query(
+                    f"SELECT global_id, last_seen, last_cam FROM identities WHERE global_id IN ({marks})", part):
+                if int(g) in cached:
+                    out[int(g)] = GlobalIdentity(int(g), cached[int(g)][0].copy(), [], float(ls), lc, [])
+            rest = [g for g in part if g not in cached]
+            if rest:
+                for g, blob, ls, lc in self.store.db.query(
+                        "SELECT global_id, prototype, last_seen, last_cam FROM identities WHERE global_id IN"
+                        f" ({','.join('?' * len(rest))})", rest):
+                    out[int(g)] = GlobalIdentity(int(g), _vector(blob), [], float(ls), lc, [])
             rows = self.store.db.query(
                 "SELECT global_id, cam_id, track_id, start_time, end_time FROM ("
                 " SELECT a.global_id, t.cam_id, t.track_id, t.start_time, t.end_time, ROW_NUMBER() OVER"

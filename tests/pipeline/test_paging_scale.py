@@ -1,0 +1,139 @@
+"""The identity layer's per-call costs at scale (task P2, docs/gallery.md): the pager serves what it holds in
+RAM without SQLite, and with the ANN index in force the known-different sampling of the threshold's
+calibration looks at a bounded sample of the hot set. Small random unit vectors (64-d), so no encoder runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.core.types import GlobalIdentity, Tracklet, TrackletEmbedding
+from pipeline.matching.config import IndexConfig, MatcherConfig, ReviseConfig
+from pipeline.matching.gallery_index import GalleryIndex
+from pipeline.matching.matcher import _KNOWN_DIFFERENT_IDENTITIES, CrossCameraMatcher
+from pipeline.store import IdentityStore
+from pipeline.store.prototypes import PrototypeTable
+
+pytest.importorskip("faiss", reason="faiss-cpu is a dependency (pyproject.toml); tools/setup.sh installs it")
+
+DIM = 64
+
+
+def _unit_rows(n: int, seed: int) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((n, DIM)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _store_with(path: Path, emb: np.ndarray) -> None:
+    """Identity g = emb[g - 1] with one tracklet in camera c1 during [g, g + 1] s."""
+    with IdentityStore(path) as store:
+        run = store.begin_run("fill")
+        for g in range(1, len(emb) + 1):
+            tr = Tracklet("c1", g, np.array([1, 2]), np.array([float(g), g + 1.0]), np.zeros((2, 4)),
+                          np.zeros((0, DIM), np.float32))
+            store.record_tracklet(run, tr, emb[g - 1], "v",
+                                  GlobalIdentity(g, emb[g - 1], [("c1", g)], g + 1.0, "c1", [("c1", float(g), g + 1.0)]))
+
+
+def test_pager_reads_no_prototype_twice_and_serves_its_identity_lru(tmp_path: Path) -> None:
+    """load() takes the prototypes the re-rank has just cached instead of reading their BLOBs again, and
+    prototypes() serves identities the identity LRU holds whole (paged out by the matcher) without SQLite."""
+    emb = _unit_rows(10, 0)
+    _store_with(tmp_path / "s.sqlite", emb)
+    with IdentityStore(tmp_path / "s.sqlite") as store:
+        table = PrototypeTable(store, cache_size=2)
+        statements: list[str] = []  # the SQL SQLite runs, with its parameters
+        store.db.conn.set_trace_callback(statements.append)
+        table.prototypes([1, 2])  # the re-rank reads (and caches) 1 and 2
+        assert table.reads == 2
+        statements.clear()
+        loaded = {g.global_id: g for g in table.load([1, 2, 3], max_spans=16)}
+        assert [s.split("WHERE")[1] for s in statements if "SELECT global_id, prototype" in s] == [" global_id IN (3)"]
+        for g in (1, 2, 3):
+            np.testing.assert_array_equal(loaded[g].prototype, emb[g - 1])
+            assert loaded[g].spans == [("c1", float(g), g + 1.0)] and loaded[g].last_cam == "c1"
+        loaded[3].prototype = emb[9]  # the matcher changed it, wrote it back, and let go of it
+        table.write_back([loaded[3]])
+        table.keep([loaded[3]], 16)
+        table.prototypes([1])  # two other reads push 3 out of the prototype LRU (2 entries) ...
+        table.prototypes([2])
+        reads, hits = table.reads, table.hits  # ... but the identity LRU still holds it whole
+        statements.clear()
+        ids, vecs, seen = table.prototypes([3])
+        assert ids.tolist() == [3] and seen.tolist() == [4.0]
+        np.testing.assert_array_equal(vecs[0], emb[9])
+        assert (table.reads, table.hits) == (reads, hits + 1) and not statements
+        store.db.conn.set_trace_callback(None)
+
+
+def _busy_matcher(n_hot: int, n_recent: int) -> tuple[CrossCameraMatcher, list[TrackletEmbedding], list[GlobalIdentity]]:
+    """An index-backed matcher holding ``n_hot`` identities, ``n_recent`` of them seen in camera a during
+    [100, 110] s; 4 tracklets in camera b during [100, 110] s: each recent identity is known to be another
+    person than each tracklet (two cameras whose views do not overlap, at the same time)."""
+    protos = _unit_rows(n_hot, 1)
+    gallery = []
+    for g in range(1, n_hot + 1):
+        span = ("a", 100.0, 110.0) if g <= n_recent else ("a", 10.0, 20.0)
+        gallery.append(GlobalIdentity(g, protos[g - 1], [("a", g)], span[2], "a", [span]))
+    index = GalleryIndex(DIM, nlist=8, pq_m=8, nprobe=4)
+    index.train(protos)
+    index.upsert(np.arange(1, n_hot + 1), protos)
+    cfg = MatcherConfig(ttl_s=None, max_gallery=10 * n_hot, revise=ReviseConfig(enabled=False),
+                        index=IndexConfig(kind="faiss", min_gallery=0, candidates=32))
+    m = CrossCameraMatcher(cfg, [GlobalIdentity(g.global_id, g.prototype.copy(), list(g.members), g.last_seen,
+                                                g.last_cam, list(g.spans)) for g in gallery],
+                           next_id=n_hot + 1, index=index)
+    items = [TrackletEmbedding("b", k + 1, 100.0, 110.0, v) for k, v in enumerate(_unit_rows(4, 2))]
+    return m, items, gallery
+
+
+@pytest.mark.parametrize("n_recent", [600, 1500])
+def test_known_different_sampling_is_bounded_and_only_true_pairs(n_recent: int) -> None:
+    """With the index in force the calibration gets at most candidates x N known-different distances per
+    call, every one a real known-different pair; a hot set with more recent identities than
+    _KNOWN_DIFFERENT_IDENTITIES is sampled, and the running count still records every pair (4 x n_recent)."""
+    m, items, gallery = _busy_matcher(2000, n_recent)
+    assert m.index_active
+    gallery = m.gallery  # as the matcher holds them (prototypes re-normalised)
+    exact = m.known_different_distances(items, gallery)
+    assert len(exact) == 4 * n_recent  # every recent identity against every tracklet
+    m.match_detailed(items)
+    fed = m.calibrator.negatives
+    assert len(fed) == 32 * 4 and m.calibrator.added == 4 * n_recent
+    assert np.isin(np.round(fed, 9), np.round(exact, 9)).all()
+    assert len(np.unique(np.round(fed, 9))) == len(fed)  # distinct pairs (random vectors: distinct distances)
+    if n_recent > _KNOWN_DIFFERENT_IDENTITIES:  # sampled: pairs of identities from all over the recent ones
+        vecs = np.stack([it.vector for it in items]).astype(np.float64)
+        dist = 1.0 - vecs @ np.stack([g.prototype for g in gallery[:n_recent]]).astype(np.float64).T  # (4, R)
+        owners = [int(np.argmin(np.abs(dist - x)) % n_recent) + 1 for x in fed]
+        assert max(owners) > _KNOWN_DIFFERENT_IDENTITIES and min(owners) < n_recent - _KNOWN_DIFFERENT_IDENTITIES
+
+
+@pytest.mark.parametrize(("top", "want"), [(None, 3), (3, 3), (2, "new")])
+def test_window_settled_candidates_keeps_each_tracklets_nearest(top, want) -> None:
+    """revise.settled_candidates (a scale option): a tentative tracklet brings only its ``top`` nearest settled
+    identities into the re-solve. Identities 1 and 2 are the nearest to the tracklet but coexist with it (same
+    camera, same time), 3 is the next: with all candidates (None) or 3 of them it joins 3; with 2 it has no
+    admissible one and opens a new identity (what the option gives up for a bounded re-solve)."""
+    q = _unit_rows(1, 3)[0]
+    noise = _unit_rows(5, 4)
+    near = [q + s * n for s, n in zip((0.3, 0.45, 0.6, 1.2, 1.4), noise)]
+    protos = np.concatenate([np.stack(near), _unit_rows(300, 5)])
+    protos = (protos / np.linalg.norm(protos, axis=1, keepdims=True)).astype(np.float32)
+    gallery = []
+    for g in range(1, len(protos) + 1):
+        span = ("c1", 100.0, 110.0) if g <= 2 else ("c2", 10.0, 20.0)
+        gallery.append(GlobalIdentity(g, protos[g - 1], [(span[0], 1000 + g)], span[2], span[0], [span]))
+    index = GalleryIndex(DIM, nlist=8, pq_m=8, nprobe=8)
+    index.train(protos)
+    index.upsert(np.arange(1, len(protos) + 1), protos)
+    cfg = MatcherConfig(threshold=0.3, auto_threshold=None, ttl_s=None,
+                        revise=ReviseConfig(settled_candidates=top),
+                        index=IndexConfig(kind="faiss", min_gallery=0, candidates=32))
+    m = CrossCameraMatcher(cfg, gallery, next_id=len(protos) + 1, index=index)
+    d = 1.0 - protos[:5] @ q
+    assert (np.diff(d) > 0).all() and d[3] > 0.3 >= d[2]  # 1 < 2 < 3 within the threshold, 4 and 5 beyond
+    [res] = m.match_detailed([TrackletEmbedding("c1", 1, 101.0, 109.0, q)])
+    assert (res.is_new if want == "new" else res.global_id == want)
