@@ -108,8 +108,17 @@ class LoopbackRayCluster:
             time.sleep(1.0)
 
     def stop_node(self, index: int) -> None:
-        """Kill one node: its ``ray start`` process group (raylet, object store, its workers)."""
+        """Kill one node: every process below its ``ray start`` (raylet, object store, its workers), then
+        its process group."""
         proc = self.nodes[index]
+        # the tree first (a worker that raylet put in a process group of its own would otherwise outlive
+        # its node and keep answering calls), then the group (anything the tree walk raced with)
+        tree = _descendants({proc.pid}) if proc.poll() is None else set()
+        for pid in sorted(tree):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         try:
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -131,20 +140,7 @@ class LoopbackRayCluster:
         """Every process of this cluster now: the nodes' ``ray start`` processes and their descendants
         (GCS, raylets, workers; a worker renames itself ``ray::...``, so the temp dir is not in its
         command line), plus any other process carrying the temp dir."""
-        parent: dict[int, int] = {}
-        for d in Path("/proc").iterdir():
-            if d.name.isdigit():
-                try:
-                    parent[int(d.name)] = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
-                except (OSError, IndexError, ValueError):
-                    continue
-        found = {p.pid for p in self.nodes if p.poll() is None}
-        grew = True
-        while grew:
-            more = {pid for pid, pp in parent.items() if pp in found and pid not in found}
-            found |= more
-            grew = bool(more)
-        return sorted(found | set(self._leftovers()))
+        return sorted(_descendants({p.pid for p in self.nodes if p.poll() is None}) | set(self._leftovers()))
 
     def _leftovers(self) -> list[int]:
         mark = str(self.temp_dir).encode()
@@ -163,6 +159,24 @@ class LoopbackRayCluster:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _descendants(roots: set[int]) -> set[int]:
+    """``roots`` and every process below them now (parent links read from /proc/<pid>/stat)."""
+    parent: dict[int, int] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                parent[int(d.name)] = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    found = set(roots)
+    grew = True
+    while grew:
+        more = {pid for pid, pp in parent.items() if pp in found and pid not in found}
+        found |= more
+        grew = bool(more)
+    return found
 
 
 def cpu_seconds(pids: list[int]) -> dict[int, float]:
