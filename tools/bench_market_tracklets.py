@@ -162,16 +162,18 @@ def run(tracklets: list[dict], feats: dict[str, tuple[np.ndarray, str]], out: Pa
     return res
 
 
-def ann_vs_exact(tracklets: list[dict], emb: np.ndarray, out: Path) -> dict:
+def ann_vs_exact(tracklets: list[dict], emb: np.ndarray, out: Path, window_candidates: int | None = None) -> dict:
     """Global IDF1 of the headline matcher (default encoder, calibrated) with the exact gallery search and with
-    the ANN index forced on (revision window on and off) -> out/ann_vs_exact.json."""
+    the ANN index forced on (revision window on and off) -> out/ann_vs_exact.json. ``window_candidates``:
+    ``revise.settled_candidates`` of both (a scale option; it acts only where the index is in force)."""
     spans = market_time_spans(tracklets, MARKET_FPS)
     vecs = tracklet_vectors(tracklets, emb)
     items = [TrackletEmbedding(c, k, s, e, v) for k, ((c, s, e), v) in enumerate(zip(spans, vecs))]
     res = {}
     for revise in (True, False):
         base = market_matcher_config([c for c, _, _ in spans])
-        base = base.model_copy(update={"revise": base.revise.model_copy(update={"enabled": revise})})
+        base = base.model_copy(update={"revise": base.revise.model_copy(
+            update={"enabled": revise, "settled_candidates": window_candidates})})
         row = {}
         for kind in ("exact", "faiss"):
             cfg = base.model_copy(update={"index": IndexConfig(kind=kind, min_gallery=0)})
@@ -263,12 +265,14 @@ def main() -> None:
     ap.add_argument("--embed-only", action="store_true", help="only fill the embedding cache")
     ap.add_argument("--ann", action="store_true",
                     help="only compare the exact gallery search with the ANN index forced on (ann_vs_exact.json)")
+    ap.add_argument("--window-candidates", type=int, default=None,
+                    help="with --ann: revise.settled_candidates (settled identities per tentative tracklet)")
     args = ap.parse_args()
     market = args.market or require_shared() / "data" / "reid" / "Market-1501" / "bounding_box_train"
     tracklets = test_tracklets(market)
     paths = [p for t in tracklets for p in t["paths"]]
     if args.ann:
-        ann_vs_exact(tracklets, crop_embeddings(paths, "default", args.out)[0], args.out)
+        ann_vs_exact(tracklets, crop_embeddings(paths, "default", args.out)[0], args.out, args.window_candidates)
         return
     feats = {name: crop_embeddings(paths, name, args.out) for name in ("default", "imagenet")}
     if args.embed_only:

@@ -47,6 +47,9 @@ class IdentityPager(Protocol):
     def load(self, global_ids: Iterable[int], max_spans: int) -> list[GlobalIdentity]:
         """Full identities (prototype, last sighting, last ``max_spans`` member spans) of those that exist."""
 
+    def peek(self, global_ids: Iterable[int], max_spans: int) -> list[GlobalIdentity]:
+        """:meth:`load` without handing them over: the pager keeps them (the caller only reads them)."""
+
     def write_back(self, identities: list[GlobalIdentity]) -> None:
         """Persist the prototypes and last sightings of identities leaving the matcher's memory."""
 

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from itertools import chain
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -213,14 +214,18 @@ class CrossCameraMatcher(RevisionWindowMixin, PagedGalleryMixin):
         if items and ids and self._calibrator is not None:
             self._sample_known_different(items, [self._gallery[g] for g in ids])
         cands = self._candidates(items)  # None: every in-memory identity (exact search)
+        cold: dict[int, GlobalIdentity] = {}  # candidates read in place (not in memory): see _near_identities
         if cands is not None:
-            near = self._near_candidates(cands)
-            ids = [g for g in self._gallery if g in near]
+            ids, cold = self._near_identities(cands)
         if items and ids:
-            identities = [self._gallery[g] for g in ids]
+            identities = [self._gallery[g] if g in self._gallery else cold[g] for g in ids]
             cost, ok = self.cost_matrix(items, identities)
             rows, cols = linear_sum_assignment(np.where(ok, cost, _GATED))
             matched = {int(r): (ids[c], float(cost[r, c])) for r, c in zip(rows, cols) if ok[r, c]}
+        if cold:  # the ones a tracklet joins are paged in now, the others at the end of the call if recent enough
+            taken = {g for g, _ in matched.values() if g in cold}
+            self._admit_cold({g: cold[g] for g in sorted(taken)})
+            self._pending_cold = {g: v for g, v in cold.items() if g not in taken}
         out: list[MatchResult | None] = [None] * len(items)
         for r, (gid, dist) in matched.items():
             out[r] = self._attach(items[r], gid, dist)
@@ -384,7 +389,8 @@ class CrossCameraMatcher(RevisionWindowMixin, PagedGalleryMixin):
             # a large hot set: the pairs of a seeded uniform sample of the recent identities (a uniform sample
             # of the pairs once thinned below), instead of flattening the spans of every hot identity per call
             since = min(it.start_time for it in items)
-            recent = [g for g in identities if g.last_seen >= since]
+            # in id order: the sample does not depend on the order identities joined the hot set
+            recent = sorted((g for g in identities if g.last_seen >= since), key=lambda g: g.global_id)
             if len(recent) > _KNOWN_DIFFERENT_IDENTITIES:
                 rng = np.random.default_rng(len(recent))
                 pick = np.sort(rng.choice(len(recent), _KNOWN_DIFFERENT_IDENTITIES, replace=False))
@@ -554,11 +560,14 @@ class CrossCameraMatcher(RevisionWindowMixin, PagedGalleryMixin):
         if self._gallery.get(ident.global_id) is ident:
             self._mark(ident.global_id)
 
-    def _least_recent(self, k: int, skip: set[int]) -> list[int]:
-        """The ``k`` identities of the gallery not in ``skip`` seen least recently, by (last_seen, id)
-        ascending: a partial selection instead of sorting the whole gallery every call."""
-        gids = np.fromiter((g for g in self._gallery if g not in skip), dtype=np.int64)
-        seen = np.fromiter((self._gallery[g].last_seen for g in gids.tolist()), dtype=np.float64, count=len(gids))
+    def _least_recent(self, k: int, skip: set[int], extra: dict[int, GlobalIdentity] | None = None) -> list[int]:
+        """The ``k`` identities of the gallery not in ``skip`` (and of ``extra``, identities about to join it)
+        seen least recently, by (last_seen, id) ascending: a partial selection instead of sorting the whole
+        gallery every call."""
+        extra = extra or {}
+        gids = np.fromiter(chain((g for g in self._gallery if g not in skip), extra), dtype=np.int64)
+        seen = np.fromiter((self._gallery[g].last_seen if g in self._gallery else extra[g].last_seen
+                            for g in gids.tolist()), dtype=np.float64, count=len(gids))
         if k < len(gids):
             cut = np.partition(seen, k - 1)[k - 1]  # the k-th smallest last_seen: ties at it are broken by id
             pick = np.flatnonzero(seen <= cut)
@@ -570,12 +579,20 @@ class CrossCameraMatcher(RevisionWindowMixin, PagedGalleryMixin):
         """Drop identities unseen for ttl_s, then the oldest beyond max_gallery (paged out instead when
         an index and a pager are in force: :mod:`pipeline.matching.paging`)."""
         cfg = self.config
+        # candidates the last assignment read in place: they join the gallery unless they would leave it now
+        pending: dict[int, GlobalIdentity] = self.__dict__.pop("_pending_cold", None) or {}
         drop = set()
         if cfg.ttl_s is not None:
             drop = {g for g, ident in self._gallery.items() if ident.last_seen < self._clock - cfg.ttl_s}
             self._drop_expired(drop)
-        if len(self._gallery) - len(drop) > cfg.max_gallery:
-            drop.update(self._evict_or_drop(self._least_recent(len(self._gallery) - len(drop) - cfg.max_gallery, drop)))
+        over = len(self._gallery) + len(pending) - len(drop) - cfg.max_gallery
+        if over > 0:
+            old = self._least_recent(over, drop, pending)
+            leaving = set(old)
+            pending = {g: v for g, v in pending.items() if g not in leaving}
+            drop.update(self._evict_or_drop([g for g in old if g in self._gallery]))
+        if pending:
+            self._admit_cold(pending)
         for g in drop:
             del self._gallery[g]
             self._settled.pop(g, None)

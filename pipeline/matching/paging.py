@@ -60,6 +60,7 @@ class PagedGalleryMixin:
         its index from what it holds at its next call."""
         state = self.__dict__.copy()
         state.update(_pager=None, _index=None, _trained_on=0, _dirty=set(), _modified=set(), _win_cand={})
+        state.pop("_pending_cold", None)
         return state
 
     def attach_pager(self, pager: IdentityPager) -> None:
@@ -167,12 +168,14 @@ class PagedGalleryMixin:
         ttl = self.config.ttl_s
         horizon = self._clock - ttl if ttl is not None else -math.inf
         out = []
+        pos = {g: k for k, g in enumerate(protos)}  # every candidate's prototype once, as one float64 matrix
+        table = np.stack(list(protos.values())).astype(np.float64) if protos else None
         for r in range(len(items)):
             row = [g for g in found[r].tolist() if g in protos and seen[g] >= horizon]
             if not row:
                 out.append({})
                 continue
-            d = 1.0 - np.stack([protos[g] for g in row]).astype(np.float64) @ vecs[r].astype(np.float64)
+            d = 1.0 - table[[pos[g] for g in row]] @ vecs[r].astype(np.float64)
             out.append(dict(zip(row, d.tolist())))
         self.paging_stats["candidates"] += sum(len(c) for c in out)
         return out
@@ -184,6 +187,36 @@ class PagedGalleryMixin:
         self._page_in(near)
         return {g for g in near if g in self._gallery}
 
+    def _near_identities(self, cands: list[dict[int, float]]) -> tuple[list[int], dict[int, GlobalIdentity]]:
+        """The one-shot assignment's candidates: those within the loosest threshold that exist, as (ids: the
+        in-memory ones in memory order, then the others in id order; {id: identity} of the others, read
+        from the pager *without* paging them in, or {} when the hot set has room for them all: then they
+        are paged in, as :meth:`_near_candidates` does).
+
+        With a full hot set, the candidates not in memory are nearly always older than every identity in it,
+        so paging them in would only page them out again at the end of the call. Instead the assignment
+        reads them in place; those it attaches a tracklet to are paged in (:meth:`_admit_cold`) and the
+        others wait for the end of the call (``_pending_cold``), where ``_age`` pages in those that are more
+        recent than what it evicts: the same identities in memory as paging them all in and out."""
+        bound = self._candidate_bound()
+        near = {g for c in cands for g, d in c.items() if d <= bound}
+        hot = [g for g in self._gallery if g in near]
+        if self._pager is None or len(hot) == len(near):
+            return hot, {}
+        cold = [g for g in near if g not in self._gallery]
+        if len(self._gallery) + len(cold) <= self.config.max_gallery:
+            self._page_in(cold)
+            return [g for g in self._gallery if g in near], {}
+        views = {ident.global_id: self._normalised(ident) for ident in self._pager.peek(cold, self.config.max_spans)}
+        self.paging_stats["read_in_place"] = self.paging_stats.get("read_in_place", 0) + len(views)
+        return hot + sorted(views), views
+
+    def _admit_cold(self, views: dict[int, GlobalIdentity]) -> None:
+        """Page in identities read in place by :meth:`_near_identities` (handed over by the pager: the same
+        objects while its LRU still holds them)."""
+        for ident in self._pager.load(list(views), self.config.max_spans):
+            self._admit(ident if ident is views.get(ident.global_id) else self._normalised(ident))
+
     # ------------------------------------------------------------------ paging
     def _page_in(self, gids) -> None:
         """Load identities that are not in memory from the pager (settled parts too)."""
@@ -193,13 +226,22 @@ class PagedGalleryMixin:
         if not cold:
             return
         for ident in self._pager.load(cold, self.config.max_spans):
-            ident.prototype = _unit(ident.prototype)
-            if len(ident.members) != len(ident.spans):
-                ident.members = [("", -1 - i) for i in range(len(ident.spans))]
-            self._gallery[ident.global_id] = ident
-            if self.config.revise.enabled:  # the revision window's settled part (the one-shot matcher has none)
-                self._settled[ident.global_id] = _copy_identity(ident)
-            self.paging_stats["paged_in"] += 1
+            self._admit(self._normalised(ident))
+
+    @staticmethod
+    def _normalised(ident: GlobalIdentity) -> GlobalIdentity:
+        """A loaded identity with a unit prototype and ``members`` aligned with ``spans`` (in place)."""
+        ident.prototype = _unit(ident.prototype)
+        if len(ident.members) != len(ident.spans):
+            ident.members = [("", -1 - i) for i in range(len(ident.spans))]
+        return ident
+
+    def _admit(self, ident: GlobalIdentity) -> None:
+        """A loaded identity joins the in-memory gallery (paged in)."""
+        self._gallery[ident.global_id] = ident
+        if self.config.revise.enabled:  # the revision window's settled part (the one-shot matcher has none)
+            self._settled[ident.global_id] = _copy_identity(ident)
+        self.paging_stats["paged_in"] += 1
 
     def _page_in_tracks(self, items: list[TrackletEmbedding]) -> None:
         """The identities of continuing tracks that were paged out come back in."""

@@ -131,6 +131,32 @@ class PrototypeTable:
         out.update(self._load_rows(missing, max_spans))
         return [out[g] for g in ids if g in out]
 
+    def peek(self, global_ids: Iterable[int], max_spans: int) -> list[GlobalIdentity]:
+        """:meth:`load` without handing them over: the identities (in id order) stay in the identity LRU, as
+        its most recently used (those read from SQLite join it), for the caller to read without changing them.
+        The matcher computes a batch's constraints on the candidates it may not keep this way; :meth:`load`
+        then hands over the ones it pages in (the same objects while the LRU holds them)."""
+        ids = sorted({int(g) for g in global_ids})
+        out: dict[int, GlobalIdentity] = {}
+        missing = []
+        for g in ids:
+            hit = self._idents.get(g)
+            if hit is not None and hit[1] >= max_spans:
+                self._idents.move_to_end(g)
+                ident = hit[0]
+                if len(ident.spans) > max_spans:  # kept with more spans than asked: a trimmed view, entry intact
+                    ident = GlobalIdentity(g, ident.prototype, ident.members[-max_spans:], ident.last_seen,
+                                           ident.last_cam, ident.spans[-max_spans:])
+                out[g] = ident
+            else:
+                missing.append(g)
+        self.identity_hits += len(ids) - len(missing)
+        self.identity_reads += len(missing)
+        read = self._load_rows(missing, max_spans)
+        self.keep([read[g] for g in sorted(read)], max_spans)
+        out.update(read)
+        return [out[g] for g in ids if g in out]
+
     def keep(self, identities: list[GlobalIdentity], max_spans: int) -> None:
         """Take ``identities`` into the identity LRU (the objects themselves: the caller lets go of them), as
         the store holds them with their last ``max_spans`` member spans: the matcher calls it for the

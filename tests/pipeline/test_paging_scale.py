@@ -137,3 +137,67 @@ def test_window_settled_candidates_keeps_each_tracklets_nearest(top, want) -> No
     assert (np.diff(d) > 0).all() and d[3] > 0.3 >= d[2]  # 1 < 2 < 3 within the threshold, 4 and 5 beyond
     [res] = m.match_detailed([TrackletEmbedding("c1", 1, 101.0, 109.0, q)])
     assert (res.is_new if want == "new" else res.global_id == want)
+
+
+def test_paging_gives_the_ids_of_a_matcher_holding_everything(tmp_path: Path) -> None:
+    """Paging is transparent: a matcher holding 20 identities in memory (the store pages the others in and out,
+    and the assignment reads candidates in place, paging in only those it keeps) gives every tracklet of a
+    stream the id that a matcher holding all of them gives (fixed threshold, the same index). 300 stored
+    people (50 of them stored twice: candidates not taken); 160 tracklets of returning people, people seen in the
+    stream and new people, in 4 cameras."""
+    from pipeline.store.records import TrackletRecord
+
+    centres = _unit_rows(300, 6)
+    centres[250:] = centres[:50] + 0.15 * _unit_rows(50, 8)  # 50 people stored twice: a candidate not taken
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    with IdentityStore(tmp_path / "s.sqlite") as store:
+        run = store.begin_run("fill")
+        for g in range(1, 301):
+            cam = f"c{g % 4}"
+            tr = Tracklet(cam, g, np.array([1, 2]), np.array([float(g), g + 1.0]), np.zeros((2, 4)),
+                          np.zeros((0, DIM), np.float32))
+            store.record_tracklet(run, tr, centres[g - 1], "v",
+                                  GlobalIdentity(g, centres[g - 1], [(cam, g)], g + 1.0, cam, [(cam, float(g), g + 1.0)]))
+    index = GalleryIndex(DIM, nlist=8, pq_m=8, nprobe=8)
+    index.train(centres)
+    index.upsert(np.arange(1, 301), centres)
+    index.save(tmp_path / "i.faiss")
+    cfg = dict(threshold=0.3, auto_threshold=None, ttl_s=None, revise=ReviseConfig(enabled=False))
+    index_cfg = IndexConfig(kind="faiss", min_gallery=0, candidates=8)
+    people = [centres[p] if p < 300 else _unit_rows(1, 100 + p)[0] for p in range(330)]
+    got: dict[str, list[int]] = {}
+    stats = {}
+    for kind in ("everything", "paged"):  # the paged run records its tracklets: it goes second
+        rng = np.random.default_rng(7)
+        with IdentityStore(tmp_path / "s.sqlite") as store:
+            pager = PrototypeTable(store, cache_size=30)
+            if kind == "paged":
+                m = CrossCameraMatcher(MatcherConfig(max_gallery=20, index=index_cfg, **cfg), pager.load(range(281, 301), 16),
+                                       next_id=301, pager=pager, index=GalleryIndex.load(tmp_path / "i.faiss"))
+            else:
+                m = CrossCameraMatcher(MatcherConfig(max_gallery=100000, index=index_cfg, **cfg), pager.load(range(1, 301), 16),
+                                       next_id=301, index=GalleryIndex.load(tmp_path / "i.faiss"))
+            run = store.begin_run(kind)
+            ids = []
+            for b in range(40):
+                items = []
+                for k in range(4):
+                    p = int(rng.integers(0, 330))
+                    v = people[p] + 0.25 * _unit_rows(1, 1000 + 4 * b + k)[0]
+                    t = 1000.0 + 10.0 * b + 2.5 * k
+                    items.append(TrackletEmbedding(f"c{int(rng.integers(0, 4))}", 4 * b + k + 1, t, t + 2.0,
+                                                   (v / np.linalg.norm(v)).astype(np.float32)))
+                res = m.match_detailed(items)
+                ids += [r.global_id for r in res]
+                if kind == "paged":  # the runner records every tracklet: paged-in identities get their spans
+                    with store.transaction():
+                        store.record_tracklets(run, [
+                            TrackletRecord(Tracklet(it.cam_id, it.track_id, np.array([0, 1]),
+                                                    np.array([it.start_time, it.end_time]), np.zeros((2, 4)),
+                                                    np.zeros((0, DIM), np.float32)), it.vector, "v",
+                                           m.identity(r.global_id), r.distance) for it, r in zip(items, res)])
+            got[kind], stats[kind] = ids, dict(m.paging_stats)
+    assert got["paged"] == got["everything"]
+    assert len(set(got["paged"])) < len(got["paged"]) and max(got["paged"]) > 300  # matches and new identities
+    s = stats["paged"]
+    assert s["read_in_place"] > s["paged_in"] > 0 and s["paged_out"] > 0
