@@ -7,9 +7,12 @@ BLOB per identity, ``last_seen``, ``last_cam``) and its assignments (member span
 when the index proposes it:
 
 * :meth:`PrototypeTable.prototypes`: full-precision prototypes + last sighting for the exact
-  re-rank of index candidates, through an LRU cache of ``cache_size`` prototypes;
-* :meth:`PrototypeTable.load`: whole identities (prototype + last ``max_spans`` member spans) for the
-  candidates within the threshold, which the matcher pages in;
+  re-rank of index candidates, through an LRU cache of ``cache_size`` prototypes (and the identity LRU);
+* :meth:`PrototypeTable.peek`: whole identities (prototype + last ``max_spans`` member spans) of the
+  candidates within the threshold, read in place by the one-shot assignment (they stay here);
+* :meth:`PrototypeTable.load`: the same, handed over to the matcher, which pages them in;
+* :meth:`PrototypeTable.keep`: identities leaving the matcher's memory join the identity LRU
+  (``cache_size`` whole identities, by last access), so paging them back in reads no SQLite;
 * :meth:`PrototypeTable.write_back`: an identity leaving the matcher's memory is written first
   (prototype, last sighting; upsert), so paging it back in returns what the matcher had;
 * :meth:`PrototypeTable.iter_prototypes`: every prototype in id order, to build the index.
@@ -115,7 +118,8 @@ class PrototypeTable:
         """Whole identities (prototype, last sighting, last ``max_spans`` member spans oldest first) of
         those ``global_ids`` that exist, in id order: from the identity LRU (what :meth:`keep` was given
         when they left the matcher's memory, or an earlier load) when it holds them, else from SQLite.
-        Each is a copy the caller may change."""
+        The caller owns them (it may replace their fields; prototypes are replaced, never written into: the
+        array may be the one the prototype cache holds)."""
         ids = sorted({int(g) for g in global_ids})
         out: dict[int, GlobalIdentity] = {}
         missing = []
@@ -168,6 +172,7 @@ class PrototypeTable:
             g = int(ident.global_id)
             self._idents[g] = (_trimmed(ident, max_spans), int(max_spans))
             self._idents.move_to_end(g)
+            self._cache.pop(g, None)  # prototypes() serves it from here: one copy in RAM
         while len(self._idents) > self.cache_size:
             self._idents.popitem(last=False)
 
@@ -182,7 +187,8 @@ class PrototypeTable:
             for g, ls, lc in self.store.db.query(
                     f"SELECT global_id, last_seen, last_cam FROM identities WHERE global_id IN ({marks})", part):
                 if int(g) in cached:
-                    out[int(g)] = GlobalIdentity(int(g), cached[int(g)][0].copy(), [], float(ls), lc, [])
+                    # shared with the cache: prototypes are replaced, never changed in place
+                    out[int(g)] = GlobalIdentity(int(g), cached[int(g)][0], [], float(ls), lc, [])
             rest = [g for g in part if g not in cached]
             if rest:
                 for g, blob, ls, lc in self.store.db.query(

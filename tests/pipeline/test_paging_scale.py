@@ -201,3 +201,19 @@ def test_paging_gives_the_ids_of_a_matcher_holding_everything(tmp_path: Path) ->
     assert len(set(got["paged"])) < len(got["paged"]) and max(got["paged"]) > 300  # matches and new identities
     s = stats["paged"]
     assert s["read_in_place"] > s["paged_in"] > 0 and s["paged_out"] > 0
+
+
+def test_scale_profile_is_a_valid_matching_block() -> None:
+    """configs/scale.example.yaml is a `matching:` block that validates in place of cams.example.yaml's."""
+    import yaml
+
+    from pipeline.camconfig import CamsConfig
+    from pipeline.core.configio import validate
+
+    root = Path(__file__).resolve().parents[2] / "configs"
+    data = yaml.safe_load((root / "cams.example.yaml").read_text())
+    scale = yaml.safe_load((root / "scale.example.yaml").read_text())
+    assert set(scale) == {"matching"}
+    data["matching"] = scale["matching"]
+    cfg = validate(CamsConfig, data, "scale.example.yaml").matcher_config()
+    assert not cfg.revise.enabled and cfg.index.kind == "faiss" and cfg.index.cache_size >= 100_000
