@@ -24,8 +24,15 @@ without members is deleted; it lives on as an alias), the change goes to the sto
 (``identity_changes``, ``identity_aliases``) and a ``merge`` / ``split`` event (ids involved,
 tracklets moved, distances, probability) to the store and ``events.jsonl``. Each final
 tracklet long enough to cut gives the link probability a same-person sample (the distance
-between its two halves). :meth:`IdentityAssigner.rewrite_global_mot` rewrites ``mot_global/``
-from the store's current assignments (at checkpoints and at the end of a run).
+between its two halves). :meth:`IdentityAssigner.rewrite_global_mot` brings ``mot_global/`` up to
+the current assignments (at checkpoints and at the end of a run): incrementally, from the final
+tracklets the open horizon still reaches (:mod:`pipeline.sinks.global_mot`), so its cost does not grow
+with the run's length; the files are byte-identical to a full rewrite from the store.
+
+Memory stays bounded over a live run of any length: a track leaves ``announced`` and ``open_tracks``
+with its final tracklet, the one-box-per-(frame, id) bookkeeping keeps only frames an open track can
+still reach (:meth:`IdentityAssigner.forget_written_before`), and the global-MOT rewrite keeps only the
+tracklets of the open horizon.
 """
 
 from __future__ import annotations
@@ -34,9 +41,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pipeline.matching.recluster import refresh_identities, write_global_mot
+from pipeline.matching.recluster import refresh_identities
 
 from pipeline.sinks import EventSink, MOTWriter, TimelineRecorder
+from pipeline.sinks.global_mot import GlobalMotFile, LiveTracklet
 from pipeline.core.types import GlobalIdentity, Tracklet, TrackletEmbedding
 
 
@@ -59,7 +67,7 @@ class IdentityStats:
     splits: int = 0
     tracklets_moved: int = 0
     global_mot_rewrites: int = 0
-    revisions_at_rewrite: int = 0
+    global_mot_reloads: int = 0  # rewrites of a camera that reloaded its tracklets from the store (past revised)
     global_ids: set[int] = field(default_factory=set)
 
 
@@ -91,6 +99,11 @@ class IdentityAssigner:
         self._written: dict[tuple[str, int], set[int]] = {}
         self.open_tracks: set[tuple[str, int]] = set()  # tracks seen as partials whose final has not come
         self.stats = IdentityStats()
+        self._gmot: dict[str, GlobalMotFile] = {}  # incremental mot_global rewrite per camera (revision on)
+        self._gmot_stale: set[str] = set()  # cameras whose frozen rows a revision changed: reload from the store
+        self._gmot_pending: set[str] = set()  # cameras with a final tracklet or a revision since the last rewrite
+        self._open_bound: dict[str, int] = {}  # per camera: every open track starts at or after this frame
+        self._clock = float("-inf")  # the latest end time seen (the matcher's clock)
 
     def process(self, partials: list[Tracklet], finals: list[Tracklet]) -> None:
         """Assign, store and announce one iteration's tracklets (finals after partials)."""
@@ -111,6 +124,7 @@ class IdentityAssigner:
             todo.append((tracklet, is_final, vector))
         if not todo:
             return
+        self._clock = max([self._clock] + [t.end_time for t, _, _ in todo])
         items = [
             TrackletEmbedding(t.cam_id, int(t.track_id), t.start_time, t.end_time, v) for t, _, v in todo
         ]
@@ -123,6 +137,7 @@ class IdentityAssigner:
             key = (tracklet.cam_id, int(tracklet.track_id))
             if is_final:
                 self.open_tracks.discard(key)
+                self.announced.discard(key)  # a track's final tracklet is its last: nothing more to announce
                 self._same_track_sample(tracklet)
             else:
                 self.open_tracks.add(key)
@@ -162,44 +177,102 @@ class IdentityAssigner:
                     self.stats.splits += 1
                 if self.events is not None:
                     self.events.emit(ch.kind, ch.global_id, ch.cam_id, ch.t, **payload)
+                self._relabel_global_mot(ch.moved, ch.into)
             refresh_identities(self.store, sorted(touched), self.model_version)
             for gid in sorted(touched):
                 ident = self.matcher.identity(gid)
                 if ident is not None:  # the matcher's prototype (EMA), as record_tracklet writes it
                     self.store.set_prototype(gid, ident.prototype)
 
-    def rewrite_global_mot(self, force: bool = True) -> list:
-        """Rewrite ``mot_global/<cam>.txt`` from the store's current assignments of this run's
-        tracklets (final ones: tracks still open are left out, their final rows come later), one box
-        per (camera, frame, id), rows sorted by frame then id; idempotent. Only with revision on
-        (otherwise the streamed rows are already final); ``force=False`` (checkpoints) only when a
-        merge or split happened since the last rewrite. Returns the files written."""
+    def _revising(self) -> float | None:
+        """The revision window in seconds when the matcher revises (``matching.revise``), else None."""
         cfg = getattr(self.matcher, "config", None)
-        if not self.global_mot or cfg is None or not cfg.revise.enabled:
+        return cfg.revise.window_s if cfg is not None and cfg.revise.enabled else None
+
+    def _relabel_global_mot(self, moved, into: int) -> None:
+        """A revision moved the tracks ``moved`` ((cam_id, track_id) pairs) to ``into``: their kept rows follow;
+        a camera whose frozen rows it reaches (or whose final tracklet was already frozen) reloads."""
+        for cam, track in moved:
+            f = self._gmot.get(cam)
+            if f is None:  # no final tracklet of this camera yet: the moved tracks are open
+                continue
+            self._gmot_pending.add(cam)
+            hit, frozen = f.relabel(track, into)
+            if frozen or (not hit and (cam, int(track)) not in self.open_tracks):
+                self._gmot_stale.add(cam)
+
+    def mark_global_mot_stale(self) -> None:
+        """The next rewrite reloads every camera from the store (a resumed run: the files were cut back to a
+        checkpoint and nothing is kept in memory)."""
+        for cam, w in self.global_mot.items():
+            self._gmot.setdefault(cam, GlobalMotFile(w.path))
+            self._gmot_stale.add(cam)
+            self._gmot_pending.add(cam)
+
+    def rewrite_global_mot(self, force: bool = True) -> list:
+        """Bring ``mot_global/<cam>.txt`` up to the current assignments of this run's final tracklets (tracks
+        still open are left out, their rows come with their final tracklet): one box per (camera, frame, id),
+        rows sorted by frame then id; idempotent; byte-identical to
+        :func:`~pipeline.matching.recluster.write_global_mot` over the store's final tracklets. Only with
+        revision on (otherwise the streamed rows are already final). Incremental
+        (:class:`~pipeline.sinks.global_mot.GlobalMotFile`): only the rows of the open horizon (the oldest
+        open track, the revision window) are rewritten, from the final tracklets kept since; a camera whose
+        frozen rows a revision reached reloads its tracklets from the store. ``force=False`` (checkpoints):
+        only the cameras that got a final tracklet or a revision since their last rewrite. Returns the files
+        written."""
+        window_s = self._revising()
+        if not self.global_mot or window_s is None:
             return []
-        revisions = self.stats.merges + self.stats.splits
-        if not force and revisions == self.stats.revisions_at_rewrite:
-            return []  # nothing revised since the last rewrite: the streamed rows are current
-        self.stats.revisions_at_rewrite = revisions
-        tracklets = [t for t in self.store.tracklets(run_id=self.run_id)
-                     if (t.cam_id, int(t.track_id)) not in self.open_tracks and t.global_id is not None]
-        mot_dir = next(iter(self.global_mot.values())).path.parent
-        for w in self.global_mot.values():
-            w.close()
-        paths = write_global_mot(tracklets, {t.tracklet_id: t.global_id for t in tracklets}, mot_dir)
-        for cam in list(self.global_mot):
-            self.global_mot[cam] = MOTWriter(mot_dir / f"{cam}.txt", append=True)
-        self._written = {}
-        for t in tracklets:
-            if t.frames is not None:
-                self._written.setdefault((t.cam_id, int(t.global_id)), set()).update(int(f) for f in t.frames)
+        todo = [c for c in self._gmot if force or c in self._gmot_pending]
+        if not todo:
+            return []
+        paths = []
+        for cam in todo:
+            f = self._gmot[cam]
+            self._gmot_pending.discard(cam)
+            if cam in self._gmot_stale:
+                f.reset(self._stored_finals(cam))
+                self.stats.global_mot_reloads += 1
+            self.global_mot[cam].close()
+            f.rewrite(self._freeze_bound(cam, f, window_s))
+            self.global_mot[cam] = MOTWriter(f.path, append=True)
+            self._rebuild_written(cam, f)
+            self._gmot_stale.discard(cam)
+            paths.append(f.path)
         self.stats.global_mot_rewrites += 1
         return paths
+
+    def _freeze_bound(self, cam: str, f: GlobalMotFile, window_s: float) -> int | None:
+        """Frames below this are final in ``cam``: every open track starts at or after it (the runner's
+        bound, :meth:`forget_written_before`) and so does every tracklet a revision may still move (ended
+        within ``window_s`` of the clock). None (freeze nothing) before the runner gave a bound."""
+        bound = self._open_bound.get(cam)
+        if bound is None:
+            return None
+        since = self._clock - window_s
+        return min([bound] + [t.first_frame for t in f.live.values() if t.end_time >= since])
+
+    def _stored_finals(self, cam: str) -> list[LiveTracklet]:
+        """This run's final tracklets of ``cam`` as stored, with their current ids (what a full rewrite reads)."""
+        return [LiveTracklet.from_arrays(t.tracklet_id, t.cam_id, t.track_id, t.start_time, t.end_time, t.frames,
+                                         t.boxes_tlwh, t.global_id)
+                for t in self.store.tracklets(run_id=self.run_id, cam_id=cam)
+                if (t.cam_id, int(t.track_id)) not in self.open_tracks and t.global_id is not None
+                and t.frames is not None and len(t.frames)]
+
+    def _rebuild_written(self, cam: str, f: GlobalMotFile) -> None:
+        """The one-box-per-(frame, id) bookkeeping of ``cam`` under the ids as rewritten (the frames open tracks
+        can reach are all in the kept tracklets)."""
+        for key in [k for k in self._written if k[0] == cam]:
+            del self._written[key]
+        for t in f.live.values():
+            self._written.setdefault((cam, t.global_id), set()).update(t.frames.tolist())
 
     def forget_written_before(self, cam_id: str, frame: int) -> int:
         """Drop ``cam_id``'s one-box-per-(frame, id) bookkeeping for frames before ``frame`` (no final tracklet still
         to come reaches them: every open track starts at or after it); returns how many entries went. Without
         this a live run's bookkeeping grows by every frame of every final tracklet, for as long as it runs."""
+        self._open_bound[cam_id] = int(frame)
         dropped = 0
         for key in [k for k in self._written if k[0] == cam_id]:
             kept = {f for f in self._written[key] if f >= frame}
@@ -249,6 +322,20 @@ class IdentityAssigner:
         else:
             self.stats.partials += 1
         self._announce(tracklet, gid, events, is_final)
+        if is_final:
+            self._keep_for_global_mot(tid, tracklet, gid)
+
+    def _keep_for_global_mot(self, tid: int, tracklet: Tracklet, gid: int) -> None:
+        """A final tracklet's rows for the next incremental rewrite (revision on)."""
+        writer = self.global_mot.get(tracklet.cam_id)
+        if writer is None or self._revising() is None:
+            return
+        f = self._gmot.setdefault(tracklet.cam_id, GlobalMotFile(writer.path))
+        live = LiveTracklet.from_arrays(tid, tracklet.cam_id, tracklet.track_id, tracklet.start_time,
+                                        tracklet.end_time, tracklet.frames, tracklet.boxes_tlwh, gid)
+        if not f.add(live):  # it starts before rows already frozen (the runner's bound was wrong): reload
+            self._gmot_stale.add(tracklet.cam_id)
+        self._gmot_pending.add(tracklet.cam_id)
 
     def _previous_sighting(self, tracklet: Tracklet, gid: int, res) -> tuple[str | None, float | None]:
         """The identity's sighting just before this tracklet: from the match, or (resumed

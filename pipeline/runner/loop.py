@@ -255,6 +255,7 @@ class PipelineRunner:
         self.assigner.stats = state.assigner["stats"]
         self.assigner.open_tracks = state.assigner.get("open", set())
         self.assigner.mark_global_mot_stale()  # the files were cut back to the checkpoint: reload them from the store
+        self.assigner.mark_global_mot_stale()  # the files were cut back to the checkpoint: reload them from the store
         sinks.timeline = self.assigner.timeline = state.timeline
         self.resumed_from = {cid: cr.next_index for cid, cr in state.cameras.items()}
         log.info("resuming from the checkpoint: next frame per camera %s", self.resumed_from)

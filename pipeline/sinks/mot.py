@@ -13,9 +13,19 @@ from typing import Iterable
 import numpy as np
 
 
-def format_mot_row(frame: int, ident: int, tlwh: np.ndarray, score: float) -> str:
+def format_tlwh(tlwh: np.ndarray) -> str:
+    """The box part of a row: ``x,y,w,h`` (tlwh pixels, 2 decimals)."""
     x, y, w, h = (float(v) for v in np.asarray(tlwh, dtype=np.float64).reshape(4))
-    return f"{int(frame)},{int(ident)},{x:.2f},{y:.2f},{w:.2f},{h:.2f},{float(score):.4f},-1,-1,-1\n"
+    return f"{x:.2f},{y:.2f},{w:.2f},{h:.2f}"
+
+
+def mot_line(frame: int, ident: int, box: str, score: float) -> str:
+    """One row from a box already formatted by :func:`format_tlwh` (what :func:`format_mot_row` writes)."""
+    return f"{int(frame)},{int(ident)},{box},{float(score):.4f},-1,-1,-1\n"
+
+
+def format_mot_row(frame: int, ident: int, tlwh: np.ndarray, score: float) -> str:
+    return mot_line(frame, ident, format_tlwh(tlwh), score)
 
 
 class MOTWriter:
