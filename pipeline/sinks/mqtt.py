@@ -142,7 +142,7 @@ class MqttEventSink:
         self._warned_full = False
         self._closed = False
         self.count = 0
-        self._presence = Presence() if s.camera_counts or s.identity_state else None
+        self._presence = Presence(s.state_max_identities) if s.camera_counts or s.identity_state else None
         self._state: dict[str, str] = {}  # state topic -> newest payload not yet handed to a connected client
         # (pipeline thread only)
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=s.client_id or default_client_id(),

@@ -43,7 +43,8 @@ class MqttSettings(StrictModel):
     ``frigate/<camera>/person``); ``identity_state`` publishes each identity's state (in view, on which
     cameras, last seen where and when) to ``<topic_prefix>/identities/<global_id>`` and clears the topic of
     an identity a merge absorbed. Off by default: a site keeps one retained message per identity it ever
-    saw on the broker.
+    saw on the broker. ``state_max_identities``: the state keeps the last sighting of this many identities
+    (the most recently seen; memory stays bounded over a run of any length).
     """
 
     host: str = "127.0.0.1"
@@ -63,6 +64,7 @@ class MqttSettings(StrictModel):
     tls: MqttTlsSettings | None = None
     camera_counts: bool = True
     identity_state: bool = False
+    state_max_identities: int = Field(10_000, ge=1)
 
     @field_validator("topic_prefix")
     @classmethod

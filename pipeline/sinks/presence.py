@@ -8,6 +8,11 @@ returns what changed, so a publisher sends only new state:
 * per camera, the number of people in view (Frigate's ``frigate/<camera>/person`` count);
 * per identity, whether it is in view, on which cameras, and where and when it was last seen; an
   identity absorbed by a merge and no longer in view anywhere is ``gone`` (its state can be cleared).
+
+Memory is bounded over a live run of any length: the last sighting and the merge history are kept for
+the ``max_identities`` identities seen (or merged) most recently; an older identity that comes back
+gets a new last sighting from its event, so only a merge with a forgotten identity loses that
+identity's older last sighting.
 """
 
 from __future__ import annotations
@@ -48,10 +53,21 @@ class PresenceChange:
 class Presence:
     """Tracks in view per camera, keyed by (camera, track id), with their identity."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_identities: int = 10_000) -> None:
+        if max_identities < 1:
+            raise ValueError("max_identities must be >= 1")
+        self.max_identities = int(max_identities)
         self._in_view: dict[tuple[str, int], int] = {}
-        self._last: dict[int, tuple[str, float]] = {}
-        self._absorbed: dict[int, int] = {}
+        self._last: dict[int, tuple[str, float]] = {}  # least recently updated first
+        self._absorbed: dict[int, int] = {}  # oldest merge first
+
+    @staticmethod
+    def _put(d: dict, key, value, cap: int) -> None:
+        """``d[key] = value`` as the most recent entry; the oldest beyond ``cap`` entries go."""
+        d.pop(key, None)
+        d[key] = value
+        while len(d) > cap:
+            del d[next(iter(d))]
 
     def count(self, cam_id: str) -> int:
         """People (tracks with an identity) in view of ``cam_id``."""
@@ -76,7 +92,7 @@ class Presence:
                 self._in_view[key] = gid
             else:
                 self._in_view.pop(key, None)
-            self._last[gid] = (cam, t)
+            self._put(self._last, gid, (cam, t), self.max_identities)
             cams.add(cam)
             ids.update(g for g in (gid, before) if g is not None)
         elif kind in ("merge", "split"):
@@ -88,11 +104,11 @@ class Presence:
                     self._in_view[key] = into
             source = event.get("from")
             if kind == "merge" and source is not None:
-                self._absorbed[int(source)] = into
+                self._put(self._absorbed, int(source), into, self.max_identities)
                 ids.add(int(source))
                 last = [v for v in (self._last.get(into), self._last.get(int(source))) if v is not None]
                 if last:
-                    self._last[into] = max(last, key=lambda v: v[1])
+                    self._put(self._last, into, max(last, key=lambda v: v[1]), self.max_identities)
             elif kind == "split":
                 self._absorbed.pop(into, None)  # a split-off identity stands on its own again
             ids.add(into)

@@ -46,3 +46,22 @@ def test_a_leave_without_its_appear_or_a_repeated_leave_never_goes_below_zero():
     p.apply(_ev("appear", 3, "cam", 2.0, track_id=2))
     p.apply(_ev("leave", 3, "cam", 3.0, track_id=2))
     assert p.apply(_ev("leave", 3, "cam", 3.0, track_id=2)).counts == {"cam": 0}
+
+
+def test_identity_history_stays_bounded_over_a_long_stream():
+    # 50 identities appear and leave one after another, a merge every 10: at most 8 last sightings and 8 merges
+    # are kept, the most recent ones; an identity in view keeps working whatever was forgotten
+    p = Presence(max_identities=8)
+    for g in range(1, 51):
+        p.apply(_ev("appear", g, "cam", float(g), track_id=g))
+        p.apply(_ev("leave", g, "cam", g + 0.5, track_id=g))
+        if g % 10 == 0:
+            p.apply(_ev("merge", g, "cam", g + 0.7, ids=[g, g - 1], into=g, **{"from": g - 1}, absorbed=g - 1))
+    assert len(p._last) == 8 and len(p._absorbed) == 5  # 5 merges, all within the cap
+    assert set(p._last) == set(range(43, 51)) and p.identity(50).last_seen == 50.5
+    assert p.identity(1).last_seen is None  # forgotten: the oldest
+    for g in range(51, 61):
+        p.apply(_ev("merge", g, "cam", g, ids=[g, g - 1], into=g, **{"from": g - 1}, absorbed=g - 1))
+    assert len(p._absorbed) == 8 and p.identity(59).absorbed_into == 60 and p.identity(9).absorbed_into is None
+    c = p.apply(_ev("appear", 3, "cam", 70.0, track_id=99))  # a forgotten identity comes back
+    assert c.counts == {"cam": 1} and c.identities[3].last_seen == 70.0 and len(p._last) == 8
