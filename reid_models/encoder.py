@@ -14,8 +14,8 @@ hash (first 12 hex digits of SHA-256; the store keys embeddings by it).
 
 ``flip``: test-time flip augmentation (torchreid / FastReID ``test.flip``): each crop's feature is the sum
 of the features of the crop and of its horizontal mirror, then L2-normalised. Twice the embedding cost;
-on the Market split (250 test ids) it lifts the shipped default from 75.2 to 77.3 rank-1 and 59.2 to 61.1
-mAP, CUHK03 val from 58.4 to 61.3 rank-1 (docs/reid_data_eval.md). The version is the weights' hash
+on the Market split (250 test ids) it moves the shipped default from 84.2 to 83.3 rank-1 and 69.9 to 71.1
+mAP, CUHK03 val from 61.7 to 64.9 rank-1 (docs/reid_data_eval.md). The version is the weights' hash
 either way: the mirrored sum lies in the same embedding space.
 
 ``load_state`` swaps the weights atomically: a new network is built and
