@@ -389,15 +389,14 @@ class CrossCameraMatcher(RevisionWindowMixin, PagedGalleryMixin):
             # a large hot set: the pairs of a seeded uniform sample of the recent identities (a uniform sample
             # of the pairs once thinned below), instead of flattening the spans of every hot identity per call
             since = min(it.start_time for it in items)
+            recent = [g for g in identities if g.last_seen >= since]
             # in id order: the sample does not depend on the order identities joined the hot set
-            recent = sorted((g for g in identities if g.last_seen >= since), key=lambda g: g.global_id)
+            order = np.argsort(np.fromiter((g.global_id for g in recent), dtype=np.int64, count=len(recent)))
             if len(recent) > _KNOWN_DIFFERENT_IDENTITIES:
                 rng = np.random.default_rng(len(recent))
-                pick = np.sort(rng.choice(len(recent), _KNOWN_DIFFERENT_IDENTITIES, replace=False))
+                order = order[np.sort(rng.choice(len(recent), _KNOWN_DIFFERENT_IDENTITIES, replace=False))]
                 scale = len(recent) / _KNOWN_DIFFERENT_IDENTITIES
-                identities = [recent[k] for k in pick.tolist()]
-            else:
-                identities = recent
+            identities = [recent[k] for k in order.tolist()]
         recent, hit = self._known_different_pairs(items, identities)
         total = int(round(hit.sum() * scale))  # the running count: an estimate when the identities were sampled
         keep = c.config.max_negatives
@@ -565,9 +564,13 @@ class CrossCameraMatcher(RevisionWindowMixin, PagedGalleryMixin):
         seen least recently, by (last_seen, id) ascending: a partial selection instead of sorting the whole
         gallery every call."""
         extra = extra or {}
-        gids = np.fromiter(chain((g for g in self._gallery if g not in skip), extra), dtype=np.int64)
-        seen = np.fromiter((self._gallery[g].last_seen if g in self._gallery else extra[g].last_seen
-                            for g in gids.tolist()), dtype=np.float64, count=len(gids))
+        n = len(self._gallery) + len(extra)
+        gids = np.fromiter(chain(self._gallery, extra), dtype=np.int64, count=n)
+        seen = np.fromiter(chain((i.last_seen for i in self._gallery.values()), (i.last_seen for i in extra.values())),
+                           dtype=np.float64, count=n)
+        if skip:
+            keep = ~np.isin(gids, np.fromiter(skip, dtype=np.int64, count=len(skip)))
+            gids, seen = gids[keep], seen[keep]
         if k < len(gids):
             cut = np.partition(seen, k - 1)[k - 1]  # the k-th smallest last_seen: ties at it are broken by id
             pick = np.flatnonzero(seen <= cut)

@@ -36,6 +36,8 @@ from pipeline.matching.results import _copy_identity, _unit
 _RETRAIN_GROWTH = 4
 #: fewest prototypes that can train the index (PQ codebooks have 256 centroids)
 _MIN_TRAIN = 256
+#: a loaded prototype whose squared norm is this close to 1 is already a unit vector (float32 rounding)
+_UNIT_TOLERANCE = 1e-6
 
 
 class PagedGalleryMixin:
@@ -230,8 +232,12 @@ class PagedGalleryMixin:
 
     @staticmethod
     def _normalised(ident: GlobalIdentity) -> GlobalIdentity:
-        """A loaded identity with a unit prototype and ``members`` aligned with ``spans`` (in place)."""
-        ident.prototype = _unit(ident.prototype)
+        """A loaded identity with a unit prototype and ``members`` aligned with ``spans`` (in place). A
+        prototype already of unit norm to float32 precision (the matcher's, written back or kept by the
+        pager's LRU) is left as it is: dividing it by its norm again would change it by at most one ulp."""
+        p = ident.prototype
+        if not (p.dtype == np.float32 and p.ndim == 1 and abs(float(np.dot(p, p)) - 1.0) <= _UNIT_TOLERANCE):
+            ident.prototype = _unit(p)
         if len(ident.members) != len(ident.spans):
             ident.members = [("", -1 - i) for i in range(len(ident.spans))]
         return ident
