@@ -389,14 +389,12 @@ class CrossCameraMatcher(RevisionWindowMixin, PagedGalleryMixin):
             # a large hot set: the pairs of a seeded uniform sample of the recent identities (a uniform sample
             # of the pairs once thinned below), instead of flattening the spans of every hot identity per call
             since = min(it.start_time for it in items)
-            recent = [g for g in identities if g.last_seen >= since]
-            # in id order: the sample does not depend on the order identities joined the hot set
-            order = np.argsort(np.fromiter((g.global_id for g in recent), dtype=np.int64, count=len(recent)))
-            if len(recent) > _KNOWN_DIFFERENT_IDENTITIES:
-                rng = np.random.default_rng(len(recent))
-                order = order[np.sort(rng.choice(len(recent), _KNOWN_DIFFERENT_IDENTITIES, replace=False))]
-                scale = len(recent) / _KNOWN_DIFFERENT_IDENTITIES
-            identities = [recent[k] for k in order.tolist()]
+            identities = [g for g in identities if g.last_seen >= since]
+            if len(identities) > _KNOWN_DIFFERENT_IDENTITIES:
+                rng = np.random.default_rng(len(identities))
+                pick = np.sort(rng.choice(len(identities), _KNOWN_DIFFERENT_IDENTITIES, replace=False))
+                scale = len(identities) / _KNOWN_DIFFERENT_IDENTITIES
+                identities = [identities[k] for k in pick.tolist()]
         recent, hit = self._known_different_pairs(items, identities)
         total = int(round(hit.sum() * scale))  # the running count: an estimate when the identities were sampled
         keep = c.config.max_negatives
