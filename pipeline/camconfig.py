@@ -247,7 +247,8 @@ class ExecutorConfig(StrictModel):
     address). ``camera_num_cpus`` / ``camera_num_gpus`` / ``matcher_num_cpus``: Ray resources each actor
     requests (logical; a GPU only when the cluster has one). ``queue_frames``: frames a camera may be ahead
     of the matcher (batch: the camera waits; live: its source keeps only the newest frame, so a slow node
-    drops frames instead of queueing them). ``chunk_frames``: frames per camera actor call.
+    drops frames instead of queueing them). ``chunk_frames``: frames per camera actor call; ``inflight``: calls
+    in flight per camera actor (2: it starts the next chunk while the matcher takes the last one).
     ``snapshot_every``: a camera ships its tracker/tracklet state every this many frames (what a restarted
     camera continues from; the matcher's resume checkpoints happen at these frames too).
     ``max_restarts``: restarts of each actor after its process or node dies (-1: unlimited).
@@ -262,6 +263,7 @@ class ExecutorConfig(StrictModel):
     matcher_num_cpus: float = Field(1.0, ge=0.0)
     queue_frames: int = Field(16, ge=1)
     chunk_frames: int = Field(4, ge=1)
+    inflight: int = Field(2, ge=1, le=64)
     snapshot_every: int = Field(25, ge=1)
     max_restarts: int = Field(4, ge=-1)
     size_threads: bool = True

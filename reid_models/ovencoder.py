@@ -4,7 +4,8 @@ The model is the encoder's ONNX export (``reid_models.export.export_onnx``, inpu
 batch), compiled once with a dynamic batch dimension, so any number of crops (all cameras' crops of an iteration
 arrive in one call) runs in one forward without recompiling. ``precision``: 'fp32' (default; the embeddings match
 torch's to float rounding, tests/reid_models/test_ov_encoder.py) or 'bf16' (on CPUs with native bf16, else fp32
-with a warning: pipeline/core/openvino_cpu.py). ``threads``: OpenVINO's inference threads (None: one per core).
+with a warning: pipeline/core/openvino_cpu.py). ``threads``: OpenVINO's inference threads (None: one per core,
+pinned to cores; set: not pinned).
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ class OpenVinoEncoderModel:
             model.reshape({0: ov.PartialShape([-1] + [d.get_length() for d in list(shape)[1:]])})
         self.inference_precision = inference_precision(precision, cpu_capabilities(core), "encoder.precision")
         config: dict = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": self.inference_precision}
-        if threads is not None:
-            config["INFERENCE_NUM_THREADS"] = int(threads)
+        if threads is not None:  # a share of a machine other processes use too: unpinned (see the detector's)
+            config.update({"INFERENCE_NUM_THREADS": int(threads), "ENABLE_CPU_PINNING": False})
         self._request = core.compile_model(model, "CPU", config).create_infer_request()
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:

@@ -9,6 +9,7 @@ after the other in this one invocation (so the ratios compare like with like on 
     local          executor.kind: local (one process; detection and embedding batched over the 4 cameras)
     ray-1          executor.kind: ray on a one-node loopback cluster (head only): Ray's own overhead, same work
     ray-1-unsized  (with --unsized) ray-1 with executor.size_threads: false (library-default thread pools)
+    ray-1-inflight1 (with --inflight1) ray-1 with executor.inflight: 1 (one step call in flight per camera actor)
     ray-2          executor.kind: ray on a head + one worker node (SPREAD: two cameras per node)
 
 Each row runs ``python -m pipeline run --max-frames N`` in a subprocess at two frame counts N1 < N2
@@ -26,7 +27,13 @@ split by role (driver / camera actors / matcher actor / Ray's daemons and idle w
 * camera-frames/s over the frame loop (the run summary's timing, at N2) and end to end, CPU seconds end to
   end and CPU utilisation = CPU seconds / (end-to-end wall x cores), as before.
 
-Writes ``results.json``, ``results.md`` and ``throughput.png`` under ``--out``::
+Where the frame loop's wall time goes (second table of ``results.md``, ``timeline.png``): each CPU's busy share
+over the loop (/proc/stat), each camera actor's step calls as the matcher logged them (the actor busy in a call
+vs idle, its CPU seconds per busy second, how long replies waited to be taken), and the camera actors' (Ray) or
+the driver's (local) CPU seconds by the CPU affinity their threads had when sampled (OpenVINO pins the threads
+it infers on).
+
+Writes ``results.json``, ``results.md``, ``throughput.png`` and ``timeline.png`` under ``--out``::
 
     nice -n 10 .venv/bin/python tools/bench_ray.py [--frames 10,30] [--unsized] [--out runs/bench_ray]
 
@@ -55,6 +62,36 @@ from pipeline.testing.ray_cluster import LoopbackRayCluster, cpu_seconds
 
 CAMS = ("bottom_left", "bottom_right", "top_left", "top_right")
 ROLES = ("driver", "camera actors", "matcher actor", "ray daemons")
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def core_jiffies() -> list[tuple[int, int]]:
+    """(busy, total) clock ticks so far of each CPU of the machine (/proc/stat ``cpuN`` lines; busy = all but
+    idle and iowait)."""
+    out = []
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith("cpu") and line[3:4].isdigit():
+            v = [int(x) for x in line.split()[1:]]
+            out.append((sum(v) - v[3] - v[4], sum(v)))
+    return out
+
+
+def thread_cpu(pid: int) -> dict[int, tuple[float, str]]:
+    """{thread id: (CPU seconds so far, CPUs it may run on now: ``Cpus_allowed_list``)} of a process's threads."""
+    out = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            f = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+            allowed = next(ln.split()[-1] for ln in Path(f"/proc/{pid}/task/{tid}/status").read_text().splitlines()
+                           if ln.startswith("Cpus_allowed_list"))
+        except (OSError, IndexError, ValueError, StopIteration):
+            continue
+        out[int(tid)] = ((int(f[11]) + int(f[12])) / TICK, allowed)
+    return out
 
 
 def role_of(pid: int, driver: int) -> str | None:
@@ -85,6 +122,9 @@ class CpuSampler(threading.Thread):
         self.base: dict[int, float] = {}
         self.roles: dict[int, str] = {}
         self.series: list[tuple[float, dict[str, float]]] = []  # (time.time(), CPU seconds by role so far)
+        self.cores: list[tuple[float, list[tuple[int, int]]]] = []  # (time.time(), per CPU (busy, total) ticks)
+        self.threads: dict[tuple[int, int], float] = {}  # (pid, tid) -> CPU seconds at the last sample
+        self.by_affinity: dict[str, float] = {}  # camera actors'/driver's CPU seconds by the thread's affinity then
         self.stop_event = threading.Event()
 
     def run(self) -> None:
@@ -99,7 +139,26 @@ class CpuSampler(threading.Thread):
                 role = role_of(pid, self.driver)
                 if role is not None:
                     self.roles[pid] = role
-        self.series.append((time.time(), self.by_role()))
+        now = time.time()
+        self.series.append((now, self.by_role()))
+        self.cores.append((now, core_jiffies()))
+        for pid, role in list(self.roles.items()):  # where the inference threads may run (OpenVINO pins them)
+            if role not in ("camera actors", "driver"):
+                continue
+            for tid, (sec, allowed) in thread_cpu(pid).items():
+                last = self.threads.get((pid, tid))
+                self.threads[(pid, tid)] = sec
+                if last is not None and sec > last:
+                    key = "any" if "-" in allowed or "," in allowed else f"core {allowed}"
+                    self.by_affinity[key] = self.by_affinity.get(key, 0.0) + sec - last
+
+    def core_busy(self, t0: float, t1: float) -> list[float] | None:
+        """Each CPU's busy fraction between the samples nearest wall-clock times ``t0`` and ``t1``."""
+        inside = [c for c in self.cores if t0 <= c[0] <= t1]
+        if len(inside) < 2:
+            return None
+        (_, a), (_, b) = inside[0], inside[-1]
+        return [round((b[i][0] - a[i][0]) / max(1, b[i][1] - a[i][1]), 3) for i in range(len(a))]
 
     def by_role(self) -> dict[str, float]:
         out = dict.fromkeys(ROLES, 0.0)
@@ -172,7 +231,7 @@ def run_once(cfg: Path, frames: int, env: dict, extra_pids) -> dict:
         sampler.start()
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
-    end_to_end = time.monotonic() - t0
+    end_to_end, exited = time.monotonic() - t0, time.time()
     roles = sampler.finish(usage.ru_utime + usage.ru_stime)
     if proc.returncode != 0:
         raise SystemExit(f"bench_ray: {cfg} failed (exit {proc.returncode}); see {log}")
@@ -184,10 +243,17 @@ def run_once(cfg: Path, frames: int, env: dict, extra_pids) -> dict:
            "end_to_end_s": round(end_to_end, 2), "camera_fps_end_to_end": round(n / end_to_end, 3),
            "cpu_s": round(cpu, 2), "cpu_s_by_role": {k: round(v, 2) for k, v in roles.items()},
            "cpu_utilisation": round(cpu / (end_to_end * (os.cpu_count() or 1)), 3),
-           "tracklets_stored": summary["tracklets_stored"], "global_ids": summary["global_ids"]}
+           "tracklets_stored": summary["tracklets_stored"], "global_ids": summary["global_ids"],
+           "cpu_s_by_thread_affinity": {k: round(v, 2) for k, v in sorted(sampler.by_affinity.items())}}
     placed = cfg.parent / "out" / "ray_executor.json"
+    # the frame loop's span: the matcher's (Ray), or the loop's wall time ending at the local process's exit
+    loop = (exited - timing["wall_s"], exited)
     if placed.exists():
         ex = json.loads(placed.read_text())
+        loop = tuple(ex["loop_span"])
+        res["actors"] = actor_calls(ex, loop)
+        res["step_calls"] = ex["step_calls"]
+        res["loop_span"] = loop
         res["nodes_used"] = ex["nodes"]
         res["camera_stage_s"] = {c: v.get("stage_s") for c, v in ex["cameras_ended"].items()}
         res["camera_threads"] = next(iter(ex["cameras_started"].values())).get("threads")
@@ -195,7 +261,29 @@ def run_once(cfg: Path, frames: int, env: dict, extra_pids) -> dict:
         # varies by seconds of CPU from run to run on a loaded machine and would swamp the marginal cost
         at_ready = sampler.before(ex["actors_ready_at"])
         res["cpu_s_by_role_from_ready"] = {k: round(roles[k] - at_ready[k], 2) for k in ROLES}
+    res["core_busy_in_loop"] = sampler.core_busy(*loop)
+    res["core_series"] = [(round(t - loop[0], 3), c) for t, c in sampler.cores]
     return res
+
+
+def actor_calls(ex: dict, loop: tuple[float, float]) -> dict:
+    """Where each camera actor's time in the frame loop went, from the matcher's log of ``step`` calls
+    (``ray_executor.json``): ``busy`` (inside a call: processing its frames), ``idle`` (the rest: no call
+    queued, or done before the loop ended), ``cpu_in_busy`` (the actor's CPU seconds per busy second: below 1 it
+    was runnable but waiting for a core), ``reply_wait`` (seconds replies sat ready before the matcher took
+    them), ``calls``; fractions of the loop's wall time, averaged over the cameras."""
+    fields = ex["step_call_fields"]
+    span = loop[1] - loop[0]
+    per_cam = {}
+    for cam, calls in ex["step_calls"].items():
+        rows = [dict(zip(fields, c)) for c in calls]
+        busy = sum(r["ended"] - r["started"] for r in rows)
+        per_cam[cam] = {"calls": len(rows), "busy": round(busy / span, 3), "idle": round(1 - busy / span, 3),
+                        "cpu_in_busy": round(sum(r["cpu_s"] for r in rows) / busy, 3) if busy > 0 else None,
+                        "reply_wait": round(sum(max(0.0, r["received"] - r["ended"]) for r in rows) / span, 3)}
+    mean = {k: round(sum(c[k] or 0 for c in per_cam.values()) / len(per_cam), 3)
+            for k in ("busy", "idle", "cpu_in_busy", "reply_wait")}
+    return {"loop_s": round(span, 2), "mean": mean, "cameras": per_cam}
 
 
 def steady(row: dict) -> dict:
@@ -214,7 +302,10 @@ def steady(row: dict) -> dict:
     each = [(sum(b[key].values()) - sum(a[key].values())) / (b["camera_frames"] - a["camera_frames"])
             for a, b in zip(r1, r2)]
     wall = mean(r2, lambda r: r["end_to_end_s"]) - mean(r1, lambda r: r["end_to_end_s"])
+    loop = mean(r2, lambda r: r["loop_wall_s"]) - mean(r1, lambda r: r["loop_wall_s"])
     return {"cpu_per_camera_frame": round(marginal, 4), "per_repeat": [round(x, 4) for x in each],
+            # frames/s of the frame loop without what every run pays once in it (first-frame compiles, flush)
+            "camera_fps_marginal": round(frames / loop, 3) if loop > 0 else None,
             "by_role": {k: round(v, 4) for k, v in per_role.items()},
             "daemons_cpu_per_s": round(per_role["ray daemons"] * frames / wall, 4) if wall > 0 else None,
             "fixed_cpu_s": round(mean(r1, lambda r: r["cpu_s"]) - marginal * mean(r1, lambda r: r["camera_frames"]), 2),
@@ -297,6 +388,58 @@ def plot(rows: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def plot_timeline(rows: dict, path: Path) -> None:
+    """Per Ray row (first repeat at the larger frame count): each camera actor's step calls over the frame loop
+    (bars: the actor running a call; dots: the matcher taking the reply) and each CPU's busy fraction; the
+    local row's CPUs for comparison."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n2 = str(rows["local"]["steady"]["n2"])
+    names = list(rows)
+    fig, axes = plt.subplots(len(names), 1, figsize=(11, 2.2 + 1.6 * len(names)), squeeze=False)
+    for ax, name in zip(axes[:, 0], names):
+        r = rows[name]["runs"][n2][0]
+        cores = r.get("core_series") or []
+        span = (r["loop_span"][1] - r["loop_span"][0]) if r.get("loop_span") else r["loop_wall_s"]
+        for i in range(len(cores[0][1]) if cores else 0):  # each CPU's busy share between samples, as a line
+            ts, vals = [], []
+            for (t0, a), (t1, b) in zip(cores, cores[1:]):
+                if 0 <= t1 <= span and b[i][1] > a[i][1]:
+                    ts.append(t1)
+                    vals.append(-1.6 - 1.2 * i + 1.0 * (b[i][0] - a[i][0]) / (b[i][1] - a[i][1]))
+            ax.plot(ts, vals, lw=1, color=("#c73", "#37a", "#3a7", "#777")[i % 4])
+            ax.axhline(-1.6 - 1.2 * i, color="#ccc", lw=0.5)
+        labels = [f"cpu{i} busy" for i in range(len(cores[0][1]) if cores else 0)]
+        ticks = [-1.1 - 1.2 * i for i in range(len(labels))]
+        if r.get("step_calls"):
+            t0 = r["loop_span"][0]
+            for j, (cam, calls) in enumerate(sorted(r["step_calls"].items())):
+                for sub, st, en, rec, _n, _cpu in calls:
+                    ax.broken_barh([(st - t0, en - st)], (j * 1.0 + 0.1, 0.8), color="#3a7", alpha=0.8)
+                    ax.plot([rec - t0], [j * 1.0 + 0.5], "k.", ms=2)
+                labels.append(cam)
+                ticks.append(j * 1.0 + 0.5)
+        ax.set_yticks(ticks, labels, fontsize=7)
+        ax.set_xlim(0, span)
+        ax.set_title(f"{name}: frame loop, {n2} frames per camera (green: actor in a step call; dot: reply taken)"
+                     if r.get("step_calls") else f"{name}: frame loop, {n2} frames per camera", fontsize=9)
+    axes[-1, 0].set_xlabel("seconds since the frame loop began")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}"
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return "-" if a is None or not b else f"{a / b:.2f}"
+
+
 def table(rows: dict, meta: dict) -> str:
     loc = rows["local"]["steady"]["cpu_per_camera_frame"]
     n1, n2 = meta["frames"]
@@ -311,8 +454,9 @@ def table(rows: dict, meta: dict) -> str:
         "(means over the repeats).", "",
         "| run | steady CPU-s / camera-frame (per repeat) | vs local | of which driver / camera actors / matcher /"
         " Ray daemons | Ray daemons CPU-s/s | fixed CPU-s | camera-frames/s (loop) | vs local | end to end (s) |"
-        " CPU s | CPU-s / camera-frame (end to end) | CPU utilisation | nodes | actor threads | tracklets | ids |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        " CPU s | CPU-s / camera-frame (end to end) | CPU utilisation | nodes | actor threads | tracklets | ids |"
+        f" marginal camera-frames/s (loop, {n1} -> {n2}) | vs local |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, row in rows.items():
         st, r = row["steady"], at_n2(row)
@@ -326,7 +470,8 @@ def table(rows: dict, meta: dict) -> str:
             f"{st['fixed_cpu_s']:.1f} | {r['camera_fps']:.2f} | {r['camera_fps'] / loc_fps:.2f} | "
             f"{r['end_to_end_s']:.1f} | {r['cpu_s']:.1f} | {r['cpu_s'] / r['camera_frames']:.3f} | "
             f"{100 * r['cpu_utilisation']:.0f} % | {r.get('nodes_used', 1):g} | {th_s} | {r['tracklets_stored']:g} | "
-            f"{r['global_ids']:g} |")
+            f"{r['global_ids']:g} | {_fmt(st.get('camera_fps_marginal'))} | "
+            f"{_ratio(st.get('camera_fps_marginal'), rows['local']['steady'].get('camera_fps_marginal'))} |")
     if "ray-1" in rows:
         over = rows["ray-1"]["steady"]["cpu_per_camera_frame"] / loc - 1
         lines += ["", f"Ray's own overhead (same work, ray-1 vs local, steady-state CPU per camera-frame): "
@@ -334,6 +479,23 @@ def table(rows: dict, meta: dict) -> str:
     if "ray-2" in rows and "ray-1" in rows:
         lines.append(f"2 nodes vs 1: {at_n2(rows['ray-2'])['camera_fps'] / at_n2(rows['ray-1'])['camera_fps']:.2f}"
                      " x the frames/s (both nodes share the same cores here).")
+    lines += ["", f"Where the frame loop's wall time went ({n2} frames, first repeat; per-core busy from /proc/stat over "
+                  "the loop, which includes other jobs on a shared machine; actor busy / idle / CPU per busy second "
+                  "and reply wait from the matcher's log of step calls, means over the 4 cameras; driver and camera "
+                  "actor CPU-s by the affinity their thread had when sampled: OpenVINO pins its inference thread):", "",
+              "| run | core busy in loop | actor busy | actor idle | actor CPU-s per busy s | reply wait | CPU-s by thread"
+              " affinity |", "|---|---|---|---|---|---|---|"]
+    for name, row in rows.items():
+        r = row["runs"][str(n2)][0]
+        busy = r.get("core_busy_in_loop")
+        busy_s = "-" if not busy else " / ".join(f"{100 * b:.0f} %" for b in busy)
+        a = (r.get("actors") or {}).get("mean")
+        aff = ", ".join(f"{k} {v:.1f}" for k, v in (r.get("cpu_s_by_thread_affinity") or {}).items()) or "-"
+        if a:
+            lines.append(f"| {name} | {busy_s} | {100 * a['busy']:.0f} % | {100 * a['idle']:.0f} % | "
+                         f"{a['cpu_in_busy']:.2f} | {100 * a['reply_wait']:.0f} % | {aff} |")
+        else:
+            lines.append(f"| {name} | {busy_s} | - | - | - | - | {aff} |")
     if meta.get("idle_background"):
         ib = meta["idle_background"]
         lines.append(f"Ray idle (one node, nothing to do, {ib['seconds']:g} s): daemons {ib['daemons_cpu_per_s']:.4f} "
@@ -346,6 +508,8 @@ def ray_rows(args) -> list[tuple[str, list[float], dict]]:
     rows = [("ray-1", [5], {})]
     if args.unsized:
         rows.append(("ray-1-unsized", [5], {"size_threads": False}))
+    if args.inflight1:
+        rows.append(("ray-1-inflight1", [5], {"inflight": 1}))
     if not args.no_two_nodes:
         rows.append(("ray-2", [3, 2], {}))
     return rows
@@ -358,6 +522,8 @@ def main() -> int:
     ap.add_argument("--imgsz", type=int, default=None, help="detector input size (default: the shipped config's)")
     ap.add_argument("--unsized", action="store_true", help="also run ray-1 with executor.size_threads: false")
     ap.add_argument("--no-two-nodes", action="store_true", help="skip the ray-2 row")
+    ap.add_argument("--inflight1", action="store_true",
+                    help="also run ray-1 with executor.inflight: 1 (one step call in flight per camera actor)")
     ap.add_argument("--idle-seconds", type=float, default=15.0, help="Ray's idle background measurement (0: skip)")
     ap.add_argument("--out", type=Path, default=Path("runs/bench_ray"))
     ap.add_argument("--report-only", action="store_true", help="rewrite results.md / throughput.png from results.json")
@@ -370,6 +536,7 @@ def main() -> int:
         saved = json.loads((out / "results.json").read_text())
         (out / "results.md").write_text(table(saved["rows"], saved), encoding="utf-8")
         plot(saved["rows"], out / "throughput.png")
+        plot_timeline(saved["rows"], out / "timeline.png")
         print(table(saved["rows"], saved))
         return 0
     counts = sorted(int(x) for x in args.frames.split(","))
@@ -423,6 +590,7 @@ def main() -> int:
     (out / "results.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
     (out / "results.md").write_text(table(rows, meta), encoding="utf-8")
     plot(rows, out / "throughput.png")
+    plot_timeline(rows, out / "timeline.png")
     print(table(rows, meta))
     return 0
 

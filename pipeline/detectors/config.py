@@ -31,7 +31,9 @@ class DetectorConfig(StrictModel):
       camera's aspect ratio and pad only to a multiple of 32 (768x576 -> 640x480 at 640, not 640x640);
       needs an ONNX model with a dynamic input height/width: a fixed-size YOLOv5 export is converted on
       first use (cached in ``model_cache``). ``rect: false`` (default): the square letterbox as before.
-    * ``threads``: the backend's intra-op threads (None: its default, one per core).
+    * ``threads``: the backend's intra-op threads (None: its default, one per core). Set, OpenVINO does not pin
+      them to cores (a process sized to a share of the machine: pinned, every such process would use the same
+      first cores; docs/scaling.md).
     * ``streams`` (openvino): 1 (default) = one image after another, each over all threads (PERFORMANCE_HINT
       LATENCY); n > 1 = n CPU streams (PERFORMANCE_HINT THROUGHPUT): the cameras' frames of one detector call run
       as parallel infer requests. Same boxes; more frames/s when a call has several frames (several cameras).

@@ -116,8 +116,9 @@ class OpenVinoRuntime:
         self.inference_precision = hint
         self.streams = int(streams)
         self._config: dict = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"}
-        if threads is not None:
-            self._config["INFERENCE_NUM_THREADS"] = threads
+        if threads is not None:  # sized for a share of a machine other processes use too (a Ray camera actor):
+            # unpinned, else every such process pins its threads to the same first cores (docs/scaling.md)
+            self._config.update({"INFERENCE_NUM_THREADS": threads, "ENABLE_CPU_PINNING": False})
         self._throughput_config = {**self._config, "PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": self.streams}
         shape = self._model.inputs[0].get_partial_shape()
         # a dynamic batch is run one image per forward: each new input shape compiles the model again (~1 s),

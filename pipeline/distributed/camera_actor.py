@@ -16,6 +16,7 @@ import copy
 import dataclasses
 import os
 import threading
+import time
 
 from pipeline.camconfig import CamsConfig
 from pipeline.distributed.messages import CameraResult, CameraSnapshot, StepReply
@@ -81,11 +82,13 @@ class CameraWorker:
         return st.frames
 
     def step(self, epoch: str, n: int, live: bool, snapshot_every: int) -> StepReply:
-        """Process up to ``n`` frames (live: those available now) and return them."""
+        """Process up to ``n`` frames (live: those available now) and return them (with the call's wall-clock
+        start and end and the process's CPU seconds in it)."""
         st = self.st
         if epoch != self.epoch or st is None:
             return StepReply(stale=True)
-        reply = StepReply()
+        reply = StepReply(started_at=time.time())
+        cpu0 = time.process_time()
         while len(reply.results) < n and not st.done:
             frame = read_frame(st, live, self.max_frames, self.stop)
             if frame is None:
@@ -95,6 +98,7 @@ class CameraWorker:
             reply.results.append(self._process(st, frame, snapshot_every))
         if st.done:
             reply.done, reply.snapshot = True, self._snapshot()
+        reply.cpu_s, reply.ended_at = time.process_time() - cpu0, time.time()
         return reply
 
     def flush(self, epoch: str) -> tuple[list, dict] | None:

@@ -6,11 +6,16 @@ checkpoints and every sink. Its frame loop pulls :class:`~pipeline.distributed.m
 from the camera actors and merges them by iteration: the local loop's iteration ``k`` holds the
 ``k``-th processed frame of every camera not yet done, in config order, so the assigner gets exactly
 the local loop's calls (the same tracklets in the same order, then every camera's ``flush_all`` at the
-end) while each camera runs up to ``executor.queue_frames`` frames ahead. Live mode merges whatever each
-camera has ready instead (no waiting on the slowest camera).
+end) while each camera runs up to ``executor.queue_frames`` frames ahead. Up to ``executor.inflight`` ``step``
+calls are in flight per camera actor: Ray runs an actor's calls in the order they were sent, so the actor
+starts its next chunk the moment it finishes one instead of waiting for the matcher to take the reply and
+ask again. Live mode merges whatever each camera has ready instead (no waiting on the slowest camera).
+Every call is logged (:class:`~pipeline.distributed.messages.StepCall`: sent, run, received; the actor's
+CPU seconds) for ``ray_executor.json`` and tools/bench_ray.py.
 
 Faults: a camera actor that dies (process or node) is restarted by Ray (``max_restarts``); the call in
-flight fails, the matcher restores the camera from its last snapshot and drops the results it already
+flight fails (and every call after it), the matcher restores the camera from its last snapshot under a new
+epoch (calls of the old epoch that still reach the actor do nothing) and drops the results it already
 holds. Batch checkpoints (``store.checkpoint_every_s``) are taken at iterations where every camera's
 snapshot is current, so they hold the same RunState as the local runner's; a restarted matcher actor
 resumes from the last one (text outputs cut back, cameras restored), exactly as a re-run of a killed
@@ -20,6 +25,7 @@ local batch run does.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import time
 import uuid
@@ -29,13 +35,14 @@ from typing import Any
 from pipeline.camconfig import CamsConfig
 from pipeline.core.errors import ReidPipelineError
 from pipeline.core.types import Frame
-from pipeline.distributed.messages import CameraResult, CameraSnapshot, ShippedCrops, StepReply
+from pipeline.distributed.messages import CameraResult, CameraSnapshot, ShippedCrops, StepCall, StepReply
 from pipeline.runner.checkpoint import CameraResume
 from pipeline.runner.components import Components, build_identity_parts
 from pipeline.runner.loop import PipelineRunner
 
 log = logging.getLogger(__name__)
 RESTART_WAIT_S = 300.0  # how long a lost camera actor may take to come back (new process, models loaded)
+CALL_LOG = 4096  # step calls kept per camera (the latest; a live run makes them forever)
 
 
 class CameraLostError(ReidPipelineError):
@@ -65,7 +72,7 @@ class _RemoteBuilder:
 
 class RemoteCamera:
     """The runner's CameraState for a camera that runs in an actor: counters of what was consumed,
-    the buffer of results received ahead, the call in flight, the snapshots."""
+    the buffer of results received ahead, the calls in flight (oldest first), the snapshots, the call log."""
 
     def __init__(self, cam_id: str, actor: Any, runner: RayRunner) -> None:
         self.id = cam_id
@@ -88,9 +95,10 @@ class RemoteCamera:
         self.buffer: collections.deque[CameraResult] = collections.deque()
         self.received = 0  # frames count of the last result received
         self.ended = False  # the actor said done
-        self.pending = None  # ObjectRef of the step in flight
+        self.pending: collections.deque[tuple[Any, float]] = collections.deque()  # (ObjectRef, sent at) per step call
         self.epoch: str | None = None
         self.restarts = 0
+        self.calls: collections.deque[StepCall] = collections.deque(maxlen=CALL_LOG)
 
     # ------------------------------------------------------------ actor calls
     def start(self) -> None:
@@ -99,16 +107,21 @@ class RemoteCamera:
 
         self.epoch = uuid.uuid4().hex
         self.buffer.clear()
-        self.pending = None
+        self.pending.clear()
         self.received = self.frames
         self.ended = self.done
         if not self.done:
             ray.get(self.actor.restore.remote(self.epoch, self.snapshot))
 
-    def _submit(self) -> None:
-        if self.pending is None and not self.ended and len(self.buffer) + self.ex.chunk_frames <= self.ex.queue_frames:
-            live = self.runner.cfg.mode == "live"
-            self.pending = self.actor.step.remote(self.epoch, self.ex.chunk_frames, live, self.ex.snapshot_every)
+    def submit(self) -> None:
+        """Send ``step`` calls until ``executor.inflight`` are in flight or the frames they may return would
+        not fit ``queue_frames`` beside those buffered (the backpressure)."""
+        live = self.runner.cfg.mode == "live"
+        chunk = self.ex.chunk_frames
+        while (not self.ended and len(self.pending) < self.ex.inflight
+               and len(self.buffer) + (len(self.pending) + 1) * chunk <= self.ex.queue_frames):
+            ref = self.actor.step.remote(self.epoch, chunk, live, self.ex.snapshot_every)
+            self.pending.append((ref, time.time()))
 
     def _recover(self, exc: Exception) -> None:
         """The actor's process or node died (a call failed, or the actor answered with another epoch: it was
@@ -118,7 +131,7 @@ class RemoteCamera:
         self.restarts += 1
         log.warning("camera %s: actor lost (%s); restoring it from frame %d", self.id, type(exc).__name__,
                     0 if self.snapshot is None else self.snapshot.frames)
-        self.pending = None
+        self.pending.clear()  # the calls after the failed one: failed too, or stale for the new epoch
         self.epoch = uuid.uuid4().hex
         deadline = time.monotonic() + RESTART_WAIT_S
         while True:
@@ -134,7 +147,9 @@ class RemoteCamera:
                 raise CameraLostError(f"camera {self.id}: its actor is gone after {self.restarts} losses "
                                       f"(executor.max_restarts {self.ex.max_restarts}): {died}") from None
 
-    def _absorb(self, reply: StepReply) -> None:
+    def _absorb(self, reply: StepReply, submitted: float) -> None:
+        self.calls.append(StepCall(submitted, reply.started_at, reply.ended_at, time.time(), len(reply.results),
+                                   reply.cpu_s))
         for r in reply.results:
             if r.frames <= self.received:  # replayed after a restore: the runner has it already
                 continue
@@ -145,27 +160,29 @@ class RemoteCamera:
         if reply.done:
             self.ended = True
             self.snapshot = reply.snapshot
+            self.pending.clear()  # calls sent after this one find the camera done: nothing to wait for
 
     def poll(self, wait: bool) -> None:
-        """Receive the reply in flight (``wait``: block until it comes) and keep one call in flight."""
+        """Receive the oldest reply in flight (``wait``: block until it comes), then top the calls in flight up."""
         import ray
 
-        self._submit()
-        while self.pending is not None:
-            if not wait and not ray.wait([self.pending], timeout=0)[0]:
+        self.submit()
+        while self.pending:
+            ref, submitted = self.pending[0]
+            if not wait and not ray.wait([ref], timeout=0)[0]:
                 return
             try:
-                reply = ray.get(self.pending)
+                reply = ray.get(ref)
             except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
                 self._recover(exc)
-                self._submit()
+                self.submit()
                 continue
-            self.pending = None
+            self.pending.popleft()
             if reply.stale:  # our epoch is not the actor's: Ray restarted it between two calls
                 self._recover(RuntimeError("restarted between calls"))
             else:
-                self._absorb(reply)
-            self._submit()
+                self._absorb(reply, submitted)
+            self.submit()
             if self.buffer or self.ended or not wait:
                 return
 
@@ -184,7 +201,7 @@ class RemoteCamera:
         self.frames, self.next_index = r.frames, r.index + 1
         self.last_outputs, self.oldest_open = r.outputs, r.oldest_open
         self.consumed_snapshot = r.snapshot
-        self._submit()
+        self.submit()
         return r
 
     def _catch_up(self) -> None:
@@ -249,6 +266,7 @@ class RayRunner(PipelineRunner):
         self.encoder_version = encoder_version
         self.shipped = ShippedCrops()
         self._started = False
+        self.loop_span: list[float] = [0.0, 0.0]  # wall clock when the frame loop began and when it had no camera left
 
     def run(self) -> dict:
         from pipeline.store import IdentityStore
@@ -272,11 +290,13 @@ class RayRunner(PipelineRunner):
     # ------------------------------------------------------------------ the loop's hooks
     def _read_frames(self, live: bool) -> list[CameraResult] | None:
         if not self._started:
+            self.loop_span[0] = time.time()
             for cam in self.cams.values():
                 cam.start()
             self._started = True
         active = [c for c in self.cams.values() if not c.done]
         if not active:
+            self.loop_span[1] = time.time()
             return None
         if live:
             for cam in active:
@@ -285,12 +305,14 @@ class RayRunner(PipelineRunner):
             if not results and all(not c.buffer for c in active):
                 self._wait_any(active)
             return results
+        for cam in active:  # every camera's calls go out before the loop waits on one (else a camera's first call
+            cam.submit()  # waited for the previous camera's first reply: the cameras started one after another)
         return [r for r in (c.next_result(wait=True) for c in active) if r is not None]
 
     def _wait_any(self, cams: list[RemoteCamera]) -> None:
         import ray
 
-        refs = [c.pending for c in cams if c.pending is not None]
+        refs = [c.pending[0][0] for c in cams if c.pending]
         if refs:
             ray.wait(refs, num_returns=1, timeout=0.2)
         else:
@@ -341,7 +363,13 @@ class MatcherActor:
             summary = self.runner.run()
         except ReidPipelineError as exc:  # one line for the driver (the project's errors need not unpickle)
             return {"error": f"{type(exc).__name__}: {exc}"}, ""
-        summary["executor"] = {"kind": "ray", "camera_restarts": {c.id: c.restarts for c in self.runner.cams.values()}}
+        cams = self.runner.cams.values()
+        summary["executor"] = {
+            "kind": "ray", "camera_restarts": {c.id: c.restarts for c in cams},
+            "loop_span": self.runner.loop_span,  # of this run of the actor (after a matcher restart: since then)
+            "step_calls": {c.id: [dataclasses.astuple(k) for k in c.calls] for c in cams},
+            "step_call_fields": [f.name for f in dataclasses.fields(StepCall)],
+        }
         return summary, self.runner.summary_table
 
     def progress(self) -> dict[str, int]:

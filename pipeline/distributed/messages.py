@@ -52,12 +52,33 @@ class CameraResult:
 class StepReply:
     """A camera actor's answer to ``step``: results in frame order; ``done`` once the camera has no more
     frames (``snapshot``: its final state); ``stale``: the call's epoch is not the actor's (the actor was restarted, or the call
-    came from a matcher that has been replaced): nothing was processed."""
+    came from a matcher that has been replaced): nothing was processed. ``started_at`` / ``ended_at``: the actor's
+    wall clock (``time.time()``) when it began and finished the call; ``cpu_s``: the actor process's CPU seconds
+    in it (all its threads): the matcher's per-call log (:class:`StepCall`)."""
 
     results: list[CameraResult] = field(default_factory=list)
     done: bool = False
     snapshot: CameraSnapshot | None = None
     stale: bool = False
+    started_at: float = 0.0
+    ended_at: float = 0.0
+    cpu_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class StepCall:
+    """One ``step`` call as the matcher saw it (wall-clock seconds, ``time.time()``; actors and matcher on one
+    node share the clock, across nodes up to their clock offset): ``submitted`` (the matcher sent it),
+    ``started`` / ``ended`` (the actor ran it; it idles before ``started`` when no call was queued),
+    ``received`` (the matcher took the reply: later than ``ended`` when it was busy with other cameras or
+    had not asked yet), ``frames`` (results in the reply), ``cpu_s`` (the actor's CPU seconds in the call)."""
+
+    submitted: float
+    started: float
+    ended: float
+    received: float
+    frames: int
+    cpu_s: float
 
 
 class ShippedCrops:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,52 @@ def test_camera_worker_builds_its_models_with_the_sized_pools(shared: Path, tmp_
     finally:
         torch.set_num_threads(before[0])
         cv2.setNumThreads(before[1])
+
+
+def _single_core_affinities(run, seconds: float) -> set[str]:
+    """Run ``run()`` over and over in a thread for ``seconds``; the CPU lists that thread was restricted to
+    (``Cpus_allowed_list`` of /proc, sampled every 10 ms) when restricted to a single CPU."""
+    import threading
+    import time
+
+    stop, tid = threading.Event(), []
+
+    def loop() -> None:
+        tid.append(threading.get_native_id())
+        while not stop.is_set():
+            run()
+
+    th = threading.Thread(target=loop)
+    th.start()
+    seen: set[str] = set()
+    try:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            time.sleep(0.01)
+            if tid:
+                status = Path(f"/proc/self/task/{tid[0]}/status").read_text()
+                allowed = next(ln.split()[-1] for ln in status.splitlines() if ln.startswith("Cpus_allowed_list"))
+                if "-" not in allowed and "," not in allowed:
+                    seen.add(allowed)
+    finally:
+        stop.set()
+        th.join()
+    return seen
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists() or (os.cpu_count() or 1) < 2,
+                    reason="needs Linux /proc and 2+ CPUs (pinning to one of them)")
+def test_openvino_sized_threads_are_not_pinned(weights: Path, pets_dir: Path, tmp_path: Path) -> None:
+    """OpenVINO pins its inference threads to the first cores by default: with one thread, every camera actor
+    on a node ran detection on the same core (docs/scaling.md, Throughput). Threads set: not pinned (the OpenVINO
+    encoder likewise: tests/reid_models/test_ov_encoder.py)."""
+    from pipeline.detectors import DetectorConfig, build_detector
+    from pipeline.mot import MOTSequence
+
+    frame = MOTSequence(pets_dir).frame_image(1)
+    kw = dict(kind="onnx", weights=str(weights), backend="openvino", imgsz=320, rect=True, model_cache=str(tmp_path))
+    default, sized = build_detector(DetectorConfig(**kw)), build_detector(DetectorConfig(threads=1, **kw))
+    default.detect([frame]), sized.detect([frame])  # compiled for the frame's shape before the sampling
+    assert _single_core_affinities(lambda: default.detect([frame]), 1.5)  # the library default: pinned
+    assert not _single_core_affinities(lambda: sized.detect([frame]), 1.5)
+    assert [c.get_property("ENABLE_CPU_PINNING") for c in sized.runtime._compiled.values()] == [False]

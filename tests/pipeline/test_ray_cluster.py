@@ -4,11 +4,15 @@ One module-scoped split (4 virtual PETS cameras, the ``grid`` layout, the first 
 once by the local runner (the reference) and then on the cluster:
 
 * a Ray batch run gives byte-identical MOT files (local and global ids), events.jsonl and store rows
-  (tracklets, assignments, identities, embeddings, crops, events), with cameras on both nodes;
+  (tracklets, assignments, identities, embeddings, crops, events), with cameras on both nodes, with two
+  ``step`` calls in flight per camera actor (``executor.inflight``, the default; the call log shows the actor
+  was sent its next call before the matcher took the previous reply) and with one;
 * a Ray run during which a camera actor's process is killed (SIGKILL), then the matcher actor's, then
   the whole worker node: every camera and the matcher come back (the killed camera in a new process,
   the worker node's cameras on the head) and the outputs are still identical to the reference, so no
-  tracklet was lost or duplicated.
+  tracklet was lost or duplicated;
+* a live run (the same files, not paced: the sources drop what the actors cannot keep up with) ends
+  normally with every frame a camera delivered consumed by the matcher.
 
 Detection runs per camera in the actors and batched over cameras in the local loop; on this data the
 ONNX detector gives the same boxes either way (the comparison is exact). The cluster is started and
@@ -62,11 +66,12 @@ def _config(split: Path, tmp: Path, shared: Path, tag: str, executor: dict) -> P
     return p
 
 
-def _ray_executor(address: str) -> dict:
+def _ray_executor(address: str, inflight: int = 2) -> dict:
     # 1 logical CPU per camera: SPREAD puts two cameras on each node; the head (5 CPUs) holds all four
-    # and the matcher once the worker node (2 CPUs) is gone. Small chunks and snapshots: faults land mid-run.
+    # and the matcher once the worker node (2 CPUs) is gone. Small chunks and snapshots: faults land mid-run;
+    # two calls of 2 frames in flight fill queue_frames.
     return {"kind": "ray", "address": address, "camera_num_cpus": 1, "matcher_num_cpus": 0.5,
-            "chunk_frames": 2, "queue_frames": 4, "snapshot_every": 4, "max_restarts": 4}
+            "chunk_frames": 2, "queue_frames": 4, "inflight": inflight, "snapshot_every": 4, "max_restarts": 4}
 
 
 @pytest.fixture(scope="module")
@@ -151,14 +156,29 @@ def _executor_json(tmp: Path, tag: str) -> dict:
     return json.loads((tmp / f"out_{tag}" / "ray_executor.json").read_text())
 
 
-def test_ray_batch_run_equals_local_run(split, shared, reference, cluster, tmp_path):
-    cfg = _config(split, tmp_path, shared, "ray", _ray_executor(cluster.address))
+def _overlapping_calls(ex: dict) -> int:
+    """Step calls sent before the matcher had taken the reply to the camera's previous call (the log of
+    ray_executor.json, each camera's calls in order)."""
+    f = ex["step_call_fields"]
+    sub, rec = f.index("submitted"), f.index("received")
+    return sum(b[sub] < a[rec] for calls in ex["step_calls"].values() for a, b in zip(calls, calls[1:]))
+
+
+@pytest.mark.parametrize("inflight", [2, 1])
+def test_ray_batch_run_equals_local_run(split, shared, reference, cluster, tmp_path, inflight):
+    tag = f"ray-inflight{inflight}"
+    cfg = _config(split, tmp_path, shared, tag, _ray_executor(cluster.address, inflight))
     log = tmp_path / "run.log"
     _finish(_start_run(cfg, cluster, log), log)
-    _assert_same_as_reference(reference, tmp_path, "ray")
-    ex = _executor_json(tmp_path, "ray")
+    _assert_same_as_reference(reference, tmp_path, tag)
+    ex = _executor_json(tmp_path, tag)
     assert len({c["node_id"] for c in ex["cameras_started"].values()}) == 2  # cameras on both nodes
     assert ex["matcher_restarts"] == 0
+    # every frame came through the logged calls: 24 per camera (the last call, which finds the camera done,
+    # may return none); with 2 in flight the next call was sent while the previous one ran, with 1 never
+    frames_at = ex["step_call_fields"].index("frames")
+    assert all(sum(c[frames_at] for c in calls) == N_FRAMES for calls in ex["step_calls"].values())
+    assert (_overlapping_calls(ex) > 0) == (inflight > 1)
     # executor.size_threads: each camera actor ran its detector and encoder on its 1 CPU's worth of threads
     # (the local reference ran them on the library defaults: the outputs above are the same)
     assert all((c["threads"]["detector"], c["threads"]["encoder"], c["threads"]["sized"]) == (1, 1, True)
@@ -234,3 +254,21 @@ def test_ray_run_survives_killed_camera_matcher_and_node(split, shared, referenc
     assert moved, "no camera started on the worker node"
     # the worker node's cameras moved
     assert all(ex["cameras_ended"][c].get("node_id") == head_node for c in CAMS), (head_node, ex["cameras_ended"])
+
+
+def test_ray_live_run_consumes_what_the_cameras_deliver(split, shared, cluster, tmp_path):
+    """mode live, the 4 camera files unpaced: each source drops the frames its actor cannot keep up with; the run
+    ends when the files do, and every frame a source delivered was processed and consumed (2 calls in flight)."""
+    import json
+
+    cfg = _config(split, tmp_path, shared, "live", _ray_executor(cluster.address))
+    data = yaml.safe_load(cfg.read_text())
+    cfg.write_text(yaml.safe_dump({**data, "mode": "live"}), encoding="utf-8")
+    log = tmp_path / "run.log"
+    _finish(_start_run(cfg, cluster, log), log)
+    summary = json.loads((tmp_path / "out_live" / "stage_times.json").read_text())
+    for cam in CAMS:
+        health = summary["cameras"][cam]
+        assert health["state"] == "finished" and health["frames"] == N_FRAMES, health
+        assert summary["timing"]["frames_per_cam"][cam] == health["delivered"] >= 1, (health, summary["timing"])
+        assert health["delivered"] + health["drops"] <= N_FRAMES

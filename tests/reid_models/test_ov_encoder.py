@@ -52,6 +52,7 @@ def test_openvino_fp32_embeddings_equal_torch(crops, torch_feats):
     enc = AppearanceEncoder.from_checkpoint(None, backend="openvino", threads=2)
     got = enc.embed_crops(images)                          # all crops in one call: one dynamic-batch forward
     assert got.shape == torch_feats.shape and enc.version == AppearanceEncoder.from_checkpoint(None).version
+    assert enc._ov._request.get_compiled_model().get_property("ENABLE_CPU_PINNING") is False  # threads set: unpinned
     assert np.abs(got - torch_feats).max() < 1e-4
     np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
     r_torch, nn_torch = rank1(torch_feats, ids, frames)
