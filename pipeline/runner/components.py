@@ -16,6 +16,9 @@ from pipeline.tracklets import TrackletBuilder
 from pipeline.core.types import TrackOutput
 
 log = logging.getLogger(__name__)
+#: a live run's in-memory timeline keeps the spans of the last hour (bounded memory); its PNGs at the end are
+#: drawn from the store, which has every span (a run that fails draws what the recorder kept)
+LIVE_TIMELINE_KEEP_S = 3600.0
 
 
 @dataclass
@@ -197,14 +200,14 @@ class Sinks:
             self.events.close()
         return self.write_timelines(t0=t0) if timeline else []
 
-    def write_timelines(self, current: dict[tuple[str, int], int] | None = None, t0: float = 0.0) -> list[Path]:
-        """The timeline PNGs (``outputs.timeline_png``), each (camera, track) under the identity ``current``
-        gives it (the store's final assignment) where it has one."""
+    def write_timelines(self, spans=None, t0: float = 0.0) -> list[Path]:
+        """The timeline PNGs (``outputs.timeline_png``): of ``spans`` ((cam_id, track_id, global id, start s,
+        end s) each: the store's tracklets under their final identities) when given, else of what the run's
+        recorder kept (a live run's recorder keeps the last ``LIVE_TIMELINE_KEEP_S`` seconds)."""
         if not self.write_timeline:
             return []
-        if current:
-            self.timeline.relabel(current)
-        return self.timeline.write_all(self.out_dir, t0=t0)
+        rec = self.timeline if spans is None else TimelineRecorder.from_spans(spans)
+        return rec.write_all(self.out_dir, t0=t0)
 
     def close_publishers(self) -> dict | None:
         """Flush and close the MQTT sink (after the run's last events, re-clustering included); its stats."""
@@ -234,7 +237,7 @@ def open_sinks(cfg: CamsConfig, out_dir: Path, fps: dict[str, float] | None = No
         global_mot={c: MOTWriter(out_dir / "mot_global" / f"{c}.txt", append) for c in ids} if o.mot_txt else {},
         events=events,
         video={c: AnnotatedVideoWriter(out_dir / "video" / f"{c}.mp4", fps[c], append) for c in ids} if o.video else {},
-        timeline=TimelineRecorder(),
+        timeline=TimelineRecorder(keep_s=None if cfg.mode == "batch" else LIVE_TIMELINE_KEEP_S),
         write_timeline=o.timeline_png,
         mqtt=mqtt,
     )

@@ -255,7 +255,6 @@ class PipelineRunner:
         self.assigner.stats = state.assigner["stats"]
         self.assigner.open_tracks = state.assigner.get("open", set())
         self.assigner.mark_global_mot_stale()  # the files were cut back to the checkpoint: reload them from the store
-        self.assigner.mark_global_mot_stale()  # the files were cut back to the checkpoint: reload them from the store
         sinks.timeline = self.assigner.timeline = state.timeline
         self.resumed_from = {cid: cr.next_index for cid, cr in state.cameras.items()}
         log.info("resuming from the checkpoint: next frame per camera %s", self.resumed_from)
@@ -286,9 +285,9 @@ class PipelineRunner:
         finally:
             mqtt = sinks.close_publishers()
         # timelines show the final identities (online revisions and the re-clustering), as mot_global/ does
-        pngs = sinks.write_timelines({(t.cam_id, int(t.track_id)): int(t.global_id)
+        pngs = sinks.write_timelines([(t.cam_id, int(t.track_id), int(t.global_id), t.start_time, t.end_time)
                                       for t in store.tracklets(run_id=run_id, with_arrays=False)
-                                      if t.global_id is not None} if sinks.write_timeline else None)
+                                      if t.global_id is not None] if sinks.write_timeline else None)
         stats = self.assigner.stats
         summary = {
             "run_key": run_key,

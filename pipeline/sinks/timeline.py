@@ -2,19 +2,46 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import defaultdict, deque
 from pathlib import Path
 
 
 class TimelineRecorder:
     """Collects (global id, start s, end s) spans per camera; a later span of the same
-    (camera, track) replaces the earlier one (partial -> final tracklets)."""
+    (camera, track) replaces the earlier one (partial -> final tracklets).
 
-    def __init__(self) -> None:
+    ``keep_s`` (live runs): spans that ended more than this many seconds before the latest recorded end
+    are forgotten, so memory stays bounded over a run of any length (the runner draws the final PNGs from
+    the store, :meth:`from_spans`); None keeps every span."""
+
+    def __init__(self, keep_s: float | None = None) -> None:
         self._spans: dict[str, dict[int, tuple[int, float, float]]] = defaultdict(dict)
+        self.keep_s = keep_s
+        self._ends: deque[tuple[float, str, int]] = deque()  # (end s, camera, track) in recording order
+        self._latest = float("-inf")
+
+    @classmethod
+    def from_spans(cls, spans) -> TimelineRecorder:
+        """A recorder holding ``spans``: (cam_id, track_id, global_id, start s, end s) each."""
+        rec = cls()
+        for cam, track, gid, a, b in spans:
+            rec.record(cam, track, gid, a, b)
+        return rec
 
     def record(self, cam_id: str, track_id: int, global_id: int, start_s: float, end_s: float) -> None:
         self._spans[cam_id][int(track_id)] = (int(global_id), float(start_s), float(end_s))
+        if self.keep_s is None:
+            return
+        self._latest = max(self._latest, float(end_s))
+        self._ends.append((float(end_s), cam_id, int(track_id)))
+        while self._ends and self._ends[0][0] < self._latest - self.keep_s:
+            end, cam, track = self._ends.popleft()
+            span = self._spans[cam].get(track)
+            if span is not None and span[2] == end:  # not replaced by a later span of the same track
+                del self._spans[cam][track]
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self._spans.values())
 
     def spans(self, cam_id: str) -> list[tuple[int, float, float]]:
         return sorted(self._spans.get(cam_id, {}).values(), key=lambda s: (s[1], s[0]))

@@ -69,8 +69,25 @@ def test_timeline_relabel_gives_spans_their_final_identity(tmp_path):
     assert tl.relabel({("left", 2): 5, ("right", 1): 6, ("right", 9): 1}) == 1
     assert tl.spans("left") == [(5, 0.0, 2.0), (5, 1.0, 3.0)] and tl.spans("right") == [(6, 4.0, 5.0)]
     sinks = Sinks(out_dir=tmp_path, local_mot={}, global_mot={}, events=None, video={}, timeline=tl, write_timeline=True)
-    paths = sinks.write_timelines({("right", 1): 5})
+    # the runner's end of a run: the PNGs of the store's spans under their final ids (the recorder is not used)
+    paths = sinks.write_timelines([("right", 1, 5, 4.0, 5.0), ("left", 1, 5, 0.0, 2.0)])
     assert sorted(p.name for p in paths) == ["timeline_left.png", "timeline_right.png"]
-    assert tl.spans("right") == [(5, 4.0, 5.0)]
+    assert TimelineRecorder.from_spans([("right", 1, 5, 4.0, 5.0), ("right", 1, 7, 4.0, 6.0)]).spans("right") == [
+        (7, 4.0, 6.0)]
+    assert [p.name for p in sinks.write_timelines()] == ["timeline_left.png", "timeline_right.png"]  # the recorder's
     assert Sinks(out_dir=tmp_path, local_mot={}, global_mot={}, events=None, video={}, timeline=tl,
-                 write_timeline=False).write_timelines({("left", 1): 9}) == [] and tl.spans("left")[0][0] == 5
+                 write_timeline=False).write_timelines([("left", 1, 9, 0.0, 2.0)]) == []
+
+
+def test_live_timeline_forgets_spans_older_than_keep_s():
+    """A live run's recorder stays bounded: 300 tracks of 5 s, one starting every 2 s, keep_s 20 -> the spans that
+    ended within 20 s of the latest end (11 of them); a partial replaced by its final is not dropped early."""
+    tl = TimelineRecorder(keep_s=20.0)
+    for k in range(300):
+        tl.record("cam", k, k, 2.0 * k, 2.0 * k + 1.0)  # partial
+        tl.record("cam", k, k, 2.0 * k, 2.0 * k + 5.0)  # its final
+        assert len(tl) <= 11
+    latest = 2.0 * 299 + 5.0
+    assert [s[0] for s in tl.spans("cam")] == list(range(289, 300))
+    assert all(b >= latest - 20.0 for _, _, b in tl.spans("cam")) and len(tl._ends) <= 22
+    assert len(TimelineRecorder.from_spans(("cam", k, k, 2.0 * k, 2.0 * k + 5.0) for k in range(300))) == 300
