@@ -44,13 +44,21 @@ def growth_per_hour(samples: list[tuple[float, float]], warmup: float) -> float 
     return float(slope * 3600.0)
 
 
-def plot(samples: list[tuple[float, float]], fps: list[tuple[float, float]], title: str, path: Path) -> Path:
+def plot(samples: list[tuple[float, float]], fps: list[tuple[float, float]], title: str, path: Path,
+         gallery: list[tuple[float, int]] | None = None) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    if gallery:
+        fig, (ax, axg) = plt.subplots(2, 1, figsize=(8, 6.5), sharex=True, height_ratios=(3, 1.4))
+        axg.plot([t / 60 for t, _ in gallery], [g for _, g in gallery], color="tab:green")
+        axg.set_ylabel("identities in\nmatcher gallery")
+        axg.set_xlabel("minutes since start")
+        axg.grid(alpha=0.3)
+    else:
+        fig, ax = plt.subplots(figsize=(8, 4.5))
     ax.plot([t / 60 for t, _ in samples], [r for _, r in samples], color="tab:blue", label="RSS (MiB)")
     ax.set_xlabel("minutes since start")
     ax.set_ylabel("RSS (MiB)", color="tab:blue")
@@ -81,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="plain: the config defaults (onnxruntime detector, torch encoder; the runs in docs/speed.md); "
                          "shipped: configs/cams.example.yaml's detector and encoder keys (tools.bench_speed.NEW_DEFAULT: "
                          "OpenVINO bf16 detector, rect, 2 streams; OpenVINO encoder)")
+    ap.add_argument("--ttl-s", type=float, default=None,
+                    help="matching.ttl_s (identities unseen this long leave the in-memory gallery); default: the config's")
     ap.add_argument("--tracemalloc", action="store_true",
                     help="also trace Python allocations from the end of the warm-up and write the 15 source lines "
                          "whose memory grew most by the end (native memory, e.g. onnxruntime's arena, is not traced)")
@@ -105,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     every = args.schedule if args.schedule == "adaptive" else int(args.schedule)
     samples: list[tuple[float, float]] = []
     fps: list[tuple[float, float]] = []
+    gallery: list[tuple[float, int]] = []  # identities in the matcher's in-memory gallery
     with RtspServer(frames, free_port(), mounts=mounts) as srv:
         data = {
             "mode": "live",
@@ -125,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
 
             data["detector"].update(NEW_DEFAULT["detector"])
             data["encoder"].update(NEW_DEFAULT["encoder"])
+        if args.ttl_s is not None:
+            data["matching"] = {"ttl_s": args.ttl_s}
         data["tracker"] = load_config(TrackerConfig, REPO_ROOT / "configs" / "tracker" / "yolo.yaml").model_dump()
         cfg = validate(CamsConfig, data, "<bench_soak>")
         runner = PipelineRunner(cfg, out_dir=out / "outputs", progress=False)
@@ -149,9 +162,13 @@ def main(argv: list[str] | None = None) -> int:
             samples.append((round(t, 1), round(rss_mib(), 1)))
             n = sum(st.frames for st in runner.cams.values())
             fps.append((round(t, 1), round((n - last_frames) / (t - last_t), 2)))
+            assigner = getattr(runner, "assigner", None)
+            if assigner is not None:
+                gallery.append((round(t, 1), len(assigner.matcher.gallery)))
             last_frames, last_t = n, t
             if len(samples) % 12 == 0:
-                print(f"{t:7.0f} s  RSS {samples[-1][1]:.0f} MiB  {fps[-1][1]:.1f} camera-frames/s", flush=True)
+                print(f"{t:7.0f} s  RSS {samples[-1][1]:.0f} MiB  {fps[-1][1]:.1f} camera-frames/s  "
+                      f"gallery {gallery[-1][1] if gallery else 0}", flush=True)
         python_growth = None
         if snap0 is not None:
             import tracemalloc
@@ -172,11 +189,13 @@ def main(argv: list[str] | None = None) -> int:
         "rss_end_mib": samples[-1][1] if samples else None,
         "rss_max_mib": max((r for _, r in samples), default=None),
         "growth_mib_per_hour_after_warmup": growth_per_hour(samples, args.warmup),
+        "ttl_s": cfg.matching.ttl_s, "max_gallery": cfg.matching.max_gallery,
+        "gallery_end": gallery[-1][1] if gallery else None, "gallery_max": max((g for _, g in gallery), default=None),
         "camera_frames": frames_done,
         "mean_camera_fps": round(frames_done / max(samples[-1][0], 1e-9), 2) if samples else None,
         "note": "shared machine (other jobs running); the RTSP server runs in its own process (not in the RSS)",
         "python_growth_after_warmup": python_growth,
-        "samples": samples, "fps": fps,
+        "samples": samples, "fps": fps, "gallery": gallery,
     }
     (out / "rss.json").write_text(json.dumps(res, indent=1) + "\n", encoding="utf-8")
     if samples:
@@ -184,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         title = (f"live run, {args.cameras} RTSP cameras (PETS looped, 7 fps), {args.seconds / 60:.0f} min: RSS "
                  f"{res['rss_start_mib']:.0f} -> {res['rss_end_mib']:.0f} MiB"
                  + (f", slope after {args.warmup:.0f} s {g:+.0f} MiB/h" if g is not None else ""))
-        plot(samples, fps, title, out / "rss.png")
+        plot(samples, fps, title, out / "rss.png", gallery)
     print(json.dumps({k: v for k, v in res.items() if k not in ("samples", "fps")}, indent=1))
     return 0
 
