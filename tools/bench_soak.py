@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
                  f"{res['rss_start_mib']:.0f} -> {res['rss_end_mib']:.0f} MiB"
                  + (f", slope after {args.warmup:.0f} s {g:+.0f} MiB/h" if g is not None else ""))
         plot(samples, fps, title, out / "rss.png", gallery)
-    print(json.dumps({k: v for k, v in res.items() if k not in ("samples", "fps")}, indent=1))
+    print(json.dumps({k: v for k, v in res.items() if k not in ("samples", "fps", "gallery")}, indent=1))
     return 0
 
 
