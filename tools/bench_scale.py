@@ -284,6 +284,10 @@ def run_size(n: int, args, synth: Synthesiser) -> dict:
         hot = [int(r[0]) for r in store.db.query(
             "SELECT global_id FROM identities ORDER BY last_seen DESC LIMIT ?", (cfg.max_gallery,))]
         gallery = pager.load(hot, cfg.max_spans)
+        if args.warm_cache:  # a deployment pre-loads the pager's LRU at start (PrototypeTable.warm)
+            t1 = time.perf_counter()
+            res["warmed"] = pager.warm(cfg.max_spans, skip=hot)
+            res["warm_s"] = round(time.perf_counter() - t1, 1)
         next_id = int(store.db.query("SELECT MAX(global_id) FROM identities")[0][0]) + 1
         matcher = CrossCameraMatcher(cfg, gallery, next_id=next_id, pager=pager if index is not None else None,
                                      index=index)
@@ -343,6 +347,7 @@ def stream(store: IdentityStore, matcher: CrossCameraMatcher, synth: Synthesiser
     lat = np.full(total, np.nan)
     cpu = np.full(total, np.nan)  # CPU seconds of this process for the tracklet's batch (match + store write)
     correct = {"return": [0, 0], "walk": [0, 0]}
+    ids = np.zeros(total, dtype=np.int64)  # the id each tracklet got (--ids-out: to compare code versions)
     k = 0
     bar = tqdm(total=total, desc=f"stream {n}", unit="trk")
     t0 = time.perf_counter()
@@ -387,6 +392,7 @@ def stream(store: IdentityStore, matcher: CrossCameraMatcher, synth: Synthesiser
         done = time.perf_counter() - t0
         cpu[k:hi] = time.process_time() - cpu0
         for i, (ev, r) in enumerate(zip(batch, results)):
+            ids[k + i] = r.global_id
             lat[k + i] = done - (ev.end - base if args.rate else arrive)
             if ev.kind in correct:
                 want = ev.person + 1 if ev.person < n else gid_of.get(ev.person)
@@ -401,6 +407,8 @@ def stream(store: IdentityStore, matcher: CrossCameraMatcher, synth: Synthesiser
     cpu_s = time.process_time() - c_warm if t_warm else float("nan")
     bar.close()
     store.end_run(run_id, "complete")
+    if args.ids_out is not None:
+        np.save(args.ids_out.with_name(f"{args.ids_out.stem}_{n}.npy"), ids)
     m = lat[warm:] * 1000
     return {"tracklets": total - warm, "warmup_tracklets": warm, "rate_target": args.rate or None,
             "tracklets_per_s": round((total - (k_warm if t_warm else 0)) / wall, 1),
@@ -499,6 +507,13 @@ def main() -> None:
                     help="revise.settled_candidates: settled identities each tentative tracklet brings into the "
                          "revision window's re-solve (its nearest within the threshold; default: all)")
     ap.add_argument("--tag", default="", help="results file suffix (results<tag>.json)")
+    ap.add_argument("--warm-cache", action="store_true",
+                    help="pre-load the pager's identity LRU (the --cache most recent identities beyond the hot set) "
+                         "before the stream, as a deployment would (PrototypeTable.warm): no SQLite reads for "
+                         "candidates once it holds the gallery; the load time is reported as warm_s")
+    ap.add_argument("--ids-out", type=Path, default=None,
+                    help="save the global id of every stream tracklet to <ids-out stem>_<size>.npy (with --rate 0 "
+                         "the stream and its batches are the same from run to run: compare code versions)")
     ap.add_argument("--profile", action="store_true",
                     help="cProfile (CPU time) the stream of each size: <out>/prof<tag>_<size>.pstats, top lines printed")
     args = ap.parse_args()

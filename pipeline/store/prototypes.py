@@ -86,13 +86,14 @@ class PrototypeTable:
                                                              else global_ids).reshape(-1).tolist()))
         found: dict[int, tuple[np.ndarray, float]] = {}
         missing = []
+        cache_get, idents_get, to_end = self._cache.get, self._idents.get, self._cache.move_to_end
         for g in want:
-            hit = self._cache.get(g)
+            hit = cache_get(g)
             if hit is not None:
-                self._cache.move_to_end(g)
+                to_end(g)
                 found[g] = hit
                 continue
-            whole = self._idents.get(g)  # an identity the LRU holds whole is what the store holds
+            whole = idents_get(g)  # an identity the LRU holds whole is what the store holds
             if whole is not None:
                 found[g] = (whole[0].prototype, float(whole[0].last_seen))
             else:
@@ -175,6 +176,25 @@ class PrototypeTable:
             self._cache.pop(g, None)  # prototypes() serves it from here: one copy in RAM
         while len(self._idents) > self.cache_size:
             self._idents.popitem(last=False)
+
+    def warm(self, max_spans: int, skip: Iterable[int] = (), limit: int | None = None) -> int:
+        """Pre-load the identity LRU at start: the ``min(limit, cache_size)`` most recently seen identities
+        of the store that are not in ``skip`` (the matcher's hot set), whole (prototype, last sighting, last
+        ``max_spans`` spans), read in chunks, the most recent ending as the most recently used. What a later
+        read would have read from SQLite (the same rows), so the matcher's decisions do not change; only
+        where the identities come from. Returns the identities loaded (~5.5 KB of RAM each at 1280-d)."""
+        n = self.cache_size if limit is None else min(int(limit), self.cache_size)
+        if n <= 0:
+            return 0
+        skip = {int(g) for g in skip}
+        rows = self.store.db.query("SELECT global_id FROM identities ORDER BY last_seen DESC, global_id DESC LIMIT ?",
+                                   (n + len(skip),))
+        ids = [int(r[0]) for r in rows if int(r[0]) not in skip][:n][::-1]  # oldest first
+        for s in range(0, len(ids), _CHUNK):
+            part = ids[s:s + _CHUNK]
+            read = self._load_rows(sorted(part), max_spans)
+            self.keep([read[g] for g in part if g in read], max_spans)
+        return len(ids)
 
     def _load_rows(self, ids: list[int], max_spans: int) -> dict[int, GlobalIdentity]:
         """Identities ``ids`` (sorted) from SQLite: {id: identity} of those that exist."""
