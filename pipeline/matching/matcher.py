@@ -38,11 +38,14 @@ from __future__ import annotations
 import math
 from collections import deque
 from itertools import chain
+from operator import attrgetter
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from pipeline.matching.calibration import NegativeDistanceCalibrator
+from pipeline.matching.cameras import CameraTables
+from pipeline.matching.span_arrays import SpanArrays
 from pipeline.matching.confidence import LinkConfidence
 from pipeline.matching.config import MatcherConfig, TopologyConfig, TransitLink
 from pipeline.core.types import GlobalIdentity, TrackletEmbedding
@@ -56,6 +59,8 @@ _GATED = 1e5
 #: with the ANN index in force, the known-different pairs of a call are looked for among at most this many
 #: recent in-memory identities (a seeded uniform sample; the calibration keeps a uniform sample of the pairs)
 _KNOWN_DIFFERENT_IDENTITIES = 1024
+#: an identity's last sighting (maps over identities without a Python frame per identity)
+_LAST_SEEN = attrgetter("last_seen")
 
 __all__ = ["CrossCameraMatcher", "MatchResult", "MatcherConfig", "TopologyConfig", "TransitLink"]
 
@@ -212,7 +217,7 @@ class CrossCameraMatcher(RevisionWindowMixin, PagedGalleryMixin):
         ids = list(self._gallery)
         matched: dict[int, tuple[int, float]] = {}
         if items and ids and self._calibrator is not None:
-            self._sample_known_different(items, [self._gallery[g] for g in ids])
+            self._sample_known_different(items, list(self._gallery.values()))
         cands = self._candidates(items)  # None: every in-memory identity (exact search)
         cold: dict[int, GlobalIdentity] = {}  # candidates read in place (not in memory): see _near_identities
         if cands is not None:
@@ -316,27 +321,15 @@ class CrossCameraMatcher(RevisionWindowMixin, PagedGalleryMixin):
         topo = self.config.topology
         if topo is None or not len(gap):
             return np.zeros(len(gap))
-        cache = self.__dict__.setdefault("_link_cache", {})
-        tables = cache.get(cams)
-        if tables is None:
-            n = len(cams)
-            linked, lo, hi = np.zeros((n, n), bool), np.zeros((n, n)), np.zeros((n, n))
-            free = np.zeros((n, n), bool)  # overlapping views: no transit rule
-            for a, ca in enumerate(cams):
-                for b, cb in enumerate(cams):
-                    free[a, b] = frozenset((ca, cb)) in self._overlap
-                    link = self._links.get((ca, cb))
-                    if link is not None:
-                        linked[a, b], lo[a, b], hi[a, b] = True, link.min_s, link.max_s
-            if len(cache) > 64:
-                cache.clear()
-            tables = cache[cams] = (linked, lo, hi, free)
-        linked, lo, hi, free = tables
+        tables = self._camera_tables()
+        g = tables.rows(cams)
+        a, b = g[c_from], g[c_to]
+        linked, lo, hi, free = tables.linked[a, b], tables.lo[a, b], tables.hi[a, b], tables.free[a, b]
         miss = math.inf if topo.non_adjacent == "forbid" else topo.penalty
         outside = math.inf if topo.outside_window == "forbid" else topo.penalty
-        inside = (lo[c_from, c_to] <= gap) & (gap <= hi[c_from, c_to])
-        out = np.where(linked[c_from, c_to], np.where(inside, 0.0, outside), miss)
-        return np.where(free[c_from, c_to], 0.0, out)
+        inside = (lo <= gap) & (gap <= hi)
+        out = np.where(linked, np.where(inside, 0.0, outside), miss)
+        return np.where(free, 0.0, out)
 
     def known_different_distances(self, items: list[TrackletEmbedding], identities: list[GlobalIdentity]) -> np.ndarray:
         """(K,) cosine distances of (item, identity) pairs that cannot be one person (item-major order).
@@ -354,27 +347,33 @@ class CrossCameraMatcher(RevisionWindowMixin, PagedGalleryMixin):
         since = min(it.start_time for it in items) if items else math.inf
         recent = [g for g in identities if g.last_seen >= since]
         hit = np.zeros((len(items), len(recent)), dtype=bool)
-        n_spans = np.array([len(g.spans) for g in recent], dtype=np.int64)
+        n_spans, c1, s1, e1 = self._span_arrays().flat(recent)  # (R,) and (K,): every member span
         if recent and n_spans.sum():  # vectorised over all member spans
-            both = self.coexists_spans(items, [sp for g in recent for sp in g.spans])
+            tables = self._camera_tables()
+            c0 = tables.rows([it.cam_id for it in items])
+            s0 = np.array([it.start_time for it in items], dtype=np.float64)
+            e0 = np.array([it.end_time for it in items], dtype=np.float64)
+            both = ((np.minimum(e0[:, None], e1[None, :]) - np.maximum(s0[:, None], s1[None, :])
+                     >= self.config.time_slack_s) & tables.views[c0[:, None], c1[None, :]])  # coexists_spans
             owner = np.repeat(np.arange(len(recent)), n_spans)
-            for i in range(len(items)):
-                hit[i, owner[both[i]]] = True
+            r, k = np.nonzero(both)
+            hit[r, owner[k]] = True
         return recent, hit
 
     @staticmethod
     def _pair_distances(items: list[TrackletEmbedding], recent: list[GlobalIdentity], hit: np.ndarray) -> np.ndarray:
-        """Cosine distances of the ``hit`` (item, identity) pairs, item-major."""
-        cols = np.flatnonzero(hit.any(axis=0)) if hit.size else np.zeros(0, np.int64)
-        if not len(cols):
+        """(K,) cosine distances of the K ``hit`` (item, identity) pairs, item-major (identities in ``recent``
+        order within an item). Only the K pairs are computed (a (K_i, D) @ (D,) product per item over its own
+        hit identities), not every item against every hit identity: the same values up to float64 rounding
+        (BLAS sums a row in an order that may depend on the rows beside it: ~1e-16)."""
+        rows, cols = np.nonzero(hit) if hit.size else (np.zeros(0, np.int64), np.zeros(0, np.int64))
+        if not len(rows):
             return np.zeros(0)
-        protos = np.stack([recent[c].prototype for c in cols]).astype(np.float64)
-        out = []
-        for i, it in enumerate(items):
-            if hit[i].any():
-                d = 1.0 - protos @ _unit(it.vector).astype(np.float64)
-                out.extend(d[hit[i, cols]].tolist())
-        return np.asarray(out, dtype=np.float64)
+        protos = np.stack([recent[c].prototype for c in cols.tolist()]).astype(np.float64)  # (K, D), item-major
+        bounds = np.searchsorted(rows, np.arange(len(items) + 1))  # item i's pairs: protos[bounds[i]:bounds[i + 1]]
+        out = [1.0 - protos[bounds[i]:bounds[i + 1]] @ _unit(items[i].vector).astype(np.float64)
+               for i in np.flatnonzero(np.diff(bounds)).tolist()]
+        return np.concatenate(out)
 
     def _sample_known_different(self, items: list[TrackletEmbedding], identities: list[GlobalIdentity]) -> None:
         """Feed the calibration the known-different distances of ``items``. It keeps the last
@@ -389,7 +388,8 @@ class CrossCameraMatcher(RevisionWindowMixin, PagedGalleryMixin):
             # a large hot set: the pairs of a seeded uniform sample of the recent identities (a uniform sample
             # of the pairs once thinned below), instead of flattening the spans of every hot identity per call
             since = min(it.start_time for it in items)
-            identities = [g for g in identities if g.last_seen >= since]
+            seen = np.fromiter(map(_LAST_SEEN, identities), dtype=np.float64, count=len(identities))
+            identities = [identities[k] for k in np.flatnonzero(seen >= since).tolist()]
             if len(identities) > _KNOWN_DIFFERENT_IDENTITIES:
                 rng = np.random.default_rng(len(identities))
                 pick = np.sort(rng.choice(len(identities), _KNOWN_DIFFERENT_IDENTITIES, replace=False))
@@ -435,17 +435,26 @@ class CrossCameraMatcher(RevisionWindowMixin, PagedGalleryMixin):
         overlap = np.minimum(e0[:, None], e1[None, :]) - np.maximum(s0[:, None], s1[None, :]) >= self.config.time_slack_s
         return overlap & views[c0[:, None], c1[None, :]]
 
+    def _camera_tables(self) -> CameraTables:
+        """The per camera pair tables (built as cameras appear; not pickled: rebuilt after a resume)."""
+        tables = self.__dict__.get("_cam_tables")
+        if tables is None:
+            tables = self.__dict__["_cam_tables"] = CameraTables(self._overlap, self._links)
+        return tables
+
+    def _span_arrays(self) -> SpanArrays:
+        """The identities' member spans as arrays (cached per identity; not pickled)."""
+        spans = self.__dict__.get("_span_cache")
+        if spans is None:
+            spans = self.__dict__["_span_cache"] = SpanArrays(self._camera_tables(), 4 * self.config.max_gallery)
+        return spans
+
     def _views(self, cams: tuple[str, ...]) -> np.ndarray:
         """(C, C) bool: one person cannot be in cams[a] and cams[b] at once (same camera, or views not
-        declared overlapping); cached per camera tuple."""
-        cache = self.__dict__.setdefault("_views_cache", {})
-        out = cache.get(cams)
-        if out is None:
-            out = np.array([[a == b or frozenset((a, b)) not in self._overlap for b in cams] for a in cams])
-            if len(cache) > 64:
-                cache.clear()
-            cache[cams] = out
-        return out
+        declared overlapping)."""
+        tables = self._camera_tables()
+        g = tables.rows(cams)
+        return tables.views[np.ix_(g, g)]
 
     def constraint_penalty(self, it: TrackletEmbedding, ident: GlobalIdentity) -> float:
         """What tracklet ``it`` joining ``ident`` adds to the distance: 0, the topology's penalty,
@@ -564,8 +573,7 @@ class CrossCameraMatcher(RevisionWindowMixin, PagedGalleryMixin):
         extra = extra or {}
         n = len(self._gallery) + len(extra)
         gids = np.fromiter(chain(self._gallery, extra), dtype=np.int64, count=n)
-        seen = np.fromiter(chain((i.last_seen for i in self._gallery.values()), (i.last_seen for i in extra.values())),
-                           dtype=np.float64, count=n)
+        seen = np.fromiter(map(_LAST_SEEN, chain(self._gallery.values(), extra.values())), dtype=np.float64, count=n)
         if skip:
             keep = ~np.isin(gids, np.fromiter(skip, dtype=np.int64, count=len(skip)))
             gids, seen = gids[keep], seen[keep]

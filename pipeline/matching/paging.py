@@ -25,12 +25,16 @@ in the pager), every identity is in a :class:`~pipeline.matching.gallery_index.G
 from __future__ import annotations
 
 import math
+from operator import attrgetter
 
 import numpy as np
 
 from pipeline.core.types import GlobalIdentity, TrackletEmbedding
 from pipeline.matching.gallery_index import GalleryIndex, IdentityPager, default_nlist, faiss_available
 from pipeline.matching.results import _copy_identity, _unit
+
+#: an identity's last sighting (maps over identities without a Python frame per identity)
+_LAST_SEEN = attrgetter("last_seen")
 
 #: the index is re-trained when it holds this many times the prototypes it was trained on
 _RETRAIN_GROWTH = 4
@@ -63,6 +67,8 @@ class PagedGalleryMixin:
         state = self.__dict__.copy()
         state.update(_pager=None, _index=None, _trained_on=0, _dirty=set(), _modified=set(), _win_cand={})
         state.pop("_pending_cold", None)
+        state.pop("_cam_tables", None)  # rebuilt as cameras appear
+        state.pop("_span_cache", None)
         return state
 
     def attach_pager(self, pager: IdentityPager) -> None:
@@ -157,28 +163,38 @@ class PagedGalleryMixin:
         if not self.index_active or not items:
             return None
         vecs = np.stack([_unit(it.vector) for it in items])
-        found = self._index.search(vecs, self.config.index.candidates)
+        found = self._index.search(vecs, self.config.index.candidates)  # (N, k) ids, -1 where none
         ids = np.unique(found[found >= 0])
-        hot = [g for g in ids.tolist() if g in self._gallery]
-        cold = np.array([g for g in ids.tolist() if g not in self._gallery], dtype=np.int64)
-        protos: dict[int, np.ndarray] = {g: self._gallery[g].prototype for g in hot}
-        seen: dict[int, float] = {g: self._gallery[g].last_seen for g in hot}
+        gallery = self._gallery
+        in_hot = np.fromiter((g in gallery for g in ids.tolist()), dtype=bool, count=len(ids))
+        hot = [gallery[g] for g in ids[in_hot].tolist()]
+        # (T,) ids of the table's rows: the in-memory candidates (id order), then the pager's (as it returns them)
+        table_ids, seen, parts = ids[in_hot], np.fromiter(map(_LAST_SEEN, hot), dtype=np.float64, count=len(hot)), []
+        if hot:
+            parts.append(np.stack([g.prototype for g in hot]))
+        cold = ids[~in_hot]
         if len(cold) and self._pager is not None:
             cids, cvecs, cseen = self._pager.prototypes(cold)
-            for g, v, s in zip(cids.tolist(), cvecs, cseen.tolist()):
-                protos[g], seen[g] = v, s
+            if len(cids):
+                table_ids, seen = np.concatenate([table_ids, cids]), np.concatenate([seen, cseen])
+                parts.append(cvecs)
+        if not parts:
+            return [{} for _ in items]
+        table = np.concatenate(parts).astype(np.float64)  # (T, D): every candidate's prototype once
         ttl = self.config.ttl_s
-        horizon = self._clock - ttl if ttl is not None else -math.inf
+        alive = seen >= (self._clock - ttl if ttl is not None else -math.inf)
+        order = np.argsort(table_ids, kind="stable")
+        at = np.minimum(np.searchsorted(table_ids[order], found), len(order) - 1)
+        pos = order[at]  # (N, k) table row of each found id (where it is there)
+        use = (table_ids[pos] == found) & (found >= 0) & alive[pos]
         out = []
-        pos = {g: k for k, g in enumerate(protos)}  # every candidate's prototype once, as one float64 matrix
-        table = np.stack(list(protos.values())).astype(np.float64) if protos else None
         for r in range(len(items)):
-            row = [g for g in found[r].tolist() if g in protos and seen[g] >= horizon]
-            if not row:
+            keep = use[r]
+            if not keep.any():
                 out.append({})
                 continue
-            d = 1.0 - table[[pos[g] for g in row]] @ vecs[r].astype(np.float64)
-            out.append(dict(zip(row, d.tolist())))
+            d = 1.0 - table[pos[r, keep]] @ vecs[r].astype(np.float64)
+            out.append(dict(zip(found[r, keep].tolist(), d.tolist())))
         self.paging_stats["candidates"] += sum(len(c) for c in out)
         return out
 
