@@ -43,7 +43,7 @@ class CameraTables:
         new = [c for c in dict.fromkeys(cams) if c not in index]
         if new:
             self._grow(new)
-        return np.fromiter((index[c] for c in cams), dtype=np.int64, count=len(cams))
+        return np.fromiter(map(index.__getitem__, cams), dtype=np.int64, count=len(cams))
 
     def _grow(self, new: list[str]) -> None:
         """Add cameras ``new`` and rebuild the tables over all cameras (once per new camera)."""

@@ -45,7 +45,7 @@ from scipy.optimize import linear_sum_assignment
 
 from pipeline.matching.calibration import NegativeDistanceCalibrator
 from pipeline.matching.cameras import CameraTables
-from pipeline.matching.span_arrays import SpanArrays
+from pipeline.matching.span_arrays import flat_spans
 from pipeline.matching.confidence import LinkConfidence
 from pipeline.matching.config import MatcherConfig, TopologyConfig, TransitLink
 from pipeline.core.types import GlobalIdentity, TrackletEmbedding
@@ -265,13 +265,12 @@ class CrossCameraMatcher(RevisionWindowMixin, PagedGalleryMixin):
         n_pairs = len(rows)
         used = np.unique(cols)
         counts = np.zeros(len(identities), dtype=np.int64)
-        counts[used] = [len(identities[c].spans) for c in used.tolist()]
-        spans = [sp for c in used.tolist() for sp in identities[c].spans]
-        first = np.zeros(len(identities), dtype=np.int64)  # where identity c's spans start in ``spans``
+        # the used identities' spans, identity after identity: camera rows of the camera tables, starts, ends
+        counts[used], sp_cam, sp_s, sp_e = flat_spans([identities[c] for c in used.tolist()], self._camera_tables())
+        first = np.zeros(len(identities), dtype=np.int64)  # where identity c's spans start in the span arrays
         first[used] = np.concatenate([[0], np.cumsum(counts[used])[:-1]])
-        cams = tuple(sorted({it.cam_id for it in items} | {sp[0] for sp in spans}))
-        index = {c: k for k, c in enumerate(cams)}
-        i_cam = np.array([index[it.cam_id] for it in items], dtype=np.int64)[rows]
+        tables = self._camera_tables()
+        i_cam = tables.rows([it.cam_id for it in items])[rows]
         i_s = np.array([it.start_time for it in items], dtype=np.float64)[rows]
         i_e = np.array([it.end_time for it in items], dtype=np.float64)[rows]
         thr = np.full(n_pairs, self.threshold)
@@ -281,11 +280,9 @@ class CrossCameraMatcher(RevisionWindowMixin, PagedGalleryMixin):
         if len(pair):
             pos = np.arange(len(pair)) - np.repeat(np.cumsum(per) - per, per)  # span's place in its identity
             k = np.repeat(first[cols], per) + pos
-            s_cam = np.array([index[sp[0]] for sp in spans], dtype=np.int64)[k]
-            s_s = np.array([sp[1] for sp in spans], dtype=np.float64)[k]
-            s_e = np.array([sp[2] for sp in spans], dtype=np.float64)[k]
+            s_cam, s_s, s_e = sp_cam[k], sp_s[k], sp_e[k]
             ovl = np.minimum(i_e[pair], s_e) - np.maximum(i_s[pair], s_s) >= cfg.time_slack_s
-            forbidden = np.bincount(pair, weights=ovl & self._views(cams)[i_cam[pair], s_cam], minlength=n_pairs) > 0
+            forbidden = np.bincount(pair, weights=ovl & tables.views[i_cam[pair], s_cam], minlength=n_pairs) > 0
             prev = self._first_per_pair(pair, ~ovl & (s_e < i_s[pair]), -s_e, pos, n_pairs)
             nxt = self._first_per_pair(pair, ~ovl & (s_s > i_e[pair]), s_s, pos, n_pairs)
             has_prev, has_nxt = prev >= 0, nxt >= 0
@@ -297,9 +294,9 @@ class CrossCameraMatcher(RevisionWindowMixin, PagedGalleryMixin):
             if cfg.reentry_max_gap_s is not None:
                 extra[same & (i_s - p_e > cfg.reentry_max_gap_s)] = math.inf
             hand = has_prev & ~same
-            extra[hand] += self._transits(cams, p_cam[hand], i_cam[hand], i_s[hand] - p_e[hand])
+            extra[hand] += self._transit_rows(p_cam[hand], i_cam[hand], i_s[hand] - p_e[hand])
             onward = has_nxt & (n_cam != i_cam)
-            extra[onward] += self._transits(cams, i_cam[onward], n_cam[onward], n_s[onward] - i_e[onward])
+            extra[onward] += self._transit_rows(i_cam[onward], n_cam[onward], n_s[onward] - i_e[onward])
             extra[forbidden] = math.inf
             thr[forbidden] = self.threshold
         return extra, thr
@@ -321,9 +318,16 @@ class CrossCameraMatcher(RevisionWindowMixin, PagedGalleryMixin):
         topo = self.config.topology
         if topo is None or not len(gap):
             return np.zeros(len(gap))
+        g = self._camera_tables().rows(cams)
+        return self._transit_rows(g[c_from], g[c_to], gap)
+
+    def _transit_rows(self, a: np.ndarray, b: np.ndarray, gap: np.ndarray) -> np.ndarray:
+        """:meth:`_transit` of (K,) hand-overs from camera row a to camera row b (of the camera tables) after
+        ``gap`` seconds, vectorised."""
+        topo = self.config.topology
+        if topo is None or not len(gap):
+            return np.zeros(len(gap))
         tables = self._camera_tables()
-        g = tables.rows(cams)
-        a, b = g[c_from], g[c_to]
         linked, lo, hi, free = tables.linked[a, b], tables.lo[a, b], tables.hi[a, b], tables.free[a, b]
         miss = math.inf if topo.non_adjacent == "forbid" else topo.penalty
         outside = math.inf if topo.outside_window == "forbid" else topo.penalty
@@ -347,7 +351,7 @@ class CrossCameraMatcher(RevisionWindowMixin, PagedGalleryMixin):
         since = min(it.start_time for it in items) if items else math.inf
         recent = [g for g in identities if g.last_seen >= since]
         hit = np.zeros((len(items), len(recent)), dtype=bool)
-        n_spans, c1, s1, e1 = self._span_arrays().flat(recent)  # (R,) and (K,): every member span
+        n_spans, c1, s1, e1 = flat_spans(recent, self._camera_tables())  # (R,) and (K,): every member span
         if recent and n_spans.sum():  # vectorised over all member spans
             tables = self._camera_tables()
             c0 = tables.rows([it.cam_id for it in items])
@@ -441,13 +445,6 @@ class CrossCameraMatcher(RevisionWindowMixin, PagedGalleryMixin):
         if tables is None:
             tables = self.__dict__["_cam_tables"] = CameraTables(self._overlap, self._links)
         return tables
-
-    def _span_arrays(self) -> SpanArrays:
-        """The identities' member spans as arrays (cached per identity; not pickled)."""
-        spans = self.__dict__.get("_span_cache")
-        if spans is None:
-            spans = self.__dict__["_span_cache"] = SpanArrays(self._camera_tables(), 4 * self.config.max_gallery)
-        return spans
 
     def _views(self, cams: tuple[str, ...]) -> np.ndarray:
         """(C, C) bool: one person cannot be in cams[a] and cams[b] at once (same camera, or views not

@@ -25,6 +25,7 @@ in the pager), every identity is in a :class:`~pipeline.matching.gallery_index.G
 from __future__ import annotations
 
 import math
+import weakref
 from operator import attrgetter
 
 import numpy as np
@@ -42,6 +43,8 @@ _RETRAIN_GROWTH = 4
 _MIN_TRAIN = 256
 #: a loaded prototype whose squared norm is this close to 1 is already a unit vector (float32 rounding)
 _UNIT_TOLERANCE = 1e-6
+#: identities whose prototype's unit-norm test is remembered (then the memory restarts): ~100 B each
+_UNIT_PASSED_LIMIT = 200_000
 
 
 class PagedGalleryMixin:
@@ -68,7 +71,7 @@ class PagedGalleryMixin:
         state.update(_pager=None, _index=None, _trained_on=0, _dirty=set(), _modified=set(), _win_cand={})
         state.pop("_pending_cold", None)
         state.pop("_cam_tables", None)  # rebuilt as cameras appear
-        state.pop("_span_cache", None)
+        state.pop("_unit_passed", None)  # weak references
         return state
 
     def attach_pager(self, pager: IdentityPager) -> None:
@@ -225,7 +228,7 @@ class PagedGalleryMixin:
         if len(self._gallery) + len(cold) <= self.config.max_gallery:
             self._page_in(cold)
             return [g for g in self._gallery if g in near], {}
-        views = {ident.global_id: self._normalised(ident) for ident in self._pager.peek(cold, self.config.max_spans)}
+        views = self._normalised_views(self._pager.peek(cold, self.config.max_spans))
         self.paging_stats["read_in_place"] = self.paging_stats.get("read_in_place", 0) + len(views)
         return hot + sorted(views), views
 
@@ -245,6 +248,27 @@ class PagedGalleryMixin:
             return
         for ident in self._pager.load(cold, self.config.max_spans):
             self._admit(self._normalised(ident))
+
+    def _normalised_views(self, identities: list[GlobalIdentity]) -> dict[int, GlobalIdentity]:
+        """{id: :meth:`_normalised` identity} of identities read in place. The unit-norm test is skipped for
+        a prototype array that passed it before (the same object: the pager's LRU hands out the same arrays
+        call after call, and prototypes are replaced, never written into), so the outcome is the test's."""
+        passed = self.__dict__.get("_unit_passed")  # id -> weak reference to its prototype that passed the test
+        if passed is None or len(passed) > _UNIT_PASSED_LIMIT:
+            passed = self.__dict__["_unit_passed"] = {}
+        out = {}
+        for ident in identities:
+            g, p = ident.global_id, ident.prototype
+            known = passed.get(g)
+            if known is not None and known() is p:
+                if len(ident.members) != len(ident.spans):
+                    ident.members = [("", -1 - i) for i in range(len(ident.spans))]
+            else:
+                self._normalised(ident)
+                if ident.prototype is p:  # left as it was: it passed
+                    passed[g] = weakref.ref(p)
+            out[g] = ident
+        return out
 
     @staticmethod
     def _normalised(ident: GlobalIdentity) -> GlobalIdentity:

@@ -1,6 +1,6 @@
 """Task P3 (docs/gallery.md): the identity layer's per-call work made cheaper without changing what it
 computes. Each faster path is checked against the plain rule it replaces: the per camera pair tables
-against the per-pair checks, the cached span arrays against ``coexists_spans``, the per-pair known-different
+against the per-pair checks, the flattened span arrays against ``coexists_spans``, the per-pair known-different
 distances against every item x identity product, the candidates' re-rank against the per-row dictionary
 version, and a pre-loaded (warmed) pager against a cold one on a stream (same ids)."""
 
@@ -84,7 +84,7 @@ def test_camera_tables_equal_the_per_pair_rules(non_adjacent: str) -> None:
 
 
 def test_known_different_pairs_equal_coexists_spans() -> None:
-    """The cached span arrays give the pairs coexists_spans gives, also after identities changed spans."""
+    """The flattened span arrays give the pairs coexists_spans gives, also after identities changed spans."""
     m = _matcher()
     idents = _identities(120, 1)
     for round_ in range(3):
