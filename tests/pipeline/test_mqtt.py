@@ -419,6 +419,10 @@ def test_state_topics_counts_and_identities_retained_and_current_after_an_outage
         sink.emit("appear", 2, "left", 1.5, track_id=6, frame=10, new=True)
         assert sink.flush(10)
         broker.kill()  # down: the next changes are kept, newest per topic
+        deadline = time.monotonic() + 10  # once the client has seen the connection go (else it still sends)
+        while sink.connected and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not sink.connected
         sink.emit("leave", 1, "left", 3.0, track_id=5, frame=21)
         sink.emit("merge", 2, "left", 3.5, ids=[2, 1], into=2, absorbed=1, moved=[], **{"from": 1})
         assert sink._state == {"st/left/person": "1", "st/identities/1": "",
