@@ -242,8 +242,8 @@ class CrossCameraMatcher(RevisionWindowMixin, PagedGalleryMixin):
         self, items: list[TrackletEmbedding], identities: list[GlobalIdentity]
     ) -> tuple[np.ndarray, np.ndarray]:
         """(N, M) float64 costs (cosine distance + penalties) and (N, M) bool admissible mask."""
-        vecs = np.stack([_unit(it.vector) for it in items]).astype(np.float64)
-        protos = np.stack([g.prototype for g in identities]).astype(np.float64)
+        vecs = np.array([_unit(it.vector) for it in items], dtype=np.float64)  # one pass: stack + float64
+        protos = np.array([g.prototype for g in identities], dtype=np.float64)
         dist = 1.0 - vecs @ protos.T
         cost = dist.copy()
         ok = np.zeros(dist.shape, dtype=bool)
@@ -373,7 +373,7 @@ class CrossCameraMatcher(RevisionWindowMixin, PagedGalleryMixin):
         rows, cols = np.nonzero(hit) if hit.size else (np.zeros(0, np.int64), np.zeros(0, np.int64))
         if not len(rows):
             return np.zeros(0)
-        protos = np.stack([recent[c].prototype for c in cols.tolist()]).astype(np.float64)  # (K, D), item-major
+        protos = np.array([recent[c].prototype for c in cols.tolist()], dtype=np.float64)  # (K, D), item-major
         bounds = np.searchsorted(rows, np.arange(len(items) + 1))  # item i's pairs: protos[bounds[i]:bounds[i + 1]]
         out = [1.0 - protos[bounds[i]:bounds[i + 1]] @ _unit(items[i].vector).astype(np.float64)
                for i in np.flatnonzero(np.diff(bounds)).tolist()]

@@ -172,18 +172,17 @@ class PagedGalleryMixin:
         in_hot = np.fromiter((g in gallery for g in ids.tolist()), dtype=bool, count=len(ids))
         hot = [gallery[g] for g in ids[in_hot].tolist()]
         # (T,) ids of the table's rows: the in-memory candidates (id order), then the pager's (as it returns them)
-        table_ids, seen, parts = ids[in_hot], np.fromiter(map(_LAST_SEEN, hot), dtype=np.float64, count=len(hot)), []
-        if hot:
-            parts.append(np.stack([g.prototype for g in hot]))
+        table_ids, seen = ids[in_hot], np.fromiter(map(_LAST_SEEN, hot), dtype=np.float64, count=len(hot))
+        rows = [g.prototype for g in hot]
         cold = ids[~in_hot]
         if len(cold) and self._pager is not None:
             cids, cvecs, cseen = self._pager.prototypes(cold)
             if len(cids):
                 table_ids, seen = np.concatenate([table_ids, cids]), np.concatenate([seen, cseen])
-                parts.append(cvecs)
-        if not parts:
+                rows.extend(cvecs)
+        if not rows:
             return [{} for _ in items]
-        table = np.concatenate(parts).astype(np.float64)  # (T, D): every candidate's prototype once
+        table = np.array(rows, dtype=np.float64)  # (T, D): every candidate's prototype once (one pass to float64)
         ttl = self.config.ttl_s
         alive = seen >= (self._clock - ttl if ttl is not None else -math.inf)
         order = np.argsort(table_ids, kind="stable")

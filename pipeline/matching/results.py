@@ -37,6 +37,8 @@ def _copy_identity(g: GlobalIdentity) -> GlobalIdentity:
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
+    """(D,) float32 ``v`` / its norm (unchanged when 0). The norm is ``np.linalg.norm``'s for a 1-D
+    float32 vector (``sqrt(v . v)`` in float32), without its Python-level dispatch."""
     v = np.asarray(v, dtype=np.float32).reshape(-1)
-    n = float(np.linalg.norm(v))
+    n = float(np.sqrt(v.dot(v)))
     return v / n if n > 0 else v

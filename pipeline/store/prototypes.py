@@ -82,8 +82,10 @@ class PrototypeTable:
     def prototypes(self, global_ids: np.ndarray | Iterable[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(ids (K,) int64, prototypes (K, D) float32, last_seen (K,) float64) of those ``global_ids``
         that exist, in the order asked (duplicates once)."""
-        want = list(dict.fromkeys(int(g) for g in np.asarray(list(global_ids) if not isinstance(global_ids, np.ndarray)
-                                                             else global_ids).reshape(-1).tolist()))
+        if isinstance(global_ids, np.ndarray) and global_ids.dtype.kind in "iu":
+            want = list(dict.fromkeys(global_ids.reshape(-1).tolist()))  # Python ints already
+        else:
+            want = list(dict.fromkeys(int(g) for g in np.asarray(list(global_ids)).reshape(-1).tolist()))
         found: dict[int, tuple[np.ndarray, float]] = {}
         missing = []
         cache_get, idents_get, to_end = self._cache.get, self._idents.get, self._cache.move_to_end
@@ -144,10 +146,11 @@ class PrototypeTable:
         ids = sorted({int(g) for g in global_ids})
         out: dict[int, GlobalIdentity] = {}
         missing = []
+        idents_get, to_end = self._idents.get, self._idents.move_to_end
         for g in ids:
-            hit = self._idents.get(g)
+            hit = idents_get(g)
             if hit is not None and hit[1] >= max_spans:
-                self._idents.move_to_end(g)
+                to_end(g)
                 ident = hit[0]
                 if len(ident.spans) > max_spans:  # kept with more spans than asked: a trimmed view, entry intact
                     ident = GlobalIdentity(g, ident.prototype, ident.members[-max_spans:], ident.last_seen,
