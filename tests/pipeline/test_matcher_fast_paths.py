@@ -1,5 +1,5 @@
-"""Task P3 (docs/gallery.md): the identity layer's per-call work made cheaper without changing what it
-computes. Each faster path is checked against the plain rule it replaces: the per camera pair tables
+"""The identity layer's faster per-call paths compute what the plain rules compute.
+Each faster path is checked against the plain rule it replaces: the per camera pair tables
 against the per-pair checks, the flattened span arrays against ``coexists_spans``, the per-pair known-different
 distances against every item x identity product, the candidates' re-rank against the per-row dictionary
 version, and a pre-loaded (warmed) pager against a cold one on a stream (same ids)."""
