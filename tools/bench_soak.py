@@ -60,7 +60,8 @@ def plot(samples: list[tuple[float, float]], fps: list[tuple[float, float]], tit
     else:
         fig, ax = plt.subplots(figsize=(8, 4.5))
     ax.plot([t / 60 for t, _ in samples], [r for _, r in samples], color="tab:blue", label="RSS (MiB)")
-    ax.set_xlabel("minutes since start")
+    if not gallery:  # else the gallery panel below carries the time axis
+        ax.set_xlabel("minutes since start")
     ax.set_ylabel("RSS (MiB)", color="tab:blue")
     ax.set_ylim(0, max(r for _, r in samples) * 1.15)
     ax.grid(alpha=0.3)
