@@ -21,6 +21,8 @@ from pipeline.matching.results import _unit
 from pipeline.store import IdentityStore
 from pipeline.store.prototypes import PrototypeTable
 
+import paging_stream  # tests/pipeline/paging_stream.py (pytest puts this folder on the path)
+
 pytest.importorskip("faiss", reason="faiss-cpu is a dependency (pyproject.toml); tools/setup.sh installs it")
 
 DIM = 32
@@ -174,7 +176,6 @@ def test_warmed_pager_gives_the_ids_of_a_cold_one(tmp_path: Path) -> None:
     """PrototypeTable.warm only changes where identities come from: a stream matched with a pre-loaded pager
     gets the ids it gets with a cold one (the store's rows, pager LRU of 60 for 300 identities), and the warmed
     pager reads fewer identities from SQLite."""
-    from pipeline.store.records import TrackletRecord
 
     centres = _unit_rows(300, 6)
     with IdentityStore(tmp_path / "s.sqlite") as store:
@@ -207,21 +208,10 @@ def test_warmed_pager_gives_the_ids_of_a_cold_one(tmp_path: Path) -> None:
             run = store.begin_run(kind)
             ids = []
             for b in range(40):
-                items = []
-                for k in range(4):
-                    p = int(rng.integers(0, 330))
-                    v = people[p] + 0.25 * _unit_rows(1, 1000 + 4 * b + k)[0]
-                    t = 1000.0 + 10.0 * b + 2.5 * k
-                    items.append(TrackletEmbedding(f"c{int(rng.integers(0, 4))}", 4 * b + k + 1, t, t + 2.0,
-                                                   (v / np.linalg.norm(v)).astype(np.float32)))
+                items = paging_stream.batch(rng, people, b)
                 res = m.match_detailed(items)
                 ids += [r.global_id for r in res]
-                with store.transaction():
-                    store.record_tracklets(run, [
-                        TrackletRecord(Tracklet(it.cam_id, it.track_id, np.array([0, 1]),
-                                                np.array([it.start_time, it.end_time]), np.zeros((2, 4)),
-                                                np.zeros((0, DIM), np.float32)), it.vector, "v",
-                                       m.identity(r.global_id), r.distance) for it, r in zip(items, res)])
+                paging_stream.record(store, run, m, items, res)
             got[kind], reads[kind] = ids, pager.identity_reads + pager.reads
     assert got["warm"] == got["cold"]
     assert len(set(got["cold"])) < len(got["cold"]) and max(got["cold"]) > 300  # matches and new identities

@@ -16,6 +16,8 @@ from pipeline.matching.matcher import _KNOWN_DIFFERENT_IDENTITIES, CrossCameraMa
 from pipeline.store import IdentityStore
 from pipeline.store.prototypes import PrototypeTable
 
+import paging_stream  # tests/pipeline/paging_stream.py (pytest puts this folder on the path)
+
 pytest.importorskip("faiss", reason="faiss-cpu is a dependency (pyproject.toml); tools/setup.sh installs it")
 
 DIM = 64
@@ -145,7 +147,6 @@ def test_paging_gives_the_ids_of_a_matcher_holding_everything(tmp_path: Path) ->
     stream the id that a matcher holding all of them gives (fixed threshold, the same index). 300 stored
     people (50 of them stored twice: candidates not taken); 160 tracklets of returning people, people seen in the
     stream and new people, in 4 cameras."""
-    from pipeline.store.records import TrackletRecord
 
     centres = _unit_rows(300, 6)
     centres[250:] = centres[:50] + 0.15 * _unit_rows(50, 8)  # 50 people stored twice: a candidate not taken
@@ -180,22 +181,11 @@ def test_paging_gives_the_ids_of_a_matcher_holding_everything(tmp_path: Path) ->
             run = store.begin_run(kind)
             ids = []
             for b in range(40):
-                items = []
-                for k in range(4):
-                    p = int(rng.integers(0, 330))
-                    v = people[p] + 0.25 * _unit_rows(1, 1000 + 4 * b + k)[0]
-                    t = 1000.0 + 10.0 * b + 2.5 * k
-                    items.append(TrackletEmbedding(f"c{int(rng.integers(0, 4))}", 4 * b + k + 1, t, t + 2.0,
-                                                   (v / np.linalg.norm(v)).astype(np.float32)))
+                items = paging_stream.batch(rng, people, b)
                 res = m.match_detailed(items)
                 ids += [r.global_id for r in res]
                 if kind == "paged":  # the runner records every tracklet: paged-in identities get their spans
-                    with store.transaction():
-                        store.record_tracklets(run, [
-                            TrackletRecord(Tracklet(it.cam_id, it.track_id, np.array([0, 1]),
-                                                    np.array([it.start_time, it.end_time]), np.zeros((2, 4)),
-                                                    np.zeros((0, DIM), np.float32)), it.vector, "v",
-                                           m.identity(r.global_id), r.distance) for it, r in zip(items, res)])
+                    paging_stream.record(store, run, m, items, res)
             got[kind], stats[kind] = ids, dict(m.paging_stats)
     assert got["paged"] == got["everything"]
     assert len(set(got["paged"])) < len(got["paged"]) and max(got["paged"]) > 300  # matches and new identities

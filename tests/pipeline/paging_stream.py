@@ -1,0 +1,43 @@
+"""A seeded stream of tracklet embeddings for the paging tests (tests/pipeline/test_paging_scale.py,
+tests/pipeline/test_matcher_fast_paths.py): people drawn at random, each sighting its person's centre plus
+noise, in 4 cameras, and the runner's recording of each matched batch (so paged-in identities get spans)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.core.types import Tracklet, TrackletEmbedding
+from pipeline.matching.matcher import CrossCameraMatcher
+from pipeline.store import IdentityStore
+from pipeline.store.records import TrackletRecord
+
+
+def unit_rows(n: int, dim: int, seed: int) -> np.ndarray:
+    """(n, dim) float32 rows of unit norm, seeded."""
+    x = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def batch(rng: np.random.Generator, people: list[np.ndarray], b: int, size: int = 4) -> list[TrackletEmbedding]:
+    """Batch ``b``: ``size`` tracklets of random people (index into ``people``: (D,) centres), each 2 s long,
+    10 s between batches, in cameras c0..c3; sighting k of batch b is track ``size * b + k + 1``."""
+    dim = len(people[0])
+    items = []
+    for k in range(size):
+        p = int(rng.integers(0, len(people)))
+        v = people[p] + 0.25 * unit_rows(1, dim, 1000 + size * b + k)[0]
+        t = 1000.0 + 10.0 * b + 2.5 * k
+        items.append(TrackletEmbedding(f"c{int(rng.integers(0, 4))}", size * b + k + 1, t, t + 2.0,
+                                       (v / np.linalg.norm(v)).astype(np.float32)))
+    return items
+
+
+def record(store: IdentityStore, run: int, matcher: CrossCameraMatcher, items: list[TrackletEmbedding],
+           results: list) -> None:
+    """Store the batch's tracklets with their assigned identities, as the runner does."""
+    dim = len(items[0].vector)
+    with store.transaction():
+        store.record_tracklets(run, [
+            TrackletRecord(Tracklet(it.cam_id, it.track_id, np.array([0, 1]), np.array([it.start_time, it.end_time]),
+                                    np.zeros((2, 4)), np.zeros((0, dim), np.float32)), it.vector, "v",
+                           matcher.identity(r.global_id), r.distance) for it, r in zip(items, results)])
