@@ -41,3 +41,25 @@ def record(store: IdentityStore, run: int, matcher: CrossCameraMatcher, items: l
             TrackletRecord(Tracklet(it.cam_id, it.track_id, np.array([0, 1]), np.array([it.start_time, it.end_time]),
                                     np.zeros((2, 4)), np.zeros((0, dim), np.float32)), it.vector, "v",
                            matcher.identity(r.global_id), r.distance) for it, r in zip(items, results)])
+
+
+def fill_store_and_index(store_path, index_path, centres: np.ndarray) -> None:
+    """Identity g (1-based) = ``centres[g - 1]`` ((N, D) unit rows) with one tracklet in camera c{g % 4} during
+    [g, g + 1] s in a new store at ``store_path``; an IVF-PQ index (8 lists, 8 sub-quantizers, nprobe 8) over
+    them saved at ``index_path``."""
+    from pipeline.core.types import GlobalIdentity
+    from pipeline.matching.gallery_index import GalleryIndex
+
+    dim = centres.shape[1]
+    with IdentityStore(store_path) as store:
+        run = store.begin_run("fill")
+        for g in range(1, len(centres) + 1):
+            cam = f"c{g % 4}"
+            tr = Tracklet(cam, g, np.array([1, 2]), np.array([float(g), g + 1.0]), np.zeros((2, 4)),
+                          np.zeros((0, dim), np.float32))
+            store.record_tracklet(run, tr, centres[g - 1], "v",
+                                  GlobalIdentity(g, centres[g - 1], [(cam, g)], g + 1.0, cam, [(cam, float(g), g + 1.0)]))
+    index = GalleryIndex(dim, nlist=8, pq_m=8, nprobe=8)
+    index.train(centres)
+    index.upsert(np.arange(1, len(centres) + 1), centres)
+    index.save(index_path)

@@ -178,19 +178,8 @@ def test_warmed_pager_gives_the_ids_of_a_cold_one(tmp_path: Path) -> None:
     pager reads fewer identities from SQLite."""
 
     centres = _unit_rows(300, 6)
-    with IdentityStore(tmp_path / "s.sqlite") as store:
-        run = store.begin_run("fill")
-        for g in range(1, 301):
-            cam = f"c{g % 4}"
-            tr = Tracklet(cam, g, np.array([1, 2]), np.array([float(g), g + 1.0]), np.zeros((2, 4)),
-                          np.zeros((0, DIM), np.float32))
-            store.record_tracklet(run, tr, centres[g - 1], "v",
-                                  GlobalIdentity(g, centres[g - 1], [(cam, g)], g + 1.0, cam, [(cam, float(g), g + 1.0)]))
+    paging_stream.fill_store_and_index(tmp_path / "s.sqlite", tmp_path / "i.faiss", centres)
     shutil.copy(tmp_path / "s.sqlite", tmp_path / "w.sqlite")
-    index = GalleryIndex(DIM, nlist=8, pq_m=8, nprobe=8)
-    index.train(centres)
-    index.upsert(np.arange(1, 301), centres)
-    index.save(tmp_path / "i.faiss")
     cfg = MatcherConfig(threshold=0.5, auto_threshold=None, ttl_s=None, max_gallery=20,
                         revise=ReviseConfig(enabled=False), index=IndexConfig(kind="faiss", min_gallery=0, candidates=8))
     people = [centres[p] if p < 300 else _unit_rows(1, 100 + p)[0] for p in range(330)]
