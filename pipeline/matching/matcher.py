@@ -353,12 +353,7 @@ class CrossCameraMatcher(RevisionWindowMixin, PagedGalleryMixin):
         hit = np.zeros((len(items), len(recent)), dtype=bool)
         n_spans, c1, s1, e1 = flat_spans(recent, self._camera_tables())  # (R,) and (K,): every member span
         if recent and n_spans.sum():  # vectorised over all member spans
-            tables = self._camera_tables()
-            c0 = tables.rows([it.cam_id for it in items])
-            s0 = np.array([it.start_time for it in items], dtype=np.float64)
-            e0 = np.array([it.end_time for it in items], dtype=np.float64)
-            both = ((np.minimum(e0[:, None], e1[None, :]) - np.maximum(s0[:, None], s1[None, :])
-                     >= self.config.time_slack_s) & tables.views[c0[:, None], c1[None, :]])  # coexists_spans
+            both = self._coexists_rows(items, c1, s1, e1)
             owner = np.repeat(np.arange(len(recent)), n_spans)
             r, k = np.nonzero(both)
             hit[r, owner[k]] = True
@@ -427,17 +422,21 @@ class CrossCameraMatcher(RevisionWindowMixin, PagedGalleryMixin):
         """(N, K) bool: :meth:`coexists` (item i, span k) for every item and (cam_id, start, end) span."""
         if not items or not spans:
             return np.zeros((len(items), len(spans)), dtype=bool)
-        s0 = np.array([it.start_time for it in items], dtype=np.float64)
-        e0 = np.array([it.end_time for it in items], dtype=np.float64)
+        c1 = self._camera_tables().rows([sp[0] for sp in spans])
         s1 = np.array([sp[1] for sp in spans], dtype=np.float64)
         e1 = np.array([sp[2] for sp in spans], dtype=np.float64)
-        cams = sorted({it.cam_id for it in items} | {sp[0] for sp in spans})
-        index = {c: k for k, c in enumerate(cams)}
-        c0 = np.array([index[it.cam_id] for it in items])
-        c1 = np.array([index[sp[0]] for sp in spans])
-        views = self._views(tuple(cams))
+        return self._coexists_rows(items, c1, s1, e1)
+
+    def _coexists_rows(self, items: list[TrackletEmbedding], c1: np.ndarray, s1: np.ndarray,
+                       e1: np.ndarray) -> np.ndarray:
+        """(N, K) bool: :meth:`coexists_spans` with the K spans given as (K,) camera rows of the camera tables,
+        (K,) starts and (K,) ends."""
+        tables = self._camera_tables()
+        c0 = tables.rows([it.cam_id for it in items])
+        s0 = np.array([it.start_time for it in items], dtype=np.float64)
+        e0 = np.array([it.end_time for it in items], dtype=np.float64)
         overlap = np.minimum(e0[:, None], e1[None, :]) - np.maximum(s0[:, None], s1[None, :]) >= self.config.time_slack_s
-        return overlap & views[c0[:, None], c1[None, :]]
+        return overlap & tables.views[c0[:, None], c1[None, :]]
 
     def _camera_tables(self) -> CameraTables:
         """The per camera pair tables (built as cameras appear; not pickled: rebuilt after a resume)."""
