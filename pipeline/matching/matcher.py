@@ -51,7 +51,7 @@ from pipeline.matching.config import MatcherConfig, TopologyConfig, TransitLink
 from pipeline.core.types import GlobalIdentity, TrackletEmbedding
 from pipeline.matching.gallery_index import GalleryIndex, IdentityPager
 from pipeline.matching.paging import PagedGalleryMixin
-from pipeline.matching.results import MatchResult, _copy_identity, _unit
+from pipeline.matching.results import MatchResult, _align_members, _copy_identity, _unit
 from pipeline.matching.window import RevisionWindowMixin
 
 #: cost of a forbidden or above-threshold pair inside the assignment problem
@@ -80,8 +80,7 @@ class CrossCameraMatcher(RevisionWindowMixin, PagedGalleryMixin):
         self._gallery: dict[int, GlobalIdentity] = {}
         for ident in gallery or []:
             ident.prototype = _unit(ident.prototype)
-            if len(ident.members) != len(ident.spans):  # keep members[i] <-> spans[i] aligned
-                ident.members = [("", -1 - i) for i in range(len(ident.spans))]
+            _align_members(ident)
             self._gallery[ident.global_id] = ident
         self.next_id = max([int(next_id)] + [g + 1 for g in self._gallery])
         self._track_gid: dict[tuple[str, int], int] = {}

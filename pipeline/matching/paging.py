@@ -32,7 +32,7 @@ import numpy as np
 
 from pipeline.core.types import GlobalIdentity, TrackletEmbedding
 from pipeline.matching.gallery_index import GalleryIndex, IdentityPager, default_nlist, faiss_available
-from pipeline.matching.results import _copy_identity, _unit
+from pipeline.matching.results import _align_members, _copy_identity, _unit
 
 #: an identity's last sighting (maps over identities without a Python frame per identity)
 _LAST_SEEN = attrgetter("last_seen")
@@ -260,8 +260,7 @@ class PagedGalleryMixin:
             g, p = ident.global_id, ident.prototype
             known = passed.get(g)
             if known is not None and known() is p:
-                if len(ident.members) != len(ident.spans):
-                    ident.members = [("", -1 - i) for i in range(len(ident.spans))]
+                _align_members(ident)
             else:
                 self._normalised(ident)
                 if ident.prototype is p:  # left as it was: it passed
@@ -277,8 +276,7 @@ class PagedGalleryMixin:
         p = ident.prototype
         if not (p.dtype == np.float32 and p.ndim == 1 and abs(float(np.dot(p, p)) - 1.0) <= _UNIT_TOLERANCE):
             ident.prototype = _unit(p)
-        if len(ident.members) != len(ident.spans):
-            ident.members = [("", -1 - i) for i in range(len(ident.spans))]
+        _align_members(ident)
         return ident
 
     def _admit(self, ident: GlobalIdentity) -> None:

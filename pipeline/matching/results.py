@@ -36,6 +36,13 @@ def _copy_identity(g: GlobalIdentity) -> GlobalIdentity:
                           list(g.spans))
 
 
+def _align_members(ident: GlobalIdentity) -> None:
+    """Keep ``members[i]`` <-> ``spans[i]`` aligned (in place): an identity loaded without its members (a
+    stored gallery, the pager) gets placeholder members, one per span."""
+    if len(ident.members) != len(ident.spans):
+        ident.members = [("", -1 - i) for i in range(len(ident.spans))]
+
+
 def _unit(v: np.ndarray) -> np.ndarray:
     """(D,) float32 ``v`` / its norm (unchanged when 0). The norm is ``np.linalg.norm``'s for a 1-D
     float32 vector (``sqrt(v . v)`` in float32), without its Python-level dispatch."""
