@@ -123,18 +123,7 @@ class PrototypeTable:
         when they left the matcher's memory, or an earlier load) when it holds them, else from SQLite.
         The caller owns them (it may replace their fields; prototypes are replaced, never written into: the
         array may be the one the prototype cache holds)."""
-        ids = sorted({int(g) for g in global_ids})
-        out: dict[int, GlobalIdentity] = {}
-        missing = []
-        for g in ids:
-            hit = self._idents.get(g)
-            if hit is not None and hit[1] >= max_spans:
-                del self._idents[g]  # handed over: the caller keeps it until it gives it back with keep()
-                out[g] = _trimmed(hit[0], max_spans)
-            else:
-                missing.append(g)
-        self.identity_hits += len(ids) - len(missing)
-        self.identity_reads += len(missing)
+        ids, out, missing = self._from_lru(global_ids, max_spans, hand_over=True)
         out.update(self._load_rows(missing, max_spans))
         return [out[g] for g in ids if g in out]
 
@@ -143,27 +132,39 @@ class PrototypeTable:
         its most recently used (those read from SQLite join it), for the caller to read without changing them.
         The matcher computes a batch's constraints on the candidates it may not keep this way; :meth:`load`
         then hands over the ones it pages in (the same objects while the LRU holds them)."""
-        ids = sorted({int(g) for g in global_ids})
-        out: dict[int, GlobalIdentity] = {}
-        missing = []
-        idents_get, to_end = self._idents.get, self._idents.move_to_end
-        for g in ids:
-            hit = idents_get(g)
-            if hit is not None and hit[1] >= max_spans:
-                to_end(g)
-                ident = hit[0]
-                if len(ident.spans) > max_spans:  # kept with more spans than asked: a trimmed view, entry intact
-                    ident = GlobalIdentity(g, ident.prototype, ident.members[-max_spans:], ident.last_seen,
-                                           ident.last_cam, ident.spans[-max_spans:])
-                out[g] = ident
-            else:
-                missing.append(g)
-        self.identity_hits += len(ids) - len(missing)
-        self.identity_reads += len(missing)
+        ids, out, missing = self._from_lru(global_ids, max_spans, hand_over=False)
         read = self._load_rows(missing, max_spans)
         self.keep([read[g] for g in sorted(read)], max_spans)
         out.update(read)
         return [out[g] for g in ids if g in out]
+
+    def _from_lru(self, global_ids: Iterable[int], max_spans: int,
+                  hand_over: bool) -> tuple[list[int], dict[int, GlobalIdentity], list[int]]:
+        """(ids sorted, {id: identity} of those the identity LRU holds with at least ``max_spans`` spans, the
+        other ids) for :meth:`load` (``hand_over``: the entries leave the LRU, trimmed to ``max_spans``) and
+        :meth:`peek` (they stay, as the most recently used; one kept with more spans is given as a trimmed view,
+        the entry intact). Counts the hits and the reads still to make."""
+        ids = sorted({int(g) for g in global_ids})
+        out: dict[int, GlobalIdentity] = {}
+        missing = []
+        idents = self._idents
+        for g in ids:
+            hit = idents.get(g)
+            if hit is None or hit[1] < max_spans:
+                missing.append(g)
+            elif hand_over:
+                del idents[g]  # handed over: the caller keeps it until it gives it back with keep()
+                out[g] = _trimmed(hit[0], max_spans)
+            else:
+                idents.move_to_end(g)
+                ident = hit[0]
+                if len(ident.spans) > max_spans:
+                    ident = GlobalIdentity(g, ident.prototype, ident.members[-max_spans:], ident.last_seen,
+                                           ident.last_cam, ident.spans[-max_spans:])
+                out[g] = ident
+        self.identity_hits += len(ids) - len(missing)
+        self.identity_reads += len(missing)
+        return ids, out, missing
 
     def keep(self, identities: list[GlobalIdentity], max_spans: int) -> None:
         """Take ``identities`` into the identity LRU (the objects themselves: the caller lets go of them), as
