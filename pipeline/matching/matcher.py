@@ -51,7 +51,7 @@ from pipeline.matching.config import MatcherConfig, TopologyConfig, TransitLink
 from pipeline.core.types import GlobalIdentity, TrackletEmbedding
 from pipeline.matching.gallery_index import GalleryIndex, IdentityPager
 from pipeline.matching.paging import PagedGalleryMixin
-from pipeline.matching.results import MatchResult, _align_members, _copy_identity, _unit
+from pipeline.matching.results import MatchResult, _align_members, _copy_identity, _unit, prototype_distances
 from pipeline.matching.window import RevisionWindowMixin
 
 #: cost of a forbidden or above-threshold pair inside the assignment problem
@@ -242,8 +242,7 @@ class CrossCameraMatcher(RevisionWindowMixin, PagedGalleryMixin):
     ) -> tuple[np.ndarray, np.ndarray]:
         """(N, M) float64 costs (cosine distance + penalties) and (N, M) bool admissible mask."""
         vecs = np.array([_unit(it.vector) for it in items], dtype=np.float64)  # one pass: stack + float64
-        protos = np.array([g.prototype for g in identities], dtype=np.float64)
-        dist = 1.0 - vecs @ protos.T
+        dist = prototype_distances(vecs, [g.prototype for g in identities])
         cost = dist.copy()
         ok = np.zeros(dist.shape, dtype=bool)
         # penalties are >= 0: pairs beyond the loosest threshold are out without checking constraints

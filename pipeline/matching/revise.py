@@ -48,6 +48,7 @@ import numpy as np
 
 from pipeline.core.types import GlobalIdentity, TrackletEmbedding
 from pipeline.matching.clustering import agglomerate, assign_ids, cosine_distances, handover_check
+from pipeline.matching.results import prototype_distances
 
 __all__ = ["IdentityChange", "WindowSolution", "describe_changes", "solve_window"]
 
@@ -155,8 +156,7 @@ def _solve_window(items, old, settled, matcher, threshold):
     if callable(threshold):
         threshold = float(threshold(d_ww, c_ww))
     ids = sorted(settled)
-    protos = np.stack([settled[g].prototype for g in ids]).astype(np.float64) if ids else np.zeros((0, vecs.shape[1]))
-    to_settled = 1.0 - vecs @ protos.T  # (N, S)
+    to_settled = prototype_distances(vecs, [settled[g].prototype for g in ids])  # (N, S)
     current = {g for g in old if g is not None}
     near = (to_settled <= threshold).any(axis=0) if ids else np.zeros(0, bool)
     keep = [k for k, g in enumerate(ids) if g in current or near[k]]

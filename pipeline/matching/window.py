@@ -15,7 +15,7 @@ from itertools import islice
 import numpy as np
 
 from pipeline.core.types import GlobalIdentity, TrackletEmbedding
-from pipeline.matching.results import MatchResult, _copy_identity, _unit
+from pipeline.matching.results import MatchResult, _copy_identity, _unit, prototype_distances
 from pipeline.matching.revise import describe_changes, single_blas_thread, solve_window
 
 
@@ -193,8 +193,7 @@ class RevisionWindowMixin:
                     by_id.setdefault(g, []).append(i)
         else:  # exact: every settled identity in memory, linked within the threshold
             sids = [g for g in self._settled if g in self._gallery]
-            protos = (np.stack([self._settled[g].prototype for g in sids]).astype(np.float64)
-                      if sids else np.zeros((0, vecs.shape[1])))
+            to_settled = prototype_distances(vecs, [self._settled[g].prototype for g in sids])  # (K, S)
         inside = np.zeros(len(keys), dtype=bool)
         inside[[pos[k] for k in changed if k in pos]] = True
         last = self.__dict__.get("_win_whole_threshold")
@@ -222,7 +221,7 @@ class RevisionWindowMixin:
                 for i in frontier.tolist():
                     new_ids |= near[i]
             elif sids:
-                new_ids |= {sids[c] for c in np.flatnonzero((1.0 - vecs[frontier] @ protos.T <= thr).any(axis=0))}
+                new_ids |= {sids[c] for c in np.flatnonzero((to_settled[frontier] <= thr).any(axis=0))}
             new_ids |= {label[i] for i in frontier.tolist() if label[i] is not None}
             new_ids -= idents
             idents |= new_ids
@@ -230,7 +229,7 @@ class RevisionWindowMixin:
                 reach[by_id.get(g, [])] = True
             if not indexed and new_ids and sids:
                 col = [c for c, g in enumerate(sids) if g in new_ids]
-                reach |= (1.0 - vecs @ protos[col].T <= thr).any(axis=1)
+                reach |= (to_settled[:, col] <= thr).any(axis=1)
             frontier = np.flatnonzero(reach & ~inside)
             inside |= reach
         settled = self._settled_in_memory(idents)

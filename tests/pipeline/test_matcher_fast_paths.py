@@ -1,7 +1,7 @@
 """The identity layer's faster per-call paths compute what the plain rules compute.
 Each faster path is checked against the plain rule it replaces: the per camera pair tables
 against the per-pair checks, the flattened span arrays against ``coexists_spans``, the per-pair known-different
-distances against every item x identity product, the candidates' re-rank against the per-row dictionary
+distances against every item x identity product, the blocked gallery distances against one product, the candidates' re-rank against the per-row dictionary
 version, and a pre-loaded (warmed) pager against a cold one on a stream (same ids)."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pipeline.core.types import GlobalIdentity, Tracklet, TrackletEmbedding
 from pipeline.matching.config import IndexConfig, MatcherConfig, ReviseConfig, TopologyConfig, TransitLink
 from pipeline.matching.gallery_index import GalleryIndex
 from pipeline.matching.matcher import CrossCameraMatcher
-from pipeline.matching.results import _unit
+from pipeline.matching.results import _copy_identity, _unit, prototype_distances
 from pipeline.store import IdentityStore
 from pipeline.store.prototypes import PrototypeTable
 
@@ -205,3 +205,35 @@ def test_warmed_pager_gives_the_ids_of_a_cold_one(tmp_path: Path) -> None:
     assert got["warm"] == got["cold"]
     assert len(set(got["cold"])) < len(got["cold"]) and max(got["cold"]) > 300  # matches and new identities
     assert reads["warm"] < reads["cold"]
+
+
+@pytest.mark.parametrize("m", [0, 1, 511, 512, 513, 1300])
+def test_blocked_prototype_distances_equal_one_product(m):
+    """The gallery distances computed a block of identities at a time equal the one (N, M) product:
+    exactly up to one block, to float64 rounding beyond (BLAS may sum rows of another shape in another order)."""
+    rng = np.random.default_rng(m)
+    vecs = rng.standard_normal((7, 1280))
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    protos = [_unit(rng.standard_normal(1280)) for _ in range(m)]
+    got = prototype_distances(vecs, protos)
+    want = 1.0 - vecs @ np.array(protos, dtype=np.float64).reshape(m, 1280).T
+    assert got.shape == (7, m) and got.dtype == np.float64
+    if m <= 512:
+        assert np.array_equal(got, want)
+    else:
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+
+def test_settled_copy_shares_a_read_only_prototype():
+    """The live identity and its settled copy hold one prototype array; an in-place write to it fails
+    instead of silently changing both, and an update (a new array) leaves the copy's as it was."""
+    live = GlobalIdentity(3, _unit(np.arange(1.0, 9.0)), [("c0", 1)], 5.0, "c0", [("c0", 1.0, 5.0)])
+    copy = _copy_identity(live)
+    assert copy.prototype is live.prototype
+    assert copy.members == live.members and copy.members is not live.members
+    assert copy.spans is not live.spans
+    with pytest.raises(ValueError):
+        live.prototype[0] = 0.0
+    before = copy.prototype.copy()
+    live.prototype = _unit(np.ones(8))
+    assert np.array_equal(copy.prototype, before)
