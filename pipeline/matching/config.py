@@ -127,6 +127,10 @@ class IndexConfig(StrictModel):
         identities (prototype + spans, ~5.5 KB at 1280-d) paged out or read, and prototypes read for the
         re-rank, each an LRU of this size (:class:`~pipeline.store.prototypes.PrototypeTable`). The candidates
         a tracklet re-ranks come back from it without SQLite; a gallery that fits in it is never read twice.
+    warm_cache: at start, fill that LRU with the store's most recently seen identities beyond the hot set
+        (:meth:`~pipeline.store.prototypes.PrototypeTable.warm`: the rows a later read would read, so no
+        decision changes), so a restarted deployment does not read its candidates from SQLite one call at a
+        time while the cache refills. Nothing to load when the store fits in ``max_gallery``.
     """
 
     kind: Literal["auto", "exact", "faiss"] = "auto"
@@ -137,6 +141,7 @@ class IndexConfig(StrictModel):
     nprobe: int = Field(16, ge=1)
     train_size: int = Field(65536, ge=256)
     cache_size: int = Field(20000, ge=0)
+    warm_cache: bool = True
 
 
 class MatcherConfig(StrictModel):

@@ -6,6 +6,7 @@ Heavy libraries (torch, onnxruntime, cv2) are imported inside the builders.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -172,8 +173,14 @@ def build_identity_parts(cfg: CamsConfig, store, encoder_version: str) -> tuple[
     mcfg = cfg.matcher_config()
     gallery = store.load_gallery(limit=mcfg.max_gallery, max_spans=mcfg.max_spans)
     # the store pages identities beyond max_gallery in and out once the ANN index is in force (docs/gallery.md)
-    matcher = CrossCameraMatcher(mcfg, gallery, next_id=store.next_global_id(),
-                                 pager=PrototypeTable(store, mcfg.index.cache_size))
+    pager = PrototypeTable(store, mcfg.index.cache_size)
+    if mcfg.index.warm_cache and mcfg.index.kind != "exact":
+        t0 = time.perf_counter()
+        warmed = pager.warm(mcfg.max_spans, skip=[g.global_id for g in gallery])
+        if warmed:
+            log.info("identity store: %d identities beyond the in-memory gallery pre-loaded into the pager's "
+                      "cache in %.1f s (matching.index.warm_cache)", warmed, time.perf_counter() - t0)
+    matcher = CrossCameraMatcher(mcfg, gallery, next_id=store.next_global_id(), pager=pager)
     restore_calibration(store, matcher.calibrator, encoder_version)  # a restart continues the calibration
     return aggregator, matcher
 

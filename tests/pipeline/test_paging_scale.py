@@ -196,3 +196,31 @@ def test_scale_profile_is_a_valid_matching_block() -> None:
     data["matching"] = scale["matching"]
     cfg = validate(CamsConfig, data, "scale.example.yaml").matcher_config()
     assert not cfg.revise.enabled and cfg.index.kind == "faiss" and cfg.index.cache_size >= 100_000
+
+
+@pytest.mark.parametrize("warm", [True, False])
+def test_runner_fills_the_pager_cache_at_start(tmp_path: Path, warm: bool) -> None:
+    """build_identity_parts (the runner's and the Ray matcher actor's start) loads the max_gallery most recent
+    identities as the matcher's gallery and, with index.warm_cache, the rest of the store into the pager's
+    identity LRU, most recent last; with warm_cache off the LRU starts empty."""
+    pytest.importorskip("faiss")
+    import yaml
+
+    from pipeline.camconfig import CamsConfig
+    from pipeline.core.configio import validate
+    from pipeline.runner.components import build_identity_parts
+
+    emb = _unit_rows(30, 3)
+    _store_with(tmp_path / "s.sqlite", emb)
+    data = yaml.safe_load((Path(__file__).resolve().parents[2] / "configs" / "cams.example.yaml").read_text())
+    data["matching"] = {"max_gallery": 10, "ttl_s": None,
+                        "index": {"kind": "faiss", "cache_size": 15, "warm_cache": warm}}
+    cfg = validate(CamsConfig, data, "test.yaml")
+    with IdentityStore(tmp_path / "s.sqlite") as store:
+        _, matcher = build_identity_parts(cfg, store, "v")
+        assert sorted(g.global_id for g in matcher.gallery) == list(range(21, 31))
+        lru = matcher._pager._idents
+        # the cache holds 15 of the 20 identities beyond the hot set: the most recent ones (6..20)
+        assert list(lru) == (list(range(6, 21)) if warm else [])
+        for g in lru:
+            np.testing.assert_array_equal(lru[g][0].prototype, emb[g - 1])
