@@ -285,9 +285,8 @@ class IdentityStore(QueriesMixin, VersionsMixin, ChangesMixin):
         with self.db.transaction() as c:
             keys = [(run_id, r.tracklet.cam_id, int(r.tracklet.track_id),
                      int(np.asarray(r.tracklet.frames)[0]) if len(r.tracklet) else 0) for r in records]
-            if (len(set(keys)) < len(keys) or any(len(r.tracklet) == 0 for r in records) or any(
-                    c.execute("SELECT 1 FROM tracklets WHERE run_id=? AND cam_id=? AND track_id=? AND start_frame=?",
-                              k).fetchone() for k in keys)):
+            if (len(set(keys)) < len(keys) or any(len(r.tracklet) == 0 for r in records)
+                    or self._any_tracklet_stored(c, keys)):
                 return [self.record_tracklet(run_id, r.tracklet, r.embedding, r.model_version, r.identity,
                                              r.distance, r.events, r.probability) for r in records]
             self._require_writer("new_identity")
@@ -342,6 +341,21 @@ class IdentityStore(QueriesMixin, VersionsMixin, ChangesMixin):
                   json.dumps(dict(payload, tracklet_id=t), default=str))
                  for t, r in zip(tids, records) for kind, payload in r.events])
             return tids
+
+    @staticmethod
+    def _any_tracklet_stored(c, keys: list[tuple]) -> bool:
+        """Whether any (run_id, cam_id, track_id, start_frame) of ``keys`` is in ``tracklets``: one query per
+        200 keys instead of one per key. The keys are a VALUES table joined to ``tracklets`` (CROSS JOIN keeps
+        that order: each key is one search of the table's UNIQUE index; a row-value ``IN (VALUES ...)`` would
+        scan the table)."""
+        for s in range(0, len(keys), 200):
+            part = keys[s:s + 200]
+            rows = ",".join(["(?, ?, ?, ?)"] * len(part))
+            if c.execute(f"SELECT 1 FROM (VALUES {rows}) AS k CROSS JOIN tracklets t ON t.run_id = k.column1"
+                         " AND t.cam_id = k.column2 AND t.track_id = k.column3 AND t.start_frame = k.column4 LIMIT 1",
+                         [v for k in part for v in k]).fetchone():
+                return True
+        return False
 
     def record_tracklet(
         self,

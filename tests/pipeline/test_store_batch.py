@@ -105,3 +105,22 @@ def test_pager_keeps_paged_out_identities_and_evicts_least_recently_used(tmp_pat
         reads = pager.identity_reads
         assert [g.global_id for g in pager.load([7, 9], 16)] == [7, 9]
         assert (pager.identity_reads, pager.identity_hits) == (reads + 1, 2)  # 7 from SQLite, 9 from the LRU
+
+
+def test_stored_tracklet_lookup_finds_any_key_across_its_chunks(tmp_path: Path) -> None:
+    """The batch's "already stored?" check (one query per 200 keys) finds a stored tracklet wherever it is among
+    450 keys, and only an exact (run, camera, track, start frame) match counts."""
+    with IdentityStore(tmp_path / "s.db") as store:
+        run = store.begin_run("r")
+        store.record_tracklets(run, _records())  # tracklets ("a", 1, start 1), ("b", 2, 1), ("a", 3, 20), ...
+        fresh = [(run, "z", k, k) for k in range(450)]
+        with store.db.transaction() as c:
+            assert not IdentityStore._any_tracklet_stored(c, fresh)
+            for at in (0, 199, 200, 449):
+                keys = list(fresh)
+                keys[at] = (run, "a", 3, 20)
+                assert IdentityStore._any_tracklet_stored(c, keys)
+                keys[at] = (run, "a", 3, 21)  # another start frame: another tracklet
+                assert not IdentityStore._any_tracklet_stored(c, keys)
+                keys[at] = (run + 1, "a", 3, 20)  # another run
+                assert not IdentityStore._any_tracklet_stored(c, keys)
