@@ -214,7 +214,18 @@ def settings_key(args) -> dict:
     return {"alpha": args.alpha, "lr": args.lr, "final_lr": args.final_lr, "max_steps": args.max_steps,
             "k": args.k, "p": args.p, "negatives": args.negatives, "link_quantile": args.link_quantile,
             "window_frames": args.window_frames, "min_gain": args.min_gain, "seed": args.seed,
-            "validate": args.validate}
+            "validate": args.validate, "models": args.models}
+
+
+def model_paths(spec: str) -> dict[str, str]:
+    """``--models`` "cuhk03=PATH,multi=PATH" (either may be left out) over the default checkpoints."""
+    out = dict(MODELS)
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        name, sep, path = part.partition("=")
+        if not sep or name not in MODELS or not path:
+            raise SystemExit(f"--models: {part!r} is not NAME=PATH with NAME one of {', '.join(MODELS)}")
+        out[name] = path
+    return out
 
 
 def run_row(name: str, ckpt: Path, set_name: str, items, args, out: Path) -> dict:
@@ -342,6 +353,8 @@ def _init_worker(threads: int) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", default="cuhk03:test,cuhk03:all,multi:test,multi:all")
+    ap.add_argument("--models", default="", help="pre-trained checkpoints other than the defaults: "
+                    "cuhk03=PATH,multi=PATH (e.g. the 4x-budget configs/reid/adapt_pre_*_long.yaml)")
     ap.add_argument("--validate", action="store_true", help="adapt and score on 250 of the 501 train identities")
     ap.add_argument("--alpha", type=float, default=0.1)
     ap.add_argument("--lr", type=float, default=1e-5)
@@ -378,14 +391,20 @@ def main() -> int:
                targets=TARGETS, command="tools/bench_adapt_market.py " + " ".join(
                    f"--{k.replace('_', '-')}" + ("" if isinstance(v, bool) else f" {v}")
                    for k, v in sorted(settings_key(args).items()) if v is not False))
+    models = model_paths(args.models)
+    for name in sorted({spec.split(":")[0] for spec in args.rows.split(",")}):
+        if name not in models:
+            raise SystemExit(f"--rows: unknown model {name!r} (one of {', '.join(models)})")
+        if not Path(models[name]).is_file():
+            raise SystemExit(f"{models[name]}: no such checkpoint (pre-train it: configs/reid/adapt_pre_{name}*.yaml)")
     items = market_items()
     if args.oracle:
-        rows = {n: oracle_row(n, Path(MODELS[n]), items, args) for n in sorted({r.split(":")[0] for r in args.rows.split(",")})}
+        rows = {n: oracle_row(n, Path(models[n]), items, args) for n in sorted({r.split(":")[0] for r in args.rows.split(",")})}
         (args.out / "oracle_val.json").write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
         return 0
     if args.mining_grid:
         names = sorted({spec.split(":")[0] for spec in args.rows.split(",")})
-        grid = [r for n in names for r in mining_grid(n, Path(MODELS[n]), items, args, args.out)]
+        grid = [r for n in names for r in mining_grid(n, Path(models[n]), items, args, args.out)]
         gpath = args.out / f"mining_grid{'_val' if args.validate else '_test'}.json"
         gpath.write_text(json.dumps(grid, indent=1) + "\n", encoding="utf-8")
         print(f"wrote {gpath}")
@@ -407,7 +426,7 @@ def main() -> int:
 
     with ProcessPoolExecutor(max_workers=max(1, min(args.jobs, len(todo) or 1)), mp_context=mp.get_context("spawn"),
                              initializer=_init_worker, initargs=(args.threads,)) as pool:
-        futures = {pool.submit(run_row, name, Path(MODELS[name]), set_name, items, args, args.out): key
+        futures = {pool.submit(run_row, name, Path(models[name]), set_name, items, args, args.out): key
                    for key, name, set_name in todo}
         for fut in as_completed(futures):
             doc["rows"][futures[fut]] = fut.result()
