@@ -1,5 +1,6 @@
 """Value types of the cross-camera matcher: one tracklet's match outcome, and the identity helpers
-the matcher and its revision window share (no logic beyond copying and normalising)."""
+the matcher and its revision window share (copying, normalising, and the blocked tracklet x prototype
+cosine distances; no matching logic)."""
 
 from __future__ import annotations
 
