@@ -98,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=REPO_ROOT / "runs" / "bench_soak")
     args = ap.parse_args(argv)
 
+    from pipeline.core.memory import limit_malloc_arenas
+
+    limit_malloc_arenas()  # what `reid-pipeline run` does before it starts its threads
     import torch
 
     from pipeline.camconfig import CamsConfig

@@ -21,27 +21,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-def limit_malloc_arenas(arenas: int = 2) -> bool:
-    """Cap glibc's malloc arenas (``mallopt(M_ARENA_MAX)``) before the run starts its threads; True when set.
-
-    glibc gives new threads their own arenas (up to 8 x cores) and keeps each arena's high-water memory. A
-    camera's reader thread is re-created on every reconnect, so without a cap a long live run's RSS steps up
-    at its first reconnects (measured: +6 % in the first 6 minutes of the 30-minute soak, flat afterwards).
-    ``MALLOC_ARENA_MAX`` in the environment, when set, wins; other C libraries are left alone.
-    """
-    if os.environ.get("MALLOC_ARENA_MAX") or not sys.platform.startswith("linux"):
-        return False
-    import ctypes
-
-    try:
-        return bool(ctypes.CDLL("libc.so.6").mallopt(-8, int(arenas)))  # -8 = M_ARENA_MAX
-    except (OSError, AttributeError):
-        return False
-
-
 def run(args: argparse.Namespace) -> int:
     from pipeline.camconfig import load_cams_config
     from pipeline.demo import prepare_demo
+    from pipeline.core.memory import limit_malloc_arenas
     from pipeline.runner.loop import PipelineRunner
 
     limit_malloc_arenas()

@@ -38,10 +38,12 @@ from pipeline.runner.components import CameraState, Components, build_components
 from pipeline.runner.stage_timer import StageTimer
 from pipeline.store.calibration import CalibrationSaver
 from pipeline.store.prototypes import PrototypeTable
+from pipeline.core.memory import release_free_heap
 from pipeline.core.types import Frame
 
 log = logging.getLogger(__name__)
 PRUNE_EVERY_FRAMES = 256  # per camera: how often finished frames leave the assigner's bookkeeping
+_RELEASE_FREE_HEAP_EVERY_S = 60.0  # live runs: glibc's free heap back to the system this often
 
 
 class PipelineRunner:
@@ -152,7 +154,7 @@ class PipelineRunner:
     # ------------------------------------------------------------------ loop
     def _loop(self, sinks) -> None:
         live = self.cfg.mode == "live"
-        last_rewrite = time.monotonic()
+        last_rewrite = last_trim = time.monotonic()
         while not self.stop_event.is_set():
             with self.timer.stage("decode"):
                 frames = self._read_frames(live)
@@ -170,6 +172,9 @@ class PipelineRunner:
                         self.assigner.rewrite_global_mot(force=False)
             if self.adapt is not None:
                 self.adapt.poll()  # hot-swap a newly deployed (or rolled back) re-id model
+            if live and time.monotonic() - last_trim >= _RELEASE_FREE_HEAP_EVERY_S:
+                last_trim = time.monotonic()
+                release_free_heap()  # freed transient buffers go back to the system (pipeline/core/memory.py)
 
     def _read_frames(self, live: bool) -> list[Frame] | None:
         """One frame per camera that has one; None when every camera is done."""
