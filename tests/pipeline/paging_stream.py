@@ -43,6 +43,21 @@ def record(store: IdentityStore, run: int, matcher: CrossCameraMatcher, items: l
                            matcher.identity(r.global_id), r.distance) for it, r in zip(items, results)])
 
 
+def run_stream(store: IdentityStore, matcher: CrossCameraMatcher, rng: np.random.Generator,
+               people: list[np.ndarray], run_key: str, batches: int = 40, recorded: bool = True) -> list[int]:
+    """Match ``batches`` seeded batches (:func:`batch`) in order; the global id of every tracklet, in order.
+    ``recorded``: store each matched batch as the runner does (:func:`record`) in a new run ``run_key``."""
+    run = store.begin_run(run_key)
+    ids: list[int] = []
+    for b in range(batches):
+        items = batch(rng, people, b)
+        res = matcher.match_detailed(items)
+        ids += [r.global_id for r in res]
+        if recorded:
+            record(store, run, matcher, items, res)
+    return ids
+
+
 def fill_store_and_index(store_path, index_path, centres: np.ndarray) -> None:
     """Identity g (1-based) = ``centres[g - 1]`` ((N, D) unit rows) with one tracklet in camera c{g % 4} during
     [g, g + 1] s in a new store at ``store_path``; an IVF-PQ index (8 lists, 8 sub-quantizers, nprobe 8) over

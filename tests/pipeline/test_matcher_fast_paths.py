@@ -194,13 +194,7 @@ def test_warmed_pager_gives_the_ids_of_a_cold_one(tmp_path: Path) -> None:
                                    index=GalleryIndex.load(tmp_path / "i.faiss"))
             if kind == "warm":
                 assert pager.warm(16, skip=hot) == 60
-            run = store.begin_run(kind)
-            ids = []
-            for b in range(40):
-                items = paging_stream.batch(rng, people, b)
-                res = m.match_detailed(items)
-                ids += [r.global_id for r in res]
-                paging_stream.record(store, run, m, items, res)
+            ids = paging_stream.run_stream(store, m, rng, people, kind)
             got[kind], reads[kind] = ids, pager.identity_reads + pager.reads
     assert got["warm"] == got["cold"]
     assert len(set(got["cold"])) < len(got["cold"]) and max(got["cold"]) > 300  # matches and new identities

@@ -167,14 +167,8 @@ def test_paging_gives_the_ids_of_a_matcher_holding_everything(tmp_path: Path) ->
             else:
                 m = CrossCameraMatcher(MatcherConfig(max_gallery=100000, index=index_cfg, **cfg), pager.load(range(1, 301), 16),
                                        next_id=301, index=GalleryIndex.load(tmp_path / "i.faiss"))
-            run = store.begin_run(kind)
-            ids = []
-            for b in range(40):
-                items = paging_stream.batch(rng, people, b)
-                res = m.match_detailed(items)
-                ids += [r.global_id for r in res]
-                if kind == "paged":  # the runner records every tracklet: paged-in identities get their spans
-                    paging_stream.record(store, run, m, items, res)
+            # the runner records every tracklet: paged-in identities get their spans
+            ids = paging_stream.run_stream(store, m, rng, people, kind, recorded=kind == "paged")
             got[kind], stats[kind] = ids, dict(m.paging_stats)
     assert got["paged"] == got["everything"]
     assert len(set(got["paged"])) < len(got["paged"]) and max(got["paged"]) > 300  # matches and new identities
