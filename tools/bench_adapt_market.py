@@ -390,20 +390,20 @@ def main() -> int:
     doc.update(validate=args.validate, split="Market-1501 bounding_box_train, 501 / 250 identity split seed 0",
                targets=TARGETS, command="tools/bench_adapt_market.py " + " ".join(
                    f"--{k.replace('_', '-')}" + ("" if isinstance(v, bool) else f" {v}")
-                   for k, v in sorted(settings_key(args).items()) if v is not False))
+                   for k, v in sorted(settings_key(args).items()) if v is not False and v != ""))
     models = model_paths(args.models)
-    for name in sorted({spec.split(":")[0] for spec in args.rows.split(",")}):
+    names = sorted({spec.split(":")[0] for spec in args.rows.split(",")})
+    for name in names:
         if name not in models:
             raise SystemExit(f"--rows: unknown model {name!r} (one of {', '.join(models)})")
         if not Path(models[name]).is_file():
             raise SystemExit(f"{models[name]}: no such checkpoint (pre-train it: configs/reid/adapt_pre_{name}*.yaml)")
     items = market_items()
     if args.oracle:
-        rows = {n: oracle_row(n, Path(models[n]), items, args) for n in sorted({r.split(":")[0] for r in args.rows.split(",")})}
+        rows = {n: oracle_row(n, Path(models[n]), items, args) for n in names}
         (args.out / "oracle_val.json").write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
         return 0
     if args.mining_grid:
-        names = sorted({spec.split(":")[0] for spec in args.rows.split(",")})
         grid = [r for n in names for r in mining_grid(n, Path(models[n]), items, args, args.out)]
         gpath = args.out / f"mining_grid{'_val' if args.validate else '_test'}.json"
         gpath.write_text(json.dumps(grid, indent=1) + "\n", encoding="utf-8")

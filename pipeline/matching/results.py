@@ -64,12 +64,8 @@ def prototype_distances(vecs: np.ndarray, prototypes: Sequence[np.ndarray]) -> n
     freed on every matcher call; glibc keeps such freed peaks, so resident memory grew with the
     gallery). Up to ``_DISTANCE_BLOCK`` identities this is exactly the one-product value; beyond,
     BLAS may sum a row in another order (differences ~1e-13)."""
-    m = len(prototypes)
-    if m <= _DISTANCE_BLOCK:
-        protos = np.array(prototypes, dtype=np.float64) if m else np.zeros((0, vecs.shape[1]))
-        return 1.0 - vecs @ protos.T
-    out = np.empty((vecs.shape[0], m))
-    for s in range(0, m, _DISTANCE_BLOCK):
+    out = np.empty((vecs.shape[0], len(prototypes)))
+    for s in range(0, len(prototypes), _DISTANCE_BLOCK):
         block = np.array(prototypes[s:s + _DISTANCE_BLOCK], dtype=np.float64)
         np.subtract(1.0, vecs @ block.T, out=out[:, s:s + _DISTANCE_BLOCK])
     return out
