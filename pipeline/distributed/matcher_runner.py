@@ -41,6 +41,15 @@ from pipeline.runner.components import Components, build_identity_parts
 from pipeline.runner.loop import PipelineRunner
 
 log = logging.getLogger(__name__)
+
+
+def _lost_errors() -> tuple[type[BaseException], ...]:
+    """What a call to a camera actor raises when its outcome is lost: the actor died or is restarting, or
+    its reply was in the object store of a node that died (``ObjectLostError``: the call cannot be
+    re-run, ``max_retries`` 0). Each is recovered the same way: restore the actor from its snapshot."""
+    import ray
+
+    return (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError, ray.exceptions.ObjectLostError)
 RESTART_WAIT_S = 300.0  # how long a lost camera actor may take to come back (new process, models loaded)
 CALL_LOG = 4096  # step calls kept per camera (the latest; a live run makes them forever)
 
@@ -173,7 +182,7 @@ class RemoteCamera:
                 return
             try:
                 reply = ray.get(ref)
-            except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
+            except _lost_errors() as exc:  # the actor, or its reply with the node that held it: restore from the snapshot
                 self._recover(exc)
                 self.submit()
                 continue
@@ -220,7 +229,7 @@ class RemoteCamera:
         while True:
             try:
                 got = ray.get(self.actor.flush.remote(self.epoch))
-            except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
+            except _lost_errors() as exc:
                 got, err = None, exc
             else:
                 err = RuntimeError("restarted between calls")
