@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backends", default="plain", choices=["plain", "shipped"],
                     help="plain: the config defaults (onnxruntime detector, torch encoder; the runs in docs/speed.md); "
                          "shipped: configs/cams.example.yaml's detector and encoder keys (tools.bench_speed.NEW_DEFAULT: "
-                         "OpenVINO bf16 detector, rect, 2 streams; OpenVINO encoder)")
+                         "OpenVINO detector with precision auto, rect, 2 streams; OpenVINO encoder)")
     ap.add_argument("--ttl-s", type=float, default=None,
                     help="matching.ttl_s (identities unseen this long leave the in-memory gallery); default: the config's")
     ap.add_argument("--tracemalloc", action="store_true",

@@ -30,7 +30,10 @@ Rows (``--rows`` picks a subset; ``default`` always runs first, it is every row'
   ``detector.streams: 2`` (the cameras' frames of an iteration as two parallel infer requests); ``ov_int8_s2``;
 * ``enc_onnx`` / ``enc_ov`` / ``enc_ov_bf16``: the re-id encoder on onnxruntime / OpenVINO fp32 / bf16;
 * ``new_default``: the detector and encoder settings of the shipped configs (``NEW_DEFAULT``); ``default`` stays
-  the old default, the reference of every ratio; ``new_default_fp32``: the same with the detector in fp32;
+  the old default, the reference of every ratio; the detector's ``precision: auto`` times fp32 and bf16 on the
+  first call and keeps the faster (the row reports which: ``detector_precision``, ``auto_ms_per_call``);
+  ``new_default_fp32`` / ``_bf16`` / ``_int8``: the same with the detector's precision fixed (int8: calibration
+  images);
 * ``default_again``: the default config once more, last: the drift of the shared machine over the run
   (ratios are to ``default``; compare the two to judge them);
 * ``deepsort``: the peer pipeline: the same video and the same detector outputs (the ``default`` row's,
@@ -103,12 +106,16 @@ ROWS: dict[str, dict] = {
     "deepsort": {},
 }
 #: the detector and encoder settings the shipped configs use (chosen from this table: docs/speed.md)
-NEW_DEFAULT: dict = {"detector": {"backend": "openvino", "rect": True, "streams": 2, "precision": "bf16"},
+NEW_DEFAULT: dict = {"detector": {"backend": "openvino", "rect": True, "streams": 2, "precision": "auto"},
                      "encoder": {"backend": "openvino", "threads": None}}
 ROWS["new_default"] = NEW_DEFAULT
 #: the same in fp32 (the shipped default until the quiet-machine table of 2026-12-05: 1.75x, short of 2x; and what
 #: the shipped configs run on a CPU without native bf16)
 ROWS["new_default_fp32"] = {"detector": {**NEW_DEFAULT["detector"], "precision": "fp32"}, "encoder": NEW_DEFAULT["encoder"]}
+#: the same in bf16 (the shipped default from the AMD quiet table until `auto`: slower than fp32 on a Xeon without AMX)
+ROWS["new_default_bf16"] = {"detector": {**NEW_DEFAULT["detector"], "precision": "bf16"}, "encoder": NEW_DEFAULT["encoder"]}
+#: the same with the INT8 detector (needs calibration images: ``detector.calibration``)
+ROWS["new_default_int8"] = {"detector": {**NEW_DEFAULT["detector"], "precision": "int8"}, "encoder": NEW_DEFAULT["encoder"]}
 DETECTOR_ROWS = ("openvino", "int8", "512", "416", "rect", "ov_int8", "ov_int8_512", "ov_rect", "ov_rect_s2", "ov_bf16",
                  "ov_bf16_s2", "ov_int8_s2")
 #: encoder keys that need an encoder of their own for the row (the others share the default row's)
@@ -228,6 +235,11 @@ def run_row(name: str, cfg, cams_dir: Path, run_dir: Path, encoder, max_frames: 
         "frame_plan": plan,
         "global_ids": summary["global_ids"],
     }
+    runtime = getattr(comp.detector, "runtime", None)
+    if getattr(runtime, "inference_precision", None):  # OpenVINO: the precision it ran ('auto': the one it chose)
+        row["detector_precision"] = runtime.inference_precision
+        if getattr(runtime, "auto_times_s", None):
+            row["auto_ms_per_call"] = {h: round(1000 * v, 1) for h, v in runtime.auto_times_s.items()}
     print(f"[{name}] {row['fps']:.2f} camera-frames/s, CPU {row['cpu_pct']:.0f} %, MOTA {row['MOTA']:.1f}, "
           f"IDF1 {row['IDF1']:.1f}, global IDF1 {row['global_IDF1']:.1f}, overhead {row['overhead_pct']:.1f} % "
           f"of detect\n{runner.summary_table}", flush=True)

@@ -27,6 +27,10 @@ class DetectorConfig(StrictModel):
       with ``calibration`` images, made on first use and cached in ``model_cache`` (or ``weights`` is already
       an INT8 model, e.g. from ``tools/quantize_detector.py``); runs on onnxruntime or openvino.
       ``bf16``: openvino only, on CPUs with AVX512_BF16/AMX (elsewhere it runs fp32, with a logged warning).
+      ``auto``: openvino only: on a CPU with native bf16, fp32 and bf16 are timed on the first detector call
+      (5 calls each, interleaved, medians) and bf16 is kept only if >= 10 % faster; elsewhere fp32. The choice is
+      logged. Native bf16 is faster on some CPUs (AMD Zen 4: 1.37x) and slower on others (a Xeon without AMX:
+      0.7-0.85x), so the shipped configs use ``auto`` (docs/speed.md).
     * ``imgsz``: the network input's long side (640 / 512 / 416 measured). ``rect: true``: letterbox to the
       camera's aspect ratio and pad only to a multiple of 32 (768x576 -> 640x480 at 640, not 640x640);
       needs an ONNX model with a dynamic input height/width: a fixed-size YOLOv5 export is converted on
@@ -51,7 +55,7 @@ class DetectorConfig(StrictModel):
     imgsz: int = Field(640, ge=32)
     device: str = "auto"
     backend: Literal["onnxruntime", "openvino", "opencv"] = "onnxruntime"
-    precision: Literal["fp32", "bf16", "int8"] = "fp32"
+    precision: Literal["fp32", "bf16", "int8", "auto"] = "fp32"
     rect: bool = False
     threads: int | None = Field(None, ge=1, le=256)
     streams: int = Field(1, ge=1, le=64)
@@ -67,8 +71,8 @@ class DetectorConfig(StrictModel):
                                      ("rect", self.rect), ("threads", self.threads is not None)) if on]
         if self.kind != "onnx" and onnx_only:
             raise ValueError(f"detector.{onnx_only[0]}: only for kind: onnx (kind is {self.kind})")
-        if self.precision == "bf16" and self.backend != "openvino":
-            raise ValueError(f"detector.precision: bf16 needs backend: openvino (backend is {self.backend})")
+        if self.precision in ("bf16", "auto") and self.backend != "openvino":
+            raise ValueError(f"detector.precision: {self.precision} needs backend: openvino (backend is {self.backend})")
         if self.precision != "fp32" and self.backend == "opencv":
             raise ValueError(f"detector.precision: {self.precision} needs backend onnxruntime or openvino (backend is opencv)")
         if self.backend in ("openvino", "opencv") and self.device.strip().lower() not in ("auto", "cpu"):

@@ -94,7 +94,8 @@ class OpenVinoRuntime:
     itself; a dynamic-size model is compiled once per input shape seen (a camera's frames keep one).
 
     ``precision``: the config's 'fp32' / 'bf16' / 'int8' (an INT8 QDQ model runs its INT8 ops under an f32 hint);
-    bf16 falls back to fp32 on a CPU without native bf16 (``pipeline.core.openvino_cpu``).
+    bf16 falls back to fp32 on a CPU without native bf16 (``pipeline.core.openvino_cpu``); 'auto' times fp32 and
+    bf16 on the first call's frames and keeps the faster (bf16 only if >= 10 % faster; ``auto_times_s``).
     ``streams``: 1 = PERFORMANCE_HINT LATENCY, the images of a call one after another, each spread over all
     threads; n > 1 = PERFORMANCE_HINT THROUGHPUT with n CPU streams: the images of one call (the cameras' frames
     of an iteration) run as parallel infer requests (AsyncInferQueue), one stream each, so the cores stay busy
@@ -103,7 +104,7 @@ class OpenVinoRuntime:
     get only its share of the cores). The outputs are the same either way."""
 
     def __init__(self, path: Path, threads: int | None, precision: str = "fp32", streams: int = 1) -> None:
-        from pipeline.core.openvino_cpu import cpu_capabilities, import_openvino, inference_precision
+        from pipeline.core.openvino_cpu import auto_candidates, cpu_capabilities, import_openvino, inference_precision
 
         ov = import_openvino("detector.backend")
         self._core = ov.Core()
@@ -112,14 +113,23 @@ class OpenVinoRuntime:
             self._model = self._core.read_model(str(path))
         except Exception as exc:
             raise ModelError(f"cannot load ONNX detector {path} in OpenVINO: {str(exc).splitlines()[0]}") from exc
-        hint = inference_precision(precision, cpu_capabilities(self._core), "detector.precision")
-        self.inference_precision = hint
+        capabilities = cpu_capabilities(self._core)
+        #: precision 'auto': the hints still to time on the first call (None once chosen, or nothing to choose)
+        self._auto: list[str] | None = None
+        if precision == "auto":
+            candidates = auto_candidates(capabilities)
+            hint = candidates[0]
+            self._auto = candidates if len(candidates) > 1 else None
+        else:
+            hint = inference_precision(precision, capabilities, "detector.precision")
+        #: precision 'auto': the median seconds per timed call of each hint ({} otherwise)
+        self.auto_times_s: dict[str, float] = {}
         self.streams = int(streams)
-        self._config: dict = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"}
+        self._base_config: dict = {"PERFORMANCE_HINT": "LATENCY"}
         if threads is not None:  # sized for a share of a machine other processes use too (a Ray camera actor):
             # unpinned, else every such process pins its threads to the same first cores (docs/scaling.md)
-            self._config.update({"INFERENCE_NUM_THREADS": threads, "ENABLE_CPU_PINNING": False})
-        self._throughput_config = {**self._config, "PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": self.streams}
+            self._base_config.update({"INFERENCE_NUM_THREADS": threads, "ENABLE_CPU_PINNING": False})
+        self._set_hint(hint)
         shape = self._model.inputs[0].get_partial_shape()
         # a dynamic batch is run one image per forward: each new input shape compiles the model again (~1 s),
         # and the number of frames per detector call varies (cameras, detection stride); with streams the
@@ -129,11 +139,46 @@ class OpenVinoRuntime:
         self.fixed_hw = (shape[2].get_length(), shape[3].get_length()) if shape[2].is_static and shape[3].is_static else None
         self.metadata = _onnx_metadata(path)
         self._compiled: dict[tuple, object] = {}
-        self._requests: dict[tuple[int, ...], object] = {}
-        self._queues: dict[tuple[int, ...], object] = {}
+        self._requests: dict[tuple, object] = {}
+        self._queues: dict[tuple, object] = {}
+
+    def _set_hint(self, hint: str) -> None:
+        """Compile (and look up compiled models, requests and queues) with INFERENCE_PRECISION_HINT ``hint``."""
+        self.inference_precision = hint
+        self._config = {**self._base_config, "INFERENCE_PRECISION_HINT": hint}
+        self._throughput_config = {**self._config, "PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": self.streams}
+
+    def _choose_auto(self, blob: np.ndarray, reps: int = 5) -> None:
+        """precision 'auto': run ``blob`` (the first call's frames) once per candidate hint to compile, then
+        ``reps`` times each, interleaved so that a change of machine load hits both alike; keep the hint
+        :func:`choose_precision` picks and drop the other's compiled models."""
+        import time
+
+        from pipeline.core.openvino_cpu import choose_precision
+
+        candidates, self._auto = self._auto or [], None
+        times: dict[str, list[float]] = {h: [] for h in candidates}
+        for hint in candidates:
+            self._set_hint(hint)
+            self._run(blob)
+        for _ in range(reps):
+            for hint in candidates:
+                self._set_hint(hint)
+                t0 = time.perf_counter()
+                self._run(blob)
+                times[hint].append(time.perf_counter() - t0)
+        chosen = choose_precision(times)
+        self.auto_times_s = {h: float(np.median(t)) for h, t in times.items()}
+        self._set_hint(chosen)
+        for cache in (self._compiled, self._requests, self._queues):
+            for key in [k for k in cache if k[-1] != chosen]:
+                del cache[key]
+        log.info("detector.precision auto: %s per call of %d frame(s) -> %s", ", ".join(
+            f"{'fp32' if h == 'f32' else h} {1000 * t:.1f} ms" for h, t in self.auto_times_s.items()), len(blob),
+            "fp32" if chosen == "f32" else chosen)
 
     def _compile(self, shape: tuple[int, ...], throughput: bool = False):
-        key = (shape, throughput)
+        key = (shape, throughput, self.inference_precision)
         if key not in self._compiled:
             model = self._model.clone()
             if not self._model.inputs[0].get_partial_shape().is_static:
@@ -143,11 +188,17 @@ class OpenVinoRuntime:
         return self._compiled[key]
 
     def _request(self, shape: tuple[int, ...]):
-        if shape not in self._requests:
-            self._requests[shape] = self._compile(shape).create_infer_request()
-        return self._requests[shape]
+        key = (shape, self.inference_precision)
+        if key not in self._requests:
+            self._requests[key] = self._compile(shape).create_infer_request()
+        return self._requests[key]
 
     def run(self, blob: np.ndarray) -> list[np.ndarray]:
+        if self._auto:
+            self._choose_auto(blob)
+        return self._run(blob)
+
+    def _run(self, blob: np.ndarray) -> list[np.ndarray]:
         if self.streams > 1 and self.fixed_batch is None and len(blob) > 1:
             return self._run_parallel(blob)
         req = self._request(tuple(blob.shape))
@@ -158,9 +209,10 @@ class OpenVinoRuntime:
         """(B, 3, H, W): each image an infer request of the THROUGHPUT-compiled model, B at a time at most
         ``streams`` in flight -> the outputs stacked batch first, in input order."""
         shape = (1,) + tuple(blob.shape[1:])
-        if shape not in self._queues:
-            self._queues[shape] = self._ov.AsyncInferQueue(self._compile(shape, throughput=True), self.streams)
-        queue = self._queues[shape]
+        key = (shape, self.inference_precision)
+        if key not in self._queues:
+            self._queues[key] = self._ov.AsyncInferQueue(self._compile(shape, throughput=True), self.streams)
+        queue = self._queues[key]
         results: list[list[np.ndarray] | None] = [None] * len(blob)
 
         def done(request, index: int) -> None:

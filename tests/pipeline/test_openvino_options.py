@@ -1,5 +1,6 @@
 """OpenVINO options of issue 16 (task S): detector.streams (parallel infer requests) gives the boxes of one stream on
-real PETS09-S2L1 frames; bf16 falls back to fp32 on a CPU without native bf16 (detector and encoder); config errors
+real PETS09-S2L1 frames; bf16 falls back to fp32 on a CPU without native bf16 (detector and encoder); precision auto
+keeps the faster of fp32 and bf16; config errors
 are one line; the bench's new_default row is what the shipped configs run."""
 
 from __future__ import annotations
@@ -81,7 +82,49 @@ def test_bf16_detector_on_a_cpu_without_bf16_runs_fp32(weights, frames, cache, m
         np.testing.assert_allclose(a, b, atol=1e-3)
 
 
+def test_auto_precision_keeps_bf16_only_when_clearly_faster():
+    assert openvino_cpu.auto_candidates(["BF16", "FP32", "INT8"]) == ["f32", "bf16"]
+    assert openvino_cpu.auto_candidates(NO_BF16) == ["f32"]
+    # medians: f32 0.100 s, bf16 0.085 s < 0.9 x 0.100 -> bf16 (the 0.50 s call, a busy core, does not decide)
+    assert openvino_cpu.choose_precision({"f32": [0.10, 0.50, 0.10], "bf16": [0.08, 0.085, 0.09]}) == "bf16"
+    # bf16 5 % faster: inside the 10 % margin -> fp32, the exact one
+    assert openvino_cpu.choose_precision({"f32": [0.10, 0.10, 0.10], "bf16": [0.095, 0.095, 0.095]}) == "f32"
+    # bf16 slower (a Xeon without AMX) -> fp32
+    assert openvino_cpu.choose_precision({"f32": [0.03, 0.03, 0.03], "bf16": [0.04, 0.04, 0.04]}) == "f32"
+    assert openvino_cpu.choose_precision({"f32": [0.03]}) == "f32"
+    assert openvino_cpu.choose_precision({"f32": [0.10], "bf16": [0.07]}, margin=0.35) == "f32"
+
+
+def test_auto_precision_times_both_on_the_first_call_and_keeps_one(weights, frames, cache, caplog):
+    """precision auto on this machine's real CPU: with native bf16 both hints are timed on the first call and only
+    the chosen one's compiled models stay; without it fp32 runs untimed. Either way the boxes are those of the
+    detector built with the chosen precision."""
+    kw = dict(kind="onnx", weights=str(weights), backend="openvino", rect=True, model_cache=str(cache), threads=2,
+              streams=2)
+    det = build_detector(DetectorConfig(precision="auto", **kw))
+    with caplog.at_level(logging.INFO):
+        got = det.detect(frames[:2])
+    rt = det.runtime
+    native = "BF16" in openvino_cpu.cpu_capabilities(rt._core)
+    assert rt.inference_precision in (("f32", "bf16") if native else ("f32",))
+    if native:
+        assert set(rt.auto_times_s) == {"f32", "bf16"} and all(t > 0 for t in rt.auto_times_s.values())
+        assert "detector.precision auto: fp32" in caplog.text and "per call of 2 frame(s)" in caplog.text
+    else:
+        assert rt.auto_times_s == {}
+    assert rt._compiled and all(key[-1] == rt.inference_precision for key in rt._compiled)
+    assert all(key[-1] == rt.inference_precision for key in list(rt._queues) + list(rt._requests))
+    fixed = build_detector(DetectorConfig(precision="bf16" if rt.inference_precision == "bf16" else "fp32", **kw))
+    ref = fixed.detect(frames[:2])
+    assert sum(len(f) for f in ref) > 5 and [len(f) for f in got] == [len(f) for f in ref]
+    for a, b in zip(_boxes(ref), _boxes(got)):
+        np.testing.assert_allclose(a, b, atol=1e-3)
+    again = det.detect(frames[:2])                                     # later calls: no more timing
+    assert len(rt._compiled) == 1 and [len(f) for f in again] == [len(f) for f in got]
+
+
 @pytest.mark.parametrize("values, message", [
+    ({"kind": "onnx", "precision": "auto"}, "detector.precision: auto needs backend: openvino (backend is onnxruntime)"),
     ({"kind": "onnx", "streams": 2}, "detector.streams: 2 needs backend: openvino (backend is onnxruntime)"),
     ({"kind": "onnx", "backend": "openvino", "streams": 0}, "streams: Input should be greater than or equal to 1"),
 ])
