@@ -310,7 +310,7 @@ def peer_row(cams_dir: Path, work: Path, cache, detect_s: float, threads: int, d
 
 def _tidf1(r: dict) -> float:
     """IDF1 on the row's tracker ids (``mot/``; a row from before this column: its per-camera IDF1)."""
-    return float(r.get("track_IDF1", r["IDF1"]))
+    return float(r["track_IDF1"] if "track_IDF1" in r else r["IDF1"])
 
 
 def _peer_line(who: str, r: dict, peer: dict) -> str:
