@@ -12,7 +12,9 @@ warm-up) and ``rss.png`` (RSS vs time) under ``--out`` (runs/bench_soak)::
     .venv/bin/python -m tools.bench_soak --seconds 900 [--cameras 8] [--schedule adaptive] [--policy needed]
 
 The first ``--warmup`` seconds (models loading, buffers and the store filling) are excluded from the
-growth figure.
+growth figure. ``windows`` in rss.json (and ``windows.md``) gives per ``--window`` seconds the RSS median / min / max,
+its slope, the gallery size and the processed rate: whether the level stops rising once the gallery stops growing.
+``--summarise RSS_JSON`` prints that table for a finished soak.
 """
 
 from __future__ import annotations
@@ -42,6 +44,59 @@ def growth_per_hour(samples: list[tuple[float, float]], warmup: float) -> float 
         return None
     slope = np.polyfit(pts[:, 0], pts[:, 1], 1)[0]
     return float(slope * 3600.0)
+
+
+def windows(samples: list[tuple[float, float]], gallery: list[tuple[float, int]], fps: list[tuple[float, float]],
+            window_s: float) -> list[dict]:
+    """Per consecutive ``window_s`` of the run: RSS median / min / max and least-squares slope (MiB per hour), the
+    gallery at the window's end and the mean processed camera-frames/s. A level that stops rising shows here as
+    medians that stop rising while the gallery stops growing (``ttl_s`` ages identities out)."""
+    import numpy as np
+
+    if not samples:
+        return []
+    rss = np.array(samples, dtype=np.float64)
+    gal = np.array(gallery, dtype=np.float64).reshape(-1, 2)
+    fp = np.array(fps, dtype=np.float64).reshape(-1, 2)
+    out = []
+    for lo in np.arange(0.0, rss[-1, 0], window_s):
+        hi = lo + window_s
+        pick = rss[(rss[:, 0] >= lo) & (rss[:, 0] < hi)]
+        if len(pick) < 3:
+            continue
+        g = gal[(gal[:, 0] >= lo) & (gal[:, 0] < hi), 1]
+        f = fp[(fp[:, 0] >= lo) & (fp[:, 0] < hi), 1]
+        out.append({"from_min": round(lo / 60, 1), "to_min": round(min(hi, rss[-1, 0]) / 60, 1),
+                    "rss_median_mib": round(float(np.median(pick[:, 1])), 1),
+                    "rss_min_mib": round(float(pick[:, 1].min()), 1), "rss_max_mib": round(float(pick[:, 1].max()), 1),
+                    "slope_mib_per_h": round(float(np.polyfit(pick[:, 0], pick[:, 1], 1)[0] * 3600.0), 1),
+                    "gallery_end": int(g[-1]) if len(g) else None,
+                    "camera_fps": round(float(f.mean()), 2) if len(f) else None})
+    return out
+
+
+def windows_table(rows: list[dict]) -> str:
+    """Markdown table of :func:`windows`."""
+    lines = ["| minutes | RSS median MiB | min | max | slope MiB/h | gallery at end | camera-frames/s |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r['from_min']:.0f}-{r['to_min']:.0f} | {r['rss_median_mib']:.0f} | {r['rss_min_mib']:.0f} | "
+              f"{r['rss_max_mib']:.0f} | {r['slope_mib_per_h']:+.0f} | {r['gallery_end']} | {r['camera_fps']} |"
+              for r in rows]
+    return "\n".join(lines)
+
+
+def summarise(path: Path, window_s: float) -> int:
+    """``--summarise rss.json``: the per-window table of a finished soak, also written as windows.md beside it."""
+    try:
+        res = json.loads(path.read_text(encoding="utf-8"))
+        rows = windows(res["samples"], res.get("gallery") or [], res.get("fps") or [], window_s)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        print(f"bench_soak: {path}: not a soak's rss.json ({exc})", file=sys.stderr)
+        return 2
+    text = windows_table(rows)
+    (path.parent / "windows.md").write_text(text + "\n", encoding="utf-8")
+    print(text)
+    return 0
 
 
 def plot(samples: list[tuple[float, float]], fps: list[tuple[float, float]], title: str, path: Path,
@@ -96,7 +151,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="also trace Python allocations from the end of the warm-up and write the 15 source lines "
                          "whose memory grew most by the end (native memory, e.g. onnxruntime's arena, is not traced)")
     ap.add_argument("--out", type=Path, default=REPO_ROOT / "runs" / "bench_soak")
+    ap.add_argument("--window", type=float, default=900.0,
+                    help="seconds per row of the per-window table (rss.json 'windows', windows.md)")
+    ap.add_argument("--summarise", type=Path, default=None, metavar="RSS_JSON",
+                    help="only print (and write beside it as windows.md) the per-window table of a finished soak")
     args = ap.parse_args(argv)
+    if args.summarise is not None:
+        return summarise(args.summarise, args.window)
 
     from pipeline.core.memory import limit_malloc_arenas
 
@@ -199,16 +260,19 @@ def main(argv: list[str] | None = None) -> int:
         "mean_camera_fps": round(frames_done / max(samples[-1][0], 1e-9), 2) if samples else None,
         "note": "shared machine (other jobs running); the RTSP server runs in its own process (not in the RSS)",
         "python_growth_after_warmup": python_growth,
+        "windows": windows(samples, gallery, fps, args.window),
         "samples": samples, "fps": fps, "gallery": gallery,
     }
     (out / "rss.json").write_text(json.dumps(res, indent=1) + "\n", encoding="utf-8")
+    (out / "windows.md").write_text(windows_table(res["windows"]) + "\n", encoding="utf-8")
     if samples:
         g = res["growth_mib_per_hour_after_warmup"]
         title = (f"live run, {args.cameras} RTSP cameras (PETS looped, 7 fps), {args.seconds / 60:.0f} min: RSS "
                  f"{res['rss_start_mib']:.0f} -> {res['rss_end_mib']:.0f} MiB"
                  + (f", slope after {args.warmup:.0f} s {g:+.0f} MiB/h" if g is not None else ""))
         plot(samples, fps, title, out / "rss.png", gallery)
-    print(json.dumps({k: v for k, v in res.items() if k not in ("samples", "fps", "gallery")}, indent=1))
+    print(json.dumps({k: v for k, v in res.items() if k not in ("samples", "fps", "gallery", "windows")}, indent=1))
+    print(windows_table(res["windows"]))
     return 0
 
 
