@@ -157,10 +157,20 @@ class OpenVinoRuntime:
         from pipeline.core.openvino_cpu import choose_precision
 
         candidates, self._auto = self._auto or [], None
-        times: dict[str, list[float]] = {h: [] for h in candidates}
+        usable = []
         for hint in candidates:
             self._set_hint(hint)
-            self._run(blob)
+            try:
+                self._run(blob)
+            except Exception as exc:  # noqa: BLE001 - a hint this OpenVINO cannot compile is not a candidate
+                if hint == "f32":
+                    raise
+                log.warning("detector.precision auto: %s does not run here (%s); using fp32", hint,
+                            str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+                continue
+            usable.append(hint)
+        candidates = usable
+        times: dict[str, list[float]] = {h: [] for h in candidates}
         for _ in range(reps):
             for hint in candidates:
                 self._set_hint(hint)

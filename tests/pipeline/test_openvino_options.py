@@ -123,6 +123,30 @@ def test_auto_precision_times_both_on_the_first_call_and_keeps_one(weights, fram
     assert len(rt._compiled) == 1 and [len(f) for f in again] == [len(f) for f in got]
 
 
+def test_auto_precision_falls_back_to_fp32_when_bf16_does_not_compile(weights, frames, cache, monkeypatch, caplog):
+    """The CPU claims native bf16 but compiling with the bf16 hint fails: a warning, fp32 kept, fp32's boxes."""
+    from pipeline.detectors.runtimes import OpenVinoRuntime
+
+    kw = dict(kind="onnx", weights=str(weights), backend="openvino", rect=True, model_cache=str(cache), threads=1)
+    monkeypatch.setattr(openvino_cpu, "cpu_capabilities", lambda core: ["BF16", "FP32"])
+    real = OpenVinoRuntime._compile
+
+    def compile_or_fail(self, shape, throughput=False):
+        if self.inference_precision == "bf16":
+            raise RuntimeError("Exception from src/inference: bf16 is not supported here\nsecond line")
+        return real(self, shape, throughput)
+
+    monkeypatch.setattr(OpenVinoRuntime, "_compile", compile_or_fail)
+    det = build_detector(DetectorConfig(precision="auto", **kw))
+    with caplog.at_level(logging.WARNING):
+        got = det.detect(frames[:1])
+    assert det.runtime.inference_precision == "f32" and set(det.runtime.auto_times_s) == {"f32"}
+    assert "detector.precision auto: bf16 does not run here (Exception from src/inference: bf16 is not" in caplog.text
+    ref = build_detector(DetectorConfig(**kw)).detect(frames[:1])
+    for a, b in zip(_boxes(ref), _boxes(got)):
+        np.testing.assert_allclose(a, b, atol=1e-3)
+
+
 @pytest.mark.parametrize("values, message", [
     ({"kind": "onnx", "precision": "auto"}, "detector.precision: auto needs backend: openvino (backend is onnxruntime)"),
     ({"kind": "onnx", "streams": 2}, "detector.streams: 2 needs backend: openvino (backend is onnxruntime)"),
