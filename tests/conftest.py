@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -30,3 +32,21 @@ def pets_dir(shared: Path) -> Path:
 @pytest.fixture(scope="session")
 def mot17_train(shared: Path) -> Path:
     return shared / "data" / "MOT17" / "train"
+
+
+@pytest.fixture(scope="session")
+def tool_module():
+    """``tool_module('bench_speed')``: tools/bench_speed.py loaded as a module (tools/ is scripts, not a package
+    the tests import), once per session."""
+    loaded: dict[str, ModuleType] = {}
+    root = Path(__file__).resolve().parents[1] / "tools"
+
+    def load(name: str) -> ModuleType:
+        if name not in loaded:
+            spec = importlib.util.spec_from_file_location(name, root / f"{name}.py")
+            mod = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(mod)
+            loaded[name] = mod
+        return loaded[name]
+
+    return load

@@ -109,13 +109,13 @@ ROWS: dict[str, dict] = {
 NEW_DEFAULT: dict = {"detector": {"backend": "openvino", "rect": True, "streams": 2, "precision": "auto"},
                      "encoder": {"backend": "openvino", "threads": None}}
 ROWS["new_default"] = NEW_DEFAULT
-#: the same in fp32 (the shipped default until the quiet-machine table of 2026-12-05: 1.75x, short of 2x; and what
-#: the shipped configs run on a CPU without native bf16)
-ROWS["new_default_fp32"] = {"detector": {**NEW_DEFAULT["detector"], "precision": "fp32"}, "encoder": NEW_DEFAULT["encoder"]}
-#: the same in bf16 (the shipped default from the AMD quiet table until `auto`: slower than fp32 on a Xeon without AMX)
-ROWS["new_default_bf16"] = {"detector": {**NEW_DEFAULT["detector"], "precision": "bf16"}, "encoder": NEW_DEFAULT["encoder"]}
-#: the same with the INT8 detector (needs calibration images: ``detector.calibration``)
-ROWS["new_default_int8"] = {"detector": {**NEW_DEFAULT["detector"], "precision": "int8"}, "encoder": NEW_DEFAULT["encoder"]}
+#: the same with the detector's precision fixed: fp32 (the shipped default until the AMD quiet table of 2026-12-05,
+#: and what `auto` runs on a CPU without native bf16), bf16 (shipped from that table until `auto`: slower than fp32
+#: on a Xeon without AMX), int8 (needs calibration images: ``detector.calibration``)
+for _precision in ("fp32", "bf16", "int8"):
+    ROWS[f"new_default_{_precision}"] = {"detector": {**NEW_DEFAULT["detector"], "precision": _precision},
+                                         "encoder": NEW_DEFAULT["encoder"]}
+del _precision
 DETECTOR_ROWS = ("openvino", "int8", "512", "416", "rect", "ov_int8", "ov_int8_512", "ov_rect", "ov_rect_s2", "ov_bf16",
                  "ov_bf16_s2", "ov_int8_s2")
 #: encoder keys that need an encoder of their own for the row (the others share the default row's)

@@ -186,14 +186,9 @@ def _speed_keys(section: dict, like: dict) -> dict:
 
 
 @pytest.mark.parametrize("config", ["configs/demo_pets.yaml", "configs/cams.example.yaml"])
-def test_shipped_configs_run_the_bench_new_default(config):
+def test_shipped_configs_run_the_bench_new_default(config, tool_module):
     """tools/bench_speed.py's new_default row measures what the shipped configs run (docs/speed.md)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("bench_speed", REPO / "tools" / "bench_speed.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    NEW_DEFAULT = bench.NEW_DEFAULT
+    NEW_DEFAULT = tool_module("bench_speed").NEW_DEFAULT
     data = yaml.safe_load((REPO / config).read_text())
     for section in ("detector", "encoder"):
         assert _speed_keys(data[section], NEW_DEFAULT[section]) == NEW_DEFAULT[section], (config, section)
