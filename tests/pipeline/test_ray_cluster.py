@@ -204,11 +204,12 @@ class _Cluster:
                     raise
                 time.sleep(0.5)
 
-    def wait_progress(self, proc: subprocess.Popen, frames: int, what: str, timeout: float = 240.0) -> None:
+    def wait_progress(self, proc: subprocess.Popen, log: Path, frames: int, what: str,
+                      timeout: float = 240.0) -> None:
         """Until the matcher has consumed ``frames`` frames of every camera (the run must still be going)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            assert proc.poll() is None, f"the run ended before {what}"
+            assert proc.poll() is None, f"the run ended before {what}; log: {log.read_text()[-4000:]}"
             try:
                 done = self.ray.get(self.actor("matcher").progress.remote(), timeout=10)
                 if done and min(done.values()) >= frames:
@@ -232,13 +233,13 @@ def test_ray_run_survives_killed_camera_matcher_and_node(split, shared, referenc
     proc = _start_run(cfg, cluster, log)
     drv = _Cluster(cluster, "grid-faults")
     try:
-        drv.wait_progress(proc, 4, "the camera kill")
+        drv.wait_progress(proc, log, 4, "the camera kill")
         cam_pid, _ = drv.pid("camera-top_left")
         os.kill(cam_pid, 9)  # the camera actor's worker process
-        drv.wait_progress(proc, 10, "the matcher kill")
+        drv.wait_progress(proc, log, 10, "the matcher kill")
         matcher_pid, head_node = drv.pid("matcher")
         os.kill(matcher_pid, 9)
-        drv.wait_progress(proc, 14, "the node stop")
+        drv.wait_progress(proc, log, 14, "the node stop")
         cluster.stop_node(1)  # the worker node: raylet, object store and its actors' processes
         _finish(proc, log)
     finally:
