@@ -8,7 +8,8 @@ chosen rate (``--rate``; 0 = as fast as possible, in batches of ``--batch``) and
 tracklets/s, the per-tracklet latency from its arrival to its store write (p50 / p99; queueing included when
 the rate is not kept up; with ``--rate 0`` the time of its batch), the process's CPU time per batch and per
 tracklet (on a shared machine, tracklets per CPU-second is the rate one dedicated core would sustain) and
-the process RSS. Results: ``<out>/results.json``, ``results.md``, ``latency.png``.
+the process RSS. Results: ``<out>/results.json``, ``results.md``, ``latency.png``, and per gallery size
+``timeline_<size>.png`` (each call's latency over stream time, full garbage collections shaded).
 
 Embeddings: REAL, from the re-id data sets, embedded once with the shipped default model and cached
 under ``<out>`` (``reid-pipeline embed --model default --folder ... --out <out>/emb_<set>.npy``: the
@@ -42,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import gc
 import json
 import math
 import os
@@ -53,6 +55,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from pipeline.core.gcpauses import GcFreezer
 from pipeline.core.paths import require_shared
 from pipeline.core.types import Tracklet, TrackletEmbedding
 from pipeline.matching.config import IndexConfig, MatcherConfig, ReviseConfig, TopologyConfig, TransitLink
@@ -350,6 +353,20 @@ def stream(store: IdentityStore, matcher: CrossCameraMatcher, synth: Synthesiser
     ids = np.zeros(total, dtype=np.int64)  # the id each tracklet got (--ids-out: to compare code versions)
     k = 0
     bar = tqdm(total=total, desc=f"stream {n}", unit="trk")
+    # as the pipeline's loop does (pipeline/core/gcpauses.py); --no-gc-freeze: CPython's default collector
+    gc_pauses = GcFreezer() if args.gc_freeze else None
+    gc_counts = {"young": 0, "full": 0}
+    full_gc: list[tuple[float, float]] = []  # (start, seconds) of every full collection during the stream
+    gc_start = [0.0]
+
+    def on_gc(phase: str, info: dict) -> None:
+        if phase == "start":
+            gc_start[0] = time.perf_counter()
+        elif info["generation"] == 2:
+            full_gc.append((gc_start[0] - t0, time.perf_counter() - gc_start[0]))
+
+    batch_rows: list[tuple[float, float, int]] = []  # per call: done (s), latency of its oldest tracklet (s), size
+    gc.callbacks.append(on_gc)
     t0 = time.perf_counter()
     t_warm = None
     while k < total:
@@ -391,6 +408,7 @@ def stream(store: IdentityStore, matcher: CrossCameraMatcher, synth: Synthesiser
                         store.assign(tid_of[key], ch.into)
         done = time.perf_counter() - t0
         cpu[k:hi] = time.process_time() - cpu0
+        batch_rows.append((done, done - (events[k].end - base if args.rate else arrive), hi - k))
         for i, (ev, r) in enumerate(zip(batch, results)):
             ids[k + i] = r.global_id
             lat[k + i] = done - (ev.end - base if args.rate else arrive)
@@ -403,6 +421,12 @@ def stream(store: IdentityStore, matcher: CrossCameraMatcher, synth: Synthesiser
             t_warm, k_warm, c_warm = time.perf_counter(), hi, time.process_time()
         bar.update(hi - k)
         k = hi
+        if gc_pauses is not None:
+            gc_pauses.tick()
+    gc.callbacks.remove(on_gc)
+    if gc_pauses is not None:
+        gc_pauses.close()
+        gc_counts = gc_pauses.counts
     wall = time.perf_counter() - (t_warm or t0)
     cpu_s = time.process_time() - c_warm if t_warm else float("nan")
     bar.close()
@@ -421,14 +445,18 @@ def stream(store: IdentityStore, matcher: CrossCameraMatcher, synth: Synthesiser
                            "p99": round(float(np.percentile(m, 99)), 2), "max": round(float(m.max()), 2)},
             "same_identity_rate": {kd: round(100 * a / b, 1) if b else None for kd, (a, b) in correct.items()},
             "identities_after": matcher.gallery_size(), "threshold": round(matcher.threshold, 4),
-            "window_threshold": matcher.window_threshold}
+            "window_threshold": matcher.window_threshold,
+            "gc": {"freeze": bool(args.gc_freeze), **gc_counts, "full_collections": len(full_gc),
+                   "full_ms_max": round(max((d for _, d in full_gc), default=0.0) * 1000, 1)},
+            "_timeline": {"batches": batch_rows, "full_gc": full_gc, "warm_s": (t_warm - t0) if t_warm else 0.0}}
 
 
 # ---------------------------------------------------------------------------------------------- report
 def table(rows: list[dict], args) -> str:
     lines = [f"index `{args.index}` (IVF-PQ{args.pq_m}, nprobe {args.nprobe}, {args.candidates} candidates), "
              f"max_gallery {args.max_gallery} in memory, revision window {'off' if args.no_revise else 'on'}, "
-             f"rate {args.rate or 'max'} tracklets/s, {args.cameras} cameras; machine shared (indicative timings)", "",
+             f"rate {args.rate or 'max'} tracklets/s, {args.cameras} cameras, gc freeze {'on' if args.gc_freeze else 'off'}; "
+             "machine shared (indicative timings)", "",
              "| gallery | tracklets/s (wall) | CPU share | tracklets per CPU-s | p50 ms | p99 ms | max ms | batch CPU p50 / p99 ms | "
              "RSS MB | index MB | store MB | paged in | paged out | returns matched % | walks matched % |",
              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -440,6 +468,32 @@ def table(rows: list[dict], args) -> str:
                      f"{r['maxrss_mb']:.0f} | {r.get('index_memory_mb', 0):.0f} | {r['store_mb']:.0f} | {pg['paged_in']} | "
                      f"{pg['paged_out']} | {r['same_identity_rate']['return']} | {r['same_identity_rate']['walk']} |")
     return "\n".join(lines)
+
+
+def plot_timeline(r: dict, path: Path, args) -> None:
+    """Latency of each matcher call's oldest tracklet over stream time, full garbage collections shaded."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tl = r["_timeline"]
+    done, lat = (np.array([b[i] for b in tl["batches"]]) for i in (0, 1))
+    fig, ax = plt.subplots(figsize=(13, 3.6))
+    ax.plot(done, lat * 1000, ".", ms=3, label="oldest tracklet of each call: arrival -> stored")
+    for start, sec in tl["full_gc"]:
+        ax.axvspan(start, start + max(sec, 0.004), color="red", alpha=0.35)
+        ax.annotate(f"full GC {sec * 1000:.0f} ms", (start, ax.get_ylim()[1] * 0.92), fontsize=7, color="red")
+    ax.axvspan(0, tl["warm_s"], color="gray", alpha=0.12, label="warm-up (left out of the figures)")
+    ax.axhline(50, color="k", ls="--", lw=0.8, label="50 ms")
+    ax.set(xlabel="stream time (s)", ylabel="latency (ms)",
+           title=f"gallery {r['gallery']:,}, rate {args.rate or 'max'}/s, gc freeze {'on' if args.gc_freeze else 'off'}: "
+                 f"p99 {r['latency_ms']['p99']:.0f} ms, {r['gc']['full_collections']} full collections "
+                 f"(longest {r['gc']['full_ms_max']:.0f} ms)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def plot(rows: list[dict], path: Path, args) -> None:
@@ -506,6 +560,9 @@ def main() -> None:
     ap.add_argument("--window-candidates", type=int, default=None,
                     help="revise.settled_candidates: settled identities each tentative tracklet brings into the "
                          "revision window's re-solve (its nearest within the threshold; default: all)")
+    ap.add_argument("--gc-freeze", action=argparse.BooleanOptionalAction, default=True,
+                    help="young collection + gc.freeze once a second, as the pipeline's loop (pipeline/core/gcpauses.py);"
+                         " --no-gc-freeze: CPython's default collector, for comparison")
     ap.add_argument("--tag", default="", help="results file suffix (results<tag>.json)")
     ap.add_argument("--warm-cache", action="store_true",
                     help="pre-load the pager's identity LRU (the --cache most recent identities beyond the hot set) "
@@ -529,6 +586,8 @@ def main() -> None:
         # time waking threads (the revision window's re-solve does the same: pipeline/matching/revise.py)
         with threadpool_limits(limits=1, user_api="blas"):
             r = run_size(n, args, synth)
+        plot_timeline(r, args.out / f"timeline{args.tag}_{n}.png", args)
+        r.pop("_timeline")
         print(json.dumps(r), flush=True)
         rows.append(r)
         meta = {"args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},

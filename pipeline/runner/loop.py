@@ -38,12 +38,15 @@ from pipeline.runner.components import CameraState, Components, build_components
 from pipeline.runner.stage_timer import StageTimer
 from pipeline.store.calibration import CalibrationSaver
 from pipeline.store.prototypes import PrototypeTable
+from pipeline.core.gcpauses import GcFreezer
 from pipeline.core.memory import release_free_heap
 from pipeline.core.types import Frame
 
 log = logging.getLogger(__name__)
 PRUNE_EVERY_FRAMES = 256  # per camera: how often finished frames leave the assigner's bookkeeping
 _RELEASE_FREE_HEAP_EVERY_S = 60.0  # live runs: glibc's free heap back to the system this often
+_GC_FREEZE_EVERY_S = 1.0  # the long-lived heap out of the collector's walks this often (pipeline/core/gcpauses.py)
+_GC_FULL_EVERY_S = 600.0  # one full collection this often: cycles that died after being frozen are freed
 
 
 class PipelineRunner:
@@ -155,26 +158,28 @@ class PipelineRunner:
     def _loop(self, sinks) -> None:
         live = self.cfg.mode == "live"
         last_rewrite = last_trim = time.monotonic()
-        while not self.stop_event.is_set():
-            with self.timer.stage("decode"):
-                frames = self._read_frames(live)
-            if frames is None:
-                break
-            if frames:
-                self._process(frames, sinks)
-                if self.ckpt is not None and self._checkpoint_due():
-                    with self.timer.stage("store_sinks"):  # revised ids reach mot_global/ with the checkpoint
-                        self.assigner.rewrite_global_mot(force=False)
-                    self.ckpt.commit(self._state(sinks))
-                elif live and time.monotonic() - last_rewrite >= self.cfg.store.checkpoint_every_s:
-                    last_rewrite = time.monotonic()
-                    with self.timer.stage("store_sinks"):
-                        self.assigner.rewrite_global_mot(force=False)
-            if self.adapt is not None:
-                self.adapt.poll()  # hot-swap a newly deployed (or rolled back) re-id model
-            if live and time.monotonic() - last_trim >= _RELEASE_FREE_HEAP_EVERY_S:
-                last_trim = time.monotonic()
-                release_free_heap()  # freed transient buffers go back to the system (pipeline/core/memory.py)
+        with GcFreezer(_GC_FREEZE_EVERY_S, _GC_FULL_EVERY_S) as gc_pauses:
+            while not self.stop_event.is_set():
+                with self.timer.stage("decode"):
+                    frames = self._read_frames(live)
+                if frames is None:
+                    break
+                if frames:
+                    self._process(frames, sinks)
+                    if self.ckpt is not None and self._checkpoint_due():
+                        with self.timer.stage("store_sinks"):  # revised ids reach mot_global/ with the checkpoint
+                            self.assigner.rewrite_global_mot(force=False)
+                        self.ckpt.commit(self._state(sinks))
+                    elif live and time.monotonic() - last_rewrite >= self.cfg.store.checkpoint_every_s:
+                        last_rewrite = time.monotonic()
+                        with self.timer.stage("store_sinks"):
+                            self.assigner.rewrite_global_mot(force=False)
+                if self.adapt is not None:
+                    self.adapt.poll()  # hot-swap a newly deployed (or rolled back) re-id model
+                if live and time.monotonic() - last_trim >= _RELEASE_FREE_HEAP_EVERY_S:
+                    last_trim = time.monotonic()
+                    release_free_heap()  # freed transient buffers go back to the system (pipeline/core/memory.py)
+                gc_pauses.tick()  # young collection + freeze once a second (pipeline/core/gcpauses.py)
 
     def _read_frames(self, live: bool) -> list[Frame] | None:
         """One frame per camera that has one; None when every camera is done."""
