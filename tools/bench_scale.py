@@ -482,7 +482,8 @@ def plot_timeline(r: dict, path: Path, args) -> None:
     ax.plot(done, lat * 1000, ".", ms=3, label="oldest tracklet of each call: arrival -> stored")
     for start, sec in tl["full_gc"]:
         ax.axvspan(start, start + max(sec, 0.004), color="red", alpha=0.35)
-        ax.annotate(f"full GC {sec * 1000:.0f} ms", (start, ax.get_ylim()[1] * 0.92), fontsize=7, color="red")
+        if sec >= 0.005:  # the short ones are only shaded (a freezer's run has one a second)
+            ax.annotate(f"full GC {sec * 1000:.0f} ms", (start, ax.get_ylim()[1] * 0.92), fontsize=7, color="red")
     ax.axvspan(0, tl["warm_s"], color="gray", alpha=0.12, label="warm-up (left out of the figures)")
     ax.axhline(50, color="k", ls="--", lw=0.8, label="50 ms")
     ax.set(xlabel="stream time (s)", ylabel="latency (ms)",

@@ -4,7 +4,9 @@
   gives a one-line :class:`~pipeline.core.errors.DataError` naming the file.
 * WAL journal + ``synchronous=NORMAL``: a committed transaction survives the
   process being killed (kill -9); only a power loss may drop the last commits,
-  and the file is never left corrupt.
+  and the file is never left corrupt. The writer (``"write"``) checkpoints the
+  log from a background thread (:mod:`pipeline.store.walcheckpoint`), not
+  inside its commits.
 * :class:`Database.transaction` is re-entrant: the outermost ``with`` issues
   ``BEGIN IMMEDIATE`` / ``COMMIT`` (``ROLLBACK`` on any exception), inner ones
   join it. One lock serialises threads sharing the object.
@@ -21,6 +23,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,6 +32,7 @@ from typing import Literal
 from pipeline.core.errors import DataError
 from pipeline.store.lock import StoreLock
 from pipeline.store.schema import SCHEMA_VERSION, migrate
+from pipeline.store.walcheckpoint import WalCheckpointer
 
 Mode = Literal["write", "shared", "read"]
 
@@ -60,12 +64,17 @@ class Database:
         self._lock = threading.RLock()
         self._depth = 0
         self.writer_lock = StoreLock(self.path) if mode == "write" else None
+        self.checkpointer: WalCheckpointer | None = None
         try:
             self.conn = self._connect(busy_timeout_s)
         except BaseException:
             if self.writer_lock is not None:
                 self.writer_lock.release()
             raise
+        if mode == "write":  # checkpoints leave the commits (pipeline/store/walcheckpoint.py)
+            self.conn.execute("PRAGMA wal_autocheckpoint=0")
+            self.checkpointer = WalCheckpointer(self.path)
+            weakref.finalize(self, self.checkpointer.stop, 0.0)  # a store dropped without close(): the thread ends too
 
     def _connect(self, busy_timeout_s: float) -> sqlite3.Connection:
         if self.mode == "write" and not self.path.exists():
@@ -127,7 +136,10 @@ class Database:
         return str(self.query("PRAGMA integrity_check")[0][0])
 
     def close(self) -> None:
-        """Close the connection, then release the writer lock (idempotent)."""
+        """Stop the checkpoint thread, close the connection (SQLite checkpoints what is left), then release the
+        writer lock (idempotent)."""
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
         with self._lock:
             self.conn.close()
             if self.writer_lock is not None:
