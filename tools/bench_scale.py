@@ -43,12 +43,14 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import contextlib
 import gc
 import json
 import math
 import os
 import resource
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -329,6 +331,30 @@ def reset_stream_rows(path: Path, n: int) -> None:
         c.execute("DELETE FROM identity_aliases")
 
 
+@contextlib.contextmanager
+def _gc_watch(freeze: bool) -> Iterator[tuple[GcFreezer | None, list[tuple[float, float]]]]:
+    """For the stream: a :class:`GcFreezer` when ``freeze`` (ticked after each call, as the pipeline's loop does;
+    None: CPython's default collector) and the list of every full collection as (perf_counter at its start,
+    seconds), filled while the block runs. Both are undone on the way out, error or not."""
+    full: list[tuple[float, float]] = []
+    start = [0.0]
+
+    def on_gc(phase: str, info: dict) -> None:
+        if phase == "start":
+            start[0] = time.perf_counter()
+        elif info["generation"] == 2:
+            full.append((start[0], time.perf_counter() - start[0]))
+
+    freezer = GcFreezer() if freeze else None
+    gc.callbacks.append(on_gc)
+    try:
+        yield freezer, full
+    finally:
+        gc.callbacks.remove(on_gc)
+        if freezer is not None:
+            freezer.close()
+
+
 def stream(store: IdentityStore, matcher: CrossCameraMatcher, synth: Synthesiser, n: int, args) -> dict:
     """Feed the stream at args.rate (0: as fast as possible, batches of args.batch) for args.duration s of
     stream time; latency per tracklet = store write done - arrival (its end time on the stream clock)."""
@@ -353,80 +379,66 @@ def stream(store: IdentityStore, matcher: CrossCameraMatcher, synth: Synthesiser
     ids = np.zeros(total, dtype=np.int64)  # the id each tracklet got (--ids-out: to compare code versions)
     k = 0
     bar = tqdm(total=total, desc=f"stream {n}", unit="trk")
-    # as the pipeline's loop does (pipeline/core/gcpauses.py); --no-gc-freeze: CPython's default collector
-    gc_pauses = GcFreezer() if args.gc_freeze else None
-    gc_counts = {"young": 0, "full": 0}
-    full_gc: list[tuple[float, float]] = []  # (start, seconds) of every full collection during the stream
-    gc_start = [0.0]
-
-    def on_gc(phase: str, info: dict) -> None:
-        if phase == "start":
-            gc_start[0] = time.perf_counter()
-        elif info["generation"] == 2:
-            full_gc.append((gc_start[0] - t0, time.perf_counter() - gc_start[0]))
-
     batch_rows: list[tuple[float, float, int]] = []  # per call: done (s), latency of its oldest tracklet (s), size
-    gc.callbacks.append(on_gc)
     t0 = time.perf_counter()
     t_warm = None
-    while k < total:
-        now = time.perf_counter() - t0
-        if args.rate:
-            hi = min(int(np.searchsorted(ends, now, side="right")), total, k + args.max_batch)
-            if hi == k:
-                time.sleep(max(0.0, min(events[k].end - now, 0.005)))
-                continue
-        else:
-            hi = min(k + args.batch, total)
-        batch = events[k:hi]
-        items = [TrackletEmbedding(f"cam{ev.cam:03d}", ev.track, ev.start, ev.end, vecs[k + i])
-                 for i, ev in enumerate(batch)]
-        arrive = time.perf_counter() - t0
-        cpu0 = time.process_time()
-        results = matcher.match_detailed(items)
-        with store.transaction():
-            records = [TrackletRecord(Tracklet(it.cam_id, it.track_id, np.array([0, 1]),
-                                               np.array([it.start_time, it.end_time]), np.zeros((2, 4)),
-                                               np.zeros((0, synth.dim), np.float32)),
-                                      it.vector, VERSION, matcher.identity(r.global_id), r.distance,
-                                      [("appear", {})] if r.is_new else [], r.probability)
-                       for it, r in zip(items, results)]
-            if args.per_tracklet_writes:  # the store's one-tracklet-at-a-time path (for comparison)
-                tids = [store.record_tracklet(run_id, rec.tracklet, rec.embedding, rec.model_version, rec.identity,
-                                              rec.distance, rec.events, rec.probability) for rec in records]
+    with _gc_watch(args.gc_freeze) as (gc_pauses, full_gc_abs):
+        while k < total:
+            now = time.perf_counter() - t0
+            if args.rate:
+                hi = min(int(np.searchsorted(ends, now, side="right")), total, k + args.max_batch)
+                if hi == k:
+                    time.sleep(max(0.0, min(events[k].end - now, 0.005)))
+                    continue
             else:
-                tids = store.record_tracklets(run_id, records)
-            for it, tid in zip(items, tids):
-                tid_of[(it.cam_id, it.track_id)] = tid
-            for ch in matcher.pop_changes():  # revisions: prototypes refreshed, moved tracklets re-assigned
-                for g in (ch.into, ch.source):
-                    ident = matcher.identity(g)
-                    if ident is not None:
-                        store.new_identity(ident.prototype, ident.last_seen, ident.last_cam, g, VERSION)
-                for key in ch.moved:
-                    if key in tid_of:
-                        store.assign(tid_of[key], ch.into)
-        done = time.perf_counter() - t0
-        cpu[k:hi] = time.process_time() - cpu0
-        batch_rows.append((done, done - (events[k].end - base if args.rate else arrive), hi - k))
-        for i, (ev, r) in enumerate(zip(batch, results)):
-            ids[k + i] = r.global_id
-            lat[k + i] = done - (ev.end - base if args.rate else arrive)
-            if ev.kind in correct:
-                want = ev.person + 1 if ev.person < n else gid_of.get(ev.person)
-                correct[ev.kind][0] += int(r.global_id == want)
-                correct[ev.kind][1] += 1
-            gid_of.setdefault(ev.person, r.global_id)
-        if t_warm is None and hi >= warm:
-            t_warm, k_warm, c_warm = time.perf_counter(), hi, time.process_time()
-        bar.update(hi - k)
-        k = hi
-        if gc_pauses is not None:
-            gc_pauses.tick()
-    gc.callbacks.remove(on_gc)
-    if gc_pauses is not None:
-        gc_pauses.close()
-        gc_counts = gc_pauses.counts
+                hi = min(k + args.batch, total)
+            batch = events[k:hi]
+            items = [TrackletEmbedding(f"cam{ev.cam:03d}", ev.track, ev.start, ev.end, vecs[k + i])
+                     for i, ev in enumerate(batch)]
+            arrive = time.perf_counter() - t0
+            cpu0 = time.process_time()
+            results = matcher.match_detailed(items)
+            with store.transaction():
+                records = [TrackletRecord(Tracklet(it.cam_id, it.track_id, np.array([0, 1]),
+                                                   np.array([it.start_time, it.end_time]), np.zeros((2, 4)),
+                                                   np.zeros((0, synth.dim), np.float32)),
+                                          it.vector, VERSION, matcher.identity(r.global_id), r.distance,
+                                          [("appear", {})] if r.is_new else [], r.probability)
+                           for it, r in zip(items, results)]
+                if args.per_tracklet_writes:  # the store's one-tracklet-at-a-time path (for comparison)
+                    tids = [store.record_tracklet(run_id, rec.tracklet, rec.embedding, rec.model_version, rec.identity,
+                                                  rec.distance, rec.events, rec.probability) for rec in records]
+                else:
+                    tids = store.record_tracklets(run_id, records)
+                for it, tid in zip(items, tids):
+                    tid_of[(it.cam_id, it.track_id)] = tid
+                for ch in matcher.pop_changes():  # revisions: prototypes refreshed, moved tracklets re-assigned
+                    for g in (ch.into, ch.source):
+                        ident = matcher.identity(g)
+                        if ident is not None:
+                            store.new_identity(ident.prototype, ident.last_seen, ident.last_cam, g, VERSION)
+                    for key in ch.moved:
+                        if key in tid_of:
+                            store.assign(tid_of[key], ch.into)
+            done = time.perf_counter() - t0
+            cpu[k:hi] = time.process_time() - cpu0
+            batch_rows.append((done, done - (events[k].end - base if args.rate else arrive), hi - k))
+            for i, (ev, r) in enumerate(zip(batch, results)):
+                ids[k + i] = r.global_id
+                lat[k + i] = done - (ev.end - base if args.rate else arrive)
+                if ev.kind in correct:
+                    want = ev.person + 1 if ev.person < n else gid_of.get(ev.person)
+                    correct[ev.kind][0] += int(r.global_id == want)
+                    correct[ev.kind][1] += 1
+                gid_of.setdefault(ev.person, r.global_id)
+            if t_warm is None and hi >= warm:
+                t_warm, k_warm, c_warm = time.perf_counter(), hi, time.process_time()
+            bar.update(hi - k)
+            k = hi
+            if gc_pauses is not None:
+                gc_pauses.tick()
+    gc_counts = gc_pauses.counts if gc_pauses is not None else {"young": 0, "full": 0}
+    full_gc = [(start - t0, sec) for start, sec in full_gc_abs]  # (stream time, seconds) of each full collection
     wall = time.perf_counter() - (t_warm or t0)
     cpu_s = time.process_time() - c_warm if t_warm else float("nan")
     bar.close()

@@ -3,8 +3,8 @@
 CPython's cyclic collector runs a full (generation-2) collection now and then, and a full collection walks
 every container object the process holds. The matcher holds many: the in-memory gallery, the pager's LRU
 of identities read from the store (10^5 of them in ``tools/bench_scale.py``), the tracks' bookkeeping. At
-10^5 identities a 10-s stream at 1,000 tracklets/s saw 11 full collections of up to 141 ms each, and not one
-of them found garbage (docs/gallery.md): the pauses only stalled the queue, and the p99 latency with it.
+10^5 identities a stream at 1,000 tracklets/s saw two full collections every 10 s, of 118-139 ms each, and not
+one of them found garbage (docs/gallery.md): the pauses only stalled the queue, and the p99 latency with it.
 
 :class:`GcFreezer` keeps the long-lived objects out of those walks. Every ``every_s`` seconds (``tick``) it
 collects the young generations (cheap: only what was allocated since) and freezes what survives
