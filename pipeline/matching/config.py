@@ -57,6 +57,12 @@ class AutoThresholdConfig(StrictModel):
         A restarted run continues the stored calibration, so it does not go through the warm-up.
     max_negatives: the most recent samples kept (the estimate follows the scene).
     min_threshold / max_threshold: bounds of the calibrated value.
+    sample_interval_s: with the ANN index in force (a large gallery, typically many cameras and a high
+        tracklet rate) and ``max_negatives`` samples held, the known-different pairs are sampled in at most
+        one matcher call per this many seconds of stream time (0: every call). At 1,000 tracklets/s a call
+        comes every ~20 ms and sampling every call was a fifth of the matcher's CPU, while the kept samples
+        are still renewed within seconds. Until the calibration is full, and below the index (every
+        gallery that fits in memory), every call samples.
     """
 
     false_match_rate: float = Field(0.02, gt=0.0, lt=0.5)
@@ -65,6 +71,7 @@ class AutoThresholdConfig(StrictModel):
     max_negatives: int = Field(5000, ge=10)
     min_threshold: float = Field(0.0, ge=0.0, le=2.0)
     max_threshold: float = Field(2.0, ge=0.0, le=2.0)
+    sample_interval_s: float = Field(1.0, ge=0.0)
 
     @model_validator(mode="after")
     def _check_bounds(self) -> AutoThresholdConfig:

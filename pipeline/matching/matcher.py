@@ -377,9 +377,16 @@ class CrossCameraMatcher(RevisionWindowMixin, PagedGalleryMixin):
         ``max_negatives``, so only those are computed; with the ANN index in force (a large gallery, many
         coexisting identities) a seeded uniform sample of at most ``index.candidates`` x N of them, looked for
         among a seeded uniform sample of at most ``_KNOWN_DIFFERENT_IDENTITIES`` of the recent identities
-        (the per-call cost no longer grows with the hot set). The calibration's running count records them
-        all (estimated from the sample when the identities were sampled)."""
+        (the per-call cost no longer grows with the hot set), and once the calibration holds
+        ``max_negatives`` samples, only in one call per ``auto_threshold.sample_interval_s`` of stream time (the
+        others add nothing). The calibration's running count records all the pairs of a sampled call
+        (estimated from the sample when the identities were sampled)."""
         c = self._calibrator
+        clock = max(it.end_time for it in items)
+        if self.index_active and len(c) >= c.config.max_negatives:  # full: one call per sample_interval_s
+            if clock < self.__dict__.get("_kd_sampled_at", -math.inf) + c.config.sample_interval_s:
+                return
+        self._kd_sampled_at = clock
         scale = 1.0
         if self.index_active and len(identities) > _KNOWN_DIFFERENT_IDENTITIES:
             # a large hot set: the pairs of a seeded uniform sample of the recent identities (a uniform sample

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pipeline.core.types import GlobalIdentity, Tracklet, TrackletEmbedding
-from pipeline.matching.config import IndexConfig, MatcherConfig, ReviseConfig
+from pipeline.matching.config import AutoThresholdConfig, IndexConfig, MatcherConfig, ReviseConfig
 from pipeline.matching.gallery_index import GalleryIndex
 from pipeline.matching.matcher import _KNOWN_DIFFERENT_IDENTITIES, CrossCameraMatcher
 from pipeline.store import IdentityStore
@@ -70,7 +70,8 @@ def test_pager_reads_no_prototype_twice_and_serves_its_identity_lru(tmp_path: Pa
         store.db.conn.set_trace_callback(None)
 
 
-def _busy_matcher(n_hot: int, n_recent: int) -> tuple[CrossCameraMatcher, list[TrackletEmbedding], list[GlobalIdentity]]:
+def _busy_matcher(n_hot: int, n_recent: int, auto: AutoThresholdConfig | None = None
+                  ) -> tuple[CrossCameraMatcher, list[TrackletEmbedding], list[GlobalIdentity]]:
     """An index-backed matcher holding ``n_hot`` identities, ``n_recent`` of them seen in camera a during
     [100, 110] s; 4 tracklets in camera b during [100, 110] s: each recent identity is known to be another
     person than each tracklet (two cameras whose views do not overlap, at the same time)."""
@@ -83,7 +84,8 @@ def _busy_matcher(n_hot: int, n_recent: int) -> tuple[CrossCameraMatcher, list[T
     index.train(protos)
     index.upsert(np.arange(1, n_hot + 1), protos)
     cfg = MatcherConfig(ttl_s=None, max_gallery=10 * n_hot, revise=ReviseConfig(enabled=False),
-                        index=IndexConfig(kind="faiss", min_gallery=0, candidates=32))
+                        index=IndexConfig(kind="faiss", min_gallery=0, candidates=32),
+                        auto_threshold=auto or AutoThresholdConfig())
     m = CrossCameraMatcher(cfg, [GlobalIdentity(g.global_id, g.prototype.copy(), list(g.members), g.last_seen,
                                                 g.last_cam, list(g.spans)) for g in gallery],
                            next_id=n_hot + 1, index=index)
@@ -111,6 +113,31 @@ def test_known_different_sampling_is_bounded_and_only_true_pairs(n_recent: int) 
         dist = 1.0 - vecs @ np.stack([g.prototype for g in gallery[:n_recent]]).astype(np.float64).T  # (4, R)
         owners = [int(np.argmin(np.abs(dist - x)) % n_recent) + 1 for x in fed]
         assert max(owners) > _KNOWN_DIFFERENT_IDENTITIES and min(owners) < n_recent - _KNOWN_DIFFERENT_IDENTITIES
+
+
+@pytest.mark.parametrize("interval", [1.0, 0.0])
+def test_full_calibration_samples_one_call_per_interval(interval: float) -> None:
+    """auto_threshold.sample_interval_s with the index in force: until the calibration holds max_negatives
+    samples every call samples; then only a call whose tracklets end ``interval`` s (stream time) after the
+    last sampled call's do (0: every call)."""
+    m, items, _ = _busy_matcher(2000, 600, AutoThresholdConfig(max_negatives=100, sample_interval_s=interval))
+    cal = m.calibrator
+
+    def call(end: float, first_track: int) -> int:
+        """Match 4 tracklets in camera b during [100, end] s; the known-different pairs the call recorded."""
+        before = cal.added
+        m.match_detailed([TrackletEmbedding("b", first_track + k, 100.0, end, it.vector)
+                          for k, it in enumerate(items)])
+        return cal.added - before
+
+    assert call(110.0, 1) == 4 * 600 and len(cal) == 100  # 4 x 32 candidates offered: the buffer is full
+    kept = cal.negatives
+    got = [call(110.5, 11), call(110.99, 21), call(111.0, 31), call(111.5, 41), call(112.0, 51)]
+    if interval:  # 110 was sampled, then 111.0 (>= 110 + 1) and 112.0; the others add nothing
+        assert [g > 0 for g in got] == [False, False, True, False, True]
+    else:
+        assert all(g > 0 for g in got)
+    assert not np.array_equal(cal.negatives, kept)  # the kept samples were renewed
 
 
 @pytest.mark.parametrize(("top", "want"), [(None, 3), (3, 3), (2, "new")])
