@@ -379,7 +379,8 @@ def stream(store: IdentityStore, matcher: CrossCameraMatcher, synth: Synthesiser
     ids = np.zeros(total, dtype=np.int64)  # the id each tracklet got (--ids-out: to compare code versions)
     k = 0
     bar = tqdm(total=total, desc=f"stream {n}", unit="trk")
-    batch_rows: list[tuple[float, float, int]] = []  # per call: done (s), latency of its oldest tracklet (s), size
+    # per call: done (s), latency of its oldest tracklet (s), size, wall (s), main-thread CPU (s) of match + write
+    batch_rows: list[tuple[float, float, int, float, float]] = []
     t0 = time.perf_counter()
     t_warm = None
     with _gc_watch(args.gc_freeze) as (gc_pauses, full_gc_abs):
@@ -396,7 +397,7 @@ def stream(store: IdentityStore, matcher: CrossCameraMatcher, synth: Synthesiser
             items = [TrackletEmbedding(f"cam{ev.cam:03d}", ev.track, ev.start, ev.end, vecs[k + i])
                      for i, ev in enumerate(batch)]
             arrive = time.perf_counter() - t0
-            cpu0 = time.process_time()
+            cpu0, th0 = time.process_time(), time.thread_time()
             results = matcher.match_detailed(items)
             with store.transaction():
                 records = [TrackletRecord(Tracklet(it.cam_id, it.track_id, np.array([0, 1]),
@@ -422,7 +423,8 @@ def stream(store: IdentityStore, matcher: CrossCameraMatcher, synth: Synthesiser
                             store.assign(tid_of[key], ch.into)
             done = time.perf_counter() - t0
             cpu[k:hi] = time.process_time() - cpu0
-            batch_rows.append((done, done - (events[k].end - base if args.rate else arrive), hi - k))
+            batch_rows.append((done, done - (events[k].end - base if args.rate else arrive), hi - k,
+                               done - arrive, time.thread_time() - th0))
             for i, (ev, r) in enumerate(zip(batch, results)):
                 ids[k + i] = r.global_id
                 lat[k + i] = done - (ev.end - base if args.rate else arrive)
@@ -460,7 +462,21 @@ def stream(store: IdentityStore, matcher: CrossCameraMatcher, synth: Synthesiser
             "window_threshold": matcher.window_threshold,
             "gc": {"freeze": bool(args.gc_freeze), **gc_counts, "full_collections": len(full_gc),
                    "full_ms_max": round(max((d for _, d in full_gc), default=0.0) * 1000, 1)},
+            # the calls' main thread off CPU (wall - its CPU time): descheduled, or blocked (I/O, locks)
+            "call_off_cpu_ms": _off_cpu(batch_rows, t_warm - t0 if t_warm else 0.0),
             "_timeline": {"batches": batch_rows, "full_gc": full_gc, "warm_s": (t_warm - t0) if t_warm else 0.0}}
+
+
+def _off_cpu(batch_rows: list[tuple], after: float) -> dict:
+    """p50 / p99 / max (ms) of the calls' wall time minus their main thread's CPU time, and its share of
+    the calls' wall time (%), over the calls done after ``after`` (stream seconds)."""
+    rows = [b for b in batch_rows if b[0] >= after]
+    if not rows:
+        return {}
+    off = np.array([max(0.0, b[3] - b[4]) for b in rows]) * 1000
+    wall = sum(b[3] for b in rows) * 1000
+    return {"p50": round(float(np.percentile(off, 50)), 2), "p99": round(float(np.percentile(off, 99)), 2),
+            "max": round(float(off.max()), 2), "share_pct": round(100 * float(off.sum()) / max(wall, 1e-9), 1)}
 
 
 # ---------------------------------------------------------------------------------------------- report
@@ -489,16 +505,22 @@ def plot_timeline(r: dict, path: Path, args) -> None:
     import matplotlib.pyplot as plt
 
     tl = r["_timeline"]
-    done, lat = (np.array([b[i] for b in tl["batches"]]) for i in (0, 1))
-    fig, ax = plt.subplots(figsize=(13, 3.6))
+    done, lat, _, wall, th = (np.array([b[i] for b in tl["batches"]]) for i in range(5))
+    fig, (ax, bx) = plt.subplots(2, 1, figsize=(13, 5.6), sharex=True, height_ratios=(2, 1))
     ax.plot(done, lat * 1000, ".", ms=3, label="oldest tracklet of each call: arrival -> stored")
+    bx.plot(done, th * 1000, ".", ms=2, color="tab:green", label="call: main-thread CPU")
+    bx.plot(done, np.maximum(wall - th, 0) * 1000, ".", ms=2, color="tab:red",
+            label="call: main thread off CPU\n(wall - its CPU: descheduled\nor blocked)")
+    bx.set(xlabel="stream time (s)", ylabel="per call (ms)")
+    bx.grid(alpha=0.3)
+    bx.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     for start, sec in tl["full_gc"]:
         ax.axvspan(start, start + max(sec, 0.004), color="red", alpha=0.35)
         if sec >= 0.005:  # the short ones are only shaded (a freezer's run has one a second)
             ax.annotate(f"full GC {sec * 1000:.0f} ms", (start, ax.get_ylim()[1] * 0.92), fontsize=7, color="red")
     ax.axvspan(0, tl["warm_s"], color="gray", alpha=0.12, label="warm-up (left out of the figures)")
     ax.axhline(50, color="k", ls="--", lw=0.8, label="50 ms")
-    ax.set(xlabel="stream time (s)", ylabel="latency (ms)",
+    ax.set(ylabel="latency (ms)",
            title=f"gallery {r['gallery']:,}, rate {args.rate or 'max'}/s, gc freeze {'on' if args.gc_freeze else 'off'}: "
                  f"p99 {r['latency_ms']['p99']:.0f} ms, {r['gc']['full_collections']} full collections "
                  f"(longest {r['gc']['full_ms_max']:.0f} ms)")
