@@ -271,3 +271,30 @@ def test_no_link_warmup_until_calibrated() -> None:
     assert m.threshold == pytest.approx(d[0] + 0.01 * (d[1] - d[0]))  # 0.838: C1 (1.0 from identity 1) stayed new
     # calibrated: linking resumes (3 deg is nearest to identity 1)
     assert m.match([te("A", 2, 50, 60, 3)]) == [1]
+
+
+@pytest.mark.parametrize("revise", [False, True])
+def test_matching_runs_with_one_blas_thread_and_restores_it(revise: bool) -> None:
+    """match_detailed limits BLAS to one thread for the call (small products; a second thread is only waited
+    for on a busy CPU: docs/gallery.md), in the one-shot and the revision paths, and restores the setting."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads() -> set[int]:
+        return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+    with threadpool_limits(limits=2, user_api="blas"):  # as on a 2-core machine, whatever this one has
+        outside = blas_threads()
+        cfg = MatcherConfig(revise=ReviseConfig(enabled=revise), auto_threshold=AutoThresholdConfig(warmup="threshold"))
+        m = CrossCameraMatcher(cfg)
+        seen: list[set[int]] = []
+        real = m._camera_tables  # every path looks up its camera tables (constraints, calibration samples)
+
+        def spy():
+            seen.append(blas_threads())
+            return real()
+
+        m._camera_tables = spy
+        m.match([te("c1", 1, 0, 10, 0), te("c1", 2, 0, 10, 90)])
+        m.match([te("c2", 3, 20, 30, 5), te("c2", 4, 20, 30, 85)])
+        assert outside == {2} and seen and all(s == {1} for s in seen)
+        assert blas_threads() == {2}
