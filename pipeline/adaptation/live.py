@@ -34,21 +34,21 @@ from pipeline.core.errors import ReidPipelineError
 log = logging.getLogger(__name__)
 
 
-def refresh_prototypes(store, matcher, version: str) -> int:
-    """Prototype of each in-memory identity := mean of its tracklets' ``version`` embeddings; count."""
+def refresh_prototypes(store, matcher, version: str) -> dict:
+    """Prototype of each identity with tracklets embedded by ``version`` := the mean of those embeddings,
+    in the store (so that paged-out identities, an index rebuilt from the store and a restarted run see
+    the new model's prototypes) and in the matcher's memory; an ANN index in force is rebuilt in the new
+    space (:meth:`CrossCameraMatcher.replace_prototypes`). Returns {"in_memory", "paged_out",
+    "index_rebuilt"}."""
     from reid_models.adaptation.trainer import mean_vector
 
     by_gid: dict[int, list[np.ndarray]] = defaultdict(list)
     for t in store.tracklets(model_version=version, with_arrays=False):
         if t.global_id is not None and version in t.embeddings:
             by_gid[t.global_id].append(t.embeddings[version])
-    n = 0
-    for ident in matcher.gallery:
-        vecs = by_gid.get(ident.global_id)
-        if vecs:
-            ident.prototype = mean_vector(np.stack(vecs))
-            n += 1
-    return n
+    protos = {g: mean_vector(np.stack(v)) for g, v in by_gid.items()}
+    store.set_prototypes(protos)
+    return matcher.replace_prototypes(protos)
 
 
 def swap_to(store, encoder, version: str) -> None:
@@ -148,10 +148,13 @@ class LiveAdaptation:
         swap_to(self.store, self.encoder, version)  # read the weights from the store + load_state
         t1 = time.perf_counter()
         self.assigner.model_version = version
-        n = refresh_prototypes(self.store, self.matcher, version)
+        refreshed = refresh_prototypes(self.store, self.matcher, version)
+        n = refreshed["in_memory"]
         self.matcher.reset_calibration()  # new weights, new distance scale: re-sample known-different pairs
         t2 = time.perf_counter()
-        self.swaps.append({"from": old, "to": version, "prototypes_refreshed": n, "t": time.time(),
+        self.swaps.append({"from": old, "to": version, "prototypes_refreshed": n,
+                           "paged_out_refreshed": refreshed["paged_out"], "index_rebuilt": refreshed["index_rebuilt"],
+                           "t": time.time(),
                            "load_s": round(t1 - t0, 4), "prototypes_s": round(t2 - t1, 4),
                            "swap_s": round(t2 - t0, 4)})
         log.warning("re-id model hot-swapped %s -> %s (%d identity prototypes refreshed, %.3f s)", old, version, n,

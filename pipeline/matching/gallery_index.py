@@ -59,6 +59,9 @@ class IdentityPager(Protocol):
     def iter_prototypes(self, batch: int = 8192) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Every stored identity as (ids (B,) int64, prototypes (B, D) float32) batches."""
 
+    def forget(self, global_ids: Iterable[int]) -> None:
+        """Drop cached copies of these identities (their stored rows were changed, e.g. a new encoder's prototypes)."""
+
 
 def faiss_available() -> bool:
     """faiss-cpu is importable (``index.kind: auto`` uses it then)."""

@@ -111,6 +111,25 @@ class PagedGalleryMixin:
         elif self._trained_on < cfg.train_size and len(self._index) >= _RETRAIN_GROWTH * self._trained_on:
             self.rebuild_index()
 
+    def replace_prototypes(self, prototypes: dict[int, np.ndarray]) -> dict:
+        """After an encoder change: the in-memory identities in ``prototypes`` (global id -> (D,) prototype in
+        the new model's space) get theirs; for the others (paged out) the caller has already written them
+        to the store, and the pager's cached copies are dropped; an index in force is then re-trained and
+        re-filled from the new prototypes (its quantiser and codebooks were fit to the old model's space,
+        and its codes are the old prototypes'). Identities not in ``prototypes`` keep theirs. Returns
+        {"in_memory": n, "paged_out": n (not in memory, with a pager), "index_rebuilt": bool}."""
+        unit = {int(g): _unit(np.asarray(v, np.float32)) for g, v in prototypes.items()}
+        hot = [g for g in unit if g in self._gallery]
+        for g in hot:
+            self._gallery[g].prototype = unit[g]
+        cold = [g for g in unit if g not in self._gallery]
+        if self._pager is not None:
+            self._pager.forget(cold)
+        if self._index is not None:
+            self.rebuild_index()
+        return {"in_memory": len(hot), "paged_out": len(cold) if self._pager is not None else 0,
+                "index_rebuilt": self._index is not None}
+
     def rebuild_index(self) -> None:
         """(Re-)train the index on up to ``train_size`` prototypes (the in-memory ones first, then the
         pager's in id order) and add every identity; the new index replaces the old one when complete."""

@@ -263,9 +263,14 @@ class IdentityStore(QueriesMixin, VersionsMixin, ChangesMixin):
 
     def set_prototype(self, global_id: int, prototype: np.ndarray) -> None:
         """Replace an identity's prototype (nothing else); a missing identity is left alone."""
+        self.set_prototypes({int(global_id): prototype})
+
+    def set_prototypes(self, prototypes: dict[int, np.ndarray]) -> None:
+        """Replace the prototypes of many identities (global id -> (D,) vector; nothing else), in one
+        transaction; missing identities are left alone."""
+        rows = [(to_blob(np.asarray(v, np.float32)), int(g)) for g, v in prototypes.items()]
         with self.db.transaction() as c:
-            c.execute("UPDATE identities SET prototype=? WHERE global_id=?",
-                      (to_blob(np.asarray(prototype, np.float32)), int(global_id)))
+            c.executemany("UPDATE identities SET prototype=? WHERE global_id=?", rows)
 
     def add_event(self, kind: str, global_id: int, cam_id: str, t: float, payload: dict | None = None) -> None:
         """Append an event; the same (kind, id, camera, time) twice is stored once."""

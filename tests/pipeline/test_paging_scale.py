@@ -245,3 +245,39 @@ def test_runner_fills_the_pager_cache_at_start(tmp_path: Path, warm: bool) -> No
         assert list(lru) == (list(range(6, 21)) if warm else [])
         for g in lru:
             np.testing.assert_array_equal(lru[g][0].prototype, emb[g - 1])
+
+
+@pytest.mark.parametrize("refresh", [True, False])
+def test_encoder_change_reaches_paged_out_identities_and_the_index(tmp_path: Path, refresh: bool) -> None:
+    """A hot swap's prototype refresh (pipeline.adaptation.live.refresh_prototypes) with most identities paged
+    out: 400 stored identities, 50 in memory, each with one tracklet embedded by "v" and by a new model "v2"
+    (another space: a random rotation). After the refresh the store holds the v2 means, the index is
+    re-trained on them, and a v2 tracklet of a paged-out identity finds it at distance ~0. Without the refresh
+    (the state before this was fixed for paged-out identities) the index proposes it with its old prototype,
+    which is ~1 away in the new space, so a new identity is opened."""
+    from pipeline.adaptation.live import refresh_prototypes
+
+    emb = _unit_rows(400, 0)
+    rot, _ = np.linalg.qr(np.random.default_rng(9).standard_normal((DIM, DIM)))
+    emb2 = (emb @ rot).astype(np.float32)
+    _store_with(tmp_path / "s.sqlite", emb)
+    with IdentityStore(tmp_path / "s.sqlite") as store:
+        for t in store.tracklets(with_arrays=False):
+            store.put_embedding(t.tracklet_id, "v2", emb2[t.global_id - 1])
+        pager = PrototypeTable(store, cache_size=1000)
+        cfg = MatcherConfig(threshold=0.2, auto_threshold=None, ttl_s=None, max_gallery=50,
+                            revise=ReviseConfig(enabled=False),
+                            index=IndexConfig(kind="faiss", min_gallery=0, candidates=16, nlist=8, pq_m=8, nprobe=8))
+        m = CrossCameraMatcher(cfg, pager.load(range(351, 401), cfg.max_spans), next_id=401, pager=pager)
+        m.match_detailed([TrackletEmbedding("c3", 1, 500.0, 501.0, emb[399])])  # builds the index (old space)
+        assert m.index_active and m.paging_stats["index_builds"] == 1
+        if refresh:
+            assert refresh_prototypes(store, m, "v2") == {"in_memory": 50, "paged_out": 350, "index_rebuilt": True}
+            assert m.paging_stats["index_builds"] == 2
+            ids, vecs, _ = PrototypeTable(store).prototypes([7, 380])
+            np.testing.assert_allclose(vecs[np.argsort(ids)], emb2[[6, 379]], atol=1e-6)
+        [res] = m.match_detailed([TrackletEmbedding("c2", 1, 1000.0, 1001.0, emb2[6])])  # identity 7, paged out
+        if refresh:
+            assert res.global_id == 7 and res.distance < 1e-5
+        else:
+            assert res.is_new and res.global_id == 401
