@@ -24,7 +24,9 @@ in the pager), every identity is in a :class:`~pipeline.matching.gallery_index.G
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
 import weakref
 from operator import attrgetter
 
@@ -36,6 +38,8 @@ from pipeline.matching.results import _align_members, _copy_identity, _unit
 
 #: an identity's last sighting (maps over identities without a Python frame per identity)
 _LAST_SEEN = attrgetter("last_seen")
+
+log = logging.getLogger(__name__)
 
 #: the index is re-trained when it holds this many times the prototypes it was trained on
 _RETRAIN_GROWTH = 4
@@ -70,6 +74,7 @@ class PagedGalleryMixin:
         state = self.__dict__.copy()
         state.update(_pager=None, _index=None, _trained_on=0, _dirty=set(), _modified=set(), _win_cand={})
         state.pop("_pending_cold", None)
+        state.pop("_rebuild", None)  # a background index build (its thread); the index is rebuilt anyway
         state.pop("_cam_tables", None)  # rebuilt as cameras appear
         state.pop("_unit_passed", None)  # weak references
         return state
@@ -90,7 +95,7 @@ class PagedGalleryMixin:
     @property
     def index_active(self) -> bool:
         """Candidates come from the ANN index (gallery at least ``index.min_gallery`` and index trained)."""
-        return self._index is not None and self._index.trained
+        return self._index is not None and self._index.trained and self.__dict__.get("_rebuild") is None
 
     def gallery_size(self) -> int:
         """Identities in memory and in the pager (an estimate with a pager: its count at start + created since)."""
@@ -104,6 +109,10 @@ class PagedGalleryMixin:
         """Build the index once the gallery reaches ``min_gallery``; re-train it as it grows."""
         if not self._use_index:
             return
+        if self.__dict__.get("_rebuild") is not None:  # a background build: installed once it is done
+            if not self._rebuild.thread.is_alive():
+                self._install_rebuilt()
+            return
         cfg = self.config.index
         if self._index is None:
             if self.gallery_size() >= max(cfg.min_gallery, _MIN_TRAIN):
@@ -111,13 +120,14 @@ class PagedGalleryMixin:
         elif self._trained_on < cfg.train_size and len(self._index) >= _RETRAIN_GROWTH * self._trained_on:
             self.rebuild_index()
 
-    def replace_prototypes(self, prototypes: dict[int, np.ndarray]) -> dict:
+    def replace_prototypes(self, prototypes: dict[int, np.ndarray], background: bool = True) -> dict:
         """After an encoder change: the in-memory identities in ``prototypes`` (global id -> (D,) prototype in
         the new model's space) get theirs; for the others (paged out) the caller has already written them
         to the store, and the pager's cached copies are dropped; an index in force is then re-trained and
         re-filled from the new prototypes (its quantiser and codebooks were fit to the old model's space,
-        and its codes are the old prototypes'). Identities not in ``prototypes`` keep theirs. Returns
-        {"in_memory": n, "paged_out": n (not in memory, with a pager), "index_rebuilt": bool}."""
+        and its codes are the old prototypes'). Identities not in ``prototypes`` keep theirs. ``background``:
+        the new index is built on a thread (:meth:`_start_rebuild`: tens of seconds at 10^5 identities), else
+        here. Returns {"in_memory": n, "paged_out": n (not in memory, with a pager), "index_rebuilt": bool}."""
         unit = {int(g): _unit(np.asarray(v, np.float32)) for g, v in prototypes.items()}
         hot = [g for g in unit if g in self._gallery]
         for g in hot:
@@ -126,9 +136,66 @@ class PagedGalleryMixin:
         if self._pager is not None:
             self._pager.forget(cold)
         if self._index is not None:
-            self.rebuild_index()
+            if background:
+                self._start_rebuild()
+            else:
+                self.rebuild_index()
         return {"in_memory": len(hot), "paged_out": len(cold) if self._pager is not None else 0,
                 "index_rebuilt": self._index is not None}
+
+    def _start_rebuild(self) -> None:
+        """Gather every prototype now (the in-memory ones, then the pager's), then train and fill a new index
+        on a thread (faiss releases the GIL). Until :meth:`_install_rebuilt` puts it in place, the old index
+        is kept up to date as usual but not searched (:attr:`index_active` is False: candidates are the
+        in-memory identities, exactly, as below ``index.min_gallery``); the identities changed or removed
+        meanwhile are recorded and applied to the new index when it is installed."""
+        hot = {g: i.prototype for g, i in self._gallery.items()}
+        parts: list[tuple[np.ndarray, np.ndarray]] = []
+        if hot:
+            parts.append((np.fromiter(hot, dtype=np.int64, count=len(hot)), np.stack(list(hot.values()))))
+        for ids, vecs in (self._pager.iter_prototypes() if self._pager is not None else ()):
+            keep = np.fromiter((int(g) not in hot for g in ids.tolist()), dtype=bool, count=len(ids))
+            if keep.any():
+                parts.append((ids[keep], vecs[keep]))
+        build = _Rebuild(parts)
+        if sum(len(i) for i, _ in parts) < _MIN_TRAIN:
+            return
+        build.thread = threading.Thread(target=build.run, args=(self._trained,), name="gallery-index-rebuild",
+                                        daemon=True)
+        self._rebuild = build
+        build.thread.start()
+
+    def wait_index(self, timeout_s: float | None = None) -> bool:
+        """Wait for a background index build to finish and install it; True when none is left running."""
+        build = self.__dict__.get("_rebuild")
+        if build is None:
+            return True
+        build.thread.join(timeout_s)
+        if build.thread.is_alive():
+            return False
+        self._install_rebuilt()
+        return True
+
+    def _install_rebuilt(self) -> None:
+        """Put the background build in place, with what changed while it was built; if it failed, build
+        the index here instead."""
+        build = self.__dict__.pop("_rebuild")
+        if build.index is None:
+            log.warning("background gallery index build failed (%s); rebuilding in the foreground", build.error)
+            self.rebuild_index()
+            return
+        index = build.index
+        live = sorted(g for g in build.changed if g in self._gallery)
+        if live:
+            index.upsert(np.array(live, dtype=np.int64), np.stack([self._gallery[g].prototype for g in live]))
+        away = [g for g in build.changed if g not in self._gallery and g not in build.gone]
+        if away and self._pager is not None:  # changed, then paged out (written back): the store's is current
+            ids, vecs, _ = self._pager.prototypes(np.array(sorted(away), dtype=np.int64))
+            index.upsert(ids, vecs)
+        index.remove(build.gone)
+        self._index = index
+        self._trained_on = index.trained_on
+        self.paging_stats["index_builds"] += 1
 
     def rebuild_index(self) -> None:
         """(Re-)train the index on up to ``train_size`` prototypes (the in-memory ones first, then the
@@ -319,6 +386,8 @@ class PagedGalleryMixin:
         if self._pager is None or self._index is None:
             if self._index is not None:
                 self._index.remove(old)
+                if self.__dict__.get("_rebuild") is not None:
+                    self._rebuild.gone.update(int(g) for g in old)
             return set(old)
         pinned = {v[1] for v in self._window.values()}
         out = [g for g in old if g not in pinned]
@@ -335,11 +404,17 @@ class PagedGalleryMixin:
         """Identities past ``ttl_s`` leave the index too."""
         if self._index is not None and gids:
             self._index.remove(gids)
+            if self.__dict__.get("_rebuild") is not None:
+                self._rebuild.gone.update(int(g) for g in gids)
 
     # ------------------------------------------------------------------ index upkeep
     def _mark(self, gid: int) -> None:
         if self._index is not None:
             self._dirty.add(int(gid))
+            build = self.__dict__.get("_rebuild")
+            if build is not None:
+                build.changed.add(int(gid))
+                build.gone.discard(int(gid))
             if self._pager is not None:
                 self._modified.add(int(gid))
 
@@ -350,6 +425,8 @@ class PagedGalleryMixin:
             return
         live = [g for g in self._dirty if g in self._gallery]
         gone = [g for g in self._dirty if g not in self._gallery]
+        if self.__dict__.get("_rebuild") is not None:
+            self._rebuild.gone.update(gone)
         if live:
             self._index.upsert(np.array(live, dtype=np.int64), np.stack([self._gallery[g].prototype for g in live]))
         self._index.remove(gone)
@@ -394,3 +471,24 @@ class PagedGalleryMixin:
         """Page ``want`` in; their settled parts (id order) for those that exist."""
         self._page_in(want)
         return {g: self._settled[g] for g in sorted(want) if g in self._settled and g in self._gallery}
+
+
+class _Rebuild:
+    """A gallery index being built on a thread from prototypes gathered beforehand; ``changed`` / ``gone``:
+    identities changed / removed since (applied when it is installed)."""
+
+    def __init__(self, parts: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        self.parts = parts
+        self.changed: set[int] = set()
+        self.gone: set[int] = set()
+        self.index: GalleryIndex | None = None
+        self.error: BaseException | None = None
+        self.thread: threading.Thread | None = None
+
+    def run(self, trained) -> None:
+        try:
+            self.index = trained(self.parts)
+        except BaseException as exc:  # noqa: BLE001 - reported and replaced by a foreground build
+            self.error = exc
+        finally:
+            self.parts = []

@@ -4,6 +4,7 @@ calibration looks at a bounded sample of the hot set. Small random unit vectors 
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -272,8 +273,17 @@ def test_encoder_change_reaches_paged_out_identities_and_the_index(tmp_path: Pat
         m.match_detailed([TrackletEmbedding("c3", 1, 500.0, 501.0, emb[399])])  # builds the index (old space)
         assert m.index_active and m.paging_stats["index_builds"] == 1
         if refresh:
+            gate = threading.Event()  # holds the background build until the call below has run
+            real = m._trained
+            m._trained = lambda parts: (gate.wait(60), real(parts))[1]
             assert refresh_prototypes(store, m, "v2") == {"in_memory": 50, "paged_out": 350, "index_rebuilt": True}
-            assert m.paging_stats["index_builds"] == 2
+            assert not m.index_active  # being rebuilt: candidates are the in-memory identities (exact)
+            [mid] = m.match_detailed([TrackletEmbedding("c4", 1, 900.0, 901.0, _unit_rows(1, 11)[0])])
+            assert mid.is_new and mid.global_id == 401
+            old_index = m.index  # kept up to date, not searched
+            gate.set()
+            assert m.wait_index(60) and m.index_active and m.paging_stats["index_builds"] == 2
+            assert m.index is not old_index and 401 in m.index  # created during the build: added at install
             ids, vecs, _ = PrototypeTable(store).prototypes([7, 380])
             np.testing.assert_allclose(vecs[np.argsort(ids)], emb2[[6, 379]], atol=1e-6)
         [res] = m.match_detailed([TrackletEmbedding("c2", 1, 1000.0, 1001.0, emb2[6])])  # identity 7, paged out
