@@ -27,6 +27,7 @@ from pipeline.matching.gallery_index import GalleryIndex
 from pipeline.matching.matcher import CrossCameraMatcher
 from pipeline.store import IdentityStore
 from pipeline.store.prototypes import PrototypeTable
+from pipeline.store.records import from_blob
 
 VERSION = "swap-bench-v2"
 
@@ -46,10 +47,10 @@ def main() -> None:
     path = args.out / "store.sqlite"
     shutil.copy(args.store, path)
     with IdentityStore(path) as store:
+        dim = len(from_blob(store.db.query("SELECT prototype FROM identities LIMIT 1")[0][0]))
         with store.db.transaction() as c:  # every stored tracklet re-embedded by the "new" version
-            c.execute("INSERT INTO embeddings (tracklet_id, model_version, dim, vector) SELECT a.tracklet_id, ?,"
-                      " length(i.prototype) / 4, i.prototype FROM assignments a"
-                      " JOIN identities i ON i.global_id = a.global_id", (VERSION,))
+            c.execute("INSERT INTO embeddings (tracklet_id, model_version, dim, vector) SELECT a.tracklet_id, ?, ?,"
+                      " i.prototype FROM assignments a JOIN identities i ON i.global_id = a.global_id", (VERSION, dim))
         n_emb = store.db.query("SELECT COUNT(*) FROM embeddings WHERE model_version = ?", (VERSION,))[0][0]
         n_ids = store.db.query("SELECT COUNT(*) FROM identities")[0][0]
         pager = PrototypeTable(store, cache_size=args.cache)
