@@ -16,6 +16,7 @@ Run after ``tools/bench_scale.py --sizes 100000`` (which builds the store and th
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import shutil
 import time
@@ -61,6 +62,7 @@ def main() -> None:
             "SELECT global_id FROM identities ORDER BY last_seen DESC LIMIT ?", (args.hot,))]
         matcher = CrossCameraMatcher(cfg, pager.load(hot, cfg.max_spans), next_id=n_ids + 1, pager=pager,
                                      index=index)
+        importlib.import_module("reid_models.adaptation.trainer")  # loaded in a running pipeline (torch)
         t0 = time.perf_counter()
         refreshed = refresh_prototypes(store, matcher, VERSION)
         t1 = time.perf_counter()

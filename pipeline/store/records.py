@@ -6,7 +6,9 @@ shape are self-described and a blob read back is bit-identical.
 
 from __future__ import annotations
 
+import ast
 import io
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -19,6 +21,9 @@ if TYPE_CHECKING:
 
 #: ``.npy`` headers by (dtype, shape): ``np.save`` builds its header in Python (~30 us), per blob
 _HEADERS: dict[tuple[str, tuple[int, ...]], bytes] = {}
+#: parsed ``.npy`` version-1.0 headers: header bytes -> (dtype, shape, fortran order); ``np.load`` parses each
+#: blob's header with ``ast.literal_eval`` (~90 us, 9 of the 11 s a hot swap spent reading 10^5 embeddings)
+_PARSED: dict[bytes, tuple[np.dtype, tuple[int, ...], bool]] = {}
 
 
 def to_blob(array: np.ndarray) -> bytes:
@@ -40,10 +45,39 @@ def to_blob(array: np.ndarray) -> bytes:
 
 
 def from_blob(blob: bytes | None) -> np.ndarray | None:
-    """``.npy`` bytes -> array (None stays None)."""
+    """``.npy`` bytes -> array (None stays None): a new, writable array, as ``np.load`` gives. Version-1.0
+    headers of numeric arrays (what :func:`to_blob` writes) are parsed once per distinct header; anything
+    else goes through ``np.load``."""
     if blob is None:
         return None
+    if blob[:8] == b"\x93NUMPY\x01\x00":
+        end = 10 + int.from_bytes(blob[8:10], "little")
+        header = bytes(blob[10:end])
+        parsed = _PARSED.get(header)
+        if parsed is None:
+            parsed = _parse_header(header)
+            if parsed is not None:
+                if len(_PARSED) > 1024:  # many distinct shapes (tracklet lengths): start over
+                    _PARSED.clear()
+                _PARSED[header] = parsed
+        if parsed is not None:
+            dtype, shape, fortran = parsed
+            flat = np.frombuffer(blob, dtype=dtype, offset=end)
+            if flat.size == math.prod(shape):
+                return flat.reshape(shape, order="F" if fortran else "C").copy(order="K")
     return np.load(io.BytesIO(blob), allow_pickle=False)
+
+
+def _parse_header(header: bytes) -> tuple[np.dtype, tuple[int, ...], bool] | None:
+    """(dtype, shape, fortran order) of a ``.npy`` 1.0 header dict, or None when it is not a plain numeric one."""
+    try:
+        d = ast.literal_eval(header.decode("latin1"))
+        dtype = np.dtype(d["descr"])
+        shape = tuple(int(n) for n in d["shape"])
+        fortran = bool(d["fortran_order"])
+    except (ValueError, SyntaxError, KeyError, TypeError):
+        return None
+    return (dtype, shape, fortran) if dtype.kind in "biuf" else None
 
 
 @dataclass
