@@ -28,6 +28,7 @@ import logging
 import math
 import threading
 import weakref
+from collections.abc import Iterator
 from operator import attrgetter
 
 import numpy as np
@@ -149,17 +150,10 @@ class PagedGalleryMixin:
         is kept up to date as usual but not searched (:attr:`index_active` is False: candidates are the
         in-memory identities, exactly, as below ``index.min_gallery``); the identities changed or removed
         meanwhile are recorded and applied to the new index when it is installed."""
-        hot = {g: i.prototype for g, i in self._gallery.items()}
-        parts: list[tuple[np.ndarray, np.ndarray]] = []
-        if hot:
-            parts.append((np.fromiter(hot, dtype=np.int64, count=len(hot)), np.stack(list(hot.values()))))
-        for ids, vecs in (self._pager.iter_prototypes() if self._pager is not None else ()):
-            keep = np.fromiter((int(g) not in hot for g in ids.tolist()), dtype=bool, count=len(ids))
-            if keep.any():
-                parts.append((ids[keep], vecs[keep]))
-        build = _Rebuild(parts)
+        parts = [p for p in self._prototype_parts() if len(p[0])]
         if sum(len(i) for i, _ in parts) < _MIN_TRAIN:
             return
+        build = _Rebuild(parts)
         build.thread = threading.Thread(target=build.run, args=(self._trained,), name="gallery-index-rebuild",
                                         daemon=True)
         self._rebuild = build
@@ -197,19 +191,31 @@ class PagedGalleryMixin:
         self._trained_on = index.trained_on
         self.paging_stats["index_builds"] += 1
 
+    def _prototype_parts(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Every identity's current prototype as (ids (B,) int64, prototypes (B, D)) batches: the in-memory
+        ones first (one batch, when there are any), then the pager's that are not in memory."""
+        hot = {g: i.prototype for g, i in self._gallery.items()}
+        if hot:
+            yield np.fromiter(hot, dtype=np.int64, count=len(hot)), np.stack(list(hot.values()))
+        for ids, vecs in (self._pager.iter_prototypes() if self._pager is not None else ()):
+            keep = np.fromiter((int(g) not in hot for g in ids.tolist()), dtype=bool, count=len(ids))
+            yield ids[keep], vecs[keep]
+
+    def _remove_from_index(self, gids) -> None:
+        """Identities leave the index (and a background build's, when it is installed)."""
+        self._index.remove(gids)
+        build = self.__dict__.get("_rebuild")
+        if build is not None:
+            build.gone.update(int(g) for g in gids)
+
     def rebuild_index(self) -> None:
         """(Re-)train the index on up to ``train_size`` prototypes (the in-memory ones first, then the
         pager's in id order) and add every identity; the new index replaces the old one when complete."""
         cfg = self.config.index
-        hot = {g: i.prototype for g, i in self._gallery.items()}
         parts: list[tuple[np.ndarray, np.ndarray]] = []
-        if hot:
-            parts.append((np.fromiter(hot, dtype=np.int64, count=len(hot)), np.stack(list(hot.values()))))
-        have = len(hot)
+        have = 0
         index = None
-        for ids, vecs in (self._pager.iter_prototypes() if self._pager is not None else ()):
-            keep = np.fromiter((int(g) not in hot for g in ids.tolist()), dtype=bool, count=len(ids))
-            ids, vecs = ids[keep], vecs[keep]
+        for ids, vecs in self._prototype_parts():
             if index is not None:
                 index.upsert(ids, vecs)
                 continue
@@ -221,7 +227,7 @@ class PagedGalleryMixin:
             if have < _MIN_TRAIN:
                 return
             index = self._trained(parts)
-        if hot:  # the in-memory prototypes are the current ones
+        if self._gallery:  # the in-memory prototypes are the current ones
             index.upsert(parts[0][0], parts[0][1])
         self._index = index
         self._trained_on = min(have, cfg.train_size)
@@ -385,9 +391,7 @@ class PagedGalleryMixin:
         else dropped. Returns the dropped ones (the caller forgets their tracks)."""
         if self._pager is None or self._index is None:
             if self._index is not None:
-                self._index.remove(old)
-                if self.__dict__.get("_rebuild") is not None:
-                    self._rebuild.gone.update(int(g) for g in old)
+                self._remove_from_index(old)
             return set(old)
         pinned = {v[1] for v in self._window.values()}
         out = [g for g in old if g not in pinned]
@@ -403,9 +407,7 @@ class PagedGalleryMixin:
     def _drop_expired(self, gids: set[int]) -> None:
         """Identities past ``ttl_s`` leave the index too."""
         if self._index is not None and gids:
-            self._index.remove(gids)
-            if self.__dict__.get("_rebuild") is not None:
-                self._rebuild.gone.update(int(g) for g in gids)
+            self._remove_from_index(gids)
 
     # ------------------------------------------------------------------ index upkeep
     def _mark(self, gid: int) -> None:
@@ -425,11 +427,9 @@ class PagedGalleryMixin:
             return
         live = [g for g in self._dirty if g in self._gallery]
         gone = [g for g in self._dirty if g not in self._gallery]
-        if self.__dict__.get("_rebuild") is not None:
-            self._rebuild.gone.update(gone)
         if live:
             self._index.upsert(np.array(live, dtype=np.int64), np.stack([self._gallery[g].prototype for g in live]))
-        self._index.remove(gone)
+        self._remove_from_index(gone)
         self._dirty.clear()
 
     def _settled_candidates(self, settled: dict[int, GlobalIdentity],

@@ -46,26 +46,36 @@ def to_blob(array: np.ndarray) -> bytes:
 
 def from_blob(blob: bytes | None) -> np.ndarray | None:
     """``.npy`` bytes -> array (None stays None): a new, writable array, as ``np.load`` gives. Version-1.0
-    headers of numeric arrays (what :func:`to_blob` writes) are parsed once per distinct header; anything
-    else goes through ``np.load``."""
+    headers of numeric arrays (what :func:`to_blob` writes) are parsed once per distinct header
+    (:func:`blob_view`); anything else goes through ``np.load``."""
     if blob is None:
         return None
-    if blob[:8] == b"\x93NUMPY\x01\x00":
-        end = 10 + int.from_bytes(blob[8:10], "little")
-        header = bytes(blob[10:end])
-        parsed = _PARSED.get(header)
-        if parsed is None:
-            parsed = _parse_header(header)
-            if parsed is not None:
-                if len(_PARSED) > 1024:  # many distinct shapes (tracklet lengths): start over
-                    _PARSED.clear()
-                _PARSED[header] = parsed
-        if parsed is not None:
-            dtype, shape, fortran = parsed
-            flat = np.frombuffer(blob, dtype=dtype, offset=end)
-            if flat.size == math.prod(shape):
-                return flat.reshape(shape, order="F" if fortran else "C").copy(order="K")
+    view = blob_view(blob)
+    if view is not None:
+        return view.copy(order="K")
     return np.load(io.BytesIO(blob), allow_pickle=False)
+
+
+def blob_view(blob: bytes) -> np.ndarray | None:
+    """A read-only array over the bytes of a version-1.0 ``.npy`` blob of a numeric array (no copy), its
+    header parsed once per distinct header; None for any other blob (use :func:`from_blob`)."""
+    if blob[:8] != b"\x93NUMPY\x01\x00":
+        return None
+    end = 10 + int.from_bytes(blob[8:10], "little")
+    header = bytes(blob[10:end])
+    parsed = _PARSED.get(header)
+    if parsed is None:
+        parsed = _parse_header(header)
+        if parsed is None:
+            return None
+        if len(_PARSED) > 1024:  # many distinct shapes (tracklet lengths): start over
+            _PARSED.clear()
+        _PARSED[header] = parsed
+    dtype, shape, fortran = parsed
+    flat = np.frombuffer(blob, dtype=dtype, offset=end)
+    if flat.size != math.prod(shape):
+        return None
+    return flat.reshape(shape, order="F" if fortran else "C")
 
 
 def _parse_header(header: bytes) -> tuple[np.dtype, tuple[int, ...], bool] | None:
