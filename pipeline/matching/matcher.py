@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from itertools import chain
 from operator import attrgetter
 
 import numpy as np
@@ -50,6 +49,7 @@ from pipeline.matching.confidence import LinkConfidence
 from pipeline.matching.config import MatcherConfig, TopologyConfig, TransitLink
 from pipeline.core.types import GlobalIdentity, TrackletEmbedding
 from pipeline.matching.gallery_index import GalleryIndex, IdentityPager
+from pipeline.matching.hot_gallery import HotGallery
 from pipeline.matching.paging import PagedGalleryMixin
 from pipeline.matching.results import MatchResult, _align_members, _copy_identity, _unit, prototype_distances
 from pipeline.matching.revise import single_blas_thread
@@ -78,7 +78,7 @@ class CrossCameraMatcher(RevisionWindowMixin, PagedGalleryMixin):
     def __init__(self, config: MatcherConfig, gallery: list[GlobalIdentity] | None = None, next_id: int = 1,
                  pager: IdentityPager | None = None, index: GalleryIndex | None = None) -> None:
         self.config = config
-        self._gallery: dict[int, GlobalIdentity] = {}
+        self._gallery = HotGallery()
         for ident in gallery or []:
             ident.prototype = _unit(ident.prototype)
             _align_members(ident)
@@ -578,25 +578,14 @@ class CrossCameraMatcher(RevisionWindowMixin, PagedGalleryMixin):
         if it.end_time >= ident.last_seen:
             ident.last_seen, ident.last_cam = it.end_time, it.cam_id
         if self._gallery.get(ident.global_id) is ident:
+            self._gallery.touch(ident.global_id, ident.last_seen)
             self._mark(ident.global_id)
 
     def _least_recent(self, k: int, skip: set[int], extra: dict[int, GlobalIdentity] | None = None) -> list[int]:
         """The ``k`` identities of the gallery not in ``skip`` (and of ``extra``, identities about to join it)
-        seen least recently, by (last_seen, id) ascending: a partial selection instead of sorting the whole
-        gallery every call."""
-        extra = extra or {}
-        n = len(self._gallery) + len(extra)
-        gids = np.fromiter(chain(self._gallery, extra), dtype=np.int64, count=n)
-        seen = np.fromiter(map(_LAST_SEEN, chain(self._gallery.values(), extra.values())), dtype=np.float64, count=n)
-        if skip:
-            keep = ~np.isin(gids, np.fromiter(skip, dtype=np.int64, count=len(skip)))
-            gids, seen = gids[keep], seen[keep]
-        if k < len(gids):
-            cut = np.partition(seen, k - 1)[k - 1]  # the k-th smallest last_seen: ties at it are broken by id
-            pick = np.flatnonzero(seen <= cut)
-            gids, seen = gids[pick], seen[pick]
-        order = np.lexsort((gids, seen))[:k]
-        return gids[order].tolist()
+        seen least recently, by (last_seen, id) ascending (:meth:`HotGallery.least_recent`: a heap, not a
+        scan of the gallery every call)."""
+        return self._gallery.least_recent(k, skip, extra)
 
     def _age(self) -> None:
         """Drop identities unseen for ttl_s, then the oldest beyond max_gallery (paged out instead when

@@ -312,13 +312,13 @@ class PagedGalleryMixin:
         recent than what it evicts: the same identities in memory as paging them all in and out."""
         bound = self._candidate_bound()
         near = {g for c in cands for g, d in c.items() if d <= bound}
-        hot = [g for g in self._gallery if g in near]
+        hot = self._gallery.in_memory_order(near)
         if self._pager is None or len(hot) == len(near):
             return hot, {}
         cold = [g for g in near if g not in self._gallery]
         if len(self._gallery) + len(cold) <= self.config.max_gallery:
             self._page_in(cold)
-            return [g for g in self._gallery if g in near], {}
+            return self._gallery.in_memory_order(near), {}
         views = self._normalised_views(self._pager.peek(cold, self.config.max_spans))
         self.paging_stats["read_in_place"] = self.paging_stats.get("read_in_place", 0) + len(views)
         return hot + sorted(views), views
