@@ -162,10 +162,12 @@ def run(tracklets: list[dict], feats: dict[str, tuple[np.ndarray, str]], out: Pa
     return res
 
 
-def ann_vs_exact(tracklets: list[dict], emb: np.ndarray, out: Path, window_candidates: int | None = None) -> dict:
+def ann_vs_exact(tracklets: list[dict], emb: np.ndarray, out: Path, window_candidates: int | None = None,
+                 index_options: dict | None = None) -> dict:
     """Global IDF1 of the headline matcher (default encoder, calibrated) with the exact gallery search and with
     the ANN index forced on (revision window on and off) -> out/ann_vs_exact.json. ``window_candidates``:
-    ``revise.settled_candidates`` of both (a scale option; it acts only where the index is in force)."""
+    ``revise.settled_candidates`` of both (a scale option; it acts only where the index is in force);
+    ``index_options``: further ``matching.index`` fields of both (e.g. pca_dim, pq_m)."""
     spans = market_time_spans(tracklets, MARKET_FPS)
     vecs = tracklet_vectors(tracklets, emb)
     items = [TrackletEmbedding(c, k, s, e, v) for k, ((c, s, e), v) in enumerate(zip(spans, vecs))]
@@ -176,7 +178,7 @@ def ann_vs_exact(tracklets: list[dict], emb: np.ndarray, out: Path, window_candi
             update={"enabled": revise, "settled_candidates": window_candidates})})
         row = {}
         for kind in ("exact", "faiss"):
-            cfg = base.model_copy(update={"index": IndexConfig(kind=kind, min_gallery=0)})
+            cfg = base.model_copy(update={"index": IndexConfig(kind=kind, min_gallery=0, **(index_options or {}))})
             t0 = time.perf_counter()
             gids, cal = link_tracklets(items, cfg)
             row[kind] = {**scores(tracklets, gids), "final_threshold": cal["threshold"],
@@ -267,12 +269,16 @@ def main() -> None:
                     help="only compare the exact gallery search with the ANN index forced on (ann_vs_exact.json)")
     ap.add_argument("--window-candidates", type=int, default=None,
                     help="with --ann: revise.settled_candidates (settled identities per tentative tracklet)")
+    ap.add_argument("--pca-dim", type=int, default=None, help="with --ann: matching.index.pca_dim")
+    ap.add_argument("--pq-m", type=int, default=None, help="with --ann: matching.index.pq_m")
     args = ap.parse_args()
     market = args.market or require_shared() / "data" / "reid" / "Market-1501" / "bounding_box_train"
     tracklets = test_tracklets(market)
     paths = [p for t in tracklets for p in t["paths"]]
     if args.ann:
-        ann_vs_exact(tracklets, crop_embeddings(paths, "default", args.out)[0], args.out, args.window_candidates)
+        options = {k: v for k, v in (("pca_dim", args.pca_dim), ("pq_m", args.pq_m)) if v is not None}
+        ann_vs_exact(tracklets, crop_embeddings(paths, "default", args.out)[0], args.out, args.window_candidates,
+                     options)
         return
     feats = {name: crop_embeddings(paths, name, args.out) for name in ("default", "imagenet")}
     if args.embed_only:

@@ -139,7 +139,8 @@ def matcher_config(args) -> MatcherConfig:
         revise=ReviseConfig(enabled=not args.no_revise, incremental=not args.full_window,
                             settled_candidates=args.window_candidates),
         index=IndexConfig(kind=args.index, min_gallery=0, candidates=args.candidates, nprobe=args.nprobe,
-                          pq_m=args.pq_m, train_size=args.train_size, cache_size=args.cache))
+                          pq_m=args.pq_m, pca_dim=args.pca_dim, train_size=args.train_size,
+                          cache_size=args.cache))
 
 
 # ---------------------------------------------------------------------------------------------- pre-fill
@@ -194,7 +195,8 @@ def build_index(pager: PrototypeTable, n: int, cfg: IndexConfig, path: Path) -> 
             if sum(len(i) for i, _ in sample) < min(cfg.train_size, n):
                 continue
             x = np.concatenate([v for _, v in sample])[: cfg.train_size]
-            idx = GalleryIndex(x.shape[1], cfg.nlist or default_nlist(len(x)), cfg.pq_m, cfg.nprobe)
+            idx = GalleryIndex(x.shape[1], cfg.nlist or default_nlist(len(x)), cfg.pq_m, cfg.nprobe,
+                               pca_dim=cfg.pca_dim)
             idx.train(x)
             for i, v in sample:
                 idx.upsert(i, v)
@@ -282,7 +284,9 @@ def run_size(n: int, args, synth: Synthesiser) -> dict:
         pager = PrototypeTable(store, cache_size=args.cache)
         index = None
         if cfg.index.kind != "exact":
-            index, res["index_build_s"] = build_index(pager, n, cfg.index, out / f"index_{n}_pq{args.pq_m}.faiss")
+            index, res["index_build_s"] = build_index(pager, n, cfg.index, out / (f"index_{n}_pq{args.pq_m}"
+                                                                   + (f"_pca{args.pca_dim}" if args.pca_dim else "")
+                                                                   + ".faiss"))
             res["index_build_s"] = round(res["index_build_s"], 1)
             res["index_memory_mb"] = round(index.memory_bytes() / 2**20, 1)
             res["index_nlist"] = index.nlist
@@ -481,7 +485,7 @@ def _off_cpu(batch_rows: list[tuple], after: float) -> dict:
 
 # ---------------------------------------------------------------------------------------------- report
 def table(rows: list[dict], args) -> str:
-    lines = [f"index `{args.index}` (IVF-PQ{args.pq_m}, nprobe {args.nprobe}, {args.candidates} candidates), "
+    lines = [f"index `{args.index}` ({f'PCA{args.pca_dim},' if args.pca_dim else ''}IVF-PQ{args.pq_m}, nprobe {args.nprobe}, {args.candidates} candidates), "
              f"max_gallery {args.max_gallery} in memory, revision window {'off' if args.no_revise else 'on'}, "
              f"rate {args.rate or 'max'} tracklets/s, {args.cameras} cameras, gc freeze {'on' if args.gc_freeze else 'off'}; "
              "machine shared (indicative timings)", "",
@@ -577,6 +581,8 @@ def main() -> None:
     ap.add_argument("--candidates", type=int, default=IndexConfig().candidates)
     ap.add_argument("--nprobe", type=int, default=IndexConfig().nprobe)
     ap.add_argument("--pq-m", type=int, default=IndexConfig().pq_m)
+    ap.add_argument("--pca-dim", type=int, default=IndexConfig().pca_dim,
+                    help="PCA before the IVF-PQ (matching.index.pca_dim; default: none)")
     ap.add_argument("--train-size", type=int, default=IndexConfig().train_size)
     ap.add_argument("--max-gallery", type=int, default=MatcherConfig().max_gallery)
     ap.add_argument("--cache", type=int, default=IndexConfig().cache_size,

@@ -128,7 +128,10 @@ class IndexConfig(StrictModel):
     min_gallery: the gallery size (in memory + paged out) from which the index is searched.
     candidates: identities the index proposes per tracklet (re-ranked exactly).
     nlist / pq_m / nprobe: IVF cells (0: about sqrt(gallery size) at training, 64..4096), PQ bytes per
-        identity (must divide the embedding dimension), cells visited per search.
+        identity (must divide the embedding dimension, or ``pca_dim``), cells visited per search.
+    pca_dim: null (codes of the full embedding, inner product) or the dimension a PCA fitted at training
+        reduces prototypes to before the IVF-PQ (L2 on unit vectors; the candidates are still re-ranked
+        on full prototypes): cheaper searches and re-encodes (docs/gallery.md, "PCA before the index").
     train_size: at most this many prototypes train the index (a random sample of the gallery).
     cache_size: identities the store's pager keeps in RAM beyond the hot set (``max_gallery``): whole
         identities (prototype + spans, ~5.5 KB at 1280-d) paged out or read, and prototypes read for the
@@ -145,6 +148,7 @@ class IndexConfig(StrictModel):
     candidates: int = Field(32, ge=1)
     nlist: int = Field(0, ge=0)
     pq_m: int = Field(64, ge=1)
+    pca_dim: int | None = Field(None, ge=1)
     nprobe: int = Field(16, ge=1)
     train_size: int = Field(65536, ge=256)
     cache_size: int = Field(20000, ge=0)

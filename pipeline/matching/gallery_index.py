@@ -89,15 +89,28 @@ class GalleryIndex:
     2-core bench machine: adding one code 9 ms with its default threads, 0.04 ms with one).
     """
 
-    def __init__(self, dim: int, nlist: int, pq_m: int = 64, nprobe: int = 16, threads: int = 1) -> None:
+    def __init__(self, dim: int, nlist: int, pq_m: int = 64, nprobe: int = 16, threads: int = 1,
+                 pca_dim: int | None = None) -> None:
         import faiss
 
-        if dim % pq_m:
-            raise ValueError(f"index.pq_m ({pq_m}) must divide the embedding dimension ({dim})")
+        coded = int(pca_dim) if pca_dim else int(dim)
+        if pca_dim and not 0 < coded < dim:
+            raise ValueError(f"index.pca_dim ({pca_dim}) must be between 1 and the embedding dimension ({dim}) - 1")
+        if coded % pq_m:
+            raise ValueError(f"index.pq_m ({pq_m}) must divide the "
+                             + (f"index.pca_dim ({coded})" if pca_dim else f"embedding dimension ({dim})"))
         self.dim, self.nlist, self.pq_m = int(dim), int(nlist), int(pq_m)
+        self.pca_dim = coded if pca_dim else None
         self._faiss = faiss
-        self.index = faiss.index_factory(self.dim, f"IVF{self.nlist},PQ{self.pq_m}", faiss.METRIC_INNER_PRODUCT)
-        self.index.nprobe = int(nprobe)
+        if self.pca_dim:
+            # PCA is fitted on centred data: inner products in the reduced space are biased by each code's
+            # projection on the mean, L2 distances are not; on unit vectors L2 ranks as the inner product does
+            self.index = faiss.index_factory(self.dim, f"PCA{self.pca_dim},IVF{self.nlist},PQ{self.pq_m}",
+                                             faiss.METRIC_L2)
+        else:
+            self.index = faiss.index_factory(self.dim, f"IVF{self.nlist},PQ{self.pq_m}", faiss.METRIC_INNER_PRODUCT)
+        self._ivf = faiss.downcast_index(faiss.extract_index_ivf(self.index))
+        self._ivf.nprobe = int(nprobe)
         self.threads = int(threads)
         self.trained_on = 0
         self._present = np.zeros(1024, dtype=bool)  # global id -> in the index (ids are small dense ints)
@@ -123,7 +136,7 @@ class GalleryIndex:
         if len(x) < max(self.nlist, 256):
             raise ValueError(f"index training needs at least {max(self.nlist, 256)} prototypes, got {len(x)}")
         # small galleries train on fewer points than faiss's advice (39 per centroid): no warning for it
-        faiss_ivf = self._faiss.downcast_index(self.index)
+        faiss_ivf = self._ivf
         faiss_ivf.cp.min_points_per_centroid = 1
         faiss_ivf.pq.cp.min_points_per_centroid = 1
         faiss_ivf.cp.niter = 10  # coarse k-means: 10 iterations instead of 25 (a candidate proposer, re-ranked exactly)
@@ -132,7 +145,7 @@ class GalleryIndex:
             self.index.train(x)
         self.trained_on = len(x)
         # removal by id in O(1): the ids -> (cell, offset) hash table
-        self.index.set_direct_map_type(self._faiss.DirectMap.Hashtable)
+        self._ivf.set_direct_map_type(self._faiss.DirectMap.Hashtable)
 
     # ------------------------------------------------------------------ contents
     def __len__(self) -> int:
@@ -200,11 +213,12 @@ class GalleryIndex:
         import faiss
 
         raw = faiss.read_index(str(path))
-        ivf = faiss.downcast_index(raw)
+        ivf = faiss.downcast_index(faiss.extract_index_ivf(raw))
         out = cls.__new__(cls)
-        out._faiss, out.index, out.threads = faiss, raw, int(threads)
+        out._faiss, out.index, out._ivf, out.threads = faiss, raw, ivf, int(threads)
         out.dim, out.nlist, out.pq_m = int(raw.d), int(ivf.nlist), int(ivf.pq.M)
-        out.index.nprobe = int(nprobe)
+        out.pca_dim = int(ivf.d) if ivf.d != raw.d else None
+        out._ivf.nprobe = int(nprobe)
         out.trained_on = int(raw.ntotal)
         out._present = np.zeros(1024, dtype=bool)
         out._mark(np.load(f"{path}.ids.npy"), True)
@@ -214,4 +228,6 @@ class GalleryIndex:
         """Approximate RAM of the index: per identity its PQ code, its id in the cell's list, faiss's
         id -> position hash map entry (~32 B) and the presence flag; plus the quantiser and codebooks."""
         n = len(self)
-        return int(n * (self.pq_m + 8 + 32) + len(self._present) + self.nlist * self.dim * 4 + self.dim * 256 * 4)
+        coded = self.pca_dim or self.dim
+        pca = self.dim * (coded + 1) * 4 if self.pca_dim else 0
+        return int(n * (self.pq_m + 8 + 32) + len(self._present) + self.nlist * coded * 4 + coded * 256 * 4 + pca)

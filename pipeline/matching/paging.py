@@ -240,7 +240,8 @@ class PagedGalleryMixin:
         sample = np.concatenate([v for _, v in parts])
         if len(sample) > cfg.train_size:
             sample = sample[np.random.default_rng(0).choice(len(sample), cfg.train_size, replace=False)]
-        index = GalleryIndex(sample.shape[1], cfg.nlist or default_nlist(len(sample)), cfg.pq_m, cfg.nprobe)
+        index = GalleryIndex(sample.shape[1], cfg.nlist or default_nlist(len(sample)), cfg.pq_m, cfg.nprobe,
+                             pca_dim=cfg.pca_dim)
         index.train(sample)
         for ids, vecs in parts:
             index.upsert(ids, vecs)
