@@ -195,7 +195,7 @@ def build_index(pager: PrototypeTable, n: int, cfg: IndexConfig, path: Path) -> 
             if sum(len(i) for i, _ in sample) < min(cfg.train_size, n):
                 continue
             x = np.concatenate([v for _, v in sample])[: cfg.train_size]
-            idx = GalleryIndex(x.shape[1], cfg.nlist or default_nlist(len(x)), cfg.pq_m, cfg.nprobe,
+            idx = GalleryIndex(x.shape[1], cfg.nlist or default_nlist(n, len(x)), cfg.pq_m, cfg.nprobe,
                                pca_dim=cfg.pca_dim)
             idx.train(x)
             for i, v in sample:

@@ -127,7 +127,7 @@ class IndexConfig(StrictModel):
         candidates' full-precision prototypes.
     min_gallery: the gallery size (in memory + paged out) from which the index is searched.
     candidates: identities the index proposes per tracklet (re-ranked exactly).
-    nlist / pq_m / nprobe: IVF cells (0: about sqrt(gallery size) at training, 64..4096), PQ bytes per
+    nlist / pq_m / nprobe: IVF cells (0: about sqrt(gallery size) at training, 64..4096, at most the training sample / 39), PQ bytes per
         identity (must divide the embedding dimension, or ``pca_dim``), cells visited per search.
     pca_dim: null (codes of the full embedding, inner product) or the dimension a PCA fitted at training
         reduces prototypes to before the IVF-PQ (L2 on unit vectors; the candidates are still re-ranked

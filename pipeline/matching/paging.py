@@ -238,10 +238,11 @@ class PagedGalleryMixin:
         """A new index trained on (a random ``train_size`` sample of) ``parts``, which it then holds."""
         cfg = self.config.index
         sample = np.concatenate([v for _, v in parts])
+        total = len(sample)
         if len(sample) > cfg.train_size:
             sample = sample[np.random.default_rng(0).choice(len(sample), cfg.train_size, replace=False)]
-        index = GalleryIndex(sample.shape[1], cfg.nlist or default_nlist(len(sample)), cfg.pq_m, cfg.nprobe,
-                             pca_dim=cfg.pca_dim)
+        index = GalleryIndex(sample.shape[1], cfg.nlist or default_nlist(total, len(sample)), cfg.pq_m,
+                             cfg.nprobe, pca_dim=cfg.pca_dim)
         index.train(sample)
         for ids, vecs in parts:
             index.upsert(ids, vecs)

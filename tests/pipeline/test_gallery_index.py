@@ -260,3 +260,13 @@ def test_a_paging_matcher_pickles_without_store_and_index(market, tmp_path: Path
         back.attach_pager(pager)
         assert back.match([TrackletEmbedding("c2", 1, 1000.0, 1002.0, emb[351])]) == first  # a continuation
         assert back.index_active and len(back.index) == 300
+
+
+def test_default_nlist_follows_the_gallery_not_the_training_sample() -> None:
+    from pipeline.matching.gallery_index import default_nlist
+
+    assert default_nlist(10_000) == 100  # sqrt(n)
+    assert default_nlist(1_000_000, 65_536) == 1000  # sqrt(n), not sqrt(65,536) = 256
+    assert default_nlist(100_000_000, 65_536) == 65_536 // 39  # capped by 39 training points per cell
+    assert default_nlist(300) == 300 // 39  # small galleries: at most n / 39 (below the floor of 64)
+    assert default_nlist(10**9) == 4096
