@@ -222,7 +222,7 @@ class PagedGalleryMixin:
             parts.append((ids, vecs))
             have += len(ids)
             if have >= cfg.train_size:  # enough to train: the rest streams straight into the index
-                index = self._trained(parts)
+                index = self._trained(parts, len(self._gallery) + (self._pager.count() if self._pager else 0))
         if index is None:
             if have < _MIN_TRAIN:
                 return
@@ -234,11 +234,12 @@ class PagedGalleryMixin:
         self._dirty.clear()
         self.paging_stats["index_builds"] += 1
 
-    def _trained(self, parts: list[tuple[np.ndarray, np.ndarray]]) -> GalleryIndex:
-        """A new index trained on (a random ``train_size`` sample of) ``parts``, which it then holds."""
+    def _trained(self, parts: list[tuple[np.ndarray, np.ndarray]], gallery_size: int = 0) -> GalleryIndex:
+        """A new index trained on (a random ``train_size`` sample of) ``parts``, which it then holds;
+        ``gallery_size``: the identities it will hold when they are more than ``parts`` (sets ``nlist``)."""
         cfg = self.config.index
         sample = np.concatenate([v for _, v in parts])
-        total = len(sample)
+        total = max(len(sample), int(gallery_size))
         if len(sample) > cfg.train_size:
             sample = sample[np.random.default_rng(0).choice(len(sample), cfg.train_size, replace=False)]
         index = GalleryIndex(sample.shape[1], cfg.nlist or default_nlist(total, len(sample)), cfg.pq_m,

@@ -270,3 +270,26 @@ def test_default_nlist_follows_the_gallery_not_the_training_sample() -> None:
     assert default_nlist(100_000_000, 65_536) == 65_536 // 39  # capped by 39 training points per cell
     assert default_nlist(300) == 300 // 39  # small galleries: at most n / 39 (below the floor of 64)
     assert default_nlist(10**9) == 4096
+
+
+def test_a_streamed_rebuild_sizes_nlist_by_the_whole_gallery() -> None:
+    """The foreground rebuild trains on the first ``train_size`` prototypes and streams the rest in: the
+    cells are sized for all 10,000 identities (sqrt: 100), not for the 6,144 read before training (78)."""
+
+    class Pager:  # the two IdentityPager calls a rebuild makes, over 10,000 stored 64-d prototypes
+        def __init__(self) -> None:
+            self.vecs = np.random.default_rng(0).normal(size=(10_000, 64)).astype(np.float32)
+
+        def count(self) -> int:
+            return len(self.vecs)
+
+        def iter_prototypes(self, batch: int = 2048):
+            for lo in range(0, len(self.vecs), batch):
+                yield np.arange(lo + 1, lo + 1 + len(self.vecs[lo:lo + batch]), dtype=np.int64), self.vecs[lo:lo + batch]
+
+    cfg = MatcherConfig(ttl_s=None, revise=ReviseConfig(enabled=False),
+                        index=IndexConfig(kind="faiss", min_gallery=0, pq_m=8, train_size=5000))
+    m = CrossCameraMatcher(cfg, pager=Pager())
+    m.rebuild_index()
+    assert len(m._index) == 10_000
+    assert m._index.nlist == 100
