@@ -325,15 +325,18 @@ class IdentityStore(QueriesMixin, VersionsMixin, ChangesMixin):
                 [(int(r.identity.global_id), b, r.model_version, r.tracklet.start_time, r.tracklet.start_time,
                   r.tracklet.cam_id, r.tracklet.cam_id) for r, b in zip(records, protos)])
             self._own_ids.update(int(r.identity.global_id) for r in records)
-            update = ("UPDATE identities SET prototype=?,"
-                      " last_cam=CASE WHEN ? >= last_seen THEN ? ELSE last_cam END, last_seen=MAX(last_seen, ?),"
-                      " first_cam=CASE WHEN ? < first_seen THEN ? ELSE first_cam END, first_seen=MIN(first_seen, ?)"
-                      " WHERE global_id=?")
-            # record_tracklet updates with the start, then the end time: per identity the same outcome (the
-            # latest time decides last_cam, later records winning ties; the earliest start decides first_cam)
-            for when in ("start_time", "end_time"):
-                c.executemany(update, [(b, t, r.tracklet.cam_id, t, t, r.tracklet.cam_id, t, int(r.identity.global_id))
-                                       for r, b in zip(records, protos) for t in (getattr(r.tracklet, when),)])
+            # one UPDATE per record (its prototype BLOB written once): record_tracklet applies the start, then
+            # the end time; that is last_seen / last_cam from the later of the two (ties: the later record
+            # wins) and first_seen / first_cam from the earlier (ties: the earlier record keeps it), the same rows
+            c.executemany(
+                "UPDATE identities SET prototype=?,"
+                " last_cam=CASE WHEN ? >= last_seen THEN ? ELSE last_cam END, last_seen=MAX(last_seen, ?),"
+                " first_cam=CASE WHEN ? < first_seen THEN ? ELSE first_cam END, first_seen=MIN(first_seen, ?)"
+                " WHERE global_id=?",
+                [(b, hi, r.tracklet.cam_id, hi, lo, r.tracklet.cam_id, lo, int(r.identity.global_id))
+                 for r, b in zip(records, protos)
+                 for lo, hi in ((min(r.tracklet.start_time, r.tracklet.end_time),
+                                 max(r.tracklet.start_time, r.tracklet.end_time)),)])
             now = time.time()
             c.executemany(
                 "INSERT INTO assignments (tracklet_id, global_id, distance, probability, assigned_at)"

@@ -124,3 +124,26 @@ def test_stored_tracklet_lookup_finds_any_key_across_its_chunks(tmp_path: Path) 
                 assert not IdentityStore._any_tracklet_stored(c, keys)
                 keys[at] = (run + 1, "a", 3, 20)  # another run
                 assert not IdentityStore._any_tracklet_stored(c, keys)
+
+
+def test_batched_identity_times_match_one_by_one_on_random_batches(tmp_path: Path) -> None:
+    """first/last seen and cameras of identities that several records of one batch touch, in any time order
+    (record_tracklets writes one UPDATE per record, record_tracklet two: the start, then the end)."""
+    rng = np.random.default_rng(3)
+    for trial in range(6):
+        recs = []
+        for track in range(1, 25):
+            n = int(rng.integers(1, 6))
+            t0 = float(rng.integers(0, 20)) / 2  # coarse times: ties between records
+            gid = int(rng.integers(100, 106))
+            proto = rng.normal(size=4).astype(np.float32)
+            recs.append(TrackletRecord(_tracklet(str(rng.choice(["a", "b", "c"])), track, 1 + 10 * track, n, t0),
+                                       proto, "v0", GlobalIdentity(gid, proto), 0.1, [], 0.5))
+        one_path, batch_path = tmp_path / f"one{trial}.db", tmp_path / f"batch{trial}.db"
+        with IdentityStore(one_path) as one, IdentityStore(batch_path) as batch:
+            r1, r2 = one.begin_run("r"), batch.begin_run("r")
+            for r in recs:
+                one.record_tracklet(r1, r.tracklet, r.embedding, r.model_version, r.identity, r.distance, r.events,
+                                    r.probability)
+            batch.record_tracklets(r2, recs)
+        assert _dump(one_path)["identities"] == _dump(batch_path)["identities"]
