@@ -11,6 +11,8 @@ Run after ``tools/bench_scale.py --sizes 100000`` (which builds the store and th
 
     .venv/bin/python tools/bench_swap_scale.py --store runs/bench_scale/store_100000.sqlite \
         --index runs/bench_scale/index_100000_pq64.faiss --out runs/bench_swap_scale
+
+(with the scale profile's index: ``--index runs/bench_scale/index_100000_pq32_pca256.faiss``)
 """
 
 from __future__ import annotations
@@ -55,9 +57,11 @@ def main() -> None:
         n_emb = store.db.query("SELECT COUNT(*) FROM embeddings WHERE model_version = ?", (VERSION,))[0][0]
         n_ids = store.db.query("SELECT COUNT(*) FROM identities")[0][0]
         pager = PrototypeTable(store, cache_size=args.cache)
-        cfg = MatcherConfig(max_gallery=args.hot, revise=ReviseConfig(enabled=False),
-                            index=IndexConfig(kind="faiss", candidates=16, nprobe=8, cache_size=args.cache))
         index = GalleryIndex.load(args.index, nprobe=8)
+        # the rebuild after the swap trains an index of the loaded one's kind (PCA or not, same PQ size)
+        cfg = MatcherConfig(max_gallery=args.hot, revise=ReviseConfig(enabled=False),
+                            index=IndexConfig(kind="faiss", candidates=16, nprobe=8, cache_size=args.cache,
+                                              pq_m=index.pq_m, pca_dim=index.pca_dim))
         hot = [int(r[0]) for r in store.db.query(
             "SELECT global_id FROM identities ORDER BY last_seen DESC LIMIT ?", (args.hot,))]
         matcher = CrossCameraMatcher(cfg, pager.load(hot, cfg.max_spans), next_id=n_ids + 1, pager=pager,
