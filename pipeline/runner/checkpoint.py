@@ -50,10 +50,12 @@ def _reduce_allowed() -> set:
 
     import numpy as np
 
+    from pipeline.matching.hot_gallery import HotGallery  # the matcher's gallery: a dict rebuilt from its items
+
     core = getattr(np, "_core", None) or np.core
     return {core.multiarray._reconstruct, core.multiarray.scalar, core.numeric._frombuffer, np.dtype,
             collections.deque, collections.defaultdict, collections.OrderedDict, collections.Counter,
-            set, frozenset, complex, slice, range, bytearray}
+            set, frozenset, complex, slice, range, bytearray, HotGallery}
 
 
 class RestrictedUnpickler(pickle._Unpickler):

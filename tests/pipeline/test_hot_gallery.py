@@ -77,6 +77,18 @@ def test_pickle_round_trip_keeps_order_and_answers():
     assert back.least_recent(3) == hot.least_recent(3) == [9, 8, 7]
 
 
+def test_the_batch_checkpoint_loads_it_as_plain_data():
+    """The resume checkpoint's restricted unpickler (pipeline/runner/checkpoint.py) rebuilds it."""
+    import io
+
+    from pipeline.runner.checkpoint import RestrictedUnpickler
+
+    hot = HotGallery((g, _ident(g, float(g % 3))) for g in range(6))
+    back = RestrictedUnpickler(io.BytesIO(pickle.dumps(hot))).load()
+    assert isinstance(back, HotGallery) and list(back) == list(hot)
+    assert back.least_recent(6) == hot.least_recent(6) == [0, 3, 1, 4, 2, 5]
+
+
 def test_mutators_that_would_bypass_the_upkeep_are_refused():
     hot = HotGallery()
     with pytest.raises(TypeError):
