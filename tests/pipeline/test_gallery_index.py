@@ -293,3 +293,14 @@ def test_a_streamed_rebuild_sizes_nlist_by_the_whole_gallery() -> None:
     m.rebuild_index()
     assert len(m._index) == 10_000
     assert m._index.nlist == 100
+
+
+def test_training_sample_is_the_concatenated_sample_without_the_copy() -> None:
+    from pipeline.matching.paging import _training_sample
+
+    rng = np.random.default_rng(1)
+    blocks = [rng.normal(size=(n, 3)).astype(np.float32) for n in (5, 0, 17, 1, 40)]
+    whole = np.concatenate(blocks)
+    for size in (1, 10, 62, 63, 100):
+        want = whole if size >= len(whole) else whole[np.random.default_rng(0).choice(len(whole), size, replace=False)]
+        assert np.array_equal(_training_sample(blocks, size), want)
