@@ -581,12 +581,6 @@ class CrossCameraMatcher(RevisionWindowMixin, PagedGalleryMixin):
             self._gallery.touch(ident.global_id, ident.last_seen)
             self._mark(ident.global_id)
 
-    def _least_recent(self, k: int, skip: set[int], extra: dict[int, GlobalIdentity] | None = None) -> list[int]:
-        """The ``k`` identities of the gallery not in ``skip`` (and of ``extra``, identities about to join it)
-        seen least recently, by (last_seen, id) ascending (:meth:`HotGallery.least_recent`: a heap, not a
-        scan of the gallery every call)."""
-        return self._gallery.least_recent(k, skip, extra)
-
     def _age(self) -> None:
         """Drop identities unseen for ttl_s, then the oldest beyond max_gallery (paged out instead when
         an index and a pager are in force: :mod:`pipeline.matching.paging`)."""
@@ -599,7 +593,7 @@ class CrossCameraMatcher(RevisionWindowMixin, PagedGalleryMixin):
             self._drop_expired(drop)
         over = len(self._gallery) + len(pending) - len(drop) - cfg.max_gallery
         if over > 0:
-            old = self._least_recent(over, drop, pending)
+            old = self._gallery.least_recent(over, drop, pending)  # by (last_seen, id), a heap: no scan
             leaving = set(old)
             pending = {g: v for g, v in pending.items() if g not in leaving}
             drop.update(self._evict_or_drop([g for g in old if g in self._gallery]))

@@ -222,7 +222,7 @@ class PagedGalleryMixin:
             parts.append((ids, vecs))
             have += len(ids)
             if have >= cfg.train_size:  # enough to train: the rest streams straight into the index
-                index = self._trained(parts, len(self._gallery) + (self._pager.count() if self._pager else 0))
+                index = self._trained(parts, self.gallery_size())
         if index is None:
             if have < _MIN_TRAIN:
                 return
