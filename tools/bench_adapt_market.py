@@ -103,6 +103,8 @@ def score_round(res, pid_of: dict[str, int]) -> dict:
     rep = res.report
     per_pair: dict[str, list[int]] = {}
     for p in rep.positives:
+        if p.get("kind", "presumed") != "presumed":
+            continue  # a group with itself (--positives tracklets / both): not a mined pair
         a, b = sets[p["tracklet_a"]], sets[p["tracklet_b"]]
         key = "-".join(sorted((a.cam_id, b.cam_id)))
         per_pair.setdefault(key, []).append(int(major[p["tracklet_a"]] == major[p["tracklet_b"]]))
@@ -113,6 +115,8 @@ def score_round(res, pid_of: dict[str, int]) -> dict:
         "positives": len(allv), "tp_fraction": float(np.mean(allv)) if allv else float("nan"),
         "tp_per_camera_pair": {k: {"pairs": len(v), "tp_fraction": float(np.mean(v))} for k, v in sorted(per_pair.items())},
         "positives_with_negatives": sum(1 for p in rep.positives if p["negatives"] > 0),
+        "tracklet_positives_with_negatives": sum(1 for p in rep.positives
+                                                 if p.get("kind") == "tracklet" and p["negatives"] > 0),
     }
 
 
@@ -189,7 +193,7 @@ def oracle_row(name: str, ckpt: Path, items, args) -> dict:
     images = read_crops(crops)
     sets = crop_sets(crops, images, groups)
     t = tensors_from_crops(images, base.input_size, base.pixel_mean, base.pixel_std)
-    settings = AdaptSettings(alpha=args.alpha, lr=args.lr, final_lr=args.final_lr, max_steps=args.max_steps,
+    settings = AdaptSettings(alpha=args.alpha, positives=args.positives, lr=args.lr, final_lr=args.final_lr, max_steps=args.max_steps,
                              budget_s=args.budget_s, k=args.k, p=args.p, negatives=args.negatives, seed=args.seed)
     train, _ = split_holdout(sets, settings.holdout_fraction, settings.seed, min_crops=2)
     pairs, negs = _mine(sets, train, [v[g] for g in groups], settings, True)
@@ -214,7 +218,9 @@ def settings_key(args) -> dict:
     return {"alpha": args.alpha, "lr": args.lr, "final_lr": args.final_lr, "max_steps": args.max_steps,
             "k": args.k, "p": args.p, "negatives": args.negatives, "link_quantile": args.link_quantile,
             "window_frames": args.window_frames, "min_gain": args.min_gain, "seed": args.seed,
-            "validate": args.validate, "models": args.models}
+            "validate": args.validate, "models": args.models,
+            **({"positives": args.positives} if args.positives != "presumed" else {}),
+            **({"rounds": args.rounds} if args.rounds != 1 else {})}
 
 
 def model_paths(spec: str) -> dict[str, str]:
@@ -235,6 +241,7 @@ def run_row(name: str, ckpt: Path, set_name: str, items, args, out: Path) -> dic
 
     from pipeline.adaptation.folder import adapt_folder, parse_crop_name
     from pipeline.adaptation.settings import AdaptSettings
+    from pipeline.adaptation.worker import load_base_model
     from pipeline.core.device import resolve_device
     from pipeline.store import IdentityStore
     from reid_models.checkpoint import load_checkpoint
@@ -254,7 +261,7 @@ def run_row(name: str, ckpt: Path, set_name: str, items, args, out: Path) -> dic
     ev_idx = np.array([index[str(it.path)] for it in eval_items])
     before = retrieval(eval_items, all_feats[ev_idx])
     ad_idx = np.array([index[str(it.path)] for it in adapt_items])
-    settings = AdaptSettings(alpha=args.alpha, lr=args.lr, final_lr=args.final_lr, max_steps=args.max_steps,
+    settings = AdaptSettings(alpha=args.alpha, positives=args.positives, lr=args.lr, final_lr=args.final_lr, max_steps=args.max_steps,
                              budget_s=args.budget_s, k=args.k, p=args.p, negatives=args.negatives,
                              min_gain=args.min_gain, seed=args.seed, device=args.device, threads=args.threads)
     store_path = out / "stores" / f"{name}_{set_name}{'_val' if args.validate else ''}.sqlite"
@@ -262,18 +269,34 @@ def run_row(name: str, ckpt: Path, set_name: str, items, args, out: Path) -> dic
     for suffix in ("", "-wal", "-shm"):
         Path(str(store_path) + suffix).unlink(missing_ok=True)
     crops = [parse_crop_name(it.path) for it in adapt_items]
+    pid_of = {str(parse_crop_name(it.path).path): it.pid for it in adapt_items}
     t0 = time.monotonic()
+    history = []
     with IdentityStore(store_path, mode="write") as store:
-        res = adapt_folder(crops, store, settings, ckpt, args.window_frames, args.link_quantile,
-                           base_vectors=all_feats[ad_idx], progress=True, source=f"{set_name} crops")
+        # round r starts from the store's deployed version (the previous rounds' outcome), as the live worker
+        # does round after round; it re-groups and re-mines with that model; seed + r varies the hold-out split
+        for r in range(args.rounds):
+            res = adapt_folder(crops, store, settings.model_copy(update={"seed": settings.seed + r}), ckpt,
+                               args.window_frames, args.link_quantile,
+                               base_vectors=all_feats[ad_idx] if r == 0 else None, progress=True,
+                               source=f"{set_name} crops")
+            rr = res.report
+            history.append({"round": r + 1, "base_version": rr.base_version, "deployed": rr.deployed,
+                            "holdout_auc_base": rr.holdout_auc_base, "holdout_auc_candidate": rr.holdout_auc_candidate,
+                            "steps": rr.steps, "pseudo_labels": {k: v for k, v in score_round(res, pid_of).items()
+                                                                 if k != "tp_per_camera_pair"}})
+            print(json.dumps({"round": history[-1]}, default=float), flush=True)
+        deployed_version, deployed_model = load_base_model(store, ckpt)
     round_s = time.monotonic() - t0
     rep = res.report
     after = None
-    if rep.candidate_state is not None:
+    if args.rounds > 1:  # what the rounds leave deployed (the guardrail's outcome), not the last candidate
+        after = (before if deployed_version == meta["hash"] else
+                 retrieval(eval_items, embed_items(deployed_model.to(device).eval(), eval_items, device, None)))
+    elif rep.candidate_state is not None:
         cand = copy.deepcopy(base).cpu()
         cand.load_state_dict(rep.candidate_state)
         after = retrieval(eval_items, embed_items(cand.to(device).eval(), eval_items, device, None))
-    pid_of = {str(parse_crop_name(it.path).path): it.pid for it in adapt_items}
     row = {
         "model": name, "checkpoint": str(ckpt), "checkpoint_sha256": meta["hash"], "adapt_set": set_name,
         "adapt_crops": len(adapt_items), "adapt_ids": len({it.pid for it in adapt_items}),
@@ -286,7 +309,8 @@ def run_row(name: str, ckpt: Path, set_name: str, items, args, out: Path) -> dic
                       "holdout_groups": rep.holdout_tracklets, "candidate_version": rep.candidate_version},
         "steps": rep.steps, "train_s": rep.train_s, "stopped_by": rep.stopped_by, "round_s": round(round_s, 1),
         "losses": rep.losses, "train_groups": rep.train_tracklets, "mean_negatives": rep.mean_negatives,
-        "device": rep.device, "settings": settings_key(args),
+        "device": rep.device, "settings": settings_key(args), "rounds": history,
+        "after_is": "the version deployed after all rounds" if args.rounds > 1 else "the round's candidate",
     }
     print(json.dumps({k: row[k] for k in ("model", "adapt_set", "before", "after", "gain", "steps")}), flush=True)
     print(json.dumps({"pseudo_labels": {k: v for k, v in row["pseudo_labels"].items() if k != "tp_per_camera_pair"},
@@ -357,9 +381,13 @@ def main() -> int:
                     "cuhk03=PATH,multi=PATH (e.g. the 4x-budget configs/reid/adapt_pre_*_long.yaml)")
     ap.add_argument("--validate", action="store_true", help="adapt and score on 250 of the 501 train identities")
     ap.add_argument("--alpha", type=float, default=0.1)
+    ap.add_argument("--positives", choices=["presumed", "tracklets", "both"], default="presumed")
     ap.add_argument("--lr", type=float, default=1e-5)
     ap.add_argument("--final-lr", type=float, default=1e-6)
     ap.add_argument("--max-steps", type=int, default=500)
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="rounds in a row, each from the version the previous ones left deployed (default 1); with"
+                         " more than 1, 'after' scores the finally deployed version")
     ap.add_argument("--budget-s", type=float, default=7200.0)
     ap.add_argument("--k", type=int, default=4)
     ap.add_argument("--p", type=int, default=4)

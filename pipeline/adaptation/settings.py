@@ -16,7 +16,11 @@ class AdaptSettings(StrictModel):
     adaptation, online or ``reid-pipeline adapt``). background: also run adaptation rounds in a
     low-priority background process during ``reid-pipeline run`` (every ``interval_s``, once
     ``min_new_tracklets`` new tracklets with crops are stored); the runner hot-swaps every newly
-    deployed version. Training: presumed positives ``alpha * min(N1, N2)`` per camera pair,
+    deployed version. Training: presumed positives ``alpha * min(N1, N2)`` per camera pair
+    (``positives: presumed``), each tracklet's own crops (``tracklets``: certain positives,
+    intra-camera tracklet discrimination) or both; with ``bn_stats: target`` the round first
+    re-estimates the base model's BatchNorm statistics on its training crops (AdaBN), then mines
+    and fine-tunes from that model;
     ``negatives`` negative tracklets per positive, P x K batches, RMSProp ``lr`` -> ``final_lr``,
     within ``budget_s`` seconds and ``max_steps`` steps on ``device`` with ``threads`` torch
     threads. Guardrail: a candidate is deployed only when its continuity AUC on held-out
@@ -36,6 +40,8 @@ class AdaptSettings(StrictModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     nice: int = Field(10, ge=0, le=19)
     alpha: float = Field(0.1, gt=0, le=1)
+    positives: Literal["presumed", "tracklets", "both"] = "presumed"
+    bn_stats: Literal["source", "target"] = "source"
     negatives: int = Field(10, ge=1)
     k: int = Field(4, ge=2)
     p: int = Field(4, ge=2)

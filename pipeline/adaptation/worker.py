@@ -6,7 +6,8 @@
 2. Every tracklet with stored crops is embedded by the base model (tracklets
    lacking an embedding of the base version get one).
 3. Hold-out tracklets (see :func:`~pipeline.adaptation.data.split_holdout`) are
-   set aside; on the rest, presumed positives (``alpha * min(N1, N2)`` closest
+   set aside; with ``bn_stats: target`` the base model's BatchNorm statistics are
+   re-estimated on the rest's crops (AdaBN) and that model is the starting point; on the rest, presumed positives (``alpha * min(N1, N2)`` closest
    cross-camera pairs per camera pair) and up to ``negatives`` co-occurrence
    negatives per positive are mined (seed 002 §3.2.1-3.2.2).
 4. A copy of the base model is fine-tuned (§3.2.3, :func:`reid_models.adaptation.trainer.fine_tune`).
@@ -34,7 +35,7 @@ from pipeline.adaptation.settings import AdaptSettings
 from pipeline.core.errors import ModelError
 from pipeline.core.types import TrackletEmbedding
 from reid_models.adaptation.holdout import continuity_auc, continuity_pairs, decide_deploy
-from reid_models.adaptation.mining import pair_negatives, presumed_positives
+from reid_models.adaptation.mining import pair_negatives, presumed_positives, tracklet_positives
 from reid_models.adaptation.trainer import FineTuneSettings, embed_sets, fine_tune, mean_vector, tensors_from_crops
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ class AdaptReport:
     not_reembedded: int = 0
     reembed_s: float = 0.0  # embedding every tracklet's crops with the candidate (all of them when reembed)
     reembed_store_s: float = 0.0  # writing those embeddings to the store (deployed candidates only)
+    bn_s: float = 0.0  # re-estimating BatchNorm statistics on the training crops (bn_stats: target)
     device: str = "cpu"
     total_s: float = 0.0
     candidate_state: dict | None = field(default=None, repr=False)  # the fine-tuned weights (not in JSON)
@@ -109,7 +111,10 @@ def _mine(sets: list[CropSet], train: list[int], vectors: list[np.ndarray], sett
     items = [TrackletEmbedding(sets[i].cam_id, sets[i].track_id, sets[i].start_time, sets[i].end_time,
                                mean_vector(vectors[i])) for i in train]
     cooccur = set_cooccurrence(sets, train)
-    pairs = presumed_positives(items, alpha=settings.alpha, cooccur=cooccur)
+    pairs = [] if settings.positives == "tracklets" else presumed_positives(items, alpha=settings.alpha,
+                                                                             cooccur=cooccur)
+    if settings.positives in ("tracklets", "both"):
+        pairs += tracklet_positives(items)
     rng = np.random.default_rng(settings.seed)
     negs = [pair_negatives(p, items, settings.negatives, non_overlapping, rng, cooccur=cooccur) for p in pairs]
     return pairs, negs
@@ -159,9 +164,20 @@ def run_round(store, rep: AdaptReport, base, sets: list[CropSet], images: list, 
     """
     train, hold = split_holdout(sets, settings.holdout_fraction, settings.seed, min_crops=holdout_min_crops)
     rep.train_tracklets, rep.holdout_tracklets = len(train), len(hold)
-    pairs, negs = _mine(sets, train, base_vecs, settings, non_overlapping)
+    start, start_vecs = base, base_vecs
+    if settings.bn_stats == "target":  # AdaBN on the training crops only (the hold-out judges the result)
+        from reid_models.adaptation.bn import reestimate_batchnorm
+
+        t0 = time.monotonic()
+        start = reestimate_batchnorm(base, [images[i] for i in train], seed=settings.seed, device=device)
+        start_vecs = list(base_vecs)
+        for i, v in zip(train, embed_sets(start, [images[i] for i in train], device)):
+            start_vecs[i] = v
+        rep.bn_s = round(time.monotonic() - t0, 2)
+    pairs, negs = _mine(sets, train, start_vecs, settings, non_overlapping)
     rep.positives = [{"tracklet_a": sets[train[p.a]].tracklet_id, "tracklet_b": sets[train[p.b]].tracklet_id,
-                      "distance": round(p.distance, 5), "negatives": len(n)} for p, n in zip(pairs, negs)]
+                      "distance": round(p.distance, 5), "negatives": len(n),
+                      "kind": "tracklet" if p.a == p.b else "presumed"} for p, n in zip(pairs, negs)]
     rep.mean_negatives = float(np.mean([len(n) for n in negs])) if negs else 0.0
     together = _holdout_rule(sets)
     halves = half_tracklets(sets, hold, base_vecs)
@@ -171,11 +187,16 @@ def run_round(store, rep: AdaptReport, base, sets: list[CropSet], images: list, 
     ft = FineTuneSettings(k=settings.k, p=settings.p, lr=settings.lr, final_lr=settings.final_lr,
                           budget_s=settings.budget_s, max_steps=settings.max_steps, seed=settings.seed, device=device)
     with _progress(progress, settings.max_steps) as bar:
-        result = fine_tune(base, [images[i] for i in train], [(p.a, p.b) for p in pairs], negs, ft, should_stop,
+        result = fine_tune(start, [images[i] for i in train], [(p.a, p.b) for p in pairs], negs, ft, should_stop,
                            on_step=lambda _s, loss: bar.update(1))
     rep.steps, rep.train_s, rep.stopped_by = result.steps, round(result.seconds, 2), result.stopped_by
     rep.losses = [round(x, 5) for x in result.losses]
-    if result.steps == 0:
+    if result.steps == 0 and start is not base and result.stopped_by != "stop_request":
+        # nothing to fine-tune on, but the re-estimated statistics are a candidate of their own
+        state = {k: v.detach().cpu().clone() for k, v in start.state_dict().items()}
+        _judge_and_deploy(store, rep, base, state, sets, images, hold, settings, device, len(pairs),
+                          reembed, together)
+    elif result.steps == 0:
         rep.reason = ("nothing to train on (no presumed positive with negatives)" if result.stopped_by == "no_data"
                       else "stopped before the first step")
     else:

@@ -35,6 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default 1)")
     parser.add_argument("--alpha", type=float, default=None, help="presumed positives = alpha * min(N1, N2)")
+    parser.add_argument("--positives", choices=["presumed", "tracklets", "both"], default=None,
+                        help="what the round trains on: presumed cross-camera pairs (seed 002), each tracklet's own"
+                             " crops against the tracklets seen with it, or both")
     parser.add_argument("--lr", type=float, default=None, help="RMSProp learning rate (decays to --final-lr)")
     parser.add_argument("--final-lr", type=float, default=None)
     parser.add_argument("--min-gain", type=float, default=None, help="hold-out AUC gain required to deploy")
@@ -59,7 +62,7 @@ def _settings(args: argparse.Namespace):
         base = cfg.adapt.model_dump()
         overlapping = overlapping or bool(cfg.matching.overlapping_cameras)
     flags = {"budget_s": args.budget_s, "max_steps": args.max_steps, "device": args.device,
-             "threads": args.threads, "alpha": args.alpha, "lr": args.lr, "final_lr": args.final_lr,
+             "threads": args.threads, "alpha": args.alpha, "positives": args.positives, "lr": args.lr, "final_lr": args.final_lr,
              "min_gain": args.min_gain}
     base.update({k: v for k, v in flags.items() if v is not None})
     base["background"] = False
@@ -119,7 +122,8 @@ def run(args: argparse.Namespace) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(data, indent=1, default=float) + "\n", encoding="utf-8")
     print(f"tracklets {rep.tracklets} ({', '.join(f'{c}: {n}' for c, n in rep.cameras.items())}), "
-          f"train {rep.train_tracklets}, hold-out {rep.holdout_tracklets}, presumed positives {len(rep.positives)}"
+          f"train {rep.train_tracklets}, hold-out {rep.holdout_tracklets}, positives {len(rep.positives)}"
+          f" ({sum(p['kind'] == 'presumed' for p in rep.positives)} presumed)"
           f" (mean {rep.mean_negatives:.1f} negatives)")
     print(f"trained {rep.steps} steps in {rep.train_s:.1f} s on {rep.device} ({rep.stopped_by}); "
           f"hold-out continuity AUC {rep.holdout_auc_base:.4f} -> {rep.holdout_auc_candidate:.4f}"

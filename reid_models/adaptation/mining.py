@@ -14,6 +14,11 @@ Works on tracklets, not labels:
   folder crops, where only crops cut from one video frame (same camera,
   sequence and frame in the file name) are certainly different people
   (:func:`shared_key_cooccurrence`).
+* **Tracklet positives** (not in the paper; TAUDL / UTAL's intra-camera tracklet
+  discrimination): a tracklet with itself, i.e. its own crops are the mutual
+  positives and its co-occurring tracklets the negatives. Every pair is certain
+  (the tracker vouches for the tracklet, the clock for the negatives), so their
+  precision does not depend on the base model, unlike presumed positives.
 * **Tracker-continuity pairs** (guardrail, not in the paper): the two halves of
   one long single-camera tracklet are a positive the tracker vouches for;
   they give a hold-out check of a model that never used them for training.
@@ -135,6 +140,15 @@ def presumed_positives(
         pairs.extend(chosen)
     pairs.sort(key=lambda p: p.distance)
     return pairs
+
+
+def tracklet_positives(items: Sequence[TrackletEmbedding]) -> list[PositivePair]:
+    """Every item paired with itself (``a == b``, distance 0): its own crops are the positives.
+
+    The trainer then draws all K positives of a batch from that one tracklet and the
+    negatives from the tracklets seen at the same time (:func:`pair_negatives` of the pair).
+    """
+    return [PositivePair(i, i, 0.0) for i in range(len(items))]
 
 
 def negatives_for(

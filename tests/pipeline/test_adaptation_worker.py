@@ -80,6 +80,45 @@ def test_round_trains_versions_deploys_and_reembeds(store):
         rollback(store)
 
 
+@pytest.mark.parametrize("positives", ["tracklets", "both"])
+def test_round_on_tracklet_positives(store, positives: str):
+    """``positives: tracklets`` trains on each tracklet's own crops against the tracklets seen with it:
+    one (t, t) pair per training tracklet that has a co-occurring tracklet, no mined cross-camera pair;
+    ``both`` adds the presumed pairs of the default round."""
+    presumed = adapt_once(store, AdaptSettings(min_gain=2.0, **FAST))  # min_gain 2: never deployed
+    rep = adapt_once(store, AdaptSettings(positives=positives, min_gain=2.0, **FAST))
+    selfs = [p for p in rep.positives if p["kind"] == "tracklet"]
+    mined = [p for p in rep.positives if p["kind"] == "presumed"]
+    assert all(p["tracklet_a"] == p["tracklet_b"] and p["distance"] == 0 for p in selfs)
+    assert len(selfs) == rep.train_tracklets and sum(p["negatives"] > 0 for p in selfs) >= 1
+    assert all(p["tracklet_a"] != p["tracklet_b"] for p in mined)
+    assert [(p["tracklet_a"], p["tracklet_b"]) for p in mined] == (
+        [(p["tracklet_a"], p["tracklet_b"]) for p in presumed.positives] if positives == "both" else [])
+    assert rep.steps == 4 and rep.candidate_version not in (None, presumed.candidate_version)
+    assert not rep.deployed and store.deployed_version() == rep.base_version
+
+
+def test_round_with_target_batchnorm_statistics(store):
+    """``bn_stats: target``: the round starts from the base with BatchNorm statistics re-estimated on its
+    training crops (AdaBN), so the candidate's running statistics are those (fine-tuning keeps BN frozen),
+    while the guardrail still compares against the unchanged base."""
+    from pipeline.adaptation.data import load_crop_sets, split_holdout
+    from reid_models.adaptation.bn import reestimate_batchnorm
+    from reid_models.adaptation.trainer import tensors_from_crops
+
+    settings = AdaptSettings(bn_stats="target", min_gain=2.0, **FAST)
+    rep = adapt_once(store, settings)
+    version, base = load_base_model(store)
+    assert version == rep.base_version and rep.bn_s > 0 and rep.steps == 4 and not rep.deployed
+    sets = load_crop_sets(store)
+    images = [tensors_from_crops(s.crops, base.input_size, base.pixel_mean, base.pixel_std) for s in sets]
+    train, _ = split_holdout(sets, settings.holdout_fraction, settings.seed)
+    expected = reestimate_batchnorm(base, [images[i] for i in train], seed=settings.seed).state_dict()
+    stats = [k for k in expected if k.endswith("running_mean") or k.endswith("running_var")]
+    assert stats and all(torch.allclose(rep.candidate_state[k], expected[k], atol=1e-6) for k in stats)
+    assert not all(torch.allclose(base.state_dict()[k], expected[k]) for k in stats)
+
+
 def test_guardrail_refuses_a_worse_candidate(store):
     """A candidate whose last layer is zeroed embeds every crop alike (AUC 0.5): refused, not stored."""
     from pipeline.adaptation.data import load_crop_sets, split_holdout

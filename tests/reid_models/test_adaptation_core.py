@@ -21,6 +21,7 @@ from reid_models.adaptation.mining import (
     negatives_for,
     pair_negatives,
     presumed_positives,
+    tracklet_positives,
     true_positive_fraction,
 )
 
@@ -89,6 +90,17 @@ def test_negatives_from_co_occurrence():
     assert len(pair_negatives(PositivePair(0, 4, 0.0), pair_items, max_negatives=1)) == 1
 
 
+def test_tracklet_positives_pair_each_tracklet_with_itself_against_what_it_was_seen_with():
+    items = [te("A", 1, 0, 10, 0), te("A", 2, 5, 8, 90), te("A", 3, 11, 20, 0), te("B", 1, 9, 12, 0)]
+    pairs = tracklet_positives(items)
+    assert [(p.a, p.b, p.distance) for p in pairs] == [(0, 0, 0.0), (1, 1, 0.0), (2, 2, 0.0), (3, 3, 0.0)]
+    # the negatives of (i, i) are i's co-occurring tracklets, never i itself
+    assert pair_negatives(pairs[0], items, non_overlapping_cameras=True) == [1, 3]
+    assert pair_negatives(pairs[1], items, non_overlapping_cameras=True) == [0]
+    assert pair_negatives(pairs[2], items, non_overlapping_cameras=True) == [3]
+    assert pair_negatives(pairs[3], items, non_overlapping_cameras=False) == []
+
+
 def test_true_positive_fraction():
     from reid_models.adaptation.mining import PositivePair
 
@@ -122,3 +134,34 @@ def test_decide_deploy_refuses_worse_models():
     assert not decide_deploy(0.9, 0.85).deploy
     assert not decide_deploy(0.9, float("nan")).deploy
     assert decide_deploy(float("nan"), 0.7).deploy
+
+
+def test_reestimated_batchnorm_statistics_are_those_of_the_target_crops():
+    """AdaBN: after re-estimation, a BatchNorm layer's running mean / variance equal the statistics of the
+    crops it saw (computed here by hand from the layer's input), every weight is unchanged, the input model
+    is untouched, and the copy normalises the target crops to zero mean."""
+    from torch import nn
+
+    from reid_models.adaptation.bn import reestimate_batchnorm
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Dropout(0.5))
+    model.eval()
+    target = [torch.randn(40, 3, 8, 4) * 3.0 + 2.0, torch.randn(24, 3, 8, 4) * 3.0 + 2.0]
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    adapted = reestimate_batchnorm(model, target, batch_size=64)  # one batch of all 64 crops
+    with torch.no_grad():
+        x = model[0](torch.cat(target))  # the BatchNorm's input
+    mean = x.mean(dim=(0, 2, 3))
+    var = x.var(dim=(0, 2, 3), unbiased=True)
+    bn = adapted[1]
+    assert torch.allclose(bn.running_mean, mean, atol=1e-5) and torch.allclose(bn.running_var, var, atol=1e-4)
+    assert bn.momentum == model[1].momentum and not adapted.training
+    assert torch.equal(adapted[0].weight, model[0].weight) and torch.equal(bn.weight, model[1].weight)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())  # the input is unchanged
+    with torch.no_grad():
+        out = adapted[1](adapted[0](torch.cat(target)))
+    assert out.mean(dim=(0, 2, 3)).abs().max() < 1e-4  # normalised to zero mean on the target
+    # no crop: an unchanged copy
+    same = reestimate_batchnorm(model, [torch.zeros(0, 3, 8, 4)])
+    assert torch.equal(same[1].running_mean, model[1].running_mean)
