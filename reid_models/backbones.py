@@ -46,6 +46,9 @@ class EmbeddingNet(nn.Module):
     model_name: str = ""  # set by build_model
     pixel_mean: tuple[float, float, float] = IMAGENET_MEAN
     pixel_std: tuple[float, float, float] = IMAGENET_STD
+    #: per-camera BatchNorm statistics (reid_models.adaptation.bn.CameraStats) of an adapted version, or None:
+    #: a crop of camera c is embedded with c's statistics; other crops (or no camera) with the state dict's own
+    camera_bn: dict | None = None
 
     def layer_groups(self) -> list[nn.Module]:
         """Layers (modules holding parameters), input to output, for transfer levels."""

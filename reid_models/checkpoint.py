@@ -88,6 +88,13 @@ def model_from_blob(blob: dict[str, Any], source: str = "<checkpoint>") -> Embed
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise ModelError(f"{source}: weights do not fit {blob['model_name']}: {str(exc).splitlines()[0]}") from None
+    camera_bn = (blob.get("extra") or {}).get("camera_bn")
+    if camera_bn:  # an adapted version's per-camera BatchNorm statistics (reid_models.adaptation.bn)
+        own = model.state_dict()
+        bad = [k for st in camera_bn.values() for k in st if k not in own or st[k].shape != own[k].shape]
+        if bad:
+            raise ModelError(f"{source}: camera BatchNorm statistics do not fit {blob['model_name']}: {bad[0]}")
+        model.camera_bn = {str(c): {k: v.float() for k, v in st.items()} for c, st in camera_bn.items()}
     return model
 
 

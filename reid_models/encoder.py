@@ -18,6 +18,11 @@ on the Market split (250 test ids) it moves the shipped default from 84.2 to 83.
 mAP, CUHK03 val from 61.7 to 64.9 rank-1 (docs/reid_data_eval.md). The version is the weights' hash
 either way: the mirrored sum lies in the same embedding space.
 
+Per-camera BatchNorm statistics (an adapted version's ``camera_bn``, docs/adaptation.md, torch backend only):
+``embed_crops(crops, cam_id)`` embeds a camera's crops with that camera's statistics; crops of other cameras,
+or without a camera (a search probe), use the weights' own statistics. The ONNX / OpenVINO backends run one
+exported graph and ignore them.
+
 ``load_state`` swaps the weights atomically: a new network is built and
 loaded off to the side, then replaced under a lock that ``embed_*`` also
 holds, so a batch never sees half-old, half-new weights.
@@ -103,6 +108,7 @@ class AppearanceEncoder:
         self.version, self.interpolation, self.flip = version, interpolation, bool(flip)
         self.pow2_batches = bool(pow2_batches)  # forward only power-of-two batch sizes (see batch_spans)
         self._model = model.to(device).eval() if model is not None else None
+        self._camera_models = self._build_camera_models(self._model)
         self._session = None
         self._ov = None
         if backend == "onnx":
@@ -183,18 +189,39 @@ class AppearanceEncoder:
                    threads=threads)
 
     # -- embedding -------------------------------------------------------------
-    def embed_crops(self, crops_bgr: list[np.ndarray]) -> np.ndarray:
-        """List of BGR uint8 crops (any sizes) -> (N, D) float32, each row L2-normalised (mirrored sum when flip)."""
+    def _build_camera_models(self, model: EmbeddingNet | None) -> dict[str, EmbeddingNet]:
+        """camera id -> a copy of ``model`` with that camera's BatchNorm statistics (torch backend only)."""
+        if model is None or self.backend != "torch" or not getattr(model, "camera_bn", None):
+            return {}
+        from reid_models.adaptation.bn import camera_models
+
+        return camera_models(model, model.camera_bn)  # type: ignore[return-value]
+
+    @property
+    def camera_ids(self) -> list[str]:
+        """Cameras with their own BatchNorm statistics in the current version (empty for most models)."""
+        return sorted(self._camera_models)
+
+    @property
+    def camera_bn(self) -> dict | None:
+        """The current version's per-camera BatchNorm statistics (torch backend), or None."""
+        return getattr(self._model, "camera_bn", None) if self._camera_models else None
+
+    def embed_crops(self, crops_bgr: list[np.ndarray], cam_id: str | None = None) -> np.ndarray:
+        """List of BGR uint8 crops (any sizes) -> (N, D) float32, each row L2-normalised (mirrored sum when flip).
+
+        ``cam_id``: the crops' camera; with per-camera statistics for it (module docstring) they are used."""
         if len(crops_bgr) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
         batch = preprocess_crops(list(crops_bgr), self.input_size, self.mean, self.std, self.interpolation)
         out = []
         with self._lock:
+            model = self._camera_models.get(cam_id, self._model) if cam_id is not None else self._model
             for s, e in batch_spans(len(batch), self.batch_size, self.pow2_batches):
                 chunk = batch[s:e]
-                feats = self._forward(chunk)
+                feats = self._forward(chunk, model)
                 if self.flip:  # (n, 3, H, W): mirror the width axis
-                    feats = feats + self._forward(np.ascontiguousarray(chunk[:, :, :, ::-1]))
+                    feats = feats + self._forward(np.ascontiguousarray(chunk[:, :, :, ::-1]), model)
                 out.append(feats)
         feats = np.concatenate(out).astype(np.float32)
         norms = np.linalg.norm(feats, axis=1, keepdims=True)
@@ -204,19 +231,23 @@ class AppearanceEncoder:
         """(N, 4) tlwh boxes in a BGR frame -> (N, D) embeddings (boxes clipped to the image)."""
         return self.embed_crops(crops_from_boxes(image_bgr, boxes_tlwh))
 
-    def _forward(self, batch: np.ndarray) -> np.ndarray:
+    def _forward(self, batch: np.ndarray, model: EmbeddingNet | None = None) -> np.ndarray:
         if self._ov is not None:
             return self._ov(batch)
         if self._session is not None:
             name = self._session.get_inputs()[0].name
             return self._session.run(None, {name: batch})[0]
+        net = model if model is not None else self._model
         with torch.inference_mode():
-            return self._model(torch.from_numpy(batch).to(self.device)).float().cpu().numpy()  # type: ignore[misc]
+            return net(torch.from_numpy(batch).to(self.device)).float().cpu().numpy()  # type: ignore[misc]
 
     # -- hot swap ---------------------------------------------------------------
-    def load_state(self, state_dict: dict[str, torch.Tensor], version: str | None = None) -> None:
+    def load_state(self, state_dict: dict[str, torch.Tensor], version: str | None = None,
+                   camera_bn: dict | None = None) -> None:
         """Replace the weights atomically (torch backend, or openvino built from a checkpoint: the new weights are
-        exported to ONNX and compiled off to the side first); ``version`` defaults to the weights' hash."""
+        exported to ONNX and compiled off to the side first); ``version`` defaults to the weights' hash (with
+        the per-camera statistics ``camera_bn``, which replace any the encoder held; torch backend)."""
+        from reid_models.adaptation.bn import statistics_items
         from reid_models.checkpoint import state_hash
 
         if self._model is None or self.backend not in ("torch", "openvino"):
@@ -228,14 +259,19 @@ class AppearanceEncoder:
         except RuntimeError as exc:
             raise ModelError(f"load_state: weights do not fit the encoder: {str(exc).splitlines()[0]}") from None
         fresh = fresh.to(self.device).eval()
-        new_version = version or state_hash(fresh.state_dict())
+        fresh.camera_bn = camera_bn or None
+        try:
+            cam_models = self._build_camera_models(fresh)
+        except ValueError as exc:
+            raise ModelError(f"load_state: camera statistics do not fit the encoder: {exc}") from None
+        new_version = version or state_hash({**fresh.state_dict(), **statistics_items(camera_bn)})
         ov = self._ov
         if self.backend == "openvino":
             from reid_models.ovencoder import OpenVinoEncoderModel
 
             ov = OpenVinoEncoderModel(_export_cached(fresh, state_hash(fresh.state_dict())), *self._ov_options)
         with self._lock:
-            self._model, self._ov, self.version = fresh, ov, new_version
+            self._model, self._ov, self.version, self._camera_models = fresh, ov, new_version, cam_models
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """A CPU copy of the current weights (torch backend)."""

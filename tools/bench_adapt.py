@@ -156,7 +156,8 @@ def tracklet_vectors(model, sets, device: str = "cpu") -> np.ndarray:
     from reid_models.adaptation.trainer import embed_sets, mean_vector, tensors_from_crops
 
     images = [tensors_from_crops(s.crops, model.input_size, model.pixel_mean, model.pixel_std) for s in sets]
-    return np.stack([mean_vector(v) for v in embed_sets(model.to(device), images, device)])
+    return np.stack([mean_vector(v) for v in embed_sets(model.to(device), images, device,
+                                                        cams=[s.cam_id for s in sets])])
 
 
 def evaluate(name: str, model, sets, pids, cams_dir: Path, work: Path, configs: dict) -> dict:
@@ -245,6 +246,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--max-steps", type=int, default=300)
     ap.add_argument("--alpha", type=float, default=0.1)
     ap.add_argument("--positives", choices=["presumed", "tracklets", "both"], default="presumed")
+    ap.add_argument("--bn-stats", choices=["source", "target", "camera"], default="source",
+                    help="target: AdaBN on the round's training crops before mining and fine-tuning; camera: also"
+                         " per-camera statistics (camera-based BN)")
     ap.add_argument("--lr", type=float, default=1e-5)
     ap.add_argument("--final-lr", type=float, default=1e-6)
     ap.add_argument("--crops", type=int, default=16, help="crops stored per tracklet")
@@ -298,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     cams_dir, work, pipeline_summary = prepare_store(args)
     settings = AdaptSettings(budget_s=args.budget_s, max_steps=args.max_steps, threads=args.threads, device="auto",
-                             alpha=args.alpha, positives=args.positives, lr=args.lr, final_lr=args.final_lr,
+                             alpha=args.alpha, positives=args.positives, bn_stats=args.bn_stats, lr=args.lr, final_lr=args.final_lr,
                              seed=args.seed)
     matchers = matcher_configs([0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5])
     with IdentityStore(work / "identities.sqlite") as store:
@@ -310,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     cand = copy.deepcopy(base)
     if rep.candidate_state is not None:
         cand.load_state_dict(rep.candidate_state)
+        cand.camera_bn = rep.candidate_camera_bn
     after = evaluate("after", cand, sets, pids, cams_dir, work, matchers)
     seen = [{p for p, s in zip(pids, sets) if p is not None and s.cam_id == cam} for cam in CAMS]
     res = {
@@ -321,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
         "tp_by_alpha": tp_fraction_by_alpha(sets, before["vectors"], pids, [0.1, 0.2, 0.3, 0.5]),
         "before": {k: v for k, v in before.items() if k != "vectors"},
         "after": {k: v for k, v in after.items() if k != "vectors"},
-        "adaptation": rep.to_json() | {"alpha": args.alpha, "positives_mode": args.positives, "lr": args.lr, "final_lr": args.final_lr},
+        "adaptation": rep.to_json() | {"alpha": args.alpha, "positives_mode": args.positives, "bn_stats": args.bn_stats, "lr": args.lr, "final_lr": args.final_lr},
         "total_bench_s": round(time.time() - t0, 1),
     }
     (args.out / "results.json").write_text(json.dumps(res, indent=1, default=float) + "\n", encoding="utf-8")

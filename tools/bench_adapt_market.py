@@ -68,13 +68,16 @@ def embed_items(model, items, device: str, cache: Path | None) -> np.ndarray:
 
     if cache is not None and cache.is_file():
         return np.load(cache)
+    from reid_models.adaptation.trainer import embed_sets
+
     crops = [parse_crop_name(it.path) for it in items]
     out = []
     for s in tqdm(range(0, len(crops), 256), desc="embed", unit="x256"):
-        t = tensors_from_crops(read_crops(crops[s:s + 256]), model.input_size, model.pixel_mean, model.pixel_std)
-        from reid_models.adaptation.trainer import embed_sets
-
-        out.append(embed_sets(model, [t], device)[0])
+        part = crops[s:s + 256]
+        t = tensors_from_crops(read_crops(part), model.input_size, model.pixel_mean, model.pixel_std)
+        # one set per crop: a model with per-camera BatchNorm statistics embeds each crop by its camera
+        out.append(np.concatenate(embed_sets(model, [t[i:i + 1] for i in range(len(part))], device,
+                                             cams=[f"c{c.cam}" for c in part])))
     feats = np.concatenate(out)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
@@ -88,6 +91,37 @@ def retrieval(items, feats) -> dict:
     r = market_retrieval(items, feats)
     return {"rank1": float(r["rank1"]), "rank5": float(r["rank5"]), "mAP": float(r["mAP"]),
             "queries": int(r["num_queries"])}
+
+
+def bn_diagnostics(base, adapt_items, eval_items, device: str) -> dict:
+    """Label-free BatchNorm re-estimation alone (no fine-tuning), scored by the Market rule on ``eval_items``:
+
+    * ``adabn``: one set of statistics from all adaptation crops (what ``--bn-stats target`` starts from);
+    * ``camera_bn``: one set per camera, from that camera's adaptation crops, each eval crop embedded with its
+      own camera's statistics (camera-based BN, Zhuang et al. ECCV 2020). NOT in the product path yet: the
+      encoder holds one set of statistics (docs/adaptation.md).
+    """
+    from pipeline.adaptation.folder import parse_crop_name, read_crops
+    from reid_models.adaptation.bn import reestimate_batchnorm
+    from reid_models.adaptation.trainer import tensors_from_crops
+
+    def tensors(its):
+        return tensors_from_crops(read_crops([parse_crop_name(it.path) for it in its]), base.input_size,
+                                  base.pixel_mean, base.pixel_std)
+
+    cam_of = lambda it: parse_crop_name(it.path).cam  # noqa: E731
+    out = {"adabn": retrieval(eval_items, embed_items(reestimate_batchnorm(base, [tensors(adapt_items)], device=device),
+                                                      eval_items, device, None))}
+    feats = None
+    for cam in sorted({cam_of(it) for it in eval_items}):
+        src = [it for it in adapt_items if cam_of(it) == cam]
+        idx = [i for i, it in enumerate(eval_items) if cam_of(it) == cam]
+        f = embed_items(reestimate_batchnorm(base, [tensors(src)], device=device), [eval_items[i] for i in idx],
+                        device, None)
+        feats = np.zeros((len(eval_items), f.shape[1]), np.float32) if feats is None else feats
+        feats[idx] = f
+    out["camera_bn"] = retrieval(eval_items, feats)
+    return out
 
 
 def score_round(res, pid_of: dict[str, int]) -> dict:
@@ -193,7 +227,7 @@ def oracle_row(name: str, ckpt: Path, items, args) -> dict:
     images = read_crops(crops)
     sets = crop_sets(crops, images, groups)
     t = tensors_from_crops(images, base.input_size, base.pixel_mean, base.pixel_std)
-    settings = AdaptSettings(alpha=args.alpha, positives=args.positives, lr=args.lr, final_lr=args.final_lr, max_steps=args.max_steps,
+    settings = AdaptSettings(alpha=args.alpha, positives=args.positives, bn_stats=args.bn_stats, lr=args.lr, final_lr=args.final_lr, max_steps=args.max_steps,
                              budget_s=args.budget_s, k=args.k, p=args.p, negatives=args.negatives, seed=args.seed)
     train, _ = split_holdout(sets, settings.holdout_fraction, settings.seed, min_crops=2)
     pairs, negs = _mine(sets, train, [v[g] for g in groups], settings, True)
@@ -220,6 +254,7 @@ def settings_key(args) -> dict:
             "window_frames": args.window_frames, "min_gain": args.min_gain, "seed": args.seed,
             "validate": args.validate, "models": args.models,
             **({"positives": args.positives} if args.positives != "presumed" else {}),
+            **({"bn_stats": args.bn_stats} if args.bn_stats != "source" else {}),
             **({"rounds": args.rounds} if args.rounds != 1 else {})}
 
 
@@ -261,7 +296,7 @@ def run_row(name: str, ckpt: Path, set_name: str, items, args, out: Path) -> dic
     ev_idx = np.array([index[str(it.path)] for it in eval_items])
     before = retrieval(eval_items, all_feats[ev_idx])
     ad_idx = np.array([index[str(it.path)] for it in adapt_items])
-    settings = AdaptSettings(alpha=args.alpha, positives=args.positives, lr=args.lr, final_lr=args.final_lr, max_steps=args.max_steps,
+    settings = AdaptSettings(alpha=args.alpha, positives=args.positives, bn_stats=args.bn_stats, lr=args.lr, final_lr=args.final_lr, max_steps=args.max_steps,
                              budget_s=args.budget_s, k=args.k, p=args.p, negatives=args.negatives,
                              min_gain=args.min_gain, seed=args.seed, device=args.device, threads=args.threads)
     store_path = out / "stores" / f"{name}_{set_name}{'_val' if args.validate else ''}.sqlite"
@@ -296,6 +331,7 @@ def run_row(name: str, ckpt: Path, set_name: str, items, args, out: Path) -> dic
     elif rep.candidate_state is not None:
         cand = copy.deepcopy(base).cpu()
         cand.load_state_dict(rep.candidate_state)
+        cand.camera_bn = rep.candidate_camera_bn
         after = retrieval(eval_items, embed_items(cand.to(device).eval(), eval_items, device, None))
     row = {
         "model": name, "checkpoint": str(ckpt), "checkpoint_sha256": meta["hash"], "adapt_set": set_name,
@@ -312,6 +348,8 @@ def run_row(name: str, ckpt: Path, set_name: str, items, args, out: Path) -> dic
         "device": rep.device, "settings": settings_key(args), "rounds": history,
         "after_is": "the version deployed after all rounds" if args.rounds > 1 else "the round's candidate",
     }
+    if args.bn_diagnostics:
+        row["bn_only"] = bn_diagnostics(base, adapt_items, eval_items, device)
     print(json.dumps({k: row[k] for k in ("model", "adapt_set", "before", "after", "gain", "steps")}), flush=True)
     print(json.dumps({"pseudo_labels": {k: v for k, v in row["pseudo_labels"].items() if k != "tp_per_camera_pair"},
                       "guardrail": row["guardrail"]}, default=float), flush=True)
@@ -329,6 +367,12 @@ def write_md(doc: dict, out: Path) -> None:
                      f"| {pl['positives']} | {pl['tp_fraction']:.3f} | {verdict} ({g['holdout_auc_base']:.4f} -> "
                      f"{g['holdout_auc_candidate']:.4f}) | {r['steps']} | {f(b['rank1'])} -> {f(a.get('rank1'))} "
                      f"| {f(b['mAP'])} -> {f(a.get('mAP'))} |")
+    bn = [(k, r) for k, r in doc["rows"].items() if r.get("bn_only")]
+    if bn:
+        lines += ["", "BatchNorm statistics re-estimated on the adaptation crops, no fine-tuning (rank-1 / mAP):", ""]
+        lines += [f"- {k}: before {r['before']['rank1']:.1f} / {r['before']['mAP']:.1f}; AdaBN "
+                  f"{r['bn_only']['adabn']['rank1']:.1f} / {r['bn_only']['adabn']['mAP']:.1f}; per-camera BN "
+                  f"{r['bn_only']['camera_bn']['rank1']:.1f} / {r['bn_only']['camera_bn']['mAP']:.1f}" for k, r in bn]
     lines += ["", "TP fraction per camera pair:", ""]
     for key, r in doc["rows"].items():
         per = r["pseudo_labels"]["tp_per_camera_pair"]
@@ -382,9 +426,15 @@ def main() -> int:
     ap.add_argument("--validate", action="store_true", help="adapt and score on 250 of the 501 train identities")
     ap.add_argument("--alpha", type=float, default=0.1)
     ap.add_argument("--positives", choices=["presumed", "tracklets", "both"], default="presumed")
+    ap.add_argument("--bn-stats", choices=["source", "target", "camera"], default="source",
+                    help="target: AdaBN on the round's training crops before mining and fine-tuning; camera: also"
+                         " per-camera statistics (camera-based BN)")
     ap.add_argument("--lr", type=float, default=1e-5)
     ap.add_argument("--final-lr", type=float, default=1e-6)
     ap.add_argument("--max-steps", type=int, default=500)
+    ap.add_argument("--bn-diagnostics", action="store_true",
+                    help="also score BatchNorm statistics re-estimated on the adaptation crops without any fine-tuning:"
+                         " one set (AdaBN) and one per camera (camera-based BN), as row['bn_only']")
     ap.add_argument("--rounds", type=int, default=1,
                     help="rounds in a row, each from the version the previous ones left deployed (default 1); with"
                          " more than 1, 'after' scores the finally deployed version")

@@ -193,8 +193,9 @@ def adapt_folder(crops: Sequence[FolderCrop], store, settings: AdaptSettings, ch
     base = base.to(device)
     images = read_crops(crops)
     tensors = tensors_from_crops(images, base.input_size, base.pixel_mean, base.pixel_std)
-    if base_vectors is None:
-        base_vectors = embed_sets(base, [tensors], device)[0]
+    if base_vectors is None:  # one set per crop, so a base with per-camera statistics embeds each by its camera
+        base_vectors = np.concatenate(embed_sets(base, [tensors[i:i + 1] for i in range(len(crops))], device,
+                                                 cams=[f"c{c.cam}" for c in crops]))
     elif len(base_vectors) != len(crops):
         raise ValueError(f"base_vectors: {len(base_vectors)} rows for {len(crops)} crops")
     threshold = link_threshold(crops, base_vectors, link_quantile)

@@ -58,7 +58,8 @@ def swap_to(store, encoder, version: str) -> None:
     weights = store.model_weights(version)
     if weights is None:
         raise ReidPipelineError(f"{store.path}: model version {version!r} has no stored weights")
-    encoder.load_state(model_from_weights(weights, f"{store.path}:{version}").state_dict(), version)
+    model = model_from_weights(weights, f"{store.path}:{version}")
+    encoder.load_state(model.state_dict(), version, camera_bn=model.camera_bn)  # with its per-camera statistics
 
 
 def background_loop(store_path: str, settings: dict, checkpoint: str | None, non_overlapping: bool,
@@ -130,7 +131,8 @@ class LiveAdaptation:
         known = {v.version for v in self.store.model_versions()}
         if self.encoder.version in known or self.encoder.model is None:
             return
-        blob = checkpoint_bytes(self.encoder.model, self.encoder.state_dict(), {"source": "pipeline encoder"})
+        blob = checkpoint_bytes(self.encoder.model, self.encoder.state_dict(), {"source": "pipeline encoder"},
+                                camera_bn=self.encoder.camera_bn)
         self.store.add_model_version(self.encoder.version, weights=blob, metrics={"source": "pipeline encoder"},
                                      deployed=self.store.deployed_version() is None)
 

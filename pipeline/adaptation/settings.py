@@ -20,7 +20,9 @@ class AdaptSettings(StrictModel):
     (``positives: presumed``), each tracklet's own crops (``tracklets``: certain positives,
     intra-camera tracklet discrimination) or both; with ``bn_stats: target`` the round first
     re-estimates the base model's BatchNorm statistics on its training crops (AdaBN), then mines
-    and fine-tunes from that model;
+    and fine-tunes from that model; ``camera`` does that and also keeps one set of statistics per
+    camera (camera-based BN), re-estimated on each camera's crops for mining and for the candidate,
+    so every camera's crops are embedded with their own camera's statistics (torch backend);
     ``negatives`` negative tracklets per positive, P x K batches, RMSProp ``lr`` -> ``final_lr``,
     within ``budget_s`` seconds and ``max_steps`` steps on ``device`` with ``threads`` torch
     threads. Guardrail: a candidate is deployed only when its continuity AUC on held-out
@@ -41,7 +43,7 @@ class AdaptSettings(StrictModel):
     nice: int = Field(10, ge=0, le=19)
     alpha: float = Field(0.1, gt=0, le=1)
     positives: Literal["presumed", "tracklets", "both"] = "presumed"
-    bn_stats: Literal["source", "target"] = "source"
+    bn_stats: Literal["source", "target", "camera"] = "source"
     negatives: int = Field(10, ge=1)
     k: int = Field(4, ge=2)
     p: int = Field(4, ge=2)

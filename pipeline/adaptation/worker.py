@@ -71,9 +71,11 @@ class AdaptReport:
     device: str = "cpu"
     total_s: float = 0.0
     candidate_state: dict | None = field(default=None, repr=False)  # the fine-tuned weights (not in JSON)
+    candidate_camera_bn: dict | None = field(default=None, repr=False)  # its per-camera BN statistics (not in JSON)
 
     def to_json(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "candidate_state"}
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name not in ("candidate_state", "candidate_camera_bn")}
 
 
 def load_base_model(store, checkpoint: str | Path | None = None):
@@ -143,7 +145,7 @@ def adapt_once(store, settings: AdaptSettings, checkpoint: str | Path | None = N
     base_version, base = load_base_model(store, checkpoint)
     base = base.to(device)
     images = [tensors_from_crops(s.crops, base.input_size, base.pixel_mean, base.pixel_std) for s in sets]
-    base_vecs = embed_sets(base, images, device)
+    base_vecs = embed_sets(base, images, device, cams=[s.cam_id for s in sets])
     _store_embeddings(store, sets, base_vecs, base_version, only_missing=True)
     rep = AdaptReport(base_version=base_version, tracklets=len(sets), cameras=cams, device=device)
     run_round(store, rep, base, sets, images, base_vecs, settings, device, non_overlapping=non_overlapping,
@@ -165,13 +167,19 @@ def run_round(store, rep: AdaptReport, base, sets: list[CropSet], images: list, 
     train, hold = split_holdout(sets, settings.holdout_fraction, settings.seed, min_crops=holdout_min_crops)
     rep.train_tracklets, rep.holdout_tracklets = len(train), len(hold)
     start, start_vecs = base, base_vecs
-    if settings.bn_stats == "target":  # AdaBN on the training crops only (the hold-out judges the result)
-        from reid_models.adaptation.bn import reestimate_batchnorm
+    cams = [s.cam_id for s in sets]
+    by_cam: dict[str, list] = {}
+    for i in train:
+        by_cam.setdefault(cams[i], []).append(images[i])
+    if settings.bn_stats in ("target", "camera"):  # AdaBN on the training crops only (the hold-out judges the result)
+        from reid_models.adaptation.bn import camera_statistics, reestimate_batchnorm
 
         t0 = time.monotonic()
         start = reestimate_batchnorm(base, [images[i] for i in train], seed=settings.seed, device=device)
+        start.camera_bn = (camera_statistics(start, by_cam, settings.seed, device) if settings.bn_stats == "camera"
+                           else None)
         start_vecs = list(base_vecs)
-        for i, v in zip(train, embed_sets(start, [images[i] for i in train], device)):
+        for i, v in zip(train, embed_sets(start, [images[i] for i in train], device, cams=[cams[i] for i in train])):
             start_vecs[i] = v
         rep.bn_s = round(time.monotonic() - t0, 2)
     pairs, negs = _mine(sets, train, start_vecs, settings, non_overlapping)
@@ -191,17 +199,23 @@ def run_round(store, rep: AdaptReport, base, sets: list[CropSet], images: list, 
                            on_step=lambda _s, loss: bar.update(1))
     rep.steps, rep.train_s, rep.stopped_by = result.steps, round(result.seconds, 2), result.stopped_by
     rep.losses = [round(x, 5) for x in result.losses]
+    state = result.state_dict
     if result.steps == 0 and start is not base and result.stopped_by != "stop_request":
         # nothing to fine-tune on, but the re-estimated statistics are a candidate of their own
         state = {k: v.detach().cpu().clone() for k, v in start.state_dict().items()}
-        _judge_and_deploy(store, rep, base, state, sets, images, hold, settings, device, len(pairs),
-                          reembed, together)
-    elif result.steps == 0:
+    camera_bn = None
+    if settings.bn_stats == "camera" and (result.steps or state is not result.state_dict):
+        from reid_models.adaptation.bn import camera_statistics
+
+        tuned = copy.deepcopy(base)
+        tuned.load_state_dict(state)
+        camera_bn = camera_statistics(tuned, by_cam, settings.seed, device)  # of the fine-tuned weights
+    if result.steps == 0 and state is result.state_dict:
         rep.reason = ("nothing to train on (no presumed positive with negatives)" if result.stopped_by == "no_data"
                       else "stopped before the first step")
     else:
-        _judge_and_deploy(store, rep, base, result.state_dict, sets, images, hold, settings, device, len(pairs),
-                          reembed, together)
+        _judge_and_deploy(store, rep, base, state, sets, images, hold, settings, device, len(pairs),
+                          reembed, together, camera_bn=camera_bn)
     rep.deployed_version = store.deployed_version()
     return rep
 
@@ -216,31 +230,38 @@ def _holdout_rule(sets: list[CropSet]):
 
 def _judge_and_deploy(store, rep: AdaptReport, base, state: dict, sets: list[CropSet], images: list,
                       hold: list[int], settings: AdaptSettings, device: str, n_pairs: int, reembed: bool = True,
-                      together=None) -> None:
-    """Guardrail, versioning, re-embedding and deployment of a fine-tuned state (fills ``rep``)."""
+                      together=None, camera_bn: dict | None = None) -> None:
+    """Guardrail, versioning, re-embedding and deployment of a fine-tuned state (fills ``rep``).
+
+    ``camera_bn``: the candidate's per-camera BatchNorm statistics (``bn_stats: camera``), part of its
+    version (hash) and of its stored weights; None drops any statistics the base carried."""
+    from reid_models.adaptation.bn import statistics_items
     from reid_models.adaptation.weights import checkpoint_bytes
     from reid_models.checkpoint import state_hash
 
     candidate = copy.deepcopy(base)
     candidate.load_state_dict(state)
+    candidate.camera_bn = camera_bn
     rep.candidate_state = state
+    rep.candidate_camera_bn = camera_bn
+    cams = [s.cam_id for s in sets]
     t0 = time.monotonic()
     if reembed:
-        cand_vecs = embed_sets(candidate, images, device)
+        cand_vecs = embed_sets(candidate, images, device, cams=cams)
     else:  # only the hold-out is needed
-        held = embed_sets(candidate, [images[i] for i in hold], device)
+        held = embed_sets(candidate, [images[i] for i in hold], device, cams=[cams[i] for i in hold])
         cand_vecs = [np.zeros((0,), np.float32)] * len(sets)
         for i, v in zip(hold, held):
             cand_vecs[i] = v
     rep.reembed_s = round(time.monotonic() - t0, 3)
     rep.holdout_auc_candidate = continuity_auc(half_tracklets(sets, hold, cand_vecs), together)
     decision = decide_deploy(rep.holdout_auc_base, rep.holdout_auc_candidate, settings.min_gain)
-    rep.candidate_version = state_hash(state)
+    rep.candidate_version = state_hash({**state, **statistics_items(camera_bn)})
     rep.deployed, rep.reason = decision.deploy, decision.reason
     metrics = {"holdout_auc": rep.holdout_auc_candidate, "parent_holdout_auc": rep.holdout_auc_base,
                "steps": rep.steps, "positives": n_pairs, "deployed": decision.deploy, "reason": decision.reason,
                "created_by": "adaptation", "train_s": rep.train_s, "reembed_s": rep.reembed_s}
-    weights = checkpoint_bytes(candidate, state, metrics, rep.base_version) if decision.deploy else None
+    weights = checkpoint_bytes(candidate, state, metrics, rep.base_version, camera_bn) if decision.deploy else None
     store.add_model_version(rep.candidate_version, weights=weights, metrics=metrics, parent=rep.base_version)
     if decision.deploy:
         if reembed:

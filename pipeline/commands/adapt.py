@@ -38,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--positives", choices=["presumed", "tracklets", "both"], default=None,
                         help="what the round trains on: presumed cross-camera pairs (seed 002), each tracklet's own"
                              " crops against the tracklets seen with it, or both")
+    parser.add_argument("--bn-stats", choices=["source", "target", "camera"], default=None,
+                        help="target: re-estimate the base model's BatchNorm statistics on the round's crops first"
+                             " (AdaBN; no labels, forward passes only); camera: also one set per camera")
     parser.add_argument("--lr", type=float, default=None, help="RMSProp learning rate (decays to --final-lr)")
     parser.add_argument("--final-lr", type=float, default=None)
     parser.add_argument("--min-gain", type=float, default=None, help="hold-out AUC gain required to deploy")
@@ -62,7 +65,8 @@ def _settings(args: argparse.Namespace):
         base = cfg.adapt.model_dump()
         overlapping = overlapping or bool(cfg.matching.overlapping_cameras)
     flags = {"budget_s": args.budget_s, "max_steps": args.max_steps, "device": args.device,
-             "threads": args.threads, "alpha": args.alpha, "positives": args.positives, "lr": args.lr, "final_lr": args.final_lr,
+             "threads": args.threads, "alpha": args.alpha, "positives": args.positives,
+             "bn_stats": args.bn_stats, "lr": args.lr, "final_lr": args.final_lr,
              "min_gain": args.min_gain}
     base.update({k: v for k, v in flags.items() if v is not None})
     base["background"] = False

@@ -50,17 +50,21 @@ class FramePlan:
     def embed(self, encoder: Any, frames: list[Frame], det_lists: list[list[Detection]],
               cams: dict[str, CameraState]) -> None:
         """Embed the chosen detections of the detected ``frames`` in one encoder call (sets ``embedding``)."""
-        crops, owners = [], []
+        per_camera = bool(getattr(encoder, "camera_ids", None))  # an adapted version with per-camera BN statistics
+        crops: dict[str | None, list] = {}
+        owners: dict[str | None, list[Detection]] = {}
         for frame, dets in zip(frames, det_lists):
             schedule, policy = self._of(frame.cam_id)
             st = cams[frame.cam_id]
+            key = frame.cam_id if per_camera else None
             for i in policy.select(dets, st.tracker, st.frames - schedule.predicted_frames):
                 crop = crop_tlwh(frame.image, dets[i].tlwh, min_size=2)
                 if crop is not None:
-                    crops.append(crop)
-                    owners.append(dets[i])
-        if crops:
-            for det, feat in zip(owners, encoder.embed_crops(crops)):
+                    crops.setdefault(key, []).append(crop)
+                    owners.setdefault(key, []).append(dets[i])
+        for key, batch in crops.items():  # one call for all cameras unless they have their own statistics
+            feats = encoder.embed_crops(batch, cam_id=key) if key is not None else encoder.embed_crops(batch)
+            for det, feat in zip(owners[key], feats):
                 det.embedding = feat
 
     def detected(self, st: CameraState, frame: Frame) -> None:

@@ -52,3 +52,51 @@ def reestimate_batchnorm(model: nn.Module, images: Sequence[torch.Tensor], batch
     for m, mom in zip(layers, momenta):
         m.momentum = mom
     return net.eval()
+
+
+#: Per-camera BatchNorm statistics: camera id -> {state-dict name of a BatchNorm buffer: tensor}.
+CameraStats = dict[str, dict[str, torch.Tensor]]
+
+
+def batchnorm_statistics(model: nn.Module) -> dict[str, torch.Tensor]:
+    """CPU copies of the running mean / variance buffers of ``model``'s BatchNorm layers, by state-dict name."""
+    names = {id(m): n for n, m in model.named_modules()}
+    out = {}
+    for m in batchnorm_layers(model):
+        prefix = f"{names[id(m)]}." if names[id(m)] else ""
+        out[prefix + "running_mean"] = m.running_mean.detach().cpu().clone()
+        out[prefix + "running_var"] = m.running_var.detach().cpu().clone()
+    return out
+
+
+def camera_statistics(model: nn.Module, images_by_camera: dict[str, Sequence[torch.Tensor]], seed: int = 0,
+                      device: str = "cpu") -> CameraStats:
+    """Camera-based BatchNorm (Zhuang et al., ECCV 2020): for every camera, ``model``'s BatchNorm statistics
+    re-estimated on that camera's crops alone (:func:`reestimate_batchnorm`), so each camera's features are
+    normalised by its own distribution and the cameras' differences (light, colour, viewpoint) are divided
+    out before two cameras are compared. Cameras without crops are left out."""
+    return {cam: batchnorm_statistics(reestimate_batchnorm(model, imgs, seed=seed, device=device))
+            for cam, imgs in sorted(images_by_camera.items()) if any(len(x) for x in imgs)}
+
+
+def with_statistics(model: nn.Module, stats: dict[str, torch.Tensor]) -> nn.Module:
+    """A copy of ``model`` (eval mode, same device) with the given BatchNorm statistics loaded."""
+    net = copy.deepcopy(model)
+    own = net.state_dict()
+    missing = [k for k in stats if k not in own]
+    if missing:
+        raise ValueError(f"statistics for unknown BatchNorm buffers: {missing[:3]}")
+    with torch.no_grad():
+        for k, v in stats.items():
+            own[k].copy_(v.to(own[k].device, own[k].dtype))
+    return net.eval()
+
+
+def camera_models(model: nn.Module, camera_stats: CameraStats | None) -> dict[str, nn.Module]:
+    """camera id -> a copy of ``model`` with that camera's statistics (empty without camera statistics)."""
+    return {cam: with_statistics(model, stats) for cam, stats in (camera_stats or {}).items()}
+
+
+def statistics_items(camera_stats: CameraStats | None) -> dict[str, torch.Tensor]:
+    """Flat ``camera_bn/<camera>/<buffer>`` -> tensor, e.g. to include the statistics in a content hash."""
+    return {f"camera_bn/{cam}/{k}": v for cam, stats in (camera_stats or {}).items() for k, v in stats.items()}

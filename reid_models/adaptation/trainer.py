@@ -166,10 +166,28 @@ def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
-@torch.inference_mode()
 def embed_sets(model: nn.Module, images: Sequence[torch.Tensor], device: str = "cpu",
-               batch_size: int = 128) -> list[np.ndarray]:
-    """Per-set (n_i, D) L2-normalised float32 embeddings, model in eval mode (state restored)."""
+               batch_size: int = 128, cams: Sequence[str] | None = None) -> list[np.ndarray]:
+    """Per-set (n_i, D) L2-normalised float32 embeddings, model in eval mode (state restored).
+
+    ``cams[i]``: the camera of set i; when the model carries per-camera BatchNorm statistics
+    (``model.camera_bn``), a set of such a camera is embedded with that camera's statistics."""
+    stats = getattr(model, "camera_bn", None)
+    if not stats or cams is None:
+        return _embed_sets(model, images, device, batch_size)
+    from reid_models.adaptation.bn import with_statistics
+
+    out: list[np.ndarray | None] = [None] * len(images)
+    for cam in sorted(set(cams), key=str):
+        idx = [i for i, c in enumerate(cams) if c == cam]
+        net = with_statistics(model, stats[cam]) if cam in stats else model
+        for i, v in zip(idx, _embed_sets(net, [images[i] for i in idx], device, batch_size)):
+            out[i] = v
+    return out  # type: ignore[return-value]
+
+
+@torch.inference_mode()
+def _embed_sets(model: nn.Module, images: Sequence[torch.Tensor], device: str, batch_size: int) -> list[np.ndarray]:
     was_training = model.training
     model.eval()
     sizes = [len(x) for x in images]

@@ -22,15 +22,19 @@ from reid_models.safe_load import load_weights
 
 
 def checkpoint_bytes(model: EmbeddingNet, state_dict: dict[str, torch.Tensor], metrics: dict | None = None,
-                     parent: str | None = None) -> bytes:
-    """A checkpoint dict of ``model``'s architecture with ``state_dict`` -> ``torch.save`` bytes."""
+                     parent: str | None = None, camera_bn: dict | None = None) -> bytes:
+    """A checkpoint dict of ``model``'s architecture with ``state_dict`` -> ``torch.save`` bytes.
+
+    ``camera_bn``: per-camera BatchNorm statistics (:data:`reid_models.adaptation.bn.CameraStats`), kept in
+    the checkpoint's ``extra`` and given back as the rebuilt model's ``camera_bn``."""
     if not model.model_name:
         raise ModelError("checkpoint_bytes: model has no model_name (build it with build_model)")
     blob = {
         "format": FORMAT, "model_name": model.model_name, "model_kwargs": model.build_kwargs(),
         "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()},
         "config": {"adapted_from": parent}, "metrics": metrics or {}, "epoch": 0, "optimizer": None,
-        "extra": {},
+        "extra": ({"camera_bn": {str(c): {k: v.detach().cpu() for k, v in st.items()} for c, st in camera_bn.items()}}
+                  if camera_bn else {}),
     }
     buf = io.BytesIO()
     torch.save(blob, buf)

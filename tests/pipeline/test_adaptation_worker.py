@@ -188,6 +188,37 @@ def test_live_adaptation_hot_swaps_encoder_and_gallery(store):
     assert matcher.calibration["negatives"] == 0
 
 
+def test_camera_statistics_round_deploys_them_and_the_runner_swaps_them_in(store):
+    """``bn_stats: camera``: the candidate carries one set of BatchNorm statistics per camera, in its version
+    hash and stored weights; the re-embedded tracklets use their own camera's statistics; a runner's encoder
+    that swaps to the version embeds each camera's crops with that camera's statistics."""
+    from pipeline.adaptation.data import load_crop_sets
+    from pipeline.adaptation.live import swap_to
+    from reid_models.adaptation.bn import statistics_items, with_statistics
+    from reid_models.adaptation.trainer import embed_sets, mean_vector, tensors_from_crops
+    from reid_models.adaptation.weights import model_from_weights
+    from reid_models.checkpoint import state_hash
+    from reid_models.encoder import AppearanceEncoder
+
+    rep = adapt_once(store, AdaptSettings(bn_stats="camera", min_gain=-1.0, **FAST))
+    assert rep.deployed and sorted(rep.candidate_camera_bn) == ["left", "right"]
+    assert rep.candidate_version == state_hash({**rep.candidate_state, **statistics_items(rep.candidate_camera_bn)})
+    stored = model_from_weights(store.model_weights(rep.candidate_version))
+    assert sorted(stored.camera_bn) == ["left", "right"]
+    # a re-embedded tracklet = the mean of its crops embedded with its camera's statistics
+    sets = load_crop_sets(store)
+    s = next(x for x in sets if x.cam_id == "right")
+    t = tensors_from_crops(s.crops, stored.input_size, stored.pixel_mean, stored.pixel_std)
+    want = mean_vector(embed_sets(with_statistics(stored, stored.camera_bn["right"]), [t])[0])
+    got = next(tr for tr in store.tracklets(model_version=rep.candidate_version) if tr.tracklet_id == s.tracklet_id)
+    np.testing.assert_allclose(got.embeddings[rep.candidate_version], want, atol=1e-5)
+    # the runner side: swap_to loads weights and statistics; crops of "right" use right's statistics
+    encoder = AppearanceEncoder.from_checkpoint(device="cpu")
+    swap_to(store, encoder, rep.candidate_version)
+    assert encoder.version == rep.candidate_version and encoder.camera_ids == ["left", "right"]
+    np.testing.assert_allclose(mean_vector(encoder.embed_crops(s.crops, cam_id="right")), want, atol=1e-5)
+
+
 def test_crop_keeper_keeps_an_even_bounded_spread():
     image = np.arange(100 * 80 * 3, dtype=np.uint8).reshape(100, 80, 3)
     keeper = CropKeeper(max_crops=4, stale_frames=5)
