@@ -98,3 +98,30 @@ def test_version_bytes_keep_camera_statistics_and_the_encoder_uses_them(setup):
     np.testing.assert_allclose(enc.embed_crops(b, cam_id="elsewhere"), plain, atol=1e-5)
     enc.load_state(model.state_dict())  # a version without statistics drops them
     assert enc.camera_ids == [] and enc.camera_bn is None
+
+
+def test_runner_embeds_each_cameras_detections_with_its_statistics(setup, pets_dir: Path):
+    """FramePlan.embed (the runner's embedding step) with a version holding per-camera statistics: every
+    detection's embedding is its own camera's, although the frames of both cameras arrive in one call."""
+    from pipeline.camconfig import EncoderSettings, ScheduleSettings
+    from pipeline.core.types import Detection, Frame, crop_tlwh
+    from pipeline.runner.components import CameraState
+    from pipeline.runner.frame_plan import FramePlan
+    from reid_models.encoder import AppearanceEncoder
+
+    model, _, _, ta, tb = setup
+    enc = AppearanceEncoder(model, "base", device="cpu")
+    enc.load_state(model.state_dict(), camera_bn=camera_statistics(model, {"left": [ta], "right": [tb]}))
+    gt = np.loadtxt(pets_dir / "gt" / "gt.txt", delimiter=",")
+    img = cv2.imread(str(pets_dir / "img1" / "000100.jpg"))
+    boxes = gt[gt[:, 0] == 100][:, 2:6]
+    frames = [Frame("left", 99, 3.96, img), Frame("right", 99, 3.96, img)]
+    dets = [[Detection(np.array(b, np.float64), 1.0) for b in boxes] for _ in frames]
+    plan = FramePlan(ScheduleSettings(), EncoderSettings(policy="every", every=1))
+    cams = {c: CameraState(c, None, None, None) for c in ("left", "right")}
+    plan.embed(enc, frames, dets, cams)
+    crops = [crop_tlwh(img, b, min_size=2) for b in boxes]
+    for frame, ds in zip(frames, dets):
+        want = enc.embed_crops(crops, cam_id=frame.cam_id)
+        np.testing.assert_allclose(np.stack([d.embedding for d in ds]), want, atol=1e-5)
+    assert not np.allclose(dets[0][0].embedding, dets[1][0].embedding, atol=1e-3)  # same crop, two cameras
