@@ -335,6 +335,9 @@ class CamsConfig(StrictModel):
                                  " camera actors); turn it off or use executor.kind: local")
         if self.adapt.background and self.encoder.backend not in ("torch", "openvino"):
             raise ValueError("adapt.background needs encoder.backend: torch or openvino (new weights are hot-swapped)")
+        if self.adapt.enabled and self.adapt.bn_stats == "camera" and self.encoder.backend != "torch":
+            raise ValueError(f"adapt.bn_stats: camera needs encoder.backend: torch (the {self.encoder.backend} backend"
+                             " runs one exported graph and cannot use per-camera BatchNorm statistics)")
         self.check_mode()
         return self
 

@@ -247,6 +247,12 @@ def test_adapt_settings_are_validated_with_key_paths(tmp_path: Path):
     cfg.write_text("cameras: [{id: a, source: '0'}]\nadapt: {enabled: true, bogus: 1}\n")
     with pytest.raises(ConfigError, match=r"adapt.bogus: unknown key"):
         load_cams_config(cfg)
+    cfg.write_text("cameras: [{id: a, source: '0'}]\nadapt: {enabled: true, bn_stats: cameras}\n")
+    with pytest.raises(ConfigError, match=r"adapt.bn_stats: Input should be 'source', 'target' or 'camera'"):
+        load_cams_config(cfg)
+    cfg.write_text("cameras: [{id: a, source: '0'}]\nencoder: {backend: onnx}\nadapt: {enabled: true, bn_stats: camera}\n")
+    with pytest.raises(ConfigError, match=r"adapt.bn_stats: camera needs encoder.backend: torch \(the onnx backend"):
+        load_cams_config(cfg)
 
 
 def test_background_adaptation_in_batch_mode_is_refused_in_one_line(tmp_path: Path, capsys):
