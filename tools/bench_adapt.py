@@ -246,6 +246,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--max-steps", type=int, default=300)
     ap.add_argument("--alpha", type=float, default=0.1)
     ap.add_argument("--positives", choices=["presumed", "tracklets", "both"], default="presumed")
+    ap.add_argument("--min-gain", type=float, default=0.0, help="guardrail: hold-out AUC gain required to deploy")
     ap.add_argument("--bn-stats", choices=["source", "target", "camera"], default="source",
                     help="target: AdaBN on the round's training crops before mining and fine-tuning; camera: also"
                          " per-camera statistics (camera-based BN)")
@@ -302,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     cams_dir, work, pipeline_summary = prepare_store(args)
     settings = AdaptSettings(budget_s=args.budget_s, max_steps=args.max_steps, threads=args.threads, device="auto",
-                             alpha=args.alpha, positives=args.positives, bn_stats=args.bn_stats, lr=args.lr, final_lr=args.final_lr,
+                             alpha=args.alpha, positives=args.positives, bn_stats=args.bn_stats, min_gain=args.min_gain, lr=args.lr, final_lr=args.final_lr,
                              seed=args.seed)
     matchers = matcher_configs([0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5])
     with IdentityStore(work / "identities.sqlite") as store:

@@ -392,11 +392,16 @@ def write_png(doc: dict, out: Path) -> None:
     for ax, metric in zip(axes[:2], ("rank1", "mAP")):
         b = [r["before"][metric] for _, r in rows]
         a = [(r["after"] or {}).get(metric, np.nan) for _, r in rows]
-        ax.bar(x - 0.2, b, 0.4, label="before (pre-trained)")
-        ax.bar(x + 0.2, a, 0.4, label="after one round")
+        cam = [((r.get("bn_only") or {}).get("camera_bn") or {}).get(metric, np.nan) for _, r in rows]
+        w = 0.27 if np.isfinite(cam).any() else 0.4
+        ax.bar(x - w / 2 - (w / 2 if w < 0.4 else 0), b, w, label="before (pre-trained)")
+        ax.bar(x + (0 if w < 0.4 else w / 2), a, w, label="after the round(s)")
+        if w < 0.4:
+            ax.bar(x + w, cam, w, label="per-camera BN only, no fine-tuning")
         ax.set_xticks(x, [k for k, _ in rows], rotation=15)
         ax.set_title(f"Market rule {metric} (%), {'validation' if doc.get('validate') else 'test'} identities")
-        ax.legend()
+        ax.set_ylim(0, 1.45 * np.nanmax(b + a + cam))  # room for the legend above the bars
+        ax.legend(loc="upper left", fontsize=8)
     ax = axes[2]
     for i, (k, r) in enumerate(rows):
         per = r["pseudo_labels"]["tp_per_camera_pair"]
