@@ -56,6 +56,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="cams.yaml mode of both runs: live only (adapt.background is refused in batch mode, whose"
                          " open store write transaction the worker cannot write through; docs/adaptation.md)")
     ap.add_argument("--poll-s", type=float, default=1.0, help="adapt.poll_s")
+    ap.add_argument("--bn-stats", choices=["source", "target", "camera"], default="source", help="adapt.bn_stats")
+    ap.add_argument("--min-gain", type=float, default=0.0, help="adapt.min_gain")
     return ap.parse_args(argv)
 
 
@@ -146,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     adapt = AdaptSettings(enabled=True, background=True, interval_s=args.interval_s,
                           crops_per_tracklet=args.crops_per_tracklet,
                           min_new_tracklets=args.min_new_tracklets, max_steps=args.max_steps, budget_s=args.budget_s,
-                          poll_s=args.poll_s, threads=1, device="cpu")
+                          poll_s=args.poll_s, threads=1, device="cpu", bn_stats=args.bn_stats,
+                          min_gain=args.min_gain)
     cfg_on = make_config(cams_dir, out / "on", "default", thr, tracker, args.every).model_copy(
         update={"adapt": adapt, "mode": args.mode})
     on, on_eval, _ = run_variant("on", cfg_on, cams_dir, out / "on", cache if reuse else None, None)
@@ -162,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         "detections_replayed_from": str(reuse) if reuse else None, "mode": args.mode,
         "adapt_settings": {k: v for k, v in adapt.model_dump().items()
                            if k in ("interval_s", "min_new_tracklets", "crops_per_tracklet", "max_steps", "budget_s", "poll_s", "threads",
-                                    "device", "nice")},
+                                    "device", "nice", "bn_stats", "min_gain")},
         "off": {"fps_per_cam": fps_off, "wall_s": off["timing"].get("wall_s"),
                 "global_idf1": round(off_eval["global"].get("IDF1", 0.0), 2), "global_ids": off.get("global_ids")},
         "on": {"fps_per_cam": fps_on, "wall_s": on["timing"].get("wall_s"),
