@@ -102,7 +102,7 @@ def markdown(res: dict) -> str:
     off, on = res["off"], res["on"]
     lines = ["# Live adaptation benchmark (2-camera PETS)", "",
              f"Command: `{res['command']}`  ", f"Adapt settings (on run): `{json.dumps(res['adapt_settings'])}`  ",
-             f"Machine: {res['machine']} (shared; the background training job was paused)  ",
+             f"Machine: {res['machine']}  ",
              f"Detections: {'replayed from ' + res['detections_replayed_from'] if res['detections_replayed_from'] else 'yolov5n ONNX run live in both runs'}", "",
              "| | adaptation off | adaptation on (background) |", "|---|---:|---:|"]
     for cam in off["fps_per_cam"]:
