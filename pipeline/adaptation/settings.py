@@ -17,7 +17,8 @@ class AdaptSettings(StrictModel):
     low-priority background process during ``reid-pipeline run`` (every ``interval_s``, once
     ``min_new_tracklets`` new tracklets with crops are stored); the runner hot-swaps every newly
     deployed version. Training: presumed positives ``alpha * min(N1, N2)`` per camera pair
-    (``positives: presumed``), each tracklet's own crops (``tracklets``: certain positives,
+    (``positives: presumed``; with ``mutual_nearest`` only pairs that are each other's nearest
+    tracklet in the other camera), each tracklet's own crops (``tracklets``: certain positives,
     intra-camera tracklet discrimination) or both; with ``bn_stats: target`` the round first
     re-estimates the base model's BatchNorm statistics on its training crops (AdaBN), then mines
     and fine-tunes from that model; ``camera`` does that and also keeps one set of statistics per
@@ -43,6 +44,7 @@ class AdaptSettings(StrictModel):
     nice: int = Field(10, ge=0, le=19)
     alpha: float = Field(0.1, gt=0, le=1)
     positives: Literal["presumed", "tracklets", "both"] = "presumed"
+    mutual_nearest: bool = False
     bn_stats: Literal["source", "target", "camera"] = "source"
     negatives: int = Field(10, ge=1)
     k: int = Field(4, ge=2)

@@ -113,8 +113,8 @@ def _mine(sets: list[CropSet], train: list[int], vectors: list[np.ndarray], sett
     items = [TrackletEmbedding(sets[i].cam_id, sets[i].track_id, sets[i].start_time, sets[i].end_time,
                                mean_vector(vectors[i])) for i in train]
     cooccur = set_cooccurrence(sets, train)
-    pairs = [] if settings.positives == "tracklets" else presumed_positives(items, alpha=settings.alpha,
-                                                                             cooccur=cooccur)
+    pairs = [] if settings.positives == "tracklets" else presumed_positives(
+        items, alpha=settings.alpha, mutual_nearest=settings.mutual_nearest, cooccur=cooccur)
     if settings.positives in ("tracklets", "both"):
         pairs += tracklet_positives(items)
     rng = np.random.default_rng(settings.seed)

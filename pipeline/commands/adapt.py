@@ -38,6 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--positives", choices=["presumed", "tracklets", "both"], default=None,
                         help="what the round trains on: presumed cross-camera pairs (seed 002), each tracklet's own"
                              " crops against the tracklets seen with it, or both")
+    parser.add_argument("--mutual-nearest", action="store_true", default=None,
+                        help="presumed positives only among mutual nearest cross-camera pairs")
     parser.add_argument("--bn-stats", choices=["source", "target", "camera"], default=None,
                         help="target: re-estimate the base model's BatchNorm statistics on the round's crops first"
                              " (AdaBN; no labels, forward passes only); camera: also one set per camera")
@@ -66,7 +68,7 @@ def _settings(args: argparse.Namespace):
         overlapping = overlapping or bool(cfg.matching.overlapping_cameras)
     flags = {"budget_s": args.budget_s, "max_steps": args.max_steps, "device": args.device,
              "threads": args.threads, "alpha": args.alpha, "positives": args.positives,
-             "bn_stats": args.bn_stats, "lr": args.lr, "final_lr": args.final_lr,
+             "mutual_nearest": args.mutual_nearest, "bn_stats": args.bn_stats, "lr": args.lr, "final_lr": args.final_lr,
              "min_gain": args.min_gain}
     base.update({k: v for k, v in flags.items() if v is not None})
     base["background"] = False

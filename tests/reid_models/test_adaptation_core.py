@@ -72,6 +72,16 @@ def test_presumed_positives_take_alpha_min_closest_cross_camera_pairs():
     assert [(p.a, p.b) for p in presumed_positives(items, alpha=0.1)] == [(0, 4)]
 
 
+def test_mutual_nearest_keeps_only_pairs_that_choose_each_other():
+    # A1 at 0 deg, A2 at 10 deg; B1 at 4 deg, B2 at 60 deg. Closest pairs: (A1,B1) 4, (A2,B1) 6, (A2,B2) 50, ...
+    items = [te("A", 1, 0, 10, 0), te("A", 2, 0, 10, 10), te("B", 1, 20, 30, 4), te("B", 2, 20, 30, 60)]
+    # without the rule alpha 1.0 (N_p = 2) takes the two closest: (A1,B1) and (A2,B1), B1 twice
+    assert [(p.a, p.b) for p in presumed_positives(items, alpha=1.0)] == [(0, 2), (1, 2)]
+    # with it: A2's nearest is B1 but B1's nearest is A1, so (A2,B1) goes; (A2,B2) is not mutual either
+    # (B2's nearest is A2 but A2's is B1), so only (A1,B1) is left
+    assert [(p.a, p.b) for p in presumed_positives(items, alpha=1.0, mutual_nearest=True)] == [(0, 2)]
+
+
 def test_presumed_positives_never_pair_tracklets_that_overlap_in_time():
     items = [te("A", 1, 0, 10, 0), te("B", 1, 5, 15, 0), te("B", 2, 30, 40, 60)]
     pairs = presumed_positives(items, alpha=1.0)
