@@ -62,6 +62,23 @@ def swap_to(store, encoder, version: str) -> None:
     encoder.load_state(model.state_dict(), version, camera_bn=model.camera_bn)  # with its per-camera statistics
 
 
+def adopt_deployed_version(store, encoder) -> str | None:
+    """Swap the store's deployed model version into ``encoder`` when it is another one with stored weights
+    (an adapted store): what ``run`` does at start with ``adapt.enabled``, for the readers of a store
+    (``serve``'s photo search, ``query --image``). Tracklets recorded after a hot swap carry embeddings of
+    the deployed version only, so a probe embedded by the base model would never see them. Returns the
+    adopted version, or None when the encoder already is it, the store has none, or cannot swap (ONNX)."""
+    version = store.deployed_version()
+    if version is None or version == encoder.version or store.model_weights(version) is None:
+        return None
+    if getattr(encoder, "model", None) is None:
+        log.warning("%s: deployed model version %s not adopted: the encoder backend cannot load weights",
+                    store.path, version)
+        return None
+    swap_to(store, encoder, version)
+    return version
+
+
 def background_loop(store_path: str, settings: dict, checkpoint: str | None, non_overlapping: bool,
                     stop, rounds_done=None) -> None:
     """Body of the background process: a round every ``interval_s`` once enough new tracklets have crops."""

@@ -26,7 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top", type=int, default=10, help="how many results to show (--image)")
     parser.add_argument("--cam", default=None, help="search only this camera's tracklets (--image)")
     parser.add_argument("--checkpoint", default="default",
-                        help="encoder for the probe: 'default', 'imagenet' or a checkpoint path (--image)")
+                        help="encoder for the probe: 'default' (an adapted store's deployed version when it has one),"
+                             " 'imagenet' or a checkpoint path (--image)")
     parser.add_argument("--model-version", default=None,
                         help="stored embedding version to compare with (default: the encoder's version)")
     parser.add_argument("--json", action="store_true", help="print JSON")
@@ -87,6 +88,10 @@ def run(args: argparse.Namespace) -> int:
         else:
             crop = _probe_crop(args.image, args.box)
             encoder = _encoder(args.checkpoint)
+            if args.checkpoint == "default" and args.model_version is None:  # an adapted store: its deployed model
+                from pipeline.adaptation.live import adopt_deployed_version
+
+                adopt_deployed_version(store, encoder)
             probe = encoder.embed_crops([crop])[0]
             result = query.rank_tracklets(store, probe, args.model_version or encoder.version, args.top, args.cam)
             text = _format_ranking(result)

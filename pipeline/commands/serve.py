@@ -26,21 +26,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token", default=None,
                         help="required from clients (default: $REID_UI_TOKEN or ui.token); needed off loopback")
     parser.add_argument("--checkpoint", default="default",
-                        help="encoder for photo search without --config: 'default', 'imagenet' or a checkpoint path")
+                        help="encoder for photo search without --config: 'default' (an adapted store's deployed"
+                             " version when it has one), 'imagenet' or a checkpoint path")
 
 
-def encoder_factory(cfg, checkpoint: str):
-    """() -> AppearanceEncoder: the config's encoder, else ``checkpoint`` (built on the first search)."""
+def encoder_factory(cfg, checkpoint: str, store_path: Path | None = None):
+    """() -> AppearanceEncoder: the config's encoder, else ``checkpoint`` (built on the first search).
+
+    An adapted store's deployed model version (``store_path``) replaces it, as ``run`` does with
+    ``adapt.enabled``: with ``--config`` when its ``adapt.enabled``, without when ``checkpoint`` is
+    ``default`` (an explicit checkpoint or ``imagenet`` is used as given)."""
     def build():
         if cfg is not None:
             from pipeline.runner.components import build_encoder
 
-            return build_encoder(cfg)
-        from reid_models.encoder import AppearanceEncoder
+            enc = build_encoder(cfg)
+            adopt = cfg.adapt.enabled
+        else:
+            from reid_models.encoder import AppearanceEncoder
 
-        if checkpoint == "imagenet":
-            return AppearanceEncoder.imagenet_baseline(device="auto")
-        return AppearanceEncoder.from_checkpoint(None if checkpoint == "default" else Path(checkpoint), device="auto")
+            if checkpoint == "imagenet":
+                return AppearanceEncoder.imagenet_baseline(device="auto")
+            enc = AppearanceEncoder.from_checkpoint(None if checkpoint == "default" else Path(checkpoint),
+                                                    device="auto")
+            adopt = checkpoint == "default"
+        if adopt and store_path is not None:
+            from pipeline.adaptation.live import adopt_deployed_version
+            from pipeline.store import IdentityStore
+
+            with IdentityStore(store_path, mode="read") as store:
+                adopt_deployed_version(store, enc)
+        return enc
 
     return build
 
@@ -68,5 +84,6 @@ def run(args: argparse.Namespace) -> int:
     if not store.is_file():
         raise DataError(store, "no such identity store")
     cameras = {c.id: c.display_uri() for c in cfg.cameras} if cfg is not None else {}
-    ConsoleServer(store, encoder_factory(cfg, args.checkpoint), host, port, token, cameras=cameras).serve_forever()
+    ConsoleServer(store, encoder_factory(cfg, args.checkpoint, store), host, port, token,
+                  cameras=cameras).serve_forever()
     return 0

@@ -7,6 +7,7 @@ its fine-tuned copies. Training runs a handful of steps on CPU.
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import sys
@@ -217,6 +218,33 @@ def test_camera_statistics_round_deploys_them_and_the_runner_swaps_them_in(store
     swap_to(store, encoder, rep.candidate_version)
     assert encoder.version == rep.candidate_version and encoder.camera_ids == ["left", "right"]
     np.testing.assert_allclose(mean_vector(encoder.embed_crops(s.crops, cam_id="right")), want, atol=1e-5)
+
+
+def test_readers_of_an_adapted_store_use_its_deployed_version(store, tmp_path: Path, capsys):
+    """``query --image`` and ``serve``'s photo search embed the probe with the store's deployed version (with
+    its per-camera statistics) unless a checkpoint is named: tracklets recorded after a hot swap carry only
+    that version's embeddings."""
+    import cv2
+
+    from pipeline.cli import main
+    from pipeline.commands.serve import encoder_factory
+    from reid_models.encoder import DEFAULT_CHECKPOINT
+
+    rep = adapt_once(store, AdaptSettings(bn_stats="camera", min_gain=-1.0, **FAST))
+    assert rep.deployed and store.deployed_version() == rep.candidate_version
+    probe = tmp_path / "probe.jpg"
+    cv2.imwrite(str(probe), store.crops(1)[0][1])
+    path = str(store.path)
+    assert main(["query", "--store", path, "--image", str(probe), "--json", "--top", "3"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["model_version"] == rep.candidate_version and out["tracklets"]
+    enc = encoder_factory(None, "default", store.path)()
+    assert enc.version == rep.candidate_version and enc.camera_ids == ["left", "right"]
+    # a named checkpoint is used as given
+    assert encoder_factory(None, str(DEFAULT_CHECKPOINT), store.path)().version == rep.base_version
+    assert main(["query", "--store", path, "--image", str(probe), "--json", "--checkpoint",
+                 str(DEFAULT_CHECKPOINT)]) == 0
+    assert json.loads(capsys.readouterr().out)["model_version"] == rep.base_version
 
 
 def test_crop_keeper_keeps_an_even_bounded_spread():
