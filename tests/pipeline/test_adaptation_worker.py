@@ -261,25 +261,21 @@ def test_crop_keeper_keeps_an_even_bounded_spread():
     assert keeper.take("a", 8)[0] == [17] and len(keeper) == 0
 
 
-def test_adapt_settings_are_validated_with_key_paths(tmp_path: Path):
+@pytest.mark.parametrize("body, message", [
+    ("adapt: {enabled: true, crops_per_tracklet: 1}", r"cams.yaml: adapt.crops_per_tracklet: Input should be greater"),
+    ("adapt: {background: true}", r"adapt: Value error, background adaptation needs enabled: true"),
+    ("adapt: {enabled: true, bogus: 1}", r"adapt.bogus: unknown key"),
+    ("adapt: {enabled: true, bn_stats: cameras}", r"adapt.bn_stats: Input should be 'source', 'target' or 'camera'"),
+    ("encoder: {backend: onnx}\nadapt: {enabled: true, bn_stats: camera}",
+     r"adapt.bn_stats: camera needs encoder.backend: torch \(the onnx backend"),
+])
+def test_adapt_settings_are_validated_with_key_paths(tmp_path: Path, body: str, message: str):
     from pipeline.camconfig import load_cams_config
     from pipeline.core.errors import ConfigError
 
     cfg = tmp_path / "cams.yaml"
-    cfg.write_text("cameras: [{id: a, source: '0'}]\nadapt: {enabled: true, crops_per_tracklet: 1}\n")
-    with pytest.raises(ConfigError, match=r"cams.yaml: adapt.crops_per_tracklet: Input should be greater"):
-        load_cams_config(cfg)
-    cfg.write_text("cameras: [{id: a, source: '0'}]\nadapt: {background: true}\n")
-    with pytest.raises(ConfigError, match=r"adapt: Value error, background adaptation needs enabled: true"):
-        load_cams_config(cfg)
-    cfg.write_text("cameras: [{id: a, source: '0'}]\nadapt: {enabled: true, bogus: 1}\n")
-    with pytest.raises(ConfigError, match=r"adapt.bogus: unknown key"):
-        load_cams_config(cfg)
-    cfg.write_text("cameras: [{id: a, source: '0'}]\nadapt: {enabled: true, bn_stats: cameras}\n")
-    with pytest.raises(ConfigError, match=r"adapt.bn_stats: Input should be 'source', 'target' or 'camera'"):
-        load_cams_config(cfg)
-    cfg.write_text("cameras: [{id: a, source: '0'}]\nencoder: {backend: onnx}\nadapt: {enabled: true, bn_stats: camera}\n")
-    with pytest.raises(ConfigError, match=r"adapt.bn_stats: camera needs encoder.backend: torch \(the onnx backend"):
+    cfg.write_text("cameras: [{id: a, source: '0'}]\n" + body + "\n")
+    with pytest.raises(ConfigError, match=message):
         load_cams_config(cfg)
 
 
