@@ -32,7 +32,8 @@ from reid_models.safe_load import load_weights
 FORMAT = "reid-pipeline/embedding-net/1"
 
 
-def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+def cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Detached CPU copies of ``model``'s state dict (independent of the model and its device)."""
     return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
@@ -54,7 +55,7 @@ def save_checkpoint(
         "format": FORMAT,
         "model_name": model.model_name,
         "model_kwargs": model.build_kwargs(),
-        "state_dict": _cpu_state(model),
+        "state_dict": cpu_state(model),
         "config": config,
         "metrics": metrics,
         "epoch": int(epoch),

@@ -275,10 +275,12 @@ class AppearanceEncoder:
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """A CPU copy of the current weights (torch backend)."""
+        from reid_models.checkpoint import cpu_state
+
         if self._model is None:
             raise ModelError("state_dict needs the torch backend")
         with self._lock:
-            return {k: v.detach().cpu().clone() for k, v in self._model.state_dict().items()}
+            return cpu_state(self._model)
 
     @property
     def model(self) -> EmbeddingNet | None:

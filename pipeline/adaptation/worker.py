@@ -6,9 +6,10 @@
 2. Every tracklet with stored crops is embedded by the base model (tracklets
    lacking an embedding of the base version get one).
 3. Hold-out tracklets (see :func:`~pipeline.adaptation.data.split_holdout`) are
-   set aside; with ``bn_stats: target`` the base model's BatchNorm statistics are
-   re-estimated on the rest's crops (AdaBN) and that model is the starting point; on the rest, presumed positives (``alpha * min(N1, N2)`` closest
-   cross-camera pairs per camera pair) and up to ``negatives`` co-occurrence
+   set aside; with ``bn_stats: target`` or ``camera`` the base model's BatchNorm
+   statistics are re-estimated on the rest's crops (AdaBN; ``camera``: also one set per
+   camera) and that model is the starting point; on the rest, presumed positives
+   (``alpha * min(N1, N2)`` closest cross-camera pairs per camera pair) and up to ``negatives`` co-occurrence
    negatives per positive are mined (seed 002 §3.2.1-3.2.2).
 4. A copy of the base model is fine-tuned (§3.2.3, :func:`reid_models.adaptation.trainer.fine_tune`).
 5. Guardrail: continuity AUC of the hold-out halves, candidate vs base; a
@@ -37,6 +38,7 @@ from pipeline.core.types import TrackletEmbedding
 from reid_models.adaptation.holdout import continuity_auc, continuity_pairs, decide_deploy
 from reid_models.adaptation.mining import pair_negatives, presumed_positives, tracklet_positives
 from reid_models.adaptation.trainer import FineTuneSettings, embed_sets, fine_tune, mean_vector, tensors_from_crops
+from reid_models.checkpoint import cpu_state
 
 log = logging.getLogger(__name__)
 
@@ -199,23 +201,15 @@ def run_round(store, rep: AdaptReport, base, sets: list[CropSet], images: list, 
                            on_step=lambda _s, loss: bar.update(1))
     rep.steps, rep.train_s, rep.stopped_by = result.steps, round(result.seconds, 2), result.stopped_by
     rep.losses = [round(x, 5) for x in result.losses]
-    state = result.state_dict
-    if result.steps == 0 and start is not base and result.stopped_by != "stop_request":
-        # nothing to fine-tune on, but the re-estimated statistics are a candidate of their own
-        state = {k: v.detach().cpu().clone() for k, v in start.state_dict().items()}
-    camera_bn = None
-    if settings.bn_stats == "camera" and (result.steps or state is not result.state_dict):
-        from reid_models.adaptation.bn import camera_statistics
-
-        tuned = copy.deepcopy(base)
-        tuned.load_state_dict(state)
-        camera_bn = camera_statistics(tuned, by_cam, settings.seed, device)  # of the fine-tuned weights
-    if result.steps == 0 and state is result.state_dict:
+    # no step but re-estimated statistics: those statistics are a candidate of their own
+    stats_only = result.steps == 0 and start is not base and result.stopped_by != "stop_request"
+    if result.steps == 0 and not stats_only:
         rep.reason = ("nothing to train on (no presumed positive with negatives)" if result.stopped_by == "no_data"
                       else "stopped before the first step")
     else:
-        _judge_and_deploy(store, rep, base, state, sets, images, hold, settings, device, len(pairs),
-                          reembed, together, camera_bn=camera_bn)
+        _judge_and_deploy(store, rep, base, cpu_state(start) if stats_only else result.state_dict, sets, images,
+                          hold, settings, device, len(pairs), reembed, together,
+                          camera_images=by_cam if settings.bn_stats == "camera" else None)
     rep.deployed_version = store.deployed_version()
     return rep
 
@@ -230,17 +224,19 @@ def _holdout_rule(sets: list[CropSet]):
 
 def _judge_and_deploy(store, rep: AdaptReport, base, state: dict, sets: list[CropSet], images: list,
                       hold: list[int], settings: AdaptSettings, device: str, n_pairs: int, reembed: bool = True,
-                      together=None, camera_bn: dict | None = None) -> None:
+                      together=None, camera_images: dict | None = None) -> None:
     """Guardrail, versioning, re-embedding and deployment of a fine-tuned state (fills ``rep``).
 
-    ``camera_bn``: the candidate's per-camera BatchNorm statistics (``bn_stats: camera``), part of its
-    version (hash) and of its stored weights; None drops any statistics the base carried."""
-    from reid_models.adaptation.bn import statistics_items
+    ``camera_images``: camera id -> its training crops (``bn_stats: camera``): the candidate's per-camera
+    BatchNorm statistics are estimated on them for its weights; they are part of its version (hash) and of
+    its stored weights. None drops any statistics the base carried."""
+    from reid_models.adaptation.bn import camera_statistics, statistics_items
     from reid_models.adaptation.weights import checkpoint_bytes
     from reid_models.checkpoint import state_hash
 
     candidate = copy.deepcopy(base)
     candidate.load_state_dict(state)
+    camera_bn = camera_statistics(candidate, camera_images, settings.seed, device) if camera_images else None
     candidate.camera_bn = camera_bn
     rep.candidate_state = state
     rep.candidate_camera_bn = camera_bn

@@ -63,8 +63,7 @@ class FramePlan:
                     crops.setdefault(key, []).append(crop)
                     owners.setdefault(key, []).append(dets[i])
         for key, batch in crops.items():  # one call for all cameras unless they have their own statistics
-            feats = encoder.embed_crops(batch, cam_id=key) if key is not None else encoder.embed_crops(batch)
-            for det, feat in zip(owners[key], feats):
+            for det, feat in zip(owners[key], encoder.embed_crops(batch, cam_id=key)):
                 det.embedding = feat
 
     def detected(self, st: CameraState, frame: Frame) -> None:

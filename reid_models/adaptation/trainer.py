@@ -28,6 +28,7 @@ from torch import nn
 
 from pipeline.core.types import unit_mean
 from reid_models.adaptation.loss import modified_batch_hard
+from reid_models.checkpoint import cpu_state
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ def fine_tune(
     usable = [(pr, ng) for pr, ng in zip(pairs, negatives) if len(ng) > 0]
     net = copy.deepcopy(model).to(settings.device)
     if not usable or settings.max_steps <= 0:
-        return FineTuneResult(_cpu_state(net), 0, 0.0, "no_data")
+        return FineTuneResult(cpu_state(net), 0, 0.0, "no_data")
     with torch.random.fork_rng(devices=[]):  # dropout draws from the global RNG: seed it, then restore it
         torch.manual_seed(settings.seed)
         return _train(net, images, usable, settings, should_stop, on_step)
@@ -159,11 +160,7 @@ def _train(net: nn.Module, images: Sequence[torch.Tensor], usable: list, setting
         lrs.append(lr)
         if on_step is not None:
             on_step(step, losses[-1])
-    return FineTuneResult(_cpu_state(net), len(losses), time.monotonic() - t0, stopped, losses, lrs)
-
-
-def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    return FineTuneResult(cpu_state(net), len(losses), time.monotonic() - t0, stopped, losses, lrs)
 
 
 def embed_sets(model: nn.Module, images: Sequence[torch.Tensor], device: str = "cpu",
