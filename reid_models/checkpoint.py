@@ -139,7 +139,8 @@ def pooled_trunk_blob(blob: dict[str, Any], source: str = "<checkpoint>") -> dic
         raise ModelError(f"{source}: pooled-trunk export needs a mobilenetv2_fc checkpoint, got {blob.get('model_name')!r}")
     state = {k: v for k, v in blob["state_dict"].items() if k.startswith("features.")}
     kwargs = {"input_size": tuple(blob["model_kwargs"].get("input_size", (128, 64))), "pretrained": None,
-              "last_stride": int(blob["model_kwargs"].get("last_stride", 2))}
+              "last_stride": int(blob["model_kwargs"].get("last_stride", 2)),
+              **({"ibn": True} if blob["model_kwargs"].get("ibn") else {})}
     extra = {**blob.get("extra", {}), "embedding": "mobilenetv2_fc trunk, global-average-pooled 1280-d (FC head dropped)"}
     return {**blob, "model_name": "mobilenetv2_pool", "model_kwargs": kwargs, "state_dict": state, "extra": extra}
 
