@@ -139,15 +139,18 @@ def rematch_idf1(sets, vectors: np.ndarray, cams_dir: Path, work: Path, configs:
             for label, mcfg in configs.items()}
 
 
-def tp_fraction_by_alpha(sets, vectors: np.ndarray, pids, alphas: list[float]) -> dict[str, dict]:
+def tp_fraction_by_alpha(sets, vectors: np.ndarray, pids, alphas: list[float],
+                         mining_distance: str = "cosine") -> dict[str, dict]:
     """Presumed positives mined over ALL tracklets (no hold-out) at each alpha, and their TP fraction."""
     from pipeline.core.types import TrackletEmbedding
     from reid_models.adaptation.mining import presumed_positives, true_positive_fraction
+    from reid_models.rerank import k_reciprocal_distance
 
     items = [TrackletEmbedding(s.cam_id, s.track_id, s.start_time, s.end_time, vectors[i]) for i, s in enumerate(sets)]
+    dist = k_reciprocal_distance(np.asarray(vectors)) if mining_distance == "k_reciprocal" else None
     out = {}
     for a in alphas:
-        pairs = presumed_positives(items, alpha=a)
+        pairs = presumed_positives(items, alpha=a, distance=dist)
         out[f"{a:g}"] = {"pairs": len(pairs), "tp_fraction": round(true_positive_fraction(pairs, pids), 3)}
     return out
 
@@ -247,6 +250,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--alpha", type=float, default=0.1)
     ap.add_argument("--positives", choices=["presumed", "tracklets", "both"], default="presumed")
     ap.add_argument("--min-gain", type=float, default=0.0, help="guardrail: hold-out AUC gain required to deploy")
+    ap.add_argument("--mining-distance", choices=["cosine", "k_reciprocal"], default="cosine",
+                    help="what ranks the presumed positives (adapt.mining_distance)")
     ap.add_argument("--bn-stats", choices=["source", "target", "camera"], default="source",
                     help="target: AdaBN on the round's training crops before mining and fine-tuning; camera: also"
                          " per-camera statistics (camera-based BN)")
@@ -303,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     cams_dir, work, pipeline_summary = prepare_store(args)
     settings = AdaptSettings(budget_s=args.budget_s, max_steps=args.max_steps, threads=args.threads, device="auto",
-                             alpha=args.alpha, positives=args.positives, bn_stats=args.bn_stats, min_gain=args.min_gain, lr=args.lr, final_lr=args.final_lr,
+                             alpha=args.alpha, positives=args.positives, bn_stats=args.bn_stats, min_gain=args.min_gain, mining_distance=args.mining_distance, lr=args.lr, final_lr=args.final_lr,
                              seed=args.seed)
     matchers = matcher_configs([0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5])
     with IdentityStore(work / "identities.sqlite") as store:
@@ -324,10 +329,10 @@ def main(argv: list[str] | None = None) -> int:
         "pipeline": pipeline_summary, "tracklets": len(sets), "tracklets_with_gt": sum(p is not None for p in pids),
         "cross_camera_ids": len(seen[0] & seen[1]), "fixed_thresholds": [k for k in matchers if k != "auto"],
         "tp_fraction_round": round_tp_fraction(rep, sets, pids),
-        "tp_by_alpha": tp_fraction_by_alpha(sets, before["vectors"], pids, [0.1, 0.2, 0.3, 0.5]),
+        "tp_by_alpha": tp_fraction_by_alpha(sets, before["vectors"], pids, [0.1, 0.2, 0.3, 0.5], args.mining_distance),
         "before": {k: v for k, v in before.items() if k != "vectors"},
         "after": {k: v for k, v in after.items() if k != "vectors"},
-        "adaptation": rep.to_json() | {"alpha": args.alpha, "positives_mode": args.positives, "bn_stats": args.bn_stats, "lr": args.lr, "final_lr": args.final_lr},
+        "adaptation": rep.to_json() | {"alpha": args.alpha, "positives_mode": args.positives, "bn_stats": args.bn_stats, "mining_distance": args.mining_distance, "lr": args.lr, "final_lr": args.final_lr},
         "total_bench_s": round(time.time() - t0, 1),
     }
     (args.out / "results.json").write_text(json.dumps(res, indent=1, default=float) + "\n", encoding="utf-8")

@@ -227,7 +227,7 @@ def oracle_row(name: str, ckpt: Path, items, args) -> dict:
     images = read_crops(crops)
     sets = crop_sets(crops, images, groups)
     t = tensors_from_crops(images, base.input_size, base.pixel_mean, base.pixel_std)
-    settings = AdaptSettings(alpha=args.alpha, positives=args.positives, bn_stats=args.bn_stats, mutual_nearest=args.mutual_nearest, lr=args.lr, final_lr=args.final_lr, max_steps=args.max_steps,
+    settings = AdaptSettings(alpha=args.alpha, positives=args.positives, bn_stats=args.bn_stats, mutual_nearest=args.mutual_nearest, mining_distance=args.mining_distance, lr=args.lr, final_lr=args.final_lr, max_steps=args.max_steps,
                              budget_s=args.budget_s, k=args.k, p=args.p, negatives=args.negatives, seed=args.seed)
     train, _ = split_holdout(sets, settings.holdout_fraction, settings.seed, min_crops=2)
     pairs, negs = _mine(sets, train, [v[g] for g in groups], settings, True)
@@ -256,6 +256,7 @@ def settings_key(args) -> dict:
             **({"positives": args.positives} if args.positives != "presumed" else {}),
             **({"bn_stats": args.bn_stats} if args.bn_stats != "source" else {}),
             **({"mutual_nearest": True} if args.mutual_nearest else {}),
+            **({"mining_distance": args.mining_distance} if args.mining_distance != "cosine" else {}),
             **({"rounds": args.rounds} if args.rounds != 1 else {})}
 
 
@@ -297,7 +298,7 @@ def run_row(name: str, ckpt: Path, set_name: str, items, args, out: Path) -> dic
     ev_idx = np.array([index[str(it.path)] for it in eval_items])
     before = retrieval(eval_items, all_feats[ev_idx])
     ad_idx = np.array([index[str(it.path)] for it in adapt_items])
-    settings = AdaptSettings(alpha=args.alpha, positives=args.positives, bn_stats=args.bn_stats, mutual_nearest=args.mutual_nearest, lr=args.lr, final_lr=args.final_lr, max_steps=args.max_steps,
+    settings = AdaptSettings(alpha=args.alpha, positives=args.positives, bn_stats=args.bn_stats, mutual_nearest=args.mutual_nearest, mining_distance=args.mining_distance, lr=args.lr, final_lr=args.final_lr, max_steps=args.max_steps,
                              budget_s=args.budget_s, k=args.k, p=args.p, negatives=args.negatives,
                              min_gain=args.min_gain, seed=args.seed, device=args.device, threads=args.threads)
     store_path = out / "stores" / f"{name}_{set_name}{'_val' if args.validate else ''}.sqlite"
@@ -440,6 +441,8 @@ def main() -> int:
     ap.add_argument("--max-steps", type=int, default=500)
     ap.add_argument("--mutual-nearest", action="store_true",
                     help="presumed positives only among mutual nearest cross-camera pairs (adapt.mutual_nearest)")
+    ap.add_argument("--mining-distance", choices=["cosine", "k_reciprocal"], default="cosine",
+                    help="what ranks the presumed positives (adapt.mining_distance)")
     ap.add_argument("--bn-diagnostics", action="store_true",
                     help="also score BatchNorm statistics re-estimated on the adaptation crops without any fine-tuning:"
                          " one set (AdaBN) and one per camera (camera-based BN), as row['bn_only']")

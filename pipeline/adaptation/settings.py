@@ -18,7 +18,8 @@ class AdaptSettings(StrictModel):
     ``min_new_tracklets`` new tracklets with crops are stored); the runner hot-swaps every newly
     deployed version. Training: presumed positives ``alpha * min(N1, N2)`` per camera pair
     (``positives: presumed``; with ``mutual_nearest`` only pairs that are each other's nearest
-    tracklet in the other camera), each tracklet's own crops (``tracklets``: certain positives,
+    tracklet in the other camera; ``mining_distance: k_reciprocal`` ranks the pairs by the k-reciprocal
+    distance of Zhong et al. with ``k1`` / ``k2`` instead of the cosine distance), each tracklet's own crops (``tracklets``: certain positives,
     intra-camera tracklet discrimination) or both; with ``bn_stats: target`` the round first
     re-estimates the base model's BatchNorm statistics on its training crops (AdaBN), then mines
     and fine-tunes from that model; ``camera`` does that and also keeps one set of statistics per
@@ -45,6 +46,9 @@ class AdaptSettings(StrictModel):
     alpha: float = Field(0.1, gt=0, le=1)
     positives: Literal["presumed", "tracklets", "both"] = "presumed"
     mutual_nearest: bool = False
+    mining_distance: Literal["cosine", "k_reciprocal"] = "cosine"
+    k1: int = Field(20, ge=1)
+    k2: int = Field(6, ge=1)
     bn_stats: Literal["source", "target", "camera"] = "source"
     negatives: int = Field(10, ge=1)
     k: int = Field(4, ge=2)

@@ -37,6 +37,7 @@ from pipeline.core.errors import ModelError
 from pipeline.core.types import TrackletEmbedding
 from reid_models.adaptation.holdout import continuity_auc, continuity_pairs, decide_deploy
 from reid_models.adaptation.mining import pair_negatives, presumed_positives, tracklet_positives
+from reid_models.rerank import k_reciprocal_distance
 from reid_models.adaptation.trainer import FineTuneSettings, embed_sets, fine_tune, mean_vector, tensors_from_crops
 from reid_models.checkpoint import cpu_state
 
@@ -115,8 +116,11 @@ def _mine(sets: list[CropSet], train: list[int], vectors: list[np.ndarray], sett
     items = [TrackletEmbedding(sets[i].cam_id, sets[i].track_id, sets[i].start_time, sets[i].end_time,
                                mean_vector(vectors[i])) for i in train]
     cooccur = set_cooccurrence(sets, train)
+    distance = None
+    if settings.mining_distance == "k_reciprocal" and settings.positives != "tracklets":
+        distance = k_reciprocal_distance(np.stack([it.vector for it in items]), settings.k1, settings.k2)
     pairs = [] if settings.positives == "tracklets" else presumed_positives(
-        items, alpha=settings.alpha, mutual_nearest=settings.mutual_nearest, cooccur=cooccur)
+        items, alpha=settings.alpha, mutual_nearest=settings.mutual_nearest, cooccur=cooccur, distance=distance)
     if settings.positives in ("tracklets", "both"):
         pairs += tracklet_positives(items)
     rng = np.random.default_rng(settings.seed)

@@ -266,6 +266,8 @@ def test_crop_keeper_keeps_an_even_bounded_spread():
     ("adapt: {background: true}", r"adapt: Value error, background adaptation needs enabled: true"),
     ("adapt: {enabled: true, bogus: 1}", r"adapt.bogus: unknown key"),
     ("adapt: {enabled: true, bn_stats: cameras}", r"adapt.bn_stats: Input should be 'source', 'target' or 'camera'"),
+    ("adapt: {enabled: true, mining_distance: jaccard}", r"adapt.mining_distance: Input should be 'cosine' or 'k_reciprocal'"),
+    ("adapt: {enabled: true, k1: 0}", r"adapt.k1: Input should be greater than or equal to 1"),
     ("encoder: {backend: onnx}\nadapt: {enabled: true, bn_stats: camera}",
      r"adapt.bn_stats: camera needs encoder.backend: torch \(the onnx backend"),
 ])
