@@ -112,15 +112,13 @@ class RemoteCamera:
     # ------------------------------------------------------------ actor calls
     def start(self) -> None:
         """Restore the actor to what this runner consumed (a checkpoint's snapshot, or the start)."""
-        import ray
-
         self.epoch = uuid.uuid4().hex
         self.buffer.clear()
         self.pending.clear()
         self.received = self.frames
         self.ended = self.done
         if not self.done:
-            ray.get(self.actor.restore.remote(self.epoch, self.snapshot))
+            self._restore()
 
     def submit(self) -> None:
         """Send ``step`` calls until ``executor.inflight`` are in flight or the frames they may return would
@@ -135,13 +133,19 @@ class RemoteCamera:
     def _recover(self, exc: Exception) -> None:
         """The actor's process or node died (a call failed, or the actor answered with another epoch: it was
         restarted between two calls): wait for Ray's restart and restore the last snapshot."""
-        import ray
-
         self.restarts += 1
         log.warning("camera %s: actor lost (%s); restoring it from frame %d", self.id, type(exc).__name__,
                     0 if self.snapshot is None else self.snapshot.frames)
         self.pending.clear()  # the calls after the failed one: failed too, or stale for the new epoch
         self.epoch = uuid.uuid4().hex
+        self._restore()
+
+    def _restore(self) -> None:
+        """``restore`` the actor to ``snapshot`` under ``epoch``, waiting up to RESTART_WAIT_S while Ray restarts
+        it: a camera actor killed together with the matcher may still be restarting when the restarted matcher
+        starts its cameras, not only when a step call fails."""
+        import ray
+
         deadline = time.monotonic() + RESTART_WAIT_S
         while True:
             try:
