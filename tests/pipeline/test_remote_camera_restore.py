@@ -11,10 +11,15 @@ from types import SimpleNamespace
 
 import pytest
 
-ray = pytest.importorskip("ray")
+from pipeline.distributed import matcher_runner
+from pipeline.distributed.matcher_runner import CameraLostError, RemoteCamera
 
-from pipeline.distributed import matcher_runner  # noqa: E402
-from pipeline.distributed.matcher_runner import CameraLostError, RemoteCamera  # noqa: E402
+
+@pytest.fixture
+def ray():
+    """Imported inside the test, never at collection: Ray reads its auth settings when first imported, and the
+    cluster fixture of test_ray_cluster.py must set its token before that happens in this process."""
+    return pytest.importorskip("ray")
 
 
 class _Actor:
@@ -38,7 +43,7 @@ def _failing_get(fail: list[Exception]):
     return get
 
 
-def test_start_waits_while_the_actor_restarts(monkeypatch):
+def test_start_waits_while_the_actor_restarts(monkeypatch, ray):
     """The restarted matcher starts its cameras; one camera's actor, killed with it, is still restarting:
     start() retries instead of failing the run (it used to raise ActorUnavailableError)."""
     cam = _camera()
@@ -49,7 +54,7 @@ def test_start_waits_while_the_actor_restarts(monkeypatch):
     assert len(cam.actor.calls) == 4 and {e for e, _ in cam.actor.calls} == {cam.epoch}  # 3 refused, 1 taken
 
 
-def test_start_gives_up_after_the_restart_wait(monkeypatch):
+def test_start_gives_up_after_the_restart_wait(monkeypatch, ray):
     cam = _camera()
     clock = iter(range(0, 10_000, 100))  # every monotonic() call: 100 s later
     monkeypatch.setattr(matcher_runner.time, "monotonic", lambda: float(next(clock)))
@@ -59,7 +64,7 @@ def test_start_gives_up_after_the_restart_wait(monkeypatch):
         cam.start()
 
 
-def test_a_dead_actor_is_a_lost_camera(monkeypatch):
+def test_a_dead_actor_is_a_lost_camera(monkeypatch, ray):
     cam = _camera()
     monkeypatch.setattr(ray, "get", _failing_get([ray.exceptions.ActorDiedError()]))
     with pytest.raises(CameraLostError, match=r"camera a: its actor is gone after 0 losses"):
