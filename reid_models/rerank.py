@@ -9,12 +9,22 @@ reason; here it ranks the presumed positives of seed 002 (``adapt.mining_distanc
 
 No maintained PyPI package ships the function on its own (torchreid and FastReID carry a copy inside the whole
 framework), so it is written here from the paper; ``k1`` 20, ``k2`` 6 and ``lambda_value`` are the paper's names
-and values. Pure numpy, dense (N, N) float32 matrices: about 4 x N^2 x 4 bytes (1.9 GB at N = 11,000).
+and values. Pure numpy, dense (N, N) matrices: :func:`k_reciprocal_bytes` (2.9 GB at N = 11,000); the
+adaptation round refuses one over ``pipeline.adaptation.worker.K_RECIPROCAL_MAX_BYTES`` in one line.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+#: bytes per item pair of :func:`k_reciprocal_distance`'s working set: three (N, N) float32 matrices and the (N, N)
+#: int64 neighbour order, plus the output
+BYTES_PER_PAIR = 4 * 4 + 8
+
+
+def k_reciprocal_bytes(n: int) -> int:
+    """Working memory of :func:`k_reciprocal_distance` over ``n`` items (about 2.9 GB at n = 11,000)."""
+    return BYTES_PER_PAIR * int(n) * int(n)
 
 
 def k_reciprocal_distance(features: np.ndarray, k1: int = 20, k2: int = 6, lambda_value: float = 0.0) -> np.ndarray:

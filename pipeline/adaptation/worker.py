@@ -33,11 +33,11 @@ import numpy as np
 from pipeline.adaptation.data import (CropSet, check_sets, half_tracklets, load_crop_sets, set_cooccurrence, sets_cooccur,
                                       split_holdout)
 from pipeline.adaptation.settings import AdaptSettings
-from pipeline.core.errors import ModelError
+from pipeline.core.errors import ConfigError, ModelError
 from pipeline.core.types import TrackletEmbedding
 from reid_models.adaptation.holdout import continuity_auc, continuity_pairs, decide_deploy
 from reid_models.adaptation.mining import pair_negatives, presumed_positives, tracklet_positives
-from reid_models.rerank import k_reciprocal_distance
+from reid_models.rerank import k_reciprocal_bytes, k_reciprocal_distance
 from reid_models.adaptation.trainer import FineTuneSettings, embed_sets, fine_tune, mean_vector, tensors_from_crops
 from reid_models.checkpoint import cpu_state
 
@@ -110,6 +110,10 @@ def rollback(store) -> tuple[str, str]:
     return current, parent
 
 
+#: the largest k-reciprocal working set a round may allocate (a folder round has no max_tracklets cap)
+K_RECIPROCAL_MAX_BYTES = 8e9
+
+
 def _mine(sets: list[CropSet], train: list[int], vectors: list[np.ndarray], settings: AdaptSettings,
           non_overlapping: bool):
     """Presumed-positive pairs and their negatives, as indices into ``train`` (local)."""
@@ -118,6 +122,11 @@ def _mine(sets: list[CropSet], train: list[int], vectors: list[np.ndarray], sett
     cooccur = set_cooccurrence(sets, train)
     distance = None
     if settings.mining_distance == "k_reciprocal" and settings.positives != "tracklets":
+        need = k_reciprocal_bytes(len(items))
+        if need > K_RECIPROCAL_MAX_BYTES:
+            raise ConfigError(f"adapt.mining_distance: k_reciprocal over {len(items)} tracklets needs about "
+                              f"{need / 1e9:.0f} GB (limit {K_RECIPROCAL_MAX_BYTES / 1e9:.0f} GB): lower adapt.max_tracklets, "
+                              "adapt a smaller folder, or use mining_distance: cosine")
         distance = k_reciprocal_distance(np.stack([it.vector for it in items]), settings.k1, settings.k2)
     pairs = [] if settings.positives == "tracklets" else presumed_positives(
         items, alpha=settings.alpha, mutual_nearest=settings.mutual_nearest, cooccur=cooccur, distance=distance)

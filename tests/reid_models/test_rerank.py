@@ -90,3 +90,20 @@ def test_the_round_mines_on_the_configured_distance():
     got = mined(mining_distance="k_reciprocal", k1=1, k2=1)
     assert set(got) == {(0, 2), (1, 3)}
     assert got == sorted(got, key=lambda ab: d[ab])  # ranked by the k-reciprocal distance
+
+
+def test_a_round_too_large_for_k_reciprocal_is_refused_in_one_line(monkeypatch):
+    from pipeline.adaptation import worker
+    from pipeline.adaptation.data import CropSet
+    from pipeline.adaptation.settings import AdaptSettings
+    from pipeline.core.errors import ConfigError
+    from reid_models.rerank import k_reciprocal_bytes
+
+    assert k_reciprocal_bytes(11_000) == 24 * 11_000 ** 2  # 2.9 GB: the Market train + test round measured
+    sets = [CropSet(i, "AB"[i % 2], i, 0.0, 1.0, np.array([0]), np.array([0.0]), [np.zeros((8, 4, 3), np.uint8)])
+            for i in range(4)]
+    vectors = [unit(10 * i)[None, :] for i in range(4)]
+    monkeypatch.setattr(worker, "K_RECIPROCAL_MAX_BYTES", k_reciprocal_bytes(3))
+    with pytest.raises(ConfigError, match=r"adapt.mining_distance: k_reciprocal over 4 tracklets needs about"):
+        worker._mine(sets, [0, 1, 2, 3], vectors, AdaptSettings(mining_distance="k_reciprocal"), non_overlapping=True)
+    worker._mine(sets, [0, 1, 2, 3], vectors, AdaptSettings(), non_overlapping=True)  # cosine: no such limit
