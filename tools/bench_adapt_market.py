@@ -164,6 +164,7 @@ def mining_grid(name: str, ckpt: Path, items, args, out: Path) -> list[dict]:
     from reid_models.adaptation.mining import presumed_positives, shared_key_cooccurrence
     from reid_models.adaptation.trainer import mean_vector
     from reid_models.checkpoint import load_checkpoint
+    from reid_models.rerank import k_reciprocal_distance
 
     device = resolve_device(args.device)
     base, meta = load_checkpoint(ckpt, "cpu")
@@ -184,11 +185,13 @@ def mining_grid(name: str, ckpt: Path, items, args, out: Path) -> list[dict]:
             emb = [TrackletEmbedding(s.cam_id, s.track_id, 0.0, 0.0, mean_vector(v[g])) for s, g in zip(sets, groups)]
             rule = shared_key_cooccurrence([s.keys for s in sets])
             with_neg = np.array([rule([i], range(len(sets)))[0].any() for i in range(len(sets))])
+            dist = (k_reciprocal_distance(np.stack([e.vector for e in emb]))
+                    if args.mining_distance == "k_reciprocal" else None)
             for alpha in (0.05, 0.1, 0.2, 0.3):
-                pos = presumed_positives(emb, alpha=alpha, cooccur=rule)
+                pos = presumed_positives(emb, alpha=alpha, cooccur=rule, distance=dist)
                 tp = [major[p.a] == major[p.b] for p in pos]
                 usable = [with_neg[p.a] or with_neg[p.b] for p in pos]
-                rows.append({"model": name, "link_quantile": q, "threshold": round(th, 4), "window_frames": w,
+                rows.append({"model": name, "mining_distance": args.mining_distance, "link_quantile": q, "threshold": round(th, 4), "window_frames": w,
                              "groups": len(groups), "purity": round(purity, 4), "alpha": alpha, "positives": len(pos),
                              "tp_fraction": round(float(np.mean(tp)), 4),
                              "usable_positives": int(np.sum(usable)),
