@@ -21,10 +21,11 @@ Names (see ``reid_models.factory.available_models``):
   the triplet loss on the global feature, a BNNeck identification head in training
   only). Input 128x64 by default, ImageNet-initialised.
 
-Every MobileNetV2 net takes ``last_stride`` (1 or 2) and ``ibn`` (IBN-a normalisation in the early stages,
-:class:`IBN`, for cameras unlike the training data).
 * ``vgg16_triplet`` (seed 000 Table 1) and ``cnn3_siamese`` (seed 001):
   see ``reid_models/small_nets.py``.
+
+Every MobileNetV2 net takes ``last_stride`` (1 or 2) and ``ibn`` (IBN-a normalisation in the early stages,
+:class:`IBN`, for cameras unlike the training data).
 """
 
 from __future__ import annotations

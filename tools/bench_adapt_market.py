@@ -210,7 +210,6 @@ def oracle_row(name: str, ckpt: Path, items, args) -> dict:
 
     from pipeline.adaptation.data import split_holdout
     from pipeline.adaptation.folder import crop_sets, group_crops, link_threshold, parse_crop_name, read_crops
-    from pipeline.adaptation.settings import AdaptSettings
     from pipeline.adaptation.worker import _mine
     from pipeline.core.device import resolve_device
     from reid_models.adaptation.trainer import FineTuneSettings, fine_tune, tensors_from_crops
@@ -230,8 +229,7 @@ def oracle_row(name: str, ckpt: Path, items, args) -> dict:
     images = read_crops(crops)
     sets = crop_sets(crops, images, groups)
     t = tensors_from_crops(images, base.input_size, base.pixel_mean, base.pixel_std)
-    settings = AdaptSettings(alpha=args.alpha, positives=args.positives, bn_stats=args.bn_stats, mutual_nearest=args.mutual_nearest, mining_distance=args.mining_distance, lr=args.lr, final_lr=args.final_lr, max_steps=args.max_steps,
-                             budget_s=args.budget_s, k=args.k, p=args.p, negatives=args.negatives, seed=args.seed)
+    settings = adapt_settings(args)
     train, _ = split_holdout(sets, settings.holdout_fraction, settings.seed, min_crops=2)
     pairs, negs = _mine(sets, train, [v[g] for g in groups], settings, True)
     major = [np.bincount(pids[g]).argmax() for g in groups]
@@ -249,6 +247,16 @@ def oracle_row(name: str, ckpt: Path, items, args) -> dict:
            "settings": settings_key(args)}
     print(json.dumps(row), flush=True)
     return row
+
+
+def adapt_settings(args, **more):
+    """The round's AdaptSettings from the bench flags (``more``: the keys one caller adds)."""
+    from pipeline.adaptation.settings import AdaptSettings
+
+    return AdaptSettings(alpha=args.alpha, positives=args.positives, bn_stats=args.bn_stats,
+                         mutual_nearest=args.mutual_nearest, mining_distance=args.mining_distance, lr=args.lr,
+                         final_lr=args.final_lr, max_steps=args.max_steps, budget_s=args.budget_s, k=args.k, p=args.p,
+                         negatives=args.negatives, seed=args.seed, **more)
 
 
 def settings_key(args) -> dict:
@@ -280,7 +288,6 @@ def run_row(name: str, ckpt: Path, set_name: str, items, args, out: Path) -> dic
     import torch
 
     from pipeline.adaptation.folder import adapt_folder, parse_crop_name
-    from pipeline.adaptation.settings import AdaptSettings
     from pipeline.adaptation.worker import load_base_model
     from pipeline.core.device import resolve_device
     from pipeline.store import IdentityStore
@@ -301,9 +308,7 @@ def run_row(name: str, ckpt: Path, set_name: str, items, args, out: Path) -> dic
     ev_idx = np.array([index[str(it.path)] for it in eval_items])
     before = retrieval(eval_items, all_feats[ev_idx])
     ad_idx = np.array([index[str(it.path)] for it in adapt_items])
-    settings = AdaptSettings(alpha=args.alpha, positives=args.positives, bn_stats=args.bn_stats, mutual_nearest=args.mutual_nearest, mining_distance=args.mining_distance, lr=args.lr, final_lr=args.final_lr, max_steps=args.max_steps,
-                             budget_s=args.budget_s, k=args.k, p=args.p, negatives=args.negatives,
-                             min_gain=args.min_gain, seed=args.seed, device=args.device, threads=args.threads)
+    settings = adapt_settings(args, min_gain=args.min_gain, device=args.device, threads=args.threads)
     store_path = out / "stores" / f"{name}_{set_name}{'_val' if args.validate else ''}.sqlite"
     store_path.parent.mkdir(parents=True, exist_ok=True)
     for suffix in ("", "-wal", "-shm"):

@@ -37,9 +37,9 @@ from pipeline.core.errors import ConfigError, ModelError
 from pipeline.core.types import TrackletEmbedding
 from reid_models.adaptation.holdout import continuity_auc, continuity_pairs, decide_deploy
 from reid_models.adaptation.mining import pair_negatives, presumed_positives, tracklet_positives
-from reid_models.rerank import k_reciprocal_bytes, k_reciprocal_distance
 from reid_models.adaptation.trainer import FineTuneSettings, embed_sets, fine_tune, mean_vector, tensors_from_crops
 from reid_models.checkpoint import cpu_state
+from reid_models.rerank import k_reciprocal_bytes, k_reciprocal_distance
 
 log = logging.getLogger(__name__)
 

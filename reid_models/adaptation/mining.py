@@ -135,7 +135,7 @@ def presumed_positives(
                 np.stack([items[i].vector for i in ia]), np.stack([items[j].vector for j in ib])
             )
         else:
-            dist = np.asarray(distance, dtype=np.float64)[np.ix_(ia, ib)]
+            dist = np.asarray(distance)[np.ix_(ia, ib)].astype(np.float64)  # the camera pair's block only
         dist[seen_together(ia, ib)] = np.inf
         n_p = max(int(alpha * min(len(ia), len(ib))), min_pairs_per_camera_pair)
         order = np.argsort(dist, axis=None, kind="stable")
