@@ -24,8 +24,9 @@ Names (see ``reid_models.factory.available_models``):
 * ``vgg16_triplet`` (seed 000 Table 1) and ``cnn3_siamese`` (seed 001):
   see ``reid_models/small_nets.py``.
 
-Every MobileNetV2 net takes ``last_stride`` (1 or 2) and ``ibn`` (IBN-a normalisation in the early stages,
-:class:`IBN`, for cameras unlike the training data).
+Every MobileNetV2 net takes ``last_stride`` (1 or 2), ``ibn`` (IBN-a normalisation in the early stages,
+:class:`IBN`, for cameras unlike the training data) and ``mixstyle`` (:class:`MixStyle` after the stride-4 and
+stride-8 stages in training; no parameters, nothing at inference).
 """
 
 from __future__ import annotations
@@ -105,6 +106,59 @@ class IBN(nn.Module):
         return torch.cat([self.IN(a.contiguous()), self.BN(b.contiguous())], dim=1)
 
 
+#: MobileNetV2 ``features`` blocks after which ``mixstyle=True`` mixes feature statistics in training: the ends
+#: of the stride-4 (24 channels) and stride-8 (32 channels) stages, the counterpart of ResNet's layer1 / layer2
+#: (OSNet's conv2 / conv3) where MixStyle's re-id experiments put it
+MIXSTYLE_AFTER = (3, 6)
+
+
+def mix_style(x: torch.Tensor, lam: torch.Tensor, perm: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """MixStyle's mixing (Zhou et al., ICLR 2021), given its random draws.
+
+    x: (B, C, H, W); lam: (B,) weights in [0, 1]; perm: (B,) a permutation of the batch. Each image's
+    per-channel mean and standard deviation over H x W (unbiased variance + eps, as the reference code;
+    treated as constants for the gradient) are replaced by ``lam`` times its own plus ``1 - lam`` times
+    image ``perm[b]``'s: the content is kept, the "style" (colour, contrast, camera) is interpolated.
+    """
+    mu = x.mean(dim=(2, 3), keepdim=True).detach()
+    sig = (x.var(dim=(2, 3), keepdim=True) + eps).sqrt().detach()
+    w = lam.to(x.dtype).view(-1, 1, 1, 1)
+    mu_mix = mu * w + mu[perm] * (1 - w)
+    sig_mix = sig * w + sig[perm] * (1 - w)
+    return (x - mu) / sig * sig_mix + mu_mix
+
+
+class MixStyle(nn.Module):
+    """Domain generalisation by mixing instance-level feature statistics between training images (Zhou et al.,
+    "Domain generalization with MixStyle", ICLR 2021; the authors' re-id setting: ``p`` 0.5, ``alpha`` 0.1,
+    random mixing). In training, with probability ``p`` per batch, :func:`mix_style` with ``lam ~
+    Beta(alpha, alpha)`` per image and a random permutation (torch's generator, so the training seed fixes it);
+    otherwise, and always in eval mode, the identity. No parameters or buffers: a checkpoint's state dict is the
+    same with and without it, and exported models do not contain it."""
+
+    def __init__(self, p: float = 0.5, alpha: float = 0.1, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.p, self.alpha, self.eps = float(p), float(alpha), float(eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or x.shape[0] < 2 or float(torch.rand(())) >= self.p:
+            return x
+        b = x.shape[0]
+        lam = torch.distributions.Beta(self.alpha, self.alpha).sample((b,))
+        return mix_style(x, lam.to(x.device), torch.randperm(b).to(x.device), self.eps)
+
+
+def _run_features(features: nn.Module, x: torch.Tensor, mixstyle: MixStyle | None) -> torch.Tensor:
+    """``features(x)``, with ``mixstyle`` applied after the blocks of :data:`MIXSTYLE_AFTER` while training."""
+    if mixstyle is None or not mixstyle.training:
+        return features(x)
+    for i, block in enumerate(features):
+        x = block(x)
+        if i in MIXSTYLE_AFTER:
+            x = mixstyle(x)
+    return x
+
+
 def _with_ibn(features: nn.Module) -> None:
     """Replace the expansion BatchNorm (``conv[0][1]``) of every block in :data:`IBN_BLOCKS` by an IBN, in place."""
     for i in IBN_BLOCKS:
@@ -153,6 +207,7 @@ class MobileNetV2FC(EmbeddingNet):
         pretrained: str | Path | None | bool = True,
         last_stride: int = 2,
         ibn: bool = False,
+        mixstyle: bool = False,
     ) -> None:
         super().__init__()
         self._build_kwargs = {
@@ -163,7 +218,9 @@ class MobileNetV2FC(EmbeddingNet):
             "pretrained": None,  # weights come from the checkpoint when rebuilt
             "last_stride": last_stride,
             **({"ibn": True} if ibn else {}),  # absent when off: older checkpoints' kwargs stay byte-identical
+            **({"mixstyle": True} if mixstyle else {}),
         }
+        self.mixstyle = MixStyle() if mixstyle else None
         self.embedding_dim = embedding_dim
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.features = _mobilenet_features(pretrained, last_stride, ibn)
@@ -173,7 +230,7 @@ class MobileNetV2FC(EmbeddingNet):
         self.fc2 = nn.Linear(hidden_dim, embedding_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        f = self.features(x).mean(dim=(2, 3))
+        f = _run_features(self.features, x, self.mixstyle).mean(dim=(2, 3))
         return self.fc2(self.fc1(f))
 
     def layer_groups(self) -> list[nn.Module]:
@@ -189,16 +246,17 @@ class MobileNetV2ImageNet(EmbeddingNet):
     """
 
     def __init__(self, input_size: tuple[int, int] = (224, 224), pretrained: str | Path | None | bool = True,
-                 last_stride: int = 2, ibn: bool = False) -> None:
+                 last_stride: int = 2, ibn: bool = False, mixstyle: bool = False) -> None:
         super().__init__()
         self._build_kwargs = {"input_size": tuple(input_size), "pretrained": None, "last_stride": last_stride,
-                              **({"ibn": True} if ibn else {})}
+                              **({"ibn": True} if ibn else {}), **({"mixstyle": True} if mixstyle else {})}
+        self.mixstyle = MixStyle() if mixstyle else None
         self.embedding_dim = 1280
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.features = _mobilenet_features(pretrained, last_stride, ibn)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x).mean(dim=(2, 3))
+        return _run_features(self.features, x, self.mixstyle).mean(dim=(2, 3))
 
     def layer_groups(self) -> list[nn.Module]:
         return list(self.features)
@@ -208,5 +266,5 @@ class MobileNetV2Pool(MobileNetV2ImageNet):
     """MobileNetV2 features + global average pool as a trainable re-id embedding. Out: (B, 1280)."""
 
     def __init__(self, input_size: tuple[int, int] = (128, 64), pretrained: str | Path | None | bool = True,
-                 last_stride: int = 2, ibn: bool = False) -> None:
-        super().__init__(input_size, pretrained, last_stride, ibn)
+                 last_stride: int = 2, ibn: bool = False, mixstyle: bool = False) -> None:
+        super().__init__(input_size, pretrained, last_stride, ibn, mixstyle)
