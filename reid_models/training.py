@@ -16,7 +16,7 @@ from pipeline.core.device import resolve_device
 from reid_models.backbones import EmbeddingNet
 from reid_models.config import TrainConfig
 from reid_models.engine import ENGINES
-from reid_models.schedule import seed_everything
+from reid_models.schedule import flush_denormals, seed_everything
 
 
 def build_engine_model(cfg: TrainConfig) -> EmbeddingNet:
@@ -54,7 +54,8 @@ def train_from_config(cfg: TrainConfig, resume: str | Path | None = None, out_di
     if cfg.task == "lstm":
         from reid_models.aggregator_training import train_aggregator
 
-        return train_aggregator(cfg, device, out, resume)
+        with flush_denormals(device):
+            return train_aggregator(cfg, device, out, resume)
     from reid_models.train_data import build_image_data, build_train_loader
 
     data = build_image_data(cfg.data, cfg.loss.attributes, cfg.seed)
@@ -66,4 +67,5 @@ def train_from_config(cfg: TrainConfig, resume: str | Path | None = None, out_di
     print(json.dumps({"device": device, "train_items": len(data.train_items), "identities": data.num_classes,
                       "val_items": len(data.val_items), "batches_per_epoch": len(loader),
                       "start_epoch": engine.start_epoch}), flush=True)
-    return engine.fit(loader, data.val_items)
+    with flush_denormals(device):
+        return engine.fit(loader, data.val_items)

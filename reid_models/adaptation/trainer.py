@@ -29,6 +29,7 @@ from torch import nn
 from pipeline.core.types import unit_mean
 from reid_models.adaptation.loss import modified_batch_hard
 from reid_models.checkpoint import cpu_state
+from reid_models.schedule import flush_denormals
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,8 @@ def fine_tune(
         return FineTuneResult(cpu_state(net), 0, 0.0, "no_data")
     with torch.random.fork_rng(devices=[]):  # dropout draws from the global RNG: seed it, then restore it
         torch.manual_seed(settings.seed)
-        return _train(net, images, usable, settings, should_stop, on_step)
+        with flush_denormals(str(settings.device)):
+            return _train(net, images, usable, settings, should_stop, on_step)
 
 
 def _train(net: nn.Module, images: Sequence[torch.Tensor], usable: list, settings: FineTuneSettings,
