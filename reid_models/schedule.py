@@ -40,7 +40,7 @@ def flush_denormals(device: str) -> Iterator[bool]:
     """On the CPU, treat denormal floats (below 1.2e-38) as zero for the duration (``torch.set_flush_denormal``);
     yields whether it is on. Training on a CPU meets denormals in gradients and optimiser states, and x86 cores
     compute with them many times slower: on a 2-core Xeon one IBN-MobileNetV2 training step went from 1.23 to
-    0.80 s (runs/s29/denorm_bench.py, 2026-12-06). Values that small change no result that matters; inference
+    0.80 s (A/B on the same 6 batches, 2026-12-06). Values that small change no result that matters; inference
     is not affected (0.22 s per 64 crops either way), so only training uses it. Restored (off) on exit."""
     on = device == "cpu" and bool(torch.set_flush_denormal(True))
     try:
