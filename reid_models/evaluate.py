@@ -236,6 +236,7 @@ def single_shot_retrieval(items: Sequence[CropItem], feats: np.ndarray, trials: 
     out: dict[str, Any] = {k: float(np.mean([r[k] for r in runs])) for k in ("rank1", "rank5", "rank10", "rank20", "mAP")}
     out["cmc"] = [float(v) for v in np.mean([r["cmc"] for r in runs], axis=0)]
     out["rank1_std"] = float(np.std([r["rank1"] for r in runs]))
+    out["per_query"] = {k: [v for r in runs for v in r["per_query"][k]] for k in ("pid", "first_hit", "ap")}
     out.update(num_queries=int(runs[0]["num_queries"]), num_gallery=int(runs[0]["num_queries"]), trials=len(runs),
                protocol=f"single shot: one camera-A query and one camera-B gallery image per identity, {len(runs)} trials")
     return out

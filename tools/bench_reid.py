@@ -11,7 +11,9 @@ Protocols (reid_models/datasets/protocols.py; docs/reid_data_eval.md):
   the balanced-pair ROC of seed 000 (TPR at FPR <= 0.10), tracklet-to-tracklet rank-1 (mean / LSTM).
 
 Targets: Market rank-1 >= 85 and mAP >= 65; CUHK03 rank-1 >= 80; PETS TPR >= 0.90 at FPR <= 0.10;
-PETS rank-1 and mAP >= ImageNet + 15 points each; LSTM tracklet rank-1 >= mean pooling. Also the
+PETS rank-1 and mAP >= ImageNet + 15 points each; LSTM tracklet rank-1 >= mean pooling. Every other model
+is also compared with ``default`` on the same queries (rank-1 / mAP difference with a 95 % interval from a
+bootstrap over identities), the figure a decision to replace the default rests on. Also the
 embedding throughput of every backbone (torch and ONNX, batch 64) and, from the training checkpoint's
 history, the training wall time and crops/s.
 
@@ -121,6 +123,43 @@ def verdict(rows: dict[str, dict]) -> dict:
     return v
 
 
+def paired_vs_default(res: dict[str, dict]) -> dict[str, dict]:
+    """Every other model against ``default`` on the same queries: rank-1 and mAP differences (points) with
+    95 % intervals from a bootstrap over identities (``reid_models.metrics.paired_difference``). A protocol
+    is left out when either result has no per-query figures (an earlier ``--reuse``) or other queries."""
+    from reid_models.metrics import paired_difference
+
+    out: dict[str, dict] = {}
+    base = res.get("default")
+    for name, m in res.items():
+        if base is None or name == "default":
+            continue
+        for proto in ("market", "cuhk03", "pets"):
+            qa, qb = m[proto]["retrieval"].get("per_query"), base[proto]["retrieval"].get("per_query")
+            if not qa or not qb or qa["pid"] != qb["pid"]:
+                continue
+            pids = np.asarray(qa["pid"])
+            hits = [np.asarray(q["first_hit"]) == 0 for q in (qa, qb)]
+            out.setdefault(name, {})[proto] = {
+                "rank1": paired_difference(hits[0] * 100.0, hits[1] * 100.0, pids),
+                "mAP": paired_difference(np.asarray(qa["ap"]), np.asarray(qb["ap"]), pids)}
+    return out
+
+
+def paired_table(paired: dict[str, dict]) -> list[str]:
+    """Markdown rows of :func:`paired_vs_default`: difference [95 % interval] in points."""
+    if not paired:
+        return []
+    cols = [(p, k) for p in ("market", "cuhk03", "pets") for k in ("rank1", "mAP")]
+    lines = ["", "| vs default (points, 95 % interval over identities) | " + " | ".join(f"{p} {k}" for p, k in cols) + " |",
+             "|---" * (len(cols) + 1) + "|"]
+    for name, by in paired.items():
+        cells = [(f"{by[p][k]['diff']:+.1f} [{by[p][k]['lo']:+.1f}, {by[p][k]['hi']:+.1f}]" if p in by else "-")
+                 for p, k in cols]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def training_figures(ckpt: Path | None) -> dict | None:
     """Wall time and crops/s of a training run from its checkpoint's per-epoch history."""
     if ckpt is None or not ckpt.is_file():
@@ -173,7 +212,7 @@ def _timed(fn, arg) -> float:
     return time.perf_counter() - t0
 
 
-def table(rows: dict[str, dict], v: dict | None, train: dict | None, thr: list[dict]) -> str:
+def table(rows: dict[str, dict], v: dict | None, train: dict | None, thr: list[dict], paired: dict | None = None) -> str:
     def f(x, p=1):
         return "-" if x is None else f"{x:.{p}f}"
 
@@ -193,6 +232,7 @@ def table(rows: dict[str, dict], v: dict | None, train: dict | None, thr: list[d
                   f"PETS gain over ImageNet r1 {v['pets_rank1_gain']:+.1f} / mAP {v['pets_mAP_gain']:+.1f} "
                   f"(>= +15 each: {ok[v['pets_gain_met']]})"
                   + (f"; LSTM >= mean {ok[v['lstm_ge_mean_met']]}" if "lstm_ge_mean_met" in v else "")]
+    lines += paired_table(paired or {})
     if train:
         lines.append(f"training: {train['epochs']} epochs, {f(train['train_seconds'], 0)} s "
                      f"({train['epochs_timed']} timed), {f(train['crops_per_s_mean'])} crops/s on {train['device']}")
@@ -257,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     rows = {k: headline(m) for k, m in res.items()}
     v = verdict(rows) if {"default", "imagenet"} <= set(rows) else None  # the targets compare these two
+    paired = paired_vs_default(res)
     train = training_figures(args.train_checkpoint)
     thr = [] if args.skip_throughput else throughput(args.pets)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -264,11 +305,11 @@ def main(argv: list[str] | None = None) -> int:
                                     "test_crops": len(items["market"]), "split_seed": 0},
                          "cuhk03": {"test_ids": len({it.pid for it in items["cuhk03"]}), "trials": 10},
                          "pets": {"dataset": str(args.pets), "make_triplets_args": PETS_ARGS}},
-           "targets": TARGETS, "headline": rows, "verdict": v, "training": train, "results": res, "throughput": thr,
+           "targets": TARGETS, "headline": rows, "verdict": v, "paired_vs_default": paired, "training": train, "results": res, "throughput": thr,
            "machine": {"cpu_threads": args.threads, "platform": platform.platform(), "torch": torch.__version__,
                        "cuda": torch.cuda.is_available()}}
     (args.out / "results.json").write_text(json.dumps(doc, indent=1))
-    text = table(rows, v, train, thr)
+    text = table(rows, v, train, thr, paired)
     (args.out / "table.md").write_text(text + "\n")
     plot_roc({k: m["pets"]["roc"] for k, m in res.items()}, args.out / "roc_pets.png", TARGET_FPR)
     for proto in ("market", "cuhk03", "pets"):

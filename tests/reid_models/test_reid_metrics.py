@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from reid_models.metrics import (
-    cmc_map, cmc_map_from_distances, pairwise_distances, roc_table, roc_verification, triplet_accuracy,
+    cmc_map, cmc_map_from_distances, paired_difference, pairwise_distances, roc_table, roc_verification,
+    triplet_accuracy,
 )
 
 # 2 queries x 4 gallery. q0: pid 1 cam 0; q1: pid 2 cam 0. gallery pids 1,2,1,3 cams 0,1,1,1.
@@ -36,6 +37,36 @@ def test_cmc_map_without_cameras_and_with_ignore_mask():
     r2 = cmc_map_from_distances(DIST, QP, GP, max_rank=4, ignore=ignore)
     assert r2["num_queries"] == 1 and r2["num_skipped"] == 1
     assert r2["mAP"] == pytest.approx(75.0)
+
+
+def test_per_query_first_hit_and_ap_list_the_valid_queries_in_order():
+    r = cmc_map_from_distances(DIST, QP, GP, QC, GC, max_rank=4)
+    # the two queries of the first test: first hits at rank 3 and 1 (0-based 2 and 0), APs 1/3 and 1
+    assert r["per_query"]["pid"] == [1, 2]
+    assert r["per_query"]["first_hit"] == [2, 0]
+    assert r["per_query"]["ap"] == pytest.approx([100 / 3, 100.0])
+    ignore = np.zeros((2, 4), bool)
+    ignore[1, 1] = True  # q1 skipped: only q0 listed (no camera rule: first hit rank 1, AP 0.75)
+    r2 = cmc_map_from_distances(DIST, QP, GP, max_rank=4, ignore=ignore)
+    assert r2["per_query"] == {"pid": [1], "first_hit": [0], "ap": pytest.approx([75.0])}
+
+
+def test_paired_difference_resamples_whole_identities():
+    # identity 1: model a right on both queries, b wrong on both; identity 2: both right; identity 3: b better
+    a = np.array([100.0, 100.0, 100.0, 0.0])
+    b = np.array([0.0, 0.0, 100.0, 100.0])
+    groups = np.array([1, 1, 2, 3])
+    r = paired_difference(a, b, groups, n_boot=4000, seed=0)
+    assert r["diff"] == pytest.approx((100 + 100 + 0 - 100) / 4)
+    assert r["groups"] == 3 and r["queries"] == 4
+    # a resample of identities gives (200 k1 - 100 k3) / (2 k1 + k2 + k3) for counts k of each identity:
+    # the lowest value is -100 (identity 3 only), the highest 100 (identity 1 only)
+    assert -100.0 <= r["lo"] < r["diff"] < r["hi"] <= 100.0
+    # identical models: no difference and a zero-width interval
+    same = paired_difference(a, a, groups, n_boot=100)
+    assert same["diff"] == same["lo"] == same["hi"] == 0.0
+    with pytest.raises(ValueError):
+        paired_difference(a, b[:3], groups)
 
 
 def test_cmc_map_from_features_uses_euclidean_distance():
