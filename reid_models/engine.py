@@ -40,6 +40,8 @@ class Engine:
     def __init__(self, cfg: TrainConfig, model: EmbeddingNet, num_classes: int, device: str,
                  out_dir: Path, attributes: torch.Tensor | None = None) -> None:
         self.cfg, self.model, self.device, self.out_dir = cfg, model.to(device), device, Path(out_dir)
+        self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        self.model.to(memory_format=self.memory_format)
         self.num_classes = num_classes
         self.attributes = attributes
         self.heads = self.build_heads(model.embedding_dim, num_classes).to(device)
@@ -83,7 +85,7 @@ class Engine:
         t0 = time.perf_counter()
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{self.cfg.epochs}", leave=False, dynamic_ncols=True)
         for imgs, pids, _cams, index in bar:
-            imgs, pids = imgs.to(self.device), pids.to(self.device)
+            imgs, pids = imgs.to(self.device, memory_format=self.memory_format), pids.to(self.device)
             loss, _stats = self.loss_step(self.model(imgs), pids, index)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
