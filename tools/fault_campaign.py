@@ -629,6 +629,13 @@ def fault_kill9_resume(c: Campaign) -> list[Row]:
                 return n > n0
 
             reached = wait_for(due, c.s.batch_timeout_s, p, poll=0.05)
+            if k == 0:
+                # the MP4 row asks whether kill -9 destroys video already written: wait until every camera's
+                # video holds a complete fragment (one second of frames, the writer's documented granularity);
+                # killed before that, a file is empty by design, not broken (first CI run of 2026-12-06: the
+                # kill landed before 'left' had completed its first fragment: 0 frames readable, 'right' 7)
+                wait_for(lambda: all(_video_frames(work / "out_resume", cam["id"]) > 0 for cam in cams),
+                         c.s.batch_timeout_s, p, poll=0.25)
             time.sleep(c.rng.uniform(0.0, 1.5))
             if not row.check(p.alive, f"kill {k + 1}: the run ended before the kill (status {p.wait(0)}, "
                                       f"checkpoint seen={reached})"):
