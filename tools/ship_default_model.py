@@ -32,6 +32,14 @@ def _trained_on(config: dict) -> str:
     return "; ".join(parts)
 
 
+def _soup_command(soup: dict, out: Path) -> str:
+    """The tools/average_models.py command that made a weight-averaged checkpoint (its ``extra["soup"]``)."""
+    paths = " ".join(i["path"] for i in soup["ingredients"])
+    weights = " ".join(f"{i['weight']:g}" for i in soup["ingredients"])
+    return (f".venv/bin/python tools/average_models.py {paths} --weights {weights} --config {soup['bn_config']} "
+            f"--bn-batches {soup['bn_batches']} --out {out}")
+
+
 def main(argv: list[str] | None = None) -> int:
     import torch
 
@@ -51,8 +59,11 @@ def main(argv: list[str] | None = None) -> int:
         blob = pooled_trunk_blob(blob, str(args.checkpoint))
     blob["state_dict"] = {k: (v.half() if v.is_floating_point() else v) for k, v in blob["state_dict"].items()}
     blob["optimizer"] = None
+    soup = (blob.get("extra") or {}).get("soup")  # a weight average of checkpoints (tools/average_models.py)
     blob["extra"] = {"history": blob.get("extra", {}).get("history", []), "shipped_from": str(args.checkpoint),
                      "embedding": blob.get("extra", {}).get("embedding", "the trained network's output")}
+    if soup:
+        blob["extra"]["soup"] = soup
     args.out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(blob, args.out)
     info = {
@@ -70,12 +81,15 @@ def main(argv: list[str] | None = None) -> int:
         "reproduce": [c for c in [
             args.dataset_command,
             f"reid-pipeline train --config {args.config}",
+            _soup_command(soup, args.checkpoint) if soup else None,
             f".venv/bin/python tools/ship_default_model.py {args.checkpoint} --out {args.out} --config {args.config}"
             + (" --embedding pooled" if args.embedding == "pooled" else ""),
             ".venv/bin/python tools/bench_reid.py",
         ] if c],
         "training_config": blob["config"],
     }
+    if soup:
+        info["soup"] = soup
     args.out.with_suffix(".json").write_text(json.dumps(info, indent=2) + "\n")
     print(json.dumps({k: info[k] for k in ("file", "sha256_12", "bytes", "epoch")}))
     return 0

@@ -102,3 +102,20 @@ def test_average_models_tool_refuses_a_missing_checkpoint(two_runs, tool_module,
                       str(two_runs / "cfg.yaml"), "--out", str(two_runs / "x.pt")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "nope.pt: no such checkpoint" in err and "\n" not in err
+
+
+def test_shipping_a_weight_average_keeps_its_recipe(two_runs, tool_module, tmp_path):
+    import json
+
+    average, ship = tool_module("average_models"), tool_module("ship_default_model")
+    soup = tmp_path / "soup.pt"
+    assert average.main([str(two_runs / "r1" / "last.pt"), str(two_runs / "r2" / "last.pt"), "--config",
+                         str(two_runs / "cfg.yaml"), "--bn-batches", "1", "--threads", "1", "--out", str(soup)]) == 0
+    assert ship.main([str(soup), "--out", str(tmp_path / "w" / "default.pt"), "--config", "cfg.yaml"]) == 0
+    info = json.loads((tmp_path / "w" / "default.json").read_text())
+    assert [i["weight"] for i in info["soup"]["ingredients"]] == [0.5, 0.5]
+    command = info["reproduce"][1]
+    assert command.startswith(".venv/bin/python tools/average_models.py ") and "--weights 0.5 0.5" in command
+    assert "--bn-batches 1" in command and command.endswith(f"--out {soup}")
+    model, meta = load_checkpoint(tmp_path / "w" / "default.pt")
+    assert meta["extra"]["soup"] == info["soup"] and model.embedding_dim == 16
