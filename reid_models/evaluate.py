@@ -207,17 +207,28 @@ def summary_line(m: dict[str, Any]) -> str:
 
 
 def market_retrieval(items: Sequence[CropItem], feats: np.ndarray, seed: int = 0) -> dict[str, Any]:
-    """CMC / mAP under the Market-1501 rule (``protocols.market_query_indices``): one seeded query per
-    identity and camera, all other items as gallery, same-identity same-camera gallery items excluded.
-    feats: (N, D) L2-normalised embeddings of ``items`` in order."""
+    """CMC / mAP under the Market-1501 rule, same-identity same-camera gallery items excluded.
+
+    Items with split ``query`` (a Market-1501 root's ``query/`` folder): the official split, those queries
+    against the ``gallery`` items (``bounding_box_test/``, distractors included); ``train`` items are ignored.
+    Otherwise every identity is a test identity (``protocols.market_query_indices``): one seeded query per
+    identity and camera, all other items as gallery. feats: (N, D) L2-normalised embeddings of ``items`` in order."""
     from reid_models.datasets.protocols import market_query_indices
 
-    q, g = market_query_indices(items, seed)
+    if any(it.split == "query" for it in items):
+        q = np.array([i for i, it in enumerate(items) if it.split == "query"], dtype=np.int64)
+        g = np.array([i for i, it in enumerate(items) if it.split == "gallery"], dtype=np.int64)
+        if not len(g):
+            raise DataError("<items>", "query crops but no gallery crops (a Market-1501 root needs bounding_box_test/)")
+        protocol = ("market official: query/ against bounding_box_test/ (distractors kept), "
+                    "same-id same-camera gallery excluded")
+    else:
+        q, g = market_query_indices(items, seed)
+        protocol = "market: one seeded query per identity and camera, rest gallery, same-id same-camera gallery excluded"
     pids = np.array([it.pid for it in items])
     cams = np.array([it.camid for it in items])
     res = cmc_map_from_distances(pairwise_distances(feats[q], feats[g]), pids[q], pids[g], cams[q], cams[g], 20)
-    res.update(protocol="market: one seeded query per identity and camera, rest gallery, "
-                        "same-id same-camera gallery excluded", num_gallery=int(len(g)))
+    res.update(protocol=protocol, num_gallery=int(len(g)))
     return res
 
 

@@ -15,11 +15,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     src.add_argument("--dataset", type=Path, help="dataset folder written by make-triplets (its test split)")
     src.add_argument("--folder", type=Path,
                      help="Market-1501-style (<pid>_c<cam>s<seq>_<frame>_<n>.jpg) or CUHK03-style (<pid>_<image>.jpg) "
-                          "folder; all its identities are test identities (Market query/gallery rule)")
+                          "folder; all its identities are test identities (Market query/gallery rule); a Market-1501 "
+                          "root with query/ and bounding_box_test/ is scored on its official split")
     p.add_argument("--format", choices=("auto", "market", "cuhk03"), default="auto",
-                   help="--folder naming scheme (auto: market when the first image name has _c<cam>)")
+                   help="--folder naming scheme (auto: market for a Market-1501 root or when the first image name has _c<cam>)")
     p.add_argument("--protocol-folder", choices=("market", "single_shot"), default="market",
-                   help="--folder protocol: market (one query per id and camera) or single_shot (CUHK03, seed 003)")
+                   help="--folder protocol: market (one query per id and camera) or single_shot (seed 003's CUHK03 protocol; "
+                        "any two-camera folder: one image of the first camera as query, one of the second as gallery)")
     p.add_argument("--trials", type=int, default=10, help="single_shot: number of seeded trials")
     p.add_argument("--checkpoint", default="default",
                    help="checkpoint file, 'default' (shipped model) or 'imagenet' (raw ImageNet MobileNetV2)")
@@ -61,31 +63,52 @@ def build_aggregators(lstm: Path | None) -> dict:
 
 
 def folder_format(folder: Path, fmt: str) -> str:
-    """'market' or 'cuhk03' for an image folder (``auto``: market when the first image name has ``_c<digit>``)."""
+    """'market' or 'cuhk03' for an image folder (``auto``: market for a Market-1501 root with its sub-folders or
+    when the first image name has ``_c<digit>``)."""
     import re
 
     from pipeline.core.errors import DataError
-    from reid_models.datasets.index import image_files
+    from reid_models.datasets.index import has_market_subfolders, image_files
 
     if fmt != "auto":
         return fmt
     if not folder.is_dir():
         raise DataError(folder, "no such folder")
+    if has_market_subfolders(folder):
+        return "market"
     images = image_files(folder)
     if not images:
         raise DataError(folder, "no images in the folder")
     return "market" if re.match(r"^-?\d+_c\d", images[0].name) else "cuhk03"
 
 
-def run(args: argparse.Namespace) -> int:
+def folder_test_items(folder: Path, fmt: str) -> list:
+    """The crops ``eval-reid --folder`` scores: a Market-1501 root with ``query/`` gives its official split
+    (query + ``bounding_box_test/`` gallery, distractors kept, ``bounding_box_train/`` left out); any other
+    folder gives all its crops with a valid identity, every identity a test identity."""
+    from pipeline.core.errors import DataError
     from reid_models.datasets.index import load_reid_folder
+
+    items = load_reid_folder(folder, fmt, None)
+    if any(it.split == "query" for it in items):
+        items = [it for it in items if it.split in ("query", "gallery")]
+        if not any(it.split == "gallery" for it in items):
+            raise DataError(folder, "has query/ but no bounding_box_test/ gallery")
+        return items
+    items = [it for it in items if it.pid > 0]
+    if not items:
+        raise DataError(folder, "no crops with a valid identity")
+    return items
+
+
+def run(args: argparse.Namespace) -> int:
     from reid_models.evaluate import EvalConfig, evaluate_dataset, evaluate_items, summary_line
     from reid_models.plots import plot_cmc, plot_roc
 
     cfg = EvalConfig(protocol=args.protocol, segments=args.segments, exclude_frames=args.exclude_frames,
                      chunk_len=args.chunk_len, ten_crop=args.ten_crop, batch_size=args.batch_size)
     if args.folder is not None:
-        items = load_reid_folder(args.folder, folder_format(args.folder, args.format), "train")
+        items = folder_test_items(args.folder, folder_format(args.folder, args.format))
         enc = load_encoder(args.checkpoint, args.device, args.batch_size, args.flip)
         m = evaluate_items(items, enc.embed_crops, cfg, args.protocol_folder, args.trials, progress=not args.no_progress)
         m["dataset"] = str(args.folder)

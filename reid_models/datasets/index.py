@@ -116,36 +116,47 @@ def image_files(folder: Path) -> list[Path]:
     return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_EXTS)
 
 
-def _market_files(folder: Path, split: str) -> list[CropItem]:
+#: Market-1501's sub-folders and the split each one's crops get
+MARKET_SUBFOLDERS = {"bounding_box_train": "train", "query": "query", "bounding_box_test": "gallery"}
+
+
+def _market_files(folder: Path, split: str, keep_distractors: bool = False) -> list[CropItem]:
     items = []
     for path in image_files(folder):
         m = _MARKET_RE.match(path.name)
         if m is None:
             raise DataError(path, "file name is not Market-1501 style <pid>_c<cam>s<seq>_<frame>_<n>.jpg")
         pid = int(m.group(1))
-        if pid <= 0:  # -1 = junk, 0000 = distractor in Market-1501
+        if pid < 0 or (pid == 0 and not keep_distractors):  # -1 = junk, 0000 = distractor in Market-1501
             continue
         seq = f"c{m.group(2)}s{m.group(3) or 1}"
         items.append(CropItem(path, pid, int(m.group(2)), seq, int(m.group(4)), split))
     return items
 
 
+def has_market_subfolders(folder: Path) -> bool:
+    """Whether ``folder`` is a Market-1501 root (any of ``bounding_box_train``, ``query``, ``bounding_box_test``)."""
+    return any((Path(folder) / sub).is_dir() for sub in MARKET_SUBFOLDERS)
+
+
 def load_market_folder(folder: Path, split: str = "train") -> list[CropItem]:
     """Crops of a Market-1501-style folder; junk (-1) and distractor (0000) ids skipped.
 
     If ``folder`` has the Market-1501 sub-folders, they are loaded as splits
-    ``bounding_box_train`` -> train, ``query`` -> query, ``bounding_box_test`` -> gallery;
+    ``bounding_box_train`` -> train, ``query`` -> query, ``bounding_box_test`` -> gallery (where the
+    distractors, id 0000, are kept: the official protocol ranks them as gallery negatives);
     otherwise the images directly in ``folder`` are loaded with ``split``.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(folder, "no such folder")
-    subs = {"bounding_box_train": "train", "query": "query", "bounding_box_test": "gallery"}
-    if any((folder / s).is_dir() for s in subs):
+    if has_market_subfolders(folder):
         items: list[CropItem] = []
-        for sub, sp in subs.items():
+        for sub, sp in MARKET_SUBFOLDERS.items():
             if (folder / sub).is_dir():
-                items += _market_files(folder / sub, sp)
+                items += _market_files(folder / sub, sp, keep_distractors=sp == "gallery")
+        if not any(it.pid > 0 for it in items):
+            raise DataError(folder, "no Market-1501-style images with a valid id in its sub-folders")
         return items
     items = _market_files(folder, split)
     if not items:

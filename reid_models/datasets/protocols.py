@@ -23,6 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from pipeline.core.errors import DataError
 from reid_models.datasets.index import CropItem
 from reid_models.datasets.selection import split_identities
 
@@ -67,16 +68,22 @@ def market_query_gallery(items: Sequence[CropItem], seed: int = 0) -> tuple[list
 def cuhk03_single_shot_trials(items: Sequence[CropItem], trials: int = CUHK03_TRIALS,
                               seed: int = 0) -> list[tuple[list[int], list[int]]]:
     """``trials`` x (query indices, gallery indices) into ``items``: per identity seen by both cameras,
-    one random camera-0 image as query and one random camera-1 image as gallery."""
+    one random image of the first camera (lowest ``camid``: CUHK03's camera A = 0) as query and one random
+    image of the second as gallery. Any two-camera set works (a Market-style pair ``c1`` / ``c2`` too); other
+    numbers of cameras are a one-line DataError."""
+    cams = sorted({it.camid for it in items})
+    if len(cams) != 2:
+        raise DataError("<items>", f"the single-shot protocol needs exactly two cameras, found {len(cams)} ({cams})")
+    cam_q, cam_g = cams
     by_pid: dict[int, dict[int, list[int]]] = {}
     for i, it in enumerate(items):
         by_pid.setdefault(it.pid, {}).setdefault(it.camid, []).append(i)
-    both = [p for p in sorted(by_pid) if 0 in by_pid[p] and 1 in by_pid[p]]
+    both = [p for p in sorted(by_pid) if cam_q in by_pid[p] and cam_g in by_pid[p]]
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(trials):
-        q = [by_pid[p][0][int(rng.integers(len(by_pid[p][0])))] for p in both]
-        g = [by_pid[p][1][int(rng.integers(len(by_pid[p][1])))] for p in both]
+        q = [by_pid[p][cam_q][int(rng.integers(len(by_pid[p][cam_q])))] for p in both]
+        g = [by_pid[p][cam_g][int(rng.integers(len(by_pid[p][cam_g])))] for p in both]
         out.append((q, g))
     return out
 

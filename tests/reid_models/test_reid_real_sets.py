@@ -165,6 +165,73 @@ def test_eval_reid_folder_all_identities_as_test(small_market, tmp_path, capsys)
     assert 0.0 <= m["retrieval"]["rank1"] <= 100.0 and m["retrieval"]["num_queries"] > 0
 
 
+@pytest.fixture(scope="module")
+def market_root(market, tmp_path_factory):
+    """A Market-1501 root made of real crops: bounding_box_train/ (2 other ids), query/ (one crop per id and
+    camera of 4 ids), bounding_box_test/ (the rest of those ids, one distractor 0000 and one junk -1)."""
+    root = tmp_path_factory.mktemp("market_root")
+    for sub in ("bounding_box_train", "query", "bounding_box_test"):
+        (root / sub).mkdir()
+    pids = sorted({it.pid for it in market})
+    for p in pids[4:6]:
+        for it in [it for it in market if it.pid == p][:2]:
+            shutil.copy(it.path, root / "bounding_box_train" / it.path.name)
+    seen = set()
+    for p in pids[:4]:
+        for it in [it for it in market if it.pid == p][:5]:
+            sub = "bounding_box_test" if (p, it.camid) in seen else "query"
+            seen.add((p, it.camid))
+            shutil.copy(it.path, root / sub / it.path.name)
+    donor = market[0].path
+    shutil.copy(donor, root / "bounding_box_test" / "0000_c1s1_000001_00.jpg")
+    shutil.copy(donor, root / "bounding_box_test" / "-1_c1s1_000002_00.jpg")
+    return root
+
+
+def test_eval_reid_on_a_market_root_uses_its_official_split(market_root, tmp_path):
+    import json
+
+    from pipeline.commands.eval_reid import folder_test_items
+
+    items = folder_test_items(market_root, "market")
+    n_query = len(list((market_root / "query").iterdir()))
+    n_gallery = len(list((market_root / "bounding_box_test").iterdir())) - 1  # the junk crop is left out
+    assert sum(it.split == "query" for it in items) == n_query and sum(it.split == "gallery" for it in items) == n_gallery
+    assert not any(it.split == "train" for it in items) and sum(it.pid == 0 for it in items) == 1
+    assert main(["eval-reid", "--folder", str(market_root), "--checkpoint", "default", "--out", str(tmp_path),
+                 "--no-progress"]) == 0
+    r = json.loads((tmp_path / "metrics.json").read_text())["retrieval"]
+    assert r["protocol"].startswith("market official") and r["num_gallery"] == n_gallery
+    # every query with a cross-camera match in the gallery is scored (the others have no valid match)
+    q = [it for it in items if it.split == "query"]
+    g = [it for it in items if it.split == "gallery"]
+    scored = sum(any(x.pid == it.pid and x.camid != it.camid for x in g) for it in q)
+    assert r["num_queries"] == scored > 0
+
+
+def test_eval_reid_market_root_without_gallery_is_one_line_error(market_root, tmp_path, capsys):
+    root = tmp_path / "root"
+    shutil.copytree(market_root / "query", root / "query")
+    assert main(["eval-reid", "--folder", str(root), "--checkpoint", "default", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "has query/ but no bounding_box_test/ gallery" in err
+
+
+def test_single_shot_on_any_two_camera_folder(market):
+    from reid_models.datasets.index import CropItem
+
+    pair = [it for it in market if it.camid in (1, 2)]
+    trials = cuhk03_single_shot_trials(pair, trials=2, seed=0)
+    both = {it.pid for it in pair if it.camid == 1} & {it.pid for it in pair if it.camid == 2}
+    for q, g in trials:
+        assert len(q) == len(g) == len(both) > 0
+        assert all(pair[i].camid == 1 for i in q) and all(pair[i].camid == 2 for i in g)
+    with pytest.raises(DataError, match="exactly two cameras, found 6"):
+        cuhk03_single_shot_trials(market, trials=1)
+    with pytest.raises(DataError, match="found 1"):
+        cuhk03_single_shot_trials([CropItem(Path("a"), 1, 0, "s", 0, "test")], trials=1)
+
+
 def test_training_on_dataset_entries_holds_identities_out(small_market, reid_dir, tmp_path):
     from pipeline.core.configio import validate
     from reid_models.config import TrainConfig
