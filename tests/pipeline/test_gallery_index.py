@@ -226,8 +226,12 @@ def test_paged_out_identities_are_matched_again(market, tmp_path: Path, revise: 
 def test_eviction_writes_back_and_pages_in_again(market, tmp_path: Path) -> None:
     """Beyond max_gallery the least recently seen identity leaves memory with its current prototype
     written to the store; a continuation of its track pages it back in."""
-    emb, _ = market
+    emb, pid = market
     _store_with(tmp_path / "s.sqlite", emb[:300])
+    # one crop each of ten people other than crop 350's (crops are grouped by person, so 300 + 6k could be
+    # crop 350's own person, whom a good model rightly re-identifies instead of pushing out)
+    others = [i for i in range(300, len(pid)) if pid[i] != pid[350] and pid[i] != pid[i - 1]][:10]
+    assert len(others) == 10 and len({int(pid[i]) for i in others}) == 10
     with IdentityStore(tmp_path / "s.sqlite") as store:
         pager = PrototypeTable(store)
         m = CrossCameraMatcher(_config("faiss", False, max_gallery=5), pager.load(range(296, 301), 16),
@@ -235,8 +239,8 @@ def test_eviction_writes_back_and_pages_in_again(market, tmp_path: Path) -> None
         first = m.match_detailed([TrackletEmbedding("c3", 1, 2000.0, 2001.0, emb[350])])[0]
         gid = first.global_id
         proto = m.identity(gid).prototype.copy()
-        for k in range(10):  # newer sightings of ten other people push it out
-            m.match_detailed([TrackletEmbedding("c4", 10 + k, 3000.0 + k, 3000.5 + k, emb[300 + 6 * k])])
+        for k, i in enumerate(others):  # newer sightings of ten other people push it out
+            m.match_detailed([TrackletEmbedding("c4", 10 + k, 3000.0 + k, 3000.5 + k, emb[i])])
         assert m.identity(gid) is None and m.paging_stats["paged_out"] >= 1
         np.testing.assert_allclose(PrototypeTable(store).prototypes([gid])[1][0], proto, atol=1e-6)
         again = m.match_detailed([TrackletEmbedding("c3", 1, 2000.0, 2002.0, emb[351])])[0]
