@@ -57,35 +57,18 @@ def average_state_dicts(states: Sequence[dict[str, torch.Tensor]], weights: Sequ
     return out
 
 
-@torch.no_grad()
 def recalibrated(model: nn.Module, batches: Iterable[torch.Tensor], device: str = "cpu") -> tuple[nn.Module, int]:
     """``model`` (in place) with every BatchNorm layer's running mean / variance re-estimated on ``batches``.
 
     ``batches``: (B, 3, H, W) float32 tensors, preprocessed as in training and passed in the order given (so
-    one-dataset batches of a BH-switch sampler stay one-dataset batches, as in training). Only the BatchNorm
-    layers run in train mode, with a cumulative average over batches (``momentum=None``); everything else,
-    MixStyle and dropout included, is in eval mode. Returns (the model in eval mode, the number of batches
-    used); batches of one image are skipped (no variance).
+    one-dataset batches of a BH-switch sampler stay one-dataset batches, as in training); the estimate is
+    :func:`reid_models.adaptation.bn.estimate_batchnorm_in_place` (only BatchNorm in train mode, MixStyle and
+    dropout in eval mode). Returns (the model in eval mode, the number of batches used); ModelError when the
+    model has BatchNorm and no batch of two or more images came.
     """
-    from reid_models.adaptation.bn import batchnorm_layers
+    from reid_models.adaptation.bn import batchnorm_layers, estimate_batchnorm_in_place
 
-    layers = batchnorm_layers(model)
-    model.to(device).eval()
-    momenta = [m.momentum for m in layers]
-    for m in layers:
-        m.reset_running_stats()
-        m.momentum = None
-        m.train()
-    used = 0
-    try:
-        for x in batches:
-            if len(x) > 1:
-                model(x.to(device))
-                used += 1
-    finally:
-        for m, mom in zip(layers, momenta):
-            m.momentum = mom
-        model.eval()
-    if layers and not used:
+    used = estimate_batchnorm_in_place(model, batches, device)
+    if batchnorm_layers(model) and not used:
         raise ModelError("recalibrated: no batch of two or more images to estimate BatchNorm statistics on")
     return model, used

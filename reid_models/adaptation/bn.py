@@ -10,7 +10,7 @@ the first, cheapest step of label-free adaptation (docs/adaptation.md measures i
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 from torch import nn
@@ -33,25 +33,38 @@ def reestimate_batchnorm(model: nn.Module, images: Sequence[torch.Tensor], batch
     each layer's momentum restored. No crop, or no BatchNorm layer: an unchanged copy.
     """
     net = copy.deepcopy(model).to(device)
-    layers = batchnorm_layers(net)
     flat = torch.cat([x for x in images if len(x)]) if any(len(x) for x in images) else None
-    if not layers or flat is None:
+    if not batchnorm_layers(net) or flat is None:
         return net.eval()
+    order = torch.randperm(len(flat), generator=torch.Generator().manual_seed(seed))
+    estimate_batchnorm_in_place(net, (flat[order[s:s + batch_size]] for s in range(0, len(flat), batch_size)), device)
+    return net
+
+
+@torch.no_grad()
+def estimate_batchnorm_in_place(model: nn.Module, batches: Iterable[torch.Tensor], device: str = "cpu") -> int:
+    """Reset ``model``'s BatchNorm running statistics and re-estimate them on ``batches`` ((B, 3, H, W) float32,
+    in the order given) with a cumulative average (``momentum=None``); only BatchNorm runs in train mode (dropout,
+    MixStyle and the rest stay in eval mode: they would skew the statistics). Batches of one image are skipped (no
+    variance). Each layer's momentum is restored and the model left in eval mode. Returns the batches used."""
+    layers = batchnorm_layers(model)
+    model.to(device).eval()
     momenta = [m.momentum for m in layers]
     for m in layers:
         m.reset_running_stats()
         m.momentum = None  # cumulative moving average: every batch counts equally
-    net.eval()
-    for m in layers:  # only BatchNorm in train mode (dropout off: it would skew the statistics)
         m.train()
-    order = torch.randperm(len(flat), generator=torch.Generator().manual_seed(seed))
-    for start in range(0, len(flat), batch_size):
-        idx = order[start:start + batch_size]
-        if len(idx) > 1:  # a batch of one has no variance
-            net(flat[idx].to(device))
-    for m, mom in zip(layers, momenta):
-        m.momentum = mom
-    return net.eval()
+    used = 0
+    try:
+        for x in batches:
+            if len(x) > 1:
+                model(x.to(device))
+                used += 1
+    finally:
+        for m, mom in zip(layers, momenta):
+            m.momentum = mom
+        model.eval()
+    return used
 
 
 #: Per-camera BatchNorm statistics: camera id -> {state-dict name of a BatchNorm buffer: tensor}.
