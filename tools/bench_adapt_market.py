@@ -188,10 +188,12 @@ def mining_grid(name: str, ckpt: Path, items, args, out: Path) -> list[dict]:
             dist = (k_reciprocal_distance(np.stack([e.vector for e in emb]))
                     if args.mining_distance == "k_reciprocal" else None)
             for alpha in (0.05, 0.1, 0.2, 0.3):
-                pos = presumed_positives(emb, alpha=alpha, cooccur=rule, distance=dist)
+                pos = presumed_positives(emb, alpha=alpha, cooccur=rule, distance=dist,
+                                         pooled=args.pair_budget == "pooled")
                 tp = [major[p.a] == major[p.b] for p in pos]
                 usable = [with_neg[p.a] or with_neg[p.b] for p in pos]
-                rows.append({"model": name, "mining_distance": args.mining_distance, "link_quantile": q, "threshold": round(th, 4), "window_frames": w,
+                rows.append({"model": name, "mining_distance": args.mining_distance, "pair_budget": args.pair_budget,
+                             "link_quantile": q, "threshold": round(th, 4), "window_frames": w,
                              "groups": len(groups), "purity": round(purity, 4), "alpha": alpha, "positives": len(pos),
                              "tp_fraction": round(float(np.mean(tp)), 4),
                              "usable_positives": int(np.sum(usable)),
@@ -254,7 +256,8 @@ def adapt_settings(args, **more):
     from pipeline.adaptation.settings import AdaptSettings
 
     return AdaptSettings(alpha=args.alpha, positives=args.positives, bn_stats=args.bn_stats,
-                         mutual_nearest=args.mutual_nearest, mining_distance=args.mining_distance, lr=args.lr,
+                         mutual_nearest=args.mutual_nearest, pair_budget=args.pair_budget,
+                         mining_distance=args.mining_distance, lr=args.lr,
                          final_lr=args.final_lr, max_steps=args.max_steps, budget_s=args.budget_s, k=args.k, p=args.p,
                          negatives=args.negatives, seed=args.seed, **more)
 
@@ -267,6 +270,7 @@ def settings_key(args) -> dict:
             **({"positives": args.positives} if args.positives != "presumed" else {}),
             **({"bn_stats": args.bn_stats} if args.bn_stats != "source" else {}),
             **({"mutual_nearest": True} if args.mutual_nearest else {}),
+            **({"pair_budget": args.pair_budget} if args.pair_budget != "camera_pair" else {}),
             **({"mining_distance": args.mining_distance} if args.mining_distance != "cosine" else {}),
             **({"rounds": args.rounds} if args.rounds != 1 else {})}
 
@@ -449,6 +453,8 @@ def main() -> int:
     ap.add_argument("--max-steps", type=int, default=500)
     ap.add_argument("--mutual-nearest", action="store_true",
                     help="presumed positives only among mutual nearest cross-camera pairs (adapt.mutual_nearest)")
+    ap.add_argument("--pair-budget", choices=["camera_pair", "pooled"], default="camera_pair",
+                    help="adapt.pair_budget: alpha * min(N1, N2) per camera pair, or that many in all, pooled")
     ap.add_argument("--mining-distance", choices=["cosine", "k_reciprocal"], default="cosine",
                     help="what ranks the presumed positives (adapt.mining_distance)")
     ap.add_argument("--bn-diagnostics", action="store_true",

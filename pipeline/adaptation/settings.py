@@ -18,7 +18,8 @@ class AdaptSettings(StrictModel):
     ``min_new_tracklets`` new tracklets with crops are stored); the runner hot-swaps every newly
     deployed version. Training: presumed positives ``alpha * min(N1, N2)`` per camera pair
     (``positives: presumed``; with ``mutual_nearest`` only pairs that are each other's nearest
-    tracklet in the other camera; ``mining_distance: k_reciprocal`` ranks the pairs by the k-reciprocal
+    tracklet in the other camera; with ``pair_budget: pooled`` the same number of pairs in all, but the
+    closest over all camera pairs together instead of ``alpha * min(N1, N2)`` within each; ``mining_distance: k_reciprocal`` ranks the pairs by the k-reciprocal
     distance of Zhong et al. with ``k1`` / ``k2`` instead of the cosine distance), each tracklet's own crops (``tracklets``: certain positives,
     intra-camera tracklet discrimination) or both; with ``bn_stats: target`` the round first
     re-estimates the base model's BatchNorm statistics on its training crops (AdaBN), then mines
@@ -46,6 +47,7 @@ class AdaptSettings(StrictModel):
     alpha: float = Field(0.1, gt=0, le=1)
     positives: Literal["presumed", "tracklets", "both"] = "presumed"
     mutual_nearest: bool = False
+    pair_budget: Literal["camera_pair", "pooled"] = "camera_pair"
     mining_distance: Literal["cosine", "k_reciprocal"] = "cosine"
     k1: int = Field(20, ge=1)
     k2: int = Field(6, ge=1)

@@ -129,7 +129,8 @@ def _mine(sets: list[CropSet], train: list[int], vectors: list[np.ndarray], sett
                               "adapt a smaller folder, or use mining_distance: cosine")
         distance = k_reciprocal_distance(np.stack([it.vector for it in items]), settings.k1, settings.k2)
     pairs = [] if settings.positives == "tracklets" else presumed_positives(
-        items, alpha=settings.alpha, mutual_nearest=settings.mutual_nearest, cooccur=cooccur, distance=distance)
+        items, alpha=settings.alpha, mutual_nearest=settings.mutual_nearest, cooccur=cooccur, distance=distance,
+        pooled=settings.pair_budget == "pooled")
     if settings.positives in ("tracklets", "both"):
         pairs += tracklet_positives(items)
     rng = np.random.default_rng(settings.seed)

@@ -40,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              " crops against the tracklets seen with it, or both")
     parser.add_argument("--mutual-nearest", action="store_true", default=None,
                         help="presumed positives only among mutual nearest cross-camera pairs")
+    parser.add_argument("--pair-budget", choices=["camera_pair", "pooled"], default=None,
+                        help="camera_pair: alpha * min(N1, N2) closest pairs within each camera pair (seed 002);"
+                             " pooled: as many pairs in all, the closest over all camera pairs together")
     parser.add_argument("--mining-distance", choices=["cosine", "k_reciprocal"], default=None,
                         help="what ranks the presumed positives: the cosine distance (seed 002) or the k-reciprocal"
                              " distance (Zhong et al. 2017: neighbourhoods compared, hubs drop back)")
@@ -71,8 +74,8 @@ def _settings(args: argparse.Namespace):
         overlapping = overlapping or bool(cfg.matching.overlapping_cameras)
     flags = {"budget_s": args.budget_s, "max_steps": args.max_steps, "device": args.device,
              "threads": args.threads, "alpha": args.alpha, "positives": args.positives,
-             "mutual_nearest": args.mutual_nearest, "mining_distance": args.mining_distance,
-             "bn_stats": args.bn_stats, "lr": args.lr, "final_lr": args.final_lr,
+             "mutual_nearest": args.mutual_nearest, "pair_budget": args.pair_budget,
+             "mining_distance": args.mining_distance, "bn_stats": args.bn_stats, "lr": args.lr, "final_lr": args.final_lr,
              "min_gain": args.min_gain}
     base.update({k: v for k, v in flags.items() if v is not None})
     base["background"] = False

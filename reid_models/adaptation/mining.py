@@ -110,6 +110,7 @@ def presumed_positives(
     min_pairs_per_camera_pair: int = 1,
     cooccur: Cooccur | None = None,
     distance: np.ndarray | None = None,
+    pooled: bool = False,
 ) -> list[PositivePair]:
     """The ``N_p = alpha * min(N1, N2)`` closest cross-camera pairs for every camera pair.
 
@@ -121,13 +122,18 @@ def presumed_positives(
     camera (fewer, cleaner positives). ``cooccur`` replaces the time-overlap
     rule (see the module docstring). ``distance``: an (N, N) distance over ``items`` that ranks the pairs
     instead of the cosine distance of their vectors (e.g. :func:`reid_models.rerank.k_reciprocal_distance`);
-    the pairs carry it. Result sorted by distance.
+    the pairs carry it. With ``pooled`` the same total budget (the sum of every camera pair's ``N_p``) goes
+    to the closest admissible pairs over all camera pairs together: a camera pair whose candidates are all far
+    (a camera unlike the others, where the closest pairs are more often wrong) gives fewer pairs, a close one
+    more. Result sorted by distance.
     """
     seen_together = cooccur or time_cooccurrence(items)
     by_cam: dict[str, list[int]] = {}
     for i, it in enumerate(items):
         by_cam.setdefault(it.cam_id, []).append(i)
     pairs: list[PositivePair] = []
+    budget = 0
+    pool_d, pool_a, pool_b = [], [], []  # pooled: every admissible candidate of every camera pair
     for cam_a, cam_b in combinations(sorted(by_cam), 2):
         ia, ib = by_cam[cam_a], by_cam[cam_b]
         if distance is None:
@@ -138,6 +144,17 @@ def presumed_positives(
             dist = np.asarray(distance)[np.ix_(ia, ib)].astype(np.float64)  # the camera pair's block only
         dist[seen_together(ia, ib)] = np.inf
         n_p = max(int(alpha * min(len(ia), len(ib))), min_pairs_per_camera_pair)
+        if pooled:
+            ok = np.isfinite(dist)
+            if mutual_nearest:
+                ok &= (dist.argmin(axis=1)[:, None] == np.arange(len(ib))[None, :]) & \
+                      (dist.argmin(axis=0)[None, :] == np.arange(len(ia))[:, None])
+            r, c = np.nonzero(ok)
+            pool_d.append(dist[r, c])
+            pool_a.append(np.asarray(ia)[r])
+            pool_b.append(np.asarray(ib)[c])
+            budget += n_p
+            continue
         order = np.argsort(dist, axis=None, kind="stable")
         chosen: list[PositivePair] = []
         for flat in order:
@@ -148,6 +165,10 @@ def presumed_positives(
                 continue
             chosen.append(PositivePair(ia[r], ib[c], float(dist[r, c])))
         pairs.extend(chosen)
+    if pooled and pool_d:
+        d, a, b = np.concatenate(pool_d), np.concatenate(pool_a), np.concatenate(pool_b)
+        keep = np.lexsort((b, a, d))[:budget]  # closest first; ties by the items' order
+        pairs = [PositivePair(int(a[k]), int(b[k]), float(d[k])) for k in keep]
     pairs.sort(key=lambda p: p.distance)
     return pairs
 

@@ -72,6 +72,23 @@ def test_presumed_positives_take_alpha_min_closest_cross_camera_pairs():
     assert [(p.a, p.b) for p in presumed_positives(items, alpha=0.1)] == [(0, 4)]
 
 
+def test_pooled_budget_gives_the_closest_pairs_over_all_camera_pairs():
+    # cameras A, B, C with two tracklets each, all at different times (no co-occurrence)
+    # A: 0, 90 deg; B: 1, 93 deg; C: 40, 200 deg. alpha 0.5 -> N_p = 1 per camera pair, 3 in all
+    items = [te("A", 1, 0, 1, 0), te("A", 2, 2, 3, 90), te("B", 1, 4, 5, 1), te("B", 2, 6, 7, 93),
+             te("C", 1, 8, 9, 40), te("C", 2, 10, 11, 200)]
+    # per camera pair: A-B (A1,B1) 1 deg; A-C (A1,C1) 40 deg; B-C (B1,C1) 39 deg
+    per_pair = presumed_positives(items, alpha=0.5)
+    assert sorted((p.a, p.b) for p in per_pair) == [(0, 2), (0, 4), (2, 4)]
+    # pooled: the 3 closest admissible pairs of all: (A1,B1) 1, (A2,B2) 3, (B1,C1) 39 deg; A-C gives none
+    pooled = presumed_positives(items, alpha=0.5, pooled=True)
+    assert [(p.a, p.b) for p in pooled] == [(0, 2), (1, 3), (2, 4)]
+    assert pooled[1].distance == pytest.approx(1 - math.cos(math.radians(3)), abs=1e-6)
+    # co-occurring pairs stay out: B2 seen at the time of A2
+    items[3] = te("B", 2, 2, 3, 93)
+    assert (1, 3) not in [(p.a, p.b) for p in presumed_positives(items, alpha=0.5, pooled=True)]
+
+
 def test_mutual_nearest_keeps_only_pairs_that_choose_each_other():
     # A1 at 0 deg, A2 at 10 deg; B1 at 4 deg, B2 at 60 deg. Closest pairs: (A1,B1) 4, (A2,B1) 6, (A2,B2) 50, ...
     items = [te("A", 1, 0, 10, 0), te("A", 2, 0, 10, 10), te("B", 1, 20, 30, 4), te("B", 2, 20, 30, 60)]
