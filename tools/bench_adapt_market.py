@@ -54,10 +54,12 @@ def market_items():
     return market_split(load_market_folder(require_shared() / "data" / "reid" / "Market-1501" / "bounding_box_train"))
 
 
-def validation_pids(items, seed: int = 0) -> set[int]:
+def validation_pids(items, seed: int = 0, size: int = VALIDATION_IDS) -> set[int]:
+    """``size`` of the 501 train identities (seeded; all of them with 501): never seen by the CUHK03 / PETS base
+    models, so every one is a fair adaptation-validation identity."""
     train = sorted({it.pid for it in items if it.split == "train"})
     rng = np.random.default_rng(seed)
-    return {int(p) for p in rng.choice(train, size=VALIDATION_IDS, replace=False)}
+    return {int(p) for p in rng.choice(train, size=min(size, len(train)), replace=False)}
 
 
 def embed_items(model, items, device: str, cache: Path | None) -> np.ndarray:
@@ -169,7 +171,7 @@ def mining_grid(name: str, ckpt: Path, items, args, out: Path) -> list[dict]:
     device = resolve_device(args.device)
     base, meta = load_checkpoint(ckpt, "cpu")
     feats = embed_items(base.to(device).eval(), items, device, args.cache / f"{meta['hash'][:12]}_{len(items)}.npy")
-    pool = validation_pids(items) if args.validate else {it.pid for it in items if it.split == "test"}
+    pool = validation_pids(items, size=args.validation_ids) if args.validate else {it.pid for it in items if it.split == "test"}
     idx = np.array([i for i, it in enumerate(items) if it.pid in pool])
     crops = [parse_crop_name(items[i].path) for i in idx]
     pids = np.array([items[i].pid for i in idx])
@@ -221,7 +223,7 @@ def oracle_row(name: str, ckpt: Path, items, args) -> dict:
     base, meta = load_checkpoint(ckpt, "cpu")
     base = base.to(device).eval()
     feats = embed_items(base, items, device, args.cache / f"{meta['hash'][:12]}_{len(items)}.npy")
-    val = validation_pids(items)
+    val = validation_pids(items, size=args.validation_ids)
     idx = np.array([i for i, it in enumerate(items) if it.pid in val])
     sub = [items[i] for i in idx]
     crops = [parse_crop_name(it.path) for it in sub]
@@ -267,6 +269,7 @@ def settings_key(args) -> dict:
             "k": args.k, "p": args.p, "negatives": args.negatives, "link_quantile": args.link_quantile,
             "window_frames": args.window_frames, "min_gain": args.min_gain, "seed": args.seed,
             "validate": args.validate, "models": args.models,
+            **({"validation_ids": args.validation_ids} if args.validate and args.validation_ids != VALIDATION_IDS else {}),
             **({"positives": args.positives} if args.positives != "presumed" else {}),
             **({"bn_stats": args.bn_stats} if args.bn_stats != "source" else {}),
             **({"mutual_nearest": True} if args.mutual_nearest else {}),
@@ -301,7 +304,7 @@ def run_row(name: str, ckpt: Path, set_name: str, items, args, out: Path) -> dic
     base, meta = load_checkpoint(ckpt, "cpu")
     base = base.to(device).eval()
     if args.validate:
-        val = validation_pids(items)
+        val = validation_pids(items, size=args.validation_ids)
         adapt_items = [it for it in items if it.pid in val]
         eval_items = adapt_items
     else:
@@ -443,6 +446,9 @@ def main() -> int:
     ap.add_argument("--models", default="", help="pre-trained checkpoints other than the defaults: "
                     "cuhk03=PATH,multi=PATH (e.g. the 4x-budget configs/reid/adapt_pre_*_long.yaml)")
     ap.add_argument("--validate", action="store_true", help="adapt and score on 250 of the 501 train identities")
+    ap.add_argument("--validation-ids", type=int, default=VALIDATION_IDS,
+                    help="with --validate: how many of the 501 train identities (501: all of them, the largest pool"
+                         " that holds no test identity)")
     ap.add_argument("--alpha", type=float, default=0.1)
     ap.add_argument("--positives", choices=["presumed", "tracklets", "both"], default="presumed")
     ap.add_argument("--bn-stats", choices=["source", "target", "camera"], default="source",
