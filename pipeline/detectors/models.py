@@ -32,13 +32,14 @@ def dynamic_model(weights: Path, cache: Path) -> Path:
 def int8_model(src: Path, cfg: DetectorConfig, cache: Path) -> Path:
     """The INT8 quantisation of ``src`` (dynamic size) with ``cfg.calibration`` images, cached."""
     from pipeline.detectors.onnx_graph import file_digest
-    from pipeline.detectors.quantize import calibration_images, quantize_detector
+    from pipeline.detectors.quantize import calibration_images, default_reduce_range, quantize_detector
 
     if cfg.calibration is None:
         raise ConfigError(f"detector.calibration: precision int8 needs a folder of calibration images to quantise "
                           f"{cfg.weights} (or weights that are already INT8: tools/quantize_detector.py)")
     images = calibration_images(Path(cfg.calibration), cfg.calibration_frames)
     key = ";".join(f"{p.name}:{p.stat().st_size}" for p in images) + f";imgsz={cfg.imgsz};qdq-percentile-u8s8-pc-headsfp32"
+    key += ";w7" if default_reduce_range() else ""  # 7-bit weights on x86 without VNNI: a different file
     out = cache / f"{Path(cfg.weights).stem}.int8-{file_digest(src, key)}.onnx"
     if not out.is_file():
         log.info("detector: quantising %s to INT8 with %d images of %s -> %s", src, len(images), cfg.calibration, out)

@@ -192,3 +192,18 @@ def test_device_cuda_without_gpu_falls_back_to_cpu(weights, frames):
     assert det.runtime.session.get_providers()[-1] == CPU
     for a, b in zip(_boxes(cpu), _boxes(det.detect(frames[:1]))):
         np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+@pytest.mark.parametrize("flags, expected", [
+    ("fpu sse2 avx2 fma", False),                       # AVX2 only (e.g. the AMD EPYC CI machines): 7-bit weights
+    ("fpu sse2 avx2 avx512f avx512_vnni", True),         # Xeon with AVX-512 VNNI
+    ("fpu sse2 avx2 avx_vnni", True),                    # AVX-VNNI
+    ("fp asimd evtstrm aes", None),                      # not x86: unknown
+])
+def test_cpu_has_vnni_reads_the_cpu_flags(tmp_path, flags, expected):
+    from pipeline.detectors.quantize import cpu_has_vnni
+
+    info = tmp_path / "cpuinfo"
+    info.write_text(f"processor\t: 0\nmodel name\t: test\nflags\t\t: {flags}\n\nprocessor\t: 1\nflags\t\t: {flags}\n")
+    assert cpu_has_vnni(info) is expected
+    assert cpu_has_vnni(tmp_path / "missing") is None
