@@ -73,7 +73,7 @@ def default_reduce_range() -> bool:
     """7-bit weights on x86 CPUs without VNNI. Their u8 x s8 convolutions (``vpmaddubsw``) add pairs of products
     into saturating int16, so full-range int8 weights can overflow; onnxruntime's quantisation guide recommends
     ``reduce_range`` there. Measured: on an AVX2-only AMD EPYC, 14 of 19 PETS boxes kept IoU > 0.9 with full-range
-    weights (tests/pipeline/test_detector_backends.py needs 80 %), on VNNI Xeons all passed."""
+    weights (tests/pipeline/test_detector_backends.py needs 80 %); on the earlier Intel Xeon CI machines it passed."""
     return cpu_has_vnni() is False
 
 
