@@ -39,11 +39,12 @@ def int8_model(src: Path, cfg: DetectorConfig, cache: Path) -> Path:
                           f"{cfg.weights} (or weights that are already INT8: tools/quantize_detector.py)")
     images = calibration_images(Path(cfg.calibration), cfg.calibration_frames)
     key = ";".join(f"{p.name}:{p.stat().st_size}" for p in images) + f";imgsz={cfg.imgsz};qdq-percentile-u8s8-pc-headsfp32"
-    key += ";w7" if default_reduce_range() else ""  # 7-bit weights on x86 without VNNI: a different file
+    reduce_range = default_reduce_range()  # 7-bit weights on x86 without VNNI: a different file, decided once
+    key += ";w7" if reduce_range else ""
     out = cache / f"{Path(cfg.weights).stem}.int8-{file_digest(src, key)}.onnx"
     if not out.is_file():
         log.info("detector: quantising %s to INT8 with %d images of %s -> %s", src, len(images), cfg.calibration, out)
-        quantize_detector(src, images, out, cfg.imgsz)
+        quantize_detector(src, images, out, cfg.imgsz, reduce_range=reduce_range)
     return out
 
 
