@@ -12,6 +12,11 @@ Protocols (stated in the metrics JSON under ``"protocol"``):
   frames of the query (near-duplicates of the same track moment).
 * **Pair verification**: ROC over ``pairs_test.csv`` (balanced), Euclidean
   distance of L2-normalised embeddings, "same" when distance <= th.
+* **Re-ranking** (``EvalConfig.rerank``, off by default): every distance above replaced by the k-reciprocal
+  distance of Zhong et al. (CVPR 2017, :mod:`reid_models.rerank`) computed over the items scored together
+  (queries + gallery; for the pair ROC, every test crop), with the paper's k1 20, k2 6, lambda 0.3. It uses
+  the unlabelled test crops themselves (transductive), as torchreid's ``rerank=True`` and FastReID's
+  ``TEST.RERANK`` do; results with it are reported beside, never instead of, the plain ones.
 * **Triplet accuracy** (seed 000 Eq. 5) over ``triplets_test.csv``.
 * **Tracklet-to-tracklet**: test tracklets cut into chunks of ``chunk_len``
   crops, aggregated (mean / LSTM); every chunk queries all others, same-identity
@@ -30,6 +35,7 @@ import numpy as np
 from pipeline.core.errors import DataError
 from reid_models.datasets.index import CropItem, load_index, load_pairs, load_tracklets, load_triplets
 from reid_models.metrics import cmc_map_from_distances, pairwise_distances, roc_table, roc_verification, triplet_accuracy
+from reid_models.rerank import k_reciprocal_distance
 
 PROTOCOL_NOTE = (
     "image query/gallery: camera protocol (per identity and camera the median-frame crop is a query, "
@@ -51,6 +57,10 @@ class EvalConfig:
     batch_size: int = 64
     max_fpr: float = 0.1
     triplet_margin: float = 0.0
+    rerank: bool = False  # k-reciprocal re-ranking of the items scored together (module docstring)
+    rerank_k1: int = 20
+    rerank_k2: int = 6
+    rerank_lambda: float = 0.3
 
 
 def ten_crop_images(img: np.ndarray, scale: float = 0.875) -> list[np.ndarray]:
@@ -90,6 +100,16 @@ def embed_paths(embed: EmbedFn, paths: Sequence[Path], cfg: EvalConfig, progress
     return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 0), np.float32)
 
 
+def retrieval_distances(feats: np.ndarray, q: np.ndarray, g: np.ndarray, cfg: EvalConfig) -> np.ndarray:
+    """(Q, G) float64 distances of the queries ``feats[q]`` to the gallery ``feats[g]`` ((N, D) L2-normalised rows,
+    q and g disjoint index arrays): Euclidean, or with ``cfg.rerank`` the k-reciprocal distance computed over the
+    Q + G items together."""
+    if not cfg.rerank:
+        return pairwise_distances(feats[q], feats[g])
+    d = k_reciprocal_distance(feats[np.concatenate([q, g])], cfg.rerank_k1, cfg.rerank_k2, cfg.rerank_lambda)
+    return d[:len(q), len(q):].astype(np.float64)
+
+
 def query_gallery(items: Sequence[CropItem], cfg: EvalConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, str]:
     """Indices of queries and gallery, the (Q, G) ignore mask (time protocol) and the protocol name."""
     pids = np.array([it.pid for it in items])
@@ -120,7 +140,7 @@ def image_retrieval(items: Sequence[CropItem], feats: np.ndarray, cfg: EvalConfi
     q, g, ignore, protocol = query_gallery(items, cfg)
     pids = np.array([it.pid for it in items])
     cams = np.array([it.camid for it in items])
-    dist = pairwise_distances(feats[q], feats[g])
+    dist = retrieval_distances(feats, q, g, cfg)
     use_cams = protocol == "camera"
     res = cmc_map_from_distances(dist, pids[q], pids[g], cams[q] if use_cams else None,
                                  cams[g] if use_cams else None, 20, ignore)
@@ -169,7 +189,12 @@ def evaluate_dataset(
     out["protocol_note"] = PROTOCOL_NOTE.format(cfg=cfg)
     pairs = load_pairs(dataset_dir)
     if pairs:
-        d = np.array([np.linalg.norm(feat_of[a] - feat_of[b]) for a, b, _ in pairs])
+        if cfg.rerank:
+            row = {it.path: i for i, it in enumerate(items)}
+            every = k_reciprocal_distance(feats, cfg.rerank_k1, cfg.rerank_k2, cfg.rerank_lambda)
+            d = np.array([float(every[row[a], row[b]]) for a, b, _ in pairs])
+        else:
+            d = np.array([np.linalg.norm(feat_of[a] - feat_of[b]) for a, b, _ in pairs])
         same = np.array([s for _, _, s in pairs])
         out["roc"] = roc_verification(d, same, cfg.max_fpr)
         out["roc_table"] = roc_table(d, same, np.round(np.arange(0, 2.01, 0.1), 2))
@@ -206,13 +231,15 @@ def summary_line(m: dict[str, Any]) -> str:
     return s
 
 
-def market_retrieval(items: Sequence[CropItem], feats: np.ndarray, seed: int = 0) -> dict[str, Any]:
+def market_retrieval(items: Sequence[CropItem], feats: np.ndarray, seed: int = 0,
+                     cfg: EvalConfig | None = None) -> dict[str, Any]:
     """CMC / mAP under the Market-1501 rule, same-identity same-camera gallery items excluded.
 
     Items with split ``query`` (a Market-1501 root's ``query/`` folder): the official split, those queries
     against the ``gallery`` items (``bounding_box_test/``, distractors included); ``train`` items are ignored.
     Otherwise every identity is a test identity (``protocols.market_query_indices``): one seeded query per
-    identity and camera, all other items as gallery. feats: (N, D) L2-normalised embeddings of ``items`` in order."""
+    identity and camera, all other items as gallery. feats: (N, D) L2-normalised embeddings of ``items`` in order;
+    ``cfg.rerank``: k-reciprocal re-ranking of queries + gallery (:func:`retrieval_distances`)."""
     from reid_models.datasets.protocols import market_query_indices
 
     if any(it.split == "query" for it in items):
@@ -227,21 +254,25 @@ def market_retrieval(items: Sequence[CropItem], feats: np.ndarray, seed: int = 0
         protocol = "market: one seeded query per identity and camera, rest gallery, same-id same-camera gallery excluded"
     pids = np.array([it.pid for it in items])
     cams = np.array([it.camid for it in items])
-    res = cmc_map_from_distances(pairwise_distances(feats[q], feats[g]), pids[q], pids[g], cams[q], cams[g], 20)
+    dist = retrieval_distances(feats, q, g, cfg or EvalConfig())
+    res = cmc_map_from_distances(dist, pids[q], pids[g], cams[q], cams[g], 20)
     res.update(protocol=protocol, num_gallery=int(len(g)))
     return res
 
 
-def single_shot_retrieval(items: Sequence[CropItem], feats: np.ndarray, trials: int, seed: int = 0) -> dict[str, Any]:
+def single_shot_retrieval(items: Sequence[CropItem], feats: np.ndarray, trials: int, seed: int = 0,
+                          cfg: EvalConfig | None = None) -> dict[str, Any]:
     """Seed 003's CUHK03 single-shot CMC / mAP, averaged over ``trials`` seeded draws of one camera-0 query
-    and one camera-1 gallery image per identity (``protocols.cuhk03_single_shot_trials``)."""
+    and one camera-1 gallery image per identity (``protocols.cuhk03_single_shot_trials``); ``cfg.rerank``:
+    each trial's queries + gallery re-ranked together."""
     from reid_models.datasets.protocols import cuhk03_single_shot_trials
 
     pids = np.array([it.pid for it in items])
     runs = []
     for q, g in cuhk03_single_shot_trials(items, trials, seed):
         q_a, g_a = np.array(q), np.array(g)
-        runs.append(cmc_map_from_distances(pairwise_distances(feats[q_a], feats[g_a]), pids[q_a], pids[g_a], max_rank=20))
+        dist = retrieval_distances(feats, q_a, g_a, cfg or EvalConfig())
+        runs.append(cmc_map_from_distances(dist, pids[q_a], pids[g_a], max_rank=20))
     if not runs:
         return {"num_queries": 0}
     out: dict[str, Any] = {k: float(np.mean([r[k] for r in runs])) for k in ("rank1", "rank5", "rank10", "rank20", "mAP")}
@@ -261,8 +292,8 @@ def evaluate_items(items: Sequence[CropItem], embed: EmbedFn, cfg: EvalConfig, p
         raise DataError("<items>", "no crops to evaluate")
     feats = embed_paths(embed, [it.path for it in items], cfg, progress)
     if protocol == "single_shot":
-        ret = single_shot_retrieval(items, feats, trials, seed)
+        ret = single_shot_retrieval(items, feats, trials, seed, cfg)
     else:
-        ret = market_retrieval(items, feats, seed)
+        ret = market_retrieval(items, feats, seed, cfg)
     return {"config": asdict(cfg), "num_test_crops": len(items), "num_test_ids": len({it.pid for it in items}),
             "num_cameras": len({it.camid for it in items}), "retrieval": ret}

@@ -64,14 +64,28 @@ def protocol_items(shared: Path) -> dict[str, list]:
     return {"market": market, "cuhk03": load_cuhk03_folder(reid / "CUHK03" / "detected" / "val", "test")}
 
 
-def evaluate_model(spec: str, enc, items: dict[str, list], pets: Path, lstm: Path | None) -> dict:
-    """All three protocols for one model (``enc``: its AppearanceEncoder, ``spec`` as given)."""
+def split_spec(spec: str) -> tuple[str, bool, bool]:
+    """``NAME[+flip][+rerank]`` (either order) -> (NAME, flip, rerank)."""
+    flip = rerank = False
+    while True:
+        if spec.endswith("+flip"):
+            spec, flip = spec[:-len("+flip")], True
+        elif spec.endswith("+rerank"):
+            spec, rerank = spec[:-len("+rerank")], True
+        else:
+            return spec, flip, rerank
+
+
+def evaluate_model(spec: str, enc, items: dict[str, list], pets: Path, lstm: Path | None,
+                   rerank: bool = False) -> dict:
+    """All three protocols for one model (``enc``: its AppearanceEncoder, ``spec`` as given; ``rerank``:
+    k-reciprocal re-ranking of every protocol's queries + gallery and of the PETS pair ROC, ``EvalConfig.rerank``)."""
     from pipeline.commands.eval_reid import build_aggregators
     from reid_models.evaluate import EvalConfig, evaluate_dataset, evaluate_items
 
-    cfg = EvalConfig()
+    cfg = EvalConfig(rerank=rerank)
     t0 = time.perf_counter()
-    out = {"model": {"spec": spec, "version": enc.version, "dim": enc.dim, "flip": enc.flip},
+    out = {"model": {"spec": spec, "version": enc.version, "dim": enc.dim, "flip": enc.flip, "rerank": rerank},
            "market": evaluate_items(items["market"], enc.embed_crops, cfg, "market", progress=False),
            "cuhk03": evaluate_items(items["cuhk03"], enc.embed_crops, cfg, "single_shot", trials=10, progress=False),
            "pets": evaluate_dataset(pets, enc.embed_crops, cfg, build_aggregators(lstm), progress=False)}
@@ -81,17 +95,18 @@ def evaluate_model(spec: str, enc, items: dict[str, list], pets: Path, lstm: Pat
 
 def reuse_or_evaluate(spec: str, items: dict[str, list], pets: Path, lstm: Path | None,
                       earlier: dict[str, dict]) -> dict:
-    """An earlier result of the same weights and flip setting (no LSTM involved) or a fresh evaluation.
-    A spec ending in ``+flip`` is that model with test-time flip (``AppearanceEncoder.flip``)."""
+    """An earlier result of the same weights, flip and re-ranking setting (no LSTM involved) or a fresh
+    evaluation. A spec ending in ``+flip`` is that model with test-time flip (``AppearanceEncoder.flip``), one
+    ending in ``+rerank`` that model's embeddings scored with k-reciprocal re-ranking (both may be given)."""
     from pipeline.commands.eval_reid import load_encoder
 
-    base, flip = (spec[:-len("+flip")], True) if spec.endswith("+flip") else (spec, False)
+    base, flip, rerank = split_spec(spec)
     enc = load_encoder(base, "auto", flip=flip)
-    prev = earlier.get(reuse_key(enc.version, flip)) if lstm is None else None
+    prev = earlier.get(reuse_key(enc.version, flip, rerank)) if lstm is None else None
     if prev is not None and "lstm" not in prev["pets"]["tracklets"]:
         print(f"{spec}: reusing the earlier result of version {prev['model']['version']}", flush=True)
         return prev
-    return evaluate_model(spec, enc, items, pets, lstm)
+    return evaluate_model(spec, enc, items, pets, lstm, rerank)
 
 
 def headline(m: dict) -> dict:
@@ -110,8 +125,10 @@ def headline(m: dict) -> dict:
     }
 
 
-def verdict(rows: dict[str, dict]) -> dict:
-    d, base = rows["default"], rows["imagenet"]
+def verdict(rows: dict[str, dict], suffix: str = "") -> dict:
+    """The targets for ``default<suffix>`` against ``imagenet<suffix>`` (suffix "" or "+rerank": both scored the
+    same way)."""
+    d, base = rows["default" + suffix], rows["imagenet" + suffix]
     v = {"market_rank1_met": d["market_rank1"] >= TARGETS["market_rank1"],
          "market_mAP_met": d["market_mAP"] >= TARGETS["market_mAP"],
          "cuhk03_rank1_met": d["cuhk03_rank1"] >= TARGETS["cuhk03_rank1"],
@@ -212,7 +229,17 @@ def _timed(fn, arg) -> float:
     return time.perf_counter() - t0
 
 
-def table(rows: dict[str, dict], v: dict | None, train: dict | None, thr: list[dict], paired: dict | None = None) -> str:
+def verdict_line(v: dict, label: str) -> str:
+    ok = {True: "met", False: "MISSED"}
+    return (f"{label}: Market r1 >= 85 {ok[v['market_rank1_met']]}, mAP >= 65 {ok[v['market_mAP_met']]}; "
+            f"CUHK03 r1 >= 80 {ok[v['cuhk03_rank1_met']]}; PETS TPR >= 0.90 {ok[v['pets_tpr_met']]}; "
+            f"PETS gain over ImageNet r1 {v['pets_rank1_gain']:+.1f} / mAP {v['pets_mAP_gain']:+.1f} "
+            f"(>= +15 each: {ok[v['pets_gain_met']]})"
+            + (f"; LSTM >= mean {ok[v['lstm_ge_mean_met']]}" if "lstm_ge_mean_met" in v else ""))
+
+
+def table(rows: dict[str, dict], v: dict | None, train: dict | None, thr: list[dict], paired: dict | None = None,
+          v_rerank: dict | None = None) -> str:
     def f(x, p=1):
         return "-" if x is None else f"{x:.{p}f}"
 
@@ -223,15 +250,12 @@ def table(rows: dict[str, dict], v: dict | None, train: dict | None, thr: list[d
                      f"| {f(h['market_mAP'])} | {f(h['cuhk03_rank1'])} | {f(h['cuhk03_rank5'])} | {f(h['pets_rank1'])} "
                      f"| {f(h['pets_mAP'])} | {f(h['pets_tpr'], 3)} | {f(h['pets_auc'], 3)} "
                      f"| {f(h['pets_tracklet_mean'])} | {f(h['pets_tracklet_lstm'])} |")
-    ok = {True: "met", False: "MISSED"}
     if v is None:
         lines += ["", "targets: not judged (they compare the rows 'default' and 'imagenet'; run both)"]
     else:
-        lines += ["", f"targets: Market r1 >= 85 {ok[v['market_rank1_met']]}, mAP >= 65 {ok[v['market_mAP_met']]}; "
-                  f"CUHK03 r1 >= 80 {ok[v['cuhk03_rank1_met']]}; PETS TPR >= 0.90 {ok[v['pets_tpr_met']]}; "
-                  f"PETS gain over ImageNet r1 {v['pets_rank1_gain']:+.1f} / mAP {v['pets_mAP_gain']:+.1f} "
-                  f"(>= +15 each: {ok[v['pets_gain_met']]})"
-                  + (f"; LSTM >= mean {ok[v['lstm_ge_mean_met']]}" if "lstm_ge_mean_met" in v else "")]
+        lines += ["", verdict_line(v, "targets")]
+    if v_rerank is not None:
+        lines += ["", verdict_line(v_rerank, "with re-ranking (default+rerank against imagenet+rerank)")]
     lines += paired_table(paired or {})
     if train:
         lines.append(f"training: {train['epochs']} epochs, {f(train['train_seconds'], 0)} s "
@@ -246,7 +270,8 @@ def table(rows: dict[str, dict], v: dict | None, train: dict | None, thr: list[d
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", nargs="+", default=["imagenet", "default"],
-                    help="default | imagenet | a checkpoint; NAME+flip scores it with test-time flip too")
+                    help="default | imagenet | a checkpoint; NAME+flip scores it with test-time flip, NAME+rerank with "
+                         "k-reciprocal re-ranking (k1 20, k2 6, lambda 0.3) of queries + gallery")
     ap.add_argument("--extra", nargs="*", default=[], help="NAME=CHECKPOINT further models to score")
     ap.add_argument("--pets", type=Path, default=Path("runs/reid_data/pets_all"))
     ap.add_argument("--lstm", type=Path, default=None, help="LSTM aggregator checkpoint (tracklet rank-1)")
@@ -259,8 +284,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
-def reuse_key(version: str, flip: bool) -> str:
-    return version + ("+flip" if flip else "")
+def reuse_key(version: str, flip: bool, rerank: bool = False) -> str:
+    return version + ("+flip" if flip else "") + ("+rerank" if rerank else "")
 
 
 def reusable(path: Path | None) -> dict[str, dict]:
@@ -268,7 +293,8 @@ def reusable(path: Path | None) -> dict[str, dict]:
     if path is None or not path.is_file():
         return {}
     doc = json.loads(path.read_text())
-    return {reuse_key(m["model"]["version"], m["model"].get("flip", False)): m for m in doc.get("results", {}).values()}
+    return {reuse_key(m["model"]["version"], m["model"].get("flip", False), m["model"].get("rerank", False)): m
+            for m in doc.get("results", {}).values()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -297,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     rows = {k: headline(m) for k, m in res.items()}
     v = verdict(rows) if {"default", "imagenet"} <= set(rows) else None  # the targets compare these two
+    v_rerank = verdict(rows, "+rerank") if {"default+rerank", "imagenet+rerank"} <= set(rows) else None
     paired = paired_vs_default(res)
     train = training_figures(args.train_checkpoint)
     thr = [] if args.skip_throughput else throughput(args.pets)
@@ -305,11 +332,11 @@ def main(argv: list[str] | None = None) -> int:
                                     "test_crops": len(items["market"]), "split_seed": 0},
                          "cuhk03": {"test_ids": len({it.pid for it in items["cuhk03"]}), "trials": 10},
                          "pets": {"dataset": str(args.pets), "make_triplets_args": PETS_ARGS}},
-           "targets": TARGETS, "headline": rows, "verdict": v, "paired_vs_default": paired, "training": train, "results": res, "throughput": thr,
+           "targets": TARGETS, "headline": rows, "verdict": v, "verdict_rerank": v_rerank, "paired_vs_default": paired, "training": train, "results": res, "throughput": thr,
            "machine": {"cpu_threads": args.threads, "platform": platform.platform(), "torch": torch.__version__,
                        "cuda": torch.cuda.is_available()}}
     (args.out / "results.json").write_text(json.dumps(doc, indent=1))
-    text = table(rows, v, train, thr, paired)
+    text = table(rows, v, train, thr, paired, v_rerank)
     (args.out / "table.md").write_text(text + "\n")
     plot_roc({k: m["pets"]["roc"] for k, m in res.items()}, args.out / "roc_pets.png", TARGET_FPR)
     for proto in ("market", "cuhk03", "pets"):

@@ -98,5 +98,14 @@ def test_eval_reid_cli_writes_metrics_and_plots(tiny, tmp_path):
     assert 0 <= r["mAP"] <= 100 and r["rank1"] <= r["rank5"] <= r["rank10"]
     assert m["roc"]["num_pos"] == m["roc"]["num_neg"] and 0 <= m["roc"]["auc"] <= 1
     assert 0 <= m["triplet_accuracy"] <= 1
+    # --rerank: the same queries and pairs scored on the k-reciprocal distance, whose values lie in [0, 1]
+    # (Jaccard and the column-normalised original distance mixed) and are not the Euclidean ones
+    assert main(["eval-reid", "--dataset", str(tiny), "--checkpoint", "default", "--out", str(out / "rr"),
+                 "--no-progress", "--rerank"]) == 0
+    rr = json.loads((out / "rr" / "metrics.json").read_text())
+    assert rr["model"]["rerank"] and rr["config"]["rerank"] and not m["config"]["rerank"]
+    assert rr["retrieval"]["num_queries"] == r["num_queries"]
+    assert max(rr["roc"]["thresholds"]) <= 1.0 + 1e-6 and rr["roc"]["num_pos"] == m["roc"]["num_pos"]
+    assert rr["roc"]["thresholds"] != m["roc"]["thresholds"]
     assert (out / "roc.png").stat().st_size > 0 and (out / "cmc.png").stat().st_size > 0
     assert main(["eval-reid", "--dataset", str(tmp_path / "missing"), "--out", str(out)]) == 2

@@ -51,3 +51,37 @@ def test_tracklet_retrieval_chunks_and_mean_pooling():
     # queries a[0:4], a[4:8], b: nearest non-ignored = the other pid-1 run (0.8,0.6) vs pid 2 (0,1): rank 1
     assert r["num_queries"] == 3 and r["rank1"] == 100.0
     assert np.allclose(mean_pool(np.array([[3.0, 0.0], [0.0, 4.0]])), [0.6, 0.8])
+
+
+def test_rerank_scores_queries_and_gallery_on_their_joint_k_reciprocal_distance():
+    """``EvalConfig.rerank``: the (Q, G) block of reid_models.rerank's distance over queries + gallery together;
+    the CMC of the Market rule and of the single-shot trials is computed from exactly that block."""
+    from reid_models.evaluate import market_retrieval, retrieval_distances, single_shot_retrieval
+    from reid_models.metrics import cmc_map_from_distances, pairwise_distances
+    from reid_models.rerank import k_reciprocal_distance
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(6, 8))
+    rows = [(pid, cam, 10 * k + cam) for pid in range(6) for cam in (0, 1) for k in range(3)]
+    items = _items(rows)
+    feats = np.stack([centres[pid] + 0.9 * rng.normal(size=8) for pid, _, _ in rows])
+    feats = (feats / np.linalg.norm(feats, axis=1, keepdims=True)).astype(np.float32)
+    q, g = np.array([0, 3, 7]), np.array([1, 2, 4, 5, 6, 8, 9])
+    cfg = EvalConfig(rerank=True, rerank_k1=3, rerank_k2=2, rerank_lambda=0.3)
+    joint = k_reciprocal_distance(feats[np.r_[q, g]], 3, 2, 0.3)
+    assert np.array_equal(retrieval_distances(feats, q, g, cfg), joint[:3, 3:].astype(np.float64))
+    assert np.allclose(retrieval_distances(feats, q, g, EvalConfig()), pairwise_distances(feats[q], feats[g]))
+
+    from reid_models.datasets.protocols import market_query_indices
+    mq, mg = market_query_indices(items, 0)
+    pids = np.array([r[0] for r in rows])
+    cams = np.array([r[1] for r in rows])
+    block = k_reciprocal_distance(feats[np.r_[mq, mg]], 3, 2, 0.3)[:len(mq), len(mq):]
+    want = cmc_map_from_distances(block, pids[mq], pids[mg], cams[mq], cams[mg], 20)
+    got = market_retrieval(items, feats, 0, cfg)
+    assert (got["rank1"], got["mAP"]) == (want["rank1"], want["mAP"])
+    plain = market_retrieval(items, feats, 0)
+    assert plain["per_query"]["first_hit"] != got["per_query"]["first_hit"]  # re-ranking changed some ranking
+
+    cuhk = [CropItem(Path(f"c{i}.jpg"), pid, cam, "", 0, "test") for i, (pid, cam, _) in enumerate(rows)]
+    assert single_shot_retrieval(cuhk, feats, 2, 0, cfg)["num_queries"] == 6
