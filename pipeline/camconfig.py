@@ -177,6 +177,7 @@ class TrackletSettings(StrictModel):
     min_length: int = Field(5, ge=1)
     partial_every_s: float | None = Field(10.0, ge=0.0)
     max_embeddings: int = Field(64, ge=2)
+    min_visibility: float = Field(0.0, ge=0.0, le=1.0)  # leave out embeddings of boxes less visible (tracklets.py)
 
 
 class StoreSettings(StrictModel):

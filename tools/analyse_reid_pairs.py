@@ -2,7 +2,7 @@
 
 For the positive test pairs that a checkpoint misses at the threshold of FPR = 0.10 (the
 ``tools/bench_reid.py`` operating point) this reports the miss rate by the pair's smaller estimated
-visibility (``reid_models.datasets.selection.estimate_visibility``: MOT15 has no visibility column),
+visibility (``pipeline.core.types.estimate_visibility``: MOT15 has no visibility column),
 by frame gap and by identity, the most confused identity pairs among the false positives, and
 writes ``worst_pairs.png`` (the 24 positive pairs with the largest distance).
 
@@ -89,7 +89,7 @@ class PairScorer:
 
 def failure_breakdown(scorer: PairScorer, feats: np.ndarray, gt_path: Path) -> dict:
     """Miss rates of the positive pairs at the FPR = 0.1 threshold, by visibility, gap, identity."""
-    from reid_models.datasets.selection import estimate_visibility
+    from pipeline.core.types import estimate_visibility
 
     gt = np.loadtxt(gt_path, delimiter=",", ndmin=2)
     vis = estimate_visibility(gt[:, 0].astype(int), gt[:, 2:6])

@@ -61,7 +61,7 @@ def detector_settings() -> dict:
 
 
 def make_config(cams_dir: Path, run_dir: Path, encoder: str, threshold: float, tracker: str | None, every: int,
-                auto: bool = True, warmup: str | None = None, offset: float = 0.0):
+                auto: bool = True, warmup: str | None = None, offset: float = 0.0, min_visibility: float = 0.0):
     from pipeline.camconfig import CamsConfig
     from pipeline.core.configio import validate
     from pipeline.evaluation.layout_bench import camera_sources
@@ -82,6 +82,8 @@ def make_config(cams_dir: Path, run_dir: Path, encoder: str, threshold: float, t
         "store": {"path": str(run_dir / "identities.sqlite")},
         "outputs": {"dir": str(run_dir), "video": False},
     }
+    if min_visibility:
+        data["tracklets"] = {"min_visibility": min_visibility}
     cfg = validate(CamsConfig, data, "<bench_pipeline>")
     if tracker:
         from pipeline.core.configio import load_config
@@ -229,6 +231,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--baseline-threshold", type=float, default=None, help="matcher threshold of the baseline")
     ap.add_argument("--encoder", default="default", help="our encoder: default | checkpoint path")
     ap.add_argument("--every", type=int, default=2, help="embed detections every n-th frame (encoder.every, as the demo)")
+    ap.add_argument("--min-visibility", type=float, default=0.0,
+                    help="tracklets.min_visibility of every run (default 0: the config's default, every embedding kept)")
     ap.add_argument("--warmup", choices=["threshold", "no-link"], default=None,
                     help="matching.auto_threshold.warmup of the calibrated runs (default: the config's default)")
     ap.add_argument("--store-from", type=Path, default=None,
@@ -277,7 +281,7 @@ def run_pets2(args: argparse.Namespace, argv: list[str] | None, out: Path) -> di
     t0 = time.time()
     off = args.time_offset if args.store_from is not None else 0.0
     cfg = make_config(cams_dir, out / "ours", args.encoder, thr, args.tracker, args.every, warmup=args.warmup,
-                      offset=off)
+                      offset=off, min_visibility=args.min_visibility)
     reuse = None
     if args.detections_from is not None:
         reuse = args.detections_from / ("pets2" if args.layout == "all" else "") / "detections.json"
@@ -288,11 +292,11 @@ def run_pets2(args: argparse.Namespace, argv: list[str] | None, out: Path) -> di
     # the baseline: nearest-neighbour matching on ImageNet features (every ImageNet
     # distance is far below the fixed threshold, so the nearest admissible identity is taken)
     cfg_b = make_config(cams_dir, out / "baseline", "imagenet", bthr, args.tracker, args.every, auto=False,
-                        offset=off)
+                        offset=off, min_visibility=args.min_visibility)
     base, base_eval, _ = run_variant("baseline", cfg_b, cams_dir, out / "baseline", cache, None, args.store_from)
     # the same pipeline as ours (label-free calibrated threshold) on ImageNet features
     cfg_c = make_config(cams_dir, out / "baseline_auto", "imagenet", bthr, args.tracker, args.every,
-                        warmup=args.warmup, offset=off)
+                        warmup=args.warmup, offset=off, min_visibility=args.min_visibility)
     base_auto, base_auto_eval, _ = run_variant("baseline_auto", cfg_c, cams_dir, out / "baseline_auto", cache,
                                                None, args.store_from)
     grid = ["auto", 0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5]
@@ -339,10 +343,11 @@ def run_layout(name: str, args: argparse.Namespace, argv: list[str] | None, out:
     replay = replay_detector(cams_dir, dets)
     thr = args.threshold if args.threshold is not None else MatcherConfig().threshold
     bthr = args.baseline_threshold if args.baseline_threshold is not None else thr
-    cfg = make_config(cams_dir, out / "ours", args.encoder, thr, args.tracker, args.every, warmup=args.warmup)
+    cfg = make_config(cams_dir, out / "ours", args.encoder, thr, args.tracker, args.every, warmup=args.warmup,
+                      min_visibility=args.min_visibility)
     ours, ours_eval, _ = run_variant("ours", cfg, cams_dir, out / "ours", replay, None)
     cfg_c = make_config(cams_dir, out / "baseline_auto", "imagenet", bthr, args.tracker, args.every,
-                        warmup=args.warmup)
+                        warmup=args.warmup, min_visibility=args.min_visibility)
     base_auto, base_auto_eval, _ = run_variant("baseline_auto", cfg_c, cams_dir, out / "baseline_auto", replay, None)
     res = {
         "command": "python tools/bench_pipeline.py " + " ".join(argv if argv is not None else sys.argv[1:]),

@@ -87,6 +87,38 @@ def iou_matrix_tlbr(a_tlbr: np.ndarray, b_tlbr: np.ndarray) -> np.ndarray:
     return iou
 
 
+def estimate_visibility(frame: np.ndarray, tlwh: np.ndarray, grid: tuple[int, int] = (16, 8)) -> np.ndarray:
+    """Visible fraction of each box, estimated from the other boxes of the same frame.
+
+    For gt without a visibility column (MOT15) and for a tracklet's live boxes
+    (``tracklets.min_visibility``): a box is occluded by the boxes whose
+    bottom edge is lower in the image (closer to the camera, as MOT17's visibility
+    assumes for a ground-plane scene). The fraction is measured on a ``grid`` (rows,
+    cols) of sample points inside the box. frame: (N,) int; tlwh: (N, 4) -> (N,) in [0, 1].
+    """
+    frame = np.asarray(frame)
+    tlwh = np.asarray(tlwh, dtype=np.float64).reshape(-1, 4)
+    vis = np.ones(len(tlwh))
+    gy = (np.arange(grid[0]) + 0.5) / grid[0]
+    gx = (np.arange(grid[1]) + 0.5) / grid[1]
+    for f in np.unique(frame):
+        idx = np.nonzero(frame == f)[0]
+        if len(idx) < 2:
+            continue
+        b = tlwh[idx]
+        bottom = b[:, 1] + b[:, 3]
+        for j, i in enumerate(idx):
+            front = (bottom > bottom[j]) & (np.arange(len(idx)) != j)
+            if not front.any():
+                continue
+            px = (b[j, 0] + gx * b[j, 2])[None, :, None]
+            py = (b[j, 1] + gy * b[j, 3])[:, None, None]
+            o = b[front]
+            covered = ((px >= o[:, 0]) & (px < o[:, 0] + o[:, 2]) & (py >= o[:, 1]) & (py < o[:, 1] + o[:, 3])).any(-1)
+            vis[i] = 1.0 - covered.mean()
+    return vis
+
+
 def unit_mean(rows: np.ndarray) -> np.ndarray:
     """(n, D) embeddings -> (D,) float32 L2-normalised mean (a zero mean stays zero): a prototype of several."""
     v = np.asarray(rows, np.float64).mean(axis=0)

@@ -123,7 +123,8 @@ class Components:
                 st = CameraState(
                     id=cam.id, source=src,
                     tracker=Tracker(tracker_cfg, cam_id=cam.id, frame_rate=fps / cam.stride),
-                    builder=TrackletBuilder(cam.id, tl.min_length, tl.partial_every_s, tl.max_embeddings),
+                    builder=TrackletBuilder(cam.id, tl.min_length, tl.partial_every_s, tl.max_embeddings,
+                                             tl.min_visibility),
                     roi=cam.roi, fps=fps,
                 )
                 cams[cam.id] = st

@@ -17,6 +17,8 @@ from typing import Protocol
 
 import numpy as np
 
+from pipeline.core.types import estimate_visibility
+
 #: MOT17 class ids: 1 = pedestrian (2 person on vehicle, 7 static person, ... are not used)
 MOT17_PEDESTRIAN = 1
 SPLITS = ("train", "val", "test")
@@ -63,37 +65,6 @@ def clip_tlwh(tlwh: np.ndarray, image_wh: tuple[int, int] | None) -> np.ndarray:
     x2 = np.clip(tlwh[:, 0] + tlwh[:, 2], 0, w_img)
     y2 = np.clip(tlwh[:, 1] + tlwh[:, 3], 0, h_img)
     return np.stack([x1, y1, x2 - x1, y2 - y1], axis=1)
-
-
-def estimate_visibility(frame: np.ndarray, tlwh: np.ndarray, grid: tuple[int, int] = (16, 8)) -> np.ndarray:
-    """Visible fraction of each box, estimated from the other boxes of the same frame.
-
-    For gt without a visibility column (MOT15): a box is occluded by the boxes whose
-    bottom edge is lower in the image (closer to the camera, as MOT17's visibility
-    assumes for a ground-plane scene). The fraction is measured on a ``grid`` (rows,
-    cols) of sample points inside the box. frame: (N,) int; tlwh: (N, 4) -> (N,) in [0, 1].
-    """
-    frame = np.asarray(frame)
-    tlwh = np.asarray(tlwh, dtype=np.float64).reshape(-1, 4)
-    vis = np.ones(len(tlwh))
-    gy = (np.arange(grid[0]) + 0.5) / grid[0]
-    gx = (np.arange(grid[1]) + 0.5) / grid[1]
-    for f in np.unique(frame):
-        idx = np.nonzero(frame == f)[0]
-        if len(idx) < 2:
-            continue
-        b = tlwh[idx]
-        bottom = b[:, 1] + b[:, 3]
-        for j, i in enumerate(idx):
-            front = (bottom > bottom[j]) & (np.arange(len(idx)) != j)
-            if not front.any():
-                continue
-            px = (b[j, 0] + gx * b[j, 2])[None, :, None]
-            py = (b[j, 1] + gy * b[j, 3])[:, None, None]
-            o = b[front]
-            covered = ((px >= o[:, 0]) & (px < o[:, 0] + o[:, 2]) & (py >= o[:, 1]) & (py < o[:, 1] + o[:, 3])).any(-1)
-            vis[i] = 1.0 - covered.mean()
-    return vis
 
 
 def select_rows(rows: GtRows, cfg: SelectionConfig, image_wh: tuple[int, int] | None = None) -> np.ndarray:

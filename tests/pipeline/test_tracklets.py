@@ -69,3 +69,29 @@ def test_embedding_cap_decimates_uniformly():
     assert t.embedding_frames.tolist() == [1, 5, 9]
     assert t.embeddings[:, 0].tolist() == [1.0, 5.0, 9.0]
     assert len(t) == 10
+
+
+def test_min_visibility_leaves_out_the_embeddings_of_boxes_hidden_behind_another():
+    """Track 2 (box 0..10 x 0..20, bottom edge y 20) walks behind track 1; on frames 2 and 3 track 1's box
+    (bottom edge 30, lower: nearer the camera) covers its left half (x 0..5, y 0..30) -> visible 0.5 on the
+    8-column sample grid, then 3/4 hidden on frame 4 (x 0..7.5: 6 of 8 columns) -> 0.25. Frame 1: alone, 1.0."""
+    def out(tid, frame, tlwh, emb):
+        return TrackOutput("c1", tid, frame, np.array(tlwh, float), 0.9, np.asarray(emb, np.float32))
+
+    covers = {2: [0, 0, 5, 30], 3: [0, 0, 5, 30], 4: [0, 0, 7.5, 30]}
+    for min_vis, kept in ((0.0, [1, 2, 3, 4]), (0.5, [1, 2, 3]), (0.6, [1])):
+        b = TrackletBuilder("c1", min_length=1, partial_every_s=None, min_visibility=min_vis)
+        for f in range(1, 5):
+            outs = [out(2, f, [0, 0, 10, 20], [float(f), 1.0])]
+            if f in covers:
+                outs.append(out(1, f, covers[f], [0.0, 9.0]))
+            b.add(outs, timestamps=float(f))
+        t2 = next(t for t in b.flush_all() if t.track_id == 2)
+        assert t2.embedding_frames.tolist() == kept
+        assert t2.embeddings[:, 0].tolist() == [float(f) for f in kept]
+        assert t2.frames.tolist() == [1, 2, 3, 4]  # boxes are all kept: only the descriptor changes
+    # a tracklet with no embedding that visible keeps all of them (the descriptor needs something)
+    b = TrackletBuilder("c1", min_length=1, partial_every_s=None, min_visibility=0.9)
+    b.add([out(2, 5, [0, 0, 10, 20], [1.0, 0.0]), out(1, 5, [0, 0, 5, 30], [0.0, 1.0])], timestamps=5.0)
+    t2 = next(t for t in b.flush_all() if t.track_id == 2)
+    assert t2.embedding_frames.tolist() == [5]

@@ -104,7 +104,7 @@ def test_mot17_pairs_triplets_balanced_k_apart_and_disjoint(mot17_02):
 
 
 def test_estimated_visibility_for_gt_without_visibility_column():
-    from reid_models.datasets.selection import estimate_visibility
+    from pipeline.core.types import estimate_visibility
 
     frame = np.array([1, 1, 1, 2])
     tlwh = np.array([[0, 0, 10, 20], [5, 10, 10, 20], [100, 0, 5, 5], [0, 0, 10, 20]], dtype=float)
