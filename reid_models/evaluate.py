@@ -32,10 +32,10 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.core.errors import DataError
+from pipeline.core.errors import ConfigError, DataError
 from reid_models.datasets.index import CropItem, load_index, load_pairs, load_tracklets, load_triplets
 from reid_models.metrics import cmc_map_from_distances, pairwise_distances, roc_table, roc_verification, triplet_accuracy
-from reid_models.rerank import k_reciprocal_distance
+from reid_models.rerank import k_reciprocal_bytes, k_reciprocal_distance
 
 PROTOCOL_NOTE = (
     "image query/gallery: camera protocol (per identity and camera the median-frame crop is a query, "
@@ -61,6 +61,7 @@ class EvalConfig:
     rerank_k1: int = 20
     rerank_k2: int = 6
     rerank_lambda: float = 0.3
+    rerank_max_bytes: float = 8e9  # refuse (one line) a re-ranking whose working set would exceed this
 
 
 def ten_crop_images(img: np.ndarray, scale: float = 0.875) -> list[np.ndarray]:
@@ -106,8 +107,18 @@ def retrieval_distances(feats: np.ndarray, q: np.ndarray, g: np.ndarray, cfg: Ev
     Q + G items together."""
     if not cfg.rerank:
         return pairwise_distances(feats[q], feats[g])
-    d = k_reciprocal_distance(feats[np.concatenate([q, g])], cfg.rerank_k1, cfg.rerank_k2, cfg.rerank_lambda)
+    d = reranked(feats[np.concatenate([q, g])], cfg)
     return d[:len(q), len(q):].astype(np.float64)
+
+
+def reranked(feats: np.ndarray, cfg: EvalConfig) -> np.ndarray:
+    """(N, N) k-reciprocal distance of (N, D) L2-normalised rows with ``cfg``'s parameters; a set whose working
+    memory (:func:`reid_models.rerank.k_reciprocal_bytes`) exceeds ``cfg.rerank_max_bytes`` is refused in one line."""
+    need = k_reciprocal_bytes(len(feats))
+    if need > cfg.rerank_max_bytes:
+        raise ConfigError(f"--rerank over {len(feats)} crops needs about {need / 1e9:.1f} GB (limit "
+                          f"{cfg.rerank_max_bytes / 1e9:.1f} GB): score a smaller set or without --rerank")
+    return k_reciprocal_distance(feats, cfg.rerank_k1, cfg.rerank_k2, cfg.rerank_lambda)
 
 
 def query_gallery(items: Sequence[CropItem], cfg: EvalConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, str]:
@@ -191,7 +202,7 @@ def evaluate_dataset(
     if pairs:
         if cfg.rerank:
             row = {it.path: i for i, it in enumerate(items)}
-            every = k_reciprocal_distance(feats, cfg.rerank_k1, cfg.rerank_k2, cfg.rerank_lambda)
+            every = reranked(feats, cfg)
             d = np.array([float(every[row[a], row[b]]) for a, b, _ in pairs])
         else:
             d = np.array([np.linalg.norm(feat_of[a] - feat_of[b]) for a, b, _ in pairs])

@@ -85,3 +85,16 @@ def test_rerank_scores_queries_and_gallery_on_their_joint_k_reciprocal_distance(
 
     cuhk = [CropItem(Path(f"c{i}.jpg"), pid, cam, "", 0, "test") for i, (pid, cam, _) in enumerate(rows)]
     assert single_shot_retrieval(cuhk, feats, 2, 0, cfg)["num_queries"] == 6
+
+
+def test_rerank_too_large_for_memory_is_refused_in_one_line():
+    import pytest
+
+    from pipeline.core.errors import ConfigError
+    from reid_models.evaluate import retrieval_distances
+
+    feats = np.eye(4, dtype=np.float32)
+    cfg = EvalConfig(rerank=True, rerank_max_bytes=24 * 3 ** 2)  # room for 3 items, 4 asked
+    with pytest.raises(ConfigError, match=r"^--rerank over 4 crops needs about 0\.0 GB"):
+        retrieval_distances(feats, np.array([0, 1]), np.array([2, 3]), cfg)
+    assert retrieval_distances(feats, np.array([0]), np.array([1, 2]), cfg).shape == (1, 2)
