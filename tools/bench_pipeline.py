@@ -61,7 +61,8 @@ def detector_settings() -> dict:
 
 
 def make_config(cams_dir: Path, run_dir: Path, encoder: str, threshold: float, tracker: str | None, every: int,
-                auto: bool = True, warmup: str | None = None, offset: float = 0.0, min_visibility: float = 0.0):
+                auto: bool = True, warmup: str | None = None, offset: float = 0.0, min_visibility: float = 0.0,
+                lstm: Path | None = None):
     from pipeline.camconfig import CamsConfig
     from pipeline.core.configio import validate
     from pipeline.evaluation.layout_bench import camera_sources
@@ -84,6 +85,8 @@ def make_config(cams_dir: Path, run_dir: Path, encoder: str, threshold: float, t
     }
     if min_visibility:
         data["tracklets"] = {"min_visibility": min_visibility}
+    if lstm is not None:
+        data["aggregation"] = {"method": "lstm", "checkpoint": str(lstm)}
     cfg = validate(CamsConfig, data, "<bench_pipeline>")
     if tracker:
         from pipeline.core.configio import load_config
@@ -231,6 +234,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--baseline-threshold", type=float, default=None, help="matcher threshold of the baseline")
     ap.add_argument("--encoder", default="default", help="our encoder: default | checkpoint path")
     ap.add_argument("--every", type=int, default=2, help="embed detections every n-th frame (encoder.every, as the demo)")
+    ap.add_argument("--lstm", type=Path, default=None,
+                    help="our runs aggregate tracklets with this LSTM aggregator checkpoint (aggregation.method: lstm; "
+                         "trained on the default encoder's embeddings, so the ImageNet rows keep mean pooling)")
     ap.add_argument("--min-visibility", type=float, default=0.0,
                     help="tracklets.min_visibility of every run (default 0: the config's default, every embedding kept)")
     ap.add_argument("--warmup", choices=["threshold", "no-link"], default=None,
@@ -281,7 +287,7 @@ def run_pets2(args: argparse.Namespace, argv: list[str] | None, out: Path) -> di
     t0 = time.time()
     off = args.time_offset if args.store_from is not None else 0.0
     cfg = make_config(cams_dir, out / "ours", args.encoder, thr, args.tracker, args.every, warmup=args.warmup,
-                      offset=off, min_visibility=args.min_visibility)
+                      offset=off, min_visibility=args.min_visibility, lstm=args.lstm)
     reuse = None
     if args.detections_from is not None:
         reuse = args.detections_from / ("pets2" if args.layout == "all" else "") / "detections.json"
@@ -344,7 +350,7 @@ def run_layout(name: str, args: argparse.Namespace, argv: list[str] | None, out:
     thr = args.threshold if args.threshold is not None else MatcherConfig().threshold
     bthr = args.baseline_threshold if args.baseline_threshold is not None else thr
     cfg = make_config(cams_dir, out / "ours", args.encoder, thr, args.tracker, args.every, warmup=args.warmup,
-                      min_visibility=args.min_visibility)
+                      min_visibility=args.min_visibility, lstm=args.lstm)
     ours, ours_eval, _ = run_variant("ours", cfg, cams_dir, out / "ours", replay, None)
     cfg_c = make_config(cams_dir, out / "baseline_auto", "imagenet", bthr, args.tracker, args.every,
                         warmup=args.warmup, min_visibility=args.min_visibility)

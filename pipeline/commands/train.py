@@ -37,7 +37,18 @@ def run(args: argparse.Namespace) -> int:
             data["data"]["datasets"] = list(args.data)
         cfg = validate(TrainConfig, data, f"{args.config} (with command-line overrides)")
     resume = args.resume
-    if resume == "auto":
+    if resume == "auto" and cfg.task == "lstm":
+        # the LSTM aggregator trains in minutes and keeps no optimiser state to resume from: a finished run
+        # (metrics.json with every epoch) is done, anything else starts again
+        import json
+
+        metrics = Path(args.out or cfg.output_dir) / "metrics.json"
+        done = metrics.is_file() and len(json.loads(metrics.read_text()).get("history", [])) >= cfg.epochs
+        if done and (metrics.parent / "last.pt").is_file():
+            print(f"done already: {metrics.parent / 'last.pt'} holds the last of {cfg.epochs} epochs")
+            return 0
+        resume = None
+    elif resume == "auto":
         last = Path(args.out or cfg.output_dir) / "last.pt"
         resume = last if last.is_file() else None
     elif resume is not None and not Path(resume).is_file():

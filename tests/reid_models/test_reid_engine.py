@@ -253,3 +253,18 @@ def test_part_swap_with_attribute_heads_is_a_config_error(tiny_dataset, tmp_path
     with pytest.raises(ConfigError, match="part_swap_ids cannot be combined with attribute heads"):
         cfg_for(tiny_dataset, tmp_path / "r", data={"part_swap_ids": 2},
                 loss={"kind": "contrastive", "attributes": ["colour"]})
+
+
+def test_train_resume_auto_on_a_finished_lstm_run_says_done(tmp_path, capsys):
+    """``train --resume auto`` on a task: lstm config whose output folder holds every epoch: "done already",
+    exit 0, nothing trained (it used to read the LSTM's last.pt as an embedding checkpoint and fail)."""
+    import json
+
+    from pipeline.cli import main
+
+    (tmp_path / "metrics.json").write_text(json.dumps({"history": [{"epoch": e, "loss": 1.0} for e in range(4)]}))
+    (tmp_path / "last.pt").write_bytes(b"an LSTM checkpoint")
+    assert main(["train", "--config", "configs/reid/market_cuhk03_lstm.yaml", "--resume", "auto",
+                 "--out", str(tmp_path)]) == 0
+    assert "done already" in capsys.readouterr().out
+    assert (tmp_path / "last.pt").read_bytes() == b"an LSTM checkpoint"
