@@ -13,14 +13,17 @@ Protocols (reid_models/datasets/protocols.py; docs/reid_data_eval.md):
 Targets: Market rank-1 >= 85 and mAP >= 65; CUHK03 rank-1 >= 80; PETS TPR >= 0.90 at FPR <= 0.10;
 PETS rank-1 and mAP >= ImageNet + 15 points each; LSTM tracklet rank-1 >= mean pooling. Every other model
 is also compared with ``default`` on the same queries (rank-1 / mAP difference with a 95 % interval from a
-bootstrap over identities), the figure a decision to replace the default rests on. Also the
+bootstrap over identities), the figure a decision to replace the default rests on. ``NAME+rerank`` scores a
+model with k-reciprocal re-ranking (``EvalConfig.rerank``); the targets are then also judged for
+``default+rerank`` against ``imagenet+rerank`` (``verdict_rerank``), beside the plain verdict. Also the
 embedding throughput of every backbone (torch and ONNX, batch 64) and, from the training checkpoint's
 history, the training wall time and crops/s.
 
 Usage::
 
     .venv/bin/python tools/bench_reid.py [--models default imagenet] [--extra NAME=CKPT ...]
-        [--lstm runs/reid/market_lstm/last.pt] [--models imagenet default default+flip] [--train-checkpoint runs/reid/market_cuhk03_default/last.pt]
+        [--lstm runs/reid/market_lstm/last.pt] [--models imagenet default default+flip default+rerank]
+        [--train-checkpoint runs/reid/market_cuhk03_default/last.pt]
         [--out runs/bench_reid] [--threads 2] [--skip-throughput]
 """
 
