@@ -62,7 +62,7 @@ def detector_settings() -> dict:
 
 def make_config(cams_dir: Path, run_dir: Path, encoder: str, threshold: float, tracker: str | None, every: int,
                 auto: bool = True, warmup: str | None = None, offset: float = 0.0, min_visibility: float = 0.0,
-                lstm: Path | None = None):
+                lstm: Path | None = None, flip: bool = False):
     from pipeline.camconfig import CamsConfig
     from pipeline.core.configio import validate
     from pipeline.evaluation.layout_bench import camera_sources
@@ -87,6 +87,8 @@ def make_config(cams_dir: Path, run_dir: Path, encoder: str, threshold: float, t
         data["tracklets"] = {"min_visibility": min_visibility}
     if lstm is not None:
         data["aggregation"] = {"method": "lstm", "checkpoint": str(lstm)}
+    if flip:
+        data["encoder"]["flip"] = True
     cfg = validate(CamsConfig, data, "<bench_pipeline>")
     if tracker:
         from pipeline.core.configio import load_config
@@ -237,6 +239,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--lstm", type=Path, default=None,
                     help="our runs aggregate tracklets with this LSTM aggregator checkpoint (aggregation.method: lstm; "
                          "trained on the default encoder's embeddings, so the ImageNet rows keep mean pooling)")
+    ap.add_argument("--flip", action="store_true",
+                    help="our runs embed each crop with its mirror (encoder.flip: true; twice the embedding cost)")
     ap.add_argument("--min-visibility", type=float, default=0.0,
                     help="tracklets.min_visibility of every run (default 0: the config's default, every embedding kept)")
     ap.add_argument("--warmup", choices=["threshold", "no-link"], default=None,
@@ -287,7 +291,7 @@ def run_pets2(args: argparse.Namespace, argv: list[str] | None, out: Path) -> di
     t0 = time.time()
     off = args.time_offset if args.store_from is not None else 0.0
     cfg = make_config(cams_dir, out / "ours", args.encoder, thr, args.tracker, args.every, warmup=args.warmup,
-                      offset=off, min_visibility=args.min_visibility, lstm=args.lstm)
+                      offset=off, min_visibility=args.min_visibility, lstm=args.lstm, flip=args.flip)
     reuse = None
     if args.detections_from is not None:
         reuse = args.detections_from / ("pets2" if args.layout == "all" else "") / "detections.json"
@@ -350,7 +354,7 @@ def run_layout(name: str, args: argparse.Namespace, argv: list[str] | None, out:
     thr = args.threshold if args.threshold is not None else MatcherConfig().threshold
     bthr = args.baseline_threshold if args.baseline_threshold is not None else thr
     cfg = make_config(cams_dir, out / "ours", args.encoder, thr, args.tracker, args.every, warmup=args.warmup,
-                      min_visibility=args.min_visibility, lstm=args.lstm)
+                      min_visibility=args.min_visibility, lstm=args.lstm, flip=args.flip)
     ours, ours_eval, _ = run_variant("ours", cfg, cams_dir, out / "ours", replay, None)
     cfg_c = make_config(cams_dir, out / "baseline_auto", "imagenet", bthr, args.tracker, args.every,
                         warmup=args.warmup, min_visibility=args.min_visibility)
