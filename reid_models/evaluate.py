@@ -146,12 +146,17 @@ def query_gallery(items: Sequence[CropItem], cfg: EvalConfig) -> tuple[np.ndarra
     return q, g, ignore, protocol
 
 
-def image_retrieval(items: Sequence[CropItem], feats: np.ndarray, cfg: EvalConfig) -> dict[str, Any]:
-    """CMC / mAP under the protocol of :func:`query_gallery`."""
+def image_retrieval(items: Sequence[CropItem], feats: np.ndarray, cfg: EvalConfig,
+                    joint: np.ndarray | None = None) -> dict[str, Any]:
+    """CMC / mAP under the protocol of :func:`query_gallery`. ``joint``: with ``cfg.rerank``, the re-ranked
+    (Q + G, Q + G) matrix of ``feats[concat(q, g)]`` when the caller already has it (else computed here)."""
     q, g, ignore, protocol = query_gallery(items, cfg)
     pids = np.array([it.pid for it in items])
     cams = np.array([it.camid for it in items])
-    dist = retrieval_distances(feats, q, g, cfg)
+    if joint is not None:
+        dist = joint[:len(q), len(q):].astype(np.float64)
+    else:
+        dist = retrieval_distances(feats, q, g, cfg)
     use_cams = protocol == "camera"
     res = cmc_map_from_distances(dist, pids[q], pids[g], cams[q] if use_cams else None,
                                  cams[g] if use_cams else None, 20, ignore)
@@ -196,14 +201,18 @@ def evaluate_dataset(
     feat_of = {it.path: feats[i] for i, it in enumerate(items)}
     out: dict[str, Any] = {"dataset": str(dataset_dir), "config": asdict(cfg),
                            "num_test_crops": len(items), "num_test_ids": len({it.pid for it in items})}
-    out["retrieval"] = image_retrieval(items, feats, cfg)
+    joint, row = None, {}
+    if cfg.rerank:  # queries + gallery are every test crop: one re-ranked matrix serves retrieval and the ROC
+        q, g = query_gallery(items, cfg)[:2]
+        order = np.concatenate([q, g])
+        joint = reranked(feats[order], cfg)
+        row = {items[i].path: r for r, i in enumerate(order)}
+    out["retrieval"] = image_retrieval(items, feats, cfg, joint)
     out["protocol_note"] = PROTOCOL_NOTE.format(cfg=cfg)
     pairs = load_pairs(dataset_dir)
     if pairs:
-        if cfg.rerank:
-            row = {it.path: i for i, it in enumerate(items)}
-            every = reranked(feats, cfg)
-            d = np.array([float(every[row[a], row[b]]) for a, b, _ in pairs])
+        if joint is not None:
+            d = np.array([float(joint[row[a], row[b]]) for a, b, _ in pairs])
         else:
             d = np.array([np.linalg.norm(feat_of[a] - feat_of[b]) for a, b, _ in pairs])
         same = np.array([s for _, _, s in pairs])
