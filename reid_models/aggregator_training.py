@@ -53,10 +53,10 @@ def _embed_paths(paths: list[Path], encoder_ckpt: str | None, device: str, cache
         data = np.load(cache, allow_pickle=False)
         if str(data["version"]) == enc.version and len(data["paths"]) == len(paths):
             return {Path(p): f for p, f in zip(data["paths"], data["feats"])}, enc.version
-    from tqdm import tqdm
+    from pipeline.core.progress import progress
 
     feats = []
-    for s in tqdm(range(0, len(paths), 256), desc="embedding tracklet frames", leave=False):
+    for s in progress(range(0, len(paths), 256), desc="embedding tracklet frames", leave=False):
         crops = []
         for p in paths[s:s + 256]:
             img = cv2.imread(str(p))
@@ -127,7 +127,7 @@ def _pairs(chunks: list[dict], batch: list[int], rng: np.random.Generator) -> tu
 
 def train_aggregator(cfg: TrainConfig, device: str, out: Path, resume: str | Path | None = None) -> dict[str, Any]:
     """Train the LSTM aggregator; writes ``last.pt`` / ``best.pt`` (LSTM checkpoints) and metrics.json."""
-    from tqdm import tqdm
+    from pipeline.core.progress import progress
 
     if resume is not None:
         raise ConfigError("--resume is not supported for task: lstm (training takes seconds; start again)")
@@ -153,7 +153,7 @@ def train_aggregator(cfg: TrainConfig, device: str, out: Path, resume: str | Pat
         order = rng.permutation(len(train))
         bs = cfg.aggregator.batch_size
         total, n = 0.0, 0
-        for s in tqdm(range(0, len(order), bs), desc=f"lstm epoch {epoch + 1}/{cfg.epochs}", leave=False):
+        for s in progress(range(0, len(order), bs), desc=f"lstm epoch {epoch + 1}/{cfg.epochs}", leave=False):
             batch = [int(i) for i in order[s:s + bs]]
             src, pos, same = _pairs(train, batch, rng)
             fv = net.forward_list([train_x[i].to(device) for i in batch])

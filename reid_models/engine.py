@@ -72,7 +72,7 @@ class Engine:
 
     # -- the loop ------------------------------------------------------------
     def train_epoch(self, loader, epoch: int) -> dict[str, float]:
-        from tqdm import tqdm
+        from pipeline.core.progress import progress
 
         seed_everything(self.cfg.seed * 1000 + epoch)
         self.generator.manual_seed(self.cfg.seed * 1000 + epoch)
@@ -83,7 +83,7 @@ class Engine:
         freeze_frozen_batchnorm(self.model)
         total, n, seen = 0.0, 0, 0
         t0 = time.perf_counter()
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{self.cfg.epochs}", leave=False, dynamic_ncols=True)
+        bar = progress(loader, desc=f"epoch {epoch + 1}/{self.cfg.epochs}", leave=False, dynamic_ncols=True)
         for imgs, pids, _cams, index in bar:
             imgs, pids = imgs.to(self.device, memory_format=self.memory_format), pids.to(self.device)
             loss, _stats = self.loss_step(self.model(imgs), pids, index)

@@ -82,10 +82,10 @@ def _l2n(x: np.ndarray) -> np.ndarray:
 def embed_paths(embed: EmbedFn, paths: Sequence[Path], cfg: EvalConfig, progress: bool = True) -> np.ndarray:
     """(N, D) float32 L2-normalised embeddings of image files (10-crop averaged when cfg.ten_crop)."""
     import cv2
-    from tqdm import tqdm
+    from pipeline.core.progress import progress as progress_bar
 
     out = []
-    for s in tqdm(range(0, len(paths), cfg.batch_size), desc="embed", unit="batch", disable=not progress):
+    for s in progress_bar(range(0, len(paths), cfg.batch_size), desc="embed", unit="batch", disable=not progress):
         imgs = []
         for p in paths[s:s + cfg.batch_size]:
             img = cv2.imread(str(p), cv2.IMREAD_COLOR)

@@ -298,6 +298,6 @@ def _progress(enabled: bool, total: int):
     """A tqdm bar over the training steps (a no-op object when disabled)."""
     if not enabled:
         return _NoBar()
-    from tqdm import tqdm
+    from pipeline.core.progress import progress
 
-    return tqdm(total=total, desc="adapt", unit="step")
+    return progress(total=total, desc="adapt", unit="step")
