@@ -6,6 +6,7 @@ imports inside functions included.
 3. The libraries (``pipeline``, ``trackers``, ``reid_models``) never import ``tools`` or ``tests``.
 4. No import cycle between modules.
 5. Tools import the installed package: no ``sys.path`` edits, no imports of other tool scripts.
+6. The module map of docs/architecture.md names every module and tool file, and no file that is gone.
 """
 
 from __future__ import annotations
@@ -155,3 +156,30 @@ def test_tools_use_the_installed_package():
         names = imported_names(path, path.stem)
         others = {n.split(".")[0] for n in names} & (tool_names - {path.stem})
         assert not others, f"{path} imports tool scripts {sorted(others)}: move shared helpers into the library"
+
+
+def module_map() -> str:
+    """The code block under docs/architecture.md's "## Module map" heading."""
+    doc = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8")
+    return doc.split("## Module map", 1)[1].split("\n## ", 1)[0]
+
+
+def test_module_map_names_every_module():
+    """Every module file of the packages and every tool script is named (``file.py``) in the module map, so
+    the map cannot silently fall behind the code. Subcommand modules are exempt: cli.py's table names them."""
+    block = module_map()
+    roots = (*LIBRARIES, "tools")
+    unnamed = [str(p.relative_to(REPO)) for root in roots for p in sorted((REPO / root).rglob("*.py"))
+               if p.name not in ("__init__.py", "__main__.py") and "commands" not in p.relative_to(REPO).parts
+               and p.name not in block]
+    assert not unnamed, f"docs/architecture.md's module map does not name {unnamed}"
+
+
+def test_module_map_names_no_missing_file():
+    """Every ``name.py`` the module map names exists somewhere in the packages, tools or tests (no stale entry)."""
+    import re
+
+    existing = {p.name for root in (*LIBRARIES, "tools", "tests") for p in (REPO / root).rglob("*.py")}
+    named = set(re.findall(r"\b([A-Za-z_][A-Za-z0-9_]*\.py)\b", module_map()))
+    assert named, "the module map names no file"
+    assert not named - existing, f"docs/architecture.md's module map names missing files {sorted(named - existing)}"
