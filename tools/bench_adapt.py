@@ -18,6 +18,9 @@
 Writes results.json, results.md and results.png under ``--out`` (default runs/bench_adapt)::
 
     .venv/bin/python tools/bench_adapt.py [--budget-s 150] [--max-steps 300] [--threads 1] [--reuse]
+
+Seed 002's Table 2 on Market-1501 (issue 13: pre-train on CUHK03 / CUHK03 + PETS, adapt on Market crops without
+labels, four rows in one JSON) is ``tools/bench_adapt_market.py``; docs/adaptation.md gives its command.
 """
 
 from __future__ import annotations
