@@ -35,7 +35,7 @@ def test_terminal_gets_tqdm_rate():
 
 def test_bar_into_a_file_writes_far_fewer_redraws(tmp_path):
     """200 steps into a file: the throttled bar writes its first and final states only (the 200 steps take
-    well under 30 s); a bar with tqdm's default interval and no throttling writes one redraw per step."""
+    well under 30 s); the same bar with ``mininterval=0`` writes one redraw per step."""
     log = tmp_path / "bar.log"
     with open(log, "w") as fh:
         for _ in progress(range(200), file=fh, desc="x", miniters=1):
