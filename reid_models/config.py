@@ -112,6 +112,10 @@ class DataSpec(StrictModel):
     random_crop: bool = True
     pad: int = Field(10, ge=0)
     color_jitter: float = Field(0.0, ge=0)
+    # Probability of simulating a low-resolution camera (reid_models.transforms.RandomLowResolution): shrink
+    # by s ~ U(low_resolution_min_scale, 1), enlarge back.
+    low_resolution: float = Field(0.0, ge=0, le=1)
+    low_resolution_min_scale: float = Field(0.25, gt=0, le=1)
     random_erasing: float = Field(0.0, ge=0, le=1)
     cache_images: bool = True
     num_workers: int = Field(0, ge=0)

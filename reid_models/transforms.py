@@ -20,12 +20,16 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 def build_train_transform(
     size: tuple[int, int] = (128, 64), flip: bool = True, random_crop: bool = True, pad: int = 10,
     color_jitter: float = 0.0, random_erasing: float = 0.0,
+    low_resolution: float = 0.0, low_resolution_min_scale: float = 0.25,
 ) -> Callable[[torch.Tensor], torch.Tensor]:
-    """Resize, horizontal flip (p = 0.5), random crop of ``size`` after zero-padding by ``pad``
-    pixels (seed 001: random translations), optional colour jitter and random erasing."""
+    """Resize, optional low-resolution simulation (:class:`RandomLowResolution`), horizontal flip
+    (p = 0.5), random crop of ``size`` after zero-padding by ``pad`` pixels (seed 001: random
+    translations), optional colour jitter and random erasing."""
     from torchvision.transforms import v2
 
     steps: list = [v2.Resize(size, antialias=True)]
+    if low_resolution > 0:
+        steps.append(RandomLowResolution(low_resolution, low_resolution_min_scale))
     if flip:
         steps.append(v2.RandomHorizontalFlip(0.5))
     if random_crop:
@@ -36,6 +40,33 @@ def build_train_transform(
     if random_erasing > 0:
         steps.append(v2.RandomErasing(p=random_erasing, value=0))
     return v2.Compose(steps)
+
+
+class RandomLowResolution:
+    """With probability ``p``: shrink the image by a factor s ~ U(min_scale, 1) (antialiased, area-like)
+    and enlarge it back to its size (bilinear), so the network also sees the blur of a far-away person
+    whose small detection the encoder enlarges to its input size. (3, H, W) uint8 -> (3, H, W) uint8.
+
+    ``scale`` fixes s (tests); ``generator`` makes the draws reproducible.
+    """
+
+    def __init__(self, p: float, min_scale: float = 0.25, scale: float | None = None,
+                 generator: torch.Generator | None = None) -> None:
+        if not (0.0 <= p <= 1.0) or not (0.0 < min_scale <= 1.0):
+            raise ValueError(f"RandomLowResolution: p={p} must be in [0, 1] and min_scale={min_scale} in (0, 1]")
+        self.p, self.min_scale, self.scale, self.generator = p, min_scale, scale, generator
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        if torch.rand((), generator=self.generator).item() >= self.p:
+            return image
+        s = self.scale if self.scale is not None else (
+            self.min_scale + (1.0 - self.min_scale) * torch.rand((), generator=self.generator).item())
+        h, w = image.shape[-2:]
+        small = (max(1, round(h * s)), max(1, round(w * s)))
+        x = image.unsqueeze(0).float()
+        x = F.interpolate(x, size=small, mode="bilinear", antialias=True, align_corners=False)
+        x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
+        return x.squeeze(0).round().clamp(0, 255).to(image.dtype)
 
 
 def build_test_transform(size: tuple[int, int] = (128, 64)) -> Callable[[torch.Tensor], torch.Tensor]:

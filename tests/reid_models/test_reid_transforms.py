@@ -45,3 +45,37 @@ def test_ten_crop_images_on_bgr_crop():
     assert len(crops) == 10 and all(c.shape == img.shape for c in crops)
     assert crops[0].mean() == 200 and crops[1].mean() == 0  # top-left / top-right corner
     assert np.array_equal(crops[6], crops[1][:, ::-1])
+
+
+def test_random_low_resolution_blurs_fine_detail_and_keeps_coarse_structure():
+    import pytest
+
+    from reid_models.transforms import RandomLowResolution
+
+    # one-pixel checkerboard: shrinking by 2 (antialiased) averages every 2x2 cell to 127.5, so the
+    # enlarged image is flat grey; a half-black / half-white image keeps its halves away from the edge
+    checker = torch.zeros(3, 128, 64, dtype=torch.uint8)
+    checker[:, ::2, ::2] = 255
+    checker[:, 1::2, 1::2] = 255
+    out = RandomLowResolution(1.0, scale=0.5)(checker)
+    assert out.shape == checker.shape and out.dtype == torch.uint8
+    assert int(out.min()) >= 120 and int(out.max()) <= 135
+    halves = torch.zeros(3, 128, 64, dtype=torch.uint8)
+    halves[:, 64:] = 255
+    out = RandomLowResolution(1.0, scale=0.25)(halves)
+    assert int(out[:, :56].max()) == 0 and int(out[:, 72:].min()) == 255
+    # p = 0: untouched; the drawn scale stays within [min_scale, 1]
+    assert torch.equal(RandomLowResolution(0.0)(checker), checker)
+    g = torch.Generator().manual_seed(0)
+    outs = [RandomLowResolution(1.0, min_scale=0.9, generator=g)(checker) for _ in range(5)]
+    assert all(0 < int(o.float().std()) for o in outs)  # at s >= 0.9 the checkerboard is not wiped out
+    with pytest.raises(ValueError, match="min_scale"):
+        RandomLowResolution(0.5, min_scale=0.0)
+
+
+def test_train_transform_with_low_resolution_gives_network_input():
+    img = torch.randint(0, 256, (3, 100, 40), dtype=torch.uint8)
+    torch.manual_seed(0)
+    aug = build_train_transform((128, 64), low_resolution=1.0, low_resolution_min_scale=0.25)
+    out = aug(img)
+    assert out.shape == (3, 128, 64) and out.dtype == torch.float32
