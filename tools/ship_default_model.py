@@ -9,7 +9,11 @@ training heads. Writes ``default.json`` beside it with the reproduce commands. `
 Usage::
 
     .venv/bin/python tools/ship_default_model.py runs/reid/pets_default/last.pt \
-        [--out reid_models/weights/default.pt] [--config configs/reid/pets_default.yaml] [--embedding pooled]
+        [--out reid_models/weights/default.pt] [--config configs/reid/pets_default.yaml] [--embedding pooled] \
+        [--before CMD ...]
+
+``--before`` (repeatable) lists the commands that must run before the training command, in order: for a
+stepwise recipe, the ones that make the checkpoint the config's ``transfer.source`` starts from.
 """
 
 from __future__ import annotations
@@ -51,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", default="configs/reid/market_cuhk03_default.yaml")
     ap.add_argument("--dataset-command", default=None,
                     help="command that wrote the training dataset, when it is a make-triplets folder")
+    ap.add_argument("--before", action="append", default=[], metavar="CMD",
+                    help="a command to run before the training command (repeatable, in order): e.g. the one that "
+                         "makes the transfer source of a stepwise recipe")
     ap.add_argument("--embedding", choices=("trained", "pooled"), default="trained",
                     help="trained: the network's own output; pooled: a mobilenetv2_fc trunk's pooled 1280-d features")
     args = ap.parse_args(argv)
@@ -80,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
                     "the weights are for research and evaluation"),
         "reproduce": [c for c in [
             args.dataset_command,
+            *args.before,
             f"reid-pipeline train --config {args.config}",
             _soup_command(soup, args.checkpoint) if soup else None,
             f".venv/bin/python tools/ship_default_model.py {args.checkpoint} --out {args.out} --config {args.config}"

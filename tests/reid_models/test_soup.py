@@ -119,3 +119,14 @@ def test_shipping_a_weight_average_keeps_its_recipe(two_runs, tool_module, tmp_p
     assert "--bn-batches 1" in command and command.endswith(f"--out {soup}")
     model, meta = load_checkpoint(tmp_path / "w" / "default.pt")
     assert meta["extra"]["soup"] == info["soup"] and model.embedding_dim == 16
+
+
+def test_shipping_a_stepwise_recipe_lists_the_steps_before_training(two_runs, tool_module, tmp_path):
+    import json
+
+    ship = tool_module("ship_default_model")
+    base = "git show abc1234:reid_models/weights/default.pt > runs/base.pt"
+    assert ship.main([str(two_runs / "r1" / "last.pt"), "--out", str(tmp_path / "w" / "default.pt"),
+                      "--config", "cfg.yaml", "--before", base, "--before", "echo second"]) == 0
+    info = json.loads((tmp_path / "w" / "default.json").read_text())
+    assert info["reproduce"][:3] == [base, "echo second", "reid-pipeline train --config cfg.yaml"]
