@@ -28,3 +28,13 @@ def test_long_pretraining_changes_only_the_budget(name: str) -> None:
         cfg.pop("name"), cfg.pop("output_dir"), cfg.pop("epochs"), cfg["sampler"].pop("batches_per_epoch")
         cfg["schedule"].pop("decay_start")
     assert base == long
+
+
+def test_low_resolution_control_differs_only_in_the_augmentation() -> None:
+    shipped = yaml.safe_load((CONFIGS / "market_cuhk03_lowres_ft.yaml").read_text())
+    control = yaml.safe_load((CONFIGS / "experiments" / "i17_ft_control_no_lowres.yaml").read_text())
+    assert shipped["data"].pop("low_resolution") == 0.5 and shipped["data"].pop("low_resolution_min_scale") == 0.25
+    assert "low_resolution" not in control["data"]
+    for cfg in (shipped, control):
+        cfg.pop("name"), cfg.pop("output_dir")
+    assert shipped == control
