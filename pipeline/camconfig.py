@@ -23,9 +23,9 @@ from pipeline.core.configio import StrictModel, load_yaml, validate
 from pipeline.detectors import DetectorConfig
 from pipeline.core.errors import ConfigError
 from pipeline.matching.config import MatcherConfig, TopologyConfig
-from pipeline.core.paths import REPO_ROOT
 from pipeline.sinks.mqtt_settings import MqttSettings
-from trackers.config import TrackerConfig
+from trackers.config import TrackerConfig, load_tracker_config
+from trackers.presets import is_preset_name, preset_names
 
 # camera ids name files (mot/<id>.txt, video/<id>.mp4): no '.', '..', '-rf', hidden or path-like names
 _CAMERA_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
@@ -301,7 +301,7 @@ class CamsConfig(StrictModel):
     cameras: list[CameraConfig] = Field(min_length=1)
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
-    tracker: str | TrackerConfig = Field(default_factory=TrackerConfig)
+    tracker: str | TrackerConfig = Field(default="yolo", validate_default=True)
     encoder: EncoderSettings = Field(default_factory=EncoderSettings)
     aggregation: AggregationSettings = Field(default_factory=AggregationSettings)
     tracklets: TrackletSettings = Field(default_factory=TrackletSettings)
@@ -348,6 +348,18 @@ class CamsConfig(StrictModel):
             raise ValueError("adapt.background needs mode: live (a batch run keeps the store's write transaction"
                              " open between checkpoints, so the worker could never write); after a batch run use"
                              " `reid-pipeline adapt --store`")
+
+    @field_validator("tracker", mode="before")
+    @classmethod
+    def _tracker_preset(cls, value: Any) -> Any:
+        """A preset name (``yolo``, the default; ``default``, ``acf``, ...: :mod:`trackers.presets`) is read here;
+        a YAML path stays a string until :func:`load_cams_config` reads it against the file's folder."""
+        if isinstance(value, str) and is_preset_name(value):
+            if value not in preset_names():
+                raise ValueError(f"unknown tracker preset {value!r} (presets: {', '.join(preset_names())}; "
+                                 "or a YAML file path, or the settings as a mapping)")
+            return load_tracker_config(value)
+        return value
 
     # ------------------------------------------------------------ derived
     def tracker_config(self) -> TrackerConfig:
@@ -403,10 +415,8 @@ def _resolved(cfg: CamsConfig, base: Path, source: str) -> CamsConfig:
     if isinstance(tracker, str):
         cand = Path(_resolve(base, tracker))
         if not cand.is_file():
-            alt = REPO_ROOT / tracker
-            cand = alt if alt.is_file() else cand
-        if not cand.is_file():
-            raise ConfigError(f"{source}: tracker: no such tracker config file: {tracker}")
+            raise ConfigError(f"{source}: tracker: no such tracker config file: {tracker} (relative to the file's "
+                              f"folder; or a preset: {', '.join(preset_names())})")
         tracker = _load_tracker(cand, "tracker")
     enc = cfg.encoder.checkpoint
     return cfg.model_copy(update={

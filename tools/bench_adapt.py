@@ -68,11 +68,10 @@ def run_pipeline(cams_dir: Path, run_dir: Path, crops: int) -> dict:
         "outputs": {"dir": str(run_dir), "video": False, "timeline_png": False},
         "adapt": {"enabled": True, "crops_per_tracklet": crops},
     }, "<bench_adapt>")
-    from pipeline.core.configio import load_config
-    from trackers.config import TrackerConfig
+    from trackers.config import load_tracker_config
 
     # the YOLO tracker config, as the demo and bench_pipeline (read here: the config below the entry point is typed)
-    cfg = cfg.model_copy(update={"tracker": load_config(TrackerConfig, REPO_ROOT / "configs" / "tracker" / "yolo.yaml")})
+    cfg = cfg.model_copy(update={"tracker": load_tracker_config("yolo")})
     from pipeline.evaluation.multicam import evaluate_multicam
 
     summary = PipelineRunner(cfg, out_dir=run_dir).run()

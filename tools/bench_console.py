@@ -139,7 +139,7 @@ def run_config(out: Path, cams: Path, shared: Path, frames: int, ui_port: int | 
     data = {"mode": "batch", "run_key": f"bench-{key}-{time.time():.0f}",
             "cameras": [{"id": c, "source": str(cams / c / "video.mp4")} for c in ("left", "right")],
             "detector": {"kind": "onnx", "weights": str(shared / "weights" / "yolov5n.onnx"), "conf": 0.25},
-            "tracker": "configs/tracker/yolo.yaml",
+            "tracker": "yolo",
             "encoder": {"checkpoint": "default", "every": 2, "threads": 1},
             "tracklets": {"min_length": 5, "partial_every_s": 10.0},
             "store": {"path": str(out / f"run_{key}.sqlite")}, "outputs": {"dir": str(out / f"run_{key}")}}

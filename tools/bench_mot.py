@@ -130,7 +130,7 @@ def prefetch_peers(py: Path, jobs: list[tuple], out_root: Path) -> None:
             print(f"[bench] {tracker} batch: {exc}", file=sys.stderr)
 
 
-#: one tracker config per detector type (configs/tracker/<name>.yaml), used by both of our variants
+#: one tracker config per detector type (trackers/presets/<name>.yaml), used by both of our variants
 def run_ours(variant: str, seq, det: str, out: Path, force: bool, encoder_cache: dict) -> dict:
     """Our tracker (pipeline.mot.tracking.track_sequence) on one sequence (cached) -> timing/settings JSON."""
     from pipeline.mot import write_mot_results

@@ -90,11 +90,9 @@ def make_config(cams_dir: Path, run_dir: Path, encoder: str, threshold: float, t
     if flip:
         data["encoder"]["flip"] = True
     cfg = validate(CamsConfig, data, "<bench_pipeline>")
-    if tracker:
-        from pipeline.core.configio import load_config
-        from trackers.config import TrackerConfig
+    from trackers.config import TrackerConfig, load_tracker_config
 
-        cfg = cfg.model_copy(update={"tracker": load_config(TrackerConfig, REPO_ROOT / tracker)})
+    cfg = cfg.model_copy(update={"tracker": load_tracker_config(tracker) if tracker else TrackerConfig()})
     return cfg
 
 
@@ -253,8 +251,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="replay the detector outputs a previous benchmark saved under this --out (same "
                          "--layout/--max-frames): identity figures re-measured without detecting again; "
                          "its stage timing then measures no detector")
-    ap.add_argument("--tracker", default="configs/tracker/yolo.yaml",
-                    help="tracker YAML relative to the repo (default: the YOLO config, as the demo; '' = built-in)")
+    ap.add_argument("--tracker", default="yolo",
+                    help="tracker preset name or YAML file (default: the yolo preset, as `run`; '' = the schema's "
+                         "neutral field defaults)")
     args = ap.parse_args(argv)
     if args.store_from is not None and args.layout != "pets2":
         ap.error("--store-from: only with --layout pets2")

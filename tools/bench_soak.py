@@ -193,8 +193,7 @@ def main(argv: list[str] | None = None) -> int:
             "outputs": {"dir": str(out / "outputs"), "timeline_png": False},
             "health": {"log_every_s": 60.0},
         }
-        from pipeline.core.configio import load_config
-        from trackers.config import TrackerConfig
+        from trackers.config import load_tracker_config
 
         if args.backends == "shipped":  # the shipped configs' detector and encoder keys (tests hold them equal)
             from tools.bench_speed import NEW_DEFAULT
@@ -203,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
             data["encoder"].update(NEW_DEFAULT["encoder"])
         if args.ttl_s is not None:
             data["matching"] = {"ttl_s": args.ttl_s}
-        data["tracker"] = load_config(TrackerConfig, REPO_ROOT / "configs" / "tracker" / "yolo.yaml").model_dump()
+        data["tracker"] = load_tracker_config("yolo").model_dump()
         cfg = validate(CamsConfig, data, "<bench_soak>")
         runner = PipelineRunner(cfg, out_dir=out / "outputs", progress=False)
         result: dict = {}

@@ -523,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
     cams_dir = build_split(args.split or out, args.max_frames, 0.1)
     # bench_pipeline's "ours" run: default encoder, the config's matcher threshold, YOLO tracker config, every 2
     base_cfg = make_config(cams_dir, out / "default", "default", MatcherConfig().threshold,
-                           "configs/tracker/yolo.yaml", 2)
+                           "yolo", 2)
     base_data = base_cfg.model_dump(mode="json")
     encoder = build_encoder(base_cfg)
     rows: dict[str, dict] = {}

@@ -6,7 +6,7 @@ Feeds ``det/<name>.txt`` to the Tracker on every detected frame of the schedule 
 runner), then scores with the project's evaluator. Used to design the stride's output rules and the
 adaptive thresholds on MOT15 train sequences other than PETS09-S2L1 (the speed benchmark's clip)::
 
-    .venv/bin/python -m tools.sweep_detect_stride --det frcnn --config configs/tracker/default.yaml \
+    .venv/bin/python -m tools.sweep_detect_stride --det frcnn --config trackers/presets/default.yaml \
         --exclude PETS09-S2L1 --strides 1,2,3,adaptive
 """
 
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--root", type=Path, default=None, help="MOT15/train (default: ../shared/data/MOT15/train)")
     ap.add_argument("--det", default="frcnn")
-    ap.add_argument("--config", default="configs/tracker/default.yaml")
+    ap.add_argument("--config", default="default", help="tracker preset name or YAML file")
     ap.add_argument("--exclude", default="PETS09-S2L1")
     ap.add_argument("--strides", default="1,2,3,adaptive")
     ap.add_argument("--max-every", type=int, default=3)
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
 
     root = args.root or require_shared() / "data" / "MOT15" / "train"
     seqs = [s for s in find_sequences(root, args.det) if s.name not in args.exclude.split(",")]
-    config = load_tracker_config(REPO_ROOT / args.config)
+    config = load_tracker_config(args.config)
     res = {}
     for stride in args.strides.split(","):
         every = stride if stride == "adaptive" else int(stride)

@@ -3,7 +3,7 @@
     .venv/bin/python tools/tune_tracker.py --family yolo --variant base \\
         --variant hi45 detection.high_thresh=0.45 [--reid] [--json runs/tune/out.json]
 
-Each ``--variant NAME [section.key=value ...]`` is the family's shipped config (configs/tracker/<family>.yaml)
+Each ``--variant NAME [section.key=value ...]`` is the family's shipped config (trackers/presets/<family>.yaml)
 with those overrides. ``--family yolo`` scores the yolov5n sets (tools/make_det_sets.py), ``frcnn`` PETS frcnn
 + MOT15 train frcnn (7 sequences), ``acf`` PETS det.txt + the MOT15 train det.txt sequences. Appearance off
 unless ``--reid`` (then PETS sets only, the default re-id encoder, each box embedded once). Prints MOTA / IDF1

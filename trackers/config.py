@@ -1,4 +1,4 @@
-"""Tracker configuration schema: every threshold lives here (and in configs/tracker/*.yaml).
+"""Tracker configuration schema: every threshold lives here (and in the presets, trackers/presets/*.yaml).
 
 Validated once at the entry point (``pipeline.core.configio.load_config(TrackerConfig, path)``);
 unknown keys and bad values raise ConfigError naming the key path.
@@ -140,7 +140,10 @@ class CMCConfig(StrictModel):
 
 
 class TrackerConfig(StrictModel):
-    """All tracker settings; ``configs/tracker/*.yaml`` are instances of this."""
+    """All tracker settings; the presets ``trackers/presets/*.yaml`` (:mod:`trackers.presets`) are instances of this.
+
+    The field defaults are the schema's neutral values, not a tuned preset: entry points start from a preset
+    (``run``: ``yolo``; ``track`` / ``benchmark mot``: ``default``)."""
 
     detection: DetectionConfig = Field(default_factory=DetectionConfig)
     kalman: KalmanConfig = Field(default_factory=KalmanConfig)
@@ -151,5 +154,10 @@ class TrackerConfig(StrictModel):
 
 
 def load_tracker_config(path: str | Path | None) -> TrackerConfig:
-    """YAML file -> validated TrackerConfig (defaults when path is None); ConfigError on problems."""
+    """A preset name (``yolo``, ``default``, ...: :mod:`trackers.presets`) or a YAML file -> validated
+    TrackerConfig (the field defaults when None); ConfigError on problems (an unknown preset names the known ones)."""
+    from trackers.presets import is_preset_name, preset_path
+
+    if path is not None and is_preset_name(path) and not Path(path).is_file():
+        path = preset_path(str(path))
     return load_config(TrackerConfig, path)

@@ -17,7 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("mot", help="track + evaluate MOTChallenge sequences", description=_mot_doc())
     p.add_argument("--root", type=Path, required=True, help="folder of sequences (e.g. ../shared/data/MOT15/train)")
     p.add_argument("--det", default="det", help="detection file name under det/ (e.g. frcnn, det)")
-    p.add_argument("--config", type=Path, default=None, help="tracker YAML (default: configs/tracker/default.yaml)")
+    p.add_argument("--config", default=None,
+                   help="tracker preset name (yolo, default, acf, ...) or YAML file (default: preset default)")
     p.add_argument("--reid", default="none", help="none | default | imagenet | checkpoint path (sequences without frames fail)")
     p.add_argument("--device", default="auto", help="device for the re-id encoder")
     p.add_argument("--benchmark", choices=_BENCHMARKS, default=None,
@@ -49,8 +50,6 @@ def run_mot(args: argparse.Namespace) -> dict:
     from pipeline.evaluation import evaluate
     from pipeline.mot.tracking import load_encoder, track_sequence, write_run
     from pipeline.mot import find_sequences, read_mot_file
-    from pipeline.core.paths import REPO_ROOT
-
     config = resolve_config(args.config)
     seqs = find_sequences(args.root, det=args.det)
     if args.seqs:
@@ -58,7 +57,7 @@ def run_mot(args: argparse.Namespace) -> dict:
     if not seqs:
         raise DataError(args.root, f"no sequences with det/{args.det}.txt")
     bench = args.benchmark or guess_benchmark(args.root)
-    out_dir = args.out or (REPO_ROOT / "runs" / "benchmark" / args.det)
+    out_dir = args.out or (Path("runs") / "benchmark" / args.det)
     encoder = load_encoder(args.reid, args.device)
     pairs, fps, frames, seconds = [], {}, 0, 0.0
     for seq in tqdm(seqs, desc=f"benchmark {args.det}", unit="seq"):

@@ -7,25 +7,25 @@ from pathlib import Path
 
 HELP = "track MOTChallenge sequences from their det/<NAME>.txt detections; write one MOT result file per sequence"
 
-DEFAULT_CONFIG = "configs/tracker/default.yaml"
+DEFAULT_CONFIG = "default"  # the tracker preset for MOT15 frcnn-like detection files (trackers/presets/)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("seq_dirs", nargs="+", type=Path, metavar="SEQ_DIR", help="sequence folders (with seqinfo.ini)")
     parser.add_argument("--det", default="det", help="detection file name under det/ (default: det -> det/det.txt)")
     parser.add_argument("--out", type=Path, required=True, help="output folder for <sequence>.txt")
-    parser.add_argument("--config", type=Path, default=None, help=f"tracker YAML (default: {DEFAULT_CONFIG})")
+    parser.add_argument("--config", default=None,
+                        help=f"tracker preset name (yolo, default, acf, ...) or YAML file (default: preset {DEFAULT_CONFIG})")
     parser.add_argument("--reid", default="none",
                         help="appearance: none | default (shipped checkpoint) | imagenet (raw MobileNetV2 baseline) | checkpoint path; needs frames")
     parser.add_argument("--device", default="auto", help="device for the re-id encoder (auto, cpu, cuda)")
 
 
-def resolve_config(path: Path | None):
-    """The tracker config at ``path`` (or the repository default), validated."""
-    from pipeline.core.paths import REPO_ROOT
+def resolve_config(path: str | Path | None):
+    """The tracker config ``path`` (a preset name or a YAML file; None: the ``default`` preset), validated."""
     from trackers.config import load_tracker_config
 
-    return load_tracker_config(path if path is not None else REPO_ROOT / DEFAULT_CONFIG)
+    return load_tracker_config(path if path is not None else DEFAULT_CONFIG)
 
 
 def run(args: argparse.Namespace) -> int:

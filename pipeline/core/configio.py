@@ -6,7 +6,7 @@ with ``extra="forbid"`` so unknown keys are rejected. This module turns YAML
 syntax errors and validation errors into one-line :class:`ConfigError`
 messages that name the file and the key path, e.g.::
 
-    configs/tracker/default.yaml: association.max_iou_distance: Input should be a valid number
+    trackers/presets/default.yaml: association.max_iou_distance: Input should be a valid number
 """
 
 from __future__ import annotations

@@ -198,8 +198,9 @@ def config_name(det: str) -> str:
 def ours_config(variant: str, det: str):
     """(config, path): the detector's config; ``ours_motion`` with appearance switched off."""
     from trackers.config import load_tracker_config
+    from trackers.presets import preset_path
 
-    cfg_path = REPO / "configs" / "tracker" / f"{config_name(det)}.yaml"
+    cfg_path = preset_path(config_name(det))
     config = load_tracker_config(cfg_path)
     if variant == "ours_motion":
         config = config.model_copy(update={"appearance": config.appearance.model_copy(update={"enabled": False})})

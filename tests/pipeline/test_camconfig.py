@@ -87,8 +87,29 @@ def test_missing_files(tmp_path):
     data["cameras"][0]["source"] = "missing.mp4"
     assert "cameras.0.source: no such file or folder" in _error(tmp_path, data)
     data = _base(tmp_path)
-    data["tracker"] = "configs/tracker/absent.yaml"
-    assert "tracker: no such tracker config file" in _error(tmp_path, data)
+    data["tracker"] = "trk/absent.yaml"
+    assert "tracker: no such tracker config file: trk/absent.yaml" in _error(tmp_path, data)
+
+
+def test_tracker_default_is_the_yolo_preset(tmp_path):
+    """No ``tracker:`` key = the preset tuned for YOLO detections (what `run` detects with), not the schema's
+    neutral field defaults; a preset is named by its bare name, an unknown name is one line listing them."""
+    from trackers.config import TrackerConfig
+
+    yolo = load_tracker_config("yolo")
+    assert yolo != TrackerConfig()  # else this test could not tell the two apart
+    assert CamsConfig.model_validate({"cameras": [{"id": "a", "source": "0"}]}).tracker_config() == yolo
+    assert load_cams_config(_write(tmp_path, _base(tmp_path))).tracker_config() == yolo
+    data = _base(tmp_path)
+    data["tracker"] = "acf"
+    acf = load_cams_config(_write(tmp_path, data)).tracker_config()
+    assert acf == load_tracker_config("acf") and acf.detection.score_range == (0.0, 100.0)
+    data["tracker"] = {}
+    assert load_cams_config(_write(tmp_path, data)).tracker_config() == TrackerConfig()
+    data["tracker"] = "yollo"
+    msg = _error(tmp_path, data)
+    assert "tracker:" in msg and "unknown tracker preset 'yollo'" in msg and "yolo" in msg.split("presets:")[1]
+    assert "\n" not in msg
 
 
 def test_shipped_configs_load():
@@ -155,10 +176,13 @@ def test_loaded_config_is_frozen_and_resolved(tmp_path):
     """load_cams_config returns absolute paths and a read tracker file; nothing can change it afterwards."""
     (tmp_path / "clip").mkdir()
     (tmp_path / "cams.yaml").write_text(
-        "cameras: [{id: a, source: clip}]\ntracker: configs/tracker/yolo.yaml\nstore: {path: ids.sqlite}\n")
+        "cameras: [{id: a, source: clip}]\ntracker: trk/mine.yaml\nstore: {path: ids.sqlite}\n")
+    (tmp_path / "trk").mkdir()
+    (tmp_path / "trk" / "mine.yaml").write_text("lifecycle: {max_age: 77}\n")
     cfg = load_cams_config(tmp_path / "cams.yaml")
     assert cfg.cameras[0].source == str(tmp_path / "clip") and cfg.store.path == str(tmp_path / "ids.sqlite")
-    assert cfg.tracker_config() == load_tracker_config(REPO_ROOT / "configs" / "tracker" / "yolo.yaml")
+    assert cfg.tracker_config() == load_tracker_config(tmp_path / "trk" / "mine.yaml")
+    assert cfg.tracker_config().lifecycle.max_age == 77
     with pytest.raises(ValidationError):
         cfg.mode = "live"
     with pytest.raises(ValidationError):

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from pipeline.core.errors import ConfigError
-from pipeline.core.paths import REPO_ROOT
 from trackers.config import TrackerConfig, load_tracker_config
+from trackers.presets import PRESETS_DIR
 from trackers.tracker import Tracker
 
-CONFIGS = sorted((REPO_ROOT / "configs" / "tracker").glob("*.yaml"))
+CONFIGS = sorted(PRESETS_DIR.glob("*.yaml"))
 
 
 def test_shipped_configs_exist():
@@ -70,3 +70,23 @@ def test_max_age_scales_with_frame_rate():
     assert Tracker(cfg, frame_rate=15).max_age == 15
     cfg = TrackerConfig.model_validate({"lifecycle": {"max_age": 30, "max_age_reference_fps": None}})
     assert Tracker(cfg, frame_rate=15).max_age == 30
+
+
+def test_presets_by_name(tmp_path, monkeypatch):
+    """A bare name is a shipped preset (found in the package, whatever the working folder); anything else a path;
+    an unknown name is one line that lists the presets. ``track`` / ``benchmark mot`` default to ``default``."""
+    from pipeline.commands.track import resolve_config
+    from trackers.presets import preset_names
+
+    monkeypatch.chdir(tmp_path)  # not the checkout: the presets come from the package
+    assert preset_names() == ["acf", "bytetrack_like", "default", "motion_only", "yolo"]
+    for name in preset_names():
+        assert load_tracker_config(name) == load_tracker_config(PRESETS_DIR / f"{name}.yaml")
+    assert resolve_config(None) == load_tracker_config(PRESETS_DIR / "default.yaml")
+    assert resolve_config("yolo").lifecycle.max_age == 120  # trackers/presets/yolo.yaml
+    with pytest.raises(ConfigError) as exc:
+        load_tracker_config("yollo")
+    assert str(exc.value) == ("tracker preset 'yollo': unknown (presets: acf, bytetrack_like, default, motion_only, "
+                              "yolo; or give a YAML file path)")
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_tracker_config("yolo.yaml")  # a file name, not a preset: there is none in this folder

@@ -11,12 +11,11 @@ import pytest
 from pipeline.cli import main
 from pipeline.mot import MOTSequence, read_mot_file
 from pipeline.mot.tracking import track_sequence
-from pipeline.core.paths import REPO_ROOT
 from trackers.config import load_tracker_config
 
-DEFAULT = REPO_ROOT / "configs" / "tracker" / "default.yaml"
+DEFAULT = "default"  # the tracker preset (trackers/presets/default.yaml)
 
-# Measured with configs/tracker/default.yaml on the 7 MOT15 train sequences (det/frcnn.txt):
+# Measured with trackers/presets/default.yaml on the 7 MOT15 train sequences (det/frcnn.txt):
 # overall MOTA 52.8, IDF1 59.0 (see the H2 report). Floors = measured minus a small margin.
 FLOOR_MOTA = 51.5
 FLOOR_IDF1 = 57.5
@@ -75,7 +74,7 @@ def test_appearance_path_on_real_frames(mot15, tmp_path):
     b = track_sequence(seq, "frcnn", cfg, encoder=_HistEncoder())
     np.testing.assert_array_equal(_rows(a), _rows(b))
     assert all(o.embedding is not None and o.embedding.shape == (64,) for o in a.outputs)
-    motion = track_sequence(seq, "frcnn", load_tracker_config(REPO_ROOT / "configs/tracker/motion_only.yaml"))
+    motion = track_sequence(seq, "frcnn", load_tracker_config("motion_only"))
     assert all(o.embedding is None for o in motion.outputs)
 
 
@@ -115,7 +114,7 @@ def test_golden_benchmark_mot15_frcnn(mot15, tmp_path, capsys):
     assert overall["IDF1"] >= FLOOR_IDF1
 
 
-# Measured with configs/tracker/acf.yaml, appearance off, on PETS09-S2L1 det/det.txt (official ACF
+# Measured with trackers/presets/acf.yaml, appearance off, on PETS09-S2L1 det/det.txt (official ACF
 # detections): MOTA 79.3, IDF1 67.3 (docs/tracking.md, tools/bench_mot.py row ours_motion).
 FLOOR_ACF_MOTA = 78.5
 FLOOR_ACF_IDF1 = 66.0
@@ -123,7 +122,7 @@ FLOOR_ACF_IDF1 = 66.0
 
 def test_golden_acf_config_on_pets_det(mot15, tmp_path, capsys):
     """The ACF config (scores mapped from [0, 100]) keeps its measured accuracy on the official det.txt."""
-    cfg = load_tracker_config(REPO_ROOT / "configs" / "tracker" / "acf.yaml")
+    cfg = load_tracker_config("acf")
     cfg = cfg.model_copy(update={"appearance": cfg.appearance.model_copy(update={"enabled": False})})
     out = tmp_path / "acf.yaml"
     out.write_text(json.dumps(cfg.model_dump(mode="json")))  # JSON is YAML: the command reads the same config
@@ -134,3 +133,24 @@ def test_golden_acf_config_on_pets_det(mot15, tmp_path, capsys):
     overall = json.loads(out_json.read_text())["overall"]
     assert overall["MOTA"] >= FLOOR_ACF_MOTA
     assert overall["IDF1"] >= FLOOR_ACF_IDF1
+
+
+def test_a_preset_of_another_detector_is_named_in_a_warning(mot15, caplog):
+    """PETS09's frcnn scores (in [0, 1]) under the acf preset (score_range [0, 100]) normalise to <= 0.01: no
+    detection reaches new_track_thresh 0.4, so no track could start; the warning says so and names the presets.
+    Under the frcnn preset (``default``) 90 % of them can start a track: no warning."""
+    import logging
+
+    from pipeline.mot.tracking import _warn_scores
+
+    seq = MOTSequence(mot15 / "PETS09-S2L1")
+    scores = seq.det("frcnn").conf
+    with caplog.at_level(logging.WARNING, logger="pipeline.mot.tracking"):
+        _warn_scores(seq, "frcnn", scores, load_tracker_config("default"))
+    assert not caplog.records
+    with caplog.at_level(logging.WARNING, logger="pipeline.mot.tracking"):
+        _warn_scores(seq, "frcnn", scores, load_tracker_config("acf"))
+    (rec,) = caplog.records
+    assert rec.getMessage().startswith("PETS09-S2L1 det/frcnn.txt: only 0.0% of the detections score >= "
+                                       "detection.new_track_thresh 0.4")
+    assert "presets: yolo for YOLO" in rec.getMessage()
