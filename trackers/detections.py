@@ -76,9 +76,14 @@ class ScoreFloor:
     ``cfg.reference_floor``). With ``relative_to_floor`` off, or before ``floor_min_samples`` detections were
     seen, the configured thresholds are returned unchanged."""
 
+    #: detections seen that scored at least the new-track threshold in force (class default: score floors
+    #: pickled in older resume checkpoints have no such attribute)
+    n_startable = 0
+
     def __init__(self, cfg: DetectionConfig) -> None:
         self.cfg = cfg
         self.n_seen = 0
+        self.n_startable = 0
         self.floor = np.inf
 
     def observe(self, scores: np.ndarray) -> None:
@@ -86,6 +91,11 @@ class ScoreFloor:
         if len(scores):
             self.n_seen += len(scores)
             self.floor = min(self.floor, float(np.min(scores)))
+            self.n_startable += int(np.count_nonzero(scores >= self.thresholds().new_track))
+
+    def start_share(self) -> float:
+        """The share of the detections seen so far that could start a track (1.0 before any)."""
+        return self.n_startable / self.n_seen if self.n_seen else 1.0
 
     def _map(self, t: float) -> float:
         ref, f = self.cfg.reference_floor, self.floor

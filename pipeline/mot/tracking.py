@@ -52,10 +52,6 @@ def load_encoder(reid: str, device: str = "auto") -> Any | None:
     return AppearanceEncoder.from_checkpoint(path, device=device)
 
 
-#: warn when fewer detections than this share could start a track under the config's thresholds
-START_SHARE_WARNING = 0.05
-
-
 def _warn_scores(seq: MOTSequence, det_name: str, scores: np.ndarray, config: TrackerConfig) -> None:
     lo, hi = config.detection.score_range
     outside = np.mean((scores < lo) | (scores > hi)) if len(scores) else 0.0
@@ -63,15 +59,6 @@ def _warn_scores(seq: MOTSequence, det_name: str, scores: np.ndarray, config: Tr
         log.warning("%s det/%s.txt: %.0f%% of the scores (span [%.3g, %.3g]) lie outside detection.score_range [%g, %g]; "
                     "they are clipped (use a config with a matching score_range, e.g. the acf preset)",
                     seq.name, det_name, 100 * outside, scores.min(), scores.max(), lo, hi)
-    normalised = (np.clip(scores, lo, hi) - lo) / max(hi - lo, 1e-12)
-    can_start = float(np.mean(normalised >= config.detection.new_track_thresh)) if len(scores) else 1.0
-    # a config of another detector family: PETS09 yolov5n under the frcnn preset has 0 % (MOTA 12 instead of 80);
-    # the lowest share of a matching preset on the MOT15 train sets is 10 % (ETH-Sunnyday ACF under acf)
-    if can_start < START_SHARE_WARNING:
-        log.warning("%s det/%s.txt: only %.1f%% of the detections score >= detection.new_track_thresh %g, so hardly "
-                    "any track can start: this tracker config is for another detector (presets: yolo for YOLO, "
-                    "default for frcnn-like scores, acf for MOT15 ACF; --config NAME)",
-                    seq.name, det_name, 100 * can_start, config.detection.new_track_thresh)
 
 
 def track_sequence(seq: MOTSequence, det_name: str, config: TrackerConfig, encoder: Any | None = None) -> SequenceRun:

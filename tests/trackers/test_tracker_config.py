@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pipeline.core.errors import ConfigError
@@ -90,3 +91,15 @@ def test_presets_by_name(tmp_path, monkeypatch):
                               "yolo; or give a YAML file path)")
     with pytest.raises(ConfigError, match="no such config file"):
         load_tracker_config("yolo.yaml")  # a file name, not a preset: there is none in this folder
+
+
+def test_score_floor_counts_detections_that_could_start_a_track():
+    """Hand-computed: new_track_thresh 0.7 (no floor mapping); 5 scores of which 2 reach it, then 1 of 3."""
+    from trackers.detections import ScoreFloor
+
+    floor = ScoreFloor(TrackerConfig().detection)
+    assert floor.start_share() == 1.0
+    floor.observe(np.array([0.1, 0.69, 0.7, 0.95, 0.3]))
+    assert (floor.n_seen, floor.n_startable) == (5, 2)
+    floor.observe(np.array([0.71, 0.2, 0.5]))
+    assert floor.start_share() == 3 / 8

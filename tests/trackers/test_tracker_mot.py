@@ -136,21 +136,19 @@ def test_golden_acf_config_on_pets_det(mot15, tmp_path, capsys):
 
 
 def test_a_preset_of_another_detector_is_named_in_a_warning(mot15, caplog):
-    """PETS09's frcnn scores (in [0, 1]) under the acf preset (score_range [0, 100]) normalise to <= 0.01: no
-    detection reaches new_track_thresh 0.4, so no track could start; the warning says so and names the presets.
-    Under the frcnn preset (``default``) 90 % of them can start a track: no warning."""
+    """PETS09's frcnn scores (in [0, 1]) under the acf preset (score_range [0, 100]) normalise to <= 0.01: none of
+    them reaches new_track_thresh 0.4, so no track can start; the tracker says so once, after its first 300
+    detections, naming the presets. Under the frcnn preset (``default``) 90 % of them can start a track: no warning."""
     import logging
 
-    from pipeline.mot.tracking import _warn_scores
-
     seq = MOTSequence(mot15 / "PETS09-S2L1")
-    scores = seq.det("frcnn").conf
-    with caplog.at_level(logging.WARNING, logger="pipeline.mot.tracking"):
-        _warn_scores(seq, "frcnn", scores, load_tracker_config("default"))
+    with caplog.at_level(logging.WARNING, logger="trackers.tracker"):
+        track_sequence(seq, "frcnn", load_tracker_config("default"))
     assert not caplog.records
-    with caplog.at_level(logging.WARNING, logger="pipeline.mot.tracking"):
-        _warn_scores(seq, "frcnn", scores, load_tracker_config("acf"))
+    with caplog.at_level(logging.WARNING, logger="trackers.tracker"):
+        run = track_sequence(seq, "frcnn", load_tracker_config("acf"))
     (rec,) = caplog.records
-    assert rec.getMessage().startswith("PETS09-S2L1 det/frcnn.txt: only 0.0% of the detections score >= "
+    assert rec.getMessage().startswith("camera PETS09-S2L1: only 0.0% of the first 305 detections score >= "
                                        "detection.new_track_thresh 0.4")
     assert "presets: yolo for YOLO" in rec.getMessage()
+    assert run.outputs == []  # what the warning is about: not one track started
