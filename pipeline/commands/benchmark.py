@@ -50,6 +50,7 @@ def run_mot(args: argparse.Namespace) -> dict:
     from pipeline.evaluation import evaluate
     from pipeline.mot.tracking import load_encoder, track_sequence, write_run
     from pipeline.mot import find_sequences, read_mot_file
+
     config = resolve_config(args.config)
     seqs = find_sequences(args.root, det=args.det)
     if args.seqs:
