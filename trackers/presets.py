@@ -9,14 +9,20 @@ They live in the package, not only in a checkout, so that a wheel install finds 
 
 Wherever a tracker config is asked for (``cams.yaml``'s ``tracker:``, ``track --config``,
 ``benchmark mot --config``), a bare name such as ``yolo`` means the preset and anything else is a
-YAML path.
+YAML path. In ``cams.yaml`` the settings may also be a mapping: it overrides a preset
+(``preset:``, default ``yolo``; ``preset: none`` starts from the schema's neutral field defaults),
+see :func:`overriding`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pipeline.core.errors import ConfigError
+
+#: the preset a cams.yaml tracker mapping overrides when it names none (``run`` detects with YOLO)
+DEFAULT_MAPPING_BASE = "yolo"
 
 #: where the presets are (package data; see pyproject.toml)
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
@@ -40,3 +46,27 @@ def preset_path(name: str) -> Path:
         raise ConfigError(f"tracker preset {name!r}: unknown (presets: {', '.join(preset_names())}; "
                           "or give a YAML file path)")
     return path
+
+
+def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``over`` written over it, section by section (nested mappings merged, other values replaced)."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def overriding(settings: dict[str, Any]) -> dict[str, Any]:
+    """A tracker mapping -> the full mapping it stands for: its ``preset`` (default :data:`DEFAULT_MAPPING_BASE`;
+    ``none`` / null: the schema's neutral field defaults, i.e. the mapping as given) with the other keys written over
+    it section by section, e.g. ``{lifecycle: {max_age: 90}}`` = the yolo preset with max_age 90. Unknown preset:
+    ValueError (one line, the known names); the result is validated by the caller."""
+    from pipeline.core.configio import load_yaml
+
+    over = dict(settings)
+    name = over.pop("preset", DEFAULT_MAPPING_BASE)
+    if name is None or str(name).lower() == "none":
+        return over
+    if not isinstance(name, str) or not is_preset_name(name) or name not in preset_names():
+        raise ValueError(f"preset: unknown tracker preset {name!r} (presets: {', '.join(preset_names())}, or none)")
+    return _merged(load_yaml(preset_path(name)), over)

@@ -104,8 +104,24 @@ def test_tracker_default_is_the_yolo_preset(tmp_path):
     data["tracker"] = "acf"
     acf = load_cams_config(_write(tmp_path, data)).tracker_config()
     assert acf == load_tracker_config("acf") and acf.detection.score_range == (0.0, 100.0)
+    # a mapping overrides a preset, section by section: yolo unless it names another, none = the neutral defaults
     data["tracker"] = {}
+    assert load_cams_config(_write(tmp_path, data)).tracker_config() == yolo
+    data["tracker"] = {"lifecycle": {"max_age": 90}}
+    mine = load_cams_config(_write(tmp_path, data)).tracker_config()
+    assert mine.lifecycle.max_age == 90 and mine.lifecycle.output_coasting_frames == 2  # the rest is yolo's
+    assert mine.model_copy(update={"lifecycle": yolo.lifecycle}) == yolo
+    data["tracker"] = {"preset": "acf", "association": {"ocm_weight": 0.0}}
+    mine = load_cams_config(_write(tmp_path, data)).tracker_config()
+    assert mine.detection.score_range == (0.0, 100.0) and mine.association.ocm_weight == 0.0
+    assert mine.association.second_match_thresh == acf.association.second_match_thresh == 0.7
+    data["tracker"] = {"preset": "none"}
     assert load_cams_config(_write(tmp_path, data)).tracker_config() == TrackerConfig()
+    # a dumped config (Ray actors, resume) reads back unchanged whatever the base
+    neutral = CamsConfig.model_validate({"cameras": [{"id": "a", "source": "0"}], "tracker": {"preset": "none"}})
+    assert CamsConfig.model_validate(neutral.model_dump()).tracker_config() == TrackerConfig()
+    data["tracker"] = {"preset": "yollo"}
+    assert "unknown tracker preset 'yollo'" in _error(tmp_path, data)
     data["tracker"] = "yollo"
     msg = _error(tmp_path, data)
     assert "tracker:" in msg and "unknown tracker preset 'yollo'" in msg and "yolo" in msg.split("presets:")[1]
