@@ -46,11 +46,34 @@ def _load(module_path: str) -> ModuleType | None:
         raise
 
 
+def version_text() -> str:
+    """``reid-pipeline X.Y.Z; re-id default <version> (<model>)``: the installed package's version and the
+    shipped re-id model's (the version the store records, i.e. its file hash; read from ``default.json``,
+    without importing torch)."""
+    import json
+    from importlib.metadata import PackageNotFoundError, version
+
+    import reid_models
+
+    try:
+        text = f"reid-pipeline {version('reid-pipeline')}"
+    except PackageNotFoundError:
+        text = "reid-pipeline (not installed)"
+    meta_path = os.path.join(os.path.dirname(reid_models.__file__), "weights", "default.json")
+    try:
+        with open(meta_path, encoding="utf-8") as fh:
+            meta = json.load(fh)
+        return f"{text}; re-id default {meta['sha256_12']} ({meta['model_name']})"
+    except (OSError, ValueError, KeyError):
+        return f"{text}; re-id default: missing"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="reid-pipeline",
         description="Multi-camera person tracking and re-identification.",
     )
+    parser.add_argument("--version", action="version", version=version_text())
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug, and OpenCV/FFmpeg's own messages)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
