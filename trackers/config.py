@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from pipeline.core.configio import StrictModel, load_config
+from pipeline.core.errors import ConfigError
 
 
 class DetectionConfig(StrictModel):
@@ -155,9 +156,21 @@ class TrackerConfig(StrictModel):
 
 def load_tracker_config(path: str | Path | None) -> TrackerConfig:
     """A preset name (``yolo``, ``default``, ...: :mod:`trackers.presets`) or a YAML file -> validated
-    TrackerConfig (the field defaults when None); ConfigError on problems (an unknown preset names the known ones)."""
-    from trackers.presets import is_preset_name, preset_path
+    TrackerConfig (the field defaults when None); ConfigError on problems (an unknown preset names the known ones).
 
-    if path is not None and is_preset_name(path) and not Path(path).is_file():
+    A file is a whole config over the schema's field defaults (as the presets are), unless it has a ``preset:`` key:
+    then its other keys are written over that preset (:func:`trackers.presets.overriding`)."""
+    from pipeline.core.configio import load_yaml, validate
+    from trackers.presets import is_preset_name, overriding, preset_path
+
+    if path is None:
+        return load_config(TrackerConfig, None)
+    if is_preset_name(path) and not Path(path).is_file():
         path = preset_path(str(path))
-    return load_config(TrackerConfig, path)
+    data = load_yaml(path)
+    if "preset" in data:
+        try:
+            data = overriding(data)
+        except ValueError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+    return validate(TrackerConfig, data, str(path))

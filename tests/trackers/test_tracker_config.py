@@ -103,3 +103,20 @@ def test_score_floor_counts_detections_that_could_start_a_track():
     assert (floor.n_seen, floor.n_startable) == (5, 2)
     floor.observe(np.array([0.71, 0.2, 0.5]))
     assert floor.start_share() == 3 / 8
+
+
+def test_a_file_with_preset_overrides_it(tmp_path):
+    """A tracker file is a whole config unless it names ``preset:``; then its keys are written over that preset."""
+    plain = _write(tmp_path, "lifecycle: {max_age: 90}\n")
+    assert load_tracker_config(plain) == TrackerConfig().model_copy(
+        update={"lifecycle": TrackerConfig().lifecycle.model_copy(update={"max_age": 90})})
+    over = tmp_path / "over.yaml"
+    over.write_text("preset: yolo\nlifecycle: {max_age: 90}\n")
+    yolo = load_tracker_config("yolo")
+    mine = load_tracker_config(over)
+    assert mine.lifecycle.max_age == 90 and mine.model_copy(update={"lifecycle": yolo.lifecycle}) == yolo
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("preset: yollo\n")
+    with pytest.raises(ConfigError) as exc:
+        load_tracker_config(bad)
+    assert str(exc.value).startswith(f"{bad}: preset: unknown tracker preset 'yollo'")
