@@ -25,7 +25,7 @@ from pipeline.core.errors import ConfigError
 from pipeline.matching.config import MatcherConfig, TopologyConfig
 from pipeline.sinks.mqtt_settings import MqttSettings
 from trackers.config import TrackerConfig, load_tracker_config
-from trackers.presets import is_preset_name, overriding, preset_names
+from trackers.presets import is_known_preset, is_preset_name, overriding, preset_names
 
 # camera ids name files (mot/<id>.txt, video/<id>.mp4): no '.', '..', '-rf', hidden or path-like names
 _CAMERA_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
@@ -356,7 +356,7 @@ class CamsConfig(StrictModel):
         mapping is written over its ``preset`` (default yolo; ``preset: none``: the neutral field defaults); a YAML
         path stays a string until :func:`load_cams_config` reads it against the file's folder."""
         if isinstance(value, str) and is_preset_name(value):
-            if value not in preset_names():
+            if not is_known_preset(value):
                 raise ValueError(f"unknown tracker preset {value!r} (presets: {', '.join(preset_names())}; "
                                  "or a YAML file path, or the settings as a mapping)")
             return load_tracker_config(value)

@@ -39,13 +39,17 @@ def is_preset_name(value: str | Path) -> bool:
     return bool(text) and "/" not in text and "\\" not in text and not text.endswith((".yaml", ".yml"))
 
 
+def is_known_preset(name: Any) -> bool:
+    """True when ``name`` names a shipped preset (the one test every caller's "unknown preset" error rests on)."""
+    return isinstance(name, str) and is_preset_name(name) and (PRESETS_DIR / f"{name}.yaml").is_file()
+
+
 def preset_path(name: str) -> Path:
     """The YAML file of preset ``name``; ConfigError (one line, the known names) when there is none."""
-    path = PRESETS_DIR / f"{name}.yaml"
-    if not is_preset_name(name) or not path.is_file():
+    if not is_known_preset(name):
         raise ConfigError(f"tracker preset {name!r}: unknown (presets: {', '.join(preset_names())}; "
                           "or give a YAML file path)")
-    return path
+    return PRESETS_DIR / f"{name}.yaml"
 
 
 def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -67,6 +71,6 @@ def overriding(settings: dict[str, Any]) -> dict[str, Any]:
     name = over.pop("preset", DEFAULT_MAPPING_BASE)
     if name is None or str(name).lower() == "none":
         return over
-    if not isinstance(name, str) or not is_preset_name(name) or name not in preset_names():
+    if not is_known_preset(name):
         raise ValueError(f"preset: unknown tracker preset {name!r} (presets: {', '.join(preset_names())}, or none)")
     return _merged(load_yaml(preset_path(name)), over)
