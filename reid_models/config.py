@@ -162,6 +162,18 @@ class AggregatorSpec(StrictModel):
     batch_size: int = Field(32, ge=2)
 
 
+class DistillSpec(StrictModel):
+    """Knowledge distillation (FastReID's ``projects/FastDistill``): a frozen ``teacher`` checkpoint embeds the
+    same augmented batch at its own input size and the student also minimises ``weight`` times
+    :func:`reid_models.losses.distillation` of ``kind``. When the sizes differ the batch is made at the
+    teacher's size and shrunk (antialiased) for the student, so a fast 128x64 student learns from a 256x128
+    teacher what the teacher sees. ``teacher: null`` = no distillation."""
+
+    teacher: str | None = None
+    weight: float = Field(1.0, ge=0)
+    kind: Literal["feature", "relation"] = "feature"
+
+
 class TrainConfig(StrictModel):
     """One training run (``reid-pipeline train --config ...``)."""
 
@@ -175,6 +187,7 @@ class TrainConfig(StrictModel):
     data: DataSpec
     transfer: TransferSpec = Field(default_factory=TransferSpec)
     aggregator: AggregatorSpec = Field(default_factory=AggregatorSpec)
+    distill: DistillSpec = Field(default_factory=DistillSpec)
     epochs: int = Field(10, ge=1)
     seed: int = 0
     device: str = "auto"
@@ -196,4 +209,6 @@ class TrainConfig(StrictModel):
         if self.data.part_swap_ids and self.loss.attributes:
             raise ValueError("data.part_swap_ids cannot be combined with attribute heads (loss.attributes): "
                              "virtual identities have no attribute labels")
+        if self.distill.teacher and self.task != "image":
+            raise ValueError("distill.teacher: distillation trains image models (task: image) only")
         return self

@@ -34,14 +34,27 @@ from reid_models.heads import AttributeHeads, IdentificationHead, VerificationHe
 from reid_models.transfer import freeze_frozen_batchnorm
 
 
+def fit_size(imgs: torch.Tensor, size: tuple[int, int] | list[int]) -> torch.Tensor:
+    """(B, 3, H, W) batch -> (B, 3, h, w) for a network of input ``size`` = (h, w): unchanged when it already
+    fits, else bilinear with antialiasing (the same filter as the transforms' resize)."""
+    h, w = int(size[0]), int(size[1])
+    if tuple(imgs.shape[-2:]) == (h, w):
+        return imgs
+    return torch.nn.functional.interpolate(imgs, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+
+
 class Engine:
     """Base engine: subclasses implement :meth:`build_heads` (optional) and :meth:`loss_step`."""
 
     def __init__(self, cfg: TrainConfig, model: EmbeddingNet, num_classes: int, device: str,
-                 out_dir: Path, attributes: torch.Tensor | None = None) -> None:
+                 out_dir: Path, attributes: torch.Tensor | None = None, teacher: EmbeddingNet | None = None) -> None:
         self.cfg, self.model, self.device, self.out_dir = cfg, model.to(device), device, Path(out_dir)
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.model.to(memory_format=self.memory_format)
+        # distillation (cfg.distill): a frozen teacher in eval mode, never in the optimiser or the checkpoint
+        self.teacher = teacher.to(device).float().eval().requires_grad_(False) if teacher is not None else None
+        if self.teacher is not None:
+            self.teacher.to(memory_format=self.memory_format)
         self.num_classes = num_classes
         self.attributes = attributes
         self.heads = self.build_heads(model.embedding_dim, num_classes).to(device)
@@ -81,12 +94,19 @@ class Engine:
         self.model.train()
         self.heads.train()
         freeze_frozen_batchnorm(self.model)
-        total, n, seen = 0.0, 0, 0
+        total, distill_total, n, seen = 0.0, 0.0, 0, 0
         t0 = time.perf_counter()
         bar = progress(loader, desc=f"epoch {epoch + 1}/{self.cfg.epochs}", leave=False, dynamic_ncols=True)
         for imgs, pids, _cams, index in bar:
             imgs, pids = imgs.to(self.device, memory_format=self.memory_format), pids.to(self.device)
-            loss, _stats = self.loss_step(self.model(imgs), pids, index)
+            emb = self.model(fit_size(imgs, self.model.input_size))
+            loss, _stats = self.loss_step(emb, pids, index)
+            if self.teacher is not None:
+                with torch.no_grad():
+                    target = self.teacher(fit_size(imgs, self.teacher.input_size))
+                d = losses.distillation(emb, target, self.cfg.distill.kind)
+                loss = loss + self.cfg.distill.weight * d
+                distill_total += float(d.detach())
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -97,8 +117,11 @@ class Engine:
         lr = self.optimizer.param_groups[0]["lr"]
         self.scheduler.step()
         seconds = time.perf_counter() - t0
-        return {"loss": total / max(n, 1), "lr": lr, "seconds": round(seconds, 1),
-                "crops_per_s": round(seen / max(seconds, 1e-9), 1)}
+        row = {"loss": total / max(n, 1), "lr": lr, "seconds": round(seconds, 1),
+               "crops_per_s": round(seen / max(seconds, 1e-9), 1)}
+        if self.teacher is not None:
+            row["distill_loss"] = round(distill_total / max(n, 1), 5)
+        return row
 
     @torch.no_grad()
     def embed_items(self, items: list, batch_size: int = 64) -> np.ndarray:

@@ -20,6 +20,10 @@ unless stated otherwise).
   ``lambda * L_verif + L_ident(x1) + L_ident(x2)`` with lambda = 3, the
   verification being a 2-way softmax on the squared feature difference.
 * :func:`video_loss` — seed 004 Eq. 4: ``L = Lv + 1/2 Lii + 1/2 Liv``.
+* :func:`distillation` — knowledge distillation from a frozen teacher's embeddings of the same images:
+  ``feature``: mean cosine distance ``1 - cos(s_i, t_i)`` (same dimension); ``relation``: mean squared
+  difference of the in-batch cosine-similarity matrices (any dimensions; Park et al. 2019, "Relational
+  knowledge distillation", FastReID's distillation project).
 """
 
 from __future__ import annotations
@@ -177,3 +181,22 @@ def video_loss(
     """Seed 004 Eq. 4: L = Lv + 1/2 Lii + 1/2 Liv (image-to-video pairs; class 1 = same)."""
     l_v = F.cross_entropy(verif_logits, same.long())
     return l_v + 0.5 * identification(id_logits_image, labels_image) + 0.5 * identification(id_logits_video, labels_video)
+
+
+def distillation(student: torch.Tensor, teacher: torch.Tensor, kind: str = "feature") -> torch.Tensor:
+    """(N, D_s) student and (N, D_t) teacher embeddings of the same N images -> scalar.
+
+    ``feature`` (D_s == D_t): mean over i of ``1 - cos(s_i, t_i)``, 0 when the directions agree, 1 when
+    orthogonal. ``relation``: mean over (i, j) of ``(cos(s_i, s_j) - cos(t_i, t_j))^2``. The teacher gets no
+    gradient.
+    """
+    t = F.normalize(teacher.detach().float(), dim=1)
+    s = F.normalize(student.float(), dim=1)
+    if kind == "feature":
+        if s.shape != t.shape:
+            raise ValueError(f"feature distillation needs equal shapes, got student {tuple(s.shape)} "
+                             f"and teacher {tuple(t.shape)}")
+        return (1.0 - (s * t).sum(dim=1)).mean()
+    if kind == "relation":
+        return ((s @ s.T - t @ t.T) ** 2).mean()
+    raise ValueError(f"unknown distillation kind {kind!r} (feature or relation)")

@@ -40,6 +40,30 @@ def build_engine_model(cfg: TrainConfig) -> EmbeddingNet:
     return model
 
 
+def load_teacher(cfg: TrainConfig, model: EmbeddingNet) -> EmbeddingNet | None:
+    """The frozen teacher of ``cfg.distill`` (None without one); a one-line error when it cannot teach ``model``."""
+    from pipeline.core.errors import ConfigError
+    from reid_models.checkpoint import load_checkpoint
+
+    d = cfg.distill
+    if not d.teacher:
+        return None
+    teacher = load_checkpoint(d.teacher)[0].float()
+    if d.kind == "feature" and teacher.embedding_dim != model.embedding_dim:
+        raise ConfigError(f"distill.teacher: {d.teacher} embeds in {teacher.embedding_dim} dimensions, the student in "
+                          f"{model.embedding_dim}; feature distillation needs equal ones (use kind: relation)")
+    return teacher
+
+
+def batch_input_size(model: EmbeddingNet, teacher: EmbeddingNet | None) -> tuple[int, int]:
+    """The size training batches are made at: the student's, or the teacher's when it has more pixels (the
+    student then gets them shrunk, :func:`reid_models.engine.fit_size`)."""
+    size = tuple(model.input_size)
+    if teacher is not None and teacher.input_size[0] * teacher.input_size[1] > size[0] * size[1]:
+        size = tuple(teacher.input_size)
+    return (int(size[0]), int(size[1]))
+
+
 def train_from_config(cfg: TrainConfig, resume: str | Path | None = None, out_dir: str | Path | None = None) -> dict[str, Any]:
     """Train as configured (``task: image``: embedding net; ``task: lstm``: tracklet aggregator).
 
@@ -60,8 +84,9 @@ def train_from_config(cfg: TrainConfig, resume: str | Path | None = None, out_di
 
     data = build_image_data(cfg.data, cfg.loss.attributes, cfg.seed)
     model = build_engine_model(cfg)
-    loader = build_train_loader(data, cfg.data, cfg.sampler, model.input_size, cfg.seed)
-    engine = ENGINES[cfg.loss.kind](cfg, model, data.num_classes, device, out, data.attributes)
+    teacher = load_teacher(cfg, model)
+    loader = build_train_loader(data, cfg.data, cfg.sampler, batch_input_size(model, teacher), cfg.seed)
+    engine = ENGINES[cfg.loss.kind](cfg, model, data.num_classes, device, out, data.attributes, teacher)
     if resume:
         engine.resume(Path(resume))
     print(json.dumps({"device": device, "train_items": len(data.train_items), "identities": data.num_classes,

@@ -268,3 +268,48 @@ def test_train_resume_auto_on_a_finished_lstm_run_says_done(tmp_path, capsys):
                  "--out", str(tmp_path)]) == 0
     assert "done already" in capsys.readouterr().out
     assert (tmp_path / "last.pt").read_bytes() == b"an LSTM checkpoint"
+
+
+def _val_crops(dataset: Path) -> list[np.ndarray]:
+    import cv2
+
+    with (dataset / "index.csv").open() as fh:
+        return [cv2.imread(str(dataset / r["path"])) for r in csv.DictReader(fh) if r["split"] == "val"]
+
+
+def test_distillation_pulls_a_smaller_input_student_towards_its_teacher(tiny_dataset, tmp_path):
+    from reid_models.encoder import AppearanceEncoder
+
+    no_val = {"val_split": None}
+    train_from_config(cfg_for(tiny_dataset, tmp_path / "teacher", data=no_val, epochs=3))
+    teacher_path = tmp_path / "teacher" / "last.pt"
+    small = {"name": "cnn3_siamese", "pretrained": None,
+             "kwargs": {"input_size": [16, 16], "widths": [4, 8, 8], "embedding_dim": 16}}
+    plain = train_from_config(cfg_for(tiny_dataset, tmp_path / "plain", data=no_val, model=small))
+    kd = train_from_config(cfg_for(tiny_dataset, tmp_path / "kd", data=no_val, model=small,
+                                   distill={"teacher": str(teacher_path), "weight": 5.0}))
+    assert "distill_loss" in kd["history"][0] and "distill_loss" not in plain["history"][0]
+    student, meta = load_checkpoint(tmp_path / "kd" / "last.pt")
+    assert student.input_size == (16, 16) and meta["config"]["distill"]["teacher"] == str(teacher_path)
+    assert not any(k.startswith("teacher") for k in read_checkpoint(tmp_path / "kd" / "last.pt")["state_dict"])
+
+    crops = _val_crops(tiny_dataset)  # identities never trained on, each net at its own input size
+    target = AppearanceEncoder.from_checkpoint(teacher_path, device="cpu").embed_crops(crops)
+    agree = {name: float(np.mean(np.sum(AppearanceEncoder.from_checkpoint(tmp_path / name / "last.pt", device="cpu")
+                                        .embed_crops(crops) * target, axis=1)))
+             for name in ("plain", "kd")}
+    # the same student, seed and batches: only the distillation term differs
+    assert agree["kd"] > agree["plain"] + 0.3, agree
+
+
+def test_distillation_config_errors_are_one_line(tiny_dataset, tmp_path):
+    train_from_config(cfg_for(tiny_dataset, tmp_path / "t8", data={"val_split": None}, epochs=1,
+                              model={"kwargs": {"input_size": [32, 32], "widths": [4, 8, 8], "embedding_dim": 8}}))
+    with pytest.raises(ConfigError, match=r"distill.teacher: .*8 dimensions, the student in 16.*kind: relation"):
+        train_from_config(cfg_for(tiny_dataset, tmp_path / "s", distill={"teacher": str(tmp_path / "t8" / "last.pt")}))
+    # relation distillation has no such constraint
+    kd = train_from_config(cfg_for(tiny_dataset, tmp_path / "r", epochs=1, data={"val_split": None},
+                                   distill={"teacher": str(tmp_path / "t8" / "last.pt"), "kind": "relation"}))
+    assert kd["history"][0]["distill_loss"] >= 0
+    with pytest.raises(ConfigError, match="distill.teacher: distillation trains image models"):
+        validate(TrainConfig, {"data": {"datasets": ["x"]}, "task": "lstm", "distill": {"teacher": "t.pt"}}, "c.yaml")

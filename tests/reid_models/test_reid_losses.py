@@ -123,3 +123,27 @@ def test_in_batch_pairs_and_triplets_respect_identities():
     ia, ib, same = pairs_from_batch(pids, g)
     assert same.tolist() == [True] * 4 + [False] * 4
     assert ((pids[ia] == pids[ib]) == same).all()
+
+
+def test_distillation_feature_is_the_mean_cosine_distance():
+    s = torch.tensor([[1.0, 0.0], [0.0, 2.0], [3.0, 4.0]])
+    t = torch.tensor([[2.0, 0.0], [1.0, 0.0], [4.0, -3.0]])  # same direction, orthogonal, orthogonal
+    assert float(losses.distillation(s, t, "feature")) == pytest.approx((0 + 1 + 1) / 3)
+    assert float(losses.distillation(s, -t, "feature")) == pytest.approx((2 + 1 + 1) / 3)
+    with pytest.raises(ValueError, match="equal shapes"):
+        losses.distillation(s, torch.ones(3, 4), "feature")
+
+
+def test_distillation_relation_compares_in_batch_similarities_across_dimensions():
+    s = torch.tensor([[1.0, 0.0], [0.0, 1.0]])  # student: the two orthogonal (cos 0)
+    t = torch.tensor([[1.0, 0.0, 0.0], [1.0, 1.0, 0.0]])  # teacher in 3-d: cos 1/sqrt(2)
+    # the 2x2 matrices differ only off the diagonal, by 1/sqrt(2): mean of (0, 1/2, 1/2, 0)
+    assert float(losses.distillation(s, t, "relation")) == pytest.approx(0.25)
+    assert float(losses.distillation(s, s * 5, "relation")) == pytest.approx(0.0)
+
+
+def test_distillation_gives_the_teacher_no_gradient():
+    s = torch.tensor([[1.0, 0.5]], requires_grad=True)
+    t = torch.tensor([[0.2, 1.0]], requires_grad=True)
+    losses.distillation(s, t).backward()
+    assert s.grad is not None and float(s.grad.abs().sum()) > 0 and t.grad is None
