@@ -52,9 +52,8 @@ class Engine:
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.model.to(memory_format=self.memory_format)
         # distillation (cfg.distill): a frozen teacher in eval mode, never in the optimiser or the checkpoint
-        self.teacher = teacher.to(device).float().eval().requires_grad_(False) if teacher is not None else None
-        if self.teacher is not None:
-            self.teacher.to(memory_format=self.memory_format)
+        self.teacher = (teacher.to(device, memory_format=self.memory_format).float().eval().requires_grad_(False)
+                        if teacher is not None else None)
         self.num_classes = num_classes
         self.attributes = attributes
         self.heads = self.build_heads(model.embedding_dim, num_classes).to(device)

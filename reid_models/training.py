@@ -48,7 +48,7 @@ def load_teacher(cfg: TrainConfig, model: EmbeddingNet) -> EmbeddingNet | None:
     d = cfg.distill
     if not d.teacher:
         return None
-    teacher = load_checkpoint(d.teacher)[0].float()
+    teacher = load_checkpoint(d.teacher)[0]  # the engine makes it float32, frozen, eval
     if d.kind == "feature" and teacher.embedding_dim != model.embedding_dim:
         raise ConfigError(f"distill.teacher: {d.teacher} embeds in {teacher.embedding_dim} dimensions, the student in "
                           f"{model.embedding_dim}; feature distillation needs equal ones (use kind: relation)")
