@@ -142,11 +142,15 @@ class TransferSpec(StrictModel):
     architecture), Xavier-initialise the rest, update only the last ``l_u`` layers.
     ``source: null`` with l_t / l_u set: the model's own initialisation (e.g. ImageNet for the
     MobileNet models) plays the pre-trained model, e.g. ``l_t: 21, l_u: 5`` keeps all ImageNet
-    layers and trains only the last 5. Both l_t and l_u null = no transfer step (all layers trained)."""
+    layers and trains only the last 5. Both l_t and l_u null = no transfer step (all layers trained).
+    ``keep_heads``: also copy the source's training heads (identification classifier, BNNeck, ...) instead of
+    starting them at random, for a fine-tune on the classes the source was trained on (same data sets, same
+    hold-out): a fresh classifier's large early gradients otherwise disturb the copied layers."""
 
     source: str | None = None
     l_t: int | None = Field(None, ge=0)
     l_u: int | None = Field(None, ge=0)
+    keep_heads: bool = False
 
 
 class AggregatorSpec(StrictModel):
@@ -204,6 +208,8 @@ class TrainConfig(StrictModel):
         t = self.transfer
         if (t.l_t is None) != (t.l_u is None):
             raise ValueError("transfer: give both l_t and l_u, or neither")
+        if t.keep_heads and not t.source:
+            raise ValueError("transfer.keep_heads: needs transfer.source (a checkpoint saved with its heads)")
         if self.loss.kind in ("batch_hard", "triplet", "contrastive", "fusion") and self.sampler.k < 2:
             raise ValueError(f"sampler.k must be >= 2 for loss {self.loss.kind}")
         if self.data.part_swap_ids and self.loss.attributes:

@@ -161,6 +161,22 @@ class Engine:
         metrics = self.history[-1] if self.history else {}
         save_checkpoint(path, self.model, self.cfg.model_dump(mode="json"), metrics, epoch, self.optimizer, extra)
 
+    def load_heads(self, heads: dict[str, torch.Tensor], source: str) -> None:
+        """Start the training heads from ``heads`` (a checkpoint's ``extra.heads``); ConfigError naming
+        ``source`` when they are missing or were made for other classes or dimensions."""
+        from pipeline.core.errors import ConfigError
+
+        own = self.heads.state_dict()
+        if not heads:
+            raise ConfigError(f"transfer.keep_heads: {source} was saved without training heads")
+        if set(heads) != set(own):
+            raise ConfigError(f"transfer.keep_heads: {source} has heads {sorted(heads)}, this loss needs {sorted(own)}")
+        for k, v in heads.items():
+            if tuple(v.shape) != tuple(own[k].shape):
+                raise ConfigError(f"transfer.keep_heads: {source} head {k} has shape {tuple(v.shape)}, this training "
+                                  f"needs {tuple(own[k].shape)} (other classes or embedding size?)")
+        self.heads.load_state_dict(heads)
+
     def resume(self, path: Path) -> None:
         """Load model, heads, optimizer, scheduler and history; continue after the saved epoch."""
         blob = read_checkpoint(path)

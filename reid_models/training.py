@@ -87,6 +87,10 @@ def train_from_config(cfg: TrainConfig, resume: str | Path | None = None, out_di
     teacher = load_teacher(cfg, model)
     loader = build_train_loader(data, cfg.data, cfg.sampler, batch_input_size(model, teacher), cfg.seed)
     engine = ENGINES[cfg.loss.kind](cfg, model, data.num_classes, device, out, data.attributes, teacher)
+    if cfg.transfer.keep_heads and cfg.transfer.source:
+        from reid_models.checkpoint import read_checkpoint
+
+        engine.load_heads((read_checkpoint(cfg.transfer.source).get("extra") or {}).get("heads", {}), cfg.transfer.source)
     if resume:
         engine.resume(Path(resume))
     print(json.dumps({"device": device, "train_items": len(data.train_items), "identities": data.num_classes,

@@ -313,3 +313,35 @@ def test_distillation_config_errors_are_one_line(tiny_dataset, tmp_path):
     assert kd["history"][0]["distill_loss"] >= 0
     with pytest.raises(ConfigError, match="distill.teacher: distillation trains image models"):
         validate(TrainConfig, {"data": {"datasets": ["x"]}, "task": "lstm", "distill": {"teacher": "t.pt"}}, "c.yaml")
+
+
+def test_keep_heads_starts_the_fine_tune_from_the_sources_classifier(tiny_dataset, tmp_path):
+    ident = {"loss": {"kind": "batch_hard", "margin": "soft", "id_weight": 1.0, "bnneck": True}, "data": {"val_split": None}}
+    train_from_config(cfg_for(tiny_dataset, tmp_path / "src", epochs=4, **ident))
+    src = str(tmp_path / "src" / "last.pt")
+    transfer = {"source": src, "l_t": 4, "l_u": 4}
+    # a near-zero learning rate: what the first epoch's loss sees is the starting point itself
+    slow = {"optim": {"name": "adam", "lr": 1e-9}}
+    fresh = train_from_config(cfg_for(tiny_dataset, tmp_path / "fresh", epochs=1, transfer=transfer, **slow, **ident))
+    kept = train_from_config(cfg_for(tiny_dataset, tmp_path / "kept", epochs=1, **slow, **ident,
+                                     transfer={**transfer, "keep_heads": True}))
+    heads_src = read_checkpoint(src)["extra"]["heads"]
+    heads_kept = read_checkpoint(tmp_path / "kept" / "last.pt")["extra"]["heads"]
+    heads_fresh = read_checkpoint(tmp_path / "fresh" / "last.pt")["extra"]["heads"]
+    assert torch.allclose(heads_kept["ident.fc.weight"], heads_src["ident.fc.weight"], atol=1e-6)
+    assert not torch.allclose(heads_fresh["ident.fc.weight"], heads_src["ident.fc.weight"], atol=1e-3)
+    # the trained classifier already knows these 3 identities; a random one does not
+    assert kept["history"][0]["loss"] < fresh["history"][0]["loss"] - 0.2, (kept["history"], fresh["history"])
+
+
+def test_keep_heads_errors_are_one_line(tiny_dataset, tmp_path):
+    ident = {"loss": {"kind": "batch_hard", "margin": "soft", "id_weight": 1.0, "bnneck": True}}
+    with pytest.raises(ConfigError, match="transfer.keep_heads: needs transfer.source"):
+        validate(TrainConfig, {"data": {"datasets": ["x"]}, "transfer": {"keep_heads": True}}, "c.yaml")
+    # a source trained on 2 identities cannot start a 3-identity classifier
+    train_from_config(cfg_for(tiny_dataset, tmp_path / "two", epochs=1, data={"val_split": None, "max_identities": 2},
+                              sampler={"p": 2}, **ident))
+    with pytest.raises(ConfigError, match=r"transfer.keep_heads: .*two/last.pt head ident.fc.weight has shape \(2, 16\)"):
+        train_from_config(cfg_for(tiny_dataset, tmp_path / "r", epochs=1, data={"val_split": None}, **ident,
+                                  transfer={"source": str(tmp_path / "two" / "last.pt"), "l_t": 4, "l_u": 4,
+                                            "keep_heads": True}))
