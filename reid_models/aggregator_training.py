@@ -30,6 +30,7 @@ from reid_models.aggregation import LSTMAggregator, LSTMNet, MeanAggregator, sav
 from reid_models.config import TrainConfig
 from reid_models.heads import IdentificationHead, VerificationHead
 from reid_models.losses import video_loss
+from reid_models.run_report import write_run_report
 
 
 def _chunks(tracklets: list[dict], max_len: int, min_len: int) -> list[dict]:
@@ -175,8 +176,10 @@ def train_aggregator(cfg: TrainConfig, device: str, out: Path, resume: str | Pat
         if row.get("val_rank1_lstm", 0.0) >= best:
             best = row.get("val_rank1_lstm", 0.0)
             save_lstm(out / "best.pt", net, enc_version, metrics)
+        # every epoch (a finished run is one whose metrics.json holds all epochs: train --resume auto)
+        write_run_report(out, {"history": history, "out_dir": str(out), "encoder_version": enc_version})
     summary = {"history": history, "out_dir": str(out), "encoder_version": enc_version}
-    (out / "metrics.json").write_text(json.dumps(summary, indent=2))
+    write_run_report(out, summary)
     return summary
 
 

@@ -26,6 +26,7 @@ from torch import nn
 
 from reid_models import losses
 from reid_models.backbones import EmbeddingNet
+from reid_models.run_report import write_run_report
 from reid_models.batch_mining import pairs_from_batch, triplets_from_batch
 from reid_models.checkpoint import read_checkpoint, save_checkpoint
 from reid_models.config import TrainConfig
@@ -203,9 +204,13 @@ class Engine:
             if row.get("val_rank1", -1.0) > best or (not val_items and epoch + 1 == self.cfg.epochs):
                 best = row.get("val_rank1", -1.0)
                 self.checkpoint(self.out_dir / "best.pt", epoch)
-        summary = {"history": self.history, "out_dir": str(self.out_dir), "best_val_rank1": best}
-        (self.out_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
+            write_run_report(self.out_dir, self._summary(best))
+        summary = self._summary(best)
+        write_run_report(self.out_dir, summary)
         return summary
+
+    def _summary(self, best: float) -> dict[str, Any]:
+        return {"history": self.history, "out_dir": str(self.out_dir), "best_val_rank1": best}
 
 
 class BatchHardEngine(Engine):

@@ -45,3 +45,36 @@ def plot_cmc(curves: dict[str, dict[str, Any]], path: Path) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def plot_training(runs: dict[str, list[dict[str, Any]]], path: Path) -> None:
+    """Training curves of one or more runs (name -> metric history, one dict per epoch); writes ``path``.
+
+    Panels, each drawn only when some run has the keys: the losses (every key ending in ``loss``), the
+    learning rate (``lr``, log scale) and the validation figures (keys starting with ``val_`` that name a
+    rank-1 or mAP, in percent). The x axis is the epoch, counted from 1.
+    """
+    keys = sorted({k for hist in runs.values() for row in hist for k in row})
+    # the total loss first, so that it is drawn solid in every run (its terms dashed, dotted, ...)
+    panels = [("loss", sorted((k for k in keys if k.endswith("loss")), key=lambda k: (k != "loss", k))), ("learning rate", [k for k in keys if k == "lr"]),
+              ("validation (%)", [k for k in keys if k.startswith("val_") and ("rank1" in k or "mAP" in k)])]
+    panels = [(title, ks) for title, ks in panels if ks]
+    plt = _plt()
+    fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(4.2 * max(len(panels), 1), 3.4), squeeze=False)
+    styles = ["-", "--", ":", "-."]
+    for ax, (title, ks) in zip(axes[0], panels):
+        for ci, (name, hist) in enumerate(runs.items()):
+            for si, k in enumerate(ks):
+                pts = [(int(r["epoch"]) + 1, float(r[k])) for r in hist if k in r and r[k] is not None]
+                if pts:
+                    x, y = zip(*pts)
+                    ax.plot(x, y, styles[si % len(styles)], color=f"C{ci % 10}", marker=".",
+                            label=f"{name} {k}" if len(runs) > 1 or len(ks) > 1 else name)
+        if title == "learning rate":
+            ax.set_yscale("log")
+        ax.set(xlabel="epoch", title=title)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

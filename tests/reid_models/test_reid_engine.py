@@ -345,3 +345,40 @@ def test_keep_heads_errors_are_one_line(tiny_dataset, tmp_path):
         train_from_config(cfg_for(tiny_dataset, tmp_path / "r", epochs=1, data={"val_split": None}, **ident,
                                   transfer={"source": str(tmp_path / "two" / "last.pt"), "l_t": 4, "l_u": 4,
                                             "keep_heads": True}))
+
+
+def test_an_interrupted_run_keeps_the_metrics_and_curves_of_its_finished_epochs(tiny_dataset, tmp_path, monkeypatch):
+    from reid_models.engine import Engine
+
+    real = Engine.train_epoch
+
+    def dies_in_epoch_3(self, loader, epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return real(self, loader, epoch)
+
+    monkeypatch.setattr(Engine, "train_epoch", dies_in_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        train_from_config(cfg_for(tiny_dataset, tmp_path / "run", epochs=4))
+    hist = json.loads((tmp_path / "run" / "metrics.json").read_text())["history"]
+    assert [h["epoch"] for h in hist] == [0, 1] and all("val_rank1" in h for h in hist)
+    import cv2
+
+    png = cv2.imread(str(tmp_path / "run" / "curves.png"))
+    assert png is not None and png.shape[0] > 200 and png.std() > 10  # a drawn figure, not a blank
+
+
+def test_plot_training_tool_compares_runs_and_names_a_bad_folder(tiny_dataset, tmp_path, tool_module, capsys):
+    import cv2
+
+    for name, lr in (("a", 0.01), ("b", 0.001)):
+        train_from_config(cfg_for(tiny_dataset, tmp_path / name, optim={"name": "adam", "lr": lr}))
+    tool = tool_module("plot_training")
+    assert tool.main([str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "cmp.png")]) == 0
+    assert "a: 2 epoch(s)" in capsys.readouterr().out
+    png = cv2.imread(str(tmp_path / "cmp.png"))
+    assert png is not None and png.shape[1] > 3 * png.shape[0] / 2  # three panels side by side: loss, lr, validation
+    (tmp_path / "empty").mkdir()
+    assert tool.main([str(tmp_path / "empty"), "--out", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "empty: no metrics.json or last.pt" in err
