@@ -55,6 +55,22 @@ def load_teacher(cfg: TrainConfig, model: EmbeddingNet) -> EmbeddingNet | None:
     return teacher
 
 
+def kept_heads(cfg: TrainConfig) -> dict[str, torch.Tensor] | None:
+    """The source checkpoint's training heads for ``transfer.keep_heads`` (None when not asked for); a one-line
+    ConfigError naming the source when it was saved without them (e.g. a shipped, slimmed checkpoint)."""
+    from pipeline.core.errors import ConfigError
+    from reid_models.checkpoint import read_checkpoint
+
+    t = cfg.transfer
+    if not (t.keep_heads and t.source):
+        return None
+    heads = (read_checkpoint(t.source).get("extra") or {}).get("heads") or {}
+    if not heads:
+        raise ConfigError(f"transfer.keep_heads: {t.source} was saved without training heads (a shipped or slimmed "
+                          "checkpoint?); use the run's last.pt, or keep_heads: false")
+    return heads
+
+
 def batch_input_size(model: EmbeddingNet, teacher: EmbeddingNet | None) -> tuple[int, int]:
     """The size training batches are made at: the student's, or the teacher's when it has more pixels (the
     student then gets them shrunk, :func:`reid_models.engine.fit_size`)."""
@@ -82,15 +98,14 @@ def train_from_config(cfg: TrainConfig, resume: str | Path | None = None, out_di
             return train_aggregator(cfg, device, out, resume)
     from reid_models.train_data import build_image_data, build_train_loader
 
+    source_heads = kept_heads(cfg)  # before the data: a source without heads fails in seconds, not minutes
     data = build_image_data(cfg.data, cfg.loss.attributes, cfg.seed)
     model = build_engine_model(cfg)
     teacher = load_teacher(cfg, model)
     loader = build_train_loader(data, cfg.data, cfg.sampler, batch_input_size(model, teacher), cfg.seed)
     engine = ENGINES[cfg.loss.kind](cfg, model, data.num_classes, device, out, data.attributes, teacher)
-    if cfg.transfer.keep_heads and cfg.transfer.source:
-        from reid_models.checkpoint import read_checkpoint
-
-        engine.load_heads((read_checkpoint(cfg.transfer.source).get("extra") or {}).get("heads", {}), cfg.transfer.source)
+    if source_heads is not None:
+        engine.load_heads(source_heads, str(cfg.transfer.source))
     if resume:
         engine.resume(Path(resume))
     print(json.dumps({"device": device, "train_items": len(data.train_items), "identities": data.num_classes,

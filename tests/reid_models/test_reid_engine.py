@@ -382,3 +382,16 @@ def test_plot_training_tool_compares_runs_and_names_a_bad_folder(tiny_dataset, t
     assert tool.main([str(tmp_path / "empty"), "--out", str(tmp_path / "x.png")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "empty: no metrics.json or last.pt" in err
+
+
+def test_keep_heads_from_a_checkpoint_without_heads_fails_before_the_data_is_read(tmp_path):
+    from reid_models.checkpoint import save_checkpoint
+    from reid_models.factory import build_model
+
+    slim = tmp_path / "slim.pt"  # what a shipped model looks like: weights, no training heads
+    save_checkpoint(slim, build_model("cnn3_siamese", input_size=(32, 32), widths=[4, 8, 8], embedding_dim=16),
+                    {}, {}, 0)
+    cfg = cfg_for(tmp_path / "no-such-dataset", tmp_path / "r",
+                  transfer={"source": str(slim), "l_t": 4, "l_u": 4, "keep_heads": True})
+    with pytest.raises(ConfigError, match=r"transfer.keep_heads: .*slim.pt was saved without training heads"):
+        train_from_config(cfg)
