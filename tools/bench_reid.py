@@ -46,10 +46,20 @@ PETS_ARGS = ["--stride", "2", "--min-vis", "0", "--split", "0,0,1", "--seed", "0
 
 
 def ensure_pets(path: Path, shared: Path) -> None:
-    """Write the all-19-identities PETS09-S2L1 test dataset once (make-triplets)."""
-    if (path / "index.csv").is_file():
-        return
+    """Write the all-19-identities PETS09-S2L1 test dataset once (make-triplets); a cached one made under an
+    older crop-resize rule (``summary.json``'s ``crop_resize``) is made again."""
+    import shutil
+
     from pipeline.cli import main
+    from reid_models.datasets.mot_builder import CROP_RESIZE_RULE
+
+    if (path / "index.csv").is_file():
+        summary = path / "summary.json"
+        made_with = json.loads(summary.read_text()).get("config", {}).get("crop_resize") if summary.is_file() else None
+        if made_with == CROP_RESIZE_RULE:
+            return
+        print(f"{path}: made under an older crop-resize rule ({made_with}); making it again", flush=True)
+        shutil.rmtree(path)
 
     pets = shared / "data" / "MOT15" / "train" / "PETS09-S2L1"
     if main(["make-triplets", str(pets), "--out", str(path), *PETS_ARGS]) != 0:

@@ -155,9 +155,15 @@ def _write_pairs(out_dir: Path, c: _Crops, pid, frames, seqs, split, cfg: BuildC
     return {"pairs": len(pairs), "pairs_pos": n_pos, "pairs_neg": len(pairs) - n_pos}
 
 
+# How crops are resized (pipeline.core.types.resize_crop), recorded in summary.json so that a cached dataset made
+# under an older rule can be told apart (until 2026-12-07: INTER_AREA always, which repeats pixels when enlarging).
+CROP_RESIZE_RULE = "area-shrink/linear-enlarge"
+
+
 def _config_json(cfg: BuildConfig) -> dict:
     d = asdict(cfg)
     d["selection"]["pedestrian_classes"] = list(cfg.selection.pedestrian_classes)
+    d["crop_resize"] = CROP_RESIZE_RULE
     return d
 
 

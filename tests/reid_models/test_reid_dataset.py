@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -109,3 +110,20 @@ def test_eval_reid_cli_writes_metrics_and_plots(tiny, tmp_path):
     assert rr["roc"]["thresholds"] != m["roc"]["thresholds"]
     assert (out / "roc.png").stat().st_size > 0 and (out / "cmc.png").stat().st_size > 0
     assert main(["eval-reid", "--dataset", str(tmp_path / "missing"), "--out", str(out)]) == 2
+
+
+def test_generator_enlarges_small_people_smoothly_and_records_the_rule(tiny, pets_dir):
+    from pipeline.core.types import crop_tlwh, resize_crop
+    from reid_models.datasets.mot_builder import CROP_RESIZE_RULE
+
+    assert json.loads((tiny / "summary.json").read_text())["config"]["crop_resize"] == CROP_RESIZE_RULE
+    gt = np.loadtxt(pets_dir / "gt" / "gt.txt", delimiter=",", ndmin=2)
+    it = load_index(tiny)[0]
+    gt_id = int(Path(it.path).name.split("_")[0])  # crops are named <gt id>_<frame>.jpg
+    row = gt[(gt[:, 0] == it.frame) & (gt[:, 1] == gt_id)][0]
+    cut = crop_tlwh(cv2.imread(str(pets_dir / "img1" / f"{it.frame:06d}.jpg")), row[2:6])
+    assert cut.shape[0] < 128  # a PETS person is smaller than the crop size: the generator enlarges it
+    written = cv2.imread(str(it.path)).astype(float)
+    smooth = np.abs(written - resize_crop(cut, (128, 64))).mean()
+    blocky = np.abs(written - resize_crop(cut, (128, 64), "area")).mean()
+    assert smooth < 2.0 and blocky > smooth + 1.0, (smooth, blocky)  # JPEG noise vs pixel repetition
