@@ -178,9 +178,7 @@ def train_aggregator(cfg: TrainConfig, device: str, out: Path, resume: str | Pat
             save_lstm(out / "best.pt", net, enc_version, metrics)
         # every epoch (a finished run is one whose metrics.json holds all epochs: train --resume auto)
         write_run_report(out, {"history": history, "out_dir": str(out), "encoder_version": enc_version})
-    summary = {"history": history, "out_dir": str(out), "encoder_version": enc_version}
-    write_run_report(out, summary)
-    return summary
+    return {"history": history, "out_dir": str(out), "encoder_version": enc_version}
 
 
 def _validate(net: LSTMNet, chunks: list[dict], table: dict, min_gap: int) -> dict[str, float]:

@@ -26,13 +26,13 @@ from torch import nn
 
 from reid_models import losses
 from reid_models.backbones import EmbeddingNet
-from reid_models.run_report import write_run_report
 from reid_models.batch_mining import pairs_from_batch, triplets_from_batch
 from reid_models.checkpoint import read_checkpoint, save_checkpoint
 from reid_models.config import TrainConfig
 from reid_models.schedule import lr_factor, seed_everything
 from reid_models.heads import AttributeHeads, IdentificationHead, VerificationHead
 from reid_models.transfer import freeze_frozen_batchnorm
+from reid_models.run_report import write_run_report
 
 
 def fit_size(imgs: torch.Tensor, size: tuple[int, int] | list[int]) -> torch.Tensor:
@@ -204,12 +204,12 @@ class Engine:
             if row.get("val_rank1", -1.0) > best or (not val_items and epoch + 1 == self.cfg.epochs):
                 best = row.get("val_rank1", -1.0)
                 self.checkpoint(self.out_dir / "best.pt", epoch)
-            write_run_report(self.out_dir, self._summary(best))
-        summary = self._summary(best)
-        write_run_report(self.out_dir, summary)
-        return summary
+            # every epoch: an interrupted run keeps the metrics and curves of what it finished
+            write_run_report(self.out_dir, self.summary(best))
+        return self.summary(best)
 
-    def _summary(self, best: float) -> dict[str, Any]:
+    def summary(self, best: float) -> dict[str, Any]:
+        """The run so far: metric history, output folder, best validation rank-1 (-1 without validation)."""
         return {"history": self.history, "out_dir": str(self.out_dir), "best_val_rank1": best}
 
 

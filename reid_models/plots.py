@@ -56,7 +56,8 @@ def plot_training(runs: dict[str, list[dict[str, Any]]], path: Path) -> None:
     """
     keys = sorted({k for hist in runs.values() for row in hist for k in row})
     # the total loss first, so that it is drawn solid in every run (its terms dashed, dotted, ...)
-    panels = [("loss", sorted((k for k in keys if k.endswith("loss")), key=lambda k: (k != "loss", k))), ("learning rate", [k for k in keys if k == "lr"]),
+    panels = [("loss", sorted((k for k in keys if k.endswith("loss")), key=lambda k: (k != "loss", k))),
+              ("learning rate", [k for k in keys if k == "lr"]),
               ("validation (%)", [k for k in keys if k.startswith("val_") and ("rank1" in k or "mAP" in k)])]
     panels = [(title, ks) for title, ks in panels if ks]
     plt = _plt()
