@@ -68,7 +68,8 @@ def build_aggregators(lstm: Path | None) -> dict:
 
 def folder_format(folder: Path, fmt: str) -> str:
     """'market' or 'cuhk03' for an image folder (``auto``: market for a Market-1501 root with its sub-folders or
-    when the first image name has ``_c<digit>``)."""
+    when the first image name has ``_c<digit>``, cuhk03 when it is ``<digits>_<digits>``; DataError naming the
+    image when it is neither)."""
     import re
 
     from pipeline.core.errors import DataError
@@ -83,7 +84,12 @@ def folder_format(folder: Path, fmt: str) -> str:
     images = image_files(folder)
     if not images:
         raise DataError(folder, "no images in the folder")
-    return "market" if re.match(r"^-?\d+_c\d", images[0].name) else "cuhk03"
+    if re.match(r"^-?\d+_c\d", images[0].name):
+        return "market"
+    if re.match(r"^\d+_\d+$", images[0].stem):
+        return "cuhk03"
+    raise DataError(images[0], "file name fits neither Market-1501 style <pid>_c<cam>s<seq>_<frame>_<n>.jpg nor "
+                               "CUHK03 style <pid>_<image 00-09>.jpg (--format picks one)")
 
 
 def folder_test_items(folder: Path, fmt: str) -> list:

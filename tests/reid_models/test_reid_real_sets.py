@@ -71,6 +71,24 @@ def test_bad_names_and_empty_folders_name_the_file(reid_dir, tmp_path):
         load_reid_folder(tmp_path, "duke")
 
 
+def test_auto_format_names_an_image_that_fits_no_scheme(reid_dir, tmp_path):
+    from pipeline.commands.eval_reid import folder_format
+
+    src = next((reid_dir / "CUHK03" / "detected" / "val").iterdir())
+    shutil.copy(src, tmp_path / "0001_03.jpg")
+    assert folder_format(tmp_path, "auto") == "cuhk03"
+    market = tmp_path / "market"
+    market.mkdir()
+    shutil.copy(src, market / "0001_c2s1_000123_01.jpg")
+    assert folder_format(market, "auto") == "market"
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(src, other / "alice_front.jpg")
+    with pytest.raises(DataError, match=r"alice_front\.jpg: file name fits neither Market-1501 style .* nor CUHK03"):
+        folder_format(other, "auto")
+    assert folder_format(other, "cuhk03") == "cuhk03"  # an explicit --format is taken as given
+
+
 def test_market_split_is_identity_disjoint_seeded_501_250(market):
     a, b = market_split(market), market_split(market)
     assert [it.split for it in a] == [it.split for it in b]
