@@ -143,7 +143,7 @@ def run_ours(variant: str, seq, det: str, out: Path, force: bool, encoder_cache:
     if variant == "ours_reid":
         if "default" not in encoder_cache:
             inner = load_encoder("default", "cpu")
-            encoder_cache["default"] = BoxCachedEncoder(inner, emb_cache_path(inner.version))
+            encoder_cache["default"] = BoxCachedEncoder(inner, emb_cache_path(inner))
         encoder = encoder_cache["default"]
     # a changed tracker config or a newly shipped re-id checkpoint is re-run
     key = config.model_dump_json() + (encoder.version if encoder is not None else "")

@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     yolo = tuple(s for s in YOLO_SETS if s.name in a.det_sets)
     files = make_yolo_sets(pets, shared / "weights" / "yolov5n.onnx", yolo) if yolo else {}
     inner = load_encoder("default", "cpu")
-    encoder = BoxCachedEncoder(inner, emb_cache_path(inner.version))
+    encoder = BoxCachedEncoder(inner, emb_cache_path(inner))
     out: dict[str, list[dict]] = {}
     for name in a.det_sets:
         seq_dir = det_sequence(pets, REPO_ROOT / "runs" / "bench_mot", name, files[name]) if name in files else pets

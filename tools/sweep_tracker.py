@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
 
     pets = require_shared() / "data" / "MOT15" / "train" / "PETS09-S2L1"
     inner = load_encoder("default", "cpu")
-    encoder = BoxCachedEncoder(inner, emb_cache_path(inner.version))
+    encoder = BoxCachedEncoder(inner, emb_cache_path(inner))
     results: dict[str, dict[str, list[float]]] = {}
     for det in args.dets:
         seq_dir = yolov5n_sequence(pets, REPO_ROOT / "runs" / "bench_mot") if det == "yolov5n" else pets

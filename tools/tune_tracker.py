@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     encoder = None
     if a.reid:
         inner = load_encoder("default", "cpu")
-        encoder = BoxCachedEncoder(inner, emb_cache_path(inner.version))
+        encoder = BoxCachedEncoder(inner, emb_cache_path(inner))
     base, _ = ours_config("ours_reid" if a.reid else "ours_motion", sets[0][2])
     results: dict[str, dict] = {}
     seqs = {k: MOTSequence(d) for k, d, _ in sets}

@@ -207,9 +207,18 @@ def ours_config(variant: str, det: str):
     return config, cfg_path
 
 
-def emb_cache_path(version: str) -> Path:
-    """Where the benchmark tools keep the box embeddings of one encoder version (runs/bench_mot/emb_cache/)."""
-    return REPO / "runs" / "bench_mot" / "emb_cache" / f"{version}.npz"
+def embedding_key(encoder) -> str:
+    """What decides an encoder's box embeddings: its weights' version and its preprocessing (the crop resize
+    rule, ``AppearanceEncoder.interpolation``, and test-time flip), e.g. ``afc9f7d54537.auto`` or
+    ``afc9f7d54537.auto.flip``. Embeddings cached under one key are never replayed for another."""
+    interp = getattr(encoder, "interpolation", "auto")
+    return f"{encoder.version}.{interp}" + (".flip" if getattr(encoder, "flip", False) else "")
+
+
+def emb_cache_path(encoder) -> Path:
+    """Where the benchmark tools keep the box embeddings of one encoder (runs/bench_mot/emb_cache/<key>.npz,
+    :func:`embedding_key`)."""
+    return REPO / "runs" / "bench_mot" / "emb_cache" / f"{embedding_key(encoder)}.npz"
 
 
 class BoxCachedEncoder:
@@ -218,10 +227,12 @@ class BoxCachedEncoder:
     benchmark over all of them embeds each box once."""
 
     def __init__(self, inner, path: Path | None = None) -> None:
-        """``path``: an .npz of earlier embeddings of the same encoder version (loaded when present; written by
-        :meth:`save`), so runs of the benchmark tools do not re-embed the same boxes."""
+        """``path``: an .npz of earlier embeddings of the same encoder (loaded when present and made under the
+        same :func:`embedding_key`; written by :meth:`save`), so runs of the benchmark tools do not re-embed the
+        same boxes."""
         self.inner = inner
         self.version = inner.version
+        self.key = embedding_key(inner)
         self.cache: dict[tuple, np.ndarray] = {}
         self.path = path
         self._saved = 0
@@ -230,7 +241,7 @@ class BoxCachedEncoder:
                 if part.name.endswith(".part.npz"):
                     continue
                 z = np.load(part, allow_pickle=False)
-                if str(z["version"]) == self.version:
+                if "key" in z.files and str(z["key"]) == self.key:  # files without a key predate the resize fix
                     for img, box, f in zip(z["image"], z["box"], z["emb"]):
                         self.cache[(str(img), *(float(v) for v in box))] = f
             self._saved = len(self.cache)
@@ -242,7 +253,7 @@ class BoxCachedEncoder:
         keys = list(self.cache)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".part.npz")
-        np.savez(tmp, version=np.array(self.version), image=np.array([k[0] for k in keys]),
+        np.savez(tmp, version=np.array(self.version), key=np.array(self.key), image=np.array([k[0] for k in keys]),
                  box=np.array([k[1:] for k in keys], dtype=np.float64),
                  emb=np.stack([self.cache[k] for k in keys]).astype(np.float32))
         tmp.replace(self.path)

@@ -77,3 +77,40 @@ def test_derived_variants_equal_detector_runs(shared: Path, frames, imgsz: int):
             assert len(derived) == len(dets) >= 3
             np.testing.assert_array_equal([d.tlwh for d in derived], [d.tlwh for d in dets])
             np.testing.assert_array_equal([d.score for d in derived], [d.score for d in dets])
+
+
+def test_box_embedding_cache_is_keyed_by_weights_and_preprocessing(shared: Path, tmp_path: Path):
+    """Embeddings cached by the benchmark tools are replayed only for the same weights *and* crop resize / flip:
+    after the crop-resize fix a cache made under the old rule must not come back (it once did, keyed by version)."""
+    import cv2
+
+    from pipeline.mot.bench_sets import BoxCachedEncoder, emb_cache_path, embedding_key
+    from reid_models.encoder import AppearanceEncoder
+
+    img = cv2.imread(str(shared / "data" / "MOT15" / "train" / "PETS09-S2L1" / "img1" / "000001.jpg"))
+    boxes = np.array([[537.0, 97.0, 23.0, 60.0], [300.0, 300.0, 40.0, 100.0]])  # a small and a larger crop
+    auto = AppearanceEncoder.from_checkpoint(None, device="cpu")
+    area = AppearanceEncoder.from_checkpoint(None, device="cpu")
+    area.interpolation = "area"  # the encoder's rule before the crop-resize fix
+    flip = AppearanceEncoder.from_checkpoint(None, device="cpu", flip=True)
+    assert auto.version == area.version == flip.version
+    keys = {embedding_key(e) for e in (auto, area, flip)}
+    assert keys == {f"{auto.version}.auto", f"{auto.version}.area", f"{auto.version}.auto.flip"}
+    assert emb_cache_path(auto).name == f"{auto.version}.auto.npz"
+
+    path = tmp_path / f"{embedding_key(area)}.npz"
+    old = BoxCachedEncoder(area, path)
+    e_area = old.embed_boxes(img, boxes)
+    old.save()
+    again = BoxCachedEncoder(area, path)  # same weights, same rule: replayed, not recomputed
+    assert len(again.cache) == 2
+    np.testing.assert_array_equal(again.embed_boxes(img, boxes), e_area)
+    other = BoxCachedEncoder(auto, path)  # same weights, other resize: nothing of the file is used
+    assert other.cache == {}
+    e_auto = other.embed_boxes(img, boxes)
+    np.testing.assert_allclose(e_auto, auto.embed_boxes(img, boxes), atol=1e-6)
+    assert float(np.abs(e_auto[0] - e_area[0]).max()) > 1e-3  # the small crop differs between the two rules
+    # a file written before the key existed (version only) is ignored
+    np.savez(tmp_path / "legacy.npz", version=np.array(auto.version), image=np.array(["x"]),
+             box=np.zeros((1, 4)), emb=np.zeros((1, auto.dim), np.float32))
+    assert BoxCachedEncoder(auto, tmp_path / "legacy.npz").cache == {}
