@@ -196,6 +196,13 @@ class AppearanceEncoder:
         return camera_models(model, model.camera_bn)  # type: ignore[return-value]
 
     @property
+    def embedding_key(self) -> str:
+        """What decides this encoder's embeddings, for caches of them: the weights' version, the crop resize rule
+        and test-time flip, e.g. ``afc9f7d54537.auto`` or ``afc9f7d54537.auto.flip`` (``version`` alone names the
+        weights; the same weights under another resize rule give other embeddings)."""
+        return f"{self.version}.{self.interpolation}" + (".flip" if self.flip else "")
+
+    @property
     def camera_ids(self) -> list[str]:
         """Cameras with their own BatchNorm statistics in the current version (empty for most models)."""
         return sorted(self._camera_models)

@@ -125,7 +125,7 @@ def main() -> int:
         encoder = AppearanceEncoder.from_checkpoint(None if args.checkpoint == "default" else Path(args.checkpoint))
     data = json.loads((args.virtual / "identities.json").read_text())
     seqs, tracklets = {}, []
-    key = f"{encoder.version}|every={args.every}|gap={args.max_gap}"
+    key = f"{encoder.embedding_key}|every={args.every}|gap={args.max_gap}"
     cached = np.load(args.cache) if args.cache is not None and args.cache.is_file() else None
     use_cache = cached is not None and str(cached["key"]) == key
     for cam in sorted(load_identity_map(args.virtual)):

@@ -98,7 +98,8 @@ def evaluate_model(spec: str, enc, items: dict[str, list], pets: Path, lstm: Pat
 
     cfg = EvalConfig(rerank=rerank)
     t0 = time.perf_counter()
-    out = {"model": {"spec": spec, "version": enc.version, "dim": enc.dim, "flip": enc.flip, "rerank": rerank},
+    out = {"model": {"spec": spec, "version": enc.version, "dim": enc.dim, "flip": enc.flip, "rerank": rerank,
+                     "crop_resize": enc.interpolation},
            "market": evaluate_items(items["market"], enc.embed_crops, cfg, "market", progress=False),
            "cuhk03": evaluate_items(items["cuhk03"], enc.embed_crops, cfg, "single_shot", trials=10, progress=False),
            "pets": evaluate_dataset(pets, enc.embed_crops, cfg, build_aggregators(lstm), progress=False)}
@@ -115,7 +116,7 @@ def reuse_or_evaluate(spec: str, items: dict[str, list], pets: Path, lstm: Path 
 
     base, flip, rerank = split_spec(spec)
     enc = load_encoder(base, "auto", flip=flip)
-    prev = earlier.get(reuse_key(enc.version, flip, rerank)) if lstm is None else None
+    prev = earlier.get(reuse_key(enc.version, flip, rerank, enc.interpolation)) if lstm is None else None
     if prev is not None and "lstm" not in prev["pets"]["tracklets"]:
         print(f"{spec}: reusing the earlier result of version {prev['model']['version']}", flush=True)
         return prev
@@ -297,16 +298,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
-def reuse_key(version: str, flip: bool, rerank: bool = False) -> str:
-    return version + ("+flip" if flip else "") + ("+rerank" if rerank else "")
+def reuse_key(version: str, flip: bool, rerank: bool = False, crop_resize: str = "auto") -> str:
+    return version + ("+flip" if flip else "") + ("+rerank" if rerank else "") + f"+resize:{crop_resize}"
 
 
 def reusable(path: Path | None) -> dict[str, dict]:
-    """version (+flip) -> per-model results of an earlier results.json (same protocols; nothing when absent)."""
+    """Reuse key -> per-model results of an earlier results.json (same protocols; nothing when absent). A result
+    without ``crop_resize`` predates the crop-resize fix (2026-12-07) and is keyed as ``area``, so it is not
+    reused for today's encoders."""
     if path is None or not path.is_file():
         return {}
     doc = json.loads(path.read_text())
-    return {reuse_key(m["model"]["version"], m["model"].get("flip", False), m["model"].get("rerank", False)): m
+    return {reuse_key(m["model"]["version"], m["model"].get("flip", False), m["model"].get("rerank", False),
+                      m["model"].get("crop_resize", "area")): m
             for m in doc.get("results", {}).values()}
 
 

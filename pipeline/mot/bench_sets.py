@@ -208,11 +208,9 @@ def ours_config(variant: str, det: str):
 
 
 def embedding_key(encoder) -> str:
-    """What decides an encoder's box embeddings: its weights' version and its preprocessing (the crop resize
-    rule, ``AppearanceEncoder.interpolation``, and test-time flip), e.g. ``afc9f7d54537.auto`` or
-    ``afc9f7d54537.auto.flip``. Embeddings cached under one key are never replayed for another."""
-    interp = getattr(encoder, "interpolation", "auto")
-    return f"{encoder.version}.{interp}" + (".flip" if getattr(encoder, "flip", False) else "")
+    """``encoder.embedding_key`` (weights version, crop resize rule, flip) for an AppearanceEncoder, else its
+    version. Embeddings cached under one key are never replayed for another."""
+    return getattr(encoder, "embedding_key", None) or encoder.version
 
 
 def emb_cache_path(encoder) -> Path:
