@@ -60,12 +60,12 @@ def test_tracklets(market_dir: Path) -> list[dict]:
 
 def crop_embeddings(paths: list[Path], name: str, out: Path) -> tuple[np.ndarray, str]:
     """(N, D) embeddings of the crops ``paths`` by encoder ``name`` ("default" | "imagenet"), cached in
-    ``out/emb_<name>_<version>.npz`` (keyed by the encoder's version and the file names)."""
+    ``out/emb_<name>_<embedding key>.npz`` (keyed by ``AppearanceEncoder.embedding_key`` and the file names)."""
     import cv2
     from reid_models.encoder import AppearanceEncoder
 
     enc = AppearanceEncoder.from_checkpoint() if name == "default" else AppearanceEncoder.imagenet_baseline()
-    cache = out / f"emb_{name}_{enc.version}.npz"
+    cache = out / f"emb_{name}_{enc.embedding_key}.npz"
     names = np.array([p.name for p in paths])
     if cache.is_file():
         z = np.load(cache)

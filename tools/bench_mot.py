@@ -146,7 +146,7 @@ def run_ours(variant: str, seq, det: str, out: Path, force: bool, encoder_cache:
             encoder_cache["default"] = BoxCachedEncoder(inner, emb_cache_path(inner))
         encoder = encoder_cache["default"]
     # a changed tracker config or a newly shipped re-id checkpoint is re-run
-    key = config.model_dump_json() + (encoder.version if encoder is not None else "")
+    key = config.model_dump_json() + (encoder.key if encoder is not None else "")  # weights + crop resize + flip
     digest = hashlib.sha1(key.encode()).hexdigest()[:12]
     meta = out.with_suffix(".json")
     if out.exists() and meta.exists() and not force:
