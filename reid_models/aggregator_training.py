@@ -146,6 +146,7 @@ def train_aggregator(cfg: TrainConfig, device: str, out: Path, resume: str | Pat
     heads = nn.ModuleDict({"ident": IdentificationHead(net.hidden_dim, len(labels)), "verif": VerificationHead(net.hidden_dim)}).to(device)
     opt = torch.optim.Adam(list(net.parameters()) + list(heads.parameters()), lr=cfg.optim.lr)
     history: list[dict] = []
+    summary = {"history": history, "out_dir": str(out), "encoder_version": enc_version}  # history grows in place
     best = -1.0
     for epoch in range(cfg.epochs):
         rng = np.random.default_rng([cfg.seed, epoch])
@@ -177,8 +178,8 @@ def train_aggregator(cfg: TrainConfig, device: str, out: Path, resume: str | Pat
             best = row.get("val_rank1_lstm", 0.0)
             save_lstm(out / "best.pt", net, enc_version, metrics)
         # every epoch (a finished run is one whose metrics.json holds all epochs: train --resume auto)
-        write_run_report(out, {"history": history, "out_dir": str(out), "encoder_version": enc_version})
-    return {"history": history, "out_dir": str(out), "encoder_version": enc_version}
+        write_run_report(out, summary)
+    return summary
 
 
 def _validate(net: LSTMNet, chunks: list[dict], table: dict, min_gap: int) -> dict[str, float]:

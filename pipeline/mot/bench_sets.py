@@ -207,16 +207,10 @@ def ours_config(variant: str, det: str):
     return config, cfg_path
 
 
-def embedding_key(encoder) -> str:
-    """``encoder.embedding_key`` (weights version, crop resize rule, flip) for an AppearanceEncoder, else its
-    version. Embeddings cached under one key are never replayed for another."""
-    return getattr(encoder, "embedding_key", None) or encoder.version
-
-
 def emb_cache_path(encoder) -> Path:
-    """Where the benchmark tools keep the box embeddings of one encoder (runs/bench_mot/emb_cache/<key>.npz,
-    :func:`embedding_key`)."""
-    return REPO / "runs" / "bench_mot" / "emb_cache" / f"{embedding_key(encoder)}.npz"
+    """Where the benchmark tools keep the box embeddings of one AppearanceEncoder
+    (runs/bench_mot/emb_cache/<encoder.embedding_key>.npz: weights version, crop resize rule, flip)."""
+    return REPO / "runs" / "bench_mot" / "emb_cache" / f"{encoder.embedding_key}.npz"
 
 
 class BoxCachedEncoder:
@@ -226,11 +220,11 @@ class BoxCachedEncoder:
 
     def __init__(self, inner, path: Path | None = None) -> None:
         """``path``: an .npz of earlier embeddings of the same encoder (loaded when present and made under the
-        same :func:`embedding_key`; written by :meth:`save`), so runs of the benchmark tools do not re-embed the
+        same ``embedding_key``; written by :meth:`save`), so runs of the benchmark tools do not re-embed the
         same boxes."""
         self.inner = inner
         self.version = inner.version
-        self.key = embedding_key(inner)
+        self.key = inner.embedding_key
         self.cache: dict[tuple, np.ndarray] = {}
         self.path = path
         self._saved = 0

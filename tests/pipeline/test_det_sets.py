@@ -84,7 +84,7 @@ def test_box_embedding_cache_is_keyed_by_weights_and_preprocessing(shared: Path,
     after the crop-resize fix a cache made under the old rule must not come back (it once did, keyed by version)."""
     import cv2
 
-    from pipeline.mot.bench_sets import BoxCachedEncoder, emb_cache_path, embedding_key
+    from pipeline.mot.bench_sets import BoxCachedEncoder, emb_cache_path
     from reid_models.encoder import AppearanceEncoder
 
     img = cv2.imread(str(shared / "data" / "MOT15" / "train" / "PETS09-S2L1" / "img1" / "000001.jpg"))
@@ -94,11 +94,11 @@ def test_box_embedding_cache_is_keyed_by_weights_and_preprocessing(shared: Path,
     area.interpolation = "area"  # the encoder's rule before the crop-resize fix
     flip = AppearanceEncoder.from_checkpoint(None, device="cpu", flip=True)
     assert auto.version == area.version == flip.version
-    keys = {embedding_key(e) for e in (auto, area, flip)}
+    keys = {e.embedding_key for e in (auto, area, flip)}
     assert keys == {f"{auto.version}.auto", f"{auto.version}.area", f"{auto.version}.auto.flip"}
     assert emb_cache_path(auto).name == f"{auto.version}.auto.npz"
 
-    path = tmp_path / f"{embedding_key(area)}.npz"
+    path = tmp_path / f"{area.embedding_key}.npz"
     old = BoxCachedEncoder(area, path)
     e_area = old.embed_boxes(img, boxes)
     old.save()
