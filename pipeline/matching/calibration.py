@@ -15,7 +15,10 @@ Their distances are samples of the "different people" distribution. The
 calibrated threshold is its ``false_match_rate`` quantile: the distance below
 which only that share of known-different pairs fall, i.e. an estimate of the
 false-match rate of a single comparison, measured on the deployed cameras and
-the deployed model, without labels. Until ``min_negatives`` samples exist
+the deployed model, without labels. A newcomer is compared with every identity
+of the gallery, so a per-comparison rate that suits a few dozen identities lets
+hundreds of them absorb newcomers: above ``reference_identities`` identities the
+rate is divided by G / ``reference_identities`` (:func:`gallery_rate`). Until ``min_negatives`` samples exist
 (``warmup``) no fresh tracklet joins an existing identity (``"no-link"``, the
 default: with revision on, the window's re-solve links them once calibrated) or
 the configured fixed threshold is used (``"threshold"``).
@@ -35,18 +38,32 @@ import numpy as np
 from pipeline.matching.config import AutoThresholdConfig
 
 
+def gallery_rate(config: AutoThresholdConfig, identities: int | None) -> float:
+    """The quantile the threshold is taken at for a gallery of ``identities`` (None: unknown):
+    ``false_match_rate``, times ``reference_identities / identities`` when the gallery is larger
+    (so the chance that a newcomer falls within the threshold of *some* identity stays about that of a
+    ``reference_identities`` gallery). E.g. 0.02 with reference 50: 0.02 up to 50 identities, 0.01 at
+    100, 0.002 at 500."""
+    ref = getattr(config, "reference_identities", None)  # absent in configs pickled before it existed
+    if ref is None or identities is None or identities <= ref:
+        return config.false_match_rate
+    return config.false_match_rate * ref / identities
+
+
 class NegativeDistanceCalibrator:
     """Keeps the last ``max_negatives`` known-different distances; their quantile is the threshold."""
 
     #: samples ever added (a saver's cheap "changed since" test); class default for unpickled old checkpoints
     added: int = 0
+    #: gallery size of the last :meth:`threshold_for` call (None: not given; the unscaled rate)
+    identities: int | None = None
 
     def __init__(self, config: AutoThresholdConfig, fallback: float) -> None:
         self.config = config
         self.configured = 0.0 if config.warmup == "no-link" else float(fallback)
         self.fallback = self.configured
         self._d: deque[float] = deque(maxlen=config.max_negatives)
-        self._cached: float | None = None
+        self._by_rate: dict[float, float] = {}  # quantile rate -> threshold, emptied when the samples change
 
     def __len__(self) -> int:
         return len(self._d)
@@ -57,7 +74,7 @@ class NegativeDistanceCalibrator:
         d = d[np.isfinite(d)]
         if d.size:
             self._d.extend(d.tolist())
-            self._cached = None
+            self._by_rate = {}
             self.added += int(d.size)
 
     @property
@@ -78,7 +95,7 @@ class NegativeDistanceCalibrator:
         self._d.clear()
         self._d.extend(d.tolist())
         self.fallback = self.configured if kept_fallback is None else float(kept_fallback)
-        self._cached = None
+        self._by_rate = {}
 
     def reset(self, keep_threshold: bool = True) -> None:
         """Forget all samples (after the encoder's weights change, the distance scale does too).
@@ -89,7 +106,7 @@ class NegativeDistanceCalibrator:
         """
         self.fallback = self.threshold if keep_threshold else self.configured
         self._d.clear()
-        self._cached = None
+        self._by_rate = {}
 
     @property
     def calibrated(self) -> bool:
@@ -97,10 +114,22 @@ class NegativeDistanceCalibrator:
 
     @property
     def threshold(self) -> float:
-        """The ``false_match_rate`` quantile of the samples, clipped to [min, max]; else the fallback."""
+        """The threshold in force: the samples' quantile at :func:`gallery_rate` for the gallery size of the
+        last :meth:`threshold_for` call, clipped to [min, max]; else the fallback."""
+        return self._quantile(gallery_rate(self.config, self.identities))
+
+    def threshold_for(self, identities: int | None) -> float:
+        """The threshold for a gallery of ``identities`` identities (remembered as the size in force)."""
+        self.identities = identities
+        return self.threshold
+
+    def _quantile(self, rate: float) -> float:
         if not self.calibrated:
             return self.fallback
-        if self._cached is None:
-            q = float(np.quantile(np.fromiter(self._d, dtype=np.float64), self.config.false_match_rate))
-            self._cached = float(np.clip(q, self.config.min_threshold, self.config.max_threshold))
-        return self._cached
+        by_rate = self.__dict__.setdefault("_by_rate", {})  # absent in calibrators pickled before it existed
+        if rate not in by_rate:
+            if len(by_rate) > 64:
+                by_rate.clear()
+            q = float(np.quantile(np.fromiter(self._d, dtype=np.float64), rate))
+            by_rate[rate] = float(np.clip(q, self.config.min_threshold, self.config.max_threshold))
+        return by_rate[rate]

@@ -50,6 +50,14 @@ class AutoThresholdConfig(StrictModel):
     false_match_rate: the threshold is this quantile of the distances between
         tracklets and identities known to be different people (seen at the same
         time in one camera, or in two non-overlapping cameras).
+    reference_identities: the gallery size ``false_match_rate`` is meant for. A person not yet in
+        the gallery is compared with every identity in it, so with G identities the chance that one
+        of them falls within the threshold grows about G-fold (a union bound over G comparisons).
+        With more than ``reference_identities`` identities the quantile taken is
+        ``false_match_rate * reference_identities / G`` (G: :meth:`CrossCameraMatcher.gallery_size`,
+        memory and pager), which keeps that chance about constant as the gallery grows; smaller
+        galleries use ``false_match_rate`` itself. null: ``false_match_rate`` at any size (the rule
+        before 2026-12-07). Below ``1 / max_negatives`` the quantile is the smallest kept sample.
     min_negatives: samples needed before the calibrated value is used.
     warmup: until then, "no-link" (the default: fresh tracklets open new identities, continuations
         of a track keep theirs; with revision on, the window's re-solve links them once the
@@ -66,6 +74,7 @@ class AutoThresholdConfig(StrictModel):
     """
 
     false_match_rate: float = Field(0.02, gt=0.0, lt=0.5)
+    reference_identities: int | None = Field(50, ge=1)
     min_negatives: int = Field(50, ge=1)
     warmup: Literal["threshold", "no-link"] = "no-link"
     max_negatives: int = Field(5000, ge=10)

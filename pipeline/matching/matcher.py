@@ -114,8 +114,11 @@ class CrossCameraMatcher(RevisionWindowMixin, PagedGalleryMixin):
 
     @property
     def threshold(self) -> float:
-        """The matching threshold in force: calibrated when enough known-different pairs were seen."""
-        return self._calibrator.threshold if self._calibrator is not None else self.config.threshold
+        """The matching threshold in force: calibrated when enough known-different pairs were seen (at the
+        rate for the current gallery size, :func:`~pipeline.matching.calibration.gallery_rate`)."""
+        if self._calibrator is None:
+            return self.config.threshold
+        return self._calibrator.threshold_for(self.gallery_size())
 
     @property
     def calibration(self) -> dict:

@@ -21,7 +21,13 @@ at once (:func:`recluster_run`):
 5. the threshold: ``threshold`` when given (``--threshold``, ``recluster.threshold``), else, when
    the matcher calibrates (``auto_threshold``), the ``false_match_rate`` quantile of the cannot-link
    pairs' distances of this run (the matcher's label-free rule, :class:`NegativeDistanceCalibrator`,
-   on tracklet pairs instead of tracklet-prototype pairs), else ``MatcherConfig.threshold``.
+   on tracklet pairs instead of tracklet-prototype pairs), else ``MatcherConfig.threshold``. The
+   calibrated rate depends on the gallery size (``reference_identities``,
+   :func:`~pipeline.matching.calibration.gallery_rate`); here the gallery is the clustering's own
+   result, so the threshold is its fixed point: first at as many identities as tracklets (the
+   strictest), then at the number of clusters that gave, until the threshold stops changing (each
+   round can only loosen it and merge more, so it ends; at most :data:`MAX_THRESHOLD_ROUNDS`).
+   Deterministic from embeddings and times, so still idempotent.
 
 Ids: clusters, in order of their first tracklet, keep the old global id that most of their
 tracklets had (ties: the smaller id), when no earlier cluster took it; otherwise the store
@@ -56,7 +62,8 @@ from pipeline.matching.config import MatcherConfig
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ReclusterResult", "agglomerate", "cannot_link_matrix", "choose_threshold", "cosine_distances",
+__all__ = ["ReclusterResult", "agglomerate", "cannot_link_matrix", "choose_threshold", "cluster_at_calibrated_threshold",
+           "cosine_distances",
            "recluster_run", "refresh_identities", "write_global_mot"]
 
 
@@ -97,11 +104,16 @@ class ReclusterResult:
 
 
 # ---------------------------------------------------------------------------------------- threshold
+#: rounds of the calibrated threshold's fixed point (threshold -> clusters -> gallery size -> threshold)
+MAX_THRESHOLD_ROUNDS = 8
+
+
 def choose_threshold(dist: np.ndarray, cannot: np.ndarray, config: MatcherConfig,
-                     threshold: float | None = None) -> tuple[float, str]:
+                     threshold: float | None = None, identities: int | None = None) -> tuple[float, str]:
     """(threshold, source): ``threshold`` ("given"); else with ``config.auto_threshold`` the matcher's
-    calibration rule on the cannot-link pairs' distances ("calibrated"; "fixed" = its fallback when
-    there are fewer than ``min_negatives`` pairs); else ``config.threshold`` ("fixed")."""
+    calibration rule on the cannot-link pairs' distances at the rate for a gallery of ``identities``
+    (None: the unscaled ``false_match_rate``) ("calibrated"; "fixed" = its fallback when there are fewer
+    than ``min_negatives`` pairs); else ``config.threshold`` ("fixed")."""
     if threshold is not None:
         return float(threshold), "given"
     if config.auto_threshold is None:
@@ -110,7 +122,25 @@ def choose_threshold(dist: np.ndarray, cannot: np.ndarray, config: MatcherConfig
                                      config.threshold)
     iu = np.triu_indices(len(dist), k=1)
     cal.add(dist[iu][cannot[iu]])
-    return float(cal.threshold), "calibrated" if cal.calibrated else "fixed"
+    return float(cal.threshold_for(identities)), "calibrated" if cal.calibrated else "fixed"
+
+
+def cluster_at_calibrated_threshold(dist: np.ndarray, cannot: np.ndarray, blocked: np.ndarray, check,
+                                    config: MatcherConfig, has: np.ndarray,
+                                    threshold: float | None = None) -> tuple[list[list[int]], float, str]:
+    """(clusters, threshold, source) of :func:`agglomerate` on (N, N) ``dist`` with ``blocked`` pairs, the
+    threshold from :func:`choose_threshold` on the embedded tracklets (``has``, (N,) bool) and their
+    cannot-link pairs. A calibrated threshold is taken at its fixed point over the gallery size (module
+    doc, step 5): first for N identities, then for the number of clusters the last threshold gave."""
+    sub = np.ix_(has, has)
+    thr, source = choose_threshold(dist[sub], cannot[sub], config, threshold, identities=len(dist))
+    clusters = agglomerate(dist, blocked, thr, check)
+    for _ in range(MAX_THRESHOLD_ROUNDS if source == "calibrated" else 0):
+        nxt, _ = choose_threshold(dist[sub], cannot[sub], config, threshold, identities=len(clusters))
+        if nxt == thr:
+            break
+        thr, clusters = nxt, agglomerate(dist, blocked, nxt, check)
+    return clusters, thr, source
 
 
 # ---------------------------------------------------------------------------------------- store
@@ -144,10 +174,10 @@ def recluster_run(store, run_id: int, config: MatcherConfig, threshold: float | 
     has = np.array([version in t.embeddings for t in tracklets], dtype=bool)
     dist = cosine_distances(np.stack([it.vector for it in items])) if items else np.zeros((0, 0))
     cannot = cannot_link_matrix(items, matcher)
-    thr, source = choose_threshold(dist[np.ix_(has, has)], cannot[np.ix_(has, has)], config, threshold)
     blocked = cannot | ~has[:, None] | ~has[None, :]  # a tracklet without the version stays alone
     np.fill_diagonal(blocked, False)
-    clusters = agglomerate(dist, blocked, thr, handover_check(items, matcher))
+    clusters, thr, source = cluster_at_calibrated_threshold(dist, cannot, blocked, handover_check(items, matcher),
+                                                            config, has, threshold)
     old = [t.global_id for t in tracklets]
     picks = assign_ids(clusters, old)
     res = ReclusterResult(run_id, version, thr, source, int(np.triu(cannot, 1).sum()),

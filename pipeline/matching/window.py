@@ -15,6 +15,7 @@ from itertools import islice
 import numpy as np
 
 from pipeline.core.types import GlobalIdentity, TrackletEmbedding
+from pipeline.matching.calibration import gallery_rate
 from pipeline.matching.results import MatchResult, _copy_identity, _unit, prototype_distances
 from pipeline.matching.revise import describe_changes, single_blas_thread, solve_window
 
@@ -112,8 +113,10 @@ class RevisionWindowMixin:
         return self._pair_threshold()
 
     def _pair_threshold(self) -> float:
-        """The false_match_rate quantile of the last ``max_negatives`` known-different pair distances (the
-        window's pairs, then the settled ones, in that order); the matcher's threshold before ``min_negatives``."""
+        """The quantile at :func:`~pipeline.matching.calibration.gallery_rate` (``false_match_rate``, scaled
+        down for a gallery above ``reference_identities``) of the last ``max_negatives`` known-different pair
+        distances (the window's pairs, then the settled ones, in that order); the matcher's threshold before
+        ``min_negatives``."""
         cfg = self.config.auto_threshold
         if len(self._pair_neg) + len(self._pair_settled) < cfg.min_negatives:
             return self.threshold
@@ -121,7 +124,7 @@ class RevisionWindowMixin:
         need = cfg.max_negatives - len(tail)
         if need > 0:  # the newest window pairs before them (dicts keep insertion order)
             tail = list(islice(reversed(self._pair_neg.values()), need))[::-1] + tail
-        q = float(np.quantile(np.asarray(tail, dtype=np.float64), cfg.false_match_rate))
+        q = float(np.quantile(np.asarray(tail, dtype=np.float64), gallery_rate(cfg, self.gallery_size())))
         return float(np.clip(q, cfg.min_threshold, cfg.max_threshold))
 
     # ------------------------------------------------------------------ incremental re-solve

@@ -213,6 +213,34 @@ def test_calibrator_quantile_fallback_bounds_and_reset() -> None:
     assert len(window) == 10  # only the most recent samples are kept
 
 
+def test_calibration_rate_shrinks_with_the_gallery_above_reference_identities() -> None:
+    from pipeline.matching.calibration import NegativeDistanceCalibrator, gallery_rate
+
+    assert gallery_rate(AutoThresholdConfig(), 500) == pytest.approx(0.002)  # 0.02 * 50 / 500
+    assert gallery_rate(AutoThresholdConfig(), 50) == gallery_rate(AutoThresholdConfig(), None) == 0.02
+    assert gallery_rate(AutoThresholdConfig(reference_identities=None), 10_000) == 0.02
+    cfg = AutoThresholdConfig(false_match_rate=0.2, reference_identities=5, min_negatives=1)
+    cal = NegativeDistanceCalibrator(cfg, fallback=0.35)
+    cal.add(np.arange(101) / 100.0)  # 0.00 .. 1.00: the p-quantile is p itself
+    assert cal.threshold_for(None) == pytest.approx(0.2) and cal.threshold_for(5) == pytest.approx(0.2)
+    assert cal.threshold_for(10) == pytest.approx(0.1) and cal.threshold_for(40) == pytest.approx(0.025)
+    assert cal.threshold == pytest.approx(0.025)  # the size of the last call stays in force
+    cal.add(np.array([0.0] * 99))  # new samples (200, half of them 0): the cached 0.025 is not reused
+    assert cal.threshold_for(40) == 0.0
+
+
+def test_matcher_threshold_follows_its_gallery_size() -> None:
+    auto = {"false_match_rate": 0.25, "reference_identities": 2, "min_negatives": 2, "warmup": "threshold"}
+    m = CrossCameraMatcher(validate(MatcherConfig, {"threshold": 0.9, "auto_threshold": auto,
+                                                    "revise": {"enabled": False}}, "<test>"))
+    # as in the test below: three identities, three known-different distances (0.5, 1.0, 0.134)
+    assert [m.match([t])[0] for t in (te("A", 1, 0, 10, 0), te("A", 2, 0, 10, 60), te("B", 1, 5, 8, 90))] == [1, 2, 3]
+    neg = m.calibrator.negatives
+    assert m.gallery_size() == 3 and len(neg) == 3
+    assert m.threshold == pytest.approx(float(np.quantile(neg, 0.25 * 2 / 3)))
+    assert m.threshold < float(np.quantile(neg, 0.25))
+
+
 def test_threshold_calibrated_on_known_different_pairs() -> None:
     auto = {"false_match_rate": 0.25, "min_negatives": 2, "warmup": "threshold"}
     m = CrossCameraMatcher(validate(MatcherConfig, {"threshold": 0.9, "auto_threshold": auto,

@@ -198,6 +198,23 @@ def test_calibrated_threshold_is_the_cannot_link_quantile(tmp_path: Path):
     assert (res.threshold, res.threshold_source) == (0.02, "fixed")
 
 
+def test_calibrated_threshold_is_the_fixed_point_over_the_gallery_size(tmp_path: Path):
+    """With reference_identities 2 the rate shrinks as the clusters grow in number: first for the 6
+    tracklets (0.25 * 2/6), which merges only T4 + T5 (2 deg apart), then for those 5 clusters
+    (0.25 * 2/5), which merges nothing more: the threshold of the result is the rate of its own size."""
+    _build(tmp_path / "s.sqlite")
+    d = sorted(1 - math.cos(math.radians(x)) for x in (3, 8, 5, 98))
+    cfg = MatcherConfig(auto_threshold={"min_negatives": 4, "false_match_rate": 0.25, "reference_identities": 2})
+    with IdentityStore(tmp_path / "s.sqlite") as s:
+        res = recluster_run(s, 1, cfg)
+    assert res.threshold_source == "calibrated" and len(set(res.labels.values())) == 5
+    assert res.threshold == pytest.approx(float(np.quantile(d, 0.25 * 2 / 5)))
+    assert res.threshold < float(np.quantile(d, 0.25))  # stricter than the unscaled rate
+    with IdentityStore(tmp_path / "s.sqlite") as s:  # idempotent: the same fixed point, nothing moves
+        again = recluster_run(s, 1, cfg)
+    assert again.threshold == res.threshold and again.changed == 0
+
+
 def test_cli_recluster_and_its_one_line_errors(tmp_path: Path, capsys):
     store_path = tmp_path / "s.sqlite"
     _build(store_path)
