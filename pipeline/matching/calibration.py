@@ -18,7 +18,9 @@ false-match rate of a single comparison, measured on the deployed cameras and
 the deployed model, without labels. A newcomer is compared with every identity
 of the gallery, so a per-comparison rate that suits a few dozen identities lets
 hundreds of them absorb newcomers: above ``reference_identities`` identities the
-rate is divided by G / ``reference_identities`` (:func:`gallery_rate`). Until ``min_negatives`` samples exist
+rate is divided by G / ``reference_identities`` (:func:`gallery_rate`).
+
+Until ``min_negatives`` samples exist
 (``warmup``) no fresh tracklet joins an existing identity (``"no-link"``, the
 default: with revision on, the window's re-solve links them once calibrated) or
 the configured fixed threshold is used (``"threshold"``).

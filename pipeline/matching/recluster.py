@@ -63,8 +63,7 @@ from pipeline.matching.config import MatcherConfig
 log = logging.getLogger(__name__)
 
 __all__ = ["ReclusterResult", "agglomerate", "cannot_link_matrix", "choose_threshold", "cluster_at_calibrated_threshold",
-           "cosine_distances",
-           "recluster_run", "refresh_identities", "write_global_mot"]
+           "cosine_distances", "recluster_run", "refresh_identities", "write_global_mot"]
 
 
 @dataclass
@@ -108,6 +107,15 @@ class ReclusterResult:
 MAX_THRESHOLD_ROUNDS = 8
 
 
+def _pair_calibrator(dist: np.ndarray, cannot: np.ndarray, config: MatcherConfig) -> NegativeDistanceCalibrator:
+    """The matcher's label-free calibration fed with the (N, N) cannot-link pairs' distances."""
+    cal = NegativeDistanceCalibrator(config.auto_threshold.model_copy(update={"warmup": "threshold"}),
+                                     config.threshold)
+    iu = np.triu_indices(len(dist), k=1)
+    cal.add(dist[iu][cannot[iu]])
+    return cal
+
+
 def choose_threshold(dist: np.ndarray, cannot: np.ndarray, config: MatcherConfig,
                      threshold: float | None = None, identities: int | None = None) -> tuple[float, str]:
     """(threshold, source): ``threshold`` ("given"); else with ``config.auto_threshold`` the matcher's
@@ -118,10 +126,7 @@ def choose_threshold(dist: np.ndarray, cannot: np.ndarray, config: MatcherConfig
         return float(threshold), "given"
     if config.auto_threshold is None:
         return float(config.threshold), "fixed"
-    cal = NegativeDistanceCalibrator(config.auto_threshold.model_copy(update={"warmup": "threshold"}),
-                                     config.threshold)
-    iu = np.triu_indices(len(dist), k=1)
-    cal.add(dist[iu][cannot[iu]])
+    cal = _pair_calibrator(dist, cannot, config)
     return float(cal.threshold_for(identities)), "calibrated" if cal.calibrated else "fixed"
 
 
@@ -133,10 +138,23 @@ def cluster_at_calibrated_threshold(dist: np.ndarray, cannot: np.ndarray, blocke
     cannot-link pairs. A calibrated threshold is taken at its fixed point over the gallery size (module
     doc, step 5): first for N identities, then for the number of clusters the last threshold gave."""
     sub = np.ix_(has, has)
-    thr, source = choose_threshold(dist[sub], cannot[sub], config, threshold, identities=len(dist))
+    if threshold is not None or config.auto_threshold is None:
+        thr, source = choose_threshold(dist[sub], cannot[sub], config, threshold)
+        return agglomerate(dist, blocked, thr, check), thr, source
+    cal = _pair_calibrator(dist[sub], cannot[sub], config)
+    thr = float(cal.threshold_for(len(dist)))
     clusters = agglomerate(dist, blocked, thr, check)
-    for _ in range(MAX_THRESHOLD_ROUNDS if source == "calibrated" else 0):
-        nxt, _ = choose_threshold(dist[sub], cannot[sub], config, threshold, identities=len(clusters))
+    if not cal.calibrated:  # the fallback does not depend on the gallery size
+        return clusters, thr, "fixed"
+    for _ in range(MAX_THRESHOLD_ROUNDS):
+        nxt = float(cal.threshold_for(len(clusters)))
+        if nxt == thr:
+            break
+        thr, clusters = nxt, agglomerate(dist, blocked, nxt, check)
+    return clusters, thr, "calibrated"
+    cal = _pair_calibrator(dist[sub], cannot[sub], config)
+    for _ in range(MAX_THRESHOLD_ROUNDS):
+        nxt = float(cal.threshold_for(len(clusters)))
         if nxt == thr:
             break
         thr, clusters = nxt, agglomerate(dist, blocked, nxt, check)
