@@ -134,7 +134,9 @@ def _format_identity(r: dict) -> str:
     for c in r.get("changes", []):
         what = (f"merge: {c['from']} absorbed into {c['into']}" if c["kind"] == "merge"
                 else f"split: from {c['from']} into {c['into']}")
-        lines.append(f"  change {c['change_id']} at {c['t']:.1f}s ({c['cam_id']}): {what},"
+        decided = c["payload"].get("decided_t")
+        when = f"at {c['t']:.1f}s" + (f", decided at {decided:.1f}s" if decided is not None else "")
+        lines.append(f"  change {c['change_id']} {when} ({c['cam_id']}): {what},"
                      f" {len(c['tracklets'])} tracklet(s) moved, distance {_num(c['distance'], '.4f')},"
                      f" p(same) {_num(c['probability'], '.2f')}")
     return "\n".join(lines)

@@ -62,7 +62,9 @@ class IdentityChange:
     split: ``source``). cam_id / t: camera and start time of the first moved tracklet.
     distance: average cosine distance of the moved tracklets to the rest of ``into`` (None when
     ``into`` has nothing else); distance_from: the same to what stays in ``source`` (None: nothing);
-    probability: the calibrated P(same) at ``distance`` (None when unknown).
+    probability: the calibrated P(same) at ``distance`` (None when unknown). decided_t: the matcher's
+    clock (the newest tracklet end it had seen) when the re-solve made the change, so a change that
+    rewrites the past says when it was decided (None: unknown, e.g. the batch re-clustering).
     """
 
     kind: str
@@ -75,6 +77,7 @@ class IdentityChange:
     distance: float | None
     distance_from: float | None
     probability: float | None = None
+    decided_t: float | None = None
 
     def payload(self) -> dict:
         """The event payload (JSON-ready)."""
@@ -83,7 +86,7 @@ class IdentityChange:
                 "into": self.into, "from": self.source, **({"absorbed": self.source} if self.kind == "merge" else {}),
                 "tracklets": len(self.moved), "moved": [{"cam_id": c, "track_id": t} for c, t in self.moved],
                 "distance": r(self.distance), "distance_from": r(self.distance_from),
-                "probability": r(self.probability), "by": "revise"}
+                "probability": r(self.probability), "decided_t": r(self.decided_t), "by": "revise"}
 
 
 class NodeDistances:
@@ -257,11 +260,12 @@ def _coexists_settled(items: list[TrackletEmbedding], idents: list[GlobalIdentit
 
 
 def describe_changes(items: list[TrackletEmbedding], old: list[int | None], new: list[int],
-                     sol: WindowSolution, remaining: set[int], probability) -> list[IdentityChange]:
+                     sol: WindowSolution, remaining: set[int], probability,
+                     decided_t: float | None = None) -> list[IdentityChange]:
     """The revisions from ``old`` to ``new`` ids of the tentative ``items`` (only those with an old id).
 
     remaining: ids that still have members afterwards (settled or tentative); probability:
-    distance -> P(same) or None. Sorted by (t, camera, id)."""
+    distance -> P(same) or None; decided_t: the matcher clock of this re-solve. Sorted by (t, camera, id)."""
     moves: dict[tuple[int, int], list[int]] = {}
     for i, (a, b) in enumerate(zip(old, new)):
         if a is not None and a != b:
@@ -280,5 +284,6 @@ def describe_changes(items: list[TrackletEmbedding], old: list[int | None], new:
         first = items[idx[0]]
         out.append(IdentityChange(kind, dst if kind == "merge" else src, dst, src,
                                   tuple((items[i].cam_id, int(items[i].track_id)) for i in idx),
-                                  first.cam_id, float(first.start_time), d_into, d_from, probability(d_into)))
+                                  first.cam_id, float(first.start_time), d_into, d_from, probability(d_into),
+                                  decided_t))
     return sorted(out, key=lambda c: (c.t, c.cam_id, c.global_id, c.kind))

@@ -82,7 +82,7 @@ class RevisionWindowMixin:
         for g in sorted(touched):  # identities whose members or member vectors changed
             self._rebuild(g)
         remaining = set(settled) | {v[1] for v in self._window.values()}
-        self._changes += describe_changes(win, old, labels, sol, remaining, self.link_probability)
+        self._changes += describe_changes(win, old, labels, sol, remaining, self.link_probability, float(self._clock))
         created = set(new_ids.values())
         pos = {k: i for i, k in enumerate(keys)}
         out = []

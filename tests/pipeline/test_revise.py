@@ -57,6 +57,8 @@ def test_early_merge_split_by_later_evidence() -> None:
     assert ch.distance_from == pytest.approx(d(20), abs=1e-6)  # mean of c2/1 -> c1/1 and c2/1 -> c2/3
     assert m.track_global_id("c2", 1) == 2 and m.track_global_id("c1", 1) == 1
     assert ch.payload()["ids"] == [1, 2] and ch.payload()["by"] == "revise"
+    # it rewrites what was decided at 30 s; it was decided when c2/3 ended, at 35 s
+    assert ch.t == 20.0 and ch.decided_t == 35.0 and ch.payload()["decided_t"] == 35.0
 
 
 def test_two_identities_merged_by_later_evidence() -> None:
@@ -69,7 +71,7 @@ def test_two_identities_merged_by_later_evidence() -> None:
     (ch,) = m.pop_changes()
     assert (ch.kind, ch.into, ch.source, ch.global_id, ch.moved) == ("merge", 1, 2, 1, (("c2", 1),))
     assert ch.distance == pytest.approx((d(28) + d(14)) / 2, abs=1e-6)
-    assert ch.distance_from is None
+    assert ch.distance_from is None and ch.decided_t == 50.0  # when c3/1's end brought the evidence
     assert m.identity(2) is None and m.track_global_id("c2", 1) == 1
     assert {g.global_id for g in m.gallery} == {1}
 
@@ -169,6 +171,7 @@ def test_assigner_stores_history_aliases_events_and_rewrites_mot(tmp_path: Path,
     assert [r.global_id for r in store.identities()] == [1]  # 2 has no member left
     (ev,) = store.events(kind="merge")
     assert ev.global_id == 1 and ev.payload["ids"] == [1, 2] and ev.payload["tracklet_ids"] == [tid2]
+    assert ev.t == 20.0 and ev.payload["decided_t"] == 50.0
     lines = [json.loads(x) for x in (out / "events.jsonl").read_text().splitlines()]
     assert [e for e in lines if e["kind"] == "merge"][0]["absorbed"] == 2
     # mot_global as streamed still has id 2 in c2; the rewrite puts the revised id everywhere
@@ -184,7 +187,7 @@ def test_assigner_stores_history_aliases_events_and_rewrites_mot(tmp_path: Path,
     assert report["global_id"] == 1 and report["resolved_from"]["id"] == 2 and report["absorbed"] == [2]
     text = _format_identity(report)
     assert text.splitlines()[0].startswith("identity 2 was merged into identity 1 (change 1,")
-    assert "absorbed ids: 2" in text and "change 1 at 20.0s (c2): merge: 2 absorbed into 1" in text
+    assert "absorbed ids: 2" in text and "change 1 at 20.0s, decided at 50.0s (c2): merge: 2 absorbed into 1" in text
     conf = {t["track_id"]: t for t in report["tracklets"] if t["cam_id"] == "c2"}
     assert conf[1]["distance"] == pytest.approx((d(28) + d(14)) / 2, abs=1e-5)
     for w in mot.values():
