@@ -167,8 +167,11 @@ def _solve_window(items, old, settled, matcher, threshold):
     d_ws = to_settled[:, keep]
     c_ws = _coexists_settled(items, [settled[g] for g in cand], matcher)
     check = handover_check(items, matcher)
-    clusters = _agglomerate_components(items, d_ww, c_ww, d_ws, c_ws, [settled[g] for g in cand], threshold,
-                                       matcher, check)
+    band_ww, band_ws = _dead_band(old, cand, getattr(matcher.config.revise, "hysteresis", 0.0) * threshold)
+    d_ws -= band_ws  # the clustering's view; the topology's penalties are added to it in place
+    clusters = _agglomerate_components(items, d_ww - band_ww, c_ww, d_ws, c_ws, [settled[g] for g in cand],
+                                       threshold, matcher, check)
+    d_ws += band_ws  # real distances (with penalties) for the links and the events
     dist = NodeDistances(d_ww, d_ws)
     labels: list[int | None] = [None] * n
     group = [-1] * n
@@ -189,6 +192,17 @@ def _solve_window(items, old, settled, matcher, threshold):
                 group[i] = k
                 link[i] = float(avg) if len(c) > 1 else None
     return WindowSolution(labels, group, link, dist, clusters, threshold), cand
+
+
+def _dead_band(old: list[int | None], cand: list[int], band: float) -> tuple[np.ndarray, np.ndarray]:
+    """(N, N) and (N, M) amounts taken off the distances of the tentative tracklets (current ids ``old``) to the
+    other members of their current identity and to its settled part (``cand``: the settled candidates' ids):
+    ``band`` there, 0 elsewhere (:class:`~pipeline.matching.config.ReviseConfig` ``hysteresis``)."""
+    ids = np.array([-1 if g is None else g for g in old], dtype=np.int64)
+    same = (ids[:, None] == ids[None, :]) & (ids[:, None] >= 0)
+    np.fill_diagonal(same, False)
+    own = (ids[:, None] == np.asarray(cand, dtype=np.int64).reshape(1, -1)) & (ids[:, None] >= 0)
+    return band * same, band * own
 
 
 def _agglomerate_components(items, d_ww: np.ndarray, c_ww: np.ndarray, d_ws: np.ndarray, c_ws: np.ndarray,

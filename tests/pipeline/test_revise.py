@@ -39,7 +39,8 @@ def te(cam: str, track: int, start: float, end: float, deg: float) -> TrackletEm
 
 
 def cfg(window_s: float = 100.0, **kw) -> MatcherConfig:
-    return MatcherConfig(threshold=0.1, auto_threshold=None, revise=ReviseConfig(window_s=window_s), **kw)
+    kw.setdefault("revise", ReviseConfig(window_s=window_s))
+    return MatcherConfig(threshold=0.1, auto_threshold=None, **kw)
 
 
 def test_early_merge_split_by_later_evidence() -> None:
@@ -59,6 +60,22 @@ def test_early_merge_split_by_later_evidence() -> None:
     assert ch.payload()["ids"] == [1, 2] and ch.payload()["by"] == "revise"
     # it rewrites what was decided at 30 s; it was decided when c2/3 ended, at 35 s
     assert ch.t == 20.0 and ch.decided_t == 35.0 and ch.payload()["decided_t"] == 35.0
+
+
+def test_dead_band_keeps_a_member_just_beyond_the_threshold_and_no_one_else() -> None:
+    """Threshold 0.1; c1/1 and c2/1 are 26.5 deg apart (distance 0.1051). Both already in identity 1, the
+    dead band (hysteresis 0.1: 0.01) counts 0.0951 and keeps them together, with the real distance
+    reported; without it, or for a tracklet not yet in identity 1, 0.1051 > 0.1 keeps them apart."""
+    from pipeline.matching.revise import solve_window
+
+    items = [te("c1", 1, 0, 10, 0), te("c2", 1, 20, 30, 26.5)]
+    for hysteresis, old, together in ((0.1, [1, 1], True), (0.0, [1, 1], False), (0.1, [1, None], False)):
+        m = CrossCameraMatcher(cfg(revise=ReviseConfig(window_s=100, hysteresis=hysteresis)))
+        sol, _ = solve_window(items, old, {}, m, 0.1)
+        assert (sol.labels[0] == sol.labels[1]) is together, (hysteresis, old)
+        if together:
+            assert sol.link[1] == pytest.approx(d(26.5), abs=1e-6)  # the real distance, not 0.0951
+    assert d(26.5) == pytest.approx(0.1051, abs=1e-4)
 
 
 def test_two_identities_merged_by_later_evidence() -> None:
