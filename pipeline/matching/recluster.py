@@ -152,13 +152,6 @@ def cluster_at_calibrated_threshold(dist: np.ndarray, cannot: np.ndarray, blocke
             break
         thr, clusters = nxt, agglomerate(dist, blocked, nxt, check)
     return clusters, thr, "calibrated"
-    cal = _pair_calibrator(dist[sub], cannot[sub], config)
-    for _ in range(MAX_THRESHOLD_ROUNDS):
-        nxt = float(cal.threshold_for(len(clusters)))
-        if nxt == thr:
-            break
-        thr, clusters = nxt, agglomerate(dist, blocked, nxt, check)
-    return clusters, thr, source
 
 
 # ---------------------------------------------------------------------------------------- store

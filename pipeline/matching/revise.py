@@ -167,10 +167,11 @@ def _solve_window(items, old, settled, matcher, threshold):
     d_ws = to_settled[:, keep]
     c_ws = _coexists_settled(items, [settled[g] for g in cand], matcher)
     check = handover_check(items, matcher)
-    band_ww, band_ws = _dead_band(old, cand, getattr(matcher.config.revise, "hysteresis", 0.0) * threshold)
+    band = getattr(matcher.config.revise, "hysteresis", 0.0) * threshold
+    band_ww, band_ws = _dead_band(old, cand, band) if band > 0 else (0.0, 0.0)  # off by default: no work
     d_ws -= band_ws  # the clustering's view; the topology's penalties are added to it in place
-    clusters = _agglomerate_components(items, d_ww - band_ww, c_ww, d_ws, c_ws, [settled[g] for g in cand],
-                                       threshold, matcher, check)
+    clusters = _agglomerate_components(items, d_ww - band_ww if band > 0 else d_ww, c_ww, d_ws, c_ws,
+                                       [settled[g] for g in cand], threshold, matcher, check)
     d_ws += band_ws  # real distances (with penalties) for the links and the events
     dist = NodeDistances(d_ww, d_ws)
     labels: list[int | None] = [None] * n
