@@ -62,7 +62,7 @@ def detector_settings() -> dict:
 
 def make_config(cams_dir: Path, run_dir: Path, encoder: str, threshold: float, tracker: str | None, every: int,
                 auto: bool = True, warmup: str | None = None, offset: float = 0.0, min_visibility: float = 0.0,
-                lstm: Path | None = None, flip: bool = False):
+                lstm: Path | None = None, flip: bool = False, announce_after: float | None = None):
     from pipeline.camconfig import CamsConfig
     from pipeline.core.configio import validate
     from pipeline.evaluation.layout_bench import camera_sources
@@ -73,6 +73,8 @@ def make_config(cams_dir: Path, run_dir: Path, encoder: str, threshold: float, t
     matching: dict = {"threshold": threshold, "auto_threshold": auto_cfg}
     if overlapping:
         matching["overlapping_cameras"] = overlapping
+    if announce_after is not None:
+        matching["revise"] = {"announce_after_s": announce_after}
     data = {
         "mode": "batch",
         "run_key": f"bench-{run_dir.name}" + (f"-at{offset:g}" if offset else ""),
@@ -241,6 +243,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="our runs embed each crop with its mirror (encoder.flip: true; twice the embedding cost)")
     ap.add_argument("--min-visibility", type=float, default=0.0,
                     help="tracklets.min_visibility of every run (default 0: the config's default, every embedding kept)")
+    ap.add_argument("--announce-after", type=float, default=None,
+                    help="matching.revise.announce_after_s of our runs (default: the config's default)")
     ap.add_argument("--warmup", choices=["threshold", "no-link"], default=None,
                     help="matching.auto_threshold.warmup of the calibrated runs (default: the config's default)")
     ap.add_argument("--store-from", type=Path, default=None,
@@ -290,7 +294,8 @@ def run_pets2(args: argparse.Namespace, argv: list[str] | None, out: Path) -> di
     t0 = time.time()
     off = args.time_offset if args.store_from is not None else 0.0
     cfg = make_config(cams_dir, out / "ours", args.encoder, thr, args.tracker, args.every, warmup=args.warmup,
-                      offset=off, min_visibility=args.min_visibility, lstm=args.lstm, flip=args.flip)
+                      offset=off, min_visibility=args.min_visibility, lstm=args.lstm, flip=args.flip,
+                      announce_after=args.announce_after)
     reuse = None
     if args.detections_from is not None:
         reuse = args.detections_from / ("pets2" if args.layout == "all" else "") / "detections.json"
@@ -353,7 +358,8 @@ def run_layout(name: str, args: argparse.Namespace, argv: list[str] | None, out:
     thr = args.threshold if args.threshold is not None else MatcherConfig().threshold
     bthr = args.baseline_threshold if args.baseline_threshold is not None else thr
     cfg = make_config(cams_dir, out / "ours", args.encoder, thr, args.tracker, args.every, warmup=args.warmup,
-                      min_visibility=args.min_visibility, lstm=args.lstm, flip=args.flip)
+                      min_visibility=args.min_visibility, lstm=args.lstm, flip=args.flip,
+                      announce_after=args.announce_after)
     ours, ours_eval, _ = run_variant("ours", cfg, cams_dir, out / "ours", replay, None)
     cfg_c = make_config(cams_dir, out / "baseline_auto", "imagenet", bthr, args.tracker, args.every,
                         warmup=args.warmup, min_visibility=args.min_visibility)

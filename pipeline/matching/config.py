@@ -124,6 +124,13 @@ class ReviseConfig(StrictModel):
         alone. Measured at 0.1 (docs/pipeline.md, "Revision churn"): about half the merge / split events on
         the PETS layouts, for 0.1-1.7 points of global IDF1 there; an option for operators who want fewer
         revision events, not the default.
+    announce_after_s: a revision is *announced* (the ``merge`` / ``split`` event in events.jsonl, the store's
+        events feed and MQTT) only once the moved track has kept its new id for this many seconds of the
+        matcher's clock; a track that returns to the id last announced for it before then is never announced,
+        and a -> b -> c within the delay is announced as a -> c (:mod:`pipeline.runner.announce`). The store's
+        assignments and its ``identity_changes`` history still follow every re-solve at once, and the decisions
+        do not change: only the notifications wait. The end of a run announces whatever still waits. 0: every
+        revision is announced when it is made.
     """
 
     enabled: bool = True
@@ -133,6 +140,7 @@ class ReviseConfig(StrictModel):
     threshold_tolerance: float = Field(0.0, ge=0.0)
     settled_candidates: int | None = Field(None, ge=1)
     hysteresis: float = Field(0.0, ge=0.0, lt=1.0)
+    announce_after_s: float = Field(30.0, ge=0.0)
 
 
 class IndexConfig(StrictModel):

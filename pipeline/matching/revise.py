@@ -64,7 +64,10 @@ class IdentityChange:
     ``into`` has nothing else); distance_from: the same to what stays in ``source`` (None: nothing);
     probability: the calibrated P(same) at ``distance`` (None when unknown). decided_t: the matcher's
     clock (the newest tracklet end it had seen) when the re-solve made the change, so a change that
-    rewrites the past says when it was decided (None: unknown, e.g. the batch re-clustering).
+    rewrites the past says when it was decided (None: unknown, e.g. the batch re-clustering). moved_t: the
+    start time of each moved tracklet (aligned with ``moved``; empty: unknown). announced_t: the matcher's clock
+    when the change was announced, if later than decided (``revise.announce_after_s``,
+    :mod:`pipeline.runner.announce`); None: announced when decided.
     """
 
     kind: str
@@ -78,6 +81,8 @@ class IdentityChange:
     distance_from: float | None
     probability: float | None = None
     decided_t: float | None = None
+    moved_t: tuple[float, ...] = ()
+    announced_t: float | None = None
 
     def payload(self) -> dict:
         """The event payload (JSON-ready)."""
@@ -86,7 +91,8 @@ class IdentityChange:
                 "into": self.into, "from": self.source, **({"absorbed": self.source} if self.kind == "merge" else {}),
                 "tracklets": len(self.moved), "moved": [{"cam_id": c, "track_id": t} for c, t in self.moved],
                 "distance": r(self.distance), "distance_from": r(self.distance_from),
-                "probability": r(self.probability), "decided_t": r(self.decided_t), "by": "revise"}
+                "probability": r(self.probability), "decided_t": r(self.decided_t),
+                **({} if self.announced_t is None else {"announced_t": r(self.announced_t)}), "by": "revise"}
 
 
 class NodeDistances:
@@ -300,5 +306,5 @@ def describe_changes(items: list[TrackletEmbedding], old: list[int | None], new:
         out.append(IdentityChange(kind, dst if kind == "merge" else src, dst, src,
                                   tuple((items[i].cam_id, int(items[i].track_id)) for i in idx),
                                   first.cam_id, float(first.start_time), d_into, d_from, probability(d_into),
-                                  decided_t))
+                                  decided_t, tuple(float(items[i].start_time) for i in idx)))
     return sorted(out, key=lambda c: (c.t, c.cam_id, c.global_id, c.kind))

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pipeline.matching.recluster import refresh_identities
+from pipeline.runner.announce import RevisionAnnouncer
 
 from pipeline.sinks import EventSink, MOTWriter, TimelineRecorder
 from pipeline.sinks.global_mot import GlobalMotFile, LiveTracklet
@@ -104,6 +105,9 @@ class IdentityAssigner:
         self._gmot_pending: set[str] = set()  # cameras with a final tracklet or a revision since the last rewrite
         self._open_bound: dict[str, int] = {}  # per camera: every open track starts at or after this frame
         self._clock = float("-inf")  # the latest end time seen (the matcher's clock)
+        cfg = getattr(matcher, "config", None)
+        delay = cfg.revise.announce_after_s if cfg is not None and cfg.revise.enabled else 0.0
+        self.announcer = RevisionAnnouncer(delay) if delay > 0 else None  # None: announce revisions when made
 
     def process(self, partials: list[Tracklet], finals: list[Tracklet]) -> None:
         """Assign, store and announce one iteration's tracklets (finals after partials)."""
@@ -132,6 +136,8 @@ class IdentityAssigner:
         changes = self.matcher.pop_changes() if hasattr(self.matcher, "pop_changes") else []
         if changes:
             self._apply_changes(changes)
+        if self.announcer is not None and self.announcer.pending:
+            self._announce_revisions(self.announcer.due(self._clock, self.store.has_members))
         for (tracklet, is_final, vector), res in zip(todo, results):
             self._commit(tracklet, is_final, vector, res)
             key = (tracklet.cam_id, int(tracklet.track_id))
@@ -154,8 +160,29 @@ class IdentityAssigner:
         if na > 0 and nb > 0:
             self.matcher.add_same_track_distances([1.0 - float(a @ b) / (na * nb)])
 
+    def flush_announcements(self) -> None:
+        """Announce every revision still waiting (``announce_after_s``): the end of a run."""
+        if self.announcer is not None and self.announcer.pending:
+            self._announce_revisions(self.announcer.flush(self._clock, self.store.has_members))
+
+    def _announce_revisions(self, changes) -> None:
+        """The ``merge`` / ``split`` events of revisions that waited (:mod:`pipeline.runner.announce`)."""
+        if not changes:
+            return
+        with self.store.transaction():
+            for ch in changes:
+                tids = [tid for cam, track in ch.moved for tid in self.store.track_tracklet_ids(self.run_id, cam, track)]
+                self._notify(ch, dict(ch.payload(), tracklet_ids=tids))
+
+    def _notify(self, ch, payload: dict) -> None:
+        """One revision's event: the store's events feed and the event sinks (events.jsonl, MQTT)."""
+        self.store.add_event(ch.kind, ch.global_id, ch.cam_id, ch.t, payload)
+        if self.events is not None:
+            self.events.emit(ch.kind, ch.global_id, ch.cam_id, ch.t, **payload)
+
     def _apply_changes(self, changes) -> None:
-        """Store, record and announce the matcher's identity revisions (one transaction)."""
+        """Store and record the matcher's identity revisions (one transaction); announce them now, or hand them
+        to the announcer (``announce_after_s``)."""
         touched: set[int] = set()
         with self.store.transaction():
             for ch in changes:
@@ -168,21 +195,22 @@ class IdentityAssigner:
                 payload = dict(ch.payload(), tracklet_ids=tids)
                 self.store.record_change(self.run_id, ch.kind, ch.global_id, ch.into, ch.source, ch.cam_id, ch.t,
                                          tids, ch.distance, ch.probability, payload)
-                self.store.add_event(ch.kind, ch.global_id, ch.cam_id, ch.t, payload)
+                if self.announcer is None:
+                    self._notify(ch, payload)
                 touched.update((ch.into, ch.source))
                 self.stats.tracklets_moved += len(ch.moved)
                 if ch.kind == "merge":
                     self.stats.merges += 1
                 else:
                     self.stats.splits += 1
-                if self.events is not None:
-                    self.events.emit(ch.kind, ch.global_id, ch.cam_id, ch.t, **payload)
                 self._relabel_global_mot(ch.moved, ch.into)
             refresh_identities(self.store, sorted(touched), self.model_version)
             for gid in sorted(touched):
                 ident = self.matcher.identity(gid)
                 if ident is not None:  # the matcher's prototype (EMA), as record_tracklet writes it
                     self.store.set_prototype(gid, ident.prototype)
+        if self.announcer is not None:
+            self.announcer.add(changes, self._clock)
 
     def _revising(self) -> float | None:
         """The revision window in seconds when the matcher revises (``matching.revise``), else None."""

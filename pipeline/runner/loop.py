@@ -138,6 +138,7 @@ class PipelineRunner:
                 with self.timer.stage("match"):  # flush open tracklets: nothing computed is lost
                     finals = [t for st in self.cams.values() for t in st.builder.flush_all()]
                     self.assigner.process([], finals)
+                    self.assigner.flush_announcements()  # revisions still waiting (revise.announce_after_s)
                     self.cal_saver.save(self.comp.matcher, self.comp.encoder.version)
                 with self.timer.stage("store_sinks"):  # final outputs carry the revised identities
                     self.assigner.rewrite_global_mot()
@@ -241,7 +242,8 @@ class PipelineRunner:
         return RunState(
             cameras=self._camera_states(),
             matcher=self.comp.matcher,
-            assigner={"announced": a.announced, "written": a._written, "stats": a.stats, "open": a.open_tracks},
+            assigner={"announced": a.announced, "written": a._written, "stats": a.stats, "open": a.open_tracks,
+                      "announcer": a.announcer},
             timeline=sinks.timeline,
             output_sizes=output_sizes(self.out_dir, self._text_outputs()),
         )
@@ -264,6 +266,8 @@ class PipelineRunner:
         self.assigner._written = state.assigner["written"]
         self.assigner.stats = state.assigner["stats"]
         self.assigner.open_tracks = state.assigner.get("open", set())
+        if state.assigner.get("announcer") is not None:  # revisions that were waiting to be announced
+            self.assigner.announcer = state.assigner["announcer"]
         self.assigner.mark_global_mot_stale()  # the files were cut back to the checkpoint: reload them from the store
         sinks.timeline = self.assigner.timeline = state.timeline
         self.resumed_from = {cid: cr.next_index for cid, cr in state.cameras.items()}
@@ -317,7 +321,10 @@ class PipelineRunner:
             "handovers": stats.handovers,
             "recluster": reclustered,
             "revise": {"merges": stats.merges, "splits": stats.splits, "tracklets_moved": stats.tracklets_moved,
-                       "global_mot_rewrites": stats.global_mot_rewrites},
+                       "global_mot_rewrites": stats.global_mot_rewrites,
+                       **({} if self.assigner.announcer is None else
+                          {"announced_changes": self.assigner.announcer.announced_changes,
+                           "withdrawn_moves": self.assigner.announcer.withdrawn})},
             "mqtt": mqtt,
             "duplicate_global_rows_dropped": stats.duplicate_rows_dropped,
             "timelines": [str(p) for p in pngs],

@@ -23,6 +23,10 @@ class ChangesMixin:
                              " ORDER BY start_frame", (run_id, cam_id, int(track_id)))
         return [int(r[0]) for r in rows]
 
+    def has_members(self, global_id: int) -> bool:
+        """Whether any tracklet is assigned to identity ``global_id`` now."""
+        return bool(self.db.query("SELECT 1 FROM assignments WHERE global_id=? LIMIT 1", (int(global_id),)))
+
     def record_change(self, run_id: int | None, kind: str, global_id: int, into_id: int, from_id: int, cam_id: str,
                       t: float, tracklet_ids: list[int], distance: float | None = None,
                       probability: float | None = None, payload: dict | None = None) -> int:

@@ -39,7 +39,7 @@ def te(cam: str, track: int, start: float, end: float, deg: float) -> TrackletEm
 
 
 def cfg(window_s: float = 100.0, **kw) -> MatcherConfig:
-    kw.setdefault("revise", ReviseConfig(window_s=window_s))
+    kw.setdefault("revise", ReviseConfig(window_s=window_s, announce_after_s=0.0))  # events when decided
     return MatcherConfig(threshold=0.1, auto_threshold=None, **kw)
 
 
