@@ -34,7 +34,9 @@ earlier decisions. Average linkage needs a whole group to be close, so one close
 chain two people together, and a later tracklet that is far from part of a cluster splits it.
 
 Ids: a cluster with a settled identity takes its id; the others keep the id most of their
-members had (:func:`~pipeline.matching.recluster.assign_ids`), else get a new one. Every move of a
+members had (:func:`~pipeline.matching.recluster.assign_ids`), else the first id of a member whose first id
+was absorbed and is free again (a track that joined an identity and leaves it gets back the id it was announced
+with: :meth:`~pipeline.matching.window.RevisionWindowMixin._id_for_group`), else a new one. Every move of a
 previously assigned tracklet is an :class:`IdentityChange`: a ``merge`` when the identity it left
 has no member left (absorbed into the one that took them), a ``split`` when it keeps members.
 """

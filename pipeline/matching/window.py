@@ -65,22 +65,25 @@ class RevisionWindowMixin:
         old = [self._window[k][1] for k in keys]
         sol, _ = solve_window(win, old, settled, self, thr)
         self._last_window_threshold = sol.threshold
+        home, free = self._home_ids()
         new_ids: dict[int, int] = {}
         labels = []
         for i, lab in enumerate(sol.labels):
             if lab is None:
                 if sol.group[i] not in new_ids:
-                    new_ids[sol.group[i]] = self.next_id
-                    self.next_id += 1
+                    new_ids[sol.group[i]] = self._id_for_group(keys, sol.group, sol.group[i], home, free)
                 lab = new_ids[sol.group[i]]
             labels.append(lab)
         for k, lab in zip(keys, labels):
             self._window[k][1] = lab
             self._track_gid[k] = lab
+            home.setdefault(k, lab)
         batch_keys = {(it.cam_id, int(it.track_id)) for it in items}
         touched = {g for k, a, b in zip(keys, old, labels) if a != b or k in batch_keys for g in (a, b)} - {None}
         for g in sorted(touched):  # identities whose members or member vectors changed
             self._rebuild(g)
+            if g not in self._gallery:  # absorbed: its id is free for a track that held it first
+                free.add(g)
         remaining = set(settled) | {v[1] for v in self._window.values()}
         self._changes += describe_changes(win, old, labels, sol, remaining, self.link_probability, float(self._clock))
         created = set(new_ids.values())
@@ -99,6 +102,27 @@ class RevisionWindowMixin:
                                    continuation=key in cont and key not in fresh_keys,
                                    probability=self.link_probability(sol.link[i])))
         return out
+
+    def _home_ids(self) -> tuple[dict, set]:
+        """(track -> the first id it was given, for the tentative tracks; ids absorbed by a revision and not
+        given out again). A group that splits off and needs an id takes back its first member's first id when
+        that id is free, instead of a fresh one: a track that joined an identity and leaves it again gets back
+        the id it was announced with (no id churn for consumers; :mod:`pipeline.runner.announce` then has no
+        move to announce). Both shrink as tracks settle."""
+        return self.__dict__.setdefault("_home_gid", {}), self.__dict__.setdefault("_free_gids", set())
+
+    def _id_for_group(self, keys: list, group: list[int], g: int, home: dict, free: set) -> int:
+        """The id of the re-solve's cluster ``g`` that no existing id fits: the first id of its earliest member
+        (``keys`` are in start order) whose first id was absorbed and is free, else a new id."""
+        for k, gk in zip(keys, group):
+            if gk == g:
+                h = home.get(k)
+                if h in free:
+                    free.discard(h)
+                    return h
+        gid = self.next_id
+        self.next_id += 1
+        return gid
 
     def _window_threshold(self, keys: list, dist: np.ndarray, cannot: np.ndarray) -> float:
         """The re-solve's threshold: the false_match_rate quantile of known-different tracklet-pair
@@ -289,6 +313,10 @@ class RevisionWindowMixin:
         if gone:  # their known-different pairs are final now
             for pair in [p for p in self._pair_neg if p[0] in gone or p[1] in gone]:
                 self._pair_settled.append(self._pair_neg.pop(pair))
+            home, free = self._home_ids()
+            for key in gone:  # a settled track never moves again: no id to take back
+                home.pop(key, None)
+            free.intersection_update(home.values())
         return moved
 
     def _new_identity(self, gid: int, it: TrackletEmbedding) -> GlobalIdentity:

@@ -143,3 +143,27 @@ def test_assigner_withholds_a_flip_flop_but_the_store_follows_every_re_solve(tmp
     # every other event is the same
     others = lambda lines: [(e["kind"], e["global_id"], e["cam_id"]) for e in lines if e["kind"] not in ("merge", "split")]  # noqa: E731
     assert others(later) == others(now)
+
+
+def test_a_track_back_on_its_first_id_is_never_announced_and_its_id_lives_again(tmp_path: Path) -> None:
+    """c2/1 appears as identity 2, is absorbed into 1, then splits off and takes id 2 back (window.py): with the
+    delay no revision event at all; the store's history has both changes and id 2 is an identity again."""
+    store = IdentityStore(tmp_path / "ids.sqlite")
+    run_id = store.begin_run("r")
+    events = EventSink(tmp_path / "events.jsonl")
+    config = MatcherConfig(threshold=0.1, auto_threshold=None, revise=ReviseConfig(window_s=100.0))  # default delay
+    a = IdentityAssigner(store, CrossCameraMatcher(config), _Mean(), run_id, "v1", events=events)
+    a.process([], [_tracklet("c1", 1, 1, 11, 0)])
+    a.process([_tracklet("c2", 1, 21, 31, 28)], [])   # identity 2
+    a.process([_tracklet("c2", 1, 21, 41, 14)], [])   # absorbed into 1
+    assert store.alias_of(2)["current_id"] == 1
+    a.process([], [_tracklet("c2", 1, 21, 51, 28)])   # splits off 1 and takes 2 back
+    a.flush_announcements()
+    events.close()
+    kinds = [json.loads(x)["kind"] for x in events.path.read_text().splitlines()]
+    assert "merge" not in kinds and "split" not in kinds
+    assert a.announcer.withdrawn == 1 and a.announcer.announced_changes == 0
+    assert [(c["kind"], c["from"], c["into"]) for c in store.identity_changes()] == [("merge", 2, 1), ("split", 1, 2)]
+    assert store.alias_of(2) is None and sorted(r.global_id for r in store.identities()) == [1, 2]
+    assert sorted((t.cam_id, t.global_id) for t in store.tracklets(run_id=run_id)) == [("c1", 1), ("c2", 2)]
+    store.close()

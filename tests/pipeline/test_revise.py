@@ -256,3 +256,20 @@ def test_model_swap_settles_the_window() -> None:
     # a later tracklet that would have split c2/1 off (see the first test) no longer moves anything
     assert m.match([te("c2", 3, 25, 35, 0)]) == [2]
     assert m.pop_changes() == [] and m.track_global_id("c2", 1) == 1
+
+
+def test_a_track_that_leaves_an_identity_takes_back_its_first_id() -> None:
+    """c2/1 starts as its own identity 2 (28 deg from c1/1: 0.117 > 0.1), grows to look like 1 (14 deg: 0.0297):
+    2 is absorbed into 1; then it looks like 28 deg again and splits off 1. It takes back id 2 (free since it was
+    absorbed), not a new id 3; a fresh group that never had an id still gets a new one."""
+    m = CrossCameraMatcher(cfg())
+    assert m.match([te("c1", 1, 0, 10, 0)]) == [1]
+    assert m.match([te("c2", 1, 20, 30, 28)]) == [2]
+    assert m.match([te("c2", 1, 20, 40, 14)]) == [1]
+    (merge,) = m.pop_changes()
+    assert (merge.kind, merge.source, merge.into) == ("merge", 2, 1) and m.identity(2) is None
+    assert m.match([te("c2", 1, 20, 50, 28)]) == [2]
+    (split,) = m.pop_changes()
+    assert (split.kind, split.source, split.into, split.moved) == ("split", 1, 2, (("c2", 1),))
+    assert m.identity(2) is not None and m.next_id == 3
+    assert m.match([te("c3", 1, 60, 70, 90)]) == [3]  # a new person: a new id
