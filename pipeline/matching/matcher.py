@@ -144,6 +144,7 @@ class CrossCameraMatcher(RevisionWindowMixin, PagedGalleryMixin):
         self._settled = {g: _copy_identity(i) for g, i in self._gallery.items()}
         self._pair_neg.clear()
         self._pair_settled.clear()
+        self.__dict__.pop("_overlap_monitor", None)  # its distances were the old model's
 
     def identity(self, global_id: int) -> GlobalIdentity | None:
         return self._gallery.get(global_id)

@@ -16,6 +16,7 @@ import numpy as np
 
 from pipeline.core.types import GlobalIdentity, TrackletEmbedding
 from pipeline.matching.calibration import gallery_rate
+from pipeline.matching.overlap_check import OverlapMonitor, SuspectedOverlap
 from pipeline.matching.results import MatchResult, _copy_identity, _unit, prototype_distances
 from pipeline.matching.revise import describe_changes, single_blas_thread, solve_window
 
@@ -265,6 +266,16 @@ class RevisionWindowMixin:
         return np.flatnonzero(inside).tolist(), settled, thr
 
     @property
+    def overlap_monitor(self) -> OverlapMonitor:
+        """The settled known-different pairs by camera pair (:mod:`pipeline.matching.overlap_check`)."""
+        return self.__dict__.setdefault("_overlap_monitor", OverlapMonitor())
+
+    def suspected_overlaps(self) -> list[SuspectedOverlap]:
+        """Camera pairs whose coexisting tracklets look like the same people (an overlap the config does not
+        declare), from the settled pairs and the window's."""
+        return self.overlap_monitor.suspects((a[0], b[0], d) for (a, b), d in self._pair_neg.items())
+
+    @property
     def window_threshold(self) -> float | None:
         """The re-solve's last threshold (None before the first re-solve)."""
         return self.__dict__.get("_last_window_threshold")
@@ -311,8 +322,11 @@ class RevisionWindowMixin:
                 self._update(base, it)
                 self._add_span(base, it, replace=False)
         if gone:  # their known-different pairs are final now
+            monitor = self.overlap_monitor
             for pair in [p for p in self._pair_neg if p[0] in gone or p[1] in gone]:
-                self._pair_settled.append(self._pair_neg.pop(pair))
+                d = self._pair_neg.pop(pair)
+                self._pair_settled.append(d)
+                monitor.add(pair[0][0], pair[1][0], d)
             home, free = self._home_ids()
             for key in gone:  # a settled track never moves again: no id to take back
                 home.pop(key, None)

@@ -37,6 +37,7 @@ tracklets of the open horizon.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -47,6 +48,10 @@ from pipeline.runner.announce import RevisionAnnouncer
 from pipeline.sinks import EventSink, MOTWriter, TimelineRecorder
 from pipeline.sinks.global_mot import GlobalMotFile, LiveTracklet
 from pipeline.core.types import GlobalIdentity, Tracklet, TrackletEmbedding
+
+log = logging.getLogger(__name__)
+
+OVERLAP_CHECK_EVERY_S = 30.0  # matcher clock between two looks for undeclared overlapping cameras
 
 
 def _round(res) -> float | None:
@@ -108,6 +113,8 @@ class IdentityAssigner:
         cfg = getattr(matcher, "config", None)
         delay = cfg.revise.announce_after_s if cfg is not None and cfg.revise.enabled else 0.0
         self.announcer = RevisionAnnouncer(delay) if delay > 0 else None  # None: announce revisions when made
+        self.overlaps: dict[tuple[str, str], object] = {}  # camera pairs that look overlapping (warned once each)
+        self._overlaps_checked_at = float("-inf")
 
     def process(self, partials: list[Tracklet], finals: list[Tracklet]) -> None:
         """Assign, store and announce one iteration's tracklets (finals after partials)."""
@@ -138,6 +145,8 @@ class IdentityAssigner:
             self._apply_changes(changes)
         if self.announcer is not None and self.announcer.pending:
             self._announce_revisions(self.announcer.due(self._clock, self.store.has_members))
+        if self._clock >= self._overlaps_checked_at + OVERLAP_CHECK_EVERY_S:
+            self.check_overlaps()
         for (tracklet, is_final, vector), res in zip(todo, results):
             self._commit(tracklet, is_final, vector, res)
             key = (tracklet.cam_id, int(tracklet.track_id))
@@ -159,6 +168,17 @@ class IdentityAssigner:
         na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
         if na > 0 and nb > 0:
             self.matcher.add_same_track_distances([1.0 - float(a @ b) / (na * nb)])
+
+    def check_overlaps(self) -> list:
+        """Warn once per camera pair that looks overlapping although the config does not declare it
+        (:mod:`pipeline.matching.overlap_check`); returns the pairs suspected now."""
+        self._overlaps_checked_at = self._clock
+        found = self.matcher.suspected_overlaps() if hasattr(self.matcher, "suspected_overlaps") else []
+        for s in found:
+            if s.cams not in self.overlaps:
+                log.warning(s.message())
+            self.overlaps[s.cams] = s
+        return found
 
     def flush_announcements(self) -> None:
         """Announce every revision still waiting (``announce_after_s``): the end of a run."""

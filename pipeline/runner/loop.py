@@ -139,6 +139,7 @@ class PipelineRunner:
                     finals = [t for st in self.cams.values() for t in st.builder.flush_all()]
                     self.assigner.process([], finals)
                     self.assigner.flush_announcements()  # revisions still waiting (revise.announce_after_s)
+                    self.assigner.check_overlaps()  # undeclared overlapping cameras, with the last pairs
                     self.cal_saver.save(self.comp.matcher, self.comp.encoder.version)
                 with self.timer.stage("store_sinks"):  # final outputs carry the revised identities
                     self.assigner.rewrite_global_mot()
@@ -325,6 +326,8 @@ class PipelineRunner:
                        **({} if self.assigner.announcer is None else
                           {"announced_changes": self.assigner.announcer.announced_changes,
                            "withdrawn_moves": self.assigner.announcer.withdrawn})},
+            "suspected_overlaps": [{"cams": list(o.cams), "pairs": o.pairs, "close": o.close,
+                                    "reference": round(o.reference, 4), "p": o.p} for o in self.assigner.overlaps.values()],
             "mqtt": mqtt,
             "duplicate_global_rows_dropped": stats.duplicate_rows_dropped,
             "timelines": [str(p) for p in pngs],
