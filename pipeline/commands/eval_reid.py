@@ -7,18 +7,20 @@ import json
 from pathlib import Path
 
 HELP = ("evaluate a re-id model on the test split of a make-triplets dataset (CMC, mAP, ROC, triplet accuracy) "
-        "or on a Market-1501 / CUHK03-style image folder (CMC, mAP)")
+        "or on a Market-1501 / CUHK03-style image folder or one with a sub-folder per camera (CMC, mAP)")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--dataset", type=Path, help="dataset folder written by make-triplets (its test split)")
     src.add_argument("--folder", type=Path,
-                     help="Market-1501-style (<pid>_c<cam>s<seq>_<frame>_<n>.jpg) or CUHK03-style (<pid>_<image>.jpg) "
-                          "folder; all its identities are test identities (Market query/gallery rule); a Market-1501 "
-                          "root with query/ and bounding_box_test/ is scored on its official split")
-    p.add_argument("--format", choices=("auto", "market", "cuhk03"), default="auto",
-                   help="--folder naming scheme (auto: market for a Market-1501 root or when the first image name has _c<cam>)")
+                     help="Market-1501-style (<pid>_c<cam>s<seq>_<frame>_<n>.jpg), CUHK03-style (<pid>_<image>.jpg) "
+                          "or one sub-folder per camera (VIPeR cam_a/ cam_b/, PRID2011, GRID: the first number of a file "
+                          "name is the person); all its identities are test identities (Market query/gallery rule); a "
+                          "Market-1501 root with query/ and bounding_box_test/ is scored on its official split")
+    p.add_argument("--format", choices=("auto", "market", "cuhk03", "cameras"), default="auto",
+                   help="--folder layout (auto: market for a Market-1501 root or when the first image name has _c<cam>, "
+                        "cuhk03 for <digits>_<digits> names, cameras for a folder of per-camera sub-folders)")
     p.add_argument("--protocol-folder", choices=("market", "single_shot"), default="market",
                    help="--folder protocol: market (one query per id and camera) or single_shot (seed 003's CUHK03 protocol; "
                         "any two-camera folder: one image of the first camera as query, one of the second as gallery)")
@@ -67,13 +69,14 @@ def build_aggregators(lstm: Path | None) -> dict:
 
 
 def folder_format(folder: Path, fmt: str) -> str:
-    """'market' or 'cuhk03' for an image folder (``auto``: market for a Market-1501 root with its sub-folders or
-    when the first image name has ``_c<digit>``, cuhk03 when it is ``<digits>_<digits>``; DataError naming the
-    image when it is neither)."""
+    """'market', 'cuhk03' or 'cameras' for an image folder (``auto``: market for a Market-1501 root with its
+    sub-folders or when the first image name has ``_c<digit>``, cuhk03 when it is ``<digits>_<digits>``, cameras
+    for a folder without images of its own and two or more sub-folders of images; DataError naming the image when
+    it is neither, or the folder when it has no image)."""
     import re
 
     from pipeline.core.errors import DataError
-    from reid_models.datasets.index import has_market_subfolders, image_files
+    from reid_models.datasets.index import camera_subfolders, has_market_subfolders, image_files
 
     if fmt != "auto":
         return fmt
@@ -82,14 +85,17 @@ def folder_format(folder: Path, fmt: str) -> str:
     if has_market_subfolders(folder):
         return "market"
     images = image_files(folder)
+    if not images and len(camera_subfolders(folder)) >= 2:
+        return "cameras"
     if not images:
-        raise DataError(folder, "no images in the folder")
+        raise DataError(folder, "no images in the folder (nor two or more camera sub-folders of images)")
     if re.match(r"^-?\d+_c\d", images[0].name):
         return "market"
     if re.match(r"^\d+_\d+$", images[0].stem):
         return "cuhk03"
     raise DataError(images[0], "file name fits neither Market-1501 style <pid>_c<cam>s<seq>_<frame>_<n>.jpg nor "
-                               "CUHK03 style <pid>_<image 00-09>.jpg (--format picks one)")
+                               "CUHK03 style <pid>_<image 00-09>.jpg; one sub-folder per camera is the third layout "
+                               "(--format picks one)")
 
 
 def folder_test_items(folder: Path, fmt: str) -> list:
@@ -105,7 +111,8 @@ def folder_test_items(folder: Path, fmt: str) -> list:
         if not any(it.split == "gallery" for it in items):
             raise DataError(folder, "has query/ but no bounding_box_test/ gallery")
         return items
-    items = [it for it in items if it.pid > 0]
+    if fmt == "market":  # junk (-1) and distractors (0) are not people there; CUHK03's 0000 is a person
+        items = [it for it in items if it.pid > 0]
     if not items:
         raise DataError(folder, "no crops with a valid identity")
     return items

@@ -192,8 +192,43 @@ def load_cuhk03_folder(folder: Path, split: str = "train") -> list[CropItem]:
     return items
 
 
+#: the identity in a file name of a camera sub-folder: its first number (VIPeR 000_45.bmp -> 0,
+#: PRID2011 person_0001.png -> 1, GRID 0001_1_25004_107_32_106_221.jpeg -> 1)
+_FIRST_NUMBER_RE = re.compile(r"(\d+)")
+
+
+def camera_subfolders(folder: Path) -> list[Path]:
+    """Sub-folders of ``folder`` that hold images directly, sorted by name (one camera each)."""
+    return [d for d in sorted(Path(folder).iterdir()) if d.is_dir() and image_files(d)]
+
+
+def load_camera_folders(folder: Path, split: str = "train") -> list[CropItem]:
+    """Crops of a folder with one sub-folder per camera, the layout of the classic two-camera sets as
+    distributed (VIPeR ``cam_a/`` ``cam_b/``, PRID2011 ``single_shot/cam_a`` ``cam_b``, GRID ``probe/``
+    ``gallery/``): camid = the sub-folder's index in name order, seq = its name, frame = the image's index in
+    it. The identity is the first number in the file name, the same number in two sub-folders being the same
+    person; identities are renumbered 1..N in order of that number (a number 0, VIPeR's first person, is a
+    person here, not Market-1501's distractor). DataError names a file without a number, or the folder when
+    fewer than two sub-folders hold images."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(folder, "no such folder")
+    cams = camera_subfolders(folder)
+    if len(cams) < 2:
+        raise DataError(folder, f"needs one sub-folder of images per camera, at least two (found {len(cams)})")
+    rows = []
+    for camid, cam in enumerate(cams):
+        for frame, path in enumerate(image_files(cam)):
+            m = _FIRST_NUMBER_RE.search(path.stem)
+            if m is None:
+                raise DataError(path, "file name has no identity number (the first number in the name is the person)")
+            rows.append((path, int(m.group(1)), camid, cam.name, frame))
+    pid = {n: k + 1 for k, n in enumerate(sorted({r[1] for r in rows}))}
+    return [CropItem(path, pid[n], camid, seq, frame, split) for path, n, camid, seq, frame in rows]
+
+
 #: reader by ``format`` name (``index`` = a make-triplets dataset folder)
-FOLDER_FORMATS = ("index", "market", "cuhk03")
+FOLDER_FORMATS = ("index", "market", "cuhk03", "cameras")
 
 
 def load_reid_folder(folder: Path, fmt: str, split: str | None = None) -> list[CropItem]:
@@ -209,6 +244,8 @@ def load_reid_folder(folder: Path, fmt: str, split: str | None = None) -> list[C
         return [it for it in items if split is None or it.split == split]
     if fmt == "cuhk03":
         return load_cuhk03_folder(folder, split=split or "train")
+    if fmt == "cameras":
+        return load_camera_folders(folder, split=split or "train")
     raise DataError(folder, f"unknown dataset format {fmt!r}; valid: {', '.join(FOLDER_FORMATS)}")
 
 
