@@ -4,7 +4,9 @@ Writes ``--out`` (``.npy`` added when missing) as an (N, D) float32 array, one L
 input image in input order, and ``emb.files.txt`` beside ``emb.npy`` with the N image paths in the same
 order (one per line).
 Inputs: ``--list FILE`` (one image path per line; blank lines and ``#`` comments skipped; relative
-paths are relative to the list file's folder) or ``--folder DIR`` (every image in it, sorted by name).
+paths are relative to the list file's folder) or ``--folder DIR`` (every image in it, sorted by name; a folder
+without images of its own but with sub-folders of images, one per camera as VIPeR's ``cam_a/ cam_b/``: those,
+sub-folder by sub-folder).
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="default", help="'default' (shipped model), 'imagenet' or a checkpoint / .onnx path")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--list", type=Path, help="text file with one image path per line")
-    src.add_argument("--folder", type=Path, help="folder of images (sorted by file name)")
+    src.add_argument("--folder", type=Path,
+                     help="folder of images (sorted by file name), or of per-camera sub-folders of images (each in turn)")
     p.add_argument("--out", type=Path, required=True, help="output .npy (the file list goes to <out>.files.txt)")
     p.add_argument("--ten-crop", action="store_true", help="average embeddings over 10 crops (seed 001)")
     p.add_argument("--flip", action="store_true", help="test-time flip: each feature = crop + its mirror")
@@ -50,15 +53,16 @@ def read_list(path: Path) -> list[Path]:
 
 
 def folder_images(folder: Path) -> list[Path]:
-    """Image files directly in ``folder``, sorted by name."""
+    """Image files directly in ``folder``, sorted by name; when it has none, those of its sub-folders of images
+    (sorted by sub-folder, then name: the per-camera layout of ``eval-reid --folder``)."""
     from pipeline.core.errors import DataError
-    from reid_models.datasets.index import IMAGE_EXTS, image_files
+    from reid_models.datasets.index import IMAGE_EXTS, camera_subfolders, image_files
 
     if not folder.is_dir():
         raise DataError(folder, "no such folder")
-    out = image_files(folder)
+    out = image_files(folder) or [p for sub in camera_subfolders(folder) for p in image_files(sub)]
     if not out:
-        raise DataError(folder, f"no images ({', '.join(IMAGE_EXTS)}) in the folder")
+        raise DataError(folder, f"no images ({', '.join(IMAGE_EXTS)}) in the folder or its sub-folders")
     return out
 
 

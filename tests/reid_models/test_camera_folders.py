@@ -105,3 +105,15 @@ def test_camera_layout_errors_name_the_file_or_folder(tmp_path) -> None:
     (two / "cam_b" / "person.jpg").write_bytes(b"x")
     with pytest.raises(DataError, match="person.jpg.*no identity number"):
         load_camera_folders(two)
+
+
+def test_embed_reads_a_camera_layout_sub_folder_by_sub_folder(cuhk_subset, tmp_path) -> None:
+    flat, cams = cuhk_subset
+    out = tmp_path / "emb.npy"
+    assert main(["embed", "--folder", str(cams), "--model", "imagenet", "--out", str(out), "--no-progress"]) == 0
+    files = (tmp_path / "emb.files.txt").read_text().splitlines()
+    expect = sorted((cams / "cam_a").iterdir()) + sorted((cams / "cam_b").iterdir())
+    assert files == [str(p) for p in expect]
+    emb = np.load(out)
+    assert emb.shape == (len(expect), 1280) and emb.dtype == np.float32
+    assert np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
