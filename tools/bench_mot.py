@@ -11,7 +11,8 @@ conf 0.1 set ``yolov5n``; built and cached under runs/dets/ by tools/make_det_se
 on (ours_reid + re-id encoder, each box embedded once over all sets; deep-sort-realtime only on frcnn, det and
 yolov5n unless --deepsort-all: its CPU embedder runs at ~2 frames/s).
 Ours: one config per detector family (pipeline.mot.bench_sets.config_name: frcnn -> default.yaml, det ->
-acf.yaml, yolov5n* -> yolo.yaml); ``ours_motion`` is that config with appearance off, ``ours_reid`` adds the
+acf.yaml, yolov5n* -> yolo.yaml; a set of another name: the preset its scores call for, as
+``benchmark mot --config auto``); ``ours_motion`` is that config with appearance off, ``ours_reid`` adds the
 default re-id encoder. Peers run in ``.venv-peers`` (created on demand from tools/peers/requirements.txt) through
 tools/peers/run_peer.py, one process per peer for all its uncached sequences; result files are cached under
 runs/bench_mot/results/<set>/<tracker>/ (ours: re-run when its config or re-id checkpoint changed).
@@ -138,7 +139,7 @@ def run_ours(variant: str, seq, det: str, out: Path, force: bool, encoder_cache:
 
     import hashlib
 
-    config, cfg_path = ours_config(variant, det)
+    config, cfg_path = ours_config(variant, det, seq)
     encoder = None
     if variant == "ours_reid":
         if "default" not in encoder_cache:

@@ -74,3 +74,28 @@ def overriding(settings: dict[str, Any]) -> dict[str, Any]:
     if not is_known_preset(name):
         raise ValueError(f"preset: unknown tracker preset {name!r} (presets: {', '.join(preset_names())}, or none)")
     return _merged(load_yaml(preset_path(name)), over)
+
+
+#: what ``--config auto`` compares a detection file's median score with (docs/tracking.md, "auto")
+FRCNN_LIKE_MEDIAN = 0.9
+
+
+def choose_preset(scores) -> tuple[str, str]:
+    """The preset for a detection file from its scores alone: (name, the reason in words).
+
+    Scores outside [0, 1] are not probabilities (MOT15's ACF ``det.txt``: about -1 to 140): ``acf``, which maps
+    [0, 100] to [0, 1]. Probabilities with a median of at least ``FRCNN_LIKE_MEDIAN`` are FRCNN-like (MOT15
+    ``frcnn.txt``: medians 0.96-0.99, cut at 0.5): ``default``. Other probabilities (YOLO-like: the PETS
+    yolov5n sets' median is about 0.80; modern detectors spread their scores over (0, 1)): ``yolo``, whose
+    thresholds are ByteTrack's. No scores: ``default``."""
+    import numpy as np
+
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    if s.size == 0:
+        return "default", "no detections"
+    lo, hi, med = float(s.min()), float(s.max()), float(np.median(s))
+    if lo < -0.01 or hi > 1.01:
+        return "acf", f"scores {lo:.2f}..{hi:.2f} are not in [0, 1] (ACF-like)"
+    if med >= FRCNN_LIKE_MEDIAN:
+        return "default", f"median score {med:.3f} >= {FRCNN_LIKE_MEDIAN} (FRCNN-like)"
+    return "yolo", f"median score {med:.3f} < {FRCNN_LIKE_MEDIAN} (YOLO-like)"

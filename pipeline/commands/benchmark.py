@@ -18,7 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--root", type=Path, required=True, help="folder of sequences (e.g. ../shared/data/MOT15/train)")
     p.add_argument("--det", default="det", help="detection file name under det/ (e.g. frcnn, det)")
     p.add_argument("--config", default=None,
-                   help="tracker preset name (yolo, default, acf, ...) or YAML file (default: preset default)")
+                   help="tracker preset name (yolo, default, acf, ...), YAML file, or auto (the default): per sequence "
+                        "the preset its detection scores call for")
     p.add_argument("--reid", default="none", help="none | default | imagenet | checkpoint path (sequences without frames fail)")
     p.add_argument("--device", default="auto", help="device for the re-id encoder")
     p.add_argument("--benchmark", choices=_BENCHMARKS, default=None,
@@ -45,7 +46,7 @@ def run_mot(args: argparse.Namespace) -> dict:
     """Track, write, evaluate; returns the JSON-able summary."""
     from tqdm import tqdm
 
-    from pipeline.commands.track import resolve_config
+    from pipeline.commands.track import config_for, resolve_config
     from pipeline.core.errors import DataError
     from pipeline.evaluation import evaluate
     from pipeline.mot.tracking import load_encoder, track_sequence, write_run
@@ -61,8 +62,12 @@ def run_mot(args: argparse.Namespace) -> dict:
     out_dir = args.out or (Path("runs") / "benchmark" / args.det)
     encoder = load_encoder(args.reid, args.device)
     pairs, fps, frames, seconds = [], {}, 0, 0.0
+    presets: dict[str, str] = {}
     for seq in tqdm(seqs, desc=f"benchmark {args.det}", unit="seq"):
-        result = track_sequence(seq, args.det, config, encoder)
+        seq_config, preset = config_for(seq, args.det, config)
+        if preset is not None:
+            presets[seq.name] = preset
+        result = track_sequence(seq, args.det, seq_config, encoder)
         path = write_run(result, out_dir)
         pairs.append((seq.name, seq.gt(), read_mot_file(path, "result")))
         fps[seq.name] = result.fps
@@ -71,7 +76,8 @@ def run_mot(args: argparse.Namespace) -> dict:
     report = evaluate(pairs, benchmark=bench)
     overall_fps = frames / seconds if seconds > 0 else float("inf")
     return {"report": report, "fps": fps, "overall_fps": overall_fps, "frames": frames, "benchmark": bench,
-            "det": args.det, "results_dir": str(out_dir), "config": config.model_dump(mode="json")}
+            "det": args.det, "results_dir": str(out_dir),
+            "config": config.model_dump(mode="json") if config is not None else {"auto": presets}}
 
 
 def run(args: argparse.Namespace) -> int:

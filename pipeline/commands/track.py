@@ -7,7 +7,7 @@ from pathlib import Path
 
 HELP = "track MOTChallenge sequences from their det/<NAME>.txt detections; write one MOT result file per sequence"
 
-DEFAULT_CONFIG = "default"  # the tracker preset for MOT15 frcnn-like detection files (trackers/presets/)
+DEFAULT_CONFIG = "auto"  # the preset each detection file's scores call for (trackers.presets.choose_preset)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,17 +15,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--det", default="det", help="detection file name under det/ (default: det -> det/det.txt)")
     parser.add_argument("--out", type=Path, required=True, help="output folder for <sequence>.txt")
     parser.add_argument("--config", default=None,
-                        help=f"tracker preset name (yolo, default, acf, ...) or YAML file (default: preset {DEFAULT_CONFIG})")
+                        help="tracker preset name (yolo, default, acf, ...), YAML file, or auto (the default): per "
+                             "sequence the preset its detection scores call for (ACF-like, FRCNN-like or YOLO-like)")
     parser.add_argument("--reid", default="none",
                         help="appearance: none | default (shipped checkpoint) | imagenet (raw MobileNetV2 baseline) | checkpoint path; needs frames")
     parser.add_argument("--device", default="auto", help="device for the re-id encoder (auto, cpu, cuda)")
 
 
 def resolve_config(path: str | Path | None):
-    """The tracker config ``path`` (a preset name or a YAML file; None: the ``default`` preset), validated."""
+    """The tracker config ``path`` (a preset name or a YAML file), validated; None for ``auto`` (and for None, the
+    default): each sequence's config then comes from :func:`config_for`."""
     from trackers.config import load_tracker_config
 
-    return load_tracker_config(path if path is not None else DEFAULT_CONFIG)
+    spec = path if path is not None else DEFAULT_CONFIG
+    return None if str(spec) == "auto" else load_tracker_config(spec)
+
+
+def config_for(seq, det: str, config):
+    """(config, preset name or None): ``config`` itself, or with ``auto`` (None) the preset that ``seq``'s
+    ``det/<det>.txt`` scores call for (:func:`trackers.presets.choose_preset`), said in one line."""
+    from trackers.config import load_tracker_config
+    from trackers.presets import choose_preset
+
+    if config is not None:
+        return config, None
+    name, why = choose_preset(seq.det(det).conf)
+    print(f"{seq.name}: tracker preset {name} ({why}; --config names another)")
+    return load_tracker_config(name), name
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     seqs = [MOTSequence(d) for d in args.seq_dirs]  # all validated before any work
     encoder = load_encoder(args.reid, args.device)
     for seq in tqdm(seqs, desc="track", unit="seq", disable=len(seqs) < 2):
-        result = track_sequence(seq, args.det, config, encoder)
+        result = track_sequence(seq, args.det, config_for(seq, args.det, config)[0], encoder)
         path = write_run(result, args.out)
         print(f"{seq.name}: {len({o.track_id for o in result.outputs})} tracks, {len(result.outputs)} boxes, "
               f"{result.fps:.0f} fps (tracker only) -> {path}")

@@ -188,19 +188,26 @@ def yolov5n_sequence(pets: Path, out_root: Path) -> Path:
 CONFIG_BY_DET = {"frcnn": "default", "det": "acf", "yolov5n": "yolo"}
 
 
-def config_name(det: str) -> str:
-    """Detector family -> config stem: every yolov5n* set uses yolo.yaml."""
+def config_name(det: str, seq=None) -> str:
+    """Detector family -> config stem: every yolov5n* set uses yolo.yaml; a set of another name gets the preset its
+    scores in ``seq`` call for (:func:`trackers.presets.choose_preset`, as ``benchmark mot --config auto``), or
+    ``default`` without ``seq``."""
     if det.startswith("yolov5n"):
         return CONFIG_BY_DET["yolov5n"]
-    return CONFIG_BY_DET.get(det, "default")
+    if det in CONFIG_BY_DET or seq is None:
+        return CONFIG_BY_DET.get(det, "default")
+    from trackers.presets import choose_preset
+
+    return choose_preset(seq.det(det).conf)[0]
 
 
-def ours_config(variant: str, det: str):
-    """(config, path): the detector's config; ``ours_motion`` with appearance switched off."""
+def ours_config(variant: str, det: str, seq=None):
+    """(config, path): the detector's config (``seq``: the sequence, for a set of an unknown name);
+    ``ours_motion`` with appearance switched off."""
     from trackers.config import load_tracker_config
     from trackers.presets import preset_path
 
-    cfg_path = preset_path(config_name(det))
+    cfg_path = preset_path(config_name(det, seq))
     config = load_tracker_config(cfg_path)
     if variant == "ours_motion":
         config = config.model_copy(update={"appearance": config.appearance.model_copy(update={"enabled": False})})

@@ -75,7 +75,8 @@ def test_max_age_scales_with_frame_rate():
 
 def test_presets_by_name(tmp_path, monkeypatch):
     """A bare name is a shipped preset (found in the package, whatever the working folder); anything else a path;
-    an unknown name is one line that lists the presets. ``track`` / ``benchmark mot`` default to ``default``."""
+    an unknown name is one line that lists the presets. ``track`` / ``benchmark mot`` default to ``auto`` (None: the
+    preset per sequence, test_auto_preset_follows_the_detection_scores)."""
     from pipeline.commands.track import resolve_config
     from trackers.presets import preset_names
 
@@ -83,7 +84,8 @@ def test_presets_by_name(tmp_path, monkeypatch):
     assert preset_names() == ["acf", "bytetrack_like", "default", "motion_only", "yolo"]
     for name in preset_names():
         assert load_tracker_config(name) == load_tracker_config(PRESETS_DIR / f"{name}.yaml")
-    assert resolve_config(None) == load_tracker_config(PRESETS_DIR / "default.yaml")
+    assert resolve_config(None) is None and resolve_config("auto") is None
+    assert resolve_config("default") == load_tracker_config(PRESETS_DIR / "default.yaml")
     assert resolve_config("yolo").lifecycle.max_age == 120  # trackers/presets/yolo.yaml
     with pytest.raises(ConfigError) as exc:
         load_tracker_config("yollo")
@@ -91,6 +93,28 @@ def test_presets_by_name(tmp_path, monkeypatch):
                               "yolo; or give a YAML file path)")
     with pytest.raises(ConfigError, match="no such config file"):
         load_tracker_config("yolo.yaml")  # a file name, not a preset: there is none in this folder
+
+
+def test_auto_preset_follows_the_detection_scores(shared):
+    """``--config auto``: hand-made score sets, then every real MOT15 detection file here (frcnn.txt -> default,
+    ACF det.txt -> acf) and YOLO-like scores -> yolo."""
+    from pipeline.mot import find_sequences
+    from trackers.presets import choose_preset
+
+    assert choose_preset([])[0] == "default"
+    assert choose_preset([0.5, 0.95, 0.97]) == ("default", "median score 0.950 >= 0.9 (FRCNN-like)")
+    assert choose_preset([0.3, 0.8, 0.99])[0] == "yolo"
+    assert choose_preset([-0.5, 20.0, 40.0]) == ("acf", "scores -0.50..40.00 are not in [0, 1] (ACF-like)")
+    root = shared / "data" / "MOT15" / "train"
+    seen = {"frcnn": 0, "det": 0}
+    for det, expect in (("frcnn", "default"), ("det", "acf")):
+        for seq in find_sequences(root, det=det):
+            assert choose_preset(seq.det(det).conf)[0] == expect, (seq.name, det)
+            seen[det] += 1
+    assert seen == {"frcnn": 7, "det": 5}
+    # the PETS09 frcnn scores cut where a YOLO set is cut (0.25) and shrunk as yolov5n's are (median ~0.8)
+    pets = next(s for s in find_sequences(root, det="frcnn") if s.name == "PETS09-S2L1").det("frcnn").conf
+    assert choose_preset(pets * 0.82)[0] == "yolo"
 
 
 def test_score_floor_counts_detections_that_could_start_a_track():
