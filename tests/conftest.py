@@ -50,3 +50,37 @@ def tool_module():
         return loaded[name]
 
     return load
+
+
+class _MeanAggregator:
+    def aggregate(self, emb):
+        import numpy as np
+
+        v = np.asarray(emb, np.float64).mean(axis=0)
+        return v / np.linalg.norm(v)
+
+
+@pytest.fixture(scope="session")
+def mean_aggregator() -> _MeanAggregator:
+    """A tracklet aggregator: the unit-length mean of its (T, D) embeddings."""
+    return _MeanAggregator()
+
+
+@pytest.fixture(scope="session")
+def angle_tracklet():
+    """``angle_tracklet(cam, track, f0, f1, deg)``: a Tracklet over frames f0..f1 at 1 fps (t = frame - 1), one fixed
+    box, every frame embedded as the 2-D unit vector at ``deg`` degrees (cosine distance 1 - cos(angle difference):
+    the hand-computed revision tests)."""
+    import math
+
+    import numpy as np
+
+    from pipeline.core.types import Tracklet
+
+    def make(cam: str, track: int, f0: int, f1: int, deg: float) -> Tracklet:
+        frames = np.arange(f0, f1 + 1)
+        boxes = np.tile(np.array([10.0, 20.0, 30.0, 60.0]), (len(frames), 1))
+        v = np.array([math.cos(math.radians(deg)), math.sin(math.radians(deg))], dtype=np.float32)
+        return Tracklet(cam, track, frames, (frames - 1) / 1.0, boxes, np.tile(v, (len(frames), 1)))
+
+    return make

@@ -4,13 +4,10 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from pipeline.core.types import Tracklet
 from pipeline.matching.config import MatcherConfig, ReviseConfig
 from pipeline.matching.matcher import CrossCameraMatcher
 from pipeline.matching.revise import IdentityChange
@@ -86,23 +83,7 @@ def test_config_refuses_a_negative_delay() -> None:
 
 
 # ---------------------------------------------------------------- the real matcher and assigner
-def _vec(deg: float) -> np.ndarray:
-    return np.array([math.cos(math.radians(deg)), math.sin(math.radians(deg))], dtype=np.float32)
-
-
-def _tracklet(cam: str, track: int, f0: int, f1: int, deg: float) -> Tracklet:
-    frames = np.arange(f0, f1 + 1)
-    boxes = np.tile(np.array([10.0, 20.0, 30.0, 60.0]), (len(frames), 1))
-    return Tracklet(cam, track, frames, (frames - 1) / 1.0, boxes, np.tile(_vec(deg), (len(frames), 1)))
-
-
-class _Mean:
-    def aggregate(self, emb: np.ndarray) -> np.ndarray:
-        v = np.asarray(emb, np.float64).mean(axis=0)
-        return v / np.linalg.norm(v)
-
-
-def _flip_flop(tmp_path: Path, delay: float) -> tuple[list[dict], list, list, dict]:
+def _flip_flop(tmp_path: Path, delay: float, _tracklet, aggregator) -> tuple[list[dict], list, list, dict]:
     """Track c2/1 looks like c1/1 (14 deg: 0.0297 <= 0.1), then not (28 deg: 0.117 > 0.1), then like it again:
     the re-solve moves it out of identity 1 and back. Returns (events.jsonl lines, the store's change history,
     its assignments, the run's announcer counts)."""
@@ -111,7 +92,7 @@ def _flip_flop(tmp_path: Path, delay: float) -> tuple[list[dict], list, list, di
     events = EventSink(tmp_path / f"events_{delay:g}.jsonl")
     config = MatcherConfig(threshold=0.1, auto_threshold=None,
                            revise=ReviseConfig(window_s=100.0, announce_after_s=delay))
-    a = IdentityAssigner(store, CrossCameraMatcher(config), _Mean(), run_id, "v1", events=events)
+    a = IdentityAssigner(store, CrossCameraMatcher(config), aggregator, run_id, "v1", events=events)
     a.process([], [_tracklet("c1", 1, 1, 11, 0)])                       # t 0..10: identity 1
     a.process([_tracklet("c2", 1, 21, 31, 14)], [])                     # t 20..30: linked to 1
     a.process([_tracklet("c2", 1, 21, 41, 28)], [])                     # ..40: no longer like 1: split off
@@ -128,9 +109,10 @@ def _flip_flop(tmp_path: Path, delay: float) -> tuple[list[dict], list, list, di
     return lines, history, assigned, dict(counts, store_events=store_events)
 
 
-def test_assigner_withholds_a_flip_flop_but_the_store_follows_every_re_solve(tmp_path: Path) -> None:
-    now, history_now, assigned_now, counts_now = _flip_flop(tmp_path, 0.0)
-    later, history_later, assigned_later, counts_later = _flip_flop(tmp_path, 60.0)
+def test_assigner_withholds_a_flip_flop_but_the_store_follows_every_re_solve(tmp_path: Path, angle_tracklet,
+                                                                            mean_aggregator) -> None:
+    now, history_now, assigned_now, counts_now = _flip_flop(tmp_path, 0.0, angle_tracklet, mean_aggregator)
+    later, history_later, assigned_later, counts_later = _flip_flop(tmp_path, 60.0, angle_tracklet, mean_aggregator)
     revisions = lambda lines: [(e["kind"], e["from"], e["into"]) for e in lines if e["kind"] in ("merge", "split")]  # noqa: E731
     # announced at once: c2/1 split off identity 1 (into a new id) and merged back into 1
     (split, merge) = revisions(now)
@@ -145,14 +127,16 @@ def test_assigner_withholds_a_flip_flop_but_the_store_follows_every_re_solve(tmp
     assert others(later) == others(now)
 
 
-def test_a_track_back_on_its_first_id_is_never_announced_and_its_id_lives_again(tmp_path: Path) -> None:
+def test_a_track_back_on_its_first_id_is_never_announced_and_its_id_lives_again(tmp_path: Path, angle_tracklet,
+                                                                                 mean_aggregator) -> None:
     """c2/1 appears as identity 2, is absorbed into 1, then splits off and takes id 2 back (window.py): with the
     delay no revision event at all; the store's history has both changes and id 2 is an identity again."""
     store = IdentityStore(tmp_path / "ids.sqlite")
     run_id = store.begin_run("r")
     events = EventSink(tmp_path / "events.jsonl")
     config = MatcherConfig(threshold=0.1, auto_threshold=None, revise=ReviseConfig(window_s=100.0))  # default delay
-    a = IdentityAssigner(store, CrossCameraMatcher(config), _Mean(), run_id, "v1", events=events)
+    a = IdentityAssigner(store, CrossCameraMatcher(config), mean_aggregator, run_id, "v1", events=events)
+    _tracklet = angle_tracklet
     a.process([], [_tracklet("c1", 1, 1, 11, 0)])
     a.process([_tracklet("c2", 1, 21, 31, 28)], [])   # identity 2
     a.process([_tracklet("c2", 1, 21, 41, 14)], [])   # absorbed into 1

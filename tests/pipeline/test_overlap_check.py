@@ -79,16 +79,10 @@ def test_matcher_flags_an_undeclared_overlap_and_not_a_declared_one() -> None:
             assert found[0].close / found[0].pairs > 0.3  # 3 of every 9 c1/c2 pairs are one person
 
 
-def test_assigner_warns_once_and_reports_the_pair(tmp_path: Path, caplog) -> None:
+def test_assigner_warns_once_and_reports_the_pair(tmp_path: Path, caplog, mean_aggregator) -> None:
     store = IdentityStore(tmp_path / "ids.sqlite")
     run_id = store.begin_run("r")
-
-    class _Mean:
-        def aggregate(self, emb):
-            v = np.asarray(emb, np.float64).mean(axis=0)
-            return v / np.linalg.norm(v)
-
-    a = IdentityAssigner(store, CrossCameraMatcher(_config()), _Mean(), run_id, "v1")
+    a = IdentityAssigner(store, CrossCameraMatcher(_config()), mean_aggregator, run_id, "v1")
     with caplog.at_level(logging.WARNING, logger="pipeline.runner.identity"):
         for _, rows in _scene():
             finals = []

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from pipeline.commands.query import _format_identity
-from pipeline.core.types import Tracklet, TrackletEmbedding
+from pipeline.core.types import TrackletEmbedding
 from pipeline.matching.confidence import LinkConfidence, fit_logistic, probability
 from pipeline.matching.config import MatcherConfig, ReviseConfig
 from pipeline.matching.matcher import CrossCameraMatcher
@@ -156,25 +156,15 @@ def test_probability_is_monotone_in_distance() -> None:
     assert conf.probability(0.05) == pytest.approx(probability(coef, 0.05))
 
 
-def _tracklet(cam: str, track: int, f0: int, f1: int, deg: float) -> Tracklet:
-    frames = np.arange(f0, f1 + 1)
-    boxes = np.tile(np.array([10.0, 20.0, 30.0, 60.0]), (len(frames), 1))
-    return Tracklet(cam, track, frames, (frames - 1) / 1.0, boxes, np.tile(vec(deg), (len(frames), 1)))
-
-
-class _Mean:
-    def aggregate(self, emb: np.ndarray) -> np.ndarray:
-        v = np.asarray(emb, np.float64).mean(axis=0)
-        return v / np.linalg.norm(v)
-
-
-def test_assigner_stores_history_aliases_events_and_rewrites_mot(tmp_path: Path, capsys) -> None:
+def test_assigner_stores_history_aliases_events_and_rewrites_mot(tmp_path: Path, capsys, angle_tracklet,
+                                                                  mean_aggregator) -> None:
+    _tracklet = angle_tracklet
     out = tmp_path / "out"
     store = IdentityStore(tmp_path / "ids.sqlite")
     run_id = store.begin_run("r")
     events = EventSink(out / "events.jsonl")
     mot = {c: MOTWriter(out / "mot_global" / f"{c}.txt") for c in ("c1", "c2", "c3")}
-    a = IdentityAssigner(store, CrossCameraMatcher(cfg()), _Mean(), run_id, "v1", events=events, global_mot=mot)
+    a = IdentityAssigner(store, CrossCameraMatcher(cfg()), mean_aggregator, run_id, "v1", events=events, global_mot=mot)
     a.process([], [_tracklet("c1", 1, 1, 11, 0)])      # frames 1..11 -> t 0..10
     a.process([], [_tracklet("c2", 1, 21, 31, 28)])    # another person for now: id 2
     a.process([], [_tracklet("c3", 1, 41, 51, 14)])    # evidence: 2 is 1
