@@ -1,6 +1,10 @@
 """``reid-pipeline recluster``: the final global re-clustering of one stored run (pipeline/matching/recluster.py).
 
-    reid-pipeline recluster --store FILE [--run-key K] [--out OUTPUTS_DIR] [--threshold T] [--json]
+    reid-pipeline recluster --store FILE [--run-key K] [--out OUTPUTS_DIR] [--threshold T] [--overlapping A,B ...] [--json]
+
+``--overlapping A,B`` declares cameras A and B overlapping for this re-clustering, on top of the run's
+``matching.overlapping_cameras``: a run made without an overlap it needed (the run and this command warn about a
+camera pair whose tracklets seen at once look like the same people) is repaired without tracking it again.
 
 Rewrites the run's global ids in the store (assignments, identities, ``merge``/``split`` events),
 and, with an outputs folder (``--out``, else the run's stored ``outputs.dir`` when it exists),
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from pipeline.core.errors import ConfigError, DataError
@@ -28,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threshold", type=float, default=None,
                         help="average-linkage cosine-distance threshold (default: the run's recluster.threshold,"
                              " else calibrated from its cannot-link pairs, else matching.threshold)")
+    parser.add_argument("--overlapping", action="append", default=[], metavar="CAM,CAM[,...]",
+                        help="cameras whose views overlap, added to the run's matching.overlapping_cameras "
+                             "(repeatable; e.g. a pair the run warned about)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
@@ -67,6 +75,24 @@ def _matcher_config(cfg: dict):
         raise ConfigError(f"the run's stored matching config: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
 
 
+def _with_overlaps(config, groups: list[str], store, run_id: int):
+    """``config`` with the ``--overlapping`` groups (comma-separated camera ids of this run) added; ConfigError
+    (one line) for a group of fewer than two cameras or a camera the run does not have."""
+    if not groups:
+        return config
+    cams = sorted({r[0] for r in store.db.query("SELECT DISTINCT cam_id FROM tracklets WHERE run_id = ?", (run_id,))})
+    extra = []
+    for g in groups:
+        ids = [c.strip() for c in g.split(",") if c.strip()]
+        if len(set(ids)) < 2:
+            raise ConfigError(f"--overlapping {g!r}: name two or more cameras, comma-separated")
+        unknown = [c for c in ids if c not in cams]
+        if unknown:
+            raise ConfigError(f"--overlapping {g!r}: camera {unknown[0]!r} is not in the run (cameras: {', '.join(cams)})")
+        extra.append(ids)
+    return config.model_copy(update={"overlapping_cameras": [*config.overlapping_cameras, *extra]})
+
+
 def run(args: argparse.Namespace) -> int:
     from pipeline.matching.recluster import recluster_run
     from pipeline.store import IdentityStore
@@ -77,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--threshold {args.threshold}: a cosine distance in [0, 2]")
     with IdentityStore(args.store) as store:
         run_row, cfg = _run_config(store, args.run_key)
-        config = _matcher_config(cfg)
+        config = _with_overlaps(_matcher_config(cfg), args.overlapping, store, int(run_row["run_id"]))
         threshold = args.threshold
         if threshold is None:
             threshold = (cfg.get("recluster") or {}).get("threshold")
@@ -94,4 +120,8 @@ def run(args: argparse.Namespace) -> int:
               f" -> {summary['identities_after']} ({summary['merges']} merges, {summary['splits']} splits,"
               f" {summary['changed_tracklets']} tracklets re-assigned) at threshold {summary['threshold']}"
               f" ({summary['threshold_source']}); mot_global: {', '.join(summary['mot_files']) or 'not written'}")
+    for o in res.suspected_overlaps:
+        a, b = o.cams
+        print(f"warning: {o.message()}; to re-cluster with it: reid-pipeline recluster --store {args.store}"
+              f" --run-key {run_row['run_key']} --overlapping {a},{b}", file=sys.stderr)
     return 0

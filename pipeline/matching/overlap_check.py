@@ -57,10 +57,16 @@ class SuspectedOverlap:
 @dataclass
 class OverlapMonitor:
     """Distances of coexisting (cannot-link) tracklet pairs: same-camera (the reference) and per camera pair.
-    Bounded: the last ``KEEP_SAME`` same-camera and ``KEEP_PER_PAIR`` per camera pair."""
+    Bounded (a live run): the last ``keep_same`` same-camera and ``keep_per_pair`` per camera pair; None keeps
+    all (a finished run's re-clustering)."""
 
-    same: deque = field(default_factory=lambda: deque(maxlen=KEEP_SAME))
-    cross: dict[tuple[str, str], deque] = field(default_factory=dict)
+    keep_same: int | None = KEEP_SAME
+    keep_per_pair: int | None = KEEP_PER_PAIR
+    same: deque = field(init=False)
+    cross: dict[tuple[str, str], deque] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.same = deque(maxlen=self.keep_same)
 
     def add(self, cam_a: str, cam_b: str, distance: float) -> None:
         """One coexisting pair of tracklets, in cameras ``cam_a`` and ``cam_b``, at cosine ``distance``."""
@@ -68,7 +74,7 @@ class OverlapMonitor:
             self.same.append(float(distance))
             return
         key = (cam_a, cam_b) if cam_a < cam_b else (cam_b, cam_a)
-        self.cross.setdefault(key, deque(maxlen=KEEP_PER_PAIR)).append(float(distance))
+        self.cross.setdefault(key, deque(maxlen=self.keep_per_pair)).append(float(distance))
 
     def suspects(self, extra: Iterable[tuple[str, str, float]] = ()) -> list[SuspectedOverlap]:
         """The camera pairs that look overlapping (module docstring), counting ``extra`` (cam_a, cam_b,

@@ -62,7 +62,7 @@ from pipeline.matching.config import MatcherConfig
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ReclusterResult", "agglomerate", "cannot_link_matrix", "choose_threshold", "cluster_at_calibrated_threshold",
+__all__ = ["ReclusterResult", "suspected_overlaps", "agglomerate", "cannot_link_matrix", "choose_threshold", "cluster_at_calibrated_threshold",
            "cosine_distances", "recluster_run", "refresh_identities", "write_global_mot"]
 
 
@@ -87,6 +87,7 @@ class ReclusterResult:
     removed: list[int] = field(default_factory=list)
     unembedded: int = 0
     mot_files: list[str] = field(default_factory=list)
+    suspected_overlaps: list = field(default_factory=list)  # SuspectedOverlap: camera pairs that look overlapping
 
     @property
     def changed(self) -> int:
@@ -99,7 +100,21 @@ class ReclusterResult:
                 "identities_before": len(set(self.before.values())), "identities_after": len(set(self.labels.values())),
                 "changed_tracklets": self.changed, "merges": len(self.merges), "splits": len(self.splits),
                 "removed_identities": self.removed, "cannot_link_pairs": self.cannot_link_pairs,
-                "unembedded_tracklets": self.unembedded, "mot_files": self.mot_files}
+                "unembedded_tracklets": self.unembedded, "mot_files": self.mot_files,
+                "suspected_overlaps": [{"cams": list(o.cams), "pairs": o.pairs, "close": o.close,
+                                        "reference": round(o.reference, 4), "p": o.p} for o in self.suspected_overlaps]}
+
+
+def suspected_overlaps(items: list[TrackletEmbedding], dist: np.ndarray, cannot: np.ndarray) -> list:
+    """Camera pairs whose tracklets seen at once look like the same people (:mod:`pipeline.matching.overlap_check`)
+    over a whole run: ``cannot`` (N, N) the coexistence pairs (one camera, or two not declared overlapping),
+    ``dist`` their cosine distances."""
+    from pipeline.matching.overlap_check import OverlapMonitor
+
+    monitor = OverlapMonitor(keep_same=None, keep_per_pair=None)
+    for i, j in zip(*np.nonzero(np.triu(cannot, 1))):
+        monitor.add(items[i].cam_id, items[j].cam_id, float(dist[i, j]))
+    return monitor.suspects()
 
 
 # ---------------------------------------------------------------------------------------- threshold
@@ -193,7 +208,8 @@ def recluster_run(store, run_id: int, config: MatcherConfig, threshold: float | 
     picks = assign_ids(clusters, old)
     res = ReclusterResult(run_id, version, thr, source, int(np.triu(cannot, 1).sum()),
                           before={t.tracklet_id: g for t, g in zip(tracklets, old) if g is not None},
-                          unembedded=int((~has).sum()))
+                          unembedded=int((~has).sum()),
+                          suspected_overlaps=suspected_overlaps(items, dist, cannot & has[:, None] & has[None, :]))
     with store.transaction():
         labels: dict[int, int] = {}
         for members, pick in zip(clusters, picks):

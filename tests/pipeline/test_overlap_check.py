@@ -96,3 +96,13 @@ def test_assigner_warns_once_and_reports_the_pair(tmp_path: Path, caplog, mean_a
     assert len(warned) == 1 and warned[0].startswith("cameras c1 and c2 look overlapping")
     assert list(a.overlaps) == [("c1", "c2")]
     store.close()
+
+
+def test_recluster_reports_the_pair_over_a_whole_run() -> None:
+    from pipeline.matching.recluster import cannot_link_matrix, cosine_distances, suspected_overlaps
+
+    items = [TrackletEmbedding(c, t, a, b, v) for _, rows in _scene() for c, t, a, b, v in rows]
+    dist = cosine_distances(np.stack([it.vector for it in items]))
+    for overlapping, expect in ((None, [("c1", "c2")]), ([["c1", "c2"]], [])):
+        cannot = cannot_link_matrix(items, CrossCameraMatcher(_config(overlapping)))
+        assert [s.cams for s in suspected_overlaps(items, dist, cannot)] == expect

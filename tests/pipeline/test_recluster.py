@@ -330,3 +330,24 @@ def test_batch_run_with_recluster_enabled_ends_with_reclustered_ids(pets_dir: Pa
     assert cli_main(["recluster", "--store", str(db), "--json"]) == 0  # --out: the run's stored outputs.dir
     again = json.loads(capsys.readouterr().out)
     assert again["changed_tracklets"] == 0 and again["threshold"] == 0.3 and again["mot_files"]
+
+
+def test_cli_recluster_overlapping_lifts_the_cannot_link_of_a_camera_pair(tmp_path: Path, capsys):
+    """``--overlapping a,b``: T1/T6 and T6/T3 (cameras a and b at once) may link now; T1/T3 (camera a at once)
+    still may not. Average linkage at 0.03: T4+T5 (0.0006), T1+T6 (0.0014), then {T1,T6}+T2 at the mean of
+    0.0152 and 0.0256 = 0.0204; T3 stays alone (cannot-link with T1): 3 identities instead of 4."""
+    store_path = tmp_path / "s.sqlite"
+    _build(store_path)
+    assert cli_main(["recluster", "--store", str(store_path), "--threshold", "0.03", "--overlapping", "a,b",
+                     "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["identities_after"] == 3 and summary["suspected_overlaps"] == []
+    with IdentityStore(store_path, mode="read") as s:
+        by_tid = dict(s.db.query("SELECT tracklet_id, global_id FROM assignments"))
+    ids = {name: by_tid[k + 1] for k, name in enumerate(CASE)}
+    assert ids["T1"] == ids["T6"] == ids["T2"] != ids["T3"] and ids["T4"] == ids["T5"]
+    assert cli_main(["recluster", "--store", str(store_path), "--overlapping", "a"]) == 2
+    assert cli_main(["recluster", "--store", str(store_path), "--overlapping", "a,z"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["reid-pipeline: error: --overlapping 'a': name two or more cameras, comma-separated",
+                   "reid-pipeline: error: --overlapping 'a,z': camera 'z' is not in the run (cameras: a, b)"]
