@@ -114,6 +114,7 @@ class IdentityAssigner:
         delay = cfg.revise.announce_after_s if cfg is not None and cfg.revise.enabled else 0.0
         self.announcer = RevisionAnnouncer(delay) if delay > 0 else None  # None: announce revisions when made
         self.overlaps: dict[tuple[str, str], object] = {}  # camera pairs that look overlapping (warned once each)
+        self.overlap_messages: tuple[str, ...] = ()  # their warnings, replaced whole (the console thread reads it)
         self._overlaps_checked_at = float("-inf")
 
     def process(self, partials: list[Tracklet], finals: list[Tracklet]) -> None:
@@ -178,6 +179,8 @@ class IdentityAssigner:
             if s.cams not in self.overlaps:
                 log.warning(s.message())
             self.overlaps[s.cams] = s
+        if found:
+            self.overlap_messages = tuple(o.message() for o in self.overlaps.values())
         return found
 
     def flush_announcements(self) -> None:

@@ -394,7 +394,8 @@ class PipelineRunner:
         from pipeline.web.live import LiveFrames
         from pipeline.web.server import ConsoleServer
 
-        self.live = LiveFrames(list(self.cams), health=lambda: [st.source.health() for st in self.cams.values()])
+        self.live = LiveFrames(list(self.cams), health=lambda: [st.source.health() for st in self.cams.values()],
+                               warnings=lambda: list(self.assigner.overlap_messages))
         return ConsoleServer(self.comp.store.path, lambda: self.comp.encoder, ui.host, ui.port, ui.token,
                              live=self.live, cameras={c.id: c.display_uri() for c in self.cfg.cameras}).start()
 

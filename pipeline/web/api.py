@@ -60,6 +60,12 @@ def cameras(request: Request) -> list[dict]:
     return camera_list(console(request))
 
 
+@router.get("/warnings", summary="The running pipeline's warnings an operator should act on (e.g. an overlap to declare)")
+def warnings(request: Request) -> dict:
+    con = console(request)
+    return {"live": con.live is not None, "warnings": con.live.warnings() if con.live else []}
+
+
 @router.get("/cameras/{cam_id}/frame.jpg", summary="The latest annotated frame of a camera (JPEG)",
             response_class=Response, responses={200: {"content": {"image/jpeg": {}}}, 204: {}})
 async def camera_frame(request: Request, cam_id: str,

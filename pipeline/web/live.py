@@ -33,12 +33,14 @@ class _Latest:
 
 
 class LiveFrames:
-    """Latest frame + boxes per camera (thread-safe); ``health``: () -> [CameraHealth] of the run's cameras."""
+    """Latest frame + boxes per camera (thread-safe); ``health``: () -> [CameraHealth] of the run's cameras;
+    ``warnings``: () -> the run's warnings an operator should act on (one sentence each, e.g. an overlap to declare)."""
 
     def __init__(self, cam_ids: list[str], health: Callable[[], list[CameraHealth]] | None = None,
-                 max_width: int = 640, quality: int = 75) -> None:
+                 max_width: int = 640, quality: int = 75, warnings: Callable[[], list[str]] | None = None) -> None:
         self.cam_ids = list(cam_ids)
         self._health = health
+        self._warnings = warnings
         self.max_width = int(max_width)
         self.quality = int(quality)
         self._lock = threading.Lock()
@@ -82,6 +84,10 @@ class LiveFrames:
         if self._health is None:
             return {}
         return {h.cam_id: h for h in self._health()}
+
+    def warnings(self) -> list[str]:
+        """The run's current warnings for the operator (empty without a provider)."""
+        return [] if self._warnings is None else list(self._warnings())
 
     def status(self) -> dict[str, dict]:
         """cam id -> {frame index, timestamp, age of the latest published frame (s), ids on it}."""

@@ -29,7 +29,9 @@ def home() -> RedirectResponse:
 
 @router.get("/cameras")
 def cameras_page(request: Request) -> HTMLResponse:
-    return render(request, "cameras.html", page="cameras", cameras=camera_list(console(request)))
+    con = console(request)
+    return render(request, "cameras.html", page="cameras", cameras=camera_list(con),
+                  warnings=con.live.warnings() if con.live else [])
 
 
 @router.get("/identities")

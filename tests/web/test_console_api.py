@@ -181,6 +181,32 @@ def test_live_tile_long_poll_answers_with_the_next_frame(demo_store, encoder):
         srv.stop()
 
 
+def test_cameras_page_shows_the_runs_warnings(demo_store, encoder):
+    """A running pipeline's warnings (e.g. an undeclared overlap) are a banner on the Cameras page and /api/warnings;
+    without a run, none."""
+    from pipeline.web.live import LiveFrames
+    from pipeline.web.server import ConsoleServer
+
+    said: list[str] = []
+    live = LiveFrames(["left"], warnings=lambda: said)
+    srv = ConsoleServer(demo_store, lambda: encoder, port=0, live=live).start()
+    try:
+        c = httpx.Client(base_url=srv.url, timeout=30)
+        assert c.get("/api/warnings").json() == {"live": True, "warnings": []}
+        assert 'class="warning"' not in c.get("/cameras").text
+        said.append("cameras left and right look overlapping: declare it (matching.overlapping_cameras: [[left, right]])")
+        assert c.get("/api/warnings").json()["warnings"] == said
+        page = c.get("/cameras").text
+        assert 'class="warning" role="alert"' in page and "[[left, right]]" in page
+    finally:
+        srv.stop()
+    srv = ConsoleServer(demo_store, lambda: encoder, port=0).start()
+    try:
+        assert httpx.get(f"{srv.url}/api/warnings", timeout=30).json() == {"live": False, "warnings": []}
+    finally:
+        srv.stop()
+
+
 def test_identity_page_shows_link_probability_and_absorbed_ids(demo_store, encoder, tmp_path):
     """A merge recorded in the store's history: the absorbed id's page redirects to the identity that absorbed it,
     which lists it, and each tracklet shows the calibrated probability stored with its assignment."""
