@@ -138,12 +138,14 @@ def run(tracklets: list[dict], feats: dict[str, tuple[np.ndarray, str]], out: Pa
              "pair_distances": pair_distances(vecs, [t["pid"] for t in tracklets]),
              "calibrated": {**scores(tracklets, gids), "final_threshold": cal["threshold"],
                             "calibrated": cal["calibrated"], "negatives": cal["negatives"],
+                            "suspected_overlaps": cal["suspected_overlaps"],
                             "matcher_s": round(time.perf_counter() - t0, 2)}}
         # the matcher with every default, cameras c1..c6 non-overlapping, all sequences on one clock from frame 0
         literal = [TrackletEmbedding(f"c{t['camid']}", k, s, e, v)
                    for k, (t, (_, s, e), v) in enumerate(zip(tracklets, spans, vecs))]
         gl, call = link_tracklets(literal, MatcherConfig())
-        f["all_defaults_one_clock"] = {**scores(tracklets, gl), "final_threshold": call["threshold"]}
+        f["all_defaults_one_clock"] = {**scores(tracklets, gl), "final_threshold": call["threshold"],
+                                       "suspected_overlaps": call["suspected_overlaps"]}
         # the same with ``auto_threshold.warmup: no-link`` (issue 12's candidate default)
         nolink = MatcherConfig().auto_threshold.model_copy(update={"warmup": "no-link"})
         gw, calw = link_tracklets(items, market_matcher_config(clocks, MatcherConfig(auto_threshold=nolink)))

@@ -129,7 +129,8 @@ def market_matcher_config(clocks: Sequence[str], base: MatcherConfig | None = No
 def link_tracklets(items: Sequence[TrackletEmbedding], config: MatcherConfig) -> tuple[list[int], dict]:
     """Global id per item from a fresh CrossCameraMatcher(``config``) fed one tracklet at a time in
     order of end time (the order they would finish online; ties keep the item order), and the matcher's
-    final calibration state {threshold, calibrated, negatives}."""
+    final calibration state {threshold, calibrated, negatives} plus ``suspected_overlaps``: the camera pairs
+    whose tracklets seen at once look like the same people (:mod:`pipeline.matching.overlap_check`)."""
     from pipeline.matching.matcher import CrossCameraMatcher
 
     matcher = CrossCameraMatcher(config)
@@ -138,7 +139,7 @@ def link_tracklets(items: Sequence[TrackletEmbedding], config: MatcherConfig) ->
         gids[i] = matcher.match([items[i]])[0]
     # with revision (matching.revise) an id may change after it was returned: score the final ones
     gids = [matcher.track_global_id(it.cam_id, it.track_id) or g for it, g in zip(items, gids)]
-    return gids, matcher.calibration
+    return gids, {**matcher.calibration, "suspected_overlaps": [list(o.cams) for o in matcher.suspected_overlaps()]}
 
 
 def no_link_ids(n: int) -> list[int]:
