@@ -145,6 +145,8 @@ class CrossCameraMatcher(RevisionWindowMixin, PagedGalleryMixin):
         self._pair_neg.clear()
         self._pair_settled.clear()
         self.__dict__.pop("_overlap_monitor", None)  # its distances were the old model's
+        self.__dict__.pop("_home_gid", None)  # no tentative track left to take an id back
+        self.__dict__.pop("_free_gids", None)
 
     def identity(self, global_id: int) -> GlobalIdentity | None:
         return self._gallery.get(global_id)
