@@ -58,8 +58,24 @@ def run(args: argparse.Namespace) -> int:
     print(table)
     keys = ("run_key", "out_dir", "store", "interrupted", "tracklets_stored", "global_ids", "handovers")
     print(json.dumps({k: summary[k] for k in keys}, indent=1))
-    for cid, health in (summary.get("cameras") or {}).items():
-        if health.get("state") == "down":  # the run went on without it: say so where a script sees it
-            print(f"reid-pipeline: warning: camera {cid} went down during the run "
-                  f"({health.get('frames', 0)} frames delivered); its results stop there", file=sys.stderr)
+    for line in summary_warnings(summary):  # what the run went on with: said where a script sees it
+        print(f"reid-pipeline: warning: {line}", file=sys.stderr)
     return 130 if summary["interrupted"] else 0
+
+
+def summary_warnings(summary: dict) -> list[str]:
+    """The end-of-run warnings of a run summary: cameras that went down, and camera pairs that look overlapping
+    although the config does not declare them (with the command that repairs the run)."""
+    from pipeline.matching.overlap_check import SuspectedOverlap
+
+    out = []
+    for cid, health in (summary.get("cameras") or {}).items():
+        if health.get("state") == "down":
+            out.append(f"camera {cid} went down during the run ({health.get('frames', 0)} frames delivered); "
+                       "its results stop there")
+    for o in summary.get("suspected_overlaps") or []:
+        a, b = o["cams"]
+        msg = SuspectedOverlap((a, b), o["pairs"], o["close"], o["reference"], o["p"]).message()
+        out.append(f"{msg}; to repair this run's identities: reid-pipeline recluster --store {summary['store']}"
+                   f" --run-key {summary['run_key']} --overlapping {a},{b}")
+    return out
