@@ -121,7 +121,5 @@ def run(args: argparse.Namespace) -> int:
               f" {summary['changed_tracklets']} tracklets re-assigned) at threshold {summary['threshold']}"
               f" ({summary['threshold_source']}); mot_global: {', '.join(summary['mot_files']) or 'not written'}")
     for o in res.suspected_overlaps:
-        a, b = o.cams
-        print(f"warning: {o.message()}; to re-cluster with it: reid-pipeline recluster --store {args.store}"
-              f" --run-key {run_row['run_key']} --overlapping {a},{b}", file=sys.stderr)
+        print(f"warning: {o.message()}; {o.repair_hint(args.store, run_row['run_key'])}", file=sys.stderr)
     return 0

@@ -73,9 +73,6 @@ def summary_warnings(summary: dict) -> list[str]:
         if health.get("state") == "down":
             out.append(f"camera {cid} went down during the run ({health.get('frames', 0)} frames delivered); "
                        "its results stop there")
-    for o in summary.get("suspected_overlaps") or []:
-        a, b = o["cams"]
-        msg = SuspectedOverlap((a, b), o["pairs"], o["close"], o["reference"], o["p"]).message()
-        out.append(f"{msg}; to repair this run's identities: reid-pipeline recluster --store {summary['store']}"
-                   f" --run-key {summary['run_key']} --overlapping {a},{b}")
+    for o in map(SuspectedOverlap.from_json, summary.get("suspected_overlaps") or []):
+        out.append(f"{o.message()}; {o.repair_hint(summary['store'], summary['run_key'])}")
     return out

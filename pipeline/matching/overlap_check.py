@@ -53,6 +53,22 @@ class SuspectedOverlap:
                 f"(matching.overlapping_cameras: [[{a}, {b}]]): otherwise nobody is linked between them while "
                 "in view of both, and the calibrated threshold falls for every camera")
 
+    def repair_hint(self, store, run_key: str) -> str:
+        """The command that re-clusters a finished run with this pair declared (``reid-pipeline recluster``)."""
+        a, b = self.cams
+        return (f"to repair this run's identities: reid-pipeline recluster --store {store} --run-key {run_key}"
+                f" --overlapping {a},{b}")
+
+    def to_json(self) -> dict:
+        """The run / re-clustering summary's entry (``from_json`` reads it back)."""
+        return {"cams": list(self.cams), "pairs": self.pairs, "close": self.close,
+                "reference": round(self.reference, 4), "p": self.p}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "SuspectedOverlap":
+        a, b = data["cams"]
+        return cls((a, b), int(data["pairs"]), int(data["close"]), float(data["reference"]), float(data["p"]))
+
 
 @dataclass
 class OverlapMonitor:

@@ -101,8 +101,7 @@ class ReclusterResult:
                 "changed_tracklets": self.changed, "merges": len(self.merges), "splits": len(self.splits),
                 "removed_identities": self.removed, "cannot_link_pairs": self.cannot_link_pairs,
                 "unembedded_tracklets": self.unembedded, "mot_files": self.mot_files,
-                "suspected_overlaps": [{"cams": list(o.cams), "pairs": o.pairs, "close": o.close,
-                                        "reference": round(o.reference, 4), "p": o.p} for o in self.suspected_overlaps]}
+                "suspected_overlaps": [o.to_json() for o in self.suspected_overlaps]}
 
 
 def suspected_overlaps(items: list[TrackletEmbedding], dist: np.ndarray, cannot: np.ndarray) -> list:

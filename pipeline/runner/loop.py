@@ -326,8 +326,7 @@ class PipelineRunner:
                        **({} if self.assigner.announcer is None else
                           {"announced_changes": self.assigner.announcer.announced_changes,
                            "withdrawn_moves": self.assigner.announcer.withdrawn})},
-            "suspected_overlaps": [{"cams": list(o.cams), "pairs": o.pairs, "close": o.close,
-                                    "reference": round(o.reference, 4), "p": o.p} for o in self.assigner.overlaps.values()],
+            "suspected_overlaps": [o.to_json() for o in self.assigner.overlaps.values()],
             "mqtt": mqtt,
             "duplicate_global_rows_dropped": stats.duplicate_rows_dropped,
             "timelines": [str(p) for p in pngs],
