@@ -18,6 +18,9 @@ Protocols (stated in the metrics JSON under ``"protocol"``):
   the unlabelled test crops themselves (transductive), as torchreid's ``rerank=True`` and FastReID's
   ``TEST.RERANK`` do; results with it are reported beside, never instead of, the plain ones.
 * **Triplet accuracy** (seed 000 Eq. 5) over ``triplets_test.csv``.
+* **Video** (image folders with per-camera sequences, :func:`video_retrieval`): each sequence's aggregate
+  queries every other (video-to-video), and its middle frame queries the same gallery (image-to-video, seed
+  004); same-identity same-camera sequences excluded.
 * **Tracklet-to-tracklet**: test tracklets cut into chunks of ``chunk_len``
   crops, aggregated (mean / LSTM); every chunk queries all others, same-identity
   chunks within ``exclude_frames`` frames of the query's span are ignored.
@@ -248,6 +251,10 @@ def summary_line(m: dict[str, Any]) -> str:
     for name, t in m.get("tracklets", {}).items():
         if t.get("num_queries"):
             s += f"  tracklet-rank1[{name}] {t['rank1']:.1f}"
+    for name, v in m.get("video", {}).items():
+        for key, short in (("video_to_video", "v2v"), ("image_to_video", "i2v")):
+            if v.get(key, {}).get("num_queries"):
+                s += f"  {short}[{name}] rank1 {v[key]['rank1']:.1f} mAP {v[key]['mAP']:.1f}"
     return s
 
 
@@ -304,10 +311,49 @@ def single_shot_retrieval(items: Sequence[CropItem], feats: np.ndarray, trials: 
     return out
 
 
+def video_retrieval(items: Sequence[CropItem], feats: np.ndarray, aggregate: Callable[[np.ndarray], np.ndarray]
+                    ) -> dict[str, Any]:
+    """Video re-id over per-camera sequences, every identity a test identity (the PRID2011 / iLIDS-VID / MARS
+    setting without a training half): one sequence per (identity, camera, sequence),
+    ``protocols.folder_tracklets``, frames in order.
+
+    * ``video_to_video``: every sequence's aggregate (``aggregate``: (T, D) -> (D',)) queries all the others;
+    * ``image_to_video`` (seed 004): every sequence's middle frame, aggregated alone (a one-frame sequence, so an
+      LSTM maps it into the same space), queries the same gallery of sequence aggregates.
+
+    Gallery sequences of the query's identity *and* camera are excluded (the Market / MARS rule), so a query is
+    matched across cameras only; queries whose identity no other camera saw are skipped (``num_skipped``), their
+    sequences stay in the gallery as distractors. feats: (N, D) embeddings of ``items`` in order."""
+    from reid_models.datasets.protocols import folder_tracklets
+
+    row = {it.path: i for i, it in enumerate(items)}
+    tracks = folder_tracklets(items)
+    if len(tracks) < 2:
+        return {"num_sequences": len(tracks)}
+    idx = [np.array([row[p] for p in t["paths"]]) for t in tracks]
+    pids = np.array([t["pid"] for t in tracks])
+    cams = np.array([t["camid"] for t in tracks])
+    gallery = np.stack([np.asarray(aggregate(feats[i]), np.float32) for i in idx])
+    probes = np.stack([np.asarray(aggregate(feats[i[len(i) // 2]][None]), np.float32) for i in idx])
+    out: dict[str, Any] = {
+        "video_to_video": cmc_map_from_distances(pairwise_distances(gallery, gallery), pids, pids, cams, cams, 20),
+        "image_to_video": cmc_map_from_distances(pairwise_distances(probes, gallery), pids, pids, cams, cams, 20),
+    }
+    lengths = np.array([len(i) for i in idx])
+    out.update(num_sequences=len(tracks), frames_per_sequence={"min": int(lengths.min()), "median": float(np.median(lengths)),
+                                                               "max": int(lengths.max())},
+               protocol="sequences per (identity, camera, sequence); video-to-video: every sequence's aggregate "
+                        "queries every other; image-to-video: its middle frame queries the same gallery; same-id "
+                        "same-camera gallery sequences excluded")
+    return out
+
+
 def evaluate_items(items: Sequence[CropItem], embed: EmbedFn, cfg: EvalConfig, protocol: str = "market",
-                   trials: int = 10, seed: int = 0, progress: bool = True) -> dict[str, Any]:
+                   trials: int = 10, seed: int = 0, progress: bool = True,
+                   video: dict[str, Callable[[np.ndarray], np.ndarray]] | None = None) -> dict[str, Any]:
     """Retrieval metrics of ``embed`` on a list of crops: ``protocol`` "market" (all identities as test
-    identities, Market-1501 query/gallery rule) or "single_shot" (CUHK03, seed 003)."""
+    identities, Market-1501 query/gallery rule) or "single_shot" (CUHK03, seed 003); ``video`` (name ->
+    aggregator), when given, adds :func:`video_retrieval` per aggregator under ``"video"``."""
     if not items:
         raise DataError("<items>", "no crops to evaluate")
     feats = embed_paths(embed, [it.path for it in items], cfg, progress)
@@ -315,5 +361,8 @@ def evaluate_items(items: Sequence[CropItem], embed: EmbedFn, cfg: EvalConfig, p
         ret = single_shot_retrieval(items, feats, trials, seed, cfg)
     else:
         ret = market_retrieval(items, feats, seed, cfg)
-    return {"config": asdict(cfg), "num_test_crops": len(items), "num_test_ids": len({it.pid for it in items}),
-            "num_cameras": len({it.camid for it in items}), "retrieval": ret}
+    out = {"config": asdict(cfg), "num_test_crops": len(items), "num_test_ids": len({it.pid for it in items}),
+           "num_cameras": len({it.camid for it in items}), "retrieval": ret}
+    if video:
+        out["video"] = {name: video_retrieval(items, feats, agg) for name, agg in video.items()}
+    return out

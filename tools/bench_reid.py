@@ -102,7 +102,7 @@ def evaluate_model(spec: str, enc, items: dict[str, list], pets: Path, lstm: Pat
                      "crop_resize": enc.interpolation},
            "market": evaluate_items(items["market"], enc.embed_crops, cfg, "market", progress=False),
            "cuhk03": evaluate_items(items["cuhk03"], enc.embed_crops, cfg, "single_shot", trials=10, progress=False),
-           "pets": evaluate_dataset(pets, enc.embed_crops, cfg, build_aggregators(lstm), progress=False)}
+           "pets": evaluate_dataset(pets, enc.embed_crops, cfg, build_aggregators(lstm, getattr(enc, "version", "")), progress=False)}
     out["eval_seconds"] = time.perf_counter() - t0
     return out
 

@@ -5,8 +5,9 @@ input image in input order, and ``emb.files.txt`` beside ``emb.npy`` with the N 
 order (one per line).
 Inputs: ``--list FILE`` (one image path per line; blank lines and ``#`` comments skipped; relative
 paths are relative to the list file's folder) or ``--folder DIR`` (every image in it, sorted by name; a folder
-without images of its own but with sub-folders of images, one per camera as VIPeR's ``cam_a/ cam_b/``: those,
-sub-folder by sub-folder).
+without images of its own but with sub-folders of images, one per camera as VIPeR's ``cam_a/ cam_b/``, or one per
+camera holding one sub-folder per person as PRID2011's ``multi_shot/cam_a/person_0001/``: those, camera by camera
+and person by person).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--list", type=Path, help="text file with one image path per line")
     src.add_argument("--folder", type=Path,
-                     help="folder of images (sorted by file name), or of per-camera sub-folders of images (each in turn)")
+                     help="folder of images (sorted by file name), or of per-camera sub-folders of images or of "
+                          "per-person sequence folders (each in turn)")
     p.add_argument("--out", type=Path, required=True, help="output .npy (the file list goes to <out>.files.txt)")
     p.add_argument("--ten-crop", action="store_true", help="average embeddings over 10 crops (seed 001)")
     p.add_argument("--flip", action="store_true", help="test-time flip: each feature = crop + its mirror")
@@ -53,14 +55,15 @@ def read_list(path: Path) -> list[Path]:
 
 
 def folder_images(folder: Path) -> list[Path]:
-    """Image files directly in ``folder``, sorted by name; when it has none, those of its sub-folders of images
-    (sorted by sub-folder, then name: the per-camera layout of ``eval-reid --folder``)."""
+    """Image files directly in ``folder``, sorted by name; when it has none, those of its camera sub-folders
+    (sorted by camera, then person sub-folder where a camera has them, then name: the per-camera layouts of
+    ``eval-reid --folder``)."""
     from pipeline.core.errors import DataError
-    from reid_models.datasets.index import IMAGE_EXTS, camera_subfolders, image_files
+    from reid_models.datasets.index import IMAGE_EXTS, camera_images, camera_subfolders, image_files
 
     if not folder.is_dir():
         raise DataError(folder, "no such folder")
-    out = image_files(folder) or [p for sub in camera_subfolders(folder) for p in image_files(sub)]
+    out = image_files(folder) or [p for sub in camera_subfolders(folder) for p in camera_images(sub)]
     if not out:
         raise DataError(folder, f"no images ({', '.join(IMAGE_EXTS)}) in the folder or its sub-folders")
     return out

@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 HELP = ("evaluate a re-id model on the test split of a make-triplets dataset (CMC, mAP, ROC, triplet accuracy) "
-        "or on a Market-1501 / CUHK03-style image folder or one with a sub-folder per camera (CMC, mAP)")
+        "or on a Market-1501 / CUHK03-style image folder or one with a sub-folder per camera (CMC, mAP; "
+        "video-to-video and image-to-video for per-person sequence folders)")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -16,7 +17,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     src.add_argument("--folder", type=Path,
                      help="Market-1501-style (<pid>_c<cam>s<seq>_<frame>_<n>.jpg), CUHK03-style (<pid>_<image>.jpg) "
                           "or one sub-folder per camera (VIPeR cam_a/ cam_b/, PRID2011, GRID: the first number of a file "
-                          "name is the person); all its identities are test identities (Market query/gallery rule); a "
+                          "name is the person; or one numbered sub-folder per person: PRID2011 multi_shot/, iLIDS-VID "
+                          "sequences/); all its identities are test identities (Market query/gallery rule); a "
                           "Market-1501 root with query/ and bounding_box_test/ is scored on its official split")
     p.add_argument("--format", choices=("auto", "market", "cuhk03", "cameras"), default="auto",
                    help="--folder layout (auto: market for a Market-1501 root or when the first image name has _c<cam>, "
@@ -25,6 +27,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="--folder protocol: market (one query per id and camera) or single_shot (seed 003's CUHK03 protocol; "
                         "any two-camera folder: one image of the first camera as query, one of the second as gallery)")
     p.add_argument("--trials", type=int, default=10, help="single_shot: number of seeded trials")
+    p.add_argument("--video", choices=("auto", "on", "off"), default="auto",
+                   help="--folder: also score per-camera sequences, video-to-video and image-to-video (seed 004), with "
+                        "mean pooling and --lstm (auto: on for a folder of per-person sequence folders, as PRID2011 "
+                        "multi_shot/ and iLIDS-VID sequences/; on: also Market-1501 / CUHK03 folders, a sequence being an "
+                        "identity's crops in one camera and recording)")
+    p.add_argument("--max-frames", type=int, default=0,
+                   help="--folder: at most this many evenly spaced frames per sequence (0 = all; bounds the embedding "
+                        "time of long sequences)")
+    p.add_argument("--common-ids", action="store_true",
+                   help="--folder: only identities seen by two or more cameras (PRID2011's 200 of 385 / 749, as the "
+                        "literature and seed 004 evaluate); by default the others stay in the gallery as distractors")
     p.add_argument("--checkpoint", default="default",
                    help="checkpoint file, 'default' (shipped model) or 'imagenet' (raw ImageNet MobileNetV2)")
     p.add_argument("--ten-crop", action="store_true", help="average embeddings over 10 crops (seed 001)")
@@ -33,7 +46,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="k-reciprocal re-ranking (Zhong et al. 2017; k1 20, k2 6, lambda 0.3) of queries + gallery together, "
                         "and of the pair ROC over all test crops: uses the unlabelled test crops (transductive); "
                         "memory about 24 bytes x N^2 for N crops scored together")
-    p.add_argument("--lstm", type=Path, default=None, help="LSTM aggregator checkpoint for tracklet rank-1")
+    p.add_argument("--lstm", type=Path, default=None,
+                   help="LSTM aggregator checkpoint for tracklet rank-1 (--dataset) and video retrieval (--folder)")
     p.add_argument("--out", type=Path, default=Path("runs/eval_reid"), help="output folder (metrics.json, roc.png, cmc.png)")
     p.add_argument("--protocol", choices=("auto", "camera", "time"), default="auto")
     p.add_argument("--exclude-frames", type=int, default=35, help="time protocol: ignore same-id gallery crops this close")
@@ -58,20 +72,28 @@ def load_encoder(spec: str, device: str = "auto", batch_size: int = 64, flip: bo
     return AppearanceEncoder.from_checkpoint(Path(spec), device=device, batch_size=batch_size, flip=flip)
 
 
-def build_aggregators(lstm: Path | None) -> dict:
-    """name -> (T, D) -> (D,) callables: always mean pooling, LSTM when a checkpoint is given."""
+def build_aggregators(lstm: Path | None, encoder_version: str = "") -> dict:
+    """name -> (T, D) -> (D,) callables: always mean pooling, LSTM when a checkpoint is given. An LSTM trained on
+    another frame encoder's embeddings than ``encoder_version`` is warned about on stderr (one line)."""
+    import sys
+
     from reid_models.aggregation import build_aggregator
 
     aggs = {"mean": build_aggregator("mean").aggregate}
     if lstm is not None:
-        aggs["lstm"] = build_aggregator("lstm", checkpoint=lstm).aggregate
+        agg = build_aggregator("lstm", checkpoint=lstm)
+        if agg.encoder_version and encoder_version and agg.encoder_version != encoder_version:
+            print(f"warning: {lstm}: this LSTM was trained on embeddings of encoder {agg.encoder_version}, not of the "
+                  f"evaluated {encoder_version}: its figures say little", file=sys.stderr)
+        aggs["lstm"] = agg.aggregate
     return aggs
 
 
 def folder_format(folder: Path, fmt: str) -> str:
     """'market', 'cuhk03' or 'cameras' for an image folder (``auto``: market for a Market-1501 root with its
     sub-folders or when the first image name has ``_c<digit>``, cuhk03 when it is ``<digits>_<digits>``, cameras
-    for a folder without images of its own and two or more sub-folders of images; DataError naming the image when
+    for a folder without images of its own but with sub-folders (per camera, of images or of per-person
+    sequences; ``load_camera_folders`` says what is wrong otherwise); DataError naming the image when
     it is neither, or the folder when it has no image)."""
     import re
 
@@ -85,8 +107,8 @@ def folder_format(folder: Path, fmt: str) -> str:
     if has_market_subfolders(folder):
         return "market"
     images = image_files(folder)
-    if not images and len(camera_subfolders(folder)) >= 2:
-        return "cameras"
+    if not images and (len(camera_subfolders(folder)) >= 2 or any(d.is_dir() for d in folder.iterdir())):
+        return "cameras"  # its reader names what is wrong with a folder of sub-folders
     if not images:
         raise DataError(folder, "no images in the folder (nor two or more camera sub-folders of images)")
     if re.match(r"^-?\d+_c\d", images[0].name):
@@ -119,19 +141,32 @@ def folder_test_items(folder: Path, fmt: str) -> list:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pipeline.core.errors import DataError
     from reid_models.evaluate import EvalConfig, evaluate_dataset, evaluate_items, summary_line
     from reid_models.plots import plot_cmc, plot_roc
 
     cfg = EvalConfig(protocol=args.protocol, segments=args.segments, exclude_frames=args.exclude_frames,
                      chunk_len=args.chunk_len, ten_crop=args.ten_crop, batch_size=args.batch_size, rerank=args.rerank)
     if args.folder is not None:
-        items = folder_test_items(args.folder, folder_format(args.folder, args.format))
+        from reid_models.datasets.index import has_sequences
+        from reid_models.datasets.protocols import identities_in_several_cameras, thin_sequences
+
+        fmt = folder_format(args.folder, args.format)
+        items = folder_test_items(args.folder, fmt)
+        if args.common_ids:
+            items = identities_in_several_cameras(items)
+            if not items:
+                raise DataError(args.folder, "--common-ids: no identity is seen by two or more cameras")
+        items = thin_sequences(items, args.max_frames)
+        video = args.video == "on" or (args.video == "auto" and fmt == "cameras" and has_sequences(args.folder))
         enc = load_encoder(args.checkpoint, args.device, args.batch_size, args.flip)
-        m = evaluate_items(items, enc.embed_crops, cfg, args.protocol_folder, args.trials, progress=not args.no_progress)
-        m["dataset"] = str(args.folder)
+        m = evaluate_items(items, enc.embed_crops, cfg, args.protocol_folder, args.trials, progress=not args.no_progress,
+                           video=build_aggregators(args.lstm, getattr(enc, "version", "")) if video else None)
+        m.update(dataset=str(args.folder), format=fmt, common_ids=args.common_ids, max_frames=args.max_frames)
     else:
         enc = load_encoder(args.checkpoint, args.device, args.batch_size, args.flip)
-        m = evaluate_dataset(args.dataset, enc.embed_crops, cfg, build_aggregators(args.lstm), not args.no_progress)
+        m = evaluate_dataset(args.dataset, enc.embed_crops, cfg, build_aggregators(args.lstm, getattr(enc, "version", "")),
+                             not args.no_progress)
     m["model"] = {"checkpoint": args.checkpoint, "version": getattr(enc, "version", ""), "dim": getattr(enc, "dim", None),
                   "flip": args.flip, "rerank": args.rerank}
     args.out.mkdir(parents=True, exist_ok=True)

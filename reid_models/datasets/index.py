@@ -193,36 +193,94 @@ def load_cuhk03_folder(folder: Path, split: str = "train") -> list[CropItem]:
 
 
 #: the identity in a file name of a camera sub-folder: its first number (VIPeR 000_45.bmp -> 0,
-#: PRID2011 person_0001.png -> 1, GRID 0001_1_25004_107_32_106_221.jpeg -> 1)
+#: PRID2011 person_0001.png -> 1, GRID 0001_1_25004_107_32_106_221.jpeg -> 1), after the camera folder's own name
+#: is taken out of it (iLIDS-VID cam1_person001.png in cam1/ -> 1, not the camera's 1)
 _FIRST_NUMBER_RE = re.compile(r"(\d+)")
 
 
+def _identity_number(name: str, camera: str) -> int | None:
+    """The first number of ``name`` once ``camera`` (the camera folder's name, when it has a letter) is removed
+    from it where it stands as a word of its own (``cam1_person001`` in ``cam1/`` -> 1), or None."""
+    if re.search(r"[A-Za-z]", camera):  # a bare number ("1/") is not searched for: it could be part of the id
+        name = re.sub(rf"(?<![A-Za-z0-9]){re.escape(camera)}(?![A-Za-z0-9])", "_", name, count=1, flags=re.I)
+    m = _FIRST_NUMBER_RE.search(name)
+    return None if m is None else int(m.group(1))
+
+
+def person_subfolders(folder: Path) -> list[Path]:
+    """Sub-folders of ``folder`` that hold images directly and whose name has a number (one person's
+    sequence in a camera: PRID2011 ``multi_shot/cam_a/person_0001/``, iLIDS-VID ``sequences/cam1/person001/``),
+    sorted by name."""
+    return [d for d in sorted(Path(folder).iterdir())
+            if d.is_dir() and _FIRST_NUMBER_RE.search(d.name) and image_files(d)]
+
+
 def camera_subfolders(folder: Path) -> list[Path]:
-    """Sub-folders of ``folder`` that hold images directly, sorted by name (one camera each)."""
-    return [d for d in sorted(Path(folder).iterdir()) if d.is_dir() and image_files(d)]
+    """Sub-folders of ``folder`` that are cameras, sorted by name: holding images directly (VIPeR ``cam_a/``,
+    PRID2011 ``single_shot/cam_a/``, GRID ``probe/``) or, without images of their own, one numbered sub-folder of
+    images per person (PRID2011 ``multi_shot/cam_a/person_0001/``, iLIDS-VID ``sequences/cam1/person001/``)."""
+    return [d for d in sorted(Path(folder).iterdir())
+            if d.is_dir() and (image_files(d) or person_subfolders(d))]
+
+
+def camera_images(camera: Path) -> list[Path]:
+    """A camera sub-folder's images: its own, or those of its person sub-folders (by folder, then name)."""
+    return image_files(camera) or [p for d in person_subfolders(camera) for p in image_files(d)]
+
+
+def has_sequences(folder: Path) -> bool:
+    """Whether a per-camera folder holds per-person sequences (a camera folder without images of its own)."""
+    return any(not image_files(c) for c in camera_subfolders(folder))
+
+
+def _nested_layouts(folder: Path) -> list[str]:
+    """Names of ``folder``'s sub-folders that are per-camera layouts themselves (PRID2011's ``single_shot/``
+    and ``multi_shot/``, iLIDS-VID's ``images/`` and ``sequences/``): what to point at instead."""
+    return [d.name + "/" for d in sorted(Path(folder).iterdir()) if d.is_dir() and len(camera_subfolders(d)) >= 2]
+
+
+#: more camera sub-folders than this is taken for a folder of per-person sub-folders pointed at by mistake
+MAX_CAMERA_FOLDERS = 50
 
 
 def load_camera_folders(folder: Path, split: str = "train") -> list[CropItem]:
     """Crops of a folder with one sub-folder per camera, the layout of the classic two-camera sets as
-    distributed (VIPeR ``cam_a/`` ``cam_b/``, PRID2011 ``single_shot/cam_a`` ``cam_b``, GRID ``probe/``
-    ``gallery/``): camid = the sub-folder's index in name order, seq = its name, frame = the image's index in
-    it. The identity is the first number in the file name, the same number in two sub-folders being the same
-    person; identities are renumbered 1..N in order of that number (a number 0, VIPeR's first person, is a
-    person here, not Market-1501's distractor). DataError names a file without a number, or the folder when
-    fewer than two sub-folders hold images."""
+    distributed. A camera sub-folder holds either images (VIPeR ``cam_a/`` ``cam_b/``, PRID2011
+    ``single_shot/cam_a`` ``cam_b``, GRID ``probe/`` ``gallery/``) or one numbered sub-folder per person with
+    that person's sequence of frames (PRID2011 ``multi_shot/cam_a/person_0001/``, iLIDS-VID
+    ``sequences/cam1/person001/``). camid = the camera sub-folder's index in name order. For images in the
+    camera folder: the identity is the first number of the file name once the camera folder's name is taken
+    out of it, seq = the camera's name, frame = the image's index. For person sub-folders: the identity is the
+    first number of the person folder's name, seq = ``<camera>/<person>`` (one sequence), frame = the image's
+    index in it. The same number in two cameras is the same person; identities are renumbered 1..N in order of
+    that number (a number 0, VIPeR's first person, is a person here, not Market-1501's distractor). DataError
+    names a file without a number, or the folder when fewer than two sub-folders are cameras (naming the
+    sub-folders that are camera layouts of their own, such as PRID2011's ``single_shot/``)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(folder, "no such folder")
     cams = camera_subfolders(folder)
     if len(cams) < 2:
+        nested = _nested_layouts(folder)
+        if nested:
+            raise DataError(folder, f"holds more than one per-camera layout ({', '.join(nested)}): "
+                                    "point at one of them")
         raise DataError(folder, f"needs one sub-folder of images per camera, at least two (found {len(cams)})")
+    if len(cams) > MAX_CAMERA_FOLDERS:
+        raise DataError(folder, f"has {len(cams)} camera sub-folders ({cams[0].name}/, {cams[1].name}/, ...): if each "
+                                "is one person, point at the folder above it, which holds one sub-folder per camera")
     rows = []
     for camid, cam in enumerate(cams):
-        for frame, path in enumerate(image_files(cam)):
-            m = _FIRST_NUMBER_RE.search(path.stem)
-            if m is None:
+        files = image_files(cam)
+        for frame, path in enumerate(files):
+            n = _identity_number(path.stem, cam.name)
+            if n is None:
                 raise DataError(path, "file name has no identity number (the first number in the name is the person)")
-            rows.append((path, int(m.group(1)), camid, cam.name, frame))
+            rows.append((path, n, camid, cam.name, frame))
+        for person in ([] if files else person_subfolders(cam)):
+            n = _identity_number(person.name, "")
+            rows += [(path, n, camid, f"{cam.name}/{person.name}", frame)
+                     for frame, path in enumerate(image_files(person))]
     pid = {n: k + 1 for k, n in enumerate(sorted({r[1] for r in rows}))}
     return [CropItem(path, pid[n], camid, seq, frame, split) for path, n, camid, seq, frame in rows]
 

@@ -10,7 +10,11 @@
   per identity from camera A (query) and one from camera B (gallery of 100); CMC is averaged over
   :data:`CUHK03_TRIALS` seeded trials (:func:`cuhk03_single_shot_trials`).
 * **Any folder, all identities as test identities** (``eval-reid --folder``): the Market query /
-  gallery rule above over every identity of the folder.
+  gallery rule above over every identity of the folder; for a folder of per-camera sequences (PRID2011
+  ``multi_shot/``, iLIDS-VID ``sequences/``) also video-to-video and image-to-video retrieval over the
+  sequences (:func:`folder_tracklets`; ``reid_models.evaluate.video_retrieval``). Options that narrow it:
+  :func:`identities_in_several_cameras` (the literature's PRID2011 setting, the 200 people both cameras saw)
+  and :func:`thin_sequences` (at most n evenly spaced frames per sequence, to bound the embedding cost).
 
 Everything is a pure function of the item list and a seed, so the benchmark, ``eval-reid`` and the
 tests share one definition.
@@ -103,3 +107,28 @@ def folder_tracklets(items: Sequence[CropItem]) -> list[dict]:
         out.append({"pid": pid, "camid": camid, "seq": seq, "split": g[0].split,
                     "frames": [it.frame for it in g], "paths": [it.path for it in g]})
     return out
+
+
+def identities_in_several_cameras(items: Sequence[CropItem]) -> list[CropItem]:
+    """The items of identities seen by two or more cameras (PRID2011: the 200 of 385 / 749 people that both
+    cameras saw, as McLaughlin et al. and seed 004 evaluate), in their order."""
+    cams: dict[int, set[int]] = {}
+    for it in items:
+        cams.setdefault(it.pid, set()).add(it.camid)
+    return [it for it in items if len(cams[it.pid]) > 1]
+
+
+def thin_sequences(items: Sequence[CropItem], max_frames: int) -> list[CropItem]:
+    """At most ``max_frames`` frames of each (identity, camera, sequence), evenly spaced in frame order (the
+    first and the last kept), the items' order otherwise kept; ``max_frames`` <= 0 keeps everything."""
+    if max_frames <= 0:
+        return list(items)
+    keep: set[int] = set()
+    groups: dict[tuple[int, int, str], list[int]] = {}
+    for i, it in enumerate(items):
+        groups.setdefault((it.pid, it.camid, it.seq), []).append(i)
+    for g in groups.values():
+        g = sorted(g, key=lambda i: (items[i].frame, str(items[i].path)))
+        picks = np.unique(np.round(np.linspace(0, len(g) - 1, min(max_frames, len(g)))).astype(int))
+        keep.update(g[int(k)] for k in picks)
+    return [it for i, it in enumerate(items) if i in keep]
