@@ -10,6 +10,9 @@
    004. The image feature is the LSTM over a length-1 sequence, the video
    feature the LSTM over the chunk, and the loss is seed 004 Eq. 4:
    ``L = Lv + 1/2 Lii + 1/2 Liv`` (verification = Square Layer + 2-way softmax).
+   Options (``aggregator``): P x K batches of chunks (``chunks_per_id``, :func:`pk_batches`) and a batch-hard
+   soft-margin triplet term on the L2-normalised video and image features (``triplet_weight``), which trains
+   the Euclidean space that retrieval uses.
 4. Validation: tracklet-to-tracklet rank-1 / mAP over validation chunks for the
    LSTM and for mean pooling (chunks of the same track closer than
    ``data.val_min_gap`` frames are ignored as matches).
@@ -29,7 +32,7 @@ from pipeline.core.errors import ConfigError, DataError
 from reid_models.aggregation import LSTMAggregator, LSTMNet, MeanAggregator, save_lstm
 from reid_models.config import TrainConfig
 from reid_models.heads import IdentificationHead, VerificationHead
-from reid_models.losses import video_loss
+from reid_models.losses import batch_hard_triplet, video_loss
 from reid_models.run_report import write_run_report
 
 
@@ -126,6 +129,32 @@ def _pairs(chunks: list[dict], batch: list[int], rng: np.random.Generator) -> tu
     return src, pos, same
 
 
+def pk_batches(chunks: list[dict], batch_size: int, k: int, rng: np.random.Generator) -> list[list[int]]:
+    """One epoch of P x K batches of chunk indices: identities in a random order, ``batch_size // k`` of them per
+    batch, ``k`` of each identity's chunks (drawn without replacement when it has k or more, else with), as many
+    batches as the epoch's random batching would make (``len(chunks) // batch_size``, at least one); identities
+    with one chunk only are left out (a batch-hard loss needs a positive)."""
+    by_pid: dict[int, list[int]] = {}
+    for i, c in enumerate(chunks):
+        by_pid.setdefault(c["pid"], []).append(i)
+    pids = [p for p, idx in sorted(by_pid.items()) if len(idx) > 1]
+    p_per_batch = max(1, batch_size // k)
+    if len(pids) < 2:
+        raise DataError("<training chunks>", "chunks_per_id needs two or more identities with two chunks or more")
+    out: list[list[int]] = []
+    order: list[int] = []
+    for _ in range(max(1, len(chunks) // batch_size)):
+        if len(order) < p_per_batch:
+            order += [pids[int(i)] for i in rng.permutation(len(pids))]
+        batch_pids, order = order[:p_per_batch], order[p_per_batch:]
+        batch = []
+        for pid in batch_pids:
+            idx = by_pid[pid]
+            batch += [idx[int(j)] for j in rng.choice(len(idx), size=k, replace=len(idx) < k)]
+        out.append(batch)
+    return out
+
+
 def train_aggregator(cfg: TrainConfig, device: str, out: Path, resume: str | Path | None = None) -> dict[str, Any]:
     """Train the LSTM aggregator; writes ``last.pt`` / ``best.pt`` (LSTM checkpoints) and metrics.json."""
     from pipeline.core.progress import progress
@@ -152,16 +181,22 @@ def train_aggregator(cfg: TrainConfig, device: str, out: Path, resume: str | Pat
         rng = np.random.default_rng([cfg.seed, epoch])
         torch.manual_seed(cfg.seed * 1000 + epoch)
         net.train()
-        order = rng.permutation(len(train))
-        bs = cfg.aggregator.batch_size
+        bs, a = cfg.aggregator.batch_size, cfg.aggregator
+        if a.chunks_per_id:
+            batches = pk_batches(train, bs, a.chunks_per_id, rng)
+        else:
+            order = rng.permutation(len(train))
+            batches = [[int(i) for i in order[s:s + bs]] for s in range(0, len(order), bs)]
         total, n = 0.0, 0
-        for s in progress(range(0, len(order), bs), desc=f"lstm epoch {epoch + 1}/{cfg.epochs}", leave=False):
-            batch = [int(i) for i in order[s:s + bs]]
+        for batch in progress(batches, desc=f"lstm epoch {epoch + 1}/{cfg.epochs}", leave=False):
             src, pos, same = _pairs(train, batch, rng)
             fv = net.forward_list([train_x[i].to(device) for i in batch])
             fi = net.forward_list([train_x[j][k:k + 1].to(device) for j, k in zip(src, pos)])
             loss = video_loss(heads["verif"](fi, fv), torch.tensor(same, device=device),
                               heads["ident"](fi), y[src].to(device), heads["ident"](fv), y[batch].to(device))
+            if a.triplet_weight:
+                feats = nn.functional.normalize(torch.cat([fv, fi]), dim=1)
+                loss = loss + a.triplet_weight * batch_hard_triplet(feats, torch.cat([y[batch], y[src]]).to(device))
             opt.zero_grad()
             loss.backward()
             opt.step()

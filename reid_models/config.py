@@ -90,12 +90,16 @@ class DatasetEntry(StrictModel):
     format: its reader (null = ``data.format``); ``holdout_ids`` > 0 holds that many identities out
     as split "test" (seeded by ``holdout_seed``, identity-disjoint, the rest are "train"), e.g. the
     Market-1501 benchmark split: ``{path: .../bounding_box_train, format: market, holdout_ids: 250}``.
+    ``val_ids`` > 0 then moves that many of the remaining training identities (seeded by ``holdout_seed``) to
+    split "val": a validation split drawn from the training identities only, so that choices made on it never
+    see a test identity (the "test" identities are the same with or without it).
     """
 
     path: str
-    format: Literal["index", "market", "cuhk03", "cameras"] | None = None
+    format: Literal["index", "market", "cuhk03", "cameras", "mars"] | None = None
     holdout_ids: int = Field(0, ge=0)
     holdout_seed: int = 0
+    val_ids: int = Field(0, ge=0)
 
 
 class DataSpec(StrictModel):
@@ -103,7 +107,7 @@ class DataSpec(StrictModel):
     each dataset keeps its own identities (BH-switch batches come from one dataset each)."""
 
     datasets: list[str | DatasetEntry] = Field(default_factory=list, min_length=1)
-    format: Literal["index", "market", "cuhk03", "cameras"] = "index"
+    format: Literal["index", "market", "cuhk03", "cameras", "mars"] = "index"
     train_split: str = "train"
     val_split: str | None = "val"
     val_min_gap: int = Field(25, ge=0)
@@ -156,7 +160,12 @@ class TransferSpec(StrictModel):
 class AggregatorSpec(StrictModel):
     """For ``task: lstm``: train the LSTM tracklet aggregator on per-frame embeddings
     of the datasets' tracklets, computed once by ``encoder_checkpoint`` (null = the default).
-    residual: mean pooling + a learned, zero-initialised gate times the LSTM's pooled output."""
+    residual: mean pooling + a learned, zero-initialised gate times the LSTM's pooled output.
+    chunks_per_id: 0 = batches of random chunks (seed 004); k > 0 = batches of batch_size // k identities with
+    k chunks each (P x K, what a batch-hard loss needs). triplet_weight: adds that weight times a batch-hard
+    soft-margin triplet loss over the batch's L2-normalised video and image features together, i.e. trains the
+    space for the Euclidean retrieval that the pipeline and eval-reid use (seed 004's losses alone train it through
+    a verification layer and a classifier)."""
 
     encoder_checkpoint: str | None = None
     hidden_dim: int | None = Field(None, ge=1)
@@ -164,6 +173,8 @@ class AggregatorSpec(StrictModel):
     max_len: int = Field(16, ge=2)
     min_len: int = Field(2, ge=1)
     batch_size: int = Field(32, ge=2)
+    chunks_per_id: int = Field(0, ge=0)
+    triplet_weight: float = Field(0.0, ge=0)
 
 
 class DistillSpec(StrictModel):

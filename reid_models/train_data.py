@@ -53,14 +53,21 @@ def load_items(entry: DatasetEntry, split: str) -> list:
     if not folder.is_dir():
         raise DataError(folder, "no such dataset folder")
     fmt = entry.format or "index"
-    if not entry.holdout_ids:
+    if not entry.holdout_ids and not entry.val_ids:
         return load_reid_folder(folder, fmt, split)
     items = load_reid_folder(folder, fmt, None if fmt == "index" else "train")
     n_ids = len({it.pid for it in items})
-    if entry.holdout_ids >= n_ids:
-        raise ConfigError(f"data.datasets: {folder}: holdout_ids {entry.holdout_ids} leaves no training "
-                          f"identity of {n_ids}")
-    items = holdout_split(items, n_ids - entry.holdout_ids, entry.holdout_ids, entry.holdout_seed)
+    if entry.holdout_ids + entry.val_ids >= n_ids:
+        raise ConfigError(f"data.datasets: {folder}: holdout_ids {entry.holdout_ids} + val_ids {entry.val_ids} "
+                          f"leave no training identity of {n_ids}")
+    if entry.holdout_ids:
+        items = holdout_split(items, n_ids - entry.holdout_ids, entry.holdout_ids, entry.holdout_seed)
+    if entry.val_ids:  # from the training identities only: the test identities stay those of the hold-out
+        train = [it for it in items if it.split == "train"]
+        n_train = len({it.pid for it in train})
+        val = {it.path for it in holdout_split(train, n_train - entry.val_ids, entry.val_ids, entry.holdout_seed + 1)
+               if it.split == "test"}
+        items = [dataclasses.replace(it, split="val") if it.path in val else it for it in items]
     return [it for it in items if it.split == split]
 
 

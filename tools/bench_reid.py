@@ -9,6 +9,9 @@ Protocols (reid_models/datasets/protocols.py; docs/reid_data_eval.md):
 * **PETS09-S2L1, all 19 identities as test identities** (cross-domain: nothing of PETS in training):
   ``make-triplets PETS09-S2L1 --stride 2 --min-vis 0 --split 0,0,1 --seed 0``; CMC/mAP (time protocol),
   the balanced-pair ROC of seed 000 (TPR at FPR <= 0.10), tracklet-to-tracklet rank-1 (mean / LSTM).
+* **Sequences** of the Market test split and of CUHK03 val (an identity's crops in one camera and recording):
+  video-to-video and image-to-video rank-1 (seed 004; ``reid_models.evaluate.video_retrieval``), mean pooling
+  and, with --lstm, the LSTM.
 
 Targets: Market rank-1 >= 85 and mAP >= 65; CUHK03 rank-1 >= 80; PETS TPR >= 0.90 at FPR <= 0.10;
 PETS rank-1 and mAP >= ImageNet + 15 points each; LSTM tracklet rank-1 >= mean pooling. Every other model
@@ -97,12 +100,14 @@ def evaluate_model(spec: str, enc, items: dict[str, list], pets: Path, lstm: Pat
     from reid_models.evaluate import EvalConfig, evaluate_dataset, evaluate_items
 
     cfg = EvalConfig(rerank=rerank)
+    aggs = build_aggregators(lstm, enc.version)  # mean pooling, and the LSTM when given: PETS tracklets, sequences
     t0 = time.perf_counter()
     out = {"model": {"spec": spec, "version": enc.version, "dim": enc.dim, "flip": enc.flip, "rerank": rerank,
                      "crop_resize": enc.interpolation},
-           "market": evaluate_items(items["market"], enc.embed_crops, cfg, "market", progress=False),
-           "cuhk03": evaluate_items(items["cuhk03"], enc.embed_crops, cfg, "single_shot", trials=10, progress=False),
-           "pets": evaluate_dataset(pets, enc.embed_crops, cfg, build_aggregators(lstm, getattr(enc, "version", "")), progress=False)}
+           "market": evaluate_items(items["market"], enc.embed_crops, cfg, "market", progress=False, video=aggs),
+           "cuhk03": evaluate_items(items["cuhk03"], enc.embed_crops, cfg, "single_shot", trials=10, progress=False,
+                                    video=aggs),
+           "pets": evaluate_dataset(pets, enc.embed_crops, cfg, aggs, progress=False)}
     out["eval_seconds"] = time.perf_counter() - t0
     return out
 
@@ -136,7 +141,16 @@ def headline(m: dict) -> dict:
         "pets_auc": m["pets"]["roc"]["auc"],
         "pets_tracklet_mean": t["mean"].get("rank1", float("nan")),
         "pets_tracklet_lstm": t["lstm"]["rank1"] if t.get("lstm", {}).get("num_queries") else None,
+        **{f"{ds}_{short}_{agg}": _sequence_rank1(m, ds, agg, key) for ds in ("market", "cuhk03")
+           for short, key in (("v2v", "video_to_video"), ("i2v", "image_to_video")) for agg in ("mean", "lstm")},
     }
+
+
+def _sequence_rank1(m: dict, dataset: str, agg: str, key: str) -> float | None:
+    """Rank-1 of the per-camera sequences of ``dataset`` (``evaluate_items``' "video"), None when not scored
+    (an earlier result, or no LSTM)."""
+    r = m[dataset].get("video", {}).get(agg, {}).get(key, {})
+    return r["rank1"] if r.get("num_queries") else None
 
 
 def verdict(rows: dict[str, dict], suffix: str = "") -> dict:
@@ -264,6 +278,13 @@ def table(rows: dict[str, dict], v: dict | None, train: dict | None, thr: list[d
                      f"| {f(h['market_mAP'])} | {f(h['cuhk03_rank1'])} | {f(h['cuhk03_rank5'])} | {f(h['pets_rank1'])} "
                      f"| {f(h['pets_mAP'])} | {f(h['pets_tpr'], 3)} | {f(h['pets_auc'], 3)} "
                      f"| {f(h['pets_tracklet_mean'])} | {f(h['pets_tracklet_lstm'])} |")
+    lines += ["", "Per-camera sequences (an identity's crops in one camera and recording; eval-reid --video): rank-1, "
+              "video-to-video / image-to-video (seed 004), mean pooling / LSTM", "",
+              "| model | Market v2v mean | lstm | Market i2v mean | lstm | CUHK03 v2v mean | lstm | CUHK03 i2v mean | lstm |",
+              "|---" * 9 + "|"]
+    for name, h in rows.items():
+        lines.append(f"| {name} | " + " | ".join(f(h.get(f"{ds}_{k}_{a}")) for ds in ("market", "cuhk03")
+                                                 for k in ("v2v", "i2v") for a in ("mean", "lstm")) + " |")
     if v is None:
         lines += ["", "targets: not judged (they compare the rows 'default' and 'imagenet'; run both)"]
     else:

@@ -20,9 +20,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                           "name is the person; or one numbered sub-folder per person: PRID2011 multi_shot/, iLIDS-VID "
                           "sequences/); all its identities are test identities (Market query/gallery rule); a "
                           "Market-1501 root with query/ and bounding_box_test/ is scored on its official split")
-    p.add_argument("--format", choices=("auto", "market", "cuhk03", "cameras"), default="auto",
+    p.add_argument("--format", choices=("auto", "market", "cuhk03", "cameras", "mars"), default="auto",
                    help="--folder layout (auto: market for a Market-1501 root or when the first image name has _c<cam>, "
-                        "cuhk03 for <digits>_<digits> names, cameras for a folder of per-camera sub-folders)")
+                        "cuhk03 for <digits>_<digits> names, mars for per-person sub-folders of <pid>C<cam>T<tracklet>F<frame>.jpg "
+                        "(MARS bbox_test/), cameras for a folder of per-camera sub-folders)")
     p.add_argument("--protocol-folder", choices=("market", "single_shot"), default="market",
                    help="--folder protocol: market (one query per id and camera) or single_shot (seed 003's CUHK03 protocol; "
                         "any two-camera folder: one image of the first camera as query, one of the second as gallery)")
@@ -30,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--video", choices=("auto", "on", "off"), default="auto",
                    help="--folder: also score per-camera sequences, video-to-video and image-to-video (seed 004), with "
                         "mean pooling and --lstm (auto: on for a folder of per-person sequence folders, as PRID2011 "
-                        "multi_shot/ and iLIDS-VID sequences/; on: also Market-1501 / CUHK03 folders, a sequence being an "
+                        "multi_shot/ and iLIDS-VID sequences/, and for MARS tracklets; on: also Market-1501 / CUHK03 folders, a sequence being an "
                         "identity's crops in one camera and recording)")
     p.add_argument("--max-frames", type=int, default=0,
                    help="--folder: at most this many evenly spaced frames per sequence (0 = all; bounds the embedding "
@@ -93,12 +94,13 @@ def folder_format(folder: Path, fmt: str) -> str:
     """'market', 'cuhk03' or 'cameras' for an image folder (``auto``: market for a Market-1501 root with its
     sub-folders or when the first image name has ``_c<digit>``, cuhk03 when it is ``<digits>_<digits>``, cameras
     for a folder without images of its own but with sub-folders (per camera, of images or of per-person
-    sequences; ``load_camera_folders`` says what is wrong otherwise); DataError naming the image when
+    sequences; ``load_camera_folders`` says what is wrong otherwise), mars when the first image of its first
+    sub-folder with images is named ``<pid>C<cam>T<tracklet>F<frame>``; DataError naming the image when
     it is neither, or the folder when it has no image)."""
     import re
 
     from pipeline.core.errors import DataError
-    from reid_models.datasets.index import camera_subfolders, has_market_subfolders, image_files
+    from reid_models.datasets.index import camera_subfolders, has_market_subfolders, image_files, is_mars_name
 
     if fmt != "auto":
         return fmt
@@ -107,7 +109,11 @@ def folder_format(folder: Path, fmt: str) -> str:
     if has_market_subfolders(folder):
         return "market"
     images = image_files(folder)
-    if not images and (len(camera_subfolders(folder)) >= 2 or any(d.is_dir() for d in folder.iterdir())):
+    subs = sorted(d for d in folder.iterdir() if d.is_dir())
+    first = next((image_files(d)[0] for d in subs if image_files(d)), None)
+    if not images and first is not None and is_mars_name(first.name):
+        return "mars"
+    if not images and (len(camera_subfolders(folder)) >= 2 or subs):
         return "cameras"  # its reader names what is wrong with a folder of sub-folders
     if not images:
         raise DataError(folder, "no images in the folder (nor two or more camera sub-folders of images)")
@@ -158,7 +164,8 @@ def run(args: argparse.Namespace) -> int:
             if not items:
                 raise DataError(args.folder, "--common-ids: no identity is seen by two or more cameras")
         items = thin_sequences(items, args.max_frames)
-        video = args.video == "on" or (args.video == "auto" and fmt == "cameras" and has_sequences(args.folder))
+        video = args.video == "on" or (args.video == "auto" and (
+            fmt == "mars" or (fmt == "cameras" and has_sequences(args.folder))))
         enc = load_encoder(args.checkpoint, args.device, args.batch_size, args.flip)
         m = evaluate_items(items, enc.embed_crops, cfg, args.protocol_folder, args.trials, progress=not args.no_progress,
                            video=build_aggregators(args.lstm, getattr(enc, "version", "")) if video else None)

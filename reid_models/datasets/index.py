@@ -13,7 +13,9 @@ A dataset folder (written by ``reid-pipeline make-triplets``) holds::
 Paths inside the CSV/JSON files are relative to the dataset folder.
 Market-1501-style folders (``0002_c1s1_000451_03.jpg``) load with
 :func:`load_market_folder`, CUHK03-style folders (``PPPP_II.jpg``) with
-:func:`load_cuhk03_folder`; :func:`load_reid_folder` picks the reader by format name.
+:func:`load_cuhk03_folder`, folders with a sub-folder per camera (VIPeR, PRID2011, GRID, iLIDS-VID) with
+:func:`load_camera_folders`, MARS-style per-person folders with :func:`load_mars_folder`;
+:func:`load_reid_folder` picks the reader by format name.
 """
 
 from __future__ import annotations
@@ -285,8 +287,40 @@ def load_camera_folders(folder: Path, split: str = "train") -> list[CropItem]:
     return [CropItem(path, pid[n], camid, seq, frame, split) for path, n, camid, seq, frame in rows]
 
 
+#: MARS / its derivatives: 0001C1T0001F001.jpg -> pid 1, camera 1, tracklet 1, frame 1 (in a sub-folder per person)
+_MARS_RE = re.compile(r"^(.+?)C(\d+)T(\d+)F(\d+)$")
+
+
+def is_mars_name(name: str) -> bool:
+    """Whether an image file name is MARS style ``<pid>C<cam>T<tracklet>F<frame>.jpg``."""
+    return _MARS_RE.match(Path(name).stem) is not None
+
+
+def load_mars_folder(folder: Path, split: str = "train") -> list[CropItem]:
+    """Crops of a MARS-style folder (``bbox_train/`` or ``bbox_test/``: one sub-folder per person holding
+    ``<pid>C<cam>T<tracklet>F<frame>.jpg``), junk (``00-1``) and distractor (``0000``) people skipped as in
+    Market-1501. camid = the camera number, seq = ``c<cam>t<tracklet>`` (one tracklet), frame = the frame number.
+    DataError names the first file whose name does not fit, or the folder when it holds no person."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(folder, "no such folder")
+    items = []
+    for person in sorted(d for d in folder.iterdir() if d.is_dir()):
+        for path in image_files(person):
+            m = _MARS_RE.match(path.stem)
+            if m is None:
+                raise DataError(path, "file name is not MARS style <pid>C<cam>T<tracklet>F<frame>.jpg")
+            if not m.group(1).isdigit() or int(m.group(1)) <= 0:
+                continue
+            cam = int(m.group(2))
+            items.append(CropItem(path, int(m.group(1)), cam, f"c{cam}t{m.group(3)}", int(m.group(4)), split))
+    if not items:
+        raise DataError(folder, "no MARS-style person sub-folders <pid>/<pid>C<cam>T<tracklet>F<frame>.jpg")
+    return items
+
+
 #: reader by ``format`` name (``index`` = a make-triplets dataset folder)
-FOLDER_FORMATS = ("index", "market", "cuhk03", "cameras")
+FOLDER_FORMATS = ("index", "market", "cuhk03", "cameras", "mars")
 
 
 def load_reid_folder(folder: Path, fmt: str, split: str | None = None) -> list[CropItem]:
@@ -304,6 +338,8 @@ def load_reid_folder(folder: Path, fmt: str, split: str | None = None) -> list[C
         return load_cuhk03_folder(folder, split=split or "train")
     if fmt == "cameras":
         return load_camera_folders(folder, split=split or "train")
+    if fmt == "mars":
+        return load_mars_folder(folder, split=split or "train")
     raise DataError(folder, f"unknown dataset format {fmt!r}; valid: {', '.join(FOLDER_FORMATS)}")
 
 

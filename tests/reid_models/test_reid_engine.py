@@ -157,12 +157,15 @@ def test_lr_schedules():
     assert lr_factor("exp_decay", 1, 5, 0, 1e-4, 1e-7, warmup_epochs=2) == pytest.approx(2 / 3 * 1e-3 ** 0.25)
 
 
-def test_lstm_task_trains_aggregator(tiny_dataset, tmp_path):
+@pytest.mark.parametrize("extra", [{}, {"chunks_per_id": 2, "triplet_weight": 1.0, "residual": True}],
+                         ids=["seed004", "pk_triplet_residual"])
+def test_lstm_task_trains_aggregator(tiny_dataset, tmp_path, extra):
     from reid_models.aggregation import build_aggregator
 
     train_from_config(cfg_for(tiny_dataset, tmp_path / "enc", epochs=1))
     cfg = cfg_for(tiny_dataset, tmp_path / "lstm", task="lstm", epochs=2,
-                  aggregator={"encoder_checkpoint": str(tmp_path / "enc" / "last.pt"), "max_len": 4, "batch_size": 4})
+                  aggregator={"encoder_checkpoint": str(tmp_path / "enc" / "last.pt"), "max_len": 4, "batch_size": 4,
+                              **extra})
     summary = train_from_config(cfg)
     assert {"val_rank1_lstm", "val_rank1_mean"} <= set(summary["history"][-1])
     agg = build_aggregator("lstm", tmp_path / "lstm" / "best.pt")
@@ -395,3 +398,33 @@ def test_keep_heads_from_a_checkpoint_without_heads_fails_before_the_data_is_rea
                   transfer={"source": str(slim), "l_t": 4, "l_u": 4, "keep_heads": True})
     with pytest.raises(ConfigError, match=r"transfer.keep_heads: .*slim.pt was saved without training heads"):
         train_from_config(cfg)
+
+
+def test_pk_batches_of_chunks_are_exact() -> None:
+    """P x K chunk batches: 6 chunks, identities 1 (three chunks), 2 (two), 3 (one: no positive, left out);
+    batch_size 4, k 2 -> one batch (6 // 4) of both usable identities, two chunks each, identity 2's two chunks
+    drawn without replacement (it has exactly k)."""
+    import numpy as np
+
+    from reid_models.aggregator_training import pk_batches
+
+    chunks = [{"pid": p} for p in (1, 1, 1, 2, 2, 3)]
+    batches = pk_batches(chunks, 4, 2, np.random.default_rng(0))
+    assert len(batches) == 1 and sorted(chunks[i]["pid"] for i in batches[0]) == [1, 1, 2, 2]
+    assert sorted(i for i in batches[0] if chunks[i]["pid"] == 2) == [3, 4]
+    assert len(pk_batches(chunks * 4, 4, 2, np.random.default_rng(0))) == 6  # 24 // 4
+
+
+def test_val_ids_come_from_the_training_identities_only(shared) -> None:
+    """DatasetEntry.val_ids: a validation split of Market-1501's training identities; the 250 test identities
+    of the benchmark split are the same with and without it."""
+    from reid_models.config import DatasetEntry
+    from reid_models.train_data import load_items
+
+    path = str(shared / "data" / "reid" / "Market-1501" / "bounding_box_train")
+    plain = DatasetEntry(path=path, format="market", holdout_ids=250)
+    with_val = DatasetEntry(path=path, format="market", holdout_ids=250, val_ids=100)
+    ids = lambda entry, split: {it.pid for it in load_items(entry, split)}  # noqa: E731
+    assert ids(with_val, "test") == ids(plain, "test") and len(ids(plain, "test")) == 250
+    val, train = ids(with_val, "val"), ids(with_val, "train")
+    assert len(val) == 100 and len(train) == 401 and val | train == ids(plain, "train") and not val & train

@@ -160,3 +160,38 @@ def test_embed_reads_sequence_folders_camera_by_camera_person_by_person(video_la
     assert [f.parent.parent.name for f in files] == ["cam1"] * n1 + ["cam2"] * (n - n1)
     assert files[:6] == sorted((video_layouts["ilids"] / "cam1" / "person001").iterdir()) + [
         sorted((video_layouts["ilids"] / "cam1" / "person002").iterdir())[0]]
+
+
+def test_mars_style_tracklet_folders(shared: Path, tmp_path) -> None:
+    """MARS bbox_test/ layout, built from real Market-1501 crops: <pid>/<pid>C<cam>T<tracklet>F<frame>.jpg, with a
+    distractor person 0000 and a junk folder 00-1 that are no test identities."""
+    from reid_models.datasets.index import load_market_folder, load_mars_folder
+
+    market = shared / "data" / "reid" / "Market-1501" / "bounding_box_train"
+    if not market.is_dir():
+        pytest.skip(f"{market}: Market-1501 not present")
+    src = [it for it in load_market_folder(market) if it.pid in (2, 7, 10, 11, 12)]
+    root = tmp_path / "bbox_test"
+    tracklet: dict[tuple, int] = {}
+    count: dict[int, int] = {}
+    for it in src:  # one tracklet per (person, camera, recording), frames numbered 1, 2, ... in it
+        t = tracklet.setdefault((it.pid, it.camid, it.seq), len(tracklet) + 1)
+        count[t] = count.get(t, 0) + 1
+        d = root / f"{it.pid:04d}"
+        d.mkdir(parents=True, exist_ok=True)
+        shutil.copy(it.path, d / f"{it.pid:04d}C{it.camid}T{t:04d}F{count[t]:03d}.jpg")
+    for junk in ("0000", "00-1"):
+        (root / junk).mkdir()
+        shutil.copy(src[0].path, root / junk / f"{junk}C1T9999F001.jpg")
+    items = load_mars_folder(root, "test")
+    assert folder_format(root, "auto") == "mars" and len(items) == len(src)
+    assert sorted((it.pid, it.camid, it.path.read_bytes()) for it in items) == sorted(
+        (it.pid, it.camid, it.path.read_bytes()) for it in src)
+    assert {it.seq for it in items} == {f"c{c}t{t:04d}" for (_, c, _), t in tracklet.items()}
+    out = tmp_path / "ev"
+    assert main(["eval-reid", "--folder", str(root), "--checkpoint", "default", "--out", str(out), "--no-progress"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["format"] == "mars" and m["video"]["mean"]["num_sequences"] == len(tracklet)
+    (root / "0002" / "notes.jpg").write_bytes(b"x")
+    with pytest.raises(DataError, match="notes.jpg: file name is not MARS style"):
+        load_mars_folder(root)
