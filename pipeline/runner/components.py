@@ -171,6 +171,11 @@ def build_identity_parts(cfg: CamsConfig, store, encoder_version: str) -> tuple[
 
     ckpt = Path(cfg.aggregation.checkpoint) if cfg.aggregation.checkpoint else None
     aggregator = build_aggregator(cfg.aggregation.method, checkpoint=ckpt)
+    trained_on = getattr(aggregator, "encoder_version", "")
+    if trained_on and encoder_version and trained_on != encoder_version:
+        log.warning("aggregation.checkpoint %s was trained on embeddings of encoder %s, the pipeline's encoder is %s: "
+                    "its tracklet descriptors will be off (train it again on this encoder)", ckpt, trained_on,
+                    encoder_version)
     mcfg = cfg.matcher_config()
     gallery = store.load_gallery(limit=mcfg.max_gallery, max_spans=mcfg.max_spans)
     # the store pages identities beyond max_gallery in and out once the ANN index is in force (docs/gallery.md)
