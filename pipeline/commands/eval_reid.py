@@ -27,12 +27,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--protocol-folder", choices=("market", "single_shot"), default="market",
                    help="--folder protocol: market (one query per id and camera) or single_shot (seed 003's CUHK03 protocol; "
                         "any two-camera folder: one image of the first camera as query, one of the second as gallery)")
-    p.add_argument("--trials", type=int, default=10, help="single_shot: number of seeded trials")
+    p.add_argument("--trials", type=int, default=10, help="single_shot and --video-protocol halves: number of seeded trials")
     p.add_argument("--video", choices=("auto", "on", "off"), default="auto",
                    help="--folder: also score per-camera sequences, video-to-video and image-to-video (seed 004), with "
                         "mean pooling and --lstm (auto: on for a folder of per-person sequence folders, as PRID2011 "
                         "multi_shot/ and iLIDS-VID sequences/, and for MARS tracklets; on: also Market-1501 / CUHK03 folders, a sequence being an "
                         "identity's crops in one camera and recording)")
+    p.add_argument("--video-protocol", choices=("all", "halves"), default="all",
+                   help="--video: all (every sequence queries every other camera's, all people as test people) or "
+                        "halves (two cameras: a seeded half of the people both saw per trial, the first camera "
+                        "queries the second, --trials trials: McLaughlin et al. 2016 and seed 004 on PRID2011 / "
+                        "iLIDS-VID)")
     p.add_argument("--max-frames", type=int, default=0,
                    help="--folder: at most this many evenly spaced frames per sequence (0 = all; bounds the embedding "
                         "time of long sequences)")
@@ -168,8 +173,10 @@ def run(args: argparse.Namespace) -> int:
             fmt == "mars" or (fmt == "cameras" and has_sequences(args.folder))))
         enc = load_encoder(args.checkpoint, args.device, args.batch_size, args.flip)
         m = evaluate_items(items, enc.embed_crops, cfg, args.protocol_folder, args.trials, progress=not args.no_progress,
-                           video=build_aggregators(args.lstm, getattr(enc, "version", "")) if video else None)
-        m.update(dataset=str(args.folder), format=fmt, common_ids=args.common_ids, max_frames=args.max_frames)
+                           video=build_aggregators(args.lstm, getattr(enc, "version", "")) if video else None,
+                           video_protocol=args.video_protocol)
+        m.update(dataset=str(args.folder), format=fmt, common_ids=args.common_ids, max_frames=args.max_frames,
+                 video_protocol=args.video_protocol if video else None)
     else:
         enc = load_encoder(args.checkpoint, args.device, args.batch_size, args.flip)
         m = evaluate_dataset(args.dataset, enc.embed_crops, cfg, build_aggregators(args.lstm, getattr(enc, "version", "")),

@@ -120,6 +120,32 @@ def test_video_retrieval_hand_computed() -> None:
     assert res["num_queries"] == 4 and res["num_skipped"] == 1 and res["per_query"]["first_hit"] == [0, 2, 0, 2]
 
 
+def test_video_halves_protocol_hand_computed() -> None:
+    """McLaughlin et al.'s two-camera protocol with every common person chosen (fraction 1, one trial): camera 0
+    queries camera 1. Camera 1 sequences: p1 36.87 deg, p2 53.13, p3 80; camera 0: p1 0, p2 90, p3 frames 10 and
+    70 (mean 40, middle frame 70); p4, seen by camera 1 only at 45 deg, is no test person and not in the gallery.
+    video-to-video: p1 (0) -> p1 first: hit; p2 (90) -> p3 10 before p2 36.87: rank 2; p3 (40) -> p1 3.13, p2
+    13.13, p3 40: rank 3 -> rank-1 1/3, mAP (1 + 1/2 + 1/3) / 3. image-to-video: p3's probe at 70 -> p3 10 first:
+    hit -> rank-1 2/3, mAP (1 + 1/2 + 1) / 3."""
+    from reid_models.evaluate import video_halves_retrieval
+
+    frames = [(1, 0, 0.0), (2, 0, 90.0), (3, 0, 10.0), (3, 0, 70.0), (1, 1, 36.87), (2, 1, 53.13), (3, 1, 80.0),
+              (4, 1, 45.0)]
+    items = [CropItem(Path(f"/x/{k}.jpg"), pid, cam, f"c{cam}/p{pid}", k, "test") for k, (pid, cam, _) in enumerate(frames)]
+    feats = np.array([_unit(a) for *_, a in frames], np.float32)
+    res = video_halves_retrieval(items, feats, MeanAggregator().aggregate, trials=1, fraction=1.0)
+    assert res["people_in_both"] == res["test_people"] == 3
+    v2v, i2v = res["video_to_video"], res["image_to_video"]
+    assert v2v["num_queries"] == 3 and v2v["rank1"] == pytest.approx(100 / 3)
+    assert v2v["mAP"] == pytest.approx((1 + 1 / 2 + 1 / 3) / 3 * 100)
+    assert i2v["rank1"] == pytest.approx(200 / 3) and i2v["mAP"] == pytest.approx((1 + 1 / 2 + 1) / 3 * 100)
+    half = video_halves_retrieval(items, feats, MeanAggregator().aggregate, trials=4)  # round(1.5) = 2 people a trial
+    assert half["test_people"] == 2 and half["video_to_video"]["num_queries"] == 2 and half["trials"] == 4
+    with pytest.raises(DataError, match="exactly two cameras"):
+        video_halves_retrieval(items + [CropItem(Path("/x/9.jpg"), 1, 2, "c2/p1", 0, "test")],
+                               np.vstack([feats, [_unit(0.0)]]), MeanAggregator().aggregate)
+
+
 def test_thin_sequences_and_common_ids_are_exact() -> None:
     items = [CropItem(Path(f"/x/{k}.jpg"), 1, 0, "s", k, "test") for k in range(10)]
     items += [CropItem(Path("/y/0.jpg"), 2, 0, "s", 0, "test"), CropItem(Path("/z/0.jpg"), 1, 1, "t", 0, "test")]
@@ -146,6 +172,11 @@ def test_eval_reid_scores_sequences_video_to_video_and_image_to_video(video_layo
     assert main(["eval-reid", "--folder", str(video_layouts["cuhk03"]), "--video", "on", "--max-frames", "2",
                  "--checkpoint", "default", "--out", str(out2), "--no-progress"]) == 0
     m2 = json.loads((out2 / "metrics.json").read_text())
+    out3 = tmp_path / "ev3"  # the literature's halves protocol: 10 of the 20 people a trial, camera A queries B
+    assert main(["eval-reid", "--folder", str(video_layouts["ilids"]), "--video-protocol", "halves", "--trials", "3",
+                 "--checkpoint", "default", "--out", str(out3), "--no-progress"]) == 0
+    m3 = json.loads((out3 / "metrics.json").read_text())["video"]["mean"]
+    assert m3["test_people"] == 10 and m3["trials"] == 3 and m3["image_to_video"]["num_queries"] == 10
     assert m2["num_test_crops"] == sum(min(n, 2) for n in per_seq) and m2["video"]["mean"]["frames_per_sequence"]["max"] == 2
 
 
