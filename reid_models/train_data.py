@@ -58,8 +58,8 @@ def load_items(entry: DatasetEntry, split: str) -> list:
     items = load_reid_folder(folder, fmt, None if fmt == "index" else "train")
     n_ids = len({it.pid for it in items})
     if entry.holdout_ids + entry.val_ids >= n_ids:
-        raise ConfigError(f"data.datasets: {folder}: holdout_ids {entry.holdout_ids} + val_ids {entry.val_ids} "
-                          f"leave no training identity of {n_ids}")
+        held = f"holdout_ids {entry.holdout_ids}" + (f" + val_ids {entry.val_ids}" if entry.val_ids else "")
+        raise ConfigError(f"data.datasets: {folder}: {held} leaves no training identity of {n_ids}")
     if entry.holdout_ids:
         items = holdout_split(items, n_ids - entry.holdout_ids, entry.holdout_ids, entry.holdout_seed)
     if entry.val_ids:  # from the training identities only: the test identities stay those of the hold-out

@@ -268,6 +268,10 @@ def test_training_on_dataset_entries_holds_identities_out(small_market, reid_dir
         bad = validate(TrainConfig, {"data": {"datasets": [
             {"path": str(small_market), "format": "market", "holdout_ids": 6}], "val_split": None}}, "t.yaml")
         build_image_data(bad.data, [], 0)
+    with pytest.raises(Exception, match="holdout_ids 2 \\+ val_ids 4 leaves no training identity of 6"):
+        bad = validate(TrainConfig, {"data": {"datasets": [
+            {"path": str(small_market), "format": "market", "holdout_ids": 2, "val_ids": 4}], "val_split": None}}, "t.yaml")
+        build_image_data(bad.data, [], 0)
 
 
 def test_folder_tracklets_are_per_camera_sequences_by_frame(market, cuhk_val):
