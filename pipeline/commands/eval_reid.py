@@ -185,9 +185,14 @@ def run(args: argparse.Namespace) -> int:
                   "flip": args.flip, "rerank": args.rerank}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "metrics.json").write_text(json.dumps(m, indent=1), encoding="utf-8")
-    plot_cmc({args.checkpoint: m["retrieval"]}, args.out / "cmc.png")
+    curves = {f"{args.checkpoint} images": m["retrieval"]} if "video" in m else {args.checkpoint: m["retrieval"]}
+    for agg, v in m.get("video", {}).items():  # the sequence protocols beside the image one
+        curves.update({f"{args.checkpoint} {short} {agg}": v[key] for key, short in
+                       (("video_to_video", "video-to-video"), ("image_to_video", "image-to-video"))
+                       if v.get(key, {}).get("num_queries")})
+    plot_cmc(curves, args.out / "cmc.png")
     if "roc" in m:
         plot_roc({args.checkpoint: m["roc"]}, args.out / "roc.png", m["roc"]["max_fpr"])
     print(summary_line(m))
-    print(f"wrote {args.out / 'metrics.json'}, cmc.png, roc.png")
+    print(f"wrote {args.out / 'metrics.json'}, cmc.png" + (", roc.png" if "roc" in m else ""))
     return 0

@@ -161,6 +161,7 @@ def test_eval_reid_scores_sequences_video_to_video_and_image_to_video(video_layo
                  "--no-progress"]) == 0
     m = json.loads((out / "metrics.json").read_text())
     assert m["format"] == "cameras" and m["retrieval"]["num_queries"] == 40  # images: one per person and camera
+    assert (out / "cmc.png").is_file() and not (out / "roc.png").exists()  # no pairs in a folder: no ROC
     video = m["video"]["mean"]
     per_seq = [len(list(d.iterdir())) for d in sorted(video_layouts["prid"].glob("cam_*/person_*"))]
     assert video["num_sequences"] == len(per_seq) == 40 and video["frames_per_sequence"] == {
