@@ -96,7 +96,7 @@ class DatasetEntry(StrictModel):
     """
 
     path: str
-    format: Literal["index", "market", "cuhk03", "cameras", "mars"] | None = None
+    format: Literal["index", "market", "cuhk03", "cuhk01", "cameras", "mars"] | None = None
     holdout_ids: int = Field(0, ge=0)
     holdout_seed: int = 0
     val_ids: int = Field(0, ge=0)
@@ -107,7 +107,7 @@ class DataSpec(StrictModel):
     each dataset keeps its own identities (BH-switch batches come from one dataset each)."""
 
     datasets: list[str | DatasetEntry] = Field(default_factory=list, min_length=1)
-    format: Literal["index", "market", "cuhk03", "cameras", "mars"] = "index"
+    format: Literal["index", "market", "cuhk03", "cuhk01", "cameras", "mars"] = "index"
     train_split: str = "train"
     val_split: str | None = "val"
     val_min_gap: int = Field(25, ge=0)

@@ -20,9 +20,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                           "name is the person; or one numbered sub-folder per person: PRID2011 multi_shot/, iLIDS-VID "
                           "sequences/); all its identities are test identities (Market query/gallery rule); a "
                           "Market-1501 root with query/ and bounding_box_test/ is scored on its official split")
-    p.add_argument("--format", choices=("auto", "market", "cuhk03", "cameras", "mars"), default="auto",
+    p.add_argument("--format", choices=("auto", "market", "cuhk03", "cuhk01", "cameras", "mars"), default="auto",
                    help="--folder layout (auto: market for a Market-1501 root or when the first image name has _c<cam>, "
-                        "cuhk03 for <digits>_<digits> names, mars for per-person sub-folders of <pid>C<cam>T<tracklet>F<frame>.jpg "
+                        "cuhk03 for <digits>_<digits> names, cuhk01 for 7-digit <pid><image> names, mars for per-person "
+                        "sub-folders of <pid>C<cam>T<tracklet>F<frame>.jpg "
                         "(MARS bbox_test/), cameras for a folder of per-camera sub-folders)")
     p.add_argument("--protocol-folder", choices=("market", "single_shot"), default="market",
                    help="--folder protocol: market (one query per id and camera) or single_shot (seed 003's CUHK03 protocol; "
@@ -105,7 +106,9 @@ def folder_format(folder: Path, fmt: str) -> str:
     import re
 
     from pipeline.core.errors import DataError
-    from reid_models.datasets.index import camera_subfolders, has_market_subfolders, image_files, is_mars_name
+    from reid_models.datasets.index import (
+        camera_subfolders, has_market_subfolders, image_files, is_cuhk01_name, is_mars_name,
+    )
 
     if fmt != "auto":
         return fmt
@@ -126,9 +129,11 @@ def folder_format(folder: Path, fmt: str) -> str:
         return "market"
     if re.match(r"^\d+_\d+$", images[0].stem):
         return "cuhk03"
-    raise DataError(images[0], "file name fits neither Market-1501 style <pid>_c<cam>s<seq>_<frame>_<n>.jpg nor "
-                               "CUHK03 style <pid>_<image 00-09>.jpg; one sub-folder per camera is the third layout "
-                               "(--format picks one)")
+    if is_cuhk01_name(images[0].name):
+        return "cuhk01"
+    raise DataError(images[0], "file name fits neither Market-1501 style <pid>_c<cam>s<seq>_<frame>_<n>.jpg, "
+                               "CUHK03 style <pid>_<image 00-09>.jpg nor CUHK01 style <pid 4 digits><image 3 digits>.png; "
+                               "one sub-folder per camera is a further layout (--format picks one)")
 
 
 def folder_test_items(folder: Path, fmt: str) -> list:

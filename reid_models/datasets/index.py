@@ -13,7 +13,8 @@ A dataset folder (written by ``reid-pipeline make-triplets``) holds::
 Paths inside the CSV/JSON files are relative to the dataset folder.
 Market-1501-style folders (``0002_c1s1_000451_03.jpg``) load with
 :func:`load_market_folder`, CUHK03-style folders (``PPPP_II.jpg``) with
-:func:`load_cuhk03_folder`, folders with a sub-folder per camera (VIPeR, PRID2011, GRID, iLIDS-VID) with
+:func:`load_cuhk03_folder`, CUHK01-style (``PPPPIII.png``) with :func:`load_cuhk01_folder`, folders with a
+sub-folder per camera (VIPeR, PRID2011, GRID, iLIDS-VID) with
 :func:`load_camera_folders`, MARS-style per-person folders with :func:`load_mars_folder`;
 :func:`load_reid_folder` picks the reader by format name.
 """
@@ -194,6 +195,35 @@ def load_cuhk03_folder(folder: Path, split: str = "train") -> list[CropItem]:
     return items
 
 
+#: CUHK01 ``campus/``: 0001001.png -> pid 1, image 1 (images 001-002 from camera A = 0, 003-004 from camera B = 1)
+_CUHK01_RE = re.compile(r"^(\d{4})(\d{3})$")
+
+
+def is_cuhk01_name(name: str) -> bool:
+    """Whether an image file name is CUHK01 style ``<pid 4 digits><image 3 digits>.png``."""
+    return _CUHK01_RE.match(Path(name).stem) is not None
+
+
+def load_cuhk01_folder(folder: Path, split: str = "train") -> list[CropItem]:
+    """Crops of a CUHK01-style folder (``campus/``: 971 people, two cameras, ``PPPPIII.png``), in file-name order:
+    camid 0 for images 001-002 (camera A), 1 for 003 and above (camera B); seq ``camA`` / ``camB``, frame = III.
+    DataError names the first file whose name does not fit, or the folder when it holds no image."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(folder, "no such folder")
+    items = []
+    for path in image_files(folder):
+        m = _CUHK01_RE.match(path.stem)
+        if m is None:
+            raise DataError(path, "file name is not CUHK01 style <pid, 4 digits><image, 3 digits>.png")
+        image = int(m.group(2))
+        cam = 0 if image <= 2 else 1
+        items.append(CropItem(path, int(m.group(1)), cam, "camA" if cam == 0 else "camB", image, split))
+    if not items:
+        raise DataError(folder, "no CUHK01-style images <pid><image>.png")
+    return items
+
+
 #: the identity in a file name of a camera sub-folder: its first number (VIPeR 000_45.bmp -> 0,
 #: PRID2011 person_0001.png -> 1, GRID 0001_1_25004_107_32_106_221.jpeg -> 1), after the camera folder's own name
 #: is taken out of it (iLIDS-VID cam1_person001.png in cam1/ -> 1, not the camera's 1)
@@ -320,7 +350,7 @@ def load_mars_folder(folder: Path, split: str = "train") -> list[CropItem]:
 
 
 #: reader by ``format`` name (``index`` = a make-triplets dataset folder)
-FOLDER_FORMATS = ("index", "market", "cuhk03", "cameras", "mars")
+FOLDER_FORMATS = ("index", "market", "cuhk03", "cuhk01", "cameras", "mars")
 
 
 def load_reid_folder(folder: Path, fmt: str, split: str | None = None) -> list[CropItem]:
@@ -336,6 +366,8 @@ def load_reid_folder(folder: Path, fmt: str, split: str | None = None) -> list[C
         return [it for it in items if split is None or it.split == split]
     if fmt == "cuhk03":
         return load_cuhk03_folder(folder, split=split or "train")
+    if fmt == "cuhk01":
+        return load_cuhk01_folder(folder, split=split or "train")
     if fmt == "cameras":
         return load_camera_folders(folder, split=split or "train")
     if fmt == "mars":

@@ -117,3 +117,30 @@ def test_embed_reads_a_camera_layout_sub_folder_by_sub_folder(cuhk_subset, tmp_p
     emb = np.load(out)
     assert emb.shape == (len(expect), 1280) and emb.dtype == np.float32
     assert np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+
+
+def test_cuhk01_naming_loads_both_cameras(shared: Path, tmp_path) -> None:
+    """CUHK01 ``campus/`` names ``PPPPIII.png`` (images 001-002 camera A, 003-004 camera B), built from real CUHK03
+    val crops: two of each camera's images per person."""
+    from reid_models.datasets.index import load_cuhk01_folder
+
+    val = shared / "data" / "reid" / "CUHK03" / "detected" / "val"
+    if not val.is_dir():
+        pytest.skip(f"{val}: CUHK03 not present")
+    src = {}
+    for it in load_cuhk03_folder(val, "test"):
+        if it.pid < 10:
+            src.setdefault((it.pid, it.camid), []).append(it)
+    expect = set()
+    for (pid, cam), items in src.items():
+        for k, it in enumerate(sorted(items, key=lambda x: x.frame)[:2]):
+            name = f"{pid + 1:04d}{cam * 2 + k + 1:03d}.png"
+            shutil.copy(it.path, tmp_path / name)
+            expect.add((pid + 1, cam, it.path.read_bytes()))
+    assert folder_format(tmp_path, "auto") == "cuhk01"
+    items = load_cuhk01_folder(tmp_path, "test")
+    assert {(it.pid, it.camid, it.path.read_bytes()) for it in items} == expect and len(items) == len(expect)
+    assert {it.frame for it in items if it.camid == 0} == {1, 2} and {it.frame for it in items if it.camid == 1} == {3, 4}
+    (tmp_path / "0001_extra.png").write_bytes(b"x")
+    with pytest.raises(DataError, match="0001_extra.png: file name is not CUHK01 style"):
+        load_cuhk01_folder(tmp_path)

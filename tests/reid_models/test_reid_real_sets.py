@@ -84,7 +84,7 @@ def test_auto_format_names_an_image_that_fits_no_scheme(reid_dir, tmp_path):
     other = tmp_path / "other"
     other.mkdir()
     shutil.copy(src, other / "alice_front.jpg")
-    with pytest.raises(DataError, match=r"alice_front\.jpg: file name fits neither Market-1501 style .* nor CUHK03"):
+    with pytest.raises(DataError, match=r"alice_front\.jpg: file name fits neither Market-1501 style .*CUHK03 style .* nor CUHK01"):
         folder_format(other, "auto")
     assert folder_format(other, "cuhk03") == "cuhk03"  # an explicit --format is taken as given
 
