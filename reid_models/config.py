@@ -121,6 +121,8 @@ class DataSpec(StrictModel):
     low_resolution: float = Field(0.0, ge=0, le=1)
     low_resolution_min_scale: float = Field(0.25, gt=0, le=1)
     random_erasing: float = Field(0.0, ge=0, le=1)
+    # Probability of turning a training crop to grayscale (reid_models.transforms.build_train_transform).
+    grayscale: float = Field(0.0, ge=0, le=1)
     cache_images: bool = True
     num_workers: int = Field(0, ge=0)
     # Virtual identities: the upper part of one training identity's crop over the lower part of another's

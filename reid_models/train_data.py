@@ -181,6 +181,7 @@ def build_train_loader(data: ImageData, spec: DataSpec, sampler: SamplerSpec, in
         tuple(input_size), flip=spec.flip, random_crop=spec.random_crop, pad=spec.pad,
         color_jitter=spec.color_jitter, random_erasing=spec.random_erasing,
         low_resolution=spec.low_resolution, low_resolution_min_scale=spec.low_resolution_min_scale,
+        grayscale=spec.grayscale,
     )
     dataset = IndexedDataset(ReidImageDataset(data.train_items, transform, cache=spec.cache_images))
     batch_sampler = MultiDatasetBatchSampler(

@@ -20,11 +20,13 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 def build_train_transform(
     size: tuple[int, int] = (128, 64), flip: bool = True, random_crop: bool = True, pad: int = 10,
     color_jitter: float = 0.0, random_erasing: float = 0.0,
-    low_resolution: float = 0.0, low_resolution_min_scale: float = 0.25,
+    low_resolution: float = 0.0, low_resolution_min_scale: float = 0.25, grayscale: float = 0.0,
 ) -> Callable[[torch.Tensor], torch.Tensor]:
     """Resize, optional low-resolution simulation (:class:`RandomLowResolution`), horizontal flip
     (p = 0.5), random crop of ``size`` after zero-padding by ``pad`` pixels (seed 001: random
-    translations), optional colour jitter and random erasing."""
+    translations), optional colour jitter, optional grayscale (with probability ``grayscale`` the crop's
+    three channels become its luminance: colour is not always there to lean on, as across two cameras with
+    different colour rendering) and random erasing."""
     from torchvision.transforms import v2
 
     steps: list = [v2.Resize(size, antialias=True)]
@@ -36,6 +38,8 @@ def build_train_transform(
         steps.append(v2.RandomCrop(size, padding=pad, padding_mode="constant"))
     if color_jitter > 0:
         steps.append(v2.ColorJitter(color_jitter, color_jitter, color_jitter, 0.0))
+    if grayscale > 0:
+        steps.append(v2.RandomGrayscale(grayscale))
     steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
     if random_erasing > 0:
         steps.append(v2.RandomErasing(p=random_erasing, value=0))

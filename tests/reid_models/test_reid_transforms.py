@@ -79,3 +79,19 @@ def test_train_transform_with_low_resolution_gives_network_input():
     aug = build_train_transform((128, 64), low_resolution=1.0, low_resolution_min_scale=0.25)
     out = aug(img)
     assert out.shape == (3, 128, 64) and out.dtype == torch.float32
+
+
+def test_grayscale_turns_every_crop_grey_at_p_1_and_none_at_p_0():
+    """``grayscale``: with p = 1 the three channels of the (de-normalised) output are equal, the ITU-R 601 luma of
+    the input (pure red 255 -> 0.299 * 255 = 76); with p = 0 a red crop stays red."""
+    from reid_models.transforms import IMAGENET_MEAN, IMAGENET_STD
+
+    red = torch.zeros(3, 128, 64, dtype=torch.uint8)
+    red[0] = 255
+    mean, std = torch.tensor(IMAGENET_MEAN)[:, None, None], torch.tensor(IMAGENET_STD)[:, None, None]
+    kw = dict(flip=False, random_crop=False)
+    grey = build_train_transform((128, 64), grayscale=1.0, **kw)(red) * std + mean
+    assert torch.allclose(grey[0], grey[1], atol=1e-5) and torch.allclose(grey[1], grey[2], atol=1e-5)
+    assert abs(float(grey[0].mean()) * 255 - 76) < 1.0
+    kept = build_train_transform((128, 64), grayscale=0.0, **kw)(red) * std + mean
+    assert float(kept[0].mean()) > 0.99 and float(kept[1].mean()) < 0.01
