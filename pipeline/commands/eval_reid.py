@@ -18,7 +18,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                      help="Market-1501-style (<pid>_c<cam>s<seq>_<frame>_<n>.jpg), CUHK03-style (<pid>_<image>.jpg) "
                           "or one sub-folder per camera (VIPeR cam_a/ cam_b/, PRID2011, GRID: the first number of a file "
                           "name is the person; or one numbered sub-folder per person: PRID2011 multi_shot/, iLIDS-VID "
-                          "sequences/); all its identities are test identities (Market query/gallery rule); a "
+                          "sequences/), CUHK01-style (<pid><image>.png) or MARS-style (<pid>/<pid>C<cam>T<tracklet>F<frame>.jpg); "
+                          "all its identities are test identities (Market query/gallery rule); a "
                           "Market-1501 root with query/ and bounding_box_test/ is scored on its official split")
     p.add_argument("--format", choices=("auto", "market", "cuhk03", "cuhk01", "cameras", "mars"), default="auto",
                    help="--folder layout (auto: market for a Market-1501 root or when the first image name has _c<cam>, "
@@ -32,8 +33,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--video", choices=("auto", "on", "off"), default="auto",
                    help="--folder: also score per-camera sequences, video-to-video and image-to-video (seed 004), with "
                         "mean pooling and --lstm (auto: on for a folder of per-person sequence folders, as PRID2011 "
-                        "multi_shot/ and iLIDS-VID sequences/, and for MARS tracklets; on: also Market-1501 / CUHK03 folders, a sequence being an "
-                        "identity's crops in one camera and recording)")
+                        "multi_shot/ and iLIDS-VID sequences/, and for MARS tracklets; on: also Market-1501 / CUHK03 "
+                        "folders, a sequence being an identity's crops in one camera and recording)")
     p.add_argument("--video-protocol", choices=("all", "halves"), default="all",
                    help="--video: all (every sequence queries every other camera's, all people as test people) or "
                         "halves (two cameras: a seeded half of the people both saw per trial, the first camera "
@@ -97,8 +98,9 @@ def build_aggregators(lstm: Path | None, encoder_version: str = "") -> dict:
 
 
 def folder_format(folder: Path, fmt: str) -> str:
-    """'market', 'cuhk03' or 'cameras' for an image folder (``auto``: market for a Market-1501 root with its
-    sub-folders or when the first image name has ``_c<digit>``, cuhk03 when it is ``<digits>_<digits>``, cameras
+    """'market', 'cuhk03', 'cuhk01', 'mars' or 'cameras' for an image folder (``auto``: market for a Market-1501 root
+    with its sub-folders or when the first image name has ``_c<digit>``, cuhk03 when it is ``<digits>_<digits>``,
+    cuhk01 when it is seven digits, cameras
     for a folder without images of its own but with sub-folders (per camera, of images or of per-person
     sequences; ``load_camera_folders`` says what is wrong otherwise), mars when the first image of its first
     sub-folder with images is named ``<pid>C<cam>T<tracklet>F<frame>``; DataError naming the image when
