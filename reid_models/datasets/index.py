@@ -171,6 +171,28 @@ def load_market_folder(folder: Path, split: str = "train") -> list[CropItem]:
 _CUHK03_RE = re.compile(r"^(\d+)_(\d+)$")
 
 
+def _camera_pair_folder(folder: Path, split: str, pattern: re.Pattern, first_b: int, name: str, style: str
+                        ) -> list[CropItem]:
+    """Crops of a one-camera-pair folder whose file names match ``pattern`` (groups: pid, image number), in
+    file-name order: camid 0 for image numbers below ``first_b`` (camera A), 1 otherwise (camera B); seq ``camA`` /
+    ``camB``, frame = the image number. DataError names the first file that does not match (``style``: the
+    expected name) or the folder when it holds no image (``name``: the set)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(folder, "no such folder")
+    items = []
+    for path in image_files(folder):
+        m = pattern.match(path.stem)
+        if m is None:
+            raise DataError(path, f"file name is not {name} style {style}")
+        image = int(m.group(2))
+        cam = 0 if image < first_b else 1
+        items.append(CropItem(path, int(m.group(1)), cam, "camA" if cam == 0 else "camB", image, split))
+    if not items:
+        raise DataError(folder, f"no {name}-style images {style}")
+    return items
+
+
 def load_cuhk03_folder(folder: Path, split: str = "train") -> list[CropItem]:
     """Crops of a CUHK03-style folder ``PPPP_II.jpg`` (one camera pair), in file-name order.
 
@@ -179,20 +201,7 @@ def load_cuhk03_folder(folder: Path, split: str = "train") -> list[CropItem]:
     and ``val/`` restart at 0000), so never merge two folders by number. DataError names the first
     file whose name does not fit, or the folder when it holds no image.
     """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DataError(folder, "no such folder")
-    items = []
-    for path in image_files(folder):
-        m = _CUHK03_RE.match(path.stem)
-        if m is None:
-            raise DataError(path, "file name is not CUHK03 style <pid>_<image 00-09>.jpg")
-        image = int(m.group(2))
-        cam = 0 if image < 5 else 1
-        items.append(CropItem(path, int(m.group(1)), cam, "camA" if cam == 0 else "camB", image, split))
-    if not items:
-        raise DataError(folder, "no CUHK03-style images <pid>_<image>.jpg")
-    return items
+    return _camera_pair_folder(folder, split, _CUHK03_RE, 5, "CUHK03", "<pid>_<image 00-09>.jpg")
 
 
 #: CUHK01 ``campus/``: 0001001.png -> pid 1, image 1 (images 001-002 from camera A = 0, 003-004 from camera B = 1)
@@ -208,20 +217,7 @@ def load_cuhk01_folder(folder: Path, split: str = "train") -> list[CropItem]:
     """Crops of a CUHK01-style folder (``campus/``: 971 people, two cameras, ``PPPPIII.png``), in file-name order:
     camid 0 for images 001-002 (camera A), 1 for 003 and above (camera B); seq ``camA`` / ``camB``, frame = III.
     DataError names the first file whose name does not fit, or the folder when it holds no image."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DataError(folder, "no such folder")
-    items = []
-    for path in image_files(folder):
-        m = _CUHK01_RE.match(path.stem)
-        if m is None:
-            raise DataError(path, "file name is not CUHK01 style <pid, 4 digits><image, 3 digits>.png")
-        image = int(m.group(2))
-        cam = 0 if image <= 2 else 1
-        items.append(CropItem(path, int(m.group(1)), cam, "camA" if cam == 0 else "camB", image, split))
-    if not items:
-        raise DataError(folder, "no CUHK01-style images <pid><image>.png")
-    return items
+    return _camera_pair_folder(folder, split, _CUHK01_RE, 3, "CUHK01", "<pid, 4 digits><image, 3 digits>.png")
 
 
 #: the identity in a file name of a camera sub-folder: its first number (VIPeR 000_45.bmp -> 0,
