@@ -311,6 +311,32 @@ def single_shot_retrieval(items: Sequence[CropItem], feats: np.ndarray, trials: 
     return out
 
 
+@dataclass(frozen=True)
+class _Sequences:
+    """Per sequence (``protocols.folder_tracklets`` order): pids, camids, lengths (S,); gallery (S, D') the
+    aggregates of its frames; probes (S, D') its middle frame aggregated alone."""
+
+    pids: np.ndarray
+    cams: np.ndarray
+    lengths: np.ndarray
+    gallery: np.ndarray
+    probes: np.ndarray
+
+
+def _sequences(items: Sequence[CropItem], feats: np.ndarray, aggregate: Callable[[np.ndarray], np.ndarray]) -> _Sequences:
+    from reid_models.datasets.protocols import folder_tracklets
+
+    row = {it.path: i for i, it in enumerate(items)}
+    tracks = folder_tracklets(items)
+    idx = [np.array([row[p] for p in t["paths"]]) for t in tracks]
+    dim = feats.shape[1] if feats.ndim == 2 else 0
+    stack = lambda vs: np.stack(vs) if vs else np.zeros((0, dim), np.float32)  # noqa: E731
+    return _Sequences(np.array([t["pid"] for t in tracks]), np.array([t["camid"] for t in tracks]),
+                      np.array([len(i) for i in idx]),
+                      stack([np.asarray(aggregate(feats[i]), np.float32) for i in idx]),
+                      stack([np.asarray(aggregate(feats[i[len(i) // 2]][None]), np.float32) for i in idx]))
+
+
 def video_retrieval(items: Sequence[CropItem], feats: np.ndarray, aggregate: Callable[[np.ndarray], np.ndarray]
                     ) -> dict[str, Any]:
     """Video re-id over per-camera sequences, every identity a test identity (the PRID2011 / iLIDS-VID / MARS
@@ -324,24 +350,17 @@ def video_retrieval(items: Sequence[CropItem], feats: np.ndarray, aggregate: Cal
     Gallery sequences of the query's identity *and* camera are excluded (the Market / MARS rule), so a query is
     matched across cameras only; queries whose identity no other camera saw are skipped (``num_skipped``), their
     sequences stay in the gallery as distractors. feats: (N, D) embeddings of ``items`` in order."""
-    from reid_models.datasets.protocols import folder_tracklets
-
-    row = {it.path: i for i, it in enumerate(items)}
-    tracks = folder_tracklets(items)
-    if len(tracks) < 2:
-        return {"num_sequences": len(tracks)}
-    idx = [np.array([row[p] for p in t["paths"]]) for t in tracks]
-    pids = np.array([t["pid"] for t in tracks])
-    cams = np.array([t["camid"] for t in tracks])
-    gallery = np.stack([np.asarray(aggregate(feats[i]), np.float32) for i in idx])
-    probes = np.stack([np.asarray(aggregate(feats[i[len(i) // 2]][None]), np.float32) for i in idx])
+    seqs = _sequences(items, feats, aggregate)
+    if len(seqs.pids) < 2:
+        return {"num_sequences": len(seqs.pids)}
+    pids, cams, gallery, probes = seqs.pids, seqs.cams, seqs.gallery, seqs.probes
     out: dict[str, Any] = {
         "video_to_video": cmc_map_from_distances(pairwise_distances(gallery, gallery), pids, pids, cams, cams, 20),
         "image_to_video": cmc_map_from_distances(pairwise_distances(probes, gallery), pids, pids, cams, cams, 20),
     }
-    lengths = np.array([len(i) for i in idx])
-    out.update(num_sequences=len(tracks), frames_per_sequence={"min": int(lengths.min()), "median": float(np.median(lengths)),
-                                                               "max": int(lengths.max())},
+    lengths = seqs.lengths
+    out.update(num_sequences=len(pids), frames_per_sequence={"min": int(lengths.min()), "median": float(np.median(lengths)),
+                                                             "max": int(lengths.max())},
                protocol="sequences per (identity, camera, sequence); video-to-video: every sequence's aggregate "
                         "queries every other; image-to-video: its middle frame queries the same gallery; same-id "
                         "same-camera gallery sequences excluded")
@@ -356,21 +375,14 @@ def video_halves_retrieval(items: Sequence[CropItem], feats: np.ndarray, aggrega
     sequences of the same people; CMC and mAP averaged over ``trials``. A model trained elsewhere is simply scored
     on each half (what seed 004's Table 1 compares with). DataError when the items do not span exactly two
     cameras or fewer than two people are in both."""
-    from reid_models.datasets.protocols import folder_tracklets
-
-    tracks = folder_tracklets(items)
-    cams = sorted({t["camid"] for t in tracks})
+    cams = sorted({it.camid for it in items})
     if len(cams) != 2:
         raise DataError("<items>", f"the halves protocol needs exactly two cameras, found {len(cams)}")
-    row = {it.path: i for i, it in enumerate(items)}
-    idx = [np.array([row[p] for p in t["paths"]]) for t in tracks]
-    pids = np.array([t["pid"] for t in tracks])
-    cam = np.array([t["camid"] for t in tracks])
+    seqs = _sequences(items, feats, aggregate)
+    pids, cam, gallery, probes = seqs.pids, seqs.cams, seqs.gallery, seqs.probes
     common = sorted(set(pids[cam == cams[0]].tolist()) & set(pids[cam == cams[1]].tolist()))
     if len(common) < 2:
         raise DataError("<items>", f"the halves protocol needs two or more people seen by both cameras, found {len(common)}")
-    gallery = np.stack([np.asarray(aggregate(feats[i]), np.float32) for i in idx])
-    probes = np.stack([np.asarray(aggregate(feats[i[len(i) // 2]][None]), np.float32) for i in idx])
     rng = np.random.default_rng(seed)
     n_test = max(2, int(round(fraction * len(common))))
     runs: dict[str, list[dict]] = {"video_to_video": [], "image_to_video": []}
@@ -384,7 +396,7 @@ def video_halves_retrieval(items: Sequence[CropItem], feats: np.ndarray, aggrega
         out[key] = {k: float(np.mean([r[k] for r in rs])) for k in ("rank1", "rank5", "rank10", "rank20", "mAP")}
         out[key].update(cmc=[float(v) for v in np.mean([r["cmc"] for r in rs], axis=0)],
                         rank1_std=float(np.std([r["rank1"] for r in rs])), num_queries=int(rs[0]["num_queries"]))
-    out.update(num_sequences=len(tracks), people_in_both=len(common), test_people=n_test, trials=trials,
+    out.update(num_sequences=len(pids), people_in_both=len(common), test_people=n_test, trials=trials,
                protocol=f"halves: {n_test} of the {len(common)} people both cameras saw per trial, camera {cams[0]} "
                         f"queries camera {cams[1]}, {trials} seeded trials (McLaughlin et al. 2016, seed 004)")
     return out

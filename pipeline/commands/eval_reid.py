@@ -120,7 +120,7 @@ def folder_format(folder: Path, fmt: str) -> str:
         return "market"
     images = image_files(folder)
     subs = sorted(d for d in folder.iterdir() if d.is_dir())
-    first = next((image_files(d)[0] for d in subs if image_files(d)), None)
+    first = next((files[0] for d in subs if (files := image_files(d))), None)
     if not images and first is not None and is_mars_name(first.name):
         return "mars"
     if not images and (len(camera_subfolders(folder)) >= 2 or subs):

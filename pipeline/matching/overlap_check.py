@@ -34,6 +34,10 @@ KEEP_SAME = 2000
 KEEP_PER_PAIR = 500
 
 
+def _pair_key(cam_a: str, cam_b: str) -> tuple[str, str]:
+    return (cam_a, cam_b) if cam_a < cam_b else (cam_b, cam_a)
+
+
 @dataclass(frozen=True)
 class SuspectedOverlap:
     """cams: the two camera ids (sorted); pairs: coexisting tracklet pairs seen; close: how many of them were
@@ -89,8 +93,7 @@ class OverlapMonitor:
         if cam_a == cam_b:
             self.same.append(float(distance))
             return
-        key = (cam_a, cam_b) if cam_a < cam_b else (cam_b, cam_a)
-        self.cross.setdefault(key, deque(maxlen=self.keep_per_pair)).append(float(distance))
+        self.cross.setdefault(_pair_key(cam_a, cam_b), deque(maxlen=self.keep_per_pair)).append(float(distance))
 
     def suspects(self, extra: Iterable[tuple[str, str, float]] = ()) -> list[SuspectedOverlap]:
         """The camera pairs that look overlapping (module docstring), counting ``extra`` (cam_a, cam_b,
@@ -101,7 +104,7 @@ class OverlapMonitor:
             if a == b:
                 same.append(float(d))
             else:
-                cross.setdefault((a, b) if a < b else (b, a), []).append(float(d))
+                cross.setdefault(_pair_key(a, b), []).append(float(d))
         if len(same) < MIN_SAME_CAMERA:
             return []
         from scipy.stats import binom

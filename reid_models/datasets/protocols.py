@@ -119,16 +119,12 @@ def identities_in_several_cameras(items: Sequence[CropItem]) -> list[CropItem]:
 
 
 def thin_sequences(items: Sequence[CropItem], max_frames: int) -> list[CropItem]:
-    """At most ``max_frames`` frames of each (identity, camera, sequence), evenly spaced in frame order (the
+    """At most ``max_frames`` frames of each sequence (:func:`folder_tracklets`), evenly spaced in frame order (the
     first and the last kept), the items' order otherwise kept; ``max_frames`` <= 0 keeps everything."""
     if max_frames <= 0:
         return list(items)
-    keep: set[int] = set()
-    groups: dict[tuple[int, int, str], list[int]] = {}
-    for i, it in enumerate(items):
-        groups.setdefault((it.pid, it.camid, it.seq), []).append(i)
-    for g in groups.values():
-        g = sorted(g, key=lambda i: (items[i].frame, str(items[i].path)))
-        picks = np.unique(np.round(np.linspace(0, len(g) - 1, min(max_frames, len(g)))).astype(int))
-        keep.update(g[int(k)] for k in picks)
-    return [it for i, it in enumerate(items) if i in keep]
+    keep: set = set()
+    for t in folder_tracklets(items):
+        n = len(t["paths"])
+        keep.update(t["paths"][int(k)] for k in np.unique(np.round(np.linspace(0, n - 1, min(max_frames, n)))))
+    return [it for it in items if it.path in keep]
