@@ -4,7 +4,9 @@
         --variant hi45 detection.high_thresh=0.45 [--reid] [--json runs/tune/out.json]
 
 Each ``--variant NAME [section.key=value ...]`` is the family's shipped config (trackers/presets/<family>.yaml)
-with those overrides. ``--family yolo`` scores the yolov5n sets (tools/make_det_sets.py), ``frcnn`` PETS frcnn
+with those overrides; the pseudo-override ``score_quantile=Q`` sets each set's ``detection.score_range`` to [0, the
+Q quantile of its own scores], as ``--config auto`` does for scores that are not probabilities
+(``trackers.presets.NON_PROBABILITY_QUANTILE``). ``--family yolo`` scores the yolov5n sets (tools/make_det_sets.py), ``frcnn`` PETS frcnn
 + MOT15 train frcnn (7 sequences), ``acf`` PETS det.txt + the MOT15 train det.txt sequences. Appearance off
 unless ``--reid`` (then PETS sets only, the default re-id encoder, each box embedded once). Prints MOTA / IDF1
 per set and the means: a family's config is chosen on the mean over its sets, never on one file.
@@ -34,6 +36,22 @@ def override(config, assignments: list[str]):
         section, key = dotted.split(".")
         data[section][key] = yaml.safe_load(raw)
     return TrackerConfig.model_validate(data)
+
+
+def split_quantile(assignments: list[str]) -> tuple[float | None, list[str]]:
+    """(the ``score_quantile=Q`` pseudo-override's Q or None, the other assignments)."""
+    quantiles = [float(a.partition("=")[2]) for a in assignments if a.startswith("score_quantile=")]
+    return (quantiles[-1] if quantiles else None), [a for a in assignments if not a.startswith("score_quantile=")]
+
+
+def with_score_quantile(config, scores, quantile: float | None):
+    """``config`` with ``detection.score_range`` = [0, the ``quantile`` quantile of ``scores``] (None: as it is)."""
+    import numpy as np
+
+    if quantile is None:
+        return config
+    top = float(np.quantile(np.asarray(scores, dtype=np.float64), quantile))
+    return override(config, [f"detection.score_range=[0.0, {top!r}]"])
 
 
 def family_sets(family: str, reid: bool) -> list[tuple[str, Path, str]]:
@@ -110,11 +128,12 @@ def main(argv: list[str] | None = None) -> int:
     if encoder is not None:
         encoder.save()
     for name, *assign in tqdm(a.variant, desc="variants"):
+        quantile, assign = split_quantile(assign)
         cfg = override(base, assign)
         pairs_by_group: dict[str, list] = {}
         for key, _, det in sets:
             seq = seqs[key]
-            run = track_frames(seq, frames[key], cfg)
+            run = track_frames(seq, frames[key], with_score_quantile(cfg, seq.det(det).conf, quantile))
             res_path = REPO_ROOT / "runs" / "tune_tracker" / a.family / name / f"{key.replace('/', '_')}.txt"
             res_path.parent.mkdir(parents=True, exist_ok=True)
             write_mot_results(res_path, run.outputs)
@@ -128,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         pets = [v for g, v in res.items() if g.startswith("PETS/")]
         res["mean_PETS"] = {k: sum(v[k] for v in pets) / len(pets) for k in ("MOTA", "IDF1")}
         res["min_PETS"] = {k: min(v[k] for v in pets) for k in ("MOTA", "IDF1")}
-        results[name] = {"overrides": assign, "scores": res}
+        results[name] = {"overrides": assign + ([f"score_quantile={quantile}"] if quantile is not None else []),
+                         "scores": res}
         line = " | ".join(f"{g} {v['MOTA']:.1f}/{v['IDF1']:.1f}" for g, v in res.items())
         tqdm.write(f"{name}: {line}")
         if a.json:

@@ -17,7 +17,7 @@ see :func:`overriding`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pipeline.core.errors import ConfigError
 
@@ -79,23 +79,62 @@ def overriding(settings: dict[str, Any]) -> dict[str, Any]:
 #: what ``--config auto`` compares a detection file's median score with (docs/tracking.md, "auto")
 FRCNN_LIKE_MEDIAN = 0.9
 
+#: ``--config auto`` maps a file whose scores are not probabilities from [0, this quantile of its own scores] to
+#: [0, 1] (clipped): the detector's own decision boundary (0 for ACF's and DPM's SVM-like scores) stays 0, and the
+#: scale comes from the file, not from one detector's units. Chosen on the 5 MOT15 train ACF files, motion only
+#: (docs/tracking.md, "auto"): MOTA is flat (62.9-63.5) for quantiles 0.6-0.95, against 58.6 for ACF's fixed [0, 100].
+NON_PROBABILITY_QUANTILE = 0.8
 
-def choose_preset(scores) -> tuple[str, str]:
-    """The preset for a detection file from its scores alone: (name, the reason in words).
 
-    Scores outside [0, 1] are not probabilities (MOT15's ACF ``det.txt``: about -1 to 140): ``acf``, which maps
-    [0, 100] to [0, 1]. Probabilities with a median of at least ``FRCNN_LIKE_MEDIAN`` are FRCNN-like (MOT15
-    ``frcnn.txt``: medians 0.96-0.99, cut at 0.5): ``default``. Other probabilities (YOLO-like: the PETS
-    yolov5n sets' median is about 0.80; modern detectors spread their scores over (0, 1)): ``yolo``, whose
-    thresholds are ByteTrack's. No scores: ``default``."""
+class PresetChoice(NamedTuple):
+    """What ``--config auto`` picks for one detection file: the preset, why (in words), and the
+    ``detection.score_range`` that replaces the preset's (None: the preset's own)."""
+
+    name: str
+    reason: str
+    score_range: tuple[float, float] | None = None
+
+
+def choose_preset(scores) -> PresetChoice:
+    """The preset for a detection file from its scores alone.
+
+    All scores equal (e.g. all 1, or the -1 of "no score"): they carry no confidence, so every box counts as
+    confident: ``default`` with the score range mapping that value to 1. Scores outside [0, 1] are not
+    probabilities (MOT15's ACF ``det.txt``: about -1 to 140; MOT16/17's DPM: about -1 to 3): ``acf``, with the
+    score range [0, q] where q is the file's :data:`NON_PROBABILITY_QUANTILE` quantile, so a detector's units do
+    not matter. Probabilities with a median of at least ``FRCNN_LIKE_MEDIAN`` are FRCNN-like (MOT15
+    ``frcnn.txt``: medians 0.96-0.99, cut at 0.5): ``default``. Other probabilities (YOLO-like: the PETS yolov5n
+    sets' median is about 0.80; modern detectors spread their scores over (0, 1)): ``yolo``, whose thresholds
+    are ByteTrack's. No scores: ``default``."""
     import numpy as np
 
     s = np.asarray(scores, dtype=np.float64).ravel()
     if s.size == 0:
-        return "default", "no detections"
+        return PresetChoice("default", "no detections")
     lo, hi, med = float(s.min()), float(s.max()), float(np.median(s))
+    if hi - lo < 1e-9:
+        return PresetChoice("default", f"every score is {lo:g}: no confidence information, every box counts as "
+                                       "confident", (lo - 1.0, lo))
     if lo < -0.01 or hi > 1.01:
-        return "acf", f"scores {lo:.2f}..{hi:.2f} are not in [0, 1] (ACF-like)"
+        top = float(np.quantile(s, NON_PROBABILITY_QUANTILE))
+        if top <= 0.0:  # hardly any positive score: spread what there is instead
+            return PresetChoice("acf", f"scores {lo:.2f}..{hi:.2f} are not in [0, 1] (ACF-like), mapped from "
+                                       f"[{lo:.3g}, {hi:.3g}]", (lo, hi))
+        return PresetChoice("acf", f"scores {lo:.2f}..{hi:.2f} are not in [0, 1] (ACF-like), mapped from "
+                                   f"[0, {top:.3g}] (their {NON_PROBABILITY_QUANTILE:.0%} quantile)", (0.0, top))
     if med >= FRCNN_LIKE_MEDIAN:
-        return "default", f"median score {med:.3f} >= {FRCNN_LIKE_MEDIAN} (FRCNN-like)"
-    return "yolo", f"median score {med:.3f} < {FRCNN_LIKE_MEDIAN} (YOLO-like)"
+        return PresetChoice("default", f"median score {med:.3f} >= {FRCNN_LIKE_MEDIAN} (FRCNN-like)")
+    return PresetChoice("yolo", f"median score {med:.3f} < {FRCNN_LIKE_MEDIAN} (YOLO-like)")
+
+
+def config_for_scores(scores):
+    """``--config auto`` for one detection file: (the validated :class:`~trackers.config.TrackerConfig`, the
+    :class:`PresetChoice` behind it): the chosen preset with the choice's score range written over its own."""
+    from trackers.config import load_tracker_config
+
+    choice = choose_preset(scores)
+    config = load_tracker_config(choice.name)
+    if choice.score_range is not None:
+        config = config.model_copy(update={"detection": config.detection.model_copy(
+            update={"score_range": choice.score_range})})
+    return config, choice

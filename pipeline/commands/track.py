@@ -33,15 +33,15 @@ def resolve_config(path: str | Path | None):
 
 def config_for(seq, det: str, config):
     """(config, preset name or None): ``config`` itself, or with ``auto`` (None) the preset that ``seq``'s
-    ``det/<det>.txt`` scores call for (:func:`trackers.presets.choose_preset`), said in one line."""
-    from trackers.config import load_tracker_config
-    from trackers.presets import choose_preset
+    ``det/<det>.txt`` scores call for, with the score range they call for
+    (:func:`trackers.presets.config_for_scores`), said in one line."""
+    from trackers.presets import config_for_scores
 
     if config is not None:
         return config, None
-    name, why = choose_preset(seq.det(det).conf)
-    print(f"{seq.name}: tracker preset {name} ({why}; --config names another)")
-    return load_tracker_config(name), name
+    chosen, choice = config_for_scores(seq.det(det).conf)
+    print(f"{seq.name}: tracker preset {choice.name} ({choice.reason}; --config names another)")
+    return chosen, choice.name
 
 
 def run(args: argparse.Namespace) -> int:

@@ -202,13 +202,16 @@ def config_name(det: str, seq=None) -> str:
 
 
 def ours_config(variant: str, det: str, seq=None):
-    """(config, path): the detector's config (``seq``: the sequence, for a set of an unknown name);
-    ``ours_motion`` with appearance switched off."""
+    """(config, path): the detector's config (``seq``: the sequence, for a set of an unknown name: the config
+    ``--config auto`` gives it, score range included); ``ours_motion`` with appearance switched off."""
     from trackers.config import load_tracker_config
-    from trackers.presets import preset_path
+    from trackers.presets import config_for_scores, preset_path
 
     cfg_path = preset_path(config_name(det, seq))
-    config = load_tracker_config(cfg_path)
+    if det in CONFIG_BY_DET or det.startswith("yolov5n") or seq is None:
+        config = load_tracker_config(cfg_path)
+    else:
+        config = config_for_scores(seq.det(det).conf)[0]
     if variant == "ours_motion":
         config = config.model_copy(update={"appearance": config.appearance.model_copy(update={"enabled": False})})
     return config, cfg_path

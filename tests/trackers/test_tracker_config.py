@@ -102,9 +102,10 @@ def test_auto_preset_follows_the_detection_scores(shared):
     from trackers.presets import choose_preset
 
     assert choose_preset([])[0] == "default"
-    assert choose_preset([0.5, 0.95, 0.97]) == ("default", "median score 0.950 >= 0.9 (FRCNN-like)")
+    assert choose_preset([0.5, 0.95, 0.97]) == ("default", "median score 0.950 >= 0.9 (FRCNN-like)", None)
     assert choose_preset([0.3, 0.8, 0.99])[0] == "yolo"
-    assert choose_preset([-0.5, 20.0, 40.0]) == ("acf", "scores -0.50..40.00 are not in [0, 1] (ACF-like)")
+    assert choose_preset([-0.5, 20.0, 40.0]) == ("acf", "scores -0.50..40.00 are not in [0, 1] (ACF-like), mapped "
+                                                 "from [0, 32] (their 80% quantile)", (0.0, 32.0))
     root = shared / "data" / "MOT15" / "train"
     seen = {"frcnn": 0, "det": 0}
     for det, expect in (("frcnn", "default"), ("det", "acf")):
