@@ -5,10 +5,13 @@
   an LSTM runs over the frame embeddings (variable lengths handled by packing),
   its outputs are averaged over time (temporal mean pooling). Trained with
   ``reid-pipeline train`` on a ``task: lstm`` config (``reid_models/aggregator_training.py``).
+  With ``pooling: attention`` the LSTM instead scores every frame from its context and the
+  result is the score-weighted mean of the frame embeddings themselves (temporal attention).
 
 Both return float32, L2-normalised vectors. LSTM checkpoints are dicts with
-``format = "reid-pipeline/lstm-aggregator/1"``, ``input_dim``, ``hidden_dim``,
-``state_dict``, ``encoder_version`` (the frame encoder they were trained on) and ``metrics``.
+``format = "reid-pipeline/lstm-aggregator/1"``, ``input_dim``, ``hidden_dim``, ``residual``,
+``pooling`` (absent in older files: ``mean``), ``state_dict``, ``encoder_version`` (the frame encoder
+they were trained on) and ``metrics``.
 """
 
 from __future__ import annotations
@@ -50,33 +53,67 @@ class MeanAggregator:
 
 
 class LSTMNet(nn.Module):
-    """(B, T_max, D) padded sequences + (B,) lengths -> (B, H): temporal mean of the LSTM outputs.
+    """(B, T_max, D) padded sequences + (B,) lengths -> (B, out_dim).
 
+    ``pooling="mean"`` (seed 004's RCN): the temporal mean of the LSTM outputs, out_dim = H.
     ``residual=True`` (needs H = D) returns ``mean_t(x) + g * mean_t(lstm(x))`` with a learned
     scalar gate g initialised to 0: training starts from mean pooling and the LSTM adds
     temporal corrections (an engineering choice for tiny training sets; False = plain RCN).
+    ``pooling="attention"`` (temporal attention, as in Xu et al. 2017 and Gao & Nevatia 2018): a linear
+    scorer reads each LSTM output (the frame in its context) and the result is ``sum_t a_t x_t`` with
+    ``a = softmax_t(score)``, out_dim = D. The output is a convex combination of the frame embeddings,
+    so it stays in the frame encoder's space whatever the LSTM learnt; the scorer starts at zero,
+    i.e. training starts from exact mean pooling of the (L2-normalised) rows.
     """
 
-    def __init__(self, input_dim: int, hidden_dim: int | None = None, residual: bool = False) -> None:
+    def __init__(self, input_dim: int, hidden_dim: int | None = None, residual: bool = False,
+                 pooling: str = "mean") -> None:
         super().__init__()
         self.input_dim = input_dim
         self.hidden_dim = hidden_dim or input_dim
         if residual and self.hidden_dim != input_dim:
             raise ConfigError("aggregator: residual LSTM needs hidden_dim equal to the embedding size")
+        if pooling not in ("mean", "attention"):
+            raise ConfigError(f"aggregator: unknown pooling {pooling!r}; valid: attention, mean")
+        if residual and pooling == "attention":
+            raise ConfigError("aggregator: residual and pooling: attention exclude each other")
         self.residual = residual
+        self.pooling = pooling
         self.lstm = nn.LSTM(input_dim, self.hidden_dim, batch_first=True)
         self.gate = nn.Parameter(torch.zeros(1)) if residual else None
+        self.scorer: nn.Linear | None = None
+        if pooling == "attention":
+            self.scorer = nn.Linear(self.hidden_dim, 1)
+            nn.init.zeros_(self.scorer.weight)
+            nn.init.zeros_(self.scorer.bias)
+
+    @property
+    def out_dim(self) -> int:
+        """The size of what :meth:`forward` returns: D with attention pooling, else H."""
+        return self.input_dim if self.pooling == "attention" else self.hidden_dim
 
     def forward(self, padded: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         packed = pack_padded_sequence(padded, lengths.cpu(), batch_first=True, enforce_sorted=False)
         out, _ = self.lstm(packed)
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=padded.shape[1])  # zeros past each length
         n = lengths.to(out.dtype).unsqueeze(1).to(out.device)
+        mask = torch.arange(padded.shape[1], device=padded.device)[None, :] < n  # (B, T_max)
+        if self.scorer is not None:
+            scores = self.scorer(out).squeeze(2).masked_fill(~mask, float("-inf"))
+            weights = torch.softmax(scores, dim=1)  # (B, T_max), 0 past each length
+            return (weights.unsqueeze(2) * padded).sum(dim=1)
         pooled = out.sum(dim=1) / n
         if self.gate is None:
             return pooled
-        mask = (torch.arange(padded.shape[1], device=padded.device)[None, :] < n).unsqueeze(2)
-        return (padded * mask).sum(dim=1) / n + self.gate * pooled
+        return (padded * mask.unsqueeze(2)).sum(dim=1) / n + self.gate * pooled
+
+    @torch.inference_mode()
+    def frame_weights(self, seq: torch.Tensor) -> torch.Tensor:
+        """(T, D) one sequence -> (T,) the weight of each frame in the result (uniform for mean pooling)."""
+        if self.scorer is None:
+            return torch.full((len(seq),), 1.0 / len(seq))
+        out, _ = self.lstm(seq.unsqueeze(0))
+        return torch.softmax(self.scorer(out[0]).squeeze(1), dim=0)
 
     def forward_list(self, seqs: list[torch.Tensor]) -> torch.Tensor:
         """List of (T_i, D) tensors -> (B, H)."""
@@ -90,7 +127,7 @@ class LSTMAggregator:
     def __init__(self, net: LSTMNet, encoder_version: str = "") -> None:
         self.net = net.eval()
         self.encoder_version = encoder_version
-        self.dim = net.hidden_dim
+        self.dim = net.out_dim
 
     @torch.inference_mode()
     def aggregate(self, seq: np.ndarray) -> np.ndarray:
@@ -112,6 +149,7 @@ def save_lstm(path: str | Path, net: LSTMNet, encoder_version: str, metrics: dic
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     blob = {"format": LSTM_FORMAT, "input_dim": net.input_dim, "hidden_dim": net.hidden_dim, "residual": net.residual,
+            "pooling": net.pooling,
             "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
             "encoder_version": encoder_version, "metrics": metrics, "extra": extra or {}}
     tmp = path.with_name(path.name + ".tmp")
@@ -126,7 +164,8 @@ def load_lstm(path: str | Path) -> tuple[LSTMNet, dict[str, Any]]:
     blob = load_weights(path, str(path), "a valid LSTM aggregator checkpoint")
     if not isinstance(blob, dict) or blob.get("format") != LSTM_FORMAT:
         raise ModelError(f"{path}: not an LSTM aggregator checkpoint ({LSTM_FORMAT})")
-    net = LSTMNet(int(blob["input_dim"]), int(blob["hidden_dim"]), bool(blob.get("residual", False)))
+    net = LSTMNet(int(blob["input_dim"]), int(blob["hidden_dim"]), bool(blob.get("residual", False)),
+                  str(blob.get("pooling", "mean")))
     net.load_state_dict(blob["state_dict"])
     return net.eval(), blob
 

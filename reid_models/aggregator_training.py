@@ -129,6 +129,27 @@ def _pairs(chunks: list[dict], batch: list[int], rng: np.random.Generator) -> tu
     return src, pos, same
 
 
+def contaminate(videos: list[torch.Tensor], pids: list[int], share: float,
+                rng: np.random.Generator) -> tuple[list[torch.Tensor], list[int]]:
+    """A batch's (T_i, D) video sequences with a tracker's identity switches simulated: each sequence of 3 frames
+    or more is, with probability ``share``, given another identity's frames as its last m (m uniform in
+    1..T_i // 3), taken in order from a random other sequence of the batch with a different identity in ``pids``
+    (their ends repeated when it is shorter). Returns (the sequences, the number of frames replaced in each)."""
+    out, replaced = [], []
+    for i, v in enumerate(videos):
+        others = [j for j in range(len(videos)) if pids[j] != pids[i]]
+        if len(v) < 3 or not others or share <= 0.0 or rng.random() >= share:
+            out.append(v)
+            replaced.append(0)
+            continue
+        m = int(rng.integers(1, len(v) // 3 + 1))
+        donor = videos[others[int(rng.integers(len(others)))]]
+        take = donor[np.minimum(np.arange(m), len(donor) - 1)]
+        out.append(torch.cat([v[:len(v) - m], take]))
+        replaced.append(m)
+    return out, replaced
+
+
 def pk_batches(chunks: list[dict], batch_size: int, k: int, rng: np.random.Generator) -> list[list[int]]:
     """One epoch of P x K batches of chunk indices: identities in a random order, ``batch_size // k`` of them per
     batch, ``k`` of each identity's chunks (drawn without replacement when it has k or more, else with), as many
@@ -171,8 +192,9 @@ def train_aggregator(cfg: TrainConfig, device: str, out: Path, resume: str | Pat
     labels = {pid: i for i, pid in enumerate(sorted({c["pid"] for c in train}))}
     y = torch.tensor([labels[c["pid"]] for c in train])
     dim = train_x[0].shape[1]
-    net = LSTMNet(dim, cfg.aggregator.hidden_dim, cfg.aggregator.residual).to(device)
-    heads = nn.ModuleDict({"ident": IdentificationHead(net.hidden_dim, len(labels)), "verif": VerificationHead(net.hidden_dim)}).to(device)
+    net = LSTMNet(dim, cfg.aggregator.hidden_dim, cfg.aggregator.residual, cfg.aggregator.pooling).to(device)
+    heads = nn.ModuleDict({"ident": IdentificationHead(net.out_dim, len(labels)),
+                           "verif": VerificationHead(net.out_dim)}).to(device)
     opt = torch.optim.Adam(list(net.parameters()) + list(heads.parameters()), lr=cfg.optim.lr)
     history: list[dict] = []
     summary = {"history": history, "out_dir": str(out), "encoder_version": enc_version}  # history grows in place
@@ -190,7 +212,10 @@ def train_aggregator(cfg: TrainConfig, device: str, out: Path, resume: str | Pat
         total, n = 0.0, 0
         for batch in progress(batches, desc=f"lstm epoch {epoch + 1}/{cfg.epochs}", leave=False):
             src, pos, same = _pairs(train, batch, rng)
-            fv = net.forward_list([train_x[i].to(device) for i in batch])
+            videos = [train_x[i] for i in batch]
+            if a.contaminate:
+                videos, _ = contaminate(videos, [train[i]["pid"] for i in batch], a.contaminate, rng)
+            fv = net.forward_list([v.to(device) for v in videos])
             fi = net.forward_list([train_x[j][k:k + 1].to(device) for j, k in zip(src, pos)])
             loss = video_loss(heads["verif"](fi, fv), torch.tensor(same, device=device),
                               heads["ident"](fi), y[src].to(device), heads["ident"](fv), y[batch].to(device))

@@ -167,7 +167,11 @@ class AggregatorSpec(StrictModel):
     k chunks each (P x K, what a batch-hard loss needs). triplet_weight: adds that weight times a batch-hard
     soft-margin triplet loss over the batch's L2-normalised video and image features together, i.e. trains the
     space for the Euclidean retrieval that the pipeline and eval-reid use (seed 004's losses alone train it through
-    a verification layer and a classifier)."""
+    a verification layer and a classifier). pooling: ``mean`` (seed 004: the mean of the LSTM outputs) or
+    ``attention`` (the LSTM scores each frame; the result is the weighted mean of the frame embeddings,
+    :class:`reid_models.aggregation.LSTMNet`). contaminate: the share of training chunks whose last frames
+    (1 to a third of them) are replaced by another identity's, labels unchanged: a tracker's identity switch,
+    which is what a tracklet aggregator meets and mean pooling cannot discount."""
 
     encoder_checkpoint: str | None = None
     hidden_dim: int | None = Field(None, ge=1)
@@ -177,6 +181,8 @@ class AggregatorSpec(StrictModel):
     batch_size: int = Field(32, ge=2)
     chunks_per_id: int = Field(0, ge=0)
     triplet_weight: float = Field(0.0, ge=0)
+    pooling: Literal["mean", "attention"] = "mean"
+    contaminate: float = Field(0.0, ge=0.0, le=1.0)
 
 
 class DistillSpec(StrictModel):

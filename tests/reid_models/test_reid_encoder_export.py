@@ -162,3 +162,57 @@ def test_residual_lstm_starts_as_mean_pooling():
     assert torch.allclose(out[0], seqs[0].mean(0), atol=1e-6) and torch.allclose(out[1], seqs[1].mean(0), atol=1e-6)
     with pytest.raises(ConfigError, match="hidden_dim equal"):
         LSTMNet(3, 4, residual=True)
+
+
+def test_attention_lstm_starts_as_mean_pooling_and_weights_frames_in_context(tmp_path):
+    """pooling: attention: at initialisation exactly the mean of the frames (zero scorer); with a scorer that reads
+    one LSTM output unit, hand-set, the weights are the softmax of that unit over each sequence's own frames, the
+    result is that weighted mean of the frames, and padding never takes weight. It survives save / load."""
+    torch.manual_seed(0)
+    net = LSTMNet(3, 4, pooling="attention").eval()
+    assert net.out_dim == 3 and net.hidden_dim == 4
+    seqs = [torch.randn(4, 3), torch.randn(2, 3), torch.randn(1, 3)]
+    with torch.no_grad():
+        out = net.forward_list(seqs)
+        for i, s in enumerate(seqs):
+            assert torch.allclose(out[i], s.mean(0), atol=1e-6)
+        net.scorer.weight.copy_(torch.tensor([[2.0, 0.0, 0.0, 0.0]]))
+        out = net.forward_list(seqs)
+        for i, s in enumerate(seqs):
+            h, _ = net.lstm(s[None])
+            w = torch.softmax(2.0 * h[0, :, 0], dim=0)
+            assert torch.allclose(out[i], (w[:, None] * s).sum(0), atol=1e-6)
+            assert torch.allclose(net.frame_weights(s), w, atol=1e-6)
+    save_lstm(tmp_path / "att.pt", net, "enc-v", {})
+    loaded, blob = load_lstm(tmp_path / "att.pt")
+    assert blob["pooling"] == "attention" and loaded.out_dim == 3
+    agg = build_aggregator("lstm", tmp_path / "att.pt")
+    assert agg.dim == 3
+    v = agg.aggregate(seqs[0].numpy())
+    rows = torch.nn.functional.normalize(seqs[0], dim=1)
+    with torch.no_grad():
+        expect = torch.nn.functional.normalize(net.forward_list([rows])[0], dim=0).numpy()
+    np.testing.assert_allclose(v, expect, atol=1e-6)
+    with pytest.raises(ConfigError, match="exclude each other"):
+        LSTMNet(3, residual=True, pooling="attention")
+    with pytest.raises(ConfigError, match="unknown pooling"):
+        LSTMNet(3, pooling="max")
+
+
+def test_contaminate_replaces_the_tail_with_another_identity():
+    """The simulated identity switch: a chosen sequence keeps its first T - m frames and ends with the first m frames
+    of a sequence of another identity; sequences under 3 frames and share 0 stay as they are."""
+    from reid_models.aggregator_training import contaminate
+
+    a = torch.arange(9, dtype=torch.float32).reshape(9, 1)          # identity 1, 9 frames
+    b = 100 + torch.arange(4, dtype=torch.float32).reshape(4, 1)    # identity 2
+    c = 200 + torch.arange(2, dtype=torch.float32).reshape(2, 1)    # identity 1 again, too short to change
+    rng = np.random.default_rng(0)
+    out, replaced = contaminate([a, b, c], [1, 2, 1], 1.0, rng)
+    m = replaced[0]
+    assert 1 <= m <= 3 and replaced[2] == 0
+    assert torch.equal(out[0][:9 - m], a[:9 - m]) and torch.equal(out[0][9 - m:], b[:m])
+    assert replaced[1] == 1 and out[1][3, 0].item() in (0.0, 200.0)  # b's donor has identity 1: a or c
+    assert torch.equal(out[2], c)
+    same, none = contaminate([a, b, c], [1, 2, 1], 0.0, np.random.default_rng(0))
+    assert none == [0, 0, 0] and all(torch.equal(x, y) for x, y in zip(same, [a, b, c]))

@@ -157,8 +157,10 @@ def test_lr_schedules():
     assert lr_factor("exp_decay", 1, 5, 0, 1e-4, 1e-7, warmup_epochs=2) == pytest.approx(2 / 3 * 1e-3 ** 0.25)
 
 
-@pytest.mark.parametrize("extra", [{}, {"chunks_per_id": 2, "triplet_weight": 1.0, "residual": True}],
-                         ids=["seed004", "pk_triplet_residual"])
+@pytest.mark.parametrize("extra", [{}, {"chunks_per_id": 2, "triplet_weight": 1.0, "residual": True},
+                                   {"chunks_per_id": 2, "triplet_weight": 1.0, "pooling": "attention", "hidden_dim": 4,
+                                    "contaminate": 0.5}],
+                         ids=["seed004", "pk_triplet_residual", "attention_contaminated"])
 def test_lstm_task_trains_aggregator(tiny_dataset, tmp_path, extra):
     from reid_models.aggregation import build_aggregator
 
