@@ -10,7 +10,7 @@
 
 Both return float32, L2-normalised vectors. LSTM checkpoints are dicts with
 ``format = "reid-pipeline/lstm-aggregator/1"``, ``input_dim``, ``hidden_dim``, ``residual``,
-``pooling`` (absent in older files: ``mean``), ``state_dict``, ``encoder_version`` (the frame encoder
+``pooling`` and ``bidirectional`` (absent in older files: ``mean``, False), ``state_dict``, ``encoder_version`` (the frame encoder
 they were trained on) and ``metrics``.
 """
 
@@ -63,11 +63,13 @@ class LSTMNet(nn.Module):
     scorer reads each LSTM output (the frame in its context) and the result is ``sum_t a_t x_t`` with
     ``a = softmax_t(score)``, out_dim = D. The output is a convex combination of the frame embeddings,
     so it stays in the frame encoder's space whatever the LSTM learnt; the scorer starts at zero,
-    i.e. training starts from exact mean pooling of the (L2-normalised) rows.
+    i.e. training starts from exact mean pooling of the (L2-normalised) rows. ``bidirectional=True``
+    (attention only) scores each frame from the frames before and after it: a unidirectional LSTM sees
+    nothing before the first frame, so it cannot tell whether that frame is the odd one out.
     """
 
     def __init__(self, input_dim: int, hidden_dim: int | None = None, residual: bool = False,
-                 pooling: str = "mean") -> None:
+                 pooling: str = "mean", bidirectional: bool = False) -> None:
         super().__init__()
         self.input_dim = input_dim
         self.hidden_dim = hidden_dim or input_dim
@@ -77,13 +79,16 @@ class LSTMNet(nn.Module):
             raise ConfigError(f"aggregator: unknown pooling {pooling!r}; valid: attention, mean")
         if residual and pooling == "attention":
             raise ConfigError("aggregator: residual and pooling: attention exclude each other")
+        if bidirectional and pooling != "attention":
+            raise ConfigError("aggregator: bidirectional needs pooling: attention")
         self.residual = residual
         self.pooling = pooling
-        self.lstm = nn.LSTM(input_dim, self.hidden_dim, batch_first=True)
+        self.bidirectional = bidirectional
+        self.lstm = nn.LSTM(input_dim, self.hidden_dim, batch_first=True, bidirectional=bidirectional)
         self.gate = nn.Parameter(torch.zeros(1)) if residual else None
         self.scorer: nn.Linear | None = None
         if pooling == "attention":
-            self.scorer = nn.Linear(self.hidden_dim, 1)
+            self.scorer = nn.Linear(self.hidden_dim * (2 if bidirectional else 1), 1)
             nn.init.zeros_(self.scorer.weight)
             nn.init.zeros_(self.scorer.bias)
 
@@ -149,7 +154,7 @@ def save_lstm(path: str | Path, net: LSTMNet, encoder_version: str, metrics: dic
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     blob = {"format": LSTM_FORMAT, "input_dim": net.input_dim, "hidden_dim": net.hidden_dim, "residual": net.residual,
-            "pooling": net.pooling,
+            "pooling": net.pooling, "bidirectional": net.bidirectional,
             "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
             "encoder_version": encoder_version, "metrics": metrics, "extra": extra or {}}
     tmp = path.with_name(path.name + ".tmp")
@@ -165,7 +170,7 @@ def load_lstm(path: str | Path) -> tuple[LSTMNet, dict[str, Any]]:
     if not isinstance(blob, dict) or blob.get("format") != LSTM_FORMAT:
         raise ModelError(f"{path}: not an LSTM aggregator checkpoint ({LSTM_FORMAT})")
     net = LSTMNet(int(blob["input_dim"]), int(blob["hidden_dim"]), bool(blob.get("residual", False)),
-                  str(blob.get("pooling", "mean")))
+                  str(blob.get("pooling", "mean")), bool(blob.get("bidirectional", False)))
     net.load_state_dict(blob["state_dict"])
     return net.eval(), blob
 

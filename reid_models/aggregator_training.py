@@ -129,12 +129,14 @@ def _pairs(chunks: list[dict], batch: list[int], rng: np.random.Generator) -> tu
     return src, pos, same
 
 
-def contaminate(videos: list[torch.Tensor], pids: list[int], share: float,
-                rng: np.random.Generator) -> tuple[list[torch.Tensor], list[int]]:
+def contaminate(videos: list[torch.Tensor], pids: list[int], share: float, rng: np.random.Generator,
+                where: str = "tail") -> tuple[list[torch.Tensor], list[int]]:
     """A batch's (T_i, D) video sequences with a tracker's identity switches simulated: each sequence of 3 frames
-    or more is, with probability ``share``, given another identity's frames as its last m (m uniform in
-    1..T_i // 3), taken in order from a random other sequence of the batch with a different identity in ``pids``
-    (their ends repeated when it is shorter). Returns (the sequences, the number of frames replaced in each)."""
+    or more is, with probability ``share``, given m frames of another identity (m uniform in 1..T_i // 3), taken in
+    order from a random other sequence of the batch with a different identity in ``pids`` (its end repeated when
+    it is shorter). ``where="tail"``: they replace the last m frames; ``"anywhere"``: m consecutive frames at a
+    uniform start, so that the position of a frame says nothing about whether it is an intruder. Returns (the
+    sequences, the number of frames replaced in each)."""
     out, replaced = [], []
     for i, v in enumerate(videos):
         others = [j for j in range(len(videos)) if pids[j] != pids[i]]
@@ -145,7 +147,8 @@ def contaminate(videos: list[torch.Tensor], pids: list[int], share: float,
         m = int(rng.integers(1, len(v) // 3 + 1))
         donor = videos[others[int(rng.integers(len(others)))]]
         take = donor[np.minimum(np.arange(m), len(donor) - 1)]
-        out.append(torch.cat([v[:len(v) - m], take]))
+        start = len(v) - m if where == "tail" else int(rng.integers(0, len(v) - m + 1))
+        out.append(torch.cat([v[:start], take, v[start + m:]]))
         replaced.append(m)
     return out, replaced
 
@@ -192,7 +195,8 @@ def train_aggregator(cfg: TrainConfig, device: str, out: Path, resume: str | Pat
     labels = {pid: i for i, pid in enumerate(sorted({c["pid"] for c in train}))}
     y = torch.tensor([labels[c["pid"]] for c in train])
     dim = train_x[0].shape[1]
-    net = LSTMNet(dim, cfg.aggregator.hidden_dim, cfg.aggregator.residual, cfg.aggregator.pooling).to(device)
+    net = LSTMNet(dim, cfg.aggregator.hidden_dim, cfg.aggregator.residual, cfg.aggregator.pooling,
+                  cfg.aggregator.bidirectional).to(device)
     heads = nn.ModuleDict({"ident": IdentificationHead(net.out_dim, len(labels)),
                            "verif": VerificationHead(net.out_dim)}).to(device)
     opt = torch.optim.Adam(list(net.parameters()) + list(heads.parameters()), lr=cfg.optim.lr)
@@ -214,7 +218,8 @@ def train_aggregator(cfg: TrainConfig, device: str, out: Path, resume: str | Pat
             src, pos, same = _pairs(train, batch, rng)
             videos = [train_x[i] for i in batch]
             if a.contaminate:
-                videos, _ = contaminate(videos, [train[i]["pid"] for i in batch], a.contaminate, rng)
+                videos, _ = contaminate(videos, [train[i]["pid"] for i in batch], a.contaminate, rng,
+                                        a.contaminate_where)
             fv = net.forward_list([v.to(device) for v in videos])
             fi = net.forward_list([train_x[j][k:k + 1].to(device) for j, k in zip(src, pos)])
             loss = video_loss(heads["verif"](fi, fv), torch.tensor(same, device=device),

@@ -171,7 +171,9 @@ class AggregatorSpec(StrictModel):
     ``attention`` (the LSTM scores each frame; the result is the weighted mean of the frame embeddings,
     :class:`reid_models.aggregation.LSTMNet`). contaminate: the share of training chunks whose last frames
     (1 to a third of them) are replaced by another identity's, labels unchanged: a tracker's identity switch,
-    which is what a tracklet aggregator meets and mean pooling cannot discount."""
+    which is what a tracklet aggregator meets and mean pooling cannot discount; contaminate_where: ``tail`` or
+    ``anywhere`` (a block of consecutive frames at a random place). bidirectional: attention pooling scores each
+    frame from the frames on both sides."""
 
     encoder_checkpoint: str | None = None
     hidden_dim: int | None = Field(None, ge=1)
@@ -183,6 +185,8 @@ class AggregatorSpec(StrictModel):
     triplet_weight: float = Field(0.0, ge=0)
     pooling: Literal["mean", "attention"] = "mean"
     contaminate: float = Field(0.0, ge=0.0, le=1.0)
+    contaminate_where: Literal["tail", "anywhere"] = "tail"
+    bidirectional: bool = False
 
 
 class DistillSpec(StrictModel):

@@ -216,3 +216,33 @@ def test_contaminate_replaces_the_tail_with_another_identity():
     assert torch.equal(out[2], c)
     same, none = contaminate([a, b, c], [1, 2, 1], 0.0, np.random.default_rng(0))
     assert none == [0, 0, 0] and all(torch.equal(x, y) for x, y in zip(same, [a, b, c]))
+
+
+def test_contaminate_anywhere_and_the_bidirectional_scorer():
+    """``where="anywhere"``: the intruding block sits at a random place, the frames around it unchanged and in order;
+    a bidirectional attention LSTM starts as mean pooling too and needs attention pooling."""
+    from reid_models.aggregator_training import contaminate
+
+    a = torch.arange(9, dtype=torch.float32).reshape(9, 1)
+    b = 100 + torch.arange(9, dtype=torch.float32).reshape(9, 1)
+    starts = set()
+    for seed in range(20):
+        out, replaced = contaminate([a, b], [1, 2], 1.0, np.random.default_rng(seed), where="anywhere")
+        x, m = out[0][:, 0], replaced[0]
+        intruders = torch.nonzero(x >= 100).flatten()
+        assert len(intruders) == m and 1 <= m <= 3
+        start = int(intruders[0])
+        assert torch.equal(intruders, torch.arange(start, start + m))
+        assert torch.equal(x[start:start + m], b[:m, 0])
+        assert torch.equal(torch.cat([x[:start], x[start + m:]]), torch.cat([a[:start, 0], a[start + m:, 0]]))
+        starts.add(start)
+    assert len(starts) > 2  # not always the tail
+    torch.manual_seed(0)
+    net = LSTMNet(3, 4, pooling="attention", bidirectional=True).eval()
+    assert net.scorer.in_features == 8
+    seqs = [torch.randn(5, 3), torch.randn(2, 3)]
+    with torch.no_grad():
+        out = net.forward_list(seqs)
+    assert torch.allclose(out[0], seqs[0].mean(0), atol=1e-6) and torch.allclose(out[1], seqs[1].mean(0), atol=1e-6)
+    with pytest.raises(ConfigError, match="bidirectional needs pooling: attention"):
+        LSTMNet(3, bidirectional=True)

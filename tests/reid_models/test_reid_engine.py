@@ -159,7 +159,7 @@ def test_lr_schedules():
 
 @pytest.mark.parametrize("extra", [{}, {"chunks_per_id": 2, "triplet_weight": 1.0, "residual": True},
                                    {"chunks_per_id": 2, "triplet_weight": 1.0, "pooling": "attention", "hidden_dim": 4,
-                                    "contaminate": 0.5}],
+                                    "contaminate": 0.5, "bidirectional": True, "contaminate_where": "anywhere"}],
                          ids=["seed004", "pk_triplet_residual", "attention_contaminated"])
 def test_lstm_task_trains_aggregator(tiny_dataset, tmp_path, extra):
     from reid_models.aggregation import build_aggregator
