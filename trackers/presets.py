@@ -85,6 +85,10 @@ FRCNN_LIKE_MEDIAN = 0.9
 #: (docs/tracking.md, "auto"): MOTA is flat (62.9-63.5) for quantiles 0.6-0.95, against 58.6 for ACF's fixed [0, 100].
 NON_PROBABILITY_QUANTILE = 0.8
 
+#: ``--config auto`` reads a file as non-probability scores when more than this share of them lies outside [0, 1]
+#: (ACF and DPM files: most of them); a stray row or two (a -1 in an FRCNN file) does not switch the preset
+NON_PROBABILITY_SHARE = 0.01
+
 
 class PresetChoice(NamedTuple):
     """What ``--config auto`` picks for one detection file: the preset, why (in words), and the
@@ -99,7 +103,8 @@ def choose_preset(scores) -> PresetChoice:
     """The preset for a detection file from its scores alone.
 
     All scores equal (e.g. all 1, or the -1 of "no score"): they carry no confidence, so every box counts as
-    confident: ``default`` with the score range mapping that value to 1. Scores outside [0, 1] are not
+    confident: ``default`` with the score range mapping that value to 1. Scores outside [0, 1] (more than
+    :data:`NON_PROBABILITY_SHARE` of them; fewer are stray rows, clipped) are not
     probabilities (MOT15's ACF ``det.txt``: about -1 to 140; MOT16/17's DPM: about -1 to 3): ``acf``, with the
     score range [0, q] where q is the file's :data:`NON_PROBABILITY_QUANTILE` quantile, so a detector's units do
     not matter. Probabilities with a median of at least ``FRCNN_LIKE_MEDIAN`` are FRCNN-like (MOT15
@@ -115,7 +120,8 @@ def choose_preset(scores) -> PresetChoice:
     if hi - lo < 1e-9:
         return PresetChoice("default", f"every score is {lo:g}: no confidence information, every box counts as "
                                        "confident", (lo - 1.0, lo))
-    if lo < -0.01 or hi > 1.01:
+    outside = float(np.mean((s < -0.01) | (s > 1.01)))
+    if outside > NON_PROBABILITY_SHARE:
         top = float(np.quantile(s, NON_PROBABILITY_QUANTILE))
         if top <= 0.0:  # hardly any positive score: spread what there is instead
             return PresetChoice("acf", f"scores {lo:.2f}..{hi:.2f} are not in [0, 1] (ACF-like), mapped from "

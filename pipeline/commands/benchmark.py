@@ -55,6 +55,10 @@ def run_mot(args: argparse.Namespace) -> dict:
     config = resolve_config(args.config)
     seqs = find_sequences(args.root, det=args.det)
     if args.seqs:
+        unknown = sorted(set(args.seqs) - {s.name for s in seqs})
+        if unknown:
+            raise DataError(args.root, f"--seqs {', '.join(unknown)}: no such sequence with det/{args.det}.txt "
+                                       f"(there are: {', '.join(s.name for s in seqs)})")
         seqs = [s for s in seqs if s.name in set(args.seqs)]
     if not seqs:
         raise DataError(args.root, f"no sequences with det/{args.det}.txt")
@@ -67,7 +71,7 @@ def run_mot(args: argparse.Namespace) -> dict:
         seq_config, preset = config_for(seq, args.det, config)
         if preset is not None:
             presets[seq.name] = preset
-        result = track_sequence(seq, args.det, seq_config, encoder)
+        result = track_sequence(seq, args.det, seq_config, encoder, check_scores=preset is None)
         path = write_run(result, out_dir)
         pairs.append((seq.name, seq.gt(), read_mot_file(path, "result")))
         fps[seq.name] = result.fps

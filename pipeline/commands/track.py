@@ -50,11 +50,20 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.mot import MOTSequence
     from pipeline.mot.tracking import load_encoder, track_sequence, write_run
 
+    from pipeline.core.errors import ConfigError
+
     config = resolve_config(args.config)
     seqs = [MOTSequence(d) for d in args.seq_dirs]  # all validated before any work
+    seen: dict[str, Path] = {}
+    for seq in seqs:  # one result file per name: a second folder of the same name would overwrite the first
+        if seq.name in seen and seen[seq.name].resolve() != seq.seq_dir.resolve():
+            raise ConfigError(f"two sequence folders named {seq.name!r} ({seen[seq.name]}, {seq.seq_dir}) would "
+                              f"write the same {args.out / (seq.name + '.txt')}; track them into different --out folders")
+        seen[seq.name] = seq.seq_dir
     encoder = load_encoder(args.reid, args.device)
     for seq in tqdm(seqs, desc="track", unit="seq", disable=len(seqs) < 2):
-        result = track_sequence(seq, args.det, config_for(seq, args.det, config)[0], encoder)
+        seq_config, preset = config_for(seq, args.det, config)
+        result = track_sequence(seq, args.det, seq_config, encoder, check_scores=preset is None)
         path = write_run(result, args.out)
         print(f"{seq.name}: {len({o.track_id for o in result.outputs})} tracks, {len(result.outputs)} boxes, "
               f"{result.fps:.0f} fps (tracker only) -> {path}")

@@ -65,7 +65,8 @@ class MOTSequence:
     def __init__(self, seq_dir: Path, video: Path | None = None) -> None:
         self.seq_dir = Path(seq_dir)
         self.info: SeqInfo = read_seqinfo(self.seq_dir)
-        self.name = self.info.name
+        # the folder's name, as TrackEval and ``eval`` look sequences up (seqinfo's ``name`` can differ in a copy)
+        self.name = self.seq_dir.resolve().name if self.seq_dir.name in ("", ".", "..") else self.seq_dir.name
         self.im_dir = self.seq_dir / self.info.im_dir
         self.video = Path(video) if video is not None else self._find_video()
         if self.video is not None and not self.video.is_file():

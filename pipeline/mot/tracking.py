@@ -39,7 +39,11 @@ class SequenceRun:
 
 def load_encoder(reid: str, device: str = "auto") -> Any | None:
     """``none`` -> None; ``default`` -> the shipped checkpoint; ``imagenet`` -> the raw ImageNet
-    MobileNetV2 baseline; else a checkpoint path."""
+    MobileNetV2 baseline; else a checkpoint path. ``device`` is checked even with ``none`` (a typo is an error,
+    not ignored): :func:`pipeline.core.device.resolve_device`."""
+    from pipeline.core.device import resolve_device
+
+    device = resolve_device(device)
     if reid == "none":
         return None
     from reid_models.encoder import AppearanceEncoder
@@ -61,14 +65,43 @@ def _warn_scores(seq: MOTSequence, det_name: str, scores: np.ndarray, config: Tr
                     seq.name, det_name, 100 * outside, scores.min(), scores.max(), lo, hi)
 
 
-def track_sequence(seq: MOTSequence, det_name: str, config: TrackerConfig, encoder: Any | None = None) -> SequenceRun:
+def _warn_boxes(seq: MOTSequence, det_name: str, boxes) -> None:
+    """One warning when the boxes do not look like pixel ``left, top, width, height``: all coordinates within
+    [0, 1.5] (normalised), or many boxes reaching well past the image (``x1, y1, x2, y2`` read as widths)."""
+    if len(boxes) == 0:
+        return
+    tlwh = boxes.tlwh
+    width, height = getattr(seq.info, "im_width", None), getattr(seq.info, "im_height", None)
+    path = seq.det_path(det_name)
+    if float(np.abs(tlwh).max()) <= 1.5:
+        log.warning("%s: every box coordinate is within [0, 1.5]: they look normalised, but columns 3-6 must be "
+                    "pixels (left, top, width, height)", path)
+    elif width and height:
+        past = np.mean((tlwh[:, 0] + tlwh[:, 2] > 1.1 * width) | (tlwh[:, 1] + tlwh[:, 3] > 1.1 * height))
+        if past > 0.2:
+            log.warning("%s: %.0f%% of the boxes reach past the %dx%d image: columns 3-6 must be left, top, width, "
+                        "height (x1, y1, x2, y2 or centre coordinates do this)", path, 100 * past, width, height)
+
+
+def track_sequence(seq: MOTSequence, det_name: str, config: TrackerConfig, encoder: Any | None = None,
+                   check_scores: bool = True) -> SequenceRun:
     """Track every frame 1..seqLength of ``seq`` on its ``det/<det_name>.txt`` detections.
 
     With an encoder, frames are read and every detection gets an embedding
-    (``encoder.embed_boxes``); camera-motion compensation also reads frames.
+    (``encoder.embed_boxes``); camera-motion compensation also reads frames. ``check_scores``: warn when the
+    scores do not fit ``config``'s score range (off for a config ``--config auto`` fitted to these very scores,
+    whose range clips the top and the negatives on purpose). Detections past ``seqLength`` are dropped with a
+    warning.
     """
     boxes = seq.det(det_name)
-    _warn_scores(seq, det_name, boxes.conf, config)
+    if check_scores:
+        _warn_scores(seq, det_name, boxes.conf, config)
+    _warn_boxes(seq, det_name, boxes)
+    late = int(np.sum(boxes.frame > seq.info.seq_length))
+    if late:
+        log.warning("%s det/%s.txt: %d detection(s) in frames after seqLength %d (up to frame %d) are not tracked; "
+                    "check seqLength in %s", seq.name, det_name, late, seq.info.seq_length, int(boxes.frame.max()),
+                    seq.seq_dir / "seqinfo.ini")
     by_frame = detections_by_frame(boxes)
     needs_image = encoder is not None or config.cmc.method != "none"
     if needs_image and not seq.has_frames():
