@@ -48,7 +48,7 @@ def _chunks(tracklets: list[dict], max_len: int, min_len: int) -> list[dict]:
 
 
 def _embed_paths(paths: list[Path], encoder_ckpt: str | None, device: str, cache: Path) -> tuple[dict[Path, np.ndarray], str]:
-    import cv2
+    from pipeline.core.images import read_image
 
     from reid_models.encoder import AppearanceEncoder
 
@@ -63,7 +63,7 @@ def _embed_paths(paths: list[Path], encoder_ckpt: str | None, device: str, cache
     for s in progress(range(0, len(paths), 256), desc="embedding tracklet frames", leave=False):
         crops = []
         for p in paths[s:s + 256]:
-            img = cv2.imread(str(p))
+            img = read_image(p)
             if img is None:
                 raise DataError(p, "cannot read image")
             crops.append(img)

@@ -81,11 +81,11 @@ def list_folder(folder: Path) -> list[FolderCrop]:
 
 def read_crops(crops: Sequence[FolderCrop]) -> list[np.ndarray]:
     """BGR uint8 images of the crops; DataError naming an unreadable file."""
-    import cv2
+    from pipeline.core.images import read_image
 
     out = []
     for c in crops:
-        img = cv2.imread(str(c.path), cv2.IMREAD_COLOR)
+        img = read_image(c.path)
         if img is None:
             raise DataError(c.path, "cannot read this image")
         out.append(img)

@@ -23,14 +23,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _parity_batch(args: argparse.Namespace, input_size) -> "object":
-    import cv2
+    from pipeline.core.images import read_image
 
     from pipeline.core.errors import DataError
     from reid_models.encoder import preprocess_crops
 
     if args.crops is not None:
         files = sorted(p for p in args.crops.iterdir() if p.suffix.lower() in (".jpg", ".png", ".jpeg"))[:32]
-        crops = [cv2.imread(str(p)) for p in files]
+        crops = [read_image(p) for p in files]
         if not crops or any(c is None for c in crops):
             raise DataError(args.crops, "no readable crop images")
         return preprocess_crops(crops, input_size)
@@ -41,7 +41,7 @@ def _parity_batch(args: argparse.Namespace, input_size) -> "object":
 
 def pets_gt_crops(shared: Path, frames: tuple[int, ...] = (1, 200, 400)) -> list:
     """Real BGR person crops: PETS09-S2L1 gt boxes (tlwh) of a few frames."""
-    import cv2
+    from pipeline.core.images import read_image
     import numpy as np
 
     from reid_models.encoder import crops_from_boxes
@@ -50,7 +50,7 @@ def pets_gt_crops(shared: Path, frames: tuple[int, ...] = (1, 200, 400)) -> list
     gt = np.loadtxt(seq / "gt" / "gt.txt", delimiter=",", ndmin=2)
     crops = []
     for frame in frames:
-        image = cv2.imread(str(seq / "img1" / f"{frame:06d}.jpg"))
+        image = read_image(seq / "img1" / f"{frame:06d}.jpg")
         crops += crops_from_boxes(image, gt[gt[:, 0] == frame, 2:6])
     return crops
 

@@ -43,9 +43,9 @@ def _open_store(path: Path):
 
 
 def _probe_crop(path: Path, box: str | None):
-    import cv2
+    from pipeline.core.images import read_image
 
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    image = read_image(path)
     if image is None:
         raise DataError(path, "cannot read the probe image")
     if box is None:

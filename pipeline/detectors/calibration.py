@@ -42,6 +42,7 @@ def write_market_mosaics(market_dir: Path, out_dir: Path, count: int, seed: int 
                          width: int = 768, height: int = 576) -> list[Path]:
     """Write ``count`` mosaics (``market_mosaic``) of crops from ``market_dir`` (JPEGs) as out_dir/mosaic_NNNN.jpg."""
     import cv2
+    from pipeline.core.images import read_image
 
     files = sorted(Path(market_dir).glob("*.jpg"))
     if not files:
@@ -51,7 +52,7 @@ def write_market_mosaics(market_dir: Path, out_dir: Path, count: int, seed: int 
     written = []
     for i in range(count):
         picks = rng.choice(len(files), size=min(len(files), 200), replace=False)
-        crops = [c for c in (cv2.imread(str(files[j])) for j in picks) if c is not None]
+        crops = [c for c in (read_image(files[j]) for j in picks) if c is not None]
         path = out_dir / f"mosaic_{i:04d}.jpg"
         cv2.imwrite(str(path), market_mosaic(crops, rng, width, height), [cv2.IMWRITE_JPEG_QUALITY, 95])
         written.append(path)

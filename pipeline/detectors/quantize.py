@@ -36,12 +36,12 @@ def calibration_images(folder: Path, count: int) -> list[Path]:
 
 def calibration_blobs(images: list[Path], imgsz: int, stride: int = 32):
     """Yield (1, 3, H, W) float32 blobs: each image letterboxed to its aspect ratio (long side ``imgsz``)."""
-    import cv2
+    from pipeline.core.images import read_image
 
     from pipeline.detectors.geometry import letterbox
 
     for path in images:
-        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        img = read_image(path)
         if img is None:
             raise ConfigError(f"detector.calibration: cannot read image {path}")
         lb_img, _ = letterbox(img, imgsz, stride=stride)

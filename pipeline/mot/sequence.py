@@ -105,9 +105,9 @@ class MOTSequence:
         if not self.im_dir.is_dir():
             raise DataError(self.im_dir, f"no frames: neither {self.info.im_dir}/ nor a video file")
         path = self.image_path(frame)
-        import cv2
+        from pipeline.core.images import read_image
 
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        image = read_image(path)
         if image is None:
             raise DataError(path, "missing or unreadable image")
         return image

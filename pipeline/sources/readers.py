@@ -202,13 +202,13 @@ class ImageFolderReader:
         self._pos = 0
 
     def read(self) -> tuple[ReadStatus, np.ndarray | None]:
-        import cv2
+        from pipeline.core.images import read_image
 
         if self._pos >= len(self.files):
             return "end", None
         path = self.files[self._pos]
         self._pos += 1
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        image = read_image(path)
         if image is None:
             log.warning("%s: cannot decode image, skipped", path)
             return "error", None
