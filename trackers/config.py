@@ -174,3 +174,17 @@ def load_tracker_config(path: str | Path | None) -> TrackerConfig:
         except ValueError as exc:
             raise ConfigError(f"{path}: {exc}") from None
     return validate(TrackerConfig, data, str(path))
+
+
+def config_for_scores(scores):
+    """``--config auto`` for one detection file: (the validated :class:`TrackerConfig`, the
+    :class:`trackers.presets.PresetChoice` behind it): the chosen preset with the choice's score range written
+    over its own."""
+    from trackers.presets import choose_preset
+
+    choice = choose_preset(scores)
+    config = load_tracker_config(choice.name)
+    if choice.score_range is not None:
+        config = config.model_copy(update={"detection": config.detection.model_copy(
+            update={"score_range": choice.score_range})})
+    return config, choice

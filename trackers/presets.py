@@ -131,16 +131,3 @@ def choose_preset(scores) -> PresetChoice:
     if med >= FRCNN_LIKE_MEDIAN:
         return PresetChoice("default", f"median score {med:.3f} >= {FRCNN_LIKE_MEDIAN} (FRCNN-like)")
     return PresetChoice("yolo", f"median score {med:.3f} < {FRCNN_LIKE_MEDIAN} (YOLO-like)")
-
-
-def config_for_scores(scores):
-    """``--config auto`` for one detection file: (the validated :class:`~trackers.config.TrackerConfig`, the
-    :class:`PresetChoice` behind it): the chosen preset with the choice's score range written over its own."""
-    from trackers.config import load_tracker_config
-
-    choice = choose_preset(scores)
-    config = load_tracker_config(choice.name)
-    if choice.score_range is not None:
-        config = config.model_copy(update={"detection": config.detection.model_copy(
-            update={"score_range": choice.score_range})})
-    return config, choice

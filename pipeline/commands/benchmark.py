@@ -22,8 +22,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "the preset its detection scores call for")
     p.add_argument("--reid", default="none", help="none | default | imagenet | checkpoint path (sequences without frames fail)")
     p.add_argument("--device", default="auto", help="device for the re-id encoder")
-    p.add_argument("--benchmark", choices=_BENCHMARKS, default=None,
+    p.add_argument("--benchmark", choices=_BENCHMARKS, default=None, type=str.upper,
                    help="evaluation conventions (default: guessed from the root path, else MOT17)")
+    p.add_argument("--clear", choices=["motmetrics", "trackeval"], default="motmetrics",
+                   help="what counts CLEAR-MOT (MOTA, IDSW, FP, FN, ...): motmetrics (default) or TrackEval's own "
+                        "CLEAR, i.e. exactly the official figures (docs/evaluation.md)")
     p.add_argument("--out", type=Path, default=None, help="also keep the result files here (default: runs/benchmark/<det>)")
     p.add_argument("--json", type=Path, default=None, help="write metrics, per-sequence fps and config here")
     p.add_argument("--seqs", nargs="*", default=None, help="only these sequence names")
@@ -34,14 +37,6 @@ def _mot_doc() -> str:
             "evaluator, print the table and the tracker-only frames per second.")
 
 
-def guess_benchmark(root: Path) -> str:
-    for part in reversed(root.resolve().parts):
-        for name in _BENCHMARKS:
-            if part.upper().startswith(name):
-                return name
-    return "MOT17"
-
-
 def run_mot(args: argparse.Namespace) -> dict:
     """Track, write, evaluate; returns the JSON-able summary."""
     from tqdm import tqdm
@@ -49,8 +44,10 @@ def run_mot(args: argparse.Namespace) -> dict:
     from pipeline.commands.track import config_for, resolve_config
     from pipeline.core.errors import DataError
     from pipeline.evaluation import evaluate
-    from pipeline.mot.tracking import load_encoder, track_sequence, write_run
+    from pipeline.evaluation.dirs import choose_benchmark
     from pipeline.mot import find_sequences, read_mot_file
+    from pipeline.mot.boxes import check_unique_ids
+    from pipeline.mot.tracking import load_encoder, track_sequence, write_run
 
     config = resolve_config(args.config)
     seqs = find_sequences(args.root, det=args.det)
@@ -62,7 +59,12 @@ def run_mot(args: argparse.Namespace) -> dict:
         seqs = [s for s in seqs if s.name in set(args.seqs)]
     if not seqs:
         raise DataError(args.root, f"no sequences with det/{args.det}.txt")
-    bench = args.benchmark or guess_benchmark(args.root)
+    bench, rules = choose_benchmark(args.root, args.benchmark)
+    print(rules)
+    gts = {}
+    for seq in seqs:  # every gt checked before any tracking: a bad file fails in seconds, not after the run
+        gts[seq.name] = read_mot_file(seq.gt_path(), "gt", max_frame=seq.info.seq_length)
+        check_unique_ids(seq.gt_path(), gts[seq.name], "gt")
     out_dir = args.out or (Path("runs") / "benchmark" / args.det)
     encoder = load_encoder(args.reid, args.device)
     pairs, fps, frames, seconds = [], {}, 0, 0.0
@@ -73,11 +75,11 @@ def run_mot(args: argparse.Namespace) -> dict:
             presets[seq.name] = preset
         result = track_sequence(seq, args.det, seq_config, encoder, check_scores=preset is None)
         path = write_run(result, out_dir)
-        pairs.append((seq.name, seq.gt(), read_mot_file(path, "result")))
+        pairs.append((seq.name, gts[seq.name], read_mot_file(path, "result")))
         fps[seq.name] = result.fps
         frames += result.n_frames
         seconds += result.tracker_seconds
-    report = evaluate(pairs, benchmark=bench)
+    report = evaluate(pairs, benchmark=bench, clear=args.clear)
     overall_fps = frames / seconds if seconds > 0 else float("inf")
     return {"report": report, "fps": fps, "overall_fps": overall_fps, "frames": frames, "benchmark": bench,
             "det": args.det, "results_dir": str(out_dir),

@@ -34,8 +34,8 @@ def resolve_config(path: str | Path | None):
 def config_for(seq, det: str, config):
     """(config, preset name or None): ``config`` itself, or with ``auto`` (None) the preset that ``seq``'s
     ``det/<det>.txt`` scores call for, with the score range they call for
-    (:func:`trackers.presets.config_for_scores`), said in one line."""
-    from trackers.presets import config_for_scores
+    (:func:`trackers.config.config_for_scores`), said in one line."""
+    from trackers.config import config_for_scores
 
     if config is not None:
         return config, None

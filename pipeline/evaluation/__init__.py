@@ -7,7 +7,9 @@
 * :mod:`.hota`: HOTA through TrackEval's implementation when ``trackeval`` is installed.
 * :mod:`.report`: per-sequence/overall report; sequences combine like TrackEval (sum counts).
 * :mod:`.sequences`: ``evaluate`` / ``evaluate_sequence`` (parallel over sequences, combined as TrackEval).
-* :mod:`.dirs`: ``evaluate_dirs`` for a gt root and a folder of ``<seq>.txt`` results.
+* :mod:`.dirs`: ``evaluate_dirs`` for a gt root and a folder of ``<seq>.txt`` results;
+  ``guess_benchmark`` / ``choose_benchmark``: the benchmark a gt root's path names.
+* ``clear="trackeval"`` (``evaluate``, ``evaluate_dirs``): CLEAR counts from TrackEval's CLEAR class.
 
 Metric keys: MOTA, IDF1, MOTP (mean IoU of matches, TrackEval's convention), IDSW, FP, FN,
 MT, PT, ML, Frag, Rcll, Prcn, IDP, IDR (+ HOTA, DetA, AssA); percentages are 0-100.

@@ -15,12 +15,21 @@ Counts follow TrackEval's names so sequences combine by summation:
 GT_dets, Pred_dets, TP, FP, FN, IDSW, Frag, MOTP_sum (sum of IoU of matches),
 IDTP, IDFP, IDFN, GT_ids, MT/PT/ML (TrackEval thresholds: MT when > 80 % of
 an object's frames are matched, ML when < 20 %).
+
+``clear="trackeval"`` takes the CLEAR counts (TP, FP, FN, IDSW, Frag,
+MOTP_sum, MT/PT/ML) from TrackEval's own ``trackeval.metrics.CLEAR`` on the
+same preprocessed frames instead; the identity counts stay motmetrics'. The two
+differ in how a gt track's match is continued: motmetrics keeps the tracker id
+a gt object was last matched to (any number of frames back) as the preferred
+partner, TrackEval only the one matched in the previous frame. With gaps in
+the tracks this changes which pairs are matched, hence IDSW (and a few FP/FN).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from pipeline.core.errors import ConfigError
 from pipeline.evaluation.preprocess import FrameData
 
 MM_METRICS = [
@@ -50,8 +59,46 @@ def _track_ratio_counts(acc) -> tuple[int, int, int]:
     return mt, pt, int(len(matched)) - mt - pt
 
 
-def sequence_counts(frames: list[FrameData], name: str = "") -> dict[str, float]:
-    """Summable CLEAR/identity counts of one preprocessed sequence (see module docstring)."""
+#: which code counts CLEAR-MOT: motmetrics 1.4.0 (the default) or TrackEval's CLEAR class
+CLEAR_SOURCES = ("motmetrics", "trackeval")
+_TRACKEVAL_CLEAR = {"TP": "CLR_TP", "FP": "CLR_FP", "FN": "CLR_FN", "IDSW": "IDSW", "Frag": "Frag",
+                    "MOTP_sum": "MOTP_sum", "MT": "MT", "PT": "PT", "ML": "ML"}
+
+
+def check_clear(clear: str) -> str:
+    """A valid CLEAR source name; ConfigError otherwise, or when TrackEval is not installed for 'trackeval'."""
+    from pipeline.evaluation.hota import available
+
+    if clear not in CLEAR_SOURCES:
+        raise ConfigError(f"clear: unknown {clear!r}; valid: {', '.join(CLEAR_SOURCES)}")
+    if clear == "trackeval" and not available():
+        raise ConfigError("clear: trackeval needs the trackeval package, which is not installed")
+    return clear
+
+
+def trackeval_clear_counts(frames: list[FrameData]) -> dict[str, float]:
+    """TP, FP, FN, IDSW, Frag, MOTP_sum, MT, PT, ML from TrackEval's ``CLEAR.eval_sequence`` on ``frames``."""
+    from trackeval.metrics import CLEAR
+
+    from pipeline.evaluation.hota import trackeval_data
+
+    res = CLEAR({"PRINT_CONFIG": False}).eval_sequence(trackeval_data(frames))
+    return {ours: float(res[theirs]) for ours, theirs in _TRACKEVAL_CLEAR.items()}
+
+
+def sequence_counts(frames: list[FrameData], name: str = "", clear: str = "motmetrics") -> dict[str, float]:
+    """Summable CLEAR/identity counts of one preprocessed sequence (see module docstring).
+
+    ``clear``: "motmetrics" (default) or "trackeval" (CLEAR counts from TrackEval's CLEAR class).
+    """
+    clear = check_clear(clear)
+    counts = _motmetrics_counts(frames, name)
+    if clear == "trackeval":
+        counts.update(trackeval_clear_counts(frames))
+    return counts
+
+
+def _motmetrics_counts(frames: list[FrameData], name: str) -> dict[str, float]:
     import motmetrics as mm
 
     acc = _accumulate(frames)

@@ -29,19 +29,27 @@ def _summary(res: dict) -> dict[str, float]:
     return {k: 100.0 * float(np.mean(res[k])) for k in ("HOTA", "DetA", "AssA")}
 
 
-def sequence_hota(frames: list[FrameData]) -> tuple[dict[str, float], dict]:
-    """(HOTA/DetA/AssA in percent, TrackEval's raw per-alpha result for :func:`combine_hota`)."""
-    from trackeval.metrics import HOTA
+def trackeval_data(frames: list[FrameData]) -> dict:
+    """The preprocessed frames as TrackEval's metrics take a sequence (``eval_sequence``'s ``data``).
 
+    Only frames with rows are listed: TrackEval's metrics skip empty frames
+    without changing any state, so the results are the same.
+    """
     gt_ids, n_gt = _relabel([f.gt_ids for f in frames])
     tr_ids, n_tr = _relabel([f.res_ids for f in frames])
-    data = {
+    return {
         "gt_ids": gt_ids, "tracker_ids": tr_ids, "similarity_scores": [f.iou for f in frames],
         "num_gt_ids": n_gt, "num_tracker_ids": n_tr,
         "num_gt_dets": int(sum(len(i) for i in gt_ids)), "num_tracker_dets": int(sum(len(i) for i in tr_ids)),
         "num_timesteps": len(frames),
     }
-    res = HOTA().eval_sequence(data)
+
+
+def sequence_hota(frames: list[FrameData]) -> tuple[dict[str, float], dict]:
+    """(HOTA/DetA/AssA in percent, TrackEval's raw per-alpha result for :func:`combine_hota`)."""
+    from trackeval.metrics import HOTA
+
+    res = HOTA().eval_sequence(trackeval_data(frames))
     return _summary(res), res
 
 

@@ -12,6 +12,9 @@ For MOT16/17/20 (TrackEval ``get_preprocessed_seq_data`` with ``do_preproc``):
 For MOT15 there are no classes: no tracker box is removed and only the
 ``conf == 0`` gt rows are dropped.
 
+An id twice in one frame, in the gt or in the results, is a DataError (as in
+TrackEval, checked on all rows before preprocessing).
+
 Then CLEAR/Identity matching allows pairs with IoU >= 0.5 (TrackEval's
 ``threshold - eps``), expressed here as a motmetrics distance matrix
 ``1 - IoU`` with NaN for pairs that may not match.
@@ -26,7 +29,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from pipeline.core.errors import ConfigError, DataError
-from pipeline.mot.boxes import MOTBoxes
+from pipeline.mot.boxes import MOTBoxes, duplicate_id_row
 from pipeline.core.types import iou_matrix_tlbr
 
 EPS = float(np.finfo(np.float64).eps)
@@ -73,13 +76,11 @@ def _distractor_matches(iou: np.ndarray, gt_cls: np.ndarray, distractors: tuple[
 def _check_inputs(gt: MOTBoxes, res: MOTBoxes, benchmark: str, name: str) -> None:
     if DISTRACTORS[benchmark] is not None and len(gt) and (gt.cls == -1).all():
         raise DataError(name or "gt", f"gt has no class column, which {benchmark} needs; use benchmark MOT15")
-    if len(res):
-        key = res.frame.astype(np.int64) * (int(res.ids.max()) + 2) + (res.ids + 1)
-        uniq, counts = np.unique(key, return_counts=True)
-        if (counts > 1).any():
-            i = int(np.nonzero(np.isin(key, uniq[counts > 1]))[0][0])
-            raise DataError(name or "results", f"frame {int(res.frame[i])}: tracker id {int(res.ids[i])} "
-                                               "appears more than once (the official evaluator rejects this)")
+    for boxes, what, default in ((gt, "gt", "gt"), (res, "tracker", "results")):
+        row = duplicate_id_row(boxes.frame, boxes.ids)  # all rows, before preprocessing, as TrackEval
+        if row is not None:
+            raise DataError(name or default, f"frame {int(boxes.frame[row])}: {what} id {int(boxes.ids[row])} "
+                                             "appears more than once (the official evaluator rejects this)")
 
 
 def iter_frames(gt: MOTBoxes, res: MOTBoxes, benchmark: str = "MOT17", name: str = "") -> Iterator[FrameData]:

@@ -29,10 +29,13 @@ class EvalReport:
     per_sequence: dict[str, dict[str, float]]
     overall: dict[str, float]
     notes: list[str] = field(default_factory=list)
+    clear: str = "motmetrics"  # which code counted CLEAR-MOT: motmetrics or trackeval
 
     def to_json(self) -> dict:
+        evaluator = ("motmetrics 1.4.0 with TrackEval MOTChallenge preprocessing" if self.clear == "motmetrics" else
+                     "TrackEval CLEAR + motmetrics 1.4.0 identity, with TrackEval MOTChallenge preprocessing")
         return {"benchmark": self.benchmark, "per_sequence": self.per_sequence, "overall": self.overall,
-                "notes": self.notes, "evaluator": "motmetrics 1.4.0 with TrackEval MOTChallenge preprocessing"}
+                "notes": self.notes, "clear": self.clear, "evaluator": evaluator}
 
     def table(self) -> str:
         """Fixed-width text table: one row per sequence plus OVERALL."""
@@ -45,7 +48,8 @@ class EvalReport:
         return "\n".join(lines + [f"note: {n}" for n in self.notes])
 
 
-def combine(results: list[SequenceResult], benchmark: str, notes: list[str] | None = None) -> EvalReport:
+def combine(results: list[SequenceResult], benchmark: str, notes: list[str] | None = None,
+            clear: str = "motmetrics") -> EvalReport:
     """Sum the counts of all sequences and derive the overall metrics (and combined HOTA when present)."""
     total = {k: sum(r.counts[k] for r in results) for k in COUNT_KEYS}
     overall = metrics_from_counts(total)
@@ -53,4 +57,4 @@ def combine(results: list[SequenceResult], benchmark: str, notes: list[str] | No
         from pipeline.evaluation.hota import combine_hota
 
         overall.update(combine_hota([r.hota_raw for r in results]))
-    return EvalReport(benchmark, {r.name: r.metrics for r in results}, overall, list(notes or []))
+    return EvalReport(benchmark, {r.name: r.metrics for r in results}, overall, list(notes or []), clear)

@@ -204,8 +204,8 @@ def config_name(det: str, seq=None) -> str:
 def ours_config(variant: str, det: str, seq=None):
     """(config, path): the detector's config (``seq``: the sequence, for a set of an unknown name: the config
     ``--config auto`` gives it, score range included); ``ours_motion`` with appearance switched off."""
-    from trackers.config import load_tracker_config
-    from trackers.presets import config_for_scores, preset_path
+    from trackers.config import config_for_scores, load_tracker_config
+    from trackers.presets import preset_path
 
     cfg_path = preset_path(config_name(det, seq))
     if det in CONFIG_BY_DET or det.startswith("yolov5n") or seq is None:

@@ -15,6 +15,11 @@ included); the evaluator applies the official preprocessing. A malformed row
 (fewer than 6 fields, a different field count than the first row, a
 non-number, a non-integer frame/id, a frame < 1, a negative size, NaN/inf)
 raises a one-line :class:`~pipeline.core.errors.DataError` naming file and line.
+As in the official evaluator, one empty field after a trailing comma
+(``...,-1,``) is ignored; a UTF-8 byte-order mark at the start is accepted.
+``read_mot_file(..., max_frame=seqLength)`` also rejects rows beyond the
+sequence's last frame, and :func:`check_unique_ids` rejects an id twice in
+one frame.
 """
 
 from __future__ import annotations
@@ -87,6 +92,8 @@ def _split_rows(path: Path, text: str) -> tuple[list[list[str]], list[int]]:
         if not s:
             continue
         fields = s.split(",") if "," in s else s.split()
+        if len(fields) > 1 and not fields[-1].strip():  # "...,-1," as TrackEval: drop one trailing empty field
+            fields.pop()
         if len(fields) < MIN_FIELDS:
             raise DataError(path, f"short row: {len(fields)} fields, need at least {MIN_FIELDS} "
                                   "(frame,id,x,y,w,h[,conf,...])", lineno)
@@ -152,12 +159,21 @@ def _check_values(path: Path, arr: np.ndarray, lines: list[int]) -> None:
                                   f"{arr[i, 4]:g},{arr[i, 5]:g}", lines[i])
 
 
-def read_mot_file(path: Path, kind: Kind) -> MOTBoxes:
+def _check_max_frame(path: Path, arr: np.ndarray, lines: list[int], max_frame: int) -> None:
+    beyond = arr[:, 0] > max_frame
+    if beyond.any():
+        i = int(np.argmax(beyond))
+        raise DataError(path, f"frame {arr[i, 0]:g} is beyond seqLength {max_frame} of the sequence "
+                              f"({int(beyond.sum())} rows are; the official evaluator rejects them)", lines[i])
+
+
+def read_mot_file(path: Path, kind: Kind, max_frame: int | None = None) -> MOTBoxes:
     """Read a MOTChallenge gt / det / result file into :class:`MOTBoxes` (file order kept).
 
     ``kind="gt"`` with 8-9 columns reads class (col 8) and visibility (col 9);
     otherwise ``cls``/``vis`` are -1. A file without a conf column gets conf 1.
-    An empty file gives zero rows.
+    An empty file gives zero rows. ``max_frame`` (the sequence's seqLength):
+    a row with a larger frame is a DataError naming its line.
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
@@ -165,7 +181,7 @@ def read_mot_file(path: Path, kind: Kind) -> MOTBoxes:
     if not path.is_file():
         raise DataError(path, f"missing {kind} file")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # -sig: a leading byte-order mark is dropped
     except UnicodeDecodeError as exc:
         raise DataError(path, f"not a text file ({exc.reason} at byte {exc.start})") from None
     if not text.strip():
@@ -177,6 +193,8 @@ def read_mot_file(path: Path, kind: Kind) -> MOTBoxes:
     else:
         lines = [i for i, line in enumerate(text.splitlines(), 1) if line.strip()]
     _check_values(path, arr, lines)
+    if max_frame is not None:
+        _check_max_frame(path, arr, lines, int(max_frame))
     n, width = arr.shape
     has_cls = kind == "gt" and width in (8, 9)
     return MOTBoxes(
@@ -187,6 +205,28 @@ def read_mot_file(path: Path, kind: Kind) -> MOTBoxes:
         cls=arr[:, 7].astype(np.int64) if has_cls else np.full(n, -1, np.int64),
         vis=arr[:, 8].copy() if has_cls and width == 9 else np.full(n, -1.0),
     )
+
+
+def duplicate_id_row(frame: np.ndarray, ids: np.ndarray) -> int | None:
+    """Index of the first row (in the given order) whose (frame, id) pair occurred before, or None.
+
+    Exact for any int64 ids, negative included (pairs are compared, not combined into one key).
+    """
+    if len(frame) < 2:
+        return None
+    order = np.lexsort((np.arange(len(frame)), ids, frame))  # by frame, id, then row order
+    f, i = frame[order], ids[order]
+    repeat = np.zeros(len(order), dtype=bool)
+    repeat[1:] = (f[1:] == f[:-1]) & (i[1:] == i[:-1])
+    return int(order[repeat].min()) if repeat.any() else None
+
+
+def check_unique_ids(path: str | Path, boxes: MOTBoxes, what: str = "tracker") -> None:
+    """DataError naming ``path`` and the frame when an id occurs twice in one frame (TrackEval rejects that)."""
+    row = duplicate_id_row(boxes.frame, boxes.ids)
+    if row is not None:
+        raise DataError(path, f"frame {int(boxes.frame[row])}: {what} id {int(boxes.ids[row])} appears more "
+                              "than once (the official evaluator rejects this)")
 
 
 def write_mot_results(path: Path, outputs: Iterable[TrackOutput]) -> None:

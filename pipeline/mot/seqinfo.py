@@ -4,7 +4,10 @@ Required keys (section ``[Sequence]``): ``name``, ``frameRate``, ``seqLength``,
 ``imWidth``, ``imHeight``; ``imDir`` (default ``img1``) and ``imExt`` (default
 ``.jpg``) are optional. A missing file, section or key, or a value that is not
 a number, raises a one-line :class:`~pipeline.core.errors.DataError` naming the file
-and the key.
+and the key. Keys are case-insensitive (``seqlength`` = ``seqLength``, as the
+official evaluator reads them through configparser) and a UTF-8 byte-order
+mark at the start of the file is accepted. ``imWidth``/``imHeight`` stay
+required: ``make-triplets``, ``virtual_cameras`` and the tools use them.
 """
 
 from __future__ import annotations
@@ -52,10 +55,9 @@ def read_seqinfo(seq_dir: Path) -> SeqInfo:
     path = seq_dir / "seqinfo.ini"
     if not path.is_file():
         raise DataError(path, "missing seqinfo.ini (not a MOTChallenge sequence folder)")
-    parser = configparser.ConfigParser(interpolation=None)
-    parser.optionxform = str  # keys are camelCase
+    parser = configparser.ConfigParser(interpolation=None)  # keys case-insensitive, as in TrackEval
     try:
-        parser.read_string(path.read_text(encoding="utf-8"), source=str(path))
+        parser.read_string(path.read_text(encoding="utf-8-sig"), source=str(path))
     except (configparser.Error, UnicodeDecodeError) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataError(path, f"malformed ini: {msg}") from None

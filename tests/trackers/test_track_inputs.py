@@ -107,3 +107,20 @@ def test_warnings_for_boxes_in_another_format_and_rows_past_seq_length(mot15, tm
         expect = {"norm": "look normalised", "tlbr": "reach past the 640x480 image",
                   "late": "1 detection(s) in frames after seqLength 71 (up to frame 80)"}[name]
         assert expect in warned[0]
+
+
+def test_benchmark_says_its_rules_and_counts_clear_with_trackeval_on_request(mot15, tmp_path, capsys):
+    """``benchmark mot`` prints the rules it applies (from the root's path: MOT15) and, with ``--clear trackeval``,
+    records that TrackEval counted CLEAR; IDF1 (one global assignment) is the same either way."""
+    import json
+
+    out = {}
+    for clear in ("motmetrics", "trackeval"):
+        js = tmp_path / f"{clear}.json"
+        assert main(["benchmark", "mot", "--root", str(mot15), "--det", "frcnn", "--seqs", "TUD-Campus", "--clear",
+                     clear, "--out", str(tmp_path / clear), "--json", str(js)]) == 0
+        out[clear] = json.loads(js.read_text())
+    printed = capsys.readouterr().out
+    assert "rules: MOT15 (from the gt-root path" in printed
+    assert out["trackeval"]["clear"] == "trackeval" and out["motmetrics"]["clear"] == "motmetrics"
+    assert out["trackeval"]["overall"]["IDF1"] == out["motmetrics"]["overall"]["IDF1"]
