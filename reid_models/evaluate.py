@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.core.errors import ConfigError, DataError
-from reid_models.datasets.index import CropItem, load_index, load_pairs, load_tracklets, load_triplets
+from reid_models.datasets.index import DISTRACTOR_PID, CropItem, load_index, load_pairs, load_tracklets, load_triplets
 from reid_models.metrics import cmc_map_from_distances, pairwise_distances, roc_table, roc_verification, triplet_accuracy
 from reid_models.rerank import k_reciprocal_bytes, k_reciprocal_distance
 
@@ -84,14 +84,16 @@ def _l2n(x: np.ndarray) -> np.ndarray:
 
 def embed_paths(embed: EmbedFn, paths: Sequence[Path], cfg: EvalConfig, progress: bool = True) -> np.ndarray:
     """(N, D) float32 L2-normalised embeddings of image files (10-crop averaged when cfg.ten_crop)."""
-    import cv2
+    from pipeline.core.images import read_image
     from pipeline.core.progress import progress as progress_bar
 
+    if cfg.batch_size < 1:
+        raise ConfigError(f"batch size must be a positive number, got {cfg.batch_size}")
     out = []
     for s in progress_bar(range(0, len(paths), cfg.batch_size), desc="embed", unit="batch", disable=not progress):
         imgs = []
         for p in paths[s:s + cfg.batch_size]:
-            img = cv2.imread(str(p), cv2.IMREAD_COLOR)
+            img = read_image(p)
             if img is None:
                 raise DataError(p, "cannot read image")
             imgs.append(img)
@@ -259,14 +261,15 @@ def summary_line(m: dict[str, Any]) -> str:
 
 
 def market_retrieval(items: Sequence[CropItem], feats: np.ndarray, seed: int = 0,
-                     cfg: EvalConfig | None = None) -> dict[str, Any]:
+                     cfg: EvalConfig | None = None, distractors: bool = False) -> dict[str, Any]:
     """CMC / mAP under the Market-1501 rule, same-identity same-camera gallery items excluded.
 
     Items with split ``query`` (a Market-1501 root's ``query/`` folder): the official split, those queries
     against the ``gallery`` items (``bounding_box_test/``, distractors included); ``train`` items are ignored.
     Otherwise every identity is a test identity (``protocols.market_query_indices``): one seeded query per
     identity and camera, all other items as gallery. feats: (N, D) L2-normalised embeddings of ``items`` in order;
-    ``cfg.rerank``: k-reciprocal re-ranking of queries + gallery (:func:`retrieval_distances`)."""
+    ``cfg.rerank``: k-reciprocal re-ranking of queries + gallery (:func:`retrieval_distances`); ``distractors``:
+    distractor-id items (0) are never queries (``protocols.market_query_indices``)."""
     from reid_models.datasets.protocols import market_query_indices
 
     if any(it.split == "query" for it in items):
@@ -277,7 +280,7 @@ def market_retrieval(items: Sequence[CropItem], feats: np.ndarray, seed: int = 0
         protocol = ("market official: query/ against bounding_box_test/ (distractors kept), "
                     "same-id same-camera gallery excluded")
     else:
-        q, g = market_query_indices(items, seed)
+        q, g = market_query_indices(items, seed, distractors)
         protocol = "market: one seeded query per identity and camera, rest gallery, same-id same-camera gallery excluded"
     pids = np.array([it.pid for it in items])
     cams = np.array([it.camid for it in items])
@@ -288,15 +291,18 @@ def market_retrieval(items: Sequence[CropItem], feats: np.ndarray, seed: int = 0
 
 
 def single_shot_retrieval(items: Sequence[CropItem], feats: np.ndarray, trials: int, seed: int = 0,
-                          cfg: EvalConfig | None = None) -> dict[str, Any]:
-    """Seed 003's CUHK03 single-shot CMC / mAP, averaged over ``trials`` seeded draws of one camera-0 query
-    and one camera-1 gallery image per identity (``protocols.cuhk03_single_shot_trials``); ``cfg.rerank``:
-    each trial's queries + gallery re-ranked together."""
+                          cfg: EvalConfig | None = None, distractors: bool = False) -> dict[str, Any]:
+    """Seed 003's CUHK03 single-shot CMC / mAP, averaged over ``trials`` (>= 1) seeded draws of one camera-0
+    query and one camera-1 gallery image per identity (``protocols.cuhk03_single_shot_trials``, people only camera
+    1 saw and, with ``distractors``, every distractor crop in the gallery too); ``cfg.rerank``: each trial's
+    queries + gallery re-ranked together."""
     from reid_models.datasets.protocols import cuhk03_single_shot_trials
 
+    if trials < 1:
+        raise ConfigError(f"trials must be a positive number, got {trials}")
     pids = np.array([it.pid for it in items])
     runs = []
-    for q, g in cuhk03_single_shot_trials(items, trials, seed):
+    for q, g in cuhk03_single_shot_trials(items, trials, seed, distractors):
         q_a, g_a = np.array(q), np.array(g)
         dist = retrieval_distances(feats, q_a, g_a, cfg or EvalConfig())
         runs.append(cmc_map_from_distances(dist, pids[q_a], pids[g_a], max_rank=20))
@@ -306,8 +312,10 @@ def single_shot_retrieval(items: Sequence[CropItem], feats: np.ndarray, trials: 
     out["cmc"] = [float(v) for v in np.mean([r["cmc"] for r in runs], axis=0)]
     out["rank1_std"] = float(np.std([r["rank1"] for r in runs]))
     out["per_query"] = {k: [v for r in runs for v in r["per_query"][k]] for k in ("pid", "first_hit", "ap")}
-    out.update(num_queries=int(runs[0]["num_queries"]), num_gallery=int(runs[0]["num_queries"]), trials=len(runs),
-               protocol=f"single shot: one camera-A query and one camera-B gallery image per identity, {len(runs)} trials")
+    n_gallery = len(cuhk03_single_shot_trials(items, 1, seed, distractors)[0][1])
+    out.update(num_queries=int(runs[0]["num_queries"]), num_gallery=n_gallery, trials=len(runs),
+               protocol=f"single shot: one camera-A query per identity seen by both cameras, one camera-B gallery "
+                        f"image per identity camera B saw, {len(runs)} trials")
     return out
 
 
@@ -337,8 +345,8 @@ def _sequences(items: Sequence[CropItem], feats: np.ndarray, aggregate: Callable
                       stack([np.asarray(aggregate(feats[i[len(i) // 2]][None]), np.float32) for i in idx]))
 
 
-def video_retrieval(items: Sequence[CropItem], feats: np.ndarray, aggregate: Callable[[np.ndarray], np.ndarray]
-                    ) -> dict[str, Any]:
+def video_retrieval(items: Sequence[CropItem], feats: np.ndarray, aggregate: Callable[[np.ndarray], np.ndarray],
+                    distractors: bool = False) -> dict[str, Any]:
     """Video re-id over per-camera sequences, every identity a test identity (the PRID2011 / iLIDS-VID / MARS
     setting without a training half): one sequence per (identity, camera, sequence),
     ``protocols.folder_tracklets``, frames in order.
@@ -349,14 +357,18 @@ def video_retrieval(items: Sequence[CropItem], feats: np.ndarray, aggregate: Cal
 
     Gallery sequences of the query's identity *and* camera are excluded (the Market / MARS rule), so a query is
     matched across cameras only; queries whose identity no other camera saw are skipped (``num_skipped``), their
-    sequences stay in the gallery as distractors. feats: (N, D) embeddings of ``items`` in order."""
+    sequences stay in the gallery as distractors. ``distractors``: sequences of the distractor id (0: Market-1501's
+    0000) are gallery negatives only, never queries. feats: (N, D) embeddings of ``items`` in order."""
     seqs = _sequences(items, feats, aggregate)
     if len(seqs.pids) < 2:
         return {"num_sequences": len(seqs.pids)}
     pids, cams, gallery, probes = seqs.pids, seqs.cams, seqs.gallery, seqs.probes
+    q = np.nonzero(pids != DISTRACTOR_PID)[0] if distractors else np.arange(len(pids))
     out: dict[str, Any] = {
-        "video_to_video": cmc_map_from_distances(pairwise_distances(gallery, gallery), pids, pids, cams, cams, 20),
-        "image_to_video": cmc_map_from_distances(pairwise_distances(probes, gallery), pids, pids, cams, cams, 20),
+        "video_to_video": cmc_map_from_distances(pairwise_distances(gallery[q], gallery), pids[q], pids, cams[q], cams,
+                                                 20),
+        "image_to_video": cmc_map_from_distances(pairwise_distances(probes[q], gallery), pids[q], pids, cams[q], cams,
+                                                 20),
     }
     lengths = seqs.lengths
     out.update(num_sequences=len(pids), frames_per_sequence={"min": int(lengths.min()), "median": float(np.median(lengths)),
@@ -368,19 +380,24 @@ def video_retrieval(items: Sequence[CropItem], feats: np.ndarray, aggregate: Cal
 
 
 def video_halves_retrieval(items: Sequence[CropItem], feats: np.ndarray, aggregate: Callable[[np.ndarray], np.ndarray],
-                           trials: int = 10, seed: int = 0, fraction: float = 0.5) -> dict[str, Any]:
+                           trials: int = 10, seed: int = 0, fraction: float = 0.5,
+                           distractors: bool = False) -> dict[str, Any]:
     """The two-camera video protocol of McLaughlin et al. (CVPR 2016) that seed 004 follows on PRID2011 and
     iLIDS-VID: of the people seen by both cameras, a seeded ``fraction`` (the test half) per trial; the first
     camera's sequences (video-to-video) or their middle frames (image-to-video) query the second camera's
     sequences of the same people; CMC and mAP averaged over ``trials``. A model trained elsewhere is simply scored
     on each half (what seed 004's Table 1 compares with). DataError when the items do not span exactly two
-    cameras or fewer than two people are in both."""
+    cameras or fewer than two people are in both; ConfigError when ``trials`` < 1. ``distractors``: the distractor
+    id (0) is nobody's person here (not one of the people both cameras saw)."""
+    if trials < 1:
+        raise ConfigError(f"trials must be a positive number, got {trials}")
     cams = sorted({it.camid for it in items})
     if len(cams) != 2:
         raise DataError("<items>", f"the halves protocol needs exactly two cameras, found {len(cams)}")
     seqs = _sequences(items, feats, aggregate)
     pids, cam, gallery, probes = seqs.pids, seqs.cams, seqs.gallery, seqs.probes
-    common = sorted(set(pids[cam == cams[0]].tolist()) & set(pids[cam == cams[1]].tolist()))
+    nobody = {DISTRACTOR_PID} if distractors else set()
+    common = sorted(set(pids[cam == cams[0]].tolist()) & set(pids[cam == cams[1]].tolist()) - nobody)
     if len(common) < 2:
         raise DataError("<items>", f"the halves protocol needs two or more people seen by both cameras, found {len(common)}")
     rng = np.random.default_rng(seed)
@@ -405,21 +422,30 @@ def video_halves_retrieval(items: Sequence[CropItem], feats: np.ndarray, aggrega
 def evaluate_items(items: Sequence[CropItem], embed: EmbedFn, cfg: EvalConfig, protocol: str = "market",
                    trials: int = 10, seed: int = 0, progress: bool = True,
                    video: dict[str, Callable[[np.ndarray], np.ndarray]] | None = None,
-                   video_protocol: str = "all") -> dict[str, Any]:
+                   video_protocol: str = "all", distractors: bool = False) -> dict[str, Any]:
     """Retrieval metrics of ``embed`` on a list of crops: ``protocol`` "market" (all identities as test
     identities, Market-1501 query/gallery rule) or "single_shot" (CUHK03, seed 003); ``video`` (name ->
     aggregator), when given, adds :func:`video_retrieval` (``video_protocol`` "all") or
-    :func:`video_halves_retrieval` ("halves", ``trials`` trials) per aggregator under ``"video"``."""
+    :func:`video_halves_retrieval` ("halves", ``trials`` trials) per aggregator under ``"video"``.
+    ``distractors``: id 0 is a distractor (Market-1501, camera folders), never a query; False where 0 is a person
+    (CUHK03). A protocol with no valid query is a one-line DataError (callers with a folder name check first:
+    ``protocols.folder_protocol_problem``)."""
     if not items:
         raise DataError("<items>", "no crops to evaluate")
+    if protocol == "single_shot" and trials < 1:
+        raise ConfigError(f"trials must be a positive number, got {trials}")
     feats = embed_paths(embed, [it.path for it in items], cfg, progress)
     if protocol == "single_shot":
-        ret = single_shot_retrieval(items, feats, trials, seed, cfg)
+        ret = single_shot_retrieval(items, feats, trials, seed, cfg, distractors)
     else:
-        ret = market_retrieval(items, feats, seed, cfg)
+        ret = market_retrieval(items, feats, seed, cfg, distractors)
+    if not ret.get("num_queries"):
+        raise DataError("<items>", f"0 valid queries under the {protocol} protocol (no query person has a gallery "
+                                   "image from another camera)")
     out = {"config": asdict(cfg), "num_test_crops": len(items), "num_test_ids": len({it.pid for it in items}),
            "num_cameras": len({it.camid for it in items}), "retrieval": ret}
     if video:
-        out["video"] = {name: video_retrieval(items, feats, agg) if video_protocol == "all"
-                        else video_halves_retrieval(items, feats, agg, trials, seed) for name, agg in video.items()}
+        out["video"] = {name: video_retrieval(items, feats, agg, distractors) if video_protocol == "all"
+                        else video_halves_retrieval(items, feats, agg, trials, seed, distractors=distractors)
+                        for name, agg in video.items()}
     return out

@@ -11,6 +11,17 @@ HELP = ("evaluate a re-id model on the test split of a make-triplets dataset (CM
         "video-to-video and image-to-video for per-person sequence folders)")
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (a one-line usage error otherwise)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number (1 or more)")
+    return value
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--dataset", type=Path, help="dataset folder written by make-triplets (its test split)")
@@ -23,13 +34,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                           "Market-1501 root with query/ and bounding_box_test/ is scored on its official split")
     p.add_argument("--format", choices=("auto", "market", "cuhk03", "cuhk01", "cameras", "mars"), default="auto",
                    help="--folder layout (auto: market for a Market-1501 root or when the first image name has _c<cam>, "
-                        "cuhk03 for <digits>_<digits> names, cuhk01 for 7-digit <pid><image> names, mars for per-person "
+                        "cuhk03 for <digits>_<digits> names, cuhk01 for 7-digit <pid><image> names with images 001-004, mars "
+                        "for per-person "
                         "sub-folders of <pid>C<cam>T<tracklet>F<frame>.jpg "
                         "(MARS bbox_test/), cameras for a folder of per-camera sub-folders)")
-    p.add_argument("--protocol-folder", choices=("market", "single_shot"), default="market",
-                   help="--folder protocol: market (one query per id and camera) or single_shot (seed 003's CUHK03 protocol; "
-                        "any two-camera folder: one image of the first camera as query, one of the second as gallery)")
-    p.add_argument("--trials", type=int, default=10, help="single_shot and --video-protocol halves: number of seeded trials")
+    p.add_argument("--protocol-folder", choices=("auto", "market", "single_shot"), default="auto",
+                   help="--folder protocol: market (one query per id and camera), single_shot (seed 003's CUHK03 "
+                        "protocol; any two-camera folder: one image of the first camera, probe/ or query/ where named so, "
+                        "as query, one of the second as gallery) or auto (single_shot for exactly two cameras with at "
+                        "most one image per person and camera, as VIPeR, PRID2011 single_shot/, GRID; else market; the "
+                        "choice is printed)")
+    p.add_argument("--trials", type=positive_int, default=10,
+                   help="single_shot and --video-protocol halves: number of seeded trials")
     p.add_argument("--video", choices=("auto", "on", "off"), default="auto",
                    help="--folder: also score per-camera sequences, video-to-video and image-to-video (seed 004), with "
                         "mean pooling and --lstm (auto: on for a folder of per-person sequence folders, as PRID2011 "
@@ -59,9 +75,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("runs/eval_reid"), help="output folder (metrics.json, roc.png, cmc.png)")
     p.add_argument("--protocol", choices=("auto", "camera", "time"), default="auto")
     p.add_argument("--exclude-frames", type=int, default=35, help="time protocol: ignore same-id gallery crops this close")
-    p.add_argument("--segments", type=int, default=5, help="time protocol: queries per identity")
-    p.add_argument("--chunk-len", type=int, default=8, help="tracklet chunk length (crops)")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--segments", type=positive_int, default=5, help="time protocol: queries per identity")
+    p.add_argument("--chunk-len", type=positive_int, default=8, help="tracklet chunk length (crops)")
+    p.add_argument("--batch-size", type=positive_int, default=64)
     p.add_argument("--device", default="auto")
     p.add_argument("--no-progress", action="store_true")
 
@@ -100,16 +116,19 @@ def build_aggregators(lstm: Path | None, encoder_version: str = "") -> dict:
 def folder_format(folder: Path, fmt: str) -> str:
     """'market', 'cuhk03', 'cuhk01', 'mars' or 'cameras' for an image folder (``auto``: market for a Market-1501 root
     with its sub-folders or when the first image name has ``_c<digit>``, cuhk03 when it is ``<digits>_<digits>``,
-    cuhk01 when it is seven digits, cameras
-    for a folder without images of its own but with sub-folders (per camera, of images or of per-person
-    sequences; ``load_camera_folders`` says what is wrong otherwise), mars when the first image of its first
+    cuhk01 when it is seven digits and every image number is 001-004 (else a one-line DataError: CAVIAR4REID's
+    001-010 are not CUHK01's cameras), cameras for a folder without images of its own but with sub-folders (per
+    camera, of images or of per-person sequences; ``load_camera_folders`` says what is wrong otherwise) and for a
+    ``query/`` + ``gallery/`` pair without ``bounding_box_*`` folders, mars when the first image of its first
     sub-folder with images is named ``<pid>C<cam>T<tracklet>F<frame>``; DataError naming the image when
-    it is neither, or the folder when it has no image)."""
+    it is neither, the folder when it has no image, is a MARS root (``bbox_train/``, ``bbox_test/``) or holds
+    per-person sub-folders (MSMT17 ``test/<pid>/``: ``index.check_not_per_person``))."""
     import re
 
     from pipeline.core.errors import DataError
     from reid_models.datasets.index import (
-        camera_subfolders, has_market_subfolders, image_files, is_cuhk01_name, is_mars_name,
+        camera_subfolders, check_not_per_person, has_market_subfolders, image_files, is_cuhk01_name, is_mars_name,
+        sub_folders,
     )
 
     if fmt != "auto":
@@ -117,13 +136,20 @@ def folder_format(folder: Path, fmt: str) -> str:
     if not folder.is_dir():
         raise DataError(folder, "no such folder")
     if has_market_subfolders(folder):
+        if not any((folder / sub).is_dir() for sub in ("bounding_box_test", "bounding_box_train")) \
+                and len(camera_subfolders(folder)) >= 2:
+            return "cameras"  # query/ + gallery/ (or probe/): a two-camera pair, not a Market-1501 root
         return "market"
     images = image_files(folder)
-    subs = sorted(d for d in folder.iterdir() if d.is_dir())
+    subs = sub_folders(folder)
+    mars = [d.name + "/" for d in subs if d.name in ("bbox_train", "bbox_test")]
+    if not images and mars:
+        raise DataError(folder, f"a MARS root ({', '.join(mars)}): point at bbox_test/ (its test people) or bbox_train/")
     first = next((files[0] for d in subs if (files := image_files(d))), None)
     if not images and first is not None and is_mars_name(first.name):
         return "mars"
     if not images and (len(camera_subfolders(folder)) >= 2 or subs):
+        check_not_per_person(folder)  # MSMT17-style test/<pid>/ is no camera layout
         return "cameras"  # its reader names what is wrong with a folder of sub-folders
     if not images:
         raise DataError(folder, "no images in the folder (nor two or more camera sub-folders of images)")
@@ -132,6 +158,11 @@ def folder_format(folder: Path, fmt: str) -> str:
     if re.match(r"^\d+_\d+$", images[0].stem):
         return "cuhk03"
     if is_cuhk01_name(images[0].name):
+        last = max(int(p.stem[4:]) if is_cuhk01_name(p.name) else 0 for p in images)
+        if last > 4:  # CUHK01 has images 001-004 per person; CAVIAR4REID's PPPPIII run to 010
+            raise DataError(folder, f"7-digit <pid><image> names with image numbers up to {last:03d}: not CUHK01, whose "
+                                    "images are 001-004 (001-002 camera A); give --format cuhk01 if it is CUHK01, or lay "
+                                    "the crops out as one sub-folder per camera (--format cameras)")
         return "cuhk01"
     raise DataError(images[0], "file name fits neither Market-1501 style <pid>_c<cam>s<seq>_<frame>_<n>.jpg, "
                                "CUHK03 style <pid>_<image 00-09>.jpg nor CUHK01 style <pid 4 digits><image 3 digits>.png; "
@@ -141,10 +172,19 @@ def folder_format(folder: Path, fmt: str) -> str:
 def folder_test_items(folder: Path, fmt: str) -> list:
     """The crops ``eval-reid --folder`` scores: a Market-1501 root with ``query/`` gives its official split
     (query + ``bounding_box_test/`` gallery, distractors kept, ``bounding_box_train/`` left out); any other
-    folder gives all its crops with a valid identity, every identity a test identity."""
+    folder gives all its crops with a valid identity, every identity a test identity. A Market-1501 root whose
+    ``query/`` or ``bounding_box_test/`` is missing or holds no image is a one-line DataError (its
+    ``bounding_box_train/`` people are never scored as test people)."""
     from pipeline.core.errors import DataError
-    from reid_models.datasets.index import load_reid_folder
+    from reid_models.datasets.index import has_market_subfolders, image_files, load_reid_folder
 
+    if fmt == "market" and folder.is_dir() and has_market_subfolders(folder) and (
+            (folder / "query").is_dir() or (folder / "bounding_box_test").is_dir()):
+        if not (folder / "bounding_box_test").is_dir() or not image_files(folder / "bounding_box_test"):
+            raise DataError(folder, "has query/ but no bounding_box_test/ gallery")
+        if not (folder / "query").is_dir() or not image_files(folder / "query"):
+            raise DataError(folder, "a Market-1501 root with no images in query/: its official split scores query/ "
+                                    "against bounding_box_test/ (bounding_box_train/ people are never test people)")
     items = load_reid_folder(folder, fmt, None)
     if any(it.split == "query" for it in items):
         items = [it for it in items if it.split in ("query", "gallery")]
@@ -167,7 +207,9 @@ def run(args: argparse.Namespace) -> int:
                      chunk_len=args.chunk_len, ten_crop=args.ten_crop, batch_size=args.batch_size, rerank=args.rerank)
     if args.folder is not None:
         from reid_models.datasets.index import has_sequences
-        from reid_models.datasets.protocols import identities_in_several_cameras, thin_sequences
+        from reid_models.datasets.protocols import (
+            choose_folder_protocol, folder_protocol_problem, identities_in_several_cameras, thin_sequences,
+        )
 
         fmt = folder_format(args.folder, args.format)
         items = folder_test_items(args.folder, fmt)
@@ -176,14 +218,22 @@ def run(args: argparse.Namespace) -> int:
             if not items:
                 raise DataError(args.folder, "--common-ids: no identity is seen by two or more cameras")
         items = thin_sequences(items, args.max_frames)
+        distractors = fmt != "cuhk03" and fmt != "cuhk01"  # id 0: a distractor there (Market, GRID), a person in CUHK
+        protocol = args.protocol_folder
+        if protocol == "auto":
+            protocol, why = choose_folder_protocol(items, distractors)
+            print(f"protocol: {protocol} ({why}; --protocol-folder sets it)")
+        problem = folder_protocol_problem(items, protocol, distractors)
+        if problem:
+            raise DataError(args.folder, problem)
         video = args.video == "on" or (args.video == "auto" and (
             fmt == "mars" or (fmt == "cameras" and has_sequences(args.folder))))
         enc = load_encoder(args.checkpoint, args.device, args.batch_size, args.flip)
-        m = evaluate_items(items, enc.embed_crops, cfg, args.protocol_folder, args.trials, progress=not args.no_progress,
+        m = evaluate_items(items, enc.embed_crops, cfg, protocol, args.trials, progress=not args.no_progress,
                            video=build_aggregators(args.lstm, getattr(enc, "version", "")) if video else None,
-                           video_protocol=args.video_protocol)
+                           video_protocol=args.video_protocol, distractors=distractors)
         m.update(dataset=str(args.folder), format=fmt, common_ids=args.common_ids, max_frames=args.max_frames,
-                 video_protocol=args.video_protocol if video else None)
+                 protocol_folder=protocol, video_protocol=args.video_protocol if video else None)
     else:
         enc = load_encoder(args.checkpoint, args.device, args.batch_size, args.flip)
         m = evaluate_dataset(args.dataset, enc.embed_crops, cfg, build_aggregators(args.lstm, getattr(enc, "version", "")),

@@ -30,7 +30,9 @@ from pathlib import Path
 from pipeline.core.errors import DataError
 
 INDEX_COLUMNS = ("path", "pid", "camid", "seq", "frame", "split")
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+#: the identity of Market-1501's distractors, and of a camera-folder set's one-camera number-0 people (GRID's 0000)
+DISTRACTOR_PID = 0
 
 
 @dataclass(frozen=True)
@@ -114,9 +116,20 @@ def load_tracklets(dataset_dir: Path, split: str | None = None) -> list[dict]:
 _MARKET_RE = re.compile(r"^(-?\d+)_c(\d+)(?:s(\d+))?_f?(\d+)")
 
 
+def _hidden(path: Path) -> bool:
+    """Whether a file or folder is hidden or an archiver's side file: ``.DS_Store``, macOS AppleDouble ``._x.jpg``
+    files and ``__MACOSX/`` folders, any other dot-name."""
+    return path.name.startswith(".") or path.name == "__MACOSX"
+
+
 def image_files(folder: Path) -> list[Path]:
-    """Image files (IMAGE_EXTS) directly in ``folder``, sorted by name."""
-    return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_EXTS)
+    """Image files (IMAGE_EXTS) directly in ``folder``, sorted by name; hidden files (``._x.jpg``) left out."""
+    return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_EXTS and not _hidden(p))
+
+
+def sub_folders(folder: Path) -> list[Path]:
+    """The sub-folders of ``folder`` sorted by name, hidden ones (``.git/``, ``__MACOSX/``) left out."""
+    return sorted(d for d in Path(folder).iterdir() if d.is_dir() and not _hidden(d))
 
 
 #: Market-1501's sub-folders and the split each one's crops get
@@ -226,29 +239,61 @@ def load_cuhk01_folder(folder: Path, split: str = "train") -> list[CropItem]:
 _FIRST_NUMBER_RE = re.compile(r"(\d+)")
 
 
-def _identity_number(name: str, camera: str) -> int | None:
-    """The first number of ``name`` once ``camera`` (the camera folder's name, when it has a letter) is removed
-    from it where it stands as a word of its own (``cam1_person001`` in ``cam1/`` -> 1), or None."""
+def _name_numbers(name: str, camera: str) -> list[int]:
+    """The numbers of ``name`` once ``camera`` (the camera folder's name, when it has a letter) is removed
+    from it where it stands as a word of its own (``cam1_person001`` in ``cam1/`` -> [1])."""
     if re.search(r"[A-Za-z]", camera):  # a bare number ("1/") is not searched for: it could be part of the id
         name = re.sub(rf"(?<![A-Za-z0-9]){re.escape(camera)}(?![A-Za-z0-9])", "_", name, count=1, flags=re.I)
-    m = _FIRST_NUMBER_RE.search(name)
-    return None if m is None else int(m.group(1))
+    return [int(x) for x in _FIRST_NUMBER_RE.findall(name)]
+
+
+def _constant_first(numbers: list[list[int]]) -> int | None:
+    """The first number shared by every name of one camera folder (two or more names, each with a further number
+    after it), or None."""
+    if len(numbers) < 2 or any(len(n) < 2 for n in numbers):
+        return None
+    firsts = {n[0] for n in numbers}
+    return firsts.pop() if len(firsts) == 1 else None
+
+
+def camera_number_first(numbers: dict[str, list[list[int]]]) -> set[str]:
+    """Of ``numbers`` (camera folder name -> the numbers of each of its file or person-folder names), the camera
+    folders whose names all start with the camera's own number spelled another way (``camera1/cam1_0007_0.jpg``,
+    ``1/c1_0007_0.jpg``, ``cam1/c1_person001/``): the same first number in every name of the folder (two or more
+    names, each with a further number), equal to the number in the folder's own name or, when every camera folder
+    has such a constant, a different one in each. In those folders the identity is the next number. VIPeR's
+    ``cam_a/000_45.bmp`` ... ``cam_a/631_0.bmp`` vary in their first number and keep it."""
+    const = {cam: _constant_first(nums) for cam, nums in numbers.items()}
+    values = list(const.values())
+    distinct = None not in values and len(set(values)) == len(values) > 1
+    out = set()
+    for cam, k in const.items():
+        own = _FIRST_NUMBER_RE.search(cam)
+        if k is not None and (distinct or (own is not None and int(own.group(1)) == k)):
+            out.add(cam)
+    return out
 
 
 def person_subfolders(folder: Path) -> list[Path]:
     """Sub-folders of ``folder`` that hold images directly and whose name has a number (one person's
     sequence in a camera: PRID2011 ``multi_shot/cam_a/person_0001/``, iLIDS-VID ``sequences/cam1/person001/``),
     sorted by name."""
-    return [d for d in sorted(Path(folder).iterdir())
-            if d.is_dir() and _FIRST_NUMBER_RE.search(d.name) and image_files(d)]
+    return [d for d in sub_folders(folder) if _FIRST_NUMBER_RE.search(d.name) and image_files(d)]
+
+
+#: camera folders named for their role: a probe / query folder is the first camera (single shot's queries), a
+#: gallery folder the last; other names keep name order between them
+_ROLE_RANK = {"probe": 0, "probes": 0, "query": 0, "queries": 0, "gallery": 2, "galleries": 2}
 
 
 def camera_subfolders(folder: Path) -> list[Path]:
-    """Sub-folders of ``folder`` that are cameras, sorted by name: holding images directly (VIPeR ``cam_a/``,
-    PRID2011 ``single_shot/cam_a/``, GRID ``probe/``) or, without images of their own, one numbered sub-folder of
-    images per person (PRID2011 ``multi_shot/cam_a/person_0001/``, iLIDS-VID ``sequences/cam1/person001/``)."""
-    return [d for d in sorted(Path(folder).iterdir())
-            if d.is_dir() and (image_files(d) or person_subfolders(d))]
+    """Sub-folders of ``folder`` that are cameras: holding images directly (VIPeR ``cam_a/``, PRID2011
+    ``single_shot/cam_a/``, GRID ``probe/``) or, without images of their own, one numbered sub-folder of
+    images per person (PRID2011 ``multi_shot/cam_a/person_0001/``, iLIDS-VID ``sequences/cam1/person001/``).
+    Sorted by name, except that a ``probe/`` or ``query/`` folder comes first and a ``gallery/`` folder last
+    (GRID's ``probe/`` gives the queries although "gallery" sorts before it)."""
+    cams = [d for d in sub_folders(folder) if image_files(d) or person_subfolders(d)]
+    return sorted(cams, key=lambda d: (_ROLE_RANK.get(d.name.lower(), 1), d.name))
 
 
 def camera_images(camera: Path) -> list[Path]:
@@ -264,11 +309,50 @@ def has_sequences(folder: Path) -> bool:
 def _nested_layouts(folder: Path) -> list[str]:
     """Names of ``folder``'s sub-folders that are per-camera layouts themselves (PRID2011's ``single_shot/``
     and ``multi_shot/``, iLIDS-VID's ``images/`` and ``sequences/``): what to point at instead."""
-    return [d.name + "/" for d in sorted(Path(folder).iterdir()) if d.is_dir() and len(camera_subfolders(d)) >= 2]
+    return [d.name + "/" for d in sub_folders(folder) if len(camera_subfolders(d)) >= 2]
 
 
 #: more camera sub-folders than this is taken for a folder of per-person sub-folders pointed at by mistake
 MAX_CAMERA_FOLDERS = 50
+
+#: sub-folder names that are a data set's splits, never cameras
+SPLIT_NAMES = ("train", "test", "val", "bbox_train", "bbox_test", "bounding_box_train", "bounding_box_test")
+
+
+def _starts_with_folder_number(person: Path) -> bool:
+    """Whether every image of ``person`` (a folder named by a number of 3+ digits), directly in it or in its
+    sub-folders (DukeMTMC-VideoReID's tracklets), has a name that starts with that number and a non-digit
+    (MSMT17 ``0042/0042_000_02_...jpg``, DukeMTMC-VideoReID ``0001/00001/0001_C1_F0016_X30000.jpg``)."""
+    if not re.fullmatch(r"\d{3,}", person.name):
+        return False
+    files = image_files(person) or [f for d in sub_folders(person) for f in image_files(d)]
+    return bool(files) and all(re.match(rf"{person.name}(?!\d)", f.name) for f in files)
+
+
+def per_person_folders(folder: Path) -> list[Path]:
+    """The sub-folders of ``folder`` that are one person each in a per-person layout (MSMT17-style ``test/<pid>/``,
+    DukeMTMC-VideoReID ``train/<pid>/<tracklet>/``: :func:`_starts_with_folder_number`); empty unless two or more
+    and at least half of its sub-folders are. Such folders hold no camera: their files name it."""
+    subs = sub_folders(folder)
+    people = [d for d in subs if _starts_with_folder_number(d)]
+    return people if len(people) >= 2 and 2 * len(people) >= len(subs) else []
+
+
+def check_not_per_person(folder: Path) -> None:
+    """DataError (one line, saying what to point at) for a folder that holds per-person sub-folders
+    (:func:`per_person_folders`) or a data set's split folders (``train/`` ``test/``) where one sub-folder per
+    camera is expected."""
+    people = per_person_folders(folder)
+    if people:
+        raise DataError(folder, f"holds {len(people)} per-person sub-folders ({people[0].name}/, {people[1].name}/, ...; "
+                                "the files in each start with its number: MSMT17 / DukeMTMC-VideoReID style), not one "
+                                "sub-folder per camera: that layout is not read (their file names hold the camera); "
+                                "point at a folder with one sub-folder per camera, a Market-1501-style folder or a "
+                                "MARS bbox_test/")
+    splits = [d.name + "/" for d in sub_folders(folder) if d.name.lower() in SPLIT_NAMES]
+    if len(splits) >= 2:
+        raise DataError(folder, f"its sub-folders {', '.join(splits)} are a data set's splits, not cameras: point at "
+                                "one of them")
 
 
 def load_camera_folders(folder: Path, split: str = "train") -> list[CropItem]:
@@ -276,40 +360,63 @@ def load_camera_folders(folder: Path, split: str = "train") -> list[CropItem]:
     distributed. A camera sub-folder holds either images (VIPeR ``cam_a/`` ``cam_b/``, PRID2011
     ``single_shot/cam_a`` ``cam_b``, GRID ``probe/`` ``gallery/``) or one numbered sub-folder per person with
     that person's sequence of frames (PRID2011 ``multi_shot/cam_a/person_0001/``, iLIDS-VID
-    ``sequences/cam1/person001/``). camid = the camera sub-folder's index in name order. For images in the
-    camera folder: the identity is the first number of the file name once the camera folder's name is taken
-    out of it, seq = the camera's name, frame = the image's index. For person sub-folders: the identity is the
-    first number of the person folder's name, seq = ``<camera>/<person>`` (one sequence), frame = the image's
-    index in it. The same number in two cameras is the same person; identities are renumbered 1..N in order of
-    that number (a number 0, VIPeR's first person, is a person here, not Market-1501's distractor). DataError
+    ``sequences/cam1/person001/``). camid = the camera sub-folder's index in :func:`camera_subfolders` order
+    (name order, a ``probe/`` or ``query/`` first, a ``gallery/`` last). For images in the camera folder: the
+    identity is the first number of the file name once the camera folder's name is taken out of it, seq = the
+    camera's name, frame = the image's index. For person sub-folders: the identity is the first number of the
+    person folder's name (the camera's name taken out too), seq = ``<camera>/<person>`` (one sequence), frame =
+    the image's index in it. Where every name of a camera folder starts with the camera's own number spelled
+    another way (``camera1/cam1_0007_0.jpg``, ``1/c1_0007_0.jpg``: :func:`camera_number_first`), the identity is
+    the next number. The same number in two cameras is the same person; identities are renumbered 1..N in order
+    of that number (a number 0 seen by both cameras, VIPeR's first person, is a person here), except that a
+    number 0 seen by one camera only is :data:`DISTRACTOR_PID` (GRID's ``gallery/0000_*.jpeg``: unrelated
+    people, gallery negatives that are never queries). DataError
     names a file without a number, or the folder when fewer than two sub-folders are cameras (naming the
     sub-folders that are camera layouts of their own, such as PRID2011's ``single_shot/``)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(folder, "no such folder")
+    check_not_per_person(folder)
     cams = camera_subfolders(folder)
     if len(cams) < 2:
+        for sub in sub_folders(folder):  # a per-person layout one level down (msmt/test/<pid>/) says so itself
+            check_not_per_person(sub)
         nested = _nested_layouts(folder)
-        if nested:
+        if len(nested) > 1:
             raise DataError(folder, f"holds more than one per-camera layout ({', '.join(nested)}): "
                                     "point at one of them")
+        if nested:
+            raise DataError(folder, f"holds a per-camera layout in {nested[0]}: point at it")
         raise DataError(folder, f"needs one sub-folder of images per camera, at least two (found {len(cams)})")
     if len(cams) > MAX_CAMERA_FOLDERS:
         raise DataError(folder, f"has {len(cams)} camera sub-folders ({cams[0].name}/, {cams[1].name}/, ...): if each "
                                 "is one person, point at the folder above it, which holds one sub-folder per camera")
+    entries: dict[str, list[tuple[Path, list[int]]]] = {}  # camera -> (file or person folder, its numbers)
+    for cam in cams:
+        files = image_files(cam)
+        entries[cam.name] = [(e, _name_numbers(e.stem if files else e.name, cam.name))
+                             for e in (files or person_subfolders(cam))]
+        for path, nums in entries[cam.name]:
+            if not nums:
+                raise DataError(path, "file name has no identity number (the first number in the name is the person)")
+    second = camera_number_first({cam: [n for _, n in e] for cam, e in entries.items()})
     rows = []
     for camid, cam in enumerate(cams):
-        files = image_files(cam)
-        for frame, path in enumerate(files):
-            n = _identity_number(path.stem, cam.name)
-            if n is None:
-                raise DataError(path, "file name has no identity number (the first number in the name is the person)")
-            rows.append((path, n, camid, cam.name, frame))
-        for person in ([] if files else person_subfolders(cam)):
-            n = _identity_number(person.name, "")
-            rows += [(path, n, camid, f"{cam.name}/{person.name}", frame)
-                     for frame, path in enumerate(image_files(person))]
-    pid = {n: k + 1 for k, n in enumerate(sorted({r[1] for r in rows}))}
+        for k, (entry, nums) in enumerate(entries[cam.name]):
+            n = nums[1] if cam.name in second else nums[0]
+            if entry.is_dir():  # a person's sequence: frame = the image's index in it
+                rows += [(path, n, camid, f"{cam.name}/{entry.name}", frame)
+                         for frame, path in enumerate(image_files(entry))]
+            else:  # frame = the image's index in the camera folder
+                rows.append((entry, n, camid, cam.name, k))
+    cams_of: dict[int, set[int]] = {}
+    for _, n, camid, _, _ in rows:
+        cams_of.setdefault(n, set()).add(camid)
+    distractor = 0 in cams_of and len(cams_of[0]) == 1  # GRID's 0000 crops: unrelated people in one camera
+    people = sorted(n for n in cams_of if not (distractor and n == 0))
+    pid = {n: k + 1 for k, n in enumerate(people)}
+    if distractor:
+        pid[0] = DISTRACTOR_PID
     return [CropItem(path, pid[n], camid, seq, frame, split) for path, n, camid, seq, frame in rows]
 
 

@@ -15,6 +15,9 @@
   sequences (:func:`folder_tracklets`; ``reid_models.evaluate.video_retrieval``). Options that narrow it:
   :func:`identities_in_several_cameras` (the literature's PRID2011 setting, the 200 people both cameras saw)
   and :func:`thin_sequences` (at most n evenly spaced frames per sequence, to bound the embedding cost).
+  :func:`choose_folder_protocol` picks single shot for two cameras with one image per person and camera (VIPeR,
+  GRID), the Market rule otherwise; :func:`folder_protocol_problem` says, before anything is embedded, why a
+  protocol would score nothing (no valid query, empty gallery).
 
 Everything is a pure function of the item list and a seed, so the benchmark, ``eval-reid`` and the
 tests share one definition.
@@ -28,7 +31,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from pipeline.core.errors import DataError
-from reid_models.datasets.index import CropItem
+from reid_models.datasets.index import DISTRACTOR_PID, CropItem
 from reid_models.datasets.selection import split_identities
 
 MARKET_TRAIN_IDS = 501
@@ -50,15 +53,19 @@ def market_split(items: Sequence[CropItem], seed: int = MARKET_SPLIT_SEED) -> li
     return holdout_split(items, MARKET_TRAIN_IDS, MARKET_TEST_IDS, seed)
 
 
-def market_query_indices(items: Sequence[CropItem], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def market_query_indices(items: Sequence[CropItem], seed: int = 0,
+                         distractors: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(query, gallery) index arrays into ``items``: one seeded query per (identity, camera), the rest gallery.
 
     Identities seen by one camera only still give a query; it simply has no valid gallery match and
-    is skipped by ``cmc_map`` (which excludes same-identity same-camera gallery items)."""
+    is skipped by ``cmc_map`` (which excludes same-identity same-camera gallery items). ``distractors``: items
+    of :data:`~reid_models.datasets.index.DISTRACTOR_PID` (Market-1501's 0000, GRID's one-camera 0000) are
+    gallery negatives only, never queries (leave it False where 0 is a person: CUHK03's 0000)."""
     rng = np.random.default_rng(seed)
     groups: dict[tuple[int, int], list[int]] = {}
     for i, it in enumerate(items):
-        groups.setdefault((it.pid, it.camid), []).append(i)
+        if not (distractors and it.pid == DISTRACTOR_PID):
+            groups.setdefault((it.pid, it.camid), []).append(i)
     q = np.array(sorted(g[int(rng.integers(len(g)))] for _, g in sorted(groups.items())), dtype=np.int64)
     return q, np.setdiff1d(np.arange(len(items)), q)
 
@@ -69,27 +76,93 @@ def market_query_gallery(items: Sequence[CropItem], seed: int = 0) -> tuple[list
     return [items[i] for i in q], [items[i] for i in g]
 
 
-def cuhk03_single_shot_trials(items: Sequence[CropItem], trials: int = CUHK03_TRIALS,
-                              seed: int = 0) -> list[tuple[list[int], list[int]]]:
+def cuhk03_single_shot_trials(items: Sequence[CropItem], trials: int = CUHK03_TRIALS, seed: int = 0,
+                              distractors: bool = False) -> list[tuple[list[int], list[int]]]:
     """``trials`` x (query indices, gallery indices) into ``items``: per identity seen by both cameras,
-    one random image of the first camera (lowest ``camid``: CUHK03's camera A = 0) as query and one random
-    image of the second as gallery. Any two-camera set works (a Market-style pair ``c1`` / ``c2`` too); other
-    numbers of cameras are a one-line DataError."""
+    one random image of the first camera (lowest ``camid``: CUHK03's camera A = 0, a ``probe/`` or ``query/``
+    folder of a per-camera layout) as query; per identity the second camera saw, one random image of it as
+    gallery, so people only the second camera saw are gallery distractors (none in CUHK03, whose figures this
+    leaves as they were), never queries. ``distractors``: every item of
+    :data:`~reid_models.datasets.index.DISTRACTOR_PID` in the second camera is in every gallery (GRID's 0000
+    crops, unrelated people), never a query. Any two-camera set works (a Market-style pair ``c1`` / ``c2`` too);
+    other numbers of cameras, or no identity in both, are a one-line DataError."""
     cams = sorted({it.camid for it in items})
     if len(cams) != 2:
         raise DataError("<items>", f"the single-shot protocol needs exactly two cameras, found {len(cams)} ({cams})")
     cam_q, cam_g = cams
     by_pid: dict[int, dict[int, list[int]]] = {}
+    extra: list[int] = []  # distractor crops of the gallery camera, all of them in every gallery
     for i, it in enumerate(items):
+        if distractors and it.pid == DISTRACTOR_PID:
+            if it.camid == cam_g:
+                extra.append(i)
+            continue
         by_pid.setdefault(it.pid, {}).setdefault(it.camid, []).append(i)
     both = [p for p in sorted(by_pid) if cam_q in by_pid[p] and cam_g in by_pid[p]]
+    if not both:
+        raise DataError("<items>", "the single-shot protocol needs people seen by both cameras, found none")
+    seen_g = [p for p in sorted(by_pid) if cam_g in by_pid[p]]
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(trials):
         q = [by_pid[p][cam_q][int(rng.integers(len(by_pid[p][cam_q])))] for p in both]
-        g = [by_pid[p][cam_g][int(rng.integers(len(by_pid[p][cam_g])))] for p in both]
-        out.append((q, g))
+        g = [by_pid[p][cam_g][int(rng.integers(len(by_pid[p][cam_g])))] for p in seen_g]
+        out.append((q, g + extra))
     return out
+
+
+def choose_folder_protocol(items: Sequence[CropItem], distractors: bool = False) -> tuple[str, str]:
+    """(protocol, why) for ``eval-reid --folder --protocol-folder auto``: ``single_shot`` when the items (a
+    Market-1501 root's official split aside) span exactly two cameras with at most one image per person and
+    camera (VIPeR, PRID2011 ``single_shot/``, GRID, iLIDS-VID ``images/``: under the Market rule every crop
+    would be a query and the gallery empty), else ``market``. ``distractors``: as :func:`market_query_indices`."""
+    if any(it.split == "query" for it in items):
+        return "market", "a Market-1501 root: its query/ against bounding_box_test/"
+    cams = sorted({it.camid for it in items})
+    counts: dict[tuple[int, int], int] = {}
+    for it in items:
+        if not (distractors and it.pid == DISTRACTOR_PID):
+            counts[(it.pid, it.camid)] = counts.get((it.pid, it.camid), 0) + 1
+    if len(cams) == 2 and counts and max(counts.values()) == 1:
+        return "single_shot", "2 cameras, one image per person and camera"
+    most = max(counts.values(), default=0)
+    return "market", (f"{len(cams)} camera{'s' if len(cams) != 1 else ''}" if len(cams) != 2 else f"up to {most} images per person and camera")
+
+
+def folder_protocol_problem(items: Sequence[CropItem], protocol: str, distractors: bool = False) -> str | None:
+    """Why ``protocol`` ("market" or "single_shot") would score nothing on ``items`` (no valid query: no person
+    with a gallery image from another camera; or an empty gallery), with the protocol that fits where one does;
+    None when it scores something. Checked before anything is embedded."""
+    cams_of: dict[int, set[int]] = {}
+    for it in items:
+        if not (distractors and it.pid == DISTRACTOR_PID):
+            cams_of.setdefault(it.pid, set()).add(it.camid)
+    n_cams = len({it.camid for it in items})
+    if not any(len(c) > 1 for c in cams_of.values()):
+        return (f"no person is seen by two cameras ({n_cams} camera{'s' if n_cams != 1 else ''}, {len(cams_of)} "
+                "people): nothing to match across cameras")
+    if protocol == "single_shot":
+        if n_cams != 2:
+            return (f"the single-shot protocol needs exactly two cameras, found {n_cams}: "
+                    "use --protocol-folder market")
+        return None
+    if any(it.split == "query" for it in items):
+        gallery: dict[int, set[int]] = {}
+        for it in items:
+            if it.split == "gallery":
+                gallery.setdefault(it.pid, set()).add(it.camid)
+        if any(it.split == "query" and gallery.get(it.pid, set()) - {it.camid} for it in items):
+            return None
+        return "0 valid queries: no query person has a gallery image from another camera"
+    q, g = market_query_indices(items, 0, distractors)
+    gallery = {}
+    for i in g:
+        gallery.setdefault(items[i].pid, set()).add(items[i].camid)
+    if any(gallery.get(items[i].pid, set()) - {items[i].camid} for i in q):
+        return None
+    hint = "use --protocol-folder single_shot" if n_cams == 2 else "the single-shot protocol needs two cameras"
+    return (f"0 valid queries under the market protocol (one query per person and camera, the rest gallery: "
+            f"{len(q)} queries, {len(g)} gallery crops): every person has one image per camera; {hint}")
 
 
 def folder_tracklets(items: Sequence[CropItem]) -> list[dict]:

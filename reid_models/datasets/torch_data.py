@@ -1,7 +1,7 @@
 """PyTorch datasets over :class:`~reid_models.datasets.index.CropItem` lists.
 
-Images are read with OpenCV (BGR) and converted to RGB uint8 tensors (3, H, W)
-before the transform (see ``reid_models/transforms.py``), which returns float
+Images are read with OpenCV (BGR; ``pipeline.core.images.read_image``, so any file name works) and
+converted to RGB uint8 tensors (3, H, W) before the transform (see ``reid_models/transforms.py``), which returns float
 (3, H, W). Items may also be :class:`PartSwapItem` (virtual identities, composed
 on load). ``cache=True`` keeps decoded crops in memory (they are small: the
 generator already resized them), so epochs after the first skip JPEG decoding.
@@ -18,14 +18,13 @@ import torch
 from torch.utils.data import Dataset
 
 from pipeline.core.errors import DataError
+from pipeline.core.images import read_image
 from reid_models.datasets.index import CropItem
 
 
 def read_rgb_tensor(path: Path) -> torch.Tensor:
     """(3, H, W) uint8 RGB tensor of an image file; DataError when unreadable."""
-    import cv2
-
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    img = read_image(path)
     if img is None:
         raise DataError(path, "cannot read image")
     return torch.from_numpy(np.ascontiguousarray(img[:, :, ::-1])).permute(2, 0, 1).contiguous()

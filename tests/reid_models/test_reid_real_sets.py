@@ -241,8 +241,12 @@ def test_single_shot_on_any_two_camera_folder(market):
     pair = [it for it in market if it.camid in (1, 2)]
     trials = cuhk03_single_shot_trials(pair, trials=2, seed=0)
     both = {it.pid for it in pair if it.camid == 1} & {it.pid for it in pair if it.camid == 2}
+    seen_2 = {it.pid for it in pair if it.camid == 2}
     for q, g in trials:
-        assert len(q) == len(g) == len(both) > 0
+        # queries: the people both cameras saw; gallery: one image of every person camera 2 saw (those it alone saw
+        # are distractors, since 2026-12-07)
+        assert len(q) == len(both) > 0 and len(g) == len(seen_2) > len(both)
+        assert sorted(pair[i].pid for i in g) == sorted(seen_2)
         assert all(pair[i].camid == 1 for i in q) and all(pair[i].camid == 2 for i in g)
     with pytest.raises(DataError, match="exactly two cameras, found 6"):
         cuhk03_single_shot_trials(market, trials=1)
