@@ -79,13 +79,13 @@ def full_frame_detections(seq_dir: Path, path: Path, detector_cfg, max_frames: i
 
 def replay_detector(cams_dir: Path, dets: MOTBoxes, min_visible: float = 0.5) -> ReplayDetector:
     """Every camera image of ``cams_dir`` (img1/ folders) -> its cut of the full-frame detections."""
-    import cv2
+    from pipeline.core.images import read_image
 
     by_key: dict[str, list[Detection]] = {}
     for cut in read_cuts(cams_dir):
         per_frame = cut_detections(dets.frame, dets.tlwh, dets.conf, cut, min_visible)
         for local in range(1, cut.length + 1):
-            image = cv2.imread(str(cams_dir / cut.cam_id / "img1" / f"{local:06d}.jpg"), cv2.IMREAD_COLOR)
+            image = read_image(cams_dir / cut.cam_id / "img1" / f"{local:06d}.jpg")
             boxes, scores = per_frame.get(local, (np.zeros((0, 4)), np.zeros(0)))
             by_key.setdefault(image_key(image), [Detection(tlwh=np.asarray(b, dtype=np.float64), score=float(s))
                                                  for b, s in zip(boxes, scores)])

@@ -43,7 +43,7 @@ def build_gt_store(pets_dir: Path, path: Path, encoder=None, first_frame: int = 
                    max_crops: int = 8, min_length: int = 8, exclude: dict[int, list[int]] | None = None,
                    exclude_frames: int = 35) -> dict[int, int]:
     """Write the store at ``path`` (must not exist yet); returns tracklet_id -> gt id."""
-    import cv2
+    from pipeline.core.images import read_image
 
     gt = gt_rows(pets_dir, first_frame, last_frame)
     for pid, frames in (exclude or {}).items():
@@ -70,7 +70,7 @@ def build_gt_store(pets_dir: Path, path: Path, encoder=None, first_frame: int = 
             for i in pick:
                 f = int(frames[i])
                 if f not in images:
-                    images[f] = cv2.imread(str(pets_dir / "img1" / f"{f:06d}.jpg"))
+                    images[f] = read_image(pets_dir / "img1" / f"{f:06d}.jpg")
                 crops.append(crop_tlwh(images[f], seg[i, 2:6], min_size=1).copy())
             vec = None
             if encoder is not None:
