@@ -16,12 +16,12 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from pipeline.adaptation.settings import AdaptSettings
 from pipeline.core.configio import StrictModel, load_yaml, validate
 from pipeline.detectors import DetectorConfig
-from pipeline.core.errors import ConfigError
+from pipeline.core.errors import ConfigError, SourceError
 from pipeline.matching.config import MatcherConfig, TopologyConfig
 from pipeline.sinks.mqtt_settings import MqttSettings
 from trackers.config import TrackerConfig, load_tracker_config
@@ -72,7 +72,10 @@ class CameraConfig(StrictModel):
     @field_validator("source", mode="before")
     @classmethod
     def _source_to_str(cls, v: Any) -> Any:
-        return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+        """An int is a webcam index; surrounding whitespace is no part of a path or URL."""
+        if isinstance(v, int) and not isinstance(v, bool):
+            return str(v)
+        return v.strip() if isinstance(v, str) else v
 
     @field_validator("roi")
     @classmethod
@@ -328,6 +331,12 @@ class CamsConfig(StrictModel):
             for cid in group:
                 if cid not in known:
                     raise ValueError(f"matching.overlapping_cameras names unknown camera {cid!r}")
+        for where, topo in (("topology", self.topology), ("matching.topology", self.matching.topology)):
+            for i, link in enumerate(topo.links if topo is not None else ()):
+                for cid in (link.a, link.b):
+                    if cid not in known:
+                        raise ValueError(f"{where}.links.{i} ({link.a} -> {link.b}) names unknown camera {cid!r}"
+                                         f" (cameras: {', '.join(sorted(known))})")
         if self.executor.kind == "ray":
             refused = [k for k, on in (("outputs.video", self.outputs.video), ("ui.enabled", self.ui.enabled),
                                        ("adapt.enabled", self.adapt.enabled)) if on]
@@ -361,7 +370,11 @@ class CamsConfig(StrictModel):
                                  "or a YAML file path, or the settings as a mapping)")
             return load_tracker_config(value)
         if isinstance(value, dict):  # settings over a preset (``preset:``, default yolo; none: neutral defaults)
-            return overriding(value)
+            try:  # validated here, so an error names its key (not the union's ``tracker.str`` branch)
+                return TrackerConfig.model_validate(overriding(value))
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                raise ValueError(f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
         return value
 
     # ------------------------------------------------------------ derived
@@ -398,21 +411,52 @@ def _resolve(base: Path, value: str) -> str:
     return str(p if p.is_absolute() else (base / p).resolve())
 
 
+def _detector_weights(weights: str, kind: str, base: Path, source: str) -> str:
+    """``detector.weights`` made absolute like every other path of the file: against the file's folder.
+
+    With ``kind: ultralytics`` a bare name (no folder, not ``.onnx``) that is not beside the file stays as written:
+    Ultralytics resolves and downloads its model names (``yolov8n.pt``, ``yolo11n.pt``) and builds model YAMLs
+    (``yolov8n.yaml``) by name. Anything else that names no file is a ConfigError naming the key, the config file
+    and the resolved path."""
+    p = Path(weights).expanduser()
+    resolved = Path(_resolve(base, weights))
+    if resolved.is_file():
+        return str(resolved)
+    if kind == "ultralytics" and not p.is_absolute() and len(p.parts) == 1 and p.suffix.lower() != ".onnx":
+        return weights  # an Ultralytics model name
+    raise ConfigError(f"{source}: detector.weights: no such file: {resolved} ({weights!r}, relative to the config"
+                      " file's folder; a bare Ultralytics name such as yolov8n.pt is downloaded)")
+
+
+def _camera_source(source_text: str, base: Path, where: str, check: bool) -> str:
+    """A camera's source with a ``file://`` URL or relative path made an absolute path (against ``base``);
+    URLs and webcam indices unchanged. ``check``: a path must exist. ConfigError naming ``where``; a URL's
+    credentials are never in the message."""
+    from pipeline.sources.options import uri_kind
+
+    try:
+        kind, target = uri_kind(source_text)
+    except SourceError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    if kind != "path":
+        return source_text
+    src = _resolve(base, str(target))
+    if check and not Path(src).exists():
+        raise ConfigError(f"{where}: no such file or folder: {src}")
+    return src
+
+
 def _resolved(cfg: CamsConfig, base: Path, source: str) -> CamsConfig:
-    """A copy of ``cfg`` with relative paths made absolute (against ``base``) and the tracker config file read;
-    checks that local camera sources exist. The validated input is not changed."""
+    """A copy of ``cfg`` with relative paths made absolute (against ``base``, the config file's folder) and the
+    tracker config file read; checks that local camera sources (unless a ``demo:`` builds them) and the detector
+    weights exist. The validated input is not changed."""
     def sub(model, **changes):
         return model.model_copy(update={k: v for k, v in changes.items() if v is not None})
 
-    weights = Path(cfg.detector.weights).expanduser()
-    det_weights = str((base / weights).resolve()) if not weights.is_absolute() and (base / weights).is_file() else None
+    det_weights = _detector_weights(cfg.detector.weights, cfg.detector.kind, base, source)
     cameras = []
     for i, cam in enumerate(cfg.cameras):
-        src = cam.source
-        if not (is_remote_uri(src) or src.isdigit()):
-            src = _resolve(base, src)
-            if not Path(src).exists() and cfg.demo is None:
-                raise ConfigError(f"{source}: cameras.{i}.source: no such file or folder: {src}")
+        src = _camera_source(cam.source, base, f"{source}: cameras.{i}.source", check=cfg.demo is None)
         cameras.append(cam.model_copy(update={"source": src}))
     tracker = cfg.tracker
     if isinstance(tracker, str):

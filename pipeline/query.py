@@ -99,10 +99,17 @@ def rank_tracklets(
     """Rank stored tracklets against a probe (D,) embedding of ``model_version``.
 
     Returns {"model_version", "tracklets": [...top by ascending cosine distance],
-    "identities": [...best tracklet per identity, ascending]}.
+    "identities": [...best tracklet per identity, ascending]}. ``cam_id``: only that camera's tracklets
+    (ReidPipelineError listing the store's cameras when it has none of that camera).
     """
+    if top < 1:
+        raise ReidPipelineError(f"top must be a positive number of results, got {top}")
     items = [t for t in store.tracklets(cam_id=cam_id, model_version=model_version, with_arrays=False)
              if model_version in t.embeddings]
+    if not items and cam_id is not None and not store.tracklets(cam_id=cam_id, with_arrays=False):
+        cams = sorted({t.cam_id for t in store.tracklets(with_arrays=False)})
+        raise ReidPipelineError(f"{store.path}: camera {cam_id!r} has no tracklets"
+                                f" (cameras with tracklets: {', '.join(cams) or 'none'})")
     if not items:
         versions = store.embedding_versions()
         raise ReidPipelineError(

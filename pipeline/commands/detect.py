@@ -23,6 +23,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-frames", type=int, default=None, help="only the first N frames")
 
 
+#: DetectorConfig field -> the option that sets it
+_OPTION_OF = {"kind": "--kind", "weights": "--weights", "conf": "--conf", "iou": "--iou", "imgsz": "--imgsz",
+              "device": "--device", "backend": "--backend"}
+
+
+def detector_config(args: argparse.Namespace):
+    """The DetectorConfig of the options; a value out of range is a one-line ConfigError naming its option
+    (``--imgsz: Input should be greater than or equal to 32, got 0``)."""
+    from pydantic import ValidationError
+
+    from pipeline.core.errors import ConfigError
+    from pipeline.detectors import DetectorConfig
+
+    for name, value in (("--batch", args.batch), ("--max-frames", args.max_frames)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{name}: must be a positive whole number, got {value}")
+    kind = args.kind if args.kind != "auto" else ("onnx" if str(args.weights).endswith(".onnx") else "ultralytics")
+    fields = {"kind": kind, "weights": str(args.weights), "conf": args.conf, "iou": args.iou, "imgsz": args.imgsz,
+              "device": args.device, "backend": args.backend}
+    try:
+        return DetectorConfig(**fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = str(first["loc"][0]) if first["loc"] else ""
+        if key in _OPTION_OF:
+            raise ConfigError(f"{_OPTION_OF[key]}: {first['msg']}, got {fields[key]!r}") from None
+        raise ConfigError(f"detect options: {first['msg'].removeprefix('Value error, ')}") from None
+
+
 def write_det_rows(fh, frame: int, dets) -> None:
     """Append one frame's detections as MOTChallenge det rows."""
     for d in dets:
@@ -33,13 +62,11 @@ def write_det_rows(fh, frame: int, dets) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from pipeline.detectors import DetectorConfig, build_detector
+    from pipeline.detectors import build_detector
     from pipeline.mot import MOTSequence
 
+    cfg = detector_config(args)
     seq = MOTSequence(args.seq_dir)
-    kind = args.kind if args.kind != "auto" else ("onnx" if str(args.weights).endswith(".onnx") else "ultralytics")
-    cfg = DetectorConfig(kind=kind, weights=str(args.weights), conf=args.conf, iou=args.iou, imgsz=args.imgsz,
-                         device=args.device, backend=args.backend)
     detector = build_detector(cfg)
     n = seq.info.seq_length if args.max_frames is None else min(args.max_frames, seq.info.seq_length)
     args.out.parent.mkdir(parents=True, exist_ok=True)

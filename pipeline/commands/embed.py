@@ -21,7 +21,7 @@ HELP = "embed person crops with a re-id model: (N, D) float32 .npy in input orde
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from pipeline.commands.eval_reid import positive_int
+    from pipeline.commands.argtypes import positive_int
 
     p.add_argument("--model", default="default", help="'default' (shipped model), 'imagenet' or a checkpoint / .onnx path")
     src = p.add_mutually_exclusive_group(required=True)

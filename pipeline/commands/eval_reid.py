@@ -6,20 +6,11 @@ import argparse
 import json
 from pathlib import Path
 
+from pipeline.commands.argtypes import positive_int
+
 HELP = ("evaluate a re-id model on the test split of a make-triplets dataset (CMC, mAP, ROC, triplet accuracy) "
         "or on a Market-1501 / CUHK03-style image folder or one with a sub-folder per camera (CMC, mAP; "
         "video-to-video and image-to-video for per-person sequence folders)")
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (a one-line usage error otherwise)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not a positive number (1 or more)")
-    return value
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

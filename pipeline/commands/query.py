@@ -11,6 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
+from pipeline.commands.argtypes import positive_int
 from pipeline.core.errors import ConfigError, DataError
 
 HELP = "query the identity store: --list, --id GID (where and when), --image PROBE (image-to-video search)"
@@ -23,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--id", type=int, dest="gid", help="a global identity: cameras, time ranges, tracklets")
     what.add_argument("--image", type=Path, help="a probe person image: rank stored tracklets and identities")
     parser.add_argument("--box", default=None, help="crop the probe image to x,y,w,h (tlwh pixels) first")
-    parser.add_argument("--top", type=int, default=10, help="how many results to show (--image)")
+    parser.add_argument("--top", type=positive_int, default=10, help="how many results to show (--image)")
     parser.add_argument("--cam", default=None, help="search only this camera's tracklets (--image)")
     parser.add_argument("--checkpoint", default="default",
                         help="encoder for the probe: 'default' (an adapted store's deployed version when it has one),"

@@ -101,10 +101,15 @@ def _empty_like(gt: MOTBoxes) -> MOTBoxes:
 
 def evaluate_multicam(gt_root: Path, results_dir: Path, benchmark: str = "MOT15",
                       cams: list[str] | None = None) -> MultiCamReport:
-    """Per-camera metrics (H1's evaluator) and the cross-camera global IDF1 over ``cams`` (default: all in the map)."""
+    """Per-camera metrics (H1's evaluator) and the cross-camera global IDF1 over ``cams`` (default: all in the map).
+
+    A camera without its ``<cam>.txt`` is scored as empty results (with a note); a results folder that is
+    missing, not a folder, or holds no ``<cam>.txt`` of any of ``cams`` is a DataError (a wrong path, not a run
+    that found nobody)."""
     gt_root, results_dir = Path(gt_root), Path(results_dir)
     id_maps = load_identity_map(gt_root)
     cams = sorted(id_maps) if cams is None else cams
+    check_results_dir(results_dir, cams)
     notes, pairs, gts, ress = [], [], [], []
     for cam in cams:
         gt_path = gt_root / cam / "gt" / "gt.txt"
@@ -128,6 +133,20 @@ def evaluate_multicam(gt_root: Path, results_dir: Path, benchmark: str = "MOT15"
         global_={k: metrics[k] for k in GLOBAL_KEYS if k in metrics},
         notes=notes,
     )
+
+
+def check_results_dir(results_dir: Path, cams: list[str]) -> None:
+    """DataError naming ``results_dir`` unless it is a folder holding ``<cam>.txt`` for at least one of ``cams``."""
+    expected = ", ".join(f"{c}.txt" for c in cams[:6]) + (", ..." if len(cams) > 6 else "")
+    if not results_dir.exists():
+        raise DataError(results_dir, f"no such results folder (expected one with {expected}, e.g. a run's"
+                                     " outputs/mot_global)")
+    if not results_dir.is_dir():
+        raise DataError(results_dir, f"not a folder: --results is the folder that holds {expected}")
+    if not any((results_dir / f"{c}.txt").is_file() for c in cams):
+        found = sorted(p.name for p in results_dir.iterdir())
+        held = f"it holds {', '.join(found[:6])}{', ...' if len(found) > 6 else ''}" if found else "it is empty"
+        raise DataError(results_dir, f"no result file for any gt camera (expected {expected}; {held})")
 
 
 def _metrics_of(result) -> dict[str, float]:

@@ -101,17 +101,52 @@ def _positive(where: str, name: str, value: float, integer: bool = False) -> Non
         raise ConfigError(f"{where}: {name} must be {kind}, got {value!r}")
 
 
+def file_uri_path(uri: str) -> Path:
+    """The local path of a ``file://`` URL: ``file:///abs/path`` (or ``file://localhost/abs/path``),
+    percent-escapes decoded (``file:///data/my%20clip.mp4`` -> ``/data/my clip.mp4``). SourceError (one line,
+    credentials redacted) for a URL that names another host or no absolute path."""
+    from urllib.parse import unquote, urlsplit
+
+    text = str(uri).strip()
+    parts = urlsplit(text)
+    if parts.scheme.lower() != "file":
+        raise SourceError(f"{redact_uri(text)}: not a file:// URL")
+    if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
+        raise SourceError(f"{redact_uri(text)}: a file URL needs an absolute local path, file:///abs/path"
+                          " (or give the plain path)")
+    return Path(unquote(parts.path))
+
+
 def classify_uri(uri: str) -> tuple[SourceKind, str | int | Path]:
     """Decide what ``uri`` is: (kind, target).
 
-    ``rtsp(s)://``, ``rtmp://``, ``http(s)://`` -> ("stream", uri);
+    Surrounding whitespace is ignored. ``rtsp(s)://``, ``rtmp://``, ``http(s)://`` -> ("stream", uri);
     ``"0"`` or ``/dev/videoN`` -> ("webcam", index or device path);
-    ``file://path`` or a path to a folder -> ("folder", Path), to a file -> ("file", Path).
-    Raises SourceError (one line, credentials redacted) for unknown schemes and
-    paths that do not exist.
+    ``file:///abs/path`` (percent-escapes decoded) or a path to a folder -> ("folder", Path), to a file ->
+    ("file", Path). Anything containing ``://`` is a URL, never a path: an unknown scheme (``rstp://``) or
+    text before ``://`` that is no scheme is a SourceError. Raises SourceError (one line, credentials
+    redacted) for those and for paths that do not exist.
     """
+    kind, target = uri_kind(uri)
+    if kind != "path":
+        return kind, target
+    path = Path(target)
+    if path.is_dir():
+        return "folder", path
+    if path.is_file():
+        return "file", path
+    raise SourceError(f"{path}: no such video file or image folder")
+
+
+def uri_kind(uri: str) -> tuple[Literal["stream", "webcam", "path"], str | int | Path]:
+    """What ``uri`` names without looking at the disk: ("stream", the stripped URL), ("webcam", index or
+    device path) or ("path", Path: a ``file://`` URL's path, else the text as written, ``~`` expanded).
+    SourceError (one line, credentials never shown) for a URL with an unsupported or malformed scheme."""
     text = str(uri).strip()
     m = _SCHEME_RE.match(text)
+    if m is None and "://" in text:  # "1rtsp://", "rtsp ://", "://host": never a path; the text is not echoed
+        raise SourceError("a source with '://' is a URL and must start with its scheme (letters, e.g. rtsp://,"
+                          " http://, file://); what stands before '://' here is not one")
     if m is not None:
         scheme = m.group(1).lower()
         if scheme in STREAM_SCHEMES:
@@ -119,16 +154,11 @@ def classify_uri(uri: str) -> tuple[SourceKind, str | int | Path]:
         if scheme != "file":
             raise SourceError(
                 f"{redact_uri(text)}: unsupported source scheme {scheme!r} "
-                f"(valid: {', '.join(STREAM_SCHEMES)}, file path, image folder, webcam index)"
+                f"(valid: {', '.join(STREAM_SCHEMES)}, file://, file path, image folder, webcam index)"
             )
-        text = text[len("file://") :]
+        return "path", file_uri_path(text)
     if text.isdigit():
         return "webcam", int(text)
     if text.startswith("/dev/video"):
         return "webcam", text
-    path = Path(text).expanduser()
-    if path.is_dir():
-        return "folder", path
-    if path.is_file():
-        return "file", path
-    raise SourceError(f"{path}: no such video file or image folder")
+    return "path", Path(text).expanduser()

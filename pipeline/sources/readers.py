@@ -164,6 +164,24 @@ def _natural_key(path: Path) -> list:
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
 
 
+_LAST_NUMBER_RE = re.compile(r"(\d+)(?!.*\d)")
+_GAP_WARNED: set[Path] = set()  # folders whose numbering gap was logged: once per process, however often opened
+
+
+def first_number_gap(files: list[Path]) -> tuple[Path, Path, int] | None:
+    """In naturally sorted ``files`` all numbered (the last run of digits in the stem: ``000010.jpg`` -> 10), the
+    first jump by more than one: (file before, file after, how many jumps in all); None without gaps, or when
+    some file carries no number."""
+    numbers = []
+    for p in files:
+        m = _LAST_NUMBER_RE.search(p.stem)
+        if m is None:
+            return None
+        numbers.append(int(m.group(1)))
+    jumps = [i for i in range(len(numbers) - 1) if numbers[i + 1] > numbers[i] + 1]
+    return (files[jumps[0]], files[jumps[0] + 1], len(jumps)) if jumps else None
+
+
 def folder_fps(folder: Path) -> float | None:
     """``frameRate`` from a MOTChallenge ``seqinfo.ini`` beside (or inside) the folder."""
     for ini in (folder.parent / "seqinfo.ini", folder / "seqinfo.ini"):
@@ -182,7 +200,9 @@ def folder_fps(folder: Path) -> float | None:
 class ImageFolderReader:
     """The images of a folder in natural sort order (``2.jpg`` before ``10.jpg``).
 
-    An image that cannot be decoded is reported as ``"error"`` and skipped.
+    An image that cannot be decoded is reported as ``"error"`` and skipped. Frames are the images' positions
+    (frame 1 = the first image, time = position / fps), not their file numbers: a folder whose numbers have
+    gaps (1-5, 10-15) logs one warning (once per process) naming the first gap.
     """
 
     def __init__(self, folder: Path) -> None:
@@ -200,6 +220,15 @@ class ImageFolderReader:
         self.frame_count = len(self.files)
         self.fps = folder_fps(self.folder)
         self._pos = 0
+        gap = first_number_gap(self.files)
+        if gap is not None and self.folder.resolve() not in _GAP_WARNED:
+            before, after, count = gap
+            log.warning("%s: image numbers jump from %s to %s (%d gap(s) in all): frames are read in order and"
+                        " numbered by position, so output frame %d is %s (not frame %s) and the missing images'"
+                        " time is not skipped; rename the images 1..N or fill the gaps to keep file numbers",
+                        self.folder, before.name, after.name, count, self.files.index(after) + 1, after.name,
+                        _LAST_NUMBER_RE.search(after.stem).group(1).lstrip("0") or "0")
+            _GAP_WARNED.add(self.folder.resolve())
 
     def read(self) -> tuple[ReadStatus, np.ndarray | None]:
         from pipeline.core.images import read_image

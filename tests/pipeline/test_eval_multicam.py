@@ -103,3 +103,35 @@ def test_perfect_linking_labels_vote_by_box_overlap(tmp_path: Path) -> None:
     t2 = SimpleNamespace(tracklet_id=2, cam_id="camB", frames=[1, 2], boxes_tlwh=[_BOX[("camB", 8)]] * 2)
     t3 = SimpleNamespace(tracklet_id=3, cam_id="camB", frames=[1], boxes_tlwh=[(60, 50, 20, 40)])  # IoU 400/1200
     assert perfect_linking_labels([t1, t2, t3], root) == {1: 1, 2: 2, 3: 100003}
+
+
+def test_results_folder_that_cannot_be_the_runs_output_is_an_error(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from pipeline.cli import main
+    from pipeline.evaluation.multicam import evaluate_multicam
+
+    gt = _gt(tmp_path / "gt")
+    res = _results(tmp_path / "res", {7: 13, 8: 12})
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    other = tmp_path / "other"
+    _write(other / "left.txt", [(1, 1, (0, 0, 10, 10))])
+    (other / "right.csv").write_text("")
+    cases = {
+        tmp_path / "nosuch": "no such results folder (expected one with camA.txt, camB.txt, e.g. a run's"
+                             " outputs/mot_global)",
+        res / "camA.txt": "not a folder: --results is the folder that holds camA.txt, camB.txt",
+        empty: "no result file for any gt camera (expected camA.txt, camB.txt; it is empty)",
+        other: "no result file for any gt camera (expected camA.txt, camB.txt; it holds left.txt, right.csv)",
+    }
+    for folder, why in cases.items():
+        with pytest.raises(DataError) as exc:
+            evaluate_multicam(gt, folder)
+        assert str(exc.value) == f"{folder}: {why}"
+        assert main(["eval-mc", "--gt", str(gt), "--results", str(folder)]) == 2
+        assert capsys.readouterr().err.strip() == f"reid-pipeline: error: {folder}: {why}"
+    # one camera's file missing: still scored, that camera as empty results, with a note
+    (res / "camB.txt").unlink()
+    rep = evaluate_multicam(gt, res)
+    assert rep.notes == [f"{res / 'camB.txt'}: missing, camera scored as empty results"]
+    assert rep.per_camera["camA"]["IDF1"] == pytest.approx(100.0) and rep.per_camera["camB"]["IDF1"] == 0.0

@@ -99,3 +99,23 @@ def test_image_probe_finds_its_tracklet(tmp_path: Path, pets_dir: Path, capsys: 
     assert r["model_version"] == enc.version
     assert r["identities"][0]["global_id"] == 15 and r["identities"][0]["distance"] < 1e-4
     assert len(r["tracklets"]) == 3
+
+
+def test_rank_tracklets_unknown_camera_lists_the_cameras(tmp_path: Path) -> None:
+    with _store(tmp_path / "s.db") as store:
+        with pytest.raises(ReidPipelineError) as exc:
+            rank_tracklets(store, np.array([1, 0, 0]), "v0", cam_id="zz")
+        assert str(exc.value) == f"{store.path}: camera 'zz' has no tracklets (cameras with tracklets: c1, c2)"
+        # a known camera with another model version still gets the version message
+        with pytest.raises(ReidPipelineError, match="no tracklet embeddings for model version 'v9'"):
+            rank_tracklets(store, np.array([1, 0, 0]), "v9", cam_id="c1")
+
+
+@pytest.mark.parametrize("top", ["0", "-3", "x"])
+def test_cli_top_must_be_positive(tmp_path: Path, pets_dir: Path, top: str, capsys: pytest.CaptureFixture[str]) -> None:
+    _store(tmp_path / "s.db").close()
+    with pytest.raises(SystemExit) as exc:
+        main(["query", "--store", str(tmp_path / "s.db"), "--image", str(pets_dir / "img1" / "000001.jpg"),
+              "--top", top])
+    assert exc.value.code == 2
+    assert "argument --top: expected a positive whole number" in capsys.readouterr().err

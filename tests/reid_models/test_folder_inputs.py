@@ -310,7 +310,7 @@ def test_non_positive_counts_are_argparse_errors(argv, capsys) -> None:
         main(argv)
     assert exc.value.code == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]
-    assert f"argument {argv[-2]}: {argv[-1]} is not a positive number" in last
+    assert f"argument {argv[-2]}: expected a positive whole number, got {argv[-1]}" in last
 
 
 def test_embed_out_an_existing_folder_writes_inside_it(val_items, tmp_path) -> None:
