@@ -28,11 +28,17 @@ inside; frames renumbered from the cut's first frame. Gt ids of the source are
 global already; ``identities.json`` writes the local -> global map explicitly.
 Detections of the full source frames are re-expressed the same way
 (:func:`cut_detections`), so one detector pass serves every layout.
+
+A build is complete when its ``identities.json`` exists (:func:`is_complete`): a build removes it first and
+writes it last, and each video is written as ``video.part.mp4`` and renamed when whole, so an interrupted build
+leaves no full-named truncated video and no marker (``reid-pipeline run`` rebuilds such a demo folder).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -41,6 +47,8 @@ import numpy as np
 from pipeline.core.errors import ConfigError
 
 LAYOUTS = ("two-regions", "time-windows", "grid", "regions-windows", "overlap")
+#: written last by :func:`build_virtual_cameras`: a folder without it is a build that did not finish
+COMPLETE_MARKER = "identities.json"
 
 
 @dataclass(frozen=True)
@@ -265,9 +273,17 @@ def write_identities(out_dir: Path, source: str, layout: str, cuts: list[CameraC
         "cuts": {c.cam_id: asdict(c) for c in cuts},
         "overlapping_cameras": overlapping or [],
     }
-    path = out_dir / "identities.json"
-    path.write_text(json.dumps(data, indent=1), encoding="utf-8")
+    path = out_dir / COMPLETE_MARKER
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
+    os.replace(tmp, path)  # whole or absent: it marks a complete build
     return path
+
+
+def is_complete(out_dir: Path) -> bool:
+    """True when ``out_dir`` holds a complete build: its ``identities.json``, written last, exists (a build
+    interrupted by Ctrl-C or a kill leaves none, whatever camera files it got to)."""
+    return (Path(out_dir) / COMPLETE_MARKER).is_file()
 
 
 def read_cuts(out_dir: Path) -> list[CameraCut]:
@@ -298,20 +314,28 @@ def write_cams_yaml(out_dir: Path, cuts: list[CameraCut], sources: dict[str, Pat
     return path
 
 
+def _partial_video(out_dir: Path, cam_id: str) -> Path:
+    """Where a camera's video is written until it is complete (then renamed to ``video.mp4``)."""
+    return out_dir / cam_id / "video.part.mp4"
+
+
 def _open_writers(cuts: list[CameraCut], out_dir: Path, fmt: str, fps: float) -> dict[str, object]:
-    """Per cut: a cv2.VideoWriter (fmt 'mp4') or the image folder Path (fmt 'images')."""
+    """Per cut: a cv2.VideoWriter (fmt 'mp4', writing :func:`_partial_video`) or the image folder Path (fmt
+    'images', emptied first: frames of an earlier build never stay beside the new ones)."""
     import cv2
 
     writers: dict[str, object] = {}
     for c in cuts:
         cam_dir = out_dir / c.cam_id
         if fmt == "mp4":
-            path = cam_dir / "video.mp4"
+            cam_dir.mkdir(parents=True, exist_ok=True)
+            path = _partial_video(out_dir, c.cam_id)
             w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (c.width, c.height))
             if not w.isOpened():
                 raise ConfigError(f"{path}: cv2.VideoWriter cannot write mp4v")
             writers[c.cam_id] = w
         else:
+            shutil.rmtree(cam_dir / "img1", ignore_errors=True)
             (cam_dir / "img1").mkdir(parents=True, exist_ok=True)
             writers[c.cam_id] = cam_dir / "img1"
     return writers
@@ -342,6 +366,10 @@ def write_media(frames, cuts: list[CameraCut], out_dir: Path, fmt: str, fps: flo
         for w in writers.values():
             if not isinstance(w, Path):
                 w.release()
+    if fmt == "mp4":  # complete: the videos take their names (a half-written one never has it)
+        for c in cuts:
+            if _partial_video(out_dir, c.cam_id).exists():
+                os.replace(_partial_video(out_dir, c.cam_id), out_dir / c.cam_id / "video.mp4")
     return {c.cam_id: (out_dir / c.cam_id / ("video.mp4" if fmt == "mp4" else "img1")) for c in cuts}
 
 
@@ -369,6 +397,7 @@ def build_virtual_cameras(
                        overlap)
     pairs = overlapping_pairs(cuts)
     out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / COMPLETE_MARKER).unlink(missing_ok=True)  # incomplete until this build writes it, last
     gt = seq.gt()
     ids_per_cam: dict[str, np.ndarray] = {}
     summary: dict = {"source": info.name, "layout": layout, "frames": [f0, f1], "cameras": {}}
@@ -389,8 +418,8 @@ def build_virtual_cameras(
 
         frames = tqdm(frames, total=end - start + 1, desc=f"virtual cameras {info.name}", unit="frame")
     sources = write_media(frames, cuts, out_dir, fmt, info.frame_rate)
-    write_identities(out_dir, info.name, layout, cuts, ids_per_cam, pairs)
     write_cams_yaml(out_dir, cuts, sources, {"matching": {"overlapping_cameras": pairs}} if pairs else None)
+    write_identities(out_dir, info.name, layout, cuts, ids_per_cam, pairs)  # last: marks the build complete
     summary["overlapping_cameras"] = pairs
     summary["shared_ids"] = sorted(set.intersection(*(set(map(int, v)) for v in ids_per_cam.values())))
     return summary

@@ -7,9 +7,11 @@
 camera pair whose tracklets seen at once look like the same people) is repaired without tracking it again.
 
 Rewrites the run's global ids in the store (assignments, identities, ``merge``/``split`` events),
-and, with an outputs folder (``--out``, else the run's stored ``outputs.dir`` when it exists),
+and, with an outputs folder (``--out``, else the run's stored ``outputs.dir`` when it exists and the store is
+the one the run recorded: a copy or backup of a store never rewrites the original run's outputs),
 ``mot_global/<cam>.txt`` and ``events.jsonl``. Takes the store's writer lock, so it refuses a store
-a run is writing. Running it again changes nothing.
+a run is writing. Running it again changes nothing. A run that did not end 'complete' (interrupted,
+frame limit, failed, aborted) is re-clustered with one warning line.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-key", default=None, help="the run to re-cluster (default: the latest run)")
     parser.add_argument("--out", type=Path, default=None,
                         help="the run's outputs folder: mot_global/ rewritten, events.jsonl appended"
-                             " (default: the run's outputs.dir when it exists; else the store only)")
+                             " (default: the run's outputs.dir when it exists and --store is the store the run"
+                             " recorded; else the store only)")
     parser.add_argument("--threshold", type=float, default=None,
                         help="average-linkage cosine-distance threshold (default: the run's recluster.threshold,"
                              " else calibrated from its cannot-link pairs, else matching.threshold)")
@@ -93,6 +96,28 @@ def _with_overlaps(config, groups: list[str], store, run_id: int):
     return config.model_copy(update={"overlapping_cameras": [*config.overlapping_cameras, *extra]})
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:
+        return False
+
+
+def _default_out(cfg: dict, store: Path) -> Path | None:
+    """The outputs folder written when ``--out`` is not given: the run's stored ``outputs.dir`` when it exists
+    and ``store`` is the store the run recorded; None (the store only, one line saying why) when ``store`` is
+    elsewhere (a copy or a backup), whose run's outputs belong to the original store."""
+    stored = (cfg.get("outputs") or {}).get("dir")
+    if not stored or not Path(stored).is_dir():
+        return None
+    recorded = (cfg.get("store") or {}).get("path")
+    if recorded and not _same_file(Path(recorded), store):
+        print(f"note: {store} is not the store its run recorded ({recorded}), so that run's outputs "
+              f"({stored}) are left alone: pass --out DIR to write mot_global/ and events.jsonl", file=sys.stderr)
+        return None
+    return Path(stored)
+
+
 def run(args: argparse.Namespace) -> int:
     from pipeline.matching.recluster import recluster_run
     from pipeline.store import IdentityStore
@@ -107,10 +132,10 @@ def run(args: argparse.Namespace) -> int:
         threshold = args.threshold
         if threshold is None:
             threshold = (cfg.get("recluster") or {}).get("threshold")
-        out = args.out
-        if out is None:
-            stored = (cfg.get("outputs") or {}).get("dir")
-            out = Path(stored) if stored and Path(stored).is_dir() else None
+        if run_row.get("status") not in ("complete", None):
+            print(f"warning: run {run_row['run_key']} ended {run_row['status']!r}, not 'complete': re-clustering"
+                  " only the tracklets it stored", file=sys.stderr)
+        out = args.out if args.out is not None else _default_out(cfg, args.store)
         res = recluster_run(store, int(run_row["run_id"]), config, threshold=threshold, out_dir=out)
     summary = {"run_key": run_row["run_key"], **res.summary()}
     if args.json:

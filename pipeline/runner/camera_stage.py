@@ -10,13 +10,16 @@ track outputs, whichever executor runs the camera.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 from contextlib import nullcontext
 from typing import Any
 
 from pipeline.core.types import Detection, Frame, Tracklet
 from pipeline.runner.components import CameraState
-from pipeline.runner.roi import filter_roi
+from pipeline.runner.roi import filter_roi, roi_outside_frame, roi_warning
+
+log = logging.getLogger(__name__)
 
 
 def read_frame(st: CameraState, live: bool, max_frames: int | None, stop: threading.Event) -> Frame | None:
@@ -74,6 +77,14 @@ def _record(st: CameraState, frame: Frame, outputs: list, crops: Any) -> list[Tr
     return partials
 
 
+def check_roi(st: CameraState, frame: Frame) -> None:
+    """At a camera's first processed frame: one warning when its ROI lies entirely outside the frame."""
+    if st.frames == 0 and st.roi is not None:
+        height, width = frame.image.shape[:2]
+        if roi_outside_frame(st.roi, width, height):
+            log.warning("%s", roi_warning(frame.cam_id, st.roi, width, height))
+
+
 def process_frames(plan: Any, detector: Any, encoder: Any, cams: dict[str, CameraState], frames: list[Frame],
                    crops: Any = None, timer: Any = None) -> tuple[list[Tracklet], list[Tracklet]]:
     """One iteration's per-camera work for ``frames`` (at most one per camera): the frames the
@@ -84,6 +95,8 @@ def process_frames(plan: Any, detector: Any, encoder: Any, cams: dict[str, Camer
     def stage(name: str):
         return nullcontext() if timer is None else timer.stage(name)
 
+    for f in frames:
+        check_roi(cams[f.cam_id], f)
     detect, carry = plan.split(frames, cams)  # schedule.detect_every: the others are carried by prediction
     with stage("detect"):
         det_lists = detector.detect([f.image for f in detect]) if detect else []

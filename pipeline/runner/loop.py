@@ -12,8 +12,10 @@ flushes the open tracklets into the store before returning.
 
 A batch run is resumable: its store writes commit together with a resume
 checkpoint (:mod:`pipeline.runner.checkpoint`), so a run killed hard (kill -9,
-power loss) and re-run under the same run key (``run_key`` or the config hash)
-continues from the last checkpoint and writes what an uninterrupted run would.
+power loss) and re-run under the same run key (``run_key``, or the hash of the config and its inputs'
+content) continues from the last checkpoint and writes what an uninterrupted run would. A key whose stored run
+had other result settings or inputs is refused (:mod:`pipeline.runner.run_record`); a run already complete, with
+its outputs in place, is not run again (nothing rewritten).
 A run stopped gracefully (SIGTERM, Ctrl-C, an error) has flushed its open
 tracklets instead; re-running it re-processes the input and the store binds the
 already stored tracklets to their global ids.
@@ -22,6 +24,7 @@ already stored tracklets to their global ids.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import threading
 import time
@@ -29,6 +32,7 @@ from pathlib import Path
 
 from pipeline.camconfig import CamsConfig
 from pipeline.runner.checkpoint import CameraResume, Checkpointer, RunState, output_sizes, truncate_outputs
+from pipeline.runner.run_record import RunMismatchError, RunRecord, changes, default_run_key, mismatch_message
 from pipeline.matching.recluster import recluster_after_run
 from pipeline.runner.identity import IdentityAssigner
 from pipeline.runner.camera_stage import process_frames, read_frame
@@ -96,10 +100,16 @@ class PipelineRunner:
 
     def _run(self) -> dict:
         cfg, store = self.cfg, self.comp.store
-        run_key = cfg.run_key or (f"batch-{cfg.fingerprint()}" if cfg.mode == "batch" else f"live-{time.time():.0f}")
-        from pipeline.sources.redact import redact_json  # camera credentials never reach the store
+        from pipeline.sources.redact import redact_data  # camera credentials never reach the store
 
-        run_id = self.run_id = store.begin_run(run_key, redact_json(cfg.model_dump(mode="json")))
+        config = redact_data(cfg.model_dump(mode="json"))
+        record = RunRecord.of(config, {c.id: c.source for c in cfg.cameras})
+        run_key = cfg.run_key or (default_run_key(cfg.fingerprint(), record) if cfg.mode == "batch"
+                                  else f"live-{time.time():.0f}")
+        done = self._check_reuse(run_key, record)
+        if done is not None:
+            return done
+        run_id = self.run_id = store.begin_run(run_key, json.dumps(config, default=str), record.to_json())
         log.info("run %s (run_id %d): %s", run_key, run_id,
                  ", ".join(f"{c.id}={c.display_uri()}" for c in cfg.cameras))
         resume = None
@@ -155,6 +165,31 @@ class PipelineRunner:
             for st in self.cams.values():
                 st.close()
         return self._finish(sinks, run_key, run_id)
+
+    def _check_reuse(self, run_key: str, record: RunRecord) -> dict | None:
+        """Before a run key is reused: an explicit ``run_key`` whose stored run had other result settings or
+        inputs is refused (:class:`RunMismatchError`, one line); a batch run already ``complete`` whose outputs
+        are in this outputs folder is not run again (its summary is returned, nothing rewritten); else None."""
+        existing = self.comp.store.run_by_key(run_key)
+        if existing is None:
+            return None
+        old = RunRecord.from_stored(existing["config_json"], existing["record_json"])
+        diffs = changes(old, record) if old is not None else []
+        if diffs:
+            raise RunMismatchError(mismatch_message(run_key, self.comp.store.path, diffs))
+        if self.cfg.mode != "batch" or existing["status"] != "complete":
+            return None
+        try:
+            summary = json.loads((self.out_dir / "stage_times.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None  # its outputs are not here (another --out, or removed): re-run to write them
+        if not isinstance(summary, dict) or summary.get("run_key") != run_key:
+            return None
+        msg = (f"run {run_key} is already complete in {self.comp.store.path}: nothing re-run, its outputs in"
+               f" {self.out_dir} left as they are")
+        log.warning("%s", msg)
+        self.summary_table = msg
+        return {**summary, "already_complete": True}
 
     # ------------------------------------------------------------------ loop
     def _loop(self, sinks) -> None:

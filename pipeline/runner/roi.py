@@ -41,3 +41,25 @@ def filter_roi(dets: list[Detection], roi: list[float] | list[list[float]] | Non
         return dets
     keep = inside_roi(foot_points(np.stack([d.tlwh for d in dets])), roi)
     return [d for d, k in zip(dets, keep) if k]
+
+
+def roi_outside_frame(roi: list[float] | list[list[float]] | None, width: int, height: int) -> bool:
+    """True when ``roi`` (tlbr or polygon) has no point inside a ``width`` x ``height`` frame (e.g. an ROI drawn
+    for 1920x1080 on a 768x576 stream): every detection would be filtered out."""
+    if roi is None:
+        return False
+    if not isinstance(roi[0], (list, tuple)):
+        x1, y1, x2, y2 = (float(v) for v in roi)
+    else:
+        pts = np.asarray(roi, dtype=np.float64)
+        (x1, y1), (x2, y2) = pts.min(axis=0), pts.max(axis=0)
+    return x1 >= width or y1 >= height or x2 <= 0 or y2 <= 0
+
+
+def roi_warning(cam_id: str, roi: list[float] | list[list[float]], width: int, height: int) -> str:
+    """The one warning line of a camera whose ROI lies entirely outside its frames."""
+    def fmt(v):
+        return f"[{', '.join(map(fmt, v))}]" if isinstance(v, (list, tuple)) else f"{float(v):g}"
+
+    return (f"camera {cam_id}: roi {fmt(roi)} lies entirely outside its {width}x{height} frames, so every detection is"
+            " filtered out (was it drawn for another resolution?)")

@@ -98,9 +98,11 @@ class IdentityStore(QueriesMixin, VersionsMixin, ChangesMixin):
         return self.db.integrity_check()
 
     # ------------------------------------------------------------------ runs, cameras
-    def begin_run(self, run_key: str, config_json: str = "{}") -> int:
+    def begin_run(self, run_key: str, config_json: str = "{}", record_json: str | None = None) -> int:
         """Start (or resume, when ``run_key`` exists) a run with status 'running'; returns its run_id.
 
+        ``record_json``: what determines the run's results (:mod:`pipeline.runner.run_record`), kept from the
+        first begin; a resumed run made before records existed gets it now.
         Runs still 'running' belong to a process that died without :meth:`end_run`
         (this one holds the writer lock): they become 'aborted' (``finished`` stays NULL).
         """
@@ -108,12 +110,13 @@ class IdentityStore(QueriesMixin, VersionsMixin, ChangesMixin):
         with self.db.transaction() as c:
             c.execute("UPDATE runs SET status = 'aborted' WHERE status = 'running'")
             cur = c.execute(
-                "INSERT OR IGNORE INTO runs (run_key, config_json, started, status) VALUES (?, ?, ?, 'running')",
-                (run_key, config_json, time.time()),
+                "INSERT OR IGNORE INTO runs (run_key, config_json, started, status, record_json)"
+                " VALUES (?, ?, ?, 'running', ?)",
+                (run_key, config_json, time.time(), record_json),
             )
             if cur.rowcount == 0:
-                c.execute("UPDATE runs SET resumed = resumed + 1, finished = NULL, status = 'running'"
-                          " WHERE run_key = ?", (run_key,))
+                c.execute("UPDATE runs SET resumed = resumed + 1, finished = NULL, status = 'running',"
+                          " record_json = COALESCE(record_json, ?) WHERE run_key = ?", (record_json, run_key))
             return int(c.execute("SELECT run_id FROM runs WHERE run_key = ?", (run_key,)).fetchone()[0])
 
     def end_run(self, run_id: int, status: str) -> None:

@@ -187,6 +187,18 @@ class QueriesMixin:
         rows = self.db.query(f"SELECT run_id, run_key, started, finished, resumed, {status} FROM runs ORDER BY run_id")
         return [dict(zip(("run_id", "run_key", "started", "finished", "resumed", "status"), r)) for r in rows]
 
+    def run_by_key(self, run_key: str) -> dict | None:
+        """{run_id, run_key, status, config_json, record_json} of the run ``run_key``, None when there is none
+        (``record_json`` is None for a run recorded before schema 6)."""
+        cols = {r[1] for r in self.db.query("PRAGMA table_info(runs)")}
+        record = "record_json" if "record_json" in cols else "NULL"
+        status = "status" if "status" in cols else "CASE WHEN finished IS NULL THEN NULL ELSE 'complete' END"
+        rows = self.db.query(f"SELECT run_id, run_key, {status}, config_json, {record} FROM runs WHERE run_key = ?",
+                             (run_key,))
+        if not rows:
+            return None
+        return dict(zip(("run_id", "run_key", "status", "config_json", "record_json"), rows[0]))
+
     def counts(self) -> dict[str, int]:
         """Row count per table (for summaries and tests)."""
         tables = ("cameras", "runs", "tracklets", "embeddings", "identities", "assignments", "events",

@@ -177,9 +177,15 @@ def _migrate_to_5(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX IF NOT EXISTS identity_aliases_current ON identity_aliases (current_id)")
 
 
+def _migrate_to_6(conn: sqlite3.Connection) -> None:
+    """runs.record_json: what determines a run's results, its result settings and input fingerprints
+    (pipeline/runner/run_record.py); NULL for runs recorded before schema 6."""
+    conn.execute("ALTER TABLE runs ADD COLUMN record_json TEXT")
+
+
 #: schema version -> migration bringing the previous version to it (runs inside the caller's transaction)
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_to_1, 2: _migrate_to_2, 3: _migrate_to_3,
-                                                                 4: _migrate_to_4, 5: _migrate_to_5}
+                                                                 4: _migrate_to_4, 5: _migrate_to_5, 6: _migrate_to_6}
 SCHEMA_VERSION: int = max(MIGRATIONS)
 
 
