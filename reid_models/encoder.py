@@ -305,7 +305,8 @@ def _export_cached(model: EmbeddingNet, key: str) -> Path:
 def _onnx_session(path: Path | None):
     import onnxruntime as ort
 
-    if path is None or not Path(path).is_file():
-        raise ModelError(f"{path}: no such ONNX file")
-    opts = ort.SessionOptions()
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    from reid_models.export import open_onnx_session
+
+    if path is None:
+        raise ModelError("no ONNX file given")
+    return open_onnx_session(path, ort.SessionOptions())

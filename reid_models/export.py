@@ -52,19 +52,28 @@ def export_onnx(model: EmbeddingNet, path: str | Path, opset: int = 17, version:
     return path
 
 
-def onnx_metadata(path: str | Path) -> dict[str, str]:
-    """The custom metadata written by :func:`export_onnx`."""
+def open_onnx_session(path: str | Path, options=None):
+    """An onnxruntime CPU session on ``path``; a file onnxruntime cannot load (not ONNX, truncated, a .pt named
+    .onnx) is one :class:`ModelError` line naming it, not onnxruntime's traceback."""
     import onnxruntime as ort
 
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return dict(sess.get_modelmeta().custom_metadata_map)
+    if not Path(path).is_file():
+        raise ModelError(f"{path}: no such ONNX file")
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime's own types (InvalidProtobuf, Fail, ...)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{path}: not an ONNX model onnxruntime can load ({first[:200]})") from None
+
+
+def onnx_metadata(path: str | Path) -> dict[str, str]:
+    """The custom metadata written by :func:`export_onnx`."""
+    return dict(open_onnx_session(path).get_modelmeta().custom_metadata_map)
 
 
 def parity(model: EmbeddingNet, onnx_path: str | Path, batch: np.ndarray) -> dict[str, float]:
     """Max / mean absolute difference of PyTorch vs onnxruntime outputs on a (B, 3, H, W) float32 batch."""
-    import onnxruntime as ort
-
-    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    sess = open_onnx_session(onnx_path)
     out_onnx = sess.run(None, {sess.get_inputs()[0].name: batch.astype(np.float32)})[0]
     with torch.inference_mode():
         out_torch = model.cpu().eval()(torch.from_numpy(batch.astype(np.float32))).numpy()

@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from pipeline.commands.eval_reid import load_encoder
-    from pipeline.core.errors import DataError
+    from pipeline.core.errors import DataError, ModelError
     from reid_models.evaluate import EvalConfig, embed_paths
 
     if args.list:
@@ -106,6 +106,10 @@ def run(args: argparse.Namespace) -> int:
     enc = load_encoder(args.model, args.device, args.batch_size, args.flip)
     feats = embed_paths(enc.embed_crops, paths, EvalConfig(ten_crop=args.ten_crop, batch_size=args.batch_size),
                         not args.no_progress).astype(np.float32)
+    bad = ~np.isfinite(feats).all(axis=1)
+    if bad.any():  # a broken checkpoint (trained to NaN): nothing written that a user could take for features
+        raise ModelError(f"{args.model}: gives non-finite (NaN/inf) embeddings for {int(bad.sum())} of {len(paths)} "
+                         f"images, e.g. {paths[int(np.argmax(bad))]}; nothing written")
     out.parent.mkdir(parents=True, exist_ok=True)
     np.save(out, feats)
     files = out.with_suffix(".files.txt")

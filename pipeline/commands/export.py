@@ -23,9 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _parity_batch(args: argparse.Namespace, input_size) -> "object":
-    from pipeline.core.images import read_image
-
     from pipeline.core.errors import DataError
+    from pipeline.core.images import read_image
     from reid_models.encoder import preprocess_crops
 
     if args.crops is not None:
@@ -41,9 +40,9 @@ def _parity_batch(args: argparse.Namespace, input_size) -> "object":
 
 def pets_gt_crops(shared: Path, frames: tuple[int, ...] = (1, 200, 400)) -> list:
     """Real BGR person crops: PETS09-S2L1 gt boxes (tlwh) of a few frames."""
-    from pipeline.core.images import read_image
     import numpy as np
 
+    from pipeline.core.images import read_image
     from reid_models.encoder import crops_from_boxes
 
     seq = shared / "data" / "MOT15" / "train" / "PETS09-S2L1"
@@ -56,27 +55,46 @@ def pets_gt_crops(shared: Path, frames: tuple[int, ...] = (1, 200, 400)) -> list
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.core.errors import ModelError
+    """Export (or slim) the checkpoint. The ONNX file is written beside ``--out`` under a temporary name and moved
+    into place only when the parity check passes: a failed export leaves no file a script could deploy."""
+    import os
+
+    from pipeline.core.errors import ConfigError, ModelError
     from reid_models.checkpoint import load_checkpoint, slim_checkpoint
     from reid_models.encoder import DEFAULT_CHECKPOINT
     from reid_models.export import export_onnx, parity
 
     ckpt = args.checkpoint or DEFAULT_CHECKPOINT
+    if args.half and not args.slim:
+        raise ConfigError("--half: only with --slim (the ONNX export is float32)")
     if args.slim:
+        if args.out.suffix.lower() != ".pt":
+            raise ConfigError(f"--out {args.out}: --slim writes a PyTorch checkpoint; name it .pt")
         print(f"wrote {slim_checkpoint(ckpt, args.out, half=args.half)}")
         return 0
+    if args.out.suffix.lower() != ".onnx":
+        raise ConfigError(f"--out {args.out}: the export is an ONNX model; name it .onnx (or use --slim for a .pt)")
     if args.imagenet:
-        from reid_models.factory import build_model
         from reid_models.checkpoint import state_hash
+        from reid_models.factory import build_model
 
         model = build_model("mobilenetv2_imagenet", pretrained=True).eval()
         version = "imagenet-" + state_hash(model.state_dict())
     else:
         model, meta = load_checkpoint(ckpt, "cpu")
         version = meta["hash"]
-    export_onnx(model, args.out, opset=args.opset, version=version)
-    result = parity(model, args.out, _parity_batch(args, model.input_size))
+    batch = _parity_batch(args, model.input_size)  # crops checked before anything is written
+    tmp = args.out.with_name(args.out.stem + ".part.onnx")
+    try:
+        export_onnx(model, tmp, opset=args.opset, version=version)
+        result = parity(model, tmp, batch)
+        diff = float(result["max_abs_diff"])
+        if not diff <= args.tolerance:  # NaN fails too
+            raise ModelError(f"{args.out}: ONNX output differs from PyTorch by {diff:.2e} > {args.tolerance} "
+                             "(not written)" if diff == diff else
+                             f"{args.out}: the model's outputs are not finite (NaN): nothing written")
+        os.replace(tmp, args.out)
+    finally:
+        tmp.unlink(missing_ok=True)
     print(json.dumps({"onnx": str(args.out), "version": version, **result}))
-    if result["max_abs_diff"] > args.tolerance:
-        raise ModelError(f"{args.out}: ONNX output differs from PyTorch by {result['max_abs_diff']:.2e} > {args.tolerance}")
     return 0

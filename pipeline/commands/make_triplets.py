@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pipeline.commands.argtypes import positive_int
+
 HELP = "cut gt pedestrians out of MOTChallenge train sequences into a re-id dataset (seed 000 §4.1)"
 
 
@@ -24,14 +26,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-vis", type=float, default=0.25, help="minimum gt visibility (MOT17 column 9)")
     p.add_argument("--min-height", type=float, default=50.0, help="minimum box height in pixels")
     p.add_argument("--min-width", type=float, default=10.0, help="minimum box width in pixels")
-    p.add_argument("--k", type=int, default=10, help="anchor/positive at least k frames apart")
+    p.add_argument("--k", type=positive_int, default=10, help="anchor/positive at least k frames apart")
     p.add_argument("--split", type=_fractions, default=(0.5, 0.0, 0.5), help="identity fractions train,val,test")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--stride", type=int, default=1, help="use every n-th frame")
+    p.add_argument("--stride", type=positive_int, default=1, help="use every n-th frame")
     p.add_argument("--max-frame", type=int, default=None, help="ignore frames after this one")
-    p.add_argument("--size", type=int, nargs=2, default=(128, 64), metavar=("H", "W"), help="crop size")
-    p.add_argument("--pairs", type=int, default=2000, help="positive (= negative) test pairs")
-    p.add_argument("--triplets", type=int, default=10000, help="training triplets")
+    p.add_argument("--size", type=positive_int, nargs=2, default=(128, 64), metavar=("H", "W"), help="crop size")
+    p.add_argument("--pairs", type=positive_int, default=2000, help="positive (= negative) test pairs")
+    p.add_argument("--triplets", type=positive_int, default=10000, help="training triplets")
     p.add_argument("--same-seq-negatives", action="store_true", help="do not prefer negatives from other sequences")
     p.add_argument("--no-progress", action="store_true")
 

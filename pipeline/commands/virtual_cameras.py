@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from pipeline.commands.argtypes import unit_fraction
 from pipeline.core.errors import ConfigError
 from pipeline.virtual_cameras import LAYOUTS
 
@@ -48,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="overlap: pixels col1 and col2 share (fraction of the width)")
     parser.add_argument("--frames", default=None, help="source frame range FIRST:LAST (default: all)")
     parser.add_argument("--format", dest="fmt", default="mp4", choices=["mp4", "images"])
-    parser.add_argument("--min-visible", type=float, default=0.5,
+    parser.add_argument("--min-visible", type=unit_fraction, default=0.5,
                         help="keep a gt box when at least this fraction of it lies in the region")
     parser.add_argument("--video", type=Path, default=None, help="read frames from this video (no img1/ folder)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
