@@ -75,7 +75,14 @@ def _embed_paths(paths: list[Path], encoder_ckpt: str | None, device: str, cache
 
 
 def _load_chunks(cfg: TrainConfig, split: str | None) -> list[dict]:
-    """Chunks of every dataset's tracklets in ``split``: ``tracklets.json`` of make-triplets folders, the
+    """Chunks of every dataset's tracklets in ``split`` (:func:`_load_tracklets`), ``aggregator.max_len`` frames at
+    most and ``aggregator.min_len`` at least."""
+    a = cfg.aggregator
+    return _chunks(_load_tracklets(cfg, split), a.max_len, a.min_len)
+
+
+def _load_tracklets(cfg: TrainConfig, split: str | None) -> list[dict]:
+    """Every dataset's tracklets in ``split``: ``tracklets.json`` of make-triplets folders, the
     per-camera sequences (``protocols.folder_tracklets``) of Market-1501 / CUHK03 folders."""
     from reid_models.datasets import load_tracklets
     from reid_models.datasets.protocols import folder_tracklets
@@ -92,8 +99,7 @@ def _load_chunks(cfg: TrainConfig, split: str | None) -> list[dict]:
         for t in tr:
             t["pid"] = d * 1_000_000 + int(t["pid"])
         out += tr
-    a = cfg.aggregator
-    return _chunks(out, a.max_len, a.min_len)
+    return out
 
 
 def tracklet_rank1(feats: np.ndarray, chunks: list[dict], min_gap: int) -> dict[str, float]:
@@ -185,8 +191,15 @@ def train_aggregator(cfg: TrainConfig, device: str, out: Path, resume: str | Pat
 
     if resume is not None:
         raise ConfigError("--resume is not supported for task: lstm (training takes seconds; start again)")
-    train, val = _load_chunks(cfg, cfg.data.train_split), _load_chunks(cfg, cfg.data.val_split)
+    a = cfg.aggregator
+    train_tracklets = _load_tracklets(cfg, cfg.data.train_split)
+    train, val = _chunks(train_tracklets, a.max_len, a.min_len), _load_chunks(cfg, cfg.data.val_split)
     if len({c["pid"] for c in train}) < 2:
+        if len({t["pid"] for t in train_tracklets}) >= 2:  # the identities are there, their tracklets too short
+            longest = max(len(t["paths"]) for t in train_tracklets)
+            raise ConfigError(f"aggregator.min_len {a.min_len}: tracklets of at least 2 identities must reach it, "
+                              f"{len({c['pid'] for c in train})} do (the longest training tracklet has {longest} "
+                              "frames); lower aggregator.min_len")
         raise DataError(cfg.data.entries()[0].path, "need tracklets of at least 2 identities in the training split")
     paths = sorted({p for c in train + val for p in c["paths"]})
     table, enc_version = _embed_paths(paths, cfg.aggregator.encoder_checkpoint, device, out / "frame_embeddings.npz")

@@ -188,6 +188,53 @@ class AggregatorSpec(StrictModel):
     contaminate_where: Literal["tail", "anywhere"] = "tail"
     bidirectional: bool = False
 
+    @model_validator(mode="after")
+    def _check_lengths(self) -> "AggregatorSpec":
+        if self.min_len > self.max_len:
+            raise ValueError(f"aggregator.min_len {self.min_len} is above aggregator.max_len {self.max_len}: "
+                             "no chunk of at most max_len frames can have min_len frames")
+        return self
+
+
+def input_size_error(value: Any) -> str | None:
+    """Why ``value`` is not a valid ``model.kwargs.input_size`` ([height, width], two positive integers), or None."""
+    ok = (isinstance(value, (list, tuple)) and len(value) == 2
+          and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value))
+    return None if ok else f"model.kwargs.input_size: expected [height, width] (two positive integers), got {value!r}"
+
+
+#: Keys of a stored training config that may differ when a run is resumed: they do not change what the next
+#: epochs compute (``epochs``: extending a run is legitimate; the rest: where and how fast it runs).
+RESUME_FREE_KEYS = ("name", "epochs", "device", "threads", "output_dir", "eval_every", "channels_last",
+                    "data.num_workers", "data.cache_images")
+
+
+def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(d, dict):
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            out.update(_flat(v, f"{prefix}{k}."))
+        return out if out or not prefix else {prefix[:-1]: {}}
+    return {prefix[:-1]: d}
+
+
+def resume_differences(stored: dict[str, Any], current: "TrainConfig") -> list[tuple[str, Any, Any]]:
+    """(dotted key, stored value, current value) for every setting that defines a run (model, loss, sampler,
+    optim, schedule, data, transfer, distill, aggregator, seed, task) and differs between a checkpoint's
+    stored config and ``current``; keys missing from an older checkpoint count as their defaults."""
+    new = _flat(current.model_dump(mode="json"))
+    old = _flat(stored or {})
+    defaults = _flat(TrainConfig(data=current.data).model_dump(mode="json"))
+    free = lambda k: any(k == f or k.startswith(f + ".") for f in RESUME_FREE_KEYS)  # noqa: E731
+    diffs = []
+    for key in sorted(set(new) | set(old)):
+        if free(key) or key not in new:  # a key this version no longer has cannot change what it computes
+            continue
+        before = old[key] if key in old else defaults.get(key)
+        if before != new[key]:
+            diffs.append((key, before, new[key]))
+    return diffs
+
 
 class DistillSpec(StrictModel):
     """Knowledge distillation (FastReID's ``projects/FastDistill``): a frozen ``teacher`` checkpoint embeds the
@@ -235,6 +282,16 @@ class TrainConfig(StrictModel):
             raise ValueError("transfer.keep_heads: needs transfer.source (a checkpoint saved with its heads)")
         if self.loss.kind in ("batch_hard", "triplet", "contrastive", "fusion") and self.sampler.k < 2:
             raise ValueError(f"sampler.k must be >= 2 for loss {self.loss.kind}")
+        # a batch of one identity has no negative: triplet / contrastive / fusion pairs then give a NaN loss,
+        # and the batch-hard triplet term is 0 for every anchor (nothing learnt from it)
+        if self.task == "image" and self.loss.kind in ("batch_hard", "triplet", "contrastive", "fusion") \
+                and self.sampler.p < 2:
+            raise ValueError(f"sampler.p must be >= 2 for loss {self.loss.kind} (a batch of one identity has "
+                             "no negative pair)")
+        if "input_size" in self.model.kwargs:
+            err = input_size_error(self.model.kwargs["input_size"])
+            if err:
+                raise ValueError(err)
         if self.data.part_swap_ids and self.loss.attributes:
             raise ValueError("data.part_swap_ids cannot be combined with attribute heads (loss.attributes): "
                              "virtual identities have no attribute labels")

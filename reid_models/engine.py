@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pipeline.core.errors import ConfigError
 from reid_models import losses
 from reid_models.backbones import EmbeddingNet
 from reid_models.batch_mining import pairs_from_batch, triplets_from_batch
@@ -42,6 +43,10 @@ def fit_size(imgs: torch.Tensor, size: tuple[int, int] | list[int]) -> torch.Ten
     if tuple(imgs.shape[-2:]) == (h, w):
         return imgs
     return torch.nn.functional.interpolate(imgs, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+
+
+class TrainingDiverged(ConfigError):
+    """A non-finite training loss: the run stops before the step, its last good checkpoint untouched."""
 
 
 class Engine:
@@ -107,6 +112,12 @@ class Engine:
                 d = losses.distillation(emb, target, self.cfg.distill.kind)
                 loss = loss + self.cfg.distill.weight * d
                 distill_total += float(d.detach())
+            if not bool(torch.isfinite(loss.detach())):
+                # before the step and before this epoch's checkpoint: last.pt keeps the last good epoch
+                raise TrainingDiverged(
+                    f"training diverged: loss {float(loss.detach())} in epoch {epoch + 1} batch {n + 1} (of "
+                    f"{self.cfg.epochs} epochs); {self.out_dir / 'last.pt'} keeps the last finished epoch "
+                    "(try a lower optim.lr)")
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -180,13 +191,29 @@ class Engine:
 
     def resume(self, path: Path) -> None:
         """Load model, heads, optimizer, scheduler and history; continue after the saved epoch."""
+        from reid_models.config import resume_differences
+
         blob = read_checkpoint(path)
-        self.model.load_state_dict(blob["state_dict"])
-        self.heads.load_state_dict(blob["extra"].get("heads", {}))
-        if blob.get("optimizer"):
-            self.optimizer.load_state_dict(blob["optimizer"])
-        if "scheduler" in blob["extra"]:
-            self.scheduler.load_state_dict(blob["extra"]["scheduler"])
+        diffs = resume_differences(blob.get("config") or {}, self.cfg)
+        if diffs:
+            short = lambda v: "(unset)" if v is None else (repr(v) if len(repr(v)) <= 80 else repr(v)[:77] + "...")  # noqa: E731
+            shown = "; ".join(f"{k}: {short(a)} -> {short(b)}" for k, a, b in diffs[:3])
+            more = f" (and {len(diffs) - 3} more)" if len(diffs) > 3 else ""
+            raise ConfigError(f"--resume {path}: the config differs from the one this checkpoint was trained with: "
+                              f"{shown}{more}; resume with its config, or train into another --out")
+        try:
+            self.model.load_state_dict(blob["state_dict"])
+            self.heads.load_state_dict(blob["extra"].get("heads", {}))
+            if blob.get("optimizer"):
+                self.optimizer.load_state_dict(blob["optimizer"])
+            if "scheduler" in blob["extra"]:
+                self.scheduler.load_state_dict(blob["extra"]["scheduler"])
+        except (RuntimeError, KeyError, ValueError) as exc:  # same config, other data (e.g. more identities)
+            lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()] or [type(exc).__name__]
+            first = lines[1] if len(lines) > 1 and lines[0].startswith("Error(s) in loading") else lines[0]
+            first = first if len(first) <= 200 else first[:200] + "..."
+            raise ConfigError(f"--resume {path}: its weights or optimizer state do not fit this training "
+                              f"(other data or classes?): {first}") from None
         self.history = list(blob["extra"].get("history", []))
         self.start_epoch = int(blob["epoch"]) + 1
 

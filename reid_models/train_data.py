@@ -54,7 +54,11 @@ def load_items(entry: DatasetEntry, split: str) -> list:
         raise DataError(folder, "no such dataset folder")
     fmt = entry.format or "index"
     if not entry.holdout_ids and not entry.val_ids:
-        return load_reid_folder(folder, fmt, split)
+        if fmt == "index":
+            return load_reid_folder(folder, fmt, split)
+        # an image folder's crops are all training crops (a Market-1501 root: its sub-folders' splits); asking
+        # for them as another split ("val") must not label the training crops so (no validation split then)
+        return [it for it in load_reid_folder(folder, fmt, None) if it.split == split]
     items = load_reid_folder(folder, fmt, None if fmt == "index" else "train")
     n_ids = len({it.pid for it in items})
     if entry.holdout_ids + entry.val_ids >= n_ids:

@@ -80,13 +80,46 @@ def batch_input_size(model: EmbeddingNet, teacher: EmbeddingNet | None) -> tuple
     return (int(size[0]), int(size[1]))
 
 
-def train_from_config(cfg: TrainConfig, resume: str | Path | None = None, out_dir: str | Path | None = None) -> dict[str, Any]:
+def checkpoint_epoch(path: Path) -> str:
+    """The (0-based) epoch stored in a run's checkpoint, embedding or LSTM, as text ("?" when unreadable)."""
+    from pipeline.core.errors import ModelError
+    from reid_models.safe_load import load_weights
+
+    try:
+        blob = load_weights(path, str(path), "a checkpoint")
+    except ModelError:  # only for the message: whatever the file is, it is not overwritten
+        return "?"
+    if not isinstance(blob, dict):
+        return "?"
+    epoch = blob.get("epoch")  # embedding checkpoints; LSTM ones keep it in their metrics
+    if epoch is None and isinstance(blob.get("metrics"), dict):
+        epoch = blob["metrics"].get("epoch")
+    return str(epoch) if isinstance(epoch, int) else "?"
+
+
+def refuse_overwrite(out: Path) -> None:
+    """ConfigError when ``out`` already holds a run's ``last.pt``: a fresh start would overwrite its work."""
+    from pipeline.core.errors import ConfigError
+
+    last = out / "last.pt"
+    if last.is_file():
+        raise ConfigError(f"{out}: already holds a checkpoint ({last}, epoch {checkpoint_epoch(last)}); training "
+                          "without --resume would overwrite it: continue it with --resume auto, train into another "
+                          "--out / output_dir, or delete the folder first")
+
+
+def train_from_config(cfg: TrainConfig, resume: str | Path | None = None, out_dir: str | Path | None = None,
+                      restart: bool = False) -> dict[str, Any]:
     """Train as configured (``task: image``: embedding net; ``task: lstm``: tracklet aggregator).
 
     Writes ``last.pt`` / ``best.pt`` / ``metrics.json`` under ``out_dir`` (default
-    ``cfg.output_dir``) and returns the summary (metric history, out_dir).
+    ``cfg.output_dir``) and returns the summary (metric history, out_dir). Without ``resume`` an output folder
+    that already holds ``last.pt`` is refused (:func:`refuse_overwrite`) unless ``restart`` (an unfinished LSTM
+    run restarted by ``train --resume auto``).
     """
     out = Path(out_dir or cfg.output_dir)
+    if resume is None and not restart:
+        refuse_overwrite(out)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)

@@ -12,7 +12,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, required=True, help="training config (reid_models.config.TrainConfig)")
     p.add_argument("--resume", default=None,
                    help="continue from a checkpoint (last.pt) of this run; 'auto': from <output dir>/last.pt when it "
-                        "exists, else start (for restartable background jobs)")
+                        "exists, else start (for restartable background jobs); refused when the config changed in "
+                        "what defines the run (epochs, threads, device, output folder may change). Without it, an "
+                        "output folder that already holds last.pt is refused")
     p.add_argument("--device", default=None, help="auto | cpu | cuda[:N] (overrides the config)")
     p.add_argument("--out", type=Path, default=None, help="output folder (overrides output_dir)")
     p.add_argument("--epochs", type=int, default=None, help="override the number of epochs")
@@ -36,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         if args.data:
             data["data"]["datasets"] = list(args.data)
         cfg = validate(TrainConfig, data, f"{args.config} (with command-line overrides)")
-    resume = args.resume
+    resume, restart = args.resume, False
     if resume == "auto" and cfg.task == "lstm":
         # the LSTM aggregator trains in minutes and keeps no optimiser state to resume from: a finished run
         # (metrics.json with every epoch) is done, anything else starts again
@@ -47,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         if done and (metrics.parent / "last.pt").is_file():
             print(f"done already: {metrics.parent / 'last.pt'} holds the last of {cfg.epochs} epochs")
             return 0
-        resume = None
+        resume, restart = None, True
     elif resume == "auto":
         last = Path(args.out or cfg.output_dir) / "last.pt"
         resume = last if last.is_file() else None
@@ -64,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"done already: {resume} holds the last of {cfg.epochs} epochs")
             return 0
         print(json.dumps({"resume": str(resume)}), flush=True)
-    summary = train_from_config(cfg, resume=resume, out_dir=args.out)
+    summary = train_from_config(cfg, resume=resume, out_dir=args.out, restart=restart)
     last = summary["history"][-1] if summary["history"] else {}
     print(f"done: {len(summary['history'])} epoch(s), last {last}, checkpoints in {summary['out_dir']}")
     return 0
