@@ -240,6 +240,12 @@ def train_aggregator(cfg: TrainConfig, device: str, out: Path, resume: str | Pat
             if a.triplet_weight:
                 feats = nn.functional.normalize(torch.cat([fv, fi]), dim=1)
                 loss = loss + a.triplet_weight * batch_hard_triplet(feats, torch.cat([y[batch], y[src]]).to(device))
+            if not bool(torch.isfinite(loss.detach())):  # as the image engine: stop before the step, keep last.pt
+                from reid_models.engine import TrainingDiverged
+
+                raise TrainingDiverged(f"LSTM training diverged: loss {float(loss.detach())} in epoch {epoch + 1} "
+                                       f"batch {n + 1}; {out / 'last.pt'} keeps the last finished epoch "
+                                       "(try a lower optim.lr)")
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -59,4 +59,9 @@ def run(args: argparse.Namespace) -> int:
     summary = build_dataset(seqs, args.out, cfg, progress=not args.no_progress)
     print(format_summary(summary))
     print(f"wrote {args.out}")
+    for split, counts in summary["splits"].items():  # a split with identities but nothing to learn or score from
+        what = "triplets" if split == "train" else "pairs"
+        if counts.get("identities", 0) and not counts.get(what, 0):
+            print(f"warning: split {split} has {counts['identities']} identities but 0 {what}: no anchor/positive "
+                  f"pair is --k {args.k} frames apart (lower --k, or use longer sequences)")
     return 0

@@ -86,3 +86,16 @@ def test_counts_and_fractions_out_of_range_are_usage_errors(shared, tmp_path, ca
         main(argv)
     assert exc.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_make_triplets_warns_when_k_leaves_nothing_to_pair(shared, tmp_path, capsys):
+    """40 PETS frames: with the default --k the splits have pairs and triplets and nothing is warned; with --k
+    beyond the clip every split with identities has none, and each says so."""
+    pets = shared / "data" / "MOT15" / "train" / "PETS09-S2L1"
+    assert main(["make-triplets", str(pets), "--out", str(tmp_path / "k10"), "--max-frame", "40", "--no-progress"]) == 0
+    assert "warning:" not in capsys.readouterr().out
+    assert main(["make-triplets", str(pets), "--out", str(tmp_path / "big"), "--max-frame", "40", "--k", "100000",
+                 "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "warning: split train has 2 identities but 0 triplets" in out
+    assert "warning: split test has 3 identities but 0 pairs" in out

@@ -430,3 +430,21 @@ def test_val_ids_come_from_the_training_identities_only(shared) -> None:
     assert ids(with_val, "test") == ids(plain, "test") and len(ids(plain, "test")) == 250
     val, train = ids(with_val, "val"), ids(with_val, "train")
     assert len(val) == 100 and len(train) == 401 and val | train == ids(plain, "train") and not val & train
+
+
+def test_lstm_training_with_a_non_finite_loss_stops_before_any_checkpoint(tiny_dataset, tmp_path):
+    """A frame encoder that gives NaN embeddings (a run trained to NaN) makes the LSTM task's first loss NaN: the
+    run stops with TrainingDiverged naming epoch 1 batch 1, before its step, and writes no checkpoint."""
+    from reid_models.checkpoint import load_checkpoint, save_checkpoint
+    from reid_models.engine import TrainingDiverged
+
+    train_from_config(cfg_for(tiny_dataset, tmp_path / "enc", epochs=1))
+    model, _ = load_checkpoint(tmp_path / "enc" / "last.pt")
+    with torch.no_grad():
+        model.fc.weight.fill_(float("nan"))
+    save_checkpoint(tmp_path / "nan_enc.pt", model, {}, {}, epoch=0)
+    cfg = cfg_for(tiny_dataset, tmp_path / "lstm", task="lstm", epochs=2,
+                  aggregator={"encoder_checkpoint": str(tmp_path / "nan_enc.pt"), "max_len": 4, "batch_size": 4})
+    with pytest.raises(TrainingDiverged, match=r"LSTM training diverged: loss nan in epoch 1 batch 1"):
+        train_from_config(cfg)
+    assert not (tmp_path / "lstm" / "last.pt").exists() and not (tmp_path / "lstm" / "best.pt").exists()
