@@ -71,7 +71,7 @@ def _warn_boxes(seq: MOTSequence, det_name: str, boxes) -> None:
     if len(boxes) == 0:
         return
     tlwh = boxes.tlwh
-    width, height = getattr(seq.info, "im_width", None), getattr(seq.info, "im_height", None)
+    width, height = seq.info.im_width, seq.info.im_height
     path = seq.det_path(det_name)
     if float(np.abs(tlwh).max()) <= 1.5:
         log.warning("%s: every box coordinate is within [0, 1.5]: they look normalised, but columns 3-6 must be "

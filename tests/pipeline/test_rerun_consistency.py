@@ -11,6 +11,7 @@ import json
 import logging
 import shutil
 import sqlite3
+import sys
 from pathlib import Path
 
 import cv2
@@ -20,6 +21,9 @@ import yaml
 from pipeline.cli import main
 from pipeline.runner.roi import roi_outside_frame
 from pipeline.runner.run_record import RunRecord, changes, input_fingerprint
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from video_frames import read_frames  # noqa: E402
 
 N_FRAMES = 12
 CAMS = ("left", "right")
@@ -201,14 +205,6 @@ def test_input_fingerprint_is_content_not_mtime(tmp_path):
 
 
 # ------------------------------------------------------------------ item 3: an interrupted demo build
-def _frame_count(video: Path) -> int:
-    cap = cv2.VideoCapture(str(video))
-    n = 0
-    while cap.read()[0]:
-        n += 1
-    cap.release()
-    return n
-
 
 def test_interrupted_virtual_camera_build_is_rebuilt(pets_dir, tmp_path, shared, monkeypatch, caplog):
     from pipeline.camconfig import load_cams_config
@@ -240,7 +236,7 @@ def test_interrupted_virtual_camera_build_is_rebuilt(pets_dir, tmp_path, shared,
     }), encoding="utf-8")
     cfg = load_cams_config(cfg_path)
     assert prepare_demo(cfg, progress=False) is True
-    assert is_complete(out) and _frame_count(out / "left" / "video.mp4") == 10
+    assert is_complete(out) and read_frames(out / "left" / "video.mp4") == 10
 
     # a folder half-built by an older program: full-named videos, no identities.json -> rebuilt, one line
     truncated = out / "left" / "video.mp4"
@@ -252,7 +248,7 @@ def test_interrupted_virtual_camera_build_is_rebuilt(pets_dir, tmp_path, shared,
         assert prepare_demo(cfg, progress=False) is True
     lines = [r.getMessage() for r in caplog.records if r.name == "pipeline.demo"]
     assert len(lines) == 1 and "incomplete" in lines[0] and "rebuilding" in lines[0]
-    assert is_complete(out) and _frame_count(truncated) == 10
+    assert is_complete(out) and read_frames(truncated) == 10
     assert prepare_demo(cfg, progress=False) is False  # complete now: nothing to do
 
 

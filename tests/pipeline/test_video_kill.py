@@ -23,6 +23,9 @@ import pytest
 
 from pipeline.sinks import AnnotatedVideoWriter
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from video_frames import read_frames  # noqa: E402
+
 WRITER = """
 import sys, time
 from pathlib import Path
@@ -36,14 +39,6 @@ print("WROTE", w.pid, flush=True)
 time.sleep(600)  # killed before close()
 """
 
-
-def read_frames(path: Path) -> int:
-    cap = cv2.VideoCapture(str(path))
-    n = 0
-    while cap.read()[0]:
-        n += 1
-    cap.release()
-    return n
 
 
 def _alive(pid: int) -> bool:
