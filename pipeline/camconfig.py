@@ -186,10 +186,16 @@ class TrackletSettings(StrictModel):
 class StoreSettings(StrictModel):
     """``checkpoint_every_s``: batch mode commits its store writes together with a resume checkpoint
     this often (seconds of processing; 0 = after every frame); a killed batch run re-run with the same
-    run key continues from the last one (see pipeline/runner/checkpoint.py)."""
+    run key continues from the last one (see pipeline/runner/checkpoint.py).
+
+    ``on_stop`` (batch mode; SIGINT / SIGTERM): ``resume`` (default) ends the iteration, commits a checkpoint
+    holding the open tracks and leaves them out of the outputs, so the same command continues as if never
+    stopped; ``finish`` closes the open tracks into the outputs and drops the checkpoint (a re-run starts
+    over). Live runs always finish. Not part of the run key or the checkpoint's fingerprint."""
 
     path: str = "identities.sqlite"
     checkpoint_every_s: float = Field(10.0, ge=0.0)
+    on_stop: Literal["resume", "finish"] = "resume"
 
 
 class OutputSettings(StrictModel):
@@ -398,7 +404,9 @@ class CamsConfig(StrictModel):
 
         # the executor is where the work runs, not what it computes: a run keeps its key (and its resume
         # checkpoint) whichever executor runs it
-        blob = json.dumps(redact_data(self.model_dump(mode="json", exclude={"executor"})), sort_keys=True).encode()
+        # store.on_stop says what a stop does, not what the run computes: a paused run resumes whichever it says
+        dumped = self.model_dump(mode="json", exclude={"executor": True, "store": {"on_stop"}})
+        blob = json.dumps(redact_data(dumped), sort_keys=True).encode()
         return hashlib.sha1(blob).hexdigest()[:12]
 
 

@@ -342,8 +342,16 @@ class RayRunner(PipelineRunner):
 
     def _checkpoint_due(self) -> bool:
         """Only at iterations where every camera's state is known (its snapshot frames)."""
-        return self.ckpt.due() and all(
-            c.consumed_snapshot is not None and c.consumed_snapshot.frames == c.frames for c in self.cams.values())
+        return self.ckpt.due() and self._snapshots_current()
+
+    def _pause_on_stop(self) -> bool:
+        """A stop pauses (``store.on_stop: resume``) only where a checkpoint could be taken; else the open
+        tracks are closed as with ``finish``."""
+        return super()._pause_on_stop() and self._snapshots_current()
+
+    def _snapshots_current(self) -> bool:
+        return all(c.consumed_snapshot is not None and c.consumed_snapshot.frames == c.frames
+                   for c in self.cams.values())
 
     def _camera_states(self) -> dict[str, CameraResume]:
         return {cid: c.consumed_snapshot for cid, c in self.cams.items()}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 from contextlib import nullcontext
 from typing import Any
 
@@ -21,19 +22,28 @@ from pipeline.runner.roi import filter_roi, roi_outside_frame, roi_warning
 
 log = logging.getLogger(__name__)
 
+#: seconds a batch read still waits for a camera's frame after a stop request (keeps the iteration whole)
+STOP_GRACE_S = 5.0
+
 
 def read_frame(st: CameraState, live: bool, max_frames: int | None, stop: threading.Event) -> Frame | None:
     """The camera's next frame to process, or None (none now, or the camera is done: ``st.done`` set).
 
-    Batch (``live`` False) waits for the next frame until the source finishes or ``stop`` is set, so
-    every iteration holds one frame of each active camera whatever the decode timing (results do not
-    depend on machine load); live waits at most 50 ms. Frames before ``st.next_index`` (a resumed run:
-    processed before the checkpoint) are skipped."""
+    Batch (``live`` False) waits for the next frame until the source finishes, so every iteration holds one
+    frame of each active camera whatever the decode timing (results do not depend on machine load); once
+    ``stop`` is set it waits at most ``STOP_GRACE_S`` more, so a stop between two cameras' reads still ends a
+    whole iteration (a paused run resumes exactly) unless a source stalls. Live waits at most 50 ms. Frames
+    before ``st.next_index`` (a resumed run: processed before the checkpoint) are skipped."""
     if max_frames is not None and st.frames >= max_frames:
         st.done = True
         return None
     frame = st.source.read(timeout=0.05 if live else 1.0)
-    while frame is None and not live and not st.source.finished and not stop.is_set():
+    give_up = None
+    while frame is None and not live and not st.source.finished:
+        if stop.is_set():
+            give_up = give_up if give_up is not None else time.monotonic() + STOP_GRACE_S
+            if time.monotonic() >= give_up:
+                break
         frame = st.source.read(timeout=1.0)
     if frame is None:
         if st.source.finished:

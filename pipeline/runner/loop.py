@@ -75,6 +75,7 @@ class PipelineRunner:
         self.adapt = None  # pipeline.adaptation.live.LiveAdaptation when adapt.enabled
         self.ckpt: Checkpointer | None = None  # batch mode: resume checkpoints
         self.resumed_from: dict[str, int] | None = None
+        self.paused_at: dict[str, int] | None = None  # store.on_stop: resume, set when a stop paused the run
         self.run_id: int | None = None  # the store's run row, once begun
         self.live = None  # pipeline.web.live.LiveFrames when ui.enabled: the console's live tiles
         self.plan = FramePlan(cfg.schedule, cfg.encoder)  # detection stride + embedding policy (docs/speed.md)
@@ -138,23 +139,19 @@ class PipelineRunner:
             self.timer.restart()  # fps and shares cover the frame loop, not model loading
             if self.ckpt is not None:
                 self.ckpt.begin()
+            paused = False
             try:
                 with self._signals():
                     self._loop(sinks)
+                paused = self._pause_on_stop()
             finally:
                 monitor.stop()
                 if console is not None:
                     console.stop()
-                with self.timer.stage("match"):  # flush open tracklets: nothing computed is lost
-                    finals = [t for st in self.cams.values() for t in st.builder.flush_all()]
-                    self.assigner.process([], finals)
-                    self.assigner.flush_announcements()  # revisions still waiting (revise.announce_after_s)
-                    self.assigner.check_overlaps()  # undeclared overlapping cameras, with the last pairs
-                    self.cal_saver.save(self.comp.matcher, self.comp.encoder.version)
-                with self.timer.stage("store_sinks"):  # final outputs carry the revised identities
-                    self.assigner.rewrite_global_mot()
-                if self.ckpt is not None:  # commits the flush; the checkpoint is spent
-                    self.ckpt.end(drop=True)
+                if paused:
+                    self._pause(sinks)
+                else:
+                    self._close_open_tracks()
         except BaseException:
             if sinks is not None:
                 self._close_after_failure(sinks)
@@ -165,6 +162,38 @@ class PipelineRunner:
             for st in self.cams.values():
                 st.close()
         return self._finish(sinks, run_key, run_id)
+
+    def _close_open_tracks(self) -> None:
+        """End of a run (its sources ended, ``--max-frames``, an error, or a stop with ``store.on_stop: finish``):
+        the open tracks become final tracklets and every output carries them; a batch run's checkpoint is spent."""
+        with self.timer.stage("match"):  # flush open tracklets: nothing computed is lost
+            finals = [t for st in self.cams.values() for t in st.builder.flush_all()]
+            self.assigner.process([], finals)
+            self.assigner.flush_announcements()  # revisions still waiting (revise.announce_after_s)
+            self.assigner.check_overlaps()  # undeclared overlapping cameras, with the last pairs
+            self.cal_saver.save(self.comp.matcher, self.comp.encoder.version)
+        with self.timer.stage("store_sinks"):  # final outputs carry the revised identities
+            self.assigner.rewrite_global_mot()
+        if self.ckpt is not None:  # commits the flush; the checkpoint is spent
+            self.ckpt.end(drop=True)
+
+    def _pause_on_stop(self) -> bool:
+        """A batch run stopped by a signal or :meth:`request_stop` with ``store.on_stop: resume`` pauses."""
+        return (self.ckpt is not None and self.stop_event.is_set() and self.cfg.store.on_stop == "resume"
+                and any(not st.done for st in self.cams.values()))
+
+    def _pause(self, sinks) -> None:
+        """Commit a checkpoint as of the last whole iteration, open tracks included, instead of closing them:
+        the same command resumes there and ends with an uninterrupted run's outputs and store rows. The outputs
+        hold every tracklet that ended before the stop; the open ones live only in the checkpoint."""
+        with self.timer.stage("store_sinks"):
+            self.assigner.rewrite_global_mot(force=False)
+        self.ckpt.commit(self._state(sinks))
+        self.ckpt.end(drop=False)
+        self.paused_at = {cid: st.next_index for cid, st in self.cams.items()}
+        log.warning("stopped: the open tracks are kept in the resume checkpoint (next frame per camera %s), not in"
+                    " the outputs; run the same command again to continue (store.on_stop: finish closes them at a"
+                    " stop instead)", self.paused_at)
 
     def _check_reuse(self, run_key: str, record: RunRecord) -> dict | None:
         """Before a run key is reused: an explicit ``run_key`` whose stored run had other result settings or
@@ -345,6 +374,7 @@ class PipelineRunner:
             "out_dir": str(self.out_dir),
             "store": str(store.path),
             "interrupted": self.stop_event.is_set(),
+            "paused_at_frame": self.paused_at,  # store.on_stop: resume; the same command continues from here
             "tracklets_stored": stats.tracklets_stored,
             "final_tracklets": stats.finals,
             "partial_tracklets": stats.partials,
@@ -446,5 +476,6 @@ class PipelineRunner:
         return monitor
 
     def _signals(self):
-        """SIGINT/SIGTERM -> graceful stop (open tracklets are flushed); restored afterwards."""
+        """SIGINT/SIGTERM -> graceful stop after the current iteration (a batch run pauses or closes its open
+        tracks, ``store.on_stop``); restored afterwards."""
         return stop_on_signals(self.stop_event.set)

@@ -13,15 +13,15 @@ log = logging.getLogger(__name__)
 
 @contextmanager
 def stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
-    """While inside, SIGINT and SIGTERM call ``stop()`` (the loop then flushes its open tracklets) instead
-    of raising; the previous handlers come back on exit. Off the main thread (where Python cannot install
+    """While inside, SIGINT and SIGTERM call ``stop()`` (the loop ends its iteration, then pauses or flushes its
+    open tracklets) instead of raising; the previous handlers come back on exit. Off the main thread (where Python cannot install
     handlers) it does nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum, _frame):
-        log.warning("signal %d: stopping, flushing open tracklets", signum)
+        log.warning("signal %d: stopping after this iteration", signum)
         stop()
 
     old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}

@@ -1,5 +1,6 @@
-"""A batch run killed with SIGKILL and re-run resumes from its last checkpoint and writes exactly what an
-uninterrupted run writes: the same MOT files (local and global ids), events, and store rows.
+"""A batch run killed with SIGKILL, or stopped (SIGINT / SIGTERM, ``store.on_stop: resume``), and re-run resumes
+from its last checkpoint and writes exactly what an uninterrupted run writes: the same MOT files (local and
+global ids), events, and store rows.
 
 Real data and models: a 2-camera virtual split of the first 24 PETS09-S2L1 frames, the ONNX detector, the
 default encoder. The killed run is a real process that sends itself SIGKILL in the middle of an iteration, after
@@ -88,10 +89,16 @@ def _outputs(out: Path) -> dict[str, str]:
     return {str(p.relative_to(out)): p.read_text(encoding="utf-8") for p in files}
 
 
-def test_killed_batch_run_resumes_to_the_uninterrupted_result(split, tmp_path, shared, capsys):
-    clean_cfg = _config(split, tmp_path / "clean", shared)
-    assert main(["run", str(clean_cfg), "--no-progress"]) == 0
-    clean_summary = json.loads((tmp_path / "clean" / "out" / "stage_times.json").read_text())
+@pytest.fixture(scope="module")
+def clean(split, tmp_path_factory, shared) -> Path:
+    """The uninterrupted run's folder (store ids.sqlite, outputs out/)."""
+    root = tmp_path_factory.mktemp("clean")
+    assert main(["run", str(_config(split, root, shared)), "--no-progress"]) == 0
+    return root
+
+
+def test_killed_batch_run_resumes_to_the_uninterrupted_result(split, clean, tmp_path, shared, capsys):
+    clean_summary = json.loads((clean / "out" / "stage_times.json").read_text())
 
     cfg = _config(split, tmp_path / "killed", shared)
     proc = subprocess.run([sys.executable, "-c", KILLER, str(cfg), str(KILL_AFTER)],
@@ -104,7 +111,7 @@ def test_killed_batch_run_resumes_to_the_uninterrupted_result(split, tmp_path, s
     # the last committed checkpoint is the iteration before the kill; the killed iteration rolled back
     assert json.loads(frames_json) == {c: KILL_AFTER - 1 for c in CAMS}
     assert loads_restricted(blob).cameras["left"].frames == KILL_AFTER - 1
-    assert 0 < partial < len(_store_rows(tmp_path / "clean" / "ids.sqlite")["tracklets"])
+    assert 0 < partial < len(_store_rows(clean / "ids.sqlite")["tracklets"])
 
     assert main(["run", str(cfg), "--no-progress"]) == 0
     summary = json.loads((tmp_path / "killed" / "out" / "stage_times.json").read_text())
@@ -112,13 +119,54 @@ def test_killed_batch_run_resumes_to_the_uninterrupted_result(split, tmp_path, s
     assert summary["timing"]["frames_per_cam"] == clean_summary["timing"]["frames_per_cam"]
     assert summary["tracklets_stored"] == clean_summary["tracklets_stored"]
 
-    assert _outputs(tmp_path / "killed" / "out") == _outputs(tmp_path / "clean" / "out")
-    resumed, clean = _store_rows(db), _store_rows(tmp_path / "clean" / "ids.sqlite")
-    for table in clean:
-        assert resumed[table] == clean[table], table
+    assert _outputs(tmp_path / "killed" / "out") == _outputs(clean / "out")
+    resumed, uninterrupted = _store_rows(db), _store_rows(clean / "ids.sqlite")
+    for table in uninterrupted:
+        assert resumed[table] == uninterrupted[table], table
     with sqlite3.connect(db) as c:  # a completed run drops its checkpoint
         assert c.execute("SELECT COUNT(*) FROM run_checkpoints").fetchone()[0] == 0
         assert c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    capsys.readouterr()
+
+
+def test_stopped_batch_run_pauses_and_resumes_to_the_uninterrupted_result(split, clean, tmp_path, shared, capsys):
+    """A stop (what SIGINT / SIGTERM do) keeps the open tracks in a checkpoint instead of closing them early."""
+    from pipeline.camconfig import load_cams_config
+    from pipeline.runner.loop import PipelineRunner
+
+    class StopAfter(PipelineRunner):
+        def _process(self, frames, sinks):
+            super()._process(frames, sinks)
+            if self.cams["left"].frames == KILL_AFTER:
+                self.request_stop()
+
+    cfg = _config(split, tmp_path / "stopped", shared)
+    summary = StopAfter(load_cams_config(cfg), progress=False).run()
+    assert summary["interrupted"] is True and summary["paused_at_frame"] == {c: KILL_AFTER for c in CAMS}
+    assert summary["timing"]["frames_per_cam"] == {c: KILL_AFTER for c in CAMS}
+    db = tmp_path / "stopped" / "ids.sqlite"
+    with sqlite3.connect(db) as c:
+        (frames_json, blob), = c.execute("SELECT frames_json, state FROM run_checkpoints").fetchall()
+        assert c.execute("SELECT status FROM runs").fetchall() == [("interrupted",)]
+    assert json.loads(frames_json) == {c: KILL_AFTER for c in CAMS}
+    open_tracks = {cid: cam.builder.oldest_open_frame() for cid, cam in loads_restricted(blob).cameras.items()}
+    assert any(v is not None for v in open_tracks.values())  # tracks were open at the stop: kept, not closed
+    # the outputs hold what ended before the stop: every global row is a stored tracklet's, none past the stop
+    stored = {(cam, tid) for cam, tid, *_ in _store_rows(db)["tracklets"]}
+    out = tmp_path / "stopped" / "out"
+    rows = [(cam, line.split(",")) for cam in CAMS for line in (out / "mot_global" / f"{cam}.txt").read_text().splitlines()]
+    assert all(int(r[0]) <= KILL_AFTER for _, r in rows)
+    assert len(stored) < len(_store_rows(clean / "ids.sqlite")["tracklets"])
+
+    assert main(["run", str(cfg), "--no-progress"]) == 0
+    summary = json.loads((out / "stage_times.json").read_text())
+    assert summary["resumed_from_frame"] == {c: KILL_AFTER for c in CAMS}
+    assert _outputs(out) == _outputs(clean / "out")
+    resumed, uninterrupted = _store_rows(db), _store_rows(clean / "ids.sqlite")
+    for table in uninterrupted:
+        assert resumed[table] == uninterrupted[table], table
+    with sqlite3.connect(db) as c:
+        assert c.execute("SELECT COUNT(*) FROM run_checkpoints").fetchone()[0] == 0
     capsys.readouterr()
 
 

@@ -122,7 +122,7 @@ def test_store_that_is_not_sqlite_is_one_line_error(split, tmp_path, shared, cap
     assert err.startswith("reid-pipeline: error:") and "not an SQLite database" in err and "\n" not in err
 
 
-def test_sigterm_stops_gracefully_and_flushes_open_tracklets(split, tmp_path, shared):
+def test_sigterm_with_on_stop_finish_flushes_open_tracklets(split, tmp_path, shared):
     import os
     import signal
 
@@ -135,7 +135,8 @@ def test_sigterm_stops_gracefully_and_flushes_open_tracklets(split, tmp_path, sh
             if self.cams["left"].frames == 6:
                 os.kill(os.getpid(), signal.SIGTERM)  # handled: sets the stop flag
 
-    cfg = load_cams_config(_config(split, tmp_path, shared, "stop", tracklets={"min_length": 1, "partial_every_s": None}))
+    cfg = load_cams_config(_config(split, tmp_path, shared, "stop", tracklets={"min_length": 1, "partial_every_s": None},
+                                   store={"path": str(tmp_path / "ids.sqlite"), "on_stop": "finish"}))
     before = signal.getsignal(signal.SIGTERM)
     summary = SigtermAfter6(cfg, progress=False).run()
     assert signal.getsignal(signal.SIGTERM) == before  # handler restored
@@ -148,3 +149,4 @@ def test_sigterm_stops_gracefully_and_flushes_open_tracklets(split, tmp_path, sh
     stored = set(_rows(tmp_path / "ids.sqlite", "SELECT cam_id, track_id FROM tracklets"))
     assert local_ids and stored == local_ids
     assert max(f for (f,) in _rows(tmp_path / "ids.sqlite", "SELECT end_frame FROM tracklets")) <= 6
+    assert _rows(tmp_path / "ids.sqlite", "SELECT COUNT(*) FROM run_checkpoints") == [(0,)]  # a re-run starts over
