@@ -104,8 +104,9 @@ def test_tiles_update_during_a_real_run(split, shared, tmp_path, page, shots):
             "detector": {"kind": "onnx", "weights": str(shared / "weights" / "yolov5n.onnx")},
             "encoder": {"every": 2, "threads": 1},
             "tracklets": {"min_length": 3, "partial_every_s": 0.5},
-            "store": {"path": str(tmp_path / "ids.sqlite")}, "outputs": {"dir": str(tmp_path / "out")},
-            "ui": {"enabled": True, "port": port}}
+            # the stop below closes the open tracks into the store (their thumbnails are checked after it)
+            "store": {"path": str(tmp_path / "ids.sqlite"), "on_stop": "finish"},
+            "outputs": {"dir": str(tmp_path / "out")}, "ui": {"enabled": True, "port": port}}
     (tmp_path / "cams.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
     runner = PipelineRunner(load_cams_config(tmp_path / "cams.yaml"), progress=False)
     summary: dict = {}
