@@ -158,6 +158,26 @@ def test_tools_use_the_installed_package():
         assert not others, f"{path} imports tool scripts {sorted(others)}: move shared helpers into the library"
 
 
+def test_tool_imports_of_other_tools_resolve():
+    """A tool run as ``python -m tools.X`` may import another tool's top-level names (``from tools.Y import a``):
+    each such name must still be defined there (tools/bench_reid_curve.py once imported two removed names)."""
+    import ast
+
+    for path in sorted((REPO / "tools").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tools."):
+                target = REPO / (node.module.replace(".", "/") + ".py")
+                assert target.is_file(), f"{path.name} imports {node.module}, which does not exist"
+                tree = ast.parse(target.read_text(encoding="utf-8"))
+                defined = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+                defined |= {t.id for n in tree.body if isinstance(n, (ast.Assign, ast.AnnAssign))
+                            for t in (n.targets if isinstance(n, ast.Assign) else [n.target]) if isinstance(t, ast.Name)}
+                defined |= {a.asname or a.name for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))
+                            for a in n.names}
+                missing = [a.name for a in node.names if a.name not in defined]
+                assert not missing, f"{path.name} imports {missing} from {node.module}, which does not define them"
+
+
 def module_map() -> str:
     """The code block under docs/architecture.md's "## Module map" heading."""
     doc = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8")

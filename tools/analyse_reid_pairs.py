@@ -31,7 +31,7 @@ import numpy as np
 
 
 from pipeline.core.paths import require_shared
-from tools.bench_reid import TARGET_FPR, ensure_dataset
+from pipeline.evaluation.pets_reid_set import PETS_SPLIT_ARGS, TARGET_FPR, ensure_pets_set
 
 
 def l2n(x: np.ndarray) -> np.ndarray:
@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     from reid_models.encoder import DEFAULT_CHECKPOINT
 
     torch.set_num_threads(args.threads)
-    ensure_dataset(args.dataset)
+    ensure_pets_set(args.dataset, require_shared(), PETS_SPLIT_ARGS)
     ckpt = args.checkpoint or DEFAULT_CHECKPOINT
     blob = read_checkpoint(ckpt)
     if blob["model_name"] == "mobilenetv2_fc":

@@ -36,7 +36,6 @@ from pathlib import Path
 
 import numpy as np
 
-PETS_ARGS = ["--stride", "2", "--min-vis", "0", "--split", "0,0,1", "--seed", "0"]  # = tools/bench_reid.py
 PAGES = ["/cameras", "/identities", "/identities/{gid}", "/search", "/events", "/api-docs"]
 TARGETS = {"page_s": 1.0, "search_top1": 0.90, "tile_hz": 2.0, "fps_drop": 0.10}
 CHROMIUM = "/usr/bin/chromium"
@@ -44,14 +43,11 @@ CHROMIUM = "/usr/bin/chromium"
 
 def probes(pets_reid: Path, shared: Path, n: int) -> list[dict]:
     """The re-id bench's PETS query crops, ``n`` evenly spread: [{path, gt_id, frame}]."""
-    from pipeline.cli import main
+    from pipeline.evaluation.pets_reid_set import ensure_pets_set
     from reid_models.datasets.index import load_index
     from reid_models.evaluate import EvalConfig, query_gallery
 
-    if not (pets_reid / "index.csv").is_file():
-        pets = shared / "data" / "MOT15" / "train" / "PETS09-S2L1"
-        if main(["make-triplets", str(pets), "--out", str(pets_reid), *PETS_ARGS]) != 0:
-            raise SystemExit(2)
+    ensure_pets_set(pets_reid, shared)  # the set of tools/bench_reid.py
     items = load_index(pets_reid, "test")
     with open(pets_reid / "index.csv", newline="", encoding="utf-8") as fh:
         gt_id = {str(pets_reid / r["path"]): int(r["local_id"]) for r in csv.DictReader(fh)}

@@ -42,33 +42,10 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.evaluation.pets_reid_set import PETS_TEST_ARGS, TARGET_FPR, ensure_pets_set
+
 TARGETS = {"market_rank1": 85.0, "market_mAP": 65.0, "cuhk03_rank1": 80.0, "pets_tpr": 0.90,
            "pets_gain_points": 15.0}
-TARGET_FPR = 0.10
-PETS_ARGS = ["--stride", "2", "--min-vis", "0", "--split", "0,0,1", "--seed", "0"]
-
-
-def ensure_pets(path: Path, shared: Path) -> None:
-    """Write the all-19-identities PETS09-S2L1 test dataset once (make-triplets); a cached one made under an
-    older crop-resize rule (``summary.json``'s ``crop_resize``) is made again."""
-    import shutil
-
-    from pipeline.cli import main
-    from reid_models.datasets.mot_builder import CROP_RESIZE_RULE
-
-    if (path / "index.csv").is_file():
-        summary = path / "summary.json"
-        made_with = json.loads(summary.read_text()).get("config", {}).get("crop_resize") if summary.is_file() else None
-        if made_with == CROP_RESIZE_RULE:
-            return
-        print(f"{path}: made under an older crop-resize rule ({made_with}); making it again", flush=True)
-        shutil.rmtree(path)
-
-    pets = shared / "data" / "MOT15" / "train" / "PETS09-S2L1"
-    if main(["make-triplets", str(pets), "--out", str(path), *PETS_ARGS]) != 0:
-        raise SystemExit(2)
-
-
 def protocol_items(shared: Path) -> dict[str, list]:
     """Test crops of the Market split and of CUHK03 val."""
     from reid_models.datasets.index import load_cuhk03_folder, load_market_folder
@@ -346,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     try:
         shared = require_shared()
-        ensure_pets(args.pets, shared)
+        ensure_pets_set(args.pets, shared)
         items = protocol_items(shared)
         specs = {m: m for m in args.models} | dict(e.split("=", 1) for e in args.extra)
         earlier = reusable(args.reuse)
@@ -369,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     doc = {"protocols": {"market": {"test_ids": len({it.pid for it in items["market"]}),
                                     "test_crops": len(items["market"]), "split_seed": 0},
                          "cuhk03": {"test_ids": len({it.pid for it in items["cuhk03"]}), "trials": 10},
-                         "pets": {"dataset": str(args.pets), "make_triplets_args": PETS_ARGS}},
+                         "pets": {"dataset": str(args.pets), "make_triplets_args": PETS_TEST_ARGS}},
            "targets": TARGETS, "headline": rows, "verdict": v, "verdict_rerank": v_rerank, "paired_vs_default": paired, "training": train, "results": res, "throughput": thr,
            "machine": {"cpu_threads": args.threads, "platform": platform.platform(), "torch": torch.__version__,
                        "cuda": torch.cuda.is_available()}}

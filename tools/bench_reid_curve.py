@@ -37,7 +37,10 @@ from pathlib import Path
 import numpy as np
 
 
-from tools.bench_reid import TARGET_FPR, TARGET_TPR, ensure_dataset
+from pipeline.core.paths import require_shared
+from pipeline.evaluation.pets_reid_set import PETS_SPLIT_ARGS, TARGET_FPR, ensure_pets_set
+
+TARGET_TPR = 0.90  # issue 17's PETS row (tools/bench_reid.py TARGETS['pets_tpr'])
 
 METRICS = (("rank1", "rank-1 (%)"), ("mAP", "mAP (%)"), ("tpr", f"TPR at FPR <= {TARGET_FPR:g}"))
 
@@ -163,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     base = load_config(TrainConfig, args.config)
     dataset = args.eval_dataset
-    ensure_dataset(dataset)
+    ensure_pets_set(dataset, require_shared(), PETS_SPLIT_ARGS)
     n_total = build_image_data(base.data.model_copy(update={"part_swap_ids": 0}), []).num_classes
     runs = [(n, s) for n in sorted(set(args.ids)) for s in sorted(set(args.seeds)) if n <= n_total]
     base_d = base.model_dump(mode="json")
