@@ -82,9 +82,35 @@ def _l2n(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-def embed_paths(embed: EmbedFn, paths: Sequence[Path], cfg: EvalConfig, progress: bool = True) -> np.ndarray:
-    """(N, D) float32 L2-normalised embeddings of image files (10-crop averaged when cfg.ten_crop)."""
-    from pipeline.core.images import read_image
+#: unreadable images warned about one line each when skipped; the rest are counted in one line at the end
+MAX_WARNED = 5
+
+
+def warn_unreadable(path: Path, problem: str, skipped: int) -> None:
+    """The one-line stderr warning for the ``skipped``-th (1-based) unreadable image that :func:`embed_paths` leaves
+    out: the first :data:`MAX_WARNED` name their file; later ones are only counted (:func:`warn_unreadable_total`)."""
+    import sys
+
+    if skipped <= MAX_WARNED:
+        print(f"warning: {path}: {problem}; skipped", file=sys.stderr)
+
+
+def warn_unreadable_total(skipped: Sequence[Path], total: int) -> None:
+    """The closing stderr line when more images were skipped than :func:`warn_unreadable` named."""
+    import sys
+
+    if len(skipped) > MAX_WARNED:
+        print(f"warning: {len(skipped)} of {total} images could not be read and were skipped ({MAX_WARNED} named "
+              f"above)", file=sys.stderr)
+
+
+def embed_paths(embed: EmbedFn, paths: Sequence[Path], cfg: EvalConfig, progress: bool = True,
+                skipped: list[int] | None = None) -> np.ndarray:
+    """(N, D) float32 L2-normalised embeddings of image files (10-crop averaged when cfg.ten_crop). An image that
+    cannot be read (``pipeline.core.images.image_problem``: a truncated JPEG, a 0-byte file, not an image) is a
+    one-line DataError naming it, or, when ``skipped`` is a list, left out of the rows with a one-line warning
+    (:func:`warn_unreadable`) and its index appended to ``skipped``."""
+    from pipeline.core.images import image_problem, read_image
     from pipeline.core.progress import progress as progress_bar
 
     if cfg.batch_size < 1:
@@ -92,11 +118,17 @@ def embed_paths(embed: EmbedFn, paths: Sequence[Path], cfg: EvalConfig, progress
     out = []
     for s in progress_bar(range(0, len(paths), cfg.batch_size), desc="embed", unit="batch", disable=not progress):
         imgs = []
-        for p in paths[s:s + cfg.batch_size]:
+        for k, p in enumerate(paths[s:s + cfg.batch_size], s):
             img = read_image(p)
             if img is None:
-                raise DataError(p, "cannot read image")
+                if skipped is None:
+                    raise DataError(p, image_problem(p))
+                skipped.append(k)
+                warn_unreadable(p, image_problem(p), len(skipped))
+                continue
             imgs.append(img)
+        if not imgs:
+            continue
         if cfg.ten_crop:
             many = [c for img in imgs for c in ten_crop_images(img)]
             f = _l2n(np.asarray(embed(many), dtype=np.float32)).reshape(len(imgs), 10, -1).mean(1)
@@ -321,11 +353,12 @@ def single_shot_retrieval(items: Sequence[CropItem], feats: np.ndarray, trials: 
 
 @dataclass(frozen=True)
 class _Sequences:
-    """Per sequence (``protocols.folder_tracklets`` order): pids, camids, lengths (S,); gallery (S, D') the
+    """Per sequence (``protocols.folder_tracklets`` order): pids, camids, splits, lengths (S,); gallery (S, D') the
     aggregates of its frames; probes (S, D') its middle frame aggregated alone."""
 
     pids: np.ndarray
     cams: np.ndarray
+    splits: np.ndarray
     lengths: np.ndarray
     gallery: np.ndarray
     probes: np.ndarray
@@ -340,7 +373,7 @@ def _sequences(items: Sequence[CropItem], feats: np.ndarray, aggregate: Callable
     dim = feats.shape[1] if feats.ndim == 2 else 0
     stack = lambda vs: np.stack(vs) if vs else np.zeros((0, dim), np.float32)  # noqa: E731
     return _Sequences(np.array([t["pid"] for t in tracks]), np.array([t["camid"] for t in tracks]),
-                      np.array([len(i) for i in idx]),
+                      np.array([t["split"] for t in tracks]), np.array([len(i) for i in idx]),
                       stack([np.asarray(aggregate(feats[i]), np.float32) for i in idx]),
                       stack([np.asarray(aggregate(feats[i[len(i) // 2]][None]), np.float32) for i in idx]))
 
@@ -358,24 +391,34 @@ def video_retrieval(items: Sequence[CropItem], feats: np.ndarray, aggregate: Cal
     Gallery sequences of the query's identity *and* camera are excluded (the Market / MARS rule), so a query is
     matched across cameras only; queries whose identity no other camera saw are skipped (``num_skipped``), their
     sequences stay in the gallery as distractors. ``distractors``: sequences of the distractor id (0: Market-1501's
-    0000) are gallery negatives only, never queries. feats: (N, D) embeddings of ``items`` in order."""
+    0000) are gallery negatives only, never queries. Items with an official split (split ``query``: a Market-1501
+    root's ``query/``, a ``query/`` + ``gallery/`` folder) keep it: the sequences of the query split query those of
+    the gallery split only (a query crop never joins or meets a gallery sequence, as MARS / DukeMTMC-VideoReID
+    score query tracklets against gallery tracklets). feats: (N, D) embeddings of ``items`` in order."""
     seqs = _sequences(items, feats, aggregate)
     if len(seqs.pids) < 2:
         return {"num_sequences": len(seqs.pids)}
     pids, cams, gallery, probes = seqs.pids, seqs.cams, seqs.gallery, seqs.probes
-    q = np.nonzero(pids != DISTRACTOR_PID)[0] if distractors else np.arange(len(pids))
+    official = bool((seqs.splits == "query").any())
+    q = np.nonzero(seqs.splits == "query")[0] if official else np.arange(len(pids))
+    g = np.nonzero(seqs.splits == "gallery")[0] if official else np.arange(len(pids))
+    if distractors:
+        q = q[pids[q] != DISTRACTOR_PID]
     out: dict[str, Any] = {
-        "video_to_video": cmc_map_from_distances(pairwise_distances(gallery[q], gallery), pids[q], pids, cams[q], cams,
-                                                 20),
-        "image_to_video": cmc_map_from_distances(pairwise_distances(probes[q], gallery), pids[q], pids, cams[q], cams,
-                                                 20),
+        key: cmc_map_from_distances(pairwise_distances(feats_q[q], gallery[g]), pids[q], pids[g], cams[q], cams[g], 20)
+        for key, feats_q in (("video_to_video", gallery), ("image_to_video", probes))
     }
     lengths = seqs.lengths
     out.update(num_sequences=len(pids), frames_per_sequence={"min": int(lengths.min()), "median": float(np.median(lengths)),
                                                              "max": int(lengths.max())},
-               protocol="sequences per (identity, camera, sequence); video-to-video: every sequence's aggregate "
-                        "queries every other; image-to-video: its middle frame queries the same gallery; same-id "
-                        "same-camera gallery sequences excluded")
+               protocol=("official split: the query split's sequences (per identity, camera, sequence) query the "
+                         "gallery split's; video-to-video: a query sequence's aggregate, image-to-video: its middle "
+                         "frame; same-id same-camera gallery sequences excluded" if official else
+                         "sequences per (identity, camera, sequence); video-to-video: every sequence's aggregate "
+                         "queries every other; image-to-video: its middle frame queries the same gallery; same-id "
+                         "same-camera gallery sequences excluded"))
+    if official:
+        out.update(num_query_sequences=int(len(q)), num_gallery_sequences=int(len(g)))
     return out
 
 
@@ -387,10 +430,14 @@ def video_halves_retrieval(items: Sequence[CropItem], feats: np.ndarray, aggrega
     camera's sequences (video-to-video) or their middle frames (image-to-video) query the second camera's
     sequences of the same people; CMC and mAP averaged over ``trials``. A model trained elsewhere is simply scored
     on each half (what seed 004's Table 1 compares with). DataError when the items do not span exactly two
-    cameras or fewer than two people are in both; ConfigError when ``trials`` < 1. ``distractors``: the distractor
-    id (0) is nobody's person here (not one of the people both cameras saw)."""
+    cameras or fewer than two people are in both, or when they have an official query / gallery split (the halves
+    draw their own); ConfigError when ``trials`` < 1. ``distractors``: the distractor id (0) is nobody's person here
+    (not one of the people both cameras saw)."""
     if trials < 1:
         raise ConfigError(f"trials must be a positive number, got {trials}")
+    if any(it.split == "query" for it in items):
+        raise DataError("<items>", "the halves protocol draws its own query people and cannot keep an official "
+                                   "query/ gallery split: use --video-protocol all")
     cams = sorted({it.camid for it in items})
     if len(cams) != 2:
         raise DataError("<items>", f"the halves protocol needs exactly two cameras, found {len(cams)}")
@@ -429,12 +476,22 @@ def evaluate_items(items: Sequence[CropItem], embed: EmbedFn, cfg: EvalConfig, p
     :func:`video_halves_retrieval` ("halves", ``trials`` trials) per aggregator under ``"video"``.
     ``distractors``: id 0 is a distractor (Market-1501, camera folders), never a query; False where 0 is a person
     (CUHK03). A protocol with no valid query is a one-line DataError (callers with a folder name check first:
-    ``protocols.folder_protocol_problem``)."""
+    ``protocols.folder_protocol_problem``). Crops that cannot be read (a truncated JPEG: :func:`embed_paths`) are
+    warned about on stderr, one line each naming the file (a count at the end when more than :data:`MAX_WARNED`),
+    left out of the scoring and listed under ``"unreadable"``."""
     if not items:
         raise DataError("<items>", "no crops to evaluate")
     if protocol == "single_shot" and trials < 1:
         raise ConfigError(f"trials must be a positive number, got {trials}")
-    feats = embed_paths(embed, [it.path for it in items], cfg, progress)
+    skipped: list[int] = []
+    feats = embed_paths(embed, [it.path for it in items], cfg, progress, skipped)
+    unreadable = [items[i].path for i in skipped]
+    if skipped:  # scored without them, said on stderr and in the metrics
+        warn_unreadable_total(unreadable, len(items))
+        gone = set(skipped)
+        items = [it for i, it in enumerate(items) if i not in gone]
+        if not items:
+            raise DataError("<items>", "no crop could be read")
     if protocol == "single_shot":
         ret = single_shot_retrieval(items, feats, trials, seed, cfg, distractors)
     else:
@@ -443,7 +500,8 @@ def evaluate_items(items: Sequence[CropItem], embed: EmbedFn, cfg: EvalConfig, p
         raise DataError("<items>", f"0 valid queries under the {protocol} protocol (no query person has a gallery "
                                    "image from another camera)")
     out = {"config": asdict(cfg), "num_test_crops": len(items), "num_test_ids": len({it.pid for it in items}),
-           "num_cameras": len({it.camid for it in items}), "retrieval": ret}
+           "num_cameras": len({it.camid for it in items}), "retrieval": ret,
+           "unreadable": [str(p) for p in unreadable]}
     if video:
         out["video"] = {name: video_retrieval(items, feats, agg, distractors) if video_protocol == "all"
                         else video_halves_retrieval(items, feats, agg, trials, seed, distractors=distractors)

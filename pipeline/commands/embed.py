@@ -85,6 +85,14 @@ def output_path(out: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the command with owner-only outputs (``reid_models.run_report.private_umask``: 0600 / 0700)."""
+    from reid_models.run_report import private_umask
+
+    with private_umask():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from pipeline.commands.eval_reid import load_encoder

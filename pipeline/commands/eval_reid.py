@@ -104,16 +104,19 @@ def build_aggregators(lstm: Path | None, encoder_version: str = "") -> dict:
     return aggs
 
 
+MARKET_NAME_RE = r"^-?\d+_c\d"  # Market-1501 0002_c1s1_000451_03.jpg, DukeMTMC 0005_c2_f0046985.jpg
+
+
 def folder_format(folder: Path, fmt: str) -> str:
-    """'market', 'cuhk03', 'cuhk01', 'mars' or 'cameras' for an image folder (``auto``: market for a Market-1501 root
-    with its sub-folders or when the first image name has ``_c<digit>``, cuhk03 when it is ``<digits>_<digits>``,
-    cuhk01 when it is seven digits and every image number is 001-004 (else a one-line DataError: CAVIAR4REID's
-    001-010 are not CUHK01's cameras), cameras for a folder without images of its own but with sub-folders (per
-    camera, of images or of per-person sequences; ``load_camera_folders`` says what is wrong otherwise) and for a
-    ``query/`` + ``gallery/`` pair without ``bounding_box_*`` folders, mars when the first image of its first
-    sub-folder with images is named ``<pid>C<cam>T<tracklet>F<frame>``; DataError naming the image when
-    it is neither, the folder when it has no image, is a MARS root (``bbox_train/``, ``bbox_test/``) or holds
-    per-person sub-folders (MSMT17 ``test/<pid>/``: ``index.check_not_per_person``))."""
+    """'market', 'cuhk03', 'cuhk01', 'mars' or 'cameras' for an image folder (``auto``: for a folder with ``query/``
+    or ``bounding_box_*/`` sub-folders :func:`root_format` decides; market when the first image name has
+    ``_c<digit>``, cuhk03 when it is ``<digits>_<digits>``, cuhk01 when it is seven digits and every image number is
+    001-004 (else a one-line DataError: CAVIAR4REID's 001-010 are not CUHK01's cameras), cameras for a folder
+    without images of its own but with sub-folders (per camera, of images or of per-person sequences;
+    ``load_camera_folders`` says what is wrong otherwise), mars when the first image of its first sub-folder with
+    images is named ``<pid>C<cam>T<tracklet>F<frame>``; DataError naming the image when it is neither, the folder
+    when it has no image, is a MARS root (``bbox_train/``, ``bbox_test/``) or holds per-person sub-folders (MSMT17
+    ``test/<pid>/``: ``index.check_not_per_person``))."""
     import re
 
     from pipeline.core.errors import DataError
@@ -127,10 +130,7 @@ def folder_format(folder: Path, fmt: str) -> str:
     if not folder.is_dir():
         raise DataError(folder, "no such folder")
     if has_market_subfolders(folder):
-        if not any((folder / sub).is_dir() for sub in ("bounding_box_test", "bounding_box_train")) \
-                and len(camera_subfolders(folder)) >= 2:
-            return "cameras"  # query/ + gallery/ (or probe/): a two-camera pair, not a Market-1501 root
-        return "market"
+        return root_format(folder)
     images = image_files(folder)
     subs = sub_folders(folder)
     mars = [d.name + "/" for d in subs if d.name in ("bbox_train", "bbox_test")]
@@ -144,7 +144,7 @@ def folder_format(folder: Path, fmt: str) -> str:
         return "cameras"  # its reader names what is wrong with a folder of sub-folders
     if not images:
         raise DataError(folder, "no images in the folder (nor two or more camera sub-folders of images)")
-    if re.match(r"^-?\d+_c\d", images[0].name):
+    if re.match(MARKET_NAME_RE, images[0].name):
         return "market"
     if re.match(r"^\d+_\d+$", images[0].stem):
         return "cuhk03"
@@ -160,27 +160,70 @@ def folder_format(folder: Path, fmt: str) -> str:
                                "one sub-folder per camera is a further layout (--format picks one)")
 
 
+def root_format(folder: Path) -> str:
+    """The format of a folder with a ``query/``, ``bounding_box_test/`` or ``bounding_box_train/`` sub-folder:
+    ``market`` when its first image (``query/`` first) has a Market-1501 / DukeMTMC name (a ``query/`` +
+    ``gallery/`` pair of such names included: ``index.market_gallery_folder``), ``cameras`` for a ``query/`` +
+    ``gallery/`` (or ``probe/``) pair of other names without ``bounding_box_*`` folders (two cameras, ``query/`` the
+    queries); else a one-line DataError naming the image and the readers that fit other names."""
+    import re
+
+    from pipeline.core.errors import DataError
+    from reid_models.datasets.index import camera_subfolders, image_files
+
+    firsts = [files[0] for sub in ("query", "bounding_box_test", "bounding_box_train", "gallery")
+              if (folder / sub).is_dir() and (files := image_files(folder / sub))]
+    if not firsts or re.match(MARKET_NAME_RE, firsts[0].name):
+        return "market"  # its reader names what is wrong with an empty root
+    bbox = any((folder / sub).is_dir() for sub in ("bounding_box_test", "bounding_box_train"))
+    if not bbox and len(camera_subfolders(folder)) >= 2:
+        return "cameras"  # query/ + gallery/ of VIPeR-style names: a two-camera pair, not a Market-1501 root
+    raise DataError(firsts[0], "file name is not Market-1501 style <pid>_c<cam>s<seq>_<frame>_<n>.jpg, which a folder "
+                               "with query/ or bounding_box_*/ needs (query/ + bounding_box_test/ or gallery/); a "
+                               "query/ + gallery/ pair of other names is read as two cameras (--format cameras)")
+
+
+def query_gallery_split(folder: Path, items: list) -> list:
+    """``items`` of a ``--format cameras`` folder whose camera sub-folders are exactly ``query/`` and ``gallery/``
+    (any case) with split ``query`` / ``gallery`` by folder (its official split: every ``query/`` image queries
+    ``gallery/``, as for a Market-1501 root); other folders' items unchanged."""
+    import dataclasses
+
+    from reid_models.datasets.index import camera_subfolders
+
+    names = [d.name.lower() for d in camera_subfolders(folder)]
+    if sorted(names) != ["gallery", "query"]:
+        return items
+    query_cam = names.index("query")  # camid = the camera folder's index in camera_subfolders order
+    return [dataclasses.replace(it, split="query" if it.camid == query_cam else "gallery") for it in items]
+
+
 def folder_test_items(folder: Path, fmt: str) -> list:
     """The crops ``eval-reid --folder`` scores: a Market-1501 root with ``query/`` gives its official split
     (query + ``bounding_box_test/`` gallery, distractors kept, ``bounding_box_train/`` left out); any other
     folder gives all its crops with a valid identity, every identity a test identity. A Market-1501 root whose
     ``query/`` or ``bounding_box_test/`` is missing or holds no image is a one-line DataError (its
-    ``bounding_box_train/`` people are never scored as test people)."""
+    ``bounding_box_train/`` people are never scored as test people). A ``query/`` + ``gallery/`` folder is scored
+    on that split too: Market-style names as a Market-1501 root (``gallery/`` for ``bounding_box_test/``), other
+    names as two cameras (:func:`query_gallery_split`)."""
     from pipeline.core.errors import DataError
-    from reid_models.datasets.index import has_market_subfolders, image_files, load_reid_folder
+    from reid_models.datasets.index import has_market_subfolders, image_files, load_reid_folder, market_gallery_folder
 
     if fmt == "market" and folder.is_dir() and has_market_subfolders(folder) and (
-            (folder / "query").is_dir() or (folder / "bounding_box_test").is_dir()):
-        if not (folder / "bounding_box_test").is_dir() or not image_files(folder / "bounding_box_test"):
-            raise DataError(folder, "has query/ but no bounding_box_test/ gallery")
+            (folder / "query").is_dir() or market_gallery_folder(folder).is_dir()):
+        gallery = market_gallery_folder(folder)
+        if not gallery.is_dir() or not image_files(gallery):
+            raise DataError(folder, "has query/ but no bounding_box_test/ (or gallery/) gallery")
         if not (folder / "query").is_dir() or not image_files(folder / "query"):
-            raise DataError(folder, "a Market-1501 root with no images in query/: its official split scores query/ "
-                                    "against bounding_box_test/ (bounding_box_train/ people are never test people)")
+            raise DataError(folder, f"a Market-1501 root with no images in query/: its official split scores query/ "
+                                    f"against {gallery.name}/ (bounding_box_train/ people are never test people)")
     items = load_reid_folder(folder, fmt, None)
+    if fmt == "cameras":
+        items = query_gallery_split(folder, items)
     if any(it.split == "query" for it in items):
         items = [it for it in items if it.split in ("query", "gallery")]
         if not any(it.split == "gallery" for it in items):
-            raise DataError(folder, "has query/ but no bounding_box_test/ gallery")
+            raise DataError(folder, "has query/ but no bounding_box_test/ (or gallery/) gallery")
         return items
     if fmt == "market":  # junk (-1) and distractors (0) are not people there; CUHK03's 0000 is a person
         items = [it for it in items if it.pid > 0]
@@ -219,6 +262,10 @@ def run(args: argparse.Namespace) -> int:
             raise DataError(args.folder, problem)
         video = args.video == "on" or (args.video == "auto" and (
             fmt == "mars" or (fmt == "cameras" and has_sequences(args.folder))))
+        if video and args.video_protocol == "halves" and any(it.split == "query" for it in items):
+            raise DataError(args.folder, "--video-protocol halves draws its own query people and cannot keep this "
+                                         "folder's official query/gallery split: use --video-protocol all (the "
+                                         "query split's sequences against the gallery split's)")
         enc = load_encoder(args.checkpoint, args.device, args.batch_size, args.flip)
         m = evaluate_items(items, enc.embed_crops, cfg, protocol, args.trials, progress=not args.no_progress,
                            video=build_aggregators(args.lstm, getattr(enc, "version", "")) if video else None,

@@ -38,7 +38,40 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
+#: gt whose frames span less than this fraction of the sequence (or of 1..--max-frame) is warned about
+MIN_GT_SPAN = 0.5
+
+
+def gt_span_warning(seq, gt_frames, max_frame: int | None = None) -> str | None:
+    """A one-line warning when the gt frames (array-like) of ``seq`` (a MOTSequence) span less than
+    :data:`MIN_GT_SPAN` of its frames 1..seqLength (1..``max_frame`` when smaller): the mark of a gt.txt copied
+    from another, shorter sequence (every MOT15 / MOT17 train sequence's gt spans all its frames). None when the
+    span is fine or there is no gt row."""
+    import numpy as np
+
+    frames = np.asarray(gt_frames)
+    if frames.size == 0:
+        return None
+    n = min(seq.info.seq_length, max_frame) if max_frame else seq.info.seq_length
+    first, last = int(frames.min()), int(frames.max())
+    if last - first + 1 >= MIN_GT_SPAN * n:
+        return None
+    names = "" if seq.info.name == seq.name else f"; seqinfo.ini names it {seq.info.name!r}, the folder is {seq.name!r}"
+    return (f"warning: {seq.gt_path()}: gt spans frames {first}..{last} only, of the sequence's 1..{n}: is it this "
+            f"sequence's gt{names}?")
+
+
 def run(args: argparse.Namespace) -> int:
+    """Run the command with owner-only outputs (``reid_models.run_report.private_umask``: 0600 / 0700)."""
+    from reid_models.run_report import private_umask
+
+    with private_umask():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    import sys
+
     from pipeline.core.errors import DataError
     from pipeline.mot import MOTSequence
     from reid_models.datasets.mot_builder import BuildConfig, SequenceInput, build_dataset, format_summary
@@ -49,7 +82,11 @@ def run(args: argparse.Namespace) -> int:
         s = MOTSequence(d)
         if not s.has_frames():
             raise DataError(d, "sequence has no frames (img1/ missing); the generator needs images")
-        seqs.append(SequenceInput(s.name, s.gt(), (s.info.im_width, s.info.im_height), s.frame_image))
+        gt = s.gt()
+        warning = gt_span_warning(s, gt.frame, args.max_frame)
+        if warning:
+            print(warning, file=sys.stderr)
+        seqs.append(SequenceInput(s.name, gt, (s.info.im_width, s.info.im_height), s.frame_image))
     cfg = BuildConfig(
         selection=SelectionConfig(min_vis=args.min_vis, min_height=args.min_height, min_width=args.min_width,
                                   stride=args.stride, max_frame=args.max_frame),

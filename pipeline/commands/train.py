@@ -18,10 +18,35 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="auto | cpu | cuda[:N] (overrides the config)")
     p.add_argument("--out", type=Path, default=None, help="output folder (overrides output_dir)")
     p.add_argument("--epochs", type=int, default=None, help="override the number of epochs")
-    p.add_argument("--data", nargs="+", default=None, help="override data.datasets (dataset folders)")
+    p.add_argument("--data", nargs="+", default=None,
+                   help="override data.datasets (dataset folders), read with the format the config's datasets share "
+                        "(their own format: or data.format; a one-line error when they differ)")
+
+
+def data_override(cfg, folders: list[str], config: Path) -> list[dict]:
+    """``data.datasets`` entries for ``train --data FOLDER...``: each folder read with the format every dataset of
+    ``cfg`` (a TrainConfig) resolves to (an entry's ``format:``, else ``data.format``), so that ``--data`` swaps
+    the folders, not their reader. ConfigError (one line naming ``config``) when the config's datasets use
+    different formats, since which one a new folder has cannot be told."""
+    from pipeline.core.errors import ConfigError
+
+    formats = sorted({e.format for e in cfg.data.entries()})
+    if len(formats) > 1:
+        raise ConfigError(f"{config}: --data: the config's datasets are read with different formats "
+                          f"({', '.join(formats)}), so the format of the --data folders is unknown: give one config "
+                          "per format or edit data.datasets")
+    return [{"path": f, "format": formats[0]} for f in folders]
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the command with owner-only outputs (``reid_models.run_report.private_umask``: 0600 / 0700)."""
+    from reid_models.run_report import private_umask
+
+    with private_umask():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from pipeline.core.configio import load_config, validate
     from reid_models.config import TrainConfig
     from reid_models.training import train_from_config
@@ -36,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         data = cfg.model_dump()
         data.update(overrides)
         if args.data:
-            data["data"]["datasets"] = list(args.data)
+            data["data"]["datasets"] = data_override(cfg, list(args.data), args.config)
         cfg = validate(TrainConfig, data, f"{args.config} (with command-line overrides)")
     resume, restart = args.resume, False
     if resume == "auto" and cfg.task == "lstm":

@@ -134,6 +134,18 @@ def sub_folders(folder: Path) -> list[Path]:
 
 #: Market-1501's sub-folders and the split each one's crops get
 MARKET_SUBFOLDERS = {"bounding_box_train": "train", "query": "query", "bounding_box_test": "gallery"}
+#: the gallery folder of a ``query/`` + ``gallery/`` root of Market-style names (a re-packed Market-1501 / DukeMTMC
+#: test split): read where there is no ``bounding_box_test/``
+PLAIN_GALLERY = "gallery"
+
+
+def market_gallery_folder(folder: Path) -> Path:
+    """The gallery folder of a Market-1501-style root: ``bounding_box_test/``, or ``gallery/`` when the root has
+    ``query/`` and ``gallery/`` but no ``bounding_box_test/``."""
+    folder = Path(folder)
+    if not (folder / "bounding_box_test").is_dir() and (folder / "query").is_dir() and (folder / PLAIN_GALLERY).is_dir():
+        return folder / PLAIN_GALLERY
+    return folder / "bounding_box_test"
 
 
 def _market_files(folder: Path, split: str, keep_distractors: bool = False) -> list[CropItem]:
@@ -160,15 +172,17 @@ def load_market_folder(folder: Path, split: str = "train") -> list[CropItem]:
 
     If ``folder`` has the Market-1501 sub-folders, they are loaded as splits
     ``bounding_box_train`` -> train, ``query`` -> query, ``bounding_box_test`` -> gallery (where the
-    distractors, id 0000, are kept: the official protocol ranks them as gallery negatives);
-    otherwise the images directly in ``folder`` are loaded with ``split``.
+    distractors, id 0000, are kept: the official protocol ranks them as gallery negatives; a ``query/`` +
+    ``gallery/`` root without ``bounding_box_test/`` has its ``gallery/`` read as the gallery:
+    :func:`market_gallery_folder`); otherwise the images directly in ``folder`` are loaded with ``split``.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(folder, "no such folder")
     if has_market_subfolders(folder):
         items: list[CropItem] = []
-        for sub, sp in MARKET_SUBFOLDERS.items():
+        subs = {"bounding_box_train": "train", "query": "query", market_gallery_folder(folder).name: "gallery"}
+        for sub, sp in subs.items():
             if (folder / sub).is_dir():
                 items += _market_files(folder / sub, sp, keep_distractors=sp == "gallery")
         if not any(it.pid > 0 for it in items):

@@ -168,14 +168,15 @@ def folder_protocol_problem(items: Sequence[CropItem], protocol: str, distractor
 def folder_tracklets(items: Sequence[CropItem]) -> list[dict]:
     """Per-camera sequences of image-folder crops as tracklets (seed 004's image-to-video training data).
 
-    One tracklet per (identity, camera, sequence), crops ordered by frame: a Market-1501 identity's
-    crops in one camera and recording sequence, or CUHK03's 5 images of an identity in one camera.
+    One tracklet per (identity, camera, sequence, split), crops ordered by frame: a Market-1501 identity's
+    crops in one camera and recording sequence, or CUHK03's 5 images of an identity in one camera. The split
+    is part of the key, so a query/ crop never joins a gallery sequence (a Market-1501 root's official split).
     Same dict layout as ``load_tracklets``: pid, camid, seq, split, frames, paths."""
-    groups: dict[tuple[int, int, str], list[CropItem]] = {}
+    groups: dict[tuple[int, int, str, str], list[CropItem]] = {}
     for it in items:
-        groups.setdefault((it.pid, it.camid, it.seq), []).append(it)
+        groups.setdefault((it.pid, it.camid, it.seq, it.split), []).append(it)
     out = []
-    for (pid, camid, seq), g in sorted(groups.items()):
+    for (pid, camid, seq, _), g in sorted(groups.items()):
         g = sorted(g, key=lambda it: (it.frame, str(it.path)))
         out.append({"pid": pid, "camid": camid, "seq": seq, "split": g[0].split,
                     "frames": [it.frame for it in g], "paths": [it.path for it in g]})
@@ -193,11 +194,15 @@ def identities_in_several_cameras(items: Sequence[CropItem]) -> list[CropItem]:
 
 def thin_sequences(items: Sequence[CropItem], max_frames: int) -> list[CropItem]:
     """At most ``max_frames`` frames of each sequence (:func:`folder_tracklets`), evenly spaced in frame order (the
-    first and the last kept), the items' order otherwise kept; ``max_frames`` <= 0 keeps everything."""
+    first and the last kept), the items' order otherwise kept; ``max_frames`` <= 0 keeps everything. Items of split
+    ``query`` (an official split's queries: a Market-1501 root's ``query/``) are all kept: the cap bounds the
+    embedding time of long sequences, it never changes the protocol's queries."""
     if max_frames <= 0:
         return list(items)
-    keep: set = set()
+    keep: set = {it.path for it in items if it.split == "query"}
     for t in folder_tracklets(items):
+        if t["split"] == "query":
+            continue
         n = len(t["paths"])
         keep.update(t["paths"][int(k)] for k in np.unique(np.round(np.linspace(0, n - 1, min(max_frames, n)))))
     return [it for it in items if it.path in keep]

@@ -18,15 +18,15 @@ import torch
 from torch.utils.data import Dataset
 
 from pipeline.core.errors import DataError
-from pipeline.core.images import read_image
+from pipeline.core.images import image_problem, read_image
 from reid_models.datasets.index import CropItem
 
 
 def read_rgb_tensor(path: Path) -> torch.Tensor:
-    """(3, H, W) uint8 RGB tensor of an image file; DataError when unreadable."""
+    """(3, H, W) uint8 RGB tensor of an image file; DataError saying why when unreadable (a truncated JPEG...)."""
     img = read_image(path)
     if img is None:
-        raise DataError(path, "cannot read image")
+        raise DataError(path, image_problem(path))
     return torch.from_numpy(np.ascontiguousarray(img[:, :, ::-1])).permute(2, 0, 1).contiguous()
 
 
