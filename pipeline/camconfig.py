@@ -328,10 +328,15 @@ class CamsConfig(StrictModel):
     @model_validator(mode="after")
     def _unique_ids(self) -> CamsConfig:
         seen: set[str] = set()
+        folded: dict[str, str] = {}
         for cam in self.cameras:
             if cam.id in seen:
                 raise ValueError(f"duplicate camera id {cam.id!r}")
+            if cam.id.casefold() in folded:  # ids name files: mot/A.txt and mot/a.txt are one file on macOS/Windows
+                raise ValueError(f"camera ids {folded[cam.id.casefold()]!r} and {cam.id!r} differ only by case;"
+                                 " they name the same output files on case-insensitive file systems")
             seen.add(cam.id)
+            folded[cam.id.casefold()] = cam.id
         known = seen
         for group in self.matching.overlapping_cameras:
             for cid in group:

@@ -329,6 +329,7 @@ def _open_writers(cuts: list[CameraCut], out_dir: Path, fmt: str, fps: float) ->
         cam_dir = out_dir / c.cam_id
         if fmt == "mp4":
             cam_dir.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(cam_dir / "img1", ignore_errors=True)  # an earlier --format images build's frames
             path = _partial_video(out_dir, c.cam_id)
             w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (c.width, c.height))
             if not w.isOpened():
@@ -336,6 +337,7 @@ def _open_writers(cuts: list[CameraCut], out_dir: Path, fmt: str, fps: float) ->
             writers[c.cam_id] = w
         else:
             shutil.rmtree(cam_dir / "img1", ignore_errors=True)
+            (cam_dir / "video.mp4").unlink(missing_ok=True)  # an earlier mp4 build's video
             (cam_dir / "img1").mkdir(parents=True, exist_ok=True)
             writers[c.cam_id] = cam_dir / "img1"
     return writers

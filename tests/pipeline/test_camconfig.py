@@ -76,6 +76,9 @@ def test_bad_values_name_their_path(tmp_path):
     data["cameras"][1]["id"] = "a"
     assert "duplicate camera id 'a'" in _error(tmp_path, data)
     data = _base(tmp_path)
+    data["cameras"][1]["id"] = data["cameras"][0]["id"].upper()  # one file on case-insensitive file systems
+    assert "differ only by case" in _error(tmp_path, data)
+    data = _base(tmp_path)
     data["encoder"] = {"backend": "tensorrt"}
     assert "encoder.backend:" in _error(tmp_path, data)
 

@@ -113,6 +113,14 @@ def test_time_windows_as_image_folders(tmp_path: Path, pets_dir: Path) -> None:
     cams = yaml.safe_load((out / "cams.yaml").read_text())["cameras"]
     assert "time_offset_s" not in cams[0] and cams[1]["time_offset_s"] == pytest.approx(17 / 7, abs=1e-6)
 
+    # built again as videos into the same folder: the image frames of the first build go (a MOT folder with both
+    # would be read from its stale img1/)
+    build_virtual_cameras(pets_dir, out, "time-windows", gap=0.1, n=2, frame_range=(1, 30), progress=False)
+    assert (out / "window1" / "video.mp4").is_file() and not (out / "window1" / "img1").exists()
+    build_virtual_cameras(pets_dir, out, "time-windows", gap=0.1, n=2, frame_range=(1, 30), fmt="images",
+                          progress=False)
+    assert not (out / "window1" / "video.mp4").exists() and len(list((out / "window1" / "img1").glob("*.jpg"))) == 13
+
 
 def test_regions_windows_and_overlap_layouts() -> None:
     from pipeline.virtual_cameras import overlapping_pairs
