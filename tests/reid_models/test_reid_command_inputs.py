@@ -27,12 +27,9 @@ from reid_models.evaluate import MAX_WARNED, EvalConfig, embed_paths, evaluate_i
 
 
 @pytest.fixture(scope="module")
-def val_items(shared: Path) -> list[CropItem]:
+def val_items(cuhk03_val: list[CropItem]) -> list[CropItem]:
     """CUHK03 detected val crops of the first 8 people (5 per camera), in CUHK03 naming."""
-    val = shared / "data" / "reid" / "CUHK03" / "detected" / "val"
-    if not val.is_dir():
-        pytest.skip(f"{val}: CUHK03 not present")
-    return [it for it in load_cuhk03_folder(val, "test") if it.pid < 8]
+    return [it for it in cuhk03_val if it.pid < 8]
 
 
 def _first(items: list[CropItem], pid: int, cam: int, k: int = 0) -> Path:
