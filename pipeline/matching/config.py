@@ -43,6 +43,23 @@ class TopologyConfig(StrictModel):
     outside_window: Literal["forbid", "penalize"] = "forbid"
     penalty: float = Field(0.1, ge=0.0)
 
+    @model_validator(mode="after")
+    def _one_window_per_direction(self) -> TopologyConfig:
+        """Each direction between two cameras has one window: a link of a camera to itself, or a second link
+        covering a direction already covered (the matcher would keep one of them per direction, silently), is
+        refused. ``a -> b`` and ``b -> a`` with ``bidirectional: false`` are two directions."""
+        covered: dict[tuple[str, str], int] = {}
+        for i, link in enumerate(self.links):
+            if link.a == link.b:
+                raise ValueError(f"links.{i} links camera {link.a!r} to itself (a re-entry in one camera never"
+                                 " consults the topology; matching.reentry_max_gap_s bounds it)")
+            for edge in [(link.a, link.b)] + ([(link.b, link.a)] if link.bidirectional else []):
+                if edge in covered:
+                    raise ValueError(f"links.{i} ({link.a} -> {link.b}) repeats the direction {edge[0]} -> {edge[1]}"
+                                     f" of links.{covered[edge]}: give one window per direction")
+                covered[edge] = i
+        return self
+
 
 class AutoThresholdConfig(StrictModel):
     """Label-free threshold calibration (:mod:`pipeline.matching.calibration`).
@@ -221,3 +238,12 @@ class MatcherConfig(StrictModel):
     topology: TopologyConfig | None = None
     revise: ReviseConfig = Field(default_factory=ReviseConfig)
     index: IndexConfig = Field(default_factory=IndexConfig)
+
+    @model_validator(mode="after")
+    def _overlap_groups_declare_pairs(self) -> MatcherConfig:
+        """Each overlapping_cameras group names two or more different cameras (``[[left, left]]`` for
+        ``[[left, right]]`` would leave the real overlap undeclared, silently)."""
+        for i, group in enumerate(self.overlapping_cameras):
+            if len(set(group)) < 2:
+                raise ValueError(f"overlapping_cameras.{i} ({group}) must name two or more different cameras")
+        return self
