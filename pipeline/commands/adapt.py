@@ -108,10 +108,47 @@ def _run_folder(args: argparse.Namespace, settings) -> tuple:
     return res.report, data
 
 
+def _check_json_out(path: Path | None) -> None:
+    """DataError naming ``--json``'s path when the report could not be written there: checked before the round,
+    which may deploy a model (a report lost after that would read as a failed round)."""
+    from pipeline.core.errors import DataError
+
+    if path is None:
+        return
+    if path.is_dir():
+        raise DataError(path, "is a folder: --json names the report file")
+    existed = path.exists()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        raise DataError(path, f"cannot write the --json report ({exc.strerror or exc})") from None
+    if not existed:
+        path.unlink()
+
+
+def _check_checkpoint(args: argparse.Namespace, store) -> None:
+    """--checkpoint: a missing file is refused; one line when the store's deployed version is the base instead."""
+    import sys
+
+    from pipeline.core.errors import DataError
+
+    if args.checkpoint in (None, "default"):
+        return
+    if not Path(args.checkpoint).is_file():
+        raise DataError(Path(args.checkpoint), "no such checkpoint")
+    deployed = store.deployed_version()
+    if deployed is not None:
+        print(f"note: --checkpoint {args.checkpoint} not used: the store's deployed model version {deployed} is"
+              " the base of the round (--checkpoint applies to a store without a deployed version)", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     from pipeline.core.errors import DataError
 
     settings, overlapping = _settings(args)
+    _check_json_out(args.json)
     import torch
 
     from pipeline.adaptation.worker import adapt_once, rollback
@@ -128,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
                 old, new = rollback(store)
                 print(f"rolled back: deployed {new} (was {old})")
                 return 0
+            _check_checkpoint(args, store)
             rep = adapt_once(store, settings, args.checkpoint, non_overlapping=not overlapping,
                              progress=not args.no_progress)
         data = rep.to_json()

@@ -61,6 +61,8 @@ def _probe_crop(path: Path, box: str | None):
             raise ValueError
     except ValueError:
         raise ConfigError(f"--box: expected x,y,w,h, got {box!r}") from None
+    if not np.isfinite(tlwh).all():
+        raise ConfigError(f"--box {box}: x,y,w,h must be finite numbers of pixels")
     crop = crop_tlwh(image, tlwh, min_size=2)
     if crop is None:
         raise ConfigError(f"--box {box}: empty crop of a {image.shape[1]}x{image.shape[0]} image")

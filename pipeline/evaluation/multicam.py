@@ -26,7 +26,10 @@ import numpy as np
 from pipeline.core.errors import DataError
 from pipeline.evaluation.sequences import evaluate, evaluate_sequence
 from pipeline.mot import MOTBoxes, read_mot_file
+from pipeline.mot.boxes import check_unique_ids
 
+#: per-camera metrics whose denominator is the camera's result rows: None for a camera without any
+UNDEFINED_WITHOUT_RESULTS = ("IDP", "Prcn", "MOTP")
 GLOBAL_KEYS = ("IDF1", "IDP", "IDR", "MOTA", "IDSW", "FP", "FN")
 
 
@@ -108,15 +111,23 @@ def evaluate_multicam(gt_root: Path, results_dir: Path, benchmark: str = "MOT15"
     that found nobody)."""
     gt_root, results_dir = Path(gt_root), Path(results_dir)
     id_maps = load_identity_map(gt_root)
-    cams = sorted(id_maps) if cams is None else cams
+    cams = sorted(id_maps) if cams is None else list(cams)
+    check_cams(cams)
     check_results_dir(results_dir, cams)
     notes, pairs, gts, ress = [], [], [], []
     for cam in cams:
         gt_path = gt_root / cam / "gt" / "gt.txt"
-        gt = relabel(read_mot_file(gt_path, "gt"), id_maps.get(cam, {}), gt_path)
+        # as `eval` (pipeline/evaluation/dirs.py) and the official evaluator: rows past the camera's seqLength
+        # are a DataError naming the file (results of a longer or later frame range than this gt)
+        length = _seq_length(gt_root / cam)
+        gt = relabel(read_mot_file(gt_path, "gt", max_frame=length), id_maps.get(cam, {}), gt_path)
         res_path = results_dir / f"{cam}.txt"
         if res_path.is_file():
-            res = read_mot_file(res_path, "result")
+            res = read_mot_file(res_path, "result", max_frame=length)
+            check_unique_ids(res_path, res, "tracker")
+            if length is not None and len(res) and len(gt) and int(res.frame.max()) < int(gt.frame.min()):
+                notes.append(f"{res_path}: its rows end at frame {int(res.frame.max())}, before the gt's first"
+                             f" frame {int(gt.frame.min())}: results of another frame range?")
         else:
             notes.append(f"{res_path}: missing, camera scored as empty results")
             res = _empty_like(gt)
@@ -127,12 +138,36 @@ def evaluate_multicam(gt_root: Path, results_dir: Path, benchmark: str = "MOT15"
     stride = 1 + max([int(b.frame.max()) for b in gts + ress if len(b)] + [0])
     glob = evaluate_sequence(concat_cameras(gts, stride), concat_cameras(ress, stride), benchmark, "global")
     metrics = _metrics_of(glob)
+    per_camera = {k: dict(v) for k, v in report.per_sequence.items()}
+    for cam, _, res in pairs:  # no result rows: precision and MOTP are 0/0, undefined (printed '-')
+        if not len(res) and cam in per_camera:
+            per_camera[cam].update({k: None for k in UNDEFINED_WITHOUT_RESULTS if k in per_camera[cam]})
     return MultiCamReport(
-        per_camera={k: dict(v) for k, v in report.per_sequence.items()},
+        per_camera=per_camera,
         overall=dict(report.overall),
         global_={k: metrics[k] for k in GLOBAL_KEYS if k in metrics},
         notes=notes,
     )
+
+
+def _seq_length(cam_dir: Path) -> int | None:
+    """The camera's seqLength from ``cam_dir/seqinfo.ini`` (virtual-cameras writes it), None without one."""
+    if not (cam_dir / "seqinfo.ini").is_file():
+        return None
+    from pipeline.mot.seqinfo import read_seqinfo
+
+    return int(read_seqinfo(cam_dir).seq_length)
+
+
+def check_cams(cams: list[str]) -> None:
+    """ConfigError for an empty ``--cams`` or a camera named twice."""
+    from pipeline.core.errors import ConfigError
+
+    if not cams:
+        raise ConfigError("--cams: no camera named (leave it out to evaluate every camera of identities.json)")
+    twice = sorted({c for c in cams if cams.count(c) > 1})
+    if twice:
+        raise ConfigError(f"--cams: {', '.join(twice)} named more than once")
 
 
 def check_results_dir(results_dir: Path, cams: list[str]) -> None:

@@ -59,6 +59,8 @@ class PagedGalleryMixin:
         kind = self.config.index.kind
         self._use_index = kind == "faiss" or (kind == "auto" and (index is not None or faiss_available()))
         self._pager = pager
+        # the model version the pager pages (a resumed run's new pager is given it again: attach_pager)
+        self._pager_version = getattr(pager, "model_version", None)
         self._index = index if self._use_index else None
         self._trained_on = index.trained_on if index is not None else 0
         self._dirty: set[int] = set()
@@ -81,7 +83,12 @@ class PagedGalleryMixin:
         return state
 
     def attach_pager(self, pager: IdentityPager) -> None:
-        """(Re-)attach the store after unpickling; the index is rebuilt from it at the next call."""
+        """(Re-)attach the store after unpickling; the index is rebuilt from it at the next call. A pager
+        without a model version pages the one this matcher's gallery was loaded with (see
+        :func:`~pipeline.store.queries.gallery_model_version`)."""
+        version = self.__dict__.get("_pager_version")
+        if version is not None and getattr(pager, "model_version", version) is None:
+            pager.use_model_version(version)
         self._pager = pager
         self._index = None
         self._pager_base = pager.count() if self._use_index else 0

@@ -30,8 +30,9 @@ at once (:func:`recluster_run`):
    Deterministic from embeddings and times, so still idempotent.
 
 Ids: clusters, in order of their first tracklet, keep the old global id that most of their
-tracklets had (ties: the smaller id), when no earlier cluster took it; otherwise the store
-allocates a new id. So a run whose clustering does not change keeps every id, and re-running the
+tracklets had (ties: the smaller id), when no earlier cluster took it; otherwise the id its first
+tracklet appeared with before a merge moved it, when that id is free (as the online revision: a track
+that leaves an identity takes back its first id), else the store allocates a new id. So a run whose clustering does not change keeps every id, and re-running the
 re-clustering changes nothing (idempotent: clustering reads only embeddings and times, never the
 current ids). Identities left without any tracklet (in any run) are deleted; prototypes, first/
 last seen and cameras of the touched identities are recomputed from their members (prototype =
@@ -40,7 +41,8 @@ normalised mean of the members' embeddings of the chosen version).
 Events: one ``merge`` per identity absorbed into another (payload: ``ids`` [into, absorbed],
 ``into``, ``absorbed``, ``tracklets`` moved, ``threshold``), at the camera and start time of the
 first moved tracklet; one ``split`` per old identity whose tracklets now belong to several
-(``ids``: old first, then the others). In the store and appended to ``events.jsonl``.
+(``ids``: old first, then the others; ``tracklet_ids``: the tracklets that left it). Aliases of absorbed
+ids follow the tracklets their merges moved (:meth:`~pipeline.store.IdentityStore.repair_aliases`). In the store and appended to ``events.jsonl``.
 ``mot_global/<cam>.txt`` is rewritten from the stored tracklets' frames and boxes (one box per
 (camera, frame, global id), the earlier-starting tracklet's box first), rows sorted by frame then id.
 """
@@ -184,11 +186,14 @@ def recluster_run(store, run_id: int, config: MatcherConfig, threshold: float | 
     """Re-cluster run ``run_id``'s stored tracklets and rewrite its global ids (see the module doc).
 
     ``store``: an :class:`~pipeline.store.IdentityStore` opened for writing; ``out_dir``: the run's
-    outputs folder (``mot_global/`` is rewritten and ``events.jsonl`` appended when present there);
+    outputs folder (``mot_global/`` is rewritten and ``events.jsonl`` appended when present there, or
+    created in a folder that has no ``mot_global/`` yet: a fresh ``--out``);
     None = the store only. The store changes in one transaction.
     """
     from pipeline.matching.matcher import CrossCameraMatcher
 
+    # a folder that is not a run's outputs folder yet (a fresh --out): events.jsonl is created there
+    fresh_out = out_dir is not None and not (Path(out_dir) / "mot_global").exists()
     tracklets = store.tracklets(run_id=run_id)
     tracklets.sort(key=lambda t: (t.start_time, t.cam_id, t.track_id, t.tracklet_id))
     version = _pick_version(store, tracklets) or ""
@@ -211,11 +216,12 @@ def recluster_run(store, run_id: int, config: MatcherConfig, threshold: float | 
                           suspected_overlaps=suspected_overlaps(items, dist, cannot & has[:, None] & has[None, :]))
     with store.transaction():
         labels: dict[int, int] = {}
-        for members, pick in zip(clusters, picks):
+        back = _first_ids_back(store, tracklets, clusters, picks)
+        for k, (members, pick) in enumerate(zip(clusters, picks)):
             if pick is None:
                 first = tracklets[members[0]]
                 proto = unit_mean(np.stack([items[i].vector for i in members]))
-                pick = store.new_identity(proto, first.start_time, first.cam_id, None, version or None)
+                pick = store.new_identity(proto, first.start_time, first.cam_id, back.get(k), version or None)
             for i in members:
                 labels[tracklets[i].tracklet_id] = pick
                 if old[i] != pick:
@@ -234,11 +240,13 @@ def recluster_run(store, run_id: int, config: MatcherConfig, threshold: float | 
                     into, src = next((g for g in pl["into"] if g != pl["from"]), pl["from"]), pl["from"]
                 store.record_change(run_id, ev["kind"], ev["global_id"], into, src, ev["cam_id"], ev["t"],
                                     pl.get("tracklet_ids", []), payload=pl)
+        if hasattr(store, "repair_aliases"):  # aliases follow the tracklets their merges moved
+            store.repair_aliases(touched)
     if out_dir is not None:
         out_dir = Path(out_dir)
         res.mot_files = [str(p) for p in write_global_mot(tracklets, labels, out_dir / "mot_global")]
         events_path = out_dir / "events.jsonl"
-        if events_path.is_file() and (res.merges or res.splits):
+        if (events_path.is_file() or fresh_out) and (res.merges or res.splits):
             from pipeline.sinks.events import EventSink
 
             sink = EventSink(events_path, append=True)
@@ -248,6 +256,29 @@ def recluster_run(store, run_id: int, config: MatcherConfig, threshold: float | 
             finally:
                 sink.close()
     return res
+
+
+def _first_ids_back(store, tracklets, clusters, picks) -> dict[int, int]:
+    """cluster index -> a freed id for a cluster that needs a new one: the id its first tracklet appeared
+    with before a merge moved it (the online revision's rule: a track that leaves an identity takes back its
+    first id), when no cluster keeps that id and the store has no identity of that id."""
+    if not hasattr(store, "first_ids"):
+        return {}
+    need = [k for k, p in enumerate(picks) if p is None]
+    first = store.first_ids([tracklets[i].tracklet_id for k in need for i in clusters[k]]) if need else {}
+    taken = {p for p in picks if p is not None}
+    out: dict[int, int] = {}
+    for k in need:
+        for i in clusters[k]:
+            gid = first.get(tracklets[i].tracklet_id)
+            if gid is None or gid in taken:
+                continue
+            if store.db.query("SELECT 1 FROM identities WHERE global_id=?", (gid,)) or store.has_members(gid):
+                continue
+            out[k] = gid
+            taken.add(gid)
+            break
+    return out
 
 
 def _merge_split_events(tracklets, clusters, old, labels, thr) -> tuple[list[dict], list[dict]]:
@@ -279,8 +310,10 @@ def _merge_split_events(tracklets, clusters, old, labels, thr) -> tuple[list[dic
         if len(new_ids) > 1:
             first = by_old[gid][0]
             others = [g for g in new_ids if g != gid]
+            left = [t.tracklet_id for t in by_old[gid] if labels[t.tracklet_id] != gid]
             splits.append({"kind": "split", "global_id": gid, "cam_id": first.cam_id, "t": first.start_time,
-                           "payload": {"ids": [gid] + others, "from": gid, "into": new_ids, "by": "recluster"}})
+                           "payload": {"ids": [gid] + others, "from": gid, "into": new_ids,
+                                       "tracklets": len(left), "tracklet_ids": left, "by": "recluster"}})
     key = lambda e: (e["t"], e["cam_id"], e["global_id"], e["kind"])  # noqa: E731
     return sorted(merges, key=key), sorted(splits, key=key)
 

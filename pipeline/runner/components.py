@@ -167,6 +167,7 @@ def build_identity_parts(cfg: CamsConfig, store, encoder_version: str) -> tuple[
     from pipeline.matching.matcher import CrossCameraMatcher
     from pipeline.store.calibration import restore_calibration
     from pipeline.store.prototypes import PrototypeTable
+    from pipeline.store.queries import gallery_model_version, left_out_identities
     from reid_models.aggregation import build_aggregator
 
     ckpt = Path(cfg.aggregation.checkpoint) if cfg.aggregation.checkpoint else None
@@ -177,9 +178,14 @@ def build_identity_parts(cfg: CamsConfig, store, encoder_version: str) -> tuple[
                     "its tracklet descriptors will be off (train it again on this encoder)", ckpt, trained_on,
                     encoder_version)
     mcfg = cfg.matcher_config()
-    gallery = store.load_gallery(limit=mcfg.max_gallery, max_spans=mcfg.max_spans)
+    # only identities whose prototypes are of the model that embeds this run's tracklets (docs/pipeline.md)
+    version = gallery_model_version(store, encoder_version, adapting=cfg.adapt.enabled) if encoder_version else None
+    note = left_out_identities(store, version) if version else None
+    if note:
+        log.warning(note)
+    gallery = store.load_gallery(limit=mcfg.max_gallery, max_spans=mcfg.max_spans, model_version=version)
     # the store pages identities beyond max_gallery in and out once the ANN index is in force (docs/gallery.md)
-    pager = PrototypeTable(store, mcfg.index.cache_size)
+    pager = PrototypeTable(store, mcfg.index.cache_size, model_version=version)
     if mcfg.index.warm_cache and mcfg.index.kind != "exact":
         t0 = time.perf_counter()
         warmed = pager.warm(mcfg.max_spans, skip=[g.global_id for g in gallery])

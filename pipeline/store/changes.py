@@ -5,7 +5,9 @@ Every merge or split the matcher's window re-solve (or the batch re-clustering) 
 moved tracklet, the moved tracklet ids (JSON), the evidence (average cosine distance, calibrated
 probability) and the full event payload. A merge also records ``absorbed -> current`` in
 ``identity_aliases``; aliases that pointed at the absorbed id are moved to the new one, so every
-alias names an identity that still exists (chains are resolved when written, not when read).
+alias names an identity that still exists (chains are resolved when written, not when read). A split
+(online or by ``recluster``) repairs the aliases to the identity it split (:meth:`ChangesMixin.repair_aliases`):
+an alias follows the tracklets its merge moved, or is dropped when the absorbed id holds tracklets again.
 """
 
 from __future__ import annotations
@@ -48,7 +50,67 @@ class ChangesMixin:
                           " ON CONFLICT(absorbed_id) DO UPDATE SET current_id=excluded.current_id,"
                           " change_id=excluded.change_id, t=excluded.t", (int(from_id), int(into_id), change_id, t))
             c.execute("DELETE FROM identity_aliases WHERE absorbed_id = ?", (int(into_id),))  # into exists again
+            if kind == "split":  # tracklets left from_id: aliases to it may now name the wrong identity
+                self.repair_aliases([int(from_id)])
             return change_id
+
+    def repair_aliases(self, current_ids: list[int] | None = None) -> dict[str, int]:
+        """Keep ``identity_aliases`` true after tracklets moved (a split, a re-clustering): an alias
+        ``absorbed -> current`` stands for the tracklets its merge moved (the change's ``tracklets_json``).
+        When ``absorbed`` holds tracklets again, the alias is dropped; when most of those tracklets now
+        belong to another identity, the alias is re-pointed there; when none is assigned any more, it is
+        dropped. ``current_ids``: only aliases to those identities (None: all). An alias whose merge recorded
+        no tracklets (an old store) is left alone. Returns {"repointed": n, "dropped": n}."""
+        if not self._has_table("identity_aliases"):
+            return {"repointed": 0, "dropped": 0}
+        sql = ("SELECT a.absorbed_id, a.current_id, c.tracklets_json FROM identity_aliases a"
+               " LEFT JOIN identity_changes c ON c.change_id = a.change_id")
+        params: list = []
+        if current_ids is not None:
+            ids = sorted({int(g) for g in current_ids})
+            if not ids:
+                return {"repointed": 0, "dropped": 0}
+            sql += f" WHERE a.current_id IN ({','.join('?' * len(ids))})"
+            params = ids
+        out = {"repointed": 0, "dropped": 0}
+        with self.db.transaction() as c:
+            for absorbed, current, tjson in c.execute(sql, params).fetchall():
+                tids = [int(t) for t in json.loads(tjson or "[]")]
+                if c.execute("SELECT 1 FROM assignments WHERE global_id=? LIMIT 1", (int(absorbed),)).fetchone():
+                    holder = int(absorbed)  # the absorbed id exists again
+                elif not tids:
+                    continue
+                else:
+                    rows = c.execute("SELECT global_id, COUNT(*) FROM assignments WHERE tracklet_id IN"
+                                     f" ({','.join('?' * len(tids))}) GROUP BY global_id", tids).fetchall()
+                    votes = {int(g): int(n) for g, n in rows}
+                    if not votes:
+                        holder = None
+                    elif votes.get(int(current), 0) == max(votes.values()):
+                        continue  # still true
+                    else:
+                        holder = min(votes, key=lambda g: (-votes[g], g))
+                if holder is None or holder == int(absorbed):
+                    c.execute("DELETE FROM identity_aliases WHERE absorbed_id=?", (int(absorbed),))
+                    out["dropped"] += 1
+                else:
+                    c.execute("UPDATE identity_aliases SET current_id=? WHERE absorbed_id=?", (holder, int(absorbed)))
+                    out["repointed"] += 1
+        return out
+
+    def first_ids(self, tracklet_ids: list[int]) -> dict[int, int]:
+        """tracklet_id -> the id it had before its first recorded merge moved it (the identity it appeared
+        with), for those of ``tracklet_ids`` that a merge moved."""
+        if not tracklet_ids or not self._has_table("identity_changes"):
+            return {}
+        want = {int(t) for t in tracklet_ids}
+        out: dict[int, int] = {}
+        for from_id, tjson in self.db.query("SELECT from_id, tracklets_json FROM identity_changes WHERE kind='merge'"
+                                            " ORDER BY change_id"):
+            for t in json.loads(tjson or "[]"):
+                if int(t) in want and int(t) not in out:
+                    out[int(t)] = int(from_id)
+        return out
 
     def _has_table(self, name: str) -> bool:
         return bool(self.db.query("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)))

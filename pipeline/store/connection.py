@@ -14,8 +14,10 @@
   before anything else, creates a missing file with mode 0600 (SQLite gives the
   ``-wal``/``-shm`` files the main file's mode) and migrates; ``"shared"`` writes
   an existing store without the lock (helpers of the lock holder, model versions
-  only) and migrates; ``"read"`` opens an existing store read-only (SQLite
-  ``mode=ro``): no lock, no migration, any write fails.
+  only) and migrates; both refuse, in one line, a file they cannot open for writing.
+  ``"read"`` opens an existing store read-only (SQLite ``mode=ro``, plus
+  ``immutable=1`` in a folder that cannot be written: WAL needs its -shm file
+  there): no lock, no migration, any write fails.
 """
 
 from __future__ import annotations
@@ -84,7 +86,9 @@ class Database:
                 pass
         target, uri = str(self.path), False
         if self.mode == "read":
-            target, uri = self.path.resolve().as_uri() + "?mode=ro", True
+            target, uri = self._read_only_uri(), True
+        elif self.path.exists():
+            _check_writable(self.path)
         conn = None
         try:
             conn = sqlite3.connect(target, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False,
@@ -106,6 +110,21 @@ class Database:
             if conn is not None:
                 conn.close()
             raise DataError(self.path, str(exc)) from None
+
+    def _read_only_uri(self) -> str:
+        """SQLite URI of a read-only open: ``mode=ro``; in a folder this process cannot write (a read-only
+        mount, an archive) also ``immutable=1``, since a WAL store opened ``mode=ro`` still creates its -shm
+        file beside it. DataError when such a folder holds a non-empty -wal file (commits the main file does
+        not have yet, which ``immutable=1`` would not read)."""
+        uri = self.path.resolve().as_uri() + "?mode=ro"
+        folder = self.path.resolve().parent
+        if os.access(folder, os.W_OK):
+            return uri
+        wal = folder / (self.path.name + "-wal")
+        if wal.is_file() and wal.stat().st_size > 0:
+            raise DataError(self.path, f"the folder is read-only and {wal.name} holds commits not yet in the file:"
+                                       " copy the store with its -wal file to a writable folder to read it")
+        return uri + "&immutable=1"
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -144,6 +163,16 @@ class Database:
             self.conn.close()
             if self.writer_lock is not None:
                 self.writer_lock.release()
+
+
+def _check_writable(path: Path) -> None:
+    """DataError naming ``path`` when this process cannot open it for writing (a read-only or immutable file,
+    a read-only file system): SQLite would open it read-only and fail at the first write."""
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CLOEXEC))
+    except OSError as exc:
+        raise DataError(path, f"cannot write the identity store ({exc.strerror or exc}); commands that only"
+                              " read it (query) work on a read-only file") from None
 
 
 def _check_readable_version(conn: sqlite3.Connection) -> None:

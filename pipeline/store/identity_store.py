@@ -268,12 +268,18 @@ class IdentityStore(QueriesMixin, VersionsMixin, ChangesMixin):
         """Replace an identity's prototype (nothing else); a missing identity is left alone."""
         self.set_prototypes({int(global_id): prototype})
 
-    def set_prototypes(self, prototypes: dict[int, np.ndarray]) -> None:
+    def set_prototypes(self, prototypes: dict[int, np.ndarray], model_version: str | None = None) -> None:
         """Replace the prototypes of many identities (global id -> (D,) vector; nothing else), in one
-        transaction; missing identities are left alone."""
-        rows = [(to_blob(np.asarray(v, np.float32)), int(g)) for g, v in prototypes.items()]
+        transaction; missing identities are left alone. ``model_version``: the prototypes are in that
+        model's space (a hot swap's re-computed prototypes): the identities are tagged with it too."""
+        if model_version is None:
+            rows = [(to_blob(np.asarray(v, np.float32)), int(g)) for g, v in prototypes.items()]
+            sql = "UPDATE identities SET prototype=? WHERE global_id=?"
+        else:
+            rows = [(to_blob(np.asarray(v, np.float32)), model_version, int(g)) for g, v in prototypes.items()]
+            sql = "UPDATE identities SET prototype=?, model_version=? WHERE global_id=?"
         with self.db.transaction() as c:
-            c.executemany("UPDATE identities SET prototype=? WHERE global_id=?", rows)
+            c.executemany(sql, rows)
 
     def add_event(self, kind: str, global_id: int, cam_id: str, t: float, payload: dict | None = None) -> None:
         """Append an event; the same (kind, id, camera, time) twice is stored once."""

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pipeline.core.types import GlobalIdentity
+from pipeline.store.queries import VERSION_MATCH
 from pipeline.store.records import blob_view, from_blob, to_blob
 
 if TYPE_CHECKING:
@@ -61,21 +62,34 @@ class PrototypeTable:
     """Pager over ``store``'s identities (see the module docstring); ``cache_size``: prototypes kept in
     the LRU cache (5 KB each at 1280-d)."""
 
-    def __init__(self, store: IdentityStore, cache_size: int = 20000) -> None:
+    def __init__(self, store: IdentityStore, cache_size: int = 20000, model_version: str | None = None) -> None:
+        """``model_version``: page only identities whose prototype is of that model version (or of none
+        recorded), as :meth:`~pipeline.store.IdentityStore.load_gallery` loads the gallery."""
         self.store = store
-        self.cache_size = int(cache_size)
         self._cache: OrderedDict[int, tuple[np.ndarray, float]] = OrderedDict()
         # whole identities (with their spans, and the max_spans they were kept with), by last access
         self._idents: OrderedDict[int, tuple[GlobalIdentity, int]] = OrderedDict()
+        # SQL condition (with a leading AND) and its parameters selecting the identities of that version
+        self.use_model_version(model_version)
+        self.cache_size = int(cache_size)
         self.reads = 0  # prototypes read from SQLite (cache misses)
         self.hits = 0
         self.identity_reads = 0  # identities (with spans) read from SQLite
         self.identity_hits = 0  # ... served by the identity LRU
 
+    def use_model_version(self, model_version: str | None) -> None:
+        """Page identities of ``model_version`` from now on (a hot swap re-tagged the store's prototypes);
+        the caches, of the old version's prototypes, are dropped."""
+        self.model_version = model_version
+        self._ver, self._ver_p = ((f" AND {VERSION_MATCH}", [model_version]) if model_version is not None
+                                  else ("", []))
+        self._cache.clear()
+        self._idents.clear()
+
     # ------------------------------------------------------------------ reads
     def count(self) -> int:
         """Identities in the store."""
-        return int(self.store.db.query("SELECT COUNT(*) FROM identities")[0][0])
+        return int(self.store.db.query(f"SELECT COUNT(*) FROM identities WHERE 1{self._ver}", self._ver_p)[0][0])
 
     def prototypes(self, global_ids: np.ndarray | Iterable[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(ids (K,) int64, prototypes (K, D) float32, last_seen (K,) float64) of those ``global_ids``
@@ -102,8 +116,8 @@ class PrototypeTable:
         for s in range(0, len(missing), _CHUNK):
             part = missing[s:s + _CHUNK]
             rows = self.store.db.query(
-                f"SELECT global_id, prototype, last_seen FROM identities WHERE global_id IN ({','.join('?' * len(part))})",
-                part)
+                f"SELECT global_id, prototype, last_seen FROM identities WHERE global_id IN ({','.join('?' * len(part))})"
+                f"{self._ver}", part + self._ver_p)
             for g, blob, ls in rows:
                 entry = (_vector(blob), float(ls))
                 found[int(g)] = entry
@@ -189,8 +203,8 @@ class PrototypeTable:
         if n <= 0:
             return 0
         skip = {int(g) for g in skip}
-        rows = self.store.db.query("SELECT global_id FROM identities ORDER BY last_seen DESC, global_id DESC LIMIT ?",
-                                   (n + len(skip),))
+        rows = self.store.db.query(f"SELECT global_id FROM identities WHERE 1{self._ver}"
+                                   " ORDER BY last_seen DESC, global_id DESC LIMIT ?", self._ver_p + [n + len(skip)])
         ids = [int(r[0]) for r in rows if int(r[0]) not in skip][:n][::-1]  # oldest first
         for s in range(0, len(ids), _CHUNK):
             part = ids[s:s + _CHUNK]
@@ -207,7 +221,8 @@ class PrototypeTable:
             # prototypes the LRU cache holds (the matcher's re-rank has just read them) are not read again
             cached = {g: self._cache[g] for g in part if g in self._cache}
             for g, ls, lc in self.store.db.query(
-                    f"SELECT global_id, last_seen, last_cam FROM identities WHERE global_id IN ({marks})", part):
+                    f"SELECT global_id, last_seen, last_cam FROM identities WHERE global_id IN ({marks}){self._ver}",
+                    part + self._ver_p):
                 if int(g) in cached:
                     # shared with the cache: prototypes are replaced, never changed in place
                     out[int(g)] = GlobalIdentity(int(g), cached[int(g)][0], [], float(ls), lc, [])
@@ -215,7 +230,7 @@ class PrototypeTable:
             if rest:
                 for g, blob, ls, lc in self.store.db.query(
                         "SELECT global_id, prototype, last_seen, last_cam FROM identities WHERE global_id IN"
-                        f" ({','.join('?' * len(rest))})", rest):
+                        f" ({','.join('?' * len(rest))}){self._ver}", rest + self._ver_p):
                     out[int(g)] = GlobalIdentity(int(g), _vector(blob), [], float(ls), lc, [])
             rows = self.store.db.query(
                 "SELECT global_id, cam_id, track_id, start_time, end_time FROM ("
@@ -235,8 +250,8 @@ class PrototypeTable:
         last = -1
         while True:
             rows = self.store.db.query(
-                "SELECT global_id, prototype FROM identities WHERE global_id > ? ORDER BY global_id LIMIT ?",
-                (last, int(batch)))
+                f"SELECT global_id, prototype FROM identities WHERE global_id > ?{self._ver} ORDER BY global_id LIMIT ?",
+                [last, *self._ver_p, int(batch)])
             if not rows:
                 return
             last = int(rows[-1][0])

@@ -19,19 +19,61 @@ _TRACKLET_COLS = (
 )
 
 
+#: SQL condition on ``identities``: the prototype is of model version ``?`` (NULL: not recorded, accepted)
+VERSION_MATCH = "(model_version IS NULL OR model_version = ?)"
+
+
+def gallery_model_version(store, encoder_version: str, adapting: bool = False) -> str:
+    """The model version the matcher's gallery must be of: the encoder's, or, for a run that adapts
+    (``adapt.enabled``: it swaps the store's deployed version in at start, before matching anything),
+    the deployed version when it has stored weights."""
+    if adapting:
+        deployed = store.deployed_version()
+        if deployed and deployed != encoder_version and store.model_weights(deployed) is not None:
+            return deployed
+    return encoder_version
+
+
+def left_out_identities(store, model_version: str) -> str | None:
+    """One line naming the identities the gallery of ``model_version`` leaves out (their prototypes are
+    of another model version), or None when there are none."""
+    others = {v: n for v, n in store.identity_versions().items() if v is not None and v != model_version}
+    if not others:
+        return None
+    total = sum(store.identity_versions().values())
+    versions = ", ".join(f"{v} ({n})" for v, n in sorted(others.items()))
+    return (f"{store.path}: {sum(others.values())} of {total} identities left out of the matcher's gallery: their"
+            f" prototypes are of model version {versions}, not {model_version} (the encoder's); embeddings of two"
+            " models are not comparable, so new tracklets are not linked to them. No command re-embeds a store"
+            " with another model: to link to them run with the encoder they were made with (encoder.checkpoint),"
+            " else use a new store.path")
+
+
 class QueriesMixin:
     db: Database
 
     def load_gallery(
-        self, since: float | None = None, limit: int | None = None, max_spans: int = 16
+        self, since: float | None = None, limit: int | None = None, max_spans: int = 16,
+        model_version: str | None = None,
     ) -> list[GlobalIdentity]:
         """Identities (most recently seen first), with their last ``max_spans`` member spans.
 
         since: only identities with last_seen >= since; limit: at most that many.
+        model_version: only identities whose prototype is of that model version (or of no recorded
+        version: stores written before versions were kept); prototypes of another model live in another
+        embedding space, so their distances to this model's embeddings mean nothing
+        (:meth:`identity_versions` counts the others).
         GlobalIdentity.spans: [(cam_id, start_time, end_time)] oldest first;
         members: [(cam_id, track_id)] for the same tracklets.
         """
-        where, params = ("WHERE last_seen >= ?", [since]) if since is not None else ("", [])
+        conds, params = [], []
+        if since is not None:
+            conds.append("last_seen >= ?")
+            params.append(since)
+        if model_version is not None:
+            conds.append(VERSION_MATCH)
+            params.append(model_version)
+        where = f"WHERE {' AND '.join(conds)}" if conds else ""
         lim = f" LIMIT {int(limit)}" if limit is not None else ""
         rows = self.db.query(
             f"SELECT global_id, prototype, last_seen, last_cam FROM identities {where}"
@@ -146,6 +188,11 @@ class QueriesMixin:
             Sighting(int(g), c, int(tid), int(tr), float(s), float(e), int(sf), int(ef), int(run))
             for g, c, tid, tr, s, e, sf, ef, run in rows
         ]
+
+    def identity_versions(self) -> dict[str | None, int]:
+        """model version -> number of identities whose prototype is of it (None: not recorded)."""
+        return {v: int(n) for v, n in
+                self.db.query("SELECT model_version, COUNT(*) FROM identities GROUP BY model_version")}
 
     def identities(self) -> list[IdentityRow]:
         """All identities with their tracklet counts, by global id."""
