@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_serializer, field_validator, model_validator
 
 from pipeline.adaptation.settings import AdaptSettings
 from pipeline.core.configio import StrictModel, load_yaml, validate
@@ -227,26 +229,75 @@ class HealthSettings(StrictModel):
     metrics_port: int | None = Field(None, ge=0, le=65535)
 
 
+UI_TOKEN_ENV = "REID_UI_TOKEN"  # the console token from the environment (run and serve), so no file holds it
+UI_TOKEN_MIN_CHARS = 16  # off loopback: anyone on the network may guess
+
+
+def ui_token(cli_token: str | None = None, ui: UiSettings | None = None,
+             environ: Mapping[str, str] | None = None) -> tuple[str | None, str]:
+    """The console token and where it came from (the key an error names), in the order both commands use:
+    ``--token`` (serve only; ``cli_token``), then the environment variable ``REID_UI_TOKEN``, then ``ui.token``.
+    An empty value counts as unset. ``(None, "ui.token")`` when there is none."""
+    env = os.environ if environ is None else environ
+    if cli_token:
+        return cli_token, "--token"
+    if env.get(UI_TOKEN_ENV):
+        return env[UI_TOKEN_ENV], UI_TOKEN_ENV
+    if ui is not None and ui.token:
+        return ui.token, "ui.token"
+    return None, "ui.token"
+
+
+def check_ui_access(host: str, token: str | None, host_key: str = "ui.host", token_key: str = "ui.token") -> None:
+    """Refuse (one-line ConfigError naming the key) a console that anyone on the network could use: a
+    non-loopback ``host`` without a token (:func:`pipeline.web.security.check_bind`), or with a token shorter
+    than 16 characters or holding spaces or control characters. The token is never in the message."""
+    from pipeline.web.security import check_bind, is_loopback_host
+
+    check_bind(host, token, host_key)
+    if token is None or is_loopback_host(host):
+        return
+    if any(c.isspace() or not c.isprintable() for c in token):
+        problem = "holds spaces or control characters"
+    elif len(token) < UI_TOKEN_MIN_CHARS:
+        problem = f"is {len(token)} character{'' if len(token) == 1 else 's'} long"
+    else:
+        return
+    raise ConfigError(f"{token_key}: the console token {problem}; a console on {host} (not loopback) needs at"
+                      f" least {UI_TOKEN_MIN_CHARS} printable characters without spaces (make one with: python -c"
+                      " 'import secrets; print(secrets.token_urlsafe(24))')")
+
+
 class UiSettings(StrictModel):
     """The operator console served while ``run`` works (docs/console.md). ``host``: bind address (loopback by
-    default; any other address needs ``token``, else the run refuses to start); ``port``: 0 picks a free one;
-    ``token``: required from clients (``Authorization: Bearer``, or ``?token=`` once in a browser)."""
+    default; any other address needs a token of at least 16 characters, else the run refuses to start);
+    ``port``: 0 picks a free one; ``token``: required from clients (``Authorization: Bearer``, or ``?token=``
+    once in a browser). The environment variable ``REID_UI_TOKEN``, when set, is used instead of ``token`` (as
+    ``serve`` does), so the token need not be in the file. A config dump shows the token as ``**********``
+    (the run's config in the store, the run key's hash), like ``outputs.mqtt.password``."""
 
     enabled: bool = False
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
-    token: str | None = None
+    token: str | None = Field(None, repr=False)
+
+    @field_serializer("token", when_used="json")
+    def _mask_token(self, value: str | None) -> str | None:
+        return None if value is None else "**********"
 
     @model_validator(mode="after")
     def _bind_needs_token(self) -> UiSettings:
-        from pipeline.web.security import check_bind
-
         if self.enabled:
+            token, key = ui_token(None, self)
             try:
-                check_bind(self.host, self.token, "host")
+                check_ui_access(self.host, token, "host", "token" if key == "ui.token" else key)
             except ConfigError as exc:  # -> "cams.yaml: ui: host: ..." with the file and key path
                 raise ValueError(str(exc)) from None
         return self
+
+    def resolved_token(self, environ: Mapping[str, str] | None = None) -> str | None:
+        """The token the console requires: ``REID_UI_TOKEN`` when set, else ``token`` (:func:`ui_token`)."""
+        return ui_token(None, self, environ)[0]
 
 
 class ExecutorConfig(StrictModel):
@@ -401,6 +452,14 @@ class CamsConfig(StrictModel):
         if self.topology is None:
             return self.matching
         return self.matching.model_copy(update={"topology": self.topology})
+
+    def with_ui_token(self, environ: Mapping[str, str] | None = None) -> CamsConfig:
+        """A copy whose ``ui.token`` is the token the console requires: ``REID_UI_TOKEN`` when set, else
+        ``ui.token`` (what ``run`` serves with; the validator checked the same token when the file loaded)."""
+        token = self.ui.resolved_token(environ)
+        if token == self.ui.token:
+            return self
+        return self.model_copy(update={"ui": self.ui.model_copy(update={"token": token})})
 
     def fingerprint(self) -> str:
         """A short hash of the validated config with camera credentials redacted (the run key is stored, and

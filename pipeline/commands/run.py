@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.runner.loop import PipelineRunner
 
     limit_malloc_arenas()
-    cfg = load_cams_config(args.config)
+    cfg = load_cams_config(args.config).with_ui_token()  # REID_UI_TOKEN, as serve reads it
     if args.mode:
         cfg = cfg.model_copy(update={"mode": args.mode})
         try:

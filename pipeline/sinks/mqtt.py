@@ -20,6 +20,15 @@ has the same id, so a consumer de-duplicates on it. ``confidence`` is the
 match's calibrated probability of being the same person (``probability`` in the event, see
 pipeline/matching/confidence.py), null where the event has none (a new identity, leave, before calibration).
 
+Connection problems are logged while the run goes on (a live run never reaches its close summary): the
+first failed attempt at once as one warning naming ``host:port`` and the reason (connection refused, a name
+that does not resolve, a TLS handshake error, a CONNACK refusal such as Not authorized), then again at most
+at a doubling interval (5 s, 10 s, ... up to once a minute, :class:`LogThrottle`) with the number of attempts
+that failed meanwhile; a changed reason is logged at once. ``protocol: "5"``: a message the broker refuses
+(PUBACK/PUBREC reason code >= 0x80, e.g. an ACL denial) is counted in :attr:`MqttStats.refused`, not as
+acknowledged, and logged the same way. MQTT 3.1.1 cannot tell: a broker acknowledges a denied PUBLISH like any
+other (or drops the connection, after which the message stays unacknowledged and is re-sent).
+
 Delivery: :meth:`MqttEventSink.emit` never blocks the pipeline. paho-mqtt's network thread connects,
 reconnects with a doubling backoff, and re-sends every QoS >= 1 message the broker has not
 acknowledged (PUBACK) after each reconnect; acknowledged messages are never sent again. At most
@@ -41,13 +50,14 @@ import json
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from pipeline.sinks.events import EVENT_KINDS
-from pipeline.sinks.mqtt_settings import MqttSettings
+from pipeline.sinks.mqtt_settings import PORTABLE_CLIENT_ID_CHARS, MqttSettings
 from pipeline.sinks.presence import Presence, PresenceChange
 
 log = logging.getLogger(__name__)
@@ -100,12 +110,49 @@ def mqtt_payload(event: dict[str, Any], base_url: str | None = None) -> dict[str
     }
 
 
+class LogThrottle:
+    """When to repeat a warning about a lasting problem: the first time at once, then only once ``interval``
+    seconds have passed, the interval doubling from ``first_s`` to ``max_s``; a different ``reason`` is said at
+    once. :meth:`ready` returns None (stay silent) or how many occurrences were kept quiet since the last line;
+    :meth:`reset` when the problem is over."""
+
+    def __init__(self, first_s: float = 5.0, max_s: float = 60.0, clock=time.monotonic) -> None:
+        self.first_s, self.max_s, self.clock = first_s, max_s, clock
+        self.reset()
+
+    def reset(self) -> None:
+        self._next: float | None = None
+        self._interval = self.first_s
+        self._reason: str | None = None
+        self._quiet = 0
+        self.count = 0  # occurrences since the reset
+
+    def ready(self, reason: str) -> int | None:
+        now = self.clock()
+        self.count += 1
+        if self._next is not None and now < self._next and reason == self._reason:
+            self._quiet += 1
+            return None
+        quiet, self._quiet, self._reason = self._quiet, 0, reason
+        self._next = now + self._interval
+        self._interval = min(self._interval * 2, self.max_s)
+        return quiet
+
+
+def _exception_text(exc: BaseException | None) -> str:
+    if exc is None:
+        return "unknown error"
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if type(exc).__name__ not in text else text
+
+
 @dataclass
 class MqttStats:
     """emitted: events given to emit; published: handed to the client; acked: acknowledged by the broker
-    (QoS 0: written to the socket); dropped: not published, the buffer was full; failed: the client refused
-    them; pending: handed over, not yet acknowledged; max_pending: the largest ``pending`` seen;
-    connects / disconnects: connections made / lost."""
+    (QoS 0: written to the socket); refused: the broker answered with a failure reason code (MQTT 5 only);
+    dropped: not published, the buffer was full; failed: the client refused them; pending: handed over, not
+    yet acknowledged; max_pending: the largest ``pending`` seen; connects / disconnects: connections made /
+    lost; connect_failures: connection attempts that failed; last_error: the reason of the latest failure."""
 
     emitted: int = 0
     published: int = 0
@@ -116,6 +163,9 @@ class MqttStats:
     max_pending: int = 0
     connects: int = 0
     disconnects: int = 0
+    refused: int = 0
+    connect_failures: int = 0
+    last_error: str | None = None
 
 
 class MqttEventSink:
@@ -136,7 +186,7 @@ class MqttEventSink:
         self._stats = MqttStats()
         self._lock = threading.Lock()
         self._pending: set[int] = set()  # message ids handed to paho, not yet acknowledged
-        self._early: set[int] = set()  # acknowledged before publish() returned their id
+        self._early: dict[int, bool] = {}  # acknowledged before publish() returned their id -> refused
         self._internal: set[int] = set()  # ids of the "available" and state messages (not events)
         self._connected = threading.Event()
         self._warned_full = False
@@ -145,8 +195,19 @@ class MqttEventSink:
         self._presence = Presence(s.state_max_identities) if s.camera_counts or s.identity_state else None
         self._state: dict[str, str] = {}  # state topic -> newest payload not yet handed to a connected client
         # (pipeline thread only)
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=s.client_id or default_client_id(),
-                             protocol=mqtt.MQTTv311, clean_session=True)
+        self._connect_log = LogThrottle()  # network thread only
+        self._connack_refused = False  # the last CONNACK refused: its disconnect is the same failed attempt
+        self._refuse_log = LogThrottle()
+        if s.client_id is not None and len(s.client_id) > PORTABLE_CLIENT_ID_CHARS:
+            log.warning("mqtt %s: outputs.mqtt.client_id is %d characters; an MQTT 3.1.1 broker need only accept"
+                        " %d (mosquitto accepts more; a stricter broker refuses the connection)", self.where,
+                        len(s.client_id), PORTABLE_CLIENT_ID_CHARS)
+        if s.protocol == "5":
+            client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=s.client_id or default_client_id(),
+                                 protocol=mqtt.MQTTv5)
+        else:
+            client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=s.client_id or default_client_id(),
+                                 protocol=mqtt.MQTTv311, clean_session=True)
         if s.username is not None or password is not None:
             client.username_pw_set(s.username, password)
         if s.tls is not None:
@@ -155,22 +216,49 @@ class MqttEventSink:
         client.will_set(self.available_topic, "offline", qos=1, retain=True)
         client.reconnect_delay_set(min_delay=s.reconnect_min_s, max_delay=s.reconnect_max_s)
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         self._client = client
         client.connect_async(s.host, s.port, keepalive=s.keepalive_s)
         client.loop_start()
-        log.info("mqtt: publishing events to %s on %s (QoS %d)", self.events_topic, self.where, s.qos)
+        log.info("mqtt: publishing events to %s on %s (QoS %d, MQTT %s)", self.events_topic, self.where, s.qos,
+                 s.protocol)
 
     # --------------------------------------------------------------- paho callbacks (network thread)
+    def _connect_failed(self, reason: str) -> None:
+        """A connection attempt failed: count it, and warn now or when :class:`LogThrottle` says so."""
+        with self._lock:
+            self._stats.connect_failures += 1
+            self._stats.last_error = reason
+            connected_before = self._stats.connects > 0
+        quiet = self._connect_log.ready(reason)
+        if quiet is None or self._closed:
+            return
+        attempts = self._connect_log.count
+        log.warning("mqtt %s: %s: %s (%s; retrying every %g-%g s, events are kept for it up to buffer_size %d)",
+                    self.where, "cannot reconnect" if connected_before else "cannot connect", reason,
+                    "first attempt" if attempts == 1 else f"{attempts} attempts failed"
+                    + (f", {quiet} not logged" if quiet else ""),
+                    self.settings.reconnect_min_s, self.settings.reconnect_max_s, self.settings.buffer_size)
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        # paho calls this inside its "except OSError" around the connection attempt: the exception is current
+        self._connect_failed(_exception_text(sys.exc_info()[1]))
+
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
-            log.warning("mqtt %s: connection refused: %s (retrying)", self.where, reason_code)
+            self._connack_refused = True
+            self._connect_failed(f"connection refused by the broker: {reason_code}")
             return
+        failures = self._connect_log.count
+        self._connect_log.reset()
         with self._lock:
             self._stats.connects += 1
             n = self._stats.connects
         self._connected.set()
+        if failures:
+            log.warning("mqtt %s: connected after %d failed attempts", self.where, failures)
         info = client.publish(self.available_topic, "online", qos=1, retain=True)
         with self._lock:  # the PUBACK is read by this same thread, after this callback returns
             self._internal.add(info.mid)
@@ -179,6 +267,10 @@ class MqttEventSink:
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         if not self._connected.is_set():
+            if self._connack_refused:  # the refusal _on_connect counted and logged
+                self._connack_refused = False
+            elif not self._closed:  # closed before the broker answered (a protocol error, a refused will topic)
+                self._connect_failed(f"the broker closed the connection before accepting it ({reason_code})")
             return
         self._connected.clear()
         if not self._closed:
@@ -188,15 +280,32 @@ class MqttEventSink:
                         reason_code, self.settings.buffer_size)
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
-        # paho holds its outgoing-message lock here: take ours only briefly, never publish under ours
+        # paho holds its outgoing-message lock here: take ours only briefly, never publish under ours.
+        # MQTT 5: a failure reason code (0x87 Not authorized, 0x90 Topic name invalid, ...) is a refusal;
+        # MQTT 3.1.1 has none (paho passes Success)
+        refused = bool(getattr(reason_code, "is_failure", False))
+        event = False
         with self._lock:
             if mid in self._internal:
                 self._internal.discard(mid)
             elif mid in self._pending:
                 self._pending.discard(mid)
-                self._stats.acked += 1
+                event = True
+                if refused:
+                    self._stats.refused += 1
+                else:
+                    self._stats.acked += 1
             else:
-                self._early.add(mid)
+                self._early[mid] = refused
+            total = self._stats.refused
+        if refused:
+            self._log_refused(str(reason_code), "an event" if event else "a message", total)
+
+    def _log_refused(self, reason: str, what: str, total: int) -> None:
+        quiet = self._refuse_log.ready(reason)
+        if quiet is not None:
+            log.warning("mqtt %s: the broker refused %s under %s/: %s (%d events refused so far; check its ACL"
+                        " for this client and topic)", self.where, what, self.settings.topic_prefix, reason, total)
 
     # --------------------------------------------------------------- the sink
     @property
@@ -246,8 +355,10 @@ class MqttEventSink:
                 return False
             self._stats.published += 1
             if info.mid in self._early:
-                self._early.discard(info.mid)
-                self._stats.acked += 1
+                if self._early.pop(info.mid):
+                    self._stats.refused += 1
+                else:
+                    self._stats.acked += 1
             else:
                 self._pending.add(info.mid)
             n = len(self._pending)
@@ -281,7 +392,7 @@ class MqttEventSink:
             info = self._client.publish(topic, body, qos=self.settings.qos, retain=True)
             with self._lock:  # not an event: kept out of the event counters
                 if info.mid in self._early:
-                    self._early.discard(info.mid)
+                    self._early.pop(info.mid)
                 else:
                     self._internal.add(info.mid)
 
@@ -314,9 +425,10 @@ class MqttEventSink:
         self._client.disconnect()
         self._client.loop_stop()
         st = self.stats()
-        lost = st.pending + st.dropped + st.failed
-        log.log(logging.WARNING if lost else logging.INFO,
+        lost = st.pending + st.dropped + st.failed + st.refused
+        never = "" if st.connects else f"; never connected ({st.connect_failures} attempts, last: {st.last_error})"
+        log.log(logging.WARNING if lost or not st.connects else logging.INFO,
                 "mqtt %s: %d events, %d acknowledged, %d unacknowledged at close, %d dropped (buffer full), "
-                "%d refused; %d reconnects", self.where, st.emitted, st.acked, st.pending, st.dropped, st.failed,
-                max(0, st.connects - 1))
+                "%d refused by the client, %d refused by the broker; %d reconnects%s", self.where, st.emitted,
+                st.acked, st.pending, st.dropped, st.failed, st.refused, max(0, st.connects - 1), never)
         return st

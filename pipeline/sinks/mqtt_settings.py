@@ -8,13 +8,30 @@ an environment variable read when the sink connects, so the password need not be
 from __future__ import annotations
 
 import os
+import unicodedata
 from collections.abc import Callable
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from pipeline.core.configio import StrictModel
 from pipeline.core.errors import ConfigError
+
+# MQTT topics and client ids are UTF-8 strings of at most 65535 bytes; the prefix is kept far below that, as
+# ``/identities/<global_id>`` and ``/<camera>/person`` are appended to it
+MAX_TOPIC_PREFIX_BYTES = 1024
+MAX_CLIENT_ID_BYTES = 65535
+PORTABLE_CLIENT_ID_CHARS = 23  # MQTT 3.1.1: a broker must accept 1-23 characters of [0-9a-zA-Z]; more may be refused
+MAX_BASE_URL_CHARS = 2048  # it is copied into every message (thumbnail_url)
+URL_FORBIDDEN = set('"<>`{}|\\^\'')
+
+
+def _bad_chars(text: str) -> bool:
+    """True when ``text`` holds a control character (C0, DEL, C1: U+0000-001F, U+007F-009F, which MQTT forbids or
+    advises against), a lone surrogate (not encodable as UTF-8), or a non-character such as U+FFFF."""
+    return any(unicodedata.category(c) in ("Cc", "Cs") or unicodedata.category(c) == "Cn" and (
+        0xFDD0 <= ord(c) <= 0xFDEF or ord(c) & 0xFFFE == 0xFFFE) for c in text)
 
 
 class MqttTlsSettings(StrictModel):
@@ -31,6 +48,9 @@ class MqttSettings(StrictModel):
     """Publish every event (appear / handover / leave / merge / split) to ``<topic_prefix>/events``.
 
     ``qos`` 1 (default): at least once; each payload carries a stable ``id`` for de-duplication.
+    ``protocol``: ``3.1.1`` (default, every broker) or ``5``. With 5 a broker that refuses a message (an ACL
+    denies the topic: PUBACK/PUBREC reason code >= 0x80, e.g. 0x87 Not authorized) is counted as refused, not
+    acknowledged; MQTT 3.1.1 has no way to say so (the broker acknowledges a denied message like any other).
     ``base_url``: the console's address (``http://host:port``) for ``thumbnail_url``; null = no URL.
     ``buffer_size``: events handed to the client but not yet acknowledged by the broker (kept while it
     is down); when full, new events are dropped from MQTT only (counted and logged; they stay in the
@@ -55,6 +75,7 @@ class MqttSettings(StrictModel):
     password: SecretStr | None = None
     password_env: str | None = None
     qos: Literal[0, 1, 2] = 1
+    protocol: Literal["3.1.1", "5"] = "3.1.1"
     base_url: str | None = None
     buffer_size: int = Field(10_000, ge=1, le=50_000)  # below paho's 65535 message ids
     keepalive_s: int = Field(30, ge=5, le=3600)
@@ -66,19 +87,70 @@ class MqttSettings(StrictModel):
     identity_state: bool = False
     state_max_identities: int = Field(10_000, ge=1)
 
+    @field_validator("protocol", mode="before")
+    @classmethod
+    def _protocol(cls, v: object) -> object:
+        return str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v  # protocol: 5 in YAML
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, v: str) -> str:
+        if not v or "://" in v or "/" in v or _bad_chars(v) or v != v.strip() or " " in v:
+            raise ValueError("a broker host name or address such as broker.lan or 192.168.1.5 (not a URL: the port"
+                             " is outputs.mqtt.port, TLS is outputs.mqtt.tls)")
+        return v
+
     @field_validator("topic_prefix")
     @classmethod
     def _prefix(cls, v: str) -> str:
-        if not v or v.startswith("/") or v.endswith("/") or any(c in v for c in "+#\0"):
-            raise ValueError("a topic prefix like 'reid' or 'site/reid': no wildcard (+, #), no leading/trailing '/'")
+        problem = None
+        if not v or v.startswith("/") or v.endswith("/") or "//" in v:
+            problem = "an empty topic level (a leading, trailing or doubled '/')"
+        elif v.startswith("$"):
+            problem = "a leading '$' (MQTT keeps $ topics, such as $SYS, for the broker, which refuses them)"
+        elif any(c in v for c in "+#"):
+            problem = "a wildcard (+ or #)"
+        elif _bad_chars(v):
+            problem = "a control character or an invalid character (NUL, newline, tab, a lone surrogate)"
+        elif any(level != level.strip() for level in v.split("/")):
+            problem = "spaces around a topic level"
+        elif len(v.encode("utf-8")) > MAX_TOPIC_PREFIX_BYTES:
+            problem = f"{len(v.encode('utf-8'))} bytes (UTF-8); the limit is {MAX_TOPIC_PREFIX_BYTES}"
+        if problem:
+            raise ValueError(f"a topic prefix like 'reid' or 'site/reid' is needed; this one has {problem}")
+        return v
+
+    @field_validator("client_id")
+    @classmethod
+    def _client_id(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        if not v or _bad_chars(v):
+            raise ValueError("a client id of printable characters (MQTT 3.1.1 brokers need only accept 1-23 of"
+                             " [0-9a-zA-Z]); null = reid-<host>-<pid>")
+        if len(v.encode("utf-8")) > MAX_CLIENT_ID_BYTES:
+            raise ValueError(f"a client id of at most {MAX_CLIENT_ID_BYTES} bytes (MQTT's limit; keep it to 23"
+                             f" characters for strict MQTT 3.1.1 brokers); this one has {len(v.encode('utf-8'))}")
         return v
 
     @field_validator("base_url")
     @classmethod
     def _base_url(cls, v: str | None) -> str | None:
-        if v is not None and not v.lower().startswith(("http://", "https://")):
-            raise ValueError("an http:// or https:// address of the console, e.g. http://192.168.1.10:8080")
-        return None if v is None else v.rstrip("/")
+        if v is None:
+            return None
+        bad = (not v.lower().startswith(("http://", "https://")) or len(v) > MAX_BASE_URL_CHARS or _bad_chars(v)
+               or any(c.isspace() or c in URL_FORBIDDEN for c in v))
+        if not bad:
+            try:
+                parts = urlsplit(v)
+                bad = not parts.hostname or bool(parts.query or parts.fragment)
+                parts.port  # noqa: B018 (raises ValueError for a port that is not a number 0-65535)
+            except ValueError:
+                bad = True
+        if bad:
+            raise ValueError("an http:// or https:// address of the console, e.g. http://192.168.1.10:8080 (at most"
+                             f" {MAX_BASE_URL_CHARS} characters; no spaces, quotes, <, >, query or fragment)")
+        return v.rstrip("/")
 
     @model_validator(mode="after")
     def _one_password(self) -> MqttSettings:

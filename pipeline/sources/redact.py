@@ -17,50 +17,98 @@ import re
 from typing import Any
 
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*://)(.*)$", re.DOTALL)
-# scheme://<anything up to the last '@' before whitespace, '?' or '#'>@
-_TEXT_USERINFO_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://)[^\s?#]*@")
-# a query/fragment key is secret when it contains one of these words (X-Amz-Signature, client_secret,
-# session_id, api-key, passphrase, ...): redacting a harmless value too is the safe mistake
-_SECRET_WORDS = r"(?:pass|pwd|token|key|secret|auth|sig|session|credential|cred|jwt|bearer|cookie|otp)"
-_QUERY_SECRET_RE = re.compile(rf"([?&;#][\w.\-]*{_SECRET_WORDS}[\w.\-]*=)[^&#\s]*", re.IGNORECASE)
+# a URI inside free text: the scheme and everything up to the next whitespace (a password may hold any other
+# character, quotes and '#' included; a password with a space cannot be told from the text around it)
+_TEXT_URI_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://\S+")
+# what may follow the user-info '@': a host (name, IPv4 or [IPv6]) and an optional port, then the end, the path,
+# the query, the fragment, or what ends a URI inside text (a quote, a bracket, a comma)
+_AUTHORITY_RE = re.compile(r"(?:\[[0-9A-Za-z:.%_\-]*\]|[A-Za-z0-9.\-_~%]+)(?::\d*)?(?=$|[/?#\s\"'`),;>\]}])")
+# a key is secret when it contains one of these words (password, passwd, pwd, loginpas, user, usr, loginuse,
+# X-Amz-Signature, client_secret, session_id, api-key, passphrase, ...): redacting a harmless value too is the safe
+# mistake. User names are redacted as well: the user-info (``user:pass@``) hides them too.
+_SECRET_WORDS = (r"(?:pas|pw|psw|psd|token|key|secret|auth|sig|session|credential|cred|jwt|bearer|cookie|otp"
+                 r"|user|usr|login)")
+# in a query or fragment: ``?password=x``, ``&loginpas=x``, ``#access_token=x``; the value runs to the next '&'
+# (a raw '#' or ';' inside it does not end it)
+_QUERY_SECRET_RE = re.compile(rf"([?&;#][\w.\-]*{_SECRET_WORDS}[\w.\-]*=)[^&\s]*", re.IGNORECASE)
+# in a path: ``/user=admin&password=x``, the XMEye form ``/user=admin_password=x_channel=1_stream=0.sdp``; the
+# value runs to the next '/', '&', ';' or ``_<key>=``
+_PATH_SECRET_RE = re.compile(
+    rf"((?:(?<=[/_&;])|^)[A-Za-z0-9.\-]*{_SECRET_WORDS}[A-Za-z0-9.\-]*=).*?(?=_[A-Za-z][A-Za-z0-9.\-]*=|[/&;\s]|$)",
+    re.IGNORECASE)
+
+
+def _userinfo_end(rest: str) -> int:
+    """The index of the '@' that ends the user-info of ``rest`` (a URI after ``scheme://``), -1 when it has none.
+
+    The last '@' that a host[:port] follows. A password may hold raw '@', '/', '?', '#' and ':', so neither the
+    first '@' nor the first '?'/'#' can be trusted; an '@' in the path or query (``?mail=a@b.example``) then hides
+    the host as well, the safe mistake. With no such '@', the last '@' of all."""
+    ats = [i for i, c in enumerate(rest) if c == "@"]
+    for at in reversed(ats):
+        if _AUTHORITY_RE.match(rest, at + 1):
+            return at
+    return ats[-1] if ats else -1
+
+
+def _redact_rest(rest: str) -> str:
+    """Redact ``rest``, a URI after ``scheme://``: user-info, secret path parameters, secret query values."""
+    at = _userinfo_end(rest)
+    prefix = ""
+    if at >= 0:
+        prefix, rest = "***@", rest[at + 1:]
+    cut = min([i for i in (rest.find("?"), rest.find("#")) if i >= 0], default=len(rest))
+    path, query = rest[:cut], rest[cut:]
+    return prefix + _PATH_SECRET_RE.sub(r"\1***", path) + _QUERY_SECRET_RE.sub(r"\1***", query)
 
 
 def redact_uri(uri: str) -> str:
     """``rtsp://user:pass@host:554/x?token=abc`` -> ``rtsp://***@host:554/x?token=***``.
 
-    The user-info part (everything up to the last ``@`` before any ``?``/``#``, so
-    passwords containing ``@`` or ``/`` are hidden too) becomes ``***`` and the values
-    of secret-looking query keys (password, token, key, auth, ...) become ``***``.
-    Paths and webcam indices are returned unchanged.
+    The user-info (everything from ``scheme://`` to the last ``@`` that a host follows, so a password holding
+    raw ``@``, ``/``, ``?`` or ``#`` is hidden whole) becomes ``***``; so do the values of secret-looking keys
+    (password, pwd, pass, loginpas, user, usr, token, key, auth, ...) in the query and fragment, and in the path
+    (``/user=admin_password=x_channel=1_stream=0.sdp``, ``/user=a&password=x``). Local paths and webcam indices
+    are returned unchanged.
     """
     text = str(uri)
     m = _SCHEME_RE.match(text)
     if m is None:
         return text
     scheme, rest = m.groups()
-    cut = min([i for i in (rest.find("?"), rest.find("#")) if i >= 0], default=len(rest))
-    at = rest.rfind("@", 0, cut)
-    if at >= 0:
-        rest = "***@" + rest[at + 1 :]
-    return scheme + _QUERY_SECRET_RE.sub(r"\1***", rest)
+    return scheme + _redact_rest(rest)
 
 
 def redact_text(text: str) -> str:
-    """Redact every ``scheme://user:pass@`` and secret query value inside free text."""
-    out = _TEXT_USERINFO_RE.sub(r"\1***@", str(text))
+    """Redact every URI inside free text (each from its ``scheme://`` to the next whitespace, as
+    :func:`redact_uri`), and secret ``?key=value`` / ``&key=value`` pairs outside URIs."""
+    out = _TEXT_URI_RE.sub(lambda m: redact_uri(m.group(0)), str(text))
     return _QUERY_SECRET_RE.sub(r"\1***", out)
 
 
+# a dict key whose value is a secret as a whole (``password``, ``token``, ``ui.token``, ``api_key``,
+# ``client_secret``, ...); ``password_env`` / ``token_env`` name a variable, not a secret, and stay
+_SECRET_KEY_RE = re.compile(r"(?:^|[_\-.])(?:password|passwd|passphrase|pwd|token|secret|api[_\-]?key|access[_\-]?key"
+                            r"|private[_\-]?key|credentials?|cookie)$", re.IGNORECASE)
+MASK = "**********"  # what pydantic shows for a SecretStr
+
+
 def redact_data(data: Any) -> Any:
-    """A copy of JSON-like ``data`` (dicts, lists, tuples, scalars) with :func:`redact_text` applied
-    to every string, keys included: use it on anything persisted (a config dump, a summary)."""
+    """A copy of JSON-like ``data`` (dicts, lists, tuples, scalars) with :func:`redact_uri` applied to every
+    string that is a URI and :func:`redact_text` to every other string, keys included, and the value of every
+    secret-named key (``password``, ``token``, ``api_key``, ``*_secret``, ...) replaced by ``**********``: use it
+    on anything persisted (a config dump, a summary)."""
     if isinstance(data, str):
-        return redact_text(data)
+        return redact_uri(data) if _SCHEME_RE.match(data) and "\n" not in data else redact_text(data)
     if isinstance(data, dict):
-        return {redact_data(k): redact_data(v) for k, v in data.items()}
+        return {redact_data(k): MASK if _secret_key(k, v) else redact_data(v) for k, v in data.items()}
     if isinstance(data, (list, tuple)):
         return type(data)(redact_data(v) for v in data)
     return data
+
+
+def _secret_key(key: Any, value: Any) -> bool:
+    return isinstance(key, str) and isinstance(value, str) and value != "" and bool(_SECRET_KEY_RE.search(key))
 
 
 def redact_json(data: Any) -> str:

@@ -34,6 +34,22 @@ USER, PASSWORD, TOKEN = "alice", "Wonder1and", "Tok3nS3cret"
          "http://h/v?client_secret=***&session_id=***&api-key=***&passphrase=***"),
         ("https://h/cb#access_token=abc&state=1", "https://h/cb#access_token=***&state=1"),
         ("rtsp://user@h/s", "rtsp://***@h/s"),
+        # s43 probe F4: a raw '#' or '?' in the password does not end the user-info (the last '@' a host follows)
+        ("rtsp://admin:p@ss#PARTLEAK@10.0.0.6/s", "rtsp://***@10.0.0.6/s"),
+        ("rtsp://admin:a?b#c/d@e@10.0.0.6:554/s?x=1", "rtsp://***@10.0.0.6:554/s?x=1"),
+        ("rtsp://u:p@[fe80::1%25eth0]:554/s", "rtsp://***@[fe80::1%25eth0]:554/s"),
+        ("rtsp://u:p@h/s?mail=a@b.example&x=1", "rtsp://***@h/s?mail=a@b.example&x=1"),  # '@' in the query kept
+        # Foscam CGI, and other camera parameter names
+        ("http://cam7/cgi?loginuse=admin&loginpas=FOSCAMLEAK", "http://cam7/cgi?loginuse=***&loginpas=***"),
+        ("http://c/snap.cgi?usr=admin&pwd=PWLEAK&pw=X&psw=Y&passwd=Z&pass=W&res=1",
+         "http://c/snap.cgi?usr=***&pwd=***&pw=***&psw=***&passwd=***&pass=***&res=1"),
+        ("http://h/v?password=a#b;c&n=1", "http://h/v?password=***&n=1"),  # a raw '#' in a query value
+        # credentials in the path: XMEye / cheap NVRs, with '_' or '&' between the parameters
+        ("rtsp://10.0.0.8:554/user=admin_password=XMEYELEAK_channel=1_stream=0.sdp",
+         "rtsp://10.0.0.8:554/user=***_password=***_channel=1_stream=0.sdp"),
+        ("rtsp://10.0.0.8:554/user=admin&password=x&channel=1&stream=0.sdp?real_stream",
+         "rtsp://10.0.0.8:554/user=***&password=***&channel=1&stream=0.sdp?real_stream"),
+        ("rtsp://h/live/password=abc/x", "rtsp://h/live/password=***/x"),
     ],
 )
 def test_redact_more_secret_keys(uri: str, expected: str) -> None:
@@ -47,6 +63,31 @@ def test_redact_data_walks_json_like_values() -> None:
     assert redact_data(data) == {
         "cameras": [{"id": "a", "source": "rtsp://***@h/s?token=***"}, {"id": "b", "source": "/x/v.mp4"}],
         "n": 3, "flag": None, "nested": {"list": ["http://h/?key=***", 1.5]}}
+
+
+@pytest.mark.parametrize("secret", ["PARTLEAK", "FOSCAMLEAK", "XMEYELEAK"])
+def test_no_probe_password_survives_in_text_or_data(secret: str) -> None:
+    """The probe's three leaking forms, inside log text (quoted, as a repr or in JSON) and in a stored config."""
+    uri = {"PARTLEAK": "rtsp://admin:p@ss#PARTLEAK@10.0.0.6/s",
+           "FOSCAMLEAK": "http://cam7/cgi?loginuse=admin&loginpas=FOSCAMLEAK",
+           "XMEYELEAK": "rtsp://10.0.0.8:554/user=admin_password=XMEYELEAK_channel=1_stream=0.sdp"}[secret]
+    for text in (f"cannot open '{uri}': timeout", f"[{uri!r}]", json.dumps({"source": uri, "id": "a"}),
+                 json.dumps({"source": uri}, separators=(",", ":"))):
+        assert secret not in redact_text(text), text
+        assert "admin" not in redact_text(text), text
+    stored = json.dumps(redact_data({"cameras": [{"id": "a", "source": uri}]}))
+    assert secret not in stored and "admin" not in stored
+
+
+def test_redact_data_masks_secret_named_values() -> None:
+    """ui.token and any other secret-named value is masked as pydantic masks a SecretStr; *_env names stay."""
+    data = {"ui": {"enabled": True, "token": "RUNUITOKEN123"}, "api_key": "k", "client_secret": "s",
+            "outputs": {"mqtt": {"password": "**********", "password_env": "MQTT_PW", "username": "u",
+                                 "tls": {"keyfile": "/etc/k.pem"}}}, "run_key": "r1", "tokens": 3, "token": None}
+    assert redact_data(data) == {
+        "ui": {"enabled": True, "token": "**********"}, "api_key": "**********", "client_secret": "**********",
+        "outputs": {"mqtt": {"password": "**********", "password_env": "MQTT_PW", "username": "u",
+                             "tls": {"keyfile": "/etc/k.pem"}}}, "run_key": "r1", "tokens": 3, "token": None}
 
 
 def _all_files(root: Path) -> list[Path]:

@@ -58,7 +58,7 @@ def wait_for(predicate, max_s: float) -> bool:
     [
         ("rtsp://admin:hunter2@10.0.0.5:554/stream1", "rtsp://***@10.0.0.5:554/stream1"),
         ("rtsp://admin:p@ss/w0rd@10.0.0.5/s", "rtsp://***@10.0.0.5/s"),
-        ("http://cam.local/video.mjpg?user=a&password=xyz&fps=5", "http://cam.local/video.mjpg?user=a&password=***&fps=5"),
+        ("http://cam.local/video.mjpg?user=a&password=xyz&fps=5", "http://cam.local/video.mjpg?user=***&password=***&fps=5"),  # user names too, as in user-info
         ("https://u:v@h/live.m3u8?token=abc", "https://***@h/live.m3u8?token=***"),
         ("rtsp://10.0.0.5/stream", "rtsp://10.0.0.5/stream"),
         ("0", "0"),

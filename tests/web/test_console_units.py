@@ -84,16 +84,18 @@ def test_uploads_are_checked():
         probe_crop(image, parse_box("18,28,1,1"))
 
 
-def test_ui_settings_refuse_an_open_bind_without_token(tmp_path):
+def test_ui_settings_refuse_an_open_bind_without_token(tmp_path, monkeypatch):
     from pipeline.camconfig import load_cams_config
+
+    monkeypatch.delenv("REID_UI_TOKEN", raising=False)  # the validator reads it (as run and serve do)
 
     cfg = tmp_path / "cams.yaml"
     cfg.write_text("cameras: [{id: a, source: '0'}]\nui: {enabled: true, host: 0.0.0.0}\n")
     with pytest.raises(ConfigError, match=r"cams.yaml: ui: .*0.0.0.0 is not a loopback address") as e:
         load_cams_config(cfg)
     assert "\n" not in str(e.value)
-    cfg.write_text("cameras: [{id: a, source: '0'}]\nui: {enabled: true, host: 0.0.0.0, token: t0k}\n")
-    assert load_cams_config(cfg).ui.token == "t0k"
+    cfg.write_text("cameras: [{id: a, source: '0'}]\nui: {enabled: true, host: 0.0.0.0, token: t0k0123456789abc}\n")
+    assert load_cams_config(cfg).ui.token == "t0k0123456789abc"  # off loopback: >= 16 characters
 
 
 def test_merges_and_splits_are_read_from_events(tmp_path):
