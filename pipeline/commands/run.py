@@ -56,8 +56,9 @@ def run(args: argparse.Namespace) -> int:
     finally:
         os.umask(old_umask)
     print(table)
-    keys = ("run_key", "out_dir", "store", "interrupted", "tracklets_stored", "global_ids", "handovers")
-    print(json.dumps({k: summary[k] for k in keys}, indent=1))
+    keys = ("run_key", "out_dir", "store", "interrupted", "tracklets_stored", "global_ids", "handovers",
+            "final_identities", "final_multi_camera_identities")
+    print(json.dumps({k: summary[k] for k in keys if k in summary}, indent=1))
     for line in summary_warnings(summary):  # what the run went on with: said where a script sees it
         print(f"reid-pipeline: warning: {line}", file=sys.stderr)
     return 130 if summary["interrupted"] else 0

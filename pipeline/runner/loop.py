@@ -364,9 +364,12 @@ class PipelineRunner:
         finally:
             mqtt = sinks.close_publishers()
         # timelines show the final identities (online revisions and the re-clustering), as mot_global/ does
+        stored = [t for t in store.tracklets(run_id=run_id, with_arrays=False) if t.global_id is not None]
         pngs = sinks.write_timelines([(t.cam_id, int(t.track_id), int(t.global_id), t.start_time, t.end_time)
-                                      for t in store.tracklets(run_id=run_id, with_arrays=False)
-                                      if t.global_id is not None] if sinks.write_timeline else None)
+                                      for t in stored] if sinks.write_timeline else None)
+        by_id: dict[int, set[str]] = {}
+        for t in stored:
+            by_id.setdefault(int(t.global_id), set()).add(t.cam_id)
         stats = self.assigner.stats
         summary = {
             "run_key": run_key,
@@ -382,7 +385,11 @@ class PipelineRunner:
             "resumed_tracklets": stats.resumed,
             "resumed_from_frame": self.resumed_from,
             "checkpoints": self.ckpt.commits if self.ckpt is not None else 0,
-            "global_ids": len(stats.global_ids),
+            "global_ids": len(stats.global_ids),  # ids handed out while running (revisions may merge some later)
+            # the run's identities as they end (after revisions and the re-clustering): what the store and
+            # mot_global/ hold, and how many of them were seen by more than one camera
+            "final_identities": len(by_id),
+            "final_multi_camera_identities": sum(len(c) > 1 for c in by_id.values()),
             "new_identities": stats.new_identities,
             "handovers": stats.handovers,
             "recluster": reclustered,

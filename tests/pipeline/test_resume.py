@@ -99,6 +99,12 @@ def clean(split, tmp_path_factory, shared) -> Path:
 
 def test_killed_batch_run_resumes_to_the_uninterrupted_result(split, clean, tmp_path, shared, capsys):
     clean_summary = json.loads((clean / "out" / "stage_times.json").read_text())
+    # the summary's final counts are the store's: distinct global ids of the run's tracklets, and those in 2 cameras
+    cams_of: dict[int, set] = {}
+    for cam, *_, gid, _dist in _store_rows(clean / "ids.sqlite")["tracklets"]:
+        cams_of.setdefault(gid, set()).add(cam)
+    assert clean_summary["final_identities"] == len(cams_of) > 0
+    assert clean_summary["final_multi_camera_identities"] == sum(len(c) > 1 for c in cams_of.values())
 
     cfg = _config(split, tmp_path / "killed", shared)
     proc = subprocess.run([sys.executable, "-c", KILLER, str(cfg), str(KILL_AFTER)],
