@@ -364,7 +364,7 @@ class IdentityAssigner:
                 self.store.add_event("leave", gid, tracklet.cam_id, tracklet.end_time,
                                      {"track_id": key[1], "frame": int(tracklet.frames[-1])})
                 if self.crops is not None:
-                    self.store.add_crops(tid, *self.crops.take(*key))
+                    self.store.add_crops(tid, *self.crops.take(*key), replace=True)  # the final track's sample
         self.announced.add(key)
         self.stats.tracklets_stored += 1
         self.stats.global_ids.add(gid)

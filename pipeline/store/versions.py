@@ -98,8 +98,11 @@ class VersionsMixin:
         )
         return [int(r[0]) for r in rows]
 
-    def add_crops(self, tracklet_id: int, frames: list[int], crops_bgr: list[np.ndarray], quality: int = 90) -> None:
-        """Store person crops (BGR uint8) of a tracklet as JPEG, keyed by frame; idempotent."""
+    def add_crops(self, tracklet_id: int, frames: list[int], crops_bgr: list[np.ndarray], quality: int = 90,
+                  replace: bool = False) -> None:
+        """Store person crops (BGR uint8) of a tracklet as JPEG, keyed by frame; idempotent. ``replace``: these are
+        the tracklet's crops, any stored before go (a run re-run after ``--max-frames`` ends a track later and
+        samples other frames of it: without this a tracklet kept both samples)."""
         import cv2
 
         rows = []
@@ -108,6 +111,8 @@ class VersionsMixin:
             if ok:
                 rows.append((int(tracklet_id), int(frame), buf.tobytes()))
         with self.db.transaction() as c:
+            if replace:
+                c.execute("DELETE FROM crops WHERE tracklet_id = ?", (int(tracklet_id),))
             c.executemany("INSERT OR IGNORE INTO crops (tracklet_id, frame, jpeg) VALUES (?, ?, ?)", rows)
 
     def crops(self, tracklet_id: int) -> list[tuple[int, np.ndarray]]:

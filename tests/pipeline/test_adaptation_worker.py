@@ -403,6 +403,39 @@ def test_runner_stores_crops_with_final_tracklets(pets_dir: Path, shared: Path, 
         assert deployed is not None and deployed in s.embedding_versions()
 
 
+def test_a_run_redone_after_max_frames_keeps_one_crop_sample_per_tracklet(pets_dir: Path, shared: Path, tmp_path: Path):
+    """--max-frames ends tracks early (their crops stored); the full re-run ends the same tracklets later and
+    samples other frames: the tracklet keeps the final sample only, never both (the s43 probe saw 7 of 4)."""
+    import yaml
+
+    from pipeline.cli import main
+    from pipeline.virtual_cameras import build_virtual_cameras
+
+    split = tmp_path / "split"
+    build_virtual_cameras(pets_dir, split, layout="two-regions", gap=0.1, frame_range=(1, 16), progress=False)
+    cfg = tmp_path / "cams.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "mode": "batch", "run_key": "crops-again",
+        "cameras": [{"id": c, "source": str(split / c / "video.mp4")} for c in ("left", "right")],
+        "detector": {"kind": "onnx", "weights": str(shared / "weights" / "yolov5n.onnx")},
+        "tracklets": {"min_length": 3, "partial_every_s": None},
+        "store": {"path": str(tmp_path / "ids.sqlite")},
+        "outputs": {"dir": str(tmp_path / "out"), "video": False, "timeline_png": False},
+        "adapt": {"enabled": True, "crops_per_tracklet": 4},
+    }))
+    assert main(["run", str(cfg), "--no-progress", "--max-frames", "6"]) == 0
+    with IdentityStore(tmp_path / "ids.sqlite", mode="read") as s:
+        early = {t.tracklet_id: s.crops(t.tracklet_id) for t in s.tracklets()}
+    assert early and all(early.values())
+    assert main(["run", str(cfg), "--no-progress"]) == 0
+    with IdentityStore(tmp_path / "ids.sqlite", mode="read") as s:
+        counts = s.crop_counts()
+        assert counts and max(counts.values()) <= 4
+        again = [tid for tid in early if tid in counts]
+        assert again  # the early tracklets were extended, not duplicated
+        assert any(max(f for f, _ in s.crops(tid)) > 6 for tid in again)  # their sample now spans the later frames
+
+
 def _image_size(seqinfo: Path) -> tuple[int, int]:
     import configparser
 
