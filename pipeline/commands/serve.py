@@ -12,7 +12,6 @@ console with live camera tiles instead.
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 HELP = "serve the web console (cameras, identities, timelines, photo search, events, JSON API) for a store"
@@ -25,6 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=None, help="port (default: ui.port or 8080; 0 = any free)")
     parser.add_argument("--token", default=None,
                         help="required from clients (default: $REID_UI_TOKEN or ui.token); needed off loopback")
+    parser.add_argument("--allow-host", action="append", default=None, metavar="NAME",
+                        help="another Host name the console answers to without a token, e.g. a reverse proxy's"
+                             " (repeatable; default: $REID_UI_ALLOWED_HOSTS, comma-separated). Loopback names and"
+                             " addresses are always accepted; with a token any Host is")
     parser.add_argument("--checkpoint", default="default",
                         help="encoder for photo search without --config: 'default' (an adapted store's deployed"
                              " version when it has one), 'imagenet' or a checkpoint path")
@@ -62,8 +65,8 @@ def encoder_factory(cfg, checkpoint: str, store_path: Path | None = None):
 
 
 def run(args: argparse.Namespace) -> int:
+    from pipeline.camconfig import check_ui_access, ui_token
     from pipeline.core.errors import ConfigError, DataError
-    from pipeline.web.security import check_bind
     from pipeline.web.server import ConsoleServer
 
     cfg = None
@@ -76,14 +79,18 @@ def run(args: argparse.Namespace) -> int:
     port = args.port if args.port is not None else (ui.port if ui else 8080)
     if not 0 <= port <= 65535:
         raise ConfigError(f"--port: {port} is not a port number (0-65535)")
-    token = args.token or os.environ.get("REID_UI_TOKEN") or (ui.token if ui else None)
-    check_bind(host, token, "--host")  # before anything is opened or loaded
+    token, token_key = ui_token(args.token, ui)  # --token, else $REID_UI_TOKEN, else ui.token (as run reads it)
+    check_ui_access(host, token, "--host", token_key)  # before anything is opened or loaded
     store = args.store or (Path(cfg.store.path) if cfg is not None else None)
     if store is None:
         raise ConfigError("serve: give --store FILE (or --config with store.path)")
+    if store.is_dir():
+        raise DataError(store, "is a folder, not an identity store (give the .sqlite file)")
     if not store.is_file():
         raise DataError(store, "no such identity store")
     cameras = {c.id: c.display_uri() for c in cfg.cameras} if cfg is not None else {}
-    ConsoleServer(store, encoder_factory(cfg, args.checkpoint, store), host, port, token,
-                  cameras=cameras).serve_forever()
+    server = ConsoleServer(store, encoder_factory(cfg, args.checkpoint, store), host, port, token,
+                           cameras=cameras, allowed_hosts=getattr(args, "allow_host", None))
+    server.reserve()  # a taken port fails here, before the store is opened
+    server.serve_forever()
     return 0

@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from markupsafe import Markup
 
 from pipeline.web import data
-from pipeline.web.api import camera_list, console, read_upload, run_search
+from pipeline.web.api import GlobalId, camera_list, console, read_upload, search_with_crop
 from pipeline.web.timeline import timeline_svg
 
 router = APIRouter(include_in_schema=False)
@@ -40,7 +40,7 @@ def identities_page(request: Request) -> HTMLResponse:
 
 
 @router.get("/identities/{global_id}")
-def identity_page(request: Request, global_id: int) -> HTMLResponse:
+def identity_page(request: Request, global_id: GlobalId) -> HTMLResponse:
     store = console(request).store
     detail = data.identity_detail(store, global_id)
     if detail is None:
@@ -62,24 +62,22 @@ async def search_submit(request: Request, image: UploadFile = File(...), box: st
     con = console(request)
     blob = await read_upload(image, con.max_upload_bytes)
     try:
-        result = await asyncio.to_thread(run_search, con, blob, box, top)
+        result, crop = await asyncio.to_thread(search_with_crop, con, blob, box, top)
     except HTTPException as exc:
         return render(request, "search.html", status=exc.status_code, page="search", result=None, error=exc.detail)
     return render(request, "search.html", page="search", result=result, error=None, box=box or "",
-                  probe=probe_data_url(blob, box))
+                  probe=probe_data_url(crop))
 
 
-def probe_data_url(blob: bytes, box: str | None) -> str:
+def probe_data_url(crop) -> str:
     """The searched picture (its box's pixels), as a small JPEG data: URL to show beside the results."""
     import base64
 
     import cv2
 
     from pipeline.runner.thumbnails import shrink
-    from pipeline.web.search import decode_image, parse_box, probe_crop
 
-    crop = shrink(probe_crop(decode_image(blob), parse_box(box)), 160)
-    ok, buf = cv2.imencode(".jpg", crop, [int(cv2.IMWRITE_JPEG_QUALITY), 85])
+    ok, buf = cv2.imencode(".jpg", shrink(crop, 160), [int(cv2.IMWRITE_JPEG_QUALITY), 85])
     return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode() if ok else ""
 
 

@@ -1,6 +1,7 @@
 """Search by photo: check an upload, cut the optional box, embed it, rank the store's identities.
 
-Uploads are size-limited (``max_bytes``) and type-checked by decoding them (OpenCV): anything that does not
+Uploads are size-limited (``max_bytes``), their declared pixel size is read from the header (Pillow, without
+decoding) and refused above ``MAX_PIXELS`` before OpenCV decodes them; anything that does not
 decode as an image is refused with :class:`UploadError` (HTTP 413 / 415 / 422 in the app), never passed on.
 The encoder is built on first use by the factory the caller gives (the run's or ``serve``'s ``encoder:``
 settings), once, and shared under a lock. Ranking is :func:`pipeline.query.rank_tracklets` (cosine distance
@@ -10,6 +11,7 @@ to every stored tracklet embedding of the encoder's version; an identity ranks b
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -30,19 +32,62 @@ class UploadError(Exception):
         self.status = status
 
 
+def _mb(n: int) -> str:
+    return f"{n / 2**20:.3g} MiB"
+
+
+def declared_size(data: bytes) -> tuple[int, int]:
+    """(width, height) an upload's header declares, read without decoding the pixels (Pillow's lazy open);
+    UploadError 415 when no known image header is found, 413 when Pillow itself calls it a decompression bomb."""
+    import io
+    import re
+
+    from PIL import Image, UnidentifiedImageError
+
+    global _QUIET
+    if not _QUIET:  # sizes Pillow only warns about are refused here all the same: no warning in the run's log
+        warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+        _QUIET = True
+    try:
+        with Image.open(io.BytesIO(data)) as im:  # reads the header only; load() is never called
+            return int(im.size[0]), int(im.size[1])
+    except Image.DecompressionBombError as exc:  # over twice Pillow's own limit (about 179 megapixels)
+        got = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(got.group(1)) / 1e6:.0f} megapixels" if got else "too many pixels"
+        raise UploadError(413, f"the picture declares {size}; the limit is {MAX_PIXELS / 1e6:.0f} megapixels"
+                          ) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        raise UploadError(415, NOT_AN_IMAGE) from None
+
+
+_QUIET = False
+NOT_AN_IMAGE = "the upload is not an image OpenCV can read (JPEG, PNG, BMP, WebP, ...)"
+#: at most two uploads are decoded at once (each <= MAX_PIXELS x 3 bytes): bounded memory under parallel searches
+DECODE_SLOTS = threading.BoundedSemaphore(2)
+
+
 def decode_image(data: bytes, max_bytes: int = MAX_UPLOAD_BYTES) -> np.ndarray:
-    """Upload bytes -> (H, W, 3) BGR uint8; UploadError when too large, empty or not an image."""
+    """Upload bytes -> (H, W, 3) BGR uint8; UploadError when too large, empty or not an image.
+
+    The size the header declares is checked before any pixel is decoded (a 600-byte JPEG can declare 30000 x
+    30000 pixels, which libjpeg would otherwise allocate and fill), so decoding costs at most ``MAX_PIXELS``."""
     import cv2
 
     if len(data) > max_bytes:
-        raise UploadError(413, f"the picture is {len(data) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB")
+        raise UploadError(413, f"the picture is too large; the limit is {_mb(max_bytes)}")
     if not data:
         raise UploadError(422, "no picture was uploaded")
+    w, h = declared_size(data)
+    if w * h > MAX_PIXELS:
+        raise UploadError(413, f"the picture has {w}x{h} pixels; the limit is {MAX_PIXELS / 1e6:.0f} megapixels")
+    if w <= 0 or h <= 0:
+        raise UploadError(415, NOT_AN_IMAGE)
     buf = np.frombuffer(data, np.uint8)
-    image = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    with DECODE_SLOTS:
+        image = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     if image is None or image.ndim != 3 or image.size == 0:
-        raise UploadError(415, "the upload is not an image OpenCV can read (JPEG, PNG, BMP, WebP, ...)")
-    if image.shape[0] * image.shape[1] > MAX_PIXELS:
+        raise UploadError(415, NOT_AN_IMAGE)
+    if image.shape[0] * image.shape[1] > MAX_PIXELS:  # a header that lied: refused all the same
         raise UploadError(413, f"the picture has {image.shape[1]}x{image.shape[0]} pixels; the limit is"
                                f" {MAX_PIXELS / 1e6:.0f} megapixels")
     return image

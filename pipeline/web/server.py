@@ -3,13 +3,17 @@ foreground for ``reid-pipeline serve``.
 
 :class:`ConsoleServer` opens its own read-only connection to the store (the run keeps the writer lock),
 checks the bind rule first (:func:`pipeline.web.security.check_bind`: a non-loopback address needs a
-token) and binds before :meth:`ConsoleServer.start` returns, so a taken port fails the start with one line.
+token) and binds before it opens the store (:meth:`ConsoleServer.reserve` binds even earlier, for a caller that
+opens other things first), so a taken port fails the start with one line. Without a token, only requests whose
+``Host`` is a loopback name or address, the bind address or one of ``allowed_hosts`` (default:
+``$REID_UI_ALLOWED_HOSTS``) are answered.
 :meth:`ConsoleServer.stop` ends open event streams and waits for the thread (at most ``stop_timeout_s``).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 import time
@@ -24,8 +28,21 @@ from pipeline.web.security import check_bind
 log = logging.getLogger(__name__)
 
 
+ALLOWED_HOSTS_ENV = "REID_UI_ALLOWED_HOSTS"
+
+
+def allowed_hosts_from_env() -> tuple[str, ...]:
+    """Extra Host names the console answers to without a token (``$REID_UI_ALLOWED_HOSTS``, comma-separated:
+    e.g. the name a reverse proxy on this machine forwards)."""
+    return tuple(h.strip() for h in os.environ.get(ALLOWED_HOSTS_ENV, "").split(",") if h.strip())
+
+
 def bind_socket(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on (host, port) (port 0: a free one); ConfigError naming the address on failure."""
+    """A listening TCP socket on (host, port) (port 0: a free one; '[::1]' is '::1'); ConfigError naming the
+    address on failure."""
+    host = host.strip()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -44,9 +61,14 @@ class ConsoleServer:
 
     def __init__(self, store_path: Path, encoder_factory: Callable[[], Any], host: str = "127.0.0.1",
                  port: int = 8080, token: str | None = None, live: LiveFrames | None = None,
-                 cameras: dict[str, str] | None = None, stop_timeout_s: float = 5.0) -> None:
+                 cameras: dict[str, str] | None = None, stop_timeout_s: float = 5.0,
+                 allowed_hosts: list[str] | tuple[str, ...] | None = None) -> None:
         check_bind(host, token, "console host")
+        host = host.strip()
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]
         self.host, self.port, self.token = host, int(port), token
+        self.allowed_hosts = tuple(allowed_hosts) if allowed_hosts is not None else allowed_hosts_from_env()
         self.store_path = Path(store_path)
         self.encoder_factory = encoder_factory
         self.live = live
@@ -69,18 +91,31 @@ class ConsoleServer:
         from pipeline.web.app import Console, create_app
         from pipeline.web.search import PhotoSearch
 
+        if self._sock is None:  # bound first: a taken port fails before the store is opened
+            self.reserve()
         store = IdentityStore(self.store_path, mode="read")
         self._console = Console(store=store, search=PhotoSearch(self.encoder_factory), live=self.live,
-                                cameras=self.cameras, token=self.token)
-        self._sock = bind_socket(self.host, self.port)
-        self.port = self._sock.getsockname()[1]
+                                cameras=self.cameras, token=self.token, bind_host=self.host,
+                                allowed_hosts=self.allowed_hosts)
         config = uvicorn.Config(create_app(self._console), log_level="warning", access_log=False,
                                 timeout_graceful_shutdown=1, lifespan="off")
         self._server = uvicorn.Server(config)
 
+    def reserve(self) -> ConsoleServer:
+        """Bind the listening socket now (ConfigError on a taken port), before anything else is opened;
+        :meth:`start` / :meth:`serve_forever` then serve on it."""
+        if self._sock is None:
+            self._sock = bind_socket(self.host, self.port)
+            self.port = self._sock.getsockname()[1]
+        return self
+
     def start(self) -> ConsoleServer:
         """Serve in a daemon thread; returns once the server accepts connections."""
-        self._build()
+        try:
+            self._build()
+        except BaseException:
+            self._close()
+            raise
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]},
                                         name="console", daemon=True)
         self._thread.start()
@@ -95,7 +130,11 @@ class ConsoleServer:
 
     def serve_forever(self) -> None:
         """Serve in this thread until Ctrl-C / SIGTERM (uvicorn's own signal handling)."""
-        self._build()
+        try:
+            self._build()
+        except BaseException:
+            self._close()
+            raise
         print(f"reid-pipeline console on {self.url} (Ctrl-C to stop)", flush=True)
         try:
             self._server.run(sockets=[self._sock])

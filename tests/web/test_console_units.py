@@ -111,3 +111,15 @@ def test_merges_and_splits_are_read_from_events(tmp_path):
         assert [(e["kind"], e["global_id"]) for e in merges_splits(store, 7)] == [("merge", 5)]
         assert [(e["kind"], e["t"]) for e in merges_splits(store, 5)] == [("merge", 1.0)]
         assert [e["kind"] for e in merges_splits(store, 3)] == ["split"] and merges_splits(store, 4) == []
+
+
+def test_serve_refuses_a_short_token_off_loopback(tmp_path, capsys, monkeypatch):
+    """serve applies run's rule: off loopback the token needs 16 printable characters (one line, no token shown)."""
+    from pipeline.cli import main
+
+    monkeypatch.delenv("REID_UI_TOKEN", raising=False)
+    store = tmp_path / "ids.sqlite"
+    store.write_bytes(b"")
+    assert main(["serve", "--store", str(store), "--host", "0.0.0.0", "--token", "s3cr3t"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "--token" in err and "16" in err and "s3cr3t" not in err

@@ -72,10 +72,17 @@ function startEvents() {
   const es = new EventSource(`/api/events/stream?after=${body.dataset.last || 0}`);
   es.onopen = () => { state.textContent = "feed connected"; state.className = "state streaming"; };
   es.onerror = () => { state.textContent = "reconnecting…"; state.className = "state reconnecting"; };
+  // ids already on the page: a reconnecting EventSource resumes after Last-Event-ID, and any event that still
+  // arrives twice (e.g. a console restarted with another stream position) is shown once
+  const shown = new Set(Array.from(body.querySelectorAll("tr[data-event-id]"), tr => tr.dataset.eventId));
   const add = (msg) => {
     const e = JSON.parse(msg.data);
+    const key = String(e.event_id);
+    if (shown.has(key)) return;
+    shown.add(key);
     const tr = document.createElement("tr");
     tr.className = "fresh ev-" + e.kind;
+    tr.dataset.eventId = key;
     const cells = [e.event_id, e.kind, null, e.cam_id, e.t > 1e9 ? new Date(e.t * 1000).toLocaleString() : e.t.toFixed(1) + " s",
                    e.kind === "handover" ? `from ${e.payload.from_cam}, transit ${e.payload.transit_s} s` : ""];
     cells.forEach((v, i) => {
@@ -86,7 +93,7 @@ function startEvents() {
     });
     body.insertBefore(tr, body.firstChild);
     const none = document.getElementById("no-events"); if (none) none.remove();
-    while (body.children.length > 200) body.removeChild(body.lastChild);
+    while (body.children.length > 200) { shown.delete(body.lastChild.dataset.eventId); body.removeChild(body.lastChild); }
   };
   for (const kind of ["appear", "handover", "leave", "merge", "split", "message"]) es.addEventListener(kind, add);
 }
