@@ -78,6 +78,7 @@ class PipelineRunner:
         self.paused_at: dict[str, int] | None = None  # store.on_stop: resume, set when a stop paused the run
         self.run_id: int | None = None  # the store's run row, once begun
         self.live = None  # pipeline.web.live.LiveFrames when ui.enabled: the console's live tiles
+        self._console = None  # pipeline.web.server.ConsoleServer when ui.enabled (reserved at start)
         self.plan = FramePlan(cfg.schedule, cfg.encoder)  # detection stride + embedding policy (docs/speed.md)
 
     # ------------------------------------------------------------------ public
@@ -89,13 +90,21 @@ class PipelineRunner:
         cfg = self.cfg
         own = self.comp is None
         check_inputs(cfg)  # an empty/missing input folder or file fails before the store is created or written
-        self.comp = self.comp or build_components(cfg)
+        self._console = self._reserve_console()  # a taken ui.port fails here too, before anything is opened
+        try:
+            self.comp = self.comp or build_components(cfg)
+        except BaseException:
+            if self._console is not None:
+                self._console.stop()
+            raise
         try:
             return self._run()
         except BaseException as exc:
             self._record_end("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")
             raise
         finally:
+            if self._console is not None:
+                self._console.stop()  # idempotent: a started console was stopped by the loop
             if own:
                 self.comp.store.close()
 
@@ -456,19 +465,25 @@ class PipelineRunner:
         )
         self.adapt.start()
 
-    def _start_console(self):
-        """ui.enabled: the web console (pipeline/web) in a thread, with live tiles of this run's cameras and
-        photo search with the run's own encoder; None otherwise."""
+    def _reserve_console(self):
+        """ui.enabled: the web console (pipeline/web) with its port bound (ConfigError, one line, on a taken
+        port), not serving yet: live tiles of this run's cameras, photo search with the run's own encoder;
+        None otherwise."""
         ui = self.cfg.ui
         if not ui.enabled:
             return None
         from pipeline.web.live import LiveFrames
         from pipeline.web.server import ConsoleServer
 
-        self.live = LiveFrames(list(self.cams), health=lambda: [st.source.health() for st in self.cams.values()],
+        self.live = LiveFrames([c.id for c in self.cfg.cameras],
+                               health=lambda: [st.source.health() for st in self.cams.values()],
                                warnings=lambda: list(self.assigner.overlap_messages))
-        return ConsoleServer(self.comp.store.path, lambda: self.comp.encoder, ui.host, ui.port, ui.token,
-                             live=self.live, cameras={c.id: c.display_uri() for c in self.cfg.cameras}).start()
+        return ConsoleServer(Path(self.cfg.store.path), lambda: self.comp.encoder, ui.host, ui.port, ui.token,
+                             live=self.live, cameras={c.id: c.display_uri() for c in self.cfg.cameras}).reserve()
+
+    def _start_console(self):
+        """Serve the console reserved at start (ui.enabled) in a thread; None without one."""
+        return None if self._console is None else self._console.start()
 
     def _start_health(self):
         """Periodic health lines (live mode) and the Prometheus endpoint (when a port is set)."""

@@ -123,3 +123,27 @@ def test_serve_refuses_a_short_token_off_loopback(tmp_path, capsys, monkeypatch)
     assert main(["serve", "--store", str(store), "--host", "0.0.0.0", "--token", "s3cr3t"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "--token" in err and "16" in err and "s3cr3t" not in err
+
+
+def test_run_with_the_console_on_a_taken_port_fails_before_opening_anything(pets_dir, shared, tmp_path, capsys):
+    """ui.port already in use: one line, exit 2, and no store, lock or outputs were created."""
+    import socket
+
+    import yaml
+
+    from pipeline.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cfg = tmp_path / "cams.yaml"
+        cfg.write_text(yaml.safe_dump({
+            "mode": "batch", "cameras": [{"id": "a", "source": str(pets_dir / "img1")}],
+            "detector": {"kind": "onnx", "weights": str(shared / "weights" / "yolov5n.onnx")},
+            "store": {"path": str(tmp_path / "st" / "ids.sqlite")}, "outputs": {"dir": str(tmp_path / "out")},
+            "ui": {"enabled": True, "port": port}}), encoding="utf-8")
+        assert main(["run", str(cfg), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and f"cannot listen on 127.0.0.1:{port}" in err
+    assert not (tmp_path / "st").exists() and not (tmp_path / "out").exists()
