@@ -232,7 +232,7 @@ def test_eval_reid_market_root_without_gallery_is_one_line_error(market_root, tm
     shutil.copytree(market_root / "query", root / "query")
     assert main(["eval-reid", "--folder", str(root), "--checkpoint", "default", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "has query/ but no bounding_box_test/ gallery" in err
+    assert len(err.splitlines()) == 1 and "has query/ but no bounding_box_test/ (or gallery/) gallery" in err
 
 
 def test_single_shot_on_any_two_camera_folder(market):
