@@ -56,7 +56,9 @@ def declared_size(data: bytes) -> tuple[int, int]:
         size = f"{int(got.group(1)) / 1e6:.0f} megapixels" if got else "too many pixels"
         raise UploadError(413, f"the picture declares {size}; the limit is {MAX_PIXELS / 1e6:.0f} megapixels"
                           ) from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+    # ImportError: once ultralytics is imported it patches Image.open to retry an unknown header as HEIF through
+    # pi_heif, which is not installed: that too means the upload is not an image this console reads
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, ImportError):
         raise UploadError(415, NOT_AN_IMAGE) from None
 
 

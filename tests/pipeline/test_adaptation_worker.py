@@ -365,24 +365,33 @@ def test_background_worker_process_deploys_and_runner_side_swaps(store):
     assert swap["load_s"] > 0 and swap["swap_s"] == pytest.approx(swap["load_s"] + swap["prototypes_s"], abs=2e-4)
 
 
-def test_runner_stores_crops_with_final_tracklets(pets_dir: Path, shared: Path, tmp_path: Path):
+def _crops_run(pets_dir: Path, shared: Path, tmp_path: Path, n_frames: int, run_key: str,
+               partial_every_s: float | None) -> Path:
+    """cams.yaml of a batch run with adapt.enabled (4 crops per tracklet) on a two-region PETS split of n_frames."""
     import yaml
 
-    from pipeline.cli import main
     from pipeline.virtual_cameras import build_virtual_cameras
 
     split = tmp_path / "split"
-    build_virtual_cameras(pets_dir, split, layout="two-regions", gap=0.1, frame_range=(1, 14), progress=False)
+    build_virtual_cameras(pets_dir, split, layout="two-regions", gap=0.1, frame_range=(1, n_frames), progress=False)
     cfg = tmp_path / "cams.yaml"
     cfg.write_text(yaml.safe_dump({
-        "mode": "batch", "run_key": "crops",
+        "mode": "batch", "run_key": run_key,
         "cameras": [{"id": c, "source": str(split / c / "video.mp4")} for c in ("left", "right")],
         "detector": {"kind": "onnx", "weights": str(shared / "weights" / "yolov5n.onnx")},
-        "tracklets": {"min_length": 3, "partial_every_s": 0.5},
+        "tracklets": {"min_length": 3, "partial_every_s": partial_every_s},
         "store": {"path": str(tmp_path / "ids.sqlite")},
         "outputs": {"dir": str(tmp_path / "out"), "video": False, "timeline_png": False},
         "adapt": {"enabled": True, "crops_per_tracklet": 4},
     }))
+    return cfg
+
+
+def test_runner_stores_crops_with_final_tracklets(pets_dir: Path, shared: Path, tmp_path: Path):
+    from pipeline.cli import main
+
+    cfg = _crops_run(pets_dir, shared, tmp_path, 14, "crops", 0.5)
+    split = tmp_path / "split"
     assert main(["run", str(cfg), "--no-progress"]) == 0
     size = {c: _image_size(split / c / "seqinfo.ini") for c in ("left", "right")}
     with IdentityStore(tmp_path / "ids.sqlite") as s:
@@ -406,23 +415,9 @@ def test_runner_stores_crops_with_final_tracklets(pets_dir: Path, shared: Path, 
 def test_a_run_redone_after_max_frames_keeps_one_crop_sample_per_tracklet(pets_dir: Path, shared: Path, tmp_path: Path):
     """--max-frames ends tracks early (their crops stored); the full re-run ends the same tracklets later and
     samples other frames: the tracklet keeps the final sample only, never both (the s43 probe saw 7 of 4)."""
-    import yaml
-
     from pipeline.cli import main
-    from pipeline.virtual_cameras import build_virtual_cameras
 
-    split = tmp_path / "split"
-    build_virtual_cameras(pets_dir, split, layout="two-regions", gap=0.1, frame_range=(1, 16), progress=False)
-    cfg = tmp_path / "cams.yaml"
-    cfg.write_text(yaml.safe_dump({
-        "mode": "batch", "run_key": "crops-again",
-        "cameras": [{"id": c, "source": str(split / c / "video.mp4")} for c in ("left", "right")],
-        "detector": {"kind": "onnx", "weights": str(shared / "weights" / "yolov5n.onnx")},
-        "tracklets": {"min_length": 3, "partial_every_s": None},
-        "store": {"path": str(tmp_path / "ids.sqlite")},
-        "outputs": {"dir": str(tmp_path / "out"), "video": False, "timeline_png": False},
-        "adapt": {"enabled": True, "crops_per_tracklet": 4},
-    }))
+    cfg = _crops_run(pets_dir, shared, tmp_path, 16, "crops-again", None)
     assert main(["run", str(cfg), "--no-progress", "--max-frames", "6"]) == 0
     with IdentityStore(tmp_path / "ids.sqlite", mode="read") as s:
         early = {t.tracklet_id: s.crops(t.tracklet_id) for t in s.tracklets()}

@@ -22,35 +22,11 @@ import yaml
 from pipeline.core.errors import ConfigError
 from pipeline.sinks.mqtt import MqttEventSink, event_id, mqtt_payload
 from pipeline.sinks.mqtt_settings import MqttSettings
-from pipeline.testing.mqtt_broker import (BrokerError, EventSubscriber, MosquittoBroker, find_mosquitto,
-                                          make_test_certs)
+from pipeline.testing.mqtt_broker import EventSubscriber, MosquittoBroker, make_test_certs
 from pipeline.testing.rtsp import free_port
 
 N_FRAMES = 14
 FAST = {"reconnect_min_s": 0.1, "reconnect_max_s": 0.5, "flush_timeout_s": 10.0}
-
-
-@pytest.fixture
-def make_broker(tmp_path):
-    """Factory: make_broker(users=None, start=True) -> MosquittoBroker on a free port (stopped at teardown)."""
-    if find_mosquitto() is None:
-        pytest.fail("mosquitto is not installed (Debian package mosquitto, installed by tools/setup_system.sh)",
-                    pytrace=False)
-    brokers: list[MosquittoBroker] = []
-
-    def make(users: dict[str, str] | None = None, start: bool = True) -> MosquittoBroker:
-        b = MosquittoBroker(tmp_path / f"broker{len(brokers)}", free_port(), users)
-        brokers.append(b)
-        if start:
-            try:
-                b.start()
-            except BrokerError as exc:
-                pytest.fail(str(exc), pytrace=False)
-        return b
-
-    yield make
-    for b in brokers:
-        b.stop()
 
 
 def _sink(port: int, **kw) -> MqttEventSink:

@@ -24,7 +24,6 @@ import pytest
 from pipeline.core.errors import ConfigError
 from pipeline.sinks.mqtt import LogThrottle, MqttEventSink
 from pipeline.sinks.mqtt_settings import MqttSettings
-from pipeline.testing.mqtt_broker import BrokerError, MosquittoBroker, find_mosquitto
 from pipeline.testing.rtsp import free_port
 
 FAST = {"reconnect_min_s": 0.1, "reconnect_max_s": 0.2, "flush_timeout_s": 5.0}
@@ -106,28 +105,6 @@ def test_log_throttle_doubles_up_to_a_minute() -> None:
     assert th.ready("refused") == 0 and th.count == 1
 
 
-@pytest.fixture
-def broker_factory(tmp_path):
-    if find_mosquitto() is None:
-        pytest.fail("mosquitto is not installed (Debian package mosquitto, installed by tools/setup_system.sh)",
-                    pytrace=False)
-    made: list[MosquittoBroker] = []
-
-    def make(port: int | None = None, start: bool = True, users: dict | None = None) -> MosquittoBroker:
-        b = MosquittoBroker(tmp_path / f"b{len(made)}", port or free_port(), users)
-        made.append(b)
-        if start:
-            try:
-                b.start()
-            except BrokerError as exc:
-                pytest.fail(str(exc), pytrace=False)
-        return b
-
-    yield make
-    for b in made:
-        b.stop()
-
-
 def _warnings(caplog, text: str) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and text in r.getMessage()]
 
@@ -139,7 +116,7 @@ def _wait(cond, timeout: float) -> bool:
     return cond()
 
 
-def test_unreachable_broker_is_reported_at_once_then_rarely_then_connected(broker_factory, caplog) -> None:
+def test_unreachable_broker_is_reported_at_once_then_rarely_then_connected(make_broker, caplog) -> None:
     caplog.set_level(logging.INFO, logger="pipeline.sinks.mqtt")
     port = free_port()
     sink = MqttEventSink(MqttSettings(port=port, **FAST))
@@ -151,7 +128,7 @@ def test_unreachable_broker_is_reported_at_once_then_rarely_then_connected(broke
         time.sleep(3.0)  # ~15 more attempts (0.1-0.2 s backoff): at most one more line (after 5 s)
         assert sink.stats().connect_failures >= 8
         assert len(_warnings(caplog, "cannot connect")) == 1, _warnings(caplog, "cannot connect")
-        broker_factory(port)
+        make_broker(port)
         assert _wait(lambda: sink.connected, 10.0)
         assert _wait(lambda: sink.pending == 0, 5.0)
         assert any("connected after" in m and "failed attempts" in m for m in _warnings(caplog, "connected after"))
@@ -175,10 +152,10 @@ def test_unresolvable_host_and_never_connected_summary(caplog) -> None:
     assert summary and "never connected" in summary[0] and "gaierror" in summary[0]
 
 
-def test_refused_credentials_said_once_per_interval_not_twice_per_attempt(broker_factory, caplog) -> None:
+def test_refused_credentials_said_once_per_interval_not_twice_per_attempt(make_broker, caplog) -> None:
     """A CONNACK refusal is followed by paho's disconnect: one failed attempt, one reason, one line."""
     caplog.set_level(logging.INFO, logger="pipeline.sinks.mqtt")
-    broker = broker_factory(users={"cams": "right-pw"})
+    broker = make_broker(users={"cams": "right-pw"})
     sink = MqttEventSink(MqttSettings(port=broker.port, username="cams", password="wrong-pw", **FAST))
     try:
         assert _wait(lambda: sink.stats().connect_failures >= 5, 10.0)
@@ -201,11 +178,11 @@ def test_client_id_over_23_characters_warned(caplog) -> None:
 
 
 @pytest.mark.parametrize("protocol, refused", [("5", True), ("3.1.1", False)])
-def test_broker_refusal_is_not_counted_as_acknowledged_with_mqtt5(broker_factory, caplog, protocol, refused):
+def test_broker_refusal_is_not_counted_as_acknowledged_with_mqtt5(make_broker, caplog, protocol, refused):
     """The probe's ``$SYS/reid`` prefix (now refused at load; forced here): mosquitto denies every PUBLISH. MQTT 5
     says so in the PUBACK; MQTT 3.1.1 cannot, and the message counts as acknowledged (the documented limit)."""
     caplog.set_level(logging.INFO, logger="pipeline.sinks.mqtt")
-    broker = broker_factory()
+    broker = make_broker()
     settings = MqttSettings(port=broker.port, protocol=protocol, camera_counts=False, **FAST)
     sink = MqttEventSink(settings.model_copy(update={"topic_prefix": "$SYS/reid"}))  # past the validator
     try:
@@ -224,10 +201,10 @@ def test_broker_refusal_is_not_counted_as_acknowledged_with_mqtt5(broker_factory
         assert (st.refused, st.acked) == (0, 3)
 
 
-def test_mqtt5_delivers_normally(broker_factory) -> None:
+def test_mqtt5_delivers_normally(make_broker) -> None:
     from pipeline.testing.mqtt_broker import EventSubscriber
 
-    broker = broker_factory()
+    broker = make_broker()
     sub = EventSubscriber(broker.port, "v5/events", client_id="v5-sub").start()
     sink = MqttEventSink(MqttSettings(port=broker.port, protocol="5", topic_prefix="v5", **FAST))
     try:

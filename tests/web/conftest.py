@@ -106,3 +106,23 @@ def page(chromium):
     pg.problems = problems
     yield pg
     context.close()
+
+
+@pytest.fixture
+def merged_store(demo_store: Path, tmp_path: Path) -> tuple[Path, int, int, list[int]]:
+    """A copy of the demo store where the second identity was merged into the first (store history + alias):
+    (path, into, absorbed, moved tracklet ids), each move with distance 0.25 and probability 0.875."""
+    from pipeline.store import IdentityStore
+
+    path = tmp_path / "merged.sqlite"
+    shutil.copy(demo_store, path)
+    store = IdentityStore(path)
+    rows = store.db.query("SELECT global_id FROM assignments GROUP BY global_id ORDER BY global_id")
+    into, absorbed = int(rows[0][0]), int(rows[1][0])
+    moved = [int(r[0]) for r in store.db.query("SELECT tracklet_id FROM assignments WHERE global_id=?", (absorbed,))]
+    for tid in moved:
+        store.assign(tid, into, distance=0.25, probability=0.875)
+    store.record_change(None, "merge", into, into, absorbed, "left", 1.0, moved, distance=0.25, probability=0.875,
+                        payload={"from": absorbed, "into": into, "tracklets": len(moved)})
+    store.close()
+    return path, into, absorbed, moved

@@ -207,25 +207,12 @@ def test_cameras_page_shows_the_runs_warnings(demo_store, encoder):
         srv.stop()
 
 
-def test_identity_page_shows_link_probability_and_absorbed_ids(demo_store, encoder, tmp_path):
+def test_identity_page_shows_link_probability_and_absorbed_ids(merged_store, encoder):
     """A merge recorded in the store's history: the absorbed id's page redirects to the identity that absorbed it,
     which lists it, and each tracklet shows the calibrated probability stored with its assignment."""
-    import shutil
-
-    from pipeline.store import IdentityStore
     from pipeline.web.server import ConsoleServer
 
-    path = tmp_path / "merged.sqlite"
-    shutil.copy(demo_store, path)
-    store = IdentityStore(path)
-    rows = store.db.query("SELECT global_id, COUNT(*) FROM assignments GROUP BY global_id ORDER BY global_id")
-    into, absorbed = int(rows[0][0]), int(rows[1][0])
-    moved = [int(r[0]) for r in store.db.query("SELECT tracklet_id FROM assignments WHERE global_id=?", (absorbed,))]
-    for tid in moved:
-        store.assign(tid, into, distance=0.25, probability=0.875)
-    store.record_change(None, "merge", into, into, absorbed, "left", 1.0, moved, distance=0.25, probability=0.875,
-                        payload={"from": absorbed, "into": into, "tracklets": len(moved)})
-    store.close()
+    path, into, absorbed, moved = merged_store
     srv = ConsoleServer(path, lambda: encoder, port=0).start()
     try:
         c = httpx.Client(base_url=srv.url, follow_redirects=True, timeout=30)

@@ -47,24 +47,6 @@ def _client(srv, **kw) -> httpx.Client:
     return httpx.Client(base_url=srv.url, timeout=60, **kw)
 
 
-def _merged_copy(demo_store: Path, tmp_path: Path) -> tuple[Path, int, int]:
-    """A copy of the demo store where the second identity was merged into the first (store history + alias)."""
-    from pipeline.store import IdentityStore
-
-    path = tmp_path / "merged.sqlite"
-    shutil.copy(demo_store, path)
-    store = IdentityStore(path)
-    rows = store.db.query("SELECT global_id FROM assignments GROUP BY global_id ORDER BY global_id")
-    into, absorbed = int(rows[0][0]), int(rows[1][0])
-    moved = [int(r[0]) for r in store.db.query("SELECT tracklet_id FROM assignments WHERE global_id=?", (absorbed,))]
-    for tid in moved:
-        store.assign(tid, into, distance=0.25, probability=0.875)
-    store.record_change(None, "merge", into, into, absorbed, "left", 1.0, moved, distance=0.25, probability=0.875,
-                        payload={"from": absorbed, "into": into, "tracklets": len(moved)})
-    store.close()
-    return path, into, absorbed
-
-
 # 1. decompression bombs ----------------------------------------------------------------------------------------
 
 def test_a_bomb_is_refused_from_its_header_without_decoding(console, gt_probe, monkeypatch):
@@ -316,10 +298,10 @@ def test_event_stream_resumes_after_last_event_id(console):
 
 # 7. merged identities ------------------------------------------------------------------------------------------
 
-def test_api_links_to_a_merged_identity_follow_its_alias(demo_store, encoder, tmp_path):
+def test_api_links_to_a_merged_identity_follow_its_alias(merged_store, encoder):
     from pipeline.web.server import ConsoleServer
 
-    path, into, absorbed = _merged_copy(demo_store, tmp_path)
+    path, into, absorbed, _ = merged_store
     srv = ConsoleServer(path, lambda: encoder, port=0).start()
     try:
         c = _client(srv)

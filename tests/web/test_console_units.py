@@ -66,6 +66,10 @@ def test_bind_rule_and_tokens():
 
 
 def test_uploads_are_checked():
+    import importlib
+
+    importlib.import_module("ultralytics")  # patches PIL's Image.open (a HEIF retry through pi_heif), as in a run
+
     ok, buf = cv2.imencode(".png", np.full((30, 20, 3), 7, np.uint8))
     image = decode_image(buf.tobytes())
     assert image.shape == (30, 20, 3)
