@@ -110,9 +110,12 @@ async def camera_frame(request: Request, cam_id: str,
     return Response(jpeg, media_type="image/jpeg", headers={**NO_STORE, "X-Frame-Index": str(index)})
 
 
-@router.get("/identities", summary="All identities: first/last seen, cameras, tracklet count")
-def identities(request: Request) -> list[dict]:
-    return data.gallery(console(request).store)
+@router.get("/identities", summary="Identities, most recently seen first: first/last seen, cameras, tracklet count")
+def identities(request: Request, limit: int | None = Query(None, ge=1, le=100_000,
+                                                          description="at most this many (default: all)"),
+               offset: int = Query(0, ge=0, le=2**31, description="skip this many first (paging)")) -> list[dict]:
+    rows = data.gallery(console(request).store)
+    return rows[offset:] if limit is None else rows[offset:offset + limit]
 
 
 def _detail(con, gid: int) -> dict | None:
