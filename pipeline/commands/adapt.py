@@ -132,10 +132,13 @@ def _check_checkpoint(args: argparse.Namespace, store) -> None:
     """--checkpoint: a missing file is refused; one line when the store's deployed version is the base instead."""
     import sys
 
-    from pipeline.core.errors import DataError
+    from pipeline.core.errors import ConfigError, DataError
 
     if args.checkpoint in (None, "default"):
         return
+    if args.checkpoint == "imagenet":  # query / serve / eval-reid take it; it is no re-id network to fine-tune
+        raise ConfigError("--checkpoint imagenet: ImageNet features are not a re-id model to adapt; give 'default'"
+                          " or a re-id checkpoint file (reid-pipeline train writes them)")
     if not Path(args.checkpoint).is_file():
         raise DataError(Path(args.checkpoint), "no such checkpoint")
     deployed = store.deployed_version()

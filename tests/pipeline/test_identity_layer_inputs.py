@@ -310,10 +310,12 @@ def test_adapt_checks_json_path_and_checkpoint_before_the_round(tmp_path: Path, 
         store.add_model_version("new", weights=b"x", deployed=True)
     assert cli_main(["adapt", "--store", str(path), "--max-steps", "1", "--json", str(tmp_path)]) == 2
     assert cli_main(["adapt", "--store", str(path), "--max-steps", "1", "--checkpoint", str(tmp_path / "no.pt")]) == 2
+    assert cli_main(["adapt", "--store", str(path), "--max-steps", "1", "--checkpoint", "imagenet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 2
+    assert len(err) == 3
     assert f"{tmp_path}: is a folder" in err[0]
     assert "no.pt: no such checkpoint" in err[1]
+    assert "--checkpoint imagenet: ImageNet features are not a re-id model to adapt" in err[2]
     with IdentityStore(path, mode="read") as store:
         assert [v.version for v in store.model_versions()] == ["new"]
 
