@@ -48,11 +48,7 @@ def refresh_prototypes(store, matcher, version: str) -> dict:
             by_gid[t.global_id].append(t.embeddings[version])
     protos = {g: mean_vector(np.stack(v)) for g, v in by_gid.items()}
     store.set_prototypes(protos, model_version=version)  # tagged: a later run's gallery filters by version
-    pager = getattr(matcher, "_pager", None)
-    if pager is not None and hasattr(pager, "use_model_version"):
-        pager.use_model_version(version)  # page the re-tagged identities, not the old model's
-    if hasattr(matcher, "_pager_version"):
-        matcher._pager_version = version
+    matcher.use_model_version(version)  # page the re-tagged identities, not the old model's
     return matcher.replace_prototypes(protos)
 
 

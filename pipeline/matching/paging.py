@@ -82,6 +82,13 @@ class PagedGalleryMixin:
         state.pop("_unit_passed", None)  # weak references
         return state
 
+    def use_model_version(self, version: str) -> None:
+        """Page identities of model ``version`` from now on (a hot swap re-tagged the store's prototypes with
+        it); a later :meth:`attach_pager` keeps it."""
+        self._pager_version = version
+        if self._pager is not None and hasattr(self._pager, "use_model_version"):
+            self._pager.use_model_version(version)
+
     def attach_pager(self, pager: IdentityPager) -> None:
         """(Re-)attach the store after unpickling; the index is rebuilt from it at the next call. A pager
         without a model version pages the one this matcher's gallery was loaded with (see

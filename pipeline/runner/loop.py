@@ -93,20 +93,17 @@ class PipelineRunner:
         self._console = self._reserve_console()  # a taken ui.port fails here too, before anything is opened
         try:
             self.comp = self.comp or build_components(cfg)
-        except BaseException:
-            if self._console is not None:
-                self._console.stop()
-            raise
-        try:
-            return self._run()
-        except BaseException as exc:
-            self._record_end("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")
-            raise
+            try:
+                return self._run()
+            except BaseException as exc:
+                self._record_end("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")
+                raise
+            finally:
+                if own:
+                    self.comp.store.close()
         finally:
             if self._console is not None:
                 self._console.stop()  # idempotent: a started console was stopped by the loop
-            if own:
-                self.comp.store.close()
 
     def _run(self) -> dict:
         cfg, store = self.cfg, self.comp.store

@@ -202,12 +202,9 @@ class MqttEventSink:
             log.warning("mqtt %s: outputs.mqtt.client_id is %d characters; an MQTT 3.1.1 broker need only accept"
                         " %d (mosquitto accepts more; a stricter broker refuses the connection)", self.where,
                         len(s.client_id), PORTABLE_CLIENT_ID_CHARS)
-        if s.protocol == "5":
-            client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=s.client_id or default_client_id(),
-                                 protocol=mqtt.MQTTv5)
-        else:
-            client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=s.client_id or default_client_id(),
-                                 protocol=mqtt.MQTTv311, clean_session=True)
+        # MQTT 5 has no clean_session (paho refuses it there: its clean start is a connect() argument)
+        version = {"protocol": mqtt.MQTTv5} if s.protocol == "5" else {"protocol": mqtt.MQTTv311, "clean_session": True}
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=s.client_id or default_client_id(), **version)
         if s.username is not None or password is not None:
             client.username_pw_set(s.username, password)
         if s.tls is not None:

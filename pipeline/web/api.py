@@ -122,12 +122,13 @@ def _detail(con, gid: int) -> dict | None:
     return data.identity_detail(con.store, gid)
 
 
-def _follow_alias(request: Request, con, gid: int, what: str) -> RedirectResponse:
+def _follow_alias(request: Request, con, gid: int, missing: str | None = None) -> RedirectResponse:
     """An identity merged into another (``identity_aliases``): a 307 to the same URL under the surviving id, so
-    links published before the merge (MQTT ``thumbnail_url``) keep working; 404 for an unknown id."""
+    links published before the merge (MQTT ``thumbnail_url``) keep working; 404 (``missing``, else 'no identity
+    N in this store') for an id that is no alias."""
     alias = con.store.alias_of(gid)
     if alias is None:
-        raise HTTPException(404, f"no {what}identity {gid} in this store")
+        raise HTTPException(404, missing or f"no identity {gid} in this store")
     current = int(alias["current_id"])
     path = request.url.path
     prefix = f"/api/identities/{gid}"
@@ -142,7 +143,7 @@ def _follow_alias(request: Request, con, gid: int, what: str) -> RedirectRespons
 def identity(request: Request, global_id: GlobalId):
     con = console(request)
     d = _detail(con, global_id)
-    return d if d is not None else _follow_alias(request, con, global_id, "")
+    return d if d is not None else _follow_alias(request, con, global_id)
 
 
 @router.get("/identities/{global_id}/timeline.svg", summary="An identity's timeline across cameras (SVG)",
@@ -151,7 +152,7 @@ def identity_timeline(request: Request, global_id: GlobalId) -> Response:
     con = console(request)
     d = _detail(con, global_id)
     if d is None:
-        return _follow_alias(request, con, global_id, "")
+        return _follow_alias(request, con, global_id)
     return Response(timeline_svg(d), media_type="image/svg+xml")
 
 
@@ -168,9 +169,7 @@ def identity_thumbnail(request: Request, global_id: GlobalId) -> Response:
     con = console(request)
     blob = data.identity_thumbnail(con.store, global_id)
     if blob is None:
-        if con.store.alias_of(global_id) is not None:
-            return _follow_alias(request, con, global_id, "")
-        raise HTTPException(404, f"no thumbnail for identity {global_id}")
+        return _follow_alias(request, con, global_id, f"no thumbnail for identity {global_id}")
     return _jpeg(blob, bool(con.token))
 
 

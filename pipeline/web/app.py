@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pipeline.store import IdentityStore
 from pipeline.web.live import LiveFrames
-from pipeline.web.search import PhotoSearch
+from pipeline.web.search import PhotoSearch, mib
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
@@ -77,11 +77,6 @@ class BodyLimit:
 
 
 INTERNAL = "internal error (the details are in the server's log)"
-
-
-def mib(n: int) -> str:
-    """Bytes as '8 MiB' / '381.5 MiB'."""
-    return f"{n / 2**20:.4g} MiB"
 
 
 def validation_line(errors) -> str:

@@ -10,6 +10,7 @@ to every stored tracklet embedding of the encoder's version; an identity ranks b
 
 from __future__ import annotations
 
+import functools
 import threading
 import warnings
 from collections.abc import Callable
@@ -32,8 +33,18 @@ class UploadError(Exception):
         self.status = status
 
 
-def _mb(n: int) -> str:
-    return f"{n / 2**20:.3g} MiB"
+def mib(n: int) -> str:
+    """Bytes as '8 MiB' / '381.5 MiB' (the upload limits' messages)."""
+    return f"{n / 2**20:.4g} MiB"
+
+
+@functools.cache
+def _quiet_bomb_warnings() -> None:
+    """Once per process: Pillow's DecompressionBombWarning (sizes it only warns about) stays out of the run's log,
+    since :func:`declared_size`'s caller refuses anything over ``MAX_PIXELS`` itself."""
+    from PIL import Image
+
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 def declared_size(data: bytes) -> tuple[int, int]:
@@ -44,10 +55,7 @@ def declared_size(data: bytes) -> tuple[int, int]:
 
     from PIL import Image, UnidentifiedImageError
 
-    global _QUIET
-    if not _QUIET:  # sizes Pillow only warns about are refused here all the same: no warning in the run's log
-        warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
-        _QUIET = True
+    _quiet_bomb_warnings()
     try:
         with Image.open(io.BytesIO(data)) as im:  # reads the header only; load() is never called
             return int(im.size[0]), int(im.size[1])
@@ -62,7 +70,6 @@ def declared_size(data: bytes) -> tuple[int, int]:
         raise UploadError(415, NOT_AN_IMAGE) from None
 
 
-_QUIET = False
 NOT_AN_IMAGE = "the upload is not an image OpenCV can read (JPEG, PNG, BMP, WebP, ...)"
 #: at most two uploads are decoded at once (each <= MAX_PIXELS x 3 bytes): bounded memory under parallel searches
 DECODE_SLOTS = threading.BoundedSemaphore(2)
@@ -76,7 +83,7 @@ def decode_image(data: bytes, max_bytes: int = MAX_UPLOAD_BYTES) -> np.ndarray:
     import cv2
 
     if len(data) > max_bytes:
-        raise UploadError(413, f"the picture is too large; the limit is {_mb(max_bytes)}")
+        raise UploadError(413, f"the picture is too large; the limit is {mib(max_bytes)}")
     if not data:
         raise UploadError(422, "no picture was uploaded")
     w, h = declared_size(data)

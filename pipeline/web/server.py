@@ -37,12 +37,16 @@ def allowed_hosts_from_env() -> tuple[str, ...]:
     return tuple(h.strip() for h in os.environ.get(ALLOWED_HOSTS_ENV, "").split(",") if h.strip())
 
 
+def unbracket(host: str) -> str:
+    """A bind address as sockets take it: '[::1]' (the URL form) is '::1'."""
+    host = host.strip()
+    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
+
+
 def bind_socket(host: str, port: int) -> socket.socket:
     """A listening TCP socket on (host, port) (port 0: a free one; '[::1]' is '::1'); ConfigError naming the
     address on failure."""
-    host = host.strip()
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
+    host = unbracket(host)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -64,9 +68,7 @@ class ConsoleServer:
                  cameras: dict[str, str] | None = None, stop_timeout_s: float = 5.0,
                  allowed_hosts: list[str] | tuple[str, ...] | None = None) -> None:
         check_bind(host, token, "console host")
-        host = host.strip()
-        if host.startswith("[") and host.endswith("]"):
-            host = host[1:-1]
+        host = unbracket(host)
         self.host, self.port, self.token = host, int(port), token
         self.allowed_hosts = tuple(allowed_hosts) if allowed_hosts is not None else allowed_hosts_from_env()
         self.store_path = Path(store_path)
