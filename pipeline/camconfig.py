@@ -248,6 +248,31 @@ def ui_token(cli_token: str | None = None, ui: UiSettings | None = None,
     return None, "ui.token"
 
 
+UI_ALLOWED_HOSTS_ENV = "REID_UI_ALLOWED_HOSTS"  # more Host names for the console, comma-separated (run and serve)
+
+
+def ui_allowed_hosts(cli_hosts: list[str] | None = None, ui: UiSettings | None = None,
+                     environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The extra Host names the console answers to without a token, in the order both commands use (as
+    :func:`ui_token`): ``--allow-host`` (serve only), then ``REID_UI_ALLOWED_HOSTS`` (comma-separated), then
+    ``ui.allowed_hosts``. ConfigError (one line, naming where the value came from) for a value that is not a
+    host name or address."""
+    from pipeline.web.security import check_host_name
+
+    env = os.environ if environ is None else environ
+    if cli_hosts:
+        values, key = list(cli_hosts), "--allow-host"
+    elif env.get(UI_ALLOWED_HOSTS_ENV, "").strip():
+        values = [h for h in env[UI_ALLOWED_HOSTS_ENV].split(",") if h.strip()]
+        key = UI_ALLOWED_HOSTS_ENV
+    else:
+        return tuple(ui.allowed_hosts) if ui is not None else ()
+    try:
+        return tuple(check_host_name(v) for v in values)
+    except ValueError as exc:
+        raise ConfigError(f"{key}: {exc}") from None
+
+
 def check_ui_access(host: str, token: str | None, host_key: str = "ui.host", token_key: str = "ui.token") -> None:
     """Refuse (one-line ConfigError naming the key) a console that anyone on the network could use: a
     non-loopback ``host`` without a token (:func:`pipeline.web.security.check_bind`), or with a token shorter
@@ -280,6 +305,16 @@ class UiSettings(StrictModel):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     token: str | None = Field(None, repr=False)
+    #: more Host names answered without a token (e.g. a reverse proxy's), as ``serve --allow-host``; the
+    #: environment variable REID_UI_ALLOWED_HOSTS, when set, is used instead
+    allowed_hosts: list[str] = Field(default_factory=list)
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, value: list[str]) -> list[str]:
+        from pipeline.web.security import check_host_name
+
+        return [check_host_name(v) for v in value]
 
     @field_serializer("token", when_used="json")
     def _mask_token(self, value: str | None) -> str | None:
@@ -469,7 +504,10 @@ class CamsConfig(StrictModel):
         # the executor is where the work runs, not what it computes: a run keeps its key (and its resume
         # checkpoint) whichever executor runs it
         # store.on_stop says what a stop does, not what the run computes: a paused run resumes whichever it says
-        dumped = self.model_dump(mode="json", exclude={"executor": True, "store": {"on_stop"}})
+        # the console (ui) and health reporting watch a run and do not change it: turning the console on to watch
+        # a paused run must not start it over
+        dumped = self.model_dump(mode="json", exclude={"executor": True, "ui": True, "health": True,
+                                                       "store": {"on_stop"}})
         blob = json.dumps(redact_data(dumped), sort_keys=True).encode()
         return hashlib.sha1(blob).hexdigest()[:12]
 

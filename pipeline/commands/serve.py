@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="required from clients (default: $REID_UI_TOKEN or ui.token); needed off loopback")
     parser.add_argument("--allow-host", action="append", default=None, metavar="NAME",
                         help="another Host name the console answers to without a token, e.g. a reverse proxy's"
-                             " (repeatable; default: $REID_UI_ALLOWED_HOSTS, comma-separated). Loopback names and"
+                             " (repeatable; default: $REID_UI_ALLOWED_HOSTS, comma-separated, else ui.allowed_hosts). Loopback names and"
                              " addresses are always accepted; with a token any Host is")
     parser.add_argument("--checkpoint", default="default",
                         help="encoder for photo search without --config: 'default' (an adapted store's deployed"
@@ -65,7 +65,7 @@ def encoder_factory(cfg, checkpoint: str, store_path: Path | None = None):
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.camconfig import check_ui_access, ui_token
+    from pipeline.camconfig import check_ui_access, ui_allowed_hosts, ui_token
     from pipeline.core.errors import ConfigError, DataError
     from pipeline.web.server import ConsoleServer
 
@@ -81,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--port: {port} is not a port number (0-65535)")
     token, token_key = ui_token(args.token, ui)  # --token, else $REID_UI_TOKEN, else ui.token (as run reads it)
     check_ui_access(host, token, "--host", token_key)  # before anything is opened or loaded
+    allowed = ui_allowed_hosts(getattr(args, "allow_host", None), ui)  # --allow-host, else $REID_UI_ALLOWED_HOSTS, else ui.allowed_hosts
     store = args.store or (Path(cfg.store.path) if cfg is not None else None)
     if store is None:
         raise ConfigError("serve: give --store FILE (or --config with store.path)")
@@ -90,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         raise DataError(store, "no such identity store")
     cameras = {c.id: c.display_uri() for c in cfg.cameras} if cfg is not None else {}
     server = ConsoleServer(store, encoder_factory(cfg, args.checkpoint, store), host, port, token,
-                           cameras=cameras, allowed_hosts=getattr(args, "allow_host", None))
+                           cameras=cameras, allowed_hosts=allowed)
     server.reserve()  # a taken port fails here, before the store is opened
     server.serve_forever()
     return 0

@@ -469,6 +469,7 @@ class PipelineRunner:
         ui = self.cfg.ui
         if not ui.enabled:
             return None
+        from pipeline.camconfig import ui_allowed_hosts
         from pipeline.web.live import LiveFrames
         from pipeline.web.server import ConsoleServer
 
@@ -476,7 +477,8 @@ class PipelineRunner:
                                health=lambda: [st.source.health() for st in self.cams.values()],
                                warnings=lambda: list(self.assigner.overlap_messages))
         return ConsoleServer(Path(self.cfg.store.path), lambda: self.comp.encoder, ui.host, ui.port, ui.token,
-                             live=self.live, cameras={c.id: c.display_uri() for c in self.cfg.cameras}).reserve()
+                             live=self.live, cameras={c.id: c.display_uri() for c in self.cfg.cameras},
+                             allowed_hosts=ui_allowed_hosts(None, ui)).reserve()
 
     def _start_console(self):
         """Serve the console reserved at start (ui.enabled) in a thread; None without one."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import re
 import socket
 
 from pipeline.core.errors import ConfigError
@@ -80,6 +81,25 @@ def split_host(value: str | None) -> str | None:
     if not host or (port and not port.isdigit()) or any(c in host for c in "/@?#\\[] \t"):
         return None
     return host
+
+
+_HOST_NAME_RE = re.compile(r"^(?=.{1,253}\.?$)[A-Za-z0-9_](?:[A-Za-z0-9_\-]{0,62})(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_\-]{0,62}))*\.?$")
+
+
+def check_host_name(value: str) -> str:
+    """An allowed Host name as given (``proxy.lan``, ``192.168.1.10``, ``[fd00::5]`` or ``fd00::5``), stripped;
+    ValueError (one line) for anything else: a scheme, a port, a path, spaces, a wildcard, an empty value."""
+    raw = str(value).strip()
+    bare = raw[1:-1] if raw.startswith("[") and raw.endswith("]") else raw
+    try:
+        ipaddress.ip_address(bare)
+        return raw
+    except ValueError:
+        pass
+    if raw == bare and _HOST_NAME_RE.match(raw):
+        return raw
+    raise ValueError(f"{str(value)!r} is not a host name or IP address (no scheme, port, path or wildcard;"
+                     " e.g. proxy.lan or 192.168.1.10)")
 
 
 def trusted_hosts(bind_host: str, extra: list[str] | tuple[str, ...] = ()) -> frozenset[str]:

@@ -13,7 +13,6 @@ opens other things first), so a taken port fails the start with one line. Withou
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import threading
 import time
@@ -26,15 +25,6 @@ from pipeline.web.live import LiveFrames
 from pipeline.web.security import check_bind
 
 log = logging.getLogger(__name__)
-
-
-ALLOWED_HOSTS_ENV = "REID_UI_ALLOWED_HOSTS"
-
-
-def allowed_hosts_from_env() -> tuple[str, ...]:
-    """Extra Host names the console answers to without a token (``$REID_UI_ALLOWED_HOSTS``, comma-separated:
-    e.g. the name a reverse proxy on this machine forwards)."""
-    return tuple(h.strip() for h in os.environ.get(ALLOWED_HOSTS_ENV, "").split(",") if h.strip())
 
 
 def unbracket(host: str) -> str:
@@ -70,7 +60,7 @@ class ConsoleServer:
         check_bind(host, token, "console host")
         host = unbracket(host)
         self.host, self.port, self.token = host, int(port), token
-        self.allowed_hosts = tuple(allowed_hosts) if allowed_hosts is not None else allowed_hosts_from_env()
+        self.allowed_hosts = tuple(allowed_hosts or ())
         self.store_path = Path(store_path)
         self.encoder_factory = encoder_factory
         self.live = live

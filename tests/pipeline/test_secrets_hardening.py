@@ -146,3 +146,55 @@ def test_real_run_stores_no_ui_token(tmp_path, shared, pets_dir) -> None:
     with sqlite3.connect(store) as c:
         (config_json,) = c.execute("SELECT config_json FROM runs").fetchone()
     assert json.loads(config_json)["ui"]["token"] == "**********"
+
+
+def test_allowed_hosts_order_and_one_line_refusals(tmp_path, pets_dir, monkeypatch) -> None:
+    """``ui.allowed_hosts`` (the config key the eighth session lacked): serve's ``--allow-host``, then
+    ``REID_UI_ALLOWED_HOSTS``, then the key; a value that is not a host name is refused naming its source."""
+    from pipeline.camconfig import UI_ALLOWED_HOSTS_ENV, ui_allowed_hosts
+
+    monkeypatch.delenv(UI_ALLOWED_HOSTS_ENV, raising=False)
+    cfg = load_cams_config(_cfg(tmp_path, {"enabled": True, "allowed_hosts": ["nvr.lan", "192.168.1.10", "[fd00::5]"]},
+                                pets_dir))
+    assert cfg.ui.allowed_hosts == ["nvr.lan", "192.168.1.10", "[fd00::5]"]
+    assert ui_allowed_hosts(None, cfg.ui, {}) == ("nvr.lan", "192.168.1.10", "[fd00::5]")
+    assert ui_allowed_hosts(None, cfg.ui, {UI_ALLOWED_HOSTS_ENV: "proxy.lan,"}) == ("proxy.lan",)
+    assert ui_allowed_hosts(["cli.lan"], cfg.ui, {UI_ALLOWED_HOSTS_ENV: "proxy.lan"}) == ("cli.lan",)
+    assert ui_allowed_hosts(None, None, {UI_ALLOWED_HOSTS_ENV: " "}) == ()
+    for bad in ("http://nvr.lan", "nvr.lan:8080", "*.lan", "nvr lan", "", "nvr.lan/x"):
+        _cfg(tmp_path, {"allowed_hosts": [bad]}, pets_dir)
+        with pytest.raises(ConfigError, match=r"cams.yaml: ui.allowed_hosts: .*is not a host name") as e:
+            load_cams_config(tmp_path / "cams.yaml")
+        assert "\n" not in str(e.value)
+    with pytest.raises(ConfigError, match=rf"^{UI_ALLOWED_HOSTS_ENV}: 'a.lan:80' is not a host name"):
+        ui_allowed_hosts(None, None, {UI_ALLOWED_HOSTS_ENV: "ok.lan,a.lan:80"})
+    with pytest.raises(ConfigError, match=r"^--allow-host: 'https://x' is not a host name"):
+        ui_allowed_hosts(["https://x"], None, {})
+
+
+def test_a_runs_console_answers_its_allowed_hosts(tmp_path, pets_dir, monkeypatch) -> None:
+    """The run's console takes ``ui.allowed_hosts`` (and the variable over it), as ``serve`` does."""
+    from pipeline.camconfig import UI_ALLOWED_HOSTS_ENV
+    from pipeline.runner.loop import PipelineRunner
+
+    monkeypatch.delenv(UI_ALLOWED_HOSTS_ENV, raising=False)
+    cfg = load_cams_config(_cfg(tmp_path, {"enabled": True, "port": 0, "allowed_hosts": ["nvr.lan"]}, pets_dir))
+    for env, expected in ((None, ("nvr.lan",)), ("proxy.lan", ("proxy.lan",))):
+        if env is not None:
+            monkeypatch.setenv(UI_ALLOWED_HOSTS_ENV, env)
+        server = PipelineRunner(cfg, progress=False)._reserve_console()  # binds the port, serves nothing yet
+        try:
+            assert server.allowed_hosts == expected
+        finally:
+            server.stop()
+
+
+def test_watching_a_run_does_not_change_its_key(tmp_path, pets_dir) -> None:
+    """The console and health reporting watch a run: turning the console on to watch a paused run resumes it
+    (same default run key and checkpoint fingerprint) instead of starting over. Outputs still count."""
+    base = load_cams_config(_cfg(tmp_path, {}, pets_dir))
+    watched = load_cams_config(_cfg(tmp_path, {"enabled": True, "port": 0, "allowed_hosts": ["nvr.lan"]}, pets_dir,
+                                    health={"log_every_s": 2.0, "metrics_port": 0}))
+    assert watched.fingerprint() == base.fingerprint()
+    other = load_cams_config(_cfg(tmp_path, {}, pets_dir, outputs={"video": True}))
+    assert other.fingerprint() != base.fingerprint()

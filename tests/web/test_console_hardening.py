@@ -108,11 +108,12 @@ def test_loopback_console_answers_only_its_own_host_names(console):
         assert c.get("/api/identities", headers={"Host": host}).status_code == 200, host
 
 
-def test_allowed_hosts_and_tokens_widen_the_host_check(demo_store, encoder, monkeypatch):
+def test_allowed_hosts_and_tokens_widen_the_host_check(demo_store, encoder):
+    from pipeline.camconfig import ui_allowed_hosts
     from pipeline.web.server import ConsoleServer
 
-    monkeypatch.setenv("REID_UI_ALLOWED_HOSTS", "console.lan, proxy.internal")
-    srv = ConsoleServer(demo_store, lambda: encoder, port=0).start()
+    allowed = ui_allowed_hosts(None, None, {"REID_UI_ALLOWED_HOSTS": "console.lan, proxy.internal"})
+    srv = ConsoleServer(demo_store, lambda: encoder, port=0, allowed_hosts=allowed).start()
     try:
         c = _client(srv)
         assert c.get("/api/identities", headers={"Host": "console.lan:8443"}).status_code == 200
