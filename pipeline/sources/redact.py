@@ -62,27 +62,66 @@ def _redact_rest(rest: str) -> str:
     return prefix + _PATH_SECRET_RE.sub(r"\1***", path) + _QUERY_SECRET_RE.sub(r"\1***", query)
 
 
+# RTMP-family URIs carry the publish / play key as the last path segment (``rtmp://host/app/<stream key>``)
+_STREAM_KEY_SCHEMES = ("rtmp://", "rtmps://", "rtmpt://", "rtmpe://", "rtmpte://", "rtmpts://")
+# a scheme-less user-info (``admin:pw@10.0.0.5:554/s``, a source written without ``rtsp://``): where its user
+# may start inside a whitespace-free token (the token's start or after a quote, bracket, '=' or ','), a user
+# without those characters, then ':' that does not begin '//'
+_BARE_USER_RE = re.compile(r"(?:^|(?<=[\"'(\[{<=,]))[^\s/@:\"'(\[{<=,]+:(?!//)")
+
+
+def _redact_stream_key(scheme: str, rest: str) -> str:
+    """``host/app/KEY`` -> ``host/app/***`` for the RTMP family (``rest`` is a URI after its scheme, user-info
+    already redacted); anything else unchanged."""
+    if scheme.lower() not in _STREAM_KEY_SCHEMES:
+        return rest
+    cut = min([i for i in (rest.find("?"), rest.find("#")) if i >= 0], default=len(rest))
+    path, query = rest[:cut], rest[cut:]
+    parts = path.split("/")  # [authority, app, ..., key]
+    if len(parts) >= 3 and parts[-1]:
+        # what ends a URI inside text (``rtmp://h/app/KEY: refused``) is not part of the key
+        parts[-1] = "***" + re.search(r"[:;,.)\]}'\"`>]*$", parts[-1]).group(0)
+    return "/".join(parts) + query
+
+
+def _redact_bare_userinfo(token: str) -> str:
+    """A whitespace-free ``token`` without ``scheme://`` in which ``user:password@host`` appears: the user-info
+    becomes ``***`` (the same last-'@'-before-a-host rule as URIs). Anything else unchanged."""
+    if "@" not in token or "://" in token:
+        return token
+    for m in _BARE_USER_RE.finditer(token):
+        rest = token[m.start():]
+        at = _userinfo_end(rest)
+        if at > 0:  # a host after the '@' or not (the safe mistake)
+            return token[:m.start()] + "***@" + rest[at + 1:]
+    return token
+
+
 def redact_uri(uri: str) -> str:
     """``rtsp://user:pass@host:554/x?token=abc`` -> ``rtsp://***@host:554/x?token=***``.
 
     The user-info (everything from ``scheme://`` to the last ``@`` that a host follows, so a password holding
     raw ``@``, ``/``, ``?`` or ``#`` is hidden whole) becomes ``***``; so do the values of secret-looking keys
     (password, pwd, pass, loginpas, user, usr, token, key, auth, ...) in the query and fragment, and in the path
-    (``/user=admin_password=x_channel=1_stream=0.sdp``, ``/user=a&password=x``). Local paths and webcam indices
+    (``/user=admin_password=x_channel=1_stream=0.sdp``, ``/user=a&password=x``); the stream key of an RTMP-family
+    URI (``rtmp://host/app/KEY`` -> ``rtmp://host/app/***``). Without a scheme, a ``user:password@host`` prefix
+    (a camera address written without ``rtsp://``) is hidden the same way; other local paths and webcam indices
     are returned unchanged.
     """
     text = str(uri)
     m = _SCHEME_RE.match(text)
     if m is None:
-        return text
+        return _redact_bare_userinfo(text) if not any(c.isspace() for c in text) else text
     scheme, rest = m.groups()
-    return scheme + _redact_rest(rest)
+    return scheme + _redact_stream_key(scheme, _redact_rest(rest))
 
 
 def redact_text(text: str) -> str:
     """Redact every URI inside free text (each from its ``scheme://`` to the next whitespace, as
-    :func:`redact_uri`), and secret ``?key=value`` / ``&key=value`` pairs outside URIs."""
+    :func:`redact_uri`), a ``user:password@host`` written without a scheme, and secret ``?key=value`` /
+    ``&key=value`` pairs outside URIs."""
     out = _TEXT_URI_RE.sub(lambda m: redact_uri(m.group(0)), str(text))
+    out = re.sub(r"\S*@\S*", lambda m: _redact_bare_userinfo(m.group(0)), out)
     return _QUERY_SECRET_RE.sub(r"\1***", out)
 
 

@@ -57,6 +57,37 @@ def test_redact_more_secret_keys(uri: str, expected: str) -> None:
     assert redact_text(f"see {uri} now") == f"see {expected} now"
 
 
+@pytest.mark.parametrize(
+    "uri, expected",
+    [
+        # RTMP-family stream keys (the last path segment) are secrets: whoever has one can publish as the owner
+        ("rtmp://a.rtmp.youtube.com/live2/abcd-efgh-ijkl", "rtmp://a.rtmp.youtube.com/live2/***"),
+        ("rtmps://live.example:443/app/KEY123?x=1", "rtmps://live.example:443/app/***?x=1"),
+        ("rtmp://u:p@h/app/key", "rtmp://***@h/app/***"),
+        ("rtmp://host/app", "rtmp://host/app"),  # no key in it
+        ("rtsp://h/app/stream1", "rtsp://h/app/stream1"),  # not RTMP: the path is not a key
+        # a camera address written without its scheme keeps the user-info rule
+        ("admin:Secr3t@10.0.0.5:554/stream1", "***@10.0.0.5:554/stream1"),
+        ("admin:p@ss@10.0.0.5/s", "***@10.0.0.5/s"),
+        ("admin:pw@", "***@"),
+        ("user:pw@[fe80::1]:554/x", "***@[fe80::1]:554/x"),
+        # local paths, webcams and names with '@' but no 'user:' stay
+        ("/data/videos/cam1.mp4", "/data/videos/cam1.mp4"), ("0", "0"), ("video@2x.mp4", "video@2x.mp4"),
+        ("C:\\videos\\a.mp4", "C:\\videos\\a.mp4"),
+    ],
+)
+def test_redact_stream_keys_and_scheme_less_userinfo(uri: str, expected: str) -> None:
+    assert redact_uri(uri) == expected
+    assert redact_text(f"cannot open {uri}: no such file") == f"cannot open {expected}: no such file"
+    assert redact_data({"source": uri}) == {"source": expected}
+    assert redact_text(f"source='{uri}'") == f"source='{expected}'"
+
+
+def test_redact_text_keeps_mail_addresses_and_redacted_uris() -> None:
+    for text in ("mail bob@example.com", "rtsp://***@h/s", "at 12:30 see rtsp://***@h/s"):
+        assert redact_text(text) == text
+
+
 def test_redact_data_walks_json_like_values() -> None:
     data = {"cameras": [{"id": "a", "source": "rtsp://u:pw@h/s?token=t"}, {"id": "b", "source": "/x/v.mp4"}],
             "n": 3, "flag": None, "nested": {"list": ["http://h/?key=k", 1.5]}}
