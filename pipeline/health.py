@@ -3,7 +3,7 @@
 * :class:`CameraHealth` is an immutable snapshot (what ``CameraSource.health()`` returns).
 * :class:`HealthStats` is the thread-safe mutable side a source's reader thread updates.
 * :class:`HealthMonitor` polls any objects with a ``health()`` method, logs one line per
-  camera every ``interval_s`` and exposes the same numbers to Prometheus through its
+  camera (and per output added with :meth:`HealthMonitor.add_output`, the MQTT sink) every ``interval_s`` and exposes the same numbers to Prometheus through its
   *own* ``CollectorRegistry`` (no global registry side effects), optionally over HTTP
   with :meth:`HealthMonitor.start_metrics_server`.
 """
@@ -60,6 +60,29 @@ class CameraHealth:
 
 class HealthProvider(Protocol):
     def health(self) -> CameraHealth: ...
+
+
+@dataclass(frozen=True)
+class OutputHealth:
+    """One output's health at one moment (the MQTT sink): whether it is connected, its event counters
+    (``published``, ``acked``, ``pending``, ``dropped``, ...) and the reason of its latest failure."""
+
+    name: str
+    connected: bool
+    counters: dict[str, int]
+    last_error: str | None = None
+
+
+class OutputHealthProvider(Protocol):
+    def health(self) -> OutputHealth: ...
+
+
+def format_output_health(h: OutputHealth) -> str:
+    """One log line: ``mqtt connected published=12 acked=12 pending=0 dropped=0`` (``last_error=...`` when
+    disconnected)."""
+    text = f"{h.name} {'connected' if h.connected else 'disconnected'} " + " ".join(
+        f"{k}={v}" for k, v in h.counters.items())
+    return text if h.connected or not h.last_error else f"{text} last_error={h.last_error}"
 
 
 class HealthStats:
@@ -209,6 +232,17 @@ class _HealthCollector:
             for s in STATES:
                 state.add_metric([h.cam_id, s], 1.0 if h.state == s else 0.0)
         yield from (fps, age, state)
+        outputs = self._monitor.output_snapshot()
+        if outputs:
+            up = GaugeMetricFamily(f"{p}_output_connected", "1 while the output (e.g. mqtt) is connected",
+                                   labels=["output"])
+            events = CounterMetricFamily(f"{p}_output_events", "An output's event counters (published, acked,"
+                                         " dropped, ...; pending is the count now)", labels=["output", "counter"])
+            for o in outputs:
+                up.add_metric([o.name], 1.0 if o.connected else 0.0)
+                for k, v in o.counters.items():
+                    events.add_metric([o.name, k], float(v))
+            yield from (up, events)
 
 
 class HealthMonitor:
@@ -231,6 +265,7 @@ class HealthMonitor:
         self.interval_s = float(interval_s)
         self.log = logger or logging.getLogger("pipeline.health")
         self._providers: list[HealthProvider] = list(providers)
+        self._outputs: list[OutputHealthProvider] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -242,17 +277,30 @@ class HealthMonitor:
         with self._lock:
             self._providers.append(provider)
 
+    def add_output(self, provider: OutputHealthProvider) -> None:
+        """Report an output (the MQTT sink) beside the cameras: in the log lines and the metrics."""
+        with self._lock:
+            self._outputs.append(provider)
+
     def snapshot(self) -> list[CameraHealth]:
         with self._lock:
             providers = list(self._providers)
         return [p.health() for p in providers]
 
+    def output_snapshot(self) -> list[OutputHealth]:
+        with self._lock:
+            outputs = list(self._outputs)
+        return [o.health() for o in outputs]
+
     def log_once(self) -> list[CameraHealth]:
-        """Log one INFO line per camera (WARNING for stalled/reconnecting/down); returns the snapshots."""
+        """Log one INFO line per camera (WARNING for stalled/reconnecting/down) and per output (WARNING while
+        disconnected); returns the cameras' snapshots."""
         snaps = self.snapshot()
         for h in snaps:
             level = logging.WARNING if h.state in BAD_STATES else logging.INFO
             self.log.log(level, "health %s", format_health(h))
+        for o in self.output_snapshot():
+            self.log.log(logging.INFO if o.connected else logging.WARNING, "health %s", format_output_health(o))
         return snaps
 
     def exposition(self) -> str:

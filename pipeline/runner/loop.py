@@ -141,7 +141,7 @@ class PipelineRunner:
             self.cal_saver = CalibrationSaver(store, cfg.store.checkpoint_every_s)  # restarts continue it
             self._start_adaptation()
             console = self._start_console()
-            monitor = self._start_health()
+            monitor = self._start_health(sinks.mqtt)
             self.timer.restart()  # fps and shares cover the frame loop, not model loading
             if self.ckpt is not None:
                 self.ckpt.begin()
@@ -484,11 +484,14 @@ class PipelineRunner:
         """Serve the console reserved at start (ui.enabled) in a thread; None without one."""
         return None if self._console is None else self._console.start()
 
-    def _start_health(self):
-        """Periodic health lines (live mode) and the Prometheus endpoint (when a port is set)."""
+    def _start_health(self, mqtt=None):
+        """Periodic health lines (live mode) and the Prometheus endpoint (when a port is set): the cameras, and
+        the MQTT sink (outputs.mqtt) when there is one."""
         from pipeline.health import HealthMonitor
 
         monitor = HealthMonitor([st.source for st in self.cams.values()], interval_s=self.cfg.health.log_every_s)
+        if mqtt is not None:
+            monitor.add_output(mqtt)
         if self.cfg.mode == "live":
             monitor.start()
         if self.cfg.health.metrics_port is not None:

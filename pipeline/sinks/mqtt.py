@@ -56,6 +56,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from pipeline.health import OutputHealth
 from pipeline.sinks.events import EVENT_KINDS
 from pipeline.sinks.mqtt_settings import PORTABLE_CLIENT_ID_CHARS, MqttSettings
 from pipeline.sinks.presence import Presence, PresenceChange
@@ -392,6 +393,13 @@ class MqttEventSink:
                     self._early.pop(info.mid)
                 else:
                     self._internal.add(info.mid)
+
+    def health(self) -> OutputHealth:
+        """The sink as the health log line and the metrics show it (:class:`pipeline.health.OutputHealth`)."""
+        st = self.stats()
+        counters = {k: getattr(st, k) for k in ("published", "acked", "pending", "dropped", "failed", "refused",
+                                                "connect_failures")}
+        return OutputHealth("mqtt", self.connected, counters, st.last_error)
 
     def stats(self) -> MqttStats:
         with self._lock:

@@ -425,3 +425,42 @@ def test_state_topics_counts_and_identities_retained_and_current_after_an_outage
                                            "thumbnail_url": "http://10.0.0.7:8080/api/identities/2/thumbnail.jpg"}
     assert "st/identities/1" not in retained  # absorbed by the merge and out of view: cleared
     assert retained["st/available"] == "offline"
+
+
+def test_health_line_and_metrics_report_the_mqtt_sink(make_broker, caplog):
+    """A live run's periodic health lines and Prometheus metrics include the MQTT sink: connected with its
+    counters, then a WARNING line (with the reason) while the broker is down."""
+    import logging
+
+    from pipeline.health import HealthMonitor
+
+    broker = make_broker()
+    sink = _sink(broker.port)
+    monitor = HealthMonitor([], interval_s=60)
+    monitor.add_output(sink)
+    try:
+        deadline = time.monotonic() + 10
+        while not sink.connected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        sink.emit("appear", 1, "cam", 1.0, track_id=1)
+        assert sink.flush(5)
+        with caplog.at_level(logging.INFO, logger="pipeline.health"):
+            monitor.log_once()
+        line = [r for r in caplog.records if "health mqtt" in r.getMessage()][-1]
+        assert line.levelno == logging.INFO
+        assert line.getMessage().startswith("health mqtt connected published=1 acked=1 pending=0 dropped=0")
+        text = monitor.exposition()
+        assert 'reid_output_connected{output="mqtt"} 1.0' in text
+        assert 'reid_output_events_total{counter="acked",output="mqtt"} 1.0' in text
+        broker.kill()
+        deadline = time.monotonic() + 10
+        while sink.connected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="pipeline.health"):
+            monitor.log_once()
+        line = [r for r in caplog.records if "health mqtt" in r.getMessage()][-1]
+        assert line.levelno == logging.WARNING and line.getMessage().startswith("health mqtt disconnected")
+        assert 'reid_output_connected{output="mqtt"} 0.0' in monitor.exposition()
+    finally:
+        sink.close()
