@@ -116,13 +116,33 @@ def redact_uri(uri: str) -> str:
     return scheme + _redact_stream_key(scheme, _redact_rest(rest))
 
 
+_CLOSERS = {")": "(", "]": "[", "}": "{", ">": "<"}
+
+
+def _redact_text_uri(m: re.Match) -> str:
+    """One URI found in free text, redacted; a closing bracket it does not open (``(rtsp://h/s?token=x)``) or the
+    quote that opened it (``'rtsp://...'``) is text around it, kept after the redacted URI (a secret query value
+    would otherwise swallow it)."""
+    uri, tail = m.group(0), ""
+    before = m.string[m.start() - 1] if m.start() > 0 else ""
+    while uri:
+        last = uri[-1]
+        if (last in _CLOSERS and uri.count(_CLOSERS[last]) < uri.count(last)) or (last in "'\"`" and last == before):
+            uri, tail = uri[:-1], last + tail
+            continue
+        break
+    return redact_uri(uri) + tail
+
+
 def redact_text(text: str) -> str:
     """Redact every URI inside free text (each from its ``scheme://`` to the next whitespace, as
     :func:`redact_uri`), a ``user:password@host`` written without a scheme, and secret ``?key=value`` /
     ``&key=value`` pairs outside URIs."""
-    out = _TEXT_URI_RE.sub(lambda m: redact_uri(m.group(0)), str(text))
+    out = _TEXT_URI_RE.sub(_redact_text_uri, str(text))
     out = re.sub(r"\S*@\S*", lambda m: _redact_bare_userinfo(m.group(0)), out)
-    return _QUERY_SECRET_RE.sub(r"\1***", out)
+    # secret pairs outside URIs; a value the URI pass already hid stays as it is (with what follows it)
+    return _QUERY_SECRET_RE.sub(lambda m: m.group(0) if m.group(0)[len(m.group(1)):].startswith("***")
+                                else m.group(1) + "***", out)
 
 
 # a dict key whose value is a secret as a whole (``password``, ``token``, ``ui.token``, ``api_key``,

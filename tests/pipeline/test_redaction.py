@@ -83,6 +83,16 @@ def test_redact_stream_keys_and_scheme_less_userinfo(uri: str, expected: str) ->
     assert redact_text(f"source='{uri}'") == f"source='{expected}'"
 
 
+def test_redact_text_keeps_the_brackets_and_quotes_around_a_uri() -> None:
+    """s44 probe_live 8: ``camera good (rtsp://***@h/cam0?token=*** connected`` lost its ')'."""
+    assert (redact_text("camera good (rtsp://u:p@h:554/cam0?token=TOK) connected")
+            == "camera good (rtsp://***@h:554/cam0?token=***) connected")
+    assert redact_text("source='rtsp://h/s?pwd=x' bad") == "source='rtsp://h/s?pwd=***' bad"
+    assert redact_text('[rtsp://h/s?key=k]') == "[rtsp://h/s?key=***]"
+    # a bracket the URI opened itself is part of it
+    assert redact_text("rtsp://u:p@[fe80::1]:554/s ok") == "rtsp://***@[fe80::1]:554/s ok"
+
+
 def test_redact_text_keeps_mail_addresses_and_redacted_uris() -> None:
     for text in ("mail bob@example.com", "rtsp://***@h/s", "at 12:30 see rtsp://***@h/s"):
         assert redact_text(text) == text
