@@ -135,6 +135,9 @@ class EncoderSettings(StrictModel):
         if self.backend == "openvino" and self.device.strip().lower() not in ("auto", "cpu"):
             raise ValueError(f"encoder.device: {self.device} needs backend torch or onnx (openvino runs on the CPU "
                              "here); use device: cpu or auto")
+        if self.policy == "needed" and self.every != 1:
+            raise ValueError(f"encoder.every: {self.every} has no effect with policy: needed (it embeds new,"
+                             " touching and refresh_every-due detections); remove it or use policy: every")
         return self
 
 
@@ -584,7 +587,7 @@ def _resolved(cfg: CamsConfig, base: Path, source: str) -> CamsConfig:
                        mqtt=cfg.outputs.mqtt and cfg.outputs.mqtt.with_paths(lambda v: _resolve(base, v))),
         "demo": None if cfg.demo is None else sub(cfg.demo, out=_resolve(base, cfg.demo.out)),
         "detector": sub(cfg.detector, weights=det_weights, calibration=cfg.detector.calibration and _resolve(
-            base, cfg.detector.calibration)),
+            base, cfg.detector.calibration), model_cache=cfg.detector.model_cache and _resolve(base, cfg.detector.model_cache)),
         "aggregation": sub(cfg.aggregation, checkpoint=cfg.aggregation.checkpoint and _resolve(
             base, cfg.aggregation.checkpoint)),
         "encoder": sub(cfg.encoder, checkpoint=None if enc in ("default", "imagenet") else _resolve(base, enc)),

@@ -45,13 +45,18 @@ TARGET_OVERHEAD = 0.25
 
 
 def build_split(out: Path, max_frames: int | None, gap: float) -> Path:
+    """The two-camera split of the first ``max_frames`` PETS frames (None: all) under ``out``, built once.
+    ``max_frames`` below 1 is a ConfigError (0 used to build the whole sequence)."""
+    from pipeline.core.errors import ConfigError
     from pipeline.virtual_cameras import build_virtual_cameras
 
-    cams_dir = out / (f"cams_{max_frames}" if max_frames else "cams")
+    if max_frames is not None and max_frames < 1:
+        raise ConfigError(f"--max-frames: must be a positive whole number, got {max_frames}")
+    cams_dir = out / (f"cams_{max_frames}" if max_frames is not None else "cams")
     if not (cams_dir / "identities.json").is_file():
         seq = require_shared() / "data" / "MOT15" / "train" / "PETS09-S2L1"
         build_virtual_cameras(seq, cams_dir, layout="two-regions", gap=gap,
-                              frame_range=(1, max_frames) if max_frames else None)
+                              frame_range=(1, max_frames) if max_frames is not None else None)
     return cams_dir
 
 

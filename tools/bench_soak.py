@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             "cameras": [{"id": m, "source": srv.url(m)} for m in mounts],
             "detector": detector_settings(),
             "schedule": {"detect_every": every},
-            "encoder": {"every": 2, "policy": args.policy},
+            "encoder": {"every": 2 if args.policy == "every" else 1, "policy": args.policy},
             "store": {"path": str(out / "identities.sqlite")},
             "outputs": {"dir": str(out / "outputs"), "timeline_png": False},
             "health": {"log_every_s": 60.0},

@@ -46,6 +46,9 @@ Rows (``--rows`` picks a subset; ``default`` always runs first, it is every row'
 Writes ``results.json``, ``results.md`` and ``fps_vs_idf1.png`` under ``--out`` (runs/bench_speed)::
 
     .venv/bin/python -m tools.bench_speed [--rows default,stride2,...] [--max-frames N] [--threads 1]
+
+An existing ``--out/results.json`` is continued with ``--resume`` (only when it was measured with the same
+``--max-frames`` and split) or replaced with ``--force``; otherwise the command stops before measuring.
 """
 
 from __future__ import annotations
@@ -76,7 +79,7 @@ ROWS: dict[str, dict] = {
     "stride2": {"schedule": {"detect_every": 2}},
     "stride3": {"schedule": {"detect_every": 3}},
     "adaptive": {"schedule": {"detect_every": "adaptive"}},
-    "needed": {"encoder": {"policy": "needed"}},
+    "needed": {"encoder": {"policy": "needed", "every": 1}},
     "openvino": {"detector": {"backend": "openvino"}},
     "int8": {"detector": {"precision": "int8"}},
     "512": {"detector": {"imgsz": 512, "rect": True}},
@@ -99,8 +102,8 @@ ROWS: dict[str, dict] = {
     # the shipped default (configs/demo_pets.yaml, configs/cams.example.yaml; tests/tools/test_bench_speed_rows.py
     # holds them equal): the row `default` is the OLD default, kept as the reference
     "new_default": {},  # NEW_DEFAULT, below
-    "adaptive+needed": {"schedule": {"detect_every": "adaptive"}, "encoder": {"policy": "needed"}},
-    "stride2+needed": {"schedule": {"detect_every": 2}, "encoder": {"policy": "needed"}},
+    "adaptive+needed": {"schedule": {"detect_every": "adaptive"}, "encoder": {"policy": "needed", "every": 1}},
+    "stride2+needed": {"schedule": {"detect_every": 2}, "encoder": {"policy": "needed", "every": 1}},
     "best": {},  # filled at run time
     "default_again": {},  # the default once more at the end: how far the machine's load drifted during the run
     "deepsort": {},
@@ -484,25 +487,65 @@ def plot(res: dict, path: Path) -> Path:
     return path
 
 
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1 (else a one-line usage error naming the option)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", default=",".join(ROWS), help="comma-separated subset of: " + ", ".join(ROWS))
     ap.add_argument("--out", type=Path, default=REPO_ROOT / "runs" / "bench_speed")
-    ap.add_argument("--max-frames", type=int, default=None, help="source frames per camera (default: all 795)")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
+    ap.add_argument("--max-frames", type=positive_int, default=None,
+                    help="source frames per camera (default: all 795)")
+    ap.add_argument("--threads", type=positive_int, default=1, help="torch threads (the machine is shared)")
     ap.add_argument("--resume", action="store_true",
                     help="keep the rows a previous (interrupted) run wrote to --out/results.json and run only the rest "
-                         "(timing then mixes two sessions: say so)")
+                         "(timing then mixes two sessions: say so); refused when those rows were measured with "
+                         "another --max-frames or split")
     ap.add_argument("--redo", default="", help="with --resume: rows to run again although they are in results.json")
+    ap.add_argument("--force", action="store_true",
+                    help="without --resume: replace an existing --out/results.json (else refused)")
     ap.add_argument("--split", type=Path, default=None,
-                    help="the bench_pipeline --out folder whose split to use (default: build one under --out)")
+                    help="an existing bench_pipeline --out folder whose split to use (default: build one under --out)")
     args = ap.parse_args(argv)
     names = [n.strip() for n in args.rows.split(",") if n.strip()]
     unknown = [n for n in names if n not in ROWS]
     if unknown:
         ap.error(f"--rows: unknown row(s) {', '.join(unknown)}; known: {', '.join(ROWS)}")
+    if args.redo and not args.resume:
+        ap.error("--redo: only with --resume (without it every row is measured anyway)")
+    if args.split is not None and not args.split.is_dir():
+        ap.error(f"--split: no such folder: {args.split} (a bench_pipeline --out folder; leave it out to build the "
+                 "split under --out)")
+    if not args.resume and not args.force and (args.out / "results.json").is_file():
+        ap.error(f"--out: {args.out / 'results.json'} exists (an earlier table); add --resume to continue it, --force "
+                 "to replace it, or choose another --out")
     args.row_names = ["default"] + [n for n in names if n != "default"]
     return args
+
+
+def resumable_rows(stored: dict, frames_per_cam: int, split: Path, path: Path) -> dict:
+    """The rows of an earlier ``results.json`` (``stored``) that ``--resume`` may keep: a ConfigError (one line)
+    when they were measured with another frame count or split (their figures would be compared with rows of
+    this run as if alike)."""
+    from pipeline.core.errors import ConfigError
+
+    old_frames, old_split = stored.get("frames_per_cam"), stored.get("split")
+    if old_frames != frames_per_cam:
+        raise ConfigError(f"--resume: {path} was measured with {old_frames} frames per camera, this run has "
+                          f"{frames_per_cam} (--max-frames); use the same --max-frames, or --force without --resume "
+                          "to start the table again")
+    if old_split is not None and Path(old_split).resolve() != split.resolve():
+        raise ConfigError(f"--resume: {path} was measured on the split {old_split}, this run uses {split} (--split); "
+                          "use the same --split, or --force without --resume to start the table again")
+    return stored["rows"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -521,6 +564,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     cams_dir = build_split(args.split or out, args.max_frames, 0.1)
+    args.cams_dir = cams_dir
     # bench_pipeline's "ours" run: default encoder, the config's matcher threshold, YOLO tracker config, every 2
     base_cfg = make_config(cams_dir, out / "default", "default", MatcherConfig().threshold,
                            "yolo", 2)
@@ -529,7 +573,8 @@ def main(argv: list[str] | None = None) -> int:
     rows: dict[str, dict] = {}
     notes: list[str] = []
     if args.resume and (out / "results.json").is_file():
-        rows = json.loads((out / "results.json").read_text())["rows"]
+        rows = resumable_rows(json.loads((out / "results.json").read_text()), args.max_frames or 795, cams_dir,
+                              out / "results.json")
         for name in filter(None, args.redo.split(",")):
             rows.pop(name.strip(), None)
         for r in rows.values():  # rows of an older version of this script: CPU % x loop wall (a slight over-estimate)
@@ -608,6 +653,7 @@ def write_all(args, argv, out: Path, rows: dict, notes: list[str], t0: float, fi
         "machine": f"{platform.machine()} ({os.cpu_count()} cores)",
         "threads": args.threads,
         "frames_per_cam": frames_per_cam,
+        "split": str(args.cams_dir),
         "note": "shared machine (other jobs running): absolute figures are indicative, ratios are side by side",
         "rows": rows,
         "notes": notes,

@@ -71,21 +71,43 @@ def run(args: argparse.Namespace) -> int:
     n = seq.info.seq_length if args.max_frames is None else min(args.max_frames, seq.info.seq_length)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(args.out.suffix + ".part")
-    with open(tmp, "w") as fh, tqdm(total=n, desc=f"detect {seq.name}", unit="fr") as bar:
-        frames: list[int] = []
-        images = []
-        for frame, image in seq.iter_frames(1, n):
-            frames.append(frame)
-            images.append(image)
-            if len(frames) == args.batch or frame == n:
+    done = 0  # frames whose rows are in ``tmp`` (1..done)
+    try:
+        with open(tmp, "w") as fh, tqdm(total=n, desc=f"detect {seq.name}", unit="fr") as bar:
+            frames: list[int] = []
+            images = []
+            for frame, image in seq.iter_frames(1, n):
+                frames.append(frame)
+                images.append(image)
+                if len(frames) == args.batch or frame == n:
+                    for f, dets in zip(frames, detector.detect(images)):
+                        write_det_rows(fh, f, dets)
+                    done = frames[-1]
+                    bar.update(len(frames))
+                    frames, images = [], []
+            if frames:
                 for f, dets in zip(frames, detector.detect(images)):
                     write_det_rows(fh, f, dets)
+                done = frames[-1]
                 bar.update(len(frames))
-                frames, images = [], []
-        if frames:
-            for f, dets in zip(frames, detector.detect(images)):
-                write_det_rows(fh, f, dets)
-            bar.update(len(frames))
+    except BaseException:
+        keep_partial(tmp, args.out, done)
+        raise
     tmp.replace(args.out)
     print(f"wrote {args.out} ({n} frames)")
     return 0
+
+
+def keep_partial(tmp: Path, out: Path, done: int) -> Path | None:
+    """After a failed ``detect``: the unfinished ``tmp`` is removed when it holds no frame, else renamed to
+    ``<out>.frames-1-<done>.partial`` (what was computed is kept, under a name no tool reads as a finished det
+    file) and a warning says where. Returns the kept file, or None."""
+    import logging
+
+    if done <= 0:
+        tmp.unlink(missing_ok=True)
+        return None
+    kept = out.with_name(f"{out.name}.frames-1-{done}.partial")
+    tmp.replace(kept)
+    logging.getLogger(__name__).warning("detect stopped: the rows of frames 1-%d are kept in %s", done, kept)
+    return kept

@@ -37,15 +37,22 @@ class DetectorConfig(StrictModel):
       first use (cached in ``model_cache``). ``rect: false`` (default): the square letterbox as before.
     * ``threads``: the backend's intra-op threads (None: its default, one per core). Set, OpenVINO does not pin
       them to cores (a process sized to a share of the machine: pinned, every such process would use the same
-      first cores; docs/scaling.md).
+      first cores; docs/scaling.md). ``backend: opencv`` applies it with ``cv2.setNumThreads``, which is
+      process-wide (OpenCV's other work in the process uses that many threads too).
     * ``streams`` (openvino): 1 (default) = one image after another, each over all threads (PERFORMANCE_HINT
       LATENCY); n > 1 = n CPU streams (PERFORMANCE_HINT THROUGHPUT): the cameras' frames of one detector call run
       as parallel infer requests. Same boxes; more frames/s when a call has several frames (several cameras).
+      Works on a fixed batch-1 export too (each request is one frame), with or without ``rect``.
     * ``device``: ``auto`` / ``cpu`` / ``cuda[:N]`` / ``tensorrt[:N]``: onnxruntime's CUDA (or TensorRT, then
       CUDA) execution provider when the installed onnxruntime has it, else the CPU with a warning.
     * ``calibration``: a folder of images (jpg/png) for INT8 calibration, not frames of the clip you
-      evaluate on; ``calibration_frames``: how many of them (evenly spaced by name).
-    * ``model_cache``: the folder for derived models (dynamic-size cut, INT8), keyed by the source file's hash.
+      evaluate on (only with ``precision: int8``; refused otherwise, and with weights already INT8);
+      ``calibration_frames``: how many of them (evenly spaced by name).
+    * ``model_cache``: the folder for derived models (dynamic-size cut, INT8), keyed by the source file's hash
+      (INT8: and the calibration images' contents). None (default): ``detector_models`` in the per-user cache
+      folder (``$REID_CACHE_DIR``, else ``~/.cache/reid-pipeline``; created 0700, refused when another user's or
+      writable by others). Relative: against cams.yaml's folder (``load_cams_config``), else the working
+      directory.
     """
 
     kind: Literal["ultralytics", "onnx"] = "ultralytics"
@@ -61,7 +68,7 @@ class DetectorConfig(StrictModel):
     streams: int = Field(1, ge=1, le=64)
     calibration: str | None = None
     calibration_frames: int = Field(64, ge=1, le=10000)
-    model_cache: str = "runs/detector_models"
+    model_cache: str | None = None
     classes: list[int] = Field(default_factory=lambda: [0])
     trust_weights: bool = False
 
@@ -82,6 +89,9 @@ class DetectorConfig(StrictModel):
             raise ValueError(f"detector.streams: {self.streams} needs backend: openvino (backend is {self.backend})")
         if self.rect and self.backend == "opencv":
             raise ValueError("detector.rect: needs backend onnxruntime or openvino (opencv runs the square export)")
+        if self.calibration is not None and self.precision != "int8":
+            raise ValueError(f"detector.calibration: only used with precision: int8 (precision is {self.precision}); "
+                             "remove it or set precision: int8")
         if self.rect and self.imgsz % 32:
             raise ValueError(f"detector.imgsz: {self.imgsz} with rect: true must be a multiple of 32 (the model stride)")
         return self

@@ -97,6 +97,25 @@ def is_dynamic_hw(path: Path) -> bool:
     return len(dims) == 4 and not dims[2].HasField("dim_value") and not dims[3].HasField("dim_value")
 
 
+def io_dims(path: Path) -> tuple[tuple[int | None, ...], tuple[int | None, ...], dict[str, str]]:
+    """(first input's dims, first output's dims, metadata) of an ONNX file, a symbolic or unset dim as None;
+    ModelError (one line) when the file is not an ONNX model."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # noqa: BLE001 - protobuf raises its own types for a file that is not ONNX
+        raise ModelError(f"{path}: not an ONNX model ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+                         ) from None
+
+    def dims(value_info) -> tuple[int | None, ...]:
+        return tuple(d.dim_value if d.HasField("dim_value") else None for d in value_info.type.tensor_type.shape.dim)
+
+    if not model.graph.input or not model.graph.output:
+        raise ModelError(f"{path}: an ONNX model without inputs or outputs")
+    return dims(model.graph.input[0]), dims(model.graph.output[0]), {p.key: p.value for p in model.metadata_props}
+
+
 def read_heads_spec(model_or_meta) -> HeadsSpec | None:
     """The decode constants of a cut model (``cut_yolov5_heads``) from its metadata, or None for any other model.
     Accepts an onnx ModelProto or a ``{key: value}`` metadata dict (onnxruntime's ``custom_metadata_map``)."""

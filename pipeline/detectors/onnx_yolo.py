@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import cv2
@@ -12,6 +13,8 @@ from pipeline.detectors.geometry import Letterbox, cxcywh_to_tlbr, letterbox, nm
 from pipeline.detectors.heads import decode_yolov5_heads
 from pipeline.core.errors import ModelError
 from pipeline.core.types import Detection, tlbr_to_tlwh
+
+log = logging.getLogger(__name__)
 
 
 def decode_yolo(output: np.ndarray, conf: float, classes: list[int],
@@ -101,7 +104,24 @@ class OnnxYoloDetector:
             # (the fully convolutional network then sees objects at imgsz's scale); a larger one is capped
             self.input_size = hw[0]
             if self.cfg.imgsz > hw[0]:
+                log.warning("detector.imgsz: %d is above the fixed input size %d of %s: running at %d (rect: true "
+                            "runs a YOLOv5 export at any size)", self.cfg.imgsz, hw[0], self.model_path, hw[0])
                 self.cfg = self.cfg.model_copy(update={"imgsz": hw[0]})
+
+    def run_info(self) -> dict:
+        """What this detector runs, for a run's record (``stage_times.json``): the backend, the configured
+        precision, the precision it runs (``precision: auto``: the one chosen on the first call, None before it)
+        and, for auto, the median ms per timed call of each candidate."""
+        ran: str | None = self.cfg.precision
+        hint = getattr(self.runtime, "inference_precision", None)  # OpenVINO: bf16 may fall back, auto chooses
+        if self.cfg.precision in ("auto", "bf16") and hint:
+            ran = None if getattr(self.runtime, "_auto", None) else ("fp32" if hint == "f32" else hint)
+        info: dict = {"backend": self.backend, "precision": self.cfg.precision, "ran_precision": ran,
+                      "model": str(self.model_path), "imgsz": self.cfg.imgsz}
+        times = getattr(self.runtime, "auto_times_s", None)
+        if times:
+            info["auto_ms_per_call"] = {("fp32" if h == "f32" else h): round(1000 * t, 1) for h, t in times.items()}
+        return info
 
     def _infer(self, blob: np.ndarray) -> list[list[np.ndarray]]:
         """(B, 3, H, W) -> per image its raw outputs (one per model output)."""

@@ -135,7 +135,10 @@ class OpenVinoRuntime:
         # and the number of frames per detector call varies (cameras, detection stride); with streams the
         # runtime takes any batch and runs its images as parallel requests
         static_batch = shape[0].get_length() if shape[0].is_static else None
-        self.fixed_batch = static_batch if static_batch is not None else (None if self.streams > 1 else 1)
+        if self.streams > 1 and static_batch in (None, 1):
+            self.fixed_batch = None  # any batch: its images run as parallel batch-1 requests (a static batch-1 too)
+        else:
+            self.fixed_batch = static_batch if static_batch is not None else 1
         self.fixed_hw = (shape[2].get_length(), shape[3].get_length()) if shape[2].is_static and shape[3].is_static else None
         self.metadata = _onnx_metadata(path)
         self._compiled: dict[tuple, object] = {}
@@ -236,17 +239,21 @@ class OpenVinoRuntime:
 
 
 class OpenCvRuntime:
-    """OpenCV DNN (CPU); batch 1."""
+    """OpenCV DNN (CPU); batch 1; the input's fixed size, as onnxruntime and OpenVINO report it (``fixed_hw``).
 
-    def __init__(self, path: Path) -> None:
+    ``threads``: applied with ``cv2.setNumThreads`` (process-wide: OpenCV has no per-network setting)."""
+
+    def __init__(self, path: Path, threads: int | None = None) -> None:
         import cv2
 
+        if threads is not None:
+            cv2.setNumThreads(int(threads))
         try:
             self.net = cv2.dnn.readNetFromONNX(str(path))
         except cv2.error as exc:
             raise ModelError(f"cannot load ONNX detector {path} in OpenCV: {str(exc).splitlines()[0]}") from exc
         self.fixed_batch = 1
-        self.fixed_hw = None
+        self.fixed_hw = _onnx_fixed_hw(path)
         self.metadata = _onnx_metadata(path)
 
     def run(self, blob: np.ndarray) -> list[np.ndarray]:
@@ -254,6 +261,14 @@ class OpenCvRuntime:
         names = self.net.getUnconnectedOutLayersNames()
         outs = self.net.forward(names)
         return list(outs)
+
+
+def _onnx_fixed_hw(path: Path) -> tuple[int, int] | None:
+    """The first input's fixed (height, width), None where either is dynamic."""
+    from pipeline.detectors.onnx_graph import io_dims
+
+    dims = io_dims(path)[0]
+    return (dims[2], dims[3]) if len(dims) == 4 and dims[2] is not None and dims[3] is not None else None
 
 
 def _onnx_metadata(path: Path) -> dict[str, str]:
@@ -270,5 +285,5 @@ def open_runtime(path: Path, backend: str, device: str, threads: int | None, pre
     if backend == "openvino":
         return OpenVinoRuntime(path, threads, precision, streams)
     if backend == "opencv":
-        return OpenCvRuntime(path)
+        return OpenCvRuntime(path, threads)
     raise ConfigError(f"detector.backend: unknown '{backend}' (valid: onnxruntime, openvino, opencv)")

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.detectors.config import DetectorConfig
-from pipeline.core.errors import ModelError
+from pipeline.core.errors import ConfigError, ModelError
 from pipeline.core.types import Detection, tlbr_to_tlwh
 
 log = logging.getLogger(__name__)
@@ -137,6 +137,28 @@ def load_ultralytics_model(weights: str, trust_weights: bool = False):
         raise ModelError(f"{weights}: Ultralytics cannot load it: {_first_line(exc)}") from None
 
 
+def ultralytics_onnx_batch(path: Path) -> int | None:
+    """The fixed batch of an ONNX file Ultralytics is to run (None: dynamic batch).
+
+    Ultralytics decodes one output laid out (B, 4 + C, N) (YOLOv8/11, and YOLOv5u exports); a classic YOLOv5
+    export's (B, N, 5 + C) rows or a cut model's Detect maps would give wrong boxes or none, silently, so they
+    are refused in one line naming ``kind: onnx``, which decodes both. A fixed batch above 1 is refused too
+    (Ultralytics sends the frames of a call as one batch); batch 1 is run one frame per call."""
+    from pipeline.detectors.onnx_graph import META_KIND, io_dims
+
+    inp, out, meta = io_dims(path)
+    v5_rows = len(out) == 3 and out[1] is not None and out[2] is not None and out[1] > out[2]
+    if v5_rows or META_KIND in meta:
+        what = f"a YOLOv5-layout export (output {tuple(out)}: anchors x (5 + classes))" if v5_rows else \
+            "a YOLOv5 model cut before its Detect decode"
+        raise ConfigError(f"detector.kind: ultralytics cannot decode {path}, {what}; use kind: onnx for this file")
+    batch = inp[0] if inp else None
+    if batch is not None and batch > 1:
+        raise ConfigError(f"detector.weights: {path} has a fixed batch of {batch}; kind: ultralytics needs an ONNX "
+                          "export with batch 1 or a dynamic batch")
+    return batch
+
+
 class UltralyticsDetector:
     """Batched Ultralytics inference, persons (``cfg.classes``) only, tlwh in original pixels."""
 
@@ -147,17 +169,23 @@ class UltralyticsDetector:
         if (w.suffix in (".pt", ".onnx") and (w.is_absolute() or len(w.parts) > 1)) and not w.is_file():
             raise ModelError(f"detector weights not found: {w}")
         self.cfg = cfg
+        #: an ONNX file's fixed batch (1: one frame per predict call), None: any batch
+        self.fixed_batch = ultralytics_onnx_batch(w) if w.suffix.lower() == ".onnx" and w.is_file() else None
         self.model = load_ultralytics_model(str(w) if w.is_file() else cfg.weights, cfg.trust_weights)
         self.device = str(resolve_device(cfg.device))
+
+    def _predict(self, images_bgr: list[np.ndarray]) -> list:
+        kw = dict(conf=self.cfg.conf, iou=self.cfg.iou, imgsz=self.cfg.imgsz, classes=list(self.cfg.classes),
+                  device=self.device, verbose=False)
+        if self.fixed_batch == 1:  # a batch-1 ONNX export: one frame per call (the same boxes as a batch)
+            return [res for img in images_bgr for res in self.model.predict([img], **kw)]
+        return self.model.predict(list(images_bgr), **kw)
 
     def detect(self, images_bgr: list[np.ndarray]) -> list[list[Detection]]:
         """Batch of BGR (H, W, 3) uint8 images -> per image detections."""
         if not images_bgr:
             return []
-        results = self.model.predict(
-            list(images_bgr), conf=self.cfg.conf, iou=self.cfg.iou, imgsz=self.cfg.imgsz,
-            classes=list(self.cfg.classes), device=self.device, verbose=False,
-        )
+        results = self._predict(images_bgr)
         out: list[list[Detection]] = []
         for res in results:
             boxes = res.boxes

@@ -17,6 +17,8 @@ from pipeline.tracklets import TrackletBuilder
 from pipeline.core.types import TrackOutput
 
 log = logging.getLogger(__name__)
+#: frames per second assumed for a source whose rate is neither configured (``cameras.N.fps``) nor probed
+FALLBACK_FPS = 25.0
 #: a live run's in-memory timeline keeps the spans of the last hour (bounded memory); its PNGs at the end are
 #: drawn from the store, which has every span (a run that fails draws what the recorder kept)
 LIVE_TIMELINE_KEEP_S = 3600.0
@@ -31,12 +33,19 @@ class CameraState:
     tracker: Any  # trackers.Tracker
     builder: TrackletBuilder
     roi: Any = None
-    fps: float = 25.0
+    fps: float = 25.0  # the source's frames per second (cameras.N.fps, else probed, else FALLBACK_FPS)
     frames: int = 0  # frames processed
     next_index: int = 0  # source index of the next frame to process (a resumed run skips those before)
     done: bool = False
     last_outputs: list[TrackOutput] = field(default_factory=list)
     bar: Any = None  # tqdm bar (batch mode)
+    stride: int = 1  # cameras.N.stride: every stride-th source frame is processed
+
+    @property
+    def processed_fps(self) -> float:
+        """Processed frames per second of video (``fps / stride``): the rate the tracker and the detection
+        schedule (``schedule.max_gap_s``) count in."""
+        return self.fps / self.stride
 
     def close(self) -> None:
         try:
@@ -53,6 +62,19 @@ def _probe(src) -> tuple[float | None, int | None]:
         if fps or count:
             return fps, count
     return None, None
+
+
+def camera_fps(cam_id: str, configured: float | None, probed: float | None) -> float:
+    """A camera's source frames per second: ``cameras.N.fps``, else the probed rate, else ``FALLBACK_FPS``
+    with a warning (once per camera: this runs when the camera is opened), since the tracker's motion model
+    and ``schedule.max_gap_s`` count in it."""
+    if configured:
+        return float(configured)
+    if probed:
+        return float(probed)
+    log.warning("camera %s: its frame rate is unknown (not in the source); assuming %g fps for the tracker and "
+                "schedule.max_gap_s: set cameras.<n>.fps to the real rate", cam_id, FALLBACK_FPS)
+    return FALLBACK_FPS
 
 
 def check_inputs(cfg: CamsConfig) -> None:
@@ -76,8 +98,10 @@ def build_encoder(cfg: CamsConfig):
         import torch
 
         torch.set_num_threads(enc.threads)
-    # openvino: the precision and the threads (its own inference threads; torch's are set above for the rest)
-    ov = {"precision": enc.precision, "threads": enc.threads} if enc.backend == "openvino" else {}
+    # openvino: the precision and the threads (its own inference threads; torch's are set above for the rest);
+    # onnx: onnxruntime's intra-op threads
+    ov = ({"precision": enc.precision, "threads": enc.threads} if enc.backend == "openvino"
+          else {"threads": enc.threads} if enc.backend == "onnx" else {})
     if enc.checkpoint == "imagenet":
         return AppearanceEncoder.imagenet_baseline(device=enc.device, backend=enc.backend,
                                                    batch_size=enc.batch_size, flip=enc.flip, **ov)
@@ -119,13 +143,13 @@ class Components:
                 src = open_source(opts)
                 src_fps, src_count = _probe(src)
                 src.start()
-                fps = float(cam.fps or src_fps or 25.0)
+                fps = camera_fps(cam.id, cam.fps, src_fps)
                 st = CameraState(
                     id=cam.id, source=src,
                     tracker=Tracker(tracker_cfg, cam_id=cam.id, frame_rate=fps / cam.stride),
                     builder=TrackletBuilder(cam.id, tl.min_length, tl.partial_every_s, tl.max_embeddings,
                                              tl.min_visibility),
-                    roi=cam.roi, fps=fps,
+                    roi=cam.roi, fps=fps, stride=cam.stride,
                 )
                 cams[cam.id] = st
                 if progress and cfg.mode == "batch":

@@ -14,8 +14,9 @@ after every detected frame the next stride is chosen from the tracker's state:
   or a track touches the image **border** (people enter and leave there);
 * ``max_every`` otherwise (**stable**; also an empty scene).
 
-``max_gap_s`` (optional) caps any stride to that many seconds of video at the camera's frame rate:
-a person moves per frame in proportion to 1/fps, so a stride that is harmless at 25 fps is not at 7.
+``max_gap_s`` (optional) caps any stride to that many seconds of video at the camera's processed-frame
+rate (source fps / ``cameras.N.stride``, the rate the tracker gets too): a person moves per frame in
+proportion to 1/fps, so a stride that is harmless at 25 fps is not at 7.
 The first frame of a camera is always detected. :attr:`CameraSchedule.reasons` counts the
 decisions by reason (the run summary's ``schedule``).
 """
@@ -39,9 +40,10 @@ class CameraSchedule:
     """One camera's detection schedule: ``due()`` before a frame, ``detected()`` / ``predicted()`` after it."""
 
     def __init__(self, settings: ScheduleSettings, fps: float | None = None) -> None:
+        """``fps``: the camera's PROCESSED frames per second (source fps / camera stride; None: unknown, no cap)."""
         self.settings = settings
         self.adaptive = settings.detect_every == "adaptive"
-        # max_gap_s: no stride longer than this many seconds of video (at the camera's frame rate)
+        # max_gap_s: no stride longer than this many seconds of video (in processed frames)
         self.cap = (max(1, int(settings.max_gap_s * fps + 1e-9)) if settings.max_gap_s is not None and fps
                     else None)
         self.every = 1 if self.adaptive else self._capped(int(settings.detect_every))

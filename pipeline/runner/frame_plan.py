@@ -34,9 +34,11 @@ class FramePlan:
         self.schedules: dict[str, CameraSchedule] = {}
         self.policies: dict[str, CameraEmbedPolicy] = {}
 
-    def _of(self, cam_id: str, fps: float | None = None) -> tuple[CameraSchedule, CameraEmbedPolicy]:
+    def _of(self, cam_id: str, processed_fps: float | None = None) -> tuple[CameraSchedule, CameraEmbedPolicy]:
+        """The camera's schedule and policy, made on its first frame; ``processed_fps``: its processed frames
+        per second (source fps / camera stride), what ``schedule.max_gap_s`` is counted in."""
         if cam_id not in self.schedules:
-            self.schedules[cam_id] = CameraSchedule(self.schedule_settings, fps)
+            self.schedules[cam_id] = CameraSchedule(self.schedule_settings, processed_fps)
             self.policies[cam_id] = CameraEmbedPolicy(self.encoder_settings)
         return self.schedules[cam_id], self.policies[cam_id]
 
@@ -44,7 +46,7 @@ class FramePlan:
         """(frames to detect, frames to carry by prediction), each in the given order."""
         detect, carry = [], []
         for f in frames:
-            (detect if self._of(f.cam_id, cams[f.cam_id].fps)[0].due() else carry).append(f)
+            (detect if self._of(f.cam_id, cams[f.cam_id].processed_fps)[0].due() else carry).append(f)
         return detect, carry
 
     def embed(self, encoder: Any, frames: list[Frame], det_lists: list[list[Detection]],
