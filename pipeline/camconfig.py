@@ -370,9 +370,14 @@ class ExecutorConfig(StrictModel):
     @field_validator("address")
     @classmethod
     def _check_address(cls, v: str) -> str:
-        if v in ("local", "auto") or re.fullmatch(r"(ray://)?[A-Za-z0-9_.\-\[\]:]+:[0-9]{1,5}", v):
+        if v in ("local", "auto"):
             return v
-        raise ValueError(f"{v!r}: expected local, auto, ray://host:port or host:port")
+        if not re.fullmatch(r"(ray://)?[A-Za-z0-9_.\-\[\]:]+:[0-9]{1,5}", v):
+            raise ValueError(f"{v!r}: expected local, auto, ray://host:port or host:port")
+        port = int(v.rsplit(":", 1)[1])
+        if not 1 <= port <= 65535:
+            raise ValueError(f"{v!r}: port {port} is not in 1..65535")
+        return v
 
     @model_validator(mode="after")
     def _chunk_fits(self) -> ExecutorConfig:

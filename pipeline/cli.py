@@ -11,6 +11,7 @@ import argparse
 import importlib
 import logging
 import os
+import sqlite3
 import sys
 from types import ModuleType
 
@@ -87,6 +88,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _store_of(args: argparse.Namespace) -> str:
+    """The identity store a command works on: ``--store``, else the config's ``store.path`` (``run``)."""
+    if getattr(args, "store", None) is not None:
+        return f"identity store {args.store}"
+    try:
+        from pipeline.camconfig import load_cams_config
+
+        return f"identity store {load_cams_config(args.config).store.path}"
+    except Exception:  # noqa: BLE001 - no config to name it by
+        return "the identity store"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -103,6 +116,13 @@ def main(argv: list[str] | None = None) -> int:
         return int(args._run(args) or 0)
     except ReidPipelineError as exc:
         print(f"reid-pipeline: error: {redact_text(str(exc))}", file=sys.stderr)
+        return 2
+    except sqlite3.DatabaseError as exc:
+        if type(exc) is not sqlite3.DatabaseError:  # locked, closed, a programming error: not the file's content
+            raise
+        # damage the open does not detect ("database disk image is malformed" from a page read later)
+        print(f"reid-pipeline: error: {redact_text(_store_of(args))}: damaged SQLite file ({exc}); restore it from"
+              " a backup (or try: sqlite3 FILE .recover)", file=sys.stderr)
         return 2
     except OSError as exc:  # a path the user gave cannot be made or written (a file where a folder goes, ...)
         where = f"{exc.filename}: " if exc.filename else ""

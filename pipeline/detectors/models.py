@@ -75,9 +75,10 @@ def resolve_model(cfg: DetectorConfig) -> Path:
     weights = Path(cfg.weights).expanduser()
     if not weights.is_file():
         raise ModelError(f"ONNX detector weights not found: {weights}")
+    quantized = is_quantized(weights)  # a damaged file fails here, in one line naming it
     if cfg.precision != "int8" and not cfg.rect:
         return weights
-    if is_quantized(weights):
+    if quantized:
         if cfg.precision != "int8":
             raise ConfigError(f"detector.precision: {weights} is an INT8 model; set precision: int8")
         if cfg.calibration is not None:

@@ -52,7 +52,12 @@ def is_quantized(path: Path) -> bool:
     """True when the ONNX file holds QuantizeLinear / QLinear ops (an INT8 model)."""
     import onnx
 
-    model = onnx.load(str(path), load_external_data=False)
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # noqa: BLE001 - protobuf DecodeError, a truncated file, ...: one line naming the file
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ModelError(f"detector.weights: {path}: not a readable ONNX model ({type(exc).__name__}: {first})"
+                         ) from None
     return any(n.op_type in ("QuantizeLinear", "QLinearConv", "ConvInteger") for n in model.graph.node)
 
 

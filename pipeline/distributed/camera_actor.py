@@ -19,6 +19,7 @@ import threading
 import time
 
 from pipeline.camconfig import CamsConfig
+from pipeline.core.errors import ReidPipelineError
 from pipeline.distributed.messages import CameraResult, CameraSnapshot, StepReply
 from pipeline.distributed.threads import apply_process_threads, sized_for_actor
 from pipeline.runner.camera_stage import process_frames, read_frame
@@ -41,8 +42,15 @@ class CameraWorker:
         self.cfg = cfg.model_copy(update={"cameras": cams})
         self.cam_id = cam_id
         self.max_frames = max_frames
-        self.encoder = build_encoder(cfg)
-        self.detector = build_detector(cfg.detector)
+        #: the project's one-line error from building the models (bad weights, ...), reported by :meth:`info`
+        #: instead of killing the actor (Ray would restart it max_restarts times and wrap the error in pages)
+        self.init_error: str | None = None
+        self.encoder = self.detector = None
+        try:
+            self.encoder = build_encoder(cfg)
+            self.detector = build_detector(cfg.detector)
+        except ReidPipelineError as exc:
+            self.init_error = f"{type(exc).__name__}: {exc}"
         self.st: CameraState | None = None
         self.crops = None
         self.plan = FramePlan(cfg.schedule, cfg.encoder)
@@ -57,7 +65,8 @@ class CameraWorker:
         import ray
 
         return {"cam_id": self.cam_id, "pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id(),
-                "encoder_version": self.encoder.version, "frames": 0 if self.st is None else self.st.frames,
+                "init_error": self.init_error,
+                "encoder_version": None if self.encoder is None else self.encoder.version, "frames": 0 if self.st is None else self.st.frames,
                 "threads": dataclasses.asdict(self.threads)}
 
     def restore(self, epoch: str, snapshot: CameraSnapshot | None) -> int:

@@ -11,10 +11,15 @@ Every actor has ``max_restarts``; a matcher lost mid-run is called again and res
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import math
 import os
+import secrets
+import shutil
+import socket
+import tempfile
 import time
 from pathlib import Path
 
@@ -39,19 +44,129 @@ def namespace(run_key: str) -> str:
     return f"reid-{run_key}"
 
 
-def connect(ex: ExecutorConfig, ns: str, need_cpus: float = 1.0) -> bool:
-    """``ray.init`` for ``executor.address`` (local: a private one-node cluster without dashboard);
-    True when this call connected (and :func:`run_on_ray` must disconnect)."""
+CONNECT_TIMEOUT_S = 30.0  # how long a cluster address may take to accept a connection
+_LOCAL_TOKEN = secrets.token_hex(16)  # the private cluster's auth token (one per process: Ray caches it)
+
+
+class _PrivateCluster:
+    """What ``address: local`` changed for its private cluster, undone by :meth:`undo` after ``ray.shutdown``:
+    the loopback-only switch, the auth token in the environment (instead of a file in ``~/.ray``) and the
+    cluster's own temp dir (its session logs and sockets, removed)."""
+
+    def __init__(self) -> None:
+        import ray._private.ray_constants as rc
+
+        self.temp_dir = tempfile.mkdtemp(prefix="reidray", dir="/tmp" if os.path.isdir("/tmp") else None)  # short: sockets
+        self.saved_env = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
+        if self.saved_env["RAY_AUTH_TOKEN"] is None and self.saved_env["RAY_AUTH_MODE"] is None:
+            os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=_LOCAL_TOKEN)
+            _refresh_auth()
+        # Ray binds its servers (GCS, raylet, workers, agents, metrics) to 127.0.0.1 only when the node's address
+        # is loopback, which it allows only where "clusters" are off (its macOS/Windows default); on Linux it
+        # would otherwise replace 127.0.0.1 by the machine's LAN address and listen on every interface.
+        self.saved_flag = rc.ENABLE_RAY_CLUSTER
+        rc.ENABLE_RAY_CLUSTER = False
+
+    def undo(self) -> None:
+        import ray._private.ray_constants as rc
+
+        rc.ENABLE_RAY_CLUSTER = self.saved_flag
+        for k, v in self.saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        _refresh_auth()
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
+def _refresh_auth() -> None:
+    """Ray's process-wide auth mode and token caches re-read the environment (as ``ray.init`` does when it turns
+    token authentication on; best effort: private Ray APIs)."""
+    try:
+        from ray._raylet import AuthenticationTokenLoader, Config
+
+        Config.initialize("")
+        AuthenticationTokenLoader.instance().reset_cache()
+    except Exception:  # noqa: BLE001 - a Ray without them reads the environment at first use
+        pass
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    """``host:port`` (``ray://`` stripped, ``[v6]`` unbracketed) of ``executor.address``."""
+    hp = address.removeprefix("ray://")
+    host, _, port = hp.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def _wait_answers(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Until something accepts a TCP connection at ``address`` (at most ``timeout`` s): Ray itself retries an
+    unreachable GCS forever. Raises a one-line :class:`ReidPipelineError` naming ``executor.address``."""
+    host, port = _host_port(address)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=min(5.0, timeout)):
+                return
+        except OSError as exc:
+            if time.monotonic() >= deadline:
+                raise ReidPipelineError(f"executor.address: {address}: no Ray cluster answers there "
+                                        f"(waited {timeout:.0f} s: {exc.strerror or exc})") from None
+            time.sleep(1.0)
+
+
+def _connect_error(address: str, exc: BaseException) -> ReidPipelineError:
+    """One line for a failed ``ray.init(address=...)`` (Ray's own message names its CLI flags)."""
+    if address == "auto":
+        return ReidPipelineError("executor.address: auto: no Ray cluster was started on this machine (ray start "
+                                 "--head, or ray start --address HEAD:PORT); or give executor.address: host:port")
+    token = os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
+    hint = ("" if token else "; a cluster with token authentication needs RAY_AUTH_MODE=token and its "
+            "RAY_AUTH_TOKEN in this environment (RAY_AUTH_TOKEN is not set)")
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return ReidPipelineError(f"executor.address: {address}: cannot connect to the Ray cluster ({first}){hint}")
+
+
+def connect(ex: ExecutorConfig, ns: str, need_cpus: float = 1.0) -> _PrivateCluster | bool:
+    """``ray.init`` for ``executor.address`` (local: a private one-node cluster without dashboard, every server
+    on 127.0.0.1, its temp dir removed by :func:`disconnect`); truthy when this call connected (and
+    :func:`run_on_ray` must :func:`disconnect`). A cluster address that nothing answers at within
+    :data:`CONNECT_TIMEOUT_S`, or that refuses us, is a one-line error naming ``executor.address``."""
     import ray
 
     if ray.is_initialized():
         return False
     kw = {"namespace": ns, "logging_level": logging.WARNING, "log_to_driver": True}
     if ex.address == "local":  # logical CPUs enough for every actor (they share the machine's cores)
-        ray.init(include_dashboard=False, num_cpus=max(os.cpu_count() or 1, math.ceil(need_cpus)), **kw)
-    else:
+        private = _PrivateCluster()
+        try:
+            ray.init(include_dashboard=False, num_cpus=max(os.cpu_count() or 1, math.ceil(need_cpus)),
+                     _node_ip_address="127.0.0.1", _temp_dir=private.temp_dir, **kw)
+        except BaseException:
+            private.undo()
+            raise
+        return private
+    if ex.address.startswith("ray://") and importlib.util.find_spec("grpc") is None:  # what Ray Client checks
+        raise ReidPipelineError(f"executor.address: {ex.address}: Ray Client (ray://) needs the package ray[client] "
+                                "(pip install 'ray[client]'), which is not installed; or give the cluster's GCS "
+                                "address host:port")
+    if ex.address != "auto":
+        _wait_answers(ex.address)
+    try:
         ray.init(address=ex.address, **kw)
+    except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as exc:
+        raise _connect_error(ex.address, exc) from None
     return True
+
+
+def disconnect(own: _PrivateCluster | bool) -> None:
+    """``ray.shutdown`` after :func:`connect` connected; a private cluster's changes are undone."""
+    import ray
+
+    if own:
+        ray.shutdown()
+    if isinstance(own, _PrivateCluster):
+        own.undo()
 
 
 def check_resources(cfg: CamsConfig) -> None:
@@ -94,6 +209,9 @@ def start_actors(cfg: CamsConfig, out_dir: Path | None, max_frames: int | None) 
         for c in cfg.cameras
     }
     infos = ray.get([w.info.remote() for w in workers.values()])  # models built; a bad weights file fails here
+    failed = [i for i in infos if i.get("init_error")]
+    if failed:  # the project's own one-line error, as the local runner gives it
+        raise ReidPipelineError(f"camera {failed[0]['cam_id']}: {failed[0]['init_error']}")
     versions = {i["encoder_version"] for i in infos}
     if len(versions) != 1:
         raise ReidPipelineError(f"the camera actors loaded different encoder versions: {sorted(versions)}")
@@ -134,8 +252,7 @@ def run_on_ray(cfg: CamsConfig, out_dir: Path | None = None, max_frames: int | N
                     ray.kill(actor, no_restart=True)
                 except Exception:  # noqa: BLE001 - already gone
                     pass
-        if own:
-            ray.shutdown()
+        disconnect(own)
 
 
 def _record_placement(summary: dict, workers: dict, placed: dict) -> None:

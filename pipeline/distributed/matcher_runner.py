@@ -27,6 +27,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import logging
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -108,6 +109,7 @@ class RemoteCamera:
         self.epoch: str | None = None
         self.restarts = 0
         self.calls: collections.deque[StepCall] = collections.deque(maxlen=CALL_LOG)
+        self._closing: Any = None  # the ObjectRef of the close call sent by request_stop
 
     # ------------------------------------------------------------ actor calls
     def start(self) -> None:
@@ -250,11 +252,21 @@ class RemoteCamera:
 
         return ray.get(self.actor.health.remote())
 
+    def request_stop(self) -> None:
+        """The end of the run (the runner calls it on every camera, then :meth:`close` on each): send the actor
+        its ``close`` now, so every camera closes its source at once and :meth:`close` only waits for it."""
+        if self._closing is None:
+            try:
+                self._closing = self.actor.close.remote()
+            except Exception as exc:  # noqa: BLE001 - a lost actor: close() reports it
+                log.debug("camera %s: close not sent: %s", self.id, exc)
+
     def close(self) -> None:
         import ray
 
         try:
-            ray.get(self.actor.close.remote(), timeout=30)
+            ref, self._closing = self._closing or self.actor.close.remote(), None
+            ray.get(ref, timeout=30)
         except Exception as exc:  # noqa: BLE001 - closing a lost actor must not mask the run's result
             log.warning("camera %s: close failed: %s", self.id, exc)
 
@@ -280,6 +292,35 @@ class RayRunner(PipelineRunner):
         self.shipped = ShippedCrops()
         self._started = False
         self.loop_span: list[float] = [0.0, 0.0]  # wall clock when the frame loop began and when it had no camera left
+        self.stop_wanted = threading.Event()  # a stop that waits for the next pausable iteration (request_stop)
+        self.stop_waited = 0  # iterations run since stop_wanted was set
+
+    def request_stop(self) -> None:
+        """Stop the run. A batch run that pauses on a stop (``store.on_stop: resume``) keeps going to the next
+        iteration where every camera's snapshot is current (at most ``executor.snapshot_every`` frames per camera:
+        the cameras ship their state only there) and pauses at that one, so the same command resumes to the
+        uninterrupted run's result as with the local executor; anything else stops after this iteration."""
+        if self.cfg.mode == "batch" and self.cfg.store.on_stop == "resume":
+            self.stop_wanted.set()
+        else:
+            self.stop_event.set()
+
+    def _stop_here(self) -> bool:
+        """Whether a wanted stop takes effect now (before the next iteration): where a pause can be taken, or,
+        should the cameras never be current together, after ``snapshot_every`` + 1 more iterations (then the
+        open tracks are closed and a re-run starts over: said in a warning)."""
+        if not self.stop_wanted.is_set() or self.stop_event.is_set():
+            return False
+        if self._snapshots_current():
+            log.info("stop: pausing at frame %s (the cameras' last snapshot)",
+                     {cid: c.frames for cid, c in self.cams.items()})
+            return True
+        self.stop_waited += 1
+        if self.stop_waited > self.cfg.executor.snapshot_every + 1:
+            log.warning("stop: the cameras' snapshots never lined up; the run is finished, not paused (the open "
+                        "tracks are closed) and a re-run of the same command starts over")
+            return True
+        return False
 
     def run(self) -> dict:
         from pipeline.store import IdentityStore
@@ -311,6 +352,9 @@ class RayRunner(PipelineRunner):
         if not active:
             self.loop_span[1] = time.time()
             return None
+        if self._stop_here():  # the loop ends before reading on: every camera is as its snapshot says
+            self.stop_event.set()
+            return []
         if live:
             for cam in active:
                 cam.poll(wait=False)
@@ -345,8 +389,8 @@ class RayRunner(PipelineRunner):
         return self.ckpt.due() and self._snapshots_current()
 
     def _pause_on_stop(self) -> bool:
-        """A stop pauses (``store.on_stop: resume``) only where a checkpoint could be taken; else the open
-        tracks are closed as with ``finish``."""
+        """A stop pauses (``store.on_stop: resume``) only where a checkpoint could be taken (:meth:`request_stop`
+        runs on to such an iteration); else the open tracks are closed as with ``finish``."""
         return super()._pause_on_stop() and self._snapshots_current()
 
     def _snapshots_current(self) -> bool:

@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from pipeline.core.configio import StrictModel
+from pipeline.core.errors import ConfigError
 
 
 class TransitLink(StrictModel):
@@ -170,7 +171,10 @@ class IndexConfig(StrictModel):
         as with "exact") or "auto" (= "faiss" when faiss-cpu is installed, else "exact"). The index only
         proposes: distances, thresholds and every space-time constraint are computed exactly on the
         candidates' full-precision prototypes.
-    min_gallery: the gallery size (in memory + paged out) from which the index is searched.
+    min_gallery: the gallery size (in memory + paged out) from which the index is searched. With the identity
+        store attached (the runner) the index is also built as soon as the gallery exceeds ``max_gallery``
+        (at least 256 identities): the identities beyond it are paged out and only the index finds them again
+        (2026-12-08; before, they could not be matched until the gallery reached ``min_gallery``).
     candidates: identities the index proposes per tracklet (re-ranked exactly).
     nlist / pq_m / nprobe: IVF cells (0: about sqrt(gallery size) at training, 64..4096, at most the training sample / 39), PQ bytes per
         identity (must divide the embedding dimension, or ``pca_dim``), cells visited per search.
@@ -198,6 +202,35 @@ class IndexConfig(StrictModel):
     train_size: int = Field(65536, ge=256)
     cache_size: int = Field(20000, ge=0)
     warm_cache: bool = True
+
+    @model_validator(mode="after")
+    def _pq_m_divides_pca_dim(self) -> IndexConfig:
+        if self.pca_dim is not None and self.pca_dim % self.pq_m:
+            raise ValueError(f"pq_m ({self.pq_m}) must divide pca_dim ({self.pca_dim})")
+        return self
+
+
+#: fewest prototypes that train the index (PQ codebooks have 256 centroids; pipeline.matching.paging)
+MIN_INDEX_TRAIN = 256
+
+
+def first_training_size(index: IndexConfig, max_gallery: int) -> int:
+    """The fewest prototypes the index can be first trained on: it is built once the gallery reaches
+    ``min_gallery``, or exceeds ``max_gallery`` with the identity store as pager (paging needs it), and never
+    below :data:`MIN_INDEX_TRAIN`; at most ``train_size`` of them train it."""
+    return min(index.train_size, max(MIN_INDEX_TRAIN, min(index.min_gallery, max_gallery + 1)))
+
+
+def check_index_dims(index: IndexConfig, dim: int) -> None:
+    """``matching.index.pca_dim`` / ``pq_m`` against the encoder's embedding dimension ``dim`` (known once the
+    encoder, or the store's first prototype, is): a one-line :class:`ConfigError` naming the key at start, not
+    a traceback when the index is first trained (possibly days into a deployment)."""
+    if index.pca_dim is not None and not 0 < index.pca_dim < dim:
+        raise ConfigError(f"matching.index.pca_dim ({index.pca_dim}) must be below the embedding dimension ({dim})")
+    coded = index.pca_dim or dim
+    if coded % index.pq_m:
+        what = f"matching.index.pca_dim ({coded})" if index.pca_dim else f"the embedding dimension ({dim})"
+        raise ConfigError(f"matching.index.pq_m ({index.pq_m}) must divide {what}")
 
 
 class MatcherConfig(StrictModel):
@@ -238,6 +271,18 @@ class MatcherConfig(StrictModel):
     topology: TopologyConfig | None = None
     revise: ReviseConfig = Field(default_factory=ReviseConfig)
     index: IndexConfig = Field(default_factory=IndexConfig)
+
+    @model_validator(mode="after")
+    def _nlist_fits_first_training(self) -> MatcherConfig:
+        """A fixed ``index.nlist`` needs at least that many prototypes to train on (checked here, not when the
+        index is first trained: with the defaults that is when the store reaches 20,000 identities)."""
+        first = first_training_size(self.index, self.max_gallery)
+        if self.index.nlist > first:
+            raise ValueError(f"index.nlist ({self.index.nlist}) must be <= {first}, the prototypes the index is first "
+                             f"trained on (min(index.train_size, max({MIN_INDEX_TRAIN}, min(index.min_gallery, "
+                             "max_gallery + 1)))); lower it (0: sized to the gallery) or raise index.min_gallery "
+                             "and max_gallery")
+        return self
 
     @model_validator(mode="after")
     def _overlap_groups_declare_pairs(self) -> MatcherConfig:

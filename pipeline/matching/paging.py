@@ -34,6 +34,7 @@ from operator import attrgetter
 import numpy as np
 
 from pipeline.core.types import GlobalIdentity, TrackletEmbedding
+from pipeline.matching.config import MIN_INDEX_TRAIN, check_index_dims
 from pipeline.matching.gallery_index import GalleryIndex, IdentityPager, default_nlist, faiss_available
 from pipeline.matching.results import _align_members, _copy_identity, _unit
 
@@ -45,7 +46,7 @@ log = logging.getLogger(__name__)
 #: the index is re-trained when it holds this many times the prototypes it was trained on
 _RETRAIN_GROWTH = 4
 #: fewest prototypes that can train the index (PQ codebooks have 256 centroids)
-_MIN_TRAIN = 256
+_MIN_TRAIN = MIN_INDEX_TRAIN
 #: a loaded prototype whose squared norm is this close to 1 is already a unit vector (float32 rounding)
 _UNIT_TOLERANCE = 1e-6
 #: identities whose prototype's unit-norm test is remembered (then the memory restarts): ~100 B each
@@ -69,6 +70,26 @@ class PagedGalleryMixin:
         self._pager_base = pager.count() if (pager is not None and self._use_index and index is None) else 0
         self._next_id_base = self.next_id
         self.paging_stats = {"paged_in": 0, "paged_out": 0, "index_builds": 0, "candidates": 0}
+        # a stored gallery tells the embedding dimension now: bad index keys fail at start (a pre-built index, as
+        # tools/bench_scale.py loads, carries its own pq_m / pca_dim: not checked against the config)
+        self._dims_checked = index is not None
+        self._check_dims()
+        if pager is not None and not self._use_index:
+            stored = pager.count()
+            if stored > self.config.max_gallery:
+                log.warning("%d stored identities are beyond matching.max_gallery (%d) and will not be matched "
+                            "(matching.index.kind %s%s): only an ANN index pages them back in", stored -
+                            self.config.max_gallery, self.config.max_gallery, kind,
+                            "" if kind == "exact" else ", faiss-cpu is not installed")
+
+    def _check_dims(self) -> None:
+        """Once the embedding dimension is known (an identity in memory), check ``index.pca_dim`` / ``pq_m``
+        against it (:func:`~pipeline.matching.config.check_index_dims`): a one-line ConfigError."""
+        if not self._use_index or self.__dict__.get("_dims_checked") or not self._gallery:
+            return
+        ident = next(iter(self._gallery.values()))
+        check_index_dims(self.config.index, int(np.asarray(ident.prototype).shape[-1]))
+        self._dims_checked = True
 
     def __getstate__(self) -> dict:
         """Pickled (the runner's batch resume checkpoint) without the pager (it holds the open store) and the
@@ -129,11 +150,20 @@ class PagedGalleryMixin:
                 self._install_rebuilt()
             return
         cfg = self.config.index
+        self._check_dims()
         if self._index is None:
-            if self.gallery_size() >= max(cfg.min_gallery, _MIN_TRAIN):
+            if self.gallery_size() >= self._activation_size():
                 self.rebuild_index()
         elif self._trained_on < cfg.train_size and len(self._index) >= _RETRAIN_GROWTH * self._trained_on:
             self.rebuild_index()
+
+    def _activation_size(self) -> int:
+        """Gallery size from which the index is built: ``index.min_gallery``, or, with a pager, as soon as the
+        gallery exceeds ``max_gallery`` (identities beyond it are paged out and only the index proposes them
+        again); never below the :data:`_MIN_TRAIN` prototypes training needs."""
+        cfg = self.config
+        size = cfg.index.min_gallery if self._pager is None else min(cfg.index.min_gallery, cfg.max_gallery + 1)
+        return max(size, _MIN_TRAIN)
 
     def replace_prototypes(self, prototypes: dict[int, np.ndarray], background: bool = True) -> dict:
         """After an encoder change: the in-memory identities in ``prototypes`` (global id -> (D,) prototype in
@@ -404,6 +434,8 @@ class PagedGalleryMixin:
         """``old`` identities (least recently seen first) leave memory beyond ``max_gallery``. Paged out
         (written back, kept in the index and in the track map) when there is a pager and an index in force;
         else dropped. Returns the dropped ones (the caller forgets their tracks)."""
+        if self._pager is not None and self._use_index and self._index is None:
+            return set()  # stay in memory until the index is built (at most _MIN_TRAIN identities: _activation_size)
         if self._pager is None or self._index is None:
             if self._index is not None:
                 self._remove_from_index(old)

@@ -177,6 +177,10 @@ def build_components(cfg: CamsConfig, encoder=None, store=None) -> Components:
     store = store or IdentityStore(Path(cfg.store.path))
     try:
         encoder = encoder or build_encoder(cfg)
+        if getattr(encoder, "dim", None):  # matching.index.pca_dim / pq_m against it now, not when the index trains
+            from pipeline.matching.config import check_index_dims
+
+            check_index_dims(cfg.matcher_config().index, int(encoder.dim))
         aggregator, matcher = build_identity_parts(cfg, store, encoder.version)
         detector = build_detector(cfg.detector)
     except BaseException:
