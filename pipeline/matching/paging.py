@@ -33,6 +33,7 @@ from operator import attrgetter
 
 import numpy as np
 
+from pipeline.core.errors import ConfigError
 from pipeline.core.types import GlobalIdentity, TrackletEmbedding
 from pipeline.matching.config import MIN_INDEX_TRAIN, check_index_dims
 from pipeline.matching.gallery_index import GalleryIndex, IdentityPager, default_nlist, faiss_available
@@ -88,7 +89,14 @@ class PagedGalleryMixin:
         if not self._use_index or self.__dict__.get("_dims_checked") or not self._gallery:
             return
         ident = next(iter(self._gallery.values()))
-        check_index_dims(self.config.index, int(np.asarray(ident.prototype).shape[-1]))
+        try:
+            check_index_dims(self.config.index, int(np.asarray(ident.prototype).shape[-1]))
+        except ConfigError as exc:
+            if self.config.index.kind == "faiss":
+                raise
+            # kind auto: an index these embeddings cannot have is no index (exact matching), said once
+            log.warning("%s: matching.index.kind auto matches exactly (no ANN index) for these embeddings", exc)
+            self._use_index, self._index = False, None
         self._dims_checked = True
 
     def __getstate__(self) -> dict:
