@@ -13,8 +13,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from pipeline.camconfig import CamsConfig, is_remote_uri
-from pipeline.core.errors import ConfigError
+from pipeline.camconfig import CamsConfig
+from pipeline.core.errors import ConfigError, SourceError
 
 log = logging.getLogger(__name__)
 
@@ -23,9 +23,20 @@ _OPTION_KEYS = {"layout": "layout", "gap": "gap", "cams": "n", "fmt": "fmt", "mi
                 "frames": "frame_range"}
 
 
-def missing_sources(cfg: CamsConfig) -> list[str]:
-    return [c.source for c in cfg.cameras
-            if not is_remote_uri(c.source) and not c.source.isdigit() and not Path(c.source).exists()]
+def missing_sources(cfg: CamsConfig) -> list[tuple[int, str]]:
+    """(index in ``cameras``, source) of each camera whose file or folder does not exist. Streams and webcams
+    (an index, or ``/dev/videoN``: a camera unplugged at start is retried like a stream) are never missing."""
+    from pipeline.sources.options import uri_kind
+
+    out = []
+    for i, c in enumerate(cfg.cameras):
+        try:
+            kind, target = uri_kind(c.source)
+        except SourceError:  # a malformed URL: reported by the camera's own check, not as a missing file
+            continue
+        if kind == "path" and not Path(target).exists():
+            out.append((i, c.source))
+    return out
 
 
 def prepare_demo(cfg: CamsConfig, progress: bool = True) -> bool:
@@ -38,7 +49,8 @@ def prepare_demo(cfg: CamsConfig, progress: bool = True) -> bool:
     if not missing and not incomplete:
         return False
     if cfg.demo is None:
-        raise ConfigError(f"cameras: no such file or folder: {missing[0]}")
+        i, source = missing[0]
+        raise ConfigError(f"cameras.{i}.source: no such file or folder: {source}")
     from pipeline.core.paths import require_shared
 
     seq = Path(cfg.demo.sequence)
@@ -57,5 +69,6 @@ def prepare_demo(cfg: CamsConfig, progress: bool = True) -> bool:
     build_virtual_cameras(seq, Path(cfg.demo.out), progress=progress, **kwargs)
     still = missing_sources(cfg)
     if still:
-        raise ConfigError(f"demo: built {cfg.demo.out} but camera source {still[0]} is still missing")
+        i, source = still[0]
+        raise ConfigError(f"demo: built {cfg.demo.out} but cameras.{i}.source {source} is still missing")
     return True

@@ -80,12 +80,33 @@ def adopt_deployed_version(store, encoder) -> str | None:
     return version
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"  # the CLI's (pipeline/cli.py)
+
+
+def _child_logging(level: int) -> None:
+    """The spawned worker starts with bare logging (its lines would reach stderr unformatted through logging's
+    last resort): the CLI's format at the runner's ``level``, credentials redacted."""
+    from pipeline.sources.redact import RedactFilter
+
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.addFilter(RedactFilter())
+    root.addHandler(handler)
+    root.setLevel(level)
+
+
 def background_loop(store_path: str, settings: dict, checkpoint: str | None, non_overlapping: bool,
-                    stop, rounds_done=None) -> None:
-    """Body of the background process: a round every ``interval_s`` once enough new tracklets have crops."""
+                    stop, rounds_done=None, log_level: int = logging.WARNING) -> None:
+    """Body of the background process: a round every ``interval_s`` once enough new tracklets have crops.
+    ``log_level``: the runner's, for the worker's log lines (same format as the runner's)."""
     import os
 
     import torch
+
+    _child_logging(log_level)
 
     from pipeline.adaptation.worker import adapt_once
     from pipeline.store import IdentityStore
@@ -139,7 +160,7 @@ class LiveAdaptation:
             self._proc = ctx.Process(
                 target=background_loop, name="reid-adaptation", daemon=True,
                 args=(str(self.store.path), self.settings.model_dump(), self.checkpoint, self.non_overlapping,
-                      self._stop, self.rounds))
+                      self._stop, self.rounds, logging.getLogger().getEffectiveLevel()))
             self._proc.start()
             log.info("adaptation worker started (pid %d)", self._proc.pid)
 

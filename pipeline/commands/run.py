@@ -14,7 +14,9 @@ HELP = "run the multi-camera pipeline described by a cams.yaml (live RTSP/HTTP f
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", type=Path, help="cams.yaml (see configs/cams.example.yaml)")
     parser.add_argument("--max-frames", type=int, default=None, metavar="N",
-                        help="stop after N frames per camera (default: until the sources end / Ctrl-C)")
+                        help="stop after N frames per camera (default: until the sources end / Ctrl-C); in live"
+                             " mode N frames captured from the camera, the stale ones dropped while processing"
+                             " lagged included (a bound on the camera time covered), so fewer may be processed")
     parser.add_argument("--out", type=Path, default=None, metavar="DIR",
                         help="output folder (default: outputs.dir of the config)")
     parser.add_argument("--mode", choices=["live", "batch"], default=None, help="override the config's mode")
@@ -56,8 +58,10 @@ def run(args: argparse.Namespace) -> int:
     finally:
         os.umask(old_umask)
     print(table)
-    keys = ("run_key", "out_dir", "store", "interrupted", "tracklets_stored", "global_ids", "handovers",
-            "final_identities", "final_multi_camera_identities")
+    # tracklets_stored counts store writes (a long track is also written as partial tracklets while it is open);
+    # final_tracklets: the tracklets the store keeps for the run (what ``query --list`` shows)
+    keys = ("run_key", "out_dir", "store", "interrupted", "tracklets_stored", "final_tracklets", "global_ids",
+            "handovers", "final_identities", "final_multi_camera_identities")
     print(json.dumps({k: summary[k] for k in keys if k in summary}, indent=1))
     for line in summary_warnings(summary):  # what the run went on with: said where a script sees it
         print(f"reid-pipeline: warning: {line}", file=sys.stderr)
@@ -72,8 +76,8 @@ def summary_warnings(summary: dict) -> list[str]:
     out = []
     for cid, health in (summary.get("cameras") or {}).items():
         if health.get("state") == "down":
-            out.append(f"camera {cid} went down during the run ({health.get('frames', 0)} frames delivered); "
-                       "its results stop there")
+            out.append(f"camera {cid} went down during the run ({health.get('delivered', 0)} frames delivered,"
+                       f" {health.get('frames', 0)} captured); its results stop there")
     for o in map(SuspectedOverlap.from_json, summary.get("suspected_overlaps") or []):
         out.append(f"{o.message()}; {o.repair_hint(summary['store'], summary['run_key'])}")
     return out

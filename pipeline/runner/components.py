@@ -13,6 +13,7 @@ from typing import Any
 
 from pipeline.camconfig import CamsConfig
 from pipeline.sinks import AnnotatedVideoWriter, EventSink, MOTWriter, TimelineRecorder
+from pipeline.sources.camera import RATE_WAIT_S
 from pipeline.tracklets import TrackletBuilder
 from pipeline.core.types import TrackOutput
 
@@ -64,16 +65,24 @@ def _probe(src) -> tuple[float | None, int | None]:
     return None, None
 
 
-def camera_fps(cam_id: str, configured: float | None, probed: float | None) -> float:
-    """A camera's source frames per second: ``cameras.N.fps``, else the probed rate, else ``FALLBACK_FPS``
-    with a warning (once per camera: this runs when the camera is opened), since the tracker's motion model
-    and ``schedule.max_gap_s`` count in it."""
+def camera_fps(cam_id: str, configured: float | None, probed: float | None, index: int | None = None,
+               live: bool = False) -> float:
+    """A camera's source frames per second: ``cameras.N.fps``, else the probed rate (a live stream's: announced
+    or measured once it delivers, :meth:`CameraSource.wait_fps`), else ``FALLBACK_FPS`` with a warning (once per
+    camera: this runs when the camera is opened), since the tracker's motion model, ``schedule.max_gap_s`` and
+    the annotated video count in it."""
     if configured:
         return float(configured)
     if probed:
         return float(probed)
-    log.warning("camera %s: its frame rate is unknown (not in the source); assuming %g fps for the tracker and "
-                "schedule.max_gap_s: set cameras.<n>.fps to the real rate", cam_id, FALLBACK_FPS)
+    key = f"cameras.{index}.fps" if index is not None else "cameras.<n>.fps"
+    if live:
+        log.warning("camera %s: no frame rate after %g s (unreachable at start, or too few frames to measure); "
+                    "assuming %g fps for the tracker, schedule.max_gap_s and the annotated video: set %s to the "
+                    "real rate", cam_id, RATE_WAIT_S, FALLBACK_FPS, key)
+    else:
+        log.warning("camera %s: its frame rate is unknown (not in the source); assuming %g fps for the tracker and "
+                    "schedule.max_gap_s: set %s to the real rate", cam_id, FALLBACK_FPS, key)
     return FALLBACK_FPS
 
 
@@ -130,6 +139,7 @@ class Components:
         tracker_cfg = cfg.tracker_config()
         tl = cfg.tracklets
         cams: dict[str, CameraState] = {}
+        started: list[tuple[Any, Any, float | None, int | None]] = []  # (cam, source, probed fps, frame count)
         try:
             for cam in cfg.cameras:
                 opts = SourceOptions(
@@ -143,7 +153,14 @@ class Components:
                 src = open_source(opts)
                 src_fps, src_count = _probe(src)
                 src.start()
-                fps = camera_fps(cam.id, cam.fps, src_fps)
+                started.append((cam, src, src_fps, src_count))
+            # a live stream's rate is known only once it delivers (MJPEG announces 25 whatever it sends): every
+            # camera started first, then one shared wait of at most RATE_WAIT_S for all of them
+            deadline = time.monotonic() + RATE_WAIT_S
+            for i, (cam, src, src_fps, src_count) in enumerate(started):
+                probed = (src_fps if cam.fps or src_fps or not src.is_live
+                          else src.wait_fps(max(0.0, deadline - time.monotonic())))
+                fps = camera_fps(cam.id, cam.fps, probed, index=i, live=src.is_live)
                 st = CameraState(
                     id=cam.id, source=src,
                     tracker=Tracker(tracker_cfg, cam_id=cam.id, frame_rate=fps / cam.stride),
@@ -164,6 +181,9 @@ class Components:
         except BaseException:
             for st in cams.values():
                 st.close()
+            for cam, src, _, _ in started:
+                if cam.id not in cams:
+                    src.stop()
             raise
         return cams
 
@@ -177,7 +197,7 @@ def build_components(cfg: CamsConfig, encoder=None, store=None) -> Components:
     store = store or IdentityStore(Path(cfg.store.path))
     try:
         encoder = encoder or build_encoder(cfg)
-        if getattr(encoder, "dim", None):  # matching.index.pca_dim / pq_m against it now, not when the index trains
+        if getattr(encoder, "dim", None) and cfg.matching.index.kind == "faiss":  # now, not when the index trains
             from pipeline.matching.config import check_index_dims
 
             check_index_dims(cfg.matcher_config().index, int(encoder.dim))

@@ -163,9 +163,11 @@ class PipelineRunner:
                 self._close_after_failure(sinks)
             raise
         finally:
+            for st in self.cams.values():  # every camera is told first (no new connection after this) ...
+                st.source.request_stop()
             if self.adapt is not None:
                 self.adapt.stop()
-            for st in self.cams.values():
+            for st in self.cams.values():  # ... then joined: stopping takes as long as the slowest, not the sum
                 st.close()
         return self._finish(sinks, run_key, run_id)
 
@@ -406,6 +408,8 @@ class PipelineRunner:
                            "withdrawn_moves": self.assigner.announcer.withdrawn})},
             "suspected_overlaps": [o.to_json() for o in self.assigner.overlaps.values()],
             "mqtt": mqtt,
+            # the detector as it ran: backend, precision configured and run (precision: auto's choice and timings)
+            "detector": getattr(self.comp.detector, "run_info", lambda: None)(),
             "duplicate_global_rows_dropped": stats.duplicate_rows_dropped,
             "timelines": [str(p) for p in pngs],
             "adaptation": self.adapt.summary() if self.adapt is not None else None,

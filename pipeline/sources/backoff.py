@@ -6,7 +6,8 @@ import random
 
 
 class Backoff:
-    """Delays ``initial * 2**k`` capped at ``maximum``, each scaled by 1 +- ``jitter``.
+    """Delays ``initial * 2**k`` capped at ``maximum``, each scaled by 1 +- ``jitter`` (and never above
+    ``maximum``: a jittered delay above it is reflected below it, so capped delays stay spread).
 
     ``next()`` returns the next delay in seconds; ``reset()`` starts again from
     ``initial`` (called once a stream delivers frames again). Jitter spreads the
@@ -34,7 +35,8 @@ class Backoff:
         self._attempt += 1
         if self.jitter <= 0.0:
             return base
-        return base * (1.0 + self._rng.uniform(-self.jitter, self.jitter))
+        delay = base * (1.0 + self._rng.uniform(-self.jitter, self.jitter))
+        return delay if delay <= self.maximum else max(0.0, 2.0 * self.maximum - delay)  # reflected below the cap
 
     def reset(self) -> None:
         self._attempt = 0

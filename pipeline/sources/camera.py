@@ -6,14 +6,27 @@ exponential backoff with jitter and reopen.
 
 A stall is "no new frame for ``stall_timeout_s``", whatever the reader does meanwhile.
 FFmpeg's read timeout is set to ``stall_timeout_s``; when it fires on a frozen stream
-(connection open, no data) the decoder still hands out the frames it had buffered, one
-per timeout, so a frame that arrives more than ``stall_timeout_s`` after the previous one
-is a stall too (state ``stalled``, counted, the stale frame is dropped, the stream is
-reopened). A watchdog thread backs this up: a reader pumping frames that produced none
+(connection open, no data) an RTSP/H.264 decoder still hands out the frames it had
+buffered, one per timeout, so a frame that arrives more than ``stall_timeout_s`` after the
+previous one is a stall (state ``stalled``, counted, the stale frame is dropped, the stream
+is reopened); an MJPEG reader's timed-out read just fails, and a failed read that comes
+more than ``stall_timeout_s`` after the last frame is the same stall. A watchdog thread
+backs this up: a reader pumping frames that produced none
 for ``stall_timeout_s`` + ``WATCHDOG_GRACE_S``, or one blocked in one open/read for
 longer than its limit + the grace, is abandoned (it exits as soon as its call returns)
 and a fresh reader thread reconnects. Time the reader spends waiting for the consumer
 (lossless back-pressure) never counts towards a stall.
+
+Frame rate of a live source (:meth:`CameraSource.wait_fps`): FFmpeg reports a rate at
+connect, but for MJPEG over HTTP that is its default guess (25), so the rate the frames
+actually arrive at is measured over the first seconds of the first connection; the
+announced rate is kept when the two agree within ``RATE_AGREE``.
+
+A camera that cannot be opened is asked once per failure streak why (one bounded request,
+:func:`pipeline.sources.readers.diagnose_open_failure`): the reason (``401 Unauthorized``, ``404 Not Found``,
+``connection refused``, ...) is in every line of that streak; after an authentication
+failure the camera retries at ``reconnect_max_s`` at once, so that an IP camera does not
+lock the account. A reconnect that delivers another frame size logs a warning.
 
 ``give_up_after_s``: a live source with no frame for that long (since start, or since
 its last frame) gives up: state ``down``, ``failure`` holds a one-line SourceError and
@@ -36,7 +49,7 @@ from pipeline.health import CameraHealth, HealthStats
 from pipeline.sources.backoff import Backoff
 from pipeline.sources.buffers import FrameBuffer, LatestFrameBuffer, LosslessBuffer
 from pipeline.sources.options import SourceKind, SourceOptions
-from pipeline.sources.readers import FrameReader
+from pipeline.sources.readers import FrameReader, OpenFailure, diagnose_open_failure, webcam_missing
 from pipeline.sources.redact import redact_text, redact_uri
 from pipeline.core.types import Frame
 
@@ -45,6 +58,13 @@ LIVE_KINDS: tuple[SourceKind, ...] = ("stream", "webcam")
 WATCHDOG_GRACE_S = 1.0
 CORRUPT_LOG_FIRST = 3  # corrupt frames logged one by one ...
 CORRUPT_LOG_EVERY_S = 10.0  # ... then one line with a count at most this often
+# frame rate of a live source: the frames of the first RATE_SETTLE_S after connecting may be FFmpeg's probe backlog
+# (handed out at once); the rate is measured over the RATE_MEASURE_S after it
+RATE_SETTLE_S = 1.0
+RATE_MEASURE_S = 2.0
+RATE_AGREE = 0.2  # the announced rate is kept when the measured one is within +-20 % of it
+#: how long a caller should wait for :meth:`CameraSource.wait_fps` at start (open, settle, measure, margin)
+RATE_WAIT_S = 6.0
 
 
 class _Superseded(Exception):
@@ -85,6 +105,7 @@ class CameraSource:
         )
         self._backoff = Backoff(opts.reconnect_initial_s, opts.reconnect_max_s, opts.reconnect_jitter, seed)
         self._stop = threading.Event()
+        self._stop_deadline: float | None = None  # monotonic time until which stop() waits for the threads
         self._ended = threading.Event()
         self._thread: threading.Thread | None = None
         self._index = 0  # 0-based index of the next source frame
@@ -106,6 +127,15 @@ class CameraSource:
         self._first = threading.Event()  # first frame captured, or the reader thread ended
         self._corrupt_logged = 0  # corrupt frames counted when the last corrupt line was logged
         self._corrupt_logged_at = 0.0
+        # the frame rate of a live source (wait_fps): announced by the connection, measured from arrival times
+        self._rate_lock = threading.Lock()
+        self._rate: float | None = None
+        self._rate_known = threading.Event()  # set once decided, or when the reader thread ended
+        self._rate_announced: float | None = None
+        self._rate_times: list[float] = []  # arrival (monotonic) of the source frames of the current connection
+        self._open_failure: OpenFailure | None = None  # why opens fail, found once per failure streak
+        self._failing = False  # inside a streak of failed opens
+        self._size: tuple[int, int] | None = None  # (width, height) of the last frame
 
     # ----------------------------------------------------------------- consumer API
     def start(self) -> None:
@@ -121,14 +151,29 @@ class CameraSource:
         self._thread = threading.Thread(target=self._run, args=(gen,), name=f"source-{self.cam_id}", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Ask the reader thread to end and wait for it (at most ``timeout`` s)."""
+    def request_stop(self, join_within_s: float = 10.0) -> None:
+        """Ask the reader thread to end without waiting for it: no new connection is opened after this, and a
+        later :meth:`stop` waits for the threads until ``join_within_s`` after this call at most. Call it on
+        every camera first, then :meth:`stop` on each: stopping then takes as long as the slowest camera (a
+        reader blocked in a call FFmpeg does not time out is left behind, as a daemon thread), not the sum."""
+        if self._stop_deadline is None:
+            self._stop_deadline = time.monotonic() + join_within_s
         self._stop.set()
         self._buffer.close()
-        if self._watchdog is not None:
-            self._watchdog.join(timeout)
-        if self._thread is not None:
-            self._thread.join(timeout)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Ask the reader thread to end and wait for it (at most ``timeout`` s, and not beyond the deadline of an
+        earlier :meth:`request_stop`); state ``finished`` unless the source had given up (``down``)."""
+        self.request_stop(timeout)
+        deadline = min(time.monotonic() + timeout, self._stop_deadline)
+        for thread in (self._watchdog, self._thread):
+            if thread is not None:
+                thread.join(max(0.0, deadline - time.monotonic()))
+        self._mark_stopped()
+
+    def _mark_stopped(self) -> None:
+        if self._stats.state != "down":
+            self._stats.set_state("finished")
 
     def read(self, timeout: float | None = None) -> Frame | None:
         """The next frame (live mode: the newest one), or None when none came within
@@ -169,11 +214,34 @@ class CameraSource:
 
     @property
     def fps(self) -> float | None:
-        """Frame rate: ``opts.fps``, else what the file/folder/stream reported (None while unknown)."""
+        """Frame rate: ``opts.fps``, else what the file/folder reported, or for a live source the rate decided
+        by :meth:`wait_fps`, else what the current connection announced (MJPEG: FFmpeg's guess, 25; use
+        :meth:`wait_fps` for a rate to count in); None while unknown."""
         if self.opts.fps:
             return float(self.opts.fps)
+        if self.is_live:
+            with self._rate_lock:
+                if self._rate is not None:
+                    return self._rate
         reader = self._first_reader if self._first_reader is not None else self._current
         return None if reader is None else reader.fps
+
+    def wait_fps(self, timeout_s: float) -> float | None:
+        """The source's frames per second, waiting at most ``timeout_s`` for a live source to tell it.
+
+        ``opts.fps`` when set; a recording's own rate (no wait). A live source (after ``start()``; this starts
+        nothing) decides its rate once its first connection delivered frames for ``RATE_SETTLE_S`` +
+        ``RATE_MEASURE_S`` s: the announced rate when the measured arrival rate agrees with it within
+        ``RATE_AGREE``, else the measured one (MJPEG over HTTP announces FFmpeg's default 25 whatever the camera
+        sends). None when it is still unknown after ``timeout_s`` (the camera is unreachable, or sends fewer
+        than two frames in ``RATE_MEASURE_S``), or the source ended first."""
+        if self.opts.fps:
+            return float(self.opts.fps)
+        if not self.is_live:
+            return self.fps
+        self._rate_known.wait(max(0.0, timeout_s))
+        with self._rate_lock:
+            return self._rate
 
     @property
     def frame_count(self) -> int | None:
@@ -206,8 +274,11 @@ class CameraSource:
             log.error("%s: reader thread failed: %s", self._who(), redact_text(repr(exc)))
         finally:
             if not superseded:
+                if self._stop.is_set():
+                    self._mark_stopped()
                 self._ended.set()
                 self._first.set()
+                self._rate_known.set()  # nothing more to wait for
                 self._buffer.close()
 
     def _blocking(self, gen: int, limit_s: float, call: Callable):
@@ -252,6 +323,8 @@ class CameraSource:
                 log.warning("%s: reader blocked for %.1f s in open; abandoning it and reconnecting",
                             self._who(), now - since)
                 self._set_reconnecting()
+            if self._stop.is_set():  # no new connection once a stop was requested
+                return
             self._stats.on_reconnect()
             self._spawn_reader(gen)
 
@@ -275,6 +348,8 @@ class CameraSource:
             reader = self._current = self._first_reader  # set before clearing: fps/frame_count read both
             self._first_reader = None
             return reader
+        if self._stop.is_set():  # no new connection once a stop was requested
+            return None
         reader = self._make_reader()
         try:
             self._blocking(gen, self.opts.open_timeout_s, reader.open)
@@ -283,11 +358,31 @@ class CameraSource:
             raise
         except SourceError as exc:
             why = redact_text(str(exc))
-            log.warning("camera %s: %s", self.cam_id, why)
-            self._last_error = why[len(self.label) + 2:] if why.startswith(self.label + ": ") else why
+            why = why[len(self.label) + 2:] if why.startswith(self.label + ": ") else why
+            if self.is_live and not self._stop.is_set():
+                if not self._failing:  # ask why once per streak of failed opens
+                    self._failing = True
+                    self._open_failure = self._diagnose()
+                if self._open_failure is not None:
+                    why = f"cannot open: {self._open_failure.reason}"
+            log.warning("camera %s: %s: %s", self.cam_id, self.label, why)
+            self._last_error = why
             return None
+        self._failing, self._open_failure = False, None
         self._current = reader
         return reader
+
+    def _diagnose(self) -> OpenFailure | None:
+        """Why this live camera does not open (one bounded request to its server; a webcam's missing device)."""
+        if self.kind == "webcam":
+            from pipeline.sources.options import uri_kind
+
+            missing = webcam_missing(uri_kind(self.opts.uri)[1])
+            return None if missing is None else OpenFailure(missing)
+        found = diagnose_open_failure(self.opts.uri, min(self.opts.open_timeout_s, 5.0))
+        if found is None:
+            return None
+        return OpenFailure(redact_text(found.reason), found.auth)  # defence in depth: no URI in a reason
 
     def _run_recorded(self, gen: int) -> None:
         reader = self._open(gen)
@@ -321,7 +416,9 @@ class CameraSource:
         while not self._stop.is_set():
             reader = self._open(gen)
             if reader is not None:
-                self._fps = self.opts.fps or reader.fps or 30.0
+                self._fps = self.opts.fps or self.fps or reader.fps or 30.0
+                with self._rate_lock:
+                    self._rate_announced, self._rate_times = reader.fps, []
                 log.info("%s: connected", self._who())
                 try:
                     got = self._pump(reader, gen)
@@ -346,11 +443,15 @@ class CameraSource:
                 self._give_up(f"{never}no frame for {silent:.1f} s (give_up_after_s={give_up:g}){last}; giving up")
                 return
             delay = self._backoff.next()
+            auth = self._open_failure is not None and self._open_failure.auth
+            if auth:  # wrong credentials: retry rarely, an IP camera may lock the account after a few failures
+                delay = self.opts.reconnect_max_s
             if give_up is not None:  # one last attempt right at the deadline
                 delay = min(delay, max(0.0, give_up - silent))
             self._set_reconnecting()
             self._stats.on_reconnect()
-            log.warning("%s: reconnecting in %.1f s (attempt %d)", self._who(), delay, self._backoff.attempt)
+            log.warning("%s: reconnecting in %.1f s (attempt %d)%s", self._who(), delay, self._backoff.attempt,
+                        "; authentication failed: retrying at reconnect_max_s" if auth else "")
             self._stop.wait(delay)
 
     def _give_up(self, why: str) -> None:
@@ -380,7 +481,10 @@ class CameraSource:
                     status, image = self._blocking(gen, opts.stall_timeout_s, reader.read)
                 now = time.monotonic()
                 if status == "end":
-                    if self.is_live:
+                    if self.is_live and now - last_frame > opts.stall_timeout_s and not self._stop.is_set():
+                        # a read that timed out on a frozen stream (MJPEG): no new frame for too long
+                        self._stall(now - last_frame, "the read timed out")
+                    elif self.is_live:
                         log.warning("%s: stream ended or timed out", self._who())
                     return got
                 if self.is_live and now - last_frame > opts.stall_timeout_s:
@@ -394,6 +498,8 @@ class CameraSource:
                     continue
                 last_frame = now
                 self._set_progress(gen, now)
+                if self.is_live:
+                    self._note_arrival(now)
                 index, self._index = self._index, self._index + 1
                 if image is None:  # skipped by stride
                     continue
@@ -422,7 +528,45 @@ class CameraSource:
             return
         self._corrupt_logged, self._corrupt_logged_at = n, now
 
+    def _note_arrival(self, now: float) -> None:
+        """A source frame of a live connection arrived at ``now`` (monotonic): decide the frame rate once the
+        first connection has delivered frames for RATE_SETTLE_S + RATE_MEASURE_S (see :meth:`wait_fps`)."""
+        with self._rate_lock:
+            if self._rate is not None:
+                return
+            times = self._rate_times
+            times.append(now)
+            if now - times[0] < RATE_SETTLE_S + RATE_MEASURE_S:
+                return
+            window = [t for t in times if t >= times[0] + RATE_SETTLE_S]
+            if len(window) < 2 or window[-1] <= window[0]:
+                return
+            measured = (len(window) - 1) / (window[-1] - window[0])
+            announced = self._rate_announced
+            if announced and abs(measured - announced) <= RATE_AGREE * announced:
+                rate, how = announced, "as the stream announces"
+            else:
+                rate = max(0.1, round(measured, 1))
+                how = (f"measured; the stream announces {announced:g} fps" if announced
+                       else "measured; the stream announces none")
+            self._rate, self._rate_times = rate, []
+        self._fps = self.opts.fps or rate
+        self._rate_known.set()
+        log.info("%s: %g fps (%s)", self._who(), rate, how)
+
+    def _check_size(self, image) -> None:
+        """Warn when the frame size changes (a camera that came back with another resolution)."""
+        size = (int(image.shape[1]), int(image.shape[0]))
+        if self._size is not None and size != self._size:
+            log.warning("%s: frame size changed from %dx%d to %dx%d: boxes, MOT coordinates and a pixel roi now"
+                        " refer to the new size (the annotated video keeps the first size)", self._who(),
+                        *self._size, *size)
+        self._size = size
+
     def _emit(self, index: int, image, now: float) -> None:
+        if self._stop.is_set():  # a read that returned after the stop: the source is finished
+            return
+        self._check_size(image)
         if self.timestamp_mode == "wall":
             ts = time.time()
         else:

@@ -114,11 +114,11 @@ def test_run_ends_with_the_overlap_warning_and_the_repair_command() -> None:
     from pipeline.commands.run import summary_warnings
 
     summary = {"store": "runs/x/identities.sqlite", "run_key": "k1",
-               "cameras": {"col1": {"state": "ok", "frames": 795}, "col3": {"state": "down", "frames": 12}},
+               "cameras": {"col1": {"state": "ok", "frames": 795}, "col3": {"state": "down", "frames": 30, "delivered": 12}},
                "suspected_overlaps": [{"cams": ["col1", "col2"], "pairs": 68, "close": 20, "reference": 0.0684,
                                        "p": 7.58e-11}]}
     down, overlap = summary_warnings(summary)
-    assert down == "camera col3 went down during the run (12 frames delivered); its results stop there"
+    assert down == "camera col3 went down during the run (12 frames delivered, 30 captured); its results stop there"
     assert overlap.startswith("cameras col1 and col2 look overlapping: 20 of 68 tracklet pairs")
     assert "closer than 0.068" in overlap and "binomial p 7.6e-11" in overlap
     assert overlap.endswith("reid-pipeline recluster --store runs/x/identities.sqlite --run-key k1 "

@@ -105,6 +105,9 @@ def test_killed_batch_run_resumes_to_the_uninterrupted_result(split, clean, tmp_
         cams_of.setdefault(gid, set()).add(cam)
     assert clean_summary["final_identities"] == len(cams_of) > 0
     assert clean_summary["final_multi_camera_identities"] == sum(len(c) > 1 for c in cams_of.values())
+    # how the detector ran is on record (s44 probe_speed 13): onnxruntime fp32 here, the class defaults
+    assert {k: clean_summary["detector"][k] for k in ("backend", "precision", "ran_precision")} == {
+        "backend": "onnxruntime", "precision": "fp32", "ran_precision": "fp32"}
 
     cfg = _config(split, tmp_path / "killed", shared)
     proc = subprocess.run([sys.executable, "-c", KILLER, str(cfg), str(KILL_AFTER)],
