@@ -16,6 +16,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def store_id(text: str) -> int:
+    """argparse type: an id as the identity store keeps it (SQLite INTEGER: a signed 64-bit whole number)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not -(2**63) <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"{value} is out of range for a stored id (a signed 64-bit number)")
+    return value
+
+
 def unit_fraction(text: str) -> float:
     """argparse type: a fraction in (0, 1] (a share, not a percentage)."""
     try:

@@ -11,7 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
-from pipeline.commands.argtypes import positive_int
+from pipeline.commands.argtypes import positive_int, store_id
 from pipeline.core.errors import ConfigError, DataError
 
 HELP = "query the identity store: --list, --id GID (where and when), --image PROBE (image-to-video search)"
@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", type=Path, required=True, help="identity store (SQLite) written by run")
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--list", action="store_true", help="summary: counts, cameras, runs, identities")
-    what.add_argument("--id", type=int, dest="gid", help="a global identity: cameras, time ranges, tracklets")
+    what.add_argument("--id", type=store_id, dest="gid", help="a global identity: cameras, time ranges, tracklets")
     what.add_argument("--image", type=Path, help="a probe person image: rank stored tracklets and identities")
     parser.add_argument("--box", default=None, help="crop the probe image to x,y,w,h (tlwh pixels) first")
     parser.add_argument("--top", type=positive_int, default=10, help="how many results to show (--image)")

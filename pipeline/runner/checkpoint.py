@@ -199,6 +199,7 @@ class Checkpointer:
             )
         self._close(None)
         self.commits += 1
+        self.store.db.checkpoint_wal()  # between the transactions: lets SQLite rewind the -wal file
         self.begin()
 
     def end(self, drop: bool = True) -> None:

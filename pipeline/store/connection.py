@@ -145,6 +145,21 @@ class Database:
             if outer:
                 self.conn.execute("COMMIT")
 
+    def checkpoint_wal(self) -> None:
+        """One PASSIVE WAL checkpoint on the writer's connection, between transactions (no-op inside one).
+
+        SQLite rewinds the log only when a write transaction begins after a checkpoint copied all of it. A writer
+        that opens its next transaction right after each commit (a batch run's checkpointer) never leaves the
+        background :class:`WalCheckpointer` that moment, and the ``-wal`` file grew without bound (1.2 GB an hour
+        of two cameras; s44 probe_store). Calling this between the commit and the next ``BEGIN`` gives SQLite
+        that moment."""
+        with self._lock:
+            if self._depth == 0 and self.conn is not None:
+                try:
+                    self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                except sqlite3.Error:  # busy or read-only: the background checkpointer tries again
+                    pass
+
     def query(self, sql: str, params: tuple | list = ()) -> list[tuple]:
         """Run a read query under the lock and return all rows."""
         with self._lock:
