@@ -64,3 +64,16 @@ def test_installed_wheel_finds_presets_outside_the_checkout(wheel, tmp_path):
     where, max_age, cams_max_age = proc.stdout.split()
     assert Path(where).is_relative_to(target)  # imported from the install, not the checkout
     assert max_age == cams_max_age == "120"  # trackers/presets/yolo.yaml
+
+
+def test_setup_refuses_a_python_older_than_requires_python_at_once(tmp_path):
+    """s44 probe_install 3: with Python 3.10 setup installed torch and then backtracked through every ultralytics
+    release; it now stops first, in one line naming the interpreter and the version it needs."""
+    fake = tmp_path / "python3.10"
+    fake.write_text("#!/bin/sh\ncase \"$*\" in *platform*) echo 3.10.12;; *) exit 1;; esac\n")
+    fake.chmod(0o755)
+    proc = subprocess.run(["bash", str(REPO_ROOT / "tools" / "setup.sh")], env={**os.environ, "PYTHON": str(fake)},
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert f"{fake} is Python 3.10.12; reid-pipeline needs Python >= 3.11" in proc.stderr
+    assert "[setup] installing" not in proc.stdout + proc.stderr

@@ -6,8 +6,17 @@
 #   PYTHON      interpreter to build the venv from (default: python3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash tools/setup_system.sh
 PYTHON=${PYTHON:-python3}
+# requires-python in pyproject.toml: say so at once (an older Python installs torch, then pip backtracks through
+# every ultralytics release instead of failing); an existing .venv is checked the same way
+for py in "$PYTHON" .venv/bin/python; do
+  [ "$py" = .venv/bin/python ] && [ ! -x .venv/bin/python ] && continue
+  if ! "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    echo "[setup] error: $py is Python $("$py" -c 'import platform; print(platform.python_version())' 2>/dev/null || echo '?'); reid-pipeline needs Python >= 3.11 (set PYTHON=python3.11 or newer; remove .venv if it was made with the old one)" >&2
+    exit 2
+  fi
+done
+bash tools/setup_system.sh
 TORCH_SPEC=${TORCH_SPEC:-"torch==2.14.1 torchvision==0.29.1"}
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
